@@ -4,8 +4,8 @@
  * command: cnnc build examples/googlenet.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices
- * arena:   6288448 bytes (41283200 without reuse; 6288448 live at most)
- * weights: 6998552 canonical floats, 9449334 packed
+ * arena:   6288448 bytes (41283584 without reuse; 6288448 live at most)
+ * weights: 6998552 canonical floats, 9455966 packed
  *
  * Inference calls no library function but memcpy/memset (which a
  * compiler may emit for plain loops) and needs no libm. */
@@ -4577,11 +4577,11 @@ static CNN_SIMD void inception3_conv4(const float *restrict x0, float *restrict 
 
 /* inception3.conv5 — examples/googlenet.cnn:24: conv 5x5 p2 48
  *   in [16,14,14] -> out [48,14,14]
- *   weights at packed[1491440]: weight [48,16,5,5] + bias [48] (packed in blocks of 24 output channels)
- *   avx2: tile MP=4 positions x MR=24 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception3.relu5; stores into channels 400..447 of inception3.concat1, which copies nothing
+ *   weights at packed[1491440]: weight [48,16,5,5] + bias [48] (packed in blocks of 16 output channels)
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception3.relu5; stores into channels 400..447 of inception3.concat1, which copies nothing
  */
 static CNN_SIMD void inception3_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 4, NV = 3, MR = 24, W = 8 }; /* the register tile; W floats a vector */
+    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 19200;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 3136;
@@ -4589,12 +4589,12 @@ static CNN_SIMD void inception3_conv5(const float *restrict x0, float *restrict 
         float *sb = s + (ptrdiff_t)b * 5184; /* this sample's scratch */
         cnn_pad(xb0, sb, 16, 14, 14, 2, 2, 18, 18, 0);
         const float *in = sb;
-        for (int it = 0; it < 98; it++) {
-            const int tile = it / 2, gb = it - tile * 2;
+        for (int it = 0; it < 99; it++) {
+            const int tile = it / 3, gb = it - tile * 3;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 48 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 9600;
+            const float *wp = w + (ptrdiff_t)gb * 6400;
             const float *xp = in + grp * 5184;
             int q[MP];
             float t[MP][MR];
@@ -4606,54 +4606,59 @@ static CNN_SIMD void inception3_conv5(const float *restrict x0, float *restrict 
             const int o2 = q[2] / 14 * 18 + q[2] % 14 * 1;
             q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
             const int o3 = q[3] / 14 * 18 + q[3] % 14 * 1;
+            q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
+            const int o4 = q[4] / 14 * 18 + q[4] % 14 * 1;
+            q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
+            const int o5 = q[5] / 14 * 18 + q[5] % 14 * 1;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
             __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
             __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c32 = _mm256_loadu_ps(bias + gb * MR + 16);
+            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
             for (int c = 0; c < 16; c++, xp += 324)
                 for (int i = 0; i < 5; i++)
                     for (int j = 0; j < 5; j++, wp += MR)
                         {
                             const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                             const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                            const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
                             __m256 xb = _mm256_set1_ps(xp[o0 + i * 18 + j * 1]);
                             c00 = _mm256_fmadd_ps(xb, wv0, c00);
                             c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                            c02 = _mm256_fmadd_ps(xb, wv2, c02);
                             xb = _mm256_set1_ps(xp[o1 + i * 18 + j * 1]);
                             c10 = _mm256_fmadd_ps(xb, wv0, c10);
                             c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                            c12 = _mm256_fmadd_ps(xb, wv2, c12);
                             xb = _mm256_set1_ps(xp[o2 + i * 18 + j * 1]);
                             c20 = _mm256_fmadd_ps(xb, wv0, c20);
                             c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                            c22 = _mm256_fmadd_ps(xb, wv2, c22);
                             xb = _mm256_set1_ps(xp[o3 + i * 18 + j * 1]);
                             c30 = _mm256_fmadd_ps(xb, wv0, c30);
                             c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                            c32 = _mm256_fmadd_ps(xb, wv2, c32);
+                            xb = _mm256_set1_ps(xp[o4 + i * 18 + j * 1]);
+                            c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                            c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                            xb = _mm256_set1_ps(xp[o5 + i * 18 + j * 1]);
+                            c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                            c51 = _mm256_fmadd_ps(xb, wv1, c51);
                         }
             _mm256_storeu_ps(t[0] + 0, c00);
             _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
             _mm256_storeu_ps(t[1] + 0, c10);
             _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
             _mm256_storeu_ps(t[2] + 0, c20);
             _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
             _mm256_storeu_ps(t[3] + 0, c30);
             _mm256_storeu_ps(t[3] + 8, c31);
-            _mm256_storeu_ps(t[3] + 16, c32);
+            _mm256_storeu_ps(t[4] + 0, c40);
+            _mm256_storeu_ps(t[4] + 8, c41);
+            _mm256_storeu_ps(t[5] + 0, c50);
+            _mm256_storeu_ps(t[5] + 8, c51);
             for (int k = 0; k < MR; k++) {
                 const int at = (oc0 + k) * 196;
                 for (int i = 0; i < MP; i++) {
@@ -5896,94 +5901,101 @@ static CNN_SIMD void inception4_conv4(const float *restrict x0, float *restrict 
 
 /* inception4.conv5 — examples/googlenet.cnn:24: conv 5x5 p2 64
  *   in [24,14,14] -> out [64,14,14]
- *   weights at packed[2099758]: weight [64,24,5,5] + bias [64] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception4.relu5; stores into channels 384..447 of inception4.concat1, which copies nothing
+ *   weights at packed[2099758]: weight [64,24,5,5] + bias [64] (packed in blocks of 4 output channels)
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 18 apart (14 kept); then inception4.relu5; stores into channels 384..447 of inception4.concat1, which copies nothing
  */
 static CNN_SIMD void inception4_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 38400;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 4704;
         float *yb = y + (ptrdiff_t)b * 100352;
-        float *sb = s + (ptrdiff_t)b * 7776; /* this sample's scratch */
+        float *sb = s + (ptrdiff_t)b * 7800; /* this sample's scratch */
         cnn_pad(xb0, sb, 24, 14, 14, 2, 2, 18, 18, 0);
         const float *in = sb;
-        for (int it = 0; it < 132; it++) {
-            const int tile = it / 4, gb = it - tile * 4;
+        for (int i = 7776; i < 7800; i++)
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        for (int it = 0; it < 176; it++) {
+            const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 64 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 9600;
-            const float *xp = in + grp * 7776;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 196 ? tile * MP + 0 : 195;
-            const int o0 = q[0] / 14 * 18 + q[0] % 14 * 1;
-            q[1] = tile * MP + 1 < 196 ? tile * MP + 1 : 195;
-            const int o1 = q[1] / 14 * 18 + q[1] % 14 * 1;
-            q[2] = tile * MP + 2 < 196 ? tile * MP + 2 : 195;
-            const int o2 = q[2] / 14 * 18 + q[2] % 14 * 1;
-            q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
-            const int o3 = q[3] / 14 * 18 + q[3] % 14 * 1;
-            q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
-            const int o4 = q[4] / 14 * 18 + q[4] % 14 * 1;
-            q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
-            const int o5 = q[5] / 14 * 18 + q[5] % 14 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 24; c++, xp += 324)
-                for (int i = 0; i < 5; i++)
-                    for (int j = 0; j < 5; j++, wp += MR)
-                        {
-                            const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                            const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                            __m256 xb = _mm256_set1_ps(xp[o0 + i * 18 + j * 1]);
-                            c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                            c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                            xb = _mm256_set1_ps(xp[o1 + i * 18 + j * 1]);
-                            c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                            c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                            xb = _mm256_set1_ps(xp[o2 + i * 18 + j * 1]);
-                            c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                            c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                            xb = _mm256_set1_ps(xp[o3 + i * 18 + j * 1]);
-                            c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                            c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                            xb = _mm256_set1_ps(xp[o4 + i * 18 + j * 1]);
-                            c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                            c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                            xb = _mm256_set1_ps(xp[o5 + i * 18 + j * 1]);
-                            c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                            c51 = _mm256_fmadd_ps(xb, wv1, c51);
+            const float *wb = w + (ptrdiff_t)gb * 2400;
+            const float *xg = in + grp * 7776;
+            float t[MR][NR];
+            {
+                const int p = tile < 10 ? tile * NR : 224;
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
+                const float *xp = xg + p;
+                const float *wp = wb;
+                for (int c = 0; c < 24; c++)
+                    for (int i = 0; i < 5; i++)
+                        for (int j = 0; j < 5; j++, wp += MR) {
+                            {
+                                const __m256 xv0 = _mm256_loadu_ps(xp + c * 324 + i * 18 + j * 1 + 0);
+                                const __m256 xv1 = _mm256_loadu_ps(xp + c * 324 + i * 18 + j * 1 + 8);
+                                const __m256 xv2 = _mm256_loadu_ps(xp + c * 324 + i * 18 + j * 1 + 16);
+                                __m256 wv = _mm256_set1_ps(wp[0 + 0]);
+                                c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                                c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                                c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                                wv = _mm256_set1_ps(wp[0 + 1]);
+                                c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                                c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                                c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                                wv = _mm256_set1_ps(wp[0 + 2]);
+                                c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                                c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                                c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                                wv = _mm256_set1_ps(wp[0 + 3]);
+                                c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                                c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                                c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                            }
                         }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[3] + 0, c30);
-            _mm256_storeu_ps(t[3] + 8, c31);
-            _mm256_storeu_ps(t[4] + 0, c40);
-            _mm256_storeu_ps(t[4] + 8, c41);
-            _mm256_storeu_ps(t[5] + 0, c50);
-            _mm256_storeu_ps(t[5] + 8, c51);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 196;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+                _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[0] + 8, c01);
+                _mm256_storeu_ps(t[0] + 16, c02);
+                _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[1] + 8, c11);
+                _mm256_storeu_ps(t[1] + 16, c12);
+                _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[2] + 8, c21);
+                _mm256_storeu_ps(t[2] + 16, c22);
+                _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[3] + 8, c31);
+                _mm256_storeu_ps(t[3] + 16, c32);
+                for (int i = 0; i < MR; i++) {
+                    const int at = (oc0 + i) * 196;
+                    for (int vi = 0; vi < NV; vi++) {
+                        const int q = p + vi * W;
+                        const int oh = q / 18, ow = q - oh * 18;
+                        if (ow + W <= 14 && q + W <= 248) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            _mm256_storeu_ps(yb + at + oh * 14 + ow, x);
+                            continue;
+                        }
+                        for (int l = 0; l < W; l++) {
+                            const int h = (q + l) / 18, c = q + l - h * 18;
+                            if (c >= 14 || q + l >= 248)
+                                continue;
+                            float v = t[i][vi * W + l];
+                            v = v < 0.0f ? 0.0f : v;
+                            yb[at + h * 14 + c] = v;
+                        }
+                    }
                 }
             }
         }
@@ -7221,94 +7233,101 @@ static CNN_SIMD void inception5_conv4(const float *restrict x0, float *restrict 
 
 /* inception5.conv5 — examples/googlenet.cnn:24: conv 5x5 p2 64
  *   in [24,14,14] -> out [64,14,14]
- *   weights at packed[2848464]: weight [64,24,5,5] + bias [64] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception5.relu5; stores into channels 384..447 of inception5.concat1, which copies nothing
+ *   weights at packed[2848464]: weight [64,24,5,5] + bias [64] (packed in blocks of 4 output channels)
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 18 apart (14 kept); then inception5.relu5; stores into channels 384..447 of inception5.concat1, which copies nothing
  */
 static CNN_SIMD void inception5_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 38400;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 4704;
         float *yb = y + (ptrdiff_t)b * 100352;
-        float *sb = s + (ptrdiff_t)b * 7776; /* this sample's scratch */
+        float *sb = s + (ptrdiff_t)b * 7800; /* this sample's scratch */
         cnn_pad(xb0, sb, 24, 14, 14, 2, 2, 18, 18, 0);
         const float *in = sb;
-        for (int it = 0; it < 132; it++) {
-            const int tile = it / 4, gb = it - tile * 4;
+        for (int i = 7776; i < 7800; i++)
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        for (int it = 0; it < 176; it++) {
+            const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 64 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 9600;
-            const float *xp = in + grp * 7776;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 196 ? tile * MP + 0 : 195;
-            const int o0 = q[0] / 14 * 18 + q[0] % 14 * 1;
-            q[1] = tile * MP + 1 < 196 ? tile * MP + 1 : 195;
-            const int o1 = q[1] / 14 * 18 + q[1] % 14 * 1;
-            q[2] = tile * MP + 2 < 196 ? tile * MP + 2 : 195;
-            const int o2 = q[2] / 14 * 18 + q[2] % 14 * 1;
-            q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
-            const int o3 = q[3] / 14 * 18 + q[3] % 14 * 1;
-            q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
-            const int o4 = q[4] / 14 * 18 + q[4] % 14 * 1;
-            q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
-            const int o5 = q[5] / 14 * 18 + q[5] % 14 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 24; c++, xp += 324)
-                for (int i = 0; i < 5; i++)
-                    for (int j = 0; j < 5; j++, wp += MR)
-                        {
-                            const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                            const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                            __m256 xb = _mm256_set1_ps(xp[o0 + i * 18 + j * 1]);
-                            c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                            c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                            xb = _mm256_set1_ps(xp[o1 + i * 18 + j * 1]);
-                            c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                            c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                            xb = _mm256_set1_ps(xp[o2 + i * 18 + j * 1]);
-                            c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                            c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                            xb = _mm256_set1_ps(xp[o3 + i * 18 + j * 1]);
-                            c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                            c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                            xb = _mm256_set1_ps(xp[o4 + i * 18 + j * 1]);
-                            c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                            c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                            xb = _mm256_set1_ps(xp[o5 + i * 18 + j * 1]);
-                            c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                            c51 = _mm256_fmadd_ps(xb, wv1, c51);
+            const float *wb = w + (ptrdiff_t)gb * 2400;
+            const float *xg = in + grp * 7776;
+            float t[MR][NR];
+            {
+                const int p = tile < 10 ? tile * NR : 224;
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
+                const float *xp = xg + p;
+                const float *wp = wb;
+                for (int c = 0; c < 24; c++)
+                    for (int i = 0; i < 5; i++)
+                        for (int j = 0; j < 5; j++, wp += MR) {
+                            {
+                                const __m256 xv0 = _mm256_loadu_ps(xp + c * 324 + i * 18 + j * 1 + 0);
+                                const __m256 xv1 = _mm256_loadu_ps(xp + c * 324 + i * 18 + j * 1 + 8);
+                                const __m256 xv2 = _mm256_loadu_ps(xp + c * 324 + i * 18 + j * 1 + 16);
+                                __m256 wv = _mm256_set1_ps(wp[0 + 0]);
+                                c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                                c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                                c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                                wv = _mm256_set1_ps(wp[0 + 1]);
+                                c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                                c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                                c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                                wv = _mm256_set1_ps(wp[0 + 2]);
+                                c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                                c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                                c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                                wv = _mm256_set1_ps(wp[0 + 3]);
+                                c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                                c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                                c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                            }
                         }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[3] + 0, c30);
-            _mm256_storeu_ps(t[3] + 8, c31);
-            _mm256_storeu_ps(t[4] + 0, c40);
-            _mm256_storeu_ps(t[4] + 8, c41);
-            _mm256_storeu_ps(t[5] + 0, c50);
-            _mm256_storeu_ps(t[5] + 8, c51);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 196;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+                _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[0] + 8, c01);
+                _mm256_storeu_ps(t[0] + 16, c02);
+                _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[1] + 8, c11);
+                _mm256_storeu_ps(t[1] + 16, c12);
+                _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[2] + 8, c21);
+                _mm256_storeu_ps(t[2] + 16, c22);
+                _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[3] + 8, c31);
+                _mm256_storeu_ps(t[3] + 16, c32);
+                for (int i = 0; i < MR; i++) {
+                    const int at = (oc0 + i) * 196;
+                    for (int vi = 0; vi < NV; vi++) {
+                        const int q = p + vi * W;
+                        const int oh = q / 18, ow = q - oh * 18;
+                        if (ow + W <= 14 && q + W <= 248) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            _mm256_storeu_ps(yb + at + oh * 14 + ow, x);
+                            continue;
+                        }
+                        for (int l = 0; l < W; l++) {
+                            const int h = (q + l) / 18, c = q + l - h * 18;
+                            if (c >= 14 || q + l >= 248)
+                                continue;
+                            float v = t[i][vi * W + l];
+                            v = v < 0.0f ? 0.0f : v;
+                            yb[at + h * 14 + c] = v;
+                        }
+                    }
                 }
             }
         }
@@ -8536,11 +8555,11 @@ static CNN_SIMD void inception6_conv4(const float *restrict x0, float *restrict 
 
 /* inception6.conv5 — examples/googlenet.cnn:24: conv 5x5 p2 64
  *   in [32,14,14] -> out [64,14,14]
- *   weights at packed[3733396]: weight [64,32,5,5] + bias [64] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception6.relu5; stores into channels 400..463 of inception6.concat1, which copies nothing
+ *   weights at packed[3733396]: weight [64,32,5,5] + bias [64] (packed in blocks of 8 output channels)
+ *   avx2: tile MP=12 positions x MR=8 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception6.relu5; stores into channels 400..463 of inception6.concat1, which copies nothing
  */
 static CNN_SIMD void inception6_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
+    enum { MP = 12, NV = 1, MR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 51200;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 6272;
@@ -8548,12 +8567,12 @@ static CNN_SIMD void inception6_conv5(const float *restrict x0, float *restrict 
         float *sb = s + (ptrdiff_t)b * 10368; /* this sample's scratch */
         cnn_pad(xb0, sb, 32, 14, 14, 2, 2, 18, 18, 0);
         const float *in = sb;
-        for (int it = 0; it < 132; it++) {
-            const int tile = it / 4, gb = it - tile * 4;
+        for (int it = 0; it < 136; it++) {
+            const int tile = it / 8, gb = it - tile * 8;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 64 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 12800;
+            const float *wp = w + (ptrdiff_t)gb * 6400;
             const float *xp = in + grp * 10368;
             int q[MP];
             float t[MP][MR];
@@ -8569,55 +8588,72 @@ static CNN_SIMD void inception6_conv5(const float *restrict x0, float *restrict 
             const int o4 = q[4] / 14 * 18 + q[4] % 14 * 1;
             q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
             const int o5 = q[5] / 14 * 18 + q[5] % 14 * 1;
+            q[6] = tile * MP + 6 < 196 ? tile * MP + 6 : 195;
+            const int o6 = q[6] / 14 * 18 + q[6] % 14 * 1;
+            q[7] = tile * MP + 7 < 196 ? tile * MP + 7 : 195;
+            const int o7 = q[7] / 14 * 18 + q[7] % 14 * 1;
+            q[8] = tile * MP + 8 < 196 ? tile * MP + 8 : 195;
+            const int o8 = q[8] / 14 * 18 + q[8] % 14 * 1;
+            q[9] = tile * MP + 9 < 196 ? tile * MP + 9 : 195;
+            const int o9 = q[9] / 14 * 18 + q[9] % 14 * 1;
+            q[10] = tile * MP + 10 < 196 ? tile * MP + 10 : 195;
+            const int o10 = q[10] / 14 * 18 + q[10] % 14 * 1;
+            q[11] = tile * MP + 11 < 196 ? tile * MP + 11 : 195;
+            const int o11 = q[11] / 14 * 18 + q[11] % 14 * 1;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c60 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c70 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c80 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c90 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c100 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c110 = _mm256_loadu_ps(bias + gb * MR + 0);
             for (int c = 0; c < 32; c++, xp += 324)
                 for (int i = 0; i < 5; i++)
                     for (int j = 0; j < 5; j++, wp += MR)
                         {
                             const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                            const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
                             __m256 xb = _mm256_set1_ps(xp[o0 + i * 18 + j * 1]);
                             c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                            c01 = _mm256_fmadd_ps(xb, wv1, c01);
                             xb = _mm256_set1_ps(xp[o1 + i * 18 + j * 1]);
                             c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                            c11 = _mm256_fmadd_ps(xb, wv1, c11);
                             xb = _mm256_set1_ps(xp[o2 + i * 18 + j * 1]);
                             c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                            c21 = _mm256_fmadd_ps(xb, wv1, c21);
                             xb = _mm256_set1_ps(xp[o3 + i * 18 + j * 1]);
                             c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                            c31 = _mm256_fmadd_ps(xb, wv1, c31);
                             xb = _mm256_set1_ps(xp[o4 + i * 18 + j * 1]);
                             c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                            c41 = _mm256_fmadd_ps(xb, wv1, c41);
                             xb = _mm256_set1_ps(xp[o5 + i * 18 + j * 1]);
                             c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                            c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                            xb = _mm256_set1_ps(xp[o6 + i * 18 + j * 1]);
+                            c60 = _mm256_fmadd_ps(xb, wv0, c60);
+                            xb = _mm256_set1_ps(xp[o7 + i * 18 + j * 1]);
+                            c70 = _mm256_fmadd_ps(xb, wv0, c70);
+                            xb = _mm256_set1_ps(xp[o8 + i * 18 + j * 1]);
+                            c80 = _mm256_fmadd_ps(xb, wv0, c80);
+                            xb = _mm256_set1_ps(xp[o9 + i * 18 + j * 1]);
+                            c90 = _mm256_fmadd_ps(xb, wv0, c90);
+                            xb = _mm256_set1_ps(xp[o10 + i * 18 + j * 1]);
+                            c100 = _mm256_fmadd_ps(xb, wv0, c100);
+                            xb = _mm256_set1_ps(xp[o11 + i * 18 + j * 1]);
+                            c110 = _mm256_fmadd_ps(xb, wv0, c110);
                         }
             _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
             _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
             _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
             _mm256_storeu_ps(t[3] + 0, c30);
-            _mm256_storeu_ps(t[3] + 8, c31);
             _mm256_storeu_ps(t[4] + 0, c40);
-            _mm256_storeu_ps(t[4] + 8, c41);
             _mm256_storeu_ps(t[5] + 0, c50);
-            _mm256_storeu_ps(t[5] + 8, c51);
+            _mm256_storeu_ps(t[6] + 0, c60);
+            _mm256_storeu_ps(t[7] + 0, c70);
+            _mm256_storeu_ps(t[8] + 0, c80);
+            _mm256_storeu_ps(t[9] + 0, c90);
+            _mm256_storeu_ps(t[10] + 0, c100);
+            _mm256_storeu_ps(t[11] + 0, c110);
             for (int k = 0; k < MR; k++) {
                 const int at = (oc0 + k) * 196;
                 for (int i = 0; i < MP; i++) {
@@ -9852,94 +9888,103 @@ static CNN_SIMD void inception7_conv4(const float *restrict x0, float *restrict 
 
 /* inception7.conv5 — examples/googlenet.cnn:24: conv 5x5 p2 128
  *   in [32,14,14] -> out [128,14,14]
- *   weights at packed[4879706]: weight [128,32,5,5] + bias [128] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception7.relu5; stores into channels 576..703 of inception7.concat1, which copies nothing
+ *   weights at packed[4879706]: weight [128,32,5,5] + bias [128] (packed in blocks of 3 output channels)
+ *   avx2: tile MR=3 output channels x NR=32 positions (12 ymm accumulators); positions read straight from the padded input, rows 18 apart (14 kept); then inception7.relu5; stores into channels 576..703 of inception7.concat1, which copies nothing
  */
 static CNN_SIMD void inception7_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 102400;
+    enum { MR = 3, NV = 4, NR = 32, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 103200;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 6272;
         float *yb = y + (ptrdiff_t)b * 163072;
-        float *sb = s + (ptrdiff_t)b * 10368; /* this sample's scratch */
+        float *sb = s + (ptrdiff_t)b * 10400; /* this sample's scratch */
         cnn_pad(xb0, sb, 32, 14, 14, 2, 2, 18, 18, 0);
         const float *in = sb;
-        for (int it = 0; it < 264; it++) {
-            const int tile = it / 8, gb = it - tile * 8;
+        for (int i = 10368; i < 10400; i++)
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        for (int it = 0; it < 344; it++) {
+            const int tile = it / 43, gb = it - tile * 43;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 12800;
-            const float *xp = in + grp * 10368;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 196 ? tile * MP + 0 : 195;
-            const int o0 = q[0] / 14 * 18 + q[0] % 14 * 1;
-            q[1] = tile * MP + 1 < 196 ? tile * MP + 1 : 195;
-            const int o1 = q[1] / 14 * 18 + q[1] % 14 * 1;
-            q[2] = tile * MP + 2 < 196 ? tile * MP + 2 : 195;
-            const int o2 = q[2] / 14 * 18 + q[2] % 14 * 1;
-            q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
-            const int o3 = q[3] / 14 * 18 + q[3] % 14 * 1;
-            q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
-            const int o4 = q[4] / 14 * 18 + q[4] % 14 * 1;
-            q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
-            const int o5 = q[5] / 14 * 18 + q[5] % 14 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 32; c++, xp += 324)
-                for (int i = 0; i < 5; i++)
-                    for (int j = 0; j < 5; j++, wp += MR)
-                        {
-                            const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                            const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                            __m256 xb = _mm256_set1_ps(xp[o0 + i * 18 + j * 1]);
-                            c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                            c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                            xb = _mm256_set1_ps(xp[o1 + i * 18 + j * 1]);
-                            c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                            c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                            xb = _mm256_set1_ps(xp[o2 + i * 18 + j * 1]);
-                            c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                            c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                            xb = _mm256_set1_ps(xp[o3 + i * 18 + j * 1]);
-                            c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                            c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                            xb = _mm256_set1_ps(xp[o4 + i * 18 + j * 1]);
-                            c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                            c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                            xb = _mm256_set1_ps(xp[o5 + i * 18 + j * 1]);
-                            c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                            c51 = _mm256_fmadd_ps(xb, wv1, c51);
+            const float *wb = w + (ptrdiff_t)gb * 2400;
+            const float *xg = in + grp * 10368;
+            float t[MR][NR];
+            {
+                const int p = tile < 7 ? tile * NR : 216;
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c13 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c23 = _mm256_set1_ps(bias[gb * MR + 2]);
+                const float *xp = xg + p;
+                const float *wp = wb;
+                for (int c = 0; c < 32; c++)
+                    for (int i = 0; i < 5; i++)
+                        for (int j = 0; j < 5; j++, wp += MR) {
+                            {
+                                const __m256 xv0 = _mm256_loadu_ps(xp + c * 324 + i * 18 + j * 1 + 0);
+                                const __m256 xv1 = _mm256_loadu_ps(xp + c * 324 + i * 18 + j * 1 + 8);
+                                const __m256 xv2 = _mm256_loadu_ps(xp + c * 324 + i * 18 + j * 1 + 16);
+                                const __m256 xv3 = _mm256_loadu_ps(xp + c * 324 + i * 18 + j * 1 + 24);
+                                __m256 wv = _mm256_set1_ps(wp[0 + 0]);
+                                c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                                c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                                c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                                c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                                wv = _mm256_set1_ps(wp[0 + 1]);
+                                c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                                c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                                c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                                c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                                wv = _mm256_set1_ps(wp[0 + 2]);
+                                c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                                c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                                c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                                c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                            }
                         }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[3] + 0, c30);
-            _mm256_storeu_ps(t[3] + 8, c31);
-            _mm256_storeu_ps(t[4] + 0, c40);
-            _mm256_storeu_ps(t[4] + 8, c41);
-            _mm256_storeu_ps(t[5] + 0, c50);
-            _mm256_storeu_ps(t[5] + 8, c51);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 196;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+                _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[0] + 8, c01);
+                _mm256_storeu_ps(t[0] + 16, c02);
+                _mm256_storeu_ps(t[0] + 24, c03);
+                _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[1] + 8, c11);
+                _mm256_storeu_ps(t[1] + 16, c12);
+                _mm256_storeu_ps(t[1] + 24, c13);
+                _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[2] + 8, c21);
+                _mm256_storeu_ps(t[2] + 16, c22);
+                _mm256_storeu_ps(t[2] + 24, c23);
+                for (int i = 0; i < MR; i++) {
+                    if (ob * MR + i >= 128)
+                        break;
+                    const int at = (oc0 + i) * 196;
+                    for (int vi = 0; vi < NV; vi++) {
+                        const int q = p + vi * W;
+                        const int oh = q / 18, ow = q - oh * 18;
+                        if (ow + W <= 14 && q + W <= 248) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            _mm256_storeu_ps(yb + at + oh * 14 + ow, x);
+                            continue;
+                        }
+                        for (int l = 0; l < W; l++) {
+                            const int h = (q + l) / 18, c = q + l - h * 18;
+                            if (c >= 14 || q + l >= 248)
+                                continue;
+                            float v = t[i][vi * W + l];
+                            v = v < 0.0f ? 0.0f : v;
+                            yb[at + h * 14 + c] = v;
+                        }
+                    }
                 }
             }
         }
@@ -9990,7 +10035,7 @@ static CNN_SIMD void inception7_maxpool1(const float *restrict x0, float *restri
 
 /* inception7.conv6 — examples/googlenet.cnn:25: conv 1x1 128
  *   in [528,14,14] -> out [128,14,14]
- *   weights at packed[4982234]: weight [128,528,1,1] + bias [128] (packed in blocks of 6 output channels)
+ *   weights at packed[4983035]: weight [128,528,1,1] + bias [128] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception7.relu6; stores into channels 704..831 of inception7.concat1, which copies nothing
  */
 static CNN_SIMD void inception7_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -10288,231 +10333,240 @@ static CNN_SIMD void maxpool4(const float *restrict x0, float *restrict y, float
 
 /* inception8.conv1 — examples/googlenet.cnn:22: conv 1x1 256
  *   in [832,7,7] -> out [256,7,7]
- *   weights at packed[5052062]: weight [256,832,1,1] + bias [256] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; then inception8.relu1; stores into channels 0..255 of inception8.concat1, which copies nothing
+ *   weights at packed[5052863]: weight [256,832,1,1] + bias [256] (packed in blocks of 6 output channels)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); then inception8.relu1; stores into channels 0..255 of inception8.concat1, which copies nothing
  */
 static CNN_SIMD void inception8_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 212992;
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 214656;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
         float *yb = y + (ptrdiff_t)b * 40768;
         const float *in = xb0;
-        for (int it = 0; it < 136; it++) {
-            const int gb = it / 17, tile = it - gb * 17;
+        for (int it = 0; it < 172; it++) {
+            const int gb = it / 4, tile = it - gb * 4;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 26624;
-            const float *xp = in + grp * 40768;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
-            const int o0 = q[0] / 7 * 7 + q[0] % 7 * 1;
-            q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
-            const int o1 = q[1] / 7 * 7 + q[1] % 7 * 1;
-            q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
-            const int o2 = q[2] / 7 * 7 + q[2] % 7 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 832; c += 8, xp += 392, wp += 256) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+            const float *wb = w + (ptrdiff_t)gb * 4992;
+            const float *xg = in + grp * 40768;
+            float t[MR][NR];
+            {
+                const int p = tile < 3 ? tile * NR : 33;
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
+                const float *xp = xg + p;
+                const float *wp = wb;
+                for (int c = 0; c < 832; c += 8, xp += 392, wp += 48) {
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 49 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 98 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 147 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 245 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 294 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 343 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 49]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 49]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 98]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 98]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 147]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 147]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 196]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 196]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 245]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 245]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 294]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 294]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 343]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 343]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-            }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 49;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+                _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[0] + 8, c01);
+                _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[1] + 8, c11);
+                _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[2] + 8, c21);
+                _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[3] + 8, c31);
+                _mm256_storeu_ps(t[4] + 0, c40);
+                _mm256_storeu_ps(t[4] + 8, c41);
+                _mm256_storeu_ps(t[5] + 0, c50);
+                _mm256_storeu_ps(t[5] + 8, c51);
+                for (int i = 0; i < MR; i++) {
+                    if (ob * MR + i >= 256)
+                        break;
+                    const int at = (oc0 + i) * 49;
+                    for (int vi = 0; vi < NV; vi++) {
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at + q, x);
+                    }
                 }
             }
         }
@@ -10521,231 +10575,240 @@ static CNN_SIMD void inception8_conv1(const float *restrict x0, float *restrict 
 
 /* inception8.conv2 — examples/googlenet.cnn:23: conv 1x1 160
  *   in [832,7,7] -> out [160,7,7]
- *   weights at packed[5265310]: weight [160,832,1,1] + bias [160] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; then inception8.relu2
+ *   weights at packed[5267777]: weight [160,832,1,1] + bias [160] (packed in blocks of 6 output channels)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); then inception8.relu2
  */
 static CNN_SIMD void inception8_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 133120;
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 134784;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
         float *yb = y + (ptrdiff_t)b * 7840;
         const float *in = xb0;
-        for (int it = 0; it < 85; it++) {
-            const int gb = it / 17, tile = it - gb * 17;
+        for (int it = 0; it < 108; it++) {
+            const int gb = it / 4, tile = it - gb * 4;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 160 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 26624;
-            const float *xp = in + grp * 40768;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
-            const int o0 = q[0] / 7 * 7 + q[0] % 7 * 1;
-            q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
-            const int o1 = q[1] / 7 * 7 + q[1] % 7 * 1;
-            q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
-            const int o2 = q[2] / 7 * 7 + q[2] % 7 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 832; c += 8, xp += 392, wp += 256) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+            const float *wb = w + (ptrdiff_t)gb * 4992;
+            const float *xg = in + grp * 40768;
+            float t[MR][NR];
+            {
+                const int p = tile < 3 ? tile * NR : 33;
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
+                const float *xp = xg + p;
+                const float *wp = wb;
+                for (int c = 0; c < 832; c += 8, xp += 392, wp += 48) {
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 49 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 98 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 147 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 245 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 294 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 343 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 49]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 49]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 98]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 98]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 147]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 147]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 196]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 196]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 245]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 245]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 294]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 294]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 343]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 343]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-            }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 49;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+                _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[0] + 8, c01);
+                _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[1] + 8, c11);
+                _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[2] + 8, c21);
+                _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[3] + 8, c31);
+                _mm256_storeu_ps(t[4] + 0, c40);
+                _mm256_storeu_ps(t[4] + 8, c41);
+                _mm256_storeu_ps(t[5] + 0, c50);
+                _mm256_storeu_ps(t[5] + 8, c51);
+                for (int i = 0; i < MR; i++) {
+                    if (ob * MR + i >= 160)
+                        break;
+                    const int at = (oc0 + i) * 49;
+                    for (int vi = 0; vi < NV; vi++) {
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at + q, x);
+                    }
                 }
             }
         }
@@ -10754,7 +10817,7 @@ static CNN_SIMD void inception8_conv2(const float *restrict x0, float *restrict 
 
 /* inception8.conv3 — examples/googlenet.cnn:23: conv 3x3 p1 320
  *   in [160,7,7] -> out [320,7,7]
- *   weights at packed[5398590]: weight [320,160,3,3] + bias [320] (packed in blocks of 6 output channels)
+ *   weights at packed[5402723]: weight [320,160,3,3] + bias [320] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(2x2,3x3), 4x4 tiles of 2x2 outputs, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then inception8.relu3; stores into channels 256..575 of inception8.concat1, which copies nothing
  */
 static CNN_SIMD void inception8_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -10975,231 +11038,232 @@ static CNN_SIMD void inception8_conv3(const float *restrict x0, float *restrict 
 
 /* inception8.conv4 — examples/googlenet.cnn:24: conv 1x1 32
  *   in [832,7,7] -> out [32,7,7]
- *   weights at packed[6228350]: weight [32,832,1,1] + bias [32] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; then inception8.relu4
+ *   weights at packed[6232483]: weight [32,832,1,1] + bias [32] (packed in blocks of 3 output channels)
+ *   avx2: tile MR=3 output channels x NR=32 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); then inception8.relu4
  */
 static CNN_SIMD void inception8_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 26624;
+    enum { MR = 3, NV = 4, NR = 32, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 27456;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
         float *yb = y + (ptrdiff_t)b * 1568;
         const float *in = xb0;
-        for (int it = 0; it < 17; it++) {
-            const int tile = it / 1, gb = it - tile * 1;
+        for (int it = 0; it < 22; it++) {
+            const int tile = it / 11, gb = it - tile * 11;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 32 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 26624;
-            const float *xp = in + grp * 40768;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
-            const int o0 = q[0] / 7 * 7 + q[0] % 7 * 1;
-            q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
-            const int o1 = q[1] / 7 * 7 + q[1] % 7 * 1;
-            q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
-            const int o2 = q[2] / 7 * 7 + q[2] % 7 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 832; c += 8, xp += 392, wp += 256) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+            const float *wb = w + (ptrdiff_t)gb * 2496;
+            const float *xg = in + grp * 40768;
+            float t[MR][NR];
+            {
+                const int p = tile < 1 ? tile * NR : 17;
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c13 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c23 = _mm256_set1_ps(bias[gb * MR + 2]);
+                const float *xp = xg + p;
+                const float *wp = wb;
+                for (int c = 0; c < 832; c += 8, xp += 392, wp += 24) {
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 0 + 24);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 49 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 49 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 49 + 24);
+                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                        wv = _mm256_set1_ps(wp[3 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                        wv = _mm256_set1_ps(wp[3 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 98 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 98 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 98 + 24);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 147 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 147 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 147 + 24);
+                        __m256 wv = _mm256_set1_ps(wp[9 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                        wv = _mm256_set1_ps(wp[9 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                        wv = _mm256_set1_ps(wp[9 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 196 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 196 + 24);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 245 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 245 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 245 + 24);
+                        __m256 wv = _mm256_set1_ps(wp[15 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                        wv = _mm256_set1_ps(wp[15 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                        wv = _mm256_set1_ps(wp[15 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 294 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 294 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 294 + 24);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 343 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 343 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 343 + 24);
+                        __m256 wv = _mm256_set1_ps(wp[21 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                        wv = _mm256_set1_ps(wp[21 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                        wv = _mm256_set1_ps(wp[21 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                    }
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 49]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 49]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 98]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 98]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 147]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 147]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 196]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 196]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 245]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 245]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 294]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 294]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 343]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 343]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-            }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 49;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+                _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[0] + 8, c01);
+                _mm256_storeu_ps(t[0] + 16, c02);
+                _mm256_storeu_ps(t[0] + 24, c03);
+                _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[1] + 8, c11);
+                _mm256_storeu_ps(t[1] + 16, c12);
+                _mm256_storeu_ps(t[1] + 24, c13);
+                _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[2] + 8, c21);
+                _mm256_storeu_ps(t[2] + 16, c22);
+                _mm256_storeu_ps(t[2] + 24, c23);
+                for (int i = 0; i < MR; i++) {
+                    if (ob * MR + i >= 32)
+                        break;
+                    const int at = (oc0 + i) * 49;
+                    for (int vi = 0; vi < NV; vi++) {
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at + q, x);
+                    }
                 }
             }
         }
@@ -11208,7 +11272,7 @@ static CNN_SIMD void inception8_conv4(const float *restrict x0, float *restrict 
 
 /* inception8.conv5 — examples/googlenet.cnn:24: conv 5x5 p2 128
  *   in [32,7,7] -> out [128,7,7]
- *   weights at packed[6255006]: weight [128,32,5,5] + bias [128] (packed in blocks of 32 output channels)
+ *   weights at packed[6259972]: weight [128,32,5,5] + bias [128] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception8.relu5; stores into channels 576..703 of inception8.concat1, which copies nothing
  */
 static CNN_SIMD void inception8_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -11339,231 +11403,232 @@ static CNN_SIMD void inception8_maxpool1(const float *restrict x0, float *restri
 
 /* inception8.conv6 — examples/googlenet.cnn:25: conv 1x1 128
  *   in [832,7,7] -> out [128,7,7]
- *   weights at packed[6357534]: weight [128,832,1,1] + bias [128] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; then inception8.relu6; stores into channels 704..831 of inception8.concat1, which copies nothing
+ *   weights at packed[6362500]: weight [128,832,1,1] + bias [128] (packed in blocks of 3 output channels)
+ *   avx2: tile MR=3 output channels x NR=32 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); then inception8.relu6; stores into channels 704..831 of inception8.concat1, which copies nothing
  */
 static CNN_SIMD void inception8_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 106496;
+    enum { MR = 3, NV = 4, NR = 32, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 107328;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
         float *yb = y + (ptrdiff_t)b * 40768;
         const float *in = xb0;
-        for (int it = 0; it < 68; it++) {
-            const int tile = it / 4, gb = it - tile * 4;
+        for (int it = 0; it < 86; it++) {
+            const int tile = it / 43, gb = it - tile * 43;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 26624;
-            const float *xp = in + grp * 40768;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
-            const int o0 = q[0] / 7 * 7 + q[0] % 7 * 1;
-            q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
-            const int o1 = q[1] / 7 * 7 + q[1] % 7 * 1;
-            q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
-            const int o2 = q[2] / 7 * 7 + q[2] % 7 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 832; c += 8, xp += 392, wp += 256) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+            const float *wb = w + (ptrdiff_t)gb * 2496;
+            const float *xg = in + grp * 40768;
+            float t[MR][NR];
+            {
+                const int p = tile < 1 ? tile * NR : 17;
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c13 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c23 = _mm256_set1_ps(bias[gb * MR + 2]);
+                const float *xp = xg + p;
+                const float *wp = wb;
+                for (int c = 0; c < 832; c += 8, xp += 392, wp += 24) {
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 0 + 24);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 49 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 49 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 49 + 24);
+                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                        wv = _mm256_set1_ps(wp[3 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                        wv = _mm256_set1_ps(wp[3 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 98 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 98 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 98 + 24);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 147 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 147 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 147 + 24);
+                        __m256 wv = _mm256_set1_ps(wp[9 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                        wv = _mm256_set1_ps(wp[9 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                        wv = _mm256_set1_ps(wp[9 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 196 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 196 + 24);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 245 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 245 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 245 + 24);
+                        __m256 wv = _mm256_set1_ps(wp[15 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                        wv = _mm256_set1_ps(wp[15 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                        wv = _mm256_set1_ps(wp[15 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 294 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 294 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 294 + 24);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 343 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 343 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 343 + 24);
+                        __m256 wv = _mm256_set1_ps(wp[21 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                        wv = _mm256_set1_ps(wp[21 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                        wv = _mm256_set1_ps(wp[21 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                    }
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 49]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 49]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 98]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 98]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 147]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 147]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 196]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 196]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 245]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 245]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 294]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 294]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 343]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 343]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-            }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 49;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+                _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[0] + 8, c01);
+                _mm256_storeu_ps(t[0] + 16, c02);
+                _mm256_storeu_ps(t[0] + 24, c03);
+                _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[1] + 8, c11);
+                _mm256_storeu_ps(t[1] + 16, c12);
+                _mm256_storeu_ps(t[1] + 24, c13);
+                _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[2] + 8, c21);
+                _mm256_storeu_ps(t[2] + 16, c22);
+                _mm256_storeu_ps(t[2] + 24, c23);
+                for (int i = 0; i < MR; i++) {
+                    if (ob * MR + i >= 128)
+                        break;
+                    const int at = (oc0 + i) * 49;
+                    for (int vi = 0; vi < NV; vi++) {
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at + q, x);
+                    }
                 }
             }
         }
@@ -11572,231 +11637,278 @@ static CNN_SIMD void inception8_conv6(const float *restrict x0, float *restrict 
 
 /* inception9.conv1 — examples/googlenet.cnn:22: conv 1x1 384
  *   in [832,7,7] -> out [384,7,7]
- *   weights at packed[6464158]: weight [384,832,1,1] + bias [384] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; then inception9.relu1; stores into channels 0..383 of inception9.concat1, which copies nothing
+ *   weights at packed[6469957]: weight [384,832,1,1] + bias [384] (packed in blocks of 12 output channels)
+ *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); then inception9.relu1; stores into channels 0..383 of inception9.concat1, which copies nothing
  */
 static CNN_SIMD void inception9_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 319488;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
         float *yb = y + (ptrdiff_t)b * 50176;
         const float *in = xb0;
-        for (int it = 0; it < 204; it++) {
-            const int gb = it / 17, tile = it - gb * 17;
+        for (int it = 0; it < 224; it++) {
+            const int gb = it / 7, tile = it - gb * 7;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 384 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 26624;
-            const float *xp = in + grp * 40768;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
-            const int o0 = q[0] / 7 * 7 + q[0] % 7 * 1;
-            q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
-            const int o1 = q[1] / 7 * 7 + q[1] % 7 * 1;
-            q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
-            const int o2 = q[2] / 7 * 7 + q[2] % 7 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 832; c += 8, xp += 392, wp += 256) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+            const float *wb = w + (ptrdiff_t)gb * 9984;
+            const float *xg = in + grp * 40768;
+            float t[MR][NR];
+            {
+                const int p = tile < 6 ? tile * NR : 41;
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
+                const float *xp = xg + p;
+                const float *wp = wb;
+                for (int c = 0; c < 832; c += 8, xp += 392, wp += 96) {
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 49]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 49]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 98]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 98]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 147]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 147]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 196]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 196]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 245]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 245]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 294]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 294]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 343]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 343]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-            }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 49;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+                _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[4] + 0, c40);
+                _mm256_storeu_ps(t[5] + 0, c50);
+                _mm256_storeu_ps(t[6] + 0, c60);
+                _mm256_storeu_ps(t[7] + 0, c70);
+                _mm256_storeu_ps(t[8] + 0, c80);
+                _mm256_storeu_ps(t[9] + 0, c90);
+                _mm256_storeu_ps(t[10] + 0, c100);
+                _mm256_storeu_ps(t[11] + 0, c110);
+                for (int i = 0; i < MR; i++) {
+                    const int at = (oc0 + i) * 49;
+                    for (int vi = 0; vi < NV; vi++) {
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at + q, x);
+                    }
                 }
             }
         }
@@ -11805,231 +11917,278 @@ static CNN_SIMD void inception9_conv1(const float *restrict x0, float *restrict 
 
 /* inception9.conv2 — examples/googlenet.cnn:23: conv 1x1 192
  *   in [832,7,7] -> out [192,7,7]
- *   weights at packed[6784030]: weight [192,832,1,1] + bias [192] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; then inception9.relu2
+ *   weights at packed[6789829]: weight [192,832,1,1] + bias [192] (packed in blocks of 12 output channels)
+ *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); then inception9.relu2
  */
 static CNN_SIMD void inception9_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 159744;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
         float *yb = y + (ptrdiff_t)b * 9408;
         const float *in = xb0;
-        for (int it = 0; it < 102; it++) {
-            const int gb = it / 17, tile = it - gb * 17;
+        for (int it = 0; it < 112; it++) {
+            const int gb = it / 7, tile = it - gb * 7;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 192 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 26624;
-            const float *xp = in + grp * 40768;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
-            const int o0 = q[0] / 7 * 7 + q[0] % 7 * 1;
-            q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
-            const int o1 = q[1] / 7 * 7 + q[1] % 7 * 1;
-            q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
-            const int o2 = q[2] / 7 * 7 + q[2] % 7 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 832; c += 8, xp += 392, wp += 256) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+            const float *wb = w + (ptrdiff_t)gb * 9984;
+            const float *xg = in + grp * 40768;
+            float t[MR][NR];
+            {
+                const int p = tile < 6 ? tile * NR : 41;
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
+                const float *xp = xg + p;
+                const float *wp = wb;
+                for (int c = 0; c < 832; c += 8, xp += 392, wp += 96) {
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 49]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 49]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 98]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 98]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 147]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 147]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 196]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 196]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 245]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 245]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 294]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 294]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 343]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 343]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-            }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 49;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+                _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[4] + 0, c40);
+                _mm256_storeu_ps(t[5] + 0, c50);
+                _mm256_storeu_ps(t[6] + 0, c60);
+                _mm256_storeu_ps(t[7] + 0, c70);
+                _mm256_storeu_ps(t[8] + 0, c80);
+                _mm256_storeu_ps(t[9] + 0, c90);
+                _mm256_storeu_ps(t[10] + 0, c100);
+                _mm256_storeu_ps(t[11] + 0, c110);
+                for (int i = 0; i < MR; i++) {
+                    const int at = (oc0 + i) * 49;
+                    for (int vi = 0; vi < NV; vi++) {
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at + q, x);
+                    }
                 }
             }
         }
@@ -12038,7 +12197,7 @@ static CNN_SIMD void inception9_conv2(const float *restrict x0, float *restrict 
 
 /* inception9.conv3 — examples/googlenet.cnn:23: conv 3x3 p1 384
  *   in [192,7,7] -> out [384,7,7]
- *   weights at packed[6943966]: weight [384,192,3,3] + bias [384] (packed in blocks of 6 output channels)
+ *   weights at packed[6949765]: weight [384,192,3,3] + bias [384] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(2x2,3x3), 4x4 tiles of 2x2 outputs, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then inception9.relu3; stores into channels 384..767 of inception9.concat1, which copies nothing
  */
 static CNN_SIMD void inception9_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -12259,233 +12418,278 @@ static CNN_SIMD void inception9_conv3(const float *restrict x0, float *restrict 
 
 /* inception9.conv4 — examples/googlenet.cnn:24: conv 1x1 48
  *   in [832,7,7] -> out [48,7,7]
- *   weights at packed[8123998]: weight [48,832,1,1] + bias [48] (packed in blocks of 24 output channels)
- *   avx2: tile MP=4 positions x MR=24 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; then inception9.relu4
+ *   weights at packed[8129797]: weight [48,832,1,1] + bias [48] (packed in blocks of 12 output channels)
+ *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); then inception9.relu4
  */
 static CNN_SIMD void inception9_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MP = 4, NV = 3, MR = 24, W = 8 }; /* the register tile; W floats a vector */
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 39936;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
         float *yb = y + (ptrdiff_t)b * 2352;
         const float *in = xb0;
-        for (int it = 0; it < 26; it++) {
-            const int tile = it / 2, gb = it - tile * 2;
+        for (int it = 0; it < 28; it++) {
+            const int tile = it / 4, gb = it - tile * 4;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 48 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 19968;
-            const float *xp = in + grp * 40768;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
-            const int o0 = q[0] / 7 * 7 + q[0] % 7 * 1;
-            q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
-            const int o1 = q[1] / 7 * 7 + q[1] % 7 * 1;
-            q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
-            const int o2 = q[2] / 7 * 7 + q[2] % 7 * 1;
-            q[3] = tile * MP + 3 < 49 ? tile * MP + 3 : 48;
-            const int o3 = q[3] / 7 * 7 + q[3] % 7 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c32 = _mm256_loadu_ps(bias + gb * MR + 16);
-            for (int c = 0; c < 832; c += 8, xp += 392, wp += 192) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_set1_ps(xp[o3 + 0]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
+            const float *wb = w + (ptrdiff_t)gb * 9984;
+            const float *xg = in + grp * 40768;
+            float t[MR][NR];
+            {
+                const int p = tile < 6 ? tile * NR : 41;
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
+                const float *xp = xg + p;
+                const float *wp = wb;
+                for (int c = 0; c < 832; c += 8, xp += 392, wp += 96) {
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 24 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 24 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 24 + 16);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_set1_ps(xp[o1 + 49]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_set1_ps(xp[o2 + 49]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_set1_ps(xp[o3 + 49]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 48 + 16);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_set1_ps(xp[o1 + 98]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_set1_ps(xp[o2 + 98]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_set1_ps(xp[o3 + 98]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 72 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 72 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 72 + 16);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_set1_ps(xp[o1 + 147]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_set1_ps(xp[o2 + 147]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_set1_ps(xp[o3 + 147]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_set1_ps(xp[o1 + 196]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_set1_ps(xp[o2 + 196]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_set1_ps(xp[o3 + 196]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 120 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 120 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 120 + 16);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_set1_ps(xp[o1 + 245]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_set1_ps(xp[o2 + 245]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_set1_ps(xp[o3 + 245]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 144 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 144 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 144 + 16);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_set1_ps(xp[o1 + 294]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_set1_ps(xp[o2 + 294]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_set1_ps(xp[o3 + 294]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 168 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 168 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 168 + 16);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_set1_ps(xp[o1 + 343]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_set1_ps(xp[o2 + 343]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_set1_ps(xp[o3 + 343]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
-                }
-            }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[3] + 0, c30);
-            _mm256_storeu_ps(t[3] + 8, c31);
-            _mm256_storeu_ps(t[3] + 16, c32);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 49;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+                _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[4] + 0, c40);
+                _mm256_storeu_ps(t[5] + 0, c50);
+                _mm256_storeu_ps(t[6] + 0, c60);
+                _mm256_storeu_ps(t[7] + 0, c70);
+                _mm256_storeu_ps(t[8] + 0, c80);
+                _mm256_storeu_ps(t[9] + 0, c90);
+                _mm256_storeu_ps(t[10] + 0, c100);
+                _mm256_storeu_ps(t[11] + 0, c110);
+                for (int i = 0; i < MR; i++) {
+                    const int at = (oc0 + i) * 49;
+                    for (int vi = 0; vi < NV; vi++) {
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at + q, x);
+                    }
                 }
             }
         }
@@ -12494,7 +12698,7 @@ static CNN_SIMD void inception9_conv4(const float *restrict x0, float *restrict 
 
 /* inception9.conv5 — examples/googlenet.cnn:24: conv 5x5 p2 128
  *   in [48,7,7] -> out [128,7,7]
- *   weights at packed[8163982]: weight [128,48,5,5] + bias [128] (packed in blocks of 32 output channels)
+ *   weights at packed[8169781]: weight [128,48,5,5] + bias [128] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception9.relu5; stores into channels 768..895 of inception9.concat1, which copies nothing
  */
 static CNN_SIMD void inception9_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -12625,231 +12829,232 @@ static CNN_SIMD void inception9_maxpool1(const float *restrict x0, float *restri
 
 /* inception9.conv6 — examples/googlenet.cnn:25: conv 1x1 128
  *   in [832,7,7] -> out [128,7,7]
- *   weights at packed[8317710]: weight [128,832,1,1] + bias [128] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; then inception9.relu6; stores into channels 896..1023 of inception9.concat1, which copies nothing
+ *   weights at packed[8323509]: weight [128,832,1,1] + bias [128] (packed in blocks of 3 output channels)
+ *   avx2: tile MR=3 output channels x NR=32 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); then inception9.relu6; stores into channels 896..1023 of inception9.concat1, which copies nothing
  */
 static CNN_SIMD void inception9_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 106496;
+    enum { MR = 3, NV = 4, NR = 32, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 107328;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
         float *yb = y + (ptrdiff_t)b * 50176;
         const float *in = xb0;
-        for (int it = 0; it < 68; it++) {
-            const int tile = it / 4, gb = it - tile * 4;
+        for (int it = 0; it < 86; it++) {
+            const int tile = it / 43, gb = it - tile * 43;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 26624;
-            const float *xp = in + grp * 40768;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
-            const int o0 = q[0] / 7 * 7 + q[0] % 7 * 1;
-            q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
-            const int o1 = q[1] / 7 * 7 + q[1] % 7 * 1;
-            q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
-            const int o2 = q[2] / 7 * 7 + q[2] % 7 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 832; c += 8, xp += 392, wp += 256) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+            const float *wb = w + (ptrdiff_t)gb * 2496;
+            const float *xg = in + grp * 40768;
+            float t[MR][NR];
+            {
+                const int p = tile < 1 ? tile * NR : 17;
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c13 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c23 = _mm256_set1_ps(bias[gb * MR + 2]);
+                const float *xp = xg + p;
+                const float *wp = wb;
+                for (int c = 0; c < 832; c += 8, xp += 392, wp += 24) {
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 0 + 24);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 49 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 49 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 49 + 24);
+                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                        wv = _mm256_set1_ps(wp[3 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                        wv = _mm256_set1_ps(wp[3 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 98 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 98 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 98 + 24);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 147 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 147 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 147 + 24);
+                        __m256 wv = _mm256_set1_ps(wp[9 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                        wv = _mm256_set1_ps(wp[9 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                        wv = _mm256_set1_ps(wp[9 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 196 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 196 + 24);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 245 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 245 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 245 + 24);
+                        __m256 wv = _mm256_set1_ps(wp[15 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                        wv = _mm256_set1_ps(wp[15 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                        wv = _mm256_set1_ps(wp[15 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 294 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 294 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 294 + 24);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 343 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 343 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 343 + 24);
+                        __m256 wv = _mm256_set1_ps(wp[21 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                        wv = _mm256_set1_ps(wp[21 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                        wv = _mm256_set1_ps(wp[21 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                    }
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 49]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 49]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 98]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 98]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 147]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 147]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 196]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 196]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 245]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 245]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 294]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 294]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 343]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 343]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-            }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 49;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+                _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[0] + 8, c01);
+                _mm256_storeu_ps(t[0] + 16, c02);
+                _mm256_storeu_ps(t[0] + 24, c03);
+                _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[1] + 8, c11);
+                _mm256_storeu_ps(t[1] + 16, c12);
+                _mm256_storeu_ps(t[1] + 24, c13);
+                _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[2] + 8, c21);
+                _mm256_storeu_ps(t[2] + 16, c22);
+                _mm256_storeu_ps(t[2] + 24, c23);
+                for (int i = 0; i < MR; i++) {
+                    if (ob * MR + i >= 128)
+                        break;
+                    const int at = (oc0 + i) * 49;
+                    for (int vi = 0; vi < NV; vi++) {
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at + q, x);
+                    }
                 }
             }
         }
@@ -12889,7 +13094,7 @@ static CNN_SIMD void avgpool1(const float *restrict x0, float *restrict y, int b
 
 /* dense1 — examples/googlenet.cnn:47: dense 1000
  *   in [1024,1,1] -> out [1000]
- *   weights at packed[8424334]: weight [1000,1024] + bias [1000]
+ *   weights at packed[8430966]: weight [1000,1024] + bias [1000]
  *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); rows walked forwards and backwards on alternate calls
  */
 static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
@@ -12951,7 +13156,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
 }
 
 /* Canonical parameters (DSL.md order, 6998552 floats) to the packed layout
- * the kernels read (9449334 floats). */
+ * the kernels read (9455966 floats). */
 void googlenet_pack(const float *params, float *packed) {
     cnn_pack_conv(params + 0, params + 9408, NULL, 0.0, packed + 0, 64, 147, 1, 16); /* conv1 */
     cnn_pack_conv(params + 9472, params + 13568, NULL, 0.0, packed + 9472, 64, 64, 1, 4); /* conv2 */
@@ -12972,45 +13177,45 @@ void googlenet_pack(const float *params, float *packed) {
     cnn_pack_conv(params + 769200, params + 815280, NULL, 0.0, packed + 1114800, 96, 480, 1, 6); /* inception3.conv2 */
     cnn_pack_wino(params + 815376, params + 995088, NULL, 0.0, packed + 1160976, 208, 96, 6); /* inception3.conv3: Winograd */
     cnn_pack_conv(params + 995296, params + 1002976, NULL, 0.0, packed + 1483744, 16, 480, 1, 4); /* inception3.conv4 */
-    cnn_pack_conv(params + 1002992, params + 1022192, NULL, 0.0, packed + 1491440, 48, 400, 1, 24); /* inception3.conv5 */
+    cnn_pack_conv(params + 1002992, params + 1022192, NULL, 0.0, packed + 1491440, 48, 400, 1, 16); /* inception3.conv5 */
     cnn_pack_conv(params + 1022240, params + 1052960, NULL, 0.0, packed + 1510688, 64, 480, 1, 6); /* inception3.conv6 */
     cnn_pack_conv(params + 1053024, params + 1134944, NULL, 0.0, packed + 1542434, 160, 512, 1, 6); /* inception4.conv1 */
     cnn_pack_conv(params + 1135104, params + 1192448, NULL, 0.0, packed + 1625540, 112, 512, 1, 6); /* inception4.conv2 */
     cnn_pack_wino(params + 1192560, params + 1418352, NULL, 0.0, packed + 1684022, 224, 112, 3); /* inception4.conv3: Winograd */
     cnn_pack_conv(params + 1418576, params + 1430864, NULL, 0.0, packed + 2087446, 24, 512, 1, 6); /* inception4.conv4 */
-    cnn_pack_conv(params + 1430888, params + 1469288, NULL, 0.0, packed + 2099758, 64, 600, 1, 16); /* inception4.conv5 */
+    cnn_pack_conv(params + 1430888, params + 1469288, NULL, 0.0, packed + 2099758, 64, 600, 1, 4); /* inception4.conv5 */
     cnn_pack_conv(params + 1469352, params + 1502120, NULL, 0.0, packed + 2138222, 64, 512, 1, 6); /* inception4.conv6 */
     cnn_pack_conv(params + 1502184, params + 1567720, NULL, 0.0, packed + 2172080, 128, 512, 1, 6); /* inception5.conv1 */
     cnn_pack_conv(params + 1567848, params + 1633384, NULL, 0.0, packed + 2239796, 128, 512, 1, 6); /* inception5.conv2 */
     cnn_pack_wino(params + 1633512, params + 1928424, NULL, 0.0, packed + 2307512, 256, 128, 6); /* inception5.conv3: Winograd */
     cnn_pack_conv(params + 1928680, params + 1940968, NULL, 0.0, packed + 2836152, 24, 512, 1, 6); /* inception5.conv4 */
-    cnn_pack_conv(params + 1940992, params + 1979392, NULL, 0.0, packed + 2848464, 64, 600, 1, 16); /* inception5.conv5 */
+    cnn_pack_conv(params + 1940992, params + 1979392, NULL, 0.0, packed + 2848464, 64, 600, 1, 4); /* inception5.conv5 */
     cnn_pack_conv(params + 1979456, params + 2012224, NULL, 0.0, packed + 2886928, 64, 512, 1, 6); /* inception5.conv6 */
     cnn_pack_conv(params + 2012288, params + 2069632, NULL, 0.0, packed + 2920786, 112, 512, 1, 6); /* inception6.conv1 */
     cnn_pack_conv(params + 2069744, params + 2143472, NULL, 0.0, packed + 2979268, 144, 512, 1, 6); /* inception6.conv2 */
     cnn_pack_wino(params + 2143616, params + 2516864, NULL, 0.0, packed + 3053140, 288, 144, 6); /* inception6.conv3: Winograd */
     cnn_pack_conv(params + 2517152, params + 2533536, NULL, 0.0, packed + 3716980, 32, 512, 1, 4); /* inception6.conv4 */
-    cnn_pack_conv(params + 2533568, params + 2584768, NULL, 0.0, packed + 3733396, 64, 800, 1, 16); /* inception6.conv5 */
+    cnn_pack_conv(params + 2533568, params + 2584768, NULL, 0.0, packed + 3733396, 64, 800, 1, 8); /* inception6.conv5 */
     cnn_pack_conv(params + 2584832, params + 2617600, NULL, 0.0, packed + 3784660, 64, 512, 1, 6); /* inception6.conv6 */
     cnn_pack_conv(params + 2617664, params + 2752832, NULL, 0.0, packed + 3818518, 256, 528, 1, 6); /* inception7.conv1 */
     cnn_pack_conv(params + 2753088, params + 2837568, NULL, 0.0, packed + 3955000, 160, 528, 1, 6); /* inception7.conv2 */
     cnn_pack_wino(params + 2837728, params + 3298528, NULL, 0.0, packed + 4040698, 320, 160, 3); /* inception7.conv3: Winograd */
     cnn_pack_conv(params + 3298848, params + 3315744, NULL, 0.0, packed + 4862778, 32, 528, 1, 4); /* inception7.conv4 */
-    cnn_pack_conv(params + 3315776, params + 3418176, NULL, 0.0, packed + 4879706, 128, 800, 1, 16); /* inception7.conv5 */
-    cnn_pack_conv(params + 3418304, params + 3485888, NULL, 0.0, packed + 4982234, 128, 528, 1, 6); /* inception7.conv6 */
-    cnn_pack_conv(params + 3486016, params + 3699008, NULL, 0.0, packed + 5052062, 256, 832, 1, 32); /* inception8.conv1 */
-    cnn_pack_conv(params + 3699264, params + 3832384, NULL, 0.0, packed + 5265310, 160, 832, 1, 32); /* inception8.conv2 */
-    cnn_pack_wino(params + 3832544, params + 4293344, NULL, 0.0, packed + 5398590, 320, 160, 6); /* inception8.conv3: Winograd */
-    cnn_pack_conv(params + 4293664, params + 4320288, NULL, 0.0, packed + 6228350, 32, 832, 1, 32); /* inception8.conv4 */
-    cnn_pack_conv(params + 4320320, params + 4422720, NULL, 0.0, packed + 6255006, 128, 800, 1, 32); /* inception8.conv5 */
-    cnn_pack_conv(params + 4422848, params + 4529344, NULL, 0.0, packed + 6357534, 128, 832, 1, 32); /* inception8.conv6 */
-    cnn_pack_conv(params + 4529472, params + 4848960, NULL, 0.0, packed + 6464158, 384, 832, 1, 32); /* inception9.conv1 */
-    cnn_pack_conv(params + 4849344, params + 5009088, NULL, 0.0, packed + 6784030, 192, 832, 1, 32); /* inception9.conv2 */
-    cnn_pack_wino(params + 5009280, params + 5672832, NULL, 0.0, packed + 6943966, 384, 192, 6); /* inception9.conv3: Winograd */
-    cnn_pack_conv(params + 5673216, params + 5713152, NULL, 0.0, packed + 8123998, 48, 832, 1, 24); /* inception9.conv4 */
-    cnn_pack_conv(params + 5713200, params + 5866800, NULL, 0.0, packed + 8163982, 128, 1200, 1, 32); /* inception9.conv5 */
-    cnn_pack_conv(params + 5866928, params + 5973424, NULL, 0.0, packed + 8317710, 128, 832, 1, 32); /* inception9.conv6 */
-    cnn_copy(params + 5973552, packed + 8424334, 1025000); /* dense1 */
+    cnn_pack_conv(params + 3315776, params + 3418176, NULL, 0.0, packed + 4879706, 128, 800, 1, 3); /* inception7.conv5 */
+    cnn_pack_conv(params + 3418304, params + 3485888, NULL, 0.0, packed + 4983035, 128, 528, 1, 6); /* inception7.conv6 */
+    cnn_pack_conv(params + 3486016, params + 3699008, NULL, 0.0, packed + 5052863, 256, 832, 1, 6); /* inception8.conv1 */
+    cnn_pack_conv(params + 3699264, params + 3832384, NULL, 0.0, packed + 5267777, 160, 832, 1, 6); /* inception8.conv2 */
+    cnn_pack_wino(params + 3832544, params + 4293344, NULL, 0.0, packed + 5402723, 320, 160, 6); /* inception8.conv3: Winograd */
+    cnn_pack_conv(params + 4293664, params + 4320288, NULL, 0.0, packed + 6232483, 32, 832, 1, 3); /* inception8.conv4 */
+    cnn_pack_conv(params + 4320320, params + 4422720, NULL, 0.0, packed + 6259972, 128, 800, 1, 32); /* inception8.conv5 */
+    cnn_pack_conv(params + 4422848, params + 4529344, NULL, 0.0, packed + 6362500, 128, 832, 1, 3); /* inception8.conv6 */
+    cnn_pack_conv(params + 4529472, params + 4848960, NULL, 0.0, packed + 6469957, 384, 832, 1, 12); /* inception9.conv1 */
+    cnn_pack_conv(params + 4849344, params + 5009088, NULL, 0.0, packed + 6789829, 192, 832, 1, 12); /* inception9.conv2 */
+    cnn_pack_wino(params + 5009280, params + 5672832, NULL, 0.0, packed + 6949765, 384, 192, 6); /* inception9.conv3: Winograd */
+    cnn_pack_conv(params + 5673216, params + 5713152, NULL, 0.0, packed + 8129797, 48, 832, 1, 12); /* inception9.conv4 */
+    cnn_pack_conv(params + 5713200, params + 5866800, NULL, 0.0, packed + 8169781, 128, 1200, 1, 32); /* inception9.conv5 */
+    cnn_pack_conv(params + 5866928, params + 5973424, NULL, 0.0, packed + 8323509, 128, 832, 1, 3); /* inception9.conv6 */
+    cnn_copy(params + 5973552, packed + 8430966, 1025000); /* dense1 */
 }
 
 /* Inference on `batch` samples (1..googlenet_BATCH), NCHW in and out. Returns 0,
@@ -13054,15 +13259,15 @@ int googlenet_forward(const float *packed, const float *in_img, float *out_logit
     inception4_conv1(A + 377344, A + 477696, packed + 1542434, batch);
     inception4_conv2(A + 377344, A + 578048, packed + 1625540, batch);
     inception4_conv3(A + 578048, A + 509056, packed + 1684022, A + 0, batch);
-    inception4_conv4(A + 377344, A + 7776, packed + 2087446, batch);
-    inception4_conv5(A + 7776, A + 552960, packed + 2099758, A + 0, batch);
+    inception4_conv4(A + 377344, A + 7808, packed + 2087446, batch);
+    inception4_conv5(A + 7808, A + 552960, packed + 2099758, A + 0, batch);
     inception4_maxpool1(A + 377344, A + 0, A + 100352, batch);
     inception4_conv6(A + 0, A + 565504, packed + 2138222, batch);
     inception5_conv1(A + 477696, A + 578048, packed + 2172080, batch);
     inception5_conv2(A + 477696, A + 432128, packed + 2239796, batch);
     inception5_conv3(A + 432128, A + 603136, packed + 2307512, A + 0, batch);
-    inception5_conv4(A + 477696, A + 7776, packed + 2836152, batch);
-    inception5_conv5(A + 7776, A + 653312, packed + 2848464, A + 0, batch);
+    inception5_conv4(A + 477696, A + 7808, packed + 2836152, batch);
+    inception5_conv5(A + 7808, A + 653312, packed + 2848464, A + 0, batch);
     inception5_maxpool1(A + 477696, A + 0, A + 100352, batch);
     inception5_conv6(A + 0, A + 665856, packed + 2886928, batch);
     inception6_conv1(A + 578048, A + 701696, packed + 2920786, batch);
@@ -13075,26 +13280,26 @@ int googlenet_forward(const float *packed, const float *in_img, float *out_logit
     inception7_conv1(A + 701696, A + 538624, packed + 3818518, batch);
     inception7_conv2(A + 701696, A + 805184, packed + 3955000, batch);
     inception7_conv3(A + 805184, A + 588800, packed + 4040698, A + 0, batch);
-    inception7_conv4(A + 701696, A + 10368, packed + 4862778, batch);
-    inception7_conv5(A + 10368, A + 651520, packed + 4879706, A + 0, batch);
+    inception7_conv4(A + 701696, A + 10400, packed + 4862778, batch);
+    inception7_conv5(A + 10400, A + 651520, packed + 4879706, A + 0, batch);
     inception7_maxpool1(A + 701696, A + 0, A + 103488, batch);
-    inception7_conv6(A + 0, A + 676608, packed + 4982234, batch);
+    inception7_conv6(A + 0, A + 676608, packed + 4983035, batch);
     maxpool4(A + 538624, A + 139904, A + 0, batch);
-    inception8_conv1(A + 139904, A + 216832, packed + 5052062, batch);
-    inception8_conv2(A + 139904, A + 180672, packed + 5265310, batch);
-    inception8_conv3(A + 180672, A + 229376, packed + 5398590, A + 0, batch);
-    inception8_conv4(A + 139904, A + 184544, packed + 6228350, batch);
-    inception8_conv5(A + 184544, A + 245056, packed + 6255006, A + 180672, batch);
+    inception8_conv1(A + 139904, A + 216832, packed + 5052863, batch);
+    inception8_conv2(A + 139904, A + 180672, packed + 5267777, batch);
+    inception8_conv3(A + 180672, A + 229376, packed + 5402723, A + 0, batch);
+    inception8_conv4(A + 139904, A + 184544, packed + 6232483, batch);
+    inception8_conv5(A + 184544, A + 245056, packed + 6259972, A + 180672, batch);
     inception8_maxpool1(A + 139904, A + 0, A + 180672, batch);
-    inception8_conv6(A + 0, A + 251328, packed + 6357534, batch);
-    inception9_conv1(A + 216832, A + 166656, packed + 6464158, batch);
-    inception9_conv2(A + 216832, A + 257600, packed + 6784030, batch);
-    inception9_conv3(A + 257600, A + 185472, packed + 6943966, A + 0, batch);
-    inception9_conv4(A + 216832, A + 5808, packed + 8123998, batch);
-    inception9_conv5(A + 5808, A + 204288, packed + 8163982, A + 0, batch);
+    inception8_conv6(A + 0, A + 251328, packed + 6362500, batch);
+    inception9_conv1(A + 216832, A + 166656, packed + 6469957, batch);
+    inception9_conv2(A + 216832, A + 257600, packed + 6789829, batch);
+    inception9_conv3(A + 257600, A + 185472, packed + 6949765, A + 0, batch);
+    inception9_conv4(A + 216832, A + 5808, packed + 8129797, batch);
+    inception9_conv5(A + 5808, A + 204288, packed + 8169781, A + 0, batch);
     inception9_maxpool1(A + 216832, A + 0, A + 40768, batch);
-    inception9_conv6(A + 0, A + 210560, packed + 8317710, batch);
+    inception9_conv6(A + 0, A + 210560, packed + 8323509, batch);
     avgpool1(A + 166656, A + 0, batch);
-    dense1(A + 0, out_logits, packed + 8424334, A + 1572096, batch);
+    dense1(A + 0, out_logits, packed + 8430966, A + 1572096, batch);
     return 0;
 }

@@ -5,7 +5,7 @@
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices
  * arena:   8150848 bytes (36228800 without reuse; 7348032 live at most)
- * weights: 4253864 canonical floats, 4233092 packed
+ * weights: 4253864 canonical floats, 4241292 packed
  *
  * Inference calls no library function but memcpy/memset (which a
  * compiler may emit for plain loops) and needs no libm. */
@@ -4937,22 +4937,22 @@ static CNN_SIMD void dwsep12_conv1(const float *restrict x0, float *restrict y, 
 
 /* dwsep12.conv2 — examples/mobilenet.cnn:20: conv 1x1 1024
  *   in [512,7,7] -> out [1024,7,7]
- *   weights at packed[1622940]: weight [1024,512,1,1] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; dwsep12.bn2 folded into the weights; then dwsep12.relu2
+ *   weights at packed[1622940]: weight [1024,512,1,1] (packed in blocks of 16 output channels)
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; dwsep12.bn2 folded into the weights; then dwsep12.relu2
  */
 static CNN_SIMD void dwsep12_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
+    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 524288;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 50176;
         const float *in = xb0;
-        for (int it = 0; it < 544; it++) {
-            const int gb = it / 17, tile = it - gb * 17;
+        for (int it = 0; it < 576; it++) {
+            const int gb = it / 9, tile = it - gb * 9;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 1024 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 16384;
+            const float *wp = w + (ptrdiff_t)gb * 8192;
             const float *xp = in + grp * 25088;
             int q[MP];
             float t[MP][MR];
@@ -4962,200 +4962,214 @@ static CNN_SIMD void dwsep12_conv2(const float *restrict x0, float *restrict y, 
             const int o1 = q[1] / 7 * 7 + q[1] % 7 * 1;
             q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
             const int o2 = q[2] / 7 * 7 + q[2] % 7 * 1;
+            q[3] = tile * MP + 3 < 49 ? tile * MP + 3 : 48;
+            const int o3 = q[3] / 7 * 7 + q[3] % 7 * 1;
+            q[4] = tile * MP + 4 < 49 ? tile * MP + 4 : 48;
+            const int o4 = q[4] / 7 * 7 + q[4] % 7 * 1;
+            q[5] = tile * MP + 5 < 49 ? tile * MP + 5 : 48;
+            const int o5 = q[5] / 7 * 7 + q[5] % 7 * 1;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
             __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 512; c += 8, xp += 392, wp += 256) {
+            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
+            for (int c = 0; c < 512; c += 8, xp += 392, wp += 128) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
                     __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
                     xb = _mm256_set1_ps(xp[o1 + 0]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
                     xb = _mm256_set1_ps(xp[o2 + 0]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 0]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 0]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 0]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 49]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 49]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 49]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 49]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 49]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 49]);
+                    xb = _mm256_set1_ps(xp[o1 + 98]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 49]);
+                    xb = _mm256_set1_ps(xp[o2 + 98]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 98]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 98]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 98]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 147]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 147]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 147]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 147]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 147]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 98]);
+                    xb = _mm256_set1_ps(xp[o1 + 196]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 98]);
+                    xb = _mm256_set1_ps(xp[o2 + 196]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 196]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 196]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 196]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 245]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 245]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 245]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 245]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 245]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 147]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 147]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 196]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 196]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 245]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 245]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
                     __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
                     xb = _mm256_set1_ps(xp[o1 + 294]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
                     xb = _mm256_set1_ps(xp[o2 + 294]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 294]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 294]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 294]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
                     __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
                     xb = _mm256_set1_ps(xp[o1 + 343]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
                     xb = _mm256_set1_ps(xp[o2 + 343]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 343]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 343]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 343]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
             }
             _mm256_storeu_ps(t[0] + 0, c00);
             _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
             _mm256_storeu_ps(t[1] + 0, c10);
             _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
             _mm256_storeu_ps(t[2] + 0, c20);
             _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
+            _mm256_storeu_ps(t[3] + 0, c30);
+            _mm256_storeu_ps(t[3] + 8, c31);
+            _mm256_storeu_ps(t[4] + 0, c40);
+            _mm256_storeu_ps(t[4] + 8, c41);
+            _mm256_storeu_ps(t[5] + 0, c50);
+            _mm256_storeu_ps(t[5] + 8, c51);
             for (int k = 0; k < MR; k++) {
                 const int at = (oc0 + k) * 49;
                 for (int i = 0; i < MP; i++) {
@@ -5414,231 +5428,280 @@ static CNN_SIMD void dwsep13_conv1(const float *restrict x0, float *restrict y, 
 
 /* dwsep13.conv2 — examples/mobilenet.cnn:20: conv 1x1 1024
  *   in [1024,7,7] -> out [1024,7,7]
- *   weights at packed[2158492]: weight [1024,1024,1,1] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; dwsep13.bn2 folded into the weights; then dwsep13.relu2
+ *   weights at packed[2158492]: weight [1024,1024,1,1] (packed in blocks of 12 output channels)
+ *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); dwsep13.bn2 folded into the weights; then dwsep13.relu2
  */
 static CNN_SIMD void dwsep13_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 1048576;
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 1056768;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
         const float *in = xb0;
-        for (int it = 0; it < 544; it++) {
-            const int gb = it / 17, tile = it - gb * 17;
+        for (int it = 0; it < 602; it++) {
+            const int gb = it / 7, tile = it - gb * 7;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 1024 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 32768;
-            const float *xp = in + grp * 50176;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
-            const int o0 = q[0] / 7 * 7 + q[0] % 7 * 1;
-            q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
-            const int o1 = q[1] / 7 * 7 + q[1] % 7 * 1;
-            q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
-            const int o2 = q[2] / 7 * 7 + q[2] % 7 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 1024; c += 8, xp += 392, wp += 256) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+            const float *wb = w + (ptrdiff_t)gb * 12288;
+            const float *xg = in + grp * 50176;
+            float t[MR][NR];
+            {
+                const int p = tile < 6 ? tile * NR : 41;
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
+                const float *xp = xg + p;
+                const float *wp = wb;
+                for (int c = 0; c < 1024; c += 8, xp += 392, wp += 96) {
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 49]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 49]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 98]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 98]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 147]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 147]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 196]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 196]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 245]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 245]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 294]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 294]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 343]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 343]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-            }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 49;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+                _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[4] + 0, c40);
+                _mm256_storeu_ps(t[5] + 0, c50);
+                _mm256_storeu_ps(t[6] + 0, c60);
+                _mm256_storeu_ps(t[7] + 0, c70);
+                _mm256_storeu_ps(t[8] + 0, c80);
+                _mm256_storeu_ps(t[9] + 0, c90);
+                _mm256_storeu_ps(t[10] + 0, c100);
+                _mm256_storeu_ps(t[11] + 0, c110);
+                for (int i = 0; i < MR; i++) {
+                    if (ob * MR + i >= 1024)
+                        break;
+                    const int at = (oc0 + i) * 49;
+                    for (int vi = 0; vi < NV; vi++) {
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at + q, x);
+                    }
                 }
             }
         }
@@ -5678,7 +5741,7 @@ static CNN_SIMD void avgpool1(const float *restrict x0, float *restrict y, int b
 
 /* dense1 — examples/mobilenet.cnn:31: dense 1000
  *   in [1024,1,1] -> out [1000]
- *   weights at packed[3208092]: weight [1000,1024] + bias [1000]
+ *   weights at packed[3216292]: weight [1000,1024] + bias [1000]
  *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); rows walked forwards and backwards on alternate calls
  */
 static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
@@ -5740,7 +5803,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
 }
 
 /* Canonical parameters (DSL.md order, 4253864 floats) to the packed layout
- * the kernels read (4233092 floats). */
+ * the kernels read (4241292 floats). */
 void mobilenet_pack(const float *params, float *packed) {
     cnn_pack_conv(params + 0, NULL, params + 864, 1.0000000000000001e-05, packed + 0, 32, 27, 1, 4); /* conv1 + bn1 */
     cnn_pack_conv(params + 992, NULL, params + 1280, 1.0000000000000001e-05, packed + 896, 32, 9, 32, 1); /* dwsep1.conv1 + dwsep1.bn1 */
@@ -5766,10 +5829,10 @@ void mobilenet_pack(const float *params, float *packed) {
     cnn_pack_conv(params + 1356992, NULL, params + 1361600, 1.0000000000000001e-05, packed + 1347992, 512, 9, 512, 1); /* dwsep11.conv1 + dwsep11.bn1 */
     cnn_pack_conv(params + 1363648, NULL, params + 1625792, 1.0000000000000001e-05, packed + 1353112, 512, 512, 1, 6); /* dwsep11.conv2 + dwsep11.bn2 */
     cnn_pack_conv(params + 1627840, NULL, params + 1632448, 1.0000000000000001e-05, packed + 1617820, 512, 9, 512, 1); /* dwsep12.conv1 + dwsep12.bn1 */
-    cnn_pack_conv(params + 1634496, NULL, params + 2158784, 1.0000000000000001e-05, packed + 1622940, 1024, 512, 1, 32); /* dwsep12.conv2 + dwsep12.bn2 */
+    cnn_pack_conv(params + 1634496, NULL, params + 2158784, 1.0000000000000001e-05, packed + 1622940, 1024, 512, 1, 16); /* dwsep12.conv2 + dwsep12.bn2 */
     cnn_pack_conv(params + 2162880, NULL, params + 2172096, 1.0000000000000001e-05, packed + 2148252, 1024, 9, 1024, 1); /* dwsep13.conv1 + dwsep13.bn1 */
-    cnn_pack_conv(params + 2176192, NULL, params + 3224768, 1.0000000000000001e-05, packed + 2158492, 1024, 1024, 1, 32); /* dwsep13.conv2 + dwsep13.bn2 */
-    cnn_copy(params + 3228864, packed + 3208092, 1025000); /* dense1 */
+    cnn_pack_conv(params + 2176192, NULL, params + 3224768, 1.0000000000000001e-05, packed + 2158492, 1024, 1024, 1, 12); /* dwsep13.conv2 + dwsep13.bn2 */
+    cnn_copy(params + 3228864, packed + 3216292, 1025000); /* dense1 */
 }
 
 /* Inference on `batch` samples (1..mobilenet_BATCH), NCHW in and out. Returns 0,
@@ -5809,6 +5872,6 @@ int mobilenet_forward(const float *packed, const float *in_img, float *out_logit
     dwsep13_conv1(A + 83008, A + 133184, packed + 2148252, A + 0, batch);
     dwsep13_conv2(A + 133184, A + 0, packed + 2158492, batch);
     avgpool1(A + 0, A + 50176, batch);
-    dense1(A + 50176, out_logits, packed + 3208092, A + 2037696, batch);
+    dense1(A + 50176, out_logits, packed + 3216292, A + 2037696, batch);
     return 0;
 }

@@ -5,7 +5,7 @@
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices
  * arena:   11022016 bytes (45920320 without reuse; 11022016 live at most)
- * weights: 3538984 canonical floats, 3490512 packed
+ * weights: 3538984 canonical floats, 3504490 packed
  *
  * Inference calls no library function but memcpy/memset (which a
  * compiler may emit for plain loops) and needs no libm. */
@@ -8802,230 +8802,239 @@ static CNN_SIMD void inverted5_conv2(const float *restrict x0, float *restrict y
 
 /* inverted5.conv3 — examples/mobilenetv2.cnn:31: conv 1x1 160
  *   in [576,7,7] -> out [160,7,7]
- *   weights at packed[598792]: weight [160,576,1,1] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; inverted5.bn3 folded into the weights
+ *   weights at packed[598792]: weight [160,576,1,1] (packed in blocks of 6 output channels)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); inverted5.bn3 folded into the weights
  */
 static CNN_SIMD void inverted5_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 92160;
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 93312;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 28224;
         float *yb = y + (ptrdiff_t)b * 7840;
         const float *in = xb0;
-        for (int it = 0; it < 85; it++) {
-            const int tile = it / 5, gb = it - tile * 5;
+        for (int it = 0; it < 108; it++) {
+            const int tile = it / 27, gb = it - tile * 27;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 160 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 18432;
-            const float *xp = in + grp * 28224;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
-            const int o0 = q[0] / 7 * 7 + q[0] % 7 * 1;
-            q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
-            const int o1 = q[1] / 7 * 7 + q[1] % 7 * 1;
-            q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
-            const int o2 = q[2] / 7 * 7 + q[2] % 7 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 576; c += 8, xp += 392, wp += 256) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+            const float *wb = w + (ptrdiff_t)gb * 3456;
+            const float *xg = in + grp * 28224;
+            float t[MR][NR];
+            {
+                const int p = tile < 3 ? tile * NR : 33;
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
+                const float *xp = xg + p;
+                const float *wp = wb;
+                for (int c = 0; c < 576; c += 8, xp += 392, wp += 48) {
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 49 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 98 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 147 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 245 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 294 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 343 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 49]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 49]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 98]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 98]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 147]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 147]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 196]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 196]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 245]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 245]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 294]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 294]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 343]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 343]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-            }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 49;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    yb[at + q[i]] = v;
+                _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[0] + 8, c01);
+                _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[1] + 8, c11);
+                _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[2] + 8, c21);
+                _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[3] + 8, c31);
+                _mm256_storeu_ps(t[4] + 0, c40);
+                _mm256_storeu_ps(t[4] + 8, c41);
+                _mm256_storeu_ps(t[5] + 0, c50);
+                _mm256_storeu_ps(t[5] + 8, c51);
+                for (int i = 0; i < MR; i++) {
+                    if (ob * MR + i >= 160)
+                        break;
+                    const int at = (oc0 + i) * 49;
+                    for (int vi = 0; vi < NV; vi++) {
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
+                        _mm256_storeu_ps(yb + at + q, x);
+                    }
                 }
             }
         }
@@ -9034,7 +9043,7 @@ static CNN_SIMD void inverted5_conv3(const float *restrict x0, float *restrict y
 
 /* inverted_res9.inverted1.conv1 — examples/mobilenetv2.cnn:28: conv 1x1 960
  *   in [160,7,7] -> out [960,7,7]
- *   weights at packed[691112]: weight [960,160,1,1] (packed in blocks of 12 output channels)
+ *   weights at packed[692266]: weight [960,160,1,1] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); inverted_res9.inverted1.bn1 folded into the weights; then inverted_res9.inverted1.relu61
  */
 static CNN_SIMD void inverted_res9_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -9314,7 +9323,7 @@ static CNN_SIMD void inverted_res9_inverted1_conv1(const float *restrict x0, flo
 
 /* inverted_res9.inverted1.conv2 — examples/mobilenetv2.cnn:29: conv 3x3 p1 960 g960
  *   in [960,7,7] -> out [960,7,7]
- *   weights at packed[845672]: weight [960,1,3,3]
+ *   weights at packed[846826]: weight [960,1,3,3]
  *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); positions read straight from the padded input, rows 9 apart (7 kept); inverted_res9.inverted1.bn2 folded into the weights; then inverted_res9.inverted1.relu62
  */
 static CNN_SIMD void inverted_res9_inverted1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -9558,232 +9567,241 @@ static CNN_SIMD void inverted_res9_inverted1_conv2(const float *restrict x0, flo
 
 /* inverted_res9.inverted1.conv3 — examples/mobilenetv2.cnn:31: conv 1x1 160
  *   in [960,7,7] -> out [160,7,7]
- *   weights at packed[855272]: weight [160,960,1,1] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; inverted_res9.inverted1.bn3 folded into the weights; then + inverted5.bn3 (inverted_res9.add1)
+ *   weights at packed[856426]: weight [160,960,1,1] (packed in blocks of 6 output channels)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); inverted_res9.inverted1.bn3 folded into the weights; then + inverted5.bn3 (inverted_res9.add1)
  */
 static CNN_SIMD void inverted_res9_inverted1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 153600;
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 155520;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 47040;
         float *yb = y + (ptrdiff_t)b * 7840;
         const float *rb0 = r0 + (ptrdiff_t)b * 7840;
         const float *in = xb0;
-        for (int it = 0; it < 85; it++) {
-            const int gb = it / 17, tile = it - gb * 17;
+        for (int it = 0; it < 108; it++) {
+            const int gb = it / 4, tile = it - gb * 4;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 160 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 30720;
-            const float *xp = in + grp * 47040;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
-            const int o0 = q[0] / 7 * 7 + q[0] % 7 * 1;
-            q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
-            const int o1 = q[1] / 7 * 7 + q[1] % 7 * 1;
-            q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
-            const int o2 = q[2] / 7 * 7 + q[2] % 7 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 960; c += 8, xp += 392, wp += 256) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+            const float *wb = w + (ptrdiff_t)gb * 5760;
+            const float *xg = in + grp * 47040;
+            float t[MR][NR];
+            {
+                const int p = tile < 3 ? tile * NR : 33;
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
+                const float *xp = xg + p;
+                const float *wp = wb;
+                for (int c = 0; c < 960; c += 8, xp += 392, wp += 48) {
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 49 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 98 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 147 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 245 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 294 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 343 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 49]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 49]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 98]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 98]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 147]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 147]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 196]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 196]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 245]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 245]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 294]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 294]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 343]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 343]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-            }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 49;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v += rb0[at + q[i]];
-                    yb[at + q[i]] = v;
+                _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[0] + 8, c01);
+                _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[1] + 8, c11);
+                _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[2] + 8, c21);
+                _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[3] + 8, c31);
+                _mm256_storeu_ps(t[4] + 0, c40);
+                _mm256_storeu_ps(t[4] + 8, c41);
+                _mm256_storeu_ps(t[5] + 0, c50);
+                _mm256_storeu_ps(t[5] + 8, c51);
+                for (int i = 0; i < MR; i++) {
+                    if (ob * MR + i >= 160)
+                        break;
+                    const int at = (oc0 + i) * 49;
+                    for (int vi = 0; vi < NV; vi++) {
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
+                        x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at + q));
+                        _mm256_storeu_ps(yb + at + q, x);
+                    }
                 }
             }
         }
@@ -9792,7 +9810,7 @@ static CNN_SIMD void inverted_res9_inverted1_conv3(const float *restrict x0, con
 
 /* inverted_res10.inverted1.conv1 — examples/mobilenetv2.cnn:28: conv 1x1 960
  *   in [160,7,7] -> out [960,7,7]
- *   weights at packed[1009032]: weight [960,160,1,1] (packed in blocks of 12 output channels)
+ *   weights at packed[1012108]: weight [960,160,1,1] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); inverted_res10.inverted1.bn1 folded into the weights; then inverted_res10.inverted1.relu61
  */
 static CNN_SIMD void inverted_res10_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -10072,7 +10090,7 @@ static CNN_SIMD void inverted_res10_inverted1_conv1(const float *restrict x0, fl
 
 /* inverted_res10.inverted1.conv2 — examples/mobilenetv2.cnn:29: conv 3x3 p1 960 g960
  *   in [960,7,7] -> out [960,7,7]
- *   weights at packed[1163592]: weight [960,1,3,3]
+ *   weights at packed[1166668]: weight [960,1,3,3]
  *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); positions read straight from the padded input, rows 9 apart (7 kept); inverted_res10.inverted1.bn2 folded into the weights; then inverted_res10.inverted1.relu62
  */
 static CNN_SIMD void inverted_res10_inverted1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -10316,232 +10334,241 @@ static CNN_SIMD void inverted_res10_inverted1_conv2(const float *restrict x0, fl
 
 /* inverted_res10.inverted1.conv3 — examples/mobilenetv2.cnn:31: conv 1x1 160
  *   in [960,7,7] -> out [160,7,7]
- *   weights at packed[1173192]: weight [160,960,1,1] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; inverted_res10.inverted1.bn3 folded into the weights; then + inverted_res9.add1 (inverted_res10.add1)
+ *   weights at packed[1176268]: weight [160,960,1,1] (packed in blocks of 6 output channels)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); inverted_res10.inverted1.bn3 folded into the weights; then + inverted_res9.add1 (inverted_res10.add1)
  */
 static CNN_SIMD void inverted_res10_inverted1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 153600;
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 155520;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 47040;
         float *yb = y + (ptrdiff_t)b * 7840;
         const float *rb0 = r0 + (ptrdiff_t)b * 7840;
         const float *in = xb0;
-        for (int it = 0; it < 85; it++) {
-            const int gb = it / 17, tile = it - gb * 17;
+        for (int it = 0; it < 108; it++) {
+            const int gb = it / 4, tile = it - gb * 4;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 160 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 30720;
-            const float *xp = in + grp * 47040;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
-            const int o0 = q[0] / 7 * 7 + q[0] % 7 * 1;
-            q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
-            const int o1 = q[1] / 7 * 7 + q[1] % 7 * 1;
-            q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
-            const int o2 = q[2] / 7 * 7 + q[2] % 7 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 960; c += 8, xp += 392, wp += 256) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+            const float *wb = w + (ptrdiff_t)gb * 5760;
+            const float *xg = in + grp * 47040;
+            float t[MR][NR];
+            {
+                const int p = tile < 3 ? tile * NR : 33;
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
+                const float *xp = xg + p;
+                const float *wp = wb;
+                for (int c = 0; c < 960; c += 8, xp += 392, wp += 48) {
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 49 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 98 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 147 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 245 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 294 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 343 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 49]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 49]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 98]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 98]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 147]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 147]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 196]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 196]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 245]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 245]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 294]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 294]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 343]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 343]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-            }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 49;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v += rb0[at + q[i]];
-                    yb[at + q[i]] = v;
+                _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[0] + 8, c01);
+                _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[1] + 8, c11);
+                _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[2] + 8, c21);
+                _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[3] + 8, c31);
+                _mm256_storeu_ps(t[4] + 0, c40);
+                _mm256_storeu_ps(t[4] + 8, c41);
+                _mm256_storeu_ps(t[5] + 0, c50);
+                _mm256_storeu_ps(t[5] + 8, c51);
+                for (int i = 0; i < MR; i++) {
+                    if (ob * MR + i >= 160)
+                        break;
+                    const int at = (oc0 + i) * 49;
+                    for (int vi = 0; vi < NV; vi++) {
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
+                        x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at + q));
+                        _mm256_storeu_ps(yb + at + q, x);
+                    }
                 }
             }
         }
@@ -10550,7 +10577,7 @@ static CNN_SIMD void inverted_res10_inverted1_conv3(const float *restrict x0, co
 
 /* inverted6.conv1 — examples/mobilenetv2.cnn:28: conv 1x1 960
  *   in [160,7,7] -> out [960,7,7]
- *   weights at packed[1326952]: weight [960,160,1,1] (packed in blocks of 12 output channels)
+ *   weights at packed[1331950]: weight [960,160,1,1] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); inverted6.bn1 folded into the weights; then inverted6.relu61
  */
 static CNN_SIMD void inverted6_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -10830,7 +10857,7 @@ static CNN_SIMD void inverted6_conv1(const float *restrict x0, float *restrict y
 
 /* inverted6.conv2 — examples/mobilenetv2.cnn:29: conv 3x3 p1 960 g960
  *   in [960,7,7] -> out [960,7,7]
- *   weights at packed[1481512]: weight [960,1,3,3]
+ *   weights at packed[1486510]: weight [960,1,3,3]
  *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); positions read straight from the padded input, rows 9 apart (7 kept); inverted6.bn2 folded into the weights; then inverted6.relu62
  */
 static CNN_SIMD void inverted6_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -11074,230 +11101,279 @@ static CNN_SIMD void inverted6_conv2(const float *restrict x0, float *restrict y
 
 /* inverted6.conv3 — examples/mobilenetv2.cnn:31: conv 1x1 320
  *   in [960,7,7] -> out [320,7,7]
- *   weights at packed[1491112]: weight [320,960,1,1] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; inverted6.bn3 folded into the weights
+ *   weights at packed[1496110]: weight [320,960,1,1] (packed in blocks of 12 output channels)
+ *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); inverted6.bn3 folded into the weights
  */
 static CNN_SIMD void inverted6_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 307200;
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 311040;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 47040;
         float *yb = y + (ptrdiff_t)b * 15680;
         const float *in = xb0;
-        for (int it = 0; it < 170; it++) {
-            const int gb = it / 17, tile = it - gb * 17;
+        for (int it = 0; it < 189; it++) {
+            const int gb = it / 7, tile = it - gb * 7;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 320 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 30720;
-            const float *xp = in + grp * 47040;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
-            const int o0 = q[0] / 7 * 7 + q[0] % 7 * 1;
-            q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
-            const int o1 = q[1] / 7 * 7 + q[1] % 7 * 1;
-            q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
-            const int o2 = q[2] / 7 * 7 + q[2] % 7 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 960; c += 8, xp += 392, wp += 256) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+            const float *wb = w + (ptrdiff_t)gb * 11520;
+            const float *xg = in + grp * 47040;
+            float t[MR][NR];
+            {
+                const int p = tile < 6 ? tile * NR : 41;
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
+                const float *xp = xg + p;
+                const float *wp = wb;
+                for (int c = 0; c < 960; c += 8, xp += 392, wp += 96) {
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 49]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 49]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 98]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 98]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 147]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 147]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 196]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 196]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 245]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 245]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 294]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 294]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 343]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 343]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-            }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 49;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    yb[at + q[i]] = v;
+                _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[4] + 0, c40);
+                _mm256_storeu_ps(t[5] + 0, c50);
+                _mm256_storeu_ps(t[6] + 0, c60);
+                _mm256_storeu_ps(t[7] + 0, c70);
+                _mm256_storeu_ps(t[8] + 0, c80);
+                _mm256_storeu_ps(t[9] + 0, c90);
+                _mm256_storeu_ps(t[10] + 0, c100);
+                _mm256_storeu_ps(t[11] + 0, c110);
+                for (int i = 0; i < MR; i++) {
+                    if (ob * MR + i >= 320)
+                        break;
+                    const int at = (oc0 + i) * 49;
+                    for (int vi = 0; vi < NV; vi++) {
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
+                        _mm256_storeu_ps(yb + at + q, x);
+                    }
                 }
             }
         }
@@ -11306,22 +11382,22 @@ static CNN_SIMD void inverted6_conv3(const float *restrict x0, float *restrict y
 
 /* conv2 — examples/mobilenetv2.cnn:50: conv 1x1 1280
  *   in [320,7,7] -> out [1280,7,7]
- *   weights at packed[1798632]: weight [1280,320,1,1] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; bn2 folded into the weights; then relu62
+ *   weights at packed[1807474]: weight [1280,320,1,1] (packed in blocks of 24 output channels)
+ *   avx2: tile MP=4 positions x MR=24 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; bn2 folded into the weights; then relu62
  */
 static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 409600;
+    enum { MP = 4, NV = 3, MR = 24, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 414720;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 15680;
         float *yb = y + (ptrdiff_t)b * 62720;
         const float *in = xb0;
-        for (int it = 0; it < 680; it++) {
-            const int gb = it / 17, tile = it - gb * 17;
+        for (int it = 0; it < 702; it++) {
+            const int gb = it / 13, tile = it - gb * 13;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 1280 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 10240;
+            const float *wp = w + (ptrdiff_t)gb * 7680;
             const float *xp = in + grp * 15680;
             int q[MP];
             float t[MP][MR];
@@ -11331,201 +11407,205 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
             const int o1 = q[1] / 7 * 7 + q[1] % 7 * 1;
             q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
             const int o2 = q[2] / 7 * 7 + q[2] % 7 * 1;
+            q[3] = tile * MP + 3 < 49 ? tile * MP + 3 : 48;
+            const int o3 = q[3] / 7 * 7 + q[3] % 7 * 1;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
             __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 320; c += 8, xp += 392, wp += 256) {
+            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c32 = _mm256_loadu_ps(bias + gb * MR + 16);
+            for (int c = 0; c < 320; c += 8, xp += 392, wp += 192) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
                     __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
                     xb = _mm256_set1_ps(xp[o1 + 0]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
                     xb = _mm256_set1_ps(xp[o2 + 0]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 0]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
                 }
                 {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 24 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 24 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 24 + 16);
                     __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
                     xb = _mm256_set1_ps(xp[o1 + 49]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
                     xb = _mm256_set1_ps(xp[o2 + 49]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 49]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
                 }
                 {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 48 + 16);
                     __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
                     xb = _mm256_set1_ps(xp[o1 + 98]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
                     xb = _mm256_set1_ps(xp[o2 + 98]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 98]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 72 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 72 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 72 + 16);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    xb = _mm256_set1_ps(xp[o1 + 147]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    xb = _mm256_set1_ps(xp[o2 + 147]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    xb = _mm256_set1_ps(xp[o3 + 147]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 147]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 147]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
                     __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
                     xb = _mm256_set1_ps(xp[o1 + 196]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
                     xb = _mm256_set1_ps(xp[o2 + 196]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 196]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
                 }
                 {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 120 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 120 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 120 + 16);
                     __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
                     xb = _mm256_set1_ps(xp[o1 + 245]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
                     xb = _mm256_set1_ps(xp[o2 + 245]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 245]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
                 }
                 {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 144 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 144 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 144 + 16);
                     __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
                     xb = _mm256_set1_ps(xp[o1 + 294]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
                     xb = _mm256_set1_ps(xp[o2 + 294]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 294]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
                 }
                 {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 168 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 168 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 168 + 16);
                     __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
                     xb = _mm256_set1_ps(xp[o1 + 343]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
                     xb = _mm256_set1_ps(xp[o2 + 343]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 343]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
                 }
             }
             _mm256_storeu_ps(t[0] + 0, c00);
             _mm256_storeu_ps(t[0] + 8, c01);
             _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
             _mm256_storeu_ps(t[1] + 0, c10);
             _mm256_storeu_ps(t[1] + 8, c11);
             _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
             _mm256_storeu_ps(t[2] + 0, c20);
             _mm256_storeu_ps(t[2] + 8, c21);
             _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
+            _mm256_storeu_ps(t[3] + 0, c30);
+            _mm256_storeu_ps(t[3] + 8, c31);
+            _mm256_storeu_ps(t[3] + 16, c32);
             for (int k = 0; k < MR; k++) {
+                if (ob * MR + k >= 1280)
+                    break;
                 const int at = (oc0 + k) * 49;
                 for (int i = 0; i < MP; i++) {
                     float v = t[i][k];
@@ -11557,7 +11637,7 @@ static CNN_SIMD void globalavgpool1(const float *restrict x0, float *restrict y,
 
 /* dense1 — examples/mobilenetv2.cnn:51: dense 1000
  *   in [1280,1,1] -> out [1000]
- *   weights at packed[2209512]: weight [1000,1280] + bias [1000]
+ *   weights at packed[2223490]: weight [1000,1280] + bias [1000]
  *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); rows walked forwards and backwards on alternate calls
  */
 static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
@@ -11619,7 +11699,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
 }
 
 /* Canonical parameters (DSL.md order, 3538984 floats) to the packed layout
- * the kernels read (3490512 floats). */
+ * the kernels read (3504490 floats). */
 void mobilenetv2_pack(const float *params, float *packed) {
     cnn_pack_conv(params + 0, NULL, params + 864, 1.0000000000000001e-05, packed + 0, 32, 27, 1, 4); /* conv1 + bn1 */
     cnn_pack_conv(params + 992, NULL, params + 1280, 1.0000000000000001e-05, packed + 896, 32, 9, 32, 1); /* separable1.conv1 + separable1.bn1 */
@@ -11662,18 +11742,18 @@ void mobilenetv2_pack(const float *params, float *packed) {
     cnn_pack_conv(params + 502976, NULL, params + 558272, 1.0000000000000001e-05, packed + 481768, 96, 576, 1, 6); /* inverted_res8.inverted1.conv3 + inverted_res8.inverted1.bn3 */
     cnn_pack_conv(params + 558656, NULL, params + 613952, 1.0000000000000001e-05, packed + 537160, 576, 96, 1, 6); /* inverted5.conv1 + inverted5.bn1 */
     cnn_pack_conv(params + 616256, NULL, params + 621440, 1.0000000000000001e-05, packed + 593032, 576, 9, 576, 1); /* inverted5.conv2 + inverted5.bn2 */
-    cnn_pack_conv(params + 623744, NULL, params + 715904, 1.0000000000000001e-05, packed + 598792, 160, 576, 1, 32); /* inverted5.conv3 + inverted5.bn3 */
-    cnn_pack_conv(params + 716544, NULL, params + 870144, 1.0000000000000001e-05, packed + 691112, 960, 160, 1, 12); /* inverted_res9.inverted1.conv1 + inverted_res9.inverted1.bn1 */
-    cnn_pack_conv(params + 873984, NULL, params + 882624, 1.0000000000000001e-05, packed + 845672, 960, 9, 960, 1); /* inverted_res9.inverted1.conv2 + inverted_res9.inverted1.bn2 */
-    cnn_pack_conv(params + 886464, NULL, params + 1040064, 1.0000000000000001e-05, packed + 855272, 160, 960, 1, 32); /* inverted_res9.inverted1.conv3 + inverted_res9.inverted1.bn3 */
-    cnn_pack_conv(params + 1040704, NULL, params + 1194304, 1.0000000000000001e-05, packed + 1009032, 960, 160, 1, 12); /* inverted_res10.inverted1.conv1 + inverted_res10.inverted1.bn1 */
-    cnn_pack_conv(params + 1198144, NULL, params + 1206784, 1.0000000000000001e-05, packed + 1163592, 960, 9, 960, 1); /* inverted_res10.inverted1.conv2 + inverted_res10.inverted1.bn2 */
-    cnn_pack_conv(params + 1210624, NULL, params + 1364224, 1.0000000000000001e-05, packed + 1173192, 160, 960, 1, 32); /* inverted_res10.inverted1.conv3 + inverted_res10.inverted1.bn3 */
-    cnn_pack_conv(params + 1364864, NULL, params + 1518464, 1.0000000000000001e-05, packed + 1326952, 960, 160, 1, 12); /* inverted6.conv1 + inverted6.bn1 */
-    cnn_pack_conv(params + 1522304, NULL, params + 1530944, 1.0000000000000001e-05, packed + 1481512, 960, 9, 960, 1); /* inverted6.conv2 + inverted6.bn2 */
-    cnn_pack_conv(params + 1534784, NULL, params + 1841984, 1.0000000000000001e-05, packed + 1491112, 320, 960, 1, 32); /* inverted6.conv3 + inverted6.bn3 */
-    cnn_pack_conv(params + 1843264, NULL, params + 2252864, 1.0000000000000001e-05, packed + 1798632, 1280, 320, 1, 32); /* conv2 + bn2 */
-    cnn_copy(params + 2257984, packed + 2209512, 1281000); /* dense1 */
+    cnn_pack_conv(params + 623744, NULL, params + 715904, 1.0000000000000001e-05, packed + 598792, 160, 576, 1, 6); /* inverted5.conv3 + inverted5.bn3 */
+    cnn_pack_conv(params + 716544, NULL, params + 870144, 1.0000000000000001e-05, packed + 692266, 960, 160, 1, 12); /* inverted_res9.inverted1.conv1 + inverted_res9.inverted1.bn1 */
+    cnn_pack_conv(params + 873984, NULL, params + 882624, 1.0000000000000001e-05, packed + 846826, 960, 9, 960, 1); /* inverted_res9.inverted1.conv2 + inverted_res9.inverted1.bn2 */
+    cnn_pack_conv(params + 886464, NULL, params + 1040064, 1.0000000000000001e-05, packed + 856426, 160, 960, 1, 6); /* inverted_res9.inverted1.conv3 + inverted_res9.inverted1.bn3 */
+    cnn_pack_conv(params + 1040704, NULL, params + 1194304, 1.0000000000000001e-05, packed + 1012108, 960, 160, 1, 12); /* inverted_res10.inverted1.conv1 + inverted_res10.inverted1.bn1 */
+    cnn_pack_conv(params + 1198144, NULL, params + 1206784, 1.0000000000000001e-05, packed + 1166668, 960, 9, 960, 1); /* inverted_res10.inverted1.conv2 + inverted_res10.inverted1.bn2 */
+    cnn_pack_conv(params + 1210624, NULL, params + 1364224, 1.0000000000000001e-05, packed + 1176268, 160, 960, 1, 6); /* inverted_res10.inverted1.conv3 + inverted_res10.inverted1.bn3 */
+    cnn_pack_conv(params + 1364864, NULL, params + 1518464, 1.0000000000000001e-05, packed + 1331950, 960, 160, 1, 12); /* inverted6.conv1 + inverted6.bn1 */
+    cnn_pack_conv(params + 1522304, NULL, params + 1530944, 1.0000000000000001e-05, packed + 1486510, 960, 9, 960, 1); /* inverted6.conv2 + inverted6.bn2 */
+    cnn_pack_conv(params + 1534784, NULL, params + 1841984, 1.0000000000000001e-05, packed + 1496110, 320, 960, 1, 12); /* inverted6.conv3 + inverted6.bn3 */
+    cnn_pack_conv(params + 1843264, NULL, params + 2252864, 1.0000000000000001e-05, packed + 1807474, 1280, 320, 1, 24); /* conv2 + bn2 */
+    cnn_copy(params + 2257984, packed + 2223490, 1281000); /* dense1 */
 }
 
 /* Inference on `batch` samples (1..mobilenetv2_BATCH), NCHW in and out. Returns 0,
@@ -11727,17 +11807,17 @@ int mobilenetv2_forward(const float *packed, const float *in_img, float *out_log
     inverted5_conv1(A + 384192, A + 163008, packed + 537160, batch);
     inverted5_conv2(A + 163008, A + 275904, packed + 593032, A + 0, batch);
     inverted5_conv3(A + 275904, A + 171904, packed + 598792, batch);
-    inverted_res9_inverted1_conv1(A + 171904, A + 77824, packed + 691112, batch);
-    inverted_res9_inverted1_conv2(A + 77824, A + 124864, packed + 845672, A + 0, batch);
-    inverted_res9_inverted1_conv3(A + 124864, A + 171904, A + 179744, packed + 855272, batch);
-    inverted_res10_inverted1_conv1(A + 179744, A + 77824, packed + 1009032, batch);
-    inverted_res10_inverted1_conv2(A + 77824, A + 124864, packed + 1163592, A + 0, batch);
-    inverted_res10_inverted1_conv3(A + 124864, A + 179744, A + 171904, packed + 1173192, batch);
-    inverted6_conv1(A + 171904, A + 77824, packed + 1326952, batch);
-    inverted6_conv2(A + 77824, A + 124864, packed + 1481512, A + 0, batch);
-    inverted6_conv3(A + 124864, A + 62720, packed + 1491112, batch);
-    conv2(A + 62720, A + 0, packed + 1798632, batch);
+    inverted_res9_inverted1_conv1(A + 171904, A + 77824, packed + 692266, batch);
+    inverted_res9_inverted1_conv2(A + 77824, A + 124864, packed + 846826, A + 0, batch);
+    inverted_res9_inverted1_conv3(A + 124864, A + 171904, A + 179744, packed + 856426, batch);
+    inverted_res10_inverted1_conv1(A + 179744, A + 77824, packed + 1012108, batch);
+    inverted_res10_inverted1_conv2(A + 77824, A + 124864, packed + 1166668, A + 0, batch);
+    inverted_res10_inverted1_conv3(A + 124864, A + 179744, A + 171904, packed + 1176268, batch);
+    inverted6_conv1(A + 171904, A + 77824, packed + 1331950, batch);
+    inverted6_conv2(A + 77824, A + 124864, packed + 1486510, A + 0, batch);
+    inverted6_conv3(A + 124864, A + 62720, packed + 1496110, batch);
+    conv2(A + 62720, A + 0, packed + 1807474, batch);
     globalavgpool1(A + 0, A + 62720, batch);
-    dense1(A + 62720, out_logits, packed + 2209512, A + 2755488, batch);
+    dense1(A + 62720, out_logits, packed + 2223490, A + 2755488, batch);
     return 0;
 }

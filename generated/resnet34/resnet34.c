@@ -1764,11 +1764,11 @@ static CNN_SIMD void basic3_conv2(const float *restrict x0, const float *restric
 
 /* basic_down1.conv1 — examples/resnet34.cnn:24: conv 3x3/2 p1 128
  *   in [64,56,56] -> out [128,28,28]
- *   weights at packed[403072]: weight [128,64,3,3] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; basic_down1.bn1 folded into the weights; then basic_down1.relu1
+ *   weights at packed[403072]: weight [128,64,3,3] (packed in blocks of 8 output channels)
+ *   avx2: tile MP=12 positions x MR=8 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; basic_down1.bn1 folded into the weights; then basic_down1.relu1
  */
 static CNN_SIMD void basic_down1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
+    enum { MP = 12, NV = 1, MR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 73728;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
@@ -1776,12 +1776,12 @@ static CNN_SIMD void basic_down1_conv1(const float *restrict x0, float *restrict
         float *sb = s + (ptrdiff_t)b * 215296; /* this sample's scratch */
         cnn_pad(xb0, sb, 64, 56, 56, 1, 1, 58, 58, 0);
         const float *in = sb;
-        for (int it = 0; it < 1048; it++) {
-            const int tile = it / 8, gb = it - tile * 8;
+        for (int it = 0; it < 1056; it++) {
+            const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 9216;
+            const float *wp = w + (ptrdiff_t)gb * 4608;
             const float *xp = in + grp * 215296;
             int q[MP];
             float t[MP][MR];
@@ -1797,230 +1797,287 @@ static CNN_SIMD void basic_down1_conv1(const float *restrict x0, float *restrict
             const int o4 = q[4] / 28 * 116 + q[4] % 28 * 2;
             q[5] = tile * MP + 5 < 784 ? tile * MP + 5 : 783;
             const int o5 = q[5] / 28 * 116 + q[5] % 28 * 2;
+            q[6] = tile * MP + 6 < 784 ? tile * MP + 6 : 783;
+            const int o6 = q[6] / 28 * 116 + q[6] % 28 * 2;
+            q[7] = tile * MP + 7 < 784 ? tile * MP + 7 : 783;
+            const int o7 = q[7] / 28 * 116 + q[7] % 28 * 2;
+            q[8] = tile * MP + 8 < 784 ? tile * MP + 8 : 783;
+            const int o8 = q[8] / 28 * 116 + q[8] % 28 * 2;
+            q[9] = tile * MP + 9 < 784 ? tile * MP + 9 : 783;
+            const int o9 = q[9] / 28 * 116 + q[9] % 28 * 2;
+            q[10] = tile * MP + 10 < 784 ? tile * MP + 10 : 783;
+            const int o10 = q[10] / 28 * 116 + q[10] % 28 * 2;
+            q[11] = tile * MP + 11 < 784 ? tile * MP + 11 : 783;
+            const int o11 = q[11] / 28 * 116 + q[11] % 28 * 2;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 64; c += 1, xp += 3364, wp += 144) {
+            __m256 c60 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c70 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c80 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c90 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c100 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c110 = _mm256_loadu_ps(bias + gb * MR + 0);
+            for (int c = 0; c < 64; c += 1, xp += 3364, wp += 72) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
                     __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     xb = _mm256_set1_ps(xp[o1 + 0]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     xb = _mm256_set1_ps(xp[o2 + 0]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     xb = _mm256_set1_ps(xp[o3 + 0]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
                     xb = _mm256_set1_ps(xp[o4 + 0]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
                     xb = _mm256_set1_ps(xp[o5 + 0]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                    xb = _mm256_set1_ps(xp[o6 + 0]);
+                    c60 = _mm256_fmadd_ps(xb, wv0, c60);
+                    xb = _mm256_set1_ps(xp[o7 + 0]);
+                    c70 = _mm256_fmadd_ps(xb, wv0, c70);
+                    xb = _mm256_set1_ps(xp[o8 + 0]);
+                    c80 = _mm256_fmadd_ps(xb, wv0, c80);
+                    xb = _mm256_set1_ps(xp[o9 + 0]);
+                    c90 = _mm256_fmadd_ps(xb, wv0, c90);
+                    xb = _mm256_set1_ps(xp[o10 + 0]);
+                    c100 = _mm256_fmadd_ps(xb, wv0, c100);
+                    xb = _mm256_set1_ps(xp[o11 + 0]);
+                    c110 = _mm256_fmadd_ps(xb, wv0, c110);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 8 + 0);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    xb = _mm256_set1_ps(xp[o1 + 1]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    xb = _mm256_set1_ps(xp[o2 + 1]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    xb = _mm256_set1_ps(xp[o3 + 1]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    xb = _mm256_set1_ps(xp[o4 + 1]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    xb = _mm256_set1_ps(xp[o5 + 1]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    xb = _mm256_set1_ps(xp[o6 + 1]);
+                    c60 = _mm256_fmadd_ps(xb, wv0, c60);
+                    xb = _mm256_set1_ps(xp[o7 + 1]);
+                    c70 = _mm256_fmadd_ps(xb, wv0, c70);
+                    xb = _mm256_set1_ps(xp[o8 + 1]);
+                    c80 = _mm256_fmadd_ps(xb, wv0, c80);
+                    xb = _mm256_set1_ps(xp[o9 + 1]);
+                    c90 = _mm256_fmadd_ps(xb, wv0, c90);
+                    xb = _mm256_set1_ps(xp[o10 + 1]);
+                    c100 = _mm256_fmadd_ps(xb, wv0, c100);
+                    xb = _mm256_set1_ps(xp[o11 + 1]);
+                    c110 = _mm256_fmadd_ps(xb, wv0, c110);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 1]);
+                    xb = _mm256_set1_ps(xp[o1 + 2]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 1]);
+                    xb = _mm256_set1_ps(xp[o2 + 2]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 1]);
+                    xb = _mm256_set1_ps(xp[o3 + 2]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 1]);
+                    xb = _mm256_set1_ps(xp[o4 + 2]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 1]);
+                    xb = _mm256_set1_ps(xp[o5 + 2]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                    xb = _mm256_set1_ps(xp[o6 + 2]);
+                    c60 = _mm256_fmadd_ps(xb, wv0, c60);
+                    xb = _mm256_set1_ps(xp[o7 + 2]);
+                    c70 = _mm256_fmadd_ps(xb, wv0, c70);
+                    xb = _mm256_set1_ps(xp[o8 + 2]);
+                    c80 = _mm256_fmadd_ps(xb, wv0, c80);
+                    xb = _mm256_set1_ps(xp[o9 + 2]);
+                    c90 = _mm256_fmadd_ps(xb, wv0, c90);
+                    xb = _mm256_set1_ps(xp[o10 + 2]);
+                    c100 = _mm256_fmadd_ps(xb, wv0, c100);
+                    xb = _mm256_set1_ps(xp[o11 + 2]);
+                    c110 = _mm256_fmadd_ps(xb, wv0, c110);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 24 + 0);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 58]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    xb = _mm256_set1_ps(xp[o1 + 58]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    xb = _mm256_set1_ps(xp[o2 + 58]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    xb = _mm256_set1_ps(xp[o3 + 58]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    xb = _mm256_set1_ps(xp[o4 + 58]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    xb = _mm256_set1_ps(xp[o5 + 58]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    xb = _mm256_set1_ps(xp[o6 + 58]);
+                    c60 = _mm256_fmadd_ps(xb, wv0, c60);
+                    xb = _mm256_set1_ps(xp[o7 + 58]);
+                    c70 = _mm256_fmadd_ps(xb, wv0, c70);
+                    xb = _mm256_set1_ps(xp[o8 + 58]);
+                    c80 = _mm256_fmadd_ps(xb, wv0, c80);
+                    xb = _mm256_set1_ps(xp[o9 + 58]);
+                    c90 = _mm256_fmadd_ps(xb, wv0, c90);
+                    xb = _mm256_set1_ps(xp[o10 + 58]);
+                    c100 = _mm256_fmadd_ps(xb, wv0, c100);
+                    xb = _mm256_set1_ps(xp[o11 + 58]);
+                    c110 = _mm256_fmadd_ps(xb, wv0, c110);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 59]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 2]);
+                    xb = _mm256_set1_ps(xp[o1 + 59]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 2]);
+                    xb = _mm256_set1_ps(xp[o2 + 59]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 2]);
+                    xb = _mm256_set1_ps(xp[o3 + 59]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 2]);
+                    xb = _mm256_set1_ps(xp[o4 + 59]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 2]);
+                    xb = _mm256_set1_ps(xp[o5 + 59]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                    xb = _mm256_set1_ps(xp[o6 + 59]);
+                    c60 = _mm256_fmadd_ps(xb, wv0, c60);
+                    xb = _mm256_set1_ps(xp[o7 + 59]);
+                    c70 = _mm256_fmadd_ps(xb, wv0, c70);
+                    xb = _mm256_set1_ps(xp[o8 + 59]);
+                    c80 = _mm256_fmadd_ps(xb, wv0, c80);
+                    xb = _mm256_set1_ps(xp[o9 + 59]);
+                    c90 = _mm256_fmadd_ps(xb, wv0, c90);
+                    xb = _mm256_set1_ps(xp[o10 + 59]);
+                    c100 = _mm256_fmadd_ps(xb, wv0, c100);
+                    xb = _mm256_set1_ps(xp[o11 + 59]);
+                    c110 = _mm256_fmadd_ps(xb, wv0, c110);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 40 + 0);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 60]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    xb = _mm256_set1_ps(xp[o1 + 60]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    xb = _mm256_set1_ps(xp[o2 + 60]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    xb = _mm256_set1_ps(xp[o3 + 60]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    xb = _mm256_set1_ps(xp[o4 + 60]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    xb = _mm256_set1_ps(xp[o5 + 60]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    xb = _mm256_set1_ps(xp[o6 + 60]);
+                    c60 = _mm256_fmadd_ps(xb, wv0, c60);
+                    xb = _mm256_set1_ps(xp[o7 + 60]);
+                    c70 = _mm256_fmadd_ps(xb, wv0, c70);
+                    xb = _mm256_set1_ps(xp[o8 + 60]);
+                    c80 = _mm256_fmadd_ps(xb, wv0, c80);
+                    xb = _mm256_set1_ps(xp[o9 + 60]);
+                    c90 = _mm256_fmadd_ps(xb, wv0, c90);
+                    xb = _mm256_set1_ps(xp[o10 + 60]);
+                    c100 = _mm256_fmadd_ps(xb, wv0, c100);
+                    xb = _mm256_set1_ps(xp[o11 + 60]);
+                    c110 = _mm256_fmadd_ps(xb, wv0, c110);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 58]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 116]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 58]);
+                    xb = _mm256_set1_ps(xp[o1 + 116]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 58]);
+                    xb = _mm256_set1_ps(xp[o2 + 116]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 58]);
+                    xb = _mm256_set1_ps(xp[o3 + 116]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 58]);
+                    xb = _mm256_set1_ps(xp[o4 + 116]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 58]);
+                    xb = _mm256_set1_ps(xp[o5 + 116]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                    xb = _mm256_set1_ps(xp[o6 + 116]);
+                    c60 = _mm256_fmadd_ps(xb, wv0, c60);
+                    xb = _mm256_set1_ps(xp[o7 + 116]);
+                    c70 = _mm256_fmadd_ps(xb, wv0, c70);
+                    xb = _mm256_set1_ps(xp[o8 + 116]);
+                    c80 = _mm256_fmadd_ps(xb, wv0, c80);
+                    xb = _mm256_set1_ps(xp[o9 + 116]);
+                    c90 = _mm256_fmadd_ps(xb, wv0, c90);
+                    xb = _mm256_set1_ps(xp[o10 + 116]);
+                    c100 = _mm256_fmadd_ps(xb, wv0, c100);
+                    xb = _mm256_set1_ps(xp[o11 + 116]);
+                    c110 = _mm256_fmadd_ps(xb, wv0, c110);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 56 + 0);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 117]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    xb = _mm256_set1_ps(xp[o1 + 117]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    xb = _mm256_set1_ps(xp[o2 + 117]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    xb = _mm256_set1_ps(xp[o3 + 117]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    xb = _mm256_set1_ps(xp[o4 + 117]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    xb = _mm256_set1_ps(xp[o5 + 117]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    xb = _mm256_set1_ps(xp[o6 + 117]);
+                    c60 = _mm256_fmadd_ps(xb, wv0, c60);
+                    xb = _mm256_set1_ps(xp[o7 + 117]);
+                    c70 = _mm256_fmadd_ps(xb, wv0, c70);
+                    xb = _mm256_set1_ps(xp[o8 + 117]);
+                    c80 = _mm256_fmadd_ps(xb, wv0, c80);
+                    xb = _mm256_set1_ps(xp[o9 + 117]);
+                    c90 = _mm256_fmadd_ps(xb, wv0, c90);
+                    xb = _mm256_set1_ps(xp[o10 + 117]);
+                    c100 = _mm256_fmadd_ps(xb, wv0, c100);
+                    xb = _mm256_set1_ps(xp[o11 + 117]);
+                    c110 = _mm256_fmadd_ps(xb, wv0, c110);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 59]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 59]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 59]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 59]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 59]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 59]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 60]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 60]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 60]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 60]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 60]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 60]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 116]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 116]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 116]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 116]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 116]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 116]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 117]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 117]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 117]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 117]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 117]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 117]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
                     __m256 xb = _mm256_set1_ps(xp[o0 + 118]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     xb = _mm256_set1_ps(xp[o1 + 118]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     xb = _mm256_set1_ps(xp[o2 + 118]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     xb = _mm256_set1_ps(xp[o3 + 118]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
                     xb = _mm256_set1_ps(xp[o4 + 118]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
                     xb = _mm256_set1_ps(xp[o5 + 118]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                    xb = _mm256_set1_ps(xp[o6 + 118]);
+                    c60 = _mm256_fmadd_ps(xb, wv0, c60);
+                    xb = _mm256_set1_ps(xp[o7 + 118]);
+                    c70 = _mm256_fmadd_ps(xb, wv0, c70);
+                    xb = _mm256_set1_ps(xp[o8 + 118]);
+                    c80 = _mm256_fmadd_ps(xb, wv0, c80);
+                    xb = _mm256_set1_ps(xp[o9 + 118]);
+                    c90 = _mm256_fmadd_ps(xb, wv0, c90);
+                    xb = _mm256_set1_ps(xp[o10 + 118]);
+                    c100 = _mm256_fmadd_ps(xb, wv0, c100);
+                    xb = _mm256_set1_ps(xp[o11 + 118]);
+                    c110 = _mm256_fmadd_ps(xb, wv0, c110);
                 }
             }
             _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
             _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
             _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
             _mm256_storeu_ps(t[3] + 0, c30);
-            _mm256_storeu_ps(t[3] + 8, c31);
             _mm256_storeu_ps(t[4] + 0, c40);
-            _mm256_storeu_ps(t[4] + 8, c41);
             _mm256_storeu_ps(t[5] + 0, c50);
-            _mm256_storeu_ps(t[5] + 8, c51);
+            _mm256_storeu_ps(t[6] + 0, c60);
+            _mm256_storeu_ps(t[7] + 0, c70);
+            _mm256_storeu_ps(t[8] + 0, c80);
+            _mm256_storeu_ps(t[9] + 0, c90);
+            _mm256_storeu_ps(t[10] + 0, c100);
+            _mm256_storeu_ps(t[11] + 0, c110);
             for (int k = 0; k < MR; k++) {
                 const int at = (oc0 + k) * 784;
                 for (int i = 0; i < MP; i++) {
@@ -8526,7 +8583,7 @@ void resnet34_pack(const float *params, float *packed) {
     cnn_pack_wino(params + 121024, NULL, params + 157888, 1.0000000000000001e-05, packed + 206272, 64, 64, 4); /* basic2.conv2 + basic2.bn2: Winograd */
     cnn_pack_wino(params + 158144, NULL, params + 195008, 1.0000000000000001e-05, packed + 271872, 64, 64, 4); /* basic3.conv1 + basic3.bn1: Winograd */
     cnn_pack_wino(params + 195264, NULL, params + 232128, 1.0000000000000001e-05, packed + 337472, 64, 64, 4); /* basic3.conv2 + basic3.bn2: Winograd */
-    cnn_pack_conv(params + 232384, NULL, params + 306112, 1.0000000000000001e-05, packed + 403072, 128, 576, 1, 16); /* basic_down1.conv1 + basic_down1.bn1 */
+    cnn_pack_conv(params + 232384, NULL, params + 306112, 1.0000000000000001e-05, packed + 403072, 128, 576, 1, 8); /* basic_down1.conv1 + basic_down1.bn1 */
     cnn_pack_wino(params + 306624, NULL, params + 454080, 1.0000000000000001e-05, packed + 476928, 128, 128, 3); /* basic_down1.conv2 + basic_down1.bn2: Winograd */
     cnn_pack_conv(params + 454592, NULL, params + 462784, 1.0000000000000001e-05, packed + 741248, 128, 64, 1, 16); /* basic_down1.conv3 + basic_down1.bn3 */
     cnn_pack_wino(params + 463296, NULL, params + 610752, 1.0000000000000001e-05, packed + 749568, 128, 128, 3); /* basic4.conv1 + basic4.bn1: Winograd */

@@ -5,7 +5,7 @@
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices
  * arena:   8028224 bytes (76820288 without reuse; 7225408 live at most)
- * weights: 25610152 canonical floats, 32061596 packed
+ * weights: 25610152 canonical floats, 32073884 packed
  *
  * Inference calls no library function but memcpy/memset (which a
  * compiler may emit for plain loops) and needs no libm. */
@@ -6541,23 +6541,23 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv3(const float *restri
 
 /* bottleneck_proj3.conv1 — examples/resnet50.cnn:32: conv 1x1/2 1024
  *   in [512,28,28] -> out [1024,14,14]
- *   weights at packed[2864276]: weight [1024,512,1,1] (packed in blocks of 24 output channels)
- *   avx2: tile MP=4 positions x MR=24 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; bottleneck_proj3.bn1 folded into the weights; then + bottleneck_proj3.bottleneck_path1.bn3 (bottleneck_proj3.add1); then bottleneck_proj3.relu1
+ *   weights at packed[2864276]: weight [1024,512,1,1] (packed in blocks of 16 output channels)
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; bottleneck_proj3.bn1 folded into the weights; then + bottleneck_proj3.bottleneck_path1.bn3 (bottleneck_proj3.add1); then bottleneck_proj3.relu1
  */
 static CNN_SIMD void bottleneck_proj3_conv1(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
-    enum { MP = 4, NV = 3, MR = 24, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 528384;
+    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 524288;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 200704;
         const float *rb0 = r0 + (ptrdiff_t)b * 200704;
         const float *in = xb0;
-        for (int it = 0; it < 2107; it++) {
-            const int gb = it / 49, tile = it - gb * 49;
+        for (int it = 0; it < 2112; it++) {
+            const int gb = it / 33, tile = it - gb * 33;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 1024 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 12288;
+            const float *wp = w + (ptrdiff_t)gb * 8192;
             const float *xp = in + grp * 401408;
             int q[MP];
             float t[MP][MR];
@@ -6569,203 +6569,213 @@ static CNN_SIMD void bottleneck_proj3_conv1(const float *restrict x0, const floa
             const int o2 = q[2] / 14 * 56 + q[2] % 14 * 2;
             q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
             const int o3 = q[3] / 14 * 56 + q[3] % 14 * 2;
+            q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
+            const int o4 = q[4] / 14 * 56 + q[4] % 14 * 2;
+            q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
+            const int o5 = q[5] / 14 * 56 + q[5] % 14 * 2;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
             __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
             __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c32 = _mm256_loadu_ps(bias + gb * MR + 16);
-            for (int c = 0; c < 512; c += 8, xp += 6272, wp += 192) {
+            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
+            for (int c = 0; c < 512; c += 8, xp += 6272, wp += 128) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
                     __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     xb = _mm256_set1_ps(xp[o1 + 0]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     xb = _mm256_set1_ps(xp[o2 + 0]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
                     xb = _mm256_set1_ps(xp[o3 + 0]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
+                    xb = _mm256_set1_ps(xp[o4 + 0]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 0]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 24 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 24 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 24 + 16);
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
                     __m256 xb = _mm256_set1_ps(xp[o0 + 784]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     xb = _mm256_set1_ps(xp[o1 + 784]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     xb = _mm256_set1_ps(xp[o2 + 784]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
                     xb = _mm256_set1_ps(xp[o3 + 784]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
+                    xb = _mm256_set1_ps(xp[o4 + 784]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 784]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 1568]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 1568]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 1568]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 1568]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 1568]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 1568]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 48 + 16);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1568]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_set1_ps(xp[o1 + 1568]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_set1_ps(xp[o2 + 1568]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_set1_ps(xp[o3 + 1568]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 72 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 72 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 72 + 16);
                     __m256 xb = _mm256_set1_ps(xp[o0 + 2352]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     xb = _mm256_set1_ps(xp[o1 + 2352]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     xb = _mm256_set1_ps(xp[o2 + 2352]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
                     xb = _mm256_set1_ps(xp[o3 + 2352]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
+                    xb = _mm256_set1_ps(xp[o4 + 2352]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 2352]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 3136]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 3136]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 3136]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 3136]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 3136]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 3136]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 3920]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 3920]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 3920]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 3920]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 3920]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 3920]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 3136]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_set1_ps(xp[o1 + 3136]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_set1_ps(xp[o2 + 3136]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_set1_ps(xp[o3 + 3136]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 120 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 120 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 120 + 16);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 3920]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_set1_ps(xp[o1 + 3920]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_set1_ps(xp[o2 + 3920]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_set1_ps(xp[o3 + 3920]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 144 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 144 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 144 + 16);
                     __m256 xb = _mm256_set1_ps(xp[o0 + 4704]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     xb = _mm256_set1_ps(xp[o1 + 4704]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     xb = _mm256_set1_ps(xp[o2 + 4704]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
                     xb = _mm256_set1_ps(xp[o3 + 4704]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
+                    xb = _mm256_set1_ps(xp[o4 + 4704]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 4704]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 168 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 168 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 168 + 16);
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
                     __m256 xb = _mm256_set1_ps(xp[o0 + 5488]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     xb = _mm256_set1_ps(xp[o1 + 5488]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     xb = _mm256_set1_ps(xp[o2 + 5488]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
                     xb = _mm256_set1_ps(xp[o3 + 5488]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
+                    xb = _mm256_set1_ps(xp[o4 + 5488]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 5488]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
             }
             _mm256_storeu_ps(t[0] + 0, c00);
             _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
             _mm256_storeu_ps(t[1] + 0, c10);
             _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
             _mm256_storeu_ps(t[2] + 0, c20);
             _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
             _mm256_storeu_ps(t[3] + 0, c30);
             _mm256_storeu_ps(t[3] + 8, c31);
-            _mm256_storeu_ps(t[3] + 16, c32);
+            _mm256_storeu_ps(t[4] + 0, c40);
+            _mm256_storeu_ps(t[4] + 8, c41);
+            _mm256_storeu_ps(t[5] + 0, c50);
+            _mm256_storeu_ps(t[5] + 8, c51);
             for (int k = 0; k < MR; k++) {
-                if (ob * MR + k >= 1024)
-                    break;
                 const int at = (oc0 + k) * 196;
                 for (int i = 0; i < MP; i++) {
                     float v = t[i][k];
@@ -6780,7 +6790,7 @@ static CNN_SIMD void bottleneck_proj3_conv1(const float *restrict x0, const floa
 
 /* bottleneck6.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 256
  *   in [1024,14,14] -> out [256,14,14]
- *   weights at packed[3393692]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[3389588]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck6.bottleneck_path1.bn1 folded into the weights; then bottleneck6.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck6_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -7022,7 +7032,7 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv1(const float *restrict x0
 
 /* bottleneck6.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[3658142]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   weights at packed[3654038]: weight [256,256,3,3] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck6.bottleneck_path1.bn2 folded into the weights; then bottleneck6.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck6_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -7243,7 +7253,7 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv2(const float *restrict x0
 
 /* bottleneck6.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 1024
  *   in [256,14,14] -> out [1024,14,14]
- *   weights at packed[4715166]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[4711062]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck6.bottleneck_path1.bn3 folded into the weights; then + bottleneck_proj3.relu1 (bottleneck6.add1); then bottleneck6.relu1
  */
 static CNN_SIMD void bottleneck6_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
@@ -7487,7 +7497,7 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv3(const float *restrict x0
 
 /* bottleneck7.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 256
  *   in [1024,14,14] -> out [256,14,14]
- *   weights at packed[4978848]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[4974744]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck7.bottleneck_path1.bn1 folded into the weights; then bottleneck7.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck7_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -7729,7 +7739,7 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv1(const float *restrict x0
 
 /* bottleneck7.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[5243298]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   weights at packed[5239194]: weight [256,256,3,3] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck7.bottleneck_path1.bn2 folded into the weights; then bottleneck7.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck7_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -7950,7 +7960,7 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv2(const float *restrict x0
 
 /* bottleneck7.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 1024
  *   in [256,14,14] -> out [1024,14,14]
- *   weights at packed[6300322]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[6296218]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck7.bottleneck_path1.bn3 folded into the weights; then + bottleneck6.relu1 (bottleneck7.add1); then bottleneck7.relu1
  */
 static CNN_SIMD void bottleneck7_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
@@ -8194,7 +8204,7 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv3(const float *restrict x0
 
 /* bottleneck8.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 256
  *   in [1024,14,14] -> out [256,14,14]
- *   weights at packed[6564004]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[6559900]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck8.bottleneck_path1.bn1 folded into the weights; then bottleneck8.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck8_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -8436,7 +8446,7 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv1(const float *restrict x0
 
 /* bottleneck8.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[6828454]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   weights at packed[6824350]: weight [256,256,3,3] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck8.bottleneck_path1.bn2 folded into the weights; then bottleneck8.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck8_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -8657,7 +8667,7 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv2(const float *restrict x0
 
 /* bottleneck8.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 1024
  *   in [256,14,14] -> out [1024,14,14]
- *   weights at packed[7885478]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[7881374]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck8.bottleneck_path1.bn3 folded into the weights; then + bottleneck7.relu1 (bottleneck8.add1); then bottleneck8.relu1
  */
 static CNN_SIMD void bottleneck8_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
@@ -8901,7 +8911,7 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv3(const float *restrict x0
 
 /* bottleneck9.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 256
  *   in [1024,14,14] -> out [256,14,14]
- *   weights at packed[8149160]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[8145056]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck9.bottleneck_path1.bn1 folded into the weights; then bottleneck9.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck9_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -9143,7 +9153,7 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv1(const float *restrict x0
 
 /* bottleneck9.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[8413610]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   weights at packed[8409506]: weight [256,256,3,3] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck9.bottleneck_path1.bn2 folded into the weights; then bottleneck9.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck9_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -9364,7 +9374,7 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv2(const float *restrict x0
 
 /* bottleneck9.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 1024
  *   in [256,14,14] -> out [1024,14,14]
- *   weights at packed[9470634]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[9466530]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck9.bottleneck_path1.bn3 folded into the weights; then + bottleneck8.relu1 (bottleneck9.add1); then bottleneck9.relu1
  */
 static CNN_SIMD void bottleneck9_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
@@ -9608,7 +9618,7 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv3(const float *restrict x0
 
 /* bottleneck10.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 256
  *   in [1024,14,14] -> out [256,14,14]
- *   weights at packed[9734316]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[9730212]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck10.bottleneck_path1.bn1 folded into the weights; then bottleneck10.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck10_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -9850,7 +9860,7 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv1(const float *restrict x
 
 /* bottleneck10.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[9998766]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   weights at packed[9994662]: weight [256,256,3,3] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck10.bottleneck_path1.bn2 folded into the weights; then bottleneck10.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck10_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -10071,7 +10081,7 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv2(const float *restrict x
 
 /* bottleneck10.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 1024
  *   in [256,14,14] -> out [1024,14,14]
- *   weights at packed[11055790]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[11051686]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck10.bottleneck_path1.bn3 folded into the weights; then + bottleneck9.relu1 (bottleneck10.add1); then bottleneck10.relu1
  */
 static CNN_SIMD void bottleneck10_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
@@ -10315,7 +10325,7 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv3(const float *restrict x
 
 /* bottleneck_proj4.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 512
  *   in [1024,14,14] -> out [512,14,14]
- *   weights at packed[11319472]: weight [512,1024,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[11315368]: weight [512,1024,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck_proj4.bottleneck_path1.bn1 folded into the weights; then bottleneck_proj4.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -10557,7 +10567,7 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv1(const float *restri
 
 /* bottleneck_proj4.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3/2 p1 512
  *   in [512,14,14] -> out [512,7,7]
- *   weights at packed[11848372]: weight [512,512,3,3] (packed in blocks of 32 output channels)
+ *   weights at packed[11844268]: weight [512,512,3,3] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; bottleneck_proj4.bottleneck_path1.bn2 folded into the weights; then bottleneck_proj4.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -10813,22 +10823,22 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv2(const float *restri
 
 /* bottleneck_proj4.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 2048
  *   in [512,7,7] -> out [2048,7,7]
- *   weights at packed[14208180]: weight [2048,512,1,1] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; bottleneck_proj4.bottleneck_path1.bn3 folded into the weights
+ *   weights at packed[14204076]: weight [2048,512,1,1] (packed in blocks of 16 output channels)
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; bottleneck_proj4.bottleneck_path1.bn3 folded into the weights
  */
 static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
+    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 1048576;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 100352;
         const float *in = xb0;
-        for (int it = 0; it < 1088; it++) {
-            const int gb = it / 17, tile = it - gb * 17;
+        for (int it = 0; it < 1152; it++) {
+            const int gb = it / 9, tile = it - gb * 9;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 2048 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 16384;
+            const float *wp = w + (ptrdiff_t)gb * 8192;
             const float *xp = in + grp * 25088;
             int q[MP];
             float t[MP][MR];
@@ -10838,200 +10848,214 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv3(const float *restri
             const int o1 = q[1] / 7 * 7 + q[1] % 7 * 1;
             q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
             const int o2 = q[2] / 7 * 7 + q[2] % 7 * 1;
+            q[3] = tile * MP + 3 < 49 ? tile * MP + 3 : 48;
+            const int o3 = q[3] / 7 * 7 + q[3] % 7 * 1;
+            q[4] = tile * MP + 4 < 49 ? tile * MP + 4 : 48;
+            const int o4 = q[4] / 7 * 7 + q[4] % 7 * 1;
+            q[5] = tile * MP + 5 < 49 ? tile * MP + 5 : 48;
+            const int o5 = q[5] / 7 * 7 + q[5] % 7 * 1;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
             __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 512; c += 8, xp += 392, wp += 256) {
+            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
+            for (int c = 0; c < 512; c += 8, xp += 392, wp += 128) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
                     __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
                     xb = _mm256_set1_ps(xp[o1 + 0]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
                     xb = _mm256_set1_ps(xp[o2 + 0]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 0]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 0]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 0]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 49]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 49]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 49]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 49]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 49]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 49]);
+                    xb = _mm256_set1_ps(xp[o1 + 98]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 49]);
+                    xb = _mm256_set1_ps(xp[o2 + 98]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 98]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 98]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 98]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 147]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 147]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 147]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 147]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 147]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 98]);
+                    xb = _mm256_set1_ps(xp[o1 + 196]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 98]);
+                    xb = _mm256_set1_ps(xp[o2 + 196]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 196]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 196]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 196]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 245]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 245]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 245]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 245]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 245]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 147]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 147]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 196]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 196]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 245]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 245]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
                     __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
                     xb = _mm256_set1_ps(xp[o1 + 294]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
                     xb = _mm256_set1_ps(xp[o2 + 294]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 294]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 294]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 294]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
                     __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
                     xb = _mm256_set1_ps(xp[o1 + 343]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
                     xb = _mm256_set1_ps(xp[o2 + 343]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 343]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 343]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 343]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
             }
             _mm256_storeu_ps(t[0] + 0, c00);
             _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
             _mm256_storeu_ps(t[1] + 0, c10);
             _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
             _mm256_storeu_ps(t[2] + 0, c20);
             _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
+            _mm256_storeu_ps(t[3] + 0, c30);
+            _mm256_storeu_ps(t[3] + 8, c31);
+            _mm256_storeu_ps(t[4] + 0, c40);
+            _mm256_storeu_ps(t[4] + 8, c41);
+            _mm256_storeu_ps(t[5] + 0, c50);
+            _mm256_storeu_ps(t[5] + 8, c51);
             for (int k = 0; k < MR; k++) {
                 const int at = (oc0 + k) * 49;
                 for (int i = 0; i < MP; i++) {
@@ -11045,7 +11069,7 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv3(const float *restri
 
 /* bottleneck_proj4.conv1 — examples/resnet50.cnn:32: conv 1x1/2 2048
  *   in [1024,14,14] -> out [2048,7,7]
- *   weights at packed[15258804]: weight [2048,1024,1,1] (packed in blocks of 32 output channels)
+ *   weights at packed[15254700]: weight [2048,1024,1,1] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; bottleneck_proj4.bn1 folded into the weights; then + bottleneck_proj4.bottleneck_path1.bn3 (bottleneck_proj4.add1); then bottleneck_proj4.relu1
  */
 static CNN_SIMD void bottleneck_proj4_conv1(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
@@ -11280,231 +11304,280 @@ static CNN_SIMD void bottleneck_proj4_conv1(const float *restrict x0, const floa
 
 /* bottleneck11.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 512
  *   in [2048,7,7] -> out [512,7,7]
- *   weights at packed[17358004]: weight [512,2048,1,1] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; bottleneck11.bottleneck_path1.bn1 folded into the weights; then bottleneck11.bottleneck_path1.relu1
+ *   weights at packed[17353900]: weight [512,2048,1,1] (packed in blocks of 12 output channels)
+ *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); bottleneck11.bottleneck_path1.bn1 folded into the weights; then bottleneck11.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck11_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 1048576;
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 1056768;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 25088;
         const float *in = xb0;
-        for (int it = 0; it < 272; it++) {
-            const int gb = it / 17, tile = it - gb * 17;
+        for (int it = 0; it < 301; it++) {
+            const int gb = it / 7, tile = it - gb * 7;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 512 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 65536;
-            const float *xp = in + grp * 100352;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
-            const int o0 = q[0] / 7 * 7 + q[0] % 7 * 1;
-            q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
-            const int o1 = q[1] / 7 * 7 + q[1] % 7 * 1;
-            q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
-            const int o2 = q[2] / 7 * 7 + q[2] % 7 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 2048; c += 8, xp += 392, wp += 256) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+            const float *wb = w + (ptrdiff_t)gb * 24576;
+            const float *xg = in + grp * 100352;
+            float t[MR][NR];
+            {
+                const int p = tile < 6 ? tile * NR : 41;
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
+                const float *xp = xg + p;
+                const float *wp = wb;
+                for (int c = 0; c < 2048; c += 8, xp += 392, wp += 96) {
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 49]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 49]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 98]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 98]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 147]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 147]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 196]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 196]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 245]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 245]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 294]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 294]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 343]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 343]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-            }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 49;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+                _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[4] + 0, c40);
+                _mm256_storeu_ps(t[5] + 0, c50);
+                _mm256_storeu_ps(t[6] + 0, c60);
+                _mm256_storeu_ps(t[7] + 0, c70);
+                _mm256_storeu_ps(t[8] + 0, c80);
+                _mm256_storeu_ps(t[9] + 0, c90);
+                _mm256_storeu_ps(t[10] + 0, c100);
+                _mm256_storeu_ps(t[11] + 0, c110);
+                for (int i = 0; i < MR; i++) {
+                    if (ob * MR + i >= 512)
+                        break;
+                    const int at = (oc0 + i) * 49;
+                    for (int vi = 0; vi < NV; vi++) {
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at + q, x);
+                    }
                 }
             }
         }
@@ -11513,7 +11586,7 @@ static CNN_SIMD void bottleneck11_bottleneck_path1_conv1(const float *restrict x
 
 /* bottleneck11.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 512
  *   in [512,7,7] -> out [512,7,7]
- *   weights at packed[18407092]: weight [512,512,3,3] (packed in blocks of 6 output channels)
+ *   weights at packed[18411184]: weight [512,512,3,3] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(2x2,3x3), 4x4 tiles of 2x2 outputs, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck11.bottleneck_path1.bn2 folded into the weights; then bottleneck11.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck11_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -11734,23 +11807,23 @@ static CNN_SIMD void bottleneck11_bottleneck_path1_conv2(const float *restrict x
 
 /* bottleneck11.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 2048
  *   in [512,7,7] -> out [2048,7,7]
- *   weights at packed[22634676]: weight [2048,512,1,1] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; bottleneck11.bottleneck_path1.bn3 folded into the weights; then + bottleneck_proj4.relu1 (bottleneck11.add1); then bottleneck11.relu1
+ *   weights at packed[22638768]: weight [2048,512,1,1] (packed in blocks of 16 output channels)
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; bottleneck11.bottleneck_path1.bn3 folded into the weights; then + bottleneck_proj4.relu1 (bottleneck11.add1); then bottleneck11.relu1
  */
 static CNN_SIMD void bottleneck11_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
+    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 1048576;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 100352;
         const float *rb0 = r0 + (ptrdiff_t)b * 100352;
         const float *in = xb0;
-        for (int it = 0; it < 1088; it++) {
-            const int gb = it / 17, tile = it - gb * 17;
+        for (int it = 0; it < 1152; it++) {
+            const int gb = it / 9, tile = it - gb * 9;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 2048 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 16384;
+            const float *wp = w + (ptrdiff_t)gb * 8192;
             const float *xp = in + grp * 25088;
             int q[MP];
             float t[MP][MR];
@@ -11760,200 +11833,214 @@ static CNN_SIMD void bottleneck11_bottleneck_path1_conv3(const float *restrict x
             const int o1 = q[1] / 7 * 7 + q[1] % 7 * 1;
             q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
             const int o2 = q[2] / 7 * 7 + q[2] % 7 * 1;
+            q[3] = tile * MP + 3 < 49 ? tile * MP + 3 : 48;
+            const int o3 = q[3] / 7 * 7 + q[3] % 7 * 1;
+            q[4] = tile * MP + 4 < 49 ? tile * MP + 4 : 48;
+            const int o4 = q[4] / 7 * 7 + q[4] % 7 * 1;
+            q[5] = tile * MP + 5 < 49 ? tile * MP + 5 : 48;
+            const int o5 = q[5] / 7 * 7 + q[5] % 7 * 1;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
             __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 512; c += 8, xp += 392, wp += 256) {
+            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
+            for (int c = 0; c < 512; c += 8, xp += 392, wp += 128) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
                     __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
                     xb = _mm256_set1_ps(xp[o1 + 0]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
                     xb = _mm256_set1_ps(xp[o2 + 0]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 0]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 0]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 0]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 49]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 49]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 49]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 49]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 49]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 49]);
+                    xb = _mm256_set1_ps(xp[o1 + 98]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 49]);
+                    xb = _mm256_set1_ps(xp[o2 + 98]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 98]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 98]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 98]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 147]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 147]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 147]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 147]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 147]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 98]);
+                    xb = _mm256_set1_ps(xp[o1 + 196]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 98]);
+                    xb = _mm256_set1_ps(xp[o2 + 196]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 196]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 196]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 196]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 245]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 245]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 245]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 245]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 245]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 147]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 147]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 196]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 196]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 245]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 245]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
                     __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
                     xb = _mm256_set1_ps(xp[o1 + 294]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
                     xb = _mm256_set1_ps(xp[o2 + 294]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 294]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 294]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 294]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
                     __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
                     xb = _mm256_set1_ps(xp[o1 + 343]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
                     xb = _mm256_set1_ps(xp[o2 + 343]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 343]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 343]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 343]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
             }
             _mm256_storeu_ps(t[0] + 0, c00);
             _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
             _mm256_storeu_ps(t[1] + 0, c10);
             _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
             _mm256_storeu_ps(t[2] + 0, c20);
             _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
+            _mm256_storeu_ps(t[3] + 0, c30);
+            _mm256_storeu_ps(t[3] + 8, c31);
+            _mm256_storeu_ps(t[4] + 0, c40);
+            _mm256_storeu_ps(t[4] + 8, c41);
+            _mm256_storeu_ps(t[5] + 0, c50);
+            _mm256_storeu_ps(t[5] + 8, c51);
             for (int k = 0; k < MR; k++) {
                 const int at = (oc0 + k) * 49;
                 for (int i = 0; i < MP; i++) {
@@ -11969,231 +12056,280 @@ static CNN_SIMD void bottleneck11_bottleneck_path1_conv3(const float *restrict x
 
 /* bottleneck12.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 512
  *   in [2048,7,7] -> out [512,7,7]
- *   weights at packed[23685300]: weight [512,2048,1,1] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; bottleneck12.bottleneck_path1.bn1 folded into the weights; then bottleneck12.bottleneck_path1.relu1
+ *   weights at packed[23689392]: weight [512,2048,1,1] (packed in blocks of 12 output channels)
+ *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); bottleneck12.bottleneck_path1.bn1 folded into the weights; then bottleneck12.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck12_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 1048576;
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 1056768;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 25088;
         const float *in = xb0;
-        for (int it = 0; it < 272; it++) {
-            const int gb = it / 17, tile = it - gb * 17;
+        for (int it = 0; it < 301; it++) {
+            const int gb = it / 7, tile = it - gb * 7;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 512 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 65536;
-            const float *xp = in + grp * 100352;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
-            const int o0 = q[0] / 7 * 7 + q[0] % 7 * 1;
-            q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
-            const int o1 = q[1] / 7 * 7 + q[1] % 7 * 1;
-            q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
-            const int o2 = q[2] / 7 * 7 + q[2] % 7 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 2048; c += 8, xp += 392, wp += 256) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+            const float *wb = w + (ptrdiff_t)gb * 24576;
+            const float *xg = in + grp * 100352;
+            float t[MR][NR];
+            {
+                const int p = tile < 6 ? tile * NR : 41;
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
+                const float *xp = xg + p;
+                const float *wp = wb;
+                for (int c = 0; c < 2048; c += 8, xp += 392, wp += 96) {
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 49]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 49]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 98]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 98]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 147]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 147]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 196]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 196]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 245]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 245]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 294]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 294]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 343]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 343]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-            }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 49;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+                _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[4] + 0, c40);
+                _mm256_storeu_ps(t[5] + 0, c50);
+                _mm256_storeu_ps(t[6] + 0, c60);
+                _mm256_storeu_ps(t[7] + 0, c70);
+                _mm256_storeu_ps(t[8] + 0, c80);
+                _mm256_storeu_ps(t[9] + 0, c90);
+                _mm256_storeu_ps(t[10] + 0, c100);
+                _mm256_storeu_ps(t[11] + 0, c110);
+                for (int i = 0; i < MR; i++) {
+                    if (ob * MR + i >= 512)
+                        break;
+                    const int at = (oc0 + i) * 49;
+                    for (int vi = 0; vi < NV; vi++) {
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at + q, x);
+                    }
                 }
             }
         }
@@ -12202,7 +12338,7 @@ static CNN_SIMD void bottleneck12_bottleneck_path1_conv1(const float *restrict x
 
 /* bottleneck12.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 512
  *   in [512,7,7] -> out [512,7,7]
- *   weights at packed[24734388]: weight [512,512,3,3] (packed in blocks of 6 output channels)
+ *   weights at packed[24746676]: weight [512,512,3,3] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(2x2,3x3), 4x4 tiles of 2x2 outputs, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck12.bottleneck_path1.bn2 folded into the weights; then bottleneck12.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck12_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -12423,23 +12559,23 @@ static CNN_SIMD void bottleneck12_bottleneck_path1_conv2(const float *restrict x
 
 /* bottleneck12.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 2048
  *   in [512,7,7] -> out [2048,7,7]
- *   weights at packed[28961972]: weight [2048,512,1,1] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; bottleneck12.bottleneck_path1.bn3 folded into the weights; then + bottleneck11.relu1 (bottleneck12.add1); then bottleneck12.relu1
+ *   weights at packed[28974260]: weight [2048,512,1,1] (packed in blocks of 16 output channels)
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; bottleneck12.bottleneck_path1.bn3 folded into the weights; then + bottleneck11.relu1 (bottleneck12.add1); then bottleneck12.relu1
  */
 static CNN_SIMD void bottleneck12_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
+    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 1048576;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 100352;
         const float *rb0 = r0 + (ptrdiff_t)b * 100352;
         const float *in = xb0;
-        for (int it = 0; it < 1088; it++) {
-            const int gb = it / 17, tile = it - gb * 17;
+        for (int it = 0; it < 1152; it++) {
+            const int gb = it / 9, tile = it - gb * 9;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 2048 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 16384;
+            const float *wp = w + (ptrdiff_t)gb * 8192;
             const float *xp = in + grp * 25088;
             int q[MP];
             float t[MP][MR];
@@ -12449,200 +12585,214 @@ static CNN_SIMD void bottleneck12_bottleneck_path1_conv3(const float *restrict x
             const int o1 = q[1] / 7 * 7 + q[1] % 7 * 1;
             q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
             const int o2 = q[2] / 7 * 7 + q[2] % 7 * 1;
+            q[3] = tile * MP + 3 < 49 ? tile * MP + 3 : 48;
+            const int o3 = q[3] / 7 * 7 + q[3] % 7 * 1;
+            q[4] = tile * MP + 4 < 49 ? tile * MP + 4 : 48;
+            const int o4 = q[4] / 7 * 7 + q[4] % 7 * 1;
+            q[5] = tile * MP + 5 < 49 ? tile * MP + 5 : 48;
+            const int o5 = q[5] / 7 * 7 + q[5] % 7 * 1;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
             __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 512; c += 8, xp += 392, wp += 256) {
+            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
+            for (int c = 0; c < 512; c += 8, xp += 392, wp += 128) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
                     __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
                     xb = _mm256_set1_ps(xp[o1 + 0]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
                     xb = _mm256_set1_ps(xp[o2 + 0]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 0]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 0]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 0]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 49]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 49]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 49]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 49]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 49]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 49]);
+                    xb = _mm256_set1_ps(xp[o1 + 98]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 49]);
+                    xb = _mm256_set1_ps(xp[o2 + 98]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 98]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 98]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 98]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 147]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 147]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 147]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 147]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 147]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 98]);
+                    xb = _mm256_set1_ps(xp[o1 + 196]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 98]);
+                    xb = _mm256_set1_ps(xp[o2 + 196]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 196]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 196]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 196]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 245]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 245]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 245]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 245]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 245]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 147]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 147]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 196]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 196]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 245]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 245]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
                     __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
                     xb = _mm256_set1_ps(xp[o1 + 294]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
                     xb = _mm256_set1_ps(xp[o2 + 294]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 294]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 294]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 294]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
                     __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
                     xb = _mm256_set1_ps(xp[o1 + 343]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
                     xb = _mm256_set1_ps(xp[o2 + 343]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 343]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 343]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 343]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
             }
             _mm256_storeu_ps(t[0] + 0, c00);
             _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
             _mm256_storeu_ps(t[1] + 0, c10);
             _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
             _mm256_storeu_ps(t[2] + 0, c20);
             _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
+            _mm256_storeu_ps(t[3] + 0, c30);
+            _mm256_storeu_ps(t[3] + 8, c31);
+            _mm256_storeu_ps(t[4] + 0, c40);
+            _mm256_storeu_ps(t[4] + 8, c41);
+            _mm256_storeu_ps(t[5] + 0, c50);
+            _mm256_storeu_ps(t[5] + 8, c51);
             for (int k = 0; k < MR; k++) {
                 const int at = (oc0 + k) * 49;
                 for (int i = 0; i < MP; i++) {
@@ -12676,7 +12826,7 @@ static CNN_SIMD void globalavgpool1(const float *restrict x0, float *restrict y,
 
 /* dense1 — examples/resnet50.cnn:44: dense 1000
  *   in [2048,1,1] -> out [1000]
- *   weights at packed[30012596]: weight [1000,2048] + bias [1000]
+ *   weights at packed[30024884]: weight [1000,2048] + bias [1000]
  *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); rows walked forwards and backwards on alternate calls
  */
 static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
@@ -12738,7 +12888,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
 }
 
 /* Canonical parameters (DSL.md order, 25610152 floats) to the packed layout
- * the kernels read (32061596 floats). */
+ * the kernels read (32073884 floats). */
 void resnet50_pack(const float *params, float *packed) {
     cnn_pack_conv(params + 0, NULL, params + 9408, 1.0000000000000001e-05, packed + 0, 64, 147, 1, 16); /* conv1 + bn1 */
     cnn_pack_conv(params + 9664, NULL, params + 13760, 1.0000000000000001e-05, packed + 9472, 64, 64, 1, 4); /* bottleneck_proj1.bottleneck_path1.conv1 + bottleneck_proj1.bottleneck_path1.bn1 */
@@ -12767,33 +12917,33 @@ void resnet50_pack(const float *params, float *packed) {
     cnn_pack_conv(params + 1455040, NULL, params + 1586112, 1.0000000000000001e-05, packed + 1878160, 256, 512, 1, 6); /* bottleneck_proj3.bottleneck_path1.conv1 + bottleneck_proj3.bottleneck_path1.bn1 */
     cnn_pack_conv(params + 1587136, NULL, params + 2176960, 1.0000000000000001e-05, packed + 2010514, 256, 2304, 1, 16); /* bottleneck_proj3.bottleneck_path1.conv2 + bottleneck_proj3.bottleneck_path1.bn2 */
     cnn_pack_conv(params + 2177984, NULL, params + 2440128, 1.0000000000000001e-05, packed + 2600594, 1024, 256, 1, 6); /* bottleneck_proj3.bottleneck_path1.conv3 + bottleneck_proj3.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 2444224, NULL, params + 2968512, 1.0000000000000001e-05, packed + 2864276, 1024, 512, 1, 24); /* bottleneck_proj3.conv1 + bottleneck_proj3.bn1 */
-    cnn_pack_conv(params + 2972608, NULL, params + 3234752, 1.0000000000000001e-05, packed + 3393692, 256, 1024, 1, 6); /* bottleneck6.bottleneck_path1.conv1 + bottleneck6.bottleneck_path1.bn1 */
-    cnn_pack_wino(params + 3235776, NULL, params + 3825600, 1.0000000000000001e-05, packed + 3658142, 256, 256, 6); /* bottleneck6.bottleneck_path1.conv2 + bottleneck6.bottleneck_path1.bn2: Winograd */
-    cnn_pack_conv(params + 3826624, NULL, params + 4088768, 1.0000000000000001e-05, packed + 4715166, 1024, 256, 1, 6); /* bottleneck6.bottleneck_path1.conv3 + bottleneck6.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 4092864, NULL, params + 4355008, 1.0000000000000001e-05, packed + 4978848, 256, 1024, 1, 6); /* bottleneck7.bottleneck_path1.conv1 + bottleneck7.bottleneck_path1.bn1 */
-    cnn_pack_wino(params + 4356032, NULL, params + 4945856, 1.0000000000000001e-05, packed + 5243298, 256, 256, 6); /* bottleneck7.bottleneck_path1.conv2 + bottleneck7.bottleneck_path1.bn2: Winograd */
-    cnn_pack_conv(params + 4946880, NULL, params + 5209024, 1.0000000000000001e-05, packed + 6300322, 1024, 256, 1, 6); /* bottleneck7.bottleneck_path1.conv3 + bottleneck7.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 5213120, NULL, params + 5475264, 1.0000000000000001e-05, packed + 6564004, 256, 1024, 1, 6); /* bottleneck8.bottleneck_path1.conv1 + bottleneck8.bottleneck_path1.bn1 */
-    cnn_pack_wino(params + 5476288, NULL, params + 6066112, 1.0000000000000001e-05, packed + 6828454, 256, 256, 6); /* bottleneck8.bottleneck_path1.conv2 + bottleneck8.bottleneck_path1.bn2: Winograd */
-    cnn_pack_conv(params + 6067136, NULL, params + 6329280, 1.0000000000000001e-05, packed + 7885478, 1024, 256, 1, 6); /* bottleneck8.bottleneck_path1.conv3 + bottleneck8.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 6333376, NULL, params + 6595520, 1.0000000000000001e-05, packed + 8149160, 256, 1024, 1, 6); /* bottleneck9.bottleneck_path1.conv1 + bottleneck9.bottleneck_path1.bn1 */
-    cnn_pack_wino(params + 6596544, NULL, params + 7186368, 1.0000000000000001e-05, packed + 8413610, 256, 256, 6); /* bottleneck9.bottleneck_path1.conv2 + bottleneck9.bottleneck_path1.bn2: Winograd */
-    cnn_pack_conv(params + 7187392, NULL, params + 7449536, 1.0000000000000001e-05, packed + 9470634, 1024, 256, 1, 6); /* bottleneck9.bottleneck_path1.conv3 + bottleneck9.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 7453632, NULL, params + 7715776, 1.0000000000000001e-05, packed + 9734316, 256, 1024, 1, 6); /* bottleneck10.bottleneck_path1.conv1 + bottleneck10.bottleneck_path1.bn1 */
-    cnn_pack_wino(params + 7716800, NULL, params + 8306624, 1.0000000000000001e-05, packed + 9998766, 256, 256, 6); /* bottleneck10.bottleneck_path1.conv2 + bottleneck10.bottleneck_path1.bn2: Winograd */
-    cnn_pack_conv(params + 8307648, NULL, params + 8569792, 1.0000000000000001e-05, packed + 11055790, 1024, 256, 1, 6); /* bottleneck10.bottleneck_path1.conv3 + bottleneck10.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 8573888, NULL, params + 9098176, 1.0000000000000001e-05, packed + 11319472, 512, 1024, 1, 6); /* bottleneck_proj4.bottleneck_path1.conv1 + bottleneck_proj4.bottleneck_path1.bn1 */
-    cnn_pack_conv(params + 9100224, NULL, params + 11459520, 1.0000000000000001e-05, packed + 11848372, 512, 4608, 1, 32); /* bottleneck_proj4.bottleneck_path1.conv2 + bottleneck_proj4.bottleneck_path1.bn2 */
-    cnn_pack_conv(params + 11461568, NULL, params + 12510144, 1.0000000000000001e-05, packed + 14208180, 2048, 512, 1, 32); /* bottleneck_proj4.bottleneck_path1.conv3 + bottleneck_proj4.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 12518336, NULL, params + 14615488, 1.0000000000000001e-05, packed + 15258804, 2048, 1024, 1, 32); /* bottleneck_proj4.conv1 + bottleneck_proj4.bn1 */
-    cnn_pack_conv(params + 14623680, NULL, params + 15672256, 1.0000000000000001e-05, packed + 17358004, 512, 2048, 1, 32); /* bottleneck11.bottleneck_path1.conv1 + bottleneck11.bottleneck_path1.bn1 */
-    cnn_pack_wino(params + 15674304, NULL, params + 18033600, 1.0000000000000001e-05, packed + 18407092, 512, 512, 6); /* bottleneck11.bottleneck_path1.conv2 + bottleneck11.bottleneck_path1.bn2: Winograd */
-    cnn_pack_conv(params + 18035648, NULL, params + 19084224, 1.0000000000000001e-05, packed + 22634676, 2048, 512, 1, 32); /* bottleneck11.bottleneck_path1.conv3 + bottleneck11.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 19092416, NULL, params + 20140992, 1.0000000000000001e-05, packed + 23685300, 512, 2048, 1, 32); /* bottleneck12.bottleneck_path1.conv1 + bottleneck12.bottleneck_path1.bn1 */
-    cnn_pack_wino(params + 20143040, NULL, params + 22502336, 1.0000000000000001e-05, packed + 24734388, 512, 512, 6); /* bottleneck12.bottleneck_path1.conv2 + bottleneck12.bottleneck_path1.bn2: Winograd */
-    cnn_pack_conv(params + 22504384, NULL, params + 23552960, 1.0000000000000001e-05, packed + 28961972, 2048, 512, 1, 32); /* bottleneck12.bottleneck_path1.conv3 + bottleneck12.bottleneck_path1.bn3 */
-    cnn_copy(params + 23561152, packed + 30012596, 2049000); /* dense1 */
+    cnn_pack_conv(params + 2444224, NULL, params + 2968512, 1.0000000000000001e-05, packed + 2864276, 1024, 512, 1, 16); /* bottleneck_proj3.conv1 + bottleneck_proj3.bn1 */
+    cnn_pack_conv(params + 2972608, NULL, params + 3234752, 1.0000000000000001e-05, packed + 3389588, 256, 1024, 1, 6); /* bottleneck6.bottleneck_path1.conv1 + bottleneck6.bottleneck_path1.bn1 */
+    cnn_pack_wino(params + 3235776, NULL, params + 3825600, 1.0000000000000001e-05, packed + 3654038, 256, 256, 6); /* bottleneck6.bottleneck_path1.conv2 + bottleneck6.bottleneck_path1.bn2: Winograd */
+    cnn_pack_conv(params + 3826624, NULL, params + 4088768, 1.0000000000000001e-05, packed + 4711062, 1024, 256, 1, 6); /* bottleneck6.bottleneck_path1.conv3 + bottleneck6.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 4092864, NULL, params + 4355008, 1.0000000000000001e-05, packed + 4974744, 256, 1024, 1, 6); /* bottleneck7.bottleneck_path1.conv1 + bottleneck7.bottleneck_path1.bn1 */
+    cnn_pack_wino(params + 4356032, NULL, params + 4945856, 1.0000000000000001e-05, packed + 5239194, 256, 256, 6); /* bottleneck7.bottleneck_path1.conv2 + bottleneck7.bottleneck_path1.bn2: Winograd */
+    cnn_pack_conv(params + 4946880, NULL, params + 5209024, 1.0000000000000001e-05, packed + 6296218, 1024, 256, 1, 6); /* bottleneck7.bottleneck_path1.conv3 + bottleneck7.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 5213120, NULL, params + 5475264, 1.0000000000000001e-05, packed + 6559900, 256, 1024, 1, 6); /* bottleneck8.bottleneck_path1.conv1 + bottleneck8.bottleneck_path1.bn1 */
+    cnn_pack_wino(params + 5476288, NULL, params + 6066112, 1.0000000000000001e-05, packed + 6824350, 256, 256, 6); /* bottleneck8.bottleneck_path1.conv2 + bottleneck8.bottleneck_path1.bn2: Winograd */
+    cnn_pack_conv(params + 6067136, NULL, params + 6329280, 1.0000000000000001e-05, packed + 7881374, 1024, 256, 1, 6); /* bottleneck8.bottleneck_path1.conv3 + bottleneck8.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 6333376, NULL, params + 6595520, 1.0000000000000001e-05, packed + 8145056, 256, 1024, 1, 6); /* bottleneck9.bottleneck_path1.conv1 + bottleneck9.bottleneck_path1.bn1 */
+    cnn_pack_wino(params + 6596544, NULL, params + 7186368, 1.0000000000000001e-05, packed + 8409506, 256, 256, 6); /* bottleneck9.bottleneck_path1.conv2 + bottleneck9.bottleneck_path1.bn2: Winograd */
+    cnn_pack_conv(params + 7187392, NULL, params + 7449536, 1.0000000000000001e-05, packed + 9466530, 1024, 256, 1, 6); /* bottleneck9.bottleneck_path1.conv3 + bottleneck9.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 7453632, NULL, params + 7715776, 1.0000000000000001e-05, packed + 9730212, 256, 1024, 1, 6); /* bottleneck10.bottleneck_path1.conv1 + bottleneck10.bottleneck_path1.bn1 */
+    cnn_pack_wino(params + 7716800, NULL, params + 8306624, 1.0000000000000001e-05, packed + 9994662, 256, 256, 6); /* bottleneck10.bottleneck_path1.conv2 + bottleneck10.bottleneck_path1.bn2: Winograd */
+    cnn_pack_conv(params + 8307648, NULL, params + 8569792, 1.0000000000000001e-05, packed + 11051686, 1024, 256, 1, 6); /* bottleneck10.bottleneck_path1.conv3 + bottleneck10.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 8573888, NULL, params + 9098176, 1.0000000000000001e-05, packed + 11315368, 512, 1024, 1, 6); /* bottleneck_proj4.bottleneck_path1.conv1 + bottleneck_proj4.bottleneck_path1.bn1 */
+    cnn_pack_conv(params + 9100224, NULL, params + 11459520, 1.0000000000000001e-05, packed + 11844268, 512, 4608, 1, 32); /* bottleneck_proj4.bottleneck_path1.conv2 + bottleneck_proj4.bottleneck_path1.bn2 */
+    cnn_pack_conv(params + 11461568, NULL, params + 12510144, 1.0000000000000001e-05, packed + 14204076, 2048, 512, 1, 16); /* bottleneck_proj4.bottleneck_path1.conv3 + bottleneck_proj4.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 12518336, NULL, params + 14615488, 1.0000000000000001e-05, packed + 15254700, 2048, 1024, 1, 32); /* bottleneck_proj4.conv1 + bottleneck_proj4.bn1 */
+    cnn_pack_conv(params + 14623680, NULL, params + 15672256, 1.0000000000000001e-05, packed + 17353900, 512, 2048, 1, 12); /* bottleneck11.bottleneck_path1.conv1 + bottleneck11.bottleneck_path1.bn1 */
+    cnn_pack_wino(params + 15674304, NULL, params + 18033600, 1.0000000000000001e-05, packed + 18411184, 512, 512, 6); /* bottleneck11.bottleneck_path1.conv2 + bottleneck11.bottleneck_path1.bn2: Winograd */
+    cnn_pack_conv(params + 18035648, NULL, params + 19084224, 1.0000000000000001e-05, packed + 22638768, 2048, 512, 1, 16); /* bottleneck11.bottleneck_path1.conv3 + bottleneck11.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 19092416, NULL, params + 20140992, 1.0000000000000001e-05, packed + 23689392, 512, 2048, 1, 12); /* bottleneck12.bottleneck_path1.conv1 + bottleneck12.bottleneck_path1.bn1 */
+    cnn_pack_wino(params + 20143040, NULL, params + 22502336, 1.0000000000000001e-05, packed + 24746676, 512, 512, 6); /* bottleneck12.bottleneck_path1.conv2 + bottleneck12.bottleneck_path1.bn2: Winograd */
+    cnn_pack_conv(params + 22504384, NULL, params + 23552960, 1.0000000000000001e-05, packed + 28974260, 2048, 512, 1, 16); /* bottleneck12.bottleneck_path1.conv3 + bottleneck12.bottleneck_path1.bn3 */
+    cnn_copy(params + 23561152, packed + 30024884, 2049000); /* dense1 */
 }
 
 /* Inference on `batch` samples (1..resnet50_BATCH), NCHW in and out. Returns 0,
@@ -12834,32 +12984,32 @@ int resnet50_forward(const float *packed, const float *in_img, float *out_logits
     bottleneck_proj3_bottleneck_path1_conv2(A + 631808, A + 832512, packed + 2010514, A + 401408, batch);
     bottleneck_proj3_bottleneck_path1_conv3(A + 832512, A + 401408, packed + 2600594, batch);
     bottleneck_proj3_conv1(A + 0, A + 401408, A + 602112, packed + 2864276, batch);
-    bottleneck6_bottleneck_path1_conv1(A + 602112, A + 802816, packed + 3393692, batch);
-    bottleneck6_bottleneck_path1_conv2(A + 802816, A + 1003520, packed + 3658142, A + 0, batch);
-    bottleneck6_bottleneck_path1_conv3(A + 1003520, A + 602112, A + 802816, packed + 4715166, batch);
-    bottleneck7_bottleneck_path1_conv1(A + 802816, A + 600064, packed + 4978848, batch);
-    bottleneck7_bottleneck_path1_conv2(A + 600064, A + 1003520, packed + 5243298, A + 0, batch);
-    bottleneck7_bottleneck_path1_conv3(A + 1003520, A + 802816, A + 600064, packed + 6300322, batch);
-    bottleneck8_bottleneck_path1_conv1(A + 600064, A + 800768, packed + 6564004, batch);
-    bottleneck8_bottleneck_path1_conv2(A + 800768, A + 1001472, packed + 6828454, A + 0, batch);
-    bottleneck8_bottleneck_path1_conv3(A + 1001472, A + 600064, A + 800768, packed + 7885478, batch);
-    bottleneck9_bottleneck_path1_conv1(A + 800768, A + 600064, packed + 8149160, batch);
-    bottleneck9_bottleneck_path1_conv2(A + 600064, A + 1001472, packed + 8413610, A + 0, batch);
-    bottleneck9_bottleneck_path1_conv3(A + 1001472, A + 800768, A + 600064, packed + 9470634, batch);
-    bottleneck10_bottleneck_path1_conv1(A + 600064, A + 800768, packed + 9734316, batch);
-    bottleneck10_bottleneck_path1_conv2(A + 800768, A + 850944, packed + 9998766, A + 0, batch);
-    bottleneck10_bottleneck_path1_conv3(A + 850944, A + 600064, A + 0, packed + 11055790, batch);
-    bottleneck_proj4_bottleneck_path1_conv1(A + 0, A + 331776, packed + 11319472, batch);
-    bottleneck_proj4_bottleneck_path1_conv2(A + 331776, A + 432128, packed + 11848372, A + 200704, batch);
-    bottleneck_proj4_bottleneck_path1_conv3(A + 432128, A + 200704, packed + 14208180, batch);
-    bottleneck_proj4_conv1(A + 0, A + 200704, A + 314368, packed + 15258804, batch);
-    bottleneck11_bottleneck_path1_conv1(A + 314368, A + 414720, packed + 17358004, batch);
-    bottleneck11_bottleneck_path1_conv2(A + 414720, A + 515072, packed + 18407092, A + 0, batch);
-    bottleneck11_bottleneck_path1_conv3(A + 515072, A + 314368, A + 414720, packed + 22634676, batch);
-    bottleneck12_bottleneck_path1_conv1(A + 414720, A + 314368, packed + 23685300, batch);
-    bottleneck12_bottleneck_path1_conv2(A + 314368, A + 339456, packed + 24734388, A + 0, batch);
-    bottleneck12_bottleneck_path1_conv3(A + 339456, A + 414720, A + 0, packed + 28961972, batch);
+    bottleneck6_bottleneck_path1_conv1(A + 602112, A + 802816, packed + 3389588, batch);
+    bottleneck6_bottleneck_path1_conv2(A + 802816, A + 1003520, packed + 3654038, A + 0, batch);
+    bottleneck6_bottleneck_path1_conv3(A + 1003520, A + 602112, A + 802816, packed + 4711062, batch);
+    bottleneck7_bottleneck_path1_conv1(A + 802816, A + 600064, packed + 4974744, batch);
+    bottleneck7_bottleneck_path1_conv2(A + 600064, A + 1003520, packed + 5239194, A + 0, batch);
+    bottleneck7_bottleneck_path1_conv3(A + 1003520, A + 802816, A + 600064, packed + 6296218, batch);
+    bottleneck8_bottleneck_path1_conv1(A + 600064, A + 800768, packed + 6559900, batch);
+    bottleneck8_bottleneck_path1_conv2(A + 800768, A + 1001472, packed + 6824350, A + 0, batch);
+    bottleneck8_bottleneck_path1_conv3(A + 1001472, A + 600064, A + 800768, packed + 7881374, batch);
+    bottleneck9_bottleneck_path1_conv1(A + 800768, A + 600064, packed + 8145056, batch);
+    bottleneck9_bottleneck_path1_conv2(A + 600064, A + 1001472, packed + 8409506, A + 0, batch);
+    bottleneck9_bottleneck_path1_conv3(A + 1001472, A + 800768, A + 600064, packed + 9466530, batch);
+    bottleneck10_bottleneck_path1_conv1(A + 600064, A + 800768, packed + 9730212, batch);
+    bottleneck10_bottleneck_path1_conv2(A + 800768, A + 850944, packed + 9994662, A + 0, batch);
+    bottleneck10_bottleneck_path1_conv3(A + 850944, A + 600064, A + 0, packed + 11051686, batch);
+    bottleneck_proj4_bottleneck_path1_conv1(A + 0, A + 331776, packed + 11315368, batch);
+    bottleneck_proj4_bottleneck_path1_conv2(A + 331776, A + 432128, packed + 11844268, A + 200704, batch);
+    bottleneck_proj4_bottleneck_path1_conv3(A + 432128, A + 200704, packed + 14204076, batch);
+    bottleneck_proj4_conv1(A + 0, A + 200704, A + 314368, packed + 15254700, batch);
+    bottleneck11_bottleneck_path1_conv1(A + 314368, A + 414720, packed + 17353900, batch);
+    bottleneck11_bottleneck_path1_conv2(A + 414720, A + 515072, packed + 18411184, A + 0, batch);
+    bottleneck11_bottleneck_path1_conv3(A + 515072, A + 314368, A + 414720, packed + 22638768, batch);
+    bottleneck12_bottleneck_path1_conv1(A + 414720, A + 314368, packed + 23689392, batch);
+    bottleneck12_bottleneck_path1_conv2(A + 314368, A + 339456, packed + 24746676, A + 0, batch);
+    bottleneck12_bottleneck_path1_conv3(A + 339456, A + 414720, A + 0, packed + 28974260, batch);
     globalavgpool1(A + 0, A + 100352, batch);
-    dense1(A + 100352, out_logits, packed + 30012596, A + 2007040, batch);
+    dense1(A + 100352, out_logits, packed + 30024884, A + 2007040, batch);
     return 0;
 }
