@@ -672,6 +672,19 @@ static void emit_conv_bpos(Emit *e, const Node *n, const ConvGeo *g, Tile t) {
                           arena_printf(e->a, "%lld", ll(k * t.mr)));
         }
         P(e, "            }\n");
+    } else if (g->kw <= UNROLL_TAPS) {
+        /* a kernel row's taps written out: a 7x7 kernel pays the loop and
+         * the index arithmetic once per row, not once per tap */
+        P(e, "            for (int c = 0; c < %lld; c++, xp += %lld)\n", ll(g->cin_g),
+          ll(g->hp * g->wp));
+        P(e, "                for (int i = 0; i < %lld; i++, wp += %lld) {\n", ll(g->kh),
+          ll(g->kw * t.mr));
+        P(e, "                    const int r = i * %lld;\n", ll(g->dh * g->wp));
+        for (int64_t j = 0; j < g->kw; j++)
+            emit_tap_bpos(e, t, "                    ",
+                          arena_printf(e->a, "r + %lld", ll(j * g->dw)),
+                          arena_printf(e->a, "%lld", ll(j * t.mr)));
+        P(e, "                }\n");
     } else {
         P(e, "            for (int c = 0; c < %lld; c++, xp += %lld)\n", ll(g->cin_g),
           ll(g->hp * g->wp));

@@ -310,30 +310,163 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
             __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
             for (int c = 0; c < 3; c++, xp += 52900)
-                for (int i = 0; i < 7; i++)
-                    for (int j = 0; j < 7; j++, wp += MR)
-                        {
-                            const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                            const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                            __m256 xb = _mm256_set1_ps(xp[o0 + i * 230 + j * 1]);
-                            c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                            c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                            xb = _mm256_set1_ps(xp[o1 + i * 230 + j * 1]);
-                            c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                            c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                            xb = _mm256_set1_ps(xp[o2 + i * 230 + j * 1]);
-                            c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                            c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                            xb = _mm256_set1_ps(xp[o3 + i * 230 + j * 1]);
-                            c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                            c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                            xb = _mm256_set1_ps(xp[o4 + i * 230 + j * 1]);
-                            c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                            c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                            xb = _mm256_set1_ps(xp[o5 + i * 230 + j * 1]);
-                            c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                            c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                        }
+                for (int i = 0; i < 7; i++, wp += 112) {
+                    const int r = i * 230;
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 0]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        xb = _mm256_set1_ps(xp[o1 + r + 0]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        xb = _mm256_set1_ps(xp[o2 + r + 0]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        xb = _mm256_set1_ps(xp[o3 + r + 0]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + r + 0]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                        xb = _mm256_set1_ps(xp[o5 + r + 0]);
+                        c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                        c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 1]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        xb = _mm256_set1_ps(xp[o1 + r + 1]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        xb = _mm256_set1_ps(xp[o2 + r + 1]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        xb = _mm256_set1_ps(xp[o3 + r + 1]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + r + 1]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                        xb = _mm256_set1_ps(xp[o5 + r + 1]);
+                        c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                        c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 2]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        xb = _mm256_set1_ps(xp[o1 + r + 2]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        xb = _mm256_set1_ps(xp[o2 + r + 2]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        xb = _mm256_set1_ps(xp[o3 + r + 2]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + r + 2]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                        xb = _mm256_set1_ps(xp[o5 + r + 2]);
+                        c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                        c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 3]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        xb = _mm256_set1_ps(xp[o1 + r + 3]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        xb = _mm256_set1_ps(xp[o2 + r + 3]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        xb = _mm256_set1_ps(xp[o3 + r + 3]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + r + 3]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                        xb = _mm256_set1_ps(xp[o5 + r + 3]);
+                        c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                        c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 4]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        xb = _mm256_set1_ps(xp[o1 + r + 4]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        xb = _mm256_set1_ps(xp[o2 + r + 4]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        xb = _mm256_set1_ps(xp[o3 + r + 4]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + r + 4]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                        xb = _mm256_set1_ps(xp[o5 + r + 4]);
+                        c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                        c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 5]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        xb = _mm256_set1_ps(xp[o1 + r + 5]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        xb = _mm256_set1_ps(xp[o2 + r + 5]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        xb = _mm256_set1_ps(xp[o3 + r + 5]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + r + 5]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                        xb = _mm256_set1_ps(xp[o5 + r + 5]);
+                        c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                        c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 6]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        xb = _mm256_set1_ps(xp[o1 + r + 6]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        xb = _mm256_set1_ps(xp[o2 + r + 6]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        xb = _mm256_set1_ps(xp[o3 + r + 6]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + r + 6]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                        xb = _mm256_set1_ps(xp[o5 + r + 6]);
+                        c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                        c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                    }
+                }
             _mm256_storeu_ps(t[0] + 0, c00);
             _mm256_storeu_ps(t[0] + 8, c01);
             _mm256_storeu_ps(t[1] + 0, c10);
@@ -4623,30 +4756,119 @@ static CNN_SIMD void inception3_conv5(const float *restrict x0, float *restrict 
             __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
             for (int c = 0; c < 16; c++, xp += 324)
-                for (int i = 0; i < 5; i++)
-                    for (int j = 0; j < 5; j++, wp += MR)
-                        {
-                            const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                            const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                            __m256 xb = _mm256_set1_ps(xp[o0 + i * 18 + j * 1]);
-                            c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                            c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                            xb = _mm256_set1_ps(xp[o1 + i * 18 + j * 1]);
-                            c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                            c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                            xb = _mm256_set1_ps(xp[o2 + i * 18 + j * 1]);
-                            c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                            c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                            xb = _mm256_set1_ps(xp[o3 + i * 18 + j * 1]);
-                            c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                            c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                            xb = _mm256_set1_ps(xp[o4 + i * 18 + j * 1]);
-                            c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                            c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                            xb = _mm256_set1_ps(xp[o5 + i * 18 + j * 1]);
-                            c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                            c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                        }
+                for (int i = 0; i < 5; i++, wp += 80) {
+                    const int r = i * 18;
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 0]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        xb = _mm256_set1_ps(xp[o1 + r + 0]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        xb = _mm256_set1_ps(xp[o2 + r + 0]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        xb = _mm256_set1_ps(xp[o3 + r + 0]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + r + 0]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                        xb = _mm256_set1_ps(xp[o5 + r + 0]);
+                        c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                        c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 1]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        xb = _mm256_set1_ps(xp[o1 + r + 1]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        xb = _mm256_set1_ps(xp[o2 + r + 1]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        xb = _mm256_set1_ps(xp[o3 + r + 1]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + r + 1]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                        xb = _mm256_set1_ps(xp[o5 + r + 1]);
+                        c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                        c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 2]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        xb = _mm256_set1_ps(xp[o1 + r + 2]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        xb = _mm256_set1_ps(xp[o2 + r + 2]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        xb = _mm256_set1_ps(xp[o3 + r + 2]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + r + 2]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                        xb = _mm256_set1_ps(xp[o5 + r + 2]);
+                        c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                        c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 3]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        xb = _mm256_set1_ps(xp[o1 + r + 3]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        xb = _mm256_set1_ps(xp[o2 + r + 3]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        xb = _mm256_set1_ps(xp[o3 + r + 3]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + r + 3]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                        xb = _mm256_set1_ps(xp[o5 + r + 3]);
+                        c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                        c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 4]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        xb = _mm256_set1_ps(xp[o1 + r + 4]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        xb = _mm256_set1_ps(xp[o2 + r + 4]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        xb = _mm256_set1_ps(xp[o3 + r + 4]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + r + 4]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                        xb = _mm256_set1_ps(xp[o5 + r + 4]);
+                        c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                        c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                    }
+                }
             _mm256_storeu_ps(t[0] + 0, c00);
             _mm256_storeu_ps(t[0] + 8, c01);
             _mm256_storeu_ps(t[1] + 0, c10);
@@ -8613,35 +8835,144 @@ static CNN_SIMD void inception6_conv5(const float *restrict x0, float *restrict 
             __m256 c100 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c110 = _mm256_loadu_ps(bias + gb * MR + 0);
             for (int c = 0; c < 32; c++, xp += 324)
-                for (int i = 0; i < 5; i++)
-                    for (int j = 0; j < 5; j++, wp += MR)
-                        {
-                            const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                            __m256 xb = _mm256_set1_ps(xp[o0 + i * 18 + j * 1]);
-                            c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                            xb = _mm256_set1_ps(xp[o1 + i * 18 + j * 1]);
-                            c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                            xb = _mm256_set1_ps(xp[o2 + i * 18 + j * 1]);
-                            c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                            xb = _mm256_set1_ps(xp[o3 + i * 18 + j * 1]);
-                            c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                            xb = _mm256_set1_ps(xp[o4 + i * 18 + j * 1]);
-                            c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                            xb = _mm256_set1_ps(xp[o5 + i * 18 + j * 1]);
-                            c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                            xb = _mm256_set1_ps(xp[o6 + i * 18 + j * 1]);
-                            c60 = _mm256_fmadd_ps(xb, wv0, c60);
-                            xb = _mm256_set1_ps(xp[o7 + i * 18 + j * 1]);
-                            c70 = _mm256_fmadd_ps(xb, wv0, c70);
-                            xb = _mm256_set1_ps(xp[o8 + i * 18 + j * 1]);
-                            c80 = _mm256_fmadd_ps(xb, wv0, c80);
-                            xb = _mm256_set1_ps(xp[o9 + i * 18 + j * 1]);
-                            c90 = _mm256_fmadd_ps(xb, wv0, c90);
-                            xb = _mm256_set1_ps(xp[o10 + i * 18 + j * 1]);
-                            c100 = _mm256_fmadd_ps(xb, wv0, c100);
-                            xb = _mm256_set1_ps(xp[o11 + i * 18 + j * 1]);
-                            c110 = _mm256_fmadd_ps(xb, wv0, c110);
-                        }
+                for (int i = 0; i < 5; i++, wp += 40) {
+                    const int r = i * 18;
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 0]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        xb = _mm256_set1_ps(xp[o1 + r + 0]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        xb = _mm256_set1_ps(xp[o2 + r + 0]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        xb = _mm256_set1_ps(xp[o3 + r + 0]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        xb = _mm256_set1_ps(xp[o4 + r + 0]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        xb = _mm256_set1_ps(xp[o5 + r + 0]);
+                        c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                        xb = _mm256_set1_ps(xp[o6 + r + 0]);
+                        c60 = _mm256_fmadd_ps(xb, wv0, c60);
+                        xb = _mm256_set1_ps(xp[o7 + r + 0]);
+                        c70 = _mm256_fmadd_ps(xb, wv0, c70);
+                        xb = _mm256_set1_ps(xp[o8 + r + 0]);
+                        c80 = _mm256_fmadd_ps(xb, wv0, c80);
+                        xb = _mm256_set1_ps(xp[o9 + r + 0]);
+                        c90 = _mm256_fmadd_ps(xb, wv0, c90);
+                        xb = _mm256_set1_ps(xp[o10 + r + 0]);
+                        c100 = _mm256_fmadd_ps(xb, wv0, c100);
+                        xb = _mm256_set1_ps(xp[o11 + r + 0]);
+                        c110 = _mm256_fmadd_ps(xb, wv0, c110);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 8 + 0);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 1]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        xb = _mm256_set1_ps(xp[o1 + r + 1]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        xb = _mm256_set1_ps(xp[o2 + r + 1]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        xb = _mm256_set1_ps(xp[o3 + r + 1]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        xb = _mm256_set1_ps(xp[o4 + r + 1]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        xb = _mm256_set1_ps(xp[o5 + r + 1]);
+                        c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                        xb = _mm256_set1_ps(xp[o6 + r + 1]);
+                        c60 = _mm256_fmadd_ps(xb, wv0, c60);
+                        xb = _mm256_set1_ps(xp[o7 + r + 1]);
+                        c70 = _mm256_fmadd_ps(xb, wv0, c70);
+                        xb = _mm256_set1_ps(xp[o8 + r + 1]);
+                        c80 = _mm256_fmadd_ps(xb, wv0, c80);
+                        xb = _mm256_set1_ps(xp[o9 + r + 1]);
+                        c90 = _mm256_fmadd_ps(xb, wv0, c90);
+                        xb = _mm256_set1_ps(xp[o10 + r + 1]);
+                        c100 = _mm256_fmadd_ps(xb, wv0, c100);
+                        xb = _mm256_set1_ps(xp[o11 + r + 1]);
+                        c110 = _mm256_fmadd_ps(xb, wv0, c110);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 2]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        xb = _mm256_set1_ps(xp[o1 + r + 2]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        xb = _mm256_set1_ps(xp[o2 + r + 2]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        xb = _mm256_set1_ps(xp[o3 + r + 2]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        xb = _mm256_set1_ps(xp[o4 + r + 2]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        xb = _mm256_set1_ps(xp[o5 + r + 2]);
+                        c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                        xb = _mm256_set1_ps(xp[o6 + r + 2]);
+                        c60 = _mm256_fmadd_ps(xb, wv0, c60);
+                        xb = _mm256_set1_ps(xp[o7 + r + 2]);
+                        c70 = _mm256_fmadd_ps(xb, wv0, c70);
+                        xb = _mm256_set1_ps(xp[o8 + r + 2]);
+                        c80 = _mm256_fmadd_ps(xb, wv0, c80);
+                        xb = _mm256_set1_ps(xp[o9 + r + 2]);
+                        c90 = _mm256_fmadd_ps(xb, wv0, c90);
+                        xb = _mm256_set1_ps(xp[o10 + r + 2]);
+                        c100 = _mm256_fmadd_ps(xb, wv0, c100);
+                        xb = _mm256_set1_ps(xp[o11 + r + 2]);
+                        c110 = _mm256_fmadd_ps(xb, wv0, c110);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 24 + 0);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 3]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        xb = _mm256_set1_ps(xp[o1 + r + 3]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        xb = _mm256_set1_ps(xp[o2 + r + 3]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        xb = _mm256_set1_ps(xp[o3 + r + 3]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        xb = _mm256_set1_ps(xp[o4 + r + 3]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        xb = _mm256_set1_ps(xp[o5 + r + 3]);
+                        c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                        xb = _mm256_set1_ps(xp[o6 + r + 3]);
+                        c60 = _mm256_fmadd_ps(xb, wv0, c60);
+                        xb = _mm256_set1_ps(xp[o7 + r + 3]);
+                        c70 = _mm256_fmadd_ps(xb, wv0, c70);
+                        xb = _mm256_set1_ps(xp[o8 + r + 3]);
+                        c80 = _mm256_fmadd_ps(xb, wv0, c80);
+                        xb = _mm256_set1_ps(xp[o9 + r + 3]);
+                        c90 = _mm256_fmadd_ps(xb, wv0, c90);
+                        xb = _mm256_set1_ps(xp[o10 + r + 3]);
+                        c100 = _mm256_fmadd_ps(xb, wv0, c100);
+                        xb = _mm256_set1_ps(xp[o11 + r + 3]);
+                        c110 = _mm256_fmadd_ps(xb, wv0, c110);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 4]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        xb = _mm256_set1_ps(xp[o1 + r + 4]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        xb = _mm256_set1_ps(xp[o2 + r + 4]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        xb = _mm256_set1_ps(xp[o3 + r + 4]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        xb = _mm256_set1_ps(xp[o4 + r + 4]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        xb = _mm256_set1_ps(xp[o5 + r + 4]);
+                        c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                        xb = _mm256_set1_ps(xp[o6 + r + 4]);
+                        c60 = _mm256_fmadd_ps(xb, wv0, c60);
+                        xb = _mm256_set1_ps(xp[o7 + r + 4]);
+                        c70 = _mm256_fmadd_ps(xb, wv0, c70);
+                        xb = _mm256_set1_ps(xp[o8 + r + 4]);
+                        c80 = _mm256_fmadd_ps(xb, wv0, c80);
+                        xb = _mm256_set1_ps(xp[o9 + r + 4]);
+                        c90 = _mm256_fmadd_ps(xb, wv0, c90);
+                        xb = _mm256_set1_ps(xp[o10 + r + 4]);
+                        c100 = _mm256_fmadd_ps(xb, wv0, c100);
+                        xb = _mm256_set1_ps(xp[o11 + r + 4]);
+                        c110 = _mm256_fmadd_ps(xb, wv0, c110);
+                    }
+                }
             _mm256_storeu_ps(t[0] + 0, c00);
             _mm256_storeu_ps(t[1] + 0, c10);
             _mm256_storeu_ps(t[2] + 0, c20);
@@ -11312,29 +11643,114 @@ static CNN_SIMD void inception8_conv5(const float *restrict x0, float *restrict 
             __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
             __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
             for (int c = 0; c < 32; c++, xp += 121)
-                for (int i = 0; i < 5; i++)
-                    for (int j = 0; j < 5; j++, wp += MR)
-                        {
-                            const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                            const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                            const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                            const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                            __m256 xb = _mm256_set1_ps(xp[o0 + i * 11 + j * 1]);
-                            c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                            c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                            c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                            c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                            xb = _mm256_set1_ps(xp[o1 + i * 11 + j * 1]);
-                            c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                            c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                            c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                            c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                            xb = _mm256_set1_ps(xp[o2 + i * 11 + j * 1]);
-                            c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                            c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                            c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                            c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                        }
+                for (int i = 0; i < 5; i++, wp += 160) {
+                    const int r = i * 11;
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
+                        const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
+                        const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 0]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                        c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                        xb = _mm256_set1_ps(xp[o1 + r + 0]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                        c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                        xb = _mm256_set1_ps(xp[o2 + r + 0]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                        c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
+                        const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
+                        const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 1]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                        c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                        xb = _mm256_set1_ps(xp[o1 + r + 1]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                        c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                        xb = _mm256_set1_ps(xp[o2 + r + 1]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                        c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
+                        const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
+                        const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 2]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                        c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                        xb = _mm256_set1_ps(xp[o1 + r + 2]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                        c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                        xb = _mm256_set1_ps(xp[o2 + r + 2]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                        c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
+                        const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
+                        const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 3]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                        c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                        xb = _mm256_set1_ps(xp[o1 + r + 3]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                        c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                        xb = _mm256_set1_ps(xp[o2 + r + 3]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                        c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
+                        const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
+                        const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 4]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                        c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                        xb = _mm256_set1_ps(xp[o1 + r + 4]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                        c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                        xb = _mm256_set1_ps(xp[o2 + r + 4]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                        c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    }
+                }
             _mm256_storeu_ps(t[0] + 0, c00);
             _mm256_storeu_ps(t[0] + 8, c01);
             _mm256_storeu_ps(t[0] + 16, c02);
@@ -12738,29 +13154,114 @@ static CNN_SIMD void inception9_conv5(const float *restrict x0, float *restrict 
             __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
             __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
             for (int c = 0; c < 48; c++, xp += 121)
-                for (int i = 0; i < 5; i++)
-                    for (int j = 0; j < 5; j++, wp += MR)
-                        {
-                            const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                            const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                            const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                            const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                            __m256 xb = _mm256_set1_ps(xp[o0 + i * 11 + j * 1]);
-                            c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                            c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                            c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                            c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                            xb = _mm256_set1_ps(xp[o1 + i * 11 + j * 1]);
-                            c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                            c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                            c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                            c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                            xb = _mm256_set1_ps(xp[o2 + i * 11 + j * 1]);
-                            c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                            c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                            c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                            c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                        }
+                for (int i = 0; i < 5; i++, wp += 160) {
+                    const int r = i * 11;
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
+                        const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
+                        const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 0]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                        c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                        xb = _mm256_set1_ps(xp[o1 + r + 0]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                        c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                        xb = _mm256_set1_ps(xp[o2 + r + 0]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                        c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
+                        const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
+                        const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 1]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                        c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                        xb = _mm256_set1_ps(xp[o1 + r + 1]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                        c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                        xb = _mm256_set1_ps(xp[o2 + r + 1]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                        c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
+                        const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
+                        const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 2]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                        c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                        xb = _mm256_set1_ps(xp[o1 + r + 2]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                        c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                        xb = _mm256_set1_ps(xp[o2 + r + 2]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                        c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
+                        const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
+                        const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 3]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                        c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                        xb = _mm256_set1_ps(xp[o1 + r + 3]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                        c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                        xb = _mm256_set1_ps(xp[o2 + r + 3]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                        c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
+                        const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
+                        const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 4]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                        c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                        xb = _mm256_set1_ps(xp[o1 + r + 4]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                        c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                        xb = _mm256_set1_ps(xp[o2 + r + 4]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                        c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    }
+                }
             _mm256_storeu_ps(t[0] + 0, c00);
             _mm256_storeu_ps(t[0] + 8, c01);
             _mm256_storeu_ps(t[0] + 16, c02);
