@@ -248,11 +248,20 @@ int simd_pack_mr(Target t, const Node *n) {
     return simd_conv_mr(t, n);
 }
 
+/* A C-form 1x1 layer reads each tile's MP input values from every channel
+ * plane, a cache line and often a page apart; copied first into a panel,
+ * channel after channel, they stream from L1 instead. */
+static bool bpos_panel(const ConvGeo *g) {
+    return g->kh * g->kw == 1 && g->groups == 1 && !g->pads;
+}
+
 /* The padded copy of the input (when the layer pads, or its run of
  * positions is shorter than a tile), then the gathered rows (other strides),
  * each followed by a tile's worth of zeros that the last tile may read. */
 static int64_t conv_copy_floats(const ConvGeo *g, Tile t) {
     int64_t nr = (int64_t)t.nv * t.w;
+    if (t.bpos && bpos_panel(g))
+        return (g->ho * g->wo + t.mp - 1) / t.mp * t.mp * g->cin;
     if (t.bpos)
         return g->pads ? g->cin * g->hp * g->wp : 0;
     bool copy = g->pads || (g->flat && g->len < nr);
@@ -409,8 +418,10 @@ const char *simd_schedule(Emit *e, const Node *n) {
     if (t.bpos)
         return arena_printf(e->a,
             "%s: tile MP=%d positions x MR=%d output channels (%d %s accumulators); "
-            "input values broadcast from the %sinput, weights in vectors", v->name, t.mp, t.mr,
-            t.mp * t.nv, reg, g.pads ? "padded " : "");
+            "input values broadcast from the %s, weights in vectors", v->name, t.mp, t.mr,
+            t.mp * t.nv, reg, bpos_panel(&g) ? "tile's MP positions of every channel, copied "
+                                                 "into a panel in scratch first"
+                              : g.pads ? "padded input" : "input");
     return arena_printf(e->a,
         "%s: tile MR=%d output channels x NR=%d positions (%d %s accumulators); %s", v->name,
         t.mr, t.nv * t.w, t.mr * t.nv, reg,
@@ -639,20 +650,41 @@ static void emit_conv_bpos(Emit *e, const Node *n, const ConvGeo *g, Tile t) {
     e->scratch_per_sample = true;
     open_batch(e, n);
     e->scratch_per_sample = false;
-    if (g->pads)
+    bool panel = bpos_panel(g);
+    /* the distance between a position's values in consecutive channels */
+    int64_t cstep = panel ? t.mp : g->hp * g->wp;
+    if (g->pads || panel)
         P(e, "        float *sb = s + (ptrdiff_t)b * %lld; /* this sample's scratch */\n",
           ll(conv_copy_floats(g, t)));
     input_of_sample(e, n, g, g->pads);
+    if (panel) {
+        P(e, "        for (int tile = 0; tile < %lld; tile++)\n", ll(tiles));
+        P(e, "            for (int i = 0; i < MP; i++) {\n");
+        P(e, "                const int q = tile * MP + i < %lld ? tile * MP + i : %lld;\n",
+          ll(positions), ll(positions - 1));
+        P(e, "                const float *src = in + q / %lld * %lld + q %% %lld * %lld;\n",
+          ll(g->wo), ll(g->sh * g->wp), ll(g->wo), ll(g->sw));
+        P(e, "                float *dst = sb + tile * %lld + i;\n", ll(g->cin * t.mp));
+        P(e, "                for (int c = 0; c < %lld; c++)\n", ll(g->cin));
+        P(e, "                    dst[c * MP] = src[c * %lld];\n", ll(g->hp * g->wp));
+        P(e, "            }\n");
+    }
     open_tile_loop(e, g, t, tiles);
     P(e, "            const float *wp = w + (ptrdiff_t)gb * %lld;\n", ll(t.mr * g->per));
-    P(e, "            const float *xp = in + grp * %lld;\n", ll(g->cin_g * g->hp * g->wp));
+    if (panel)
+        P(e, "            const float *xp = sb + tile * %lld;\n", ll(g->cin * t.mp));
+    else
+        P(e, "            const float *xp = in + grp * %lld;\n", ll(g->cin_g * g->hp * g->wp));
     P(e, "            int q[MP];\n");
     P(e, "            float t[MP][MR];\n");
     for (int i = 0; i < t.mp; i++) {
         P(e, "            q[%d] = tile * MP + %d < %lld ? tile * MP + %d : %lld;\n", i, i,
           ll(positions), i, ll(positions - 1));
-        P(e, "            const int o%d = q[%d] / %lld * %lld + q[%d] %% %lld * %lld;\n", i, i,
-          ll(g->wo), ll(g->sh * g->wp), i, ll(g->wo), ll(g->sw));
+        if (panel)
+            P(e, "            const int o%d = %d;\n", i, i);
+        else
+            P(e, "            const int o%d = q[%d] / %lld * %lld + q[%d] %% %lld * %lld;\n", i,
+              i, ll(g->wo), ll(g->sh * g->wp), i, ll(g->wo), ll(g->sw));
     }
     for (int i = 0; i < t.mp; i++)
         for (int v = 0; v < t.nv; v++)
@@ -662,11 +694,11 @@ static void emit_conv_bpos(Emit *e, const Node *n, const ConvGeo *g, Tile t) {
     if (taps <= UNROLL_TAPS) {
         int64_t u = channel_unroll(g);
         P(e, "            for (int c = 0; c < %lld; c += %lld, xp += %lld, wp += %lld) {\n",
-          ll(g->cin_g), ll(u), ll(u * g->hp * g->wp), ll(u * taps * t.mr));
+          ll(g->cin_g), ll(u), ll(u * cstep), ll(u * taps * t.mr));
         for (int64_t k = 0; k < u * taps; k++) {
             int64_t tap = k % taps;
             emit_tap_bpos(e, t, "                ",
-                          arena_printf(e->a, "%lld", ll(k / taps * g->hp * g->wp +
+                          arena_printf(e->a, "%lld", ll(k / taps * cstep +
                                                        tap / g->kw * g->dh * g->wp +
                                                        tap % g->kw * g->dw)),
                           arena_printf(e->a, "%lld", ll(k * t.mr)));

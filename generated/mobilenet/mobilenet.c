@@ -4,7 +4,7 @@
  * command: cnnc build examples/mobilenet.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices
- * arena:   8150848 bytes (36228800 without reuse; 7348032 live at most)
+ * arena:   8150848 bytes (36339392 without reuse; 7348032 live at most)
  * weights: 4253864 canonical floats, 4241292 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -4938,36 +4938,45 @@ static CNN_SIMD void dwsep12_conv1(const float *restrict x0, float *restrict y, 
 /* dwsep12.conv2 — examples/mobilenet.cnn:20: conv 1x1 1024
  *   in [512,7,7] -> out [1024,7,7]
  *   weights at packed[1622940]: weight [1024,512,1,1] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; dwsep12.bn2 folded into the weights; then dwsep12.relu2
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; dwsep12.bn2 folded into the weights; then dwsep12.relu2
  */
-static CNN_SIMD void dwsep12_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void dwsep12_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 524288;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 50176;
+        float *sb = s + (ptrdiff_t)b * 27648; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 9; tile++)
+            for (int i = 0; i < MP; i++) {
+                const int q = tile * MP + i < 49 ? tile * MP + i : 48;
+                const float *src = in + q / 7 * 7 + q % 7 * 1;
+                float *dst = sb + tile * 3072 + i;
+                for (int c = 0; c < 512; c++)
+                    dst[c * MP] = src[c * 49];
+            }
         for (int it = 0; it < 576; it++) {
             const int gb = it / 9, tile = it - gb * 9;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 1024 + ob * MR;
             (void)grp;
             const float *wp = w + (ptrdiff_t)gb * 8192;
-            const float *xp = in + grp * 25088;
+            const float *xp = sb + tile * 3072;
             int q[MP];
             float t[MP][MR];
             q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
-            const int o0 = q[0] / 7 * 7 + q[0] % 7 * 1;
+            const int o0 = 0;
             q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
-            const int o1 = q[1] / 7 * 7 + q[1] % 7 * 1;
+            const int o1 = 1;
             q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
-            const int o2 = q[2] / 7 * 7 + q[2] % 7 * 1;
+            const int o2 = 2;
             q[3] = tile * MP + 3 < 49 ? tile * MP + 3 : 48;
-            const int o3 = q[3] / 7 * 7 + q[3] % 7 * 1;
+            const int o3 = 3;
             q[4] = tile * MP + 4 < 49 ? tile * MP + 4 : 48;
-            const int o4 = q[4] / 7 * 7 + q[4] % 7 * 1;
+            const int o4 = 4;
             q[5] = tile * MP + 5 < 49 ? tile * MP + 5 : 48;
-            const int o5 = q[5] / 7 * 7 + q[5] % 7 * 1;
+            const int o5 = 5;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
@@ -4980,7 +4989,7 @@ static CNN_SIMD void dwsep12_conv2(const float *restrict x0, float *restrict y, 
             __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 512; c += 8, xp += 392, wp += 128) {
+            for (int c = 0; c < 512; c += 8, xp += 48, wp += 128) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
@@ -5006,154 +5015,154 @@ static CNN_SIMD void dwsep12_conv2(const float *restrict x0, float *restrict y, 
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 6]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 49]);
+                    xb = _mm256_set1_ps(xp[o1 + 6]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 49]);
+                    xb = _mm256_set1_ps(xp[o2 + 6]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 49]);
+                    xb = _mm256_set1_ps(xp[o3 + 6]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 49]);
+                    xb = _mm256_set1_ps(xp[o4 + 6]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 49]);
+                    xb = _mm256_set1_ps(xp[o5 + 6]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 12]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 98]);
+                    xb = _mm256_set1_ps(xp[o1 + 12]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 98]);
+                    xb = _mm256_set1_ps(xp[o2 + 12]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 98]);
+                    xb = _mm256_set1_ps(xp[o3 + 12]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 98]);
+                    xb = _mm256_set1_ps(xp[o4 + 12]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 98]);
+                    xb = _mm256_set1_ps(xp[o5 + 12]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 147]);
+                    xb = _mm256_set1_ps(xp[o1 + 18]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 147]);
+                    xb = _mm256_set1_ps(xp[o2 + 18]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 147]);
+                    xb = _mm256_set1_ps(xp[o3 + 18]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 147]);
+                    xb = _mm256_set1_ps(xp[o4 + 18]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 147]);
+                    xb = _mm256_set1_ps(xp[o5 + 18]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 24]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 196]);
+                    xb = _mm256_set1_ps(xp[o1 + 24]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 196]);
+                    xb = _mm256_set1_ps(xp[o2 + 24]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 196]);
+                    xb = _mm256_set1_ps(xp[o3 + 24]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 196]);
+                    xb = _mm256_set1_ps(xp[o4 + 24]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 196]);
+                    xb = _mm256_set1_ps(xp[o5 + 24]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 30]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 245]);
+                    xb = _mm256_set1_ps(xp[o1 + 30]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 245]);
+                    xb = _mm256_set1_ps(xp[o2 + 30]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 245]);
+                    xb = _mm256_set1_ps(xp[o3 + 30]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 245]);
+                    xb = _mm256_set1_ps(xp[o4 + 30]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 245]);
+                    xb = _mm256_set1_ps(xp[o5 + 30]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 36]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 294]);
+                    xb = _mm256_set1_ps(xp[o1 + 36]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 294]);
+                    xb = _mm256_set1_ps(xp[o2 + 36]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 294]);
+                    xb = _mm256_set1_ps(xp[o3 + 36]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 294]);
+                    xb = _mm256_set1_ps(xp[o4 + 36]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 294]);
+                    xb = _mm256_set1_ps(xp[o5 + 36]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 42]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 343]);
+                    xb = _mm256_set1_ps(xp[o1 + 42]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 343]);
+                    xb = _mm256_set1_ps(xp[o2 + 42]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 343]);
+                    xb = _mm256_set1_ps(xp[o3 + 42]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 343]);
+                    xb = _mm256_set1_ps(xp[o4 + 42]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 343]);
+                    xb = _mm256_set1_ps(xp[o5 + 42]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
@@ -5868,7 +5877,7 @@ int mobilenet_forward(const float *packed, const float *in_img, float *out_logit
     dwsep11_conv1(A + 140800, A + 241152, packed + 1347992, A + 0, batch);
     dwsep11_conv2(A + 241152, A + 341504, packed + 1353112, batch);
     dwsep12_conv1(A + 341504, A + 144896, packed + 1617820, A + 0, batch);
-    dwsep12_conv2(A + 144896, A + 83008, packed + 1622940, batch);
+    dwsep12_conv2(A + 144896, A + 83008, packed + 1622940, A + 0, batch);
     dwsep13_conv1(A + 83008, A + 133184, packed + 2148252, A + 0, batch);
     dwsep13_conv2(A + 133184, A + 0, packed + 2158492, batch);
     avgpool1(A + 0, A + 50176, batch);

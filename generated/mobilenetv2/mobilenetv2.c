@@ -4,7 +4,7 @@
  * command: cnnc build examples/mobilenetv2.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices
- * arena:   11022016 bytes (45920320 without reuse; 11022016 live at most)
+ * arena:   11022016 bytes (45986880 without reuse; 11022016 live at most)
  * weights: 3538984 canonical floats, 3504490 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -11383,32 +11383,41 @@ static CNN_SIMD void inverted6_conv3(const float *restrict x0, float *restrict y
 /* conv2 — examples/mobilenetv2.cnn:50: conv 1x1 1280
  *   in [320,7,7] -> out [1280,7,7]
  *   weights at packed[1807474]: weight [1280,320,1,1] (packed in blocks of 24 output channels)
- *   avx2: tile MP=4 positions x MR=24 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; bn2 folded into the weights; then relu62
+ *   avx2: tile MP=4 positions x MR=24 output channels (12 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; bn2 folded into the weights; then relu62
  */
-static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MP = 4, NV = 3, MR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 414720;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 15680;
         float *yb = y + (ptrdiff_t)b * 62720;
+        float *sb = s + (ptrdiff_t)b * 16640; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++)
+            for (int i = 0; i < MP; i++) {
+                const int q = tile * MP + i < 49 ? tile * MP + i : 48;
+                const float *src = in + q / 7 * 7 + q % 7 * 1;
+                float *dst = sb + tile * 1280 + i;
+                for (int c = 0; c < 320; c++)
+                    dst[c * MP] = src[c * 49];
+            }
         for (int it = 0; it < 702; it++) {
             const int gb = it / 13, tile = it - gb * 13;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 1280 + ob * MR;
             (void)grp;
             const float *wp = w + (ptrdiff_t)gb * 7680;
-            const float *xp = in + grp * 15680;
+            const float *xp = sb + tile * 1280;
             int q[MP];
             float t[MP][MR];
             q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
-            const int o0 = q[0] / 7 * 7 + q[0] % 7 * 1;
+            const int o0 = 0;
             q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
-            const int o1 = q[1] / 7 * 7 + q[1] % 7 * 1;
+            const int o1 = 1;
             q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
-            const int o2 = q[2] / 7 * 7 + q[2] % 7 * 1;
+            const int o2 = 2;
             q[3] = tile * MP + 3 < 49 ? tile * MP + 3 : 48;
-            const int o3 = q[3] / 7 * 7 + q[3] % 7 * 1;
+            const int o3 = 3;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
@@ -11421,7 +11430,7 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
             __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c32 = _mm256_loadu_ps(bias + gb * MR + 16);
-            for (int c = 0; c < 320; c += 8, xp += 392, wp += 192) {
+            for (int c = 0; c < 320; c += 8, xp += 32, wp += 192) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
@@ -11447,19 +11456,19 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                     const __m256 wv0 = _mm256_loadu_ps(wp + 24 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 24 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 24 + 16);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 4]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_set1_ps(xp[o1 + 49]);
+                    xb = _mm256_set1_ps(xp[o1 + 4]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_set1_ps(xp[o2 + 49]);
+                    xb = _mm256_set1_ps(xp[o2 + 4]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_set1_ps(xp[o3 + 49]);
+                    xb = _mm256_set1_ps(xp[o3 + 4]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
                     c32 = _mm256_fmadd_ps(xb, wv2, c32);
@@ -11468,19 +11477,19 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                     const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 48 + 16);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 8]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_set1_ps(xp[o1 + 98]);
+                    xb = _mm256_set1_ps(xp[o1 + 8]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_set1_ps(xp[o2 + 98]);
+                    xb = _mm256_set1_ps(xp[o2 + 8]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_set1_ps(xp[o3 + 98]);
+                    xb = _mm256_set1_ps(xp[o3 + 8]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
                     c32 = _mm256_fmadd_ps(xb, wv2, c32);
@@ -11489,19 +11498,19 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                     const __m256 wv0 = _mm256_loadu_ps(wp + 72 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 72 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 72 + 16);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 12]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_set1_ps(xp[o1 + 147]);
+                    xb = _mm256_set1_ps(xp[o1 + 12]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_set1_ps(xp[o2 + 147]);
+                    xb = _mm256_set1_ps(xp[o2 + 12]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_set1_ps(xp[o3 + 147]);
+                    xb = _mm256_set1_ps(xp[o3 + 12]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
                     c32 = _mm256_fmadd_ps(xb, wv2, c32);
@@ -11510,19 +11519,19 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                     const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_set1_ps(xp[o1 + 196]);
+                    xb = _mm256_set1_ps(xp[o1 + 16]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_set1_ps(xp[o2 + 196]);
+                    xb = _mm256_set1_ps(xp[o2 + 16]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_set1_ps(xp[o3 + 196]);
+                    xb = _mm256_set1_ps(xp[o3 + 16]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
                     c32 = _mm256_fmadd_ps(xb, wv2, c32);
@@ -11531,19 +11540,19 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                     const __m256 wv0 = _mm256_loadu_ps(wp + 120 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 120 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 120 + 16);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 20]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_set1_ps(xp[o1 + 245]);
+                    xb = _mm256_set1_ps(xp[o1 + 20]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_set1_ps(xp[o2 + 245]);
+                    xb = _mm256_set1_ps(xp[o2 + 20]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_set1_ps(xp[o3 + 245]);
+                    xb = _mm256_set1_ps(xp[o3 + 20]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
                     c32 = _mm256_fmadd_ps(xb, wv2, c32);
@@ -11552,19 +11561,19 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                     const __m256 wv0 = _mm256_loadu_ps(wp + 144 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 144 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 144 + 16);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 24]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_set1_ps(xp[o1 + 294]);
+                    xb = _mm256_set1_ps(xp[o1 + 24]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_set1_ps(xp[o2 + 294]);
+                    xb = _mm256_set1_ps(xp[o2 + 24]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_set1_ps(xp[o3 + 294]);
+                    xb = _mm256_set1_ps(xp[o3 + 24]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
                     c32 = _mm256_fmadd_ps(xb, wv2, c32);
@@ -11573,19 +11582,19 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                     const __m256 wv0 = _mm256_loadu_ps(wp + 168 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 168 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 168 + 16);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 28]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_set1_ps(xp[o1 + 343]);
+                    xb = _mm256_set1_ps(xp[o1 + 28]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_set1_ps(xp[o2 + 343]);
+                    xb = _mm256_set1_ps(xp[o2 + 28]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_set1_ps(xp[o3 + 343]);
+                    xb = _mm256_set1_ps(xp[o3 + 28]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
                     c32 = _mm256_fmadd_ps(xb, wv2, c32);
@@ -11815,8 +11824,8 @@ int mobilenetv2_forward(const float *packed, const float *in_img, float *out_log
     inverted_res10_inverted1_conv3(A + 124864, A + 179744, A + 171904, packed + 1176268, batch);
     inverted6_conv1(A + 171904, A + 77824, packed + 1331950, batch);
     inverted6_conv2(A + 77824, A + 124864, packed + 1486510, A + 0, batch);
-    inverted6_conv3(A + 124864, A + 62720, packed + 1496110, batch);
-    conv2(A + 62720, A + 0, packed + 1807474, batch);
+    inverted6_conv3(A + 124864, A + 79360, packed + 1496110, batch);
+    conv2(A + 79360, A + 0, packed + 1807474, A + 62720, batch);
     globalavgpool1(A + 0, A + 62720, batch);
     dense1(A + 62720, out_logits, packed + 2223490, A + 2755488, batch);
     return 0;

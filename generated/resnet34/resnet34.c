@@ -4,7 +4,7 @@
  * command: cnnc build examples/resnet34.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices
- * arena:   4816960 bytes (79710016 without reuse; 4233280 live at most)
+ * arena:   4816960 bytes (80064832 without reuse; 4233280 live at most)
  * weights: 21814696 canonical floats, 37253608 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -2438,37 +2438,46 @@ static CNN_SIMD void basic_down1_conv2(const float *restrict x0, float *restrict
 /* basic_down1.conv3 — examples/resnet34.cnn:26: conv 1x1/2 128
  *   in [64,56,56] -> out [128,28,28]
  *   weights at packed[741248]: weight [128,64,1,1] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; basic_down1.bn3 folded into the weights; then + basic_down1.bn2 (basic_down1.add1); then basic_down1.relu2
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; basic_down1.bn3 folded into the weights; then + basic_down1.bn2 (basic_down1.add1); then basic_down1.relu2
  */
-static CNN_SIMD void basic_down1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void basic_down1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 8192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 100352;
         const float *rb0 = r0 + (ptrdiff_t)b * 100352;
+        float *sb = s + (ptrdiff_t)b * 50304; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 131; tile++)
+            for (int i = 0; i < MP; i++) {
+                const int q = tile * MP + i < 784 ? tile * MP + i : 783;
+                const float *src = in + q / 28 * 112 + q % 28 * 2;
+                float *dst = sb + tile * 384 + i;
+                for (int c = 0; c < 64; c++)
+                    dst[c * MP] = src[c * 3136];
+            }
         for (int it = 0; it < 1048; it++) {
             const int tile = it / 8, gb = it - tile * 8;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
             const float *wp = w + (ptrdiff_t)gb * 1024;
-            const float *xp = in + grp * 200704;
+            const float *xp = sb + tile * 384;
             int q[MP];
             float t[MP][MR];
             q[0] = tile * MP + 0 < 784 ? tile * MP + 0 : 783;
-            const int o0 = q[0] / 28 * 112 + q[0] % 28 * 2;
+            const int o0 = 0;
             q[1] = tile * MP + 1 < 784 ? tile * MP + 1 : 783;
-            const int o1 = q[1] / 28 * 112 + q[1] % 28 * 2;
+            const int o1 = 1;
             q[2] = tile * MP + 2 < 784 ? tile * MP + 2 : 783;
-            const int o2 = q[2] / 28 * 112 + q[2] % 28 * 2;
+            const int o2 = 2;
             q[3] = tile * MP + 3 < 784 ? tile * MP + 3 : 783;
-            const int o3 = q[3] / 28 * 112 + q[3] % 28 * 2;
+            const int o3 = 3;
             q[4] = tile * MP + 4 < 784 ? tile * MP + 4 : 783;
-            const int o4 = q[4] / 28 * 112 + q[4] % 28 * 2;
+            const int o4 = 4;
             q[5] = tile * MP + 5 < 784 ? tile * MP + 5 : 783;
-            const int o5 = q[5] / 28 * 112 + q[5] % 28 * 2;
+            const int o5 = 5;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
@@ -2481,7 +2490,7 @@ static CNN_SIMD void basic_down1_conv3(const float *restrict x0, const float *re
             __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 64; c += 8, xp += 25088, wp += 128) {
+            for (int c = 0; c < 64; c += 8, xp += 48, wp += 128) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
@@ -2507,154 +2516,154 @@ static CNN_SIMD void basic_down1_conv3(const float *restrict x0, const float *re
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 3136]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 6]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 3136]);
+                    xb = _mm256_set1_ps(xp[o1 + 6]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 3136]);
+                    xb = _mm256_set1_ps(xp[o2 + 6]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 3136]);
+                    xb = _mm256_set1_ps(xp[o3 + 6]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 3136]);
+                    xb = _mm256_set1_ps(xp[o4 + 6]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 3136]);
+                    xb = _mm256_set1_ps(xp[o5 + 6]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 6272]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 12]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 6272]);
+                    xb = _mm256_set1_ps(xp[o1 + 12]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 6272]);
+                    xb = _mm256_set1_ps(xp[o2 + 12]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 6272]);
+                    xb = _mm256_set1_ps(xp[o3 + 12]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 6272]);
+                    xb = _mm256_set1_ps(xp[o4 + 12]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 6272]);
+                    xb = _mm256_set1_ps(xp[o5 + 12]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 9408]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 9408]);
+                    xb = _mm256_set1_ps(xp[o1 + 18]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 9408]);
+                    xb = _mm256_set1_ps(xp[o2 + 18]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 9408]);
+                    xb = _mm256_set1_ps(xp[o3 + 18]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 9408]);
+                    xb = _mm256_set1_ps(xp[o4 + 18]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 9408]);
+                    xb = _mm256_set1_ps(xp[o5 + 18]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 12544]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 24]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 12544]);
+                    xb = _mm256_set1_ps(xp[o1 + 24]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 12544]);
+                    xb = _mm256_set1_ps(xp[o2 + 24]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 12544]);
+                    xb = _mm256_set1_ps(xp[o3 + 24]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 12544]);
+                    xb = _mm256_set1_ps(xp[o4 + 24]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 12544]);
+                    xb = _mm256_set1_ps(xp[o5 + 24]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 15680]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 30]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 15680]);
+                    xb = _mm256_set1_ps(xp[o1 + 30]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 15680]);
+                    xb = _mm256_set1_ps(xp[o2 + 30]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 15680]);
+                    xb = _mm256_set1_ps(xp[o3 + 30]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 15680]);
+                    xb = _mm256_set1_ps(xp[o4 + 30]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 15680]);
+                    xb = _mm256_set1_ps(xp[o5 + 30]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 18816]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 36]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 18816]);
+                    xb = _mm256_set1_ps(xp[o1 + 36]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 18816]);
+                    xb = _mm256_set1_ps(xp[o2 + 36]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 18816]);
+                    xb = _mm256_set1_ps(xp[o3 + 36]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 18816]);
+                    xb = _mm256_set1_ps(xp[o4 + 36]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 18816]);
+                    xb = _mm256_set1_ps(xp[o5 + 36]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 21952]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 42]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 21952]);
+                    xb = _mm256_set1_ps(xp[o1 + 42]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 21952]);
+                    xb = _mm256_set1_ps(xp[o2 + 42]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 21952]);
+                    xb = _mm256_set1_ps(xp[o3 + 42]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 21952]);
+                    xb = _mm256_set1_ps(xp[o4 + 42]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 21952]);
+                    xb = _mm256_set1_ps(xp[o5 + 42]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
@@ -4518,37 +4527,46 @@ static CNN_SIMD void basic_down2_conv2(const float *restrict x0, float *restrict
 /* basic_down2.conv3 — examples/resnet34.cnn:26: conv 1x1/2 256
  *   in [128,28,28] -> out [256,14,14]
  *   weights at packed[3687680]: weight [256,128,1,1] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; basic_down2.bn3 folded into the weights; then + basic_down2.bn2 (basic_down2.add1); then basic_down2.relu2
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; basic_down2.bn3 folded into the weights; then + basic_down2.bn2 (basic_down2.add1); then basic_down2.relu2
  */
-static CNN_SIMD void basic_down2_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void basic_down2_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 32768;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 50176;
         const float *rb0 = r0 + (ptrdiff_t)b * 50176;
+        float *sb = s + (ptrdiff_t)b * 25344; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 33; tile++)
+            for (int i = 0; i < MP; i++) {
+                const int q = tile * MP + i < 196 ? tile * MP + i : 195;
+                const float *src = in + q / 14 * 56 + q % 14 * 2;
+                float *dst = sb + tile * 768 + i;
+                for (int c = 0; c < 128; c++)
+                    dst[c * MP] = src[c * 784];
+            }
         for (int it = 0; it < 528; it++) {
             const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
             const float *wp = w + (ptrdiff_t)gb * 2048;
-            const float *xp = in + grp * 100352;
+            const float *xp = sb + tile * 768;
             int q[MP];
             float t[MP][MR];
             q[0] = tile * MP + 0 < 196 ? tile * MP + 0 : 195;
-            const int o0 = q[0] / 14 * 56 + q[0] % 14 * 2;
+            const int o0 = 0;
             q[1] = tile * MP + 1 < 196 ? tile * MP + 1 : 195;
-            const int o1 = q[1] / 14 * 56 + q[1] % 14 * 2;
+            const int o1 = 1;
             q[2] = tile * MP + 2 < 196 ? tile * MP + 2 : 195;
-            const int o2 = q[2] / 14 * 56 + q[2] % 14 * 2;
+            const int o2 = 2;
             q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
-            const int o3 = q[3] / 14 * 56 + q[3] % 14 * 2;
+            const int o3 = 3;
             q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
-            const int o4 = q[4] / 14 * 56 + q[4] % 14 * 2;
+            const int o4 = 4;
             q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
-            const int o5 = q[5] / 14 * 56 + q[5] % 14 * 2;
+            const int o5 = 5;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
@@ -4561,7 +4579,7 @@ static CNN_SIMD void basic_down2_conv3(const float *restrict x0, const float *re
             __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 128; c += 8, xp += 6272, wp += 128) {
+            for (int c = 0; c < 128; c += 8, xp += 48, wp += 128) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
@@ -4587,154 +4605,154 @@ static CNN_SIMD void basic_down2_conv3(const float *restrict x0, const float *re
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 784]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 6]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 784]);
+                    xb = _mm256_set1_ps(xp[o1 + 6]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 784]);
+                    xb = _mm256_set1_ps(xp[o2 + 6]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 784]);
+                    xb = _mm256_set1_ps(xp[o3 + 6]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 784]);
+                    xb = _mm256_set1_ps(xp[o4 + 6]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 784]);
+                    xb = _mm256_set1_ps(xp[o5 + 6]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1568]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 12]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 1568]);
+                    xb = _mm256_set1_ps(xp[o1 + 12]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 1568]);
+                    xb = _mm256_set1_ps(xp[o2 + 12]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 1568]);
+                    xb = _mm256_set1_ps(xp[o3 + 12]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 1568]);
+                    xb = _mm256_set1_ps(xp[o4 + 12]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 1568]);
+                    xb = _mm256_set1_ps(xp[o5 + 12]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 2352]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 2352]);
+                    xb = _mm256_set1_ps(xp[o1 + 18]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 2352]);
+                    xb = _mm256_set1_ps(xp[o2 + 18]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 2352]);
+                    xb = _mm256_set1_ps(xp[o3 + 18]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 2352]);
+                    xb = _mm256_set1_ps(xp[o4 + 18]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 2352]);
+                    xb = _mm256_set1_ps(xp[o5 + 18]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 3136]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 24]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 3136]);
+                    xb = _mm256_set1_ps(xp[o1 + 24]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 3136]);
+                    xb = _mm256_set1_ps(xp[o2 + 24]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 3136]);
+                    xb = _mm256_set1_ps(xp[o3 + 24]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 3136]);
+                    xb = _mm256_set1_ps(xp[o4 + 24]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 3136]);
+                    xb = _mm256_set1_ps(xp[o5 + 24]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 3920]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 30]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 3920]);
+                    xb = _mm256_set1_ps(xp[o1 + 30]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 3920]);
+                    xb = _mm256_set1_ps(xp[o2 + 30]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 3920]);
+                    xb = _mm256_set1_ps(xp[o3 + 30]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 3920]);
+                    xb = _mm256_set1_ps(xp[o4 + 30]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 3920]);
+                    xb = _mm256_set1_ps(xp[o5 + 30]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 4704]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 36]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 4704]);
+                    xb = _mm256_set1_ps(xp[o1 + 36]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 4704]);
+                    xb = _mm256_set1_ps(xp[o2 + 36]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 4704]);
+                    xb = _mm256_set1_ps(xp[o3 + 36]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 4704]);
+                    xb = _mm256_set1_ps(xp[o4 + 36]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 4704]);
+                    xb = _mm256_set1_ps(xp[o5 + 36]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 5488]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 42]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 5488]);
+                    xb = _mm256_set1_ps(xp[o1 + 42]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 5488]);
+                    xb = _mm256_set1_ps(xp[o2 + 42]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 5488]);
+                    xb = _mm256_set1_ps(xp[o3 + 42]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 5488]);
+                    xb = _mm256_set1_ps(xp[o4 + 42]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 5488]);
+                    xb = _mm256_set1_ps(xp[o5 + 42]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
@@ -7491,31 +7509,40 @@ static CNN_SIMD void basic_down3_conv2(const float *restrict x0, float *restrict
 /* basic_down3.conv3 — examples/resnet34.cnn:26: conv 1x1/2 512
  *   in [256,14,14] -> out [512,7,7]
  *   weights at packed[19698688]: weight [512,256,1,1] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; basic_down3.bn3 folded into the weights; then + basic_down3.bn2 (basic_down3.add1); then basic_down3.relu2
+ *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; basic_down3.bn3 folded into the weights; then + basic_down3.bn2 (basic_down3.add1); then basic_down3.relu2
  */
-static CNN_SIMD void basic_down3_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void basic_down3_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 131072;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 25088;
         const float *rb0 = r0 + (ptrdiff_t)b * 25088;
+        float *sb = s + (ptrdiff_t)b * 13056; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 17; tile++)
+            for (int i = 0; i < MP; i++) {
+                const int q = tile * MP + i < 49 ? tile * MP + i : 48;
+                const float *src = in + q / 7 * 28 + q % 7 * 2;
+                float *dst = sb + tile * 768 + i;
+                for (int c = 0; c < 256; c++)
+                    dst[c * MP] = src[c * 196];
+            }
         for (int it = 0; it < 272; it++) {
             const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 512 + ob * MR;
             (void)grp;
             const float *wp = w + (ptrdiff_t)gb * 8192;
-            const float *xp = in + grp * 50176;
+            const float *xp = sb + tile * 768;
             int q[MP];
             float t[MP][MR];
             q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
-            const int o0 = q[0] / 7 * 28 + q[0] % 7 * 2;
+            const int o0 = 0;
             q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
-            const int o1 = q[1] / 7 * 28 + q[1] % 7 * 2;
+            const int o1 = 1;
             q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
-            const int o2 = q[2] / 7 * 28 + q[2] % 7 * 2;
+            const int o2 = 2;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
@@ -7528,7 +7555,7 @@ static CNN_SIMD void basic_down3_conv3(const float *restrict x0, const float *re
             __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
             __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 256; c += 8, xp += 1568, wp += 256) {
+            for (int c = 0; c < 256; c += 8, xp += 24, wp += 256) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
@@ -7555,17 +7582,17 @@ static CNN_SIMD void basic_down3_conv3(const float *restrict x0, const float *re
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 3]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 196]);
+                    xb = _mm256_set1_ps(xp[o1 + 3]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 196]);
+                    xb = _mm256_set1_ps(xp[o2 + 3]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -7576,17 +7603,17 @@ static CNN_SIMD void basic_down3_conv3(const float *restrict x0, const float *re
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 392]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 6]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 392]);
+                    xb = _mm256_set1_ps(xp[o1 + 6]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 392]);
+                    xb = _mm256_set1_ps(xp[o2 + 6]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -7597,17 +7624,17 @@ static CNN_SIMD void basic_down3_conv3(const float *restrict x0, const float *re
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 588]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 9]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 588]);
+                    xb = _mm256_set1_ps(xp[o1 + 9]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 588]);
+                    xb = _mm256_set1_ps(xp[o2 + 9]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -7618,17 +7645,17 @@ static CNN_SIMD void basic_down3_conv3(const float *restrict x0, const float *re
                     const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 784]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 12]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 784]);
+                    xb = _mm256_set1_ps(xp[o1 + 12]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 784]);
+                    xb = _mm256_set1_ps(xp[o2 + 12]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -7639,17 +7666,17 @@ static CNN_SIMD void basic_down3_conv3(const float *restrict x0, const float *re
                     const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 980]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 15]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 980]);
+                    xb = _mm256_set1_ps(xp[o1 + 15]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 980]);
+                    xb = _mm256_set1_ps(xp[o2 + 15]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -7660,17 +7687,17 @@ static CNN_SIMD void basic_down3_conv3(const float *restrict x0, const float *re
                     const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1176]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 1176]);
+                    xb = _mm256_set1_ps(xp[o1 + 18]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 1176]);
+                    xb = _mm256_set1_ps(xp[o2 + 18]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -7681,17 +7708,17 @@ static CNN_SIMD void basic_down3_conv3(const float *restrict x0, const float *re
                     const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1372]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 21]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 1372]);
+                    xb = _mm256_set1_ps(xp[o1 + 21]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 1372]);
+                    xb = _mm256_set1_ps(xp[o2 + 21]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -8767,7 +8794,7 @@ int resnet34_forward(const float *packed, const float *in_img, float *out_logits
     basic3_conv2(A + 441600, A + 642304, A + 843008, packed + 337472, A + 0, batch);
     basic_down1_conv1(A + 843008, A + 656896, packed + 403072, A + 0, batch);
     basic_down1_conv2(A + 656896, A + 1043712, packed + 476928, A + 0, batch);
-    basic_down1_conv3(A + 843008, A + 1043712, A + 656896, packed + 741248, batch);
+    basic_down1_conv3(A + 843008, A + 1043712, A + 656896, packed + 741248, A + 757248, batch);
     basic4_conv1(A + 656896, A + 757248, packed + 749568, A + 0, batch);
     basic4_conv2(A + 757248, A + 656896, A + 857600, packed + 1013888, A + 0, batch);
     basic5_conv1(A + 857600, A + 656896, packed + 1278208, A + 0, batch);
@@ -8776,7 +8803,7 @@ int resnet34_forward(const float *packed, const float *in_img, float *out_logits
     basic6_conv2(A + 656896, A + 757248, A + 857600, packed + 2071168, A + 0, batch);
     basic_down2_conv1(A + 857600, A + 600064, packed + 2335488, A + 0, batch);
     basic_down2_conv2(A + 600064, A + 650240, packed + 2630656, A + 0, batch);
-    basic_down2_conv3(A + 857600, A + 650240, A + 600064, packed + 3687680, batch);
+    basic_down2_conv3(A + 857600, A + 650240, A + 600064, packed + 3687680, A + 700416, batch);
     basic7_conv1(A + 600064, A + 650240, packed + 3720704, A + 0, batch);
     basic7_conv2(A + 650240, A + 600064, A + 700416, packed + 4777728, A + 0, batch);
     basic8_conv1(A + 700416, A + 600064, packed + 5834752, A + 0, batch);
@@ -8789,7 +8816,7 @@ int resnet34_forward(const float *packed, const float *in_img, float *out_logits
     basic11_conv2(A + 600064, A + 650240, A + 700416, packed + 13233920, A + 0, batch);
     basic_down3_conv1(A + 700416, A + 314368, packed + 14290944, A + 0, batch);
     basic_down3_conv2(A + 314368, A + 339456, packed + 15471104, A + 0, batch);
-    basic_down3_conv3(A + 700416, A + 339456, A + 314368, packed + 19698688, batch);
+    basic_down3_conv3(A + 700416, A + 339456, A + 314368, packed + 19698688, A + 0, batch);
     basic12_conv1(A + 314368, A + 339456, packed + 19830272, A + 0, batch);
     basic12_conv2(A + 339456, A + 314368, A + 364544, packed + 24057856, A + 0, batch);
     basic13_conv1(A + 364544, A + 314368, packed + 28285440, A + 0, batch);

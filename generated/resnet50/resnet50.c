@@ -4,7 +4,7 @@
  * command: cnnc build examples/resnet50.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices
- * arena:   8028224 bytes (76820288 without reuse; 7225408 live at most)
+ * arena:   8028224 bytes (78571328 without reuse; 7227456 live at most)
  * weights: 25610152 canonical floats, 32073884 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -3584,37 +3584,46 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv3(const float *restri
 /* bottleneck_proj2.conv1 — examples/resnet50.cnn:32: conv 1x1/2 512
  *   in [256,56,56] -> out [512,28,28]
  *   weights at packed[556932]: weight [512,256,1,1] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; bottleneck_proj2.bn1 folded into the weights; then + bottleneck_proj2.bottleneck_path1.bn3 (bottleneck_proj2.add1); then bottleneck_proj2.relu1
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; bottleneck_proj2.bn1 folded into the weights; then + bottleneck_proj2.bottleneck_path1.bn3 (bottleneck_proj2.add1); then bottleneck_proj2.relu1
  */
-static CNN_SIMD void bottleneck_proj2_conv1(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck_proj2_conv1(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 131072;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 802816;
         float *yb = y + (ptrdiff_t)b * 401408;
         const float *rb0 = r0 + (ptrdiff_t)b * 401408;
+        float *sb = s + (ptrdiff_t)b * 201216; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 131; tile++)
+            for (int i = 0; i < MP; i++) {
+                const int q = tile * MP + i < 784 ? tile * MP + i : 783;
+                const float *src = in + q / 28 * 112 + q % 28 * 2;
+                float *dst = sb + tile * 1536 + i;
+                for (int c = 0; c < 256; c++)
+                    dst[c * MP] = src[c * 3136];
+            }
         for (int it = 0; it < 4192; it++) {
             const int tile = it / 32, gb = it - tile * 32;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 512 + ob * MR;
             (void)grp;
             const float *wp = w + (ptrdiff_t)gb * 4096;
-            const float *xp = in + grp * 802816;
+            const float *xp = sb + tile * 1536;
             int q[MP];
             float t[MP][MR];
             q[0] = tile * MP + 0 < 784 ? tile * MP + 0 : 783;
-            const int o0 = q[0] / 28 * 112 + q[0] % 28 * 2;
+            const int o0 = 0;
             q[1] = tile * MP + 1 < 784 ? tile * MP + 1 : 783;
-            const int o1 = q[1] / 28 * 112 + q[1] % 28 * 2;
+            const int o1 = 1;
             q[2] = tile * MP + 2 < 784 ? tile * MP + 2 : 783;
-            const int o2 = q[2] / 28 * 112 + q[2] % 28 * 2;
+            const int o2 = 2;
             q[3] = tile * MP + 3 < 784 ? tile * MP + 3 : 783;
-            const int o3 = q[3] / 28 * 112 + q[3] % 28 * 2;
+            const int o3 = 3;
             q[4] = tile * MP + 4 < 784 ? tile * MP + 4 : 783;
-            const int o4 = q[4] / 28 * 112 + q[4] % 28 * 2;
+            const int o4 = 4;
             q[5] = tile * MP + 5 < 784 ? tile * MP + 5 : 783;
-            const int o5 = q[5] / 28 * 112 + q[5] % 28 * 2;
+            const int o5 = 5;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
@@ -3627,7 +3636,7 @@ static CNN_SIMD void bottleneck_proj2_conv1(const float *restrict x0, const floa
             __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 256; c += 8, xp += 25088, wp += 128) {
+            for (int c = 0; c < 256; c += 8, xp += 48, wp += 128) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
@@ -3653,154 +3662,154 @@ static CNN_SIMD void bottleneck_proj2_conv1(const float *restrict x0, const floa
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 3136]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 6]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 3136]);
+                    xb = _mm256_set1_ps(xp[o1 + 6]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 3136]);
+                    xb = _mm256_set1_ps(xp[o2 + 6]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 3136]);
+                    xb = _mm256_set1_ps(xp[o3 + 6]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 3136]);
+                    xb = _mm256_set1_ps(xp[o4 + 6]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 3136]);
+                    xb = _mm256_set1_ps(xp[o5 + 6]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 6272]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 12]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 6272]);
+                    xb = _mm256_set1_ps(xp[o1 + 12]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 6272]);
+                    xb = _mm256_set1_ps(xp[o2 + 12]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 6272]);
+                    xb = _mm256_set1_ps(xp[o3 + 12]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 6272]);
+                    xb = _mm256_set1_ps(xp[o4 + 12]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 6272]);
+                    xb = _mm256_set1_ps(xp[o5 + 12]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 9408]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 9408]);
+                    xb = _mm256_set1_ps(xp[o1 + 18]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 9408]);
+                    xb = _mm256_set1_ps(xp[o2 + 18]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 9408]);
+                    xb = _mm256_set1_ps(xp[o3 + 18]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 9408]);
+                    xb = _mm256_set1_ps(xp[o4 + 18]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 9408]);
+                    xb = _mm256_set1_ps(xp[o5 + 18]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 12544]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 24]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 12544]);
+                    xb = _mm256_set1_ps(xp[o1 + 24]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 12544]);
+                    xb = _mm256_set1_ps(xp[o2 + 24]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 12544]);
+                    xb = _mm256_set1_ps(xp[o3 + 24]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 12544]);
+                    xb = _mm256_set1_ps(xp[o4 + 24]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 12544]);
+                    xb = _mm256_set1_ps(xp[o5 + 24]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 15680]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 30]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 15680]);
+                    xb = _mm256_set1_ps(xp[o1 + 30]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 15680]);
+                    xb = _mm256_set1_ps(xp[o2 + 30]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 15680]);
+                    xb = _mm256_set1_ps(xp[o3 + 30]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 15680]);
+                    xb = _mm256_set1_ps(xp[o4 + 30]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 15680]);
+                    xb = _mm256_set1_ps(xp[o5 + 30]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 18816]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 36]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 18816]);
+                    xb = _mm256_set1_ps(xp[o1 + 36]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 18816]);
+                    xb = _mm256_set1_ps(xp[o2 + 36]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 18816]);
+                    xb = _mm256_set1_ps(xp[o3 + 36]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 18816]);
+                    xb = _mm256_set1_ps(xp[o4 + 36]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 18816]);
+                    xb = _mm256_set1_ps(xp[o5 + 36]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 21952]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 42]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 21952]);
+                    xb = _mm256_set1_ps(xp[o1 + 42]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 21952]);
+                    xb = _mm256_set1_ps(xp[o2 + 42]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 21952]);
+                    xb = _mm256_set1_ps(xp[o3 + 42]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 21952]);
+                    xb = _mm256_set1_ps(xp[o4 + 42]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 21952]);
+                    xb = _mm256_set1_ps(xp[o5 + 42]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
@@ -6675,37 +6684,46 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv3(const float *restri
 /* bottleneck_proj3.conv1 — examples/resnet50.cnn:32: conv 1x1/2 1024
  *   in [512,28,28] -> out [1024,14,14]
  *   weights at packed[2864276]: weight [1024,512,1,1] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; bottleneck_proj3.bn1 folded into the weights; then + bottleneck_proj3.bottleneck_path1.bn3 (bottleneck_proj3.add1); then bottleneck_proj3.relu1
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; bottleneck_proj3.bn1 folded into the weights; then + bottleneck_proj3.bottleneck_path1.bn3 (bottleneck_proj3.add1); then bottleneck_proj3.relu1
  */
-static CNN_SIMD void bottleneck_proj3_conv1(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck_proj3_conv1(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 524288;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 200704;
         const float *rb0 = r0 + (ptrdiff_t)b * 200704;
+        float *sb = s + (ptrdiff_t)b * 101376; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 33; tile++)
+            for (int i = 0; i < MP; i++) {
+                const int q = tile * MP + i < 196 ? tile * MP + i : 195;
+                const float *src = in + q / 14 * 56 + q % 14 * 2;
+                float *dst = sb + tile * 3072 + i;
+                for (int c = 0; c < 512; c++)
+                    dst[c * MP] = src[c * 784];
+            }
         for (int it = 0; it < 2112; it++) {
             const int gb = it / 33, tile = it - gb * 33;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 1024 + ob * MR;
             (void)grp;
             const float *wp = w + (ptrdiff_t)gb * 8192;
-            const float *xp = in + grp * 401408;
+            const float *xp = sb + tile * 3072;
             int q[MP];
             float t[MP][MR];
             q[0] = tile * MP + 0 < 196 ? tile * MP + 0 : 195;
-            const int o0 = q[0] / 14 * 56 + q[0] % 14 * 2;
+            const int o0 = 0;
             q[1] = tile * MP + 1 < 196 ? tile * MP + 1 : 195;
-            const int o1 = q[1] / 14 * 56 + q[1] % 14 * 2;
+            const int o1 = 1;
             q[2] = tile * MP + 2 < 196 ? tile * MP + 2 : 195;
-            const int o2 = q[2] / 14 * 56 + q[2] % 14 * 2;
+            const int o2 = 2;
             q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
-            const int o3 = q[3] / 14 * 56 + q[3] % 14 * 2;
+            const int o3 = 3;
             q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
-            const int o4 = q[4] / 14 * 56 + q[4] % 14 * 2;
+            const int o4 = 4;
             q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
-            const int o5 = q[5] / 14 * 56 + q[5] % 14 * 2;
+            const int o5 = 5;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
@@ -6718,7 +6736,7 @@ static CNN_SIMD void bottleneck_proj3_conv1(const float *restrict x0, const floa
             __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 512; c += 8, xp += 6272, wp += 128) {
+            for (int c = 0; c < 512; c += 8, xp += 48, wp += 128) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
@@ -6744,154 +6762,154 @@ static CNN_SIMD void bottleneck_proj3_conv1(const float *restrict x0, const floa
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 784]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 6]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 784]);
+                    xb = _mm256_set1_ps(xp[o1 + 6]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 784]);
+                    xb = _mm256_set1_ps(xp[o2 + 6]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 784]);
+                    xb = _mm256_set1_ps(xp[o3 + 6]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 784]);
+                    xb = _mm256_set1_ps(xp[o4 + 6]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 784]);
+                    xb = _mm256_set1_ps(xp[o5 + 6]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1568]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 12]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 1568]);
+                    xb = _mm256_set1_ps(xp[o1 + 12]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 1568]);
+                    xb = _mm256_set1_ps(xp[o2 + 12]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 1568]);
+                    xb = _mm256_set1_ps(xp[o3 + 12]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 1568]);
+                    xb = _mm256_set1_ps(xp[o4 + 12]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 1568]);
+                    xb = _mm256_set1_ps(xp[o5 + 12]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 2352]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 2352]);
+                    xb = _mm256_set1_ps(xp[o1 + 18]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 2352]);
+                    xb = _mm256_set1_ps(xp[o2 + 18]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 2352]);
+                    xb = _mm256_set1_ps(xp[o3 + 18]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 2352]);
+                    xb = _mm256_set1_ps(xp[o4 + 18]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 2352]);
+                    xb = _mm256_set1_ps(xp[o5 + 18]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 3136]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 24]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 3136]);
+                    xb = _mm256_set1_ps(xp[o1 + 24]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 3136]);
+                    xb = _mm256_set1_ps(xp[o2 + 24]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 3136]);
+                    xb = _mm256_set1_ps(xp[o3 + 24]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 3136]);
+                    xb = _mm256_set1_ps(xp[o4 + 24]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 3136]);
+                    xb = _mm256_set1_ps(xp[o5 + 24]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 3920]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 30]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 3920]);
+                    xb = _mm256_set1_ps(xp[o1 + 30]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 3920]);
+                    xb = _mm256_set1_ps(xp[o2 + 30]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 3920]);
+                    xb = _mm256_set1_ps(xp[o3 + 30]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 3920]);
+                    xb = _mm256_set1_ps(xp[o4 + 30]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 3920]);
+                    xb = _mm256_set1_ps(xp[o5 + 30]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 4704]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 36]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 4704]);
+                    xb = _mm256_set1_ps(xp[o1 + 36]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 4704]);
+                    xb = _mm256_set1_ps(xp[o2 + 36]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 4704]);
+                    xb = _mm256_set1_ps(xp[o3 + 36]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 4704]);
+                    xb = _mm256_set1_ps(xp[o4 + 36]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 4704]);
+                    xb = _mm256_set1_ps(xp[o5 + 36]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 5488]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 42]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 5488]);
+                    xb = _mm256_set1_ps(xp[o1 + 42]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 5488]);
+                    xb = _mm256_set1_ps(xp[o2 + 42]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 5488]);
+                    xb = _mm256_set1_ps(xp[o3 + 42]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 5488]);
+                    xb = _mm256_set1_ps(xp[o4 + 42]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 5488]);
+                    xb = _mm256_set1_ps(xp[o5 + 42]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
@@ -10957,36 +10975,45 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv2(const float *restri
 /* bottleneck_proj4.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 2048
  *   in [512,7,7] -> out [2048,7,7]
  *   weights at packed[14204076]: weight [2048,512,1,1] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; bottleneck_proj4.bottleneck_path1.bn3 folded into the weights
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; bottleneck_proj4.bottleneck_path1.bn3 folded into the weights
  */
-static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 1048576;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 100352;
+        float *sb = s + (ptrdiff_t)b * 27648; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 9; tile++)
+            for (int i = 0; i < MP; i++) {
+                const int q = tile * MP + i < 49 ? tile * MP + i : 48;
+                const float *src = in + q / 7 * 7 + q % 7 * 1;
+                float *dst = sb + tile * 3072 + i;
+                for (int c = 0; c < 512; c++)
+                    dst[c * MP] = src[c * 49];
+            }
         for (int it = 0; it < 1152; it++) {
             const int gb = it / 9, tile = it - gb * 9;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 2048 + ob * MR;
             (void)grp;
             const float *wp = w + (ptrdiff_t)gb * 8192;
-            const float *xp = in + grp * 25088;
+            const float *xp = sb + tile * 3072;
             int q[MP];
             float t[MP][MR];
             q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
-            const int o0 = q[0] / 7 * 7 + q[0] % 7 * 1;
+            const int o0 = 0;
             q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
-            const int o1 = q[1] / 7 * 7 + q[1] % 7 * 1;
+            const int o1 = 1;
             q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
-            const int o2 = q[2] / 7 * 7 + q[2] % 7 * 1;
+            const int o2 = 2;
             q[3] = tile * MP + 3 < 49 ? tile * MP + 3 : 48;
-            const int o3 = q[3] / 7 * 7 + q[3] % 7 * 1;
+            const int o3 = 3;
             q[4] = tile * MP + 4 < 49 ? tile * MP + 4 : 48;
-            const int o4 = q[4] / 7 * 7 + q[4] % 7 * 1;
+            const int o4 = 4;
             q[5] = tile * MP + 5 < 49 ? tile * MP + 5 : 48;
-            const int o5 = q[5] / 7 * 7 + q[5] % 7 * 1;
+            const int o5 = 5;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
@@ -10999,7 +11026,7 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv3(const float *restri
             __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 512; c += 8, xp += 392, wp += 128) {
+            for (int c = 0; c < 512; c += 8, xp += 48, wp += 128) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
@@ -11025,154 +11052,154 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv3(const float *restri
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 6]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 49]);
+                    xb = _mm256_set1_ps(xp[o1 + 6]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 49]);
+                    xb = _mm256_set1_ps(xp[o2 + 6]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 49]);
+                    xb = _mm256_set1_ps(xp[o3 + 6]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 49]);
+                    xb = _mm256_set1_ps(xp[o4 + 6]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 49]);
+                    xb = _mm256_set1_ps(xp[o5 + 6]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 12]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 98]);
+                    xb = _mm256_set1_ps(xp[o1 + 12]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 98]);
+                    xb = _mm256_set1_ps(xp[o2 + 12]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 98]);
+                    xb = _mm256_set1_ps(xp[o3 + 12]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 98]);
+                    xb = _mm256_set1_ps(xp[o4 + 12]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 98]);
+                    xb = _mm256_set1_ps(xp[o5 + 12]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 147]);
+                    xb = _mm256_set1_ps(xp[o1 + 18]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 147]);
+                    xb = _mm256_set1_ps(xp[o2 + 18]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 147]);
+                    xb = _mm256_set1_ps(xp[o3 + 18]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 147]);
+                    xb = _mm256_set1_ps(xp[o4 + 18]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 147]);
+                    xb = _mm256_set1_ps(xp[o5 + 18]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 24]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 196]);
+                    xb = _mm256_set1_ps(xp[o1 + 24]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 196]);
+                    xb = _mm256_set1_ps(xp[o2 + 24]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 196]);
+                    xb = _mm256_set1_ps(xp[o3 + 24]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 196]);
+                    xb = _mm256_set1_ps(xp[o4 + 24]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 196]);
+                    xb = _mm256_set1_ps(xp[o5 + 24]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 30]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 245]);
+                    xb = _mm256_set1_ps(xp[o1 + 30]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 245]);
+                    xb = _mm256_set1_ps(xp[o2 + 30]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 245]);
+                    xb = _mm256_set1_ps(xp[o3 + 30]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 245]);
+                    xb = _mm256_set1_ps(xp[o4 + 30]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 245]);
+                    xb = _mm256_set1_ps(xp[o5 + 30]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 36]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 294]);
+                    xb = _mm256_set1_ps(xp[o1 + 36]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 294]);
+                    xb = _mm256_set1_ps(xp[o2 + 36]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 294]);
+                    xb = _mm256_set1_ps(xp[o3 + 36]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 294]);
+                    xb = _mm256_set1_ps(xp[o4 + 36]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 294]);
+                    xb = _mm256_set1_ps(xp[o5 + 36]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 42]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 343]);
+                    xb = _mm256_set1_ps(xp[o1 + 42]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 343]);
+                    xb = _mm256_set1_ps(xp[o2 + 42]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 343]);
+                    xb = _mm256_set1_ps(xp[o3 + 42]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 343]);
+                    xb = _mm256_set1_ps(xp[o4 + 42]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 343]);
+                    xb = _mm256_set1_ps(xp[o5 + 42]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
@@ -11203,31 +11230,40 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv3(const float *restri
 /* bottleneck_proj4.conv1 — examples/resnet50.cnn:32: conv 1x1/2 2048
  *   in [1024,14,14] -> out [2048,7,7]
  *   weights at packed[15254700]: weight [2048,1024,1,1] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; bottleneck_proj4.bn1 folded into the weights; then + bottleneck_proj4.bottleneck_path1.bn3 (bottleneck_proj4.add1); then bottleneck_proj4.relu1
+ *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; bottleneck_proj4.bn1 folded into the weights; then + bottleneck_proj4.bottleneck_path1.bn3 (bottleneck_proj4.add1); then bottleneck_proj4.relu1
  */
-static CNN_SIMD void bottleneck_proj4_conv1(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck_proj4_conv1(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 2097152;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 100352;
         const float *rb0 = r0 + (ptrdiff_t)b * 100352;
+        float *sb = s + (ptrdiff_t)b * 52224; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 17; tile++)
+            for (int i = 0; i < MP; i++) {
+                const int q = tile * MP + i < 49 ? tile * MP + i : 48;
+                const float *src = in + q / 7 * 28 + q % 7 * 2;
+                float *dst = sb + tile * 3072 + i;
+                for (int c = 0; c < 1024; c++)
+                    dst[c * MP] = src[c * 196];
+            }
         for (int it = 0; it < 1088; it++) {
             const int gb = it / 17, tile = it - gb * 17;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 2048 + ob * MR;
             (void)grp;
             const float *wp = w + (ptrdiff_t)gb * 32768;
-            const float *xp = in + grp * 200704;
+            const float *xp = sb + tile * 3072;
             int q[MP];
             float t[MP][MR];
             q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
-            const int o0 = q[0] / 7 * 28 + q[0] % 7 * 2;
+            const int o0 = 0;
             q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
-            const int o1 = q[1] / 7 * 28 + q[1] % 7 * 2;
+            const int o1 = 1;
             q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
-            const int o2 = q[2] / 7 * 28 + q[2] % 7 * 2;
+            const int o2 = 2;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
@@ -11240,7 +11276,7 @@ static CNN_SIMD void bottleneck_proj4_conv1(const float *restrict x0, const floa
             __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
             __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 1024; c += 8, xp += 1568, wp += 256) {
+            for (int c = 0; c < 1024; c += 8, xp += 24, wp += 256) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
@@ -11267,17 +11303,17 @@ static CNN_SIMD void bottleneck_proj4_conv1(const float *restrict x0, const floa
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 3]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 196]);
+                    xb = _mm256_set1_ps(xp[o1 + 3]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 196]);
+                    xb = _mm256_set1_ps(xp[o2 + 3]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11288,17 +11324,17 @@ static CNN_SIMD void bottleneck_proj4_conv1(const float *restrict x0, const floa
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 392]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 6]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 392]);
+                    xb = _mm256_set1_ps(xp[o1 + 6]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 392]);
+                    xb = _mm256_set1_ps(xp[o2 + 6]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11309,17 +11345,17 @@ static CNN_SIMD void bottleneck_proj4_conv1(const float *restrict x0, const floa
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 588]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 9]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 588]);
+                    xb = _mm256_set1_ps(xp[o1 + 9]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 588]);
+                    xb = _mm256_set1_ps(xp[o2 + 9]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11330,17 +11366,17 @@ static CNN_SIMD void bottleneck_proj4_conv1(const float *restrict x0, const floa
                     const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 784]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 12]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 784]);
+                    xb = _mm256_set1_ps(xp[o1 + 12]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 784]);
+                    xb = _mm256_set1_ps(xp[o2 + 12]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11351,17 +11387,17 @@ static CNN_SIMD void bottleneck_proj4_conv1(const float *restrict x0, const floa
                     const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 980]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 15]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 980]);
+                    xb = _mm256_set1_ps(xp[o1 + 15]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 980]);
+                    xb = _mm256_set1_ps(xp[o2 + 15]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11372,17 +11408,17 @@ static CNN_SIMD void bottleneck_proj4_conv1(const float *restrict x0, const floa
                     const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1176]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 1176]);
+                    xb = _mm256_set1_ps(xp[o1 + 18]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 1176]);
+                    xb = _mm256_set1_ps(xp[o2 + 18]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11393,17 +11429,17 @@ static CNN_SIMD void bottleneck_proj4_conv1(const float *restrict x0, const floa
                     const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1372]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 21]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 1372]);
+                    xb = _mm256_set1_ps(xp[o1 + 21]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 1372]);
+                    xb = _mm256_set1_ps(xp[o2 + 21]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11941,37 +11977,46 @@ static CNN_SIMD void bottleneck11_bottleneck_path1_conv2(const float *restrict x
 /* bottleneck11.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 2048
  *   in [512,7,7] -> out [2048,7,7]
  *   weights at packed[22638768]: weight [2048,512,1,1] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; bottleneck11.bottleneck_path1.bn3 folded into the weights; then + bottleneck_proj4.relu1 (bottleneck11.add1); then bottleneck11.relu1
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; bottleneck11.bottleneck_path1.bn3 folded into the weights; then + bottleneck_proj4.relu1 (bottleneck11.add1); then bottleneck11.relu1
  */
-static CNN_SIMD void bottleneck11_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck11_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 1048576;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 100352;
         const float *rb0 = r0 + (ptrdiff_t)b * 100352;
+        float *sb = s + (ptrdiff_t)b * 27648; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 9; tile++)
+            for (int i = 0; i < MP; i++) {
+                const int q = tile * MP + i < 49 ? tile * MP + i : 48;
+                const float *src = in + q / 7 * 7 + q % 7 * 1;
+                float *dst = sb + tile * 3072 + i;
+                for (int c = 0; c < 512; c++)
+                    dst[c * MP] = src[c * 49];
+            }
         for (int it = 0; it < 1152; it++) {
             const int gb = it / 9, tile = it - gb * 9;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 2048 + ob * MR;
             (void)grp;
             const float *wp = w + (ptrdiff_t)gb * 8192;
-            const float *xp = in + grp * 25088;
+            const float *xp = sb + tile * 3072;
             int q[MP];
             float t[MP][MR];
             q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
-            const int o0 = q[0] / 7 * 7 + q[0] % 7 * 1;
+            const int o0 = 0;
             q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
-            const int o1 = q[1] / 7 * 7 + q[1] % 7 * 1;
+            const int o1 = 1;
             q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
-            const int o2 = q[2] / 7 * 7 + q[2] % 7 * 1;
+            const int o2 = 2;
             q[3] = tile * MP + 3 < 49 ? tile * MP + 3 : 48;
-            const int o3 = q[3] / 7 * 7 + q[3] % 7 * 1;
+            const int o3 = 3;
             q[4] = tile * MP + 4 < 49 ? tile * MP + 4 : 48;
-            const int o4 = q[4] / 7 * 7 + q[4] % 7 * 1;
+            const int o4 = 4;
             q[5] = tile * MP + 5 < 49 ? tile * MP + 5 : 48;
-            const int o5 = q[5] / 7 * 7 + q[5] % 7 * 1;
+            const int o5 = 5;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
@@ -11984,7 +12029,7 @@ static CNN_SIMD void bottleneck11_bottleneck_path1_conv3(const float *restrict x
             __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 512; c += 8, xp += 392, wp += 128) {
+            for (int c = 0; c < 512; c += 8, xp += 48, wp += 128) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
@@ -12010,154 +12055,154 @@ static CNN_SIMD void bottleneck11_bottleneck_path1_conv3(const float *restrict x
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 6]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 49]);
+                    xb = _mm256_set1_ps(xp[o1 + 6]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 49]);
+                    xb = _mm256_set1_ps(xp[o2 + 6]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 49]);
+                    xb = _mm256_set1_ps(xp[o3 + 6]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 49]);
+                    xb = _mm256_set1_ps(xp[o4 + 6]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 49]);
+                    xb = _mm256_set1_ps(xp[o5 + 6]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 12]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 98]);
+                    xb = _mm256_set1_ps(xp[o1 + 12]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 98]);
+                    xb = _mm256_set1_ps(xp[o2 + 12]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 98]);
+                    xb = _mm256_set1_ps(xp[o3 + 12]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 98]);
+                    xb = _mm256_set1_ps(xp[o4 + 12]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 98]);
+                    xb = _mm256_set1_ps(xp[o5 + 12]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 147]);
+                    xb = _mm256_set1_ps(xp[o1 + 18]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 147]);
+                    xb = _mm256_set1_ps(xp[o2 + 18]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 147]);
+                    xb = _mm256_set1_ps(xp[o3 + 18]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 147]);
+                    xb = _mm256_set1_ps(xp[o4 + 18]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 147]);
+                    xb = _mm256_set1_ps(xp[o5 + 18]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 24]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 196]);
+                    xb = _mm256_set1_ps(xp[o1 + 24]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 196]);
+                    xb = _mm256_set1_ps(xp[o2 + 24]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 196]);
+                    xb = _mm256_set1_ps(xp[o3 + 24]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 196]);
+                    xb = _mm256_set1_ps(xp[o4 + 24]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 196]);
+                    xb = _mm256_set1_ps(xp[o5 + 24]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 30]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 245]);
+                    xb = _mm256_set1_ps(xp[o1 + 30]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 245]);
+                    xb = _mm256_set1_ps(xp[o2 + 30]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 245]);
+                    xb = _mm256_set1_ps(xp[o3 + 30]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 245]);
+                    xb = _mm256_set1_ps(xp[o4 + 30]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 245]);
+                    xb = _mm256_set1_ps(xp[o5 + 30]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 36]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 294]);
+                    xb = _mm256_set1_ps(xp[o1 + 36]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 294]);
+                    xb = _mm256_set1_ps(xp[o2 + 36]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 294]);
+                    xb = _mm256_set1_ps(xp[o3 + 36]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 294]);
+                    xb = _mm256_set1_ps(xp[o4 + 36]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 294]);
+                    xb = _mm256_set1_ps(xp[o5 + 36]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 42]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 343]);
+                    xb = _mm256_set1_ps(xp[o1 + 42]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 343]);
+                    xb = _mm256_set1_ps(xp[o2 + 42]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 343]);
+                    xb = _mm256_set1_ps(xp[o3 + 42]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 343]);
+                    xb = _mm256_set1_ps(xp[o4 + 42]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 343]);
+                    xb = _mm256_set1_ps(xp[o5 + 42]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
@@ -12693,37 +12738,46 @@ static CNN_SIMD void bottleneck12_bottleneck_path1_conv2(const float *restrict x
 /* bottleneck12.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 2048
  *   in [512,7,7] -> out [2048,7,7]
  *   weights at packed[28974260]: weight [2048,512,1,1] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; bottleneck12.bottleneck_path1.bn3 folded into the weights; then + bottleneck11.relu1 (bottleneck12.add1); then bottleneck12.relu1
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; bottleneck12.bottleneck_path1.bn3 folded into the weights; then + bottleneck11.relu1 (bottleneck12.add1); then bottleneck12.relu1
  */
-static CNN_SIMD void bottleneck12_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck12_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 1048576;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 100352;
         const float *rb0 = r0 + (ptrdiff_t)b * 100352;
+        float *sb = s + (ptrdiff_t)b * 27648; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 9; tile++)
+            for (int i = 0; i < MP; i++) {
+                const int q = tile * MP + i < 49 ? tile * MP + i : 48;
+                const float *src = in + q / 7 * 7 + q % 7 * 1;
+                float *dst = sb + tile * 3072 + i;
+                for (int c = 0; c < 512; c++)
+                    dst[c * MP] = src[c * 49];
+            }
         for (int it = 0; it < 1152; it++) {
             const int gb = it / 9, tile = it - gb * 9;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 2048 + ob * MR;
             (void)grp;
             const float *wp = w + (ptrdiff_t)gb * 8192;
-            const float *xp = in + grp * 25088;
+            const float *xp = sb + tile * 3072;
             int q[MP];
             float t[MP][MR];
             q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
-            const int o0 = q[0] / 7 * 7 + q[0] % 7 * 1;
+            const int o0 = 0;
             q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
-            const int o1 = q[1] / 7 * 7 + q[1] % 7 * 1;
+            const int o1 = 1;
             q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
-            const int o2 = q[2] / 7 * 7 + q[2] % 7 * 1;
+            const int o2 = 2;
             q[3] = tile * MP + 3 < 49 ? tile * MP + 3 : 48;
-            const int o3 = q[3] / 7 * 7 + q[3] % 7 * 1;
+            const int o3 = 3;
             q[4] = tile * MP + 4 < 49 ? tile * MP + 4 : 48;
-            const int o4 = q[4] / 7 * 7 + q[4] % 7 * 1;
+            const int o4 = 4;
             q[5] = tile * MP + 5 < 49 ? tile * MP + 5 : 48;
-            const int o5 = q[5] / 7 * 7 + q[5] % 7 * 1;
+            const int o5 = 5;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
@@ -12736,7 +12790,7 @@ static CNN_SIMD void bottleneck12_bottleneck_path1_conv3(const float *restrict x
             __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 512; c += 8, xp += 392, wp += 128) {
+            for (int c = 0; c < 512; c += 8, xp += 48, wp += 128) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
@@ -12762,154 +12816,154 @@ static CNN_SIMD void bottleneck12_bottleneck_path1_conv3(const float *restrict x
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 6]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 49]);
+                    xb = _mm256_set1_ps(xp[o1 + 6]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 49]);
+                    xb = _mm256_set1_ps(xp[o2 + 6]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 49]);
+                    xb = _mm256_set1_ps(xp[o3 + 6]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 49]);
+                    xb = _mm256_set1_ps(xp[o4 + 6]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 49]);
+                    xb = _mm256_set1_ps(xp[o5 + 6]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 12]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 98]);
+                    xb = _mm256_set1_ps(xp[o1 + 12]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 98]);
+                    xb = _mm256_set1_ps(xp[o2 + 12]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 98]);
+                    xb = _mm256_set1_ps(xp[o3 + 12]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 98]);
+                    xb = _mm256_set1_ps(xp[o4 + 12]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 98]);
+                    xb = _mm256_set1_ps(xp[o5 + 12]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 147]);
+                    xb = _mm256_set1_ps(xp[o1 + 18]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 147]);
+                    xb = _mm256_set1_ps(xp[o2 + 18]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 147]);
+                    xb = _mm256_set1_ps(xp[o3 + 18]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 147]);
+                    xb = _mm256_set1_ps(xp[o4 + 18]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 147]);
+                    xb = _mm256_set1_ps(xp[o5 + 18]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 24]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 196]);
+                    xb = _mm256_set1_ps(xp[o1 + 24]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 196]);
+                    xb = _mm256_set1_ps(xp[o2 + 24]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 196]);
+                    xb = _mm256_set1_ps(xp[o3 + 24]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 196]);
+                    xb = _mm256_set1_ps(xp[o4 + 24]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 196]);
+                    xb = _mm256_set1_ps(xp[o5 + 24]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 30]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 245]);
+                    xb = _mm256_set1_ps(xp[o1 + 30]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 245]);
+                    xb = _mm256_set1_ps(xp[o2 + 30]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 245]);
+                    xb = _mm256_set1_ps(xp[o3 + 30]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 245]);
+                    xb = _mm256_set1_ps(xp[o4 + 30]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 245]);
+                    xb = _mm256_set1_ps(xp[o5 + 30]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 36]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 294]);
+                    xb = _mm256_set1_ps(xp[o1 + 36]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 294]);
+                    xb = _mm256_set1_ps(xp[o2 + 36]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 294]);
+                    xb = _mm256_set1_ps(xp[o3 + 36]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 294]);
+                    xb = _mm256_set1_ps(xp[o4 + 36]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 294]);
+                    xb = _mm256_set1_ps(xp[o5 + 36]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 42]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 343]);
+                    xb = _mm256_set1_ps(xp[o1 + 42]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 343]);
+                    xb = _mm256_set1_ps(xp[o2 + 42]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 343]);
+                    xb = _mm256_set1_ps(xp[o3 + 42]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 343]);
+                    xb = _mm256_set1_ps(xp[o4 + 42]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 343]);
+                    xb = _mm256_set1_ps(xp[o5 + 42]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
@@ -13103,7 +13157,7 @@ int resnet50_forward(const float *packed, const float *in_img, float *out_logits
     bottleneck_proj2_bottleneck_path1_conv1(A + 802816, A + 1605632, packed + 309888, batch);
     bottleneck_proj2_bottleneck_path1_conv2(A + 1605632, A + 430592, packed + 342784, A + 0, batch);
     bottleneck_proj2_bottleneck_path1_conv3(A + 430592, A + 0, packed + 490368, batch);
-    bottleneck_proj2_conv1(A + 802816, A + 0, A + 1605632, packed + 556932, batch);
+    bottleneck_proj2_conv1(A + 802816, A + 0, A + 1605632, packed + 556932, A + 401408, batch);
     bottleneck3_bottleneck_path1_conv1(A + 1605632, A + 656896, packed + 688516, batch);
     bottleneck3_bottleneck_path1_conv2(A + 656896, A + 1058304, packed + 754180, A + 0, batch);
     bottleneck3_bottleneck_path1_conv3(A + 1058304, A + 1605632, A + 656896, packed + 1018500, batch);
@@ -13116,7 +13170,7 @@ int resnet50_forward(const float *packed, const float *in_img, float *out_logits
     bottleneck_proj3_bottleneck_path1_conv1(A + 0, A + 631808, packed + 1878160, batch);
     bottleneck_proj3_bottleneck_path1_conv2(A + 631808, A + 832512, packed + 2010514, A + 401408, batch);
     bottleneck_proj3_bottleneck_path1_conv3(A + 832512, A + 401408, packed + 2600594, batch);
-    bottleneck_proj3_conv1(A + 0, A + 401408, A + 602112, packed + 2864276, batch);
+    bottleneck_proj3_conv1(A + 0, A + 401408, A + 602112, packed + 2864276, A + 802816, batch);
     bottleneck6_bottleneck_path1_conv1(A + 602112, A + 802816, packed + 3389588, batch);
     bottleneck6_bottleneck_path1_conv2(A + 802816, A + 1003520, packed + 3654038, A + 0, batch);
     bottleneck6_bottleneck_path1_conv3(A + 1003520, A + 602112, A + 802816, packed + 4711062, batch);
@@ -13134,14 +13188,14 @@ int resnet50_forward(const float *packed, const float *in_img, float *out_logits
     bottleneck10_bottleneck_path1_conv3(A + 850944, A + 600064, A + 0, packed + 11051686, batch);
     bottleneck_proj4_bottleneck_path1_conv1(A + 0, A + 331776, packed + 11315368, batch);
     bottleneck_proj4_bottleneck_path1_conv2(A + 331776, A + 432128, packed + 11844268, A + 200704, batch);
-    bottleneck_proj4_bottleneck_path1_conv3(A + 432128, A + 200704, packed + 14204076, batch);
-    bottleneck_proj4_conv1(A + 0, A + 200704, A + 314368, packed + 15254700, batch);
+    bottleneck_proj4_bottleneck_path1_conv3(A + 432128, A + 200704, packed + 14204076, A + 301056, batch);
+    bottleneck_proj4_conv1(A + 0, A + 200704, A + 314368, packed + 15254700, A + 414720, batch);
     bottleneck11_bottleneck_path1_conv1(A + 314368, A + 414720, packed + 17353900, batch);
     bottleneck11_bottleneck_path1_conv2(A + 414720, A + 515072, packed + 18411184, A + 0, batch);
-    bottleneck11_bottleneck_path1_conv3(A + 515072, A + 314368, A + 414720, packed + 22638768, batch);
+    bottleneck11_bottleneck_path1_conv3(A + 515072, A + 314368, A + 414720, packed + 22638768, A + 0, batch);
     bottleneck12_bottleneck_path1_conv1(A + 414720, A + 314368, packed + 23689392, batch);
     bottleneck12_bottleneck_path1_conv2(A + 314368, A + 339456, packed + 24746676, A + 0, batch);
-    bottleneck12_bottleneck_path1_conv3(A + 339456, A + 414720, A + 0, packed + 28974260, batch);
+    bottleneck12_bottleneck_path1_conv3(A + 339456, A + 414720, A + 0, packed + 28974260, A + 100352, batch);
     globalavgpool1(A + 0, A + 100352, batch);
     dense1(A + 100352, out_logits, packed + 30024884, A + 2007040, batch);
     return 0;
