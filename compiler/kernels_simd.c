@@ -268,7 +268,19 @@ static int64_t conv_copy_floats(const ConvGeo *g, Tile t) {
     return copy ? g->cin * g->hp * g->wp + nr : 0;
 }
 
+/* A P-form 1x1 layer read straight from its input gets a panel too: each
+ * tile's NR positions of every channel, so a tile reads one block of
+ * memory instead of a row from every channel plane (pages apart on large
+ * planes). */
+static bool pos_panel(const ConvGeo *g, Tile t) {
+    return !t.bpos && g->kh * g->kw == 1 && g->groups == 1 && g->flat && !g->pads &&
+           g->len >= (int64_t)t.nv * t.w;
+}
+
 static int64_t conv_col_floats(const ConvGeo *g, Tile t) {
+    int64_t nr = (int64_t)t.nv * t.w;
+    if (pos_panel(g, t))
+        return (g->len + nr - 1) / nr * nr * g->cin;
     if (g->flat || t.bpos)
         return 0;
     return g->cin * g->kh * g->kw * g->len + (int64_t)t.nv * t.w;
@@ -425,9 +437,11 @@ const char *simd_schedule(Emit *e, const Node *n) {
     return arena_printf(e->a,
         "%s: tile MR=%d output channels x NR=%d positions (%d %s accumulators); %s", v->name,
         t.mr, t.nv * t.w, t.mr * t.nv, reg,
-        g.flat ? arena_printf(e->a, "positions read straight from the %sinput, rows %lld "
-                              "apart (%lld kept)", g.pads ? "padded " : "",
-                              ll(g.pitch), ll(g.wo))
+        pos_panel(&g, t) ? "each tile's NR positions of every channel copied into a panel "
+                           "in scratch first"
+        : g.flat ? arena_printf(e->a, "positions read straight from the %sinput, rows %lld "
+                                "apart (%lld kept)", g.pads ? "padded " : "",
+                                ll(g.pitch), ll(g.wo))
                : arena_printf(e->a, "stride %lldx%lld: input rows gathered (im2col) "
                               "into scratch", ll(g.sh), ll(g.sw)));
 }
@@ -779,9 +793,23 @@ static void emit_conv(Emit *e, const Node *n) {
         x = "col";
     }
     int64_t tiles = g.len >= nr ? (g.len + nr - 1) / nr : 1;
+    bool panel = pos_panel(&g, t);
+    /* the distance between a position's values in consecutive channels */
+    int64_t cstep = panel ? nr : g.cs;
+    if (panel) {
+        P(e, "        for (int tile = 0; tile < %lld; tile++) {\n", ll(tiles));
+        P(e, "            const int p = tile < %lld ? tile * NR : %lld;\n", ll(tiles - 1),
+          ll(g.len - nr));
+        P(e, "            for (int c = 0; c < %lld; c++)\n", ll(g.cin));
+        P(e, "                for (int l = 0; l < NR; l++)\n");
+        P(e, "                    sb[(tile * %lld + c) * NR + l] = in[c * %lld + p + l];\n",
+          ll(g.cin), ll(g.cs));
+        P(e, "        }\n");
+    }
     open_tile_loop(e, &g, t, tiles);
     P(e, "            const float *wb = w + (ptrdiff_t)gb * %lld;\n", ll(t.mr * g.per));
-    P(e, "            const float *xg = %s + grp * %lld;\n", x, ll(g.cin_g * g.cs));
+    P(e, "            const float *xg = %s + grp * %lld;\n", panel ? "sb" : x,
+      ll(g.cin_g * g.cs));
     P(e, "            float t[MR][NR];\n");
     P(e, "            {\n");
     if (g.len >= nr)
@@ -793,7 +821,8 @@ static void emit_conv(Emit *e, const Node *n) {
         for (int v = 0; v < t.nv; v++)
             P(e, "                __m256 c%d%d = _mm256_set1_ps(bias[gb * MR + %d]);\n",
               i, v, i);
-    P(e, "                const float *xp = xg + p;\n");
+    P(e, "                const float *xp = xg + %s;\n", panel ? arena_printf(e->a,
+      "tile * %lld", ll(g.cin * nr)) : "p");
     P(e, "                const float *wp = wb;\n");
     /* Up to UNROLL_TAPS kernel taps are written out one after another
      * with constant offsets, so loop overhead is paid once per input
@@ -801,11 +830,11 @@ static void emit_conv(Emit *e, const Node *n) {
     if (g.kh * g.kw <= UNROLL_TAPS) {
         int64_t taps = g.kh * g.kw, u = channel_unroll(&g);
         P(e, "                for (int c = 0; c < %lld; c += %lld, xp += %lld, wp += %lld) {\n",
-          ll(g.cin_g), ll(u), ll(u * g.cs), ll(u * taps * t.mr));
+          ll(g.cin_g), ll(u), ll(u * cstep), ll(u * taps * t.mr));
         for (int64_t k = 0; k < u * taps; k++) {
             int64_t tap = k % taps;
             emit_tap(e, t, "                    ",
-                     arena_printf(e->a, "%lld", ll(k / taps * g.cs + tap / g.kw * g.is +
+                     arena_printf(e->a, "%lld", ll(k / taps * cstep + tap / g.kw * g.is +
                                                   tap % g.kw * g.js)),
                      arena_printf(e->a, "%lld", ll(k * t.mr)));
         }

@@ -4,7 +4,7 @@
  * command: cnnc build examples/alphago.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices
- * arena:   893248 bytes (7156352 without reuse; 893248 live at most)
+ * arena:   893248 bytes (7451264 without reuse; 893248 live at most)
  * weights: 3882793 canonical floats, 3882794 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -3356,22 +3356,29 @@ static CNN_SIMD void conv12(const float *restrict x0, float *restrict y, const f
 /* conv13 — examples/alphago.cnn:19: conv 1x1 1
  *   in [192,19,19] -> out [1,19,19]
  *   weights at packed[3882240]: weight [1,192,1,1]
- *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); positions read straight from the input, rows 19 apart (19 kept)
+ *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first
  */
-static CNN_SIMD void conv13(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void conv13(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 1, NV = 8, NR = 64, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
         float *yb = y + (ptrdiff_t)b * 361;
+        float *sb = s + (ptrdiff_t)b * 73728; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 6; tile++) {
+            const int p = tile < 5 ? tile * NR : 297;
+            for (int c = 0; c < 192; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 192 + c) * NR + l] = in[c * 361 + p + l];
+        }
         for (int it = 0; it < 6; it++) {
             const int tile = it / 1, gb = it - tile * 1;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 1 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 192;
-            const float *xg = in + grp * 69312;
+            const float *xg = sb + grp * 69312;
             float t[MR][NR];
             {
                 const int p = tile < 5 ? tile * NR : 297;
@@ -3383,9 +3390,9 @@ static CNN_SIMD void conv13(const float *restrict x0, float *restrict y, const f
                 __m256 c05 = _mm256_set1_ps(bias[gb * MR + 0]);
                 __m256 c06 = _mm256_set1_ps(bias[gb * MR + 0]);
                 __m256 c07 = _mm256_set1_ps(bias[gb * MR + 0]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 12288;
                 const float *wp = wb;
-                for (int c = 0; c < 192; c += 8, xp += 2888, wp += 8) {
+                for (int c = 0; c < 192; c += 8, xp += 512, wp += 8) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -3406,14 +3413,14 @@ static CNN_SIMD void conv13(const float *restrict x0, float *restrict y, const f
                         c07 = _mm256_fmadd_ps(wv, xv7, c07);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 361 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 361 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 361 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 361 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 361 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 361 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 361 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 361 + 56);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 64 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 64 + 24);
+                        const __m256 xv4 = _mm256_loadu_ps(xp + 64 + 32);
+                        const __m256 xv5 = _mm256_loadu_ps(xp + 64 + 40);
+                        const __m256 xv6 = _mm256_loadu_ps(xp + 64 + 48);
+                        const __m256 xv7 = _mm256_loadu_ps(xp + 64 + 56);
                         __m256 wv = _mm256_set1_ps(wp[1 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3425,14 +3432,14 @@ static CNN_SIMD void conv13(const float *restrict x0, float *restrict y, const f
                         c07 = _mm256_fmadd_ps(wv, xv7, c07);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 722 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 722 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 722 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 722 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 722 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 722 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 722 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 722 + 56);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 128 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 128 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 128 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 128 + 24);
+                        const __m256 xv4 = _mm256_loadu_ps(xp + 128 + 32);
+                        const __m256 xv5 = _mm256_loadu_ps(xp + 128 + 40);
+                        const __m256 xv6 = _mm256_loadu_ps(xp + 128 + 48);
+                        const __m256 xv7 = _mm256_loadu_ps(xp + 128 + 56);
                         __m256 wv = _mm256_set1_ps(wp[2 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3444,14 +3451,14 @@ static CNN_SIMD void conv13(const float *restrict x0, float *restrict y, const f
                         c07 = _mm256_fmadd_ps(wv, xv7, c07);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1083 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1083 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1083 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 1083 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 1083 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 1083 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 1083 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 1083 + 56);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 192 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 192 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 192 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 192 + 24);
+                        const __m256 xv4 = _mm256_loadu_ps(xp + 192 + 32);
+                        const __m256 xv5 = _mm256_loadu_ps(xp + 192 + 40);
+                        const __m256 xv6 = _mm256_loadu_ps(xp + 192 + 48);
+                        const __m256 xv7 = _mm256_loadu_ps(xp + 192 + 56);
                         __m256 wv = _mm256_set1_ps(wp[3 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3463,14 +3470,14 @@ static CNN_SIMD void conv13(const float *restrict x0, float *restrict y, const f
                         c07 = _mm256_fmadd_ps(wv, xv7, c07);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1444 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1444 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1444 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 1444 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 1444 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 1444 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 1444 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 1444 + 56);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 256 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 256 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 256 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 256 + 24);
+                        const __m256 xv4 = _mm256_loadu_ps(xp + 256 + 32);
+                        const __m256 xv5 = _mm256_loadu_ps(xp + 256 + 40);
+                        const __m256 xv6 = _mm256_loadu_ps(xp + 256 + 48);
+                        const __m256 xv7 = _mm256_loadu_ps(xp + 256 + 56);
                         __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3482,14 +3489,14 @@ static CNN_SIMD void conv13(const float *restrict x0, float *restrict y, const f
                         c07 = _mm256_fmadd_ps(wv, xv7, c07);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1805 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1805 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1805 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 1805 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 1805 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 1805 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 1805 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 1805 + 56);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 320 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 320 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 320 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 320 + 24);
+                        const __m256 xv4 = _mm256_loadu_ps(xp + 320 + 32);
+                        const __m256 xv5 = _mm256_loadu_ps(xp + 320 + 40);
+                        const __m256 xv6 = _mm256_loadu_ps(xp + 320 + 48);
+                        const __m256 xv7 = _mm256_loadu_ps(xp + 320 + 56);
                         __m256 wv = _mm256_set1_ps(wp[5 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3501,14 +3508,14 @@ static CNN_SIMD void conv13(const float *restrict x0, float *restrict y, const f
                         c07 = _mm256_fmadd_ps(wv, xv7, c07);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2166 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2166 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2166 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 2166 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 2166 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 2166 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 2166 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 2166 + 56);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 384 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 384 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 384 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 384 + 24);
+                        const __m256 xv4 = _mm256_loadu_ps(xp + 384 + 32);
+                        const __m256 xv5 = _mm256_loadu_ps(xp + 384 + 40);
+                        const __m256 xv6 = _mm256_loadu_ps(xp + 384 + 48);
+                        const __m256 xv7 = _mm256_loadu_ps(xp + 384 + 56);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3520,14 +3527,14 @@ static CNN_SIMD void conv13(const float *restrict x0, float *restrict y, const f
                         c07 = _mm256_fmadd_ps(wv, xv7, c07);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2527 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2527 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2527 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 2527 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 2527 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 2527 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 2527 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 2527 + 56);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 448 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 448 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 448 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 448 + 24);
+                        const __m256 xv4 = _mm256_loadu_ps(xp + 448 + 32);
+                        const __m256 xv5 = _mm256_loadu_ps(xp + 448 + 40);
+                        const __m256 xv6 = _mm256_loadu_ps(xp + 448 + 48);
+                        const __m256 xv7 = _mm256_loadu_ps(xp + 448 + 56);
                         __m256 wv = _mm256_set1_ps(wp[7 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3638,8 +3645,8 @@ int alphago_forward(const float *packed, const float *in_board, float *out_moves
     conv10(A + 84688, A + 154000, packed + 2886336, A + 0, batch);
     conv11(A + 154000, A + 84688, packed + 3218304, A + 0, batch);
     conv12(A + 84688, A + 154000, packed + 3550272, A + 0, batch);
-    conv13(A + 154000, A + 0, packed + 3882240, batch);
-    bias1(A + 0, A + 0, packed + 3882433, batch);
-    softmax1(A + 0, out_moves, batch);
+    conv13(A + 154000, A + 73728, packed + 3882240, A + 0, batch);
+    bias1(A + 73728, A + 73728, packed + 3882433, batch);
+    softmax1(A + 73728, out_moves, batch);
     return 0;
 }

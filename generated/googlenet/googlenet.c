@@ -4,7 +4,7 @@
  * command: cnnc build examples/googlenet.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices
- * arena:   6288448 bytes (41283584 without reuse; 6288448 live at most)
+ * arena:   6288448 bytes (57898496 without reuse; 6288448 live at most)
  * weights: 6998552 canonical floats, 9455966 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -583,22 +583,29 @@ static CNN_SIMD void lrn1(const float *restrict x0, float *restrict y, int batch
 /* conv2 — examples/googlenet.cnn:33: conv 1x1 64
  *   in [64,56,56] -> out [64,56,56]
  *   weights at packed[9472]: weight [64,64,1,1] + bias [64] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 56 apart (56 kept); then relu2
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then relu2
  */
-static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 4096;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
+        float *sb = s + (ptrdiff_t)b * 201216; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 131; tile++) {
+            const int p = tile < 130 ? tile * NR : 3112;
+            for (int c = 0; c < 64; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 64 + c) * NR + l] = in[c * 3136 + p + l];
+        }
         for (int it = 0; it < 2096; it++) {
             const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 64 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 256;
-            const float *xg = in + grp * 200704;
+            const float *xg = sb + grp * 200704;
             float t[MR][NR];
             {
                 const int p = tile < 130 ? tile * NR : 3112;
@@ -614,9 +621,9 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 1536;
                 const float *wp = wb;
-                for (int c = 0; c < 64; c += 8, xp += 25088, wp += 32) {
+                for (int c = 0; c < 64; c += 8, xp += 192, wp += 32) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -639,9 +646,9 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 24 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 24 + 16);
                         __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -660,9 +667,9 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 6272 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 6272 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 6272 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 48 + 16);
                         __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -681,9 +688,9 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 9408 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 9408 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 9408 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 72 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 72 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 72 + 16);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -702,9 +709,9 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 12544 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 12544 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 12544 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 96 + 16);
                         __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -723,9 +730,9 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 15680 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 15680 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 15680 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 120 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 120 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 120 + 16);
                         __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -744,9 +751,9 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 18816 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 18816 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 18816 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 144 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 144 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 144 + 16);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -765,9 +772,9 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 21952 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 21952 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 21952 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 168 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 168 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 168 + 16);
                         __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1125,22 +1132,29 @@ static CNN_SIMD void maxpool2(const float *restrict x0, float *restrict y, float
 /* inception1.conv1 — examples/googlenet.cnn:22: conv 1x1 64
  *   in [192,28,28] -> out [64,28,28]
  *   weights at packed[210432]: weight [64,192,1,1] + bias [64] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); then inception1.relu1; stores into channels 0..63 of inception1.concat1, which copies nothing
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception1.relu1; stores into channels 0..63 of inception1.concat1, which copies nothing
  */
-static CNN_SIMD void inception1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inception1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 12288;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
         float *yb = y + (ptrdiff_t)b * 200704;
+        float *sb = s + (ptrdiff_t)b * 152064; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 33; tile++) {
+            const int p = tile < 32 ? tile * NR : 760;
+            for (int c = 0; c < 192; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 192 + c) * NR + l] = in[c * 784 + p + l];
+        }
         for (int it = 0; it < 528; it++) {
             const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 64 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 768;
-            const float *xg = in + grp * 150528;
+            const float *xg = sb + grp * 150528;
             float t[MR][NR];
             {
                 const int p = tile < 32 ? tile * NR : 760;
@@ -1156,9 +1170,9 @@ static CNN_SIMD void inception1_conv1(const float *restrict x0, float *restrict 
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 4608;
                 const float *wp = wb;
-                for (int c = 0; c < 192; c += 8, xp += 6272, wp += 32) {
+                for (int c = 0; c < 192; c += 8, xp += 192, wp += 32) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -1181,9 +1195,9 @@ static CNN_SIMD void inception1_conv1(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 784 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 24 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 24 + 16);
                         __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1202,9 +1216,9 @@ static CNN_SIMD void inception1_conv1(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1568 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 48 + 16);
                         __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1223,9 +1237,9 @@ static CNN_SIMD void inception1_conv1(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2352 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 72 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 72 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 72 + 16);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1244,9 +1258,9 @@ static CNN_SIMD void inception1_conv1(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 96 + 16);
                         __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1265,9 +1279,9 @@ static CNN_SIMD void inception1_conv1(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3920 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 120 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 120 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 120 + 16);
                         __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1286,9 +1300,9 @@ static CNN_SIMD void inception1_conv1(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 4704 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 144 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 144 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 144 + 16);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1307,9 +1321,9 @@ static CNN_SIMD void inception1_conv1(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 5488 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 168 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 168 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 168 + 16);
                         __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1357,22 +1371,29 @@ static CNN_SIMD void inception1_conv1(const float *restrict x0, float *restrict 
 /* inception1.conv2 — examples/googlenet.cnn:23: conv 1x1 96
  *   in [192,28,28] -> out [96,28,28]
  *   weights at packed[222784]: weight [96,192,1,1] + bias [96] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); then inception1.relu2
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception1.relu2
  */
-static CNN_SIMD void inception1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inception1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 18432;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
         float *yb = y + (ptrdiff_t)b * 75264;
+        float *sb = s + (ptrdiff_t)b * 150528; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 49; tile++) {
+            const int p = tile < 48 ? tile * NR : 768;
+            for (int c = 0; c < 192; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 192 + c) * NR + l] = in[c * 784 + p + l];
+        }
         for (int it = 0; it < 784; it++) {
             const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 96 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 1152;
-            const float *xg = in + grp * 150528;
+            const float *xg = sb + grp * 150528;
             float t[MR][NR];
             {
                 const int p = tile < 48 ? tile * NR : 768;
@@ -1388,9 +1409,9 @@ static CNN_SIMD void inception1_conv2(const float *restrict x0, float *restrict 
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 3072;
                 const float *wp = wb;
-                for (int c = 0; c < 192; c += 8, xp += 6272, wp += 48) {
+                for (int c = 0; c < 192; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -1414,8 +1435,8 @@ static CNN_SIMD void inception1_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1436,8 +1457,8 @@ static CNN_SIMD void inception1_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1458,8 +1479,8 @@ static CNN_SIMD void inception1_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1480,8 +1501,8 @@ static CNN_SIMD void inception1_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1502,8 +1523,8 @@ static CNN_SIMD void inception1_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1524,8 +1545,8 @@ static CNN_SIMD void inception1_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1546,8 +1567,8 @@ static CNN_SIMD void inception1_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1817,22 +1838,29 @@ static CNN_SIMD void inception1_conv3(const float *restrict x0, float *restrict 
 /* inception1.conv4 — examples/googlenet.cnn:24: conv 1x1 16
  *   in [192,28,28] -> out [16,28,28]
  *   weights at packed[439584]: weight [16,192,1,1] + bias [16] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); then inception1.relu4
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception1.relu4
  */
-static CNN_SIMD void inception1_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inception1_conv4(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 3072;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
         float *yb = y + (ptrdiff_t)b * 12544;
+        float *sb = s + (ptrdiff_t)b * 152064; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 33; tile++) {
+            const int p = tile < 32 ? tile * NR : 760;
+            for (int c = 0; c < 192; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 192 + c) * NR + l] = in[c * 784 + p + l];
+        }
         for (int it = 0; it < 132; it++) {
             const int tile = it / 4, gb = it - tile * 4;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 16 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 768;
-            const float *xg = in + grp * 150528;
+            const float *xg = sb + grp * 150528;
             float t[MR][NR];
             {
                 const int p = tile < 32 ? tile * NR : 760;
@@ -1848,9 +1876,9 @@ static CNN_SIMD void inception1_conv4(const float *restrict x0, float *restrict 
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 4608;
                 const float *wp = wb;
-                for (int c = 0; c < 192; c += 8, xp += 6272, wp += 32) {
+                for (int c = 0; c < 192; c += 8, xp += 192, wp += 32) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -1873,9 +1901,9 @@ static CNN_SIMD void inception1_conv4(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 784 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 24 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 24 + 16);
                         __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1894,9 +1922,9 @@ static CNN_SIMD void inception1_conv4(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1568 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 48 + 16);
                         __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1915,9 +1943,9 @@ static CNN_SIMD void inception1_conv4(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2352 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 72 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 72 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 72 + 16);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1936,9 +1964,9 @@ static CNN_SIMD void inception1_conv4(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 96 + 16);
                         __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1957,9 +1985,9 @@ static CNN_SIMD void inception1_conv4(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3920 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 120 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 120 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 120 + 16);
                         __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1978,9 +2006,9 @@ static CNN_SIMD void inception1_conv4(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 4704 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 144 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 144 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 144 + 16);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1999,9 +2027,9 @@ static CNN_SIMD void inception1_conv4(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 5488 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 168 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 168 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 168 + 16);
                         __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2194,22 +2222,29 @@ static CNN_SIMD void inception1_maxpool1(const float *restrict x0, float *restri
 /* inception1.conv6 — examples/googlenet.cnn:25: conv 1x1 32
  *   in [192,28,28] -> out [32,28,28]
  *   weights at packed[455504]: weight [32,192,1,1] + bias [32] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); then inception1.relu6; stores into channels 224..255 of inception1.concat1, which copies nothing
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception1.relu6; stores into channels 224..255 of inception1.concat1, which copies nothing
  */
-static CNN_SIMD void inception1_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inception1_conv6(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 6144;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
         float *yb = y + (ptrdiff_t)b * 200704;
+        float *sb = s + (ptrdiff_t)b * 152064; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 33; tile++) {
+            const int p = tile < 32 ? tile * NR : 760;
+            for (int c = 0; c < 192; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 192 + c) * NR + l] = in[c * 784 + p + l];
+        }
         for (int it = 0; it < 264; it++) {
             const int tile = it / 8, gb = it - tile * 8;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 32 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 768;
-            const float *xg = in + grp * 150528;
+            const float *xg = sb + grp * 150528;
             float t[MR][NR];
             {
                 const int p = tile < 32 ? tile * NR : 760;
@@ -2225,9 +2260,9 @@ static CNN_SIMD void inception1_conv6(const float *restrict x0, float *restrict 
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 4608;
                 const float *wp = wb;
-                for (int c = 0; c < 192; c += 8, xp += 6272, wp += 32) {
+                for (int c = 0; c < 192; c += 8, xp += 192, wp += 32) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -2250,9 +2285,9 @@ static CNN_SIMD void inception1_conv6(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 784 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 24 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 24 + 16);
                         __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2271,9 +2306,9 @@ static CNN_SIMD void inception1_conv6(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1568 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 48 + 16);
                         __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2292,9 +2327,9 @@ static CNN_SIMD void inception1_conv6(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2352 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 72 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 72 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 72 + 16);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2313,9 +2348,9 @@ static CNN_SIMD void inception1_conv6(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 96 + 16);
                         __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2334,9 +2369,9 @@ static CNN_SIMD void inception1_conv6(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3920 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 120 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 120 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 120 + 16);
                         __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2355,9 +2390,9 @@ static CNN_SIMD void inception1_conv6(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 4704 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 144 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 144 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 144 + 16);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2376,9 +2411,9 @@ static CNN_SIMD void inception1_conv6(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 5488 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 168 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 168 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 168 + 16);
                         __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2426,22 +2461,29 @@ static CNN_SIMD void inception1_conv6(const float *restrict x0, float *restrict 
 /* inception2.conv1 — examples/googlenet.cnn:22: conv 1x1 128
  *   in [256,28,28] -> out [128,28,28]
  *   weights at packed[461680]: weight [128,256,1,1] + bias [128] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); then inception2.relu1; stores into channels 0..127 of inception2.concat1, which copies nothing
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception2.relu1; stores into channels 0..127 of inception2.concat1, which copies nothing
  */
-static CNN_SIMD void inception2_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inception2_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 32768;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 376320;
+        float *sb = s + (ptrdiff_t)b * 202752; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 33; tile++) {
+            const int p = tile < 32 ? tile * NR : 760;
+            for (int c = 0; c < 256; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 256 + c) * NR + l] = in[c * 784 + p + l];
+        }
         for (int it = 0; it < 1056; it++) {
             const int tile = it / 32, gb = it - tile * 32;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 1024;
-            const float *xg = in + grp * 200704;
+            const float *xg = sb + grp * 200704;
             float t[MR][NR];
             {
                 const int p = tile < 32 ? tile * NR : 760;
@@ -2457,9 +2499,9 @@ static CNN_SIMD void inception2_conv1(const float *restrict x0, float *restrict 
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 6144;
                 const float *wp = wb;
-                for (int c = 0; c < 256; c += 8, xp += 6272, wp += 32) {
+                for (int c = 0; c < 256; c += 8, xp += 192, wp += 32) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -2482,9 +2524,9 @@ static CNN_SIMD void inception2_conv1(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 784 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 24 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 24 + 16);
                         __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2503,9 +2545,9 @@ static CNN_SIMD void inception2_conv1(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1568 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 48 + 16);
                         __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2524,9 +2566,9 @@ static CNN_SIMD void inception2_conv1(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2352 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 72 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 72 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 72 + 16);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2545,9 +2587,9 @@ static CNN_SIMD void inception2_conv1(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 96 + 16);
                         __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2566,9 +2608,9 @@ static CNN_SIMD void inception2_conv1(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3920 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 120 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 120 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 120 + 16);
                         __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2587,9 +2629,9 @@ static CNN_SIMD void inception2_conv1(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 4704 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 144 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 144 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 144 + 16);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2608,9 +2650,9 @@ static CNN_SIMD void inception2_conv1(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 5488 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 168 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 168 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 168 + 16);
                         __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2658,22 +2700,29 @@ static CNN_SIMD void inception2_conv1(const float *restrict x0, float *restrict 
 /* inception2.conv2 — examples/googlenet.cnn:23: conv 1x1 128
  *   in [256,28,28] -> out [128,28,28]
  *   weights at packed[494576]: weight [128,256,1,1] + bias [128] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); then inception2.relu2
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception2.relu2
  */
-static CNN_SIMD void inception2_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inception2_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 32768;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 100352;
+        float *sb = s + (ptrdiff_t)b * 202752; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 33; tile++) {
+            const int p = tile < 32 ? tile * NR : 760;
+            for (int c = 0; c < 256; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 256 + c) * NR + l] = in[c * 784 + p + l];
+        }
         for (int it = 0; it < 1056; it++) {
             const int tile = it / 32, gb = it - tile * 32;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 1024;
-            const float *xg = in + grp * 200704;
+            const float *xg = sb + grp * 200704;
             float t[MR][NR];
             {
                 const int p = tile < 32 ? tile * NR : 760;
@@ -2689,9 +2738,9 @@ static CNN_SIMD void inception2_conv2(const float *restrict x0, float *restrict 
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 6144;
                 const float *wp = wb;
-                for (int c = 0; c < 256; c += 8, xp += 6272, wp += 32) {
+                for (int c = 0; c < 256; c += 8, xp += 192, wp += 32) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -2714,9 +2763,9 @@ static CNN_SIMD void inception2_conv2(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 784 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 24 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 24 + 16);
                         __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2735,9 +2784,9 @@ static CNN_SIMD void inception2_conv2(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1568 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 48 + 16);
                         __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2756,9 +2805,9 @@ static CNN_SIMD void inception2_conv2(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2352 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 72 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 72 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 72 + 16);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2777,9 +2826,9 @@ static CNN_SIMD void inception2_conv2(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 96 + 16);
                         __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2798,9 +2847,9 @@ static CNN_SIMD void inception2_conv2(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3920 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 120 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 120 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 120 + 16);
                         __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2819,9 +2868,9 @@ static CNN_SIMD void inception2_conv2(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 4704 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 144 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 144 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 144 + 16);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2840,9 +2889,9 @@ static CNN_SIMD void inception2_conv2(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 5488 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 168 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 168 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 168 + 16);
                         __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3111,22 +3160,29 @@ static CNN_SIMD void inception2_conv3(const float *restrict x0, float *restrict 
 /* inception2.conv4 — examples/googlenet.cnn:24: conv 1x1 32
  *   in [256,28,28] -> out [32,28,28]
  *   weights at packed[920880]: weight [32,256,1,1] + bias [32] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); then inception2.relu4
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception2.relu4
  */
-static CNN_SIMD void inception2_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inception2_conv4(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 8192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 25088;
+        float *sb = s + (ptrdiff_t)b * 202752; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 33; tile++) {
+            const int p = tile < 32 ? tile * NR : 760;
+            for (int c = 0; c < 256; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 256 + c) * NR + l] = in[c * 784 + p + l];
+        }
         for (int it = 0; it < 264; it++) {
             const int tile = it / 8, gb = it - tile * 8;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 32 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 1024;
-            const float *xg = in + grp * 200704;
+            const float *xg = sb + grp * 200704;
             float t[MR][NR];
             {
                 const int p = tile < 32 ? tile * NR : 760;
@@ -3142,9 +3198,9 @@ static CNN_SIMD void inception2_conv4(const float *restrict x0, float *restrict 
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 6144;
                 const float *wp = wb;
-                for (int c = 0; c < 256; c += 8, xp += 6272, wp += 32) {
+                for (int c = 0; c < 256; c += 8, xp += 192, wp += 32) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -3167,9 +3223,9 @@ static CNN_SIMD void inception2_conv4(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 784 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 24 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 24 + 16);
                         __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3188,9 +3244,9 @@ static CNN_SIMD void inception2_conv4(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1568 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 48 + 16);
                         __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3209,9 +3265,9 @@ static CNN_SIMD void inception2_conv4(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2352 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 72 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 72 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 72 + 16);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3230,9 +3286,9 @@ static CNN_SIMD void inception2_conv4(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 96 + 16);
                         __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3251,9 +3307,9 @@ static CNN_SIMD void inception2_conv4(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3920 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 120 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 120 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 120 + 16);
                         __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3272,9 +3328,9 @@ static CNN_SIMD void inception2_conv4(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 4704 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 144 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 144 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 144 + 16);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3293,9 +3349,9 @@ static CNN_SIMD void inception2_conv4(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 5488 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 168 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 168 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 168 + 16);
                         __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3489,22 +3545,29 @@ static CNN_SIMD void inception2_maxpool1(const float *restrict x0, float *restri
 /* inception2.conv6 — examples/googlenet.cnn:25: conv 1x1 64
  *   in [256,28,28] -> out [64,28,28]
  *   weights at packed[1006000]: weight [64,256,1,1] + bias [64] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); then inception2.relu6; stores into channels 416..479 of inception2.concat1, which copies nothing
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception2.relu6; stores into channels 416..479 of inception2.concat1, which copies nothing
  */
-static CNN_SIMD void inception2_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inception2_conv6(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 16384;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 376320;
+        float *sb = s + (ptrdiff_t)b * 202752; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 33; tile++) {
+            const int p = tile < 32 ? tile * NR : 760;
+            for (int c = 0; c < 256; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 256 + c) * NR + l] = in[c * 784 + p + l];
+        }
         for (int it = 0; it < 528; it++) {
             const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 64 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 1024;
-            const float *xg = in + grp * 200704;
+            const float *xg = sb + grp * 200704;
             float t[MR][NR];
             {
                 const int p = tile < 32 ? tile * NR : 760;
@@ -3520,9 +3583,9 @@ static CNN_SIMD void inception2_conv6(const float *restrict x0, float *restrict 
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 6144;
                 const float *wp = wb;
-                for (int c = 0; c < 256; c += 8, xp += 6272, wp += 32) {
+                for (int c = 0; c < 256; c += 8, xp += 192, wp += 32) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -3545,9 +3608,9 @@ static CNN_SIMD void inception2_conv6(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 784 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 24 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 24 + 16);
                         __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3566,9 +3629,9 @@ static CNN_SIMD void inception2_conv6(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1568 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 48 + 16);
                         __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3587,9 +3650,9 @@ static CNN_SIMD void inception2_conv6(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2352 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 72 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 72 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 72 + 16);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3608,9 +3671,9 @@ static CNN_SIMD void inception2_conv6(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 96 + 16);
                         __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3629,9 +3692,9 @@ static CNN_SIMD void inception2_conv6(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3920 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 120 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 120 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 120 + 16);
                         __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3650,9 +3713,9 @@ static CNN_SIMD void inception2_conv6(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 4704 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 144 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 144 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 144 + 16);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3671,9 +3734,9 @@ static CNN_SIMD void inception2_conv6(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 5488 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 168 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 168 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 168 + 16);
                         __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3778,22 +3841,29 @@ static CNN_SIMD void maxpool3(const float *restrict x0, float *restrict y, float
 /* inception3.conv1 — examples/googlenet.cnn:22: conv 1x1 192
  *   in [480,14,14] -> out [192,14,14]
  *   weights at packed[1022448]: weight [192,480,1,1] + bias [192] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception3.relu1; stores into channels 0..191 of inception3.concat1, which copies nothing
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception3.relu1; stores into channels 0..191 of inception3.concat1, which copies nothing
  */
-static CNN_SIMD void inception3_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inception3_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 92160;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 94080;
         float *yb = y + (ptrdiff_t)b * 100352;
+        float *sb = s + (ptrdiff_t)b * 99840; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 480; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 480 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 416; it++) {
             const int tile = it / 32, gb = it - tile * 32;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 192 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 2880;
-            const float *xg = in + grp * 94080;
+            const float *xg = sb + grp * 94080;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -3809,9 +3879,9 @@ static CNN_SIMD void inception3_conv1(const float *restrict x0, float *restrict 
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 7680;
                 const float *wp = wb;
-                for (int c = 0; c < 480; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 480; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -3835,8 +3905,8 @@ static CNN_SIMD void inception3_conv1(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3857,8 +3927,8 @@ static CNN_SIMD void inception3_conv1(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3879,8 +3949,8 @@ static CNN_SIMD void inception3_conv1(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3901,8 +3971,8 @@ static CNN_SIMD void inception3_conv1(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3923,8 +3993,8 @@ static CNN_SIMD void inception3_conv1(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3945,8 +4015,8 @@ static CNN_SIMD void inception3_conv1(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3967,8 +4037,8 @@ static CNN_SIMD void inception3_conv1(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4018,22 +4088,29 @@ static CNN_SIMD void inception3_conv1(const float *restrict x0, float *restrict 
 /* inception3.conv2 — examples/googlenet.cnn:23: conv 1x1 96
  *   in [480,14,14] -> out [96,14,14]
  *   weights at packed[1114800]: weight [96,480,1,1] + bias [96] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception3.relu2
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception3.relu2
  */
-static CNN_SIMD void inception3_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inception3_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 46080;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 94080;
         float *yb = y + (ptrdiff_t)b * 18816;
+        float *sb = s + (ptrdiff_t)b * 99840; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 480; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 480 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 208; it++) {
             const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 96 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 2880;
-            const float *xg = in + grp * 94080;
+            const float *xg = sb + grp * 94080;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -4049,9 +4126,9 @@ static CNN_SIMD void inception3_conv2(const float *restrict x0, float *restrict 
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 7680;
                 const float *wp = wb;
-                for (int c = 0; c < 480; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 480; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -4075,8 +4152,8 @@ static CNN_SIMD void inception3_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4097,8 +4174,8 @@ static CNN_SIMD void inception3_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4119,8 +4196,8 @@ static CNN_SIMD void inception3_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4141,8 +4218,8 @@ static CNN_SIMD void inception3_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4163,8 +4240,8 @@ static CNN_SIMD void inception3_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4185,8 +4262,8 @@ static CNN_SIMD void inception3_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4207,8 +4284,8 @@ static CNN_SIMD void inception3_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4479,22 +4556,29 @@ static CNN_SIMD void inception3_conv3(const float *restrict x0, float *restrict 
 /* inception3.conv4 — examples/googlenet.cnn:24: conv 1x1 16
  *   in [480,14,14] -> out [16,14,14]
  *   weights at packed[1483744]: weight [16,480,1,1] + bias [16] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception3.relu4
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception3.relu4
  */
-static CNN_SIMD void inception3_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inception3_conv4(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 7680;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 94080;
         float *yb = y + (ptrdiff_t)b * 3136;
+        float *sb = s + (ptrdiff_t)b * 103680; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 9; tile++) {
+            const int p = tile < 8 ? tile * NR : 172;
+            for (int c = 0; c < 480; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 480 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 36; it++) {
             const int tile = it / 4, gb = it - tile * 4;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 16 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 1920;
-            const float *xg = in + grp * 94080;
+            const float *xg = sb + grp * 94080;
             float t[MR][NR];
             {
                 const int p = tile < 8 ? tile * NR : 172;
@@ -4510,9 +4594,9 @@ static CNN_SIMD void inception3_conv4(const float *restrict x0, float *restrict 
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 11520;
                 const float *wp = wb;
-                for (int c = 0; c < 480; c += 8, xp += 1568, wp += 32) {
+                for (int c = 0; c < 480; c += 8, xp += 192, wp += 32) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -4535,9 +4619,9 @@ static CNN_SIMD void inception3_conv4(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 196 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 24 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 24 + 16);
                         __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4556,9 +4640,9 @@ static CNN_SIMD void inception3_conv4(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 392 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 48 + 16);
                         __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4577,9 +4661,9 @@ static CNN_SIMD void inception3_conv4(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 588 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 72 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 72 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 72 + 16);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4598,9 +4682,9 @@ static CNN_SIMD void inception3_conv4(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 784 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 96 + 16);
                         __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4619,9 +4703,9 @@ static CNN_SIMD void inception3_conv4(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 980 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 120 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 120 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 120 + 16);
                         __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4640,9 +4724,9 @@ static CNN_SIMD void inception3_conv4(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1176 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 144 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 144 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 144 + 16);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4661,9 +4745,9 @@ static CNN_SIMD void inception3_conv4(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1372 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 168 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 168 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 168 + 16);
                         __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4938,22 +5022,29 @@ static CNN_SIMD void inception3_maxpool1(const float *restrict x0, float *restri
 /* inception3.conv6 — examples/googlenet.cnn:25: conv 1x1 64
  *   in [480,14,14] -> out [64,14,14]
  *   weights at packed[1510688]: weight [64,480,1,1] + bias [64] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception3.relu6; stores into channels 448..511 of inception3.concat1, which copies nothing
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception3.relu6; stores into channels 448..511 of inception3.concat1, which copies nothing
  */
-static CNN_SIMD void inception3_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inception3_conv6(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 31680;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 94080;
         float *yb = y + (ptrdiff_t)b * 100352;
+        float *sb = s + (ptrdiff_t)b * 99840; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 480; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 480 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 143; it++) {
             const int tile = it / 11, gb = it - tile * 11;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 64 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 2880;
-            const float *xg = in + grp * 94080;
+            const float *xg = sb + grp * 94080;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -4969,9 +5060,9 @@ static CNN_SIMD void inception3_conv6(const float *restrict x0, float *restrict 
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 7680;
                 const float *wp = wb;
-                for (int c = 0; c < 480; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 480; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -4995,8 +5086,8 @@ static CNN_SIMD void inception3_conv6(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5017,8 +5108,8 @@ static CNN_SIMD void inception3_conv6(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5039,8 +5130,8 @@ static CNN_SIMD void inception3_conv6(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5061,8 +5152,8 @@ static CNN_SIMD void inception3_conv6(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5083,8 +5174,8 @@ static CNN_SIMD void inception3_conv6(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5105,8 +5196,8 @@ static CNN_SIMD void inception3_conv6(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5127,8 +5218,8 @@ static CNN_SIMD void inception3_conv6(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5180,22 +5271,29 @@ static CNN_SIMD void inception3_conv6(const float *restrict x0, float *restrict 
 /* inception4.conv1 — examples/googlenet.cnn:22: conv 1x1 160
  *   in [512,14,14] -> out [160,14,14]
  *   weights at packed[1542434]: weight [160,512,1,1] + bias [160] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception4.relu1; stores into channels 0..159 of inception4.concat1, which copies nothing
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception4.relu1; stores into channels 0..159 of inception4.concat1, which copies nothing
  */
-static CNN_SIMD void inception4_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inception4_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 82944;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
+        float *sb = s + (ptrdiff_t)b * 106496; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 512; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 512 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 351; it++) {
             const int tile = it / 27, gb = it - tile * 27;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 160 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 3072;
-            const float *xg = in + grp * 100352;
+            const float *xg = sb + grp * 100352;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -5211,9 +5309,9 @@ static CNN_SIMD void inception4_conv1(const float *restrict x0, float *restrict 
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 8192;
                 const float *wp = wb;
-                for (int c = 0; c < 512; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 512; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -5237,8 +5335,8 @@ static CNN_SIMD void inception4_conv1(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5259,8 +5357,8 @@ static CNN_SIMD void inception4_conv1(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5281,8 +5379,8 @@ static CNN_SIMD void inception4_conv1(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5303,8 +5401,8 @@ static CNN_SIMD void inception4_conv1(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5325,8 +5423,8 @@ static CNN_SIMD void inception4_conv1(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5347,8 +5445,8 @@ static CNN_SIMD void inception4_conv1(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5369,8 +5467,8 @@ static CNN_SIMD void inception4_conv1(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5422,22 +5520,29 @@ static CNN_SIMD void inception4_conv1(const float *restrict x0, float *restrict 
 /* inception4.conv2 — examples/googlenet.cnn:23: conv 1x1 112
  *   in [512,14,14] -> out [112,14,14]
  *   weights at packed[1625540]: weight [112,512,1,1] + bias [112] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception4.relu2
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception4.relu2
  */
-static CNN_SIMD void inception4_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inception4_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 58368;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 21952;
+        float *sb = s + (ptrdiff_t)b * 106496; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 512; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 512 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 247; it++) {
             const int tile = it / 19, gb = it - tile * 19;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 112 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 3072;
-            const float *xg = in + grp * 100352;
+            const float *xg = sb + grp * 100352;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -5453,9 +5558,9 @@ static CNN_SIMD void inception4_conv2(const float *restrict x0, float *restrict 
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 8192;
                 const float *wp = wb;
-                for (int c = 0; c < 512; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 512; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -5479,8 +5584,8 @@ static CNN_SIMD void inception4_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5501,8 +5606,8 @@ static CNN_SIMD void inception4_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5523,8 +5628,8 @@ static CNN_SIMD void inception4_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5545,8 +5650,8 @@ static CNN_SIMD void inception4_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5567,8 +5672,8 @@ static CNN_SIMD void inception4_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5589,8 +5694,8 @@ static CNN_SIMD void inception4_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5611,8 +5716,8 @@ static CNN_SIMD void inception4_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5884,22 +5989,29 @@ static CNN_SIMD void inception4_conv3(const float *restrict x0, float *restrict 
 /* inception4.conv4 — examples/googlenet.cnn:24: conv 1x1 24
  *   in [512,14,14] -> out [24,14,14]
  *   weights at packed[2087446]: weight [24,512,1,1] + bias [24] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception4.relu4
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception4.relu4
  */
-static CNN_SIMD void inception4_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inception4_conv4(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 12288;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 4704;
+        float *sb = s + (ptrdiff_t)b * 106496; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 512; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 512 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 52; it++) {
             const int tile = it / 4, gb = it - tile * 4;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 24 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 3072;
-            const float *xg = in + grp * 100352;
+            const float *xg = sb + grp * 100352;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -5915,9 +6027,9 @@ static CNN_SIMD void inception4_conv4(const float *restrict x0, float *restrict 
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 8192;
                 const float *wp = wb;
-                for (int c = 0; c < 512; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 512; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -5941,8 +6053,8 @@ static CNN_SIMD void inception4_conv4(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5963,8 +6075,8 @@ static CNN_SIMD void inception4_conv4(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5985,8 +6097,8 @@ static CNN_SIMD void inception4_conv4(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6007,8 +6119,8 @@ static CNN_SIMD void inception4_conv4(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6029,8 +6141,8 @@ static CNN_SIMD void inception4_conv4(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6051,8 +6163,8 @@ static CNN_SIMD void inception4_conv4(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6073,8 +6185,8 @@ static CNN_SIMD void inception4_conv4(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6269,22 +6381,29 @@ static CNN_SIMD void inception4_maxpool1(const float *restrict x0, float *restri
 /* inception4.conv6 — examples/googlenet.cnn:25: conv 1x1 64
  *   in [512,14,14] -> out [64,14,14]
  *   weights at packed[2138222]: weight [64,512,1,1] + bias [64] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception4.relu6; stores into channels 448..511 of inception4.concat1, which copies nothing
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception4.relu6; stores into channels 448..511 of inception4.concat1, which copies nothing
  */
-static CNN_SIMD void inception4_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inception4_conv6(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 33792;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
+        float *sb = s + (ptrdiff_t)b * 106496; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 512; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 512 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 143; it++) {
             const int tile = it / 11, gb = it - tile * 11;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 64 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 3072;
-            const float *xg = in + grp * 100352;
+            const float *xg = sb + grp * 100352;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -6300,9 +6419,9 @@ static CNN_SIMD void inception4_conv6(const float *restrict x0, float *restrict 
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 8192;
                 const float *wp = wb;
-                for (int c = 0; c < 512; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 512; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -6326,8 +6445,8 @@ static CNN_SIMD void inception4_conv6(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6348,8 +6467,8 @@ static CNN_SIMD void inception4_conv6(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6370,8 +6489,8 @@ static CNN_SIMD void inception4_conv6(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6392,8 +6511,8 @@ static CNN_SIMD void inception4_conv6(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6414,8 +6533,8 @@ static CNN_SIMD void inception4_conv6(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6436,8 +6555,8 @@ static CNN_SIMD void inception4_conv6(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6458,8 +6577,8 @@ static CNN_SIMD void inception4_conv6(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6511,22 +6630,29 @@ static CNN_SIMD void inception4_conv6(const float *restrict x0, float *restrict 
 /* inception5.conv1 — examples/googlenet.cnn:22: conv 1x1 128
  *   in [512,14,14] -> out [128,14,14]
  *   weights at packed[2172080]: weight [128,512,1,1] + bias [128] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception5.relu1; stores into channels 0..127 of inception5.concat1, which copies nothing
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception5.relu1; stores into channels 0..127 of inception5.concat1, which copies nothing
  */
-static CNN_SIMD void inception5_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inception5_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 67584;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
+        float *sb = s + (ptrdiff_t)b * 106496; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 512; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 512 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 286; it++) {
             const int tile = it / 22, gb = it - tile * 22;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 3072;
-            const float *xg = in + grp * 100352;
+            const float *xg = sb + grp * 100352;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -6542,9 +6668,9 @@ static CNN_SIMD void inception5_conv1(const float *restrict x0, float *restrict 
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 8192;
                 const float *wp = wb;
-                for (int c = 0; c < 512; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 512; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -6568,8 +6694,8 @@ static CNN_SIMD void inception5_conv1(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6590,8 +6716,8 @@ static CNN_SIMD void inception5_conv1(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6612,8 +6738,8 @@ static CNN_SIMD void inception5_conv1(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6634,8 +6760,8 @@ static CNN_SIMD void inception5_conv1(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6656,8 +6782,8 @@ static CNN_SIMD void inception5_conv1(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6678,8 +6804,8 @@ static CNN_SIMD void inception5_conv1(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6700,8 +6826,8 @@ static CNN_SIMD void inception5_conv1(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6753,22 +6879,29 @@ static CNN_SIMD void inception5_conv1(const float *restrict x0, float *restrict 
 /* inception5.conv2 — examples/googlenet.cnn:23: conv 1x1 128
  *   in [512,14,14] -> out [128,14,14]
  *   weights at packed[2239796]: weight [128,512,1,1] + bias [128] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception5.relu2
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception5.relu2
  */
-static CNN_SIMD void inception5_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inception5_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 67584;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 25088;
+        float *sb = s + (ptrdiff_t)b * 106496; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 512; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 512 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 286; it++) {
             const int tile = it / 22, gb = it - tile * 22;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 3072;
-            const float *xg = in + grp * 100352;
+            const float *xg = sb + grp * 100352;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -6784,9 +6917,9 @@ static CNN_SIMD void inception5_conv2(const float *restrict x0, float *restrict 
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 8192;
                 const float *wp = wb;
-                for (int c = 0; c < 512; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 512; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -6810,8 +6943,8 @@ static CNN_SIMD void inception5_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6832,8 +6965,8 @@ static CNN_SIMD void inception5_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6854,8 +6987,8 @@ static CNN_SIMD void inception5_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6876,8 +7009,8 @@ static CNN_SIMD void inception5_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6898,8 +7031,8 @@ static CNN_SIMD void inception5_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6920,8 +7053,8 @@ static CNN_SIMD void inception5_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6942,8 +7075,8 @@ static CNN_SIMD void inception5_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7216,22 +7349,29 @@ static CNN_SIMD void inception5_conv3(const float *restrict x0, float *restrict 
 /* inception5.conv4 — examples/googlenet.cnn:24: conv 1x1 24
  *   in [512,14,14] -> out [24,14,14]
  *   weights at packed[2836152]: weight [24,512,1,1] + bias [24] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception5.relu4
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception5.relu4
  */
-static CNN_SIMD void inception5_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inception5_conv4(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 12288;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 4704;
+        float *sb = s + (ptrdiff_t)b * 106496; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 512; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 512 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 52; it++) {
             const int tile = it / 4, gb = it - tile * 4;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 24 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 3072;
-            const float *xg = in + grp * 100352;
+            const float *xg = sb + grp * 100352;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -7247,9 +7387,9 @@ static CNN_SIMD void inception5_conv4(const float *restrict x0, float *restrict 
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 8192;
                 const float *wp = wb;
-                for (int c = 0; c < 512; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 512; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -7273,8 +7413,8 @@ static CNN_SIMD void inception5_conv4(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7295,8 +7435,8 @@ static CNN_SIMD void inception5_conv4(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7317,8 +7457,8 @@ static CNN_SIMD void inception5_conv4(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7339,8 +7479,8 @@ static CNN_SIMD void inception5_conv4(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7361,8 +7501,8 @@ static CNN_SIMD void inception5_conv4(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7383,8 +7523,8 @@ static CNN_SIMD void inception5_conv4(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7405,8 +7545,8 @@ static CNN_SIMD void inception5_conv4(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7601,22 +7741,29 @@ static CNN_SIMD void inception5_maxpool1(const float *restrict x0, float *restri
 /* inception5.conv6 — examples/googlenet.cnn:25: conv 1x1 64
  *   in [512,14,14] -> out [64,14,14]
  *   weights at packed[2886928]: weight [64,512,1,1] + bias [64] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception5.relu6; stores into channels 448..511 of inception5.concat1, which copies nothing
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception5.relu6; stores into channels 448..511 of inception5.concat1, which copies nothing
  */
-static CNN_SIMD void inception5_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inception5_conv6(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 33792;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
+        float *sb = s + (ptrdiff_t)b * 106496; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 512; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 512 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 143; it++) {
             const int tile = it / 11, gb = it - tile * 11;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 64 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 3072;
-            const float *xg = in + grp * 100352;
+            const float *xg = sb + grp * 100352;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -7632,9 +7779,9 @@ static CNN_SIMD void inception5_conv6(const float *restrict x0, float *restrict 
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 8192;
                 const float *wp = wb;
-                for (int c = 0; c < 512; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 512; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -7658,8 +7805,8 @@ static CNN_SIMD void inception5_conv6(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7680,8 +7827,8 @@ static CNN_SIMD void inception5_conv6(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7702,8 +7849,8 @@ static CNN_SIMD void inception5_conv6(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7724,8 +7871,8 @@ static CNN_SIMD void inception5_conv6(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7746,8 +7893,8 @@ static CNN_SIMD void inception5_conv6(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7768,8 +7915,8 @@ static CNN_SIMD void inception5_conv6(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7790,8 +7937,8 @@ static CNN_SIMD void inception5_conv6(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7843,22 +7990,29 @@ static CNN_SIMD void inception5_conv6(const float *restrict x0, float *restrict 
 /* inception6.conv1 — examples/googlenet.cnn:22: conv 1x1 112
  *   in [512,14,14] -> out [112,14,14]
  *   weights at packed[2920786]: weight [112,512,1,1] + bias [112] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception6.relu1; stores into channels 0..111 of inception6.concat1, which copies nothing
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception6.relu1; stores into channels 0..111 of inception6.concat1, which copies nothing
  */
-static CNN_SIMD void inception6_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inception6_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 58368;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 103488;
+        float *sb = s + (ptrdiff_t)b * 106496; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 512; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 512 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 247; it++) {
             const int tile = it / 19, gb = it - tile * 19;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 112 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 3072;
-            const float *xg = in + grp * 100352;
+            const float *xg = sb + grp * 100352;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -7874,9 +8028,9 @@ static CNN_SIMD void inception6_conv1(const float *restrict x0, float *restrict 
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 8192;
                 const float *wp = wb;
-                for (int c = 0; c < 512; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 512; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -7900,8 +8054,8 @@ static CNN_SIMD void inception6_conv1(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7922,8 +8076,8 @@ static CNN_SIMD void inception6_conv1(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7944,8 +8098,8 @@ static CNN_SIMD void inception6_conv1(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7966,8 +8120,8 @@ static CNN_SIMD void inception6_conv1(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7988,8 +8142,8 @@ static CNN_SIMD void inception6_conv1(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8010,8 +8164,8 @@ static CNN_SIMD void inception6_conv1(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8032,8 +8186,8 @@ static CNN_SIMD void inception6_conv1(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8085,22 +8239,29 @@ static CNN_SIMD void inception6_conv1(const float *restrict x0, float *restrict 
 /* inception6.conv2 — examples/googlenet.cnn:23: conv 1x1 144
  *   in [512,14,14] -> out [144,14,14]
  *   weights at packed[2979268]: weight [144,512,1,1] + bias [144] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception6.relu2
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception6.relu2
  */
-static CNN_SIMD void inception6_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inception6_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 73728;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 28224;
+        float *sb = s + (ptrdiff_t)b * 106496; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 512; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 512 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 312; it++) {
             const int tile = it / 24, gb = it - tile * 24;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 144 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 3072;
-            const float *xg = in + grp * 100352;
+            const float *xg = sb + grp * 100352;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -8116,9 +8277,9 @@ static CNN_SIMD void inception6_conv2(const float *restrict x0, float *restrict 
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 8192;
                 const float *wp = wb;
-                for (int c = 0; c < 512; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 512; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -8142,8 +8303,8 @@ static CNN_SIMD void inception6_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8164,8 +8325,8 @@ static CNN_SIMD void inception6_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8186,8 +8347,8 @@ static CNN_SIMD void inception6_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8208,8 +8369,8 @@ static CNN_SIMD void inception6_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8230,8 +8391,8 @@ static CNN_SIMD void inception6_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8252,8 +8413,8 @@ static CNN_SIMD void inception6_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8274,8 +8435,8 @@ static CNN_SIMD void inception6_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8546,22 +8707,29 @@ static CNN_SIMD void inception6_conv3(const float *restrict x0, float *restrict 
 /* inception6.conv4 — examples/googlenet.cnn:24: conv 1x1 32
  *   in [512,14,14] -> out [32,14,14]
  *   weights at packed[3716980]: weight [32,512,1,1] + bias [32] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception6.relu4
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception6.relu4
  */
-static CNN_SIMD void inception6_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inception6_conv4(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 16384;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 6272;
+        float *sb = s + (ptrdiff_t)b * 110592; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 9; tile++) {
+            const int p = tile < 8 ? tile * NR : 172;
+            for (int c = 0; c < 512; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 512 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 72; it++) {
             const int tile = it / 8, gb = it - tile * 8;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 32 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 2048;
-            const float *xg = in + grp * 100352;
+            const float *xg = sb + grp * 100352;
             float t[MR][NR];
             {
                 const int p = tile < 8 ? tile * NR : 172;
@@ -8577,9 +8745,9 @@ static CNN_SIMD void inception6_conv4(const float *restrict x0, float *restrict 
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 12288;
                 const float *wp = wb;
-                for (int c = 0; c < 512; c += 8, xp += 1568, wp += 32) {
+                for (int c = 0; c < 512; c += 8, xp += 192, wp += 32) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -8602,9 +8770,9 @@ static CNN_SIMD void inception6_conv4(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 196 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 24 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 24 + 16);
                         __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8623,9 +8791,9 @@ static CNN_SIMD void inception6_conv4(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 392 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 48 + 16);
                         __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8644,9 +8812,9 @@ static CNN_SIMD void inception6_conv4(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 588 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 72 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 72 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 72 + 16);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8665,9 +8833,9 @@ static CNN_SIMD void inception6_conv4(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 784 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 96 + 16);
                         __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8686,9 +8854,9 @@ static CNN_SIMD void inception6_conv4(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 980 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 120 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 120 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 120 + 16);
                         __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8707,9 +8875,9 @@ static CNN_SIMD void inception6_conv4(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1176 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 144 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 144 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 144 + 16);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8728,9 +8896,9 @@ static CNN_SIMD void inception6_conv4(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1372 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 168 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 168 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 168 + 16);
                         __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9042,22 +9210,29 @@ static CNN_SIMD void inception6_maxpool1(const float *restrict x0, float *restri
 /* inception6.conv6 — examples/googlenet.cnn:25: conv 1x1 64
  *   in [512,14,14] -> out [64,14,14]
  *   weights at packed[3784660]: weight [64,512,1,1] + bias [64] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception6.relu6; stores into channels 464..527 of inception6.concat1, which copies nothing
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception6.relu6; stores into channels 464..527 of inception6.concat1, which copies nothing
  */
-static CNN_SIMD void inception6_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inception6_conv6(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 33792;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 103488;
+        float *sb = s + (ptrdiff_t)b * 106496; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 512; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 512 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 143; it++) {
             const int tile = it / 11, gb = it - tile * 11;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 64 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 3072;
-            const float *xg = in + grp * 100352;
+            const float *xg = sb + grp * 100352;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -9073,9 +9248,9 @@ static CNN_SIMD void inception6_conv6(const float *restrict x0, float *restrict 
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 8192;
                 const float *wp = wb;
-                for (int c = 0; c < 512; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 512; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -9099,8 +9274,8 @@ static CNN_SIMD void inception6_conv6(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9121,8 +9296,8 @@ static CNN_SIMD void inception6_conv6(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9143,8 +9318,8 @@ static CNN_SIMD void inception6_conv6(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9165,8 +9340,8 @@ static CNN_SIMD void inception6_conv6(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9187,8 +9362,8 @@ static CNN_SIMD void inception6_conv6(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9209,8 +9384,8 @@ static CNN_SIMD void inception6_conv6(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9231,8 +9406,8 @@ static CNN_SIMD void inception6_conv6(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9284,22 +9459,29 @@ static CNN_SIMD void inception6_conv6(const float *restrict x0, float *restrict 
 /* inception7.conv1 — examples/googlenet.cnn:22: conv 1x1 256
  *   in [528,14,14] -> out [256,14,14]
  *   weights at packed[3818518]: weight [256,528,1,1] + bias [256] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception7.relu1; stores into channels 0..255 of inception7.concat1, which copies nothing
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception7.relu1; stores into channels 0..255 of inception7.concat1, which copies nothing
  */
-static CNN_SIMD void inception7_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inception7_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 136224;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 103488;
         float *yb = y + (ptrdiff_t)b * 163072;
+        float *sb = s + (ptrdiff_t)b * 109824; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 528; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 528 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 559; it++) {
             const int gb = it / 13, tile = it - gb * 13;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 3168;
-            const float *xg = in + grp * 103488;
+            const float *xg = sb + grp * 103488;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -9315,9 +9497,9 @@ static CNN_SIMD void inception7_conv1(const float *restrict x0, float *restrict 
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 8448;
                 const float *wp = wb;
-                for (int c = 0; c < 528; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 528; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -9341,8 +9523,8 @@ static CNN_SIMD void inception7_conv1(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9363,8 +9545,8 @@ static CNN_SIMD void inception7_conv1(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9385,8 +9567,8 @@ static CNN_SIMD void inception7_conv1(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9407,8 +9589,8 @@ static CNN_SIMD void inception7_conv1(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9429,8 +9611,8 @@ static CNN_SIMD void inception7_conv1(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9451,8 +9633,8 @@ static CNN_SIMD void inception7_conv1(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9473,8 +9655,8 @@ static CNN_SIMD void inception7_conv1(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9526,22 +9708,29 @@ static CNN_SIMD void inception7_conv1(const float *restrict x0, float *restrict 
 /* inception7.conv2 — examples/googlenet.cnn:23: conv 1x1 160
  *   in [528,14,14] -> out [160,14,14]
  *   weights at packed[3955000]: weight [160,528,1,1] + bias [160] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception7.relu2
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception7.relu2
  */
-static CNN_SIMD void inception7_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inception7_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 85536;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 103488;
         float *yb = y + (ptrdiff_t)b * 31360;
+        float *sb = s + (ptrdiff_t)b * 109824; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 528; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 528 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 351; it++) {
             const int tile = it / 27, gb = it - tile * 27;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 160 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 3168;
-            const float *xg = in + grp * 103488;
+            const float *xg = sb + grp * 103488;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -9557,9 +9746,9 @@ static CNN_SIMD void inception7_conv2(const float *restrict x0, float *restrict 
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 8448;
                 const float *wp = wb;
-                for (int c = 0; c < 528; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 528; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -9583,8 +9772,8 @@ static CNN_SIMD void inception7_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9605,8 +9794,8 @@ static CNN_SIMD void inception7_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9627,8 +9816,8 @@ static CNN_SIMD void inception7_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9649,8 +9838,8 @@ static CNN_SIMD void inception7_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9671,8 +9860,8 @@ static CNN_SIMD void inception7_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9693,8 +9882,8 @@ static CNN_SIMD void inception7_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9715,8 +9904,8 @@ static CNN_SIMD void inception7_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9988,22 +10177,29 @@ static CNN_SIMD void inception7_conv3(const float *restrict x0, float *restrict 
 /* inception7.conv4 — examples/googlenet.cnn:24: conv 1x1 32
  *   in [528,14,14] -> out [32,14,14]
  *   weights at packed[4862778]: weight [32,528,1,1] + bias [32] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception7.relu4
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception7.relu4
  */
-static CNN_SIMD void inception7_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inception7_conv4(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 16896;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 103488;
         float *yb = y + (ptrdiff_t)b * 6272;
+        float *sb = s + (ptrdiff_t)b * 114048; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 9; tile++) {
+            const int p = tile < 8 ? tile * NR : 172;
+            for (int c = 0; c < 528; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 528 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 72; it++) {
             const int tile = it / 8, gb = it - tile * 8;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 32 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 2112;
-            const float *xg = in + grp * 103488;
+            const float *xg = sb + grp * 103488;
             float t[MR][NR];
             {
                 const int p = tile < 8 ? tile * NR : 172;
@@ -10019,9 +10215,9 @@ static CNN_SIMD void inception7_conv4(const float *restrict x0, float *restrict 
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 12672;
                 const float *wp = wb;
-                for (int c = 0; c < 528; c += 8, xp += 1568, wp += 32) {
+                for (int c = 0; c < 528; c += 8, xp += 192, wp += 32) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -10044,9 +10240,9 @@ static CNN_SIMD void inception7_conv4(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 196 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 24 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 24 + 16);
                         __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10065,9 +10261,9 @@ static CNN_SIMD void inception7_conv4(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 392 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 48 + 16);
                         __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10086,9 +10282,9 @@ static CNN_SIMD void inception7_conv4(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 588 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 72 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 72 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 72 + 16);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10107,9 +10303,9 @@ static CNN_SIMD void inception7_conv4(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 784 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 96 + 16);
                         __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10128,9 +10324,9 @@ static CNN_SIMD void inception7_conv4(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 980 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 120 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 120 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 120 + 16);
                         __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10149,9 +10345,9 @@ static CNN_SIMD void inception7_conv4(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1176 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 144 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 144 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 144 + 16);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10170,9 +10366,9 @@ static CNN_SIMD void inception7_conv4(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1372 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 168 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 168 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 168 + 16);
                         __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10367,22 +10563,29 @@ static CNN_SIMD void inception7_maxpool1(const float *restrict x0, float *restri
 /* inception7.conv6 — examples/googlenet.cnn:25: conv 1x1 128
  *   in [528,14,14] -> out [128,14,14]
  *   weights at packed[4983035]: weight [128,528,1,1] + bias [128] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception7.relu6; stores into channels 704..831 of inception7.concat1, which copies nothing
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception7.relu6; stores into channels 704..831 of inception7.concat1, which copies nothing
  */
-static CNN_SIMD void inception7_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inception7_conv6(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 69696;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 103488;
         float *yb = y + (ptrdiff_t)b * 163072;
+        float *sb = s + (ptrdiff_t)b * 109824; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 528; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 528 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 286; it++) {
             const int tile = it / 22, gb = it - tile * 22;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 3168;
-            const float *xg = in + grp * 103488;
+            const float *xg = sb + grp * 103488;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -10398,9 +10601,9 @@ static CNN_SIMD void inception7_conv6(const float *restrict x0, float *restrict 
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 8448;
                 const float *wp = wb;
-                for (int c = 0; c < 528; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 528; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -10424,8 +10627,8 @@ static CNN_SIMD void inception7_conv6(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10446,8 +10649,8 @@ static CNN_SIMD void inception7_conv6(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10468,8 +10671,8 @@ static CNN_SIMD void inception7_conv6(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10490,8 +10693,8 @@ static CNN_SIMD void inception7_conv6(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10512,8 +10715,8 @@ static CNN_SIMD void inception7_conv6(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10534,8 +10737,8 @@ static CNN_SIMD void inception7_conv6(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10556,8 +10759,8 @@ static CNN_SIMD void inception7_conv6(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10665,22 +10868,29 @@ static CNN_SIMD void maxpool4(const float *restrict x0, float *restrict y, float
 /* inception8.conv1 — examples/googlenet.cnn:22: conv 1x1 256
  *   in [832,7,7] -> out [256,7,7]
  *   weights at packed[5052863]: weight [256,832,1,1] + bias [256] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); then inception8.relu1; stores into channels 0..255 of inception8.concat1, which copies nothing
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception8.relu1; stores into channels 0..255 of inception8.concat1, which copies nothing
  */
-static CNN_SIMD void inception8_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inception8_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 214656;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
         float *yb = y + (ptrdiff_t)b * 40768;
+        float *sb = s + (ptrdiff_t)b * 53248; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 4; tile++) {
+            const int p = tile < 3 ? tile * NR : 33;
+            for (int c = 0; c < 832; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 832 + c) * NR + l] = in[c * 49 + p + l];
+        }
         for (int it = 0; it < 172; it++) {
             const int gb = it / 4, tile = it - gb * 4;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 4992;
-            const float *xg = in + grp * 40768;
+            const float *xg = sb + grp * 40768;
             float t[MR][NR];
             {
                 const int p = tile < 3 ? tile * NR : 33;
@@ -10696,9 +10906,9 @@ static CNN_SIMD void inception8_conv1(const float *restrict x0, float *restrict 
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 13312;
                 const float *wp = wb;
-                for (int c = 0; c < 832; c += 8, xp += 392, wp += 48) {
+                for (int c = 0; c < 832; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -10722,8 +10932,8 @@ static CNN_SIMD void inception8_conv1(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 49 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10744,8 +10954,8 @@ static CNN_SIMD void inception8_conv1(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 98 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10766,8 +10976,8 @@ static CNN_SIMD void inception8_conv1(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 147 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10788,8 +10998,8 @@ static CNN_SIMD void inception8_conv1(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10810,8 +11020,8 @@ static CNN_SIMD void inception8_conv1(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 245 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10832,8 +11042,8 @@ static CNN_SIMD void inception8_conv1(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 294 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10854,8 +11064,8 @@ static CNN_SIMD void inception8_conv1(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 343 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10907,22 +11117,29 @@ static CNN_SIMD void inception8_conv1(const float *restrict x0, float *restrict 
 /* inception8.conv2 — examples/googlenet.cnn:23: conv 1x1 160
  *   in [832,7,7] -> out [160,7,7]
  *   weights at packed[5267777]: weight [160,832,1,1] + bias [160] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); then inception8.relu2
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception8.relu2
  */
-static CNN_SIMD void inception8_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inception8_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 134784;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
         float *yb = y + (ptrdiff_t)b * 7840;
+        float *sb = s + (ptrdiff_t)b * 53248; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 4; tile++) {
+            const int p = tile < 3 ? tile * NR : 33;
+            for (int c = 0; c < 832; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 832 + c) * NR + l] = in[c * 49 + p + l];
+        }
         for (int it = 0; it < 108; it++) {
             const int gb = it / 4, tile = it - gb * 4;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 160 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 4992;
-            const float *xg = in + grp * 40768;
+            const float *xg = sb + grp * 40768;
             float t[MR][NR];
             {
                 const int p = tile < 3 ? tile * NR : 33;
@@ -10938,9 +11155,9 @@ static CNN_SIMD void inception8_conv2(const float *restrict x0, float *restrict 
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 13312;
                 const float *wp = wb;
-                for (int c = 0; c < 832; c += 8, xp += 392, wp += 48) {
+                for (int c = 0; c < 832; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -10964,8 +11181,8 @@ static CNN_SIMD void inception8_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 49 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10986,8 +11203,8 @@ static CNN_SIMD void inception8_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 98 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -11008,8 +11225,8 @@ static CNN_SIMD void inception8_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 147 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -11030,8 +11247,8 @@ static CNN_SIMD void inception8_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -11052,8 +11269,8 @@ static CNN_SIMD void inception8_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 245 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -11074,8 +11291,8 @@ static CNN_SIMD void inception8_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 294 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -11096,8 +11313,8 @@ static CNN_SIMD void inception8_conv2(const float *restrict x0, float *restrict 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 343 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -11370,22 +11587,29 @@ static CNN_SIMD void inception8_conv3(const float *restrict x0, float *restrict 
 /* inception8.conv4 — examples/googlenet.cnn:24: conv 1x1 32
  *   in [832,7,7] -> out [32,7,7]
  *   weights at packed[6232483]: weight [32,832,1,1] + bias [32] (packed in blocks of 3 output channels)
- *   avx2: tile MR=3 output channels x NR=32 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); then inception8.relu4
+ *   avx2: tile MR=3 output channels x NR=32 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception8.relu4
  */
-static CNN_SIMD void inception8_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inception8_conv4(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 3, NV = 4, NR = 32, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 27456;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
         float *yb = y + (ptrdiff_t)b * 1568;
+        float *sb = s + (ptrdiff_t)b * 53248; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 2; tile++) {
+            const int p = tile < 1 ? tile * NR : 17;
+            for (int c = 0; c < 832; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 832 + c) * NR + l] = in[c * 49 + p + l];
+        }
         for (int it = 0; it < 22; it++) {
             const int tile = it / 11, gb = it - tile * 11;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 32 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 2496;
-            const float *xg = in + grp * 40768;
+            const float *xg = sb + grp * 40768;
             float t[MR][NR];
             {
                 const int p = tile < 1 ? tile * NR : 17;
@@ -11401,9 +11625,9 @@ static CNN_SIMD void inception8_conv4(const float *restrict x0, float *restrict 
                 __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
                 __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
                 __m256 c23 = _mm256_set1_ps(bias[gb * MR + 2]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 26624;
                 const float *wp = wb;
-                for (int c = 0; c < 832; c += 8, xp += 392, wp += 24) {
+                for (int c = 0; c < 832; c += 8, xp += 256, wp += 24) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -11426,10 +11650,10 @@ static CNN_SIMD void inception8_conv4(const float *restrict x0, float *restrict 
                         c23 = _mm256_fmadd_ps(wv, xv3, c23);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 49 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 49 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 49 + 24);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 32 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 32 + 24);
                         __m256 wv = _mm256_set1_ps(wp[3 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -11447,10 +11671,10 @@ static CNN_SIMD void inception8_conv4(const float *restrict x0, float *restrict 
                         c23 = _mm256_fmadd_ps(wv, xv3, c23);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 98 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 98 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 98 + 24);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 64 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 64 + 24);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -11468,10 +11692,10 @@ static CNN_SIMD void inception8_conv4(const float *restrict x0, float *restrict 
                         c23 = _mm256_fmadd_ps(wv, xv3, c23);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 147 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 147 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 147 + 24);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 96 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 96 + 24);
                         __m256 wv = _mm256_set1_ps(wp[9 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -11489,10 +11713,10 @@ static CNN_SIMD void inception8_conv4(const float *restrict x0, float *restrict 
                         c23 = _mm256_fmadd_ps(wv, xv3, c23);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 196 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 196 + 24);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 128 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 128 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 128 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 128 + 24);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -11510,10 +11734,10 @@ static CNN_SIMD void inception8_conv4(const float *restrict x0, float *restrict 
                         c23 = _mm256_fmadd_ps(wv, xv3, c23);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 245 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 245 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 245 + 24);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 160 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 160 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 160 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 160 + 24);
                         __m256 wv = _mm256_set1_ps(wp[15 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -11531,10 +11755,10 @@ static CNN_SIMD void inception8_conv4(const float *restrict x0, float *restrict 
                         c23 = _mm256_fmadd_ps(wv, xv3, c23);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 294 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 294 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 294 + 24);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 192 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 192 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 192 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 192 + 24);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -11552,10 +11776,10 @@ static CNN_SIMD void inception8_conv4(const float *restrict x0, float *restrict 
                         c23 = _mm256_fmadd_ps(wv, xv3, c23);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 343 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 343 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 343 + 24);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 224 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 224 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 224 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 224 + 24);
                         __m256 wv = _mm256_set1_ps(wp[21 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -11820,22 +12044,29 @@ static CNN_SIMD void inception8_maxpool1(const float *restrict x0, float *restri
 /* inception8.conv6 — examples/googlenet.cnn:25: conv 1x1 128
  *   in [832,7,7] -> out [128,7,7]
  *   weights at packed[6362500]: weight [128,832,1,1] + bias [128] (packed in blocks of 3 output channels)
- *   avx2: tile MR=3 output channels x NR=32 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); then inception8.relu6; stores into channels 704..831 of inception8.concat1, which copies nothing
+ *   avx2: tile MR=3 output channels x NR=32 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception8.relu6; stores into channels 704..831 of inception8.concat1, which copies nothing
  */
-static CNN_SIMD void inception8_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inception8_conv6(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 3, NV = 4, NR = 32, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 107328;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
         float *yb = y + (ptrdiff_t)b * 40768;
+        float *sb = s + (ptrdiff_t)b * 53248; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 2; tile++) {
+            const int p = tile < 1 ? tile * NR : 17;
+            for (int c = 0; c < 832; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 832 + c) * NR + l] = in[c * 49 + p + l];
+        }
         for (int it = 0; it < 86; it++) {
             const int tile = it / 43, gb = it - tile * 43;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 2496;
-            const float *xg = in + grp * 40768;
+            const float *xg = sb + grp * 40768;
             float t[MR][NR];
             {
                 const int p = tile < 1 ? tile * NR : 17;
@@ -11851,9 +12082,9 @@ static CNN_SIMD void inception8_conv6(const float *restrict x0, float *restrict 
                 __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
                 __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
                 __m256 c23 = _mm256_set1_ps(bias[gb * MR + 2]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 26624;
                 const float *wp = wb;
-                for (int c = 0; c < 832; c += 8, xp += 392, wp += 24) {
+                for (int c = 0; c < 832; c += 8, xp += 256, wp += 24) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -11876,10 +12107,10 @@ static CNN_SIMD void inception8_conv6(const float *restrict x0, float *restrict 
                         c23 = _mm256_fmadd_ps(wv, xv3, c23);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 49 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 49 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 49 + 24);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 32 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 32 + 24);
                         __m256 wv = _mm256_set1_ps(wp[3 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -11897,10 +12128,10 @@ static CNN_SIMD void inception8_conv6(const float *restrict x0, float *restrict 
                         c23 = _mm256_fmadd_ps(wv, xv3, c23);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 98 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 98 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 98 + 24);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 64 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 64 + 24);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -11918,10 +12149,10 @@ static CNN_SIMD void inception8_conv6(const float *restrict x0, float *restrict 
                         c23 = _mm256_fmadd_ps(wv, xv3, c23);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 147 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 147 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 147 + 24);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 96 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 96 + 24);
                         __m256 wv = _mm256_set1_ps(wp[9 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -11939,10 +12170,10 @@ static CNN_SIMD void inception8_conv6(const float *restrict x0, float *restrict 
                         c23 = _mm256_fmadd_ps(wv, xv3, c23);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 196 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 196 + 24);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 128 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 128 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 128 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 128 + 24);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -11960,10 +12191,10 @@ static CNN_SIMD void inception8_conv6(const float *restrict x0, float *restrict 
                         c23 = _mm256_fmadd_ps(wv, xv3, c23);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 245 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 245 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 245 + 24);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 160 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 160 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 160 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 160 + 24);
                         __m256 wv = _mm256_set1_ps(wp[15 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -11981,10 +12212,10 @@ static CNN_SIMD void inception8_conv6(const float *restrict x0, float *restrict 
                         c23 = _mm256_fmadd_ps(wv, xv3, c23);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 294 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 294 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 294 + 24);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 192 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 192 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 192 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 192 + 24);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -12002,10 +12233,10 @@ static CNN_SIMD void inception8_conv6(const float *restrict x0, float *restrict 
                         c23 = _mm256_fmadd_ps(wv, xv3, c23);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 343 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 343 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 343 + 24);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 224 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 224 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 224 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 224 + 24);
                         __m256 wv = _mm256_set1_ps(wp[21 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -12054,22 +12285,29 @@ static CNN_SIMD void inception8_conv6(const float *restrict x0, float *restrict 
 /* inception9.conv1 — examples/googlenet.cnn:22: conv 1x1 384
  *   in [832,7,7] -> out [384,7,7]
  *   weights at packed[6469957]: weight [384,832,1,1] + bias [384] (packed in blocks of 12 output channels)
- *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); then inception9.relu1; stores into channels 0..383 of inception9.concat1, which copies nothing
+ *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception9.relu1; stores into channels 0..383 of inception9.concat1, which copies nothing
  */
-static CNN_SIMD void inception9_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inception9_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 319488;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
         float *yb = y + (ptrdiff_t)b * 50176;
+        float *sb = s + (ptrdiff_t)b * 46592; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 7; tile++) {
+            const int p = tile < 6 ? tile * NR : 41;
+            for (int c = 0; c < 832; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 832 + c) * NR + l] = in[c * 49 + p + l];
+        }
         for (int it = 0; it < 224; it++) {
             const int gb = it / 7, tile = it - gb * 7;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 384 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 9984;
-            const float *xg = in + grp * 40768;
+            const float *xg = sb + grp * 40768;
             float t[MR][NR];
             {
                 const int p = tile < 6 ? tile * NR : 41;
@@ -12085,9 +12323,9 @@ static CNN_SIMD void inception9_conv1(const float *restrict x0, float *restrict 
                 __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
                 __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
                 __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 6656;
                 const float *wp = wb;
-                for (int c = 0; c < 832; c += 8, xp += 392, wp += 96) {
+                for (int c = 0; c < 832; c += 8, xp += 64, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         __m256 wv = _mm256_set1_ps(wp[0 + 0]);
@@ -12116,7 +12354,7 @@ static CNN_SIMD void inception9_conv1(const float *restrict x0, float *restrict 
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 8 + 0);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[12 + 1]);
@@ -12143,7 +12381,7 @@ static CNN_SIMD void inception9_conv1(const float *restrict x0, float *restrict 
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[24 + 1]);
@@ -12170,7 +12408,7 @@ static CNN_SIMD void inception9_conv1(const float *restrict x0, float *restrict 
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[36 + 1]);
@@ -12197,7 +12435,7 @@ static CNN_SIMD void inception9_conv1(const float *restrict x0, float *restrict 
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
                         __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[48 + 1]);
@@ -12224,7 +12462,7 @@ static CNN_SIMD void inception9_conv1(const float *restrict x0, float *restrict 
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 40 + 0);
                         __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[60 + 1]);
@@ -12251,7 +12489,7 @@ static CNN_SIMD void inception9_conv1(const float *restrict x0, float *restrict 
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
                         __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[72 + 1]);
@@ -12278,7 +12516,7 @@ static CNN_SIMD void inception9_conv1(const float *restrict x0, float *restrict 
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 56 + 0);
                         __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[84 + 1]);
@@ -12334,22 +12572,29 @@ static CNN_SIMD void inception9_conv1(const float *restrict x0, float *restrict 
 /* inception9.conv2 — examples/googlenet.cnn:23: conv 1x1 192
  *   in [832,7,7] -> out [192,7,7]
  *   weights at packed[6789829]: weight [192,832,1,1] + bias [192] (packed in blocks of 12 output channels)
- *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); then inception9.relu2
+ *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception9.relu2
  */
-static CNN_SIMD void inception9_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inception9_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 159744;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
         float *yb = y + (ptrdiff_t)b * 9408;
+        float *sb = s + (ptrdiff_t)b * 46592; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 7; tile++) {
+            const int p = tile < 6 ? tile * NR : 41;
+            for (int c = 0; c < 832; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 832 + c) * NR + l] = in[c * 49 + p + l];
+        }
         for (int it = 0; it < 112; it++) {
             const int gb = it / 7, tile = it - gb * 7;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 192 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 9984;
-            const float *xg = in + grp * 40768;
+            const float *xg = sb + grp * 40768;
             float t[MR][NR];
             {
                 const int p = tile < 6 ? tile * NR : 41;
@@ -12365,9 +12610,9 @@ static CNN_SIMD void inception9_conv2(const float *restrict x0, float *restrict 
                 __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
                 __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
                 __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 6656;
                 const float *wp = wb;
-                for (int c = 0; c < 832; c += 8, xp += 392, wp += 96) {
+                for (int c = 0; c < 832; c += 8, xp += 64, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         __m256 wv = _mm256_set1_ps(wp[0 + 0]);
@@ -12396,7 +12641,7 @@ static CNN_SIMD void inception9_conv2(const float *restrict x0, float *restrict 
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 8 + 0);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[12 + 1]);
@@ -12423,7 +12668,7 @@ static CNN_SIMD void inception9_conv2(const float *restrict x0, float *restrict 
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[24 + 1]);
@@ -12450,7 +12695,7 @@ static CNN_SIMD void inception9_conv2(const float *restrict x0, float *restrict 
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[36 + 1]);
@@ -12477,7 +12722,7 @@ static CNN_SIMD void inception9_conv2(const float *restrict x0, float *restrict 
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
                         __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[48 + 1]);
@@ -12504,7 +12749,7 @@ static CNN_SIMD void inception9_conv2(const float *restrict x0, float *restrict 
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 40 + 0);
                         __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[60 + 1]);
@@ -12531,7 +12776,7 @@ static CNN_SIMD void inception9_conv2(const float *restrict x0, float *restrict 
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
                         __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[72 + 1]);
@@ -12558,7 +12803,7 @@ static CNN_SIMD void inception9_conv2(const float *restrict x0, float *restrict 
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 56 + 0);
                         __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[84 + 1]);
@@ -12835,22 +13080,29 @@ static CNN_SIMD void inception9_conv3(const float *restrict x0, float *restrict 
 /* inception9.conv4 — examples/googlenet.cnn:24: conv 1x1 48
  *   in [832,7,7] -> out [48,7,7]
  *   weights at packed[8129797]: weight [48,832,1,1] + bias [48] (packed in blocks of 12 output channels)
- *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); then inception9.relu4
+ *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception9.relu4
  */
-static CNN_SIMD void inception9_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inception9_conv4(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 39936;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
         float *yb = y + (ptrdiff_t)b * 2352;
+        float *sb = s + (ptrdiff_t)b * 46592; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 7; tile++) {
+            const int p = tile < 6 ? tile * NR : 41;
+            for (int c = 0; c < 832; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 832 + c) * NR + l] = in[c * 49 + p + l];
+        }
         for (int it = 0; it < 28; it++) {
             const int tile = it / 4, gb = it - tile * 4;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 48 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 9984;
-            const float *xg = in + grp * 40768;
+            const float *xg = sb + grp * 40768;
             float t[MR][NR];
             {
                 const int p = tile < 6 ? tile * NR : 41;
@@ -12866,9 +13118,9 @@ static CNN_SIMD void inception9_conv4(const float *restrict x0, float *restrict 
                 __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
                 __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
                 __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 6656;
                 const float *wp = wb;
-                for (int c = 0; c < 832; c += 8, xp += 392, wp += 96) {
+                for (int c = 0; c < 832; c += 8, xp += 64, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         __m256 wv = _mm256_set1_ps(wp[0 + 0]);
@@ -12897,7 +13149,7 @@ static CNN_SIMD void inception9_conv4(const float *restrict x0, float *restrict 
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 8 + 0);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[12 + 1]);
@@ -12924,7 +13176,7 @@ static CNN_SIMD void inception9_conv4(const float *restrict x0, float *restrict 
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[24 + 1]);
@@ -12951,7 +13203,7 @@ static CNN_SIMD void inception9_conv4(const float *restrict x0, float *restrict 
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[36 + 1]);
@@ -12978,7 +13230,7 @@ static CNN_SIMD void inception9_conv4(const float *restrict x0, float *restrict 
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
                         __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[48 + 1]);
@@ -13005,7 +13257,7 @@ static CNN_SIMD void inception9_conv4(const float *restrict x0, float *restrict 
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 40 + 0);
                         __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[60 + 1]);
@@ -13032,7 +13284,7 @@ static CNN_SIMD void inception9_conv4(const float *restrict x0, float *restrict 
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
                         __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[72 + 1]);
@@ -13059,7 +13311,7 @@ static CNN_SIMD void inception9_conv4(const float *restrict x0, float *restrict 
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 56 + 0);
                         __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[84 + 1]);
@@ -13331,22 +13583,29 @@ static CNN_SIMD void inception9_maxpool1(const float *restrict x0, float *restri
 /* inception9.conv6 — examples/googlenet.cnn:25: conv 1x1 128
  *   in [832,7,7] -> out [128,7,7]
  *   weights at packed[8323509]: weight [128,832,1,1] + bias [128] (packed in blocks of 3 output channels)
- *   avx2: tile MR=3 output channels x NR=32 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); then inception9.relu6; stores into channels 896..1023 of inception9.concat1, which copies nothing
+ *   avx2: tile MR=3 output channels x NR=32 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception9.relu6; stores into channels 896..1023 of inception9.concat1, which copies nothing
  */
-static CNN_SIMD void inception9_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inception9_conv6(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 3, NV = 4, NR = 32, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 107328;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
         float *yb = y + (ptrdiff_t)b * 50176;
+        float *sb = s + (ptrdiff_t)b * 53248; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 2; tile++) {
+            const int p = tile < 1 ? tile * NR : 17;
+            for (int c = 0; c < 832; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 832 + c) * NR + l] = in[c * 49 + p + l];
+        }
         for (int it = 0; it < 86; it++) {
             const int tile = it / 43, gb = it - tile * 43;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 2496;
-            const float *xg = in + grp * 40768;
+            const float *xg = sb + grp * 40768;
             float t[MR][NR];
             {
                 const int p = tile < 1 ? tile * NR : 17;
@@ -13362,9 +13621,9 @@ static CNN_SIMD void inception9_conv6(const float *restrict x0, float *restrict 
                 __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
                 __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
                 __m256 c23 = _mm256_set1_ps(bias[gb * MR + 2]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 26624;
                 const float *wp = wb;
-                for (int c = 0; c < 832; c += 8, xp += 392, wp += 24) {
+                for (int c = 0; c < 832; c += 8, xp += 256, wp += 24) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -13387,10 +13646,10 @@ static CNN_SIMD void inception9_conv6(const float *restrict x0, float *restrict 
                         c23 = _mm256_fmadd_ps(wv, xv3, c23);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 49 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 49 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 49 + 24);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 32 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 32 + 24);
                         __m256 wv = _mm256_set1_ps(wp[3 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -13408,10 +13667,10 @@ static CNN_SIMD void inception9_conv6(const float *restrict x0, float *restrict 
                         c23 = _mm256_fmadd_ps(wv, xv3, c23);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 98 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 98 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 98 + 24);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 64 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 64 + 24);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -13429,10 +13688,10 @@ static CNN_SIMD void inception9_conv6(const float *restrict x0, float *restrict 
                         c23 = _mm256_fmadd_ps(wv, xv3, c23);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 147 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 147 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 147 + 24);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 96 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 96 + 24);
                         __m256 wv = _mm256_set1_ps(wp[9 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -13450,10 +13709,10 @@ static CNN_SIMD void inception9_conv6(const float *restrict x0, float *restrict 
                         c23 = _mm256_fmadd_ps(wv, xv3, c23);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 196 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 196 + 24);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 128 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 128 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 128 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 128 + 24);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -13471,10 +13730,10 @@ static CNN_SIMD void inception9_conv6(const float *restrict x0, float *restrict 
                         c23 = _mm256_fmadd_ps(wv, xv3, c23);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 245 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 245 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 245 + 24);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 160 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 160 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 160 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 160 + 24);
                         __m256 wv = _mm256_set1_ps(wp[15 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -13492,10 +13751,10 @@ static CNN_SIMD void inception9_conv6(const float *restrict x0, float *restrict 
                         c23 = _mm256_fmadd_ps(wv, xv3, c23);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 294 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 294 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 294 + 24);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 192 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 192 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 192 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 192 + 24);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -13513,10 +13772,10 @@ static CNN_SIMD void inception9_conv6(const float *restrict x0, float *restrict 
                         c23 = _mm256_fmadd_ps(wv, xv3, c23);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 343 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 343 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 343 + 24);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 224 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 224 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 224 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 224 + 24);
                         __m256 wv = _mm256_set1_ps(wp[21 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -13730,76 +13989,76 @@ int googlenet_forward(const float *packed, const float *in_img, float *out_logit
         return 2;
     conv1(in_img, A + 0, packed + 0, A + 802816, batch);
     maxpool1(A + 0, A + 802816, A + 1003520, batch);
-    lrn1(A + 802816, A + 0, batch);
-    conv2(A + 0, A + 1371392, packed + 9472, batch);
+    lrn1(A + 802816, A + 201216, batch);
+    conv2(A + 201216, A + 1371392, packed + 9472, A + 0, batch);
     conv3(A + 1371392, A + 769280, packed + 13632, A + 0, batch);
     lrn2(A + 769280, A + 0, batch);
     maxpool2(A + 0, A + 602112, A + 752640, batch);
-    inception1_conv1(A + 602112, A + 1162240, packed + 210432, batch);
-    inception1_conv2(A + 602112, A + 752640, packed + 222784, batch);
-    inception1_conv3(A + 752640, A + 1212416, packed + 241312, A + 0, batch);
-    inception1_conv4(A + 602112, A + 769056, packed + 439584, batch);
+    inception1_conv1(A + 602112, A + 1162240, packed + 210432, A + 0, batch);
+    inception1_conv2(A + 602112, A + 903168, packed + 222784, A + 752640, batch);
+    inception1_conv3(A + 903168, A + 1212416, packed + 241312, A + 0, batch);
+    inception1_conv4(A + 602112, A + 769056, packed + 439584, A + 0, batch);
     inception1_conv5(A + 769056, A + 1312768, packed + 442672, A + 752640, batch);
     inception1_maxpool1(A + 602112, A + 752640, A + 903168, batch);
-    inception1_conv6(A + 752640, A + 1337856, packed + 455504, batch);
-    inception2_conv1(A + 1162240, A + 785920, packed + 461680, batch);
-    inception2_conv2(A + 1162240, A + 1362944, packed + 494576, batch);
+    inception1_conv6(A + 752640, A + 1337856, packed + 455504, A + 0, batch);
+    inception2_conv1(A + 1162240, A + 785920, packed + 461680, A + 0, batch);
+    inception2_conv2(A + 1162240, A + 1362944, packed + 494576, A + 0, batch);
     inception2_conv3(A + 1362944, A + 886272, packed + 527472, A + 0, batch);
-    inception2_conv4(A + 1162240, A + 32784, packed + 920880, batch);
-    inception2_conv5(A + 32784, A + 1036800, packed + 929104, A + 0, batch);
-    inception2_maxpool1(A + 1162240, A + 0, A + 200704, batch);
-    inception2_conv6(A + 0, A + 1112064, packed + 1006000, batch);
+    inception2_conv4(A + 1162240, A + 202752, packed + 920880, A + 0, batch);
+    inception2_conv5(A + 202752, A + 1036800, packed + 929104, A + 0, batch);
+    inception2_maxpool1(A + 1162240, A + 202752, A + 0, batch);
+    inception2_conv6(A + 202752, A + 1112064, packed + 1006000, A + 0, batch);
     maxpool3(A + 785920, A + 477696, A + 571776, batch);
-    inception3_conv1(A + 477696, A + 377344, packed + 1022448, batch);
-    inception3_conv2(A + 477696, A + 340992, packed + 1114800, batch);
+    inception3_conv1(A + 477696, A + 377344, packed + 1022448, A + 0, batch);
+    inception3_conv2(A + 477696, A + 340992, packed + 1114800, A + 0, batch);
     inception3_conv3(A + 340992, A + 414976, packed + 1160976, A + 0, batch);
-    inception3_conv4(A + 477696, A + 5184, packed + 1483744, batch);
-    inception3_conv5(A + 5184, A + 455744, packed + 1491440, A + 0, batch);
-    inception3_maxpool1(A + 477696, A + 0, A + 94080, batch);
-    inception3_conv6(A + 0, A + 465152, packed + 1510688, batch);
-    inception4_conv1(A + 377344, A + 477696, packed + 1542434, batch);
-    inception4_conv2(A + 377344, A + 578048, packed + 1625540, batch);
+    inception3_conv4(A + 477696, A + 103680, packed + 1483744, A + 0, batch);
+    inception3_conv5(A + 103680, A + 455744, packed + 1491440, A + 0, batch);
+    inception3_maxpool1(A + 477696, A + 99840, A + 0, batch);
+    inception3_conv6(A + 99840, A + 465152, packed + 1510688, A + 0, batch);
+    inception4_conv1(A + 377344, A + 477696, packed + 1542434, A + 0, batch);
+    inception4_conv2(A + 377344, A + 578048, packed + 1625540, A + 0, batch);
     inception4_conv3(A + 578048, A + 509056, packed + 1684022, A + 0, batch);
-    inception4_conv4(A + 377344, A + 7808, packed + 2087446, batch);
-    inception4_conv5(A + 7808, A + 552960, packed + 2099758, A + 0, batch);
-    inception4_maxpool1(A + 377344, A + 0, A + 100352, batch);
-    inception4_conv6(A + 0, A + 565504, packed + 2138222, batch);
-    inception5_conv1(A + 477696, A + 578048, packed + 2172080, batch);
-    inception5_conv2(A + 477696, A + 432128, packed + 2239796, batch);
+    inception4_conv4(A + 377344, A + 106496, packed + 2087446, A + 0, batch);
+    inception4_conv5(A + 106496, A + 552960, packed + 2099758, A + 0, batch);
+    inception4_maxpool1(A + 377344, A + 106496, A + 0, batch);
+    inception4_conv6(A + 106496, A + 565504, packed + 2138222, A + 0, batch);
+    inception5_conv1(A + 477696, A + 578048, packed + 2172080, A + 0, batch);
+    inception5_conv2(A + 477696, A + 432128, packed + 2239796, A + 0, batch);
     inception5_conv3(A + 432128, A + 603136, packed + 2307512, A + 0, batch);
-    inception5_conv4(A + 477696, A + 7808, packed + 2836152, batch);
-    inception5_conv5(A + 7808, A + 653312, packed + 2848464, A + 0, batch);
-    inception5_maxpool1(A + 477696, A + 0, A + 100352, batch);
-    inception5_conv6(A + 0, A + 665856, packed + 2886928, batch);
-    inception6_conv1(A + 578048, A + 701696, packed + 2920786, batch);
-    inception6_conv2(A + 578048, A + 483840, packed + 2979268, batch);
+    inception5_conv4(A + 477696, A + 106496, packed + 2836152, A + 0, batch);
+    inception5_conv5(A + 106496, A + 653312, packed + 2848464, A + 0, batch);
+    inception5_maxpool1(A + 477696, A + 106496, A + 0, batch);
+    inception5_conv6(A + 106496, A + 665856, packed + 2886928, A + 0, batch);
+    inception6_conv1(A + 578048, A + 701696, packed + 2920786, A + 0, batch);
+    inception6_conv2(A + 578048, A + 483840, packed + 2979268, A + 0, batch);
     inception6_conv3(A + 483840, A + 723648, packed + 3053140, A + 0, batch);
-    inception6_conv4(A + 578048, A + 688768, packed + 3716980, batch);
+    inception6_conv4(A + 578048, A + 688768, packed + 3716980, A + 0, batch);
     inception6_conv5(A + 688768, A + 780096, packed + 3733396, A + 678400, batch);
-    inception6_maxpool1(A + 578048, A + 0, A + 678400, batch);
-    inception6_conv6(A + 0, A + 792640, packed + 3784660, batch);
-    inception7_conv1(A + 701696, A + 538624, packed + 3818518, batch);
-    inception7_conv2(A + 701696, A + 805184, packed + 3955000, batch);
+    inception6_maxpool1(A + 578048, A + 106496, A + 678400, batch);
+    inception6_conv6(A + 106496, A + 792640, packed + 3784660, A + 0, batch);
+    inception7_conv1(A + 701696, A + 538624, packed + 3818518, A + 0, batch);
+    inception7_conv2(A + 701696, A + 805184, packed + 3955000, A + 0, batch);
     inception7_conv3(A + 805184, A + 588800, packed + 4040698, A + 0, batch);
-    inception7_conv4(A + 701696, A + 10400, packed + 4862778, batch);
-    inception7_conv5(A + 10400, A + 651520, packed + 4879706, A + 0, batch);
-    inception7_maxpool1(A + 701696, A + 0, A + 103488, batch);
-    inception7_conv6(A + 0, A + 676608, packed + 4983035, batch);
+    inception7_conv4(A + 701696, A + 114048, packed + 4862778, A + 0, batch);
+    inception7_conv5(A + 114048, A + 651520, packed + 4879706, A + 0, batch);
+    inception7_maxpool1(A + 701696, A + 109824, A + 0, batch);
+    inception7_conv6(A + 109824, A + 676608, packed + 4983035, A + 0, batch);
     maxpool4(A + 538624, A + 139904, A + 0, batch);
-    inception8_conv1(A + 139904, A + 216832, packed + 5052863, batch);
-    inception8_conv2(A + 139904, A + 180672, packed + 5267777, batch);
+    inception8_conv1(A + 139904, A + 216832, packed + 5052863, A + 0, batch);
+    inception8_conv2(A + 139904, A + 180672, packed + 5267777, A + 0, batch);
     inception8_conv3(A + 180672, A + 229376, packed + 5402723, A + 0, batch);
-    inception8_conv4(A + 139904, A + 184544, packed + 6232483, batch);
+    inception8_conv4(A + 139904, A + 184544, packed + 6232483, A + 0, batch);
     inception8_conv5(A + 184544, A + 245056, packed + 6259972, A + 180672, batch);
-    inception8_maxpool1(A + 139904, A + 0, A + 180672, batch);
-    inception8_conv6(A + 0, A + 251328, packed + 6362500, batch);
-    inception9_conv1(A + 216832, A + 166656, packed + 6469957, batch);
-    inception9_conv2(A + 216832, A + 257600, packed + 6789829, batch);
+    inception8_maxpool1(A + 139904, A + 53248, A + 180672, batch);
+    inception8_conv6(A + 53248, A + 251328, packed + 6362500, A + 0, batch);
+    inception9_conv1(A + 216832, A + 166656, packed + 6469957, A + 0, batch);
+    inception9_conv2(A + 216832, A + 257600, packed + 6789829, A + 0, batch);
     inception9_conv3(A + 257600, A + 185472, packed + 6949765, A + 0, batch);
-    inception9_conv4(A + 216832, A + 5808, packed + 8129797, batch);
-    inception9_conv5(A + 5808, A + 204288, packed + 8169781, A + 0, batch);
-    inception9_maxpool1(A + 216832, A + 0, A + 40768, batch);
-    inception9_conv6(A + 0, A + 210560, packed + 8323509, batch);
+    inception9_conv4(A + 216832, A + 46592, packed + 8129797, A + 0, batch);
+    inception9_conv5(A + 46592, A + 204288, packed + 8169781, A + 0, batch);
+    inception9_maxpool1(A + 216832, A + 53248, A + 0, batch);
+    inception9_conv6(A + 53248, A + 210560, packed + 8323509, A + 0, batch);
     avgpool1(A + 166656, A + 0, batch);
     dense1(A + 0, out_logits, packed + 8430966, A + 1572096, batch);
     return 0;

@@ -4,7 +4,7 @@
  * command: cnnc build examples/mobilenet.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices
- * arena:   8150848 bytes (36339392 without reuse; 7348032 live at most)
+ * arena:   8150848 bytes (44137152 without reuse; 7348032 live at most)
  * weights: 4253864 canonical floats, 4241292 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -617,22 +617,29 @@ static CNN_SIMD void dwsep1_conv1(const float *restrict x0, float *restrict y, c
 /* dwsep1.conv2 — examples/mobilenet.cnn:20: conv 1x1 64
  *   in [32,112,112] -> out [64,112,112]
  *   weights at packed[1216]: weight [64,32,1,1] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 112 apart (112 kept); dwsep1.bn2 folded into the weights; then dwsep1.relu2
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; dwsep1.bn2 folded into the weights; then dwsep1.relu2
  */
-static CNN_SIMD void dwsep1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void dwsep1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 2048;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 802816;
+        float *sb = s + (ptrdiff_t)b * 401664; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 523; tile++) {
+            const int p = tile < 522 ? tile * NR : 12520;
+            for (int c = 0; c < 32; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 32 + c) * NR + l] = in[c * 12544 + p + l];
+        }
         for (int it = 0; it < 8368; it++) {
             const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 64 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 128;
-            const float *xg = in + grp * 401408;
+            const float *xg = sb + grp * 401408;
             float t[MR][NR];
             {
                 const int p = tile < 522 ? tile * NR : 12520;
@@ -648,9 +655,9 @@ static CNN_SIMD void dwsep1_conv2(const float *restrict x0, float *restrict y, c
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 768;
                 const float *wp = wb;
-                for (int c = 0; c < 32; c += 8, xp += 100352, wp += 32) {
+                for (int c = 0; c < 32; c += 8, xp += 192, wp += 32) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -673,9 +680,9 @@ static CNN_SIMD void dwsep1_conv2(const float *restrict x0, float *restrict y, c
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 12544 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 12544 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 12544 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 24 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 24 + 16);
                         __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -694,9 +701,9 @@ static CNN_SIMD void dwsep1_conv2(const float *restrict x0, float *restrict y, c
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 25088 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 25088 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 25088 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 48 + 16);
                         __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -715,9 +722,9 @@ static CNN_SIMD void dwsep1_conv2(const float *restrict x0, float *restrict y, c
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 37632 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 37632 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 37632 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 72 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 72 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 72 + 16);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -736,9 +743,9 @@ static CNN_SIMD void dwsep1_conv2(const float *restrict x0, float *restrict y, c
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 50176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 50176 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 50176 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 96 + 16);
                         __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -757,9 +764,9 @@ static CNN_SIMD void dwsep1_conv2(const float *restrict x0, float *restrict y, c
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 62720 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 62720 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 62720 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 120 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 120 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 120 + 16);
                         __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -778,9 +785,9 @@ static CNN_SIMD void dwsep1_conv2(const float *restrict x0, float *restrict y, c
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 75264 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 75264 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 75264 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 144 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 144 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 144 + 16);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -799,9 +806,9 @@ static CNN_SIMD void dwsep1_conv2(const float *restrict x0, float *restrict y, c
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 87808 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 87808 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 87808 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 168 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 168 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 168 + 16);
                         __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1024,22 +1031,29 @@ static CNN_SIMD void dwsep2_conv1(const float *restrict x0, float *restrict y, c
 /* dwsep2.conv2 — examples/mobilenet.cnn:20: conv 1x1 128
  *   in [64,56,56] -> out [128,56,56]
  *   weights at packed[3968]: weight [128,64,1,1] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 56 apart (56 kept); dwsep2.bn2 folded into the weights; then dwsep2.relu2
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; dwsep2.bn2 folded into the weights; then dwsep2.relu2
  */
-static CNN_SIMD void dwsep2_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void dwsep2_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 8192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 401408;
+        float *sb = s + (ptrdiff_t)b * 201216; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 131; tile++) {
+            const int p = tile < 130 ? tile * NR : 3112;
+            for (int c = 0; c < 64; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 64 + c) * NR + l] = in[c * 3136 + p + l];
+        }
         for (int it = 0; it < 4192; it++) {
             const int tile = it / 32, gb = it - tile * 32;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 256;
-            const float *xg = in + grp * 200704;
+            const float *xg = sb + grp * 200704;
             float t[MR][NR];
             {
                 const int p = tile < 130 ? tile * NR : 3112;
@@ -1055,9 +1069,9 @@ static CNN_SIMD void dwsep2_conv2(const float *restrict x0, float *restrict y, c
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 1536;
                 const float *wp = wb;
-                for (int c = 0; c < 64; c += 8, xp += 25088, wp += 32) {
+                for (int c = 0; c < 64; c += 8, xp += 192, wp += 32) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -1080,9 +1094,9 @@ static CNN_SIMD void dwsep2_conv2(const float *restrict x0, float *restrict y, c
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 24 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 24 + 16);
                         __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1101,9 +1115,9 @@ static CNN_SIMD void dwsep2_conv2(const float *restrict x0, float *restrict y, c
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 6272 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 6272 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 6272 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 48 + 16);
                         __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1122,9 +1136,9 @@ static CNN_SIMD void dwsep2_conv2(const float *restrict x0, float *restrict y, c
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 9408 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 9408 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 9408 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 72 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 72 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 72 + 16);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1143,9 +1157,9 @@ static CNN_SIMD void dwsep2_conv2(const float *restrict x0, float *restrict y, c
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 12544 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 12544 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 12544 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 96 + 16);
                         __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1164,9 +1178,9 @@ static CNN_SIMD void dwsep2_conv2(const float *restrict x0, float *restrict y, c
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 15680 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 15680 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 15680 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 120 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 120 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 120 + 16);
                         __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1185,9 +1199,9 @@ static CNN_SIMD void dwsep2_conv2(const float *restrict x0, float *restrict y, c
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 18816 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 18816 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 18816 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 144 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 144 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 144 + 16);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1206,9 +1220,9 @@ static CNN_SIMD void dwsep2_conv2(const float *restrict x0, float *restrict y, c
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 21952 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 21952 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 21952 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 168 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 168 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 168 + 16);
                         __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1395,22 +1409,29 @@ static CNN_SIMD void dwsep3_conv1(const float *restrict x0, float *restrict y, c
 /* dwsep3.conv2 — examples/mobilenet.cnn:20: conv 1x1 128
  *   in [128,56,56] -> out [128,56,56]
  *   weights at packed[13568]: weight [128,128,1,1] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 56 apart (56 kept); dwsep3.bn2 folded into the weights; then dwsep3.relu2
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; dwsep3.bn2 folded into the weights; then dwsep3.relu2
  */
-static CNN_SIMD void dwsep3_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void dwsep3_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 16384;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 401408;
+        float *sb = s + (ptrdiff_t)b * 402432; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 131; tile++) {
+            const int p = tile < 130 ? tile * NR : 3112;
+            for (int c = 0; c < 128; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 128 + c) * NR + l] = in[c * 3136 + p + l];
+        }
         for (int it = 0; it < 4192; it++) {
             const int tile = it / 32, gb = it - tile * 32;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 512;
-            const float *xg = in + grp * 401408;
+            const float *xg = sb + grp * 401408;
             float t[MR][NR];
             {
                 const int p = tile < 130 ? tile * NR : 3112;
@@ -1426,9 +1447,9 @@ static CNN_SIMD void dwsep3_conv2(const float *restrict x0, float *restrict y, c
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 3072;
                 const float *wp = wb;
-                for (int c = 0; c < 128; c += 8, xp += 25088, wp += 32) {
+                for (int c = 0; c < 128; c += 8, xp += 192, wp += 32) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -1451,9 +1472,9 @@ static CNN_SIMD void dwsep3_conv2(const float *restrict x0, float *restrict y, c
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 24 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 24 + 16);
                         __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1472,9 +1493,9 @@ static CNN_SIMD void dwsep3_conv2(const float *restrict x0, float *restrict y, c
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 6272 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 6272 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 6272 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 48 + 16);
                         __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1493,9 +1514,9 @@ static CNN_SIMD void dwsep3_conv2(const float *restrict x0, float *restrict y, c
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 9408 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 9408 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 9408 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 72 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 72 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 72 + 16);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1514,9 +1535,9 @@ static CNN_SIMD void dwsep3_conv2(const float *restrict x0, float *restrict y, c
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 12544 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 12544 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 12544 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 96 + 16);
                         __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1535,9 +1556,9 @@ static CNN_SIMD void dwsep3_conv2(const float *restrict x0, float *restrict y, c
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 15680 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 15680 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 15680 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 120 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 120 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 120 + 16);
                         __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1556,9 +1577,9 @@ static CNN_SIMD void dwsep3_conv2(const float *restrict x0, float *restrict y, c
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 18816 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 18816 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 18816 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 144 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 144 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 144 + 16);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1577,9 +1598,9 @@ static CNN_SIMD void dwsep3_conv2(const float *restrict x0, float *restrict y, c
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 21952 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 21952 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 21952 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 168 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 168 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 168 + 16);
                         __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1802,22 +1823,29 @@ static CNN_SIMD void dwsep4_conv1(const float *restrict x0, float *restrict y, c
 /* dwsep4.conv2 — examples/mobilenet.cnn:20: conv 1x1 256
  *   in [128,28,28] -> out [256,28,28]
  *   weights at packed[31360]: weight [256,128,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); dwsep4.bn2 folded into the weights; then dwsep4.relu2
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; dwsep4.bn2 folded into the weights; then dwsep4.relu2
  */
-static CNN_SIMD void dwsep4_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void dwsep4_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 33024;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 200704;
+        float *sb = s + (ptrdiff_t)b * 100352; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 49; tile++) {
+            const int p = tile < 48 ? tile * NR : 768;
+            for (int c = 0; c < 128; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 128 + c) * NR + l] = in[c * 784 + p + l];
+        }
         for (int it = 0; it < 2107; it++) {
             const int tile = it / 43, gb = it - tile * 43;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 768;
-            const float *xg = in + grp * 100352;
+            const float *xg = sb + grp * 100352;
             float t[MR][NR];
             {
                 const int p = tile < 48 ? tile * NR : 768;
@@ -1833,9 +1861,9 @@ static CNN_SIMD void dwsep4_conv2(const float *restrict x0, float *restrict y, c
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 2048;
                 const float *wp = wb;
-                for (int c = 0; c < 128; c += 8, xp += 6272, wp += 48) {
+                for (int c = 0; c < 128; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -1859,8 +1887,8 @@ static CNN_SIMD void dwsep4_conv2(const float *restrict x0, float *restrict y, c
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1881,8 +1909,8 @@ static CNN_SIMD void dwsep4_conv2(const float *restrict x0, float *restrict y, c
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1903,8 +1931,8 @@ static CNN_SIMD void dwsep4_conv2(const float *restrict x0, float *restrict y, c
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1925,8 +1953,8 @@ static CNN_SIMD void dwsep4_conv2(const float *restrict x0, float *restrict y, c
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1947,8 +1975,8 @@ static CNN_SIMD void dwsep4_conv2(const float *restrict x0, float *restrict y, c
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1969,8 +1997,8 @@ static CNN_SIMD void dwsep4_conv2(const float *restrict x0, float *restrict y, c
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1991,8 +2019,8 @@ static CNN_SIMD void dwsep4_conv2(const float *restrict x0, float *restrict y, c
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2183,22 +2211,29 @@ static CNN_SIMD void dwsep5_conv1(const float *restrict x0, float *restrict y, c
 /* dwsep5.conv2 — examples/mobilenet.cnn:20: conv 1x1 256
  *   in [256,28,28] -> out [256,28,28]
  *   weights at packed[67202]: weight [256,256,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); dwsep5.bn2 folded into the weights; then dwsep5.relu2
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; dwsep5.bn2 folded into the weights; then dwsep5.relu2
  */
-static CNN_SIMD void dwsep5_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void dwsep5_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 66048;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
+        float *sb = s + (ptrdiff_t)b * 200704; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 49; tile++) {
+            const int p = tile < 48 ? tile * NR : 768;
+            for (int c = 0; c < 256; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 256 + c) * NR + l] = in[c * 784 + p + l];
+        }
         for (int it = 0; it < 2107; it++) {
             const int tile = it / 43, gb = it - tile * 43;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 1536;
-            const float *xg = in + grp * 200704;
+            const float *xg = sb + grp * 200704;
             float t[MR][NR];
             {
                 const int p = tile < 48 ? tile * NR : 768;
@@ -2214,9 +2249,9 @@ static CNN_SIMD void dwsep5_conv2(const float *restrict x0, float *restrict y, c
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 4096;
                 const float *wp = wb;
-                for (int c = 0; c < 256; c += 8, xp += 6272, wp += 48) {
+                for (int c = 0; c < 256; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -2240,8 +2275,8 @@ static CNN_SIMD void dwsep5_conv2(const float *restrict x0, float *restrict y, c
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2262,8 +2297,8 @@ static CNN_SIMD void dwsep5_conv2(const float *restrict x0, float *restrict y, c
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2284,8 +2319,8 @@ static CNN_SIMD void dwsep5_conv2(const float *restrict x0, float *restrict y, c
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2306,8 +2341,8 @@ static CNN_SIMD void dwsep5_conv2(const float *restrict x0, float *restrict y, c
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2328,8 +2363,8 @@ static CNN_SIMD void dwsep5_conv2(const float *restrict x0, float *restrict y, c
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2350,8 +2385,8 @@ static CNN_SIMD void dwsep5_conv2(const float *restrict x0, float *restrict y, c
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2372,8 +2407,8 @@ static CNN_SIMD void dwsep5_conv2(const float *restrict x0, float *restrict y, c
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2600,22 +2635,29 @@ static CNN_SIMD void dwsep6_conv1(const float *restrict x0, float *restrict y, c
 /* dwsep6.conv2 — examples/mobilenet.cnn:20: conv 1x1 512
  *   in [256,14,14] -> out [512,14,14]
  *   weights at packed[136068]: weight [512,256,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); dwsep6.bn2 folded into the weights; then dwsep6.relu2
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; dwsep6.bn2 folded into the weights; then dwsep6.relu2
  */
-static CNN_SIMD void dwsep6_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void dwsep6_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 132096;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 100352;
+        float *sb = s + (ptrdiff_t)b * 53248; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 256; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 256 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 1118; it++) {
             const int tile = it / 86, gb = it - tile * 86;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 512 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 1536;
-            const float *xg = in + grp * 50176;
+            const float *xg = sb + grp * 50176;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -2631,9 +2673,9 @@ static CNN_SIMD void dwsep6_conv2(const float *restrict x0, float *restrict y, c
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 4096;
                 const float *wp = wb;
-                for (int c = 0; c < 256; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 256; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -2657,8 +2699,8 @@ static CNN_SIMD void dwsep6_conv2(const float *restrict x0, float *restrict y, c
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2679,8 +2721,8 @@ static CNN_SIMD void dwsep6_conv2(const float *restrict x0, float *restrict y, c
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2701,8 +2743,8 @@ static CNN_SIMD void dwsep6_conv2(const float *restrict x0, float *restrict y, c
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2723,8 +2765,8 @@ static CNN_SIMD void dwsep6_conv2(const float *restrict x0, float *restrict y, c
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2745,8 +2787,8 @@ static CNN_SIMD void dwsep6_conv2(const float *restrict x0, float *restrict y, c
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2767,8 +2809,8 @@ static CNN_SIMD void dwsep6_conv2(const float *restrict x0, float *restrict y, c
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2789,8 +2831,8 @@ static CNN_SIMD void dwsep6_conv2(const float *restrict x0, float *restrict y, c
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2981,22 +3023,29 @@ static CNN_SIMD void dwsep7_conv1(const float *restrict x0, float *restrict y, c
 /* dwsep7.conv2 — examples/mobilenet.cnn:20: conv 1x1 512
  *   in [512,14,14] -> out [512,14,14]
  *   weights at packed[273800]: weight [512,512,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); dwsep7.bn2 folded into the weights; then dwsep7.relu2
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; dwsep7.bn2 folded into the weights; then dwsep7.relu2
  */
-static CNN_SIMD void dwsep7_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void dwsep7_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 264192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
+        float *sb = s + (ptrdiff_t)b * 106496; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 512; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 512 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 1118; it++) {
             const int gb = it / 13, tile = it - gb * 13;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 512 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 3072;
-            const float *xg = in + grp * 100352;
+            const float *xg = sb + grp * 100352;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -3012,9 +3061,9 @@ static CNN_SIMD void dwsep7_conv2(const float *restrict x0, float *restrict y, c
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 8192;
                 const float *wp = wb;
-                for (int c = 0; c < 512; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 512; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -3038,8 +3087,8 @@ static CNN_SIMD void dwsep7_conv2(const float *restrict x0, float *restrict y, c
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3060,8 +3109,8 @@ static CNN_SIMD void dwsep7_conv2(const float *restrict x0, float *restrict y, c
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3082,8 +3131,8 @@ static CNN_SIMD void dwsep7_conv2(const float *restrict x0, float *restrict y, c
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3104,8 +3153,8 @@ static CNN_SIMD void dwsep7_conv2(const float *restrict x0, float *restrict y, c
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3126,8 +3175,8 @@ static CNN_SIMD void dwsep7_conv2(const float *restrict x0, float *restrict y, c
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3148,8 +3197,8 @@ static CNN_SIMD void dwsep7_conv2(const float *restrict x0, float *restrict y, c
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3170,8 +3219,8 @@ static CNN_SIMD void dwsep7_conv2(const float *restrict x0, float *restrict y, c
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3362,22 +3411,29 @@ static CNN_SIMD void dwsep8_conv1(const float *restrict x0, float *restrict y, c
 /* dwsep8.conv2 — examples/mobilenet.cnn:20: conv 1x1 512
  *   in [512,14,14] -> out [512,14,14]
  *   weights at packed[543628]: weight [512,512,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); dwsep8.bn2 folded into the weights; then dwsep8.relu2
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; dwsep8.bn2 folded into the weights; then dwsep8.relu2
  */
-static CNN_SIMD void dwsep8_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void dwsep8_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 264192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
+        float *sb = s + (ptrdiff_t)b * 106496; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 512; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 512 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 1118; it++) {
             const int gb = it / 13, tile = it - gb * 13;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 512 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 3072;
-            const float *xg = in + grp * 100352;
+            const float *xg = sb + grp * 100352;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -3393,9 +3449,9 @@ static CNN_SIMD void dwsep8_conv2(const float *restrict x0, float *restrict y, c
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 8192;
                 const float *wp = wb;
-                for (int c = 0; c < 512; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 512; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -3419,8 +3475,8 @@ static CNN_SIMD void dwsep8_conv2(const float *restrict x0, float *restrict y, c
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3441,8 +3497,8 @@ static CNN_SIMD void dwsep8_conv2(const float *restrict x0, float *restrict y, c
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3463,8 +3519,8 @@ static CNN_SIMD void dwsep8_conv2(const float *restrict x0, float *restrict y, c
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3485,8 +3541,8 @@ static CNN_SIMD void dwsep8_conv2(const float *restrict x0, float *restrict y, c
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3507,8 +3563,8 @@ static CNN_SIMD void dwsep8_conv2(const float *restrict x0, float *restrict y, c
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3529,8 +3585,8 @@ static CNN_SIMD void dwsep8_conv2(const float *restrict x0, float *restrict y, c
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3551,8 +3607,8 @@ static CNN_SIMD void dwsep8_conv2(const float *restrict x0, float *restrict y, c
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3743,22 +3799,29 @@ static CNN_SIMD void dwsep9_conv1(const float *restrict x0, float *restrict y, c
 /* dwsep9.conv2 — examples/mobilenet.cnn:20: conv 1x1 512
  *   in [512,14,14] -> out [512,14,14]
  *   weights at packed[813456]: weight [512,512,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); dwsep9.bn2 folded into the weights; then dwsep9.relu2
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; dwsep9.bn2 folded into the weights; then dwsep9.relu2
  */
-static CNN_SIMD void dwsep9_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void dwsep9_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 264192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
+        float *sb = s + (ptrdiff_t)b * 106496; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 512; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 512 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 1118; it++) {
             const int gb = it / 13, tile = it - gb * 13;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 512 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 3072;
-            const float *xg = in + grp * 100352;
+            const float *xg = sb + grp * 100352;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -3774,9 +3837,9 @@ static CNN_SIMD void dwsep9_conv2(const float *restrict x0, float *restrict y, c
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 8192;
                 const float *wp = wb;
-                for (int c = 0; c < 512; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 512; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -3800,8 +3863,8 @@ static CNN_SIMD void dwsep9_conv2(const float *restrict x0, float *restrict y, c
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3822,8 +3885,8 @@ static CNN_SIMD void dwsep9_conv2(const float *restrict x0, float *restrict y, c
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3844,8 +3907,8 @@ static CNN_SIMD void dwsep9_conv2(const float *restrict x0, float *restrict y, c
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3866,8 +3929,8 @@ static CNN_SIMD void dwsep9_conv2(const float *restrict x0, float *restrict y, c
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3888,8 +3951,8 @@ static CNN_SIMD void dwsep9_conv2(const float *restrict x0, float *restrict y, c
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3910,8 +3973,8 @@ static CNN_SIMD void dwsep9_conv2(const float *restrict x0, float *restrict y, c
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3932,8 +3995,8 @@ static CNN_SIMD void dwsep9_conv2(const float *restrict x0, float *restrict y, c
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4124,22 +4187,29 @@ static CNN_SIMD void dwsep10_conv1(const float *restrict x0, float *restrict y, 
 /* dwsep10.conv2 — examples/mobilenet.cnn:20: conv 1x1 512
  *   in [512,14,14] -> out [512,14,14]
  *   weights at packed[1083284]: weight [512,512,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); dwsep10.bn2 folded into the weights; then dwsep10.relu2
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; dwsep10.bn2 folded into the weights; then dwsep10.relu2
  */
-static CNN_SIMD void dwsep10_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void dwsep10_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 264192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
+        float *sb = s + (ptrdiff_t)b * 106496; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 512; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 512 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 1118; it++) {
             const int gb = it / 13, tile = it - gb * 13;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 512 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 3072;
-            const float *xg = in + grp * 100352;
+            const float *xg = sb + grp * 100352;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -4155,9 +4225,9 @@ static CNN_SIMD void dwsep10_conv2(const float *restrict x0, float *restrict y, 
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 8192;
                 const float *wp = wb;
-                for (int c = 0; c < 512; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 512; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -4181,8 +4251,8 @@ static CNN_SIMD void dwsep10_conv2(const float *restrict x0, float *restrict y, 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4203,8 +4273,8 @@ static CNN_SIMD void dwsep10_conv2(const float *restrict x0, float *restrict y, 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4225,8 +4295,8 @@ static CNN_SIMD void dwsep10_conv2(const float *restrict x0, float *restrict y, 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4247,8 +4317,8 @@ static CNN_SIMD void dwsep10_conv2(const float *restrict x0, float *restrict y, 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4269,8 +4339,8 @@ static CNN_SIMD void dwsep10_conv2(const float *restrict x0, float *restrict y, 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4291,8 +4361,8 @@ static CNN_SIMD void dwsep10_conv2(const float *restrict x0, float *restrict y, 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4313,8 +4383,8 @@ static CNN_SIMD void dwsep10_conv2(const float *restrict x0, float *restrict y, 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4505,22 +4575,29 @@ static CNN_SIMD void dwsep11_conv1(const float *restrict x0, float *restrict y, 
 /* dwsep11.conv2 — examples/mobilenet.cnn:20: conv 1x1 512
  *   in [512,14,14] -> out [512,14,14]
  *   weights at packed[1353112]: weight [512,512,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); dwsep11.bn2 folded into the weights; then dwsep11.relu2
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; dwsep11.bn2 folded into the weights; then dwsep11.relu2
  */
-static CNN_SIMD void dwsep11_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void dwsep11_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 264192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
+        float *sb = s + (ptrdiff_t)b * 106496; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 512; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 512 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 1118; it++) {
             const int gb = it / 13, tile = it - gb * 13;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 512 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 3072;
-            const float *xg = in + grp * 100352;
+            const float *xg = sb + grp * 100352;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -4536,9 +4613,9 @@ static CNN_SIMD void dwsep11_conv2(const float *restrict x0, float *restrict y, 
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 8192;
                 const float *wp = wb;
-                for (int c = 0; c < 512; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 512; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -4562,8 +4639,8 @@ static CNN_SIMD void dwsep11_conv2(const float *restrict x0, float *restrict y, 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4584,8 +4661,8 @@ static CNN_SIMD void dwsep11_conv2(const float *restrict x0, float *restrict y, 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4606,8 +4683,8 @@ static CNN_SIMD void dwsep11_conv2(const float *restrict x0, float *restrict y, 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4628,8 +4705,8 @@ static CNN_SIMD void dwsep11_conv2(const float *restrict x0, float *restrict y, 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4650,8 +4727,8 @@ static CNN_SIMD void dwsep11_conv2(const float *restrict x0, float *restrict y, 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4672,8 +4749,8 @@ static CNN_SIMD void dwsep11_conv2(const float *restrict x0, float *restrict y, 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4694,8 +4771,8 @@ static CNN_SIMD void dwsep11_conv2(const float *restrict x0, float *restrict y, 
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5438,22 +5515,29 @@ static CNN_SIMD void dwsep13_conv1(const float *restrict x0, float *restrict y, 
 /* dwsep13.conv2 — examples/mobilenet.cnn:20: conv 1x1 1024
  *   in [1024,7,7] -> out [1024,7,7]
  *   weights at packed[2158492]: weight [1024,1024,1,1] (packed in blocks of 12 output channels)
- *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); dwsep13.bn2 folded into the weights; then dwsep13.relu2
+ *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; dwsep13.bn2 folded into the weights; then dwsep13.relu2
  */
-static CNN_SIMD void dwsep13_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void dwsep13_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 1056768;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
+        float *sb = s + (ptrdiff_t)b * 57344; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 7; tile++) {
+            const int p = tile < 6 ? tile * NR : 41;
+            for (int c = 0; c < 1024; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 1024 + c) * NR + l] = in[c * 49 + p + l];
+        }
         for (int it = 0; it < 602; it++) {
             const int gb = it / 7, tile = it - gb * 7;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 1024 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 12288;
-            const float *xg = in + grp * 50176;
+            const float *xg = sb + grp * 50176;
             float t[MR][NR];
             {
                 const int p = tile < 6 ? tile * NR : 41;
@@ -5469,9 +5553,9 @@ static CNN_SIMD void dwsep13_conv2(const float *restrict x0, float *restrict y, 
                 __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
                 __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
                 __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 8192;
                 const float *wp = wb;
-                for (int c = 0; c < 1024; c += 8, xp += 392, wp += 96) {
+                for (int c = 0; c < 1024; c += 8, xp += 64, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         __m256 wv = _mm256_set1_ps(wp[0 + 0]);
@@ -5500,7 +5584,7 @@ static CNN_SIMD void dwsep13_conv2(const float *restrict x0, float *restrict y, 
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 8 + 0);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[12 + 1]);
@@ -5527,7 +5611,7 @@ static CNN_SIMD void dwsep13_conv2(const float *restrict x0, float *restrict y, 
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[24 + 1]);
@@ -5554,7 +5638,7 @@ static CNN_SIMD void dwsep13_conv2(const float *restrict x0, float *restrict y, 
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[36 + 1]);
@@ -5581,7 +5665,7 @@ static CNN_SIMD void dwsep13_conv2(const float *restrict x0, float *restrict y, 
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
                         __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[48 + 1]);
@@ -5608,7 +5692,7 @@ static CNN_SIMD void dwsep13_conv2(const float *restrict x0, float *restrict y, 
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 40 + 0);
                         __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[60 + 1]);
@@ -5635,7 +5719,7 @@ static CNN_SIMD void dwsep13_conv2(const float *restrict x0, float *restrict y, 
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
                         __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[72 + 1]);
@@ -5662,7 +5746,7 @@ static CNN_SIMD void dwsep13_conv2(const float *restrict x0, float *restrict y, 
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 56 + 0);
                         __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[84 + 1]);
@@ -5855,32 +5939,32 @@ int mobilenet_forward(const float *packed, const float *in_img, float *out_logit
         return 2;
     conv1(in_img, A + 491968, packed + 0, A + 0, batch);
     dwsep1_conv1(A + 491968, A + 1636288, packed + 896, A + 0, batch);
-    dwsep1_conv2(A + 1636288, A + 833472, packed + 1216, batch);
+    dwsep1_conv2(A + 1636288, A + 833472, packed + 1216, A + 0, batch);
     dwsep2_conv1(A + 833472, A + 1636288, packed + 3328, A + 0, batch);
-    dwsep2_conv2(A + 1636288, A + 433024, packed + 3968, batch);
+    dwsep2_conv2(A + 1636288, A + 433024, packed + 3968, A + 0, batch);
     dwsep3_conv1(A + 433024, A + 834432, packed + 12288, A + 0, batch);
-    dwsep3_conv2(A + 834432, A + 1235840, packed + 13568, batch);
+    dwsep3_conv2(A + 834432, A + 1235840, packed + 13568, A + 0, batch);
     dwsep4_conv1(A + 1235840, A + 435968, packed + 30080, A + 0, batch);
-    dwsep4_conv2(A + 435968, A + 235264, packed + 31360, batch);
+    dwsep4_conv2(A + 435968, A + 235264, packed + 31360, A + 0, batch);
     dwsep5_conv1(A + 235264, A + 435968, packed + 64642, A + 0, batch);
-    dwsep5_conv2(A + 435968, A + 636672, packed + 67202, batch);
+    dwsep5_conv2(A + 435968, A + 636672, packed + 67202, A + 0, batch);
     dwsep6_conv1(A + 636672, A + 241152, packed + 133508, A + 0, batch);
-    dwsep6_conv2(A + 241152, A + 140800, packed + 136068, batch);
+    dwsep6_conv2(A + 241152, A + 140800, packed + 136068, A + 0, batch);
     dwsep7_conv1(A + 140800, A + 241152, packed + 268680, A + 0, batch);
-    dwsep7_conv2(A + 241152, A + 140800, packed + 273800, batch);
+    dwsep7_conv2(A + 241152, A + 140800, packed + 273800, A + 0, batch);
     dwsep8_conv1(A + 140800, A + 241152, packed + 538508, A + 0, batch);
-    dwsep8_conv2(A + 241152, A + 140800, packed + 543628, batch);
+    dwsep8_conv2(A + 241152, A + 140800, packed + 543628, A + 0, batch);
     dwsep9_conv1(A + 140800, A + 241152, packed + 808336, A + 0, batch);
-    dwsep9_conv2(A + 241152, A + 140800, packed + 813456, batch);
+    dwsep9_conv2(A + 241152, A + 140800, packed + 813456, A + 0, batch);
     dwsep10_conv1(A + 140800, A + 241152, packed + 1078164, A + 0, batch);
-    dwsep10_conv2(A + 241152, A + 140800, packed + 1083284, batch);
+    dwsep10_conv2(A + 241152, A + 140800, packed + 1083284, A + 0, batch);
     dwsep11_conv1(A + 140800, A + 241152, packed + 1347992, A + 0, batch);
-    dwsep11_conv2(A + 241152, A + 341504, packed + 1353112, batch);
+    dwsep11_conv2(A + 241152, A + 341504, packed + 1353112, A + 0, batch);
     dwsep12_conv1(A + 341504, A + 144896, packed + 1617820, A + 0, batch);
     dwsep12_conv2(A + 144896, A + 83008, packed + 1622940, A + 0, batch);
     dwsep13_conv1(A + 83008, A + 133184, packed + 2148252, A + 0, batch);
-    dwsep13_conv2(A + 133184, A + 0, packed + 2158492, batch);
-    avgpool1(A + 0, A + 50176, batch);
-    dense1(A + 50176, out_logits, packed + 3216292, A + 2037696, batch);
+    dwsep13_conv2(A + 133184, A + 57344, packed + 2158492, A + 0, batch);
+    avgpool1(A + 57344, A + 0, batch);
+    dense1(A + 0, out_logits, packed + 3216292, A + 2037696, batch);
     return 0;
 }

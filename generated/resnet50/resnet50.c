@@ -4,7 +4,7 @@
  * command: cnnc build examples/resnet50.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices
- * arena:   8028224 bytes (78571328 without reuse; 7227456 live at most)
+ * arena:   9642048 bytes (107638592 without reuse; 8036416 live at most)
  * weights: 25610152 canonical floats, 32073884 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -551,22 +551,29 @@ static CNN_SIMD void maxpool1(const float *restrict x0, float *restrict y, float
 /* bottleneck_proj1.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 64
  *   in [64,56,56] -> out [64,56,56]
  *   weights at packed[9472]: weight [64,64,1,1] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 56 apart (56 kept); bottleneck_proj1.bottleneck_path1.bn1 folded into the weights; then bottleneck_proj1.bottleneck_path1.relu1
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck_proj1.bottleneck_path1.bn1 folded into the weights; then bottleneck_proj1.bottleneck_path1.relu1
  */
-static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 4096;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
+        float *sb = s + (ptrdiff_t)b * 201216; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 131; tile++) {
+            const int p = tile < 130 ? tile * NR : 3112;
+            for (int c = 0; c < 64; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 64 + c) * NR + l] = in[c * 3136 + p + l];
+        }
         for (int it = 0; it < 2096; it++) {
             const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 64 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 256;
-            const float *xg = in + grp * 200704;
+            const float *xg = sb + grp * 200704;
             float t[MR][NR];
             {
                 const int p = tile < 130 ? tile * NR : 3112;
@@ -582,9 +589,9 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv1(const float *restri
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 1536;
                 const float *wp = wb;
-                for (int c = 0; c < 64; c += 8, xp += 25088, wp += 32) {
+                for (int c = 0; c < 64; c += 8, xp += 192, wp += 32) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -607,9 +614,9 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv1(const float *restri
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 24 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 24 + 16);
                         __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -628,9 +635,9 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv1(const float *restri
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 6272 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 6272 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 6272 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 48 + 16);
                         __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -649,9 +656,9 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv1(const float *restri
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 9408 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 9408 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 9408 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 72 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 72 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 72 + 16);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -670,9 +677,9 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv1(const float *restri
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 12544 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 12544 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 12544 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 96 + 16);
                         __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -691,9 +698,9 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv1(const float *restri
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 15680 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 15680 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 15680 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 120 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 120 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 120 + 16);
                         __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -712,9 +719,9 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv1(const float *restri
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 18816 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 18816 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 18816 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 144 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 144 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 144 + 16);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -733,9 +740,9 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv1(const float *restri
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 21952 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 21952 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 21952 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 168 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 168 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 168 + 16);
                         __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1003,22 +1010,29 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv2(const float *restri
 /* bottleneck_proj1.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 256
  *   in [64,56,56] -> out [256,56,56]
  *   weights at packed[79232]: weight [256,64,1,1] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 56 apart (56 kept); bottleneck_proj1.bottleneck_path1.bn3 folded into the weights
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck_proj1.bottleneck_path1.bn3 folded into the weights
  */
-static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 16384;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 802816;
+        float *sb = s + (ptrdiff_t)b * 201216; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 131; tile++) {
+            const int p = tile < 130 ? tile * NR : 3112;
+            for (int c = 0; c < 64; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 64 + c) * NR + l] = in[c * 3136 + p + l];
+        }
         for (int it = 0; it < 8384; it++) {
             const int tile = it / 64, gb = it - tile * 64;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 256;
-            const float *xg = in + grp * 200704;
+            const float *xg = sb + grp * 200704;
             float t[MR][NR];
             {
                 const int p = tile < 130 ? tile * NR : 3112;
@@ -1034,9 +1048,9 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv3(const float *restri
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 1536;
                 const float *wp = wb;
-                for (int c = 0; c < 64; c += 8, xp += 25088, wp += 32) {
+                for (int c = 0; c < 64; c += 8, xp += 192, wp += 32) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -1059,9 +1073,9 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv3(const float *restri
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 24 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 24 + 16);
                         __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1080,9 +1094,9 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv3(const float *restri
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 6272 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 6272 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 6272 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 48 + 16);
                         __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1101,9 +1115,9 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv3(const float *restri
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 9408 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 9408 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 9408 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 72 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 72 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 72 + 16);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1122,9 +1136,9 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv3(const float *restri
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 12544 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 12544 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 12544 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 96 + 16);
                         __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1143,9 +1157,9 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv3(const float *restri
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 15680 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 15680 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 15680 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 120 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 120 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 120 + 16);
                         __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1164,9 +1178,9 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv3(const float *restri
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 18816 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 18816 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 18816 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 144 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 144 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 144 + 16);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1185,9 +1199,9 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv3(const float *restri
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 21952 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 21952 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 21952 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 168 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 168 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 168 + 16);
                         __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1234,23 +1248,30 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv3(const float *restri
 /* bottleneck_proj1.conv1 — examples/resnet50.cnn:32: conv 1x1 256
  *   in [64,56,56] -> out [256,56,56]
  *   weights at packed[95872]: weight [256,64,1,1] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 56 apart (56 kept); bottleneck_proj1.bn1 folded into the weights; then + bottleneck_proj1.bottleneck_path1.bn3 (bottleneck_proj1.add1); then bottleneck_proj1.relu1
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck_proj1.bn1 folded into the weights; then + bottleneck_proj1.bottleneck_path1.bn3 (bottleneck_proj1.add1); then bottleneck_proj1.relu1
  */
-static CNN_SIMD void bottleneck_proj1_conv1(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck_proj1_conv1(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 16384;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 802816;
         const float *rb0 = r0 + (ptrdiff_t)b * 802816;
+        float *sb = s + (ptrdiff_t)b * 201216; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 131; tile++) {
+            const int p = tile < 130 ? tile * NR : 3112;
+            for (int c = 0; c < 64; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 64 + c) * NR + l] = in[c * 3136 + p + l];
+        }
         for (int it = 0; it < 8384; it++) {
             const int tile = it / 64, gb = it - tile * 64;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 256;
-            const float *xg = in + grp * 200704;
+            const float *xg = sb + grp * 200704;
             float t[MR][NR];
             {
                 const int p = tile < 130 ? tile * NR : 3112;
@@ -1266,9 +1287,9 @@ static CNN_SIMD void bottleneck_proj1_conv1(const float *restrict x0, const floa
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 1536;
                 const float *wp = wb;
-                for (int c = 0; c < 64; c += 8, xp += 25088, wp += 32) {
+                for (int c = 0; c < 64; c += 8, xp += 192, wp += 32) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -1291,9 +1312,9 @@ static CNN_SIMD void bottleneck_proj1_conv1(const float *restrict x0, const floa
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 24 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 24 + 16);
                         __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1312,9 +1333,9 @@ static CNN_SIMD void bottleneck_proj1_conv1(const float *restrict x0, const floa
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 6272 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 6272 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 6272 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 48 + 16);
                         __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1333,9 +1354,9 @@ static CNN_SIMD void bottleneck_proj1_conv1(const float *restrict x0, const floa
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 9408 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 9408 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 9408 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 72 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 72 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 72 + 16);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1354,9 +1375,9 @@ static CNN_SIMD void bottleneck_proj1_conv1(const float *restrict x0, const floa
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 12544 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 12544 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 12544 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 96 + 16);
                         __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1375,9 +1396,9 @@ static CNN_SIMD void bottleneck_proj1_conv1(const float *restrict x0, const floa
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 15680 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 15680 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 15680 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 120 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 120 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 120 + 16);
                         __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1396,9 +1417,9 @@ static CNN_SIMD void bottleneck_proj1_conv1(const float *restrict x0, const floa
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 18816 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 18816 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 18816 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 144 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 144 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 144 + 16);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1417,9 +1438,9 @@ static CNN_SIMD void bottleneck_proj1_conv1(const float *restrict x0, const floa
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 21952 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 21952 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 21952 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 168 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 168 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 168 + 16);
                         __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1468,22 +1489,29 @@ static CNN_SIMD void bottleneck_proj1_conv1(const float *restrict x0, const floa
 /* bottleneck1.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 64
  *   in [256,56,56] -> out [64,56,56]
  *   weights at packed[112512]: weight [64,256,1,1] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 56 apart (56 kept); bottleneck1.bottleneck_path1.bn1 folded into the weights; then bottleneck1.bottleneck_path1.relu1
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck1.bottleneck_path1.bn1 folded into the weights; then bottleneck1.bottleneck_path1.relu1
  */
-static CNN_SIMD void bottleneck1_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck1_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 16384;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 802816;
         float *yb = y + (ptrdiff_t)b * 200704;
+        float *sb = s + (ptrdiff_t)b * 804864; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 131; tile++) {
+            const int p = tile < 130 ? tile * NR : 3112;
+            for (int c = 0; c < 256; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 256 + c) * NR + l] = in[c * 3136 + p + l];
+        }
         for (int it = 0; it < 2096; it++) {
             const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 64 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 1024;
-            const float *xg = in + grp * 802816;
+            const float *xg = sb + grp * 802816;
             float t[MR][NR];
             {
                 const int p = tile < 130 ? tile * NR : 3112;
@@ -1499,9 +1527,9 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv1(const float *restrict x0
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 6144;
                 const float *wp = wb;
-                for (int c = 0; c < 256; c += 8, xp += 25088, wp += 32) {
+                for (int c = 0; c < 256; c += 8, xp += 192, wp += 32) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -1524,9 +1552,9 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 24 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 24 + 16);
                         __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1545,9 +1573,9 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 6272 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 6272 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 6272 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 48 + 16);
                         __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1566,9 +1594,9 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 9408 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 9408 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 9408 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 72 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 72 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 72 + 16);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1587,9 +1615,9 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 12544 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 12544 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 12544 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 96 + 16);
                         __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1608,9 +1636,9 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 15680 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 15680 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 15680 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 120 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 120 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 120 + 16);
                         __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1629,9 +1657,9 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 18816 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 18816 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 18816 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 144 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 144 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 144 + 16);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1650,9 +1678,9 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 21952 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 21952 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 21952 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 168 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 168 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 168 + 16);
                         __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1920,23 +1948,30 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv2(const float *restrict x0
 /* bottleneck1.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 256
  *   in [64,56,56] -> out [256,56,56]
  *   weights at packed[194560]: weight [256,64,1,1] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 56 apart (56 kept); bottleneck1.bottleneck_path1.bn3 folded into the weights; then + bottleneck_proj1.relu1 (bottleneck1.add1); then bottleneck1.relu1
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck1.bottleneck_path1.bn3 folded into the weights; then + bottleneck_proj1.relu1 (bottleneck1.add1); then bottleneck1.relu1
  */
-static CNN_SIMD void bottleneck1_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck1_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 16384;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 802816;
         const float *rb0 = r0 + (ptrdiff_t)b * 802816;
+        float *sb = s + (ptrdiff_t)b * 201216; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 131; tile++) {
+            const int p = tile < 130 ? tile * NR : 3112;
+            for (int c = 0; c < 64; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 64 + c) * NR + l] = in[c * 3136 + p + l];
+        }
         for (int it = 0; it < 8384; it++) {
             const int tile = it / 64, gb = it - tile * 64;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 256;
-            const float *xg = in + grp * 200704;
+            const float *xg = sb + grp * 200704;
             float t[MR][NR];
             {
                 const int p = tile < 130 ? tile * NR : 3112;
@@ -1952,9 +1987,9 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv3(const float *restrict x0
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 1536;
                 const float *wp = wb;
-                for (int c = 0; c < 64; c += 8, xp += 25088, wp += 32) {
+                for (int c = 0; c < 64; c += 8, xp += 192, wp += 32) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -1977,9 +2012,9 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv3(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 24 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 24 + 16);
                         __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1998,9 +2033,9 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv3(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 6272 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 6272 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 6272 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 48 + 16);
                         __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2019,9 +2054,9 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv3(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 9408 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 9408 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 9408 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 72 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 72 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 72 + 16);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2040,9 +2075,9 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv3(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 12544 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 12544 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 12544 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 96 + 16);
                         __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2061,9 +2096,9 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv3(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 15680 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 15680 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 15680 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 120 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 120 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 120 + 16);
                         __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2082,9 +2117,9 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv3(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 18816 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 18816 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 18816 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 144 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 144 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 144 + 16);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2103,9 +2138,9 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv3(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 21952 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 21952 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 21952 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 168 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 168 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 168 + 16);
                         __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2154,22 +2189,29 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv3(const float *restrict x0
 /* bottleneck2.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 64
  *   in [256,56,56] -> out [64,56,56]
  *   weights at packed[211200]: weight [64,256,1,1] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 56 apart (56 kept); bottleneck2.bottleneck_path1.bn1 folded into the weights; then bottleneck2.bottleneck_path1.relu1
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck2.bottleneck_path1.bn1 folded into the weights; then bottleneck2.bottleneck_path1.relu1
  */
-static CNN_SIMD void bottleneck2_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck2_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 16384;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 802816;
         float *yb = y + (ptrdiff_t)b * 200704;
+        float *sb = s + (ptrdiff_t)b * 804864; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 131; tile++) {
+            const int p = tile < 130 ? tile * NR : 3112;
+            for (int c = 0; c < 256; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 256 + c) * NR + l] = in[c * 3136 + p + l];
+        }
         for (int it = 0; it < 2096; it++) {
             const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 64 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 1024;
-            const float *xg = in + grp * 802816;
+            const float *xg = sb + grp * 802816;
             float t[MR][NR];
             {
                 const int p = tile < 130 ? tile * NR : 3112;
@@ -2185,9 +2227,9 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv1(const float *restrict x0
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 6144;
                 const float *wp = wb;
-                for (int c = 0; c < 256; c += 8, xp += 25088, wp += 32) {
+                for (int c = 0; c < 256; c += 8, xp += 192, wp += 32) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -2210,9 +2252,9 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 24 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 24 + 16);
                         __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2231,9 +2273,9 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 6272 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 6272 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 6272 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 48 + 16);
                         __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2252,9 +2294,9 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 9408 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 9408 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 9408 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 72 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 72 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 72 + 16);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2273,9 +2315,9 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 12544 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 12544 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 12544 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 96 + 16);
                         __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2294,9 +2336,9 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 15680 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 15680 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 15680 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 120 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 120 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 120 + 16);
                         __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2315,9 +2357,9 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 18816 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 18816 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 18816 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 144 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 144 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 144 + 16);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2336,9 +2378,9 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 21952 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 21952 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 21952 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 168 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 168 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 168 + 16);
                         __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2606,23 +2648,30 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv2(const float *restrict x0
 /* bottleneck2.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 256
  *   in [64,56,56] -> out [256,56,56]
  *   weights at packed[293248]: weight [256,64,1,1] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 56 apart (56 kept); bottleneck2.bottleneck_path1.bn3 folded into the weights; then + bottleneck1.relu1 (bottleneck2.add1); then bottleneck2.relu1
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck2.bottleneck_path1.bn3 folded into the weights; then + bottleneck1.relu1 (bottleneck2.add1); then bottleneck2.relu1
  */
-static CNN_SIMD void bottleneck2_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck2_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 16384;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 802816;
         const float *rb0 = r0 + (ptrdiff_t)b * 802816;
+        float *sb = s + (ptrdiff_t)b * 201216; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 131; tile++) {
+            const int p = tile < 130 ? tile * NR : 3112;
+            for (int c = 0; c < 64; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 64 + c) * NR + l] = in[c * 3136 + p + l];
+        }
         for (int it = 0; it < 8384; it++) {
             const int tile = it / 64, gb = it - tile * 64;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 256;
-            const float *xg = in + grp * 200704;
+            const float *xg = sb + grp * 200704;
             float t[MR][NR];
             {
                 const int p = tile < 130 ? tile * NR : 3112;
@@ -2638,9 +2687,9 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv3(const float *restrict x0
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 1536;
                 const float *wp = wb;
-                for (int c = 0; c < 64; c += 8, xp += 25088, wp += 32) {
+                for (int c = 0; c < 64; c += 8, xp += 192, wp += 32) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -2663,9 +2712,9 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv3(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 24 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 24 + 16);
                         __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2684,9 +2733,9 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv3(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 6272 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 6272 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 6272 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 48 + 16);
                         __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2705,9 +2754,9 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv3(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 9408 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 9408 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 9408 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 72 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 72 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 72 + 16);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2726,9 +2775,9 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv3(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 12544 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 12544 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 12544 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 96 + 16);
                         __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2747,9 +2796,9 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv3(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 15680 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 15680 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 15680 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 120 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 120 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 120 + 16);
                         __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2768,9 +2817,9 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv3(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 18816 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 18816 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 18816 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 144 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 144 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 144 + 16);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2789,9 +2838,9 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv3(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 21952 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 21952 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 21952 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 168 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 168 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 168 + 16);
                         __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2840,22 +2889,29 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv3(const float *restrict x0
 /* bottleneck_proj2.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 128
  *   in [256,56,56] -> out [128,56,56]
  *   weights at packed[309888]: weight [128,256,1,1] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 56 apart (56 kept); bottleneck_proj2.bottleneck_path1.bn1 folded into the weights; then bottleneck_proj2.bottleneck_path1.relu1
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck_proj2.bottleneck_path1.bn1 folded into the weights; then bottleneck_proj2.bottleneck_path1.relu1
  */
-static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 32768;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 802816;
         float *yb = y + (ptrdiff_t)b * 401408;
+        float *sb = s + (ptrdiff_t)b * 804864; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 131; tile++) {
+            const int p = tile < 130 ? tile * NR : 3112;
+            for (int c = 0; c < 256; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 256 + c) * NR + l] = in[c * 3136 + p + l];
+        }
         for (int it = 0; it < 4192; it++) {
             const int tile = it / 32, gb = it - tile * 32;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 1024;
-            const float *xg = in + grp * 802816;
+            const float *xg = sb + grp * 802816;
             float t[MR][NR];
             {
                 const int p = tile < 130 ? tile * NR : 3112;
@@ -2871,9 +2927,9 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv1(const float *restri
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 6144;
                 const float *wp = wb;
-                for (int c = 0; c < 256; c += 8, xp += 25088, wp += 32) {
+                for (int c = 0; c < 256; c += 8, xp += 192, wp += 32) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -2896,9 +2952,9 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv1(const float *restri
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 24 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 24 + 16);
                         __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2917,9 +2973,9 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv1(const float *restri
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 6272 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 6272 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 6272 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 48 + 16);
                         __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2938,9 +2994,9 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv1(const float *restri
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 9408 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 9408 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 9408 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 72 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 72 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 72 + 16);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2959,9 +3015,9 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv1(const float *restri
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 12544 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 12544 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 12544 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 96 + 16);
                         __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2980,9 +3036,9 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv1(const float *restri
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 15680 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 15680 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 15680 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 120 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 120 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 120 + 16);
                         __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3001,9 +3057,9 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv1(const float *restri
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 18816 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 18816 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 18816 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 144 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 144 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 144 + 16);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3022,9 +3078,9 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv1(const float *restri
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 21952 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 21952 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 21952 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 168 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 168 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 168 + 16);
                         __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3343,22 +3399,29 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv2(const float *restri
 /* bottleneck_proj2.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 512
  *   in [128,28,28] -> out [512,28,28]
  *   weights at packed[490368]: weight [512,128,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); bottleneck_proj2.bottleneck_path1.bn3 folded into the weights
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck_proj2.bottleneck_path1.bn3 folded into the weights
  */
-static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 66048;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 401408;
+        float *sb = s + (ptrdiff_t)b * 100352; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 49; tile++) {
+            const int p = tile < 48 ? tile * NR : 768;
+            for (int c = 0; c < 128; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 128 + c) * NR + l] = in[c * 784 + p + l];
+        }
         for (int it = 0; it < 4214; it++) {
             const int tile = it / 86, gb = it - tile * 86;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 512 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 768;
-            const float *xg = in + grp * 100352;
+            const float *xg = sb + grp * 100352;
             float t[MR][NR];
             {
                 const int p = tile < 48 ? tile * NR : 768;
@@ -3374,9 +3437,9 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv3(const float *restri
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 2048;
                 const float *wp = wb;
-                for (int c = 0; c < 128; c += 8, xp += 6272, wp += 48) {
+                for (int c = 0; c < 128; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -3400,8 +3463,8 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv3(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3422,8 +3485,8 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv3(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3444,8 +3507,8 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv3(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3466,8 +3529,8 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv3(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3488,8 +3551,8 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv3(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3510,8 +3573,8 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv3(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3532,8 +3595,8 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv3(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3842,22 +3905,29 @@ static CNN_SIMD void bottleneck_proj2_conv1(const float *restrict x0, const floa
 /* bottleneck3.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 128
  *   in [512,28,28] -> out [128,28,28]
  *   weights at packed[688516]: weight [128,512,1,1] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); bottleneck3.bottleneck_path1.bn1 folded into the weights; then bottleneck3.bottleneck_path1.relu1
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck3.bottleneck_path1.bn1 folded into the weights; then bottleneck3.bottleneck_path1.relu1
  */
-static CNN_SIMD void bottleneck3_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck3_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 65536;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 100352;
+        float *sb = s + (ptrdiff_t)b * 405504; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 33; tile++) {
+            const int p = tile < 32 ? tile * NR : 760;
+            for (int c = 0; c < 512; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 512 + c) * NR + l] = in[c * 784 + p + l];
+        }
         for (int it = 0; it < 1056; it++) {
             const int tile = it / 32, gb = it - tile * 32;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 2048;
-            const float *xg = in + grp * 401408;
+            const float *xg = sb + grp * 401408;
             float t[MR][NR];
             {
                 const int p = tile < 32 ? tile * NR : 760;
@@ -3873,9 +3943,9 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv1(const float *restrict x0
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 12288;
                 const float *wp = wb;
-                for (int c = 0; c < 512; c += 8, xp += 6272, wp += 32) {
+                for (int c = 0; c < 512; c += 8, xp += 192, wp += 32) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -3898,9 +3968,9 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 784 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 24 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 24 + 16);
                         __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3919,9 +3989,9 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1568 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 48 + 16);
                         __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3940,9 +4010,9 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2352 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 72 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 72 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 72 + 16);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3961,9 +4031,9 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 96 + 16);
                         __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3982,9 +4052,9 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3920 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 120 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 120 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 120 + 16);
                         __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4003,9 +4073,9 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 4704 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 144 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 144 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 144 + 16);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4024,9 +4094,9 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 5488 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 168 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 168 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 168 + 16);
                         __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4294,23 +4364,30 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv2(const float *restrict x0
 /* bottleneck3.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 512
  *   in [128,28,28] -> out [512,28,28]
  *   weights at packed[1018500]: weight [512,128,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); bottleneck3.bottleneck_path1.bn3 folded into the weights; then + bottleneck_proj2.relu1 (bottleneck3.add1); then bottleneck3.relu1
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck3.bottleneck_path1.bn3 folded into the weights; then + bottleneck_proj2.relu1 (bottleneck3.add1); then bottleneck3.relu1
  */
-static CNN_SIMD void bottleneck3_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck3_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 66048;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 401408;
         const float *rb0 = r0 + (ptrdiff_t)b * 401408;
+        float *sb = s + (ptrdiff_t)b * 100352; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 49; tile++) {
+            const int p = tile < 48 ? tile * NR : 768;
+            for (int c = 0; c < 128; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 128 + c) * NR + l] = in[c * 784 + p + l];
+        }
         for (int it = 0; it < 4214; it++) {
             const int tile = it / 86, gb = it - tile * 86;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 512 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 768;
-            const float *xg = in + grp * 100352;
+            const float *xg = sb + grp * 100352;
             float t[MR][NR];
             {
                 const int p = tile < 48 ? tile * NR : 768;
@@ -4326,9 +4403,9 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv3(const float *restrict x0
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 2048;
                 const float *wp = wb;
-                for (int c = 0; c < 128; c += 8, xp += 6272, wp += 48) {
+                for (int c = 0; c < 128; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -4352,8 +4429,8 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4374,8 +4451,8 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4396,8 +4473,8 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4418,8 +4495,8 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4440,8 +4517,8 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4462,8 +4539,8 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4484,8 +4561,8 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4538,22 +4615,29 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv3(const float *restrict x0
 /* bottleneck4.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 128
  *   in [512,28,28] -> out [128,28,28]
  *   weights at packed[1085064]: weight [128,512,1,1] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); bottleneck4.bottleneck_path1.bn1 folded into the weights; then bottleneck4.bottleneck_path1.relu1
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck4.bottleneck_path1.bn1 folded into the weights; then bottleneck4.bottleneck_path1.relu1
  */
-static CNN_SIMD void bottleneck4_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck4_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 65536;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 100352;
+        float *sb = s + (ptrdiff_t)b * 405504; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 33; tile++) {
+            const int p = tile < 32 ? tile * NR : 760;
+            for (int c = 0; c < 512; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 512 + c) * NR + l] = in[c * 784 + p + l];
+        }
         for (int it = 0; it < 1056; it++) {
             const int tile = it / 32, gb = it - tile * 32;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 2048;
-            const float *xg = in + grp * 401408;
+            const float *xg = sb + grp * 401408;
             float t[MR][NR];
             {
                 const int p = tile < 32 ? tile * NR : 760;
@@ -4569,9 +4653,9 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv1(const float *restrict x0
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 12288;
                 const float *wp = wb;
-                for (int c = 0; c < 512; c += 8, xp += 6272, wp += 32) {
+                for (int c = 0; c < 512; c += 8, xp += 192, wp += 32) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -4594,9 +4678,9 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 784 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 24 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 24 + 16);
                         __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4615,9 +4699,9 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1568 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 48 + 16);
                         __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4636,9 +4720,9 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2352 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 72 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 72 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 72 + 16);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4657,9 +4741,9 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 96 + 16);
                         __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4678,9 +4762,9 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3920 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 120 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 120 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 120 + 16);
                         __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4699,9 +4783,9 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 4704 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 144 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 144 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 144 + 16);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4720,9 +4804,9 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 5488 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 168 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 168 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 168 + 16);
                         __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4990,23 +5074,30 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv2(const float *restrict x0
 /* bottleneck4.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 512
  *   in [128,28,28] -> out [512,28,28]
  *   weights at packed[1415048]: weight [512,128,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); bottleneck4.bottleneck_path1.bn3 folded into the weights; then + bottleneck3.relu1 (bottleneck4.add1); then bottleneck4.relu1
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck4.bottleneck_path1.bn3 folded into the weights; then + bottleneck3.relu1 (bottleneck4.add1); then bottleneck4.relu1
  */
-static CNN_SIMD void bottleneck4_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck4_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 66048;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 401408;
         const float *rb0 = r0 + (ptrdiff_t)b * 401408;
+        float *sb = s + (ptrdiff_t)b * 100352; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 49; tile++) {
+            const int p = tile < 48 ? tile * NR : 768;
+            for (int c = 0; c < 128; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 128 + c) * NR + l] = in[c * 784 + p + l];
+        }
         for (int it = 0; it < 4214; it++) {
             const int tile = it / 86, gb = it - tile * 86;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 512 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 768;
-            const float *xg = in + grp * 100352;
+            const float *xg = sb + grp * 100352;
             float t[MR][NR];
             {
                 const int p = tile < 48 ? tile * NR : 768;
@@ -5022,9 +5113,9 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv3(const float *restrict x0
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 2048;
                 const float *wp = wb;
-                for (int c = 0; c < 128; c += 8, xp += 6272, wp += 48) {
+                for (int c = 0; c < 128; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -5048,8 +5139,8 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5070,8 +5161,8 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5092,8 +5183,8 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5114,8 +5205,8 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5136,8 +5227,8 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5158,8 +5249,8 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5180,8 +5271,8 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5234,22 +5325,29 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv3(const float *restrict x0
 /* bottleneck5.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 128
  *   in [512,28,28] -> out [128,28,28]
  *   weights at packed[1481612]: weight [128,512,1,1] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); bottleneck5.bottleneck_path1.bn1 folded into the weights; then bottleneck5.bottleneck_path1.relu1
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck5.bottleneck_path1.bn1 folded into the weights; then bottleneck5.bottleneck_path1.relu1
  */
-static CNN_SIMD void bottleneck5_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck5_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 65536;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 100352;
+        float *sb = s + (ptrdiff_t)b * 405504; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 33; tile++) {
+            const int p = tile < 32 ? tile * NR : 760;
+            for (int c = 0; c < 512; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 512 + c) * NR + l] = in[c * 784 + p + l];
+        }
         for (int it = 0; it < 1056; it++) {
             const int tile = it / 32, gb = it - tile * 32;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 2048;
-            const float *xg = in + grp * 401408;
+            const float *xg = sb + grp * 401408;
             float t[MR][NR];
             {
                 const int p = tile < 32 ? tile * NR : 760;
@@ -5265,9 +5363,9 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv1(const float *restrict x0
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 12288;
                 const float *wp = wb;
-                for (int c = 0; c < 512; c += 8, xp += 6272, wp += 32) {
+                for (int c = 0; c < 512; c += 8, xp += 192, wp += 32) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -5290,9 +5388,9 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 784 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 24 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 24 + 16);
                         __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5311,9 +5409,9 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1568 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 48 + 16);
                         __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5332,9 +5430,9 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2352 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 72 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 72 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 72 + 16);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5353,9 +5451,9 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 96 + 16);
                         __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5374,9 +5472,9 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3920 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 120 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 120 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 120 + 16);
                         __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5395,9 +5493,9 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 4704 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 144 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 144 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 144 + 16);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5416,9 +5514,9 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 5488 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 168 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 168 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 168 + 16);
                         __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5686,23 +5784,30 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv2(const float *restrict x0
 /* bottleneck5.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 512
  *   in [128,28,28] -> out [512,28,28]
  *   weights at packed[1811596]: weight [512,128,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); bottleneck5.bottleneck_path1.bn3 folded into the weights; then + bottleneck4.relu1 (bottleneck5.add1); then bottleneck5.relu1
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck5.bottleneck_path1.bn3 folded into the weights; then + bottleneck4.relu1 (bottleneck5.add1); then bottleneck5.relu1
  */
-static CNN_SIMD void bottleneck5_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck5_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 66048;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 401408;
         const float *rb0 = r0 + (ptrdiff_t)b * 401408;
+        float *sb = s + (ptrdiff_t)b * 100352; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 49; tile++) {
+            const int p = tile < 48 ? tile * NR : 768;
+            for (int c = 0; c < 128; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 128 + c) * NR + l] = in[c * 784 + p + l];
+        }
         for (int it = 0; it < 4214; it++) {
             const int tile = it / 86, gb = it - tile * 86;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 512 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 768;
-            const float *xg = in + grp * 100352;
+            const float *xg = sb + grp * 100352;
             float t[MR][NR];
             {
                 const int p = tile < 48 ? tile * NR : 768;
@@ -5718,9 +5823,9 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv3(const float *restrict x0
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 2048;
                 const float *wp = wb;
-                for (int c = 0; c < 128; c += 8, xp += 6272, wp += 48) {
+                for (int c = 0; c < 128; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -5744,8 +5849,8 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5766,8 +5871,8 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5788,8 +5893,8 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5810,8 +5915,8 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5832,8 +5937,8 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5854,8 +5959,8 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5876,8 +5981,8 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5930,22 +6035,29 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv3(const float *restrict x0
 /* bottleneck_proj3.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 256
  *   in [512,28,28] -> out [256,28,28]
  *   weights at packed[1878160]: weight [256,512,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); bottleneck_proj3.bottleneck_path1.bn1 folded into the weights; then bottleneck_proj3.bottleneck_path1.relu1
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck_proj3.bottleneck_path1.bn1 folded into the weights; then bottleneck_proj3.bottleneck_path1.relu1
  */
-static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 132096;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 200704;
+        float *sb = s + (ptrdiff_t)b * 401408; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 49; tile++) {
+            const int p = tile < 48 ? tile * NR : 768;
+            for (int c = 0; c < 512; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 512 + c) * NR + l] = in[c * 784 + p + l];
+        }
         for (int it = 0; it < 2107; it++) {
             const int tile = it / 43, gb = it - tile * 43;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 3072;
-            const float *xg = in + grp * 401408;
+            const float *xg = sb + grp * 401408;
             float t[MR][NR];
             {
                 const int p = tile < 48 ? tile * NR : 768;
@@ -5961,9 +6073,9 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv1(const float *restri
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 8192;
                 const float *wp = wb;
-                for (int c = 0; c < 512; c += 8, xp += 6272, wp += 48) {
+                for (int c = 0; c < 512; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -5987,8 +6099,8 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv1(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6009,8 +6121,8 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv1(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6031,8 +6143,8 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv1(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6053,8 +6165,8 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv1(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6075,8 +6187,8 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv1(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6097,8 +6209,8 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv1(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6119,8 +6231,8 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv1(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6443,22 +6555,29 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv2(const float *restri
 /* bottleneck_proj3.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 1024
  *   in [256,14,14] -> out [1024,14,14]
  *   weights at packed[2600594]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck_proj3.bottleneck_path1.bn3 folded into the weights
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck_proj3.bottleneck_path1.bn3 folded into the weights
  */
-static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 262656;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 200704;
+        float *sb = s + (ptrdiff_t)b * 53248; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 256; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 256 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 2223; it++) {
             const int gb = it / 13, tile = it - gb * 13;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 1024 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 1536;
-            const float *xg = in + grp * 50176;
+            const float *xg = sb + grp * 50176;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -6474,9 +6593,9 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv3(const float *restri
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 4096;
                 const float *wp = wb;
-                for (int c = 0; c < 256; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 256; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -6500,8 +6619,8 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv3(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6522,8 +6641,8 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv3(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6544,8 +6663,8 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv3(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6566,8 +6685,8 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv3(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6588,8 +6707,8 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv3(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6610,8 +6729,8 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv3(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6632,8 +6751,8 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv3(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6942,22 +7061,29 @@ static CNN_SIMD void bottleneck_proj3_conv1(const float *restrict x0, const floa
 /* bottleneck6.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 256
  *   in [1024,14,14] -> out [256,14,14]
  *   weights at packed[3389588]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck6.bottleneck_path1.bn1 folded into the weights; then bottleneck6.bottleneck_path1.relu1
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck6.bottleneck_path1.bn1 folded into the weights; then bottleneck6.bottleneck_path1.relu1
  */
-static CNN_SIMD void bottleneck6_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck6_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 264192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 50176;
+        float *sb = s + (ptrdiff_t)b * 212992; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 1024; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 1024 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 559; it++) {
             const int gb = it / 13, tile = it - gb * 13;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 6144;
-            const float *xg = in + grp * 200704;
+            const float *xg = sb + grp * 200704;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -6973,9 +7099,9 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv1(const float *restrict x0
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 16384;
                 const float *wp = wb;
-                for (int c = 0; c < 1024; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 1024; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -6999,8 +7125,8 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7021,8 +7147,8 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7043,8 +7169,8 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7065,8 +7191,8 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7087,8 +7213,8 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7109,8 +7235,8 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7131,8 +7257,8 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7405,23 +7531,30 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv2(const float *restrict x0
 /* bottleneck6.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 1024
  *   in [256,14,14] -> out [1024,14,14]
  *   weights at packed[4711062]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck6.bottleneck_path1.bn3 folded into the weights; then + bottleneck_proj3.relu1 (bottleneck6.add1); then bottleneck6.relu1
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck6.bottleneck_path1.bn3 folded into the weights; then + bottleneck_proj3.relu1 (bottleneck6.add1); then bottleneck6.relu1
  */
-static CNN_SIMD void bottleneck6_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck6_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 262656;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 200704;
         const float *rb0 = r0 + (ptrdiff_t)b * 200704;
+        float *sb = s + (ptrdiff_t)b * 53248; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 256; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 256 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 2223; it++) {
             const int gb = it / 13, tile = it - gb * 13;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 1024 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 1536;
-            const float *xg = in + grp * 50176;
+            const float *xg = sb + grp * 50176;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -7437,9 +7570,9 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv3(const float *restrict x0
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 4096;
                 const float *wp = wb;
-                for (int c = 0; c < 256; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 256; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -7463,8 +7596,8 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7485,8 +7618,8 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7507,8 +7640,8 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7529,8 +7662,8 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7551,8 +7684,8 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7573,8 +7706,8 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7595,8 +7728,8 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7649,22 +7782,29 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv3(const float *restrict x0
 /* bottleneck7.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 256
  *   in [1024,14,14] -> out [256,14,14]
  *   weights at packed[4974744]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck7.bottleneck_path1.bn1 folded into the weights; then bottleneck7.bottleneck_path1.relu1
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck7.bottleneck_path1.bn1 folded into the weights; then bottleneck7.bottleneck_path1.relu1
  */
-static CNN_SIMD void bottleneck7_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck7_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 264192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 50176;
+        float *sb = s + (ptrdiff_t)b * 212992; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 1024; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 1024 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 559; it++) {
             const int gb = it / 13, tile = it - gb * 13;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 6144;
-            const float *xg = in + grp * 200704;
+            const float *xg = sb + grp * 200704;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -7680,9 +7820,9 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv1(const float *restrict x0
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 16384;
                 const float *wp = wb;
-                for (int c = 0; c < 1024; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 1024; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -7706,8 +7846,8 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7728,8 +7868,8 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7750,8 +7890,8 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7772,8 +7912,8 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7794,8 +7934,8 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7816,8 +7956,8 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7838,8 +7978,8 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8112,23 +8252,30 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv2(const float *restrict x0
 /* bottleneck7.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 1024
  *   in [256,14,14] -> out [1024,14,14]
  *   weights at packed[6296218]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck7.bottleneck_path1.bn3 folded into the weights; then + bottleneck6.relu1 (bottleneck7.add1); then bottleneck7.relu1
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck7.bottleneck_path1.bn3 folded into the weights; then + bottleneck6.relu1 (bottleneck7.add1); then bottleneck7.relu1
  */
-static CNN_SIMD void bottleneck7_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck7_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 262656;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 200704;
         const float *rb0 = r0 + (ptrdiff_t)b * 200704;
+        float *sb = s + (ptrdiff_t)b * 53248; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 256; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 256 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 2223; it++) {
             const int gb = it / 13, tile = it - gb * 13;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 1024 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 1536;
-            const float *xg = in + grp * 50176;
+            const float *xg = sb + grp * 50176;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -8144,9 +8291,9 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv3(const float *restrict x0
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 4096;
                 const float *wp = wb;
-                for (int c = 0; c < 256; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 256; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -8170,8 +8317,8 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8192,8 +8339,8 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8214,8 +8361,8 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8236,8 +8383,8 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8258,8 +8405,8 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8280,8 +8427,8 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8302,8 +8449,8 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8356,22 +8503,29 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv3(const float *restrict x0
 /* bottleneck8.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 256
  *   in [1024,14,14] -> out [256,14,14]
  *   weights at packed[6559900]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck8.bottleneck_path1.bn1 folded into the weights; then bottleneck8.bottleneck_path1.relu1
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck8.bottleneck_path1.bn1 folded into the weights; then bottleneck8.bottleneck_path1.relu1
  */
-static CNN_SIMD void bottleneck8_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck8_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 264192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 50176;
+        float *sb = s + (ptrdiff_t)b * 212992; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 1024; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 1024 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 559; it++) {
             const int gb = it / 13, tile = it - gb * 13;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 6144;
-            const float *xg = in + grp * 200704;
+            const float *xg = sb + grp * 200704;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -8387,9 +8541,9 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv1(const float *restrict x0
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 16384;
                 const float *wp = wb;
-                for (int c = 0; c < 1024; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 1024; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -8413,8 +8567,8 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8435,8 +8589,8 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8457,8 +8611,8 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8479,8 +8633,8 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8501,8 +8655,8 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8523,8 +8677,8 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8545,8 +8699,8 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8819,23 +8973,30 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv2(const float *restrict x0
 /* bottleneck8.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 1024
  *   in [256,14,14] -> out [1024,14,14]
  *   weights at packed[7881374]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck8.bottleneck_path1.bn3 folded into the weights; then + bottleneck7.relu1 (bottleneck8.add1); then bottleneck8.relu1
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck8.bottleneck_path1.bn3 folded into the weights; then + bottleneck7.relu1 (bottleneck8.add1); then bottleneck8.relu1
  */
-static CNN_SIMD void bottleneck8_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck8_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 262656;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 200704;
         const float *rb0 = r0 + (ptrdiff_t)b * 200704;
+        float *sb = s + (ptrdiff_t)b * 53248; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 256; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 256 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 2223; it++) {
             const int gb = it / 13, tile = it - gb * 13;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 1024 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 1536;
-            const float *xg = in + grp * 50176;
+            const float *xg = sb + grp * 50176;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -8851,9 +9012,9 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv3(const float *restrict x0
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 4096;
                 const float *wp = wb;
-                for (int c = 0; c < 256; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 256; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -8877,8 +9038,8 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8899,8 +9060,8 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8921,8 +9082,8 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8943,8 +9104,8 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8965,8 +9126,8 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8987,8 +9148,8 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9009,8 +9170,8 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9063,22 +9224,29 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv3(const float *restrict x0
 /* bottleneck9.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 256
  *   in [1024,14,14] -> out [256,14,14]
  *   weights at packed[8145056]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck9.bottleneck_path1.bn1 folded into the weights; then bottleneck9.bottleneck_path1.relu1
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck9.bottleneck_path1.bn1 folded into the weights; then bottleneck9.bottleneck_path1.relu1
  */
-static CNN_SIMD void bottleneck9_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck9_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 264192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 50176;
+        float *sb = s + (ptrdiff_t)b * 212992; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 1024; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 1024 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 559; it++) {
             const int gb = it / 13, tile = it - gb * 13;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 6144;
-            const float *xg = in + grp * 200704;
+            const float *xg = sb + grp * 200704;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -9094,9 +9262,9 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv1(const float *restrict x0
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 16384;
                 const float *wp = wb;
-                for (int c = 0; c < 1024; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 1024; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -9120,8 +9288,8 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9142,8 +9310,8 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9164,8 +9332,8 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9186,8 +9354,8 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9208,8 +9376,8 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9230,8 +9398,8 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9252,8 +9420,8 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9526,23 +9694,30 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv2(const float *restrict x0
 /* bottleneck9.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 1024
  *   in [256,14,14] -> out [1024,14,14]
  *   weights at packed[9466530]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck9.bottleneck_path1.bn3 folded into the weights; then + bottleneck8.relu1 (bottleneck9.add1); then bottleneck9.relu1
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck9.bottleneck_path1.bn3 folded into the weights; then + bottleneck8.relu1 (bottleneck9.add1); then bottleneck9.relu1
  */
-static CNN_SIMD void bottleneck9_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck9_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 262656;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 200704;
         const float *rb0 = r0 + (ptrdiff_t)b * 200704;
+        float *sb = s + (ptrdiff_t)b * 53248; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 256; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 256 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 2223; it++) {
             const int gb = it / 13, tile = it - gb * 13;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 1024 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 1536;
-            const float *xg = in + grp * 50176;
+            const float *xg = sb + grp * 50176;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -9558,9 +9733,9 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv3(const float *restrict x0
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 4096;
                 const float *wp = wb;
-                for (int c = 0; c < 256; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 256; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -9584,8 +9759,8 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9606,8 +9781,8 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9628,8 +9803,8 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9650,8 +9825,8 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9672,8 +9847,8 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9694,8 +9869,8 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9716,8 +9891,8 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9770,22 +9945,29 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv3(const float *restrict x0
 /* bottleneck10.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 256
  *   in [1024,14,14] -> out [256,14,14]
  *   weights at packed[9730212]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck10.bottleneck_path1.bn1 folded into the weights; then bottleneck10.bottleneck_path1.relu1
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck10.bottleneck_path1.bn1 folded into the weights; then bottleneck10.bottleneck_path1.relu1
  */
-static CNN_SIMD void bottleneck10_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck10_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 264192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 50176;
+        float *sb = s + (ptrdiff_t)b * 212992; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 1024; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 1024 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 559; it++) {
             const int gb = it / 13, tile = it - gb * 13;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 6144;
-            const float *xg = in + grp * 200704;
+            const float *xg = sb + grp * 200704;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -9801,9 +9983,9 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv1(const float *restrict x
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 16384;
                 const float *wp = wb;
-                for (int c = 0; c < 1024; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 1024; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -9827,8 +10009,8 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv1(const float *restrict x
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9849,8 +10031,8 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv1(const float *restrict x
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9871,8 +10053,8 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv1(const float *restrict x
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9893,8 +10075,8 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv1(const float *restrict x
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9915,8 +10097,8 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv1(const float *restrict x
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9937,8 +10119,8 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv1(const float *restrict x
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9959,8 +10141,8 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv1(const float *restrict x
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10233,23 +10415,30 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv2(const float *restrict x
 /* bottleneck10.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 1024
  *   in [256,14,14] -> out [1024,14,14]
  *   weights at packed[11051686]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck10.bottleneck_path1.bn3 folded into the weights; then + bottleneck9.relu1 (bottleneck10.add1); then bottleneck10.relu1
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck10.bottleneck_path1.bn3 folded into the weights; then + bottleneck9.relu1 (bottleneck10.add1); then bottleneck10.relu1
  */
-static CNN_SIMD void bottleneck10_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck10_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 262656;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 200704;
         const float *rb0 = r0 + (ptrdiff_t)b * 200704;
+        float *sb = s + (ptrdiff_t)b * 53248; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 256; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 256 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 2223; it++) {
             const int gb = it / 13, tile = it - gb * 13;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 1024 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 1536;
-            const float *xg = in + grp * 50176;
+            const float *xg = sb + grp * 50176;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -10265,9 +10454,9 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv3(const float *restrict x
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 4096;
                 const float *wp = wb;
-                for (int c = 0; c < 256; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 256; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -10291,8 +10480,8 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv3(const float *restrict x
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10313,8 +10502,8 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv3(const float *restrict x
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10335,8 +10524,8 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv3(const float *restrict x
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10357,8 +10546,8 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv3(const float *restrict x
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10379,8 +10568,8 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv3(const float *restrict x
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10401,8 +10590,8 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv3(const float *restrict x
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10423,8 +10612,8 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv3(const float *restrict x
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10477,22 +10666,29 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv3(const float *restrict x
 /* bottleneck_proj4.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 512
  *   in [1024,14,14] -> out [512,14,14]
  *   weights at packed[11315368]: weight [512,1024,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck_proj4.bottleneck_path1.bn1 folded into the weights; then bottleneck_proj4.bottleneck_path1.relu1
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck_proj4.bottleneck_path1.bn1 folded into the weights; then bottleneck_proj4.bottleneck_path1.relu1
  */
-static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 528384;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 100352;
+        float *sb = s + (ptrdiff_t)b * 212992; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 1024; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 1024 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 1118; it++) {
             const int gb = it / 13, tile = it - gb * 13;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 512 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 6144;
-            const float *xg = in + grp * 200704;
+            const float *xg = sb + grp * 200704;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -10508,9 +10704,9 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv1(const float *restri
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 16384;
                 const float *wp = wb;
-                for (int c = 0; c < 1024; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 1024; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -10534,8 +10730,8 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv1(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10556,8 +10752,8 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv1(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10578,8 +10774,8 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv1(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10600,8 +10796,8 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv1(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10622,8 +10818,8 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv1(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10644,8 +10840,8 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv1(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10666,8 +10862,8 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv1(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -11474,22 +11670,29 @@ static CNN_SIMD void bottleneck_proj4_conv1(const float *restrict x0, const floa
 /* bottleneck11.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 512
  *   in [2048,7,7] -> out [512,7,7]
  *   weights at packed[17353900]: weight [512,2048,1,1] (packed in blocks of 12 output channels)
- *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); bottleneck11.bottleneck_path1.bn1 folded into the weights; then bottleneck11.bottleneck_path1.relu1
+ *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck11.bottleneck_path1.bn1 folded into the weights; then bottleneck11.bottleneck_path1.relu1
  */
-static CNN_SIMD void bottleneck11_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck11_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 1056768;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 25088;
+        float *sb = s + (ptrdiff_t)b * 114688; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 7; tile++) {
+            const int p = tile < 6 ? tile * NR : 41;
+            for (int c = 0; c < 2048; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 2048 + c) * NR + l] = in[c * 49 + p + l];
+        }
         for (int it = 0; it < 301; it++) {
             const int gb = it / 7, tile = it - gb * 7;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 512 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 24576;
-            const float *xg = in + grp * 100352;
+            const float *xg = sb + grp * 100352;
             float t[MR][NR];
             {
                 const int p = tile < 6 ? tile * NR : 41;
@@ -11505,9 +11708,9 @@ static CNN_SIMD void bottleneck11_bottleneck_path1_conv1(const float *restrict x
                 __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
                 __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
                 __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 16384;
                 const float *wp = wb;
-                for (int c = 0; c < 2048; c += 8, xp += 392, wp += 96) {
+                for (int c = 0; c < 2048; c += 8, xp += 64, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         __m256 wv = _mm256_set1_ps(wp[0 + 0]);
@@ -11536,7 +11739,7 @@ static CNN_SIMD void bottleneck11_bottleneck_path1_conv1(const float *restrict x
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 8 + 0);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[12 + 1]);
@@ -11563,7 +11766,7 @@ static CNN_SIMD void bottleneck11_bottleneck_path1_conv1(const float *restrict x
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[24 + 1]);
@@ -11590,7 +11793,7 @@ static CNN_SIMD void bottleneck11_bottleneck_path1_conv1(const float *restrict x
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[36 + 1]);
@@ -11617,7 +11820,7 @@ static CNN_SIMD void bottleneck11_bottleneck_path1_conv1(const float *restrict x
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
                         __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[48 + 1]);
@@ -11644,7 +11847,7 @@ static CNN_SIMD void bottleneck11_bottleneck_path1_conv1(const float *restrict x
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 40 + 0);
                         __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[60 + 1]);
@@ -11671,7 +11874,7 @@ static CNN_SIMD void bottleneck11_bottleneck_path1_conv1(const float *restrict x
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
                         __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[72 + 1]);
@@ -11698,7 +11901,7 @@ static CNN_SIMD void bottleneck11_bottleneck_path1_conv1(const float *restrict x
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 56 + 0);
                         __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[84 + 1]);
@@ -12235,22 +12438,29 @@ static CNN_SIMD void bottleneck11_bottleneck_path1_conv3(const float *restrict x
 /* bottleneck12.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 512
  *   in [2048,7,7] -> out [512,7,7]
  *   weights at packed[23689392]: weight [512,2048,1,1] (packed in blocks of 12 output channels)
- *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); bottleneck12.bottleneck_path1.bn1 folded into the weights; then bottleneck12.bottleneck_path1.relu1
+ *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck12.bottleneck_path1.bn1 folded into the weights; then bottleneck12.bottleneck_path1.relu1
  */
-static CNN_SIMD void bottleneck12_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck12_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 1056768;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 25088;
+        float *sb = s + (ptrdiff_t)b * 114688; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 7; tile++) {
+            const int p = tile < 6 ? tile * NR : 41;
+            for (int c = 0; c < 2048; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 2048 + c) * NR + l] = in[c * 49 + p + l];
+        }
         for (int it = 0; it < 301; it++) {
             const int gb = it / 7, tile = it - gb * 7;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 512 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 24576;
-            const float *xg = in + grp * 100352;
+            const float *xg = sb + grp * 100352;
             float t[MR][NR];
             {
                 const int p = tile < 6 ? tile * NR : 41;
@@ -12266,9 +12476,9 @@ static CNN_SIMD void bottleneck12_bottleneck_path1_conv1(const float *restrict x
                 __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
                 __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
                 __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 16384;
                 const float *wp = wb;
-                for (int c = 0; c < 2048; c += 8, xp += 392, wp += 96) {
+                for (int c = 0; c < 2048; c += 8, xp += 64, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         __m256 wv = _mm256_set1_ps(wp[0 + 0]);
@@ -12297,7 +12507,7 @@ static CNN_SIMD void bottleneck12_bottleneck_path1_conv1(const float *restrict x
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 8 + 0);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[12 + 1]);
@@ -12324,7 +12534,7 @@ static CNN_SIMD void bottleneck12_bottleneck_path1_conv1(const float *restrict x
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[24 + 1]);
@@ -12351,7 +12561,7 @@ static CNN_SIMD void bottleneck12_bottleneck_path1_conv1(const float *restrict x
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[36 + 1]);
@@ -12378,7 +12588,7 @@ static CNN_SIMD void bottleneck12_bottleneck_path1_conv1(const float *restrict x
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
                         __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[48 + 1]);
@@ -12405,7 +12615,7 @@ static CNN_SIMD void bottleneck12_bottleneck_path1_conv1(const float *restrict x
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 40 + 0);
                         __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[60 + 1]);
@@ -12432,7 +12642,7 @@ static CNN_SIMD void bottleneck12_bottleneck_path1_conv1(const float *restrict x
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
                         __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[72 + 1]);
@@ -12459,7 +12669,7 @@ static CNN_SIMD void bottleneck12_bottleneck_path1_conv1(const float *restrict x
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 56 + 0);
                         __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[84 + 1]);
@@ -13143,60 +13353,60 @@ int resnet50_forward(const float *packed, const float *in_img, float *out_logits
     if ((uintptr_t)arena % 64 != 0 || (resnet50_ARENA_BYTES > 0 && !arena))
         return 2;
     conv1(in_img, A + 0, packed + 0, A + 802816, batch);
-    maxpool1(A + 0, A + 1605632, A + 802816, batch);
-    bottleneck_proj1_bottleneck_path1_conv1(A + 1605632, A + 441600, packed + 9472, batch);
-    bottleneck_proj1_bottleneck_path1_conv2(A + 441600, A + 802816, packed + 13632, A + 0, batch);
-    bottleneck_proj1_bottleneck_path1_conv3(A + 802816, A + 0, packed + 79232, batch);
-    bottleneck_proj1_conv1(A + 1605632, A + 0, A + 802816, packed + 95872, batch);
-    bottleneck1_bottleneck_path1_conv1(A + 802816, A + 441600, packed + 112512, batch);
-    bottleneck1_bottleneck_path1_conv2(A + 441600, A + 1605632, packed + 128960, A + 0, batch);
-    bottleneck1_bottleneck_path1_conv3(A + 1605632, A + 802816, A + 0, packed + 194560, batch);
-    bottleneck2_bottleneck_path1_conv1(A + 0, A + 1244416, packed + 211200, batch);
-    bottleneck2_bottleneck_path1_conv2(A + 1244416, A + 1605632, packed + 227648, A + 802816, batch);
-    bottleneck2_bottleneck_path1_conv3(A + 1605632, A + 0, A + 802816, packed + 293248, batch);
-    bottleneck_proj2_bottleneck_path1_conv1(A + 802816, A + 1605632, packed + 309888, batch);
-    bottleneck_proj2_bottleneck_path1_conv2(A + 1605632, A + 430592, packed + 342784, A + 0, batch);
-    bottleneck_proj2_bottleneck_path1_conv3(A + 430592, A + 0, packed + 490368, batch);
-    bottleneck_proj2_conv1(A + 802816, A + 0, A + 1605632, packed + 556932, A + 401408, batch);
-    bottleneck3_bottleneck_path1_conv1(A + 1605632, A + 656896, packed + 688516, batch);
+    maxpool1(A + 0, A + 1808896, A + 802816, batch);
+    bottleneck_proj1_bottleneck_path1_conv1(A + 1808896, A + 441600, packed + 9472, A + 0, batch);
+    bottleneck_proj1_bottleneck_path1_conv2(A + 441600, A + 1004032, packed + 13632, A + 0, batch);
+    bottleneck_proj1_bottleneck_path1_conv3(A + 1004032, A + 0, packed + 79232, A + 802816, batch);
+    bottleneck_proj1_conv1(A + 1808896, A + 0, A + 804864, packed + 95872, A + 1607680, batch);
+    bottleneck1_bottleneck_path1_conv1(A + 804864, A + 1607680, packed + 112512, A + 0, batch);
+    bottleneck1_bottleneck_path1_conv2(A + 1607680, A + 441600, packed + 128960, A + 0, batch);
+    bottleneck1_bottleneck_path1_conv3(A + 441600, A + 804864, A + 1607680, packed + 194560, A + 0, batch);
+    bottleneck2_bottleneck_path1_conv1(A + 1607680, A + 804864, packed + 211200, A + 0, batch);
+    bottleneck2_bottleneck_path1_conv2(A + 804864, A + 441600, packed + 227648, A + 0, batch);
+    bottleneck2_bottleneck_path1_conv3(A + 441600, A + 1607680, A + 804864, packed + 293248, A + 0, batch);
+    bottleneck_proj2_bottleneck_path1_conv1(A + 804864, A + 1607680, packed + 309888, A + 0, batch);
+    bottleneck_proj2_bottleneck_path1_conv2(A + 1607680, A + 430592, packed + 342784, A + 0, batch);
+    bottleneck_proj2_bottleneck_path1_conv3(A + 430592, A + 0, packed + 490368, A + 530944, batch);
+    bottleneck_proj2_conv1(A + 804864, A + 0, A + 1607680, packed + 556932, A + 401408, batch);
+    bottleneck3_bottleneck_path1_conv1(A + 1607680, A + 656896, packed + 688516, A + 0, batch);
     bottleneck3_bottleneck_path1_conv2(A + 656896, A + 1058304, packed + 754180, A + 0, batch);
-    bottleneck3_bottleneck_path1_conv3(A + 1058304, A + 1605632, A + 656896, packed + 1018500, batch);
-    bottleneck4_bottleneck_path1_conv1(A + 656896, A + 1058304, packed + 1085064, batch);
+    bottleneck3_bottleneck_path1_conv3(A + 1058304, A + 1607680, A + 656896, packed + 1018500, A + 1158656, batch);
+    bottleneck4_bottleneck_path1_conv1(A + 656896, A + 1058304, packed + 1085064, A + 0, batch);
     bottleneck4_bottleneck_path1_conv2(A + 1058304, A + 1459712, packed + 1150728, A + 0, batch);
-    bottleneck4_bottleneck_path1_conv3(A + 1459712, A + 656896, A + 1058304, packed + 1415048, batch);
-    bottleneck5_bottleneck_path1_conv1(A + 1058304, A + 656896, packed + 1481612, batch);
+    bottleneck4_bottleneck_path1_conv3(A + 1459712, A + 656896, A + 1058304, packed + 1415048, A + 0, batch);
+    bottleneck5_bottleneck_path1_conv1(A + 1058304, A + 656896, packed + 1481612, A + 0, batch);
     bottleneck5_bottleneck_path1_conv2(A + 656896, A + 757248, packed + 1547276, A + 0, batch);
-    bottleneck5_bottleneck_path1_conv3(A + 757248, A + 1058304, A + 0, packed + 1811596, batch);
-    bottleneck_proj3_bottleneck_path1_conv1(A + 0, A + 631808, packed + 1878160, batch);
-    bottleneck_proj3_bottleneck_path1_conv2(A + 631808, A + 832512, packed + 2010514, A + 401408, batch);
-    bottleneck_proj3_bottleneck_path1_conv3(A + 832512, A + 401408, packed + 2600594, batch);
+    bottleneck5_bottleneck_path1_conv3(A + 757248, A + 1058304, A + 0, packed + 1811596, A + 857600, batch);
+    bottleneck_proj3_bottleneck_path1_conv1(A + 0, A + 802816, packed + 1878160, A + 401408, batch);
+    bottleneck_proj3_bottleneck_path1_conv2(A + 802816, A + 655360, packed + 2010514, A + 401408, batch);
+    bottleneck_proj3_bottleneck_path1_conv3(A + 655360, A + 401408, packed + 2600594, A + 602112, batch);
     bottleneck_proj3_conv1(A + 0, A + 401408, A + 602112, packed + 2864276, A + 802816, batch);
-    bottleneck6_bottleneck_path1_conv1(A + 602112, A + 802816, packed + 3389588, batch);
+    bottleneck6_bottleneck_path1_conv1(A + 602112, A + 802816, packed + 3389588, A + 0, batch);
     bottleneck6_bottleneck_path1_conv2(A + 802816, A + 1003520, packed + 3654038, A + 0, batch);
-    bottleneck6_bottleneck_path1_conv3(A + 1003520, A + 602112, A + 802816, packed + 4711062, batch);
-    bottleneck7_bottleneck_path1_conv1(A + 802816, A + 600064, packed + 4974744, batch);
+    bottleneck6_bottleneck_path1_conv3(A + 1003520, A + 602112, A + 802816, packed + 4711062, A + 0, batch);
+    bottleneck7_bottleneck_path1_conv1(A + 802816, A + 600064, packed + 4974744, A + 0, batch);
     bottleneck7_bottleneck_path1_conv2(A + 600064, A + 1003520, packed + 5239194, A + 0, batch);
-    bottleneck7_bottleneck_path1_conv3(A + 1003520, A + 802816, A + 600064, packed + 6296218, batch);
-    bottleneck8_bottleneck_path1_conv1(A + 600064, A + 800768, packed + 6559900, batch);
+    bottleneck7_bottleneck_path1_conv3(A + 1003520, A + 802816, A + 600064, packed + 6296218, A + 0, batch);
+    bottleneck8_bottleneck_path1_conv1(A + 600064, A + 800768, packed + 6559900, A + 0, batch);
     bottleneck8_bottleneck_path1_conv2(A + 800768, A + 1001472, packed + 6824350, A + 0, batch);
-    bottleneck8_bottleneck_path1_conv3(A + 1001472, A + 600064, A + 800768, packed + 7881374, batch);
-    bottleneck9_bottleneck_path1_conv1(A + 800768, A + 600064, packed + 8145056, batch);
+    bottleneck8_bottleneck_path1_conv3(A + 1001472, A + 600064, A + 800768, packed + 7881374, A + 0, batch);
+    bottleneck9_bottleneck_path1_conv1(A + 800768, A + 600064, packed + 8145056, A + 0, batch);
     bottleneck9_bottleneck_path1_conv2(A + 600064, A + 1001472, packed + 8409506, A + 0, batch);
-    bottleneck9_bottleneck_path1_conv3(A + 1001472, A + 800768, A + 600064, packed + 9466530, batch);
-    bottleneck10_bottleneck_path1_conv1(A + 600064, A + 800768, packed + 9730212, batch);
+    bottleneck9_bottleneck_path1_conv3(A + 1001472, A + 800768, A + 600064, packed + 9466530, A + 0, batch);
+    bottleneck10_bottleneck_path1_conv1(A + 600064, A + 800768, packed + 9730212, A + 0, batch);
     bottleneck10_bottleneck_path1_conv2(A + 800768, A + 850944, packed + 9994662, A + 0, batch);
-    bottleneck10_bottleneck_path1_conv3(A + 850944, A + 600064, A + 0, packed + 11051686, batch);
-    bottleneck_proj4_bottleneck_path1_conv1(A + 0, A + 331776, packed + 11315368, batch);
-    bottleneck_proj4_bottleneck_path1_conv2(A + 331776, A + 432128, packed + 11844268, A + 200704, batch);
-    bottleneck_proj4_bottleneck_path1_conv3(A + 432128, A + 200704, packed + 14204076, A + 301056, batch);
-    bottleneck_proj4_conv1(A + 0, A + 200704, A + 314368, packed + 15254700, A + 414720, batch);
-    bottleneck11_bottleneck_path1_conv1(A + 314368, A + 414720, packed + 17353900, batch);
-    bottleneck11_bottleneck_path1_conv2(A + 414720, A + 515072, packed + 18411184, A + 0, batch);
-    bottleneck11_bottleneck_path1_conv3(A + 515072, A + 314368, A + 414720, packed + 22638768, A + 0, batch);
-    bottleneck12_bottleneck_path1_conv1(A + 414720, A + 314368, packed + 23689392, batch);
+    bottleneck10_bottleneck_path1_conv3(A + 850944, A + 600064, A + 212992, packed + 11051686, A + 413696, batch);
+    bottleneck_proj4_bottleneck_path1_conv1(A + 212992, A + 413696, packed + 11315368, A + 0, batch);
+    bottleneck_proj4_bottleneck_path1_conv2(A + 413696, A + 131072, packed + 11844268, A + 0, batch);
+    bottleneck_proj4_bottleneck_path1_conv3(A + 131072, A + 0, packed + 14204076, A + 100352, batch);
+    bottleneck_proj4_conv1(A + 212992, A + 0, A + 413696, packed + 15254700, A + 100352, batch);
+    bottleneck11_bottleneck_path1_conv1(A + 413696, A + 314368, packed + 17353900, A + 0, batch);
+    bottleneck11_bottleneck_path1_conv2(A + 314368, A + 339456, packed + 18411184, A + 0, batch);
+    bottleneck11_bottleneck_path1_conv3(A + 339456, A + 413696, A + 514048, packed + 22638768, A + 0, batch);
+    bottleneck12_bottleneck_path1_conv1(A + 514048, A + 314368, packed + 23689392, A + 0, batch);
     bottleneck12_bottleneck_path1_conv2(A + 314368, A + 339456, packed + 24746676, A + 0, batch);
-    bottleneck12_bottleneck_path1_conv3(A + 339456, A + 414720, A + 0, packed + 28974260, A + 100352, batch);
+    bottleneck12_bottleneck_path1_conv3(A + 339456, A + 514048, A + 0, packed + 28974260, A + 100352, batch);
     globalavgpool1(A + 0, A + 100352, batch);
-    dense1(A + 100352, out_logits, packed + 30024884, A + 2007040, batch);
+    dense1(A + 100352, out_logits, packed + 30024884, A + 2410496, batch);
     return 0;
 }
