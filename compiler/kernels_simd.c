@@ -174,8 +174,14 @@ static double tile_score(const ConvGeo *g, Tile t, const Isa *v) {
          * against the per * MP * NV / 2 cycles of its FMAs */
         int64_t tiles = (positions + t.mp - 1) / t.mp;
         double fma = (double)g->per * t.mp * t.nv / 2.0, store = t.mp * t.mr * STORE_CYCLES;
+        /* a block's weights are read once per tile: more than L1 holds and
+         * they stream from L2 every time. That costs AVX2 (on the 1x1
+         * 512->2048 7x7 layer MR=32 x MP=3, 64 KB a block, ran 0.8x as fast
+         * as MR=16 x MP=6); AVX-512's tiles reuse each weight load across
+         * more positions and run fastest with their 128 KB blocks. */
+        double spill = v->registers < 32 && t.mr * g->per * 4 > L1_BYTES ? 0.8 : 1.0;
         return channels * (double)positions / (double)(tiles * t.mp) * latency *
-               fma / (fma + store) * v->bpos_cost;
+               fma / (fma + store) * v->bpos_cost * spill;
     }
     int64_t nr = (int64_t)t.nv * t.w;
     int64_t tiles = g->len >= nr ? (g->len + nr - 1) / nr : 1;
@@ -242,18 +248,39 @@ int simd_pack_mr(Target t, const Node *n) {
     return simd_conv_mr(t, n);
 }
 
+/* A C-form 1x1 layer reads each tile's MP input values from every channel
+ * plane, a cache line and often a page apart; copied first into a panel,
+ * channel after channel, they stream from L1 instead. */
+static bool bpos_panel(const ConvGeo *g) {
+    return g->kh * g->kw == 1 && g->groups == 1 && !g->pads;
+}
+
 /* The padded copy of the input (when the layer pads, or its run of
  * positions is shorter than a tile), then the gathered rows (other strides),
  * each followed by a tile's worth of zeros that the last tile may read. */
 static int64_t conv_copy_floats(const ConvGeo *g, Tile t) {
     int64_t nr = (int64_t)t.nv * t.w;
+    if (t.bpos && bpos_panel(g))
+        return (g->ho * g->wo + t.mp - 1) / t.mp * t.mp * g->cin;
     if (t.bpos)
         return g->pads ? g->cin * g->hp * g->wp : 0;
     bool copy = g->pads || (g->flat && g->len < nr);
     return copy ? g->cin * g->hp * g->wp + nr : 0;
 }
 
+/* A P-form 1x1 layer read straight from its input gets a panel too: each
+ * tile's NR positions of every channel, so a tile reads one block of
+ * memory instead of a row from every channel plane (pages apart on large
+ * planes). */
+static bool pos_panel(const ConvGeo *g, Tile t) {
+    return !t.bpos && g->kh * g->kw == 1 && g->groups == 1 && g->flat && !g->pads &&
+           g->len >= (int64_t)t.nv * t.w;
+}
+
 static int64_t conv_col_floats(const ConvGeo *g, Tile t) {
+    int64_t nr = (int64_t)t.nv * t.w;
+    if (pos_panel(g, t))
+        return (g->len + nr - 1) / nr * nr * g->cin;
     if (g->flat || t.bpos)
         return 0;
     return g->cin * g->kh * g->kw * g->len + (int64_t)t.nv * t.w;
@@ -403,14 +430,18 @@ const char *simd_schedule(Emit *e, const Node *n) {
     if (t.bpos)
         return arena_printf(e->a,
             "%s: tile MP=%d positions x MR=%d output channels (%d %s accumulators); "
-            "input values broadcast from the %sinput, weights in vectors", v->name, t.mp, t.mr,
-            t.mp * t.nv, reg, g.pads ? "padded " : "");
+            "input values broadcast from the %s, weights in vectors", v->name, t.mp, t.mr,
+            t.mp * t.nv, reg, bpos_panel(&g) ? "tile's MP positions of every channel, copied "
+                                                 "into a panel in scratch first"
+                              : g.pads ? "padded input" : "input");
     return arena_printf(e->a,
         "%s: tile MR=%d output channels x NR=%d positions (%d %s accumulators); %s", v->name,
         t.mr, t.nv * t.w, t.mr * t.nv, reg,
-        g.flat ? arena_printf(e->a, "positions read straight from the %sinput, rows %lld "
-                              "apart (%lld kept)", g.pads ? "padded " : "",
-                              ll(g.pitch), ll(g.wo))
+        pos_panel(&g, t) ? "each tile's NR positions of every channel copied into a panel "
+                           "in scratch first"
+        : g.flat ? arena_printf(e->a, "positions read straight from the %sinput, rows %lld "
+                                "apart (%lld kept)", g.pads ? "padded " : "",
+                                ll(g.pitch), ll(g.wo))
                : arena_printf(e->a, "stride %lldx%lld: input rows gathered (im2col) "
                               "into scratch", ll(g.sh), ll(g.sw)));
 }
@@ -633,20 +664,41 @@ static void emit_conv_bpos(Emit *e, const Node *n, const ConvGeo *g, Tile t) {
     e->scratch_per_sample = true;
     open_batch(e, n);
     e->scratch_per_sample = false;
-    if (g->pads)
+    bool panel = bpos_panel(g);
+    /* the distance between a position's values in consecutive channels */
+    int64_t cstep = panel ? t.mp : g->hp * g->wp;
+    if (g->pads || panel)
         P(e, "        float *sb = s + (ptrdiff_t)b * %lld; /* this sample's scratch */\n",
           ll(conv_copy_floats(g, t)));
     input_of_sample(e, n, g, g->pads);
+    if (panel) {
+        P(e, "        for (int tile = 0; tile < %lld; tile++)\n", ll(tiles));
+        P(e, "            for (int i = 0; i < MP; i++) {\n");
+        P(e, "                const int q = tile * MP + i < %lld ? tile * MP + i : %lld;\n",
+          ll(positions), ll(positions - 1));
+        P(e, "                const float *src = in + q / %lld * %lld + q %% %lld * %lld;\n",
+          ll(g->wo), ll(g->sh * g->wp), ll(g->wo), ll(g->sw));
+        P(e, "                float *dst = sb + tile * %lld + i;\n", ll(g->cin * t.mp));
+        P(e, "                for (int c = 0; c < %lld; c++)\n", ll(g->cin));
+        P(e, "                    dst[c * MP] = src[c * %lld];\n", ll(g->hp * g->wp));
+        P(e, "            }\n");
+    }
     open_tile_loop(e, g, t, tiles);
     P(e, "            const float *wp = w + (ptrdiff_t)gb * %lld;\n", ll(t.mr * g->per));
-    P(e, "            const float *xp = in + grp * %lld;\n", ll(g->cin_g * g->hp * g->wp));
+    if (panel)
+        P(e, "            const float *xp = sb + tile * %lld;\n", ll(g->cin * t.mp));
+    else
+        P(e, "            const float *xp = in + grp * %lld;\n", ll(g->cin_g * g->hp * g->wp));
     P(e, "            int q[MP];\n");
     P(e, "            float t[MP][MR];\n");
     for (int i = 0; i < t.mp; i++) {
         P(e, "            q[%d] = tile * MP + %d < %lld ? tile * MP + %d : %lld;\n", i, i,
           ll(positions), i, ll(positions - 1));
-        P(e, "            const int o%d = q[%d] / %lld * %lld + q[%d] %% %lld * %lld;\n", i, i,
-          ll(g->wo), ll(g->sh * g->wp), i, ll(g->wo), ll(g->sw));
+        if (panel)
+            P(e, "            const int o%d = %d;\n", i, i);
+        else
+            P(e, "            const int o%d = q[%d] / %lld * %lld + q[%d] %% %lld * %lld;\n", i,
+              i, ll(g->wo), ll(g->sh * g->wp), i, ll(g->wo), ll(g->sw));
     }
     for (int i = 0; i < t.mp; i++)
         for (int v = 0; v < t.nv; v++)
@@ -656,16 +708,29 @@ static void emit_conv_bpos(Emit *e, const Node *n, const ConvGeo *g, Tile t) {
     if (taps <= UNROLL_TAPS) {
         int64_t u = channel_unroll(g);
         P(e, "            for (int c = 0; c < %lld; c += %lld, xp += %lld, wp += %lld) {\n",
-          ll(g->cin_g), ll(u), ll(u * g->hp * g->wp), ll(u * taps * t.mr));
+          ll(g->cin_g), ll(u), ll(u * cstep), ll(u * taps * t.mr));
         for (int64_t k = 0; k < u * taps; k++) {
             int64_t tap = k % taps;
             emit_tap_bpos(e, t, "                ",
-                          arena_printf(e->a, "%lld", ll(k / taps * g->hp * g->wp +
+                          arena_printf(e->a, "%lld", ll(k / taps * cstep +
                                                        tap / g->kw * g->dh * g->wp +
                                                        tap % g->kw * g->dw)),
                           arena_printf(e->a, "%lld", ll(k * t.mr)));
         }
         P(e, "            }\n");
+    } else if (g->kw <= UNROLL_TAPS) {
+        /* a kernel row's taps written out: a 7x7 kernel pays the loop and
+         * the index arithmetic once per row, not once per tap */
+        P(e, "            for (int c = 0; c < %lld; c++, xp += %lld)\n", ll(g->cin_g),
+          ll(g->hp * g->wp));
+        P(e, "                for (int i = 0; i < %lld; i++, wp += %lld) {\n", ll(g->kh),
+          ll(g->kw * t.mr));
+        P(e, "                    const int r = i * %lld;\n", ll(g->dh * g->wp));
+        for (int64_t j = 0; j < g->kw; j++)
+            emit_tap_bpos(e, t, "                    ",
+                          arena_printf(e->a, "r + %lld", ll(j * g->dw)),
+                          arena_printf(e->a, "%lld", ll(j * t.mr)));
+        P(e, "                }\n");
     } else {
         P(e, "            for (int c = 0; c < %lld; c++, xp += %lld)\n", ll(g->cin_g),
           ll(g->hp * g->wp));
@@ -728,9 +793,23 @@ static void emit_conv(Emit *e, const Node *n) {
         x = "col";
     }
     int64_t tiles = g.len >= nr ? (g.len + nr - 1) / nr : 1;
+    bool panel = pos_panel(&g, t);
+    /* the distance between a position's values in consecutive channels */
+    int64_t cstep = panel ? nr : g.cs;
+    if (panel) {
+        P(e, "        for (int tile = 0; tile < %lld; tile++) {\n", ll(tiles));
+        P(e, "            const int p = tile < %lld ? tile * NR : %lld;\n", ll(tiles - 1),
+          ll(g.len - nr));
+        P(e, "            for (int c = 0; c < %lld; c++)\n", ll(g.cin));
+        P(e, "                for (int l = 0; l < NR; l++)\n");
+        P(e, "                    sb[(tile * %lld + c) * NR + l] = in[c * %lld + p + l];\n",
+          ll(g.cin), ll(g.cs));
+        P(e, "        }\n");
+    }
     open_tile_loop(e, &g, t, tiles);
     P(e, "            const float *wb = w + (ptrdiff_t)gb * %lld;\n", ll(t.mr * g.per));
-    P(e, "            const float *xg = %s + grp * %lld;\n", x, ll(g.cin_g * g.cs));
+    P(e, "            const float *xg = %s + grp * %lld;\n", panel ? "sb" : x,
+      ll(g.cin_g * g.cs));
     P(e, "            float t[MR][NR];\n");
     P(e, "            {\n");
     if (g.len >= nr)
@@ -742,7 +821,8 @@ static void emit_conv(Emit *e, const Node *n) {
         for (int v = 0; v < t.nv; v++)
             P(e, "                __m256 c%d%d = _mm256_set1_ps(bias[gb * MR + %d]);\n",
               i, v, i);
-    P(e, "                const float *xp = xg + p;\n");
+    P(e, "                const float *xp = xg + %s;\n", panel ? arena_printf(e->a,
+      "tile * %lld", ll(g.cin * nr)) : "p");
     P(e, "                const float *wp = wb;\n");
     /* Up to UNROLL_TAPS kernel taps are written out one after another
      * with constant offsets, so loop overhead is paid once per input
@@ -750,11 +830,11 @@ static void emit_conv(Emit *e, const Node *n) {
     if (g.kh * g.kw <= UNROLL_TAPS) {
         int64_t taps = g.kh * g.kw, u = channel_unroll(&g);
         P(e, "                for (int c = 0; c < %lld; c += %lld, xp += %lld, wp += %lld) {\n",
-          ll(g.cin_g), ll(u), ll(u * g.cs), ll(u * taps * t.mr));
+          ll(g.cin_g), ll(u), ll(u * cstep), ll(u * taps * t.mr));
         for (int64_t k = 0; k < u * taps; k++) {
             int64_t tap = k % taps;
             emit_tap(e, t, "                    ",
-                     arena_printf(e->a, "%lld", ll(k / taps * g.cs + tap / g.kw * g.is +
+                     arena_printf(e->a, "%lld", ll(k / taps * cstep + tap / g.kw * g.is +
                                                   tap % g.kw * g.js)),
                      arena_printf(e->a, "%lld", ll(k * t.mr)));
         }

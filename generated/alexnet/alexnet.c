@@ -4,7 +4,7 @@
  * command: cnnc build examples/alexnet.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions
- * arena:   3504832 bytes (11248768 without reuse; 3504832 live at most)
+ * arena:   3504832 bytes (11248896 without reuse; 3504832 live at most)
  * weights: 61100840 canonical floats, 62784296 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -264,11 +264,11 @@ static void cnn_pack_wino(const float *w, const float *bias, const float *bn,
 
 /* conv1 — examples/alexnet.cnn:15: conv 11x11/4 p2 64
  *   in [3,224,224] -> out [64,55,55]
- *   weights at packed[0]: weight [64,3,11,11] + bias [64] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then relu1
+ *   weights at packed[0]: weight [64,3,11,11] + bias [64] (packed in blocks of 16 output channels)
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then relu1
  */
 static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
+    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 23232;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
@@ -276,12 +276,12 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
         float *sb = s + (ptrdiff_t)b * 155952; /* this sample's scratch */
         cnn_pad(xb0, sb, 3, 224, 224, 2, 2, 228, 228, 0);
         const float *in = sb;
-        for (int it = 0; it < 2018; it++) {
-            const int tile = it / 2, gb = it - tile * 2;
+        for (int it = 0; it < 2020; it++) {
+            const int tile = it / 4, gb = it - tile * 4;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 64 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 11616;
+            const float *wp = w + (ptrdiff_t)gb * 5808;
             const float *xp = in + grp * 155952;
             int q[MP];
             float t[MP][MR];
@@ -291,54 +291,61 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
             const int o1 = q[1] / 55 * 912 + q[1] % 55 * 4;
             q[2] = tile * MP + 2 < 3025 ? tile * MP + 2 : 3024;
             const int o2 = q[2] / 55 * 912 + q[2] % 55 * 4;
+            q[3] = tile * MP + 3 < 3025 ? tile * MP + 3 : 3024;
+            const int o3 = q[3] / 55 * 912 + q[3] % 55 * 4;
+            q[4] = tile * MP + 4 < 3025 ? tile * MP + 4 : 3024;
+            const int o4 = q[4] / 55 * 912 + q[4] % 55 * 4;
+            q[5] = tile * MP + 5 < 3025 ? tile * MP + 5 : 3024;
+            const int o5 = q[5] / 55 * 912 + q[5] % 55 * 4;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
             __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
+            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
             for (int c = 0; c < 3; c++, xp += 51984)
                 for (int i = 0; i < 11; i++)
                     for (int j = 0; j < 11; j++, wp += MR)
                         {
                             const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                             const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                            const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                            const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
                             __m256 xb = _mm256_set1_ps(xp[o0 + i * 228 + j * 1]);
                             c00 = _mm256_fmadd_ps(xb, wv0, c00);
                             c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                            c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                            c03 = _mm256_fmadd_ps(xb, wv3, c03);
                             xb = _mm256_set1_ps(xp[o1 + i * 228 + j * 1]);
                             c10 = _mm256_fmadd_ps(xb, wv0, c10);
                             c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                            c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                            c13 = _mm256_fmadd_ps(xb, wv3, c13);
                             xb = _mm256_set1_ps(xp[o2 + i * 228 + j * 1]);
                             c20 = _mm256_fmadd_ps(xb, wv0, c20);
                             c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                            c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                            c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                            xb = _mm256_set1_ps(xp[o3 + i * 228 + j * 1]);
+                            c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                            c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                            xb = _mm256_set1_ps(xp[o4 + i * 228 + j * 1]);
+                            c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                            c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                            xb = _mm256_set1_ps(xp[o5 + i * 228 + j * 1]);
+                            c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                            c51 = _mm256_fmadd_ps(xb, wv1, c51);
                         }
             _mm256_storeu_ps(t[0] + 0, c00);
             _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
             _mm256_storeu_ps(t[1] + 0, c10);
             _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
             _mm256_storeu_ps(t[2] + 0, c20);
             _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
+            _mm256_storeu_ps(t[3] + 0, c30);
+            _mm256_storeu_ps(t[3] + 8, c31);
+            _mm256_storeu_ps(t[4] + 0, c40);
+            _mm256_storeu_ps(t[4] + 8, c41);
+            _mm256_storeu_ps(t[5] + 0, c50);
+            _mm256_storeu_ps(t[5] + 8, c51);
             for (int k = 0; k < MR; k++) {
                 const int at = (oc0 + k) * 3025;
                 for (int i = 0; i < MP; i++) {
@@ -401,87 +408,101 @@ static CNN_SIMD void maxpool1(const float *restrict x0, float *restrict y, int b
 
 /* conv2 — examples/alexnet.cnn:17: conv 5x5 p2 192
  *   in [64,27,27] -> out [192,27,27]
- *   weights at packed[23296]: weight [192,64,5,5] + bias [192] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then relu2
+ *   weights at packed[23296]: weight [192,64,5,5] + bias [192] (packed in blocks of 4 output channels)
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 31 apart (27 kept); then relu2
  */
 static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 307200;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 46656;
         float *yb = y + (ptrdiff_t)b * 139968;
-        float *sb = s + (ptrdiff_t)b * 61504; /* this sample's scratch */
+        float *sb = s + (ptrdiff_t)b * 61528; /* this sample's scratch */
         cnn_pad(xb0, sb, 64, 27, 27, 2, 2, 31, 31, 0);
         const float *in = sb;
-        for (int it = 0; it < 1458; it++) {
-            const int gb = it / 243, tile = it - gb * 243;
+        for (int i = 61504; i < 61528; i++)
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        for (int it = 0; it < 1680; it++) {
+            const int gb = it / 35, tile = it - gb * 35;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 192 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 51200;
-            const float *xp = in + grp * 61504;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 729 ? tile * MP + 0 : 728;
-            const int o0 = q[0] / 27 * 31 + q[0] % 27 * 1;
-            q[1] = tile * MP + 1 < 729 ? tile * MP + 1 : 728;
-            const int o1 = q[1] / 27 * 31 + q[1] % 27 * 1;
-            q[2] = tile * MP + 2 < 729 ? tile * MP + 2 : 728;
-            const int o2 = q[2] / 27 * 31 + q[2] % 27 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 64; c++, xp += 961)
-                for (int i = 0; i < 5; i++)
-                    for (int j = 0; j < 5; j++, wp += MR)
-                        {
-                            const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                            const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                            const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                            const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                            __m256 xb = _mm256_set1_ps(xp[o0 + i * 31 + j * 1]);
-                            c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                            c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                            c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                            c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                            xb = _mm256_set1_ps(xp[o1 + i * 31 + j * 1]);
-                            c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                            c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                            c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                            c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                            xb = _mm256_set1_ps(xp[o2 + i * 31 + j * 1]);
-                            c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                            c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                            c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                            c23 = _mm256_fmadd_ps(xb, wv3, c23);
+            const float *wb = w + (ptrdiff_t)gb * 6400;
+            const float *xg = in + grp * 61504;
+            float t[MR][NR];
+            {
+                const int p = tile < 34 ? tile * NR : 809;
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
+                const float *xp = xg + p;
+                const float *wp = wb;
+                for (int c = 0; c < 64; c++)
+                    for (int i = 0; i < 5; i++)
+                        for (int j = 0; j < 5; j++, wp += MR) {
+                            {
+                                const __m256 xv0 = _mm256_loadu_ps(xp + c * 961 + i * 31 + j * 1 + 0);
+                                const __m256 xv1 = _mm256_loadu_ps(xp + c * 961 + i * 31 + j * 1 + 8);
+                                const __m256 xv2 = _mm256_loadu_ps(xp + c * 961 + i * 31 + j * 1 + 16);
+                                __m256 wv = _mm256_set1_ps(wp[0 + 0]);
+                                c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                                c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                                c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                                wv = _mm256_set1_ps(wp[0 + 1]);
+                                c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                                c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                                c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                                wv = _mm256_set1_ps(wp[0 + 2]);
+                                c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                                c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                                c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                                wv = _mm256_set1_ps(wp[0 + 3]);
+                                c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                                c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                                c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                            }
                         }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 729;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+                _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[0] + 8, c01);
+                _mm256_storeu_ps(t[0] + 16, c02);
+                _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[1] + 8, c11);
+                _mm256_storeu_ps(t[1] + 16, c12);
+                _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[2] + 8, c21);
+                _mm256_storeu_ps(t[2] + 16, c22);
+                _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[3] + 8, c31);
+                _mm256_storeu_ps(t[3] + 16, c32);
+                for (int i = 0; i < MR; i++) {
+                    const int at = (oc0 + i) * 729;
+                    for (int vi = 0; vi < NV; vi++) {
+                        const int q = p + vi * W;
+                        const int oh = q / 31, ow = q - oh * 31;
+                        if (ow + W <= 27 && q + W <= 833) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            _mm256_storeu_ps(yb + at + oh * 27 + ow, x);
+                            continue;
+                        }
+                        for (int l = 0; l < W; l++) {
+                            const int h = (q + l) / 31, c = q + l - h * 31;
+                            if (c >= 27 || q + l >= 833)
+                                continue;
+                            float v = t[i][vi * W + l];
+                            v = v < 0.0f ? 0.0f : v;
+                            yb[at + h * 27 + c] = v;
+                        }
+                    }
                 }
             }
         }
@@ -1440,8 +1461,8 @@ static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const f
 /* Canonical parameters (DSL.md order, 61100840 floats) to the packed layout
  * the kernels read (62784296 floats). */
 void alexnet_pack(const float *params, float *packed) {
-    cnn_pack_conv(params + 0, params + 23232, NULL, 0.0, packed + 0, 64, 363, 1, 32); /* conv1 */
-    cnn_pack_conv(params + 23296, params + 330496, NULL, 0.0, packed + 23296, 192, 1600, 1, 32); /* conv2 */
+    cnn_pack_conv(params + 0, params + 23232, NULL, 0.0, packed + 0, 64, 363, 1, 16); /* conv1 */
+    cnn_pack_conv(params + 23296, params + 330496, NULL, 0.0, packed + 23296, 192, 1600, 1, 4); /* conv2 */
     cnn_pack_wino(params + 330688, params + 994240, NULL, 0.0, packed + 330688, 384, 192, 6); /* conv3: Winograd */
     cnn_pack_wino(params + 994624, params + 1879360, NULL, 0.0, packed + 1510720, 256, 384, 6); /* conv4: Winograd */
     cnn_pack_wino(params + 1879616, params + 2469440, NULL, 0.0, packed + 3096128, 256, 256, 6); /* conv5: Winograd */
@@ -1460,8 +1481,8 @@ int alexnet_forward(const float *packed, const float *in_img, float *out_logits,
     if ((uintptr_t)arena % 64 != 0 || (alexnet_ARENA_BYTES > 0 && !arena))
         return 2;
     conv1(in_img, A + 0, packed + 0, A + 193600, batch);
-    maxpool1(A + 0, A + 201472, batch);
-    conv2(A + 201472, A + 0, packed + 23296, A + 139968, batch);
+    maxpool1(A + 0, A + 201504, batch);
+    conv2(A + 201504, A + 0, packed + 23296, A + 139968, batch);
     maxpool2(A + 0, A + 645120, batch);
     conv3(A + 645120, A + 768000, packed + 330688, A + 0, batch);
     conv4(A + 768000, A + 832896, packed + 1510720, A + 0, batch);

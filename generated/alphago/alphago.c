@@ -4,7 +4,7 @@
  * command: cnnc build examples/alphago.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions
- * arena:   893248 bytes (7156288 without reuse; 893248 live at most)
+ * arena:   893248 bytes (7451264 without reuse; 893248 live at most)
  * weights: 3882793 canonical floats, 3882794 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -193,87 +193,102 @@ static void cnn_pack_conv(const float *w, const float *bias, const float *bn,
 
 /* conv1 — examples/alphago.cnn:17: conv 5x5 p2 192
  *   in [48,19,19] -> out [192,19,19]
- *   weights at packed[0]: weight [192,48,5,5] + bias [192] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then relu1
+ *   weights at packed[0]: weight [192,48,5,5] + bias [192] (packed in blocks of 6 output channels)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the padded input, rows 23 apart (19 kept); then relu1
  */
 static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 230400;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 17328;
         float *yb = y + (ptrdiff_t)b * 69312;
-        float *sb = s + (ptrdiff_t)b * 25392; /* this sample's scratch */
+        float *sb = s + (ptrdiff_t)b * 25408; /* this sample's scratch */
         cnn_pad(xb0, sb, 48, 19, 19, 2, 2, 23, 23, 0);
         const float *in = sb;
-        for (int it = 0; it < 726; it++) {
-            const int gb = it / 121, tile = it - gb * 121;
+        for (int i = 25392; i < 25408; i++)
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        for (int it = 0; it < 896; it++) {
+            const int gb = it / 28, tile = it - gb * 28;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 192 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 38400;
-            const float *xp = in + grp * 25392;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 361 ? tile * MP + 0 : 360;
-            const int o0 = q[0] / 19 * 23 + q[0] % 19 * 1;
-            q[1] = tile * MP + 1 < 361 ? tile * MP + 1 : 360;
-            const int o1 = q[1] / 19 * 23 + q[1] % 19 * 1;
-            q[2] = tile * MP + 2 < 361 ? tile * MP + 2 : 360;
-            const int o2 = q[2] / 19 * 23 + q[2] % 19 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 48; c++, xp += 529)
-                for (int i = 0; i < 5; i++)
-                    for (int j = 0; j < 5; j++, wp += MR)
-                        {
-                            const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                            const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                            const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                            const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                            __m256 xb = _mm256_set1_ps(xp[o0 + i * 23 + j * 1]);
-                            c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                            c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                            c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                            c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                            xb = _mm256_set1_ps(xp[o1 + i * 23 + j * 1]);
-                            c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                            c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                            c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                            c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                            xb = _mm256_set1_ps(xp[o2 + i * 23 + j * 1]);
-                            c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                            c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                            c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                            c23 = _mm256_fmadd_ps(xb, wv3, c23);
+            const float *wb = w + (ptrdiff_t)gb * 7200;
+            const float *xg = in + grp * 25392;
+            float t[MR][NR];
+            {
+                const int p = tile < 27 ? tile * NR : 417;
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
+                const float *xp = xg + p;
+                const float *wp = wb;
+                for (int c = 0; c < 48; c++)
+                    for (int i = 0; i < 5; i++)
+                        for (int j = 0; j < 5; j++, wp += MR) {
+                            {
+                                const __m256 xv0 = _mm256_loadu_ps(xp + c * 529 + i * 23 + j * 1 + 0);
+                                const __m256 xv1 = _mm256_loadu_ps(xp + c * 529 + i * 23 + j * 1 + 8);
+                                __m256 wv = _mm256_set1_ps(wp[0 + 0]);
+                                c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                                c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                                wv = _mm256_set1_ps(wp[0 + 1]);
+                                c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                                c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                                wv = _mm256_set1_ps(wp[0 + 2]);
+                                c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                                c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                                wv = _mm256_set1_ps(wp[0 + 3]);
+                                c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                                c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                                wv = _mm256_set1_ps(wp[0 + 4]);
+                                c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                                c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                                wv = _mm256_set1_ps(wp[0 + 5]);
+                                c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                                c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                            }
                         }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 361;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+                _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[0] + 8, c01);
+                _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[1] + 8, c11);
+                _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[2] + 8, c21);
+                _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[3] + 8, c31);
+                _mm256_storeu_ps(t[4] + 0, c40);
+                _mm256_storeu_ps(t[4] + 8, c41);
+                _mm256_storeu_ps(t[5] + 0, c50);
+                _mm256_storeu_ps(t[5] + 8, c51);
+                for (int i = 0; i < MR; i++) {
+                    const int at = (oc0 + i) * 361;
+                    for (int vi = 0; vi < NV; vi++) {
+                        const int q = p + vi * W;
+                        const int oh = q / 23, ow = q - oh * 23;
+                        if (ow + W <= 19 && q + W <= 433) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            _mm256_storeu_ps(yb + at + oh * 19 + ow, x);
+                            continue;
+                        }
+                        for (int l = 0; l < W; l++) {
+                            const int h = (q + l) / 23, c = q + l - h * 23;
+                            if (c >= 19 || q + l >= 433)
+                                continue;
+                            float v = t[i][vi * W + l];
+                            v = v < 0.0f ? 0.0f : v;
+                            yb[at + h * 19 + c] = v;
+                        }
+                    }
                 }
             }
         }
@@ -3341,22 +3356,29 @@ static CNN_SIMD void conv12(const float *restrict x0, float *restrict y, const f
 /* conv13 — examples/alphago.cnn:19: conv 1x1 1
  *   in [192,19,19] -> out [1,19,19]
  *   weights at packed[3882240]: weight [1,192,1,1]
- *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); positions read straight from the input, rows 19 apart (19 kept)
+ *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first
  */
-static CNN_SIMD void conv13(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void conv13(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 1, NV = 8, NR = 64, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
         float *yb = y + (ptrdiff_t)b * 361;
+        float *sb = s + (ptrdiff_t)b * 73728; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 6; tile++) {
+            const int p = tile < 5 ? tile * NR : 297;
+            for (int c = 0; c < 192; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 192 + c) * NR + l] = in[c * 361 + p + l];
+        }
         for (int it = 0; it < 6; it++) {
             const int tile = it / 1, gb = it - tile * 1;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 1 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 192;
-            const float *xg = in + grp * 69312;
+            const float *xg = sb + grp * 69312;
             float t[MR][NR];
             {
                 const int p = tile < 5 ? tile * NR : 297;
@@ -3368,9 +3390,9 @@ static CNN_SIMD void conv13(const float *restrict x0, float *restrict y, const f
                 __m256 c05 = _mm256_set1_ps(bias[gb * MR + 0]);
                 __m256 c06 = _mm256_set1_ps(bias[gb * MR + 0]);
                 __m256 c07 = _mm256_set1_ps(bias[gb * MR + 0]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 12288;
                 const float *wp = wb;
-                for (int c = 0; c < 192; c += 8, xp += 2888, wp += 8) {
+                for (int c = 0; c < 192; c += 8, xp += 512, wp += 8) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -3391,14 +3413,14 @@ static CNN_SIMD void conv13(const float *restrict x0, float *restrict y, const f
                         c07 = _mm256_fmadd_ps(wv, xv7, c07);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 361 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 361 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 361 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 361 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 361 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 361 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 361 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 361 + 56);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 64 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 64 + 24);
+                        const __m256 xv4 = _mm256_loadu_ps(xp + 64 + 32);
+                        const __m256 xv5 = _mm256_loadu_ps(xp + 64 + 40);
+                        const __m256 xv6 = _mm256_loadu_ps(xp + 64 + 48);
+                        const __m256 xv7 = _mm256_loadu_ps(xp + 64 + 56);
                         __m256 wv = _mm256_set1_ps(wp[1 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3410,14 +3432,14 @@ static CNN_SIMD void conv13(const float *restrict x0, float *restrict y, const f
                         c07 = _mm256_fmadd_ps(wv, xv7, c07);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 722 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 722 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 722 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 722 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 722 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 722 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 722 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 722 + 56);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 128 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 128 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 128 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 128 + 24);
+                        const __m256 xv4 = _mm256_loadu_ps(xp + 128 + 32);
+                        const __m256 xv5 = _mm256_loadu_ps(xp + 128 + 40);
+                        const __m256 xv6 = _mm256_loadu_ps(xp + 128 + 48);
+                        const __m256 xv7 = _mm256_loadu_ps(xp + 128 + 56);
                         __m256 wv = _mm256_set1_ps(wp[2 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3429,14 +3451,14 @@ static CNN_SIMD void conv13(const float *restrict x0, float *restrict y, const f
                         c07 = _mm256_fmadd_ps(wv, xv7, c07);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1083 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1083 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1083 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 1083 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 1083 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 1083 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 1083 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 1083 + 56);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 192 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 192 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 192 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 192 + 24);
+                        const __m256 xv4 = _mm256_loadu_ps(xp + 192 + 32);
+                        const __m256 xv5 = _mm256_loadu_ps(xp + 192 + 40);
+                        const __m256 xv6 = _mm256_loadu_ps(xp + 192 + 48);
+                        const __m256 xv7 = _mm256_loadu_ps(xp + 192 + 56);
                         __m256 wv = _mm256_set1_ps(wp[3 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3448,14 +3470,14 @@ static CNN_SIMD void conv13(const float *restrict x0, float *restrict y, const f
                         c07 = _mm256_fmadd_ps(wv, xv7, c07);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1444 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1444 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1444 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 1444 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 1444 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 1444 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 1444 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 1444 + 56);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 256 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 256 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 256 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 256 + 24);
+                        const __m256 xv4 = _mm256_loadu_ps(xp + 256 + 32);
+                        const __m256 xv5 = _mm256_loadu_ps(xp + 256 + 40);
+                        const __m256 xv6 = _mm256_loadu_ps(xp + 256 + 48);
+                        const __m256 xv7 = _mm256_loadu_ps(xp + 256 + 56);
                         __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3467,14 +3489,14 @@ static CNN_SIMD void conv13(const float *restrict x0, float *restrict y, const f
                         c07 = _mm256_fmadd_ps(wv, xv7, c07);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1805 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1805 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1805 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 1805 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 1805 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 1805 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 1805 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 1805 + 56);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 320 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 320 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 320 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 320 + 24);
+                        const __m256 xv4 = _mm256_loadu_ps(xp + 320 + 32);
+                        const __m256 xv5 = _mm256_loadu_ps(xp + 320 + 40);
+                        const __m256 xv6 = _mm256_loadu_ps(xp + 320 + 48);
+                        const __m256 xv7 = _mm256_loadu_ps(xp + 320 + 56);
                         __m256 wv = _mm256_set1_ps(wp[5 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3486,14 +3508,14 @@ static CNN_SIMD void conv13(const float *restrict x0, float *restrict y, const f
                         c07 = _mm256_fmadd_ps(wv, xv7, c07);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2166 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2166 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2166 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 2166 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 2166 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 2166 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 2166 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 2166 + 56);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 384 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 384 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 384 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 384 + 24);
+                        const __m256 xv4 = _mm256_loadu_ps(xp + 384 + 32);
+                        const __m256 xv5 = _mm256_loadu_ps(xp + 384 + 40);
+                        const __m256 xv6 = _mm256_loadu_ps(xp + 384 + 48);
+                        const __m256 xv7 = _mm256_loadu_ps(xp + 384 + 56);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3505,14 +3527,14 @@ static CNN_SIMD void conv13(const float *restrict x0, float *restrict y, const f
                         c07 = _mm256_fmadd_ps(wv, xv7, c07);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2527 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2527 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2527 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 2527 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 2527 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 2527 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 2527 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 2527 + 56);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 448 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 448 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 448 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 448 + 24);
+                        const __m256 xv4 = _mm256_loadu_ps(xp + 448 + 32);
+                        const __m256 xv5 = _mm256_loadu_ps(xp + 448 + 40);
+                        const __m256 xv6 = _mm256_loadu_ps(xp + 448 + 48);
+                        const __m256 xv7 = _mm256_loadu_ps(xp + 448 + 56);
                         __m256 wv = _mm256_set1_ps(wp[7 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3586,7 +3608,7 @@ static CNN_SIMD void softmax1(const float *restrict x0, float *restrict y, int b
 /* Canonical parameters (DSL.md order, 3882793 floats) to the packed layout
  * the kernels read (3882794 floats). */
 void alphago_pack(const float *params, float *packed) {
-    cnn_pack_conv(params + 0, params + 230400, NULL, 0.0, packed + 0, 192, 1200, 1, 32); /* conv1 */
+    cnn_pack_conv(params + 0, params + 230400, NULL, 0.0, packed + 0, 192, 1200, 1, 6); /* conv1 */
     cnn_pack_conv(params + 230592, params + 562368, NULL, 0.0, packed + 230592, 192, 1728, 1, 6); /* conv2 */
     cnn_pack_conv(params + 562560, params + 894336, NULL, 0.0, packed + 562560, 192, 1728, 1, 6); /* conv3 */
     cnn_pack_conv(params + 894528, params + 1226304, NULL, 0.0, packed + 894528, 192, 1728, 1, 6); /* conv4 */
@@ -3623,8 +3645,8 @@ int alphago_forward(const float *packed, const float *in_board, float *out_moves
     conv10(A + 84688, A + 154000, packed + 2886336, A + 0, batch);
     conv11(A + 154000, A + 84688, packed + 3218304, A + 0, batch);
     conv12(A + 84688, A + 154000, packed + 3550272, A + 0, batch);
-    conv13(A + 154000, A + 0, packed + 3882240, batch);
-    bias1(A + 0, A + 0, packed + 3882433, batch);
-    softmax1(A + 0, out_moves, batch);
+    conv13(A + 154000, A + 73728, packed + 3882240, A + 0, batch);
+    bias1(A + 73728, A + 73728, packed + 3882433, batch);
+    softmax1(A + 73728, out_moves, batch);
     return 0;
 }

@@ -519,30 +519,119 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
             __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
             for (int c = 0; c < 6; c++, xp += 196)
-                for (int i = 0; i < 5; i++)
-                    for (int j = 0; j < 5; j++, wp += MR)
-                        {
-                            const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                            const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                            __m256 xb = _mm256_set1_ps(xp[o0 + i * 14 + j * 1]);
-                            c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                            c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                            xb = _mm256_set1_ps(xp[o1 + i * 14 + j * 1]);
-                            c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                            c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                            xb = _mm256_set1_ps(xp[o2 + i * 14 + j * 1]);
-                            c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                            c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                            xb = _mm256_set1_ps(xp[o3 + i * 14 + j * 1]);
-                            c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                            c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                            xb = _mm256_set1_ps(xp[o4 + i * 14 + j * 1]);
-                            c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                            c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                            xb = _mm256_set1_ps(xp[o5 + i * 14 + j * 1]);
-                            c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                            c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                        }
+                for (int i = 0; i < 5; i++, wp += 80) {
+                    const int r = i * 14;
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 0]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        xb = _mm256_set1_ps(xp[o1 + r + 0]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        xb = _mm256_set1_ps(xp[o2 + r + 0]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        xb = _mm256_set1_ps(xp[o3 + r + 0]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + r + 0]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                        xb = _mm256_set1_ps(xp[o5 + r + 0]);
+                        c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                        c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 1]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        xb = _mm256_set1_ps(xp[o1 + r + 1]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        xb = _mm256_set1_ps(xp[o2 + r + 1]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        xb = _mm256_set1_ps(xp[o3 + r + 1]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + r + 1]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                        xb = _mm256_set1_ps(xp[o5 + r + 1]);
+                        c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                        c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 2]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        xb = _mm256_set1_ps(xp[o1 + r + 2]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        xb = _mm256_set1_ps(xp[o2 + r + 2]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        xb = _mm256_set1_ps(xp[o3 + r + 2]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + r + 2]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                        xb = _mm256_set1_ps(xp[o5 + r + 2]);
+                        c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                        c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 3]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        xb = _mm256_set1_ps(xp[o1 + r + 3]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        xb = _mm256_set1_ps(xp[o2 + r + 3]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        xb = _mm256_set1_ps(xp[o3 + r + 3]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + r + 3]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                        xb = _mm256_set1_ps(xp[o5 + r + 3]);
+                        c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                        c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 4]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        xb = _mm256_set1_ps(xp[o1 + r + 4]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        xb = _mm256_set1_ps(xp[o2 + r + 4]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        xb = _mm256_set1_ps(xp[o3 + r + 4]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + r + 4]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                        xb = _mm256_set1_ps(xp[o5 + r + 4]);
+                        c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                        c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                    }
+                }
             _mm256_storeu_ps(t[0] + 0, c00);
             _mm256_storeu_ps(t[0] + 8, c01);
             _mm256_storeu_ps(t[1] + 0, c10);

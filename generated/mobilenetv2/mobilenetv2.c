@@ -4,8 +4,8 @@
  * command: cnnc build examples/mobilenetv2.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions
- * arena:   11022016 bytes (45920320 without reuse; 11022016 live at most)
- * weights: 3538984 canonical floats, 3490512 packed
+ * arena:   11022016 bytes (57793088 without reuse; 11022016 live at most)
+ * weights: 3538984 canonical floats, 3504490 packed
  *
  * Inference calls no library function but memcpy/memset (which a
  * compiler may emit for plain loops) and needs no libm. */
@@ -617,22 +617,29 @@ static CNN_SIMD void separable1_conv1(const float *restrict x0, float *restrict 
 /* separable1.conv2 — examples/mobilenetv2.cnn:23: conv 1x1 16
  *   in [32,112,112] -> out [16,112,112]
  *   weights at packed[1216]: weight [16,32,1,1] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 112 apart (112 kept); separable1.bn2 folded into the weights
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; separable1.bn2 folded into the weights
  */
-static CNN_SIMD void separable1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void separable1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 512;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 200704;
+        float *sb = s + (ptrdiff_t)b * 401664; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 523; tile++) {
+            const int p = tile < 522 ? tile * NR : 12520;
+            for (int c = 0; c < 32; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 32 + c) * NR + l] = in[c * 12544 + p + l];
+        }
         for (int it = 0; it < 2092; it++) {
             const int tile = it / 4, gb = it - tile * 4;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 16 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 128;
-            const float *xg = in + grp * 401408;
+            const float *xg = sb + grp * 401408;
             float t[MR][NR];
             {
                 const int p = tile < 522 ? tile * NR : 12520;
@@ -648,9 +655,9 @@ static CNN_SIMD void separable1_conv2(const float *restrict x0, float *restrict 
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 768;
                 const float *wp = wb;
-                for (int c = 0; c < 32; c += 8, xp += 100352, wp += 32) {
+                for (int c = 0; c < 32; c += 8, xp += 192, wp += 32) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -673,9 +680,9 @@ static CNN_SIMD void separable1_conv2(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 12544 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 12544 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 12544 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 24 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 24 + 16);
                         __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -694,9 +701,9 @@ static CNN_SIMD void separable1_conv2(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 25088 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 25088 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 25088 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 48 + 16);
                         __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -715,9 +722,9 @@ static CNN_SIMD void separable1_conv2(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 37632 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 37632 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 37632 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 72 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 72 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 72 + 16);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -736,9 +743,9 @@ static CNN_SIMD void separable1_conv2(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 50176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 50176 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 50176 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 96 + 16);
                         __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -757,9 +764,9 @@ static CNN_SIMD void separable1_conv2(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 62720 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 62720 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 62720 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 120 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 120 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 120 + 16);
                         __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -778,9 +785,9 @@ static CNN_SIMD void separable1_conv2(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 75264 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 75264 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 75264 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 144 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 144 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 144 + 16);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -799,9 +806,9 @@ static CNN_SIMD void separable1_conv2(const float *restrict x0, float *restrict 
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 87808 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 87808 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 87808 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 168 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 168 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 168 + 16);
                         __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -848,22 +855,29 @@ static CNN_SIMD void separable1_conv2(const float *restrict x0, float *restrict 
 /* inverted1.conv1 — examples/mobilenetv2.cnn:28: conv 1x1 96
  *   in [16,112,112] -> out [96,112,112]
  *   weights at packed[1744]: weight [96,16,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 112 apart (112 kept); inverted1.bn1 folded into the weights; then inverted1.relu61
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; inverted1.bn1 folded into the weights; then inverted1.relu61
  */
-static CNN_SIMD void inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 1536;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 1204224;
+        float *sb = s + (ptrdiff_t)b * 200704; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 784; tile++) {
+            const int p = tile < 783 ? tile * NR : 12528;
+            for (int c = 0; c < 16; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 16 + c) * NR + l] = in[c * 12544 + p + l];
+        }
         for (int it = 0; it < 12544; it++) {
             const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 96 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 96;
-            const float *xg = in + grp * 200704;
+            const float *xg = sb + grp * 200704;
             float t[MR][NR];
             {
                 const int p = tile < 783 ? tile * NR : 12528;
@@ -879,9 +893,9 @@ static CNN_SIMD void inverted1_conv1(const float *restrict x0, float *restrict y
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 256;
                 const float *wp = wb;
-                for (int c = 0; c < 16; c += 8, xp += 100352, wp += 48) {
+                for (int c = 0; c < 16; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -905,8 +919,8 @@ static CNN_SIMD void inverted1_conv1(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 12544 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 12544 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -927,8 +941,8 @@ static CNN_SIMD void inverted1_conv1(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 25088 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 25088 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -949,8 +963,8 @@ static CNN_SIMD void inverted1_conv1(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 37632 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 37632 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -971,8 +985,8 @@ static CNN_SIMD void inverted1_conv1(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 50176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 50176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -993,8 +1007,8 @@ static CNN_SIMD void inverted1_conv1(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 62720 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 62720 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1015,8 +1029,8 @@ static CNN_SIMD void inverted1_conv1(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 75264 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 75264 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1037,8 +1051,8 @@ static CNN_SIMD void inverted1_conv1(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 87808 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 87808 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1263,22 +1277,29 @@ static CNN_SIMD void inverted1_conv2(const float *restrict x0, float *restrict y
 /* inverted1.conv3 — examples/mobilenetv2.cnn:31: conv 1x1 24
  *   in [96,56,56] -> out [24,56,56]
  *   weights at packed[4336]: weight [24,96,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 56 apart (56 kept); inverted1.bn3 folded into the weights
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; inverted1.bn3 folded into the weights
  */
-static CNN_SIMD void inverted1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inverted1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 2304;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 301056;
         float *yb = y + (ptrdiff_t)b * 75264;
+        float *sb = s + (ptrdiff_t)b * 301056; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 196; tile++) {
+            const int p = tile < 195 ? tile * NR : 3120;
+            for (int c = 0; c < 96; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 96 + c) * NR + l] = in[c * 3136 + p + l];
+        }
         for (int it = 0; it < 784; it++) {
             const int tile = it / 4, gb = it - tile * 4;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 24 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 576;
-            const float *xg = in + grp * 301056;
+            const float *xg = sb + grp * 301056;
             float t[MR][NR];
             {
                 const int p = tile < 195 ? tile * NR : 3120;
@@ -1294,9 +1315,9 @@ static CNN_SIMD void inverted1_conv3(const float *restrict x0, float *restrict y
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 1536;
                 const float *wp = wb;
-                for (int c = 0; c < 96; c += 8, xp += 25088, wp += 48) {
+                for (int c = 0; c < 96; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -1320,8 +1341,8 @@ static CNN_SIMD void inverted1_conv3(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1342,8 +1363,8 @@ static CNN_SIMD void inverted1_conv3(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 6272 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 6272 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1364,8 +1385,8 @@ static CNN_SIMD void inverted1_conv3(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 9408 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 9408 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1386,8 +1407,8 @@ static CNN_SIMD void inverted1_conv3(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 12544 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 12544 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1408,8 +1429,8 @@ static CNN_SIMD void inverted1_conv3(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 15680 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 15680 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1430,8 +1451,8 @@ static CNN_SIMD void inverted1_conv3(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 18816 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 18816 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1452,8 +1473,8 @@ static CNN_SIMD void inverted1_conv3(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 21952 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 21952 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1502,22 +1523,29 @@ static CNN_SIMD void inverted1_conv3(const float *restrict x0, float *restrict y
 /* inverted_res1.inverted1.conv1 — examples/mobilenetv2.cnn:28: conv 1x1 144
  *   in [24,56,56] -> out [144,56,56]
  *   weights at packed[6664]: weight [144,24,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 56 apart (56 kept); inverted_res1.inverted1.bn1 folded into the weights; then inverted_res1.inverted1.relu61
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; inverted_res1.inverted1.bn1 folded into the weights; then inverted_res1.inverted1.relu61
  */
-static CNN_SIMD void inverted_res1_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inverted_res1_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 3456;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 75264;
         float *yb = y + (ptrdiff_t)b * 451584;
+        float *sb = s + (ptrdiff_t)b * 75264; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 196; tile++) {
+            const int p = tile < 195 ? tile * NR : 3120;
+            for (int c = 0; c < 24; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 24 + c) * NR + l] = in[c * 3136 + p + l];
+        }
         for (int it = 0; it < 4704; it++) {
             const int tile = it / 24, gb = it - tile * 24;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 144 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 144;
-            const float *xg = in + grp * 75264;
+            const float *xg = sb + grp * 75264;
             float t[MR][NR];
             {
                 const int p = tile < 195 ? tile * NR : 3120;
@@ -1533,9 +1561,9 @@ static CNN_SIMD void inverted_res1_inverted1_conv1(const float *restrict x0, flo
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 384;
                 const float *wp = wb;
-                for (int c = 0; c < 24; c += 8, xp += 25088, wp += 48) {
+                for (int c = 0; c < 24; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -1559,8 +1587,8 @@ static CNN_SIMD void inverted_res1_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1581,8 +1609,8 @@ static CNN_SIMD void inverted_res1_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 6272 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 6272 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1603,8 +1631,8 @@ static CNN_SIMD void inverted_res1_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 9408 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 9408 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1625,8 +1653,8 @@ static CNN_SIMD void inverted_res1_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 12544 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 12544 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1647,8 +1675,8 @@ static CNN_SIMD void inverted_res1_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 15680 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 15680 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1669,8 +1697,8 @@ static CNN_SIMD void inverted_res1_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 18816 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 18816 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1691,8 +1719,8 @@ static CNN_SIMD void inverted_res1_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 21952 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 21952 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1881,23 +1909,30 @@ static CNN_SIMD void inverted_res1_inverted1_conv2(const float *restrict x0, flo
 /* inverted_res1.inverted1.conv3 — examples/mobilenetv2.cnn:31: conv 1x1 24
  *   in [144,56,56] -> out [24,56,56]
  *   weights at packed[11704]: weight [24,144,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 56 apart (56 kept); inverted_res1.inverted1.bn3 folded into the weights; then + inverted1.bn3 (inverted_res1.add1)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; inverted_res1.inverted1.bn3 folded into the weights; then + inverted1.bn3 (inverted_res1.add1)
  */
-static CNN_SIMD void inverted_res1_inverted1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inverted_res1_inverted1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 3456;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 451584;
         float *yb = y + (ptrdiff_t)b * 75264;
         const float *rb0 = r0 + (ptrdiff_t)b * 75264;
+        float *sb = s + (ptrdiff_t)b * 451584; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 196; tile++) {
+            const int p = tile < 195 ? tile * NR : 3120;
+            for (int c = 0; c < 144; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 144 + c) * NR + l] = in[c * 3136 + p + l];
+        }
         for (int it = 0; it < 784; it++) {
             const int tile = it / 4, gb = it - tile * 4;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 24 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 864;
-            const float *xg = in + grp * 451584;
+            const float *xg = sb + grp * 451584;
             float t[MR][NR];
             {
                 const int p = tile < 195 ? tile * NR : 3120;
@@ -1913,9 +1948,9 @@ static CNN_SIMD void inverted_res1_inverted1_conv3(const float *restrict x0, con
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 2304;
                 const float *wp = wb;
-                for (int c = 0; c < 144; c += 8, xp += 25088, wp += 48) {
+                for (int c = 0; c < 144; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -1939,8 +1974,8 @@ static CNN_SIMD void inverted_res1_inverted1_conv3(const float *restrict x0, con
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1961,8 +1996,8 @@ static CNN_SIMD void inverted_res1_inverted1_conv3(const float *restrict x0, con
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 6272 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 6272 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1983,8 +2018,8 @@ static CNN_SIMD void inverted_res1_inverted1_conv3(const float *restrict x0, con
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 9408 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 9408 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2005,8 +2040,8 @@ static CNN_SIMD void inverted_res1_inverted1_conv3(const float *restrict x0, con
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 12544 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 12544 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2027,8 +2062,8 @@ static CNN_SIMD void inverted_res1_inverted1_conv3(const float *restrict x0, con
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 15680 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 15680 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2049,8 +2084,8 @@ static CNN_SIMD void inverted_res1_inverted1_conv3(const float *restrict x0, con
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 18816 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 18816 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2071,8 +2106,8 @@ static CNN_SIMD void inverted_res1_inverted1_conv3(const float *restrict x0, con
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 21952 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 21952 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2122,22 +2157,29 @@ static CNN_SIMD void inverted_res1_inverted1_conv3(const float *restrict x0, con
 /* inverted2.conv1 — examples/mobilenetv2.cnn:28: conv 1x1 144
  *   in [24,56,56] -> out [144,56,56]
  *   weights at packed[15184]: weight [144,24,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 56 apart (56 kept); inverted2.bn1 folded into the weights; then inverted2.relu61
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; inverted2.bn1 folded into the weights; then inverted2.relu61
  */
-static CNN_SIMD void inverted2_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inverted2_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 3456;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 75264;
         float *yb = y + (ptrdiff_t)b * 451584;
+        float *sb = s + (ptrdiff_t)b * 75264; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 196; tile++) {
+            const int p = tile < 195 ? tile * NR : 3120;
+            for (int c = 0; c < 24; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 24 + c) * NR + l] = in[c * 3136 + p + l];
+        }
         for (int it = 0; it < 4704; it++) {
             const int tile = it / 24, gb = it - tile * 24;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 144 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 144;
-            const float *xg = in + grp * 75264;
+            const float *xg = sb + grp * 75264;
             float t[MR][NR];
             {
                 const int p = tile < 195 ? tile * NR : 3120;
@@ -2153,9 +2195,9 @@ static CNN_SIMD void inverted2_conv1(const float *restrict x0, float *restrict y
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 384;
                 const float *wp = wb;
-                for (int c = 0; c < 24; c += 8, xp += 25088, wp += 48) {
+                for (int c = 0; c < 24; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -2179,8 +2221,8 @@ static CNN_SIMD void inverted2_conv1(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2201,8 +2243,8 @@ static CNN_SIMD void inverted2_conv1(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 6272 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 6272 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2223,8 +2265,8 @@ static CNN_SIMD void inverted2_conv1(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 9408 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 9408 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2245,8 +2287,8 @@ static CNN_SIMD void inverted2_conv1(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 12544 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 12544 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2267,8 +2309,8 @@ static CNN_SIMD void inverted2_conv1(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 15680 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 15680 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2289,8 +2331,8 @@ static CNN_SIMD void inverted2_conv1(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 18816 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 18816 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2311,8 +2353,8 @@ static CNN_SIMD void inverted2_conv1(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 21952 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 21952 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2537,22 +2579,29 @@ static CNN_SIMD void inverted2_conv2(const float *restrict x0, float *restrict y
 /* inverted2.conv3 — examples/mobilenetv2.cnn:31: conv 1x1 32
  *   in [144,28,28] -> out [32,28,28]
  *   weights at packed[20224]: weight [32,144,1,1] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); inverted2.bn3 folded into the weights
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; inverted2.bn3 folded into the weights
  */
-static CNN_SIMD void inverted2_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inverted2_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 4608;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 112896;
         float *yb = y + (ptrdiff_t)b * 25088;
+        float *sb = s + (ptrdiff_t)b * 114048; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 33; tile++) {
+            const int p = tile < 32 ? tile * NR : 760;
+            for (int c = 0; c < 144; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 144 + c) * NR + l] = in[c * 784 + p + l];
+        }
         for (int it = 0; it < 264; it++) {
             const int tile = it / 8, gb = it - tile * 8;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 32 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 576;
-            const float *xg = in + grp * 112896;
+            const float *xg = sb + grp * 112896;
             float t[MR][NR];
             {
                 const int p = tile < 32 ? tile * NR : 760;
@@ -2568,9 +2617,9 @@ static CNN_SIMD void inverted2_conv3(const float *restrict x0, float *restrict y
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 3456;
                 const float *wp = wb;
-                for (int c = 0; c < 144; c += 8, xp += 6272, wp += 32) {
+                for (int c = 0; c < 144; c += 8, xp += 192, wp += 32) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -2593,9 +2642,9 @@ static CNN_SIMD void inverted2_conv3(const float *restrict x0, float *restrict y
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 784 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 24 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 24 + 16);
                         __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2614,9 +2663,9 @@ static CNN_SIMD void inverted2_conv3(const float *restrict x0, float *restrict y
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1568 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 48 + 16);
                         __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2635,9 +2684,9 @@ static CNN_SIMD void inverted2_conv3(const float *restrict x0, float *restrict y
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2352 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 72 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 72 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 72 + 16);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2656,9 +2705,9 @@ static CNN_SIMD void inverted2_conv3(const float *restrict x0, float *restrict y
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 96 + 16);
                         __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2677,9 +2726,9 @@ static CNN_SIMD void inverted2_conv3(const float *restrict x0, float *restrict y
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3920 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 120 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 120 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 120 + 16);
                         __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2698,9 +2747,9 @@ static CNN_SIMD void inverted2_conv3(const float *restrict x0, float *restrict y
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 4704 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 144 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 144 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 144 + 16);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2719,9 +2768,9 @@ static CNN_SIMD void inverted2_conv3(const float *restrict x0, float *restrict y
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 5488 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 168 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 168 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 168 + 16);
                         __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2768,22 +2817,29 @@ static CNN_SIMD void inverted2_conv3(const float *restrict x0, float *restrict y
 /* inverted_res2.inverted1.conv1 — examples/mobilenetv2.cnn:28: conv 1x1 192
  *   in [32,28,28] -> out [192,28,28]
  *   weights at packed[24864]: weight [192,32,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); inverted_res2.inverted1.bn1 folded into the weights; then inverted_res2.inverted1.relu61
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; inverted_res2.inverted1.bn1 folded into the weights; then inverted_res2.inverted1.relu61
  */
-static CNN_SIMD void inverted_res2_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inverted_res2_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 6144;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 150528;
+        float *sb = s + (ptrdiff_t)b * 25088; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 49; tile++) {
+            const int p = tile < 48 ? tile * NR : 768;
+            for (int c = 0; c < 32; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 32 + c) * NR + l] = in[c * 784 + p + l];
+        }
         for (int it = 0; it < 1568; it++) {
             const int tile = it / 32, gb = it - tile * 32;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 192 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 192;
-            const float *xg = in + grp * 25088;
+            const float *xg = sb + grp * 25088;
             float t[MR][NR];
             {
                 const int p = tile < 48 ? tile * NR : 768;
@@ -2799,9 +2855,9 @@ static CNN_SIMD void inverted_res2_inverted1_conv1(const float *restrict x0, flo
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 512;
                 const float *wp = wb;
-                for (int c = 0; c < 32; c += 8, xp += 6272, wp += 48) {
+                for (int c = 0; c < 32; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -2825,8 +2881,8 @@ static CNN_SIMD void inverted_res2_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2847,8 +2903,8 @@ static CNN_SIMD void inverted_res2_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2869,8 +2925,8 @@ static CNN_SIMD void inverted_res2_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2891,8 +2947,8 @@ static CNN_SIMD void inverted_res2_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2913,8 +2969,8 @@ static CNN_SIMD void inverted_res2_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2935,8 +2991,8 @@ static CNN_SIMD void inverted_res2_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2957,8 +3013,8 @@ static CNN_SIMD void inverted_res2_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3147,23 +3203,30 @@ static CNN_SIMD void inverted_res2_inverted1_conv2(const float *restrict x0, flo
 /* inverted_res2.inverted1.conv3 — examples/mobilenetv2.cnn:31: conv 1x1 32
  *   in [192,28,28] -> out [32,28,28]
  *   weights at packed[33120]: weight [32,192,1,1] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); inverted_res2.inverted1.bn3 folded into the weights; then + inverted2.bn3 (inverted_res2.add1)
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; inverted_res2.inverted1.bn3 folded into the weights; then + inverted2.bn3 (inverted_res2.add1)
  */
-static CNN_SIMD void inverted_res2_inverted1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inverted_res2_inverted1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 6144;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
         float *yb = y + (ptrdiff_t)b * 25088;
         const float *rb0 = r0 + (ptrdiff_t)b * 25088;
+        float *sb = s + (ptrdiff_t)b * 152064; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 33; tile++) {
+            const int p = tile < 32 ? tile * NR : 760;
+            for (int c = 0; c < 192; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 192 + c) * NR + l] = in[c * 784 + p + l];
+        }
         for (int it = 0; it < 264; it++) {
             const int tile = it / 8, gb = it - tile * 8;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 32 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 768;
-            const float *xg = in + grp * 150528;
+            const float *xg = sb + grp * 150528;
             float t[MR][NR];
             {
                 const int p = tile < 32 ? tile * NR : 760;
@@ -3179,9 +3242,9 @@ static CNN_SIMD void inverted_res2_inverted1_conv3(const float *restrict x0, con
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 4608;
                 const float *wp = wb;
-                for (int c = 0; c < 192; c += 8, xp += 6272, wp += 32) {
+                for (int c = 0; c < 192; c += 8, xp += 192, wp += 32) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -3204,9 +3267,9 @@ static CNN_SIMD void inverted_res2_inverted1_conv3(const float *restrict x0, con
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 784 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 24 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 24 + 16);
                         __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3225,9 +3288,9 @@ static CNN_SIMD void inverted_res2_inverted1_conv3(const float *restrict x0, con
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1568 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 48 + 16);
                         __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3246,9 +3309,9 @@ static CNN_SIMD void inverted_res2_inverted1_conv3(const float *restrict x0, con
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2352 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 72 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 72 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 72 + 16);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3267,9 +3330,9 @@ static CNN_SIMD void inverted_res2_inverted1_conv3(const float *restrict x0, con
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 96 + 16);
                         __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3288,9 +3351,9 @@ static CNN_SIMD void inverted_res2_inverted1_conv3(const float *restrict x0, con
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3920 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 120 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 120 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 120 + 16);
                         __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3309,9 +3372,9 @@ static CNN_SIMD void inverted_res2_inverted1_conv3(const float *restrict x0, con
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 4704 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 144 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 144 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 144 + 16);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3330,9 +3393,9 @@ static CNN_SIMD void inverted_res2_inverted1_conv3(const float *restrict x0, con
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 5488 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 168 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 168 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 168 + 16);
                         __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3380,22 +3443,29 @@ static CNN_SIMD void inverted_res2_inverted1_conv3(const float *restrict x0, con
 /* inverted_res3.inverted1.conv1 — examples/mobilenetv2.cnn:28: conv 1x1 192
  *   in [32,28,28] -> out [192,28,28]
  *   weights at packed[39296]: weight [192,32,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); inverted_res3.inverted1.bn1 folded into the weights; then inverted_res3.inverted1.relu61
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; inverted_res3.inverted1.bn1 folded into the weights; then inverted_res3.inverted1.relu61
  */
-static CNN_SIMD void inverted_res3_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inverted_res3_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 6144;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 150528;
+        float *sb = s + (ptrdiff_t)b * 25088; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 49; tile++) {
+            const int p = tile < 48 ? tile * NR : 768;
+            for (int c = 0; c < 32; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 32 + c) * NR + l] = in[c * 784 + p + l];
+        }
         for (int it = 0; it < 1568; it++) {
             const int tile = it / 32, gb = it - tile * 32;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 192 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 192;
-            const float *xg = in + grp * 25088;
+            const float *xg = sb + grp * 25088;
             float t[MR][NR];
             {
                 const int p = tile < 48 ? tile * NR : 768;
@@ -3411,9 +3481,9 @@ static CNN_SIMD void inverted_res3_inverted1_conv1(const float *restrict x0, flo
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 512;
                 const float *wp = wb;
-                for (int c = 0; c < 32; c += 8, xp += 6272, wp += 48) {
+                for (int c = 0; c < 32; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -3437,8 +3507,8 @@ static CNN_SIMD void inverted_res3_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3459,8 +3529,8 @@ static CNN_SIMD void inverted_res3_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3481,8 +3551,8 @@ static CNN_SIMD void inverted_res3_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3503,8 +3573,8 @@ static CNN_SIMD void inverted_res3_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3525,8 +3595,8 @@ static CNN_SIMD void inverted_res3_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3547,8 +3617,8 @@ static CNN_SIMD void inverted_res3_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3569,8 +3639,8 @@ static CNN_SIMD void inverted_res3_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3759,23 +3829,30 @@ static CNN_SIMD void inverted_res3_inverted1_conv2(const float *restrict x0, flo
 /* inverted_res3.inverted1.conv3 — examples/mobilenetv2.cnn:31: conv 1x1 32
  *   in [192,28,28] -> out [32,28,28]
  *   weights at packed[47552]: weight [32,192,1,1] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); inverted_res3.inverted1.bn3 folded into the weights; then + inverted_res2.add1 (inverted_res3.add1)
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; inverted_res3.inverted1.bn3 folded into the weights; then + inverted_res2.add1 (inverted_res3.add1)
  */
-static CNN_SIMD void inverted_res3_inverted1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inverted_res3_inverted1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 6144;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
         float *yb = y + (ptrdiff_t)b * 25088;
         const float *rb0 = r0 + (ptrdiff_t)b * 25088;
+        float *sb = s + (ptrdiff_t)b * 152064; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 33; tile++) {
+            const int p = tile < 32 ? tile * NR : 760;
+            for (int c = 0; c < 192; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 192 + c) * NR + l] = in[c * 784 + p + l];
+        }
         for (int it = 0; it < 264; it++) {
             const int tile = it / 8, gb = it - tile * 8;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 32 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 768;
-            const float *xg = in + grp * 150528;
+            const float *xg = sb + grp * 150528;
             float t[MR][NR];
             {
                 const int p = tile < 32 ? tile * NR : 760;
@@ -3791,9 +3868,9 @@ static CNN_SIMD void inverted_res3_inverted1_conv3(const float *restrict x0, con
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 4608;
                 const float *wp = wb;
-                for (int c = 0; c < 192; c += 8, xp += 6272, wp += 32) {
+                for (int c = 0; c < 192; c += 8, xp += 192, wp += 32) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -3816,9 +3893,9 @@ static CNN_SIMD void inverted_res3_inverted1_conv3(const float *restrict x0, con
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 784 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 24 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 24 + 16);
                         __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3837,9 +3914,9 @@ static CNN_SIMD void inverted_res3_inverted1_conv3(const float *restrict x0, con
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1568 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 48 + 16);
                         __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3858,9 +3935,9 @@ static CNN_SIMD void inverted_res3_inverted1_conv3(const float *restrict x0, con
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2352 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 72 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 72 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 72 + 16);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3879,9 +3956,9 @@ static CNN_SIMD void inverted_res3_inverted1_conv3(const float *restrict x0, con
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 96 + 16);
                         __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3900,9 +3977,9 @@ static CNN_SIMD void inverted_res3_inverted1_conv3(const float *restrict x0, con
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3920 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 120 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 120 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 120 + 16);
                         __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3921,9 +3998,9 @@ static CNN_SIMD void inverted_res3_inverted1_conv3(const float *restrict x0, con
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 4704 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 144 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 144 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 144 + 16);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3942,9 +4019,9 @@ static CNN_SIMD void inverted_res3_inverted1_conv3(const float *restrict x0, con
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 5488 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 168 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 168 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 168 + 16);
                         __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3992,22 +4069,29 @@ static CNN_SIMD void inverted_res3_inverted1_conv3(const float *restrict x0, con
 /* inverted3.conv1 — examples/mobilenetv2.cnn:28: conv 1x1 192
  *   in [32,28,28] -> out [192,28,28]
  *   weights at packed[53728]: weight [192,32,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); inverted3.bn1 folded into the weights; then inverted3.relu61
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; inverted3.bn1 folded into the weights; then inverted3.relu61
  */
-static CNN_SIMD void inverted3_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inverted3_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 6144;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 150528;
+        float *sb = s + (ptrdiff_t)b * 25088; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 49; tile++) {
+            const int p = tile < 48 ? tile * NR : 768;
+            for (int c = 0; c < 32; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 32 + c) * NR + l] = in[c * 784 + p + l];
+        }
         for (int it = 0; it < 1568; it++) {
             const int tile = it / 32, gb = it - tile * 32;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 192 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 192;
-            const float *xg = in + grp * 25088;
+            const float *xg = sb + grp * 25088;
             float t[MR][NR];
             {
                 const int p = tile < 48 ? tile * NR : 768;
@@ -4023,9 +4107,9 @@ static CNN_SIMD void inverted3_conv1(const float *restrict x0, float *restrict y
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 512;
                 const float *wp = wb;
-                for (int c = 0; c < 32; c += 8, xp += 6272, wp += 48) {
+                for (int c = 0; c < 32; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -4049,8 +4133,8 @@ static CNN_SIMD void inverted3_conv1(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4071,8 +4155,8 @@ static CNN_SIMD void inverted3_conv1(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4093,8 +4177,8 @@ static CNN_SIMD void inverted3_conv1(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4115,8 +4199,8 @@ static CNN_SIMD void inverted3_conv1(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4137,8 +4221,8 @@ static CNN_SIMD void inverted3_conv1(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4159,8 +4243,8 @@ static CNN_SIMD void inverted3_conv1(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4181,8 +4265,8 @@ static CNN_SIMD void inverted3_conv1(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4407,22 +4491,29 @@ static CNN_SIMD void inverted3_conv2(const float *restrict x0, float *restrict y
 /* inverted3.conv3 — examples/mobilenetv2.cnn:31: conv 1x1 64
  *   in [192,14,14] -> out [64,14,14]
  *   weights at packed[61984]: weight [64,192,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); inverted3.bn3 folded into the weights
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; inverted3.bn3 folded into the weights
  */
-static CNN_SIMD void inverted3_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inverted3_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 12672;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 37632;
         float *yb = y + (ptrdiff_t)b * 12544;
+        float *sb = s + (ptrdiff_t)b * 39936; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 192; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 192 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 143; it++) {
             const int tile = it / 11, gb = it - tile * 11;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 64 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 1152;
-            const float *xg = in + grp * 37632;
+            const float *xg = sb + grp * 37632;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -4438,9 +4529,9 @@ static CNN_SIMD void inverted3_conv3(const float *restrict x0, float *restrict y
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 3072;
                 const float *wp = wb;
-                for (int c = 0; c < 192; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 192; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -4464,8 +4555,8 @@ static CNN_SIMD void inverted3_conv3(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4486,8 +4577,8 @@ static CNN_SIMD void inverted3_conv3(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4508,8 +4599,8 @@ static CNN_SIMD void inverted3_conv3(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4530,8 +4621,8 @@ static CNN_SIMD void inverted3_conv3(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4552,8 +4643,8 @@ static CNN_SIMD void inverted3_conv3(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4574,8 +4665,8 @@ static CNN_SIMD void inverted3_conv3(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4596,8 +4687,8 @@ static CNN_SIMD void inverted3_conv3(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4648,22 +4739,29 @@ static CNN_SIMD void inverted3_conv3(const float *restrict x0, float *restrict y
 /* inverted_res4.inverted1.conv1 — examples/mobilenetv2.cnn:28: conv 1x1 384
  *   in [64,14,14] -> out [384,14,14]
  *   weights at packed[74722]: weight [384,64,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); inverted_res4.inverted1.bn1 folded into the weights; then inverted_res4.inverted1.relu61
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; inverted_res4.inverted1.bn1 folded into the weights; then inverted_res4.inverted1.relu61
  */
-static CNN_SIMD void inverted_res4_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inverted_res4_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 24576;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 12544;
         float *yb = y + (ptrdiff_t)b * 75264;
+        float *sb = s + (ptrdiff_t)b * 13312; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 64; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 64 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 832; it++) {
             const int tile = it / 64, gb = it - tile * 64;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 384 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 384;
-            const float *xg = in + grp * 12544;
+            const float *xg = sb + grp * 12544;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -4679,9 +4777,9 @@ static CNN_SIMD void inverted_res4_inverted1_conv1(const float *restrict x0, flo
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 1024;
                 const float *wp = wb;
-                for (int c = 0; c < 64; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 64; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -4705,8 +4803,8 @@ static CNN_SIMD void inverted_res4_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4727,8 +4825,8 @@ static CNN_SIMD void inverted_res4_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4749,8 +4847,8 @@ static CNN_SIMD void inverted_res4_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4771,8 +4869,8 @@ static CNN_SIMD void inverted_res4_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4793,8 +4891,8 @@ static CNN_SIMD void inverted_res4_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4815,8 +4913,8 @@ static CNN_SIMD void inverted_res4_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4837,8 +4935,8 @@ static CNN_SIMD void inverted_res4_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5027,23 +5125,30 @@ static CNN_SIMD void inverted_res4_inverted1_conv2(const float *restrict x0, flo
 /* inverted_res4.inverted1.conv3 — examples/mobilenetv2.cnn:31: conv 1x1 64
  *   in [384,14,14] -> out [64,14,14]
  *   weights at packed[103522]: weight [64,384,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); inverted_res4.inverted1.bn3 folded into the weights; then + inverted3.bn3 (inverted_res4.add1)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; inverted_res4.inverted1.bn3 folded into the weights; then + inverted3.bn3 (inverted_res4.add1)
  */
-static CNN_SIMD void inverted_res4_inverted1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inverted_res4_inverted1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 25344;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 75264;
         float *yb = y + (ptrdiff_t)b * 12544;
         const float *rb0 = r0 + (ptrdiff_t)b * 12544;
+        float *sb = s + (ptrdiff_t)b * 79872; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 384; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 384 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 143; it++) {
             const int tile = it / 11, gb = it - tile * 11;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 64 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 2304;
-            const float *xg = in + grp * 75264;
+            const float *xg = sb + grp * 75264;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -5059,9 +5164,9 @@ static CNN_SIMD void inverted_res4_inverted1_conv3(const float *restrict x0, con
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 6144;
                 const float *wp = wb;
-                for (int c = 0; c < 384; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 384; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -5085,8 +5190,8 @@ static CNN_SIMD void inverted_res4_inverted1_conv3(const float *restrict x0, con
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5107,8 +5212,8 @@ static CNN_SIMD void inverted_res4_inverted1_conv3(const float *restrict x0, con
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5129,8 +5234,8 @@ static CNN_SIMD void inverted_res4_inverted1_conv3(const float *restrict x0, con
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5151,8 +5256,8 @@ static CNN_SIMD void inverted_res4_inverted1_conv3(const float *restrict x0, con
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5173,8 +5278,8 @@ static CNN_SIMD void inverted_res4_inverted1_conv3(const float *restrict x0, con
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5195,8 +5300,8 @@ static CNN_SIMD void inverted_res4_inverted1_conv3(const float *restrict x0, con
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5217,8 +5322,8 @@ static CNN_SIMD void inverted_res4_inverted1_conv3(const float *restrict x0, con
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5270,22 +5375,29 @@ static CNN_SIMD void inverted_res4_inverted1_conv3(const float *restrict x0, con
 /* inverted_res5.inverted1.conv1 — examples/mobilenetv2.cnn:28: conv 1x1 384
  *   in [64,14,14] -> out [384,14,14]
  *   weights at packed[128932]: weight [384,64,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); inverted_res5.inverted1.bn1 folded into the weights; then inverted_res5.inverted1.relu61
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; inverted_res5.inverted1.bn1 folded into the weights; then inverted_res5.inverted1.relu61
  */
-static CNN_SIMD void inverted_res5_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inverted_res5_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 24576;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 12544;
         float *yb = y + (ptrdiff_t)b * 75264;
+        float *sb = s + (ptrdiff_t)b * 13312; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 64; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 64 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 832; it++) {
             const int tile = it / 64, gb = it - tile * 64;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 384 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 384;
-            const float *xg = in + grp * 12544;
+            const float *xg = sb + grp * 12544;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -5301,9 +5413,9 @@ static CNN_SIMD void inverted_res5_inverted1_conv1(const float *restrict x0, flo
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 1024;
                 const float *wp = wb;
-                for (int c = 0; c < 64; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 64; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -5327,8 +5439,8 @@ static CNN_SIMD void inverted_res5_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5349,8 +5461,8 @@ static CNN_SIMD void inverted_res5_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5371,8 +5483,8 @@ static CNN_SIMD void inverted_res5_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5393,8 +5505,8 @@ static CNN_SIMD void inverted_res5_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5415,8 +5527,8 @@ static CNN_SIMD void inverted_res5_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5437,8 +5549,8 @@ static CNN_SIMD void inverted_res5_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5459,8 +5571,8 @@ static CNN_SIMD void inverted_res5_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5649,23 +5761,30 @@ static CNN_SIMD void inverted_res5_inverted1_conv2(const float *restrict x0, flo
 /* inverted_res5.inverted1.conv3 — examples/mobilenetv2.cnn:31: conv 1x1 64
  *   in [384,14,14] -> out [64,14,14]
  *   weights at packed[157732]: weight [64,384,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); inverted_res5.inverted1.bn3 folded into the weights; then + inverted_res4.add1 (inverted_res5.add1)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; inverted_res5.inverted1.bn3 folded into the weights; then + inverted_res4.add1 (inverted_res5.add1)
  */
-static CNN_SIMD void inverted_res5_inverted1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inverted_res5_inverted1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 25344;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 75264;
         float *yb = y + (ptrdiff_t)b * 12544;
         const float *rb0 = r0 + (ptrdiff_t)b * 12544;
+        float *sb = s + (ptrdiff_t)b * 79872; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 384; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 384 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 143; it++) {
             const int tile = it / 11, gb = it - tile * 11;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 64 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 2304;
-            const float *xg = in + grp * 75264;
+            const float *xg = sb + grp * 75264;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -5681,9 +5800,9 @@ static CNN_SIMD void inverted_res5_inverted1_conv3(const float *restrict x0, con
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 6144;
                 const float *wp = wb;
-                for (int c = 0; c < 384; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 384; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -5707,8 +5826,8 @@ static CNN_SIMD void inverted_res5_inverted1_conv3(const float *restrict x0, con
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5729,8 +5848,8 @@ static CNN_SIMD void inverted_res5_inverted1_conv3(const float *restrict x0, con
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5751,8 +5870,8 @@ static CNN_SIMD void inverted_res5_inverted1_conv3(const float *restrict x0, con
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5773,8 +5892,8 @@ static CNN_SIMD void inverted_res5_inverted1_conv3(const float *restrict x0, con
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5795,8 +5914,8 @@ static CNN_SIMD void inverted_res5_inverted1_conv3(const float *restrict x0, con
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5817,8 +5936,8 @@ static CNN_SIMD void inverted_res5_inverted1_conv3(const float *restrict x0, con
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5839,8 +5958,8 @@ static CNN_SIMD void inverted_res5_inverted1_conv3(const float *restrict x0, con
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5892,22 +6011,29 @@ static CNN_SIMD void inverted_res5_inverted1_conv3(const float *restrict x0, con
 /* inverted_res6.inverted1.conv1 — examples/mobilenetv2.cnn:28: conv 1x1 384
  *   in [64,14,14] -> out [384,14,14]
  *   weights at packed[183142]: weight [384,64,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); inverted_res6.inverted1.bn1 folded into the weights; then inverted_res6.inverted1.relu61
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; inverted_res6.inverted1.bn1 folded into the weights; then inverted_res6.inverted1.relu61
  */
-static CNN_SIMD void inverted_res6_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inverted_res6_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 24576;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 12544;
         float *yb = y + (ptrdiff_t)b * 75264;
+        float *sb = s + (ptrdiff_t)b * 13312; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 64; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 64 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 832; it++) {
             const int tile = it / 64, gb = it - tile * 64;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 384 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 384;
-            const float *xg = in + grp * 12544;
+            const float *xg = sb + grp * 12544;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -5923,9 +6049,9 @@ static CNN_SIMD void inverted_res6_inverted1_conv1(const float *restrict x0, flo
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 1024;
                 const float *wp = wb;
-                for (int c = 0; c < 64; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 64; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -5949,8 +6075,8 @@ static CNN_SIMD void inverted_res6_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5971,8 +6097,8 @@ static CNN_SIMD void inverted_res6_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5993,8 +6119,8 @@ static CNN_SIMD void inverted_res6_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6015,8 +6141,8 @@ static CNN_SIMD void inverted_res6_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6037,8 +6163,8 @@ static CNN_SIMD void inverted_res6_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6059,8 +6185,8 @@ static CNN_SIMD void inverted_res6_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6081,8 +6207,8 @@ static CNN_SIMD void inverted_res6_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6271,23 +6397,30 @@ static CNN_SIMD void inverted_res6_inverted1_conv2(const float *restrict x0, flo
 /* inverted_res6.inverted1.conv3 — examples/mobilenetv2.cnn:31: conv 1x1 64
  *   in [384,14,14] -> out [64,14,14]
  *   weights at packed[211942]: weight [64,384,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); inverted_res6.inverted1.bn3 folded into the weights; then + inverted_res5.add1 (inverted_res6.add1)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; inverted_res6.inverted1.bn3 folded into the weights; then + inverted_res5.add1 (inverted_res6.add1)
  */
-static CNN_SIMD void inverted_res6_inverted1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inverted_res6_inverted1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 25344;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 75264;
         float *yb = y + (ptrdiff_t)b * 12544;
         const float *rb0 = r0 + (ptrdiff_t)b * 12544;
+        float *sb = s + (ptrdiff_t)b * 79872; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 384; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 384 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 143; it++) {
             const int tile = it / 11, gb = it - tile * 11;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 64 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 2304;
-            const float *xg = in + grp * 75264;
+            const float *xg = sb + grp * 75264;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -6303,9 +6436,9 @@ static CNN_SIMD void inverted_res6_inverted1_conv3(const float *restrict x0, con
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 6144;
                 const float *wp = wb;
-                for (int c = 0; c < 384; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 384; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -6329,8 +6462,8 @@ static CNN_SIMD void inverted_res6_inverted1_conv3(const float *restrict x0, con
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6351,8 +6484,8 @@ static CNN_SIMD void inverted_res6_inverted1_conv3(const float *restrict x0, con
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6373,8 +6506,8 @@ static CNN_SIMD void inverted_res6_inverted1_conv3(const float *restrict x0, con
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6395,8 +6528,8 @@ static CNN_SIMD void inverted_res6_inverted1_conv3(const float *restrict x0, con
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6417,8 +6550,8 @@ static CNN_SIMD void inverted_res6_inverted1_conv3(const float *restrict x0, con
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6439,8 +6572,8 @@ static CNN_SIMD void inverted_res6_inverted1_conv3(const float *restrict x0, con
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6461,8 +6594,8 @@ static CNN_SIMD void inverted_res6_inverted1_conv3(const float *restrict x0, con
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6514,22 +6647,29 @@ static CNN_SIMD void inverted_res6_inverted1_conv3(const float *restrict x0, con
 /* inverted4.conv1 — examples/mobilenetv2.cnn:28: conv 1x1 384
  *   in [64,14,14] -> out [384,14,14]
  *   weights at packed[237352]: weight [384,64,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); inverted4.bn1 folded into the weights; then inverted4.relu61
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; inverted4.bn1 folded into the weights; then inverted4.relu61
  */
-static CNN_SIMD void inverted4_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inverted4_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 24576;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 12544;
         float *yb = y + (ptrdiff_t)b * 75264;
+        float *sb = s + (ptrdiff_t)b * 13312; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 64; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 64 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 832; it++) {
             const int tile = it / 64, gb = it - tile * 64;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 384 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 384;
-            const float *xg = in + grp * 12544;
+            const float *xg = sb + grp * 12544;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -6545,9 +6685,9 @@ static CNN_SIMD void inverted4_conv1(const float *restrict x0, float *restrict y
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 1024;
                 const float *wp = wb;
-                for (int c = 0; c < 64; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 64; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -6571,8 +6711,8 @@ static CNN_SIMD void inverted4_conv1(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6593,8 +6733,8 @@ static CNN_SIMD void inverted4_conv1(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6615,8 +6755,8 @@ static CNN_SIMD void inverted4_conv1(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6637,8 +6777,8 @@ static CNN_SIMD void inverted4_conv1(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6659,8 +6799,8 @@ static CNN_SIMD void inverted4_conv1(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6681,8 +6821,8 @@ static CNN_SIMD void inverted4_conv1(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6703,8 +6843,8 @@ static CNN_SIMD void inverted4_conv1(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6893,22 +7033,29 @@ static CNN_SIMD void inverted4_conv2(const float *restrict x0, float *restrict y
 /* inverted4.conv3 — examples/mobilenetv2.cnn:31: conv 1x1 96
  *   in [384,14,14] -> out [96,14,14]
  *   weights at packed[266152]: weight [96,384,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); inverted4.bn3 folded into the weights
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; inverted4.bn3 folded into the weights
  */
-static CNN_SIMD void inverted4_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inverted4_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 36864;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 75264;
         float *yb = y + (ptrdiff_t)b * 18816;
+        float *sb = s + (ptrdiff_t)b * 79872; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 384; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 384 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 208; it++) {
             const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 96 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 2304;
-            const float *xg = in + grp * 75264;
+            const float *xg = sb + grp * 75264;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -6924,9 +7071,9 @@ static CNN_SIMD void inverted4_conv3(const float *restrict x0, float *restrict y
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 6144;
                 const float *wp = wb;
-                for (int c = 0; c < 384; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 384; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -6950,8 +7097,8 @@ static CNN_SIMD void inverted4_conv3(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6972,8 +7119,8 @@ static CNN_SIMD void inverted4_conv3(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6994,8 +7141,8 @@ static CNN_SIMD void inverted4_conv3(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7016,8 +7163,8 @@ static CNN_SIMD void inverted4_conv3(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7038,8 +7185,8 @@ static CNN_SIMD void inverted4_conv3(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7060,8 +7207,8 @@ static CNN_SIMD void inverted4_conv3(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7082,8 +7229,8 @@ static CNN_SIMD void inverted4_conv3(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7132,22 +7279,29 @@ static CNN_SIMD void inverted4_conv3(const float *restrict x0, float *restrict y
 /* inverted_res7.inverted1.conv1 — examples/mobilenetv2.cnn:28: conv 1x1 576
  *   in [96,14,14] -> out [576,14,14]
  *   weights at packed[303112]: weight [576,96,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); inverted_res7.inverted1.bn1 folded into the weights; then inverted_res7.inverted1.relu61
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; inverted_res7.inverted1.bn1 folded into the weights; then inverted_res7.inverted1.relu61
  */
-static CNN_SIMD void inverted_res7_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inverted_res7_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 55296;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 18816;
         float *yb = y + (ptrdiff_t)b * 112896;
+        float *sb = s + (ptrdiff_t)b * 19968; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 96; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 96 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 1248; it++) {
             const int tile = it / 96, gb = it - tile * 96;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 576 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 576;
-            const float *xg = in + grp * 18816;
+            const float *xg = sb + grp * 18816;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -7163,9 +7317,9 @@ static CNN_SIMD void inverted_res7_inverted1_conv1(const float *restrict x0, flo
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 1536;
                 const float *wp = wb;
-                for (int c = 0; c < 96; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 96; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -7189,8 +7343,8 @@ static CNN_SIMD void inverted_res7_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7211,8 +7365,8 @@ static CNN_SIMD void inverted_res7_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7233,8 +7387,8 @@ static CNN_SIMD void inverted_res7_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7255,8 +7409,8 @@ static CNN_SIMD void inverted_res7_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7277,8 +7431,8 @@ static CNN_SIMD void inverted_res7_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7299,8 +7453,8 @@ static CNN_SIMD void inverted_res7_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7321,8 +7475,8 @@ static CNN_SIMD void inverted_res7_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7511,23 +7665,30 @@ static CNN_SIMD void inverted_res7_inverted1_conv2(const float *restrict x0, flo
 /* inverted_res7.inverted1.conv3 — examples/mobilenetv2.cnn:31: conv 1x1 96
  *   in [576,14,14] -> out [96,14,14]
  *   weights at packed[364744]: weight [96,576,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); inverted_res7.inverted1.bn3 folded into the weights; then + inverted4.bn3 (inverted_res7.add1)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; inverted_res7.inverted1.bn3 folded into the weights; then + inverted4.bn3 (inverted_res7.add1)
  */
-static CNN_SIMD void inverted_res7_inverted1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inverted_res7_inverted1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 55296;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 112896;
         float *yb = y + (ptrdiff_t)b * 18816;
         const float *rb0 = r0 + (ptrdiff_t)b * 18816;
+        float *sb = s + (ptrdiff_t)b * 119808; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 576; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 576 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 208; it++) {
             const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 96 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 3456;
-            const float *xg = in + grp * 112896;
+            const float *xg = sb + grp * 112896;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -7543,9 +7704,9 @@ static CNN_SIMD void inverted_res7_inverted1_conv3(const float *restrict x0, con
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 9216;
                 const float *wp = wb;
-                for (int c = 0; c < 576; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 576; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -7569,8 +7730,8 @@ static CNN_SIMD void inverted_res7_inverted1_conv3(const float *restrict x0, con
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7591,8 +7752,8 @@ static CNN_SIMD void inverted_res7_inverted1_conv3(const float *restrict x0, con
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7613,8 +7774,8 @@ static CNN_SIMD void inverted_res7_inverted1_conv3(const float *restrict x0, con
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7635,8 +7796,8 @@ static CNN_SIMD void inverted_res7_inverted1_conv3(const float *restrict x0, con
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7657,8 +7818,8 @@ static CNN_SIMD void inverted_res7_inverted1_conv3(const float *restrict x0, con
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7679,8 +7840,8 @@ static CNN_SIMD void inverted_res7_inverted1_conv3(const float *restrict x0, con
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7701,8 +7862,8 @@ static CNN_SIMD void inverted_res7_inverted1_conv3(const float *restrict x0, con
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7752,22 +7913,29 @@ static CNN_SIMD void inverted_res7_inverted1_conv3(const float *restrict x0, con
 /* inverted_res8.inverted1.conv1 — examples/mobilenetv2.cnn:28: conv 1x1 576
  *   in [96,14,14] -> out [576,14,14]
  *   weights at packed[420136]: weight [576,96,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); inverted_res8.inverted1.bn1 folded into the weights; then inverted_res8.inverted1.relu61
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; inverted_res8.inverted1.bn1 folded into the weights; then inverted_res8.inverted1.relu61
  */
-static CNN_SIMD void inverted_res8_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inverted_res8_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 55296;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 18816;
         float *yb = y + (ptrdiff_t)b * 112896;
+        float *sb = s + (ptrdiff_t)b * 19968; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 96; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 96 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 1248; it++) {
             const int tile = it / 96, gb = it - tile * 96;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 576 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 576;
-            const float *xg = in + grp * 18816;
+            const float *xg = sb + grp * 18816;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -7783,9 +7951,9 @@ static CNN_SIMD void inverted_res8_inverted1_conv1(const float *restrict x0, flo
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 1536;
                 const float *wp = wb;
-                for (int c = 0; c < 96; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 96; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -7809,8 +7977,8 @@ static CNN_SIMD void inverted_res8_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7831,8 +7999,8 @@ static CNN_SIMD void inverted_res8_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7853,8 +8021,8 @@ static CNN_SIMD void inverted_res8_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7875,8 +8043,8 @@ static CNN_SIMD void inverted_res8_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7897,8 +8065,8 @@ static CNN_SIMD void inverted_res8_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7919,8 +8087,8 @@ static CNN_SIMD void inverted_res8_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7941,8 +8109,8 @@ static CNN_SIMD void inverted_res8_inverted1_conv1(const float *restrict x0, flo
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8131,23 +8299,30 @@ static CNN_SIMD void inverted_res8_inverted1_conv2(const float *restrict x0, flo
 /* inverted_res8.inverted1.conv3 — examples/mobilenetv2.cnn:31: conv 1x1 96
  *   in [576,14,14] -> out [96,14,14]
  *   weights at packed[481768]: weight [96,576,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); inverted_res8.inverted1.bn3 folded into the weights; then + inverted_res7.add1 (inverted_res8.add1)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; inverted_res8.inverted1.bn3 folded into the weights; then + inverted_res7.add1 (inverted_res8.add1)
  */
-static CNN_SIMD void inverted_res8_inverted1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inverted_res8_inverted1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 55296;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 112896;
         float *yb = y + (ptrdiff_t)b * 18816;
         const float *rb0 = r0 + (ptrdiff_t)b * 18816;
+        float *sb = s + (ptrdiff_t)b * 119808; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 576; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 576 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 208; it++) {
             const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 96 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 3456;
-            const float *xg = in + grp * 112896;
+            const float *xg = sb + grp * 112896;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -8163,9 +8338,9 @@ static CNN_SIMD void inverted_res8_inverted1_conv3(const float *restrict x0, con
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 9216;
                 const float *wp = wb;
-                for (int c = 0; c < 576; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 576; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -8189,8 +8364,8 @@ static CNN_SIMD void inverted_res8_inverted1_conv3(const float *restrict x0, con
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8211,8 +8386,8 @@ static CNN_SIMD void inverted_res8_inverted1_conv3(const float *restrict x0, con
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8233,8 +8408,8 @@ static CNN_SIMD void inverted_res8_inverted1_conv3(const float *restrict x0, con
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8255,8 +8430,8 @@ static CNN_SIMD void inverted_res8_inverted1_conv3(const float *restrict x0, con
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8277,8 +8452,8 @@ static CNN_SIMD void inverted_res8_inverted1_conv3(const float *restrict x0, con
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8299,8 +8474,8 @@ static CNN_SIMD void inverted_res8_inverted1_conv3(const float *restrict x0, con
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8321,8 +8496,8 @@ static CNN_SIMD void inverted_res8_inverted1_conv3(const float *restrict x0, con
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8372,22 +8547,29 @@ static CNN_SIMD void inverted_res8_inverted1_conv3(const float *restrict x0, con
 /* inverted5.conv1 — examples/mobilenetv2.cnn:28: conv 1x1 576
  *   in [96,14,14] -> out [576,14,14]
  *   weights at packed[537160]: weight [576,96,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); inverted5.bn1 folded into the weights; then inverted5.relu61
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; inverted5.bn1 folded into the weights; then inverted5.relu61
  */
-static CNN_SIMD void inverted5_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inverted5_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 55296;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 18816;
         float *yb = y + (ptrdiff_t)b * 112896;
+        float *sb = s + (ptrdiff_t)b * 19968; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 96; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 96 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 1248; it++) {
             const int tile = it / 96, gb = it - tile * 96;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 576 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 576;
-            const float *xg = in + grp * 18816;
+            const float *xg = sb + grp * 18816;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -8403,9 +8585,9 @@ static CNN_SIMD void inverted5_conv1(const float *restrict x0, float *restrict y
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 1536;
                 const float *wp = wb;
-                for (int c = 0; c < 96; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 96; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -8429,8 +8611,8 @@ static CNN_SIMD void inverted5_conv1(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8451,8 +8633,8 @@ static CNN_SIMD void inverted5_conv1(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8473,8 +8655,8 @@ static CNN_SIMD void inverted5_conv1(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8495,8 +8677,8 @@ static CNN_SIMD void inverted5_conv1(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8517,8 +8699,8 @@ static CNN_SIMD void inverted5_conv1(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8539,8 +8721,8 @@ static CNN_SIMD void inverted5_conv1(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8561,8 +8743,8 @@ static CNN_SIMD void inverted5_conv1(const float *restrict x0, float *restrict y
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8802,230 +8984,246 @@ static CNN_SIMD void inverted5_conv2(const float *restrict x0, float *restrict y
 
 /* inverted5.conv3 — examples/mobilenetv2.cnn:31: conv 1x1 160
  *   in [576,7,7] -> out [160,7,7]
- *   weights at packed[598792]: weight [160,576,1,1] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; inverted5.bn3 folded into the weights
+ *   weights at packed[598792]: weight [160,576,1,1] (packed in blocks of 6 output channels)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; inverted5.bn3 folded into the weights
  */
-static CNN_SIMD void inverted5_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 92160;
+static CNN_SIMD void inverted5_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 93312;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 28224;
         float *yb = y + (ptrdiff_t)b * 7840;
+        float *sb = s + (ptrdiff_t)b * 36864; /* this sample's scratch */
         const float *in = xb0;
-        for (int it = 0; it < 85; it++) {
-            const int tile = it / 5, gb = it - tile * 5;
+        for (int tile = 0; tile < 4; tile++) {
+            const int p = tile < 3 ? tile * NR : 33;
+            for (int c = 0; c < 576; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 576 + c) * NR + l] = in[c * 49 + p + l];
+        }
+        for (int it = 0; it < 108; it++) {
+            const int tile = it / 27, gb = it - tile * 27;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 160 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 18432;
-            const float *xp = in + grp * 28224;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
-            const int o0 = q[0] / 7 * 7 + q[0] % 7 * 1;
-            q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
-            const int o1 = q[1] / 7 * 7 + q[1] % 7 * 1;
-            q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
-            const int o2 = q[2] / 7 * 7 + q[2] % 7 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 576; c += 8, xp += 392, wp += 256) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+            const float *wb = w + (ptrdiff_t)gb * 3456;
+            const float *xg = sb + grp * 28224;
+            float t[MR][NR];
+            {
+                const int p = tile < 3 ? tile * NR : 33;
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
+                const float *xp = xg + tile * 9216;
+                const float *wp = wb;
+                for (int c = 0; c < 576; c += 8, xp += 128, wp += 48) {
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 49]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 49]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 98]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 98]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 147]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 147]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 196]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 196]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 245]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 245]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 294]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 294]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 343]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 343]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-            }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 49;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    yb[at + q[i]] = v;
+                _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[0] + 8, c01);
+                _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[1] + 8, c11);
+                _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[2] + 8, c21);
+                _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[3] + 8, c31);
+                _mm256_storeu_ps(t[4] + 0, c40);
+                _mm256_storeu_ps(t[4] + 8, c41);
+                _mm256_storeu_ps(t[5] + 0, c50);
+                _mm256_storeu_ps(t[5] + 8, c51);
+                for (int i = 0; i < MR; i++) {
+                    if (ob * MR + i >= 160)
+                        break;
+                    const int at = (oc0 + i) * 49;
+                    for (int vi = 0; vi < NV; vi++) {
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
+                        _mm256_storeu_ps(yb + at + q, x);
+                    }
                 }
             }
         }
@@ -9034,23 +9232,30 @@ static CNN_SIMD void inverted5_conv3(const float *restrict x0, float *restrict y
 
 /* inverted_res9.inverted1.conv1 — examples/mobilenetv2.cnn:28: conv 1x1 960
  *   in [160,7,7] -> out [960,7,7]
- *   weights at packed[691112]: weight [960,160,1,1] (packed in blocks of 12 output channels)
- *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); inverted_res9.inverted1.bn1 folded into the weights; then inverted_res9.inverted1.relu61
+ *   weights at packed[692266]: weight [960,160,1,1] (packed in blocks of 12 output channels)
+ *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; inverted_res9.inverted1.bn1 folded into the weights; then inverted_res9.inverted1.relu61
  */
-static CNN_SIMD void inverted_res9_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inverted_res9_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 153600;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 7840;
         float *yb = y + (ptrdiff_t)b * 47040;
+        float *sb = s + (ptrdiff_t)b * 8960; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 7; tile++) {
+            const int p = tile < 6 ? tile * NR : 41;
+            for (int c = 0; c < 160; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 160 + c) * NR + l] = in[c * 49 + p + l];
+        }
         for (int it = 0; it < 560; it++) {
             const int gb = it / 7, tile = it - gb * 7;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 960 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 1920;
-            const float *xg = in + grp * 7840;
+            const float *xg = sb + grp * 7840;
             float t[MR][NR];
             {
                 const int p = tile < 6 ? tile * NR : 41;
@@ -9066,9 +9271,9 @@ static CNN_SIMD void inverted_res9_inverted1_conv1(const float *restrict x0, flo
                 __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
                 __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
                 __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 1280;
                 const float *wp = wb;
-                for (int c = 0; c < 160; c += 8, xp += 392, wp += 96) {
+                for (int c = 0; c < 160; c += 8, xp += 64, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         __m256 wv = _mm256_set1_ps(wp[0 + 0]);
@@ -9097,7 +9302,7 @@ static CNN_SIMD void inverted_res9_inverted1_conv1(const float *restrict x0, flo
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 8 + 0);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[12 + 1]);
@@ -9124,7 +9329,7 @@ static CNN_SIMD void inverted_res9_inverted1_conv1(const float *restrict x0, flo
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[24 + 1]);
@@ -9151,7 +9356,7 @@ static CNN_SIMD void inverted_res9_inverted1_conv1(const float *restrict x0, flo
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[36 + 1]);
@@ -9178,7 +9383,7 @@ static CNN_SIMD void inverted_res9_inverted1_conv1(const float *restrict x0, flo
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
                         __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[48 + 1]);
@@ -9205,7 +9410,7 @@ static CNN_SIMD void inverted_res9_inverted1_conv1(const float *restrict x0, flo
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 40 + 0);
                         __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[60 + 1]);
@@ -9232,7 +9437,7 @@ static CNN_SIMD void inverted_res9_inverted1_conv1(const float *restrict x0, flo
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
                         __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[72 + 1]);
@@ -9259,7 +9464,7 @@ static CNN_SIMD void inverted_res9_inverted1_conv1(const float *restrict x0, flo
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 56 + 0);
                         __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[84 + 1]);
@@ -9314,7 +9519,7 @@ static CNN_SIMD void inverted_res9_inverted1_conv1(const float *restrict x0, flo
 
 /* inverted_res9.inverted1.conv2 — examples/mobilenetv2.cnn:29: conv 3x3 p1 960 g960
  *   in [960,7,7] -> out [960,7,7]
- *   weights at packed[845672]: weight [960,1,3,3]
+ *   weights at packed[846826]: weight [960,1,3,3]
  *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); positions read straight from the padded input, rows 9 apart (7 kept); inverted_res9.inverted1.bn2 folded into the weights; then inverted_res9.inverted1.relu62
  */
 static CNN_SIMD void inverted_res9_inverted1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -9558,232 +9763,248 @@ static CNN_SIMD void inverted_res9_inverted1_conv2(const float *restrict x0, flo
 
 /* inverted_res9.inverted1.conv3 — examples/mobilenetv2.cnn:31: conv 1x1 160
  *   in [960,7,7] -> out [160,7,7]
- *   weights at packed[855272]: weight [160,960,1,1] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; inverted_res9.inverted1.bn3 folded into the weights; then + inverted5.bn3 (inverted_res9.add1)
+ *   weights at packed[856426]: weight [160,960,1,1] (packed in blocks of 6 output channels)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; inverted_res9.inverted1.bn3 folded into the weights; then + inverted5.bn3 (inverted_res9.add1)
  */
-static CNN_SIMD void inverted_res9_inverted1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 153600;
+static CNN_SIMD void inverted_res9_inverted1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 155520;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 47040;
         float *yb = y + (ptrdiff_t)b * 7840;
         const float *rb0 = r0 + (ptrdiff_t)b * 7840;
+        float *sb = s + (ptrdiff_t)b * 61440; /* this sample's scratch */
         const float *in = xb0;
-        for (int it = 0; it < 85; it++) {
-            const int gb = it / 17, tile = it - gb * 17;
+        for (int tile = 0; tile < 4; tile++) {
+            const int p = tile < 3 ? tile * NR : 33;
+            for (int c = 0; c < 960; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 960 + c) * NR + l] = in[c * 49 + p + l];
+        }
+        for (int it = 0; it < 108; it++) {
+            const int gb = it / 4, tile = it - gb * 4;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 160 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 30720;
-            const float *xp = in + grp * 47040;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
-            const int o0 = q[0] / 7 * 7 + q[0] % 7 * 1;
-            q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
-            const int o1 = q[1] / 7 * 7 + q[1] % 7 * 1;
-            q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
-            const int o2 = q[2] / 7 * 7 + q[2] % 7 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 960; c += 8, xp += 392, wp += 256) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+            const float *wb = w + (ptrdiff_t)gb * 5760;
+            const float *xg = sb + grp * 47040;
+            float t[MR][NR];
+            {
+                const int p = tile < 3 ? tile * NR : 33;
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
+                const float *xp = xg + tile * 15360;
+                const float *wp = wb;
+                for (int c = 0; c < 960; c += 8, xp += 128, wp += 48) {
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 49]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 49]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 98]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 98]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 147]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 147]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 196]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 196]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 245]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 245]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 294]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 294]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 343]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 343]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-            }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 49;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v += rb0[at + q[i]];
-                    yb[at + q[i]] = v;
+                _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[0] + 8, c01);
+                _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[1] + 8, c11);
+                _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[2] + 8, c21);
+                _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[3] + 8, c31);
+                _mm256_storeu_ps(t[4] + 0, c40);
+                _mm256_storeu_ps(t[4] + 8, c41);
+                _mm256_storeu_ps(t[5] + 0, c50);
+                _mm256_storeu_ps(t[5] + 8, c51);
+                for (int i = 0; i < MR; i++) {
+                    if (ob * MR + i >= 160)
+                        break;
+                    const int at = (oc0 + i) * 49;
+                    for (int vi = 0; vi < NV; vi++) {
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
+                        x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at + q));
+                        _mm256_storeu_ps(yb + at + q, x);
+                    }
                 }
             }
         }
@@ -9792,23 +10013,30 @@ static CNN_SIMD void inverted_res9_inverted1_conv3(const float *restrict x0, con
 
 /* inverted_res10.inverted1.conv1 — examples/mobilenetv2.cnn:28: conv 1x1 960
  *   in [160,7,7] -> out [960,7,7]
- *   weights at packed[1009032]: weight [960,160,1,1] (packed in blocks of 12 output channels)
- *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); inverted_res10.inverted1.bn1 folded into the weights; then inverted_res10.inverted1.relu61
+ *   weights at packed[1012108]: weight [960,160,1,1] (packed in blocks of 12 output channels)
+ *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; inverted_res10.inverted1.bn1 folded into the weights; then inverted_res10.inverted1.relu61
  */
-static CNN_SIMD void inverted_res10_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inverted_res10_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 153600;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 7840;
         float *yb = y + (ptrdiff_t)b * 47040;
+        float *sb = s + (ptrdiff_t)b * 8960; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 7; tile++) {
+            const int p = tile < 6 ? tile * NR : 41;
+            for (int c = 0; c < 160; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 160 + c) * NR + l] = in[c * 49 + p + l];
+        }
         for (int it = 0; it < 560; it++) {
             const int gb = it / 7, tile = it - gb * 7;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 960 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 1920;
-            const float *xg = in + grp * 7840;
+            const float *xg = sb + grp * 7840;
             float t[MR][NR];
             {
                 const int p = tile < 6 ? tile * NR : 41;
@@ -9824,9 +10052,9 @@ static CNN_SIMD void inverted_res10_inverted1_conv1(const float *restrict x0, fl
                 __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
                 __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
                 __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 1280;
                 const float *wp = wb;
-                for (int c = 0; c < 160; c += 8, xp += 392, wp += 96) {
+                for (int c = 0; c < 160; c += 8, xp += 64, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         __m256 wv = _mm256_set1_ps(wp[0 + 0]);
@@ -9855,7 +10083,7 @@ static CNN_SIMD void inverted_res10_inverted1_conv1(const float *restrict x0, fl
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 8 + 0);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[12 + 1]);
@@ -9882,7 +10110,7 @@ static CNN_SIMD void inverted_res10_inverted1_conv1(const float *restrict x0, fl
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[24 + 1]);
@@ -9909,7 +10137,7 @@ static CNN_SIMD void inverted_res10_inverted1_conv1(const float *restrict x0, fl
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[36 + 1]);
@@ -9936,7 +10164,7 @@ static CNN_SIMD void inverted_res10_inverted1_conv1(const float *restrict x0, fl
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
                         __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[48 + 1]);
@@ -9963,7 +10191,7 @@ static CNN_SIMD void inverted_res10_inverted1_conv1(const float *restrict x0, fl
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 40 + 0);
                         __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[60 + 1]);
@@ -9990,7 +10218,7 @@ static CNN_SIMD void inverted_res10_inverted1_conv1(const float *restrict x0, fl
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
                         __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[72 + 1]);
@@ -10017,7 +10245,7 @@ static CNN_SIMD void inverted_res10_inverted1_conv1(const float *restrict x0, fl
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 56 + 0);
                         __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[84 + 1]);
@@ -10072,7 +10300,7 @@ static CNN_SIMD void inverted_res10_inverted1_conv1(const float *restrict x0, fl
 
 /* inverted_res10.inverted1.conv2 — examples/mobilenetv2.cnn:29: conv 3x3 p1 960 g960
  *   in [960,7,7] -> out [960,7,7]
- *   weights at packed[1163592]: weight [960,1,3,3]
+ *   weights at packed[1166668]: weight [960,1,3,3]
  *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); positions read straight from the padded input, rows 9 apart (7 kept); inverted_res10.inverted1.bn2 folded into the weights; then inverted_res10.inverted1.relu62
  */
 static CNN_SIMD void inverted_res10_inverted1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -10316,232 +10544,248 @@ static CNN_SIMD void inverted_res10_inverted1_conv2(const float *restrict x0, fl
 
 /* inverted_res10.inverted1.conv3 — examples/mobilenetv2.cnn:31: conv 1x1 160
  *   in [960,7,7] -> out [160,7,7]
- *   weights at packed[1173192]: weight [160,960,1,1] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; inverted_res10.inverted1.bn3 folded into the weights; then + inverted_res9.add1 (inverted_res10.add1)
+ *   weights at packed[1176268]: weight [160,960,1,1] (packed in blocks of 6 output channels)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; inverted_res10.inverted1.bn3 folded into the weights; then + inverted_res9.add1 (inverted_res10.add1)
  */
-static CNN_SIMD void inverted_res10_inverted1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 153600;
+static CNN_SIMD void inverted_res10_inverted1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 155520;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 47040;
         float *yb = y + (ptrdiff_t)b * 7840;
         const float *rb0 = r0 + (ptrdiff_t)b * 7840;
+        float *sb = s + (ptrdiff_t)b * 61440; /* this sample's scratch */
         const float *in = xb0;
-        for (int it = 0; it < 85; it++) {
-            const int gb = it / 17, tile = it - gb * 17;
+        for (int tile = 0; tile < 4; tile++) {
+            const int p = tile < 3 ? tile * NR : 33;
+            for (int c = 0; c < 960; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 960 + c) * NR + l] = in[c * 49 + p + l];
+        }
+        for (int it = 0; it < 108; it++) {
+            const int gb = it / 4, tile = it - gb * 4;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 160 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 30720;
-            const float *xp = in + grp * 47040;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
-            const int o0 = q[0] / 7 * 7 + q[0] % 7 * 1;
-            q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
-            const int o1 = q[1] / 7 * 7 + q[1] % 7 * 1;
-            q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
-            const int o2 = q[2] / 7 * 7 + q[2] % 7 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 960; c += 8, xp += 392, wp += 256) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+            const float *wb = w + (ptrdiff_t)gb * 5760;
+            const float *xg = sb + grp * 47040;
+            float t[MR][NR];
+            {
+                const int p = tile < 3 ? tile * NR : 33;
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
+                const float *xp = xg + tile * 15360;
+                const float *wp = wb;
+                for (int c = 0; c < 960; c += 8, xp += 128, wp += 48) {
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 49]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 49]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 98]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 98]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 147]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 147]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 196]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 196]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 245]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 245]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 294]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 294]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 343]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 343]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-            }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 49;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v += rb0[at + q[i]];
-                    yb[at + q[i]] = v;
+                _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[0] + 8, c01);
+                _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[1] + 8, c11);
+                _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[2] + 8, c21);
+                _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[3] + 8, c31);
+                _mm256_storeu_ps(t[4] + 0, c40);
+                _mm256_storeu_ps(t[4] + 8, c41);
+                _mm256_storeu_ps(t[5] + 0, c50);
+                _mm256_storeu_ps(t[5] + 8, c51);
+                for (int i = 0; i < MR; i++) {
+                    if (ob * MR + i >= 160)
+                        break;
+                    const int at = (oc0 + i) * 49;
+                    for (int vi = 0; vi < NV; vi++) {
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
+                        x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at + q));
+                        _mm256_storeu_ps(yb + at + q, x);
+                    }
                 }
             }
         }
@@ -10550,23 +10794,30 @@ static CNN_SIMD void inverted_res10_inverted1_conv3(const float *restrict x0, co
 
 /* inverted6.conv1 — examples/mobilenetv2.cnn:28: conv 1x1 960
  *   in [160,7,7] -> out [960,7,7]
- *   weights at packed[1326952]: weight [960,160,1,1] (packed in blocks of 12 output channels)
- *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); inverted6.bn1 folded into the weights; then inverted6.relu61
+ *   weights at packed[1331950]: weight [960,160,1,1] (packed in blocks of 12 output channels)
+ *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; inverted6.bn1 folded into the weights; then inverted6.relu61
  */
-static CNN_SIMD void inverted6_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void inverted6_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 153600;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 7840;
         float *yb = y + (ptrdiff_t)b * 47040;
+        float *sb = s + (ptrdiff_t)b * 8960; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 7; tile++) {
+            const int p = tile < 6 ? tile * NR : 41;
+            for (int c = 0; c < 160; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 160 + c) * NR + l] = in[c * 49 + p + l];
+        }
         for (int it = 0; it < 560; it++) {
             const int gb = it / 7, tile = it - gb * 7;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 960 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 1920;
-            const float *xg = in + grp * 7840;
+            const float *xg = sb + grp * 7840;
             float t[MR][NR];
             {
                 const int p = tile < 6 ? tile * NR : 41;
@@ -10582,9 +10833,9 @@ static CNN_SIMD void inverted6_conv1(const float *restrict x0, float *restrict y
                 __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
                 __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
                 __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 1280;
                 const float *wp = wb;
-                for (int c = 0; c < 160; c += 8, xp += 392, wp += 96) {
+                for (int c = 0; c < 160; c += 8, xp += 64, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         __m256 wv = _mm256_set1_ps(wp[0 + 0]);
@@ -10613,7 +10864,7 @@ static CNN_SIMD void inverted6_conv1(const float *restrict x0, float *restrict y
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 8 + 0);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[12 + 1]);
@@ -10640,7 +10891,7 @@ static CNN_SIMD void inverted6_conv1(const float *restrict x0, float *restrict y
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[24 + 1]);
@@ -10667,7 +10918,7 @@ static CNN_SIMD void inverted6_conv1(const float *restrict x0, float *restrict y
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[36 + 1]);
@@ -10694,7 +10945,7 @@ static CNN_SIMD void inverted6_conv1(const float *restrict x0, float *restrict y
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
                         __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[48 + 1]);
@@ -10721,7 +10972,7 @@ static CNN_SIMD void inverted6_conv1(const float *restrict x0, float *restrict y
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 40 + 0);
                         __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[60 + 1]);
@@ -10748,7 +10999,7 @@ static CNN_SIMD void inverted6_conv1(const float *restrict x0, float *restrict y
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
                         __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[72 + 1]);
@@ -10775,7 +11026,7 @@ static CNN_SIMD void inverted6_conv1(const float *restrict x0, float *restrict y
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 56 + 0);
                         __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         wv = _mm256_set1_ps(wp[84 + 1]);
@@ -10830,7 +11081,7 @@ static CNN_SIMD void inverted6_conv1(const float *restrict x0, float *restrict y
 
 /* inverted6.conv2 — examples/mobilenetv2.cnn:29: conv 3x3 p1 960 g960
  *   in [960,7,7] -> out [960,7,7]
- *   weights at packed[1481512]: weight [960,1,3,3]
+ *   weights at packed[1486510]: weight [960,1,3,3]
  *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); positions read straight from the padded input, rows 9 apart (7 kept); inverted6.bn2 folded into the weights; then inverted6.relu62
  */
 static CNN_SIMD void inverted6_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -11074,230 +11325,286 @@ static CNN_SIMD void inverted6_conv2(const float *restrict x0, float *restrict y
 
 /* inverted6.conv3 — examples/mobilenetv2.cnn:31: conv 1x1 320
  *   in [960,7,7] -> out [320,7,7]
- *   weights at packed[1491112]: weight [320,960,1,1] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; inverted6.bn3 folded into the weights
+ *   weights at packed[1496110]: weight [320,960,1,1] (packed in blocks of 12 output channels)
+ *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; inverted6.bn3 folded into the weights
  */
-static CNN_SIMD void inverted6_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 307200;
+static CNN_SIMD void inverted6_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 311040;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 47040;
         float *yb = y + (ptrdiff_t)b * 15680;
+        float *sb = s + (ptrdiff_t)b * 53760; /* this sample's scratch */
         const float *in = xb0;
-        for (int it = 0; it < 170; it++) {
-            const int gb = it / 17, tile = it - gb * 17;
+        for (int tile = 0; tile < 7; tile++) {
+            const int p = tile < 6 ? tile * NR : 41;
+            for (int c = 0; c < 960; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 960 + c) * NR + l] = in[c * 49 + p + l];
+        }
+        for (int it = 0; it < 189; it++) {
+            const int gb = it / 7, tile = it - gb * 7;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 320 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 30720;
-            const float *xp = in + grp * 47040;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
-            const int o0 = q[0] / 7 * 7 + q[0] % 7 * 1;
-            q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
-            const int o1 = q[1] / 7 * 7 + q[1] % 7 * 1;
-            q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
-            const int o2 = q[2] / 7 * 7 + q[2] % 7 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 960; c += 8, xp += 392, wp += 256) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+            const float *wb = w + (ptrdiff_t)gb * 11520;
+            const float *xg = sb + grp * 47040;
+            float t[MR][NR];
+            {
+                const int p = tile < 6 ? tile * NR : 41;
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
+                const float *xp = xg + tile * 7680;
+                const float *wp = wb;
+                for (int c = 0; c < 960; c += 8, xp += 64, wp += 96) {
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 40 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 56 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 49]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 49]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 98]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 98]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 147]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 147]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 196]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 196]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 245]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 245]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 294]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 294]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 343]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 343]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-            }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 49;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    yb[at + q[i]] = v;
+                _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[4] + 0, c40);
+                _mm256_storeu_ps(t[5] + 0, c50);
+                _mm256_storeu_ps(t[6] + 0, c60);
+                _mm256_storeu_ps(t[7] + 0, c70);
+                _mm256_storeu_ps(t[8] + 0, c80);
+                _mm256_storeu_ps(t[9] + 0, c90);
+                _mm256_storeu_ps(t[10] + 0, c100);
+                _mm256_storeu_ps(t[11] + 0, c110);
+                for (int i = 0; i < MR; i++) {
+                    if (ob * MR + i >= 320)
+                        break;
+                    const int at = (oc0 + i) * 49;
+                    for (int vi = 0; vi < NV; vi++) {
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
+                        _mm256_storeu_ps(yb + at + q, x);
+                    }
                 }
             }
         }
@@ -11306,226 +11613,239 @@ static CNN_SIMD void inverted6_conv3(const float *restrict x0, float *restrict y
 
 /* conv2 — examples/mobilenetv2.cnn:50: conv 1x1 1280
  *   in [320,7,7] -> out [1280,7,7]
- *   weights at packed[1798632]: weight [1280,320,1,1] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; bn2 folded into the weights; then relu62
+ *   weights at packed[1807474]: weight [1280,320,1,1] (packed in blocks of 24 output channels)
+ *   avx2: tile MP=4 positions x MR=24 output channels (12 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; bn2 folded into the weights; then relu62
  */
-static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 409600;
+static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MP = 4, NV = 3, MR = 24, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 414720;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 15680;
         float *yb = y + (ptrdiff_t)b * 62720;
+        float *sb = s + (ptrdiff_t)b * 16640; /* this sample's scratch */
         const float *in = xb0;
-        for (int it = 0; it < 680; it++) {
-            const int gb = it / 17, tile = it - gb * 17;
+        for (int tile = 0; tile < 13; tile++)
+            for (int i = 0; i < MP; i++) {
+                const int q = tile * MP + i < 49 ? tile * MP + i : 48;
+                const float *src = in + q / 7 * 7 + q % 7 * 1;
+                float *dst = sb + tile * 1280 + i;
+                for (int c = 0; c < 320; c++)
+                    dst[c * MP] = src[c * 49];
+            }
+        for (int it = 0; it < 702; it++) {
+            const int gb = it / 13, tile = it - gb * 13;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 1280 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 10240;
-            const float *xp = in + grp * 15680;
+            const float *wp = w + (ptrdiff_t)gb * 7680;
+            const float *xp = sb + tile * 1280;
             int q[MP];
             float t[MP][MR];
             q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
-            const int o0 = q[0] / 7 * 7 + q[0] % 7 * 1;
+            const int o0 = 0;
             q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
-            const int o1 = q[1] / 7 * 7 + q[1] % 7 * 1;
+            const int o1 = 1;
             q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
-            const int o2 = q[2] / 7 * 7 + q[2] % 7 * 1;
+            const int o2 = 2;
+            q[3] = tile * MP + 3 < 49 ? tile * MP + 3 : 48;
+            const int o3 = 3;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
             __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 320; c += 8, xp += 392, wp += 256) {
+            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c32 = _mm256_loadu_ps(bias + gb * MR + 16);
+            for (int c = 0; c < 320; c += 8, xp += 32, wp += 192) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
                     __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
                     xb = _mm256_set1_ps(xp[o1 + 0]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
                     xb = _mm256_set1_ps(xp[o2 + 0]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 0]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
                 }
                 {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 24 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 24 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 24 + 16);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 4]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 49]);
+                    xb = _mm256_set1_ps(xp[o1 + 4]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 49]);
+                    xb = _mm256_set1_ps(xp[o2 + 4]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 4]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
                 }
                 {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 48 + 16);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 8]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 98]);
+                    xb = _mm256_set1_ps(xp[o1 + 8]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 98]);
+                    xb = _mm256_set1_ps(xp[o2 + 8]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 8]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 72 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 72 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 72 + 16);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 12]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    xb = _mm256_set1_ps(xp[o1 + 12]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    xb = _mm256_set1_ps(xp[o2 + 12]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    xb = _mm256_set1_ps(xp[o3 + 12]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 147]);
+                    xb = _mm256_set1_ps(xp[o1 + 16]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 147]);
+                    xb = _mm256_set1_ps(xp[o2 + 16]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 16]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
                 }
                 {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 120 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 120 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 120 + 16);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 20]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 196]);
+                    xb = _mm256_set1_ps(xp[o1 + 20]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 196]);
+                    xb = _mm256_set1_ps(xp[o2 + 20]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 20]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
                 }
                 {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 144 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 144 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 144 + 16);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 24]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 245]);
+                    xb = _mm256_set1_ps(xp[o1 + 24]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 245]);
+                    xb = _mm256_set1_ps(xp[o2 + 24]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 24]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
                 }
                 {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 168 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 168 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 168 + 16);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 28]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 294]);
+                    xb = _mm256_set1_ps(xp[o1 + 28]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 294]);
+                    xb = _mm256_set1_ps(xp[o2 + 28]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 343]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 343]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 28]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
                 }
             }
             _mm256_storeu_ps(t[0] + 0, c00);
             _mm256_storeu_ps(t[0] + 8, c01);
             _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
             _mm256_storeu_ps(t[1] + 0, c10);
             _mm256_storeu_ps(t[1] + 8, c11);
             _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
             _mm256_storeu_ps(t[2] + 0, c20);
             _mm256_storeu_ps(t[2] + 8, c21);
             _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
+            _mm256_storeu_ps(t[3] + 0, c30);
+            _mm256_storeu_ps(t[3] + 8, c31);
+            _mm256_storeu_ps(t[3] + 16, c32);
             for (int k = 0; k < MR; k++) {
+                if (ob * MR + k >= 1280)
+                    break;
                 const int at = (oc0 + k) * 49;
                 for (int i = 0; i < MP; i++) {
                     float v = t[i][k];
@@ -11557,7 +11877,7 @@ static CNN_SIMD void globalavgpool1(const float *restrict x0, float *restrict y,
 
 /* dense1 — examples/mobilenetv2.cnn:51: dense 1000
  *   in [1280,1,1] -> out [1000]
- *   weights at packed[2209512]: weight [1000,1280] + bias [1000]
+ *   weights at packed[2223490]: weight [1000,1280] + bias [1000]
  *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); rows walked forwards and backwards on alternate calls
  */
 static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
@@ -11619,7 +11939,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
 }
 
 /* Canonical parameters (DSL.md order, 3538984 floats) to the packed layout
- * the kernels read (3490512 floats). */
+ * the kernels read (3504490 floats). */
 void mobilenetv2_pack(const float *params, float *packed) {
     cnn_pack_conv(params + 0, NULL, params + 864, 1.0000000000000001e-05, packed + 0, 32, 27, 1, 4); /* conv1 + bn1 */
     cnn_pack_conv(params + 992, NULL, params + 1280, 1.0000000000000001e-05, packed + 896, 32, 9, 32, 1); /* separable1.conv1 + separable1.bn1 */
@@ -11662,18 +11982,18 @@ void mobilenetv2_pack(const float *params, float *packed) {
     cnn_pack_conv(params + 502976, NULL, params + 558272, 1.0000000000000001e-05, packed + 481768, 96, 576, 1, 6); /* inverted_res8.inverted1.conv3 + inverted_res8.inverted1.bn3 */
     cnn_pack_conv(params + 558656, NULL, params + 613952, 1.0000000000000001e-05, packed + 537160, 576, 96, 1, 6); /* inverted5.conv1 + inverted5.bn1 */
     cnn_pack_conv(params + 616256, NULL, params + 621440, 1.0000000000000001e-05, packed + 593032, 576, 9, 576, 1); /* inverted5.conv2 + inverted5.bn2 */
-    cnn_pack_conv(params + 623744, NULL, params + 715904, 1.0000000000000001e-05, packed + 598792, 160, 576, 1, 32); /* inverted5.conv3 + inverted5.bn3 */
-    cnn_pack_conv(params + 716544, NULL, params + 870144, 1.0000000000000001e-05, packed + 691112, 960, 160, 1, 12); /* inverted_res9.inverted1.conv1 + inverted_res9.inverted1.bn1 */
-    cnn_pack_conv(params + 873984, NULL, params + 882624, 1.0000000000000001e-05, packed + 845672, 960, 9, 960, 1); /* inverted_res9.inverted1.conv2 + inverted_res9.inverted1.bn2 */
-    cnn_pack_conv(params + 886464, NULL, params + 1040064, 1.0000000000000001e-05, packed + 855272, 160, 960, 1, 32); /* inverted_res9.inverted1.conv3 + inverted_res9.inverted1.bn3 */
-    cnn_pack_conv(params + 1040704, NULL, params + 1194304, 1.0000000000000001e-05, packed + 1009032, 960, 160, 1, 12); /* inverted_res10.inverted1.conv1 + inverted_res10.inverted1.bn1 */
-    cnn_pack_conv(params + 1198144, NULL, params + 1206784, 1.0000000000000001e-05, packed + 1163592, 960, 9, 960, 1); /* inverted_res10.inverted1.conv2 + inverted_res10.inverted1.bn2 */
-    cnn_pack_conv(params + 1210624, NULL, params + 1364224, 1.0000000000000001e-05, packed + 1173192, 160, 960, 1, 32); /* inverted_res10.inverted1.conv3 + inverted_res10.inverted1.bn3 */
-    cnn_pack_conv(params + 1364864, NULL, params + 1518464, 1.0000000000000001e-05, packed + 1326952, 960, 160, 1, 12); /* inverted6.conv1 + inverted6.bn1 */
-    cnn_pack_conv(params + 1522304, NULL, params + 1530944, 1.0000000000000001e-05, packed + 1481512, 960, 9, 960, 1); /* inverted6.conv2 + inverted6.bn2 */
-    cnn_pack_conv(params + 1534784, NULL, params + 1841984, 1.0000000000000001e-05, packed + 1491112, 320, 960, 1, 32); /* inverted6.conv3 + inverted6.bn3 */
-    cnn_pack_conv(params + 1843264, NULL, params + 2252864, 1.0000000000000001e-05, packed + 1798632, 1280, 320, 1, 32); /* conv2 + bn2 */
-    cnn_copy(params + 2257984, packed + 2209512, 1281000); /* dense1 */
+    cnn_pack_conv(params + 623744, NULL, params + 715904, 1.0000000000000001e-05, packed + 598792, 160, 576, 1, 6); /* inverted5.conv3 + inverted5.bn3 */
+    cnn_pack_conv(params + 716544, NULL, params + 870144, 1.0000000000000001e-05, packed + 692266, 960, 160, 1, 12); /* inverted_res9.inverted1.conv1 + inverted_res9.inverted1.bn1 */
+    cnn_pack_conv(params + 873984, NULL, params + 882624, 1.0000000000000001e-05, packed + 846826, 960, 9, 960, 1); /* inverted_res9.inverted1.conv2 + inverted_res9.inverted1.bn2 */
+    cnn_pack_conv(params + 886464, NULL, params + 1040064, 1.0000000000000001e-05, packed + 856426, 160, 960, 1, 6); /* inverted_res9.inverted1.conv3 + inverted_res9.inverted1.bn3 */
+    cnn_pack_conv(params + 1040704, NULL, params + 1194304, 1.0000000000000001e-05, packed + 1012108, 960, 160, 1, 12); /* inverted_res10.inverted1.conv1 + inverted_res10.inverted1.bn1 */
+    cnn_pack_conv(params + 1198144, NULL, params + 1206784, 1.0000000000000001e-05, packed + 1166668, 960, 9, 960, 1); /* inverted_res10.inverted1.conv2 + inverted_res10.inverted1.bn2 */
+    cnn_pack_conv(params + 1210624, NULL, params + 1364224, 1.0000000000000001e-05, packed + 1176268, 160, 960, 1, 6); /* inverted_res10.inverted1.conv3 + inverted_res10.inverted1.bn3 */
+    cnn_pack_conv(params + 1364864, NULL, params + 1518464, 1.0000000000000001e-05, packed + 1331950, 960, 160, 1, 12); /* inverted6.conv1 + inverted6.bn1 */
+    cnn_pack_conv(params + 1522304, NULL, params + 1530944, 1.0000000000000001e-05, packed + 1486510, 960, 9, 960, 1); /* inverted6.conv2 + inverted6.bn2 */
+    cnn_pack_conv(params + 1534784, NULL, params + 1841984, 1.0000000000000001e-05, packed + 1496110, 320, 960, 1, 12); /* inverted6.conv3 + inverted6.bn3 */
+    cnn_pack_conv(params + 1843264, NULL, params + 2252864, 1.0000000000000001e-05, packed + 1807474, 1280, 320, 1, 24); /* conv2 + bn2 */
+    cnn_copy(params + 2257984, packed + 2223490, 1281000); /* dense1 */
 }
 
 /* Inference on `batch` samples (1..mobilenetv2_BATCH), NCHW in and out. Returns 0,
@@ -11687,57 +12007,57 @@ int mobilenetv2_forward(const float *packed, const float *in_img, float *out_log
         return 2;
     conv1(in_img, A + 491968, packed + 0, A + 0, batch);
     separable1_conv1(A + 491968, A + 893376, packed + 896, A + 0, batch);
-    separable1_conv2(A + 893376, A + 0, packed + 1216, batch);
-    inverted1_conv1(A + 0, A + 1250208, packed + 1744, batch);
+    separable1_conv2(A + 893376, A + 401664, packed + 1216, A + 0, batch);
+    inverted1_conv1(A + 401664, A + 1250208, packed + 1744, A + 0, batch);
     inverted1_conv2(A + 1250208, A + 2454432, packed + 3376, A + 0, batch);
-    inverted1_conv3(A + 2454432, A + 1390320, packed + 4336, batch);
-    inverted_res1_inverted1_conv1(A + 1390320, A + 487152, packed + 6664, batch);
+    inverted1_conv3(A + 2454432, A + 1390320, packed + 4336, A + 0, batch);
+    inverted_res1_inverted1_conv1(A + 1390320, A + 487152, packed + 6664, A + 938736, batch);
     inverted_res1_inverted1_conv2(A + 487152, A + 938736, packed + 10264, A + 0, batch);
-    inverted_res1_inverted1_conv3(A + 938736, A + 1390320, A + 0, packed + 11704, batch);
-    inverted2_conv1(A + 0, A + 488304, packed + 15184, batch);
+    inverted_res1_inverted1_conv3(A + 938736, A + 1390320, A + 1465584, packed + 11704, A + 0, batch);
+    inverted2_conv1(A + 1465584, A + 488304, packed + 15184, A + 0, batch);
     inverted2_conv2(A + 488304, A + 939888, packed + 18784, A + 0, batch);
-    inverted2_conv3(A + 939888, A + 477504, packed + 20224, batch);
-    inverted_res2_inverted1_conv1(A + 477504, A + 176448, packed + 24864, batch);
+    inverted2_conv3(A + 939888, A + 477504, packed + 20224, A + 0, batch);
+    inverted_res2_inverted1_conv1(A + 477504, A + 176448, packed + 24864, A + 326976, batch);
     inverted_res2_inverted1_conv2(A + 176448, A + 326976, packed + 31200, A + 0, batch);
-    inverted_res2_inverted1_conv3(A + 326976, A + 477504, A + 502592, packed + 33120, batch);
-    inverted_res3_inverted1_conv1(A + 502592, A + 176448, packed + 39296, batch);
+    inverted_res2_inverted1_conv3(A + 326976, A + 477504, A + 502592, packed + 33120, A + 0, batch);
+    inverted_res3_inverted1_conv1(A + 502592, A + 176448, packed + 39296, A + 326976, batch);
     inverted_res3_inverted1_conv2(A + 176448, A + 326976, packed + 45632, A + 0, batch);
-    inverted_res3_inverted1_conv3(A + 326976, A + 502592, A + 477504, packed + 47552, batch);
-    inverted3_conv1(A + 477504, A + 177984, packed + 53728, batch);
+    inverted_res3_inverted1_conv3(A + 326976, A + 502592, A + 477504, packed + 47552, A + 0, batch);
+    inverted3_conv1(A + 477504, A + 177984, packed + 53728, A + 328512, batch);
     inverted3_conv2(A + 177984, A + 328512, packed + 60064, A + 0, batch);
-    inverted3_conv3(A + 328512, A + 256128, packed + 61984, batch);
-    inverted_res4_inverted1_conv1(A + 256128, A + 105600, packed + 74722, batch);
+    inverted3_conv3(A + 328512, A + 256128, packed + 61984, A + 0, batch);
+    inverted_res4_inverted1_conv1(A + 256128, A + 105600, packed + 74722, A + 0, batch);
     inverted_res4_inverted1_conv2(A + 105600, A + 180864, packed + 99682, A + 0, batch);
-    inverted_res4_inverted1_conv3(A + 180864, A + 256128, A + 268672, packed + 103522, batch);
-    inverted_res5_inverted1_conv1(A + 268672, A + 105600, packed + 128932, batch);
+    inverted_res4_inverted1_conv3(A + 180864, A + 256128, A + 268672, packed + 103522, A + 0, batch);
+    inverted_res5_inverted1_conv1(A + 268672, A + 105600, packed + 128932, A + 0, batch);
     inverted_res5_inverted1_conv2(A + 105600, A + 180864, packed + 153892, A + 0, batch);
-    inverted_res5_inverted1_conv3(A + 180864, A + 268672, A + 256128, packed + 157732, batch);
-    inverted_res6_inverted1_conv1(A + 256128, A + 105600, packed + 183142, batch);
+    inverted_res5_inverted1_conv3(A + 180864, A + 268672, A + 256128, packed + 157732, A + 0, batch);
+    inverted_res6_inverted1_conv1(A + 256128, A + 105600, packed + 183142, A + 0, batch);
     inverted_res6_inverted1_conv2(A + 105600, A + 180864, packed + 208102, A + 0, batch);
-    inverted_res6_inverted1_conv3(A + 180864, A + 256128, A + 0, packed + 211942, batch);
-    inverted4_conv1(A + 0, A + 105600, packed + 237352, batch);
+    inverted_res6_inverted1_conv3(A + 180864, A + 256128, A + 79872, packed + 211942, A + 0, batch);
+    inverted4_conv1(A + 79872, A + 105600, packed + 237352, A + 0, batch);
     inverted4_conv2(A + 105600, A + 180864, packed + 262312, A + 0, batch);
-    inverted4_conv3(A + 180864, A + 384192, packed + 266152, batch);
-    inverted_res7_inverted1_conv1(A + 384192, A + 158400, packed + 303112, batch);
+    inverted4_conv3(A + 180864, A + 384192, packed + 266152, A + 0, batch);
+    inverted_res7_inverted1_conv1(A + 384192, A + 158400, packed + 303112, A + 0, batch);
     inverted_res7_inverted1_conv2(A + 158400, A + 271296, packed + 358984, A + 0, batch);
-    inverted_res7_inverted1_conv3(A + 271296, A + 384192, A + 403008, packed + 364744, batch);
-    inverted_res8_inverted1_conv1(A + 403008, A + 158400, packed + 420136, batch);
+    inverted_res7_inverted1_conv3(A + 271296, A + 384192, A + 403008, packed + 364744, A + 0, batch);
+    inverted_res8_inverted1_conv1(A + 403008, A + 158400, packed + 420136, A + 0, batch);
     inverted_res8_inverted1_conv2(A + 158400, A + 271296, packed + 476008, A + 0, batch);
-    inverted_res8_inverted1_conv3(A + 271296, A + 403008, A + 384192, packed + 481768, batch);
-    inverted5_conv1(A + 384192, A + 163008, packed + 537160, batch);
+    inverted_res8_inverted1_conv3(A + 271296, A + 403008, A + 384192, packed + 481768, A + 0, batch);
+    inverted5_conv1(A + 384192, A + 163008, packed + 537160, A + 0, batch);
     inverted5_conv2(A + 163008, A + 275904, packed + 593032, A + 0, batch);
-    inverted5_conv3(A + 275904, A + 171904, packed + 598792, batch);
-    inverted_res9_inverted1_conv1(A + 171904, A + 77824, packed + 691112, batch);
-    inverted_res9_inverted1_conv2(A + 77824, A + 124864, packed + 845672, A + 0, batch);
-    inverted_res9_inverted1_conv3(A + 124864, A + 171904, A + 179744, packed + 855272, batch);
-    inverted_res10_inverted1_conv1(A + 179744, A + 77824, packed + 1009032, batch);
-    inverted_res10_inverted1_conv2(A + 77824, A + 124864, packed + 1163592, A + 0, batch);
-    inverted_res10_inverted1_conv3(A + 124864, A + 179744, A + 171904, packed + 1173192, batch);
-    inverted6_conv1(A + 171904, A + 77824, packed + 1326952, batch);
-    inverted6_conv2(A + 77824, A + 124864, packed + 1481512, A + 0, batch);
-    inverted6_conv3(A + 124864, A + 62720, packed + 1491112, batch);
-    conv2(A + 62720, A + 0, packed + 1798632, batch);
+    inverted5_conv3(A + 275904, A + 171904, packed + 598792, A + 0, batch);
+    inverted_res9_inverted1_conv1(A + 171904, A + 77824, packed + 692266, A + 0, batch);
+    inverted_res9_inverted1_conv2(A + 77824, A + 124864, packed + 846826, A + 0, batch);
+    inverted_res9_inverted1_conv3(A + 124864, A + 171904, A + 179744, packed + 856426, A + 0, batch);
+    inverted_res10_inverted1_conv1(A + 179744, A + 77824, packed + 1012108, A + 0, batch);
+    inverted_res10_inverted1_conv2(A + 77824, A + 124864, packed + 1166668, A + 0, batch);
+    inverted_res10_inverted1_conv3(A + 124864, A + 179744, A + 171904, packed + 1176268, A + 0, batch);
+    inverted6_conv1(A + 171904, A + 77824, packed + 1331950, A + 0, batch);
+    inverted6_conv2(A + 77824, A + 124864, packed + 1486510, A + 0, batch);
+    inverted6_conv3(A + 124864, A + 79360, packed + 1496110, A + 0, batch);
+    conv2(A + 79360, A + 0, packed + 1807474, A + 62720, batch);
     globalavgpool1(A + 0, A + 62720, batch);
-    dense1(A + 62720, out_logits, packed + 2209512, A + 2755488, batch);
+    dense1(A + 62720, out_logits, packed + 2223490, A + 2755488, batch);
     return 0;
 }

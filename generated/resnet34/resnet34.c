@@ -4,7 +4,7 @@
  * command: cnnc build examples/resnet34.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions
- * arena:   4816960 bytes (79710016 without reuse; 4233280 live at most)
+ * arena:   4816960 bytes (80064832 without reuse; 4233280 live at most)
  * weights: 21814696 canonical floats, 37253608 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -310,30 +310,163 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
             __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
             for (int c = 0; c < 3; c++, xp += 52900)
-                for (int i = 0; i < 7; i++)
-                    for (int j = 0; j < 7; j++, wp += MR)
-                        {
-                            const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                            const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                            __m256 xb = _mm256_set1_ps(xp[o0 + i * 230 + j * 1]);
-                            c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                            c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                            xb = _mm256_set1_ps(xp[o1 + i * 230 + j * 1]);
-                            c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                            c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                            xb = _mm256_set1_ps(xp[o2 + i * 230 + j * 1]);
-                            c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                            c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                            xb = _mm256_set1_ps(xp[o3 + i * 230 + j * 1]);
-                            c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                            c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                            xb = _mm256_set1_ps(xp[o4 + i * 230 + j * 1]);
-                            c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                            c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                            xb = _mm256_set1_ps(xp[o5 + i * 230 + j * 1]);
-                            c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                            c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                        }
+                for (int i = 0; i < 7; i++, wp += 112) {
+                    const int r = i * 230;
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 0]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        xb = _mm256_set1_ps(xp[o1 + r + 0]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        xb = _mm256_set1_ps(xp[o2 + r + 0]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        xb = _mm256_set1_ps(xp[o3 + r + 0]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + r + 0]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                        xb = _mm256_set1_ps(xp[o5 + r + 0]);
+                        c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                        c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 1]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        xb = _mm256_set1_ps(xp[o1 + r + 1]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        xb = _mm256_set1_ps(xp[o2 + r + 1]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        xb = _mm256_set1_ps(xp[o3 + r + 1]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + r + 1]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                        xb = _mm256_set1_ps(xp[o5 + r + 1]);
+                        c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                        c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 2]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        xb = _mm256_set1_ps(xp[o1 + r + 2]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        xb = _mm256_set1_ps(xp[o2 + r + 2]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        xb = _mm256_set1_ps(xp[o3 + r + 2]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + r + 2]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                        xb = _mm256_set1_ps(xp[o5 + r + 2]);
+                        c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                        c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 3]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        xb = _mm256_set1_ps(xp[o1 + r + 3]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        xb = _mm256_set1_ps(xp[o2 + r + 3]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        xb = _mm256_set1_ps(xp[o3 + r + 3]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + r + 3]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                        xb = _mm256_set1_ps(xp[o5 + r + 3]);
+                        c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                        c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 4]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        xb = _mm256_set1_ps(xp[o1 + r + 4]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        xb = _mm256_set1_ps(xp[o2 + r + 4]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        xb = _mm256_set1_ps(xp[o3 + r + 4]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + r + 4]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                        xb = _mm256_set1_ps(xp[o5 + r + 4]);
+                        c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                        c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 5]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        xb = _mm256_set1_ps(xp[o1 + r + 5]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        xb = _mm256_set1_ps(xp[o2 + r + 5]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        xb = _mm256_set1_ps(xp[o3 + r + 5]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + r + 5]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                        xb = _mm256_set1_ps(xp[o5 + r + 5]);
+                        c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                        c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 6]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        xb = _mm256_set1_ps(xp[o1 + r + 6]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        xb = _mm256_set1_ps(xp[o2 + r + 6]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        xb = _mm256_set1_ps(xp[o3 + r + 6]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + r + 6]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                        xb = _mm256_set1_ps(xp[o5 + r + 6]);
+                        c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                        c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                    }
+                }
             _mm256_storeu_ps(t[0] + 0, c00);
             _mm256_storeu_ps(t[0] + 8, c01);
             _mm256_storeu_ps(t[1] + 0, c10);
@@ -1764,11 +1897,11 @@ static CNN_SIMD void basic3_conv2(const float *restrict x0, const float *restric
 
 /* basic_down1.conv1 — examples/resnet34.cnn:24: conv 3x3/2 p1 128
  *   in [64,56,56] -> out [128,28,28]
- *   weights at packed[403072]: weight [128,64,3,3] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; basic_down1.bn1 folded into the weights; then basic_down1.relu1
+ *   weights at packed[403072]: weight [128,64,3,3] (packed in blocks of 8 output channels)
+ *   avx2: tile MP=12 positions x MR=8 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; basic_down1.bn1 folded into the weights; then basic_down1.relu1
  */
 static CNN_SIMD void basic_down1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
+    enum { MP = 12, NV = 1, MR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 73728;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
@@ -1776,12 +1909,12 @@ static CNN_SIMD void basic_down1_conv1(const float *restrict x0, float *restrict
         float *sb = s + (ptrdiff_t)b * 215296; /* this sample's scratch */
         cnn_pad(xb0, sb, 64, 56, 56, 1, 1, 58, 58, 0);
         const float *in = sb;
-        for (int it = 0; it < 1048; it++) {
-            const int tile = it / 8, gb = it - tile * 8;
+        for (int it = 0; it < 1056; it++) {
+            const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 9216;
+            const float *wp = w + (ptrdiff_t)gb * 4608;
             const float *xp = in + grp * 215296;
             int q[MP];
             float t[MP][MR];
@@ -1797,230 +1930,287 @@ static CNN_SIMD void basic_down1_conv1(const float *restrict x0, float *restrict
             const int o4 = q[4] / 28 * 116 + q[4] % 28 * 2;
             q[5] = tile * MP + 5 < 784 ? tile * MP + 5 : 783;
             const int o5 = q[5] / 28 * 116 + q[5] % 28 * 2;
+            q[6] = tile * MP + 6 < 784 ? tile * MP + 6 : 783;
+            const int o6 = q[6] / 28 * 116 + q[6] % 28 * 2;
+            q[7] = tile * MP + 7 < 784 ? tile * MP + 7 : 783;
+            const int o7 = q[7] / 28 * 116 + q[7] % 28 * 2;
+            q[8] = tile * MP + 8 < 784 ? tile * MP + 8 : 783;
+            const int o8 = q[8] / 28 * 116 + q[8] % 28 * 2;
+            q[9] = tile * MP + 9 < 784 ? tile * MP + 9 : 783;
+            const int o9 = q[9] / 28 * 116 + q[9] % 28 * 2;
+            q[10] = tile * MP + 10 < 784 ? tile * MP + 10 : 783;
+            const int o10 = q[10] / 28 * 116 + q[10] % 28 * 2;
+            q[11] = tile * MP + 11 < 784 ? tile * MP + 11 : 783;
+            const int o11 = q[11] / 28 * 116 + q[11] % 28 * 2;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 64; c += 1, xp += 3364, wp += 144) {
+            __m256 c60 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c70 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c80 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c90 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c100 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c110 = _mm256_loadu_ps(bias + gb * MR + 0);
+            for (int c = 0; c < 64; c += 1, xp += 3364, wp += 72) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
                     __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     xb = _mm256_set1_ps(xp[o1 + 0]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     xb = _mm256_set1_ps(xp[o2 + 0]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     xb = _mm256_set1_ps(xp[o3 + 0]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
                     xb = _mm256_set1_ps(xp[o4 + 0]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
                     xb = _mm256_set1_ps(xp[o5 + 0]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                    xb = _mm256_set1_ps(xp[o6 + 0]);
+                    c60 = _mm256_fmadd_ps(xb, wv0, c60);
+                    xb = _mm256_set1_ps(xp[o7 + 0]);
+                    c70 = _mm256_fmadd_ps(xb, wv0, c70);
+                    xb = _mm256_set1_ps(xp[o8 + 0]);
+                    c80 = _mm256_fmadd_ps(xb, wv0, c80);
+                    xb = _mm256_set1_ps(xp[o9 + 0]);
+                    c90 = _mm256_fmadd_ps(xb, wv0, c90);
+                    xb = _mm256_set1_ps(xp[o10 + 0]);
+                    c100 = _mm256_fmadd_ps(xb, wv0, c100);
+                    xb = _mm256_set1_ps(xp[o11 + 0]);
+                    c110 = _mm256_fmadd_ps(xb, wv0, c110);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 8 + 0);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    xb = _mm256_set1_ps(xp[o1 + 1]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    xb = _mm256_set1_ps(xp[o2 + 1]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    xb = _mm256_set1_ps(xp[o3 + 1]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    xb = _mm256_set1_ps(xp[o4 + 1]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    xb = _mm256_set1_ps(xp[o5 + 1]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    xb = _mm256_set1_ps(xp[o6 + 1]);
+                    c60 = _mm256_fmadd_ps(xb, wv0, c60);
+                    xb = _mm256_set1_ps(xp[o7 + 1]);
+                    c70 = _mm256_fmadd_ps(xb, wv0, c70);
+                    xb = _mm256_set1_ps(xp[o8 + 1]);
+                    c80 = _mm256_fmadd_ps(xb, wv0, c80);
+                    xb = _mm256_set1_ps(xp[o9 + 1]);
+                    c90 = _mm256_fmadd_ps(xb, wv0, c90);
+                    xb = _mm256_set1_ps(xp[o10 + 1]);
+                    c100 = _mm256_fmadd_ps(xb, wv0, c100);
+                    xb = _mm256_set1_ps(xp[o11 + 1]);
+                    c110 = _mm256_fmadd_ps(xb, wv0, c110);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 1]);
+                    xb = _mm256_set1_ps(xp[o1 + 2]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 1]);
+                    xb = _mm256_set1_ps(xp[o2 + 2]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 1]);
+                    xb = _mm256_set1_ps(xp[o3 + 2]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 1]);
+                    xb = _mm256_set1_ps(xp[o4 + 2]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 1]);
+                    xb = _mm256_set1_ps(xp[o5 + 2]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                    xb = _mm256_set1_ps(xp[o6 + 2]);
+                    c60 = _mm256_fmadd_ps(xb, wv0, c60);
+                    xb = _mm256_set1_ps(xp[o7 + 2]);
+                    c70 = _mm256_fmadd_ps(xb, wv0, c70);
+                    xb = _mm256_set1_ps(xp[o8 + 2]);
+                    c80 = _mm256_fmadd_ps(xb, wv0, c80);
+                    xb = _mm256_set1_ps(xp[o9 + 2]);
+                    c90 = _mm256_fmadd_ps(xb, wv0, c90);
+                    xb = _mm256_set1_ps(xp[o10 + 2]);
+                    c100 = _mm256_fmadd_ps(xb, wv0, c100);
+                    xb = _mm256_set1_ps(xp[o11 + 2]);
+                    c110 = _mm256_fmadd_ps(xb, wv0, c110);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 24 + 0);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 58]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    xb = _mm256_set1_ps(xp[o1 + 58]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    xb = _mm256_set1_ps(xp[o2 + 58]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    xb = _mm256_set1_ps(xp[o3 + 58]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    xb = _mm256_set1_ps(xp[o4 + 58]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    xb = _mm256_set1_ps(xp[o5 + 58]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    xb = _mm256_set1_ps(xp[o6 + 58]);
+                    c60 = _mm256_fmadd_ps(xb, wv0, c60);
+                    xb = _mm256_set1_ps(xp[o7 + 58]);
+                    c70 = _mm256_fmadd_ps(xb, wv0, c70);
+                    xb = _mm256_set1_ps(xp[o8 + 58]);
+                    c80 = _mm256_fmadd_ps(xb, wv0, c80);
+                    xb = _mm256_set1_ps(xp[o9 + 58]);
+                    c90 = _mm256_fmadd_ps(xb, wv0, c90);
+                    xb = _mm256_set1_ps(xp[o10 + 58]);
+                    c100 = _mm256_fmadd_ps(xb, wv0, c100);
+                    xb = _mm256_set1_ps(xp[o11 + 58]);
+                    c110 = _mm256_fmadd_ps(xb, wv0, c110);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 59]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 2]);
+                    xb = _mm256_set1_ps(xp[o1 + 59]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 2]);
+                    xb = _mm256_set1_ps(xp[o2 + 59]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 2]);
+                    xb = _mm256_set1_ps(xp[o3 + 59]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 2]);
+                    xb = _mm256_set1_ps(xp[o4 + 59]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 2]);
+                    xb = _mm256_set1_ps(xp[o5 + 59]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                    xb = _mm256_set1_ps(xp[o6 + 59]);
+                    c60 = _mm256_fmadd_ps(xb, wv0, c60);
+                    xb = _mm256_set1_ps(xp[o7 + 59]);
+                    c70 = _mm256_fmadd_ps(xb, wv0, c70);
+                    xb = _mm256_set1_ps(xp[o8 + 59]);
+                    c80 = _mm256_fmadd_ps(xb, wv0, c80);
+                    xb = _mm256_set1_ps(xp[o9 + 59]);
+                    c90 = _mm256_fmadd_ps(xb, wv0, c90);
+                    xb = _mm256_set1_ps(xp[o10 + 59]);
+                    c100 = _mm256_fmadd_ps(xb, wv0, c100);
+                    xb = _mm256_set1_ps(xp[o11 + 59]);
+                    c110 = _mm256_fmadd_ps(xb, wv0, c110);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 40 + 0);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 60]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    xb = _mm256_set1_ps(xp[o1 + 60]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    xb = _mm256_set1_ps(xp[o2 + 60]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    xb = _mm256_set1_ps(xp[o3 + 60]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    xb = _mm256_set1_ps(xp[o4 + 60]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    xb = _mm256_set1_ps(xp[o5 + 60]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    xb = _mm256_set1_ps(xp[o6 + 60]);
+                    c60 = _mm256_fmadd_ps(xb, wv0, c60);
+                    xb = _mm256_set1_ps(xp[o7 + 60]);
+                    c70 = _mm256_fmadd_ps(xb, wv0, c70);
+                    xb = _mm256_set1_ps(xp[o8 + 60]);
+                    c80 = _mm256_fmadd_ps(xb, wv0, c80);
+                    xb = _mm256_set1_ps(xp[o9 + 60]);
+                    c90 = _mm256_fmadd_ps(xb, wv0, c90);
+                    xb = _mm256_set1_ps(xp[o10 + 60]);
+                    c100 = _mm256_fmadd_ps(xb, wv0, c100);
+                    xb = _mm256_set1_ps(xp[o11 + 60]);
+                    c110 = _mm256_fmadd_ps(xb, wv0, c110);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 58]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 116]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 58]);
+                    xb = _mm256_set1_ps(xp[o1 + 116]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 58]);
+                    xb = _mm256_set1_ps(xp[o2 + 116]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 58]);
+                    xb = _mm256_set1_ps(xp[o3 + 116]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 58]);
+                    xb = _mm256_set1_ps(xp[o4 + 116]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 58]);
+                    xb = _mm256_set1_ps(xp[o5 + 116]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                    xb = _mm256_set1_ps(xp[o6 + 116]);
+                    c60 = _mm256_fmadd_ps(xb, wv0, c60);
+                    xb = _mm256_set1_ps(xp[o7 + 116]);
+                    c70 = _mm256_fmadd_ps(xb, wv0, c70);
+                    xb = _mm256_set1_ps(xp[o8 + 116]);
+                    c80 = _mm256_fmadd_ps(xb, wv0, c80);
+                    xb = _mm256_set1_ps(xp[o9 + 116]);
+                    c90 = _mm256_fmadd_ps(xb, wv0, c90);
+                    xb = _mm256_set1_ps(xp[o10 + 116]);
+                    c100 = _mm256_fmadd_ps(xb, wv0, c100);
+                    xb = _mm256_set1_ps(xp[o11 + 116]);
+                    c110 = _mm256_fmadd_ps(xb, wv0, c110);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 56 + 0);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 117]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    xb = _mm256_set1_ps(xp[o1 + 117]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    xb = _mm256_set1_ps(xp[o2 + 117]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    xb = _mm256_set1_ps(xp[o3 + 117]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    xb = _mm256_set1_ps(xp[o4 + 117]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    xb = _mm256_set1_ps(xp[o5 + 117]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    xb = _mm256_set1_ps(xp[o6 + 117]);
+                    c60 = _mm256_fmadd_ps(xb, wv0, c60);
+                    xb = _mm256_set1_ps(xp[o7 + 117]);
+                    c70 = _mm256_fmadd_ps(xb, wv0, c70);
+                    xb = _mm256_set1_ps(xp[o8 + 117]);
+                    c80 = _mm256_fmadd_ps(xb, wv0, c80);
+                    xb = _mm256_set1_ps(xp[o9 + 117]);
+                    c90 = _mm256_fmadd_ps(xb, wv0, c90);
+                    xb = _mm256_set1_ps(xp[o10 + 117]);
+                    c100 = _mm256_fmadd_ps(xb, wv0, c100);
+                    xb = _mm256_set1_ps(xp[o11 + 117]);
+                    c110 = _mm256_fmadd_ps(xb, wv0, c110);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 59]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 59]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 59]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 59]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 59]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 59]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 60]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 60]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 60]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 60]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 60]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 60]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 116]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 116]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 116]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 116]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 116]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 116]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 117]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 117]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 117]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 117]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 117]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 117]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
                     __m256 xb = _mm256_set1_ps(xp[o0 + 118]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     xb = _mm256_set1_ps(xp[o1 + 118]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     xb = _mm256_set1_ps(xp[o2 + 118]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     xb = _mm256_set1_ps(xp[o3 + 118]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
                     xb = _mm256_set1_ps(xp[o4 + 118]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
                     xb = _mm256_set1_ps(xp[o5 + 118]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                    xb = _mm256_set1_ps(xp[o6 + 118]);
+                    c60 = _mm256_fmadd_ps(xb, wv0, c60);
+                    xb = _mm256_set1_ps(xp[o7 + 118]);
+                    c70 = _mm256_fmadd_ps(xb, wv0, c70);
+                    xb = _mm256_set1_ps(xp[o8 + 118]);
+                    c80 = _mm256_fmadd_ps(xb, wv0, c80);
+                    xb = _mm256_set1_ps(xp[o9 + 118]);
+                    c90 = _mm256_fmadd_ps(xb, wv0, c90);
+                    xb = _mm256_set1_ps(xp[o10 + 118]);
+                    c100 = _mm256_fmadd_ps(xb, wv0, c100);
+                    xb = _mm256_set1_ps(xp[o11 + 118]);
+                    c110 = _mm256_fmadd_ps(xb, wv0, c110);
                 }
             }
             _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
             _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
             _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
             _mm256_storeu_ps(t[3] + 0, c30);
-            _mm256_storeu_ps(t[3] + 8, c31);
             _mm256_storeu_ps(t[4] + 0, c40);
-            _mm256_storeu_ps(t[4] + 8, c41);
             _mm256_storeu_ps(t[5] + 0, c50);
-            _mm256_storeu_ps(t[5] + 8, c51);
+            _mm256_storeu_ps(t[6] + 0, c60);
+            _mm256_storeu_ps(t[7] + 0, c70);
+            _mm256_storeu_ps(t[8] + 0, c80);
+            _mm256_storeu_ps(t[9] + 0, c90);
+            _mm256_storeu_ps(t[10] + 0, c100);
+            _mm256_storeu_ps(t[11] + 0, c110);
             for (int k = 0; k < MR; k++) {
                 const int at = (oc0 + k) * 784;
                 for (int i = 0; i < MP; i++) {
@@ -2248,37 +2438,46 @@ static CNN_SIMD void basic_down1_conv2(const float *restrict x0, float *restrict
 /* basic_down1.conv3 — examples/resnet34.cnn:26: conv 1x1/2 128
  *   in [64,56,56] -> out [128,28,28]
  *   weights at packed[741248]: weight [128,64,1,1] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; basic_down1.bn3 folded into the weights; then + basic_down1.bn2 (basic_down1.add1); then basic_down1.relu2
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; basic_down1.bn3 folded into the weights; then + basic_down1.bn2 (basic_down1.add1); then basic_down1.relu2
  */
-static CNN_SIMD void basic_down1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void basic_down1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 8192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 100352;
         const float *rb0 = r0 + (ptrdiff_t)b * 100352;
+        float *sb = s + (ptrdiff_t)b * 50304; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 131; tile++)
+            for (int i = 0; i < MP; i++) {
+                const int q = tile * MP + i < 784 ? tile * MP + i : 783;
+                const float *src = in + q / 28 * 112 + q % 28 * 2;
+                float *dst = sb + tile * 384 + i;
+                for (int c = 0; c < 64; c++)
+                    dst[c * MP] = src[c * 3136];
+            }
         for (int it = 0; it < 1048; it++) {
             const int tile = it / 8, gb = it - tile * 8;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
             const float *wp = w + (ptrdiff_t)gb * 1024;
-            const float *xp = in + grp * 200704;
+            const float *xp = sb + tile * 384;
             int q[MP];
             float t[MP][MR];
             q[0] = tile * MP + 0 < 784 ? tile * MP + 0 : 783;
-            const int o0 = q[0] / 28 * 112 + q[0] % 28 * 2;
+            const int o0 = 0;
             q[1] = tile * MP + 1 < 784 ? tile * MP + 1 : 783;
-            const int o1 = q[1] / 28 * 112 + q[1] % 28 * 2;
+            const int o1 = 1;
             q[2] = tile * MP + 2 < 784 ? tile * MP + 2 : 783;
-            const int o2 = q[2] / 28 * 112 + q[2] % 28 * 2;
+            const int o2 = 2;
             q[3] = tile * MP + 3 < 784 ? tile * MP + 3 : 783;
-            const int o3 = q[3] / 28 * 112 + q[3] % 28 * 2;
+            const int o3 = 3;
             q[4] = tile * MP + 4 < 784 ? tile * MP + 4 : 783;
-            const int o4 = q[4] / 28 * 112 + q[4] % 28 * 2;
+            const int o4 = 4;
             q[5] = tile * MP + 5 < 784 ? tile * MP + 5 : 783;
-            const int o5 = q[5] / 28 * 112 + q[5] % 28 * 2;
+            const int o5 = 5;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
@@ -2291,7 +2490,7 @@ static CNN_SIMD void basic_down1_conv3(const float *restrict x0, const float *re
             __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 64; c += 8, xp += 25088, wp += 128) {
+            for (int c = 0; c < 64; c += 8, xp += 48, wp += 128) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
@@ -2317,154 +2516,154 @@ static CNN_SIMD void basic_down1_conv3(const float *restrict x0, const float *re
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 3136]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 6]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 3136]);
+                    xb = _mm256_set1_ps(xp[o1 + 6]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 3136]);
+                    xb = _mm256_set1_ps(xp[o2 + 6]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 3136]);
+                    xb = _mm256_set1_ps(xp[o3 + 6]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 3136]);
+                    xb = _mm256_set1_ps(xp[o4 + 6]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 3136]);
+                    xb = _mm256_set1_ps(xp[o5 + 6]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 6272]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 12]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 6272]);
+                    xb = _mm256_set1_ps(xp[o1 + 12]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 6272]);
+                    xb = _mm256_set1_ps(xp[o2 + 12]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 6272]);
+                    xb = _mm256_set1_ps(xp[o3 + 12]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 6272]);
+                    xb = _mm256_set1_ps(xp[o4 + 12]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 6272]);
+                    xb = _mm256_set1_ps(xp[o5 + 12]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 9408]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 9408]);
+                    xb = _mm256_set1_ps(xp[o1 + 18]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 9408]);
+                    xb = _mm256_set1_ps(xp[o2 + 18]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 9408]);
+                    xb = _mm256_set1_ps(xp[o3 + 18]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 9408]);
+                    xb = _mm256_set1_ps(xp[o4 + 18]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 9408]);
+                    xb = _mm256_set1_ps(xp[o5 + 18]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 12544]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 24]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 12544]);
+                    xb = _mm256_set1_ps(xp[o1 + 24]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 12544]);
+                    xb = _mm256_set1_ps(xp[o2 + 24]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 12544]);
+                    xb = _mm256_set1_ps(xp[o3 + 24]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 12544]);
+                    xb = _mm256_set1_ps(xp[o4 + 24]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 12544]);
+                    xb = _mm256_set1_ps(xp[o5 + 24]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 15680]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 30]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 15680]);
+                    xb = _mm256_set1_ps(xp[o1 + 30]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 15680]);
+                    xb = _mm256_set1_ps(xp[o2 + 30]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 15680]);
+                    xb = _mm256_set1_ps(xp[o3 + 30]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 15680]);
+                    xb = _mm256_set1_ps(xp[o4 + 30]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 15680]);
+                    xb = _mm256_set1_ps(xp[o5 + 30]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 18816]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 36]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 18816]);
+                    xb = _mm256_set1_ps(xp[o1 + 36]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 18816]);
+                    xb = _mm256_set1_ps(xp[o2 + 36]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 18816]);
+                    xb = _mm256_set1_ps(xp[o3 + 36]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 18816]);
+                    xb = _mm256_set1_ps(xp[o4 + 36]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 18816]);
+                    xb = _mm256_set1_ps(xp[o5 + 36]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 21952]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 42]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 21952]);
+                    xb = _mm256_set1_ps(xp[o1 + 42]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 21952]);
+                    xb = _mm256_set1_ps(xp[o2 + 42]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 21952]);
+                    xb = _mm256_set1_ps(xp[o3 + 42]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 21952]);
+                    xb = _mm256_set1_ps(xp[o4 + 42]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 21952]);
+                    xb = _mm256_set1_ps(xp[o5 + 42]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
@@ -4328,37 +4527,46 @@ static CNN_SIMD void basic_down2_conv2(const float *restrict x0, float *restrict
 /* basic_down2.conv3 — examples/resnet34.cnn:26: conv 1x1/2 256
  *   in [128,28,28] -> out [256,14,14]
  *   weights at packed[3687680]: weight [256,128,1,1] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; basic_down2.bn3 folded into the weights; then + basic_down2.bn2 (basic_down2.add1); then basic_down2.relu2
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; basic_down2.bn3 folded into the weights; then + basic_down2.bn2 (basic_down2.add1); then basic_down2.relu2
  */
-static CNN_SIMD void basic_down2_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void basic_down2_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 32768;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 50176;
         const float *rb0 = r0 + (ptrdiff_t)b * 50176;
+        float *sb = s + (ptrdiff_t)b * 25344; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 33; tile++)
+            for (int i = 0; i < MP; i++) {
+                const int q = tile * MP + i < 196 ? tile * MP + i : 195;
+                const float *src = in + q / 14 * 56 + q % 14 * 2;
+                float *dst = sb + tile * 768 + i;
+                for (int c = 0; c < 128; c++)
+                    dst[c * MP] = src[c * 784];
+            }
         for (int it = 0; it < 528; it++) {
             const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
             const float *wp = w + (ptrdiff_t)gb * 2048;
-            const float *xp = in + grp * 100352;
+            const float *xp = sb + tile * 768;
             int q[MP];
             float t[MP][MR];
             q[0] = tile * MP + 0 < 196 ? tile * MP + 0 : 195;
-            const int o0 = q[0] / 14 * 56 + q[0] % 14 * 2;
+            const int o0 = 0;
             q[1] = tile * MP + 1 < 196 ? tile * MP + 1 : 195;
-            const int o1 = q[1] / 14 * 56 + q[1] % 14 * 2;
+            const int o1 = 1;
             q[2] = tile * MP + 2 < 196 ? tile * MP + 2 : 195;
-            const int o2 = q[2] / 14 * 56 + q[2] % 14 * 2;
+            const int o2 = 2;
             q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
-            const int o3 = q[3] / 14 * 56 + q[3] % 14 * 2;
+            const int o3 = 3;
             q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
-            const int o4 = q[4] / 14 * 56 + q[4] % 14 * 2;
+            const int o4 = 4;
             q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
-            const int o5 = q[5] / 14 * 56 + q[5] % 14 * 2;
+            const int o5 = 5;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
@@ -4371,7 +4579,7 @@ static CNN_SIMD void basic_down2_conv3(const float *restrict x0, const float *re
             __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 128; c += 8, xp += 6272, wp += 128) {
+            for (int c = 0; c < 128; c += 8, xp += 48, wp += 128) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
@@ -4397,154 +4605,154 @@ static CNN_SIMD void basic_down2_conv3(const float *restrict x0, const float *re
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 784]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 6]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 784]);
+                    xb = _mm256_set1_ps(xp[o1 + 6]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 784]);
+                    xb = _mm256_set1_ps(xp[o2 + 6]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 784]);
+                    xb = _mm256_set1_ps(xp[o3 + 6]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 784]);
+                    xb = _mm256_set1_ps(xp[o4 + 6]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 784]);
+                    xb = _mm256_set1_ps(xp[o5 + 6]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1568]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 12]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 1568]);
+                    xb = _mm256_set1_ps(xp[o1 + 12]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 1568]);
+                    xb = _mm256_set1_ps(xp[o2 + 12]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 1568]);
+                    xb = _mm256_set1_ps(xp[o3 + 12]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 1568]);
+                    xb = _mm256_set1_ps(xp[o4 + 12]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 1568]);
+                    xb = _mm256_set1_ps(xp[o5 + 12]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 2352]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 2352]);
+                    xb = _mm256_set1_ps(xp[o1 + 18]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 2352]);
+                    xb = _mm256_set1_ps(xp[o2 + 18]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 2352]);
+                    xb = _mm256_set1_ps(xp[o3 + 18]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 2352]);
+                    xb = _mm256_set1_ps(xp[o4 + 18]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 2352]);
+                    xb = _mm256_set1_ps(xp[o5 + 18]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 3136]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 24]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 3136]);
+                    xb = _mm256_set1_ps(xp[o1 + 24]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 3136]);
+                    xb = _mm256_set1_ps(xp[o2 + 24]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 3136]);
+                    xb = _mm256_set1_ps(xp[o3 + 24]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 3136]);
+                    xb = _mm256_set1_ps(xp[o4 + 24]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 3136]);
+                    xb = _mm256_set1_ps(xp[o5 + 24]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 3920]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 30]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 3920]);
+                    xb = _mm256_set1_ps(xp[o1 + 30]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 3920]);
+                    xb = _mm256_set1_ps(xp[o2 + 30]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 3920]);
+                    xb = _mm256_set1_ps(xp[o3 + 30]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 3920]);
+                    xb = _mm256_set1_ps(xp[o4 + 30]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 3920]);
+                    xb = _mm256_set1_ps(xp[o5 + 30]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 4704]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 36]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 4704]);
+                    xb = _mm256_set1_ps(xp[o1 + 36]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 4704]);
+                    xb = _mm256_set1_ps(xp[o2 + 36]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 4704]);
+                    xb = _mm256_set1_ps(xp[o3 + 36]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 4704]);
+                    xb = _mm256_set1_ps(xp[o4 + 36]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 4704]);
+                    xb = _mm256_set1_ps(xp[o5 + 36]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 5488]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 42]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 5488]);
+                    xb = _mm256_set1_ps(xp[o1 + 42]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 5488]);
+                    xb = _mm256_set1_ps(xp[o2 + 42]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 5488]);
+                    xb = _mm256_set1_ps(xp[o3 + 42]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 5488]);
+                    xb = _mm256_set1_ps(xp[o4 + 42]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 5488]);
+                    xb = _mm256_set1_ps(xp[o5 + 42]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
@@ -7301,31 +7509,40 @@ static CNN_SIMD void basic_down3_conv2(const float *restrict x0, float *restrict
 /* basic_down3.conv3 — examples/resnet34.cnn:26: conv 1x1/2 512
  *   in [256,14,14] -> out [512,7,7]
  *   weights at packed[19698688]: weight [512,256,1,1] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; basic_down3.bn3 folded into the weights; then + basic_down3.bn2 (basic_down3.add1); then basic_down3.relu2
+ *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; basic_down3.bn3 folded into the weights; then + basic_down3.bn2 (basic_down3.add1); then basic_down3.relu2
  */
-static CNN_SIMD void basic_down3_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void basic_down3_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 131072;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 25088;
         const float *rb0 = r0 + (ptrdiff_t)b * 25088;
+        float *sb = s + (ptrdiff_t)b * 13056; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 17; tile++)
+            for (int i = 0; i < MP; i++) {
+                const int q = tile * MP + i < 49 ? tile * MP + i : 48;
+                const float *src = in + q / 7 * 28 + q % 7 * 2;
+                float *dst = sb + tile * 768 + i;
+                for (int c = 0; c < 256; c++)
+                    dst[c * MP] = src[c * 196];
+            }
         for (int it = 0; it < 272; it++) {
             const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 512 + ob * MR;
             (void)grp;
             const float *wp = w + (ptrdiff_t)gb * 8192;
-            const float *xp = in + grp * 50176;
+            const float *xp = sb + tile * 768;
             int q[MP];
             float t[MP][MR];
             q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
-            const int o0 = q[0] / 7 * 28 + q[0] % 7 * 2;
+            const int o0 = 0;
             q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
-            const int o1 = q[1] / 7 * 28 + q[1] % 7 * 2;
+            const int o1 = 1;
             q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
-            const int o2 = q[2] / 7 * 28 + q[2] % 7 * 2;
+            const int o2 = 2;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
@@ -7338,7 +7555,7 @@ static CNN_SIMD void basic_down3_conv3(const float *restrict x0, const float *re
             __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
             __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 256; c += 8, xp += 1568, wp += 256) {
+            for (int c = 0; c < 256; c += 8, xp += 24, wp += 256) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
@@ -7365,17 +7582,17 @@ static CNN_SIMD void basic_down3_conv3(const float *restrict x0, const float *re
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 3]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 196]);
+                    xb = _mm256_set1_ps(xp[o1 + 3]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 196]);
+                    xb = _mm256_set1_ps(xp[o2 + 3]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -7386,17 +7603,17 @@ static CNN_SIMD void basic_down3_conv3(const float *restrict x0, const float *re
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 392]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 6]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 392]);
+                    xb = _mm256_set1_ps(xp[o1 + 6]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 392]);
+                    xb = _mm256_set1_ps(xp[o2 + 6]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -7407,17 +7624,17 @@ static CNN_SIMD void basic_down3_conv3(const float *restrict x0, const float *re
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 588]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 9]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 588]);
+                    xb = _mm256_set1_ps(xp[o1 + 9]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 588]);
+                    xb = _mm256_set1_ps(xp[o2 + 9]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -7428,17 +7645,17 @@ static CNN_SIMD void basic_down3_conv3(const float *restrict x0, const float *re
                     const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 784]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 12]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 784]);
+                    xb = _mm256_set1_ps(xp[o1 + 12]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 784]);
+                    xb = _mm256_set1_ps(xp[o2 + 12]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -7449,17 +7666,17 @@ static CNN_SIMD void basic_down3_conv3(const float *restrict x0, const float *re
                     const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 980]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 15]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 980]);
+                    xb = _mm256_set1_ps(xp[o1 + 15]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 980]);
+                    xb = _mm256_set1_ps(xp[o2 + 15]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -7470,17 +7687,17 @@ static CNN_SIMD void basic_down3_conv3(const float *restrict x0, const float *re
                     const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1176]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 1176]);
+                    xb = _mm256_set1_ps(xp[o1 + 18]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 1176]);
+                    xb = _mm256_set1_ps(xp[o2 + 18]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -7491,17 +7708,17 @@ static CNN_SIMD void basic_down3_conv3(const float *restrict x0, const float *re
                     const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1372]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 21]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 1372]);
+                    xb = _mm256_set1_ps(xp[o1 + 21]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 1372]);
+                    xb = _mm256_set1_ps(xp[o2 + 21]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -8526,7 +8743,7 @@ void resnet34_pack(const float *params, float *packed) {
     cnn_pack_wino(params + 121024, NULL, params + 157888, 1.0000000000000001e-05, packed + 206272, 64, 64, 4); /* basic2.conv2 + basic2.bn2: Winograd */
     cnn_pack_wino(params + 158144, NULL, params + 195008, 1.0000000000000001e-05, packed + 271872, 64, 64, 4); /* basic3.conv1 + basic3.bn1: Winograd */
     cnn_pack_wino(params + 195264, NULL, params + 232128, 1.0000000000000001e-05, packed + 337472, 64, 64, 4); /* basic3.conv2 + basic3.bn2: Winograd */
-    cnn_pack_conv(params + 232384, NULL, params + 306112, 1.0000000000000001e-05, packed + 403072, 128, 576, 1, 16); /* basic_down1.conv1 + basic_down1.bn1 */
+    cnn_pack_conv(params + 232384, NULL, params + 306112, 1.0000000000000001e-05, packed + 403072, 128, 576, 1, 8); /* basic_down1.conv1 + basic_down1.bn1 */
     cnn_pack_wino(params + 306624, NULL, params + 454080, 1.0000000000000001e-05, packed + 476928, 128, 128, 3); /* basic_down1.conv2 + basic_down1.bn2: Winograd */
     cnn_pack_conv(params + 454592, NULL, params + 462784, 1.0000000000000001e-05, packed + 741248, 128, 64, 1, 16); /* basic_down1.conv3 + basic_down1.bn3 */
     cnn_pack_wino(params + 463296, NULL, params + 610752, 1.0000000000000001e-05, packed + 749568, 128, 128, 3); /* basic4.conv1 + basic4.bn1: Winograd */
@@ -8577,7 +8794,7 @@ int resnet34_forward(const float *packed, const float *in_img, float *out_logits
     basic3_conv2(A + 441600, A + 642304, A + 843008, packed + 337472, A + 0, batch);
     basic_down1_conv1(A + 843008, A + 656896, packed + 403072, A + 0, batch);
     basic_down1_conv2(A + 656896, A + 1043712, packed + 476928, A + 0, batch);
-    basic_down1_conv3(A + 843008, A + 1043712, A + 656896, packed + 741248, batch);
+    basic_down1_conv3(A + 843008, A + 1043712, A + 656896, packed + 741248, A + 757248, batch);
     basic4_conv1(A + 656896, A + 757248, packed + 749568, A + 0, batch);
     basic4_conv2(A + 757248, A + 656896, A + 857600, packed + 1013888, A + 0, batch);
     basic5_conv1(A + 857600, A + 656896, packed + 1278208, A + 0, batch);
@@ -8586,7 +8803,7 @@ int resnet34_forward(const float *packed, const float *in_img, float *out_logits
     basic6_conv2(A + 656896, A + 757248, A + 857600, packed + 2071168, A + 0, batch);
     basic_down2_conv1(A + 857600, A + 600064, packed + 2335488, A + 0, batch);
     basic_down2_conv2(A + 600064, A + 650240, packed + 2630656, A + 0, batch);
-    basic_down2_conv3(A + 857600, A + 650240, A + 600064, packed + 3687680, batch);
+    basic_down2_conv3(A + 857600, A + 650240, A + 600064, packed + 3687680, A + 700416, batch);
     basic7_conv1(A + 600064, A + 650240, packed + 3720704, A + 0, batch);
     basic7_conv2(A + 650240, A + 600064, A + 700416, packed + 4777728, A + 0, batch);
     basic8_conv1(A + 700416, A + 600064, packed + 5834752, A + 0, batch);
@@ -8599,7 +8816,7 @@ int resnet34_forward(const float *packed, const float *in_img, float *out_logits
     basic11_conv2(A + 600064, A + 650240, A + 700416, packed + 13233920, A + 0, batch);
     basic_down3_conv1(A + 700416, A + 314368, packed + 14290944, A + 0, batch);
     basic_down3_conv2(A + 314368, A + 339456, packed + 15471104, A + 0, batch);
-    basic_down3_conv3(A + 700416, A + 339456, A + 314368, packed + 19698688, batch);
+    basic_down3_conv3(A + 700416, A + 339456, A + 314368, packed + 19698688, A + 0, batch);
     basic12_conv1(A + 314368, A + 339456, packed + 19830272, A + 0, batch);
     basic12_conv2(A + 339456, A + 314368, A + 364544, packed + 24057856, A + 0, batch);
     basic13_conv1(A + 364544, A + 314368, packed + 28285440, A + 0, batch);

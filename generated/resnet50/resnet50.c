@@ -4,8 +4,8 @@
  * command: cnnc build examples/resnet50.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions
- * arena:   8028224 bytes (76820288 without reuse; 7225408 live at most)
- * weights: 25610152 canonical floats, 32061596 packed
+ * arena:   9642048 bytes (107638592 without reuse; 8036416 live at most)
+ * weights: 25610152 canonical floats, 32073884 packed
  *
  * Inference calls no library function but memcpy/memset (which a
  * compiler may emit for plain loops) and needs no libm. */
@@ -310,30 +310,163 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
             __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
             for (int c = 0; c < 3; c++, xp += 52900)
-                for (int i = 0; i < 7; i++)
-                    for (int j = 0; j < 7; j++, wp += MR)
-                        {
-                            const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                            const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                            __m256 xb = _mm256_set1_ps(xp[o0 + i * 230 + j * 1]);
-                            c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                            c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                            xb = _mm256_set1_ps(xp[o1 + i * 230 + j * 1]);
-                            c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                            c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                            xb = _mm256_set1_ps(xp[o2 + i * 230 + j * 1]);
-                            c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                            c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                            xb = _mm256_set1_ps(xp[o3 + i * 230 + j * 1]);
-                            c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                            c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                            xb = _mm256_set1_ps(xp[o4 + i * 230 + j * 1]);
-                            c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                            c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                            xb = _mm256_set1_ps(xp[o5 + i * 230 + j * 1]);
-                            c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                            c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                        }
+                for (int i = 0; i < 7; i++, wp += 112) {
+                    const int r = i * 230;
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 0]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        xb = _mm256_set1_ps(xp[o1 + r + 0]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        xb = _mm256_set1_ps(xp[o2 + r + 0]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        xb = _mm256_set1_ps(xp[o3 + r + 0]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + r + 0]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                        xb = _mm256_set1_ps(xp[o5 + r + 0]);
+                        c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                        c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 1]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        xb = _mm256_set1_ps(xp[o1 + r + 1]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        xb = _mm256_set1_ps(xp[o2 + r + 1]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        xb = _mm256_set1_ps(xp[o3 + r + 1]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + r + 1]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                        xb = _mm256_set1_ps(xp[o5 + r + 1]);
+                        c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                        c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 2]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        xb = _mm256_set1_ps(xp[o1 + r + 2]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        xb = _mm256_set1_ps(xp[o2 + r + 2]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        xb = _mm256_set1_ps(xp[o3 + r + 2]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + r + 2]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                        xb = _mm256_set1_ps(xp[o5 + r + 2]);
+                        c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                        c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 3]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        xb = _mm256_set1_ps(xp[o1 + r + 3]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        xb = _mm256_set1_ps(xp[o2 + r + 3]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        xb = _mm256_set1_ps(xp[o3 + r + 3]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + r + 3]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                        xb = _mm256_set1_ps(xp[o5 + r + 3]);
+                        c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                        c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 4]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        xb = _mm256_set1_ps(xp[o1 + r + 4]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        xb = _mm256_set1_ps(xp[o2 + r + 4]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        xb = _mm256_set1_ps(xp[o3 + r + 4]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + r + 4]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                        xb = _mm256_set1_ps(xp[o5 + r + 4]);
+                        c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                        c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 5]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        xb = _mm256_set1_ps(xp[o1 + r + 5]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        xb = _mm256_set1_ps(xp[o2 + r + 5]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        xb = _mm256_set1_ps(xp[o3 + r + 5]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + r + 5]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                        xb = _mm256_set1_ps(xp[o5 + r + 5]);
+                        c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                        c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 6]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        xb = _mm256_set1_ps(xp[o1 + r + 6]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        xb = _mm256_set1_ps(xp[o2 + r + 6]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        xb = _mm256_set1_ps(xp[o3 + r + 6]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + r + 6]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                        xb = _mm256_set1_ps(xp[o5 + r + 6]);
+                        c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                        c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                    }
+                }
             _mm256_storeu_ps(t[0] + 0, c00);
             _mm256_storeu_ps(t[0] + 8, c01);
             _mm256_storeu_ps(t[1] + 0, c10);
@@ -418,22 +551,29 @@ static CNN_SIMD void maxpool1(const float *restrict x0, float *restrict y, float
 /* bottleneck_proj1.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 64
  *   in [64,56,56] -> out [64,56,56]
  *   weights at packed[9472]: weight [64,64,1,1] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 56 apart (56 kept); bottleneck_proj1.bottleneck_path1.bn1 folded into the weights; then bottleneck_proj1.bottleneck_path1.relu1
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck_proj1.bottleneck_path1.bn1 folded into the weights; then bottleneck_proj1.bottleneck_path1.relu1
  */
-static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 4096;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
+        float *sb = s + (ptrdiff_t)b * 201216; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 131; tile++) {
+            const int p = tile < 130 ? tile * NR : 3112;
+            for (int c = 0; c < 64; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 64 + c) * NR + l] = in[c * 3136 + p + l];
+        }
         for (int it = 0; it < 2096; it++) {
             const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 64 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 256;
-            const float *xg = in + grp * 200704;
+            const float *xg = sb + grp * 200704;
             float t[MR][NR];
             {
                 const int p = tile < 130 ? tile * NR : 3112;
@@ -449,9 +589,9 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv1(const float *restri
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 1536;
                 const float *wp = wb;
-                for (int c = 0; c < 64; c += 8, xp += 25088, wp += 32) {
+                for (int c = 0; c < 64; c += 8, xp += 192, wp += 32) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -474,9 +614,9 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv1(const float *restri
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 24 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 24 + 16);
                         __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -495,9 +635,9 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv1(const float *restri
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 6272 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 6272 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 6272 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 48 + 16);
                         __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -516,9 +656,9 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv1(const float *restri
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 9408 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 9408 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 9408 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 72 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 72 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 72 + 16);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -537,9 +677,9 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv1(const float *restri
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 12544 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 12544 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 12544 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 96 + 16);
                         __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -558,9 +698,9 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv1(const float *restri
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 15680 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 15680 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 15680 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 120 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 120 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 120 + 16);
                         __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -579,9 +719,9 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv1(const float *restri
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 18816 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 18816 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 18816 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 144 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 144 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 144 + 16);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -600,9 +740,9 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv1(const float *restri
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 21952 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 21952 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 21952 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 168 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 168 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 168 + 16);
                         __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -870,22 +1010,29 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv2(const float *restri
 /* bottleneck_proj1.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 256
  *   in [64,56,56] -> out [256,56,56]
  *   weights at packed[79232]: weight [256,64,1,1] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 56 apart (56 kept); bottleneck_proj1.bottleneck_path1.bn3 folded into the weights
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck_proj1.bottleneck_path1.bn3 folded into the weights
  */
-static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 16384;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 802816;
+        float *sb = s + (ptrdiff_t)b * 201216; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 131; tile++) {
+            const int p = tile < 130 ? tile * NR : 3112;
+            for (int c = 0; c < 64; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 64 + c) * NR + l] = in[c * 3136 + p + l];
+        }
         for (int it = 0; it < 8384; it++) {
             const int tile = it / 64, gb = it - tile * 64;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 256;
-            const float *xg = in + grp * 200704;
+            const float *xg = sb + grp * 200704;
             float t[MR][NR];
             {
                 const int p = tile < 130 ? tile * NR : 3112;
@@ -901,9 +1048,9 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv3(const float *restri
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 1536;
                 const float *wp = wb;
-                for (int c = 0; c < 64; c += 8, xp += 25088, wp += 32) {
+                for (int c = 0; c < 64; c += 8, xp += 192, wp += 32) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -926,9 +1073,9 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv3(const float *restri
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 24 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 24 + 16);
                         __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -947,9 +1094,9 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv3(const float *restri
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 6272 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 6272 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 6272 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 48 + 16);
                         __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -968,9 +1115,9 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv3(const float *restri
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 9408 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 9408 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 9408 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 72 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 72 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 72 + 16);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -989,9 +1136,9 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv3(const float *restri
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 12544 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 12544 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 12544 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 96 + 16);
                         __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1010,9 +1157,9 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv3(const float *restri
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 15680 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 15680 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 15680 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 120 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 120 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 120 + 16);
                         __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1031,9 +1178,9 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv3(const float *restri
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 18816 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 18816 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 18816 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 144 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 144 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 144 + 16);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1052,9 +1199,9 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv3(const float *restri
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 21952 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 21952 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 21952 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 168 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 168 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 168 + 16);
                         __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1101,23 +1248,30 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv3(const float *restri
 /* bottleneck_proj1.conv1 — examples/resnet50.cnn:32: conv 1x1 256
  *   in [64,56,56] -> out [256,56,56]
  *   weights at packed[95872]: weight [256,64,1,1] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 56 apart (56 kept); bottleneck_proj1.bn1 folded into the weights; then + bottleneck_proj1.bottleneck_path1.bn3 (bottleneck_proj1.add1); then bottleneck_proj1.relu1
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck_proj1.bn1 folded into the weights; then + bottleneck_proj1.bottleneck_path1.bn3 (bottleneck_proj1.add1); then bottleneck_proj1.relu1
  */
-static CNN_SIMD void bottleneck_proj1_conv1(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck_proj1_conv1(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 16384;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 802816;
         const float *rb0 = r0 + (ptrdiff_t)b * 802816;
+        float *sb = s + (ptrdiff_t)b * 201216; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 131; tile++) {
+            const int p = tile < 130 ? tile * NR : 3112;
+            for (int c = 0; c < 64; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 64 + c) * NR + l] = in[c * 3136 + p + l];
+        }
         for (int it = 0; it < 8384; it++) {
             const int tile = it / 64, gb = it - tile * 64;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 256;
-            const float *xg = in + grp * 200704;
+            const float *xg = sb + grp * 200704;
             float t[MR][NR];
             {
                 const int p = tile < 130 ? tile * NR : 3112;
@@ -1133,9 +1287,9 @@ static CNN_SIMD void bottleneck_proj1_conv1(const float *restrict x0, const floa
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 1536;
                 const float *wp = wb;
-                for (int c = 0; c < 64; c += 8, xp += 25088, wp += 32) {
+                for (int c = 0; c < 64; c += 8, xp += 192, wp += 32) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -1158,9 +1312,9 @@ static CNN_SIMD void bottleneck_proj1_conv1(const float *restrict x0, const floa
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 24 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 24 + 16);
                         __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1179,9 +1333,9 @@ static CNN_SIMD void bottleneck_proj1_conv1(const float *restrict x0, const floa
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 6272 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 6272 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 6272 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 48 + 16);
                         __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1200,9 +1354,9 @@ static CNN_SIMD void bottleneck_proj1_conv1(const float *restrict x0, const floa
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 9408 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 9408 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 9408 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 72 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 72 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 72 + 16);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1221,9 +1375,9 @@ static CNN_SIMD void bottleneck_proj1_conv1(const float *restrict x0, const floa
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 12544 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 12544 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 12544 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 96 + 16);
                         __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1242,9 +1396,9 @@ static CNN_SIMD void bottleneck_proj1_conv1(const float *restrict x0, const floa
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 15680 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 15680 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 15680 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 120 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 120 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 120 + 16);
                         __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1263,9 +1417,9 @@ static CNN_SIMD void bottleneck_proj1_conv1(const float *restrict x0, const floa
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 18816 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 18816 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 18816 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 144 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 144 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 144 + 16);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1284,9 +1438,9 @@ static CNN_SIMD void bottleneck_proj1_conv1(const float *restrict x0, const floa
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 21952 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 21952 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 21952 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 168 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 168 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 168 + 16);
                         __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1335,22 +1489,29 @@ static CNN_SIMD void bottleneck_proj1_conv1(const float *restrict x0, const floa
 /* bottleneck1.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 64
  *   in [256,56,56] -> out [64,56,56]
  *   weights at packed[112512]: weight [64,256,1,1] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 56 apart (56 kept); bottleneck1.bottleneck_path1.bn1 folded into the weights; then bottleneck1.bottleneck_path1.relu1
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck1.bottleneck_path1.bn1 folded into the weights; then bottleneck1.bottleneck_path1.relu1
  */
-static CNN_SIMD void bottleneck1_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck1_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 16384;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 802816;
         float *yb = y + (ptrdiff_t)b * 200704;
+        float *sb = s + (ptrdiff_t)b * 804864; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 131; tile++) {
+            const int p = tile < 130 ? tile * NR : 3112;
+            for (int c = 0; c < 256; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 256 + c) * NR + l] = in[c * 3136 + p + l];
+        }
         for (int it = 0; it < 2096; it++) {
             const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 64 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 1024;
-            const float *xg = in + grp * 802816;
+            const float *xg = sb + grp * 802816;
             float t[MR][NR];
             {
                 const int p = tile < 130 ? tile * NR : 3112;
@@ -1366,9 +1527,9 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv1(const float *restrict x0
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 6144;
                 const float *wp = wb;
-                for (int c = 0; c < 256; c += 8, xp += 25088, wp += 32) {
+                for (int c = 0; c < 256; c += 8, xp += 192, wp += 32) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -1391,9 +1552,9 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 24 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 24 + 16);
                         __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1412,9 +1573,9 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 6272 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 6272 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 6272 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 48 + 16);
                         __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1433,9 +1594,9 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 9408 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 9408 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 9408 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 72 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 72 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 72 + 16);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1454,9 +1615,9 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 12544 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 12544 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 12544 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 96 + 16);
                         __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1475,9 +1636,9 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 15680 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 15680 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 15680 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 120 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 120 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 120 + 16);
                         __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1496,9 +1657,9 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 18816 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 18816 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 18816 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 144 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 144 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 144 + 16);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1517,9 +1678,9 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 21952 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 21952 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 21952 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 168 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 168 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 168 + 16);
                         __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1787,23 +1948,30 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv2(const float *restrict x0
 /* bottleneck1.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 256
  *   in [64,56,56] -> out [256,56,56]
  *   weights at packed[194560]: weight [256,64,1,1] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 56 apart (56 kept); bottleneck1.bottleneck_path1.bn3 folded into the weights; then + bottleneck_proj1.relu1 (bottleneck1.add1); then bottleneck1.relu1
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck1.bottleneck_path1.bn3 folded into the weights; then + bottleneck_proj1.relu1 (bottleneck1.add1); then bottleneck1.relu1
  */
-static CNN_SIMD void bottleneck1_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck1_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 16384;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 802816;
         const float *rb0 = r0 + (ptrdiff_t)b * 802816;
+        float *sb = s + (ptrdiff_t)b * 201216; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 131; tile++) {
+            const int p = tile < 130 ? tile * NR : 3112;
+            for (int c = 0; c < 64; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 64 + c) * NR + l] = in[c * 3136 + p + l];
+        }
         for (int it = 0; it < 8384; it++) {
             const int tile = it / 64, gb = it - tile * 64;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 256;
-            const float *xg = in + grp * 200704;
+            const float *xg = sb + grp * 200704;
             float t[MR][NR];
             {
                 const int p = tile < 130 ? tile * NR : 3112;
@@ -1819,9 +1987,9 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv3(const float *restrict x0
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 1536;
                 const float *wp = wb;
-                for (int c = 0; c < 64; c += 8, xp += 25088, wp += 32) {
+                for (int c = 0; c < 64; c += 8, xp += 192, wp += 32) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -1844,9 +2012,9 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv3(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 24 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 24 + 16);
                         __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1865,9 +2033,9 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv3(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 6272 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 6272 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 6272 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 48 + 16);
                         __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1886,9 +2054,9 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv3(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 9408 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 9408 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 9408 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 72 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 72 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 72 + 16);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1907,9 +2075,9 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv3(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 12544 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 12544 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 12544 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 96 + 16);
                         __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1928,9 +2096,9 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv3(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 15680 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 15680 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 15680 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 120 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 120 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 120 + 16);
                         __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1949,9 +2117,9 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv3(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 18816 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 18816 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 18816 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 144 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 144 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 144 + 16);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -1970,9 +2138,9 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv3(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 21952 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 21952 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 21952 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 168 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 168 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 168 + 16);
                         __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2021,22 +2189,29 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv3(const float *restrict x0
 /* bottleneck2.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 64
  *   in [256,56,56] -> out [64,56,56]
  *   weights at packed[211200]: weight [64,256,1,1] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 56 apart (56 kept); bottleneck2.bottleneck_path1.bn1 folded into the weights; then bottleneck2.bottleneck_path1.relu1
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck2.bottleneck_path1.bn1 folded into the weights; then bottleneck2.bottleneck_path1.relu1
  */
-static CNN_SIMD void bottleneck2_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck2_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 16384;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 802816;
         float *yb = y + (ptrdiff_t)b * 200704;
+        float *sb = s + (ptrdiff_t)b * 804864; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 131; tile++) {
+            const int p = tile < 130 ? tile * NR : 3112;
+            for (int c = 0; c < 256; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 256 + c) * NR + l] = in[c * 3136 + p + l];
+        }
         for (int it = 0; it < 2096; it++) {
             const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 64 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 1024;
-            const float *xg = in + grp * 802816;
+            const float *xg = sb + grp * 802816;
             float t[MR][NR];
             {
                 const int p = tile < 130 ? tile * NR : 3112;
@@ -2052,9 +2227,9 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv1(const float *restrict x0
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 6144;
                 const float *wp = wb;
-                for (int c = 0; c < 256; c += 8, xp += 25088, wp += 32) {
+                for (int c = 0; c < 256; c += 8, xp += 192, wp += 32) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -2077,9 +2252,9 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 24 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 24 + 16);
                         __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2098,9 +2273,9 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 6272 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 6272 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 6272 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 48 + 16);
                         __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2119,9 +2294,9 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 9408 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 9408 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 9408 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 72 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 72 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 72 + 16);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2140,9 +2315,9 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 12544 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 12544 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 12544 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 96 + 16);
                         __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2161,9 +2336,9 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 15680 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 15680 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 15680 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 120 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 120 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 120 + 16);
                         __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2182,9 +2357,9 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 18816 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 18816 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 18816 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 144 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 144 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 144 + 16);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2203,9 +2378,9 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 21952 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 21952 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 21952 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 168 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 168 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 168 + 16);
                         __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2473,23 +2648,30 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv2(const float *restrict x0
 /* bottleneck2.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 256
  *   in [64,56,56] -> out [256,56,56]
  *   weights at packed[293248]: weight [256,64,1,1] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 56 apart (56 kept); bottleneck2.bottleneck_path1.bn3 folded into the weights; then + bottleneck1.relu1 (bottleneck2.add1); then bottleneck2.relu1
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck2.bottleneck_path1.bn3 folded into the weights; then + bottleneck1.relu1 (bottleneck2.add1); then bottleneck2.relu1
  */
-static CNN_SIMD void bottleneck2_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck2_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 16384;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 802816;
         const float *rb0 = r0 + (ptrdiff_t)b * 802816;
+        float *sb = s + (ptrdiff_t)b * 201216; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 131; tile++) {
+            const int p = tile < 130 ? tile * NR : 3112;
+            for (int c = 0; c < 64; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 64 + c) * NR + l] = in[c * 3136 + p + l];
+        }
         for (int it = 0; it < 8384; it++) {
             const int tile = it / 64, gb = it - tile * 64;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 256;
-            const float *xg = in + grp * 200704;
+            const float *xg = sb + grp * 200704;
             float t[MR][NR];
             {
                 const int p = tile < 130 ? tile * NR : 3112;
@@ -2505,9 +2687,9 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv3(const float *restrict x0
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 1536;
                 const float *wp = wb;
-                for (int c = 0; c < 64; c += 8, xp += 25088, wp += 32) {
+                for (int c = 0; c < 64; c += 8, xp += 192, wp += 32) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -2530,9 +2712,9 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv3(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 24 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 24 + 16);
                         __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2551,9 +2733,9 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv3(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 6272 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 6272 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 6272 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 48 + 16);
                         __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2572,9 +2754,9 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv3(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 9408 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 9408 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 9408 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 72 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 72 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 72 + 16);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2593,9 +2775,9 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv3(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 12544 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 12544 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 12544 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 96 + 16);
                         __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2614,9 +2796,9 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv3(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 15680 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 15680 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 15680 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 120 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 120 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 120 + 16);
                         __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2635,9 +2817,9 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv3(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 18816 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 18816 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 18816 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 144 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 144 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 144 + 16);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2656,9 +2838,9 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv3(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 21952 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 21952 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 21952 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 168 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 168 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 168 + 16);
                         __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2707,22 +2889,29 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv3(const float *restrict x0
 /* bottleneck_proj2.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 128
  *   in [256,56,56] -> out [128,56,56]
  *   weights at packed[309888]: weight [128,256,1,1] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 56 apart (56 kept); bottleneck_proj2.bottleneck_path1.bn1 folded into the weights; then bottleneck_proj2.bottleneck_path1.relu1
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck_proj2.bottleneck_path1.bn1 folded into the weights; then bottleneck_proj2.bottleneck_path1.relu1
  */
-static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 32768;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 802816;
         float *yb = y + (ptrdiff_t)b * 401408;
+        float *sb = s + (ptrdiff_t)b * 804864; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 131; tile++) {
+            const int p = tile < 130 ? tile * NR : 3112;
+            for (int c = 0; c < 256; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 256 + c) * NR + l] = in[c * 3136 + p + l];
+        }
         for (int it = 0; it < 4192; it++) {
             const int tile = it / 32, gb = it - tile * 32;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 1024;
-            const float *xg = in + grp * 802816;
+            const float *xg = sb + grp * 802816;
             float t[MR][NR];
             {
                 const int p = tile < 130 ? tile * NR : 3112;
@@ -2738,9 +2927,9 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv1(const float *restri
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 6144;
                 const float *wp = wb;
-                for (int c = 0; c < 256; c += 8, xp += 25088, wp += 32) {
+                for (int c = 0; c < 256; c += 8, xp += 192, wp += 32) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -2763,9 +2952,9 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv1(const float *restri
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 24 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 24 + 16);
                         __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2784,9 +2973,9 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv1(const float *restri
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 6272 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 6272 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 6272 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 48 + 16);
                         __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2805,9 +2994,9 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv1(const float *restri
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 9408 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 9408 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 9408 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 72 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 72 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 72 + 16);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2826,9 +3015,9 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv1(const float *restri
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 12544 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 12544 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 12544 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 96 + 16);
                         __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2847,9 +3036,9 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv1(const float *restri
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 15680 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 15680 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 15680 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 120 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 120 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 120 + 16);
                         __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2868,9 +3057,9 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv1(const float *restri
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 18816 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 18816 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 18816 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 144 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 144 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 144 + 16);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -2889,9 +3078,9 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv1(const float *restri
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 21952 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 21952 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 21952 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 168 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 168 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 168 + 16);
                         __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3210,22 +3399,29 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv2(const float *restri
 /* bottleneck_proj2.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 512
  *   in [128,28,28] -> out [512,28,28]
  *   weights at packed[490368]: weight [512,128,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); bottleneck_proj2.bottleneck_path1.bn3 folded into the weights
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck_proj2.bottleneck_path1.bn3 folded into the weights
  */
-static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 66048;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 401408;
+        float *sb = s + (ptrdiff_t)b * 100352; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 49; tile++) {
+            const int p = tile < 48 ? tile * NR : 768;
+            for (int c = 0; c < 128; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 128 + c) * NR + l] = in[c * 784 + p + l];
+        }
         for (int it = 0; it < 4214; it++) {
             const int tile = it / 86, gb = it - tile * 86;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 512 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 768;
-            const float *xg = in + grp * 100352;
+            const float *xg = sb + grp * 100352;
             float t[MR][NR];
             {
                 const int p = tile < 48 ? tile * NR : 768;
@@ -3241,9 +3437,9 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv3(const float *restri
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 2048;
                 const float *wp = wb;
-                for (int c = 0; c < 128; c += 8, xp += 6272, wp += 48) {
+                for (int c = 0; c < 128; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -3267,8 +3463,8 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv3(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3289,8 +3485,8 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv3(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3311,8 +3507,8 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv3(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3333,8 +3529,8 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv3(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3355,8 +3551,8 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv3(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3377,8 +3573,8 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv3(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3399,8 +3595,8 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv3(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3451,37 +3647,46 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv3(const float *restri
 /* bottleneck_proj2.conv1 — examples/resnet50.cnn:32: conv 1x1/2 512
  *   in [256,56,56] -> out [512,28,28]
  *   weights at packed[556932]: weight [512,256,1,1] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; bottleneck_proj2.bn1 folded into the weights; then + bottleneck_proj2.bottleneck_path1.bn3 (bottleneck_proj2.add1); then bottleneck_proj2.relu1
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; bottleneck_proj2.bn1 folded into the weights; then + bottleneck_proj2.bottleneck_path1.bn3 (bottleneck_proj2.add1); then bottleneck_proj2.relu1
  */
-static CNN_SIMD void bottleneck_proj2_conv1(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck_proj2_conv1(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 131072;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 802816;
         float *yb = y + (ptrdiff_t)b * 401408;
         const float *rb0 = r0 + (ptrdiff_t)b * 401408;
+        float *sb = s + (ptrdiff_t)b * 201216; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 131; tile++)
+            for (int i = 0; i < MP; i++) {
+                const int q = tile * MP + i < 784 ? tile * MP + i : 783;
+                const float *src = in + q / 28 * 112 + q % 28 * 2;
+                float *dst = sb + tile * 1536 + i;
+                for (int c = 0; c < 256; c++)
+                    dst[c * MP] = src[c * 3136];
+            }
         for (int it = 0; it < 4192; it++) {
             const int tile = it / 32, gb = it - tile * 32;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 512 + ob * MR;
             (void)grp;
             const float *wp = w + (ptrdiff_t)gb * 4096;
-            const float *xp = in + grp * 802816;
+            const float *xp = sb + tile * 1536;
             int q[MP];
             float t[MP][MR];
             q[0] = tile * MP + 0 < 784 ? tile * MP + 0 : 783;
-            const int o0 = q[0] / 28 * 112 + q[0] % 28 * 2;
+            const int o0 = 0;
             q[1] = tile * MP + 1 < 784 ? tile * MP + 1 : 783;
-            const int o1 = q[1] / 28 * 112 + q[1] % 28 * 2;
+            const int o1 = 1;
             q[2] = tile * MP + 2 < 784 ? tile * MP + 2 : 783;
-            const int o2 = q[2] / 28 * 112 + q[2] % 28 * 2;
+            const int o2 = 2;
             q[3] = tile * MP + 3 < 784 ? tile * MP + 3 : 783;
-            const int o3 = q[3] / 28 * 112 + q[3] % 28 * 2;
+            const int o3 = 3;
             q[4] = tile * MP + 4 < 784 ? tile * MP + 4 : 783;
-            const int o4 = q[4] / 28 * 112 + q[4] % 28 * 2;
+            const int o4 = 4;
             q[5] = tile * MP + 5 < 784 ? tile * MP + 5 : 783;
-            const int o5 = q[5] / 28 * 112 + q[5] % 28 * 2;
+            const int o5 = 5;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
@@ -3494,7 +3699,7 @@ static CNN_SIMD void bottleneck_proj2_conv1(const float *restrict x0, const floa
             __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 256; c += 8, xp += 25088, wp += 128) {
+            for (int c = 0; c < 256; c += 8, xp += 48, wp += 128) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
@@ -3520,154 +3725,154 @@ static CNN_SIMD void bottleneck_proj2_conv1(const float *restrict x0, const floa
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 3136]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 6]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 3136]);
+                    xb = _mm256_set1_ps(xp[o1 + 6]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 3136]);
+                    xb = _mm256_set1_ps(xp[o2 + 6]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 3136]);
+                    xb = _mm256_set1_ps(xp[o3 + 6]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 3136]);
+                    xb = _mm256_set1_ps(xp[o4 + 6]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 3136]);
+                    xb = _mm256_set1_ps(xp[o5 + 6]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 6272]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 12]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 6272]);
+                    xb = _mm256_set1_ps(xp[o1 + 12]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 6272]);
+                    xb = _mm256_set1_ps(xp[o2 + 12]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 6272]);
+                    xb = _mm256_set1_ps(xp[o3 + 12]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 6272]);
+                    xb = _mm256_set1_ps(xp[o4 + 12]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 6272]);
+                    xb = _mm256_set1_ps(xp[o5 + 12]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 9408]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 9408]);
+                    xb = _mm256_set1_ps(xp[o1 + 18]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 9408]);
+                    xb = _mm256_set1_ps(xp[o2 + 18]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 9408]);
+                    xb = _mm256_set1_ps(xp[o3 + 18]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 9408]);
+                    xb = _mm256_set1_ps(xp[o4 + 18]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 9408]);
+                    xb = _mm256_set1_ps(xp[o5 + 18]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 12544]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 24]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 12544]);
+                    xb = _mm256_set1_ps(xp[o1 + 24]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 12544]);
+                    xb = _mm256_set1_ps(xp[o2 + 24]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 12544]);
+                    xb = _mm256_set1_ps(xp[o3 + 24]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 12544]);
+                    xb = _mm256_set1_ps(xp[o4 + 24]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 12544]);
+                    xb = _mm256_set1_ps(xp[o5 + 24]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 15680]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 30]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 15680]);
+                    xb = _mm256_set1_ps(xp[o1 + 30]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 15680]);
+                    xb = _mm256_set1_ps(xp[o2 + 30]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 15680]);
+                    xb = _mm256_set1_ps(xp[o3 + 30]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 15680]);
+                    xb = _mm256_set1_ps(xp[o4 + 30]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 15680]);
+                    xb = _mm256_set1_ps(xp[o5 + 30]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 18816]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 36]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 18816]);
+                    xb = _mm256_set1_ps(xp[o1 + 36]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 18816]);
+                    xb = _mm256_set1_ps(xp[o2 + 36]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 18816]);
+                    xb = _mm256_set1_ps(xp[o3 + 36]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 18816]);
+                    xb = _mm256_set1_ps(xp[o4 + 36]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 18816]);
+                    xb = _mm256_set1_ps(xp[o5 + 36]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 21952]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 42]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 21952]);
+                    xb = _mm256_set1_ps(xp[o1 + 42]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 21952]);
+                    xb = _mm256_set1_ps(xp[o2 + 42]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 21952]);
+                    xb = _mm256_set1_ps(xp[o3 + 42]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 21952]);
+                    xb = _mm256_set1_ps(xp[o4 + 42]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 21952]);
+                    xb = _mm256_set1_ps(xp[o5 + 42]);
                     c50 = _mm256_fmadd_ps(xb, wv0, c50);
                     c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
@@ -3700,22 +3905,29 @@ static CNN_SIMD void bottleneck_proj2_conv1(const float *restrict x0, const floa
 /* bottleneck3.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 128
  *   in [512,28,28] -> out [128,28,28]
  *   weights at packed[688516]: weight [128,512,1,1] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); bottleneck3.bottleneck_path1.bn1 folded into the weights; then bottleneck3.bottleneck_path1.relu1
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck3.bottleneck_path1.bn1 folded into the weights; then bottleneck3.bottleneck_path1.relu1
  */
-static CNN_SIMD void bottleneck3_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck3_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 65536;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 100352;
+        float *sb = s + (ptrdiff_t)b * 405504; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 33; tile++) {
+            const int p = tile < 32 ? tile * NR : 760;
+            for (int c = 0; c < 512; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 512 + c) * NR + l] = in[c * 784 + p + l];
+        }
         for (int it = 0; it < 1056; it++) {
             const int tile = it / 32, gb = it - tile * 32;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 2048;
-            const float *xg = in + grp * 401408;
+            const float *xg = sb + grp * 401408;
             float t[MR][NR];
             {
                 const int p = tile < 32 ? tile * NR : 760;
@@ -3731,9 +3943,9 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv1(const float *restrict x0
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 12288;
                 const float *wp = wb;
-                for (int c = 0; c < 512; c += 8, xp += 6272, wp += 32) {
+                for (int c = 0; c < 512; c += 8, xp += 192, wp += 32) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -3756,9 +3968,9 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 784 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 24 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 24 + 16);
                         __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3777,9 +3989,9 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1568 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 48 + 16);
                         __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3798,9 +4010,9 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2352 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 72 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 72 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 72 + 16);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3819,9 +4031,9 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 96 + 16);
                         __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3840,9 +4052,9 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3920 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 120 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 120 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 120 + 16);
                         __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3861,9 +4073,9 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 4704 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 144 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 144 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 144 + 16);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -3882,9 +4094,9 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 5488 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 168 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 168 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 168 + 16);
                         __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4152,23 +4364,30 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv2(const float *restrict x0
 /* bottleneck3.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 512
  *   in [128,28,28] -> out [512,28,28]
  *   weights at packed[1018500]: weight [512,128,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); bottleneck3.bottleneck_path1.bn3 folded into the weights; then + bottleneck_proj2.relu1 (bottleneck3.add1); then bottleneck3.relu1
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck3.bottleneck_path1.bn3 folded into the weights; then + bottleneck_proj2.relu1 (bottleneck3.add1); then bottleneck3.relu1
  */
-static CNN_SIMD void bottleneck3_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck3_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 66048;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 401408;
         const float *rb0 = r0 + (ptrdiff_t)b * 401408;
+        float *sb = s + (ptrdiff_t)b * 100352; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 49; tile++) {
+            const int p = tile < 48 ? tile * NR : 768;
+            for (int c = 0; c < 128; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 128 + c) * NR + l] = in[c * 784 + p + l];
+        }
         for (int it = 0; it < 4214; it++) {
             const int tile = it / 86, gb = it - tile * 86;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 512 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 768;
-            const float *xg = in + grp * 100352;
+            const float *xg = sb + grp * 100352;
             float t[MR][NR];
             {
                 const int p = tile < 48 ? tile * NR : 768;
@@ -4184,9 +4403,9 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv3(const float *restrict x0
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 2048;
                 const float *wp = wb;
-                for (int c = 0; c < 128; c += 8, xp += 6272, wp += 48) {
+                for (int c = 0; c < 128; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -4210,8 +4429,8 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4232,8 +4451,8 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4254,8 +4473,8 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4276,8 +4495,8 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4298,8 +4517,8 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4320,8 +4539,8 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4342,8 +4561,8 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4396,22 +4615,29 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv3(const float *restrict x0
 /* bottleneck4.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 128
  *   in [512,28,28] -> out [128,28,28]
  *   weights at packed[1085064]: weight [128,512,1,1] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); bottleneck4.bottleneck_path1.bn1 folded into the weights; then bottleneck4.bottleneck_path1.relu1
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck4.bottleneck_path1.bn1 folded into the weights; then bottleneck4.bottleneck_path1.relu1
  */
-static CNN_SIMD void bottleneck4_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck4_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 65536;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 100352;
+        float *sb = s + (ptrdiff_t)b * 405504; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 33; tile++) {
+            const int p = tile < 32 ? tile * NR : 760;
+            for (int c = 0; c < 512; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 512 + c) * NR + l] = in[c * 784 + p + l];
+        }
         for (int it = 0; it < 1056; it++) {
             const int tile = it / 32, gb = it - tile * 32;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 2048;
-            const float *xg = in + grp * 401408;
+            const float *xg = sb + grp * 401408;
             float t[MR][NR];
             {
                 const int p = tile < 32 ? tile * NR : 760;
@@ -4427,9 +4653,9 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv1(const float *restrict x0
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 12288;
                 const float *wp = wb;
-                for (int c = 0; c < 512; c += 8, xp += 6272, wp += 32) {
+                for (int c = 0; c < 512; c += 8, xp += 192, wp += 32) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -4452,9 +4678,9 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 784 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 24 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 24 + 16);
                         __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4473,9 +4699,9 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1568 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 48 + 16);
                         __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4494,9 +4720,9 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2352 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 72 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 72 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 72 + 16);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4515,9 +4741,9 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 96 + 16);
                         __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4536,9 +4762,9 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3920 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 120 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 120 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 120 + 16);
                         __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4557,9 +4783,9 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 4704 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 144 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 144 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 144 + 16);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4578,9 +4804,9 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 5488 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 168 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 168 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 168 + 16);
                         __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4848,23 +5074,30 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv2(const float *restrict x0
 /* bottleneck4.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 512
  *   in [128,28,28] -> out [512,28,28]
  *   weights at packed[1415048]: weight [512,128,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); bottleneck4.bottleneck_path1.bn3 folded into the weights; then + bottleneck3.relu1 (bottleneck4.add1); then bottleneck4.relu1
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck4.bottleneck_path1.bn3 folded into the weights; then + bottleneck3.relu1 (bottleneck4.add1); then bottleneck4.relu1
  */
-static CNN_SIMD void bottleneck4_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck4_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 66048;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 401408;
         const float *rb0 = r0 + (ptrdiff_t)b * 401408;
+        float *sb = s + (ptrdiff_t)b * 100352; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 49; tile++) {
+            const int p = tile < 48 ? tile * NR : 768;
+            for (int c = 0; c < 128; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 128 + c) * NR + l] = in[c * 784 + p + l];
+        }
         for (int it = 0; it < 4214; it++) {
             const int tile = it / 86, gb = it - tile * 86;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 512 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 768;
-            const float *xg = in + grp * 100352;
+            const float *xg = sb + grp * 100352;
             float t[MR][NR];
             {
                 const int p = tile < 48 ? tile * NR : 768;
@@ -4880,9 +5113,9 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv3(const float *restrict x0
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 2048;
                 const float *wp = wb;
-                for (int c = 0; c < 128; c += 8, xp += 6272, wp += 48) {
+                for (int c = 0; c < 128; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -4906,8 +5139,8 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4928,8 +5161,8 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4950,8 +5183,8 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4972,8 +5205,8 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -4994,8 +5227,8 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5016,8 +5249,8 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5038,8 +5271,8 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5092,22 +5325,29 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv3(const float *restrict x0
 /* bottleneck5.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 128
  *   in [512,28,28] -> out [128,28,28]
  *   weights at packed[1481612]: weight [128,512,1,1] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); bottleneck5.bottleneck_path1.bn1 folded into the weights; then bottleneck5.bottleneck_path1.relu1
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck5.bottleneck_path1.bn1 folded into the weights; then bottleneck5.bottleneck_path1.relu1
  */
-static CNN_SIMD void bottleneck5_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck5_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 65536;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 100352;
+        float *sb = s + (ptrdiff_t)b * 405504; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 33; tile++) {
+            const int p = tile < 32 ? tile * NR : 760;
+            for (int c = 0; c < 512; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 512 + c) * NR + l] = in[c * 784 + p + l];
+        }
         for (int it = 0; it < 1056; it++) {
             const int tile = it / 32, gb = it - tile * 32;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 2048;
-            const float *xg = in + grp * 401408;
+            const float *xg = sb + grp * 401408;
             float t[MR][NR];
             {
                 const int p = tile < 32 ? tile * NR : 760;
@@ -5123,9 +5363,9 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv1(const float *restrict x0
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 12288;
                 const float *wp = wb;
-                for (int c = 0; c < 512; c += 8, xp += 6272, wp += 32) {
+                for (int c = 0; c < 512; c += 8, xp += 192, wp += 32) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -5148,9 +5388,9 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 784 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 24 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 24 + 16);
                         __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5169,9 +5409,9 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1568 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 48 + 16);
                         __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5190,9 +5430,9 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2352 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 72 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 72 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 72 + 16);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5211,9 +5451,9 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 96 + 16);
                         __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5232,9 +5472,9 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3920 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 120 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 120 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 120 + 16);
                         __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5253,9 +5493,9 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 4704 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 144 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 144 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 144 + 16);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5274,9 +5514,9 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv1(const float *restrict x0
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 5488 + 16);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 168 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 168 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 168 + 16);
                         __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5544,23 +5784,30 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv2(const float *restrict x0
 /* bottleneck5.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 512
  *   in [128,28,28] -> out [512,28,28]
  *   weights at packed[1811596]: weight [512,128,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); bottleneck5.bottleneck_path1.bn3 folded into the weights; then + bottleneck4.relu1 (bottleneck5.add1); then bottleneck5.relu1
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck5.bottleneck_path1.bn3 folded into the weights; then + bottleneck4.relu1 (bottleneck5.add1); then bottleneck5.relu1
  */
-static CNN_SIMD void bottleneck5_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck5_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 66048;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 401408;
         const float *rb0 = r0 + (ptrdiff_t)b * 401408;
+        float *sb = s + (ptrdiff_t)b * 100352; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 49; tile++) {
+            const int p = tile < 48 ? tile * NR : 768;
+            for (int c = 0; c < 128; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 128 + c) * NR + l] = in[c * 784 + p + l];
+        }
         for (int it = 0; it < 4214; it++) {
             const int tile = it / 86, gb = it - tile * 86;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 512 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 768;
-            const float *xg = in + grp * 100352;
+            const float *xg = sb + grp * 100352;
             float t[MR][NR];
             {
                 const int p = tile < 48 ? tile * NR : 768;
@@ -5576,9 +5823,9 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv3(const float *restrict x0
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 2048;
                 const float *wp = wb;
-                for (int c = 0; c < 128; c += 8, xp += 6272, wp += 48) {
+                for (int c = 0; c < 128; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -5602,8 +5849,8 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5624,8 +5871,8 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5646,8 +5893,8 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5668,8 +5915,8 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5690,8 +5937,8 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5712,8 +5959,8 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5734,8 +5981,8 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5788,22 +6035,29 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv3(const float *restrict x0
 /* bottleneck_proj3.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 256
  *   in [512,28,28] -> out [256,28,28]
  *   weights at packed[1878160]: weight [256,512,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); bottleneck_proj3.bottleneck_path1.bn1 folded into the weights; then bottleneck_proj3.bottleneck_path1.relu1
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck_proj3.bottleneck_path1.bn1 folded into the weights; then bottleneck_proj3.bottleneck_path1.relu1
  */
-static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 132096;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 200704;
+        float *sb = s + (ptrdiff_t)b * 401408; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 49; tile++) {
+            const int p = tile < 48 ? tile * NR : 768;
+            for (int c = 0; c < 512; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 512 + c) * NR + l] = in[c * 784 + p + l];
+        }
         for (int it = 0; it < 2107; it++) {
             const int tile = it / 43, gb = it - tile * 43;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 3072;
-            const float *xg = in + grp * 401408;
+            const float *xg = sb + grp * 401408;
             float t[MR][NR];
             {
                 const int p = tile < 48 ? tile * NR : 768;
@@ -5819,9 +6073,9 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv1(const float *restri
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 8192;
                 const float *wp = wb;
-                for (int c = 0; c < 512; c += 8, xp += 6272, wp += 48) {
+                for (int c = 0; c < 512; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -5845,8 +6099,8 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv1(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5867,8 +6121,8 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv1(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5889,8 +6143,8 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv1(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5911,8 +6165,8 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv1(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5933,8 +6187,8 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv1(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5955,8 +6209,8 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv1(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -5977,8 +6231,8 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv1(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6301,22 +6555,29 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv2(const float *restri
 /* bottleneck_proj3.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 1024
  *   in [256,14,14] -> out [1024,14,14]
  *   weights at packed[2600594]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck_proj3.bottleneck_path1.bn3 folded into the weights
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck_proj3.bottleneck_path1.bn3 folded into the weights
  */
-static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 262656;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 200704;
+        float *sb = s + (ptrdiff_t)b * 53248; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 256; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 256 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 2223; it++) {
             const int gb = it / 13, tile = it - gb * 13;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 1024 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 1536;
-            const float *xg = in + grp * 50176;
+            const float *xg = sb + grp * 50176;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -6332,9 +6593,9 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv3(const float *restri
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 4096;
                 const float *wp = wb;
-                for (int c = 0; c < 256; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 256; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -6358,8 +6619,8 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv3(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6380,8 +6641,8 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv3(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6402,8 +6663,8 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv3(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6424,8 +6685,8 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv3(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6446,8 +6707,8 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv3(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6468,8 +6729,8 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv3(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6490,8 +6751,8 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv3(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6541,231 +6802,250 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv3(const float *restri
 
 /* bottleneck_proj3.conv1 — examples/resnet50.cnn:32: conv 1x1/2 1024
  *   in [512,28,28] -> out [1024,14,14]
- *   weights at packed[2864276]: weight [1024,512,1,1] (packed in blocks of 24 output channels)
- *   avx2: tile MP=4 positions x MR=24 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; bottleneck_proj3.bn1 folded into the weights; then + bottleneck_proj3.bottleneck_path1.bn3 (bottleneck_proj3.add1); then bottleneck_proj3.relu1
+ *   weights at packed[2864276]: weight [1024,512,1,1] (packed in blocks of 16 output channels)
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; bottleneck_proj3.bn1 folded into the weights; then + bottleneck_proj3.bottleneck_path1.bn3 (bottleneck_proj3.add1); then bottleneck_proj3.relu1
  */
-static CNN_SIMD void bottleneck_proj3_conv1(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
-    enum { MP = 4, NV = 3, MR = 24, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 528384;
+static CNN_SIMD void bottleneck_proj3_conv1(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 524288;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 200704;
         const float *rb0 = r0 + (ptrdiff_t)b * 200704;
+        float *sb = s + (ptrdiff_t)b * 101376; /* this sample's scratch */
         const float *in = xb0;
-        for (int it = 0; it < 2107; it++) {
-            const int gb = it / 49, tile = it - gb * 49;
+        for (int tile = 0; tile < 33; tile++)
+            for (int i = 0; i < MP; i++) {
+                const int q = tile * MP + i < 196 ? tile * MP + i : 195;
+                const float *src = in + q / 14 * 56 + q % 14 * 2;
+                float *dst = sb + tile * 3072 + i;
+                for (int c = 0; c < 512; c++)
+                    dst[c * MP] = src[c * 784];
+            }
+        for (int it = 0; it < 2112; it++) {
+            const int gb = it / 33, tile = it - gb * 33;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 1024 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 12288;
-            const float *xp = in + grp * 401408;
+            const float *wp = w + (ptrdiff_t)gb * 8192;
+            const float *xp = sb + tile * 3072;
             int q[MP];
             float t[MP][MR];
             q[0] = tile * MP + 0 < 196 ? tile * MP + 0 : 195;
-            const int o0 = q[0] / 14 * 56 + q[0] % 14 * 2;
+            const int o0 = 0;
             q[1] = tile * MP + 1 < 196 ? tile * MP + 1 : 195;
-            const int o1 = q[1] / 14 * 56 + q[1] % 14 * 2;
+            const int o1 = 1;
             q[2] = tile * MP + 2 < 196 ? tile * MP + 2 : 195;
-            const int o2 = q[2] / 14 * 56 + q[2] % 14 * 2;
+            const int o2 = 2;
             q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
-            const int o3 = q[3] / 14 * 56 + q[3] % 14 * 2;
+            const int o3 = 3;
+            q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
+            const int o4 = 4;
+            q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
+            const int o5 = 5;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
             __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
             __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c32 = _mm256_loadu_ps(bias + gb * MR + 16);
-            for (int c = 0; c < 512; c += 8, xp += 6272, wp += 192) {
+            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
+            for (int c = 0; c < 512; c += 8, xp += 48, wp += 128) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
                     __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     xb = _mm256_set1_ps(xp[o1 + 0]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     xb = _mm256_set1_ps(xp[o2 + 0]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
                     xb = _mm256_set1_ps(xp[o3 + 0]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
+                    xb = _mm256_set1_ps(xp[o4 + 0]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 0]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 24 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 24 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 24 + 16);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 784]);
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 6]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_set1_ps(xp[o1 + 784]);
+                    xb = _mm256_set1_ps(xp[o1 + 6]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_set1_ps(xp[o2 + 784]);
+                    xb = _mm256_set1_ps(xp[o2 + 6]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_set1_ps(xp[o3 + 784]);
+                    xb = _mm256_set1_ps(xp[o3 + 6]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
+                    xb = _mm256_set1_ps(xp[o4 + 6]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 6]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 12]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 12]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 12]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 12]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 12]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 12]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 48 + 16);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1568]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_set1_ps(xp[o1 + 1568]);
+                    xb = _mm256_set1_ps(xp[o1 + 18]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_set1_ps(xp[o2 + 1568]);
+                    xb = _mm256_set1_ps(xp[o2 + 18]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_set1_ps(xp[o3 + 1568]);
+                    xb = _mm256_set1_ps(xp[o3 + 18]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
+                    xb = _mm256_set1_ps(xp[o4 + 18]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 18]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 72 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 72 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 72 + 16);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 2352]);
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 24]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_set1_ps(xp[o1 + 2352]);
+                    xb = _mm256_set1_ps(xp[o1 + 24]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_set1_ps(xp[o2 + 2352]);
+                    xb = _mm256_set1_ps(xp[o2 + 24]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_set1_ps(xp[o3 + 2352]);
+                    xb = _mm256_set1_ps(xp[o3 + 24]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
+                    xb = _mm256_set1_ps(xp[o4 + 24]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 24]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 30]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 30]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 30]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 30]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 30]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 30]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 3136]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 36]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_set1_ps(xp[o1 + 3136]);
+                    xb = _mm256_set1_ps(xp[o1 + 36]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_set1_ps(xp[o2 + 3136]);
+                    xb = _mm256_set1_ps(xp[o2 + 36]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_set1_ps(xp[o3 + 3136]);
+                    xb = _mm256_set1_ps(xp[o3 + 36]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
+                    xb = _mm256_set1_ps(xp[o4 + 36]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 36]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 120 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 120 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 120 + 16);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 3920]);
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 42]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_set1_ps(xp[o1 + 3920]);
+                    xb = _mm256_set1_ps(xp[o1 + 42]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_set1_ps(xp[o2 + 3920]);
+                    xb = _mm256_set1_ps(xp[o2 + 42]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_set1_ps(xp[o3 + 3920]);
+                    xb = _mm256_set1_ps(xp[o3 + 42]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 144 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 144 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 144 + 16);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 4704]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_set1_ps(xp[o1 + 4704]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_set1_ps(xp[o2 + 4704]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_set1_ps(xp[o3 + 4704]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 168 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 168 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 168 + 16);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 5488]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_set1_ps(xp[o1 + 5488]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_set1_ps(xp[o2 + 5488]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_set1_ps(xp[o3 + 5488]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
+                    xb = _mm256_set1_ps(xp[o4 + 42]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 42]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
             }
             _mm256_storeu_ps(t[0] + 0, c00);
             _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
             _mm256_storeu_ps(t[1] + 0, c10);
             _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
             _mm256_storeu_ps(t[2] + 0, c20);
             _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
             _mm256_storeu_ps(t[3] + 0, c30);
             _mm256_storeu_ps(t[3] + 8, c31);
-            _mm256_storeu_ps(t[3] + 16, c32);
+            _mm256_storeu_ps(t[4] + 0, c40);
+            _mm256_storeu_ps(t[4] + 8, c41);
+            _mm256_storeu_ps(t[5] + 0, c50);
+            _mm256_storeu_ps(t[5] + 8, c51);
             for (int k = 0; k < MR; k++) {
-                if (ob * MR + k >= 1024)
-                    break;
                 const int at = (oc0 + k) * 196;
                 for (int i = 0; i < MP; i++) {
                     float v = t[i][k];
@@ -6780,23 +7060,30 @@ static CNN_SIMD void bottleneck_proj3_conv1(const float *restrict x0, const floa
 
 /* bottleneck6.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 256
  *   in [1024,14,14] -> out [256,14,14]
- *   weights at packed[3393692]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck6.bottleneck_path1.bn1 folded into the weights; then bottleneck6.bottleneck_path1.relu1
+ *   weights at packed[3389588]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck6.bottleneck_path1.bn1 folded into the weights; then bottleneck6.bottleneck_path1.relu1
  */
-static CNN_SIMD void bottleneck6_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck6_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 264192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 50176;
+        float *sb = s + (ptrdiff_t)b * 212992; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 1024; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 1024 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 559; it++) {
             const int gb = it / 13, tile = it - gb * 13;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 6144;
-            const float *xg = in + grp * 200704;
+            const float *xg = sb + grp * 200704;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -6812,9 +7099,9 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv1(const float *restrict x0
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 16384;
                 const float *wp = wb;
-                for (int c = 0; c < 1024; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 1024; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -6838,8 +7125,8 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6860,8 +7147,8 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6882,8 +7169,8 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6904,8 +7191,8 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6926,8 +7213,8 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6948,8 +7235,8 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -6970,8 +7257,8 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7022,7 +7309,7 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv1(const float *restrict x0
 
 /* bottleneck6.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[3658142]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   weights at packed[3654038]: weight [256,256,3,3] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck6.bottleneck_path1.bn2 folded into the weights; then bottleneck6.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck6_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -7243,24 +7530,31 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv2(const float *restrict x0
 
 /* bottleneck6.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 1024
  *   in [256,14,14] -> out [1024,14,14]
- *   weights at packed[4715166]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck6.bottleneck_path1.bn3 folded into the weights; then + bottleneck_proj3.relu1 (bottleneck6.add1); then bottleneck6.relu1
+ *   weights at packed[4711062]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck6.bottleneck_path1.bn3 folded into the weights; then + bottleneck_proj3.relu1 (bottleneck6.add1); then bottleneck6.relu1
  */
-static CNN_SIMD void bottleneck6_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck6_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 262656;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 200704;
         const float *rb0 = r0 + (ptrdiff_t)b * 200704;
+        float *sb = s + (ptrdiff_t)b * 53248; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 256; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 256 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 2223; it++) {
             const int gb = it / 13, tile = it - gb * 13;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 1024 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 1536;
-            const float *xg = in + grp * 50176;
+            const float *xg = sb + grp * 50176;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -7276,9 +7570,9 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv3(const float *restrict x0
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 4096;
                 const float *wp = wb;
-                for (int c = 0; c < 256; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 256; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -7302,8 +7596,8 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7324,8 +7618,8 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7346,8 +7640,8 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7368,8 +7662,8 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7390,8 +7684,8 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7412,8 +7706,8 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7434,8 +7728,8 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7487,23 +7781,30 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv3(const float *restrict x0
 
 /* bottleneck7.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 256
  *   in [1024,14,14] -> out [256,14,14]
- *   weights at packed[4978848]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck7.bottleneck_path1.bn1 folded into the weights; then bottleneck7.bottleneck_path1.relu1
+ *   weights at packed[4974744]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck7.bottleneck_path1.bn1 folded into the weights; then bottleneck7.bottleneck_path1.relu1
  */
-static CNN_SIMD void bottleneck7_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck7_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 264192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 50176;
+        float *sb = s + (ptrdiff_t)b * 212992; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 1024; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 1024 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 559; it++) {
             const int gb = it / 13, tile = it - gb * 13;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 6144;
-            const float *xg = in + grp * 200704;
+            const float *xg = sb + grp * 200704;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -7519,9 +7820,9 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv1(const float *restrict x0
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 16384;
                 const float *wp = wb;
-                for (int c = 0; c < 1024; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 1024; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -7545,8 +7846,8 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7567,8 +7868,8 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7589,8 +7890,8 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7611,8 +7912,8 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7633,8 +7934,8 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7655,8 +7956,8 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7677,8 +7978,8 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -7729,7 +8030,7 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv1(const float *restrict x0
 
 /* bottleneck7.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[5243298]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   weights at packed[5239194]: weight [256,256,3,3] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck7.bottleneck_path1.bn2 folded into the weights; then bottleneck7.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck7_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -7950,24 +8251,31 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv2(const float *restrict x0
 
 /* bottleneck7.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 1024
  *   in [256,14,14] -> out [1024,14,14]
- *   weights at packed[6300322]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck7.bottleneck_path1.bn3 folded into the weights; then + bottleneck6.relu1 (bottleneck7.add1); then bottleneck7.relu1
+ *   weights at packed[6296218]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck7.bottleneck_path1.bn3 folded into the weights; then + bottleneck6.relu1 (bottleneck7.add1); then bottleneck7.relu1
  */
-static CNN_SIMD void bottleneck7_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck7_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 262656;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 200704;
         const float *rb0 = r0 + (ptrdiff_t)b * 200704;
+        float *sb = s + (ptrdiff_t)b * 53248; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 256; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 256 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 2223; it++) {
             const int gb = it / 13, tile = it - gb * 13;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 1024 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 1536;
-            const float *xg = in + grp * 50176;
+            const float *xg = sb + grp * 50176;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -7983,9 +8291,9 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv3(const float *restrict x0
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 4096;
                 const float *wp = wb;
-                for (int c = 0; c < 256; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 256; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -8009,8 +8317,8 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8031,8 +8339,8 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8053,8 +8361,8 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8075,8 +8383,8 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8097,8 +8405,8 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8119,8 +8427,8 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8141,8 +8449,8 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8194,23 +8502,30 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv3(const float *restrict x0
 
 /* bottleneck8.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 256
  *   in [1024,14,14] -> out [256,14,14]
- *   weights at packed[6564004]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck8.bottleneck_path1.bn1 folded into the weights; then bottleneck8.bottleneck_path1.relu1
+ *   weights at packed[6559900]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck8.bottleneck_path1.bn1 folded into the weights; then bottleneck8.bottleneck_path1.relu1
  */
-static CNN_SIMD void bottleneck8_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck8_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 264192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 50176;
+        float *sb = s + (ptrdiff_t)b * 212992; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 1024; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 1024 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 559; it++) {
             const int gb = it / 13, tile = it - gb * 13;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 6144;
-            const float *xg = in + grp * 200704;
+            const float *xg = sb + grp * 200704;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -8226,9 +8541,9 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv1(const float *restrict x0
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 16384;
                 const float *wp = wb;
-                for (int c = 0; c < 1024; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 1024; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -8252,8 +8567,8 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8274,8 +8589,8 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8296,8 +8611,8 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8318,8 +8633,8 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8340,8 +8655,8 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8362,8 +8677,8 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8384,8 +8699,8 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8436,7 +8751,7 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv1(const float *restrict x0
 
 /* bottleneck8.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[6828454]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   weights at packed[6824350]: weight [256,256,3,3] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck8.bottleneck_path1.bn2 folded into the weights; then bottleneck8.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck8_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -8657,24 +8972,31 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv2(const float *restrict x0
 
 /* bottleneck8.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 1024
  *   in [256,14,14] -> out [1024,14,14]
- *   weights at packed[7885478]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck8.bottleneck_path1.bn3 folded into the weights; then + bottleneck7.relu1 (bottleneck8.add1); then bottleneck8.relu1
+ *   weights at packed[7881374]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck8.bottleneck_path1.bn3 folded into the weights; then + bottleneck7.relu1 (bottleneck8.add1); then bottleneck8.relu1
  */
-static CNN_SIMD void bottleneck8_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck8_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 262656;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 200704;
         const float *rb0 = r0 + (ptrdiff_t)b * 200704;
+        float *sb = s + (ptrdiff_t)b * 53248; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 256; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 256 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 2223; it++) {
             const int gb = it / 13, tile = it - gb * 13;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 1024 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 1536;
-            const float *xg = in + grp * 50176;
+            const float *xg = sb + grp * 50176;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -8690,9 +9012,9 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv3(const float *restrict x0
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 4096;
                 const float *wp = wb;
-                for (int c = 0; c < 256; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 256; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -8716,8 +9038,8 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8738,8 +9060,8 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8760,8 +9082,8 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8782,8 +9104,8 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8804,8 +9126,8 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8826,8 +9148,8 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8848,8 +9170,8 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8901,23 +9223,30 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv3(const float *restrict x0
 
 /* bottleneck9.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 256
  *   in [1024,14,14] -> out [256,14,14]
- *   weights at packed[8149160]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck9.bottleneck_path1.bn1 folded into the weights; then bottleneck9.bottleneck_path1.relu1
+ *   weights at packed[8145056]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck9.bottleneck_path1.bn1 folded into the weights; then bottleneck9.bottleneck_path1.relu1
  */
-static CNN_SIMD void bottleneck9_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck9_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 264192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 50176;
+        float *sb = s + (ptrdiff_t)b * 212992; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 1024; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 1024 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 559; it++) {
             const int gb = it / 13, tile = it - gb * 13;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 6144;
-            const float *xg = in + grp * 200704;
+            const float *xg = sb + grp * 200704;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -8933,9 +9262,9 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv1(const float *restrict x0
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 16384;
                 const float *wp = wb;
-                for (int c = 0; c < 1024; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 1024; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -8959,8 +9288,8 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -8981,8 +9310,8 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9003,8 +9332,8 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9025,8 +9354,8 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9047,8 +9376,8 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9069,8 +9398,8 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9091,8 +9420,8 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv1(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9143,7 +9472,7 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv1(const float *restrict x0
 
 /* bottleneck9.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[8413610]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   weights at packed[8409506]: weight [256,256,3,3] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck9.bottleneck_path1.bn2 folded into the weights; then bottleneck9.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck9_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -9364,24 +9693,31 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv2(const float *restrict x0
 
 /* bottleneck9.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 1024
  *   in [256,14,14] -> out [1024,14,14]
- *   weights at packed[9470634]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck9.bottleneck_path1.bn3 folded into the weights; then + bottleneck8.relu1 (bottleneck9.add1); then bottleneck9.relu1
+ *   weights at packed[9466530]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck9.bottleneck_path1.bn3 folded into the weights; then + bottleneck8.relu1 (bottleneck9.add1); then bottleneck9.relu1
  */
-static CNN_SIMD void bottleneck9_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck9_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 262656;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 200704;
         const float *rb0 = r0 + (ptrdiff_t)b * 200704;
+        float *sb = s + (ptrdiff_t)b * 53248; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 256; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 256 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 2223; it++) {
             const int gb = it / 13, tile = it - gb * 13;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 1024 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 1536;
-            const float *xg = in + grp * 50176;
+            const float *xg = sb + grp * 50176;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -9397,9 +9733,9 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv3(const float *restrict x0
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 4096;
                 const float *wp = wb;
-                for (int c = 0; c < 256; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 256; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -9423,8 +9759,8 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9445,8 +9781,8 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9467,8 +9803,8 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9489,8 +9825,8 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9511,8 +9847,8 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9533,8 +9869,8 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9555,8 +9891,8 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv3(const float *restrict x0
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9608,23 +9944,30 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv3(const float *restrict x0
 
 /* bottleneck10.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 256
  *   in [1024,14,14] -> out [256,14,14]
- *   weights at packed[9734316]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck10.bottleneck_path1.bn1 folded into the weights; then bottleneck10.bottleneck_path1.relu1
+ *   weights at packed[9730212]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck10.bottleneck_path1.bn1 folded into the weights; then bottleneck10.bottleneck_path1.relu1
  */
-static CNN_SIMD void bottleneck10_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck10_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 264192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 50176;
+        float *sb = s + (ptrdiff_t)b * 212992; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 1024; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 1024 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 559; it++) {
             const int gb = it / 13, tile = it - gb * 13;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 6144;
-            const float *xg = in + grp * 200704;
+            const float *xg = sb + grp * 200704;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -9640,9 +9983,9 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv1(const float *restrict x
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 16384;
                 const float *wp = wb;
-                for (int c = 0; c < 1024; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 1024; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -9666,8 +10009,8 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv1(const float *restrict x
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9688,8 +10031,8 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv1(const float *restrict x
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9710,8 +10053,8 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv1(const float *restrict x
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9732,8 +10075,8 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv1(const float *restrict x
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9754,8 +10097,8 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv1(const float *restrict x
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9776,8 +10119,8 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv1(const float *restrict x
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9798,8 +10141,8 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv1(const float *restrict x
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -9850,7 +10193,7 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv1(const float *restrict x
 
 /* bottleneck10.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[9998766]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   weights at packed[9994662]: weight [256,256,3,3] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck10.bottleneck_path1.bn2 folded into the weights; then bottleneck10.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck10_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -10071,24 +10414,31 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv2(const float *restrict x
 
 /* bottleneck10.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 1024
  *   in [256,14,14] -> out [1024,14,14]
- *   weights at packed[11055790]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck10.bottleneck_path1.bn3 folded into the weights; then + bottleneck9.relu1 (bottleneck10.add1); then bottleneck10.relu1
+ *   weights at packed[11051686]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck10.bottleneck_path1.bn3 folded into the weights; then + bottleneck9.relu1 (bottleneck10.add1); then bottleneck10.relu1
  */
-static CNN_SIMD void bottleneck10_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck10_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 262656;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 200704;
         const float *rb0 = r0 + (ptrdiff_t)b * 200704;
+        float *sb = s + (ptrdiff_t)b * 53248; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 256; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 256 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 2223; it++) {
             const int gb = it / 13, tile = it - gb * 13;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 1024 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 1536;
-            const float *xg = in + grp * 50176;
+            const float *xg = sb + grp * 50176;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -10104,9 +10454,9 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv3(const float *restrict x
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 4096;
                 const float *wp = wb;
-                for (int c = 0; c < 256; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 256; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -10130,8 +10480,8 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv3(const float *restrict x
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10152,8 +10502,8 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv3(const float *restrict x
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10174,8 +10524,8 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv3(const float *restrict x
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10196,8 +10546,8 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv3(const float *restrict x
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10218,8 +10568,8 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv3(const float *restrict x
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10240,8 +10590,8 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv3(const float *restrict x
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10262,8 +10612,8 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv3(const float *restrict x
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10315,23 +10665,30 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv3(const float *restrict x
 
 /* bottleneck_proj4.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 512
  *   in [1024,14,14] -> out [512,14,14]
- *   weights at packed[11319472]: weight [512,1024,1,1] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck_proj4.bottleneck_path1.bn1 folded into the weights; then bottleneck_proj4.bottleneck_path1.relu1
+ *   weights at packed[11315368]: weight [512,1024,1,1] (packed in blocks of 6 output channels)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck_proj4.bottleneck_path1.bn1 folded into the weights; then bottleneck_proj4.bottleneck_path1.relu1
  */
-static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 528384;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 100352;
+        float *sb = s + (ptrdiff_t)b * 212992; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 13; tile++) {
+            const int p = tile < 12 ? tile * NR : 180;
+            for (int c = 0; c < 1024; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 1024 + c) * NR + l] = in[c * 196 + p + l];
+        }
         for (int it = 0; it < 1118; it++) {
             const int gb = it / 13, tile = it - gb * 13;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 512 + ob * MR;
             (void)grp;
             const float *wb = w + (ptrdiff_t)gb * 6144;
-            const float *xg = in + grp * 200704;
+            const float *xg = sb + grp * 200704;
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
@@ -10347,9 +10704,9 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv1(const float *restri
                 __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
                 __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
+                const float *xp = xg + tile * 16384;
                 const float *wp = wb;
-                for (int c = 0; c < 1024; c += 8, xp += 1568, wp += 48) {
+                for (int c = 0; c < 1024; c += 8, xp += 128, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
@@ -10373,8 +10730,8 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv1(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10395,8 +10752,8 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv1(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10417,8 +10774,8 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv1(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 48 + 8);
                         __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10439,8 +10796,8 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv1(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 64 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 64 + 8);
                         __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10461,8 +10818,8 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv1(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 80 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 80 + 8);
                         __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10483,8 +10840,8 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv1(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 96 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 96 + 8);
                         __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10505,8 +10862,8 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv1(const float *restri
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 112 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 112 + 8);
                         __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
@@ -10557,7 +10914,7 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv1(const float *restri
 
 /* bottleneck_proj4.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3/2 p1 512
  *   in [512,14,14] -> out [512,7,7]
- *   weights at packed[11848372]: weight [512,512,3,3] (packed in blocks of 32 output channels)
+ *   weights at packed[11844268]: weight [512,512,3,3] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; bottleneck_proj4.bottleneck_path1.bn2 folded into the weights; then bottleneck_proj4.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -10813,225 +11170,248 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv2(const float *restri
 
 /* bottleneck_proj4.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 2048
  *   in [512,7,7] -> out [2048,7,7]
- *   weights at packed[14208180]: weight [2048,512,1,1] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; bottleneck_proj4.bottleneck_path1.bn3 folded into the weights
+ *   weights at packed[14204076]: weight [2048,512,1,1] (packed in blocks of 16 output channels)
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; bottleneck_proj4.bottleneck_path1.bn3 folded into the weights
  */
-static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
+static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 1048576;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 100352;
+        float *sb = s + (ptrdiff_t)b * 27648; /* this sample's scratch */
         const float *in = xb0;
-        for (int it = 0; it < 1088; it++) {
-            const int gb = it / 17, tile = it - gb * 17;
+        for (int tile = 0; tile < 9; tile++)
+            for (int i = 0; i < MP; i++) {
+                const int q = tile * MP + i < 49 ? tile * MP + i : 48;
+                const float *src = in + q / 7 * 7 + q % 7 * 1;
+                float *dst = sb + tile * 3072 + i;
+                for (int c = 0; c < 512; c++)
+                    dst[c * MP] = src[c * 49];
+            }
+        for (int it = 0; it < 1152; it++) {
+            const int gb = it / 9, tile = it - gb * 9;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 2048 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 16384;
-            const float *xp = in + grp * 25088;
+            const float *wp = w + (ptrdiff_t)gb * 8192;
+            const float *xp = sb + tile * 3072;
             int q[MP];
             float t[MP][MR];
             q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
-            const int o0 = q[0] / 7 * 7 + q[0] % 7 * 1;
+            const int o0 = 0;
             q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
-            const int o1 = q[1] / 7 * 7 + q[1] % 7 * 1;
+            const int o1 = 1;
             q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
-            const int o2 = q[2] / 7 * 7 + q[2] % 7 * 1;
+            const int o2 = 2;
+            q[3] = tile * MP + 3 < 49 ? tile * MP + 3 : 48;
+            const int o3 = 3;
+            q[4] = tile * MP + 4 < 49 ? tile * MP + 4 : 48;
+            const int o4 = 4;
+            q[5] = tile * MP + 5 < 49 ? tile * MP + 5 : 48;
+            const int o5 = 5;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
             __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 512; c += 8, xp += 392, wp += 256) {
+            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
+            for (int c = 0; c < 512; c += 8, xp += 48, wp += 128) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
                     __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
                     xb = _mm256_set1_ps(xp[o1 + 0]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
                     xb = _mm256_set1_ps(xp[o2 + 0]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 0]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 0]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 0]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 6]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 6]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 6]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 6]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 6]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 6]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 12]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 49]);
+                    xb = _mm256_set1_ps(xp[o1 + 12]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 49]);
+                    xb = _mm256_set1_ps(xp[o2 + 12]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 12]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 12]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 12]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 18]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 18]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 18]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 18]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 18]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 24]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 98]);
+                    xb = _mm256_set1_ps(xp[o1 + 24]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 98]);
+                    xb = _mm256_set1_ps(xp[o2 + 24]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 24]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 24]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 24]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 30]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 30]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 30]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 30]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 30]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 30]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 36]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 147]);
+                    xb = _mm256_set1_ps(xp[o1 + 36]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 147]);
+                    xb = _mm256_set1_ps(xp[o2 + 36]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 36]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 36]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 36]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 42]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 196]);
+                    xb = _mm256_set1_ps(xp[o1 + 42]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 196]);
+                    xb = _mm256_set1_ps(xp[o2 + 42]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 245]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 245]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 294]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 294]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 343]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 343]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 42]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 42]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 42]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
             }
             _mm256_storeu_ps(t[0] + 0, c00);
             _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
             _mm256_storeu_ps(t[1] + 0, c10);
             _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
             _mm256_storeu_ps(t[2] + 0, c20);
             _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
+            _mm256_storeu_ps(t[3] + 0, c30);
+            _mm256_storeu_ps(t[3] + 8, c31);
+            _mm256_storeu_ps(t[4] + 0, c40);
+            _mm256_storeu_ps(t[4] + 8, c41);
+            _mm256_storeu_ps(t[5] + 0, c50);
+            _mm256_storeu_ps(t[5] + 8, c51);
             for (int k = 0; k < MR; k++) {
                 const int at = (oc0 + k) * 49;
                 for (int i = 0; i < MP; i++) {
@@ -11045,32 +11425,41 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv3(const float *restri
 
 /* bottleneck_proj4.conv1 — examples/resnet50.cnn:32: conv 1x1/2 2048
  *   in [1024,14,14] -> out [2048,7,7]
- *   weights at packed[15258804]: weight [2048,1024,1,1] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; bottleneck_proj4.bn1 folded into the weights; then + bottleneck_proj4.bottleneck_path1.bn3 (bottleneck_proj4.add1); then bottleneck_proj4.relu1
+ *   weights at packed[15254700]: weight [2048,1024,1,1] (packed in blocks of 32 output channels)
+ *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; bottleneck_proj4.bn1 folded into the weights; then + bottleneck_proj4.bottleneck_path1.bn3 (bottleneck_proj4.add1); then bottleneck_proj4.relu1
  */
-static CNN_SIMD void bottleneck_proj4_conv1(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void bottleneck_proj4_conv1(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 2097152;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 100352;
         const float *rb0 = r0 + (ptrdiff_t)b * 100352;
+        float *sb = s + (ptrdiff_t)b * 52224; /* this sample's scratch */
         const float *in = xb0;
+        for (int tile = 0; tile < 17; tile++)
+            for (int i = 0; i < MP; i++) {
+                const int q = tile * MP + i < 49 ? tile * MP + i : 48;
+                const float *src = in + q / 7 * 28 + q % 7 * 2;
+                float *dst = sb + tile * 3072 + i;
+                for (int c = 0; c < 1024; c++)
+                    dst[c * MP] = src[c * 196];
+            }
         for (int it = 0; it < 1088; it++) {
             const int gb = it / 17, tile = it - gb * 17;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 2048 + ob * MR;
             (void)grp;
             const float *wp = w + (ptrdiff_t)gb * 32768;
-            const float *xp = in + grp * 200704;
+            const float *xp = sb + tile * 3072;
             int q[MP];
             float t[MP][MR];
             q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
-            const int o0 = q[0] / 7 * 28 + q[0] % 7 * 2;
+            const int o0 = 0;
             q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
-            const int o1 = q[1] / 7 * 28 + q[1] % 7 * 2;
+            const int o1 = 1;
             q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
-            const int o2 = q[2] / 7 * 28 + q[2] % 7 * 2;
+            const int o2 = 2;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
@@ -11083,7 +11472,7 @@ static CNN_SIMD void bottleneck_proj4_conv1(const float *restrict x0, const floa
             __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
             __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 1024; c += 8, xp += 1568, wp += 256) {
+            for (int c = 0; c < 1024; c += 8, xp += 24, wp += 256) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
@@ -11110,17 +11499,17 @@ static CNN_SIMD void bottleneck_proj4_conv1(const float *restrict x0, const floa
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 3]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 196]);
+                    xb = _mm256_set1_ps(xp[o1 + 3]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 196]);
+                    xb = _mm256_set1_ps(xp[o2 + 3]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11131,17 +11520,17 @@ static CNN_SIMD void bottleneck_proj4_conv1(const float *restrict x0, const floa
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 392]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 6]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 392]);
+                    xb = _mm256_set1_ps(xp[o1 + 6]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 392]);
+                    xb = _mm256_set1_ps(xp[o2 + 6]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11152,17 +11541,17 @@ static CNN_SIMD void bottleneck_proj4_conv1(const float *restrict x0, const floa
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 588]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 9]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 588]);
+                    xb = _mm256_set1_ps(xp[o1 + 9]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 588]);
+                    xb = _mm256_set1_ps(xp[o2 + 9]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11173,17 +11562,17 @@ static CNN_SIMD void bottleneck_proj4_conv1(const float *restrict x0, const floa
                     const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 784]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 12]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 784]);
+                    xb = _mm256_set1_ps(xp[o1 + 12]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 784]);
+                    xb = _mm256_set1_ps(xp[o2 + 12]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11194,17 +11583,17 @@ static CNN_SIMD void bottleneck_proj4_conv1(const float *restrict x0, const floa
                     const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 980]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 15]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 980]);
+                    xb = _mm256_set1_ps(xp[o1 + 15]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 980]);
+                    xb = _mm256_set1_ps(xp[o2 + 15]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11215,17 +11604,17 @@ static CNN_SIMD void bottleneck_proj4_conv1(const float *restrict x0, const floa
                     const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1176]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 1176]);
+                    xb = _mm256_set1_ps(xp[o1 + 18]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 1176]);
+                    xb = _mm256_set1_ps(xp[o2 + 18]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11236,17 +11625,17 @@ static CNN_SIMD void bottleneck_proj4_conv1(const float *restrict x0, const floa
                     const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1372]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 21]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 1372]);
+                    xb = _mm256_set1_ps(xp[o1 + 21]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 1372]);
+                    xb = _mm256_set1_ps(xp[o2 + 21]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11280,231 +11669,287 @@ static CNN_SIMD void bottleneck_proj4_conv1(const float *restrict x0, const floa
 
 /* bottleneck11.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 512
  *   in [2048,7,7] -> out [512,7,7]
- *   weights at packed[17358004]: weight [512,2048,1,1] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; bottleneck11.bottleneck_path1.bn1 folded into the weights; then bottleneck11.bottleneck_path1.relu1
+ *   weights at packed[17353900]: weight [512,2048,1,1] (packed in blocks of 12 output channels)
+ *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck11.bottleneck_path1.bn1 folded into the weights; then bottleneck11.bottleneck_path1.relu1
  */
-static CNN_SIMD void bottleneck11_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 1048576;
+static CNN_SIMD void bottleneck11_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 1056768;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 25088;
+        float *sb = s + (ptrdiff_t)b * 114688; /* this sample's scratch */
         const float *in = xb0;
-        for (int it = 0; it < 272; it++) {
-            const int gb = it / 17, tile = it - gb * 17;
+        for (int tile = 0; tile < 7; tile++) {
+            const int p = tile < 6 ? tile * NR : 41;
+            for (int c = 0; c < 2048; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 2048 + c) * NR + l] = in[c * 49 + p + l];
+        }
+        for (int it = 0; it < 301; it++) {
+            const int gb = it / 7, tile = it - gb * 7;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 512 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 65536;
-            const float *xp = in + grp * 100352;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
-            const int o0 = q[0] / 7 * 7 + q[0] % 7 * 1;
-            q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
-            const int o1 = q[1] / 7 * 7 + q[1] % 7 * 1;
-            q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
-            const int o2 = q[2] / 7 * 7 + q[2] % 7 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 2048; c += 8, xp += 392, wp += 256) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+            const float *wb = w + (ptrdiff_t)gb * 24576;
+            const float *xg = sb + grp * 100352;
+            float t[MR][NR];
+            {
+                const int p = tile < 6 ? tile * NR : 41;
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
+                const float *xp = xg + tile * 16384;
+                const float *wp = wb;
+                for (int c = 0; c < 2048; c += 8, xp += 64, wp += 96) {
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 40 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 56 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 49]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 49]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 98]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 98]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 147]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 147]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 196]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 196]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 245]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 245]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 294]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 294]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 343]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 343]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-            }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 49;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+                _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[4] + 0, c40);
+                _mm256_storeu_ps(t[5] + 0, c50);
+                _mm256_storeu_ps(t[6] + 0, c60);
+                _mm256_storeu_ps(t[7] + 0, c70);
+                _mm256_storeu_ps(t[8] + 0, c80);
+                _mm256_storeu_ps(t[9] + 0, c90);
+                _mm256_storeu_ps(t[10] + 0, c100);
+                _mm256_storeu_ps(t[11] + 0, c110);
+                for (int i = 0; i < MR; i++) {
+                    if (ob * MR + i >= 512)
+                        break;
+                    const int at = (oc0 + i) * 49;
+                    for (int vi = 0; vi < NV; vi++) {
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at + q, x);
+                    }
                 }
             }
         }
@@ -11513,7 +11958,7 @@ static CNN_SIMD void bottleneck11_bottleneck_path1_conv1(const float *restrict x
 
 /* bottleneck11.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 512
  *   in [512,7,7] -> out [512,7,7]
- *   weights at packed[18407092]: weight [512,512,3,3] (packed in blocks of 6 output channels)
+ *   weights at packed[18411184]: weight [512,512,3,3] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(2x2,3x3), 4x4 tiles of 2x2 outputs, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck11.bottleneck_path1.bn2 folded into the weights; then bottleneck11.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck11_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -11734,226 +12179,249 @@ static CNN_SIMD void bottleneck11_bottleneck_path1_conv2(const float *restrict x
 
 /* bottleneck11.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 2048
  *   in [512,7,7] -> out [2048,7,7]
- *   weights at packed[22634676]: weight [2048,512,1,1] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; bottleneck11.bottleneck_path1.bn3 folded into the weights; then + bottleneck_proj4.relu1 (bottleneck11.add1); then bottleneck11.relu1
+ *   weights at packed[22638768]: weight [2048,512,1,1] (packed in blocks of 16 output channels)
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; bottleneck11.bottleneck_path1.bn3 folded into the weights; then + bottleneck_proj4.relu1 (bottleneck11.add1); then bottleneck11.relu1
  */
-static CNN_SIMD void bottleneck11_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
+static CNN_SIMD void bottleneck11_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 1048576;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 100352;
         const float *rb0 = r0 + (ptrdiff_t)b * 100352;
+        float *sb = s + (ptrdiff_t)b * 27648; /* this sample's scratch */
         const float *in = xb0;
-        for (int it = 0; it < 1088; it++) {
-            const int gb = it / 17, tile = it - gb * 17;
+        for (int tile = 0; tile < 9; tile++)
+            for (int i = 0; i < MP; i++) {
+                const int q = tile * MP + i < 49 ? tile * MP + i : 48;
+                const float *src = in + q / 7 * 7 + q % 7 * 1;
+                float *dst = sb + tile * 3072 + i;
+                for (int c = 0; c < 512; c++)
+                    dst[c * MP] = src[c * 49];
+            }
+        for (int it = 0; it < 1152; it++) {
+            const int gb = it / 9, tile = it - gb * 9;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 2048 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 16384;
-            const float *xp = in + grp * 25088;
+            const float *wp = w + (ptrdiff_t)gb * 8192;
+            const float *xp = sb + tile * 3072;
             int q[MP];
             float t[MP][MR];
             q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
-            const int o0 = q[0] / 7 * 7 + q[0] % 7 * 1;
+            const int o0 = 0;
             q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
-            const int o1 = q[1] / 7 * 7 + q[1] % 7 * 1;
+            const int o1 = 1;
             q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
-            const int o2 = q[2] / 7 * 7 + q[2] % 7 * 1;
+            const int o2 = 2;
+            q[3] = tile * MP + 3 < 49 ? tile * MP + 3 : 48;
+            const int o3 = 3;
+            q[4] = tile * MP + 4 < 49 ? tile * MP + 4 : 48;
+            const int o4 = 4;
+            q[5] = tile * MP + 5 < 49 ? tile * MP + 5 : 48;
+            const int o5 = 5;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
             __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 512; c += 8, xp += 392, wp += 256) {
+            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
+            for (int c = 0; c < 512; c += 8, xp += 48, wp += 128) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
                     __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
                     xb = _mm256_set1_ps(xp[o1 + 0]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
                     xb = _mm256_set1_ps(xp[o2 + 0]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 0]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 0]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 0]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 6]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 6]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 6]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 6]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 6]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 6]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 12]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 49]);
+                    xb = _mm256_set1_ps(xp[o1 + 12]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 49]);
+                    xb = _mm256_set1_ps(xp[o2 + 12]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 12]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 12]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 12]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 18]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 18]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 18]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 18]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 18]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 24]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 98]);
+                    xb = _mm256_set1_ps(xp[o1 + 24]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 98]);
+                    xb = _mm256_set1_ps(xp[o2 + 24]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 24]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 24]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 24]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 30]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 30]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 30]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 30]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 30]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 30]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 36]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 147]);
+                    xb = _mm256_set1_ps(xp[o1 + 36]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 147]);
+                    xb = _mm256_set1_ps(xp[o2 + 36]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 36]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 36]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 36]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 42]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 196]);
+                    xb = _mm256_set1_ps(xp[o1 + 42]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 196]);
+                    xb = _mm256_set1_ps(xp[o2 + 42]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 245]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 245]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 294]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 294]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 343]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 343]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 42]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 42]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 42]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
             }
             _mm256_storeu_ps(t[0] + 0, c00);
             _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
             _mm256_storeu_ps(t[1] + 0, c10);
             _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
             _mm256_storeu_ps(t[2] + 0, c20);
             _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
+            _mm256_storeu_ps(t[3] + 0, c30);
+            _mm256_storeu_ps(t[3] + 8, c31);
+            _mm256_storeu_ps(t[4] + 0, c40);
+            _mm256_storeu_ps(t[4] + 8, c41);
+            _mm256_storeu_ps(t[5] + 0, c50);
+            _mm256_storeu_ps(t[5] + 8, c51);
             for (int k = 0; k < MR; k++) {
                 const int at = (oc0 + k) * 49;
                 for (int i = 0; i < MP; i++) {
@@ -11969,231 +12437,287 @@ static CNN_SIMD void bottleneck11_bottleneck_path1_conv3(const float *restrict x
 
 /* bottleneck12.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 512
  *   in [2048,7,7] -> out [512,7,7]
- *   weights at packed[23685300]: weight [512,2048,1,1] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; bottleneck12.bottleneck_path1.bn1 folded into the weights; then bottleneck12.bottleneck_path1.relu1
+ *   weights at packed[23689392]: weight [512,2048,1,1] (packed in blocks of 12 output channels)
+ *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck12.bottleneck_path1.bn1 folded into the weights; then bottleneck12.bottleneck_path1.relu1
  */
-static CNN_SIMD void bottleneck12_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 1048576;
+static CNN_SIMD void bottleneck12_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 1056768;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 25088;
+        float *sb = s + (ptrdiff_t)b * 114688; /* this sample's scratch */
         const float *in = xb0;
-        for (int it = 0; it < 272; it++) {
-            const int gb = it / 17, tile = it - gb * 17;
+        for (int tile = 0; tile < 7; tile++) {
+            const int p = tile < 6 ? tile * NR : 41;
+            for (int c = 0; c < 2048; c++)
+                for (int l = 0; l < NR; l++)
+                    sb[(tile * 2048 + c) * NR + l] = in[c * 49 + p + l];
+        }
+        for (int it = 0; it < 301; it++) {
+            const int gb = it / 7, tile = it - gb * 7;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 512 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 65536;
-            const float *xp = in + grp * 100352;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
-            const int o0 = q[0] / 7 * 7 + q[0] % 7 * 1;
-            q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
-            const int o1 = q[1] / 7 * 7 + q[1] % 7 * 1;
-            q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
-            const int o2 = q[2] / 7 * 7 + q[2] % 7 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 2048; c += 8, xp += 392, wp += 256) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+            const float *wb = w + (ptrdiff_t)gb * 24576;
+            const float *xg = sb + grp * 100352;
+            float t[MR][NR];
+            {
+                const int p = tile < 6 ? tile * NR : 41;
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
+                const float *xp = xg + tile * 16384;
+                const float *wp = wb;
+                for (int c = 0; c < 2048; c += 8, xp += 64, wp += 96) {
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 40 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 56 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
+                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
+                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
+                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
+                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
+                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
+                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                    }
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 49]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 49]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 98]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 98]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 147]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 147]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 196]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 196]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 245]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 245]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 294]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 294]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 343]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 343]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-            }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 49;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+                _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[4] + 0, c40);
+                _mm256_storeu_ps(t[5] + 0, c50);
+                _mm256_storeu_ps(t[6] + 0, c60);
+                _mm256_storeu_ps(t[7] + 0, c70);
+                _mm256_storeu_ps(t[8] + 0, c80);
+                _mm256_storeu_ps(t[9] + 0, c90);
+                _mm256_storeu_ps(t[10] + 0, c100);
+                _mm256_storeu_ps(t[11] + 0, c110);
+                for (int i = 0; i < MR; i++) {
+                    if (ob * MR + i >= 512)
+                        break;
+                    const int at = (oc0 + i) * 49;
+                    for (int vi = 0; vi < NV; vi++) {
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at + q, x);
+                    }
                 }
             }
         }
@@ -12202,7 +12726,7 @@ static CNN_SIMD void bottleneck12_bottleneck_path1_conv1(const float *restrict x
 
 /* bottleneck12.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 512
  *   in [512,7,7] -> out [512,7,7]
- *   weights at packed[24734388]: weight [512,512,3,3] (packed in blocks of 6 output channels)
+ *   weights at packed[24746676]: weight [512,512,3,3] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(2x2,3x3), 4x4 tiles of 2x2 outputs, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck12.bottleneck_path1.bn2 folded into the weights; then bottleneck12.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck12_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -12423,226 +12947,249 @@ static CNN_SIMD void bottleneck12_bottleneck_path1_conv2(const float *restrict x
 
 /* bottleneck12.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 2048
  *   in [512,7,7] -> out [2048,7,7]
- *   weights at packed[28961972]: weight [2048,512,1,1] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; bottleneck12.bottleneck_path1.bn3 folded into the weights; then + bottleneck11.relu1 (bottleneck12.add1); then bottleneck12.relu1
+ *   weights at packed[28974260]: weight [2048,512,1,1] (packed in blocks of 16 output channels)
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; bottleneck12.bottleneck_path1.bn3 folded into the weights; then + bottleneck11.relu1 (bottleneck12.add1); then bottleneck12.relu1
  */
-static CNN_SIMD void bottleneck12_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
+static CNN_SIMD void bottleneck12_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 1048576;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 100352;
         const float *rb0 = r0 + (ptrdiff_t)b * 100352;
+        float *sb = s + (ptrdiff_t)b * 27648; /* this sample's scratch */
         const float *in = xb0;
-        for (int it = 0; it < 1088; it++) {
-            const int gb = it / 17, tile = it - gb * 17;
+        for (int tile = 0; tile < 9; tile++)
+            for (int i = 0; i < MP; i++) {
+                const int q = tile * MP + i < 49 ? tile * MP + i : 48;
+                const float *src = in + q / 7 * 7 + q % 7 * 1;
+                float *dst = sb + tile * 3072 + i;
+                for (int c = 0; c < 512; c++)
+                    dst[c * MP] = src[c * 49];
+            }
+        for (int it = 0; it < 1152; it++) {
+            const int gb = it / 9, tile = it - gb * 9;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 2048 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 16384;
-            const float *xp = in + grp * 25088;
+            const float *wp = w + (ptrdiff_t)gb * 8192;
+            const float *xp = sb + tile * 3072;
             int q[MP];
             float t[MP][MR];
             q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
-            const int o0 = q[0] / 7 * 7 + q[0] % 7 * 1;
+            const int o0 = 0;
             q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
-            const int o1 = q[1] / 7 * 7 + q[1] % 7 * 1;
+            const int o1 = 1;
             q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
-            const int o2 = q[2] / 7 * 7 + q[2] % 7 * 1;
+            const int o2 = 2;
+            q[3] = tile * MP + 3 < 49 ? tile * MP + 3 : 48;
+            const int o3 = 3;
+            q[4] = tile * MP + 4 < 49 ? tile * MP + 4 : 48;
+            const int o4 = 4;
+            q[5] = tile * MP + 5 < 49 ? tile * MP + 5 : 48;
+            const int o5 = 5;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
             __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 512; c += 8, xp += 392, wp += 256) {
+            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
+            for (int c = 0; c < 512; c += 8, xp += 48, wp += 128) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
                     __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
                     xb = _mm256_set1_ps(xp[o1 + 0]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
                     xb = _mm256_set1_ps(xp[o2 + 0]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 0]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 0]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 0]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 6]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 6]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 6]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 6]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 6]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 6]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 12]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 49]);
+                    xb = _mm256_set1_ps(xp[o1 + 12]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 49]);
+                    xb = _mm256_set1_ps(xp[o2 + 12]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 12]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 12]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 12]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 18]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 18]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 18]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 18]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 18]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 24]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 98]);
+                    xb = _mm256_set1_ps(xp[o1 + 24]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 98]);
+                    xb = _mm256_set1_ps(xp[o2 + 24]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 24]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 24]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 24]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 30]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 30]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 30]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 30]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 30]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 30]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 36]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 147]);
+                    xb = _mm256_set1_ps(xp[o1 + 36]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 147]);
+                    xb = _mm256_set1_ps(xp[o2 + 36]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 36]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 36]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 36]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 42]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 196]);
+                    xb = _mm256_set1_ps(xp[o1 + 42]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 196]);
+                    xb = _mm256_set1_ps(xp[o2 + 42]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 245]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 245]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 294]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 294]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 343]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 343]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 42]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 42]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 42]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
             }
             _mm256_storeu_ps(t[0] + 0, c00);
             _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
             _mm256_storeu_ps(t[1] + 0, c10);
             _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
             _mm256_storeu_ps(t[2] + 0, c20);
             _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
+            _mm256_storeu_ps(t[3] + 0, c30);
+            _mm256_storeu_ps(t[3] + 8, c31);
+            _mm256_storeu_ps(t[4] + 0, c40);
+            _mm256_storeu_ps(t[4] + 8, c41);
+            _mm256_storeu_ps(t[5] + 0, c50);
+            _mm256_storeu_ps(t[5] + 8, c51);
             for (int k = 0; k < MR; k++) {
                 const int at = (oc0 + k) * 49;
                 for (int i = 0; i < MP; i++) {
@@ -12676,7 +13223,7 @@ static CNN_SIMD void globalavgpool1(const float *restrict x0, float *restrict y,
 
 /* dense1 — examples/resnet50.cnn:44: dense 1000
  *   in [2048,1,1] -> out [1000]
- *   weights at packed[30012596]: weight [1000,2048] + bias [1000]
+ *   weights at packed[30024884]: weight [1000,2048] + bias [1000]
  *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); rows walked forwards and backwards on alternate calls
  */
 static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
@@ -12738,7 +13285,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
 }
 
 /* Canonical parameters (DSL.md order, 25610152 floats) to the packed layout
- * the kernels read (32061596 floats). */
+ * the kernels read (32073884 floats). */
 void resnet50_pack(const float *params, float *packed) {
     cnn_pack_conv(params + 0, NULL, params + 9408, 1.0000000000000001e-05, packed + 0, 64, 147, 1, 16); /* conv1 + bn1 */
     cnn_pack_conv(params + 9664, NULL, params + 13760, 1.0000000000000001e-05, packed + 9472, 64, 64, 1, 4); /* bottleneck_proj1.bottleneck_path1.conv1 + bottleneck_proj1.bottleneck_path1.bn1 */
@@ -12767,33 +13314,33 @@ void resnet50_pack(const float *params, float *packed) {
     cnn_pack_conv(params + 1455040, NULL, params + 1586112, 1.0000000000000001e-05, packed + 1878160, 256, 512, 1, 6); /* bottleneck_proj3.bottleneck_path1.conv1 + bottleneck_proj3.bottleneck_path1.bn1 */
     cnn_pack_conv(params + 1587136, NULL, params + 2176960, 1.0000000000000001e-05, packed + 2010514, 256, 2304, 1, 16); /* bottleneck_proj3.bottleneck_path1.conv2 + bottleneck_proj3.bottleneck_path1.bn2 */
     cnn_pack_conv(params + 2177984, NULL, params + 2440128, 1.0000000000000001e-05, packed + 2600594, 1024, 256, 1, 6); /* bottleneck_proj3.bottleneck_path1.conv3 + bottleneck_proj3.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 2444224, NULL, params + 2968512, 1.0000000000000001e-05, packed + 2864276, 1024, 512, 1, 24); /* bottleneck_proj3.conv1 + bottleneck_proj3.bn1 */
-    cnn_pack_conv(params + 2972608, NULL, params + 3234752, 1.0000000000000001e-05, packed + 3393692, 256, 1024, 1, 6); /* bottleneck6.bottleneck_path1.conv1 + bottleneck6.bottleneck_path1.bn1 */
-    cnn_pack_wino(params + 3235776, NULL, params + 3825600, 1.0000000000000001e-05, packed + 3658142, 256, 256, 6); /* bottleneck6.bottleneck_path1.conv2 + bottleneck6.bottleneck_path1.bn2: Winograd */
-    cnn_pack_conv(params + 3826624, NULL, params + 4088768, 1.0000000000000001e-05, packed + 4715166, 1024, 256, 1, 6); /* bottleneck6.bottleneck_path1.conv3 + bottleneck6.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 4092864, NULL, params + 4355008, 1.0000000000000001e-05, packed + 4978848, 256, 1024, 1, 6); /* bottleneck7.bottleneck_path1.conv1 + bottleneck7.bottleneck_path1.bn1 */
-    cnn_pack_wino(params + 4356032, NULL, params + 4945856, 1.0000000000000001e-05, packed + 5243298, 256, 256, 6); /* bottleneck7.bottleneck_path1.conv2 + bottleneck7.bottleneck_path1.bn2: Winograd */
-    cnn_pack_conv(params + 4946880, NULL, params + 5209024, 1.0000000000000001e-05, packed + 6300322, 1024, 256, 1, 6); /* bottleneck7.bottleneck_path1.conv3 + bottleneck7.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 5213120, NULL, params + 5475264, 1.0000000000000001e-05, packed + 6564004, 256, 1024, 1, 6); /* bottleneck8.bottleneck_path1.conv1 + bottleneck8.bottleneck_path1.bn1 */
-    cnn_pack_wino(params + 5476288, NULL, params + 6066112, 1.0000000000000001e-05, packed + 6828454, 256, 256, 6); /* bottleneck8.bottleneck_path1.conv2 + bottleneck8.bottleneck_path1.bn2: Winograd */
-    cnn_pack_conv(params + 6067136, NULL, params + 6329280, 1.0000000000000001e-05, packed + 7885478, 1024, 256, 1, 6); /* bottleneck8.bottleneck_path1.conv3 + bottleneck8.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 6333376, NULL, params + 6595520, 1.0000000000000001e-05, packed + 8149160, 256, 1024, 1, 6); /* bottleneck9.bottleneck_path1.conv1 + bottleneck9.bottleneck_path1.bn1 */
-    cnn_pack_wino(params + 6596544, NULL, params + 7186368, 1.0000000000000001e-05, packed + 8413610, 256, 256, 6); /* bottleneck9.bottleneck_path1.conv2 + bottleneck9.bottleneck_path1.bn2: Winograd */
-    cnn_pack_conv(params + 7187392, NULL, params + 7449536, 1.0000000000000001e-05, packed + 9470634, 1024, 256, 1, 6); /* bottleneck9.bottleneck_path1.conv3 + bottleneck9.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 7453632, NULL, params + 7715776, 1.0000000000000001e-05, packed + 9734316, 256, 1024, 1, 6); /* bottleneck10.bottleneck_path1.conv1 + bottleneck10.bottleneck_path1.bn1 */
-    cnn_pack_wino(params + 7716800, NULL, params + 8306624, 1.0000000000000001e-05, packed + 9998766, 256, 256, 6); /* bottleneck10.bottleneck_path1.conv2 + bottleneck10.bottleneck_path1.bn2: Winograd */
-    cnn_pack_conv(params + 8307648, NULL, params + 8569792, 1.0000000000000001e-05, packed + 11055790, 1024, 256, 1, 6); /* bottleneck10.bottleneck_path1.conv3 + bottleneck10.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 8573888, NULL, params + 9098176, 1.0000000000000001e-05, packed + 11319472, 512, 1024, 1, 6); /* bottleneck_proj4.bottleneck_path1.conv1 + bottleneck_proj4.bottleneck_path1.bn1 */
-    cnn_pack_conv(params + 9100224, NULL, params + 11459520, 1.0000000000000001e-05, packed + 11848372, 512, 4608, 1, 32); /* bottleneck_proj4.bottleneck_path1.conv2 + bottleneck_proj4.bottleneck_path1.bn2 */
-    cnn_pack_conv(params + 11461568, NULL, params + 12510144, 1.0000000000000001e-05, packed + 14208180, 2048, 512, 1, 32); /* bottleneck_proj4.bottleneck_path1.conv3 + bottleneck_proj4.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 12518336, NULL, params + 14615488, 1.0000000000000001e-05, packed + 15258804, 2048, 1024, 1, 32); /* bottleneck_proj4.conv1 + bottleneck_proj4.bn1 */
-    cnn_pack_conv(params + 14623680, NULL, params + 15672256, 1.0000000000000001e-05, packed + 17358004, 512, 2048, 1, 32); /* bottleneck11.bottleneck_path1.conv1 + bottleneck11.bottleneck_path1.bn1 */
-    cnn_pack_wino(params + 15674304, NULL, params + 18033600, 1.0000000000000001e-05, packed + 18407092, 512, 512, 6); /* bottleneck11.bottleneck_path1.conv2 + bottleneck11.bottleneck_path1.bn2: Winograd */
-    cnn_pack_conv(params + 18035648, NULL, params + 19084224, 1.0000000000000001e-05, packed + 22634676, 2048, 512, 1, 32); /* bottleneck11.bottleneck_path1.conv3 + bottleneck11.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 19092416, NULL, params + 20140992, 1.0000000000000001e-05, packed + 23685300, 512, 2048, 1, 32); /* bottleneck12.bottleneck_path1.conv1 + bottleneck12.bottleneck_path1.bn1 */
-    cnn_pack_wino(params + 20143040, NULL, params + 22502336, 1.0000000000000001e-05, packed + 24734388, 512, 512, 6); /* bottleneck12.bottleneck_path1.conv2 + bottleneck12.bottleneck_path1.bn2: Winograd */
-    cnn_pack_conv(params + 22504384, NULL, params + 23552960, 1.0000000000000001e-05, packed + 28961972, 2048, 512, 1, 32); /* bottleneck12.bottleneck_path1.conv3 + bottleneck12.bottleneck_path1.bn3 */
-    cnn_copy(params + 23561152, packed + 30012596, 2049000); /* dense1 */
+    cnn_pack_conv(params + 2444224, NULL, params + 2968512, 1.0000000000000001e-05, packed + 2864276, 1024, 512, 1, 16); /* bottleneck_proj3.conv1 + bottleneck_proj3.bn1 */
+    cnn_pack_conv(params + 2972608, NULL, params + 3234752, 1.0000000000000001e-05, packed + 3389588, 256, 1024, 1, 6); /* bottleneck6.bottleneck_path1.conv1 + bottleneck6.bottleneck_path1.bn1 */
+    cnn_pack_wino(params + 3235776, NULL, params + 3825600, 1.0000000000000001e-05, packed + 3654038, 256, 256, 6); /* bottleneck6.bottleneck_path1.conv2 + bottleneck6.bottleneck_path1.bn2: Winograd */
+    cnn_pack_conv(params + 3826624, NULL, params + 4088768, 1.0000000000000001e-05, packed + 4711062, 1024, 256, 1, 6); /* bottleneck6.bottleneck_path1.conv3 + bottleneck6.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 4092864, NULL, params + 4355008, 1.0000000000000001e-05, packed + 4974744, 256, 1024, 1, 6); /* bottleneck7.bottleneck_path1.conv1 + bottleneck7.bottleneck_path1.bn1 */
+    cnn_pack_wino(params + 4356032, NULL, params + 4945856, 1.0000000000000001e-05, packed + 5239194, 256, 256, 6); /* bottleneck7.bottleneck_path1.conv2 + bottleneck7.bottleneck_path1.bn2: Winograd */
+    cnn_pack_conv(params + 4946880, NULL, params + 5209024, 1.0000000000000001e-05, packed + 6296218, 1024, 256, 1, 6); /* bottleneck7.bottleneck_path1.conv3 + bottleneck7.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 5213120, NULL, params + 5475264, 1.0000000000000001e-05, packed + 6559900, 256, 1024, 1, 6); /* bottleneck8.bottleneck_path1.conv1 + bottleneck8.bottleneck_path1.bn1 */
+    cnn_pack_wino(params + 5476288, NULL, params + 6066112, 1.0000000000000001e-05, packed + 6824350, 256, 256, 6); /* bottleneck8.bottleneck_path1.conv2 + bottleneck8.bottleneck_path1.bn2: Winograd */
+    cnn_pack_conv(params + 6067136, NULL, params + 6329280, 1.0000000000000001e-05, packed + 7881374, 1024, 256, 1, 6); /* bottleneck8.bottleneck_path1.conv3 + bottleneck8.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 6333376, NULL, params + 6595520, 1.0000000000000001e-05, packed + 8145056, 256, 1024, 1, 6); /* bottleneck9.bottleneck_path1.conv1 + bottleneck9.bottleneck_path1.bn1 */
+    cnn_pack_wino(params + 6596544, NULL, params + 7186368, 1.0000000000000001e-05, packed + 8409506, 256, 256, 6); /* bottleneck9.bottleneck_path1.conv2 + bottleneck9.bottleneck_path1.bn2: Winograd */
+    cnn_pack_conv(params + 7187392, NULL, params + 7449536, 1.0000000000000001e-05, packed + 9466530, 1024, 256, 1, 6); /* bottleneck9.bottleneck_path1.conv3 + bottleneck9.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 7453632, NULL, params + 7715776, 1.0000000000000001e-05, packed + 9730212, 256, 1024, 1, 6); /* bottleneck10.bottleneck_path1.conv1 + bottleneck10.bottleneck_path1.bn1 */
+    cnn_pack_wino(params + 7716800, NULL, params + 8306624, 1.0000000000000001e-05, packed + 9994662, 256, 256, 6); /* bottleneck10.bottleneck_path1.conv2 + bottleneck10.bottleneck_path1.bn2: Winograd */
+    cnn_pack_conv(params + 8307648, NULL, params + 8569792, 1.0000000000000001e-05, packed + 11051686, 1024, 256, 1, 6); /* bottleneck10.bottleneck_path1.conv3 + bottleneck10.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 8573888, NULL, params + 9098176, 1.0000000000000001e-05, packed + 11315368, 512, 1024, 1, 6); /* bottleneck_proj4.bottleneck_path1.conv1 + bottleneck_proj4.bottleneck_path1.bn1 */
+    cnn_pack_conv(params + 9100224, NULL, params + 11459520, 1.0000000000000001e-05, packed + 11844268, 512, 4608, 1, 32); /* bottleneck_proj4.bottleneck_path1.conv2 + bottleneck_proj4.bottleneck_path1.bn2 */
+    cnn_pack_conv(params + 11461568, NULL, params + 12510144, 1.0000000000000001e-05, packed + 14204076, 2048, 512, 1, 16); /* bottleneck_proj4.bottleneck_path1.conv3 + bottleneck_proj4.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 12518336, NULL, params + 14615488, 1.0000000000000001e-05, packed + 15254700, 2048, 1024, 1, 32); /* bottleneck_proj4.conv1 + bottleneck_proj4.bn1 */
+    cnn_pack_conv(params + 14623680, NULL, params + 15672256, 1.0000000000000001e-05, packed + 17353900, 512, 2048, 1, 12); /* bottleneck11.bottleneck_path1.conv1 + bottleneck11.bottleneck_path1.bn1 */
+    cnn_pack_wino(params + 15674304, NULL, params + 18033600, 1.0000000000000001e-05, packed + 18411184, 512, 512, 6); /* bottleneck11.bottleneck_path1.conv2 + bottleneck11.bottleneck_path1.bn2: Winograd */
+    cnn_pack_conv(params + 18035648, NULL, params + 19084224, 1.0000000000000001e-05, packed + 22638768, 2048, 512, 1, 16); /* bottleneck11.bottleneck_path1.conv3 + bottleneck11.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 19092416, NULL, params + 20140992, 1.0000000000000001e-05, packed + 23689392, 512, 2048, 1, 12); /* bottleneck12.bottleneck_path1.conv1 + bottleneck12.bottleneck_path1.bn1 */
+    cnn_pack_wino(params + 20143040, NULL, params + 22502336, 1.0000000000000001e-05, packed + 24746676, 512, 512, 6); /* bottleneck12.bottleneck_path1.conv2 + bottleneck12.bottleneck_path1.bn2: Winograd */
+    cnn_pack_conv(params + 22504384, NULL, params + 23552960, 1.0000000000000001e-05, packed + 28974260, 2048, 512, 1, 16); /* bottleneck12.bottleneck_path1.conv3 + bottleneck12.bottleneck_path1.bn3 */
+    cnn_copy(params + 23561152, packed + 30024884, 2049000); /* dense1 */
 }
 
 /* Inference on `batch` samples (1..resnet50_BATCH), NCHW in and out. Returns 0,
@@ -12806,60 +13353,60 @@ int resnet50_forward(const float *packed, const float *in_img, float *out_logits
     if ((uintptr_t)arena % 64 != 0 || (resnet50_ARENA_BYTES > 0 && !arena))
         return 2;
     conv1(in_img, A + 0, packed + 0, A + 802816, batch);
-    maxpool1(A + 0, A + 1605632, A + 802816, batch);
-    bottleneck_proj1_bottleneck_path1_conv1(A + 1605632, A + 441600, packed + 9472, batch);
-    bottleneck_proj1_bottleneck_path1_conv2(A + 441600, A + 802816, packed + 13632, A + 0, batch);
-    bottleneck_proj1_bottleneck_path1_conv3(A + 802816, A + 0, packed + 79232, batch);
-    bottleneck_proj1_conv1(A + 1605632, A + 0, A + 802816, packed + 95872, batch);
-    bottleneck1_bottleneck_path1_conv1(A + 802816, A + 441600, packed + 112512, batch);
-    bottleneck1_bottleneck_path1_conv2(A + 441600, A + 1605632, packed + 128960, A + 0, batch);
-    bottleneck1_bottleneck_path1_conv3(A + 1605632, A + 802816, A + 0, packed + 194560, batch);
-    bottleneck2_bottleneck_path1_conv1(A + 0, A + 1244416, packed + 211200, batch);
-    bottleneck2_bottleneck_path1_conv2(A + 1244416, A + 1605632, packed + 227648, A + 802816, batch);
-    bottleneck2_bottleneck_path1_conv3(A + 1605632, A + 0, A + 802816, packed + 293248, batch);
-    bottleneck_proj2_bottleneck_path1_conv1(A + 802816, A + 1605632, packed + 309888, batch);
-    bottleneck_proj2_bottleneck_path1_conv2(A + 1605632, A + 430592, packed + 342784, A + 0, batch);
-    bottleneck_proj2_bottleneck_path1_conv3(A + 430592, A + 0, packed + 490368, batch);
-    bottleneck_proj2_conv1(A + 802816, A + 0, A + 1605632, packed + 556932, batch);
-    bottleneck3_bottleneck_path1_conv1(A + 1605632, A + 656896, packed + 688516, batch);
+    maxpool1(A + 0, A + 1808896, A + 802816, batch);
+    bottleneck_proj1_bottleneck_path1_conv1(A + 1808896, A + 441600, packed + 9472, A + 0, batch);
+    bottleneck_proj1_bottleneck_path1_conv2(A + 441600, A + 1004032, packed + 13632, A + 0, batch);
+    bottleneck_proj1_bottleneck_path1_conv3(A + 1004032, A + 0, packed + 79232, A + 802816, batch);
+    bottleneck_proj1_conv1(A + 1808896, A + 0, A + 804864, packed + 95872, A + 1607680, batch);
+    bottleneck1_bottleneck_path1_conv1(A + 804864, A + 1607680, packed + 112512, A + 0, batch);
+    bottleneck1_bottleneck_path1_conv2(A + 1607680, A + 441600, packed + 128960, A + 0, batch);
+    bottleneck1_bottleneck_path1_conv3(A + 441600, A + 804864, A + 1607680, packed + 194560, A + 0, batch);
+    bottleneck2_bottleneck_path1_conv1(A + 1607680, A + 804864, packed + 211200, A + 0, batch);
+    bottleneck2_bottleneck_path1_conv2(A + 804864, A + 441600, packed + 227648, A + 0, batch);
+    bottleneck2_bottleneck_path1_conv3(A + 441600, A + 1607680, A + 804864, packed + 293248, A + 0, batch);
+    bottleneck_proj2_bottleneck_path1_conv1(A + 804864, A + 1607680, packed + 309888, A + 0, batch);
+    bottleneck_proj2_bottleneck_path1_conv2(A + 1607680, A + 430592, packed + 342784, A + 0, batch);
+    bottleneck_proj2_bottleneck_path1_conv3(A + 430592, A + 0, packed + 490368, A + 530944, batch);
+    bottleneck_proj2_conv1(A + 804864, A + 0, A + 1607680, packed + 556932, A + 401408, batch);
+    bottleneck3_bottleneck_path1_conv1(A + 1607680, A + 656896, packed + 688516, A + 0, batch);
     bottleneck3_bottleneck_path1_conv2(A + 656896, A + 1058304, packed + 754180, A + 0, batch);
-    bottleneck3_bottleneck_path1_conv3(A + 1058304, A + 1605632, A + 656896, packed + 1018500, batch);
-    bottleneck4_bottleneck_path1_conv1(A + 656896, A + 1058304, packed + 1085064, batch);
+    bottleneck3_bottleneck_path1_conv3(A + 1058304, A + 1607680, A + 656896, packed + 1018500, A + 1158656, batch);
+    bottleneck4_bottleneck_path1_conv1(A + 656896, A + 1058304, packed + 1085064, A + 0, batch);
     bottleneck4_bottleneck_path1_conv2(A + 1058304, A + 1459712, packed + 1150728, A + 0, batch);
-    bottleneck4_bottleneck_path1_conv3(A + 1459712, A + 656896, A + 1058304, packed + 1415048, batch);
-    bottleneck5_bottleneck_path1_conv1(A + 1058304, A + 656896, packed + 1481612, batch);
+    bottleneck4_bottleneck_path1_conv3(A + 1459712, A + 656896, A + 1058304, packed + 1415048, A + 0, batch);
+    bottleneck5_bottleneck_path1_conv1(A + 1058304, A + 656896, packed + 1481612, A + 0, batch);
     bottleneck5_bottleneck_path1_conv2(A + 656896, A + 757248, packed + 1547276, A + 0, batch);
-    bottleneck5_bottleneck_path1_conv3(A + 757248, A + 1058304, A + 0, packed + 1811596, batch);
-    bottleneck_proj3_bottleneck_path1_conv1(A + 0, A + 631808, packed + 1878160, batch);
-    bottleneck_proj3_bottleneck_path1_conv2(A + 631808, A + 832512, packed + 2010514, A + 401408, batch);
-    bottleneck_proj3_bottleneck_path1_conv3(A + 832512, A + 401408, packed + 2600594, batch);
-    bottleneck_proj3_conv1(A + 0, A + 401408, A + 602112, packed + 2864276, batch);
-    bottleneck6_bottleneck_path1_conv1(A + 602112, A + 802816, packed + 3393692, batch);
-    bottleneck6_bottleneck_path1_conv2(A + 802816, A + 1003520, packed + 3658142, A + 0, batch);
-    bottleneck6_bottleneck_path1_conv3(A + 1003520, A + 602112, A + 802816, packed + 4715166, batch);
-    bottleneck7_bottleneck_path1_conv1(A + 802816, A + 600064, packed + 4978848, batch);
-    bottleneck7_bottleneck_path1_conv2(A + 600064, A + 1003520, packed + 5243298, A + 0, batch);
-    bottleneck7_bottleneck_path1_conv3(A + 1003520, A + 802816, A + 600064, packed + 6300322, batch);
-    bottleneck8_bottleneck_path1_conv1(A + 600064, A + 800768, packed + 6564004, batch);
-    bottleneck8_bottleneck_path1_conv2(A + 800768, A + 1001472, packed + 6828454, A + 0, batch);
-    bottleneck8_bottleneck_path1_conv3(A + 1001472, A + 600064, A + 800768, packed + 7885478, batch);
-    bottleneck9_bottleneck_path1_conv1(A + 800768, A + 600064, packed + 8149160, batch);
-    bottleneck9_bottleneck_path1_conv2(A + 600064, A + 1001472, packed + 8413610, A + 0, batch);
-    bottleneck9_bottleneck_path1_conv3(A + 1001472, A + 800768, A + 600064, packed + 9470634, batch);
-    bottleneck10_bottleneck_path1_conv1(A + 600064, A + 800768, packed + 9734316, batch);
-    bottleneck10_bottleneck_path1_conv2(A + 800768, A + 850944, packed + 9998766, A + 0, batch);
-    bottleneck10_bottleneck_path1_conv3(A + 850944, A + 600064, A + 0, packed + 11055790, batch);
-    bottleneck_proj4_bottleneck_path1_conv1(A + 0, A + 331776, packed + 11319472, batch);
-    bottleneck_proj4_bottleneck_path1_conv2(A + 331776, A + 432128, packed + 11848372, A + 200704, batch);
-    bottleneck_proj4_bottleneck_path1_conv3(A + 432128, A + 200704, packed + 14208180, batch);
-    bottleneck_proj4_conv1(A + 0, A + 200704, A + 314368, packed + 15258804, batch);
-    bottleneck11_bottleneck_path1_conv1(A + 314368, A + 414720, packed + 17358004, batch);
-    bottleneck11_bottleneck_path1_conv2(A + 414720, A + 515072, packed + 18407092, A + 0, batch);
-    bottleneck11_bottleneck_path1_conv3(A + 515072, A + 314368, A + 414720, packed + 22634676, batch);
-    bottleneck12_bottleneck_path1_conv1(A + 414720, A + 314368, packed + 23685300, batch);
-    bottleneck12_bottleneck_path1_conv2(A + 314368, A + 339456, packed + 24734388, A + 0, batch);
-    bottleneck12_bottleneck_path1_conv3(A + 339456, A + 414720, A + 0, packed + 28961972, batch);
+    bottleneck5_bottleneck_path1_conv3(A + 757248, A + 1058304, A + 0, packed + 1811596, A + 857600, batch);
+    bottleneck_proj3_bottleneck_path1_conv1(A + 0, A + 802816, packed + 1878160, A + 401408, batch);
+    bottleneck_proj3_bottleneck_path1_conv2(A + 802816, A + 655360, packed + 2010514, A + 401408, batch);
+    bottleneck_proj3_bottleneck_path1_conv3(A + 655360, A + 401408, packed + 2600594, A + 602112, batch);
+    bottleneck_proj3_conv1(A + 0, A + 401408, A + 602112, packed + 2864276, A + 802816, batch);
+    bottleneck6_bottleneck_path1_conv1(A + 602112, A + 802816, packed + 3389588, A + 0, batch);
+    bottleneck6_bottleneck_path1_conv2(A + 802816, A + 1003520, packed + 3654038, A + 0, batch);
+    bottleneck6_bottleneck_path1_conv3(A + 1003520, A + 602112, A + 802816, packed + 4711062, A + 0, batch);
+    bottleneck7_bottleneck_path1_conv1(A + 802816, A + 600064, packed + 4974744, A + 0, batch);
+    bottleneck7_bottleneck_path1_conv2(A + 600064, A + 1003520, packed + 5239194, A + 0, batch);
+    bottleneck7_bottleneck_path1_conv3(A + 1003520, A + 802816, A + 600064, packed + 6296218, A + 0, batch);
+    bottleneck8_bottleneck_path1_conv1(A + 600064, A + 800768, packed + 6559900, A + 0, batch);
+    bottleneck8_bottleneck_path1_conv2(A + 800768, A + 1001472, packed + 6824350, A + 0, batch);
+    bottleneck8_bottleneck_path1_conv3(A + 1001472, A + 600064, A + 800768, packed + 7881374, A + 0, batch);
+    bottleneck9_bottleneck_path1_conv1(A + 800768, A + 600064, packed + 8145056, A + 0, batch);
+    bottleneck9_bottleneck_path1_conv2(A + 600064, A + 1001472, packed + 8409506, A + 0, batch);
+    bottleneck9_bottleneck_path1_conv3(A + 1001472, A + 800768, A + 600064, packed + 9466530, A + 0, batch);
+    bottleneck10_bottleneck_path1_conv1(A + 600064, A + 800768, packed + 9730212, A + 0, batch);
+    bottleneck10_bottleneck_path1_conv2(A + 800768, A + 850944, packed + 9994662, A + 0, batch);
+    bottleneck10_bottleneck_path1_conv3(A + 850944, A + 600064, A + 212992, packed + 11051686, A + 413696, batch);
+    bottleneck_proj4_bottleneck_path1_conv1(A + 212992, A + 413696, packed + 11315368, A + 0, batch);
+    bottleneck_proj4_bottleneck_path1_conv2(A + 413696, A + 131072, packed + 11844268, A + 0, batch);
+    bottleneck_proj4_bottleneck_path1_conv3(A + 131072, A + 0, packed + 14204076, A + 100352, batch);
+    bottleneck_proj4_conv1(A + 212992, A + 0, A + 413696, packed + 15254700, A + 100352, batch);
+    bottleneck11_bottleneck_path1_conv1(A + 413696, A + 314368, packed + 17353900, A + 0, batch);
+    bottleneck11_bottleneck_path1_conv2(A + 314368, A + 339456, packed + 18411184, A + 0, batch);
+    bottleneck11_bottleneck_path1_conv3(A + 339456, A + 413696, A + 514048, packed + 22638768, A + 0, batch);
+    bottleneck12_bottleneck_path1_conv1(A + 514048, A + 314368, packed + 23689392, A + 0, batch);
+    bottleneck12_bottleneck_path1_conv2(A + 314368, A + 339456, packed + 24746676, A + 0, batch);
+    bottleneck12_bottleneck_path1_conv3(A + 339456, A + 514048, A + 0, packed + 28974260, A + 100352, batch);
     globalavgpool1(A + 0, A + 100352, batch);
-    dense1(A + 100352, out_logits, packed + 30012596, A + 2007040, batch);
+    dense1(A + 100352, out_logits, packed + 30024884, A + 2410496, batch);
     return 0;
 }

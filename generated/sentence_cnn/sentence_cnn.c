@@ -5,7 +5,7 @@
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions
  * arena:   22528 bytes (66240 without reuse; 22144 live at most)
- * weights: 360902 canonical floats, 404138 packed
+ * weights: 360902 canonical floats, 396930 packed
  *
  * Inference calls no library function but memcpy/memset (which a
  * compiler may emit for plain loops) and needs no libm. */
@@ -142,22 +142,22 @@ static void cnn_pack_conv(const float *w, const float *bias, const float *bn,
 
 /* ngram1.conv1 — examples/sentence_cnn.cnn:17: conv 3x300 100
  *   in [1,56,300] -> out [100,54,1]
- *   weights at packed[0]: weight [100,1,3,300] + bias [100] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; then ngram1.relu1
+ *   weights at packed[0]: weight [100,1,3,300] + bias [100] (packed in blocks of 8 output channels)
+ *   avx2: tile MP=12 positions x MR=8 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; then ngram1.relu1
  */
 static CNN_SIMD void ngram1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 100800;
+    enum { MP = 12, NV = 1, MR = 8, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 93600;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 16800;
         float *yb = y + (ptrdiff_t)b * 5400;
         const float *in = xb0;
-        for (int it = 0; it < 63; it++) {
-            const int tile = it / 7, gb = it - tile * 7;
+        for (int it = 0; it < 65; it++) {
+            const int tile = it / 13, gb = it - tile * 13;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 100 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 14400;
+            const float *wp = w + (ptrdiff_t)gb * 7200;
             const float *xp = in + grp * 16800;
             int q[MP];
             float t[MP][MR];
@@ -173,55 +173,72 @@ static CNN_SIMD void ngram1_conv1(const float *restrict x0, float *restrict y, c
             const int o4 = q[4] / 1 * 300 + q[4] % 1 * 1;
             q[5] = tile * MP + 5 < 54 ? tile * MP + 5 : 53;
             const int o5 = q[5] / 1 * 300 + q[5] % 1 * 1;
+            q[6] = tile * MP + 6 < 54 ? tile * MP + 6 : 53;
+            const int o6 = q[6] / 1 * 300 + q[6] % 1 * 1;
+            q[7] = tile * MP + 7 < 54 ? tile * MP + 7 : 53;
+            const int o7 = q[7] / 1 * 300 + q[7] % 1 * 1;
+            q[8] = tile * MP + 8 < 54 ? tile * MP + 8 : 53;
+            const int o8 = q[8] / 1 * 300 + q[8] % 1 * 1;
+            q[9] = tile * MP + 9 < 54 ? tile * MP + 9 : 53;
+            const int o9 = q[9] / 1 * 300 + q[9] % 1 * 1;
+            q[10] = tile * MP + 10 < 54 ? tile * MP + 10 : 53;
+            const int o10 = q[10] / 1 * 300 + q[10] % 1 * 1;
+            q[11] = tile * MP + 11 < 54 ? tile * MP + 11 : 53;
+            const int o11 = q[11] / 1 * 300 + q[11] % 1 * 1;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c60 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c70 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c80 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c90 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c100 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c110 = _mm256_loadu_ps(bias + gb * MR + 0);
             for (int c = 0; c < 1; c++, xp += 16800)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 300; j++, wp += MR)
                         {
                             const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                            const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
                             __m256 xb = _mm256_set1_ps(xp[o0 + i * 300 + j * 1]);
                             c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                            c01 = _mm256_fmadd_ps(xb, wv1, c01);
                             xb = _mm256_set1_ps(xp[o1 + i * 300 + j * 1]);
                             c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                            c11 = _mm256_fmadd_ps(xb, wv1, c11);
                             xb = _mm256_set1_ps(xp[o2 + i * 300 + j * 1]);
                             c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                            c21 = _mm256_fmadd_ps(xb, wv1, c21);
                             xb = _mm256_set1_ps(xp[o3 + i * 300 + j * 1]);
                             c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                            c31 = _mm256_fmadd_ps(xb, wv1, c31);
                             xb = _mm256_set1_ps(xp[o4 + i * 300 + j * 1]);
                             c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                            c41 = _mm256_fmadd_ps(xb, wv1, c41);
                             xb = _mm256_set1_ps(xp[o5 + i * 300 + j * 1]);
                             c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                            c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                            xb = _mm256_set1_ps(xp[o6 + i * 300 + j * 1]);
+                            c60 = _mm256_fmadd_ps(xb, wv0, c60);
+                            xb = _mm256_set1_ps(xp[o7 + i * 300 + j * 1]);
+                            c70 = _mm256_fmadd_ps(xb, wv0, c70);
+                            xb = _mm256_set1_ps(xp[o8 + i * 300 + j * 1]);
+                            c80 = _mm256_fmadd_ps(xb, wv0, c80);
+                            xb = _mm256_set1_ps(xp[o9 + i * 300 + j * 1]);
+                            c90 = _mm256_fmadd_ps(xb, wv0, c90);
+                            xb = _mm256_set1_ps(xp[o10 + i * 300 + j * 1]);
+                            c100 = _mm256_fmadd_ps(xb, wv0, c100);
+                            xb = _mm256_set1_ps(xp[o11 + i * 300 + j * 1]);
+                            c110 = _mm256_fmadd_ps(xb, wv0, c110);
                         }
             _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
             _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
             _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
             _mm256_storeu_ps(t[3] + 0, c30);
-            _mm256_storeu_ps(t[3] + 8, c31);
             _mm256_storeu_ps(t[4] + 0, c40);
-            _mm256_storeu_ps(t[4] + 8, c41);
             _mm256_storeu_ps(t[5] + 0, c50);
-            _mm256_storeu_ps(t[5] + 8, c51);
+            _mm256_storeu_ps(t[6] + 0, c60);
+            _mm256_storeu_ps(t[7] + 0, c70);
+            _mm256_storeu_ps(t[8] + 0, c80);
+            _mm256_storeu_ps(t[9] + 0, c90);
+            _mm256_storeu_ps(t[10] + 0, c100);
+            _mm256_storeu_ps(t[11] + 0, c110);
             for (int k = 0; k < MR; k++) {
                 if (ob * MR + k >= 100)
                     break;
@@ -256,7 +273,7 @@ static CNN_SIMD void ngram1_globalmaxpool1(const float *restrict x0, float *rest
 
 /* ngram2.conv1 — examples/sentence_cnn.cnn:17: conv 4x300 100
  *   in [1,56,300] -> out [100,53,1]
- *   weights at packed[100912]: weight [100,1,4,300] + bias [100] (packed in blocks of 16 output channels)
+ *   weights at packed[93704]: weight [100,1,4,300] + bias [100] (packed in blocks of 16 output channels)
  *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; then ngram2.relu1
  */
 static CNN_SIMD void ngram2_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -370,7 +387,7 @@ static CNN_SIMD void ngram2_globalmaxpool1(const float *restrict x0, float *rest
 
 /* ngram3.conv1 — examples/sentence_cnn.cnn:17: conv 5x300 100
  *   in [1,56,300] -> out [100,52,1]
- *   weights at packed[235424]: weight [100,1,5,300] + bias [100] (packed in blocks of 16 output channels)
+ *   weights at packed[228216]: weight [100,1,5,300] + bias [100] (packed in blocks of 16 output channels)
  *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; then ngram3.relu1
  */
 static CNN_SIMD void ngram3_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -500,7 +517,7 @@ static CNN_SIMD void concat1(const float *restrict x0, const float *restrict x1,
 
 /* dense1 — examples/sentence_cnn.cnn:25: dense 2
  *   in [300,1,1] -> out [2]
- *   weights at packed[403536]: weight [2,300] + bias [2]
+ *   weights at packed[396328]: weight [2,300] + bias [2]
  *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4)
  */
 static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -562,12 +579,12 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
 }
 
 /* Canonical parameters (DSL.md order, 360902 floats) to the packed layout
- * the kernels read (404138 floats). */
+ * the kernels read (396930 floats). */
 void sentence_cnn_pack(const float *params, float *packed) {
-    cnn_pack_conv(params + 0, params + 90000, NULL, 0.0, packed + 0, 100, 900, 1, 16); /* ngram1.conv1 */
-    cnn_pack_conv(params + 90100, params + 210100, NULL, 0.0, packed + 100912, 100, 1200, 1, 16); /* ngram2.conv1 */
-    cnn_pack_conv(params + 210200, params + 360200, NULL, 0.0, packed + 235424, 100, 1500, 1, 16); /* ngram3.conv1 */
-    cnn_copy(params + 360300, packed + 403536, 602); /* dense1 */
+    cnn_pack_conv(params + 0, params + 90000, NULL, 0.0, packed + 0, 100, 900, 1, 8); /* ngram1.conv1 */
+    cnn_pack_conv(params + 90100, params + 210100, NULL, 0.0, packed + 93704, 100, 1200, 1, 16); /* ngram2.conv1 */
+    cnn_pack_conv(params + 210200, params + 360200, NULL, 0.0, packed + 228216, 100, 1500, 1, 16); /* ngram3.conv1 */
+    cnn_copy(params + 360300, packed + 396328, 602); /* dense1 */
 }
 
 /* Inference on `batch` samples (1..sentence_cnn_BATCH), NCHW in and out. Returns 0,
@@ -581,11 +598,11 @@ int sentence_cnn_forward(const float *packed, const float *in_words, float *out_
         return 2;
     ngram1_conv1(in_words, A + 0, packed + 0, batch);
     ngram1_globalmaxpool1(A + 0, A + 5408, batch);
-    ngram2_conv1(in_words, A + 0, packed + 100912, batch);
+    ngram2_conv1(in_words, A + 0, packed + 93704, batch);
     ngram2_globalmaxpool1(A + 0, A + 5520, batch);
-    ngram3_conv1(in_words, A + 0, packed + 235424, batch);
+    ngram3_conv1(in_words, A + 0, packed + 228216, batch);
     ngram3_globalmaxpool1(A + 0, A + 5200, batch);
     concat1(A + 5408, A + 5520, A + 5200, A + 0, batch);
-    dense1(A + 0, out_logits, packed + 403536, batch);
+    dense1(A + 0, out_logits, packed + 396328, batch);
     return 0;
 }
