@@ -194,10 +194,8 @@ void emit_dw_conv(Emit *e, const Node *n) {
     bool pooled = n->pool && !e->plain;
     if (g.sw == 2 || pooled)
         simd_need_unzip(e);
-    if (pooled && g.width == 16)
-        e->need_pool512 = true;
-    else if (pooled)
-        e->need_pool = true;
+    if (pooled)
+        simd_need_vmax(e);
     P(e, "    enum { R = %lld, W = %d }; /* the tile: R output rows x W positions */\n",
       ll(g.rows), g.width);
     P(e, "    const float *bias = w + %lld;\n", ll(g.k * taps));
@@ -248,7 +246,7 @@ void emit_dw_conv(Emit *e, const Node *n) {
         P(e, "                    __m256 a%lld = bc;\n", ll(r));
     for (int64_t q = 0; q < in_rows; q++)
         emit_row_loads(e, &g, q);
-    if (n->pool && !e->plain)
+    if (pooled)
         for (int64_t r = 0; r < g.rows; r += 2)
             emit_pooled_store(e, n, &g, r);
     else

@@ -143,6 +143,8 @@ PackMrFn simd_mr_fn(Target t);
 int simd_width(Target t);
 /* Notes that the kernel being written calls cnn_unzip at its vector width. */
 void simd_need_unzip(Emit *e);
+/* cnn_vmax (the pooling kernels' maximum) at the width being written. */
+void simd_need_vmax(Emit *e);
 /* The epilogue's steps on the vector `x` holding outputs from sample index
  * `idx` on, as statements at `indent`. */
 void simd_epilogue_vector(Emit *e, const Node *n, const char *indent, const char *idx);

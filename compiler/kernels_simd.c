@@ -68,6 +68,13 @@ void simd_need_unzip(Emit *e) {
         e->need_unzip = true;
 }
 
+void simd_need_vmax(Emit *e) {
+    if (e->wide)
+        e->need_pool512 = true;
+    else
+        e->need_pool = true;
+}
+
 bool simd_target(Target t) {
     return t == TARGET_AVX2 || t == TARGET_AVX512;
 }
@@ -1197,10 +1204,7 @@ static void emit_maxpool(Emit *e, const Node *n, int w) {
     PoolGeo g = pool_geo(n);
     int64_t vectors = (g.wo + w - 1) / w;
     e->wide = w == 16;
-    if (e->wide)
-        e->need_pool512 = true;
-    else
-        e->need_pool = true;
+    simd_need_vmax(e);
     if (g.sw == 2)
         simd_need_unzip(e);
     P(e, "    enum { W = %d }; /* floats a vector */\n", w);

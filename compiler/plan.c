@@ -5,10 +5,10 @@
  * network inputs and outputs; its input's bytes for views (flatten, and
  * dropout, which is the identity in inference) and for element-wise layers
  * that are the last to read their input (in place); for a convolution that
- * writes a slice of a concat (fuse_concat.c), the concat's buffer, from the
- * first slice written on; for a convolution that pools before it stores
- * (fuse_pool.c), the pool's; otherwise a buffer of its own. A buffer is live from the step that writes it to the last step
- * that reads it. Then buffers are placed greedily, largest first, each in
+ * writes a slice of a concat (fuse_concat.c) or pools before it stores
+ * (fuse_pool.c), the concat's or the pool's buffer, made when the
+ * convolution runs; otherwise a buffer of its own. A buffer is live from
+ * the step that writes it to the last step that reads it. Then buffers are placed greedily, largest first, each in
  * the smallest gap left by the buffers it shares a step with ("greedy by
  * size, best fit").
  */
@@ -63,14 +63,15 @@ static bool can_overwrite(const Node *n, int i) {
     return in->buf && in->buf->last == n->id;
 }
 
-/* A concat's buffer, made by the first of its slices to be written: from
- * then on to the concat's last reader, the concat's output is live. */
-static Buffer *concat_buffer(Plan *p, Arena *a, Node *c, int first, const int *last_read) {
-    if (!c->buf && !c->is_output) {
-        int last = last_read[c->id] > c->id ? last_read[c->id] : c->id;
-        c->buf = new_buffer(p, a, c, shape_elems(c->shape) * 4 * p->batch, first, last);
+/* The buffer of node `to`, written first by an earlier node at step
+ * `first` (a slice of a concat, a convolution with the pool in it): made
+ * then, if no earlier writer made it, and live to `to`'s last reader. */
+static Buffer *written_early(Plan *p, Arena *a, Node *to, int first, const int *last_read) {
+    if (!to->buf && !to->is_output) {
+        int last = last_read[to->id] > to->id ? last_read[to->id] : to->id;
+        to->buf = new_buffer(p, a, to, shape_elems(to->shape) * 4 * p->batch, first, last);
     }
-    return c->buf;
+    return to->buf;
 }
 
 static void choose_homes(Graph *g, Plan *p, const int *last_read, Arena *a) {
@@ -85,26 +86,16 @@ static void choose_homes(Graph *g, Plan *p, const int *last_read, Arena *a) {
         int last = last_read[i] > n->id ? last_read[i] : n->id;
         if (n->op == OP_INPUT || n->is_output)
             continue;
-        if (n->slice_of) {   /* fuse_concat.c: it writes into the concat's bytes */
-            n->buf = concat_buffer(p, a, n->slice_of, n->id, last_read);
-            n->home = n->slice_of;
-            n->home_at = n->slice_at;
+        /* fuse_concat.c, fuse_pool.c: it writes the concat's or the pool's bytes */
+        Node *to = n->slice_of ? n->slice_of : n->pool;
+        if (to) {
+            n->buf = written_early(p, a, to, n->id, last_read);
+            n->home = to;
+            n->home_at = n->slice_of ? n->slice_at : 0;
             continue;
         }
-        if (n->op == OP_CONCAT && n->buf)
-            continue;   /* a slice made its buffer already */
-        if (n->pool) {   /* fuse_pool.c: it stores the pool's output */
-            Node *pool = n->pool;
-            int pool_last = last_read[pool->id] > pool->id ? last_read[pool->id] : pool->id;
-            if (!pool->is_output && !pool->buf)
-                pool->buf = new_buffer(p, a, pool, shape_elems(pool->shape) * 4 * p->batch,
-                                       n->id, pool_last);
-            n->home = pool;
-            n->buf = pool->buf;
-            continue;
-        }
-        if (pooled_in_conv(n))
-            continue;   /* its convolution made its buffer and writes it */
+        if (n->buf)
+            continue;   /* a concat or pool whose writers made its buffer */
         if (is_view(n->op) || n->fused_into) {
             n->view = true;
             share(n, n->inputs.items[n->fused_into ? n->fused_arg : 0], last);

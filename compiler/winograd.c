@@ -392,10 +392,8 @@ void emit_wino_conv(Emit *e, const Node *n) {
     int64_t copy = g.c * g.hp * g.wp, per_sample = copy + 16 * (g.c + g.kp) * g.tb;
     e->need_zip |= !n->pool;
     simd_need_unzip(e);
-    if (n->pool && g.width == 16)
-        e->need_pool512 = true;
-    else if (n->pool)
-        e->need_pool = true;
+    if (n->pool)
+        simd_need_vmax(e);
     e->need_load2x8 |= g.rv == 4;
     e->need_pad = true;
     P(e, "    enum { MR = %d, NV = %d, W = %d, BR = %lld, TB = %lld };\n", g.mr, g.nv, g.width,
