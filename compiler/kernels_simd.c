@@ -1187,16 +1187,37 @@ static void pool_taps(Emit *e, const PoolGeo *g, int w, const char *in, bool mas
     }
 }
 
-/* Channel c's plane into pl with -infinity around it. */
-static void pool_pad_plane(Emit *e, const PoolGeo *g) {
+/* Channel c's plane into pl with -infinity around it: rows outside the
+ * input all -infinity, the others a vector copy between -infinity borders
+ * (a per-element test here cost more than the pooling after it). */
+static void pool_pad_plane(Emit *e, const PoolGeo *g, int w) {
+    int64_t full = g->wi / w * w;
     P(e, "                for (int i = 0; i < %lld; i++) {\n", ll(g->hp));
     P(e, "                    float *row = pl + i * %lld;\n", ll(g->wp));
     P(e, "                    const int ih = i - %lld;\n", ll(g->top));
-    P(e, "                    for (int j = 0; j < %lld; j++)\n", ll(g->wp));
-    P(e, "                        row[j] = ih < 0 || ih >= %lld || j < %lld || j >= %lld\n",
-      ll(g->h), ll(g->left), ll(g->left + g->wi));
-    P(e, "                                 ? ninf : xb0[(c * %lld + ih) * %lld + j - %lld];\n",
-      ll(g->h), ll(g->wi), ll(g->left));
+    P(e, "                    if (ih < 0 || ih >= %lld) {\n", ll(g->h));
+    P(e, "                        for (int j = 0; j < %lld; j++)\n", ll(g->wp));
+    P(e, "                            row[j] = ninf;\n");
+    P(e, "                        continue;\n");
+    P(e, "                    }\n");
+    P(e, "                    const float *src = xb0 + (c * %lld + ih) * %lld;\n", ll(g->h), ll(g->wi));
+    if (g->left > 0) {
+        P(e, "                    for (int j = 0; j < %lld; j++)\n", ll(g->left));
+        P(e, "                        row[j] = ninf;\n");
+    }
+    if (full > 0) {
+        P(e, "                    for (int j = 0; j < %lld; j += W)\n", ll(full));
+        P(e, "                        _mm256_storeu_ps(row + %lld + j, _mm256_loadu_ps(src + j));\n",
+          ll(g->left));
+    }
+    if (full < g->wi) {
+        P(e, "                    for (int j = %lld; j < %lld; j++)\n", ll(full), ll(g->wi));
+        P(e, "                        row[%lld + j] = src[j];\n", ll(g->left));
+    }
+    if (g->left + g->wi < g->wp) {
+        P(e, "                    for (int j = %lld; j < %lld; j++)\n", ll(g->left + g->wi), ll(g->wp));
+        P(e, "                        row[j] = ninf;\n");
+    }
     P(e, "                }\n");
 }
 
@@ -1219,7 +1240,7 @@ static void emit_maxpool(Emit *e, const Node *n, int w) {
     }
     P(e, "        for (int c = 0; c < %lld; c++) {\n", ll(g.c));
     if (g.pads)
-        pool_pad_plane(e, &g);
+        pool_pad_plane(e, &g, w);
     P(e, "            for (int oh = 0; oh < %lld; oh++) {\n", ll(g.ho));
     P(e, "                const float *xr = %s + oh * %lld;\n",
       g.pads ? "pl" : arena_printf(e->a, "xb0 + c * %lld", ll(g.h * g.wi)), ll(g.sh * g.wp));

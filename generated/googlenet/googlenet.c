@@ -506,9 +506,18 @@ static CNN_SIMD void maxpool1(const float *restrict x0, float *restrict y, float
                 for (int i = 0; i < 114; i++) {
                     float *row = pl + i * 114;
                     const int ih = i - 1;
-                    for (int j = 0; j < 114; j++)
-                        row[j] = ih < 0 || ih >= 112 || j < 1 || j >= 113
-                                 ? ninf : xb0[(c * 112 + ih) * 112 + j - 1];
+                    if (ih < 0 || ih >= 112) {
+                        for (int j = 0; j < 114; j++)
+                            row[j] = ninf;
+                        continue;
+                    }
+                    const float *src = xb0 + (c * 112 + ih) * 112;
+                    for (int j = 0; j < 1; j++)
+                        row[j] = ninf;
+                    for (int j = 0; j < 112; j += W)
+                        _mm256_storeu_ps(row + 1 + j, _mm256_loadu_ps(src + j));
+                    for (int j = 113; j < 114; j++)
+                        row[j] = ninf;
                 }
             for (int oh = 0; oh < 56; oh++) {
                 const float *xr = pl + oh * 228;
@@ -1087,9 +1096,18 @@ static CNN_SIMD void maxpool2(const float *restrict x0, float *restrict y, float
                 for (int i = 0; i < 58; i++) {
                     float *row = pl + i * 58;
                     const int ih = i - 1;
-                    for (int j = 0; j < 58; j++)
-                        row[j] = ih < 0 || ih >= 56 || j < 1 || j >= 57
-                                 ? ninf : xb0[(c * 56 + ih) * 56 + j - 1];
+                    if (ih < 0 || ih >= 56) {
+                        for (int j = 0; j < 58; j++)
+                            row[j] = ninf;
+                        continue;
+                    }
+                    const float *src = xb0 + (c * 56 + ih) * 56;
+                    for (int j = 0; j < 1; j++)
+                        row[j] = ninf;
+                    for (int j = 0; j < 56; j += W)
+                        _mm256_storeu_ps(row + 1 + j, _mm256_loadu_ps(src + j));
+                    for (int j = 57; j < 58; j++)
+                        row[j] = ninf;
                 }
             for (int oh = 0; oh < 28; oh++) {
                 const float *xr = pl + oh * 116;
@@ -2192,9 +2210,20 @@ static CNN_SIMD void inception1_maxpool1(const float *restrict x0, float *restri
                 for (int i = 0; i < 30; i++) {
                     float *row = pl + i * 30;
                     const int ih = i - 1;
-                    for (int j = 0; j < 30; j++)
-                        row[j] = ih < 0 || ih >= 28 || j < 1 || j >= 29
-                                 ? ninf : xb0[(c * 28 + ih) * 28 + j - 1];
+                    if (ih < 0 || ih >= 28) {
+                        for (int j = 0; j < 30; j++)
+                            row[j] = ninf;
+                        continue;
+                    }
+                    const float *src = xb0 + (c * 28 + ih) * 28;
+                    for (int j = 0; j < 1; j++)
+                        row[j] = ninf;
+                    for (int j = 0; j < 24; j += W)
+                        _mm256_storeu_ps(row + 1 + j, _mm256_loadu_ps(src + j));
+                    for (int j = 24; j < 28; j++)
+                        row[1 + j] = src[j];
+                    for (int j = 29; j < 30; j++)
+                        row[j] = ninf;
                 }
             for (int oh = 0; oh < 28; oh++) {
                 const float *xr = pl + oh * 30;
@@ -3515,9 +3544,20 @@ static CNN_SIMD void inception2_maxpool1(const float *restrict x0, float *restri
                 for (int i = 0; i < 30; i++) {
                     float *row = pl + i * 30;
                     const int ih = i - 1;
-                    for (int j = 0; j < 30; j++)
-                        row[j] = ih < 0 || ih >= 28 || j < 1 || j >= 29
-                                 ? ninf : xb0[(c * 28 + ih) * 28 + j - 1];
+                    if (ih < 0 || ih >= 28) {
+                        for (int j = 0; j < 30; j++)
+                            row[j] = ninf;
+                        continue;
+                    }
+                    const float *src = xb0 + (c * 28 + ih) * 28;
+                    for (int j = 0; j < 1; j++)
+                        row[j] = ninf;
+                    for (int j = 0; j < 24; j += W)
+                        _mm256_storeu_ps(row + 1 + j, _mm256_loadu_ps(src + j));
+                    for (int j = 24; j < 28; j++)
+                        row[1 + j] = src[j];
+                    for (int j = 29; j < 30; j++)
+                        row[j] = ninf;
                 }
             for (int oh = 0; oh < 28; oh++) {
                 const float *xr = pl + oh * 30;
@@ -3796,9 +3836,20 @@ static CNN_SIMD void maxpool3(const float *restrict x0, float *restrict y, float
                 for (int i = 0; i < 30; i++) {
                     float *row = pl + i * 30;
                     const int ih = i - 1;
-                    for (int j = 0; j < 30; j++)
-                        row[j] = ih < 0 || ih >= 28 || j < 1 || j >= 29
-                                 ? ninf : xb0[(c * 28 + ih) * 28 + j - 1];
+                    if (ih < 0 || ih >= 28) {
+                        for (int j = 0; j < 30; j++)
+                            row[j] = ninf;
+                        continue;
+                    }
+                    const float *src = xb0 + (c * 28 + ih) * 28;
+                    for (int j = 0; j < 1; j++)
+                        row[j] = ninf;
+                    for (int j = 0; j < 24; j += W)
+                        _mm256_storeu_ps(row + 1 + j, _mm256_loadu_ps(src + j));
+                    for (int j = 24; j < 28; j++)
+                        row[1 + j] = src[j];
+                    for (int j = 29; j < 30; j++)
+                        row[j] = ninf;
                 }
             for (int oh = 0; oh < 14; oh++) {
                 const float *xr = pl + oh * 60;
@@ -4992,9 +5043,20 @@ static CNN_SIMD void inception3_maxpool1(const float *restrict x0, float *restri
                 for (int i = 0; i < 16; i++) {
                     float *row = pl + i * 16;
                     const int ih = i - 1;
-                    for (int j = 0; j < 16; j++)
-                        row[j] = ih < 0 || ih >= 14 || j < 1 || j >= 15
-                                 ? ninf : xb0[(c * 14 + ih) * 14 + j - 1];
+                    if (ih < 0 || ih >= 14) {
+                        for (int j = 0; j < 16; j++)
+                            row[j] = ninf;
+                        continue;
+                    }
+                    const float *src = xb0 + (c * 14 + ih) * 14;
+                    for (int j = 0; j < 1; j++)
+                        row[j] = ninf;
+                    for (int j = 0; j < 8; j += W)
+                        _mm256_storeu_ps(row + 1 + j, _mm256_loadu_ps(src + j));
+                    for (int j = 8; j < 14; j++)
+                        row[1 + j] = src[j];
+                    for (int j = 15; j < 16; j++)
+                        row[j] = ninf;
                 }
             for (int oh = 0; oh < 14; oh++) {
                 const float *xr = pl + oh * 16;
@@ -6351,9 +6413,20 @@ static CNN_SIMD void inception4_maxpool1(const float *restrict x0, float *restri
                 for (int i = 0; i < 16; i++) {
                     float *row = pl + i * 16;
                     const int ih = i - 1;
-                    for (int j = 0; j < 16; j++)
-                        row[j] = ih < 0 || ih >= 14 || j < 1 || j >= 15
-                                 ? ninf : xb0[(c * 14 + ih) * 14 + j - 1];
+                    if (ih < 0 || ih >= 14) {
+                        for (int j = 0; j < 16; j++)
+                            row[j] = ninf;
+                        continue;
+                    }
+                    const float *src = xb0 + (c * 14 + ih) * 14;
+                    for (int j = 0; j < 1; j++)
+                        row[j] = ninf;
+                    for (int j = 0; j < 8; j += W)
+                        _mm256_storeu_ps(row + 1 + j, _mm256_loadu_ps(src + j));
+                    for (int j = 8; j < 14; j++)
+                        row[1 + j] = src[j];
+                    for (int j = 15; j < 16; j++)
+                        row[j] = ninf;
                 }
             for (int oh = 0; oh < 14; oh++) {
                 const float *xr = pl + oh * 16;
@@ -7711,9 +7784,20 @@ static CNN_SIMD void inception5_maxpool1(const float *restrict x0, float *restri
                 for (int i = 0; i < 16; i++) {
                     float *row = pl + i * 16;
                     const int ih = i - 1;
-                    for (int j = 0; j < 16; j++)
-                        row[j] = ih < 0 || ih >= 14 || j < 1 || j >= 15
-                                 ? ninf : xb0[(c * 14 + ih) * 14 + j - 1];
+                    if (ih < 0 || ih >= 14) {
+                        for (int j = 0; j < 16; j++)
+                            row[j] = ninf;
+                        continue;
+                    }
+                    const float *src = xb0 + (c * 14 + ih) * 14;
+                    for (int j = 0; j < 1; j++)
+                        row[j] = ninf;
+                    for (int j = 0; j < 8; j += W)
+                        _mm256_storeu_ps(row + 1 + j, _mm256_loadu_ps(src + j));
+                    for (int j = 8; j < 14; j++)
+                        row[1 + j] = src[j];
+                    for (int j = 15; j < 16; j++)
+                        row[j] = ninf;
                 }
             for (int oh = 0; oh < 14; oh++) {
                 const float *xr = pl + oh * 16;
@@ -9180,9 +9264,20 @@ static CNN_SIMD void inception6_maxpool1(const float *restrict x0, float *restri
                 for (int i = 0; i < 16; i++) {
                     float *row = pl + i * 16;
                     const int ih = i - 1;
-                    for (int j = 0; j < 16; j++)
-                        row[j] = ih < 0 || ih >= 14 || j < 1 || j >= 15
-                                 ? ninf : xb0[(c * 14 + ih) * 14 + j - 1];
+                    if (ih < 0 || ih >= 14) {
+                        for (int j = 0; j < 16; j++)
+                            row[j] = ninf;
+                        continue;
+                    }
+                    const float *src = xb0 + (c * 14 + ih) * 14;
+                    for (int j = 0; j < 1; j++)
+                        row[j] = ninf;
+                    for (int j = 0; j < 8; j += W)
+                        _mm256_storeu_ps(row + 1 + j, _mm256_loadu_ps(src + j));
+                    for (int j = 8; j < 14; j++)
+                        row[1 + j] = src[j];
+                    for (int j = 15; j < 16; j++)
+                        row[j] = ninf;
                 }
             for (int oh = 0; oh < 14; oh++) {
                 const float *xr = pl + oh * 16;
@@ -10533,9 +10628,20 @@ static CNN_SIMD void inception7_maxpool1(const float *restrict x0, float *restri
                 for (int i = 0; i < 16; i++) {
                     float *row = pl + i * 16;
                     const int ih = i - 1;
-                    for (int j = 0; j < 16; j++)
-                        row[j] = ih < 0 || ih >= 14 || j < 1 || j >= 15
-                                 ? ninf : xb0[(c * 14 + ih) * 14 + j - 1];
+                    if (ih < 0 || ih >= 14) {
+                        for (int j = 0; j < 16; j++)
+                            row[j] = ninf;
+                        continue;
+                    }
+                    const float *src = xb0 + (c * 14 + ih) * 14;
+                    for (int j = 0; j < 1; j++)
+                        row[j] = ninf;
+                    for (int j = 0; j < 8; j += W)
+                        _mm256_storeu_ps(row + 1 + j, _mm256_loadu_ps(src + j));
+                    for (int j = 8; j < 14; j++)
+                        row[1 + j] = src[j];
+                    for (int j = 15; j < 16; j++)
+                        row[j] = ninf;
                 }
             for (int oh = 0; oh < 14; oh++) {
                 const float *xr = pl + oh * 16;
@@ -10824,9 +10930,20 @@ static CNN_SIMD void maxpool4(const float *restrict x0, float *restrict y, float
                 for (int i = 0; i < 16; i++) {
                     float *row = pl + i * 16;
                     const int ih = i - 1;
-                    for (int j = 0; j < 16; j++)
-                        row[j] = ih < 0 || ih >= 14 || j < 1 || j >= 15
-                                 ? ninf : xb0[(c * 14 + ih) * 14 + j - 1];
+                    if (ih < 0 || ih >= 14) {
+                        for (int j = 0; j < 16; j++)
+                            row[j] = ninf;
+                        continue;
+                    }
+                    const float *src = xb0 + (c * 14 + ih) * 14;
+                    for (int j = 0; j < 1; j++)
+                        row[j] = ninf;
+                    for (int j = 0; j < 8; j += W)
+                        _mm256_storeu_ps(row + 1 + j, _mm256_loadu_ps(src + j));
+                    for (int j = 8; j < 14; j++)
+                        row[1 + j] = src[j];
+                    for (int j = 15; j < 16; j++)
+                        row[j] = ninf;
                 }
             for (int oh = 0; oh < 7; oh++) {
                 const float *xr = pl + oh * 32;
@@ -12014,9 +12131,18 @@ static CNN_SIMD void inception8_maxpool1(const float *restrict x0, float *restri
                 for (int i = 0; i < 9; i++) {
                     float *row = pl + i * 9;
                     const int ih = i - 1;
-                    for (int j = 0; j < 9; j++)
-                        row[j] = ih < 0 || ih >= 7 || j < 1 || j >= 8
-                                 ? ninf : xb0[(c * 7 + ih) * 7 + j - 1];
+                    if (ih < 0 || ih >= 7) {
+                        for (int j = 0; j < 9; j++)
+                            row[j] = ninf;
+                        continue;
+                    }
+                    const float *src = xb0 + (c * 7 + ih) * 7;
+                    for (int j = 0; j < 1; j++)
+                        row[j] = ninf;
+                    for (int j = 0; j < 7; j++)
+                        row[1 + j] = src[j];
+                    for (int j = 8; j < 9; j++)
+                        row[j] = ninf;
                 }
             for (int oh = 0; oh < 7; oh++) {
                 const float *xr = pl + oh * 9;
@@ -13553,9 +13679,18 @@ static CNN_SIMD void inception9_maxpool1(const float *restrict x0, float *restri
                 for (int i = 0; i < 9; i++) {
                     float *row = pl + i * 9;
                     const int ih = i - 1;
-                    for (int j = 0; j < 9; j++)
-                        row[j] = ih < 0 || ih >= 7 || j < 1 || j >= 8
-                                 ? ninf : xb0[(c * 7 + ih) * 7 + j - 1];
+                    if (ih < 0 || ih >= 7) {
+                        for (int j = 0; j < 9; j++)
+                            row[j] = ninf;
+                        continue;
+                    }
+                    const float *src = xb0 + (c * 7 + ih) * 7;
+                    for (int j = 0; j < 1; j++)
+                        row[j] = ninf;
+                    for (int j = 0; j < 7; j++)
+                        row[1 + j] = src[j];
+                    for (int j = 8; j < 9; j++)
+                        row[j] = ninf;
                 }
             for (int oh = 0; oh < 7; oh++) {
                 const float *xr = pl + oh * 9;

@@ -506,9 +506,18 @@ static CNN_SIMD void maxpool1(const float *restrict x0, float *restrict y, float
                 for (int i = 0; i < 114; i++) {
                     float *row = pl + i * 114;
                     const int ih = i - 1;
-                    for (int j = 0; j < 114; j++)
-                        row[j] = ih < 0 || ih >= 112 || j < 1 || j >= 113
-                                 ? ninf : xb0[(c * 112 + ih) * 112 + j - 1];
+                    if (ih < 0 || ih >= 112) {
+                        for (int j = 0; j < 114; j++)
+                            row[j] = ninf;
+                        continue;
+                    }
+                    const float *src = xb0 + (c * 112 + ih) * 112;
+                    for (int j = 0; j < 1; j++)
+                        row[j] = ninf;
+                    for (int j = 0; j < 112; j += W)
+                        _mm256_storeu_ps(row + 1 + j, _mm256_loadu_ps(src + j));
+                    for (int j = 113; j < 114; j++)
+                        row[j] = ninf;
                 }
             for (int oh = 0; oh < 56; oh++) {
                 const float *xr = pl + oh * 228;

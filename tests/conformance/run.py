@@ -154,6 +154,9 @@ LAYER_CASES = [
     ("maxpool2_odd_in", [3, 7, 9], "maxpool(2)", 1),
     ("maxpool3_s2_pad1", [3, 9, 9], "maxpool(3, stride=2, pad=1)", 1),
     ("maxpool3_s2_pad1_even", [3, 8, 8], "maxpool(3, stride=2, pad=1)", 1),
+    # rows copied into the padded plane a vector at a time, with a tail (37 = 32 + 5)
+    ("maxpool3_s2_pad1_wide", [2, 6, 37], "maxpool(3, stride=2, pad=1)", 1),
+    ("maxpool_s1_pad2_wide", [2, 5, 19], "maxpool(5, stride=1, pad=2)", 1),
     ("maxpool_tuple", [3, 8, 9], "maxpool((2, 3), stride=(2, 1))", 1),
     ("maxpool_tuple_pad", [3, 8, 9], "maxpool((3, 2), stride=(1, 2), pad=(1, 1))", 1),
     ("maxpool3_s3", [3, 9, 9], "maxpool(3, stride=3)", 1),
