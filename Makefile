@@ -104,7 +104,9 @@ regen: cnnc
 	done; \
 	for n in $(SCALAR_SHOWN); do \
 	    ./cnnc build examples/$$n.cnn --target scalar -o generated/scalar/$$n || exit 1; \
-	done; echo "generated/ rewritten from examples/"
+	done; \
+	./cnnc build examples/resnet18.cnn --target avx2 --batch 8 -o generated/batch8/resnet18 \
+	    || exit 1; echo "generated/ rewritten from examples/"
 
 # Debian packages the build, the tests and the demo need. `make deps` installs
 # the missing ones (as root, or through sudo); with all present it does nothing.

@@ -162,6 +162,9 @@ void wino_choose(Graph *g, Target t, bool off);
 /* fuse_pool.c: marks each 2x2 stride-2 max pool that the kernel of the
  * convolution before it computes (n->pool); run after fuse_graph(). */
 void fuse_pool(Graph *g, Target t);
+/* chain.c: numbers the runs of convolutions NAME_forward takes one sample
+ * at a time (n->chain); run after fuse_pool(). */
+void chain_samples(Graph *g, const BuildOptions *opt);
 bool wino_suits(Target t, const Node *n);
 int wino_mr(Target t, const Node *n);
 int64_t wino_scratch(Target t, const Node *n, int batch);

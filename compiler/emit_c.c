@@ -796,26 +796,49 @@ static void emit_io_params(FILE *o, const Graph *g) {
         fprintf(o, "float *out_%s, ", (const char *)g->output_names.items[i]);
 }
 
+/* storage(e, n) in a chain's loop over samples (chain.c): at sample b's
+ * part, unless its buffer holds one sample only. */
+static const char *sample_storage(Emit *e, const Node *n, bool in_chain) {
+    const char *at = storage(e, n);
+    const Node *home = n->home;
+    if (!in_chain || (home->buf && home->buf->one_sample))
+        return at;
+    return arena_printf(e->a, "%s + (ptrdiff_t)b * %lld", at, ll(shape_elems(home->shape)));
+}
+
 static void emit_call(Emit *e, FILE *o, const Node *n) {
-    fprintf(o, "    %s(", e->fn[n->id]);
+    bool in_chain = n->chain > 0;
+    fprintf(o, "%s%s(", in_chain ? "        " : "    ", e->fn[n->id]);
     if (n->op == OP_INPUT)
         fprintf(o, "%s, ", storage(e, n));
     for (int k = 0; k < n->inputs.len; k++)
-        fprintf(o, "%s, ", storage(e, n->inputs.items[k]));
+        fprintf(o, "%s, ", sample_storage(e, n->inputs.items[k], in_chain));
     for (int k = 0; n->epi && k < n->epi->n; k++)
         if (n->epi->step[k].kind == EPI_ADD)
-            fprintf(o, "%s, ", storage(e, n->epi->step[k].operand));
+            fprintf(o, "%s, ", sample_storage(e, n->epi->step[k].operand, in_chain));
     /* an input that is also an output is copied into the output buffer */
     fprintf(o, "%s, ", n->op == OP_INPUT
                        ? arena_printf(e->a, "out_%s", (const char *)e->g->output_names.items[n->io])
-                       : storage(e, n));
+                       : sample_storage(e, n, in_chain));
     if (n->nparams)
         fprintf(o, "packed + %lld, ", ll(n->packed));
     if (n->scratch)
         fprintf(o, "A + %lld, ", ll(n->scratch->offset / 4));
     if (n->state)
         fprintf(o, "A + %lld, ", ll(n->state->offset / 4));
-    fprintf(o, "batch);\n");
+    fprintf(o, "%s);\n", in_chain ? "1" : "batch");
+}
+
+/* The loop of chain n->chain over the samples, with what it is for. */
+static void open_chain(Emit *e, FILE *o, const Node *n) {
+    int members = 0;
+    for (int i = n->id; i < e->g->nodes.len; i++) {
+        const Node *m = e->g->nodes.items[i];
+        members += m->chain == n->chain && has_code(m);
+    }
+    fprintf(o, "    /* %d layers a sample at a time (chain.c): what they pass each other\n"
+               "     * stays in cache and takes one sample's bytes of the arena */\n"
+               "    for (int b = 0; b < batch; b++) {\n", members);
 }
 
 static void emit_forward(Emit *e, FILE *o) {
@@ -839,11 +862,22 @@ static void emit_forward(Emit *e, FILE *o) {
         fprintf(o, "    (void)A;\n");
     if (!uses_packed)
         fprintf(o, "    (void)packed;\n");
+    int chain = 0;   /* the chain whose loop is open */
     for (int i = 0; i < g->nodes.len; i++) {
         const Node *n = g->nodes.items[i];
-        if (has_code(n))
-            emit_call(e, o, n);
+        if (!has_code(n))
+            continue;
+        if (n->chain != chain) {
+            if (chain)
+                fprintf(o, "    }\n");
+            if (n->chain)
+                open_chain(e, o, n);
+            chain = n->chain;
+        }
+        emit_call(e, o, n);
     }
+    if (chain)
+        fprintf(o, "    }\n");
     fprintf(o, "    return 0;\n}\n");
 }
 
@@ -914,11 +948,12 @@ static void emit_front_matter(Emit *e, FILE *o) {
             : e->opt->target == TARGET_AVX2 ? "x86-64 AVX2 + FMA" : "portable C (scalar)",
             e->opt->batch, e->opt->openmp ? "; OpenMP (compile with -fopenmp)" : "");
     const FuseOptions *f = &e->opt->fuse;
-    const char *passes = arena_printf(e->a, "%s%s%s%s%s", f->no_bn ? "" : ", bn folding",
+    const char *passes = arena_printf(e->a, "%s%s%s%s%s%s", f->no_bn ? "" : ", bn folding",
                                       f->no_add ? "" : ", residual adds",
                                       f->no_act ? "" : ", activations",
                                       f->no_concat ? "" : ", concat slices",
-                                      f->no_pool ? "" : ", max pools in convolutions");
+                                      f->no_pool ? "" : ", max pools in convolutions",
+                                      f->no_chain ? "" : ", chains a sample at a time");
     fprintf(o, " * fusion:  %s\n", *passes ? passes + 2 : "off");
     fprintf(o, " * arena:   %lld bytes (%lld without reuse; %lld live at most)\n",
             ll(e->plan->arena_bytes), ll(e->plan->no_reuse_bytes),
@@ -967,6 +1002,8 @@ Generated *emit_c(Graph *g, const BuildOptions *opt, Arena *a, Diags *d) {
     wino_choose(g, opt->target, opt->no_winograd);
     if (!opt->fuse.no_pool)
         fuse_pool(g, opt->target);
+    if (!opt->fuse.no_chain)
+        chain_samples(g, opt);
     Plan *plan = simd ? plan_with_state(g, opt->batch, simd_scratch_fn(opt->target),
                                         simd_state_floats, a, d)
                       : plan_memory(g, opt->batch, scalar_scratch, a, d);

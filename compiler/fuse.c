@@ -54,6 +54,7 @@ void fuse_graph(Graph *g, const FuseOptions *f, Arena *a) {
         n->slice_of = NULL;
         n->slice_at = 0;
         n->pool = NULL;
+        n->chain = 0;
     }
     if (!f->no_bn)
         fuse_bn(g, a);

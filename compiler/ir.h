@@ -200,6 +200,12 @@ struct Node {
     /* set by wino_choose() (winograd.c) before planning, for inference */
     bool winograd;            /* conv: computed by Winograd's F(2x2, 3x3) */
 
+    /* set by chain_samples() (chain.c) before planning, for inference */
+    int chain;                /* 0, or the number of the run of
+                                 convolutions NAME_forward takes one sample
+                                 at a time that has it: one of them, or a
+                                 node without code among or after them */
+
     /* set by pack.c */
     int64_t packed;           /* first float of its weights in the packed vector */
     int pack_mr;              /* conv, dense: output channels interleaved in
@@ -287,10 +293,11 @@ typedef struct Epilogue {
 } Epilogue;
 
 /* Which passes run. All on is the default; --no-fuse turns them all off
- * and --no-fuse=bn,add,act,concat,pool any of them (pool: fuse_pool()
- * in emit.h, which needs the target). */
+ * and --no-fuse=bn,add,act,concat,pool,chain any of them (pool:
+ * fuse_pool() and chain: chain_samples(), in emit.h, which need the
+ * target). */
 typedef struct FuseOptions {
-    bool no_bn, no_add, no_act, no_concat, no_pool;
+    bool no_bn, no_add, no_act, no_concat, no_pool, no_chain;
 } FuseOptions;
 
 /* Clears what an earlier run left, then runs the enabled passes in order:
@@ -323,6 +330,8 @@ typedef struct Buffer {
     int first, last;          /* live steps, inclusive */
     int64_t offset;           /* in the arena, a multiple of ARENA_ALIGN */
     const Node *owner;        /* the node that first writes it */
+    bool one_sample;          /* only a chain (chain.c) writes and reads it,
+                                 one sample at a time: it holds one sample */
 } Buffer;
 
 enum { ARENA_ALIGN = 64 };

@@ -66,7 +66,10 @@ static void usage(FILE *f) {
 "                     in the conv's or dense layer's epilogue), concat (a\n"
 "                     conv writes its slice of a concat's output itself),\n"
 "                     pool (a 2x2 max pool in the registers of the conv\n"
-"                     before it, where its kernel allows)\n"
+"                     before it, where its kernel allows), chain (with\n"
+"                     --batch over 1, runs of convolutions take one sample\n"
+"                     at a time, so what they pass each other stays in\n"
+"                     cache and the arena holds one sample of it)\n"
 "  --no-winograd      vector targets: direct kernels for 3x3 stride-1\n"
 "                     convolutions too (by default the large ones use\n"
 "                     Winograd's F(2x2,3x3))\n"
@@ -174,6 +177,8 @@ static bool parse_no_fuse(const char *list, FuseOptions *f) {
             f->no_concat = true;
         else if (!strcmp(tok, "pool"))
             f->no_pool = true;
+        else if (!strcmp(tok, "chain"))
+            f->no_chain = true;
         else
             return false;
     }
@@ -208,13 +213,14 @@ static int parse_args(int argc, char **argv, CliOptions *o) {
             o->openmp = true;
         } else if (!strcmp(a, "--no-fuse")) {
             o->fuse = (FuseOptions){.no_bn = true, .no_add = true, .no_act = true,
-                                    .no_concat = true, .no_pool = true};
+                                    .no_concat = true, .no_pool = true,
+                                    .no_chain = true};
         } else if (!strcmp(a, "--no-winograd")) {
             o->no_winograd = true;
         } else if (!strncmp(a, "--no-fuse=", 10)) {
             if (!parse_no_fuse(a + 10, &o->fuse))
                 return usage_error("--no-fuse= takes a comma-separated list of bn, "
-                                   "add, act, concat and pool, not '%s'", a + 10);
+                                   "add, act, concat, pool and chain, not '%s'", a + 10);
         } else if ((rc = train_option(argc, argv, &i, o)) != 0) {
             if (rc == 2)
                 return usage_error("%s needs a value", a);

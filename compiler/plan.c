@@ -139,6 +139,36 @@ static bool overlap_in_time(const Buffer *a, const Buffer *b) {
     return a->first <= b->last && b->first <= a->last;
 }
 
+/* The runs of convolutions that take one sample at a time (chain.c). A
+ * buffer that only chain c writes and reads holds one sample, since sample
+ * b+1 overwrites it only after sample b is through the chain. One the
+ * chain writes for a later layer is live from the chain's first step (it
+ * keeps sample 0 while the chain goes on with the rest); one it reads from
+ * an earlier layer, to the chain's last step. */
+static void plan_chains(const Graph *g, Plan *p) {
+    for (int c = 1;; c++) {
+        int first = -1, last = -1;
+        for (int i = 0; i < g->nodes.len; i++)
+            if (((const Node *)g->nodes.items[i])->chain == c) {
+                first = first < 0 ? i : first;
+                last = i;
+            }
+        if (first < 0)
+            return;
+        for (int i = 0; i < p->buffers.len; i++) {
+            Buffer *b = p->buffers.items[i];
+            if (b->first >= first && b->last <= last) {
+                b->one_sample = true;
+                b->bytes = round_up(shape_elems(b->owner->shape) * 4, ARENA_ALIGN);
+            } else if (b->first < first && b->last >= first && b->last < last) {
+                b->last = last;
+            } else if (b->first >= first && b->first <= last && b->last > last) {
+                b->first = first;
+            }
+        }
+    }
+}
+
 /* Greedy by size, best fit. */
 static void place(Plan *p) {
     int n = p->buffers.len;
@@ -248,12 +278,16 @@ Plan *plan_with_state(Graph *g, int batch, ScratchFn scratch, ScratchFn state, A
     }
     choose_homes(g, p, last_read, a);
     free(last_read);
+    plan_chains(g, p);
 
     for (int i = 0; i < steps; i++) {
         Node *n = g->nodes.items[i];
-        int64_t floats = scratch ? scratch(n, batch) : 0;
-        if (floats > 0)
+        /* a chain's convolution runs on one sample a call */
+        int64_t floats = scratch ? scratch(n, n->chain ? 1 : batch) : 0;
+        if (floats > 0) {
             n->scratch = new_buffer(p, a, n, floats * 4, n->id, n->id);
+            n->scratch->one_sample = n->chain > 0;
+        }
         /* live at every step, so nothing else ever writes over it */
         int64_t kept = state ? state(n, batch) : 0;
         if (kept > 0)

@@ -167,7 +167,7 @@ Test(cli, train_refuses_openmp_rather_than_ignoring_it) {
 Test(cli, no_fuse_takes_only_known_passes) {
     char err[4096];
     cr_expect_eq(cnnc(err, sizeof err, "build examples/lenet5.cnn --no-fuse=bn,relu -o build/cli/t"), 2);
-    cr_expect(strstr(err, "bn, add, act, concat and pool"), "got: %s", err);
-    cr_expect_eq(cnnc(err, sizeof err, "build examples/resnet18.cnn --no-fuse=bn,add,act,concat,pool "
+    cr_expect(strstr(err, "bn, add, act, concat, pool and chain"), "got: %s", err);
+    cr_expect_eq(cnnc(err, sizeof err, "build examples/resnet18.cnn --no-fuse=bn,add,act,concat,pool,chain "
                       "--target avx2 -o build/cli/nf"), 0, "got: %s", err);
 }

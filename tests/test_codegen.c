@@ -3,6 +3,7 @@
  * is freestanding, the C API works from a host program, and the memory
  * plan never overlaps two live tensors (examples and random graphs). */
 #include "helpers.h"
+#include "emit.h"
 
 #include <dirent.h>
 #include <sys/wait.h>
@@ -77,6 +78,7 @@ Test(codegen, generated_dir_is_current, .timeout = 120) {
         expect_current(names[i], "avx2", names[i]);
     expect_current("lenet5", "scalar", "scalar/lenet5");
     expect_current("resnet18", "scalar", "scalar/resnet18");
+    expect_current("resnet18", "avx2 --batch 8", "batch8/resnet18");   /* chain.c's loop */
 }
 
 Test(codegen, emitted_c_is_clean_with_gcc_and_clang, .timeout = 300) {
@@ -157,6 +159,45 @@ Test(codegen, concat_slices_are_written_by_their_convolutions, .timeout = 60) {
                     "-o build/concat"), 0);
     cr_expect_eq(count_in(f, "_concat1("), 18, "nine kernels and nine calls");
     cr_expect_eq(count_in(f, "which copies nothing"), 0);
+}
+
+/* NAME_ARENA_BYTES from a generated header. */
+static long long arena_bytes(const char *header, const char *name) {
+    size_t len;
+    char *text = slurp(header, &len);
+    cr_assert(text, "cannot read %s", header);
+    char key[128];
+    snprintf(key, sizeof key, "#define %s_ARENA_BYTES ", name);
+    const char *at = strstr(text, key);
+    cr_assert(at, "%s has no %s", header, key);
+    long long v = atoll(at + strlen(key));
+    free(text);
+    return v;
+}
+
+/* chain.c: at batch 8, ResNet-18's convolutions and first pool take a
+ * sample at a time, in one loop, and the arena holds one sample of what
+ * they pass each other; at batch 1, with --no-fuse=chain, and for scalar
+ * code with OpenMP there is no such loop. */
+Test(codegen, chains_take_a_sample_at_a_time, .timeout = 60) {
+    const char *f = "build/chain/resnet18.c", *h = "build/chain/resnet18.h";
+    const char *loop = "a sample at a time (chain.c)";
+    cr_assert_eq(sh("./cnnc build examples/resnet18.cnn --target avx2 --batch 8 -o build/chain"), 0);
+    cr_expect_eq(count_in(f, loop), 1);
+    cr_expect_eq(count_in(f, "        conv1(in_img + (ptrdiff_t)b * 150528, "), 1,
+                 "the first convolution reads sample b of the input");
+    cr_expect_eq(sh("gcc -std=c99 -Wall -Wextra -Werror -pedantic -O1 -c %s -o /dev/null", f), 0);
+    long long chained = arena_bytes(h, "resnet18");
+    cr_assert_eq(sh("./cnnc build examples/resnet18.cnn --target avx2 --batch 8 "
+                    "--no-fuse=chain -o build/chain"), 0);
+    cr_expect_eq(count_in(f, loop), 0);
+    long long layered = arena_bytes(h, "resnet18");
+    cr_expect_lt(chained * 4, layered, "arena %lld with chains, %lld without", chained, layered);
+    cr_assert_eq(sh("./cnnc build examples/resnet18.cnn --target avx2 -o build/chain"), 0);
+    cr_expect_eq(count_in(f, loop), 0, "nothing to chain at batch 1");
+    cr_assert_eq(sh("./cnnc build examples/resnet18.cnn --target scalar --openmp --batch 8 "
+                    "-o build/chain"), 0);
+    cr_expect_eq(count_in(f, loop), 0, "scalar kernels share out samples, not work");
 }
 
 /* OpenMP pragmas appear with --openmp and only then. */
@@ -340,6 +381,35 @@ Test(codegen, vector_max_pooling_matches_scalar_bit_for_bit, .timeout = 120) {
 
 /* ---- the memory plan ------------------------------------------------------ */
 
+/* chain.c: a buffer of one sample is only a chain's, and a buffer of the
+ * whole batch that a chain writes or reads is live through all of it
+ * (every sample's pass). */
+static void expect_sound_chains(const Graph *g, const Plan *p, const char *what) {
+    for (int first = 0; first < g->nodes.len; first++) {
+        int c = ((const Node *)g->nodes.items[first])->chain, last = first;
+        if (!c || (first > 0 && ((const Node *)g->nodes.items[first - 1])->chain == c))
+            continue;
+        while (last + 1 < g->nodes.len && ((const Node *)g->nodes.items[last + 1])->chain == c)
+            last++;
+        for (int k = 0; k < p->buffers.len; k++) {
+            const Buffer *b = p->buffers.items[k];
+            if (b->first > last || b->last < first)
+                continue;
+            if (b->one_sample)
+                cr_expect(b->first >= first && b->last <= last, "%s: the buffer of %s holds "
+                          "one sample but outlives chain %d", what, b->owner->name, c);
+            else
+                cr_expect(b->first <= first && b->last >= last, "%s: the buffer of %s is "
+                          "not live through chain %d", what, b->owner->name, c);
+        }
+    }
+    for (int k = 0; k < p->buffers.len; k++) {
+        const Buffer *b = p->buffers.items[k];
+        cr_expect(!b->one_sample || b->owner->chain, "%s: %s holds one sample outside "
+                  "any chain", what, b->owner->name);
+    }
+}
+
 static void expect_sound_plan_once(Graph *g, Arena *a, int batch, const char *what) {
     Diags d;
     FILE *null = fopen("/dev/null", "w");
@@ -351,6 +421,7 @@ static void expect_sound_plan_once(Graph *g, Arena *a, int batch, const char *wh
     cr_expect(bad == NULL, "%s at batch %d: %s", what, batch, bad ? bad : "");
     cr_expect_geq(p->arena_bytes, p->lower_bound, "%s: arena below the lower bound", what);
     cr_expect_leq(p->arena_bytes, p->no_reuse_bytes, "%s: arena above no reuse", what);
+    expect_sound_chains(g, p, what);
     /* every node that writes memory has a home that is a buffer, an input or
      * an output of the network */
     for (int i = 0; i < g->nodes.len; i++) {
@@ -376,6 +447,8 @@ static void expect_sound_plan_once(Graph *g, Arena *a, int batch, const char *wh
 static void expect_sound_plan(Graph *g, Arena *a, int batch, const char *what) {
     expect_sound_plan_once(g, a, batch, what);
     fuse_graph(g, &(FuseOptions){0}, a);
+    expect_sound_plan_once(g, a, batch, what);
+    chain_samples(g, &(BuildOptions){.batch = batch, .target = TARGET_AVX2});
     expect_sound_plan_once(g, a, batch, what);
     fuse_graph(g, &(FuseOptions){.no_bn = true, .no_add = true, .no_act = true,
                                  .no_concat = true}, a);

@@ -3,7 +3,7 @@
  * source:  examples/alexnet.cnn, network alexnet
  * command: cnnc build examples/alexnet.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
- * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions
+ * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
  * arena:   3504832 bytes (11248896 without reuse; 3504832 live at most)
  * weights: 61100840 canonical floats, 62784296 packed
  *

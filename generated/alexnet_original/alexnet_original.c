@@ -3,7 +3,7 @@
  * source:  examples/alexnet_original.cnn, network alexnet_original
  * command: cnnc build examples/alexnet_original.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
- * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions
+ * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
  * arena:   3349184 bytes (9008064 without reuse; 3349184 live at most)
  * weights: 60965224 canonical floats, 61667184 packed
  *

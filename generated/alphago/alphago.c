@@ -3,7 +3,7 @@
  * source:  examples/alphago.cnn, network alphago
  * command: cnnc build examples/alphago.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
- * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions
+ * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
  * arena:   893248 bytes (7451264 without reuse; 893248 live at most)
  * weights: 3882793 canonical floats, 3882794 packed
  *

@@ -3,7 +3,7 @@
  * source:  examples/googlenet.cnn, network googlenet
  * command: cnnc build examples/googlenet.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
- * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions
+ * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
  * arena:   6288448 bytes (57898496 without reuse; 6288448 live at most)
  * weights: 6998552 canonical floats, 9455966 packed
  *

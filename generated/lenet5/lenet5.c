@@ -3,7 +3,7 @@
  * source:  examples/lenet5.cnn, network lenet5
  * command: cnnc build examples/lenet5.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
- * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions
+ * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
  * arena:   11136 bytes (17856 without reuse; 11136 live at most)
  * weights: 61706 canonical floats, 61706 packed
  *

@@ -3,7 +3,7 @@
  * source:  examples/mnist.cnn, network mnist
  * command: cnnc build examples/mnist.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
- * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions
+ * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
  * arena:   334528 bytes (340288 without reuse; 334528 live at most)
  * weights: 799078 canonical floats, 806758 packed
  *

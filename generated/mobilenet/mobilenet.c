@@ -3,7 +3,7 @@
  * source:  examples/mobilenet.cnn, network mobilenet
  * command: cnnc build examples/mobilenet.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
- * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions
+ * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
  * arena:   8150848 bytes (44137152 without reuse; 7348032 live at most)
  * weights: 4253864 canonical floats, 4241292 packed
  *

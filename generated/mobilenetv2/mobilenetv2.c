@@ -3,7 +3,7 @@
  * source:  examples/mobilenetv2.cnn, network mobilenetv2
  * command: cnnc build examples/mobilenetv2.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
- * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions
+ * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
  * arena:   11022016 bytes (57793088 without reuse; 11022016 live at most)
  * weights: 3538984 canonical floats, 3504490 packed
  *

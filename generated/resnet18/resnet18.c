@@ -3,7 +3,7 @@
  * source:  examples/resnet18.cnn, network resnet18
  * command: cnnc build examples/resnet18.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
- * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions
+ * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
  * arena:   4816960 bytes (39287104 without reuse; 4233280 live at most)
  * weights: 11699112 canonical floats, 19153768 packed
  *

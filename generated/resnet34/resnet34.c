@@ -3,7 +3,7 @@
  * source:  examples/resnet34.cnn, network resnet34
  * command: cnnc build examples/resnet34.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
- * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions
+ * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
  * arena:   4816960 bytes (80064832 without reuse; 4233280 live at most)
  * weights: 21814696 canonical floats, 37253608 packed
  *

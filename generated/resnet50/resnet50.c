@@ -3,7 +3,7 @@
  * source:  examples/resnet50.cnn, network resnet50
  * command: cnnc build examples/resnet50.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
- * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions
+ * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
  * arena:   9642048 bytes (107638592 without reuse; 8036416 live at most)
  * weights: 25610152 canonical floats, 32073884 packed
  *

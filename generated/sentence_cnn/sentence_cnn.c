@@ -3,7 +3,7 @@
  * source:  examples/sentence_cnn.cnn, network sentence_cnn
  * command: cnnc build examples/sentence_cnn.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
- * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions
+ * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
  * arena:   22528 bytes (66240 without reuse; 22144 live at most)
  * weights: 360902 canonical floats, 396930 packed
  *

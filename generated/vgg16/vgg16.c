@@ -3,7 +3,7 @@
  * source:  examples/vgg16.cnn, network vgg16
  * command: cnnc build examples/vgg16.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
- * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions
+ * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
  * arena:   31884480 bytes (131160960 without reuse; 31884480 live at most)
  * weights: 138357544 canonical floats, 149863208 packed
  *

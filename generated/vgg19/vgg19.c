@@ -3,7 +3,7 @@
  * source:  examples/vgg19.cnn, network vgg19
  * command: cnnc build examples/vgg19.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
- * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions
+ * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
  * arena:   31884480 bytes (159783808 without reuse; 31884480 live at most)
  * weights: 143667240 canonical floats, 159326248 packed
  *

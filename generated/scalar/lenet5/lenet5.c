@@ -3,7 +3,7 @@
  * source:  examples/lenet5.cnn, network lenet5
  * command: cnnc build examples/lenet5.cnn --target scalar
  * target:  portable C (scalar); batch up to 1
- * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions
+ * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
  * arena:   23552 bytes (36608 without reuse; 23552 live at most)
  * weights: 61706 canonical floats, 61706 packed
  *

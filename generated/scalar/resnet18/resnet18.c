@@ -3,7 +3,7 @@
  * source:  examples/resnet18.cnn, network resnet18
  * command: cnnc build examples/resnet18.cnn --target scalar
  * target:  portable C (scalar); batch up to 1
- * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions
+ * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
  * arena:   4014080 bytes (19135488 without reuse; 4014080 live at most)
  * weights: 11699112 canonical floats, 11684712 packed
  *

@@ -1,0 +1,78 @@
+/* chain.c — runs of convolutions that NAME_forward takes one sample at a
+ * time (--no-fuse=chain turns it off).
+ *
+ * Layer by layer, a batch's activations go through memory between every
+ * two layers: 64 samples of a ResNet-50 bottleneck's 64x56x56 intermediate
+ * are 51 MB, far past L2 and L3, written by one layer and read back by the
+ * next. In a chain, sample b goes through every member before sample b+1
+ * starts, so what one member passes the next is one sample's (800 KB there,
+ * which stays in L2), and the plan gives each buffer that only the chain
+ * writes and reads the bytes of one sample (plan.c). Bottleneck chains
+ * (1x1 -> 3x3 -> 1x1) keep their intermediates in cache this way, and whole
+ * residual stages with them, since their sums and activations are fused
+ * into the convolutions.
+ *
+ * Members are convolutions and max pools (ResNet's first pool, between
+ * its first convolution and the stages). Between two of them there may be
+ * only nodes with no code of their own: fused into a member, a max pool
+ * inside a member's kernel, a concat its inputs wrote. Any other layer
+ * ends a chain, and so does a network output (its bytes are the caller's).
+ * Dense layers stay out: at batch > 1 their kernels read each weight once
+ * for all the samples. A chain needs two members; only builds for more
+ * than one sample make any; and scalar code with OpenMP makes none, since
+ * its kernels give the batch's samples to the threads, which one sample at
+ * a time would leave idle (the vector convolutions split each sample's
+ * work; the vector max pool runs on one thread either way).
+ */
+#include "emit.h"
+
+static bool is_network_output(const Graph *g, const Node *n) {
+    for (int i = 0; i < g->outputs.len; i++)
+        if (g->outputs.items[i] == n)
+            return true;
+    return false;
+}
+
+static bool member(const Graph *g, const Node *n) {
+    bool conv = n->op == OP_CONV && n->shape.rank == 3;
+    bool pool = n->op == OP_MAXPOOL && !pooled_in_conv(n);
+    return (conv || pool) && !n->fused_into && !is_network_output(g, n);
+}
+
+/* No code of its own, so no reason to end a chain. */
+static bool silent(const Graph *g, const Node *n) {
+    if (is_network_output(g, n))
+        return false;
+    return n->fused_into || pooled_in_conv(n) ||
+           (n->op == OP_CONCAT && concat_slices(n) == n->inputs.len);
+}
+
+/* Ends the run from node `first` (a member) to before `end`: chain *next
+ * when it has two members. The silent nodes among and after the members
+ * belong to it too: a fused residual add reads its operand at its own
+ * step in the plan, which must count as inside the chain. */
+static void close_run(Graph *g, int first, int end, int members, int *next) {
+    if (members < 2)
+        return;
+    for (int i = first; i < end; i++)
+        ((Node *)g->nodes.items[i])->chain = *next;
+    (*next)++;
+}
+
+void chain_samples(Graph *g, const BuildOptions *opt) {
+    if (opt->batch < 2 || (opt->target == TARGET_SCALAR && opt->openmp))
+        return;
+    int next = 1, first = -1, members = 0;
+    for (int i = 0; i < g->nodes.len; i++) {
+        const Node *n = g->nodes.items[i];
+        if (member(g, n)) {
+            if (members++ == 0)
+                first = i;
+        } else if (!silent(g, n) || members == 0) {
+            close_run(g, first, i, members, &next);
+            first = -1;
+            members = 0;
+        }
+    }
+    close_run(g, first, g->nodes.len, members, &next);
+}
