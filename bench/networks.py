@@ -1,7 +1,7 @@
 #!/usr/bin/python3
-"""End-to-end inference speed (make bench): latency at batch 1 on one thread and throughput at
-batch 64 on one and on all threads, for the example networks, cnnc's generated code beside
-PyTorch.
+"""End-to-end inference speed (make bench): latency at batch 1 on one and on all threads and
+throughput at batch 64 on one and on all threads, for the example networks, cnnc's generated
+code beside PyTorch.
 
 Latency (batch 1, one thread), one column per cnnc build (--target, default avx512,avx2,scalar):
 
@@ -11,6 +11,9 @@ Latency (batch 1, one thread), one column per cnnc build (--target, default avx5
   scalar  cnnc build --target scalar (portable C), compiled with clang -O3 -march=native
 
 The latency ratio is the widest build measured (avx512, else avx2, else scalar) over PyTorch.
+With --openmp in cnnc and more than one CPU, the all-thread latency is the throughput build
+below called with one sample (NAME_forward takes any batch up to NAME_BATCH) at
+OMP_NUM_THREADS=all, beside PyTorch at torch.set_num_threads(all), in a table of its own.
 
 Throughput (images/s at batch 64): only the widest vector build measured (avx512, else avx2),
 with --openmp, compiled and linked with $CC -O2 -fopenmp, run with OMP_NUM_THREADS=1 and
@@ -155,7 +158,7 @@ def main():
     if busy:
         print("- **" + busy + "**")
     print(flush=True)
-    lat, thr, notes = [], [], []
+    lat, lat_all, thr, notes = [], [], [], []
     for name, ls, tb, ts in nets:
         if o.batch:
             tb = o.batch
@@ -233,6 +236,20 @@ def main():
                 c = B.busy_cores()
                 if c is not None:
                     busy.append(c)
+        # all-thread latency: the same binary called with one sample (within NAME_BATCH)
+        if allt > 1 and omp:
+            y1f = os.path.join(d, "y1.f32")
+            before = B.busy_cores()
+            lat_busy = before is not None and before >= BUSY
+            if lat_busy:
+                notes.append("%s: %s other work used %.1f cores just before the %d-thread latency "
+                             "runs: those figures are unreliable" % (name, MARK, before, allt))
+            c_lat_all = B.time_exe(exe, 1, ls, o.min_time, pf, x1f, y1f, threads=allt)[0]
+            rel_all = rel_diff(np.fromfile(y1f, dtype=np.float32), ref1)
+            with torch.inference_mode():
+                torch.set_num_threads(allt)
+                t_lat_all = B.time_py(lambda: twin.evaluate(g, pt, x1), ls, o.min_time)[0]
+            lat_all.append((name, ls, c_lat[thr_build], c_lat_all, t_lat, t_lat_all, rel_all, lat_busy))
         c_thr = {}
         for th in thr_threads:
             check_busy(th)
@@ -273,6 +290,21 @@ def main():
               % (name, ls, " | ".join("%.2f" % (c[b] * 1e3) for b in builds), p1 * 1e3, c[ref] / p1,
                  ", ".join(fmt_rel(rels[b]) for b in builds)))
     print()
+    if lat_all:
+        print("## Latency, batch 1, one thread and all %d (ms)" % allt)
+        print()
+        print("%s, called with one sample; PyTorch with torch.set_num_threads. The %dT/1T "
+              "columns are speed-ups (1T time over %dT time)." % (thr_label, allt, allt))
+        print()
+        print("| network | samples | cnnc %s 1T | cnnc %dT | cnnc %dT / 1T | PyTorch 1T | PyTorch %dT "
+              "| cnnc / PyTorch time, %dT | rel. diff |" % (thr_build, allt, allt, allt, allt))
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for name, ls, c1, cn, p1, pn, rel, marked in lat_all:
+            mk = " " + MARK if marked else ""
+            print("| %s | %d | %.2f | %.2f%s | %.2fx%s | %.2f | %.2f%s | %.2fx%s | %s |"
+                  % (name, ls, c1 * 1e3, cn * 1e3, mk, c1 / cn, mk, p1 * 1e3, pn * 1e3, mk, cn / pn,
+                     mk, fmt_rel(rel)))
+        print()
     print("## Throughput (images/s)")
     print()
     hdr = ["network", "batch", "samples"]

@@ -963,6 +963,8 @@ static void emit_front_matter(Emit *e, FILE *o) {
     fprintf(o, " *\n * Inference calls no library function but memcpy/memset (which a\n"
                " * compiler may emit for plain loops) and needs no libm. */\n");
     fprintf(o, "#include \"%s.h\"\n\n#include <stddef.h>\n#include <stdint.h>\n", g->name);
+    if (e->opt->openmp)
+        fprintf(o, "#include <omp.h>\n");
     if (simd_target(e->opt->target))
         fprintf(o, "#include <immintrin.h>\n\n"
                    "/* The kernels use these instruction sets whatever flags the file is\n"

@@ -883,24 +883,37 @@ int64_t simd_state_floats(const Node *n, int batch) {
 
 /* The loop over blocks of DENSE_ROWS rows; with state, backwards when the
  * last call went forwards. The blocks are the same either way and each
- * row's sum is taken in the same order, so the results are too. */
-static void open_dense_rows(Emit *e, const Node *n) {
+ * row's sum is taken in the same order, so the results are too. With
+ * OpenMP and state, each thread keeps the same blocks at every call (the
+ * rows its own L2 holds) and turns its own direction; the caller closes
+ * the extra brace when this returns true. */
+static bool open_dense_rows(Emit *e, const Node *n) {
     int64_t units = n->a.units;
     if (!has_state(e, n)) {
         if (e->opt->openmp)
             P(e, "    #pragma omp parallel for schedule(static)\n");
         P(e, "    for (int u0 = 0; u0 < %lld; u0 += DENSE_ROWS) {\n", ll(units));
-        return;
+        return false;
     }
     P(e, "    /* the weights do not stay in L2: walk them the other way round from\n"
          "     * the last call, which left its last rows there (any value of\n"
          "     * state[0] is a direction) */\n");
     P(e, "    const int back = state[0] != 1.0f;\n");
     P(e, "    state[0] = back ? 1.0f : 0.0f;\n");
-    if (e->opt->openmp)
-        P(e, "    #pragma omp parallel for schedule(static)\n");
-    P(e, "    for (int k = 0; k < %lld; k += DENSE_ROWS) {\n", ll(units));
-    P(e, "        const int u0 = back ? %lld - k : k;\n", ll((units - 1) / 4 * 4));
+    int64_t blocks = (units + 3) / 4;
+    if (!e->opt->openmp) {
+        P(e, "    for (int k = 0; k < %lld; k += DENSE_ROWS) {\n", ll(units));
+        P(e, "        const int u0 = back ? %lld - k : k;\n", ll((units - 1) / 4 * 4));
+        return false;
+    }
+    P(e, "    /* each thread the same blocks lo..hi-1 at every call: its L2 keeps them */\n");
+    P(e, "    #pragma omp parallel\n");
+    P(e, "    {\n");
+    P(e, "    const int nt = omp_get_num_threads(), t = omp_get_thread_num();\n");
+    P(e, "    const int lo = %lld * t / nt, hi = %lld * (t + 1) / nt;\n", ll(blocks), ll(blocks));
+    P(e, "    for (int k = lo; k < hi; k++) {\n");
+    P(e, "        const int u0 = (back ? lo + hi - 1 - k : k) * DENSE_ROWS;\n");
+    return true;
 }
 
 /* y = W x + b: four weight rows at a time against the same input, sixteen
@@ -913,7 +926,7 @@ static void emit_dense(Emit *e, const Node *n) {
     int64_t main = in / (2 * w) * (2 * w);
     e->need_hsum = true;
     P(e, "    enum { DENSE_ROWS = 4, W = %d }; /* W floats a vector */\n", w);
-    open_dense_rows(e, n);
+    bool team = open_dense_rows(e, n);
     P(e, "        const int rows = u0 + DENSE_ROWS <= %lld ? DENSE_ROWS : %lld - u0;\n",
       ll(units), ll(units));
     P(e, "        for (int b = 0; b < batch; b++) {\n");
@@ -966,6 +979,8 @@ static void emit_dense(Emit *e, const Node *n) {
     P(e, "            }\n");
     P(e, "        }\n");
     P(e, "    }\n");
+    if (team)
+        P(e, "    }\n");
 }
 
 /* ---- dense backward ------------------------------------------------------------ */

@@ -298,19 +298,22 @@ Test(codegen, winograd_where_it_pays_and_only_then, .timeout = 60) {
 
 /* A dense layer whose weights outgrow L2 walks its rows the other way at
  * every call, by a flag it keeps in the arena: the outputs must not change
- * with the direction, nor with whatever the arena held before. */
+ * with the direction, nor with whatever the arena held before. With OpenMP
+ * each thread owns the same rows at every call (its L2 keeps them); two and
+ * three threads, uneven shares, must give the same bits as one. */
 Test(codegen, dense_direction_never_changes_results, .timeout = 120) {
     cr_assert_eq(sh("./cnnc build examples/mnist.cnn --target avx2 -o build/turn"), 0);
     cr_assert_eq(count_in("build/turn/mnist.c", "float *restrict state"), 1);
+    cr_assert_eq(sh("./cnnc build examples/mnist.cnn --target avx2 --openmp -o build/turn/omp"), 0);
     FILE *f = fopen("build/turn/main.c", "w");
-    fputs("#include <string.h>\n#include \"mnist.h\"\n"
+    fputs("#include <stdio.h>\n#include <string.h>\n#include \"mnist.h\"\n"
           "static float params[mnist_PARAM_COUNT], packed[mnist_PACKED_COUNT];\n"
           "static _Alignas(64) unsigned char arena[mnist_ARENA_BYTES];\n"
-          "int main(void) {\n"
+          "int main(int argc, char **argv) {\n"
           "    float x[mnist_INPUT_SIZE], first[10], y[10];\n"
           "    unsigned s = 7;\n"
-          "    if (!__builtin_cpu_supports(\"avx2\") || !__builtin_cpu_supports(\"fma\"))\n"
-          "        return 0;\n"
+          "    if (argc != 2)\n"
+          "        return 1;\n"
           "    for (int i = 0; i < mnist_PARAM_COUNT; i++) {\n"
           "        s = s * 1103515245u + 12345u;\n"
           "        params[i] = ((float)(s >> 8) / 16777216.0f - 0.5f) * 0.1f;\n"
@@ -323,11 +326,19 @@ Test(codegen, dense_direction_never_changes_results, .timeout = 120) {
           "        if (mnist_forward(packed, x, y, 1, arena)) return 3;\n"
           "        if (memcmp(first, y, sizeof y)) return 4;\n"
           "    }\n"
-          "    return 0;\n}\n", f);
+          "    FILE *out = fopen(argv[1], \"wb\");\n"
+          "    return out && fwrite(first, sizeof first, 1, out) == 1 && !fclose(out) ? 0 : 5;\n"
+          "}\n", f);
     fclose(f);
     cr_assert_eq(sh("cc -std=c11 -O1 -Ibuild/turn build/turn/main.c build/turn/mnist.c "
                     "-o build/turn/main"), 0);
-    cr_expect_eq(sh("./build/turn/main"), 0);
+    cr_assert_eq(sh("cc -std=c11 -O1 -fopenmp -Ibuild/turn/omp build/turn/main.c "
+                    "build/turn/omp/mnist.c -o build/turn/main_omp"), 0);
+    cr_expect_eq(sh("./build/turn/main build/turn/y1"), 0);
+    cr_expect_eq(sh("OMP_NUM_THREADS=2 ./build/turn/main_omp build/turn/y2"), 0);
+    cr_expect_eq(sh("OMP_NUM_THREADS=3 ./build/turn/main_omp build/turn/y3"), 0);
+    cr_expect_eq(sh("cmp -s build/turn/y1 build/turn/y2 && cmp -s build/turn/y1 build/turn/y3"), 0,
+                 "one, two and three threads disagree");
 }
 
 /* fuse_pool.c: a max pool taken in the convolution's registers (depthwise
