@@ -319,7 +319,8 @@ int64_t simd_train_fscratch(Target t, const Node *n, int batch) {
     if (!simd_conv(n))
         return simd_scratch(t, n, batch);
     ConvGeo g = conv_geo(n);
-    return simd_scratch(t, n, batch) + pack_conv_floats(g.k, g.per, g.groups, simd_conv_mr(t, n));
+    int mr = rows_suits(t, n) ? rows_mr(t, n) : conv_tile(&g, isa_of(t)).mr;
+    return simd_scratch(t, n, batch) + pack_conv_floats(g.k, g.per, g.groups, mr);
 }
 
 /* The input gradient of a stride-1 convolution is itself a convolution:

@@ -134,9 +134,10 @@ LAYER_CASES = [
     ("conv_wino_pool_four_rows", [16, 8, 8], "conv(20, 3, pad=1) -> leakyrelu(0.2) -> maxpool(2)", 1),
     ("conv_wino_pool_odd_tiles", [16, 12, 26], "conv(16, 3, pad=1) -> relu6 -> maxpool(2)", 1),
     # 7-wide stride-2 layers by 1-D Winograd along rows (wino_rows.c): an odd output width
-    # (a last pair half used), rows that end inside a vector, one and four input channels,
-    # output channels that leave the register tile ragged, no padding, a 3-row kernel, and
-    # a fused activation; the narrow ones keep the direct kernel on AVX-512
+    # (a last pair half used), rows that end inside a vector, four input channels, output
+    # channels that leave the register tile ragged, no padding, a 3-row kernel, and a fused
+    # activation; the narrow ones keep the direct kernel on AVX-512, and one input channel
+    # goes to depthwise.c's multiplier form, which takes such layers first
     ("conv_rows7_s2", [3, 64, 70], "conv(16, 7, stride=2, pad=3)", 1),
     ("conv_rows7_s2_one_channel", [1, 33, 67], "conv(6, 7, stride=2, pad=3, bias=false)", 1),
     ("conv_rows7_s2_four_channels", [4, 40, 96], "conv(20, 7, stride=2, pad=2) -> relu", 1),
