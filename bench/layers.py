@@ -62,6 +62,8 @@ def cnnc_kernel(c_file):
         return "Winograd F(2x2,3x3)"
     if "depthwise, a channel at a time" in text:
         return "depthwise"
+    if "1-D Winograd" in text:
+        return "1-D Winograd F(2,4)+F(2,3)"
     if "tile MR=" in text:
         return "direct, positions in vectors"
     if "tile MP=" in text:

@@ -171,6 +171,13 @@ int64_t wino_scratch(Target t, const Node *n, int batch);
 const char *wino_schedule(Emit *e, const Node *n);
 void emit_wino_conv(Emit *e, const Node *n);
 
+/* ---- wino_rows.c: 7-wide stride-2 convolutions by 1-D Winograd ---- */
+bool rows_suits(Target t, const Node *n);
+int rows_mr(Target t, const Node *n);
+int64_t rows_scratch(Target t, const Node *n, int batch);
+const char *rows_schedule(Emit *e, const Node *n);
+void emit_rows_conv(Emit *e, const Node *n);
+
 /* ---- depthwise.c: depthwise convolutions on the vector targets ---- */
 bool dw_suits(Target t, const Node *n);
 int64_t dw_scratch(Target t, const Node *n, int batch);

@@ -199,6 +199,9 @@ struct Node {
 
     /* set by wino_choose() (winograd.c) before planning, for inference */
     bool winograd;            /* conv: computed by Winograd's F(2x2, 3x3) */
+    bool rows_wino;           /* conv: 7-wide stride 2 by 1-D Winograd along
+                                 rows (wino_rows.c); its packed blocks serve
+                                 training's forward pass too */
 
     /* set by chain_samples() (chain.c) before planning, for inference */
     int chain;                /* 0, or the number of the run of

@@ -303,6 +303,8 @@ int64_t simd_scratch(Target target, const Node *n, int batch) {
         return scalar_scratch(n, batch);
     if (dw_suits(target, n))
         return dw_scratch(target, n, batch);
+    if (n->rows_wino)
+        return rows_scratch(target, n, batch);
     ConvGeo g = conv_geo(n);
     Tile t = conv_tile(&g, isa_of(target));
     /* one for each sample, so that OpenMP can give samples to threads */
@@ -317,8 +319,8 @@ int64_t simd_train_fscratch(Target t, const Node *n, int batch) {
     if (!simd_conv(n))
         return simd_scratch(t, n, batch);
     ConvGeo g = conv_geo(n);
-    return simd_scratch(t, n, batch) +
-           pack_conv_floats(g.k, g.per, g.groups, conv_tile(&g, isa_of(t)).mr);
+    int mr = n->rows_wino ? rows_mr(t, n) : conv_tile(&g, isa_of(t)).mr;
+    return simd_scratch(t, n, batch) + pack_conv_floats(g.k, g.per, g.groups, mr);
 }
 
 /* The input gradient of a stride-1 convolution is itself a convolution:
@@ -373,6 +375,8 @@ int64_t simd_train_bscratch(Target t, const Node *n, int batch) {
 int simd_conv_mr(Target t, const Node *n) {
     if (dw_suits(t, n))
         return 1;   /* depthwise.c reads the canonical order */
+    if (n->rows_wino)
+        return rows_mr(t, n);
     ConvGeo g = conv_geo(n);
     return conv_tile(&g, isa_of(t)).mr;
 }
@@ -432,6 +436,8 @@ const char *simd_schedule(Emit *e, const Node *n) {
         return wino_schedule(e, n);
     if (dw_suits(e->opt->target, n))
         return dw_schedule(e, n);
+    if (n->rows_wino)
+        return rows_schedule(e, n);
     ConvGeo g = conv_geo(n);
     Tile t = conv_tile(&g, v);
     if (t.bpos)
@@ -1348,6 +1354,10 @@ static bool kernel(Emit *e, const Node *n) {
     }
     if (simd_conv(n) && dw_suits(e->opt->target, n)) {
         emit_dw_conv(e, n);
+        return true;
+    }
+    if (simd_conv(n) && n->rows_wino) {
+        emit_rows_conv(e, n);
         return true;
     }
     if (simd_conv(n)) {

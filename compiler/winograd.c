@@ -139,6 +139,7 @@ void wino_choose(Graph *g, Target t, bool off) {
     for (int i = 0; i < g->nodes.len; i++) {
         Node *n = g->nodes.items[i];
         n->winograd = !off && simd_target(t) && !n->fused_into && wino_suits(t, n);
+        n->rows_wino = !off && simd_target(t) && !n->fused_into && rows_suits(t, n);
     }
 }
 

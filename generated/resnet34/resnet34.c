@@ -4,7 +4,7 @@
  * command: cnnc build examples/resnet34.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
- * arena:   4816960 bytes (80064832 without reuse; 4233280 live at most)
+ * arena:   5291072 bytes (81509760 without reuse; 5291072 live at most)
  * weights: 21814696 canonical floats, 37253608 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -264,227 +264,302 @@ static void cnn_pack_wino(const float *w, const float *bias, const float *bn,
 
 /* conv1 — examples/resnet34.cnn:32: conv 7x7/2 p3 64
  *   in [3,224,224] -> out [64,112,112]
- *   weights at packed[0]: weight [64,3,7,7] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; bn1 folded into the weights; then relu1
+ *   weights at packed[0]: weight [64,3,7,7] (packed in blocks of 4 output channels)
+ *   avx2: 1-D Winograd along rows, F(2,4) on the even columns and F(2,3) on the odd ones (9 products per 2 outputs instead of 14); input padded, split into column phases and transformed into scratch first; tile MR=4 output channels x NR=24 pairs of outputs (12 ymm accumulators) per product, summed over 21 (channel, kernel row) pairs; bn1 folded into the weights; then relu1
  */
 static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 9408;
+    float *u = s; /* the transformed weights */
+    const __m256 two = _mm256_set1_ps(2.0f), three = _mm256_set1_ps(3.0f);
+    for (int gb = 0; gb < 16; gb++)
+        for (int ci = 0; ci < 21; ci++)
+            for (int m = 0; m < MR; m++) {
+                const float *g = w + ((ptrdiff_t)gb * 147 + ci * 7) * MR + m;
+                float *o = u + ((ptrdiff_t)gb * 9 * 21 + ci) * MR + m;
+                const double g0 = g[0], g1 = g[MR], g2 = g[2 * MR], g3 = g[3 * MR], g4 = g[4 * MR], g5 = g[5 * MR], g6 = g[6 * MR];
+                o[0] = (float)(0.5 * g0);
+                o[84] = (float)(0.5 * (g0 + g2 + g4 + g6));
+                o[168] = (float)((g0 - g2 + g4 - g6) / 6.0);
+                o[252] = (float)((g0 + 2.0 * g2 + 4.0 * g4 + 8.0 * g6) / 6.0);
+                o[336] = (float)(g6);
+                o[420] = (float)(g1);
+                o[504] = (float)(0.5 * (g1 + g3 + g5));
+                o[588] = (float)(0.5 * (g1 - g3 + g5));
+                o[672] = (float)(g5);
+            }
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
         float *yb = y + (ptrdiff_t)b * 802816;
-        float *sb = s + (ptrdiff_t)b * 158700; /* this sample's scratch */
-        cnn_pad(xb0, sb, 3, 224, 224, 3, 3, 230, 230, 0);
-        const float *in = sb;
-        for (int it = 0; it < 8364; it++) {
-            const int tile = it / 4, gb = it - tile * 4;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 64 + ob * MR;
-            (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 2352;
-            const float *xp = in + grp * 158700;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 12544 ? tile * MP + 0 : 12543;
-            const int o0 = q[0] / 112 * 460 + q[0] % 112 * 2;
-            q[1] = tile * MP + 1 < 12544 ? tile * MP + 1 : 12543;
-            const int o1 = q[1] / 112 * 460 + q[1] % 112 * 2;
-            q[2] = tile * MP + 2 < 12544 ? tile * MP + 2 : 12543;
-            const int o2 = q[2] / 112 * 460 + q[2] % 112 * 2;
-            q[3] = tile * MP + 3 < 12544 ? tile * MP + 3 : 12543;
-            const int o3 = q[3] / 112 * 460 + q[3] % 112 * 2;
-            q[4] = tile * MP + 4 < 12544 ? tile * MP + 4 : 12543;
-            const int o4 = q[4] / 112 * 460 + q[4] % 112 * 2;
-            q[5] = tile * MP + 5 < 12544 ? tile * MP + 5 : 12543;
-            const int o5 = q[5] / 112 * 460 + q[5] % 112 * 2;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 3; c++, xp += 52900)
-                for (int i = 0; i < 7; i++, wp += 112) {
-                    const int r = i * 230;
+        float *pl = s + 12096 + (ptrdiff_t)b * 507840; /* the padded copy */
+        float *v = pl + 160080; /* V[xi][c][row parity][row][pair] */
+        cnn_pad(xb0, pl, 3, 224, 224, 3, 3, 230, 232, 0);
+        for (int ch = 0; ch < 690; ch++) {
+            const int c = ch / 230, h = ch - c * 230;
+            const float *r = pl + (ptrdiff_t)ch * 232;
+            float *o = v + (ptrdiff_t)(c * 2 + (h & 1)) * 6440 + (h >> 1) * 56;
+            for (int t0 = 0; t0 < 56; t0 += W) {
+                const int t = t0 + W <= 56 ? t0 : 48;
+                __m256 q0a, q1a, q2a, q3a, q0b, q1b, q2b, q3b, q0c, q1c, q2c, q3c;
+                {
+                    __m256 e1, o1, e2, o2;
+                    cnn_unzip(_mm256_loadu_ps(r + 4 * t), _mm256_loadu_ps(r + 4 * t + W), &e1, &o1);
+                    cnn_unzip(_mm256_loadu_ps(r + 4 * t + 2 * W), _mm256_loadu_ps(r + 4 * t + 3 * W), &e2, &o2);
+                    cnn_unzip(e1, e2, &q0a, &q2a);
+                    cnn_unzip(o1, o2, &q1a, &q3a);
+                }
+                {
+                    __m256 e1, o1, e2, o2;
+                    cnn_unzip(_mm256_loadu_ps(r + 4 * t + 4), _mm256_loadu_ps(r + 4 * t + 4 + W), &e1, &o1);
+                    cnn_unzip(_mm256_loadu_ps(r + 4 * t + 4 + 2 * W), _mm256_loadu_ps(r + 4 * t + 4 + 3 * W), &e2, &o2);
+                    cnn_unzip(e1, e2, &q0b, &q2b);
+                    cnn_unzip(o1, o2, &q1b, &q3b);
+                }
+                {
+                    __m256 e1, o1, e2, o2;
+                    cnn_unzip(_mm256_loadu_ps(r + 4 * t + 8), _mm256_loadu_ps(r + 4 * t + 8 + W), &e1, &o1);
+                    cnn_unzip(_mm256_loadu_ps(r + 4 * t + 8 + 2 * W), _mm256_loadu_ps(r + 4 * t + 8 + 3 * W), &e2, &o2);
+                    cnn_unzip(e1, e2, &q0c, &q2c);
+                    cnn_unzip(o1, o2, &q1c, &q3c);
+                }
+                (void)q1c;
+                (void)q2c;
+                (void)q3c;
+                _mm256_storeu_ps(o + 0 + t, _mm256_add_ps(_mm256_mul_ps(two, _mm256_sub_ps(q0a, q0b)), _mm256_sub_ps(q2b, q2a)));
+                _mm256_storeu_ps(o + 38640 + t, _mm256_sub_ps(_mm256_fmadd_ps(two, q2a, q0b), q2b));
+                _mm256_storeu_ps(o + 77280 + t, _mm256_sub_ps(_mm256_fmsub_ps(three, q0b, q2b), _mm256_mul_ps(two, q2a)));
+                _mm256_storeu_ps(o + 115920 + t, _mm256_sub_ps(q2b, q2a));
+                _mm256_storeu_ps(o + 154560 + t, _mm256_add_ps(_mm256_mul_ps(two, _mm256_sub_ps(q2a, q2b)), _mm256_sub_ps(q0c, q0b)));
+                _mm256_storeu_ps(o + 193200 + t, _mm256_sub_ps(q1a, q1b));
+                _mm256_storeu_ps(o + 231840 + t, _mm256_add_ps(q3a, q1b));
+                _mm256_storeu_ps(o + 270480 + t, _mm256_sub_ps(q1b, q3a));
+                _mm256_storeu_ps(o + 309120 + t, _mm256_sub_ps(q3b, q3a));
+            }
+        }
+        for (int it = 0; it < 4192; it++) {
+            const int tile = it / 16, gb = it - tile * 16;
+            const int p = tile < 261 ? tile * NR : 6248;
+            float m[9][MR][NR];
+            for (int x = 0; x < 9; x++) {
+                const float *xp = v + (ptrdiff_t)x * 38640 + p;
+                const float *wp = u + ((ptrdiff_t)gb * 9 + x) * 84;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c02 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c12 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c22 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c32 = _mm256_setzero_ps();
+                for (int c = 0; c < 3; c++, xp += 12880, wp += 28) {
                     {
-                        const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                        const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 0]);
-                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                        xb = _mm256_set1_ps(xp[o1 + r + 0]);
-                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                        xb = _mm256_set1_ps(xp[o2 + r + 0]);
-                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                        xb = _mm256_set1_ps(xp[o3 + r + 0]);
-                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                        xb = _mm256_set1_ps(xp[o4 + r + 0]);
-                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                        xb = _mm256_set1_ps(xp[o5 + r + 0]);
-                        c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                        c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                        const __m256 x0 = _mm256_loadu_ps(xp + 0);
+                        const __m256 x1 = _mm256_loadu_ps(xp + 8);
+                        const __m256 x2 = _mm256_loadu_ps(xp + 16);
+                        __m256 wv = _mm256_set1_ps(wp[0]);
+                        c00 = _mm256_fmadd_ps(wv, x0, c00);
+                        c01 = _mm256_fmadd_ps(wv, x1, c01);
+                        c02 = _mm256_fmadd_ps(wv, x2, c02);
+                        wv = _mm256_set1_ps(wp[1]);
+                        c10 = _mm256_fmadd_ps(wv, x0, c10);
+                        c11 = _mm256_fmadd_ps(wv, x1, c11);
+                        c12 = _mm256_fmadd_ps(wv, x2, c12);
+                        wv = _mm256_set1_ps(wp[2]);
+                        c20 = _mm256_fmadd_ps(wv, x0, c20);
+                        c21 = _mm256_fmadd_ps(wv, x1, c21);
+                        c22 = _mm256_fmadd_ps(wv, x2, c22);
+                        wv = _mm256_set1_ps(wp[3]);
+                        c30 = _mm256_fmadd_ps(wv, x0, c30);
+                        c31 = _mm256_fmadd_ps(wv, x1, c31);
+                        c32 = _mm256_fmadd_ps(wv, x2, c32);
                     }
                     {
-                        const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
-                        const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 1]);
-                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                        xb = _mm256_set1_ps(xp[o1 + r + 1]);
-                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                        xb = _mm256_set1_ps(xp[o2 + r + 1]);
-                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                        xb = _mm256_set1_ps(xp[o3 + r + 1]);
-                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                        xb = _mm256_set1_ps(xp[o4 + r + 1]);
-                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                        xb = _mm256_set1_ps(xp[o5 + r + 1]);
-                        c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                        c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                        const __m256 x0 = _mm256_loadu_ps(xp + 6440);
+                        const __m256 x1 = _mm256_loadu_ps(xp + 6448);
+                        const __m256 x2 = _mm256_loadu_ps(xp + 6456);
+                        __m256 wv = _mm256_set1_ps(wp[4]);
+                        c00 = _mm256_fmadd_ps(wv, x0, c00);
+                        c01 = _mm256_fmadd_ps(wv, x1, c01);
+                        c02 = _mm256_fmadd_ps(wv, x2, c02);
+                        wv = _mm256_set1_ps(wp[5]);
+                        c10 = _mm256_fmadd_ps(wv, x0, c10);
+                        c11 = _mm256_fmadd_ps(wv, x1, c11);
+                        c12 = _mm256_fmadd_ps(wv, x2, c12);
+                        wv = _mm256_set1_ps(wp[6]);
+                        c20 = _mm256_fmadd_ps(wv, x0, c20);
+                        c21 = _mm256_fmadd_ps(wv, x1, c21);
+                        c22 = _mm256_fmadd_ps(wv, x2, c22);
+                        wv = _mm256_set1_ps(wp[7]);
+                        c30 = _mm256_fmadd_ps(wv, x0, c30);
+                        c31 = _mm256_fmadd_ps(wv, x1, c31);
+                        c32 = _mm256_fmadd_ps(wv, x2, c32);
                     }
                     {
-                        const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                        const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 2]);
-                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                        xb = _mm256_set1_ps(xp[o1 + r + 2]);
-                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                        xb = _mm256_set1_ps(xp[o2 + r + 2]);
-                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                        xb = _mm256_set1_ps(xp[o3 + r + 2]);
-                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                        xb = _mm256_set1_ps(xp[o4 + r + 2]);
-                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                        xb = _mm256_set1_ps(xp[o5 + r + 2]);
-                        c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                        c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                        const __m256 x0 = _mm256_loadu_ps(xp + 56);
+                        const __m256 x1 = _mm256_loadu_ps(xp + 64);
+                        const __m256 x2 = _mm256_loadu_ps(xp + 72);
+                        __m256 wv = _mm256_set1_ps(wp[8]);
+                        c00 = _mm256_fmadd_ps(wv, x0, c00);
+                        c01 = _mm256_fmadd_ps(wv, x1, c01);
+                        c02 = _mm256_fmadd_ps(wv, x2, c02);
+                        wv = _mm256_set1_ps(wp[9]);
+                        c10 = _mm256_fmadd_ps(wv, x0, c10);
+                        c11 = _mm256_fmadd_ps(wv, x1, c11);
+                        c12 = _mm256_fmadd_ps(wv, x2, c12);
+                        wv = _mm256_set1_ps(wp[10]);
+                        c20 = _mm256_fmadd_ps(wv, x0, c20);
+                        c21 = _mm256_fmadd_ps(wv, x1, c21);
+                        c22 = _mm256_fmadd_ps(wv, x2, c22);
+                        wv = _mm256_set1_ps(wp[11]);
+                        c30 = _mm256_fmadd_ps(wv, x0, c30);
+                        c31 = _mm256_fmadd_ps(wv, x1, c31);
+                        c32 = _mm256_fmadd_ps(wv, x2, c32);
                     }
                     {
-                        const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
-                        const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 3]);
-                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                        xb = _mm256_set1_ps(xp[o1 + r + 3]);
-                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                        xb = _mm256_set1_ps(xp[o2 + r + 3]);
-                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                        xb = _mm256_set1_ps(xp[o3 + r + 3]);
-                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                        xb = _mm256_set1_ps(xp[o4 + r + 3]);
-                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                        xb = _mm256_set1_ps(xp[o5 + r + 3]);
-                        c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                        c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                        const __m256 x0 = _mm256_loadu_ps(xp + 6496);
+                        const __m256 x1 = _mm256_loadu_ps(xp + 6504);
+                        const __m256 x2 = _mm256_loadu_ps(xp + 6512);
+                        __m256 wv = _mm256_set1_ps(wp[12]);
+                        c00 = _mm256_fmadd_ps(wv, x0, c00);
+                        c01 = _mm256_fmadd_ps(wv, x1, c01);
+                        c02 = _mm256_fmadd_ps(wv, x2, c02);
+                        wv = _mm256_set1_ps(wp[13]);
+                        c10 = _mm256_fmadd_ps(wv, x0, c10);
+                        c11 = _mm256_fmadd_ps(wv, x1, c11);
+                        c12 = _mm256_fmadd_ps(wv, x2, c12);
+                        wv = _mm256_set1_ps(wp[14]);
+                        c20 = _mm256_fmadd_ps(wv, x0, c20);
+                        c21 = _mm256_fmadd_ps(wv, x1, c21);
+                        c22 = _mm256_fmadd_ps(wv, x2, c22);
+                        wv = _mm256_set1_ps(wp[15]);
+                        c30 = _mm256_fmadd_ps(wv, x0, c30);
+                        c31 = _mm256_fmadd_ps(wv, x1, c31);
+                        c32 = _mm256_fmadd_ps(wv, x2, c32);
                     }
                     {
-                        const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                        const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 4]);
-                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                        xb = _mm256_set1_ps(xp[o1 + r + 4]);
-                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                        xb = _mm256_set1_ps(xp[o2 + r + 4]);
-                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                        xb = _mm256_set1_ps(xp[o3 + r + 4]);
-                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                        xb = _mm256_set1_ps(xp[o4 + r + 4]);
-                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                        xb = _mm256_set1_ps(xp[o5 + r + 4]);
-                        c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                        c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                        const __m256 x0 = _mm256_loadu_ps(xp + 112);
+                        const __m256 x1 = _mm256_loadu_ps(xp + 120);
+                        const __m256 x2 = _mm256_loadu_ps(xp + 128);
+                        __m256 wv = _mm256_set1_ps(wp[16]);
+                        c00 = _mm256_fmadd_ps(wv, x0, c00);
+                        c01 = _mm256_fmadd_ps(wv, x1, c01);
+                        c02 = _mm256_fmadd_ps(wv, x2, c02);
+                        wv = _mm256_set1_ps(wp[17]);
+                        c10 = _mm256_fmadd_ps(wv, x0, c10);
+                        c11 = _mm256_fmadd_ps(wv, x1, c11);
+                        c12 = _mm256_fmadd_ps(wv, x2, c12);
+                        wv = _mm256_set1_ps(wp[18]);
+                        c20 = _mm256_fmadd_ps(wv, x0, c20);
+                        c21 = _mm256_fmadd_ps(wv, x1, c21);
+                        c22 = _mm256_fmadd_ps(wv, x2, c22);
+                        wv = _mm256_set1_ps(wp[19]);
+                        c30 = _mm256_fmadd_ps(wv, x0, c30);
+                        c31 = _mm256_fmadd_ps(wv, x1, c31);
+                        c32 = _mm256_fmadd_ps(wv, x2, c32);
                     }
                     {
-                        const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
-                        const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 5]);
-                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                        xb = _mm256_set1_ps(xp[o1 + r + 5]);
-                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                        xb = _mm256_set1_ps(xp[o2 + r + 5]);
-                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                        xb = _mm256_set1_ps(xp[o3 + r + 5]);
-                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                        xb = _mm256_set1_ps(xp[o4 + r + 5]);
-                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                        xb = _mm256_set1_ps(xp[o5 + r + 5]);
-                        c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                        c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                        const __m256 x0 = _mm256_loadu_ps(xp + 6552);
+                        const __m256 x1 = _mm256_loadu_ps(xp + 6560);
+                        const __m256 x2 = _mm256_loadu_ps(xp + 6568);
+                        __m256 wv = _mm256_set1_ps(wp[20]);
+                        c00 = _mm256_fmadd_ps(wv, x0, c00);
+                        c01 = _mm256_fmadd_ps(wv, x1, c01);
+                        c02 = _mm256_fmadd_ps(wv, x2, c02);
+                        wv = _mm256_set1_ps(wp[21]);
+                        c10 = _mm256_fmadd_ps(wv, x0, c10);
+                        c11 = _mm256_fmadd_ps(wv, x1, c11);
+                        c12 = _mm256_fmadd_ps(wv, x2, c12);
+                        wv = _mm256_set1_ps(wp[22]);
+                        c20 = _mm256_fmadd_ps(wv, x0, c20);
+                        c21 = _mm256_fmadd_ps(wv, x1, c21);
+                        c22 = _mm256_fmadd_ps(wv, x2, c22);
+                        wv = _mm256_set1_ps(wp[23]);
+                        c30 = _mm256_fmadd_ps(wv, x0, c30);
+                        c31 = _mm256_fmadd_ps(wv, x1, c31);
+                        c32 = _mm256_fmadd_ps(wv, x2, c32);
                     }
                     {
-                        const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                        const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 6]);
-                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                        xb = _mm256_set1_ps(xp[o1 + r + 6]);
-                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                        xb = _mm256_set1_ps(xp[o2 + r + 6]);
-                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                        xb = _mm256_set1_ps(xp[o3 + r + 6]);
-                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                        xb = _mm256_set1_ps(xp[o4 + r + 6]);
-                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                        xb = _mm256_set1_ps(xp[o5 + r + 6]);
-                        c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                        c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                        const __m256 x0 = _mm256_loadu_ps(xp + 168);
+                        const __m256 x1 = _mm256_loadu_ps(xp + 176);
+                        const __m256 x2 = _mm256_loadu_ps(xp + 184);
+                        __m256 wv = _mm256_set1_ps(wp[24]);
+                        c00 = _mm256_fmadd_ps(wv, x0, c00);
+                        c01 = _mm256_fmadd_ps(wv, x1, c01);
+                        c02 = _mm256_fmadd_ps(wv, x2, c02);
+                        wv = _mm256_set1_ps(wp[25]);
+                        c10 = _mm256_fmadd_ps(wv, x0, c10);
+                        c11 = _mm256_fmadd_ps(wv, x1, c11);
+                        c12 = _mm256_fmadd_ps(wv, x2, c12);
+                        wv = _mm256_set1_ps(wp[26]);
+                        c20 = _mm256_fmadd_ps(wv, x0, c20);
+                        c21 = _mm256_fmadd_ps(wv, x1, c21);
+                        c22 = _mm256_fmadd_ps(wv, x2, c22);
+                        wv = _mm256_set1_ps(wp[27]);
+                        c30 = _mm256_fmadd_ps(wv, x0, c30);
+                        c31 = _mm256_fmadd_ps(wv, x1, c31);
+                        c32 = _mm256_fmadd_ps(wv, x2, c32);
                     }
                 }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[3] + 0, c30);
-            _mm256_storeu_ps(t[3] + 8, c31);
-            _mm256_storeu_ps(t[4] + 0, c40);
-            _mm256_storeu_ps(t[4] + 8, c41);
-            _mm256_storeu_ps(t[5] + 0, c50);
-            _mm256_storeu_ps(t[5] + 8, c51);
+                _mm256_storeu_ps(m[x][0] + 0, c00);
+                _mm256_storeu_ps(m[x][0] + 8, c01);
+                _mm256_storeu_ps(m[x][0] + 16, c02);
+                _mm256_storeu_ps(m[x][1] + 0, c10);
+                _mm256_storeu_ps(m[x][1] + 8, c11);
+                _mm256_storeu_ps(m[x][1] + 16, c12);
+                _mm256_storeu_ps(m[x][2] + 0, c20);
+                _mm256_storeu_ps(m[x][2] + 8, c21);
+                _mm256_storeu_ps(m[x][2] + 16, c22);
+                _mm256_storeu_ps(m[x][3] + 0, c30);
+                _mm256_storeu_ps(m[x][3] + 8, c31);
+                _mm256_storeu_ps(m[x][3] + 16, c32);
+            }
             for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 12544;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+                const int at = (gb * MR + k) * 12544;
+                const __m256 b = _mm256_set1_ps(bias[gb * MR + k]);
+                for (int vi = 0; vi < NV; vi++) {
+                    const float *mk = m[0][k] + vi * W;
+                    const __m256 m0 = _mm256_loadu_ps(mk + 0 * MR * NR);
+                    const __m256 m1 = _mm256_loadu_ps(mk + 1 * MR * NR);
+                    const __m256 m2 = _mm256_loadu_ps(mk + 2 * MR * NR);
+                    const __m256 m3 = _mm256_loadu_ps(mk + 3 * MR * NR);
+                    const __m256 m4 = _mm256_loadu_ps(mk + 4 * MR * NR);
+                    const __m256 m5 = _mm256_loadu_ps(mk + 5 * MR * NR);
+                    const __m256 m6 = _mm256_loadu_ps(mk + 6 * MR * NR);
+                    const __m256 m7 = _mm256_loadu_ps(mk + 7 * MR * NR);
+                    const __m256 m8 = _mm256_loadu_ps(mk + 8 * MR * NR);
+                    const __m256 y0 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(m0, m1), _mm256_add_ps(m2, m3)), _mm256_add_ps(_mm256_add_ps(m5, m6), _mm256_add_ps(m7, b)));
+                    const __m256 y1 = _mm256_add_ps(_mm256_add_ps(_mm256_sub_ps(m1, m2), _mm256_fmadd_ps(two, m3, m4)), _mm256_add_ps(_mm256_sub_ps(m6, m7), _mm256_add_ps(m8, b)));
+                    const int q = p + vi * W, oh = q / 56, t = q - oh * 56;
+                    if (t + W <= 56 && 2 * (t + W) <= 112) {
+                        __m256 lo, hi;
+                        cnn_zip(y0, y1, &lo, &hi);
+                        {
+                            __m256 x = lo;
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            _mm256_storeu_ps(yb + at + oh * 112 + 2 * t, x);
+                        }
+                        {
+                            __m256 x = hi;
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            _mm256_storeu_ps(yb + at + oh * 112 + 2 * t + W, x);
+                        }
+                        continue;
+                    }
+                    float l0[W], l1[W];
+                    _mm256_storeu_ps(l0, y0);
+                    _mm256_storeu_ps(l1, y1);
+                    for (int l = 0; l < W; l++) {
+                        const int hh = (q + l) / 56, ow = 2 * (q + l - hh * 56);
+                        for (int s1 = 0; s1 < 2 && ow + s1 < 112; s1++) {
+                            float v = s1 ? l1[l] : l0[l];
+                            v = v < 0.0f ? 0.0f : v;
+                            yb[at + hh * 112 + ow + s1] = v;
+                        }
+                    }
                 }
             }
         }
@@ -8745,7 +8820,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
 /* Canonical parameters (DSL.md order, 21814696 floats) to the packed layout
  * the kernels read (37253608 floats). */
 void resnet34_pack(const float *params, float *packed) {
-    cnn_pack_conv(params + 0, NULL, params + 9408, 1.0000000000000001e-05, packed + 0, 64, 147, 1, 16); /* conv1 + bn1 */
+    cnn_pack_conv(params + 0, NULL, params + 9408, 1.0000000000000001e-05, packed + 0, 64, 147, 1, 4); /* conv1 + bn1 */
     cnn_pack_wino(params + 9664, NULL, params + 46528, 1.0000000000000001e-05, packed + 9472, 64, 64, 4); /* basic1.conv1 + basic1.bn1: Winograd */
     cnn_pack_wino(params + 46784, NULL, params + 83648, 1.0000000000000001e-05, packed + 75072, 64, 64, 4); /* basic1.conv2 + basic1.bn2: Winograd */
     cnn_pack_wino(params + 83904, NULL, params + 120768, 1.0000000000000001e-05, packed + 140672, 64, 64, 4); /* basic2.conv1 + basic2.bn1: Winograd */
@@ -8831,6 +8906,6 @@ int resnet34_forward(const float *packed, const float *in_img, float *out_logits
     basic13_conv1(A + 364544, A + 314368, packed + 28285440, A + 0, batch);
     basic13_conv2(A + 314368, A + 364544, A + 339456, packed + 32513024, A + 0, batch);
     globalavgpool1(A + 339456, A + 0, batch);
-    dense1(A + 0, out_logits, packed + 36740608, A + 1204224, batch);
+    dense1(A + 0, out_logits, packed + 36740608, A + 1322752, batch);
     return 0;
 }

@@ -133,6 +133,16 @@ LAYER_CASES = [
     ("conv_wino_pool_two_rows", [16, 14, 14], "conv(24, 3, pad=1, bias=false) -> maxpool(2)", 1),
     ("conv_wino_pool_four_rows", [16, 8, 8], "conv(20, 3, pad=1) -> leakyrelu(0.2) -> maxpool(2)", 1),
     ("conv_wino_pool_odd_tiles", [16, 12, 26], "conv(16, 3, pad=1) -> relu6 -> maxpool(2)", 1),
+    # 7-wide stride-2 layers by 1-D Winograd along rows (wino_rows.c): an odd output width
+    # (a last pair half used), rows that end inside a vector, four input channels, output
+    # channels that leave the register tile ragged, no padding, a 3-row kernel, and a fused
+    # activation; the narrow ones keep the direct kernel on AVX-512, and one input channel
+    # goes to depthwise.c's multiplier form, which takes such layers first
+    ("conv_rows7_s2", [3, 64, 70], "conv(16, 7, stride=2, pad=3)", 1),
+    ("conv_rows7_s2_one_channel", [1, 33, 67], "conv(6, 7, stride=2, pad=3, bias=false)", 1),
+    ("conv_rows7_s2_four_channels", [4, 40, 96], "conv(20, 7, stride=2, pad=2) -> relu", 1),
+    ("conv_rows7_s2_nopad", [3, 37, 45], "conv(8, 7, stride=2)", 1),
+    ("conv_rows7_s2_3x7", [3, 21, 64], "conv(9, (3, 7), stride=2, pad=(1, 3))", 1),
     # local
     ("local_basic", [3, 6, 6], "local(4, 3)", 1),
     ("local_stride_pad", [3, 7, 7], "local(5, 3, stride=2, pad=1)", 1),
@@ -448,7 +458,7 @@ EXAMPLES = {
 # alphago's 19x19 board). With --full every example runs at its declared size only.
 ALSO_FULL = ["googlenet", "mobilenet", "alphago"]
 
-BATCH3 = ["layer:conv_stride2_pad1", "layer:conv_one_channel", "layer:conv_wino_pool", "layer:dense_chw", "layer:bn_vec", "layer:softmax_chw",
+BATCH3 = ["layer:conv_stride2_pad1", "layer:conv_rows7_s2", "layer:conv_one_channel", "layer:conv_wino_pool", "layer:dense_chw", "layer:bn_vec", "layer:softmax_chw",
           "layer:local_stride_pad", "layer:lrn4_even", "layer:prelu_vec", "layer:maxpool3_s2_pad1",
           "net:concat3", "net:concat_slices", "net:pool_in_conv", "net:multi_io", "net:residual_block", "net:dense_chain_vec",
           "example:lenet5", "example:resnet18", "example:mobilenetv2", "example:sentence_cnn"]
