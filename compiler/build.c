@@ -545,13 +545,19 @@ int cmd_grad(Compilation *c, const CliOptions *o) {
     BuildOptions b = {.batch = o->batch,
                       .target = o->precision_double ? TARGET_SCALAR
                                                     : resolve_target(o->target),
-                      .fuse = o->fuse, .source_name = c->filename, .train = true};
+                      .fuse = o->fuse, .source_name = c->filename, .train = true,
+                      .openmp = o->openmp};
     if (!check_target_runs_here(b.target, "grad"))
         return 2;
     Generated *gen = emit_c(g, &b, &c->arena, &c->diags);
     if (!gen)
         return 1;
     HostProgram prog = {.link = {NULL}};
+    if (o->openmp) {
+        prog.flags[0] = "-O2";
+        prog.flags[1] = "-std=c99";
+        prog.flags[2] = "-fopenmp";
+    }
     if (o->precision_double) {
         /* the same generated text, compiled with float defined as double */
         add_file(&prog, arena_printf(&c->arena, "%s.c.txt", g->name), gen->c_text);

@@ -129,6 +129,8 @@ int64_t simd_train_fscratch(Target t, const Node *n, int batch);
  * own (NULL when n is not such), and the backward scratch with room for it. */
 Node *simd_backward_data_node(const Node *n, Arena *a);
 int64_t simd_train_bscratch(Target t, const Node *n, int batch);
+/* The same for one lane of a convolution's backward (train_lane_total). */
+int64_t simd_train_bscratch_lane(Target t, const Node *n);
 /* A dense layer's backward (the kernels_train.c signature). */
 void emit_simd_dense_back(Emit *e, const BackSig *b);
 /* The planner's and packer's callbacks for target t. */
@@ -200,7 +202,18 @@ struct BackSig {
 BackSig back_signature(const Node *n, const bool *written, Arena *a);
 bool back_needed(const BackSig *b);
 int64_t train_bscratch(const Node *n, int batch);
+/* A convolution's backward scratch for one lane, and for all its lanes
+ * given one lane's (other nodes: the same). */
+int64_t train_bscratch_lane(const Node *n);
+int64_t train_lane_total(const Node *n, int64_t per_lane);
+/* The lanes a convolution's backward splits the batch into (1: none). */
+int train_lanes(const BuildOptions *opt);
 void emit_backward_kernel(Emit *e, const BackSig *b);
+/* The function a convolution's backward calls for each lane, if it has
+ * lanes (written before the backward kernel), and the kernel comment's
+ * schedule line for a backward kernel. */
+void emit_backward_lane(Emit *e, const BackSig *b);
+const char *backward_schedule(Emit *e, const BackSig *b);
 void emit_bn_train(Emit *e, const Node *n);
 void emit_dropout_train(Emit *e, const Node *n);
 /* The training kernels (into e->o), then the entry points and the header's

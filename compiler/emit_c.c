@@ -1029,7 +1029,7 @@ Generated *emit_c(Graph *g, const BuildOptions *opt, Arena *a, Diags *d) {
     e.o = open_memstream(&kbuf, &klen);
     emit_kernels(&e);
     if (opt->train) {
-        e.train_plan = plan_training(g, opt->batch,
+        e.train_plan = plan_training(g, opt->batch, train_lanes(opt),
                                      simd ? simd_fscratch_fn(opt->target) : scalar_scratch,
                                      simd ? simd_bscratch_fn(opt->target) : train_bscratch, a, d);
         if (!e.train_plan) {

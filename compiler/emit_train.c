@@ -95,14 +95,22 @@ void emit_training_kernels(Emit *e) {
         Node *bx = simd_target(e->opt->target) && n->op == OP_CONV && b.dx[0]
                  ? simd_backward_data_node(n, e->a) : NULL;
         if (bx) {
+            /* with lanes it runs on one sample inside a lane, and the
+             * lanes are shared out among the threads: no threads of its own */
+            const BuildOptions *opt = e->opt;
+            BuildOptions serial = *opt;
+            serial.openmp = opt->openmp && n->train->lanes == 1;
+            e->opt = &serial;
             emit_kernel_comment(e, bx, simd_schedule(e, bx));
             P(e, "static CNN_SIMD void %s_dx(const float *restrict x0, float *restrict y, "
                  "const float *restrict w, %sint batch) {\n", e->fn[n->id],
               simd_scratch(e->opt->target, bx, 1) > 0 ? "float *restrict s, " : "");
             emit_simd_kernel(e, bx);
             P(e, "}\n\n");
+            e->opt = opt;
         }
-        emit_kernel_comment(e, n, "backward: input and weight gradients");
+        emit_backward_lane(e, &b);
+        emit_kernel_comment(e, n, backward_schedule(e, &b));
         emit_back_signature(e, &b);
         emit_backward_kernel(e, &b);
         P(e, "}\n\n");

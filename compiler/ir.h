@@ -227,6 +227,9 @@ typedef struct TrainNode {
     struct Buffer *grad;      /* d loss / d output; NULL for network inputs */
     struct Buffer *fscratch;  /* forward work space */
     struct Buffer *bscratch;  /* backward work space */
+    int lanes;                /* groups of samples a convolution's backward
+                                 runs in parallel, each with its own scratch
+                                 and weight gradient (1: no OpenMP) */
 } TrainNode;
 
 typedef struct Graph {
@@ -360,8 +363,9 @@ Plan *plan_with_state(Graph *g, int batch, ScratchFn scratch, ScratchFn state, A
                       Diags *d);
 /* The training plan: activations kept until the backward steps that read
  * them, gradients from their first writer to their reader, scratch for
- * both directions. Sets every node's `train`. */
-Plan *plan_training(Graph *g, int batch, ScratchFn fscratch, ScratchFn bscratch,
+ * both directions. Sets every node's `train`, with `lanes` (1 or more)
+ * before the scratch functions are asked. */
+Plan *plan_training(Graph *g, int batch, int lanes, ScratchFn fscratch, ScratchFn bscratch,
                     Arena *a, Diags *d);
 /* Does the backward of n read its input k, or its own output? */
 bool backward_reads_input(const Node *n);

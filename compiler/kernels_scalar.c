@@ -42,9 +42,12 @@ int64_t scalar_scratch(const Node *n, int batch) {
 /* "for (int b = 0; b < batch; b++) {" with per-sample pointers. With
  * --openmp, samples are shared out among the threads when there are several
  * and the kernel's scratch, if any, has a part per sample; a kernel's own
- * parallel loops inside then run on the thread that has the sample. */
+ * parallel loops inside then run on the thread that has the sample. The
+ * kernels training's forward pass calls (plain) have the training plan's
+ * scratch. */
 void open_batch(Emit *e, const Node *n) {
-    if (e->opt->openmp && (!n->scratch || e->scratch_per_sample) && !e->plain)
+    bool scratch = e->plain ? n->train && n->train->fscratch : n->scratch != NULL;
+    if (e->opt->openmp && (!scratch || e->scratch_per_sample))
         P(e, "    #pragma omp parallel for if(batch > 1) schedule(static)\n");
     P(e, "    for (int b = 0; b < batch; b++) {\n");
     for (int k = 0; k < n->inputs.len; k++)
@@ -456,7 +459,7 @@ static void emit_global_pool(Emit *e, const Node *n) {
 
 /* y[i] = f(v) with v = x0[i], over the whole batch at once. */
 static void emit_map(Emit *e, const Node *n, const char *expr) {
-    if (e->opt->openmp && !e->plain)
+    if (e->opt->openmp)
         P(e, "    #pragma omp parallel for schedule(static)\n");
     P(e, "    for (ptrdiff_t i = 0; i < (ptrdiff_t)batch * %lld; i++) {\n", ll(out_elems(n)));
     P(e, "        const float v = x0[i];\n");
@@ -525,7 +528,7 @@ static void emit_bias(Emit *e, const Node *n) {
 }
 
 static void emit_add(Emit *e, const Node *n) {
-    if (e->opt->openmp && !e->plain)
+    if (e->opt->openmp)
         P(e, "    #pragma omp parallel for schedule(static)\n");
     P(e, "    for (ptrdiff_t i = 0; i < (ptrdiff_t)batch * %lld; i++)\n", ll(out_elems(n)));
     P(e, "        y[i] = x0[i] + x1[i];\n");

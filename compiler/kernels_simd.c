@@ -355,9 +355,9 @@ Node *simd_backward_data_node(const Node *n, Arena *a) {
 }
 
 /* The scalar backward's scratch, then for the input-gradient convolution
- * its packed weights and its own scratch. */
-int64_t simd_train_bscratch(Target t, const Node *n, int batch) {
-    int64_t base = train_bscratch(n, batch);
+ * its packed weights and its own scratch: one lane's worth. */
+int64_t simd_train_bscratch_lane(Target t, const Node *n) {
+    int64_t base = train_bscratch_lane(n);
     Arena a;
     arena_init(&a);
     Node *bx = n->op == OP_CONV && n->train && ((Node *)n->inputs.items[0])->train->grad
@@ -370,6 +370,11 @@ int64_t simd_train_bscratch(Target t, const Node *n, int batch) {
     }
     arena_free(&a);
     return base + extra;
+}
+
+int64_t simd_train_bscratch(Target t, const Node *n, int batch) {
+    (void)batch;
+    return train_lane_total(n, simd_train_bscratch_lane(t, n));
 }
 
 int simd_conv_mr(Target t, const Node *n) {
@@ -1002,7 +1007,11 @@ static void dense_back(Emit *e, const BackSig *b) {
     int w = isa_of(e->opt->target)->width;
     int64_t units = n->a.units, in = in_elems(n, 0), main = in / (2 * w) * (2 * w);
     P(e, "    enum { W = %d }; /* floats a vector */\n", w);
+    /* with --openmp each thread owns whole rows of the weight gradient,
+     * then whole samples of the input gradient */
     if (n->a.bias) {
+        if (e->opt->openmp)
+            P(e, "    #pragma omp parallel for schedule(static)\n");
         P(e, "    for (int u = 0; u < %lld; u++) {\n", ll(units));
         P(e, "        float db = 0.0f;\n");
         P(e, "        for (int b = 0; b < batch; b++)\n");
@@ -1010,6 +1019,8 @@ static void dense_back(Emit *e, const BackSig *b) {
         P(e, "        gw[%lld + u] = db;\n", ll(units * in));
         P(e, "    }\n");
     }
+    if (e->opt->openmp)
+        P(e, "    #pragma omp parallel for schedule(static)\n");
     P(e, "    for (int u0 = 0; u0 < %lld; u0 += 4) {\n", ll(units));
     P(e, "        const int rows = u0 + 4 <= %lld ? 4 : %lld - u0;\n", ll(units), ll(units));
     P(e, "        for (int i = 0; i < %lld; i += 2 * W) {\n", ll(main));
@@ -1048,6 +1059,8 @@ static void dense_back(Emit *e, const BackSig *b) {
     if (!b->dx[0])
         return;
     const char *op = b->acc[0] ? "+=" : "=";
+    if (e->opt->openmp)
+        P(e, "    #pragma omp parallel for schedule(static)\n");
     P(e, "    for (int b0 = 0; b0 < batch; b0 += 4) {\n");
     P(e, "        const int samples = b0 + 4 <= batch ? 4 : batch - b0;\n");
     P(e, "        for (int i = 0; i < %lld; i += 2 * W) {\n", ll(main));

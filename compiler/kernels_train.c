@@ -33,9 +33,9 @@ static bool wants_dx0(const Node *n) {
 /* Scratch floats the backward kernel needs: for a convolution, the padded
  * input (when it pads) and its columns (im2col), then for the input
  * gradient the spread output gradient z, the flipped kernels and the
- * padded input gradient. */
-int64_t train_bscratch(const Node *n, int batch) {
-    (void)batch;
+ * padded input gradient. For a convolution this is one lane's worth
+ * (train_lane_total multiplies it out). */
+int64_t train_bscratch_lane(const Node *n) {
     const Attrs *a = &n->a;
     if (n->op == OP_LRN)
         return wants_dx0(n) ? 2 * n->shape.d[0] : 0;
@@ -57,6 +57,42 @@ int64_t train_bscratch(const Node *n, int batch) {
                  conv_tmp_floats(1, 1, hp, wz);
     }
     return total;
+}
+
+/* ---- lanes: a convolution's backward on several threads ----------------------- */
+
+/* With --openmp a convolution's backward splits the batch into at most
+ * TRAIN_LANES lanes of consecutive samples. Each lane has its own scratch
+ * and its own weight gradient, so the lanes run in parallel without
+ * sharing a float they write, and the lanes' gradients are summed in lane
+ * order afterwards. The lanes are fixed by the batch alone, not by the
+ * threads, so the gradient is the same float for float whatever
+ * OMP_NUM_THREADS is. Eight lanes keep eight cores busy and cost eight
+ * copies of the weight gradient. */
+enum { TRAIN_LANES = 8 };
+
+int train_lanes(const BuildOptions *opt) {
+    return opt->openmp ? (opt->batch < TRAIN_LANES ? opt->batch : TRAIN_LANES) : 1;
+}
+
+static int lanes_of(const Node *n) {
+    return n->op == OP_CONV && n->train ? n->train->lanes : 1;
+}
+
+/* Floats from one lane's block to the next: its scratch, then its weight
+ * gradient, in whole cache lines. */
+static int64_t lane_stride(const Node *n, int64_t per_lane) {
+    return (per_lane + n->param_count + 15) / 16 * 16;
+}
+
+int64_t train_lane_total(const Node *n, int64_t per_lane) {
+    int lanes = lanes_of(n);
+    return lanes > 1 && per_lane > 0 ? lanes * lane_stride(n, per_lane) : per_lane;
+}
+
+int64_t train_bscratch(const Node *n, int batch) {
+    (void)batch;
+    return train_lane_total(n, train_bscratch_lane(n));
 }
 
 BackSig back_signature(const Node *n, const bool *written, Arena *ar) {
@@ -100,10 +136,18 @@ static const char *put(const BackSig *b, int k) {
     return b->acc[k] ? "+=" : "=";
 }
 
+/* With --openmp, the loop that follows shared out among the threads (its
+ * iterations write nothing in common). */
+static void omp_for(Emit *e, const char *indent) {
+    if (e->opt->openmp)
+        P(e, "%s#pragma omp parallel for schedule(static)\n", indent);
+}
+
 /* Zero a gradient that a scatter kernel only adds into. */
 static void zero_dx(Emit *e, const BackSig *b, int k, int64_t count) {
     if (!b->dx[k] || b->acc[k])
         return;
+    omp_for(e, "    ");
     P(e, "    for (ptrdiff_t i = 0; i < (ptrdiff_t)batch * %lld; i++)\n", ll(count));
     P(e, "        dx%d[i] = 0.0f;\n", k);
 }
@@ -112,10 +156,15 @@ static void zero_gw(Emit *e, const Node *n) {
     P(e, "    for (int i = 0; i < %lld; i++)\n        gw[i] = 0.0f;\n", ll(n->param_count));
 }
 
-/* Per-sample pointers for a backward kernel's loop over the batch. */
-static void open_back_batch(Emit *e, const BackSig *b) {
+/* Per-sample pointers for a backward kernel's loop over samples
+ * first..last-1; `parallel`: the samples shared out among the threads
+ * (--openmp), for kernels whose samples write nothing in common. */
+static void open_back_range(Emit *e, const BackSig *b, const char *first, const char *last,
+                            bool parallel) {
     const Node *n = b->n;
-    P(e, "    for (int b = 0; b < batch; b++) {\n");
+    if (parallel && e->opt->openmp)
+        P(e, "    #pragma omp parallel for if(batch > 1) schedule(static)\n");
+    P(e, "    for (int b = %s; b < %s; b++) {\n", first, last);
     for (int k = 0; k < n->inputs.len; k++) {
         if (b->x)
             P(e, "        const float *xb%d = x%d + (ptrdiff_t)b * %lld;\n", k, k,
@@ -129,156 +178,273 @@ static void open_back_batch(Emit *e, const BackSig *b) {
     P(e, "        const float *dyb = dy + (ptrdiff_t)b * %lld;\n", ll(out_elems(n)));
 }
 
+static void open_back_batch(Emit *e, const BackSig *b, bool parallel) {
+    open_back_range(e, b, "0", "batch", parallel);
+}
+
 /* ---- convolution ------------------------------------------------------------- */
 
-static void emit_conv_back(Emit *e, const BackSig *b) {
+/* Where a convolution's backward keeps things, in floats from the start of
+ * a lane's block of scratch. The flipped kernels (wf) and their packed
+ * copy (pk) are written once per call into lane 0's block and read by
+ * every lane; the rest belongs to the lane. */
+typedef struct ConvBack {
+    Shape in, out;
+    int64_t cg, kg, kh, kw, dh, dw, hp, wp, oh, ow, plane, padded, hz, wz, wsize;
+    int64_t col_at, z_at, wf_at, dxp_at, tmp_at, pk_at, bs_at;
+    Node *bx;           /* the input gradient as a forward convolution, or NULL */
+    int lanes;          /* 1: the samples in one loop, no OpenMP */
+    int64_t per;        /* floats of a lane's scratch; its weight gradient follows */
+    int64_t stride;     /* floats from one lane's block to the next */
+} ConvBack;
+
+static ConvBack conv_back_layout(Emit *e, const BackSig *b) {
     const Node *n = b->n;
     const Attrs *a = &n->a;
-    Shape in = in_shape_of(n, 0), out = n->shape;
-    int64_t cg = in.d[0] / a->groups, kg = a->units / a->groups;
-    int64_t kh = a->kernel[0], kw = a->kernel[1], dh = a->dilation[0], dw = a->dilation[1];
-    int64_t hp = in.d[1] + a->pad_lo[0] + a->pad_hi[0];
-    int64_t wp = in.d[2] + a->pad_lo[1] + a->pad_hi[1];
-    int64_t oh = out.d[1], ow = out.d[2], plane = oh * ow;
-    int64_t padded = in.d[0] * hp * wp;
-    int64_t hz = (oh - 1) * a->stride[0] + 1 + 2 * (kh - 1) * dh;
-    int64_t wz = (ow - 1) * a->stride[1] + 1 + 2 * (kw - 1) * dw;
-    int64_t col_at = pads(a) ? padded : 0, ckk = in.d[0] * kh * kw;
-    int64_t z_at = col_at + ckk * plane, wf_at = z_at + a->units * hz * wz;
-    int64_t dxp_at = wf_at + in.d[0] * kg * kh * kw, tmp_at = dxp_at + padded;
-    int64_t wsize = a->units * cg * kh * kw;
-
-    zero_gw(e, n);
-    if (b->dx[0]) {
-        /* the flipped, transposed kernels, once per call:
-         * wf[c][kk][i][j] = w[g*Kg + kk][c - g*Cg][kh-1-i][kw-1-j] */
-        P(e, "    for (int c = 0; c < %lld; c++)\n", ll(in.d[0]));
-        P(e, "        for (int kk = 0; kk < %lld; kk++)\n", ll(kg));
-        P(e, "            for (int i = 0; i < %lld; i++)\n", ll(kh));
-        P(e, "                for (int j = 0; j < %lld; j++)\n", ll(kw));
-        P(e, "                    s[%lld + ((c * %lld + kk) * %lld + i) * %lld + j] =\n",
-          ll(wf_at), ll(kg), ll(kh), ll(kw));
-        P(e, "                        w[((((c / %lld) * %lld + kk) * %lld + c %% %lld) * %lld "
-             "+ %lld - i) * %lld + %lld - j];\n",
-          ll(cg), ll(kg), ll(cg), ll(cg), ll(kh), ll(kh - 1), ll(kw), ll(kw - 1));
-    }
+    ConvBack c = {.in = in_shape_of(n, 0), .out = n->shape};
+    c.cg = c.in.d[0] / a->groups;
+    c.kg = a->units / a->groups;
+    c.kh = a->kernel[0], c.kw = a->kernel[1], c.dh = a->dilation[0], c.dw = a->dilation[1];
+    c.hp = c.in.d[1] + a->pad_lo[0] + a->pad_hi[0];
+    c.wp = c.in.d[2] + a->pad_lo[1] + a->pad_hi[1];
+    c.oh = c.out.d[1], c.ow = c.out.d[2], c.plane = c.oh * c.ow;
+    c.padded = c.in.d[0] * c.hp * c.wp;
+    c.hz = (c.oh - 1) * a->stride[0] + 1 + 2 * (c.kh - 1) * c.dh;
+    c.wz = (c.ow - 1) * a->stride[1] + 1 + 2 * (c.kw - 1) * c.dw;
+    c.wsize = a->units * c.cg * c.kh * c.kw;
+    int64_t ckk = c.in.d[0] * c.kh * c.kw;
+    c.col_at = pads(a) ? c.padded : 0;
+    c.z_at = c.col_at + ckk * c.plane;
+    c.wf_at = c.z_at + a->units * c.hz * c.wz;
+    c.dxp_at = c.wf_at + c.in.d[0] * c.kg * c.kh * c.kw;
+    c.tmp_at = c.dxp_at + c.padded;
     /* on the vector targets a stride-1 input gradient runs through the
      * forward kernels, as a convolution node of its own (NAME_dx) */
-    Node *bx = simd_target(e->opt->target) && b->dx[0]
-             ? simd_backward_data_node(n, e->a) : NULL;
-    int64_t pk_at = train_bscratch(n, 1);
-    if (bx)   /* the flipped kernels in the order the input-gradient kernel reads */
+    c.bx = simd_target(e->opt->target) && b->dx[0] ? simd_backward_data_node(n, e->a) : NULL;
+    c.pk_at = train_bscratch_lane(n);
+    if (c.bx)
+        c.bs_at = c.pk_at + pack_conv_floats(c.in.d[0], c.kg * c.kh * c.kw, a->groups,
+                                             simd_conv_mr(e->opt->target, c.bx));
+    c.lanes = lanes_of(n);
+    c.per = simd_target(e->opt->target) ? simd_train_bscratch_lane(e->opt->target, n)
+                                        : train_bscratch_lane(n);
+    c.stride = lane_stride(n, c.per);
+    return c;
+}
+
+/* Once per call, before the samples: the weight gradient zeroed, and for
+ * the input gradient the flipped, transposed kernels
+ * wf[c][kk][i][j] = w[g*Kg + kk][c - g*Cg][kh-1-i][kw-1-j] (packed for the
+ * input-gradient kernel on the vector targets). */
+static void emit_conv_back_setup(Emit *e, const BackSig *b, const ConvBack *c) {
+    const Node *n = b->n;
+    zero_gw(e, n);
+    if (!b->dx[0])
+        return;
+    P(e, "    for (int c = 0; c < %lld; c++)\n", ll(c->in.d[0]));
+    P(e, "        for (int kk = 0; kk < %lld; kk++)\n", ll(c->kg));
+    P(e, "            for (int i = 0; i < %lld; i++)\n", ll(c->kh));
+    P(e, "                for (int j = 0; j < %lld; j++)\n", ll(c->kw));
+    P(e, "                    s[%lld + ((c * %lld + kk) * %lld + i) * %lld + j] =\n",
+      ll(c->wf_at), ll(c->kg), ll(c->kh), ll(c->kw));
+    P(e, "                        w[((((c / %lld) * %lld + kk) * %lld + c %% %lld) * %lld "
+         "+ %lld - i) * %lld + %lld - j];\n",
+      ll(c->cg), ll(c->kg), ll(c->cg), ll(c->cg), ll(c->kh), ll(c->kh - 1), ll(c->kw),
+      ll(c->kw - 1));
+    if (c->bx)
         P(e, "    cnn_pack_conv(s + %lld, NULL, NULL, 0.0, s + %lld, %lld, %lld, %lld, %d);\n",
-          ll(wf_at), ll(pk_at), ll(in.d[0]), ll(kg * kh * kw), ll(a->groups),
-          simd_conv_mr(e->opt->target, bx));
-    open_back_batch(e, b);
+          ll(c->wf_at), ll(c->pk_at), ll(c->in.d[0]), ll(c->kg * c->kh * c->kw),
+          ll(n->a.groups), simd_conv_mr(e->opt->target, c->bx));
+}
+
+/* The weight gradient's share of samples first..last-1: a correlation of
+ * the input with the output gradient, as dot products of dy's rows with the
+ * input's columns col[c][i][j][oh*OW + ow] = in[c][oh*sh + i*dh][ow*sw + j*dw],
+ * added to gl. ls: the lane's scratch. */
+static void emit_conv_back_weights(Emit *e, const BackSig *b, const ConvBack *c,
+                                   const char *ls, const char *gl) {
+    const Node *n = b->n;
+    const Attrs *a = &n->a;
     if (pads(a)) {
         e->need_pad = true;
-        P(e, "        cnn_pad(xb0, s, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %d);\n",
-          ll(in.d[0]), ll(in.d[1]), ll(in.d[2]), ll(a->pad_lo[0]), ll(a->pad_lo[1]),
-          ll(hp), ll(wp), (int)a->pad_mode);
-        P(e, "        const float *in = s;\n");
+        P(e, "        cnn_pad(xb0, %s, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %d);\n", ls,
+          ll(c->in.d[0]), ll(c->in.d[1]), ll(c->in.d[2]), ll(a->pad_lo[0]), ll(a->pad_lo[1]),
+          ll(c->hp), ll(c->wp), (int)a->pad_mode);
+        P(e, "        const float *in = %s;\n", ls);
     } else {
         P(e, "        const float *in = xb0;\n");
     }
-    /* weight gradient: a correlation of the input with the output
-     * gradient, as dot products of dy's rows with the input's columns
-     * col[c][i][j][oh*OW + ow] = in[c][oh*sh + i*dh][ow*sw + j*dw] */
-    P(e, "        float *col = s + %lld;\n", ll(col_at));
-    P(e, "        for (int c = 0; c < %lld; c++)\n", ll(in.d[0]));
-    P(e, "            for (int i = 0; i < %lld; i++)\n", ll(kh));
-    P(e, "                for (int j = 0; j < %lld; j++) {\n", ll(kw));
+    P(e, "        float *col = %s + %lld;\n", ls, ll(c->col_at));
+    P(e, "        for (int c = 0; c < %lld; c++)\n", ll(c->in.d[0]));
+    P(e, "            for (int i = 0; i < %lld; i++)\n", ll(c->kh));
+    P(e, "                for (int j = 0; j < %lld; j++) {\n", ll(c->kw));
     P(e, "                    float *cr = col + ((c * %lld + i) * %lld + j) * %lld;\n",
-      ll(kh), ll(kw), ll(plane));
+      ll(c->kh), ll(c->kw), ll(c->plane));
     P(e, "                    const float *xr = in + c * %lld + i * %lld + j * %lld;\n",
-      ll(hp * wp), ll(dh * wp), ll(dw));
-    P(e, "                    for (int oh = 0; oh < %lld; oh++)\n", ll(oh));
-    P(e, "                        for (int ow = 0; ow < %lld; ow++)\n", ll(ow));
-    P(e, "                            cr[oh * %lld + ow] = xr[oh * %lld + ow%s];\n", ll(ow),
-      ll(a->stride[0] * wp),
+      ll(c->hp * c->wp), ll(c->dh * c->wp), ll(c->dw));
+    P(e, "                    for (int oh = 0; oh < %lld; oh++)\n", ll(c->oh));
+    P(e, "                        for (int ow = 0; ow < %lld; ow++)\n", ll(c->ow));
+    P(e, "                            cr[oh * %lld + ow] = xr[oh * %lld + ow%s];\n", ll(c->ow),
+      ll(a->stride[0] * c->wp),
       a->stride[1] == 1 ? "" : arena_printf(e->a, " * %lld", ll(a->stride[1])));
     P(e, "                }\n");
-    bool tiled = simd_target(e->opt->target) && kg % 4 == 0 && cg * kh * kw >= 3;
+    int64_t per = c->cg * c->kh * c->kw, plane = c->plane;
+    bool tiled = simd_target(e->opt->target) && c->kg % 4 == 0 && per >= 3;
     if (tiled) {
         /* four output channels by three columns at a time, in registers */
-        int64_t per = cg * kh * kw, main = per / 3 * 3;
+        int64_t main = per / 3 * 3;
         e->need_dot4x3 = true;
         if (main < per)
             e->need_dot = true;
         P(e, "        for (int k = 0; k < %lld; k += 4) {\n", ll(a->units));
-        P(e, "            const float *cg = col + (k / %lld) * %lld;\n", ll(kg), ll(per * plane));
+        P(e, "            const float *cg = col + (k / %lld) * %lld;\n", ll(c->kg),
+          ll(per * plane));
         P(e, "            for (int r = 0; r < %lld; r += 3)\n", ll(main));
-        P(e, "                cnn_dot4x3(dyb + k * %lld, cg + r * %lld, %lld, gw + k * %lld + r, "
-             "%lld);\n", ll(plane), ll(plane), ll(plane), ll(per), ll(per));
+        P(e, "                cnn_dot4x3(dyb + k * %lld, cg + r * %lld, %lld, %s + k * %lld + r, "
+             "%lld);\n", ll(plane), ll(plane), ll(plane), gl, ll(per), ll(per));
         if (main < per) {
             P(e, "            for (int kk = k; kk < k + 4; kk++)\n");
             P(e, "                for (int r = %lld; r < %lld; r++)\n", ll(main), ll(per));
-            P(e, "                    gw[kk * %lld + r] += cnn_dot(dyb + kk * %lld, cg + r * %lld, "
-                 "%lld);\n", ll(per), ll(plane), ll(plane), ll(plane));
+            P(e, "                    %s[kk * %lld + r] += cnn_dot(dyb + kk * %lld, cg + r * %lld, "
+                 "%lld);\n", gl, ll(per), ll(plane), ll(plane), ll(plane));
         }
         P(e, "        }\n");
     } else {
         e->need_dot = true;
     }
-    if (!tiled || a->bias) {
-        P(e, "        for (int k = 0; k < %lld; k++) {\n", ll(a->units));
-        P(e, "            const float *dyk = dyb + k * %lld;\n", ll(plane));
-        if (a->bias) {
-            P(e, "            float db = 0.0f;\n");
-            P(e, "            for (int i = 0; i < %lld; i++)\n", ll(plane));
-            P(e, "                db += dyk[i];\n");
-            P(e, "            gw[%lld + k] += db;\n", ll(wsize));
-        }
-        if (!tiled) {
-            P(e, "            const float *cg = col + (k / %lld) * %lld;\n", ll(kg),
-              ll(cg * kh * kw * plane));
-            P(e, "            float *gk = gw + k * %lld;\n", ll(cg * kh * kw));
-            P(e, "            for (int r = 0; r < %lld; r++)\n", ll(cg * kh * kw));
-            P(e, "                gk[r] += cnn_dot(dyk, cg + r * %lld, %lld);\n", ll(plane),
-              ll(plane));
-        }
-        P(e, "        }\n");
+    if (tiled && !a->bias)
+        return;
+    P(e, "        for (int k = 0; k < %lld; k++) {\n", ll(a->units));
+    P(e, "            const float *dyk = dyb + k * %lld;\n", ll(plane));
+    if (a->bias) {
+        P(e, "            float db = 0.0f;\n");
+        P(e, "            for (int i = 0; i < %lld; i++)\n", ll(plane));
+        P(e, "                db += dyk[i];\n");
+        P(e, "            %s[%lld + k] += db;\n", gl, ll(c->wsize));
     }
-    if (bx) {
-        /* input gradient: the convolution of dy with the flipped kernels */
-        int64_t bs_at = pk_at +
-            pack_conv_floats(in.d[0], kg * kh * kw, a->groups, simd_conv_mr(e->opt->target, bx));
-        P(e, "        float *dxp = s + %lld;\n", ll(dxp_at));
-        P(e, "        %s_dx(dyb, dxp, s + %lld, %s1);\n", e->fn[n->id],
-          ll(pk_at), simd_scratch(e->opt->target, bx, 1) > 0
-                         ? arena_printf(e->a, "s + %lld, ", ll(bs_at)) : "");
-    } else if (b->dx[0]) {
-        /* input gradient: spread dy by the stride into z, pad it by the
-         * kernel's extent, and convolve with the flipped kernels */
-        P(e, "        float *z = s + %lld, *dxp = s + %lld;\n", ll(z_at), ll(dxp_at));
+    if (!tiled) {
+        P(e, "            const float *cg = col + (k / %lld) * %lld;\n", ll(c->kg),
+          ll(per * plane));
+        P(e, "            float *gk = %s + k * %lld;\n", gl, ll(per));
+        P(e, "            for (int r = 0; r < %lld; r++)\n", ll(per));
+        P(e, "                gk[r] += cnn_dot(dyk, cg + r * %lld, %lld);\n", ll(plane),
+          ll(plane));
+    }
+    P(e, "        }\n");
+}
+
+/* The input gradient of one sample: the convolution of dy with the
+ * flipped kernels (read from s), into the lane's scratch ls, then folded
+ * back from the padded input's gradient. */
+static void emit_conv_back_data(Emit *e, const BackSig *b, const ConvBack *c, const char *ls) {
+    const Node *n = b->n;
+    const Attrs *a = &n->a;
+    if (!b->dx[0])
+        return;
+    if (c->bx) {
+        P(e, "        float *dxp = %s + %lld;\n", ls, ll(c->dxp_at));
+        P(e, "        %s_dx(dyb, dxp, s + %lld, %s1);\n", e->fn[n->id], ll(c->pk_at),
+          simd_scratch(e->opt->target, c->bx, 1) > 0
+              ? arena_printf(e->a, "%s + %lld, ", ls, ll(c->bs_at)) : "");
+    } else {
+        /* spread dy by the stride into z, pad it by the kernel's extent,
+         * and convolve with the flipped kernels */
+        P(e, "        float *z = %s + %lld, *dxp = %s + %lld;\n", ls, ll(c->z_at), ls,
+          ll(c->dxp_at));
         P(e, "        for (int i = 0; i < %lld; i++)\n            z[i] = 0.0f;\n",
-          ll(a->units * hz * wz));
+          ll(a->units * c->hz * c->wz));
         P(e, "        for (int k = 0; k < %lld; k++)\n", ll(a->units));
-        P(e, "            for (int oh = 0; oh < %lld; oh++)\n", ll(oh));
-        P(e, "                for (int ow = 0; ow < %lld; ow++)\n", ll(ow));
+        P(e, "            for (int oh = 0; oh < %lld; oh++)\n", ll(c->oh));
+        P(e, "                for (int ow = 0; ow < %lld; ow++)\n", ll(c->ow));
         P(e, "                    z[(k * %lld + %lld + oh * %lld) * %lld + %lld + ow * %lld] ="
              " dyb[(k * %lld + oh) * %lld + ow];\n",
-          ll(hz), ll((kh - 1) * dh), ll(a->stride[0]), ll(wz), ll((kw - 1) * dw),
-          ll(a->stride[1]), ll(oh), ll(ow));
-        P(e, "        for (int i = 0; i < %lld; i++)\n            dxp[i] = 0.0f;\n", ll(padded));
-        ConvLoops c = {
-            .in = "z", .out = "dxp", .w = arena_printf(e->a, "(s + %lld)", ll(wf_at)),
-            .cin_g = kg, .k = in.d[0], .groups = a->groups, .kh = kh, .kw = kw,
-            .dh = dh, .dw = dw, .sh = 1, .sw = 1, .hin = hz, .win = wz,
-            .hout = (oh - 1) * a->stride[0] + (kh - 1) * dh + 1,
-            .wout = (ow - 1) * a->stride[1] + (kw - 1) * dw + 1,
-            .out_rows = hp, .out_row_stride = wp, .init = NULL,
-            .tmp = arena_printf(e->a, "s + %lld", ll(tmp_at)),
+          ll(c->hz), ll((c->kh - 1) * c->dh), ll(a->stride[0]), ll(c->wz),
+          ll((c->kw - 1) * c->dw), ll(a->stride[1]), ll(c->oh), ll(c->ow));
+        P(e, "        for (int i = 0; i < %lld; i++)\n            dxp[i] = 0.0f;\n",
+          ll(c->padded));
+        ConvLoops cl = {
+            .in = "z", .out = "dxp", .w = arena_printf(e->a, "(s + %lld)", ll(c->wf_at)),
+            .cin_g = c->kg, .k = c->in.d[0], .groups = a->groups, .kh = c->kh, .kw = c->kw,
+            .dh = c->dh, .dw = c->dw, .sh = 1, .sw = 1, .hin = c->hz, .win = c->wz,
+            .hout = (c->oh - 1) * a->stride[0] + (c->kh - 1) * c->dh + 1,
+            .wout = (c->ow - 1) * a->stride[1] + (c->kw - 1) * c->dw + 1,
+            .out_rows = c->hp, .out_row_stride = c->wp, .init = NULL,
+            .tmp = arena_printf(e->a, "%s + %lld", ls, ll(c->tmp_at)),
         };
-        emit_conv_loops(e, &c);
+        emit_conv_loops(e, &cl);
     }
-    if (b->dx[0]) {   /* dxp is the padded input's gradient: fold the padding back */
-        e->need_unpad = true;
-        P(e, "        cnn_unpad(dxp, dxb0, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %d, %d);\n",
-          ll(in.d[0]), ll(in.d[1]), ll(in.d[2]), ll(a->pad_lo[0]), ll(a->pad_lo[1]),
-          ll(hp), ll(wp), (int)a->pad_mode, b->acc[0] ? 1 : 0);
-    }
+    e->need_unpad = true;
+    P(e, "        cnn_unpad(dxp, dxb0, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %d, %d);\n",
+      ll(c->in.d[0]), ll(c->in.d[1]), ll(c->in.d[2]), ll(a->pad_lo[0]), ll(a->pad_lo[1]),
+      ll(c->hp), ll(c->wp), (int)a->pad_mode, b->acc[0] ? 1 : 0);
+}
+
+/* The loop over samples first..last-1, with the lane's scratch ls and
+ * weight gradient gl. */
+static void emit_conv_back_samples(Emit *e, const BackSig *b, const ConvBack *c,
+                                   const char *first, const char *last, const char *ls,
+                                   const char *gl) {
+    open_back_range(e, b, first, last, false);
+    emit_conv_back_weights(e, b, c, ls, gl);
+    emit_conv_back_data(e, b, c, ls);
     P(e, "    }\n");
+}
+
+/* The samples first..last-1 of one lane, for NAME_backward's parallel loop
+ * over the lanes (--openmp): a function of its own, so that the per-sample
+ * loop reads the same as without lanes. */
+void emit_backward_lane(Emit *e, const BackSig *b) {
+    const Node *n = b->n;
+    if (n->op != OP_CONV || lanes_of(n) == 1)
+        return;
+    ConvBack c = conv_back_layout(e, b);
+    emit_kernel_comment(e, n, b->dx[0] ? "backward of one lane's samples (OpenMP): input "
+                                         "gradients, and weight gradients added to the lane's own"
+                                       : "backward of one lane's samples (OpenMP): weight "
+                                         "gradients, added to the lane's own");
+    /* s: the flipped kernels, which only the input gradient reads */
+    P(e, "static %svoid %s_back_lane(const float *x0, const float *dy, %sfloat *sl, "
+         "float *gl, int first, int last) {\n",
+      simd_target(e->opt->target) ? "CNN_SIMD " : "", e->fn[n->id],
+      b->dx[0] ? "float *dx0, const float *s, " : "");
+    emit_conv_back_samples(e, b, &c, "first", "last", "sl", "gl");
+    P(e, "}\n\n");
+}
+
+/* What the kernel comment says of a backward kernel's threads. */
+const char *backward_schedule(Emit *e, const BackSig *b) {
+    int lanes = lanes_of(b->n);
+    if (lanes == 1 || !back_needed(b))
+        return "backward: input and weight gradients";
+    return arena_printf(e->a, "backward: input and weight gradients; OpenMP: the batch in "
+                        "up to %d lanes, each with its own scratch and weight gradient, "
+                        "added in lane order", lanes);
+}
+
+static void emit_conv_back(Emit *e, const BackSig *b) {
+    const Node *n = b->n;
+    ConvBack c = conv_back_layout(e, b);
+    emit_conv_back_setup(e, b, &c);
+    if (c.lanes == 1) {
+        emit_conv_back_samples(e, b, &c, "0", "batch", "s", "gw");
+        return;
+    }
+    P(e, "    const int lanes = batch < %d ? batch : %d;\n", c.lanes, c.lanes);
+    P(e, "    #pragma omp parallel for schedule(static)\n");
+    P(e, "    for (int l = 0; l < lanes; l++) {\n");
+    P(e, "        float *sl = s + (ptrdiff_t)l * %lld; /* the lane's scratch */\n", ll(c.stride));
+    P(e, "        float *gl = l > 0 ? sl + %lld : gw;  /* and weight gradient */\n", ll(c.per));
+    P(e, "        if (l > 0)\n");
+    P(e, "            for (int i = 0; i < %lld; i++)\n", ll(n->param_count));
+    P(e, "                gl[i] = 0.0f;\n");
+    P(e, "        %s_back_lane(x0, dy, %ssl, gl, l * batch / lanes, (l + 1) * batch / lanes);\n",
+      e->fn[n->id], b->dx[0] ? "dx0, s, " : "");
+    P(e, "    }\n");
+    P(e, "    /* the lanes' weight gradients, added in lane order */\n");
+    P(e, "    #pragma omp parallel for schedule(static)\n");
+    P(e, "    for (int i = 0; i < %lld; i++)\n", ll(n->param_count));
+    P(e, "        for (int l = 1; l < lanes; l++)\n");
+    P(e, "            gw[i] += s[(ptrdiff_t)l * %lld + %lld + i];\n", ll(c.stride), ll(c.per));
 }
 
 /* Locally connected: every weight is used by one output position only. */
@@ -292,7 +458,7 @@ static void emit_local_back(Emit *e, const BackSig *b) {
     int64_t per = in.d[0] * kh * kw, padded = in.d[0] * hp * wp;
     int64_t bias_at = out.d[1] * out.d[2] * out.d[0] * per;
     zero_gw(e, n);
-    open_back_batch(e, b);
+    open_back_batch(e, b, false);
     e->need_pad = true;
     P(e, "        cnn_pad(xb0, s, %lld, %lld, %lld, %lld, %lld, %lld, %lld, 0);\n",
       ll(in.d[0]), ll(in.d[1]), ll(in.d[2]), ll(a->pad_lo[0]), ll(a->pad_lo[1]), ll(hp), ll(wp));
@@ -332,15 +498,21 @@ static void emit_local_back(Emit *e, const BackSig *b) {
 }
 
 /* Weight row outer, batch inner: the row of w and of its gradient stay in
- * cache while every sample adds its outer product and its input gradient. */
+ * cache while every sample adds its outer product and its input gradient.
+ * With --openmp the input gradient gets a loop of its own over the
+ * samples, so that each thread owns whole rows of the weight gradient in
+ * the first and whole samples of the input gradient in the second; every
+ * sum is still taken in the same order. */
 static void emit_dense_back(Emit *e, const BackSig *b) {
     const Node *n = b->n;
     int64_t units = n->a.units, in = in_elems(n, 0);
+    bool split = e->opt->openmp && b->dx[0];
     zero_gw(e, n);
     zero_dx(e, b, 0, in);
+    omp_for(e, "    ");
     P(e, "    for (int u = 0; u < %lld; u++) {\n", ll(units));
     P(e, "        float *gu = gw + (ptrdiff_t)u * %lld;\n", ll(in));
-    if (b->dx[0])
+    if (b->dx[0] && !split)
         P(e, "        const float *wu = w + (ptrdiff_t)u * %lld;\n", ll(in));
     P(e, "        for (int b = 0; b < batch; b++) {\n");
     P(e, "            const float g = dy[(ptrdiff_t)b * %lld + u];\n", ll(units));
@@ -349,11 +521,23 @@ static void emit_dense_back(Emit *e, const BackSig *b) {
         P(e, "            gw[%lld + u] += g;\n", ll(units * in));
     P(e, "            for (int i = 0; i < %lld; i++)\n", ll(in));
     P(e, "                gu[i] += g * xb[i];\n");
-    if (b->dx[0]) {
+    if (b->dx[0] && !split) {
         P(e, "            float *dxb = dx0 + (ptrdiff_t)b * %lld;\n", ll(in));
         P(e, "            for (int i = 0; i < %lld; i++)\n", ll(in));
         P(e, "                dxb[i] += g * wu[i];\n");
     }
+    P(e, "        }\n");
+    P(e, "    }\n");
+    if (!split)
+        return;
+    omp_for(e, "    ");
+    P(e, "    for (int b = 0; b < batch; b++) {\n");
+    P(e, "        float *dxb = dx0 + (ptrdiff_t)b * %lld;\n", ll(in));
+    P(e, "        for (int u = 0; u < %lld; u++) {\n", ll(units));
+    P(e, "            const float g = dy[(ptrdiff_t)b * %lld + u];\n", ll(units));
+    P(e, "            const float *wu = w + (ptrdiff_t)u * %lld;\n", ll(in));
+    P(e, "            for (int i = 0; i < %lld; i++)\n", ll(in));
+    P(e, "                dxb[i] += g * wu[i];\n");
     P(e, "        }\n");
     P(e, "    }\n");
 }
@@ -368,6 +552,7 @@ void emit_bn_train(Emit *e, const Node *n) {
     channels(n, &c, &hw);
     e->need_sqrt = true;
     P(e, "    const double count = (double)batch * %lld;\n", ll(hw));
+    omp_for(e, "    ");
     P(e, "    for (int c = 0; c < %lld; c++) {\n", ll(c));
     P(e, "        double sum = 0.0, sq = 0.0, mean, var, inv;\n");
     P(e, "        for (int b = 0; b < batch; b++)\n");
@@ -403,6 +588,7 @@ static void emit_bn_back(Emit *e, const BackSig *b) {
     int64_t c, hw;
     channels(n, &c, &hw);
     P(e, "    const double count = (double)batch * %lld;\n", ll(hw));
+    omp_for(e, "    ");
     P(e, "    for (int c = 0; c < %lld; c++) {\n", ll(c));
     P(e, "        const double mean = aux[c], inv = aux[%lld + c];\n", ll(c));
     P(e, "        double sum = 0.0, dot = 0.0;\n");
@@ -441,6 +627,7 @@ void emit_dropout_train(Emit *e, const Node *n) {
     double p = n->a.p;
     P(e, "    const unsigned long long key = seed ^ %lluULL;\n",
       (unsigned long long)(n->id + 1) * 0x9E3779B97F4A7C15ULL);
+    omp_for(e, "    ");
     P(e, "    for (ptrdiff_t i = 0; i < (ptrdiff_t)batch * %lld; i++) {\n", ll(out_elems(n)));
     P(e, "        const float m = !on ? 1.0f : cnn_uniform(key, (unsigned long long)i) < %.17g "
          "? 0.0f : %s;\n", p, float_lit(e->a, 1.0 / (1.0 - p)));
@@ -459,7 +646,7 @@ static void emit_pool_back(Emit *e, const BackSig *b) {
     if (!b->dx[0])
         return;
     zero_dx(e, b, 0, in_elems(n, 0));
-    open_back_batch(e, b);
+    open_back_batch(e, b, true);
     P(e, "        for (int c = 0; c < %lld; c++)\n", ll(out.d[0]));
     P(e, "            for (int oh = 0; oh < %lld; oh++)\n", ll(out.d[1]));
     P(e, "                for (int ow = 0; ow < %lld; ow++) {\n", ll(out.d[2]));
@@ -497,7 +684,7 @@ static void emit_global_pool_back(Emit *e, const BackSig *b) {
     int64_t hw = in.d[1] * in.d[2];
     if (!b->dx[0])
         return;
-    open_back_batch(e, b);
+    open_back_batch(e, b, true);
     P(e, "        for (int c = 0; c < %lld; c++) {\n", ll(in.d[0]));
     if (n->op == OP_GLOBALAVGPOOL) {
         P(e, "            const float g = dyb[c] / %lld.0f;\n", ll(hw));
@@ -530,7 +717,7 @@ static void emit_lrn_back(Emit *e, const BackSig *b) {
         return;
     e->need_exp = e->need_log = true;
     int64_t lo = a->size / 2, hi = (a->size - 1) / 2;
-    open_back_batch(e, b);
+    open_back_batch(e, b, false);
     P(e, "        for (int i = 0; i < %lld; i++) {\n", ll(hw));
     P(e, "            for (int c = 0; c < %lld; c++) {\n", ll(c));
     P(e, "                double sum = 0.0;\n");
@@ -564,6 +751,7 @@ static void emit_lrn_back(Emit *e, const BackSig *b) {
 static void emit_back_map(Emit *e, const BackSig *b, const char *expr) {
     if (!b->dx[0])
         return;
+    omp_for(e, "    ");
     P(e, "    for (ptrdiff_t i = 0; i < (ptrdiff_t)batch * %lld; i++) {\n", ll(out_elems(b->n)));
     P(e, "        const float g = dy[i];\n");
     if (b->x)
@@ -579,7 +767,7 @@ static void emit_prelu_back(Emit *e, const BackSig *b) {
     int64_t c, hw;
     channels(n, &c, &hw);
     zero_gw(e, n);
-    open_back_batch(e, b);
+    open_back_batch(e, b, false);
     P(e, "        for (int c = 0; c < %lld; c++)\n", ll(c));
     P(e, "            for (int i = 0; i < %lld; i++) {\n", ll(hw));
     P(e, "                const float v = xb0[c * %lld + i], g = dyb[c * %lld + i];\n",
@@ -599,7 +787,7 @@ static void emit_maxout_back(Emit *e, const BackSig *b) {
     if (!b->dx[0])
         return;
     zero_dx(e, b, 0, in_elems(n, 0));
-    open_back_batch(e, b);
+    open_back_batch(e, b, true);
     P(e, "        for (int c = 0; c < %lld; c++)\n", ll(c));
     P(e, "            for (int i = 0; i < %lld; i++) {\n", ll(hw));
     P(e, "                int arg = 0;\n");
@@ -621,7 +809,7 @@ static void emit_softmax_back(Emit *e, const BackSig *b) {
     channels(n, &c, &hw);
     if (!b->dx[0])
         return;
-    open_back_batch(e, b);
+    open_back_batch(e, b, true);
     P(e, "        for (int i = 0; i < %lld; i++) {\n", ll(hw));
     P(e, "            double dot = 0.0;\n");
     P(e, "            for (int c = 0; c < %lld; c++)\n", ll(c));
@@ -635,14 +823,19 @@ static void emit_softmax_back(Emit *e, const BackSig *b) {
 
 static void emit_bias_back(Emit *e, const BackSig *b) {
     const Node *n = b->n;
-    zero_gw(e, n);
-    P(e, "    for (int b = 0; b < batch; b++)\n");
-    P(e, "        for (int i = 0; i < %lld; i++)\n", ll(out_elems(n)));
-    P(e, "            gw[i] += dy[(ptrdiff_t)b * %lld + i];\n", ll(out_elems(n)));
+    /* each weight's sum over the samples in sample order */
+    omp_for(e, "    ");
+    P(e, "    for (int i = 0; i < %lld; i++) {\n", ll(out_elems(n)));
+    P(e, "        float sum = 0.0f;\n");
+    P(e, "        for (int b = 0; b < batch; b++)\n");
+    P(e, "            sum += dy[(ptrdiff_t)b * %lld + i];\n", ll(out_elems(n)));
+    P(e, "        gw[i] = sum;\n");
+    P(e, "    }\n");
     emit_back_map(e, b, "g");
 }
 
 static void emit_add_back(Emit *e, const BackSig *b) {
+    omp_for(e, "    ");
     P(e, "    for (ptrdiff_t i = 0; i < (ptrdiff_t)batch * %lld; i++) {\n", ll(out_elems(b->n)));
     for (int k = 0; k < 2; k++)
         if (b->dx[k])
@@ -652,6 +845,7 @@ static void emit_add_back(Emit *e, const BackSig *b) {
 
 static void emit_concat_back(Emit *e, const BackSig *b) {
     const Node *n = b->n;
+    omp_for(e, "    ");
     P(e, "    for (int b = 0; b < batch; b++) {\n");
     P(e, "        const float *dyb = dy + (ptrdiff_t)b * %lld;\n", ll(out_elems(n)));
     int64_t at = 0;

@@ -353,7 +353,7 @@ static void extend(Buffer *b, int last) {
         b->last = last;
 }
 
-Plan *plan_training(Graph *g, int batch, ScratchFn fscratch, ScratchFn bscratch,
+Plan *plan_training(Graph *g, int batch, int lanes, ScratchFn fscratch, ScratchFn bscratch,
                     Arena *a, Diags *d) {
     Plan *p = arena_alloc(a, sizeof *p);
     p->batch = batch;
@@ -371,6 +371,7 @@ Plan *plan_training(Graph *g, int batch, ScratchFn fscratch, ScratchFn bscratch,
     for (int i = 0; i < n; i++) {
         Node *nd = g->nodes.items[i];
         TrainNode *t = nd->train = arena_alloc(a, sizeof *t);
+        t->lanes = lanes;
         int64_t bytes = shape_elems(nd->shape) * 4 * batch;
         int back = 2 * n - 1 - i;
         if (nd->op == OP_FLATTEN)

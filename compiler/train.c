@@ -64,15 +64,8 @@ int cmd_train(Compilation *c, const CliOptions *o) {
     }
     /* The network is built for the training batch (default 64). */
     int batch = o->batch_given ? o->batch : 64;
-    if (o->openmp) {
-        /* its backward kernels have no parallel loops yet, and splitting
-         * each sample's convolution tiles costs more than it gains here */
-        fprintf(stderr, "cnnc train: --openmp is not supported yet; training runs on "
-                "one thread\n");
-        return 2;
-    }
     BuildOptions b = {.batch = batch, .target = resolve_target(o->target),
-                      .source_name = c->filename, .train = true};
+                      .source_name = c->filename, .train = true, .openmp = o->openmp};
     if (!check_target_runs_here(b.target, "train"))
         return 2;
     Generated *gen = emit_c(g, &b, &c->arena, &c->diags);
@@ -80,15 +73,17 @@ int cmd_train(Compilation *c, const CliOptions *o) {
         return 1;
     HostProgram prog = {
         /* the trainer runs where it is built: tune for this CPU */
-        .flags = {"-O3", "-march=native", "-std=c11", NULL},
+        .flags = {"-O3", "-march=native", "-std=c11", NULL, NULL},
         .link = {"-lz", "-lm", NULL},
     };
+    if (o->openmp)   /* threads: OMP_NUM_THREADS, as the program runs */
+        prog.flags[3] = "-fopenmp";
     add_file(&prog, arena_printf(&c->arena, "%s.c", g->name), gen->c_text);
     add_file(&prog, arena_printf(&c->arena, "%s.h", g->name), gen->h_text);
     add_file(&prog, "main.c", shim_text(g, &c->arena));
     add_runtime(&prog, true);
     fprintf(stderr, "cnnc train: compiling network '%s' with its training code "
-            "(batch %d)\n", g->name, batch);
+            "(batch %d%s)\n", g->name, batch, o->openmp ? ", OpenMP" : "");
     const char *bin = build_cached(c, &prog);
     if (!bin)
         return 1;

@@ -65,6 +65,9 @@ else
 fi
 run "gradients: finite differences" $py tests/conformance/fd_check.py
 run "gradients: cnnc grad against torch autograd" $py tests/conformance/grad.py
+# the training kernels with OpenMP: every layer, and the two small networks
+OMP_NUM_THREADS=2 run "gradients with OpenMP, 2 threads" $py tests/conformance/grad.py \
+    --flags=--openmp -k layer: -k example:mnist -k example:lenet5
 run "optimisers against torch.optim" $py tests/conformance/optim_vs_torch.py
 run "training steps, resume and checkpoints" $py tests/conformance/train_vs_torch.py
 rm -f "$log"

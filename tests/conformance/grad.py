@@ -24,6 +24,14 @@ value per channel). Two checks per case:
    So check 2 draws again, up to three draws, and passes on the first draw
    within the bound: an error in the code shows on every draw, a kink only
    on some.
+
+With --flags "... --openmp" (run with OMP_NUM_THREADS=2) both checks use
+those flags, and a third compares the float32 gradient with the one the
+same build gives without --openmp, at batch 11 on a draw of its own: the
+threads change only the order some sums are taken in (a convolution's
+weight gradient is added up in up to 8 lanes of samples, here of one or
+two), so the two agree to float rounding, max |diff| / max |gradient|
+<= 1e-5.
 """
 import argparse
 import os
@@ -76,26 +84,35 @@ def relerr(got, want):
     return float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-30))
 
 
-def check(label, text, tmp, batch=3):
+def check(label, text, tmp, flags, batch=3):
     path = os.path.join(tmp, "net.cnn")
     open(path, "w").write(text)
     g = twin.graph_of_file(path, cnnc=CNNC)
     params, xs, douts = draw(g, label, 0, batch)
     want = torch_grad(g, params, xs, douts, torch.float64)
-    err64 = relerr(cnnc_grad(path, tmp, params, xs, douts, batch, ["--double"]), want)
+    err64 = relerr(cnnc_grad(path, tmp, params, xs, douts, batch, ["--double"] + flags), want)
     if err64 > 1e-6:
         return False, "double: relerr %.2e > 1e-6" % err64
+    threads = ""
+    if "--openmp" in flags:
+        serial = [f for f in flags if f != "--openmp"]
+        p11, x11, d11 = draw(g, label, 0, 11)
+        errt = relerr(cnnc_grad(path, tmp, p11, x11, d11, 11, flags),
+                      cnnc_grad(path, tmp, p11, x11, d11, 11, serial))
+        if errt > 1e-5:
+            return False, "OpenMP against one thread: relerr %.2e > 1e-5" % errt
+        threads = ", OpenMP against one thread %.1e" % errt
     for attempt in range(3):
         if attempt:
             params, xs, douts = draw(g, label, attempt, batch)
             want = torch_grad(g, params, xs, douts, torch.float64)
-        err = relerr(cnnc_grad(path, tmp, params, xs, douts, batch, []), want)
+        err = relerr(cnnc_grad(path, tmp, params, xs, douts, batch, flags), want)
         torch_err = relerr(torch_grad(g, params, xs, douts, torch.float32), want)
         bound = max(1e-3, 2 * torch_err)
         if err <= bound:
             break
-    msg = "double %.1e, float %.1e (bound %.0e, torch float32 %.1e%s)" % (
-        err64, err, bound, torch_err, ", draw %d" % (attempt + 1) if attempt else "")
+    msg = "double %.1e, float %.1e (bound %.0e, torch float32 %.1e%s)%s" % (
+        err64, err, bound, torch_err, ", draw %d" % (attempt + 1) if attempt else "", threads)
     return err <= bound, msg
 
 
@@ -110,7 +127,9 @@ def torch_grad(g, params, xs, douts, dtype):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("-k", action="append", default=[], help="only cases containing this")
+    ap.add_argument("--flags", default="", help="more cnnc grad options, e.g. \"--openmp\"")
     opts = ap.parse_args()
+    flags = opts.flags.split()
     tmp = tempfile.mkdtemp(prefix="cnnc-grad-")
     cases = [("layer:" + n, network(n, d, b)) for n, (d, b) in CASES.items()]
     for ex, (size, subs) in sorted(EXAMPLES.items()):
@@ -126,7 +145,7 @@ def main():
             continue
         t0 = time.time()
         try:
-            ok, msg = check(label, text, tmp)
+            ok, msg = check(label, text, tmp, flags)
         except RuntimeError as e:
             ok, msg = False, str(e)
         passed += ok

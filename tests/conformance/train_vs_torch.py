@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Ten training steps of `cnnc train` against torch.optim on the same small
 network, data and starting weights: SGD with momentum (and Nesterov, and
-weight decay), Adam and AdamW. Each step is one epoch over one batch, so the
+weight decay), Adam and AdamW, and SGD again with `--openmp` at two threads
+(the batch of 8 in 8 lanes of the convolution's backward). Each step is one epoch over one batch, so the
 trainer's shuffling only permutes the batch (the mean loss and batch-norm
 statistics do not depend on the order).
 
@@ -73,7 +74,9 @@ def canonical(model):
 
 
 def run(args, check=True):
-    r = subprocess.run([CNNC] + args, capture_output=True, text=True)
+    # two threads for the --openmp case (the others ignore it)
+    env = dict(os.environ, OMP_NUM_THREADS="2")
+    r = subprocess.run([CNNC] + args, capture_output=True, text=True, env=env)
     if check and r.returncode != 0:
         raise RuntimeError("cnnc %s failed:\n%s" % (" ".join(args), r.stderr))
     return r
@@ -111,6 +114,9 @@ def main():
          lambda p: torch.optim.Adam(p, lr=0.01)),
         ("adamw", ["--optimizer", "adamw", "--lr", "0.01", "--weight-decay", "0.05"],
          lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.05)),
+        ("sgd momentum, --openmp 2T", ["--optimizer", "sgd", "--lr", "0.05", "--momentum", "0.9",
+                                       "--openmp"],
+         lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9)),
     ]
     passed = failed = 0
     for name, flags, make_opt in cases:
