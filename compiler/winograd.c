@@ -85,14 +85,16 @@ static WinoGeo wino_geo_m(Target t, const Node *n, int m) {
     g.hp = m * g.thp + 2;
     g.wp = m * g.slot + m;   /* F(4x4) loads columns 4..4W + 3 of a vector */
     /* Each GEMM register tile with the band it suits: as many tile rows as
-     * keep the band's V and M within half of L2 (with weights too big for
-     * L2, which are read again for every band, at least 128 tiles), in
-     * whole tiles of NV vectors where the rows allow. The tile wasting the
-     * fewest lanes on ragged channel counts and bands wins; the first on a
-     * tie. */
+     * keep the band's V and M within half of L2 (F(2x2) with weights too
+     * big for L2, which are read again for every band: at least 128
+     * tiles), in whole tiles of NV vectors where the rows allow. The tile
+     * wasting the fewest lanes on ragged channel counts and bands wins; the
+     * first on a tie. F(4x4) keeps its bands small even then: 64x56x56 on
+     * AVX2 (590 KB of weights, 295 KB of V and M a tile row) ran at 255
+     * GFLOP/s in bands of one tile row, 148 in two, 143 in eight. */
     int64_t row_bytes = g.nx * 4 * (g.c + g.k) * g.slot;
     int64_t fit = (L2_BYTES / 2) / row_bytes;
-    if (g.nx * 4 * g.c * g.k > L2_BYTES / 2 && fit * g.slot < 128)
+    if (m == 2 && g.nx * 4 * g.c * g.k > L2_BYTES / 2 && fit * g.slot < 128)
         fit = (128 + g.slot - 1) / g.slot;
     const int (*tiles)[2] = width == 16 ? AVX512_GEMM : AVX2_GEMM;
     int count = width == 16 ? (int)(sizeof AVX512_GEMM / sizeof *AVX512_GEMM)

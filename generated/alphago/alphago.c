@@ -4,7 +4,7 @@
  * command: cnnc build examples/alphago.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
- * arena:   3816960 bytes (39612096 without reuse; 3816960 live at most)
+ * arena:   2489856 bytes (25013952 without reuse; 2489856 live at most)
  * weights: 3882793 canonical floats, 14831402 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -353,19 +353,19 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
 /* conv2 — examples/alphago.cnn:18: conv 3x3 p1 192
  *   in [192,19,19] -> out [192,19,19]
  *   weights at packed[230592]: weight [192,192,3,3] + bias [192] (packed in blocks of 4 output channels)
- *   avx2: Winograd F(4x4,3x3), 5x5 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=5 tile rows; 36 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); then relu2
+ *   avx2: Winograd F(4x4,3x3), 5x5 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=3 tile rows; 36 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); then relu2
  */
 static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, W = 8, BR = 5, TB = 48, NX = 36 };
+    enum { MR = 4, NV = 3, W = 8, BR = 3, TB = 24, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
      * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
     const float *bias = w + 1327104;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
         float *yb = y + (ptrdiff_t)b * 69312;
-        float *in = s + (ptrdiff_t)b * 815616; /* this sample's padded input, */
+        float *in = s + (ptrdiff_t)b * 483840; /* this sample's padded input, */
         float *V = in + 152064; /* the band transformed, [NX][192][TB], */
-        float *M = V + 331776; /* the NX products, [NX][192][TB] */
+        float *M = V + 165888; /* the NX products, [NX][192][TB] */
         cnn_pad(xb0, in, 192, 19, 19, 1, 1, 22, 36, 0);
         for (int ty0 = 0; ty0 < 5; ty0 += BR) {
             const int rows = ty0 + BR <= 5 ? BR : 5 - ty0;
@@ -495,11 +495,11 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
                         _mm256_storeu_ps(o + 0, u0);
-                        _mm256_storeu_ps(o + 55296, u1);
-                        _mm256_storeu_ps(o + 110592, u2);
-                        _mm256_storeu_ps(o + 165888, u3);
-                        _mm256_storeu_ps(o + 221184, u4);
-                        _mm256_storeu_ps(o + 276480, u5);
+                        _mm256_storeu_ps(o + 27648, u1);
+                        _mm256_storeu_ps(o + 55296, u2);
+                        _mm256_storeu_ps(o + 82944, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 138240, u5);
                     }
                     {
                         const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
@@ -509,12 +509,12 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 9216, u0);
-                        _mm256_storeu_ps(o + 64512, u1);
-                        _mm256_storeu_ps(o + 119808, u2);
-                        _mm256_storeu_ps(o + 175104, u3);
-                        _mm256_storeu_ps(o + 230400, u4);
-                        _mm256_storeu_ps(o + 285696, u5);
+                        _mm256_storeu_ps(o + 4608, u0);
+                        _mm256_storeu_ps(o + 32256, u1);
+                        _mm256_storeu_ps(o + 59904, u2);
+                        _mm256_storeu_ps(o + 87552, u3);
+                        _mm256_storeu_ps(o + 115200, u4);
+                        _mm256_storeu_ps(o + 142848, u5);
                     }
                     {
                         const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
@@ -524,12 +524,12 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 18432, u0);
-                        _mm256_storeu_ps(o + 73728, u1);
-                        _mm256_storeu_ps(o + 129024, u2);
-                        _mm256_storeu_ps(o + 184320, u3);
-                        _mm256_storeu_ps(o + 239616, u4);
-                        _mm256_storeu_ps(o + 294912, u5);
+                        _mm256_storeu_ps(o + 9216, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 64512, u2);
+                        _mm256_storeu_ps(o + 92160, u3);
+                        _mm256_storeu_ps(o + 119808, u4);
+                        _mm256_storeu_ps(o + 147456, u5);
                     }
                     {
                         const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
@@ -539,12 +539,12 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 27648, u0);
-                        _mm256_storeu_ps(o + 82944, u1);
-                        _mm256_storeu_ps(o + 138240, u2);
-                        _mm256_storeu_ps(o + 193536, u3);
-                        _mm256_storeu_ps(o + 248832, u4);
-                        _mm256_storeu_ps(o + 304128, u5);
+                        _mm256_storeu_ps(o + 13824, u0);
+                        _mm256_storeu_ps(o + 41472, u1);
+                        _mm256_storeu_ps(o + 69120, u2);
+                        _mm256_storeu_ps(o + 96768, u3);
+                        _mm256_storeu_ps(o + 124416, u4);
+                        _mm256_storeu_ps(o + 152064, u5);
                     }
                     {
                         const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
@@ -554,12 +554,12 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 36864, u0);
-                        _mm256_storeu_ps(o + 92160, u1);
-                        _mm256_storeu_ps(o + 147456, u2);
-                        _mm256_storeu_ps(o + 202752, u3);
-                        _mm256_storeu_ps(o + 258048, u4);
-                        _mm256_storeu_ps(o + 313344, u5);
+                        _mm256_storeu_ps(o + 18432, u0);
+                        _mm256_storeu_ps(o + 46080, u1);
+                        _mm256_storeu_ps(o + 73728, u2);
+                        _mm256_storeu_ps(o + 101376, u3);
+                        _mm256_storeu_ps(o + 129024, u4);
+                        _mm256_storeu_ps(o + 156672, u5);
                     }
                     {
                         const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
@@ -569,23 +569,23 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 46080, u0);
-                        _mm256_storeu_ps(o + 101376, u1);
-                        _mm256_storeu_ps(o + 156672, u2);
-                        _mm256_storeu_ps(o + 211968, u3);
-                        _mm256_storeu_ps(o + 267264, u4);
-                        _mm256_storeu_ps(o + 322560, u5);
+                        _mm256_storeu_ps(o + 23040, u0);
+                        _mm256_storeu_ps(o + 50688, u1);
+                        _mm256_storeu_ps(o + 78336, u2);
+                        _mm256_storeu_ps(o + 105984, u3);
+                        _mm256_storeu_ps(o + 133632, u4);
+                        _mm256_storeu_ps(o + 161280, u5);
                     }
                 }
                 for (int v = used; v < nvec; v++)
                     for (int xi = 0; xi < NX; xi++)
-                        _mm256_storeu_ps(vc + xi * 9216 + v * W, _mm256_setzero_ps());
+                        _mm256_storeu_ps(vc + xi * 4608 + v * W, _mm256_setzero_ps());
             }
             for (int it = 0; it < NX * 48 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 48, kb = kx - xi * 48;
                 const float *wp = w + (ptrdiff_t)kx * 768;
-                const float *xp = V + (ptrdiff_t)xi * 9216 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 4608 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c02 = _mm256_setzero_ps();
@@ -619,19 +619,19 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                     c31 = _mm256_fmadd_ps(wv, xv1, c31);
                     c32 = _mm256_fmadd_ps(wv, xv2, c32);
                 }
-                float *mp = M + (ptrdiff_t)xi * 9216 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 4608 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
                 _mm256_storeu_ps(mp + 16, c02);
-                _mm256_storeu_ps(mp + 48, c10);
-                _mm256_storeu_ps(mp + 56, c11);
-                _mm256_storeu_ps(mp + 64, c12);
-                _mm256_storeu_ps(mp + 96, c20);
-                _mm256_storeu_ps(mp + 104, c21);
-                _mm256_storeu_ps(mp + 112, c22);
-                _mm256_storeu_ps(mp + 144, c30);
-                _mm256_storeu_ps(mp + 152, c31);
-                _mm256_storeu_ps(mp + 160, c32);
+                _mm256_storeu_ps(mp + 24, c10);
+                _mm256_storeu_ps(mp + 32, c11);
+                _mm256_storeu_ps(mp + 40, c12);
+                _mm256_storeu_ps(mp + 48, c20);
+                _mm256_storeu_ps(mp + 56, c21);
+                _mm256_storeu_ps(mp + 64, c22);
+                _mm256_storeu_ps(mp + 72, c30);
+                _mm256_storeu_ps(mp + 80, c31);
+                _mm256_storeu_ps(mp + 88, c32);
             }
             for (int k = 0; k < 192; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
@@ -643,11 +643,11 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                     __m256 s00, s10, s20, s30;
                     {
                         const __m256 x0 = _mm256_loadu_ps(m + 0);
-                        const __m256 x1 = _mm256_loadu_ps(m + 55296);
-                        const __m256 x2 = _mm256_loadu_ps(m + 110592);
-                        const __m256 x3 = _mm256_loadu_ps(m + 165888);
-                        const __m256 x4 = _mm256_loadu_ps(m + 221184);
-                        const __m256 x5 = _mm256_loadu_ps(m + 276480);
+                        const __m256 x1 = _mm256_loadu_ps(m + 27648);
+                        const __m256 x2 = _mm256_loadu_ps(m + 55296);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 110592);
+                        const __m256 x5 = _mm256_loadu_ps(m + 138240);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -661,12 +661,12 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s01, s11, s21, s31;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 9216);
-                        const __m256 x1 = _mm256_loadu_ps(m + 64512);
-                        const __m256 x2 = _mm256_loadu_ps(m + 119808);
-                        const __m256 x3 = _mm256_loadu_ps(m + 175104);
-                        const __m256 x4 = _mm256_loadu_ps(m + 230400);
-                        const __m256 x5 = _mm256_loadu_ps(m + 285696);
+                        const __m256 x0 = _mm256_loadu_ps(m + 4608);
+                        const __m256 x1 = _mm256_loadu_ps(m + 32256);
+                        const __m256 x2 = _mm256_loadu_ps(m + 59904);
+                        const __m256 x3 = _mm256_loadu_ps(m + 87552);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 142848);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -680,12 +680,12 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s02, s12, s22, s32;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 18432);
-                        const __m256 x1 = _mm256_loadu_ps(m + 73728);
-                        const __m256 x2 = _mm256_loadu_ps(m + 129024);
-                        const __m256 x3 = _mm256_loadu_ps(m + 184320);
-                        const __m256 x4 = _mm256_loadu_ps(m + 239616);
-                        const __m256 x5 = _mm256_loadu_ps(m + 294912);
+                        const __m256 x0 = _mm256_loadu_ps(m + 9216);
+                        const __m256 x1 = _mm256_loadu_ps(m + 36864);
+                        const __m256 x2 = _mm256_loadu_ps(m + 64512);
+                        const __m256 x3 = _mm256_loadu_ps(m + 92160);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119808);
+                        const __m256 x5 = _mm256_loadu_ps(m + 147456);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -699,12 +699,12 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s03, s13, s23, s33;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 27648);
-                        const __m256 x1 = _mm256_loadu_ps(m + 82944);
-                        const __m256 x2 = _mm256_loadu_ps(m + 138240);
-                        const __m256 x3 = _mm256_loadu_ps(m + 193536);
-                        const __m256 x4 = _mm256_loadu_ps(m + 248832);
-                        const __m256 x5 = _mm256_loadu_ps(m + 304128);
+                        const __m256 x0 = _mm256_loadu_ps(m + 13824);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41472);
+                        const __m256 x2 = _mm256_loadu_ps(m + 69120);
+                        const __m256 x3 = _mm256_loadu_ps(m + 96768);
+                        const __m256 x4 = _mm256_loadu_ps(m + 124416);
+                        const __m256 x5 = _mm256_loadu_ps(m + 152064);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -718,12 +718,12 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s04, s14, s24, s34;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 36864);
-                        const __m256 x1 = _mm256_loadu_ps(m + 92160);
-                        const __m256 x2 = _mm256_loadu_ps(m + 147456);
-                        const __m256 x3 = _mm256_loadu_ps(m + 202752);
-                        const __m256 x4 = _mm256_loadu_ps(m + 258048);
-                        const __m256 x5 = _mm256_loadu_ps(m + 313344);
+                        const __m256 x0 = _mm256_loadu_ps(m + 18432);
+                        const __m256 x1 = _mm256_loadu_ps(m + 46080);
+                        const __m256 x2 = _mm256_loadu_ps(m + 73728);
+                        const __m256 x3 = _mm256_loadu_ps(m + 101376);
+                        const __m256 x4 = _mm256_loadu_ps(m + 129024);
+                        const __m256 x5 = _mm256_loadu_ps(m + 156672);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -737,12 +737,12 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s05, s15, s25, s35;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 46080);
-                        const __m256 x1 = _mm256_loadu_ps(m + 101376);
-                        const __m256 x2 = _mm256_loadu_ps(m + 156672);
-                        const __m256 x3 = _mm256_loadu_ps(m + 211968);
-                        const __m256 x4 = _mm256_loadu_ps(m + 267264);
-                        const __m256 x5 = _mm256_loadu_ps(m + 322560);
+                        const __m256 x0 = _mm256_loadu_ps(m + 23040);
+                        const __m256 x1 = _mm256_loadu_ps(m + 50688);
+                        const __m256 x2 = _mm256_loadu_ps(m + 78336);
+                        const __m256 x3 = _mm256_loadu_ps(m + 105984);
+                        const __m256 x4 = _mm256_loadu_ps(m + 133632);
+                        const __m256 x5 = _mm256_loadu_ps(m + 161280);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -1087,19 +1087,19 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
 /* conv3 — examples/alphago.cnn:18: conv 3x3 p1 192
  *   in [192,19,19] -> out [192,19,19]
  *   weights at packed[1557888]: weight [192,192,3,3] + bias [192] (packed in blocks of 4 output channels)
- *   avx2: Winograd F(4x4,3x3), 5x5 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=5 tile rows; 36 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); then relu3
+ *   avx2: Winograd F(4x4,3x3), 5x5 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=3 tile rows; 36 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); then relu3
  */
 static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, W = 8, BR = 5, TB = 48, NX = 36 };
+    enum { MR = 4, NV = 3, W = 8, BR = 3, TB = 24, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
      * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
     const float *bias = w + 1327104;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
         float *yb = y + (ptrdiff_t)b * 69312;
-        float *in = s + (ptrdiff_t)b * 815616; /* this sample's padded input, */
+        float *in = s + (ptrdiff_t)b * 483840; /* this sample's padded input, */
         float *V = in + 152064; /* the band transformed, [NX][192][TB], */
-        float *M = V + 331776; /* the NX products, [NX][192][TB] */
+        float *M = V + 165888; /* the NX products, [NX][192][TB] */
         cnn_pad(xb0, in, 192, 19, 19, 1, 1, 22, 36, 0);
         for (int ty0 = 0; ty0 < 5; ty0 += BR) {
             const int rows = ty0 + BR <= 5 ? BR : 5 - ty0;
@@ -1229,11 +1229,11 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
                         _mm256_storeu_ps(o + 0, u0);
-                        _mm256_storeu_ps(o + 55296, u1);
-                        _mm256_storeu_ps(o + 110592, u2);
-                        _mm256_storeu_ps(o + 165888, u3);
-                        _mm256_storeu_ps(o + 221184, u4);
-                        _mm256_storeu_ps(o + 276480, u5);
+                        _mm256_storeu_ps(o + 27648, u1);
+                        _mm256_storeu_ps(o + 55296, u2);
+                        _mm256_storeu_ps(o + 82944, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 138240, u5);
                     }
                     {
                         const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
@@ -1243,12 +1243,12 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 9216, u0);
-                        _mm256_storeu_ps(o + 64512, u1);
-                        _mm256_storeu_ps(o + 119808, u2);
-                        _mm256_storeu_ps(o + 175104, u3);
-                        _mm256_storeu_ps(o + 230400, u4);
-                        _mm256_storeu_ps(o + 285696, u5);
+                        _mm256_storeu_ps(o + 4608, u0);
+                        _mm256_storeu_ps(o + 32256, u1);
+                        _mm256_storeu_ps(o + 59904, u2);
+                        _mm256_storeu_ps(o + 87552, u3);
+                        _mm256_storeu_ps(o + 115200, u4);
+                        _mm256_storeu_ps(o + 142848, u5);
                     }
                     {
                         const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
@@ -1258,12 +1258,12 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 18432, u0);
-                        _mm256_storeu_ps(o + 73728, u1);
-                        _mm256_storeu_ps(o + 129024, u2);
-                        _mm256_storeu_ps(o + 184320, u3);
-                        _mm256_storeu_ps(o + 239616, u4);
-                        _mm256_storeu_ps(o + 294912, u5);
+                        _mm256_storeu_ps(o + 9216, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 64512, u2);
+                        _mm256_storeu_ps(o + 92160, u3);
+                        _mm256_storeu_ps(o + 119808, u4);
+                        _mm256_storeu_ps(o + 147456, u5);
                     }
                     {
                         const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
@@ -1273,12 +1273,12 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 27648, u0);
-                        _mm256_storeu_ps(o + 82944, u1);
-                        _mm256_storeu_ps(o + 138240, u2);
-                        _mm256_storeu_ps(o + 193536, u3);
-                        _mm256_storeu_ps(o + 248832, u4);
-                        _mm256_storeu_ps(o + 304128, u5);
+                        _mm256_storeu_ps(o + 13824, u0);
+                        _mm256_storeu_ps(o + 41472, u1);
+                        _mm256_storeu_ps(o + 69120, u2);
+                        _mm256_storeu_ps(o + 96768, u3);
+                        _mm256_storeu_ps(o + 124416, u4);
+                        _mm256_storeu_ps(o + 152064, u5);
                     }
                     {
                         const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
@@ -1288,12 +1288,12 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 36864, u0);
-                        _mm256_storeu_ps(o + 92160, u1);
-                        _mm256_storeu_ps(o + 147456, u2);
-                        _mm256_storeu_ps(o + 202752, u3);
-                        _mm256_storeu_ps(o + 258048, u4);
-                        _mm256_storeu_ps(o + 313344, u5);
+                        _mm256_storeu_ps(o + 18432, u0);
+                        _mm256_storeu_ps(o + 46080, u1);
+                        _mm256_storeu_ps(o + 73728, u2);
+                        _mm256_storeu_ps(o + 101376, u3);
+                        _mm256_storeu_ps(o + 129024, u4);
+                        _mm256_storeu_ps(o + 156672, u5);
                     }
                     {
                         const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
@@ -1303,23 +1303,23 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 46080, u0);
-                        _mm256_storeu_ps(o + 101376, u1);
-                        _mm256_storeu_ps(o + 156672, u2);
-                        _mm256_storeu_ps(o + 211968, u3);
-                        _mm256_storeu_ps(o + 267264, u4);
-                        _mm256_storeu_ps(o + 322560, u5);
+                        _mm256_storeu_ps(o + 23040, u0);
+                        _mm256_storeu_ps(o + 50688, u1);
+                        _mm256_storeu_ps(o + 78336, u2);
+                        _mm256_storeu_ps(o + 105984, u3);
+                        _mm256_storeu_ps(o + 133632, u4);
+                        _mm256_storeu_ps(o + 161280, u5);
                     }
                 }
                 for (int v = used; v < nvec; v++)
                     for (int xi = 0; xi < NX; xi++)
-                        _mm256_storeu_ps(vc + xi * 9216 + v * W, _mm256_setzero_ps());
+                        _mm256_storeu_ps(vc + xi * 4608 + v * W, _mm256_setzero_ps());
             }
             for (int it = 0; it < NX * 48 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 48, kb = kx - xi * 48;
                 const float *wp = w + (ptrdiff_t)kx * 768;
-                const float *xp = V + (ptrdiff_t)xi * 9216 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 4608 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c02 = _mm256_setzero_ps();
@@ -1353,19 +1353,19 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                     c31 = _mm256_fmadd_ps(wv, xv1, c31);
                     c32 = _mm256_fmadd_ps(wv, xv2, c32);
                 }
-                float *mp = M + (ptrdiff_t)xi * 9216 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 4608 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
                 _mm256_storeu_ps(mp + 16, c02);
-                _mm256_storeu_ps(mp + 48, c10);
-                _mm256_storeu_ps(mp + 56, c11);
-                _mm256_storeu_ps(mp + 64, c12);
-                _mm256_storeu_ps(mp + 96, c20);
-                _mm256_storeu_ps(mp + 104, c21);
-                _mm256_storeu_ps(mp + 112, c22);
-                _mm256_storeu_ps(mp + 144, c30);
-                _mm256_storeu_ps(mp + 152, c31);
-                _mm256_storeu_ps(mp + 160, c32);
+                _mm256_storeu_ps(mp + 24, c10);
+                _mm256_storeu_ps(mp + 32, c11);
+                _mm256_storeu_ps(mp + 40, c12);
+                _mm256_storeu_ps(mp + 48, c20);
+                _mm256_storeu_ps(mp + 56, c21);
+                _mm256_storeu_ps(mp + 64, c22);
+                _mm256_storeu_ps(mp + 72, c30);
+                _mm256_storeu_ps(mp + 80, c31);
+                _mm256_storeu_ps(mp + 88, c32);
             }
             for (int k = 0; k < 192; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
@@ -1377,11 +1377,11 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                     __m256 s00, s10, s20, s30;
                     {
                         const __m256 x0 = _mm256_loadu_ps(m + 0);
-                        const __m256 x1 = _mm256_loadu_ps(m + 55296);
-                        const __m256 x2 = _mm256_loadu_ps(m + 110592);
-                        const __m256 x3 = _mm256_loadu_ps(m + 165888);
-                        const __m256 x4 = _mm256_loadu_ps(m + 221184);
-                        const __m256 x5 = _mm256_loadu_ps(m + 276480);
+                        const __m256 x1 = _mm256_loadu_ps(m + 27648);
+                        const __m256 x2 = _mm256_loadu_ps(m + 55296);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 110592);
+                        const __m256 x5 = _mm256_loadu_ps(m + 138240);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -1395,12 +1395,12 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s01, s11, s21, s31;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 9216);
-                        const __m256 x1 = _mm256_loadu_ps(m + 64512);
-                        const __m256 x2 = _mm256_loadu_ps(m + 119808);
-                        const __m256 x3 = _mm256_loadu_ps(m + 175104);
-                        const __m256 x4 = _mm256_loadu_ps(m + 230400);
-                        const __m256 x5 = _mm256_loadu_ps(m + 285696);
+                        const __m256 x0 = _mm256_loadu_ps(m + 4608);
+                        const __m256 x1 = _mm256_loadu_ps(m + 32256);
+                        const __m256 x2 = _mm256_loadu_ps(m + 59904);
+                        const __m256 x3 = _mm256_loadu_ps(m + 87552);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 142848);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -1414,12 +1414,12 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s02, s12, s22, s32;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 18432);
-                        const __m256 x1 = _mm256_loadu_ps(m + 73728);
-                        const __m256 x2 = _mm256_loadu_ps(m + 129024);
-                        const __m256 x3 = _mm256_loadu_ps(m + 184320);
-                        const __m256 x4 = _mm256_loadu_ps(m + 239616);
-                        const __m256 x5 = _mm256_loadu_ps(m + 294912);
+                        const __m256 x0 = _mm256_loadu_ps(m + 9216);
+                        const __m256 x1 = _mm256_loadu_ps(m + 36864);
+                        const __m256 x2 = _mm256_loadu_ps(m + 64512);
+                        const __m256 x3 = _mm256_loadu_ps(m + 92160);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119808);
+                        const __m256 x5 = _mm256_loadu_ps(m + 147456);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -1433,12 +1433,12 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s03, s13, s23, s33;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 27648);
-                        const __m256 x1 = _mm256_loadu_ps(m + 82944);
-                        const __m256 x2 = _mm256_loadu_ps(m + 138240);
-                        const __m256 x3 = _mm256_loadu_ps(m + 193536);
-                        const __m256 x4 = _mm256_loadu_ps(m + 248832);
-                        const __m256 x5 = _mm256_loadu_ps(m + 304128);
+                        const __m256 x0 = _mm256_loadu_ps(m + 13824);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41472);
+                        const __m256 x2 = _mm256_loadu_ps(m + 69120);
+                        const __m256 x3 = _mm256_loadu_ps(m + 96768);
+                        const __m256 x4 = _mm256_loadu_ps(m + 124416);
+                        const __m256 x5 = _mm256_loadu_ps(m + 152064);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -1452,12 +1452,12 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s04, s14, s24, s34;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 36864);
-                        const __m256 x1 = _mm256_loadu_ps(m + 92160);
-                        const __m256 x2 = _mm256_loadu_ps(m + 147456);
-                        const __m256 x3 = _mm256_loadu_ps(m + 202752);
-                        const __m256 x4 = _mm256_loadu_ps(m + 258048);
-                        const __m256 x5 = _mm256_loadu_ps(m + 313344);
+                        const __m256 x0 = _mm256_loadu_ps(m + 18432);
+                        const __m256 x1 = _mm256_loadu_ps(m + 46080);
+                        const __m256 x2 = _mm256_loadu_ps(m + 73728);
+                        const __m256 x3 = _mm256_loadu_ps(m + 101376);
+                        const __m256 x4 = _mm256_loadu_ps(m + 129024);
+                        const __m256 x5 = _mm256_loadu_ps(m + 156672);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -1471,12 +1471,12 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s05, s15, s25, s35;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 46080);
-                        const __m256 x1 = _mm256_loadu_ps(m + 101376);
-                        const __m256 x2 = _mm256_loadu_ps(m + 156672);
-                        const __m256 x3 = _mm256_loadu_ps(m + 211968);
-                        const __m256 x4 = _mm256_loadu_ps(m + 267264);
-                        const __m256 x5 = _mm256_loadu_ps(m + 322560);
+                        const __m256 x0 = _mm256_loadu_ps(m + 23040);
+                        const __m256 x1 = _mm256_loadu_ps(m + 50688);
+                        const __m256 x2 = _mm256_loadu_ps(m + 78336);
+                        const __m256 x3 = _mm256_loadu_ps(m + 105984);
+                        const __m256 x4 = _mm256_loadu_ps(m + 133632);
+                        const __m256 x5 = _mm256_loadu_ps(m + 161280);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -1821,19 +1821,19 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
 /* conv4 — examples/alphago.cnn:18: conv 3x3 p1 192
  *   in [192,19,19] -> out [192,19,19]
  *   weights at packed[2885184]: weight [192,192,3,3] + bias [192] (packed in blocks of 4 output channels)
- *   avx2: Winograd F(4x4,3x3), 5x5 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=5 tile rows; 36 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); then relu4
+ *   avx2: Winograd F(4x4,3x3), 5x5 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=3 tile rows; 36 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); then relu4
  */
 static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, W = 8, BR = 5, TB = 48, NX = 36 };
+    enum { MR = 4, NV = 3, W = 8, BR = 3, TB = 24, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
      * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
     const float *bias = w + 1327104;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
         float *yb = y + (ptrdiff_t)b * 69312;
-        float *in = s + (ptrdiff_t)b * 815616; /* this sample's padded input, */
+        float *in = s + (ptrdiff_t)b * 483840; /* this sample's padded input, */
         float *V = in + 152064; /* the band transformed, [NX][192][TB], */
-        float *M = V + 331776; /* the NX products, [NX][192][TB] */
+        float *M = V + 165888; /* the NX products, [NX][192][TB] */
         cnn_pad(xb0, in, 192, 19, 19, 1, 1, 22, 36, 0);
         for (int ty0 = 0; ty0 < 5; ty0 += BR) {
             const int rows = ty0 + BR <= 5 ? BR : 5 - ty0;
@@ -1963,11 +1963,11 @@ static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const fl
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
                         _mm256_storeu_ps(o + 0, u0);
-                        _mm256_storeu_ps(o + 55296, u1);
-                        _mm256_storeu_ps(o + 110592, u2);
-                        _mm256_storeu_ps(o + 165888, u3);
-                        _mm256_storeu_ps(o + 221184, u4);
-                        _mm256_storeu_ps(o + 276480, u5);
+                        _mm256_storeu_ps(o + 27648, u1);
+                        _mm256_storeu_ps(o + 55296, u2);
+                        _mm256_storeu_ps(o + 82944, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 138240, u5);
                     }
                     {
                         const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
@@ -1977,12 +1977,12 @@ static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 9216, u0);
-                        _mm256_storeu_ps(o + 64512, u1);
-                        _mm256_storeu_ps(o + 119808, u2);
-                        _mm256_storeu_ps(o + 175104, u3);
-                        _mm256_storeu_ps(o + 230400, u4);
-                        _mm256_storeu_ps(o + 285696, u5);
+                        _mm256_storeu_ps(o + 4608, u0);
+                        _mm256_storeu_ps(o + 32256, u1);
+                        _mm256_storeu_ps(o + 59904, u2);
+                        _mm256_storeu_ps(o + 87552, u3);
+                        _mm256_storeu_ps(o + 115200, u4);
+                        _mm256_storeu_ps(o + 142848, u5);
                     }
                     {
                         const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
@@ -1992,12 +1992,12 @@ static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 18432, u0);
-                        _mm256_storeu_ps(o + 73728, u1);
-                        _mm256_storeu_ps(o + 129024, u2);
-                        _mm256_storeu_ps(o + 184320, u3);
-                        _mm256_storeu_ps(o + 239616, u4);
-                        _mm256_storeu_ps(o + 294912, u5);
+                        _mm256_storeu_ps(o + 9216, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 64512, u2);
+                        _mm256_storeu_ps(o + 92160, u3);
+                        _mm256_storeu_ps(o + 119808, u4);
+                        _mm256_storeu_ps(o + 147456, u5);
                     }
                     {
                         const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
@@ -2007,12 +2007,12 @@ static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 27648, u0);
-                        _mm256_storeu_ps(o + 82944, u1);
-                        _mm256_storeu_ps(o + 138240, u2);
-                        _mm256_storeu_ps(o + 193536, u3);
-                        _mm256_storeu_ps(o + 248832, u4);
-                        _mm256_storeu_ps(o + 304128, u5);
+                        _mm256_storeu_ps(o + 13824, u0);
+                        _mm256_storeu_ps(o + 41472, u1);
+                        _mm256_storeu_ps(o + 69120, u2);
+                        _mm256_storeu_ps(o + 96768, u3);
+                        _mm256_storeu_ps(o + 124416, u4);
+                        _mm256_storeu_ps(o + 152064, u5);
                     }
                     {
                         const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
@@ -2022,12 +2022,12 @@ static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 36864, u0);
-                        _mm256_storeu_ps(o + 92160, u1);
-                        _mm256_storeu_ps(o + 147456, u2);
-                        _mm256_storeu_ps(o + 202752, u3);
-                        _mm256_storeu_ps(o + 258048, u4);
-                        _mm256_storeu_ps(o + 313344, u5);
+                        _mm256_storeu_ps(o + 18432, u0);
+                        _mm256_storeu_ps(o + 46080, u1);
+                        _mm256_storeu_ps(o + 73728, u2);
+                        _mm256_storeu_ps(o + 101376, u3);
+                        _mm256_storeu_ps(o + 129024, u4);
+                        _mm256_storeu_ps(o + 156672, u5);
                     }
                     {
                         const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
@@ -2037,23 +2037,23 @@ static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 46080, u0);
-                        _mm256_storeu_ps(o + 101376, u1);
-                        _mm256_storeu_ps(o + 156672, u2);
-                        _mm256_storeu_ps(o + 211968, u3);
-                        _mm256_storeu_ps(o + 267264, u4);
-                        _mm256_storeu_ps(o + 322560, u5);
+                        _mm256_storeu_ps(o + 23040, u0);
+                        _mm256_storeu_ps(o + 50688, u1);
+                        _mm256_storeu_ps(o + 78336, u2);
+                        _mm256_storeu_ps(o + 105984, u3);
+                        _mm256_storeu_ps(o + 133632, u4);
+                        _mm256_storeu_ps(o + 161280, u5);
                     }
                 }
                 for (int v = used; v < nvec; v++)
                     for (int xi = 0; xi < NX; xi++)
-                        _mm256_storeu_ps(vc + xi * 9216 + v * W, _mm256_setzero_ps());
+                        _mm256_storeu_ps(vc + xi * 4608 + v * W, _mm256_setzero_ps());
             }
             for (int it = 0; it < NX * 48 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 48, kb = kx - xi * 48;
                 const float *wp = w + (ptrdiff_t)kx * 768;
-                const float *xp = V + (ptrdiff_t)xi * 9216 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 4608 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c02 = _mm256_setzero_ps();
@@ -2087,19 +2087,19 @@ static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const fl
                     c31 = _mm256_fmadd_ps(wv, xv1, c31);
                     c32 = _mm256_fmadd_ps(wv, xv2, c32);
                 }
-                float *mp = M + (ptrdiff_t)xi * 9216 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 4608 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
                 _mm256_storeu_ps(mp + 16, c02);
-                _mm256_storeu_ps(mp + 48, c10);
-                _mm256_storeu_ps(mp + 56, c11);
-                _mm256_storeu_ps(mp + 64, c12);
-                _mm256_storeu_ps(mp + 96, c20);
-                _mm256_storeu_ps(mp + 104, c21);
-                _mm256_storeu_ps(mp + 112, c22);
-                _mm256_storeu_ps(mp + 144, c30);
-                _mm256_storeu_ps(mp + 152, c31);
-                _mm256_storeu_ps(mp + 160, c32);
+                _mm256_storeu_ps(mp + 24, c10);
+                _mm256_storeu_ps(mp + 32, c11);
+                _mm256_storeu_ps(mp + 40, c12);
+                _mm256_storeu_ps(mp + 48, c20);
+                _mm256_storeu_ps(mp + 56, c21);
+                _mm256_storeu_ps(mp + 64, c22);
+                _mm256_storeu_ps(mp + 72, c30);
+                _mm256_storeu_ps(mp + 80, c31);
+                _mm256_storeu_ps(mp + 88, c32);
             }
             for (int k = 0; k < 192; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
@@ -2111,11 +2111,11 @@ static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const fl
                     __m256 s00, s10, s20, s30;
                     {
                         const __m256 x0 = _mm256_loadu_ps(m + 0);
-                        const __m256 x1 = _mm256_loadu_ps(m + 55296);
-                        const __m256 x2 = _mm256_loadu_ps(m + 110592);
-                        const __m256 x3 = _mm256_loadu_ps(m + 165888);
-                        const __m256 x4 = _mm256_loadu_ps(m + 221184);
-                        const __m256 x5 = _mm256_loadu_ps(m + 276480);
+                        const __m256 x1 = _mm256_loadu_ps(m + 27648);
+                        const __m256 x2 = _mm256_loadu_ps(m + 55296);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 110592);
+                        const __m256 x5 = _mm256_loadu_ps(m + 138240);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -2129,12 +2129,12 @@ static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s01, s11, s21, s31;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 9216);
-                        const __m256 x1 = _mm256_loadu_ps(m + 64512);
-                        const __m256 x2 = _mm256_loadu_ps(m + 119808);
-                        const __m256 x3 = _mm256_loadu_ps(m + 175104);
-                        const __m256 x4 = _mm256_loadu_ps(m + 230400);
-                        const __m256 x5 = _mm256_loadu_ps(m + 285696);
+                        const __m256 x0 = _mm256_loadu_ps(m + 4608);
+                        const __m256 x1 = _mm256_loadu_ps(m + 32256);
+                        const __m256 x2 = _mm256_loadu_ps(m + 59904);
+                        const __m256 x3 = _mm256_loadu_ps(m + 87552);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 142848);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -2148,12 +2148,12 @@ static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s02, s12, s22, s32;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 18432);
-                        const __m256 x1 = _mm256_loadu_ps(m + 73728);
-                        const __m256 x2 = _mm256_loadu_ps(m + 129024);
-                        const __m256 x3 = _mm256_loadu_ps(m + 184320);
-                        const __m256 x4 = _mm256_loadu_ps(m + 239616);
-                        const __m256 x5 = _mm256_loadu_ps(m + 294912);
+                        const __m256 x0 = _mm256_loadu_ps(m + 9216);
+                        const __m256 x1 = _mm256_loadu_ps(m + 36864);
+                        const __m256 x2 = _mm256_loadu_ps(m + 64512);
+                        const __m256 x3 = _mm256_loadu_ps(m + 92160);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119808);
+                        const __m256 x5 = _mm256_loadu_ps(m + 147456);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -2167,12 +2167,12 @@ static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s03, s13, s23, s33;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 27648);
-                        const __m256 x1 = _mm256_loadu_ps(m + 82944);
-                        const __m256 x2 = _mm256_loadu_ps(m + 138240);
-                        const __m256 x3 = _mm256_loadu_ps(m + 193536);
-                        const __m256 x4 = _mm256_loadu_ps(m + 248832);
-                        const __m256 x5 = _mm256_loadu_ps(m + 304128);
+                        const __m256 x0 = _mm256_loadu_ps(m + 13824);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41472);
+                        const __m256 x2 = _mm256_loadu_ps(m + 69120);
+                        const __m256 x3 = _mm256_loadu_ps(m + 96768);
+                        const __m256 x4 = _mm256_loadu_ps(m + 124416);
+                        const __m256 x5 = _mm256_loadu_ps(m + 152064);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -2186,12 +2186,12 @@ static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s04, s14, s24, s34;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 36864);
-                        const __m256 x1 = _mm256_loadu_ps(m + 92160);
-                        const __m256 x2 = _mm256_loadu_ps(m + 147456);
-                        const __m256 x3 = _mm256_loadu_ps(m + 202752);
-                        const __m256 x4 = _mm256_loadu_ps(m + 258048);
-                        const __m256 x5 = _mm256_loadu_ps(m + 313344);
+                        const __m256 x0 = _mm256_loadu_ps(m + 18432);
+                        const __m256 x1 = _mm256_loadu_ps(m + 46080);
+                        const __m256 x2 = _mm256_loadu_ps(m + 73728);
+                        const __m256 x3 = _mm256_loadu_ps(m + 101376);
+                        const __m256 x4 = _mm256_loadu_ps(m + 129024);
+                        const __m256 x5 = _mm256_loadu_ps(m + 156672);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -2205,12 +2205,12 @@ static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s05, s15, s25, s35;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 46080);
-                        const __m256 x1 = _mm256_loadu_ps(m + 101376);
-                        const __m256 x2 = _mm256_loadu_ps(m + 156672);
-                        const __m256 x3 = _mm256_loadu_ps(m + 211968);
-                        const __m256 x4 = _mm256_loadu_ps(m + 267264);
-                        const __m256 x5 = _mm256_loadu_ps(m + 322560);
+                        const __m256 x0 = _mm256_loadu_ps(m + 23040);
+                        const __m256 x1 = _mm256_loadu_ps(m + 50688);
+                        const __m256 x2 = _mm256_loadu_ps(m + 78336);
+                        const __m256 x3 = _mm256_loadu_ps(m + 105984);
+                        const __m256 x4 = _mm256_loadu_ps(m + 133632);
+                        const __m256 x5 = _mm256_loadu_ps(m + 161280);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -2555,19 +2555,19 @@ static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const fl
 /* conv5 — examples/alphago.cnn:18: conv 3x3 p1 192
  *   in [192,19,19] -> out [192,19,19]
  *   weights at packed[4212480]: weight [192,192,3,3] + bias [192] (packed in blocks of 4 output channels)
- *   avx2: Winograd F(4x4,3x3), 5x5 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=5 tile rows; 36 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); then relu5
+ *   avx2: Winograd F(4x4,3x3), 5x5 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=3 tile rows; 36 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); then relu5
  */
 static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, W = 8, BR = 5, TB = 48, NX = 36 };
+    enum { MR = 4, NV = 3, W = 8, BR = 3, TB = 24, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
      * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
     const float *bias = w + 1327104;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
         float *yb = y + (ptrdiff_t)b * 69312;
-        float *in = s + (ptrdiff_t)b * 815616; /* this sample's padded input, */
+        float *in = s + (ptrdiff_t)b * 483840; /* this sample's padded input, */
         float *V = in + 152064; /* the band transformed, [NX][192][TB], */
-        float *M = V + 331776; /* the NX products, [NX][192][TB] */
+        float *M = V + 165888; /* the NX products, [NX][192][TB] */
         cnn_pad(xb0, in, 192, 19, 19, 1, 1, 22, 36, 0);
         for (int ty0 = 0; ty0 < 5; ty0 += BR) {
             const int rows = ty0 + BR <= 5 ? BR : 5 - ty0;
@@ -2697,11 +2697,11 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
                         _mm256_storeu_ps(o + 0, u0);
-                        _mm256_storeu_ps(o + 55296, u1);
-                        _mm256_storeu_ps(o + 110592, u2);
-                        _mm256_storeu_ps(o + 165888, u3);
-                        _mm256_storeu_ps(o + 221184, u4);
-                        _mm256_storeu_ps(o + 276480, u5);
+                        _mm256_storeu_ps(o + 27648, u1);
+                        _mm256_storeu_ps(o + 55296, u2);
+                        _mm256_storeu_ps(o + 82944, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 138240, u5);
                     }
                     {
                         const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
@@ -2711,12 +2711,12 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 9216, u0);
-                        _mm256_storeu_ps(o + 64512, u1);
-                        _mm256_storeu_ps(o + 119808, u2);
-                        _mm256_storeu_ps(o + 175104, u3);
-                        _mm256_storeu_ps(o + 230400, u4);
-                        _mm256_storeu_ps(o + 285696, u5);
+                        _mm256_storeu_ps(o + 4608, u0);
+                        _mm256_storeu_ps(o + 32256, u1);
+                        _mm256_storeu_ps(o + 59904, u2);
+                        _mm256_storeu_ps(o + 87552, u3);
+                        _mm256_storeu_ps(o + 115200, u4);
+                        _mm256_storeu_ps(o + 142848, u5);
                     }
                     {
                         const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
@@ -2726,12 +2726,12 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 18432, u0);
-                        _mm256_storeu_ps(o + 73728, u1);
-                        _mm256_storeu_ps(o + 129024, u2);
-                        _mm256_storeu_ps(o + 184320, u3);
-                        _mm256_storeu_ps(o + 239616, u4);
-                        _mm256_storeu_ps(o + 294912, u5);
+                        _mm256_storeu_ps(o + 9216, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 64512, u2);
+                        _mm256_storeu_ps(o + 92160, u3);
+                        _mm256_storeu_ps(o + 119808, u4);
+                        _mm256_storeu_ps(o + 147456, u5);
                     }
                     {
                         const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
@@ -2741,12 +2741,12 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 27648, u0);
-                        _mm256_storeu_ps(o + 82944, u1);
-                        _mm256_storeu_ps(o + 138240, u2);
-                        _mm256_storeu_ps(o + 193536, u3);
-                        _mm256_storeu_ps(o + 248832, u4);
-                        _mm256_storeu_ps(o + 304128, u5);
+                        _mm256_storeu_ps(o + 13824, u0);
+                        _mm256_storeu_ps(o + 41472, u1);
+                        _mm256_storeu_ps(o + 69120, u2);
+                        _mm256_storeu_ps(o + 96768, u3);
+                        _mm256_storeu_ps(o + 124416, u4);
+                        _mm256_storeu_ps(o + 152064, u5);
                     }
                     {
                         const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
@@ -2756,12 +2756,12 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 36864, u0);
-                        _mm256_storeu_ps(o + 92160, u1);
-                        _mm256_storeu_ps(o + 147456, u2);
-                        _mm256_storeu_ps(o + 202752, u3);
-                        _mm256_storeu_ps(o + 258048, u4);
-                        _mm256_storeu_ps(o + 313344, u5);
+                        _mm256_storeu_ps(o + 18432, u0);
+                        _mm256_storeu_ps(o + 46080, u1);
+                        _mm256_storeu_ps(o + 73728, u2);
+                        _mm256_storeu_ps(o + 101376, u3);
+                        _mm256_storeu_ps(o + 129024, u4);
+                        _mm256_storeu_ps(o + 156672, u5);
                     }
                     {
                         const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
@@ -2771,23 +2771,23 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 46080, u0);
-                        _mm256_storeu_ps(o + 101376, u1);
-                        _mm256_storeu_ps(o + 156672, u2);
-                        _mm256_storeu_ps(o + 211968, u3);
-                        _mm256_storeu_ps(o + 267264, u4);
-                        _mm256_storeu_ps(o + 322560, u5);
+                        _mm256_storeu_ps(o + 23040, u0);
+                        _mm256_storeu_ps(o + 50688, u1);
+                        _mm256_storeu_ps(o + 78336, u2);
+                        _mm256_storeu_ps(o + 105984, u3);
+                        _mm256_storeu_ps(o + 133632, u4);
+                        _mm256_storeu_ps(o + 161280, u5);
                     }
                 }
                 for (int v = used; v < nvec; v++)
                     for (int xi = 0; xi < NX; xi++)
-                        _mm256_storeu_ps(vc + xi * 9216 + v * W, _mm256_setzero_ps());
+                        _mm256_storeu_ps(vc + xi * 4608 + v * W, _mm256_setzero_ps());
             }
             for (int it = 0; it < NX * 48 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 48, kb = kx - xi * 48;
                 const float *wp = w + (ptrdiff_t)kx * 768;
-                const float *xp = V + (ptrdiff_t)xi * 9216 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 4608 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c02 = _mm256_setzero_ps();
@@ -2821,19 +2821,19 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                     c31 = _mm256_fmadd_ps(wv, xv1, c31);
                     c32 = _mm256_fmadd_ps(wv, xv2, c32);
                 }
-                float *mp = M + (ptrdiff_t)xi * 9216 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 4608 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
                 _mm256_storeu_ps(mp + 16, c02);
-                _mm256_storeu_ps(mp + 48, c10);
-                _mm256_storeu_ps(mp + 56, c11);
-                _mm256_storeu_ps(mp + 64, c12);
-                _mm256_storeu_ps(mp + 96, c20);
-                _mm256_storeu_ps(mp + 104, c21);
-                _mm256_storeu_ps(mp + 112, c22);
-                _mm256_storeu_ps(mp + 144, c30);
-                _mm256_storeu_ps(mp + 152, c31);
-                _mm256_storeu_ps(mp + 160, c32);
+                _mm256_storeu_ps(mp + 24, c10);
+                _mm256_storeu_ps(mp + 32, c11);
+                _mm256_storeu_ps(mp + 40, c12);
+                _mm256_storeu_ps(mp + 48, c20);
+                _mm256_storeu_ps(mp + 56, c21);
+                _mm256_storeu_ps(mp + 64, c22);
+                _mm256_storeu_ps(mp + 72, c30);
+                _mm256_storeu_ps(mp + 80, c31);
+                _mm256_storeu_ps(mp + 88, c32);
             }
             for (int k = 0; k < 192; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
@@ -2845,11 +2845,11 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                     __m256 s00, s10, s20, s30;
                     {
                         const __m256 x0 = _mm256_loadu_ps(m + 0);
-                        const __m256 x1 = _mm256_loadu_ps(m + 55296);
-                        const __m256 x2 = _mm256_loadu_ps(m + 110592);
-                        const __m256 x3 = _mm256_loadu_ps(m + 165888);
-                        const __m256 x4 = _mm256_loadu_ps(m + 221184);
-                        const __m256 x5 = _mm256_loadu_ps(m + 276480);
+                        const __m256 x1 = _mm256_loadu_ps(m + 27648);
+                        const __m256 x2 = _mm256_loadu_ps(m + 55296);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 110592);
+                        const __m256 x5 = _mm256_loadu_ps(m + 138240);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -2863,12 +2863,12 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s01, s11, s21, s31;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 9216);
-                        const __m256 x1 = _mm256_loadu_ps(m + 64512);
-                        const __m256 x2 = _mm256_loadu_ps(m + 119808);
-                        const __m256 x3 = _mm256_loadu_ps(m + 175104);
-                        const __m256 x4 = _mm256_loadu_ps(m + 230400);
-                        const __m256 x5 = _mm256_loadu_ps(m + 285696);
+                        const __m256 x0 = _mm256_loadu_ps(m + 4608);
+                        const __m256 x1 = _mm256_loadu_ps(m + 32256);
+                        const __m256 x2 = _mm256_loadu_ps(m + 59904);
+                        const __m256 x3 = _mm256_loadu_ps(m + 87552);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 142848);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -2882,12 +2882,12 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s02, s12, s22, s32;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 18432);
-                        const __m256 x1 = _mm256_loadu_ps(m + 73728);
-                        const __m256 x2 = _mm256_loadu_ps(m + 129024);
-                        const __m256 x3 = _mm256_loadu_ps(m + 184320);
-                        const __m256 x4 = _mm256_loadu_ps(m + 239616);
-                        const __m256 x5 = _mm256_loadu_ps(m + 294912);
+                        const __m256 x0 = _mm256_loadu_ps(m + 9216);
+                        const __m256 x1 = _mm256_loadu_ps(m + 36864);
+                        const __m256 x2 = _mm256_loadu_ps(m + 64512);
+                        const __m256 x3 = _mm256_loadu_ps(m + 92160);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119808);
+                        const __m256 x5 = _mm256_loadu_ps(m + 147456);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -2901,12 +2901,12 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s03, s13, s23, s33;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 27648);
-                        const __m256 x1 = _mm256_loadu_ps(m + 82944);
-                        const __m256 x2 = _mm256_loadu_ps(m + 138240);
-                        const __m256 x3 = _mm256_loadu_ps(m + 193536);
-                        const __m256 x4 = _mm256_loadu_ps(m + 248832);
-                        const __m256 x5 = _mm256_loadu_ps(m + 304128);
+                        const __m256 x0 = _mm256_loadu_ps(m + 13824);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41472);
+                        const __m256 x2 = _mm256_loadu_ps(m + 69120);
+                        const __m256 x3 = _mm256_loadu_ps(m + 96768);
+                        const __m256 x4 = _mm256_loadu_ps(m + 124416);
+                        const __m256 x5 = _mm256_loadu_ps(m + 152064);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -2920,12 +2920,12 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s04, s14, s24, s34;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 36864);
-                        const __m256 x1 = _mm256_loadu_ps(m + 92160);
-                        const __m256 x2 = _mm256_loadu_ps(m + 147456);
-                        const __m256 x3 = _mm256_loadu_ps(m + 202752);
-                        const __m256 x4 = _mm256_loadu_ps(m + 258048);
-                        const __m256 x5 = _mm256_loadu_ps(m + 313344);
+                        const __m256 x0 = _mm256_loadu_ps(m + 18432);
+                        const __m256 x1 = _mm256_loadu_ps(m + 46080);
+                        const __m256 x2 = _mm256_loadu_ps(m + 73728);
+                        const __m256 x3 = _mm256_loadu_ps(m + 101376);
+                        const __m256 x4 = _mm256_loadu_ps(m + 129024);
+                        const __m256 x5 = _mm256_loadu_ps(m + 156672);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -2939,12 +2939,12 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s05, s15, s25, s35;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 46080);
-                        const __m256 x1 = _mm256_loadu_ps(m + 101376);
-                        const __m256 x2 = _mm256_loadu_ps(m + 156672);
-                        const __m256 x3 = _mm256_loadu_ps(m + 211968);
-                        const __m256 x4 = _mm256_loadu_ps(m + 267264);
-                        const __m256 x5 = _mm256_loadu_ps(m + 322560);
+                        const __m256 x0 = _mm256_loadu_ps(m + 23040);
+                        const __m256 x1 = _mm256_loadu_ps(m + 50688);
+                        const __m256 x2 = _mm256_loadu_ps(m + 78336);
+                        const __m256 x3 = _mm256_loadu_ps(m + 105984);
+                        const __m256 x4 = _mm256_loadu_ps(m + 133632);
+                        const __m256 x5 = _mm256_loadu_ps(m + 161280);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -3289,19 +3289,19 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
 /* conv6 — examples/alphago.cnn:18: conv 3x3 p1 192
  *   in [192,19,19] -> out [192,19,19]
  *   weights at packed[5539776]: weight [192,192,3,3] + bias [192] (packed in blocks of 4 output channels)
- *   avx2: Winograd F(4x4,3x3), 5x5 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=5 tile rows; 36 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); then relu6
+ *   avx2: Winograd F(4x4,3x3), 5x5 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=3 tile rows; 36 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); then relu6
  */
 static CNN_SIMD void conv6(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, W = 8, BR = 5, TB = 48, NX = 36 };
+    enum { MR = 4, NV = 3, W = 8, BR = 3, TB = 24, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
      * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
     const float *bias = w + 1327104;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
         float *yb = y + (ptrdiff_t)b * 69312;
-        float *in = s + (ptrdiff_t)b * 815616; /* this sample's padded input, */
+        float *in = s + (ptrdiff_t)b * 483840; /* this sample's padded input, */
         float *V = in + 152064; /* the band transformed, [NX][192][TB], */
-        float *M = V + 331776; /* the NX products, [NX][192][TB] */
+        float *M = V + 165888; /* the NX products, [NX][192][TB] */
         cnn_pad(xb0, in, 192, 19, 19, 1, 1, 22, 36, 0);
         for (int ty0 = 0; ty0 < 5; ty0 += BR) {
             const int rows = ty0 + BR <= 5 ? BR : 5 - ty0;
@@ -3431,11 +3431,11 @@ static CNN_SIMD void conv6(const float *restrict x0, float *restrict y, const fl
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
                         _mm256_storeu_ps(o + 0, u0);
-                        _mm256_storeu_ps(o + 55296, u1);
-                        _mm256_storeu_ps(o + 110592, u2);
-                        _mm256_storeu_ps(o + 165888, u3);
-                        _mm256_storeu_ps(o + 221184, u4);
-                        _mm256_storeu_ps(o + 276480, u5);
+                        _mm256_storeu_ps(o + 27648, u1);
+                        _mm256_storeu_ps(o + 55296, u2);
+                        _mm256_storeu_ps(o + 82944, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 138240, u5);
                     }
                     {
                         const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
@@ -3445,12 +3445,12 @@ static CNN_SIMD void conv6(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 9216, u0);
-                        _mm256_storeu_ps(o + 64512, u1);
-                        _mm256_storeu_ps(o + 119808, u2);
-                        _mm256_storeu_ps(o + 175104, u3);
-                        _mm256_storeu_ps(o + 230400, u4);
-                        _mm256_storeu_ps(o + 285696, u5);
+                        _mm256_storeu_ps(o + 4608, u0);
+                        _mm256_storeu_ps(o + 32256, u1);
+                        _mm256_storeu_ps(o + 59904, u2);
+                        _mm256_storeu_ps(o + 87552, u3);
+                        _mm256_storeu_ps(o + 115200, u4);
+                        _mm256_storeu_ps(o + 142848, u5);
                     }
                     {
                         const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
@@ -3460,12 +3460,12 @@ static CNN_SIMD void conv6(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 18432, u0);
-                        _mm256_storeu_ps(o + 73728, u1);
-                        _mm256_storeu_ps(o + 129024, u2);
-                        _mm256_storeu_ps(o + 184320, u3);
-                        _mm256_storeu_ps(o + 239616, u4);
-                        _mm256_storeu_ps(o + 294912, u5);
+                        _mm256_storeu_ps(o + 9216, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 64512, u2);
+                        _mm256_storeu_ps(o + 92160, u3);
+                        _mm256_storeu_ps(o + 119808, u4);
+                        _mm256_storeu_ps(o + 147456, u5);
                     }
                     {
                         const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
@@ -3475,12 +3475,12 @@ static CNN_SIMD void conv6(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 27648, u0);
-                        _mm256_storeu_ps(o + 82944, u1);
-                        _mm256_storeu_ps(o + 138240, u2);
-                        _mm256_storeu_ps(o + 193536, u3);
-                        _mm256_storeu_ps(o + 248832, u4);
-                        _mm256_storeu_ps(o + 304128, u5);
+                        _mm256_storeu_ps(o + 13824, u0);
+                        _mm256_storeu_ps(o + 41472, u1);
+                        _mm256_storeu_ps(o + 69120, u2);
+                        _mm256_storeu_ps(o + 96768, u3);
+                        _mm256_storeu_ps(o + 124416, u4);
+                        _mm256_storeu_ps(o + 152064, u5);
                     }
                     {
                         const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
@@ -3490,12 +3490,12 @@ static CNN_SIMD void conv6(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 36864, u0);
-                        _mm256_storeu_ps(o + 92160, u1);
-                        _mm256_storeu_ps(o + 147456, u2);
-                        _mm256_storeu_ps(o + 202752, u3);
-                        _mm256_storeu_ps(o + 258048, u4);
-                        _mm256_storeu_ps(o + 313344, u5);
+                        _mm256_storeu_ps(o + 18432, u0);
+                        _mm256_storeu_ps(o + 46080, u1);
+                        _mm256_storeu_ps(o + 73728, u2);
+                        _mm256_storeu_ps(o + 101376, u3);
+                        _mm256_storeu_ps(o + 129024, u4);
+                        _mm256_storeu_ps(o + 156672, u5);
                     }
                     {
                         const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
@@ -3505,23 +3505,23 @@ static CNN_SIMD void conv6(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 46080, u0);
-                        _mm256_storeu_ps(o + 101376, u1);
-                        _mm256_storeu_ps(o + 156672, u2);
-                        _mm256_storeu_ps(o + 211968, u3);
-                        _mm256_storeu_ps(o + 267264, u4);
-                        _mm256_storeu_ps(o + 322560, u5);
+                        _mm256_storeu_ps(o + 23040, u0);
+                        _mm256_storeu_ps(o + 50688, u1);
+                        _mm256_storeu_ps(o + 78336, u2);
+                        _mm256_storeu_ps(o + 105984, u3);
+                        _mm256_storeu_ps(o + 133632, u4);
+                        _mm256_storeu_ps(o + 161280, u5);
                     }
                 }
                 for (int v = used; v < nvec; v++)
                     for (int xi = 0; xi < NX; xi++)
-                        _mm256_storeu_ps(vc + xi * 9216 + v * W, _mm256_setzero_ps());
+                        _mm256_storeu_ps(vc + xi * 4608 + v * W, _mm256_setzero_ps());
             }
             for (int it = 0; it < NX * 48 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 48, kb = kx - xi * 48;
                 const float *wp = w + (ptrdiff_t)kx * 768;
-                const float *xp = V + (ptrdiff_t)xi * 9216 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 4608 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c02 = _mm256_setzero_ps();
@@ -3555,19 +3555,19 @@ static CNN_SIMD void conv6(const float *restrict x0, float *restrict y, const fl
                     c31 = _mm256_fmadd_ps(wv, xv1, c31);
                     c32 = _mm256_fmadd_ps(wv, xv2, c32);
                 }
-                float *mp = M + (ptrdiff_t)xi * 9216 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 4608 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
                 _mm256_storeu_ps(mp + 16, c02);
-                _mm256_storeu_ps(mp + 48, c10);
-                _mm256_storeu_ps(mp + 56, c11);
-                _mm256_storeu_ps(mp + 64, c12);
-                _mm256_storeu_ps(mp + 96, c20);
-                _mm256_storeu_ps(mp + 104, c21);
-                _mm256_storeu_ps(mp + 112, c22);
-                _mm256_storeu_ps(mp + 144, c30);
-                _mm256_storeu_ps(mp + 152, c31);
-                _mm256_storeu_ps(mp + 160, c32);
+                _mm256_storeu_ps(mp + 24, c10);
+                _mm256_storeu_ps(mp + 32, c11);
+                _mm256_storeu_ps(mp + 40, c12);
+                _mm256_storeu_ps(mp + 48, c20);
+                _mm256_storeu_ps(mp + 56, c21);
+                _mm256_storeu_ps(mp + 64, c22);
+                _mm256_storeu_ps(mp + 72, c30);
+                _mm256_storeu_ps(mp + 80, c31);
+                _mm256_storeu_ps(mp + 88, c32);
             }
             for (int k = 0; k < 192; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
@@ -3579,11 +3579,11 @@ static CNN_SIMD void conv6(const float *restrict x0, float *restrict y, const fl
                     __m256 s00, s10, s20, s30;
                     {
                         const __m256 x0 = _mm256_loadu_ps(m + 0);
-                        const __m256 x1 = _mm256_loadu_ps(m + 55296);
-                        const __m256 x2 = _mm256_loadu_ps(m + 110592);
-                        const __m256 x3 = _mm256_loadu_ps(m + 165888);
-                        const __m256 x4 = _mm256_loadu_ps(m + 221184);
-                        const __m256 x5 = _mm256_loadu_ps(m + 276480);
+                        const __m256 x1 = _mm256_loadu_ps(m + 27648);
+                        const __m256 x2 = _mm256_loadu_ps(m + 55296);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 110592);
+                        const __m256 x5 = _mm256_loadu_ps(m + 138240);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -3597,12 +3597,12 @@ static CNN_SIMD void conv6(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s01, s11, s21, s31;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 9216);
-                        const __m256 x1 = _mm256_loadu_ps(m + 64512);
-                        const __m256 x2 = _mm256_loadu_ps(m + 119808);
-                        const __m256 x3 = _mm256_loadu_ps(m + 175104);
-                        const __m256 x4 = _mm256_loadu_ps(m + 230400);
-                        const __m256 x5 = _mm256_loadu_ps(m + 285696);
+                        const __m256 x0 = _mm256_loadu_ps(m + 4608);
+                        const __m256 x1 = _mm256_loadu_ps(m + 32256);
+                        const __m256 x2 = _mm256_loadu_ps(m + 59904);
+                        const __m256 x3 = _mm256_loadu_ps(m + 87552);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 142848);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -3616,12 +3616,12 @@ static CNN_SIMD void conv6(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s02, s12, s22, s32;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 18432);
-                        const __m256 x1 = _mm256_loadu_ps(m + 73728);
-                        const __m256 x2 = _mm256_loadu_ps(m + 129024);
-                        const __m256 x3 = _mm256_loadu_ps(m + 184320);
-                        const __m256 x4 = _mm256_loadu_ps(m + 239616);
-                        const __m256 x5 = _mm256_loadu_ps(m + 294912);
+                        const __m256 x0 = _mm256_loadu_ps(m + 9216);
+                        const __m256 x1 = _mm256_loadu_ps(m + 36864);
+                        const __m256 x2 = _mm256_loadu_ps(m + 64512);
+                        const __m256 x3 = _mm256_loadu_ps(m + 92160);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119808);
+                        const __m256 x5 = _mm256_loadu_ps(m + 147456);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -3635,12 +3635,12 @@ static CNN_SIMD void conv6(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s03, s13, s23, s33;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 27648);
-                        const __m256 x1 = _mm256_loadu_ps(m + 82944);
-                        const __m256 x2 = _mm256_loadu_ps(m + 138240);
-                        const __m256 x3 = _mm256_loadu_ps(m + 193536);
-                        const __m256 x4 = _mm256_loadu_ps(m + 248832);
-                        const __m256 x5 = _mm256_loadu_ps(m + 304128);
+                        const __m256 x0 = _mm256_loadu_ps(m + 13824);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41472);
+                        const __m256 x2 = _mm256_loadu_ps(m + 69120);
+                        const __m256 x3 = _mm256_loadu_ps(m + 96768);
+                        const __m256 x4 = _mm256_loadu_ps(m + 124416);
+                        const __m256 x5 = _mm256_loadu_ps(m + 152064);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -3654,12 +3654,12 @@ static CNN_SIMD void conv6(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s04, s14, s24, s34;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 36864);
-                        const __m256 x1 = _mm256_loadu_ps(m + 92160);
-                        const __m256 x2 = _mm256_loadu_ps(m + 147456);
-                        const __m256 x3 = _mm256_loadu_ps(m + 202752);
-                        const __m256 x4 = _mm256_loadu_ps(m + 258048);
-                        const __m256 x5 = _mm256_loadu_ps(m + 313344);
+                        const __m256 x0 = _mm256_loadu_ps(m + 18432);
+                        const __m256 x1 = _mm256_loadu_ps(m + 46080);
+                        const __m256 x2 = _mm256_loadu_ps(m + 73728);
+                        const __m256 x3 = _mm256_loadu_ps(m + 101376);
+                        const __m256 x4 = _mm256_loadu_ps(m + 129024);
+                        const __m256 x5 = _mm256_loadu_ps(m + 156672);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -3673,12 +3673,12 @@ static CNN_SIMD void conv6(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s05, s15, s25, s35;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 46080);
-                        const __m256 x1 = _mm256_loadu_ps(m + 101376);
-                        const __m256 x2 = _mm256_loadu_ps(m + 156672);
-                        const __m256 x3 = _mm256_loadu_ps(m + 211968);
-                        const __m256 x4 = _mm256_loadu_ps(m + 267264);
-                        const __m256 x5 = _mm256_loadu_ps(m + 322560);
+                        const __m256 x0 = _mm256_loadu_ps(m + 23040);
+                        const __m256 x1 = _mm256_loadu_ps(m + 50688);
+                        const __m256 x2 = _mm256_loadu_ps(m + 78336);
+                        const __m256 x3 = _mm256_loadu_ps(m + 105984);
+                        const __m256 x4 = _mm256_loadu_ps(m + 133632);
+                        const __m256 x5 = _mm256_loadu_ps(m + 161280);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -4023,19 +4023,19 @@ static CNN_SIMD void conv6(const float *restrict x0, float *restrict y, const fl
 /* conv7 — examples/alphago.cnn:18: conv 3x3 p1 192
  *   in [192,19,19] -> out [192,19,19]
  *   weights at packed[6867072]: weight [192,192,3,3] + bias [192] (packed in blocks of 4 output channels)
- *   avx2: Winograd F(4x4,3x3), 5x5 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=5 tile rows; 36 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); then relu7
+ *   avx2: Winograd F(4x4,3x3), 5x5 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=3 tile rows; 36 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); then relu7
  */
 static CNN_SIMD void conv7(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, W = 8, BR = 5, TB = 48, NX = 36 };
+    enum { MR = 4, NV = 3, W = 8, BR = 3, TB = 24, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
      * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
     const float *bias = w + 1327104;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
         float *yb = y + (ptrdiff_t)b * 69312;
-        float *in = s + (ptrdiff_t)b * 815616; /* this sample's padded input, */
+        float *in = s + (ptrdiff_t)b * 483840; /* this sample's padded input, */
         float *V = in + 152064; /* the band transformed, [NX][192][TB], */
-        float *M = V + 331776; /* the NX products, [NX][192][TB] */
+        float *M = V + 165888; /* the NX products, [NX][192][TB] */
         cnn_pad(xb0, in, 192, 19, 19, 1, 1, 22, 36, 0);
         for (int ty0 = 0; ty0 < 5; ty0 += BR) {
             const int rows = ty0 + BR <= 5 ? BR : 5 - ty0;
@@ -4165,11 +4165,11 @@ static CNN_SIMD void conv7(const float *restrict x0, float *restrict y, const fl
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
                         _mm256_storeu_ps(o + 0, u0);
-                        _mm256_storeu_ps(o + 55296, u1);
-                        _mm256_storeu_ps(o + 110592, u2);
-                        _mm256_storeu_ps(o + 165888, u3);
-                        _mm256_storeu_ps(o + 221184, u4);
-                        _mm256_storeu_ps(o + 276480, u5);
+                        _mm256_storeu_ps(o + 27648, u1);
+                        _mm256_storeu_ps(o + 55296, u2);
+                        _mm256_storeu_ps(o + 82944, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 138240, u5);
                     }
                     {
                         const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
@@ -4179,12 +4179,12 @@ static CNN_SIMD void conv7(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 9216, u0);
-                        _mm256_storeu_ps(o + 64512, u1);
-                        _mm256_storeu_ps(o + 119808, u2);
-                        _mm256_storeu_ps(o + 175104, u3);
-                        _mm256_storeu_ps(o + 230400, u4);
-                        _mm256_storeu_ps(o + 285696, u5);
+                        _mm256_storeu_ps(o + 4608, u0);
+                        _mm256_storeu_ps(o + 32256, u1);
+                        _mm256_storeu_ps(o + 59904, u2);
+                        _mm256_storeu_ps(o + 87552, u3);
+                        _mm256_storeu_ps(o + 115200, u4);
+                        _mm256_storeu_ps(o + 142848, u5);
                     }
                     {
                         const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
@@ -4194,12 +4194,12 @@ static CNN_SIMD void conv7(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 18432, u0);
-                        _mm256_storeu_ps(o + 73728, u1);
-                        _mm256_storeu_ps(o + 129024, u2);
-                        _mm256_storeu_ps(o + 184320, u3);
-                        _mm256_storeu_ps(o + 239616, u4);
-                        _mm256_storeu_ps(o + 294912, u5);
+                        _mm256_storeu_ps(o + 9216, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 64512, u2);
+                        _mm256_storeu_ps(o + 92160, u3);
+                        _mm256_storeu_ps(o + 119808, u4);
+                        _mm256_storeu_ps(o + 147456, u5);
                     }
                     {
                         const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
@@ -4209,12 +4209,12 @@ static CNN_SIMD void conv7(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 27648, u0);
-                        _mm256_storeu_ps(o + 82944, u1);
-                        _mm256_storeu_ps(o + 138240, u2);
-                        _mm256_storeu_ps(o + 193536, u3);
-                        _mm256_storeu_ps(o + 248832, u4);
-                        _mm256_storeu_ps(o + 304128, u5);
+                        _mm256_storeu_ps(o + 13824, u0);
+                        _mm256_storeu_ps(o + 41472, u1);
+                        _mm256_storeu_ps(o + 69120, u2);
+                        _mm256_storeu_ps(o + 96768, u3);
+                        _mm256_storeu_ps(o + 124416, u4);
+                        _mm256_storeu_ps(o + 152064, u5);
                     }
                     {
                         const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
@@ -4224,12 +4224,12 @@ static CNN_SIMD void conv7(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 36864, u0);
-                        _mm256_storeu_ps(o + 92160, u1);
-                        _mm256_storeu_ps(o + 147456, u2);
-                        _mm256_storeu_ps(o + 202752, u3);
-                        _mm256_storeu_ps(o + 258048, u4);
-                        _mm256_storeu_ps(o + 313344, u5);
+                        _mm256_storeu_ps(o + 18432, u0);
+                        _mm256_storeu_ps(o + 46080, u1);
+                        _mm256_storeu_ps(o + 73728, u2);
+                        _mm256_storeu_ps(o + 101376, u3);
+                        _mm256_storeu_ps(o + 129024, u4);
+                        _mm256_storeu_ps(o + 156672, u5);
                     }
                     {
                         const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
@@ -4239,23 +4239,23 @@ static CNN_SIMD void conv7(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 46080, u0);
-                        _mm256_storeu_ps(o + 101376, u1);
-                        _mm256_storeu_ps(o + 156672, u2);
-                        _mm256_storeu_ps(o + 211968, u3);
-                        _mm256_storeu_ps(o + 267264, u4);
-                        _mm256_storeu_ps(o + 322560, u5);
+                        _mm256_storeu_ps(o + 23040, u0);
+                        _mm256_storeu_ps(o + 50688, u1);
+                        _mm256_storeu_ps(o + 78336, u2);
+                        _mm256_storeu_ps(o + 105984, u3);
+                        _mm256_storeu_ps(o + 133632, u4);
+                        _mm256_storeu_ps(o + 161280, u5);
                     }
                 }
                 for (int v = used; v < nvec; v++)
                     for (int xi = 0; xi < NX; xi++)
-                        _mm256_storeu_ps(vc + xi * 9216 + v * W, _mm256_setzero_ps());
+                        _mm256_storeu_ps(vc + xi * 4608 + v * W, _mm256_setzero_ps());
             }
             for (int it = 0; it < NX * 48 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 48, kb = kx - xi * 48;
                 const float *wp = w + (ptrdiff_t)kx * 768;
-                const float *xp = V + (ptrdiff_t)xi * 9216 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 4608 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c02 = _mm256_setzero_ps();
@@ -4289,19 +4289,19 @@ static CNN_SIMD void conv7(const float *restrict x0, float *restrict y, const fl
                     c31 = _mm256_fmadd_ps(wv, xv1, c31);
                     c32 = _mm256_fmadd_ps(wv, xv2, c32);
                 }
-                float *mp = M + (ptrdiff_t)xi * 9216 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 4608 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
                 _mm256_storeu_ps(mp + 16, c02);
-                _mm256_storeu_ps(mp + 48, c10);
-                _mm256_storeu_ps(mp + 56, c11);
-                _mm256_storeu_ps(mp + 64, c12);
-                _mm256_storeu_ps(mp + 96, c20);
-                _mm256_storeu_ps(mp + 104, c21);
-                _mm256_storeu_ps(mp + 112, c22);
-                _mm256_storeu_ps(mp + 144, c30);
-                _mm256_storeu_ps(mp + 152, c31);
-                _mm256_storeu_ps(mp + 160, c32);
+                _mm256_storeu_ps(mp + 24, c10);
+                _mm256_storeu_ps(mp + 32, c11);
+                _mm256_storeu_ps(mp + 40, c12);
+                _mm256_storeu_ps(mp + 48, c20);
+                _mm256_storeu_ps(mp + 56, c21);
+                _mm256_storeu_ps(mp + 64, c22);
+                _mm256_storeu_ps(mp + 72, c30);
+                _mm256_storeu_ps(mp + 80, c31);
+                _mm256_storeu_ps(mp + 88, c32);
             }
             for (int k = 0; k < 192; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
@@ -4313,11 +4313,11 @@ static CNN_SIMD void conv7(const float *restrict x0, float *restrict y, const fl
                     __m256 s00, s10, s20, s30;
                     {
                         const __m256 x0 = _mm256_loadu_ps(m + 0);
-                        const __m256 x1 = _mm256_loadu_ps(m + 55296);
-                        const __m256 x2 = _mm256_loadu_ps(m + 110592);
-                        const __m256 x3 = _mm256_loadu_ps(m + 165888);
-                        const __m256 x4 = _mm256_loadu_ps(m + 221184);
-                        const __m256 x5 = _mm256_loadu_ps(m + 276480);
+                        const __m256 x1 = _mm256_loadu_ps(m + 27648);
+                        const __m256 x2 = _mm256_loadu_ps(m + 55296);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 110592);
+                        const __m256 x5 = _mm256_loadu_ps(m + 138240);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -4331,12 +4331,12 @@ static CNN_SIMD void conv7(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s01, s11, s21, s31;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 9216);
-                        const __m256 x1 = _mm256_loadu_ps(m + 64512);
-                        const __m256 x2 = _mm256_loadu_ps(m + 119808);
-                        const __m256 x3 = _mm256_loadu_ps(m + 175104);
-                        const __m256 x4 = _mm256_loadu_ps(m + 230400);
-                        const __m256 x5 = _mm256_loadu_ps(m + 285696);
+                        const __m256 x0 = _mm256_loadu_ps(m + 4608);
+                        const __m256 x1 = _mm256_loadu_ps(m + 32256);
+                        const __m256 x2 = _mm256_loadu_ps(m + 59904);
+                        const __m256 x3 = _mm256_loadu_ps(m + 87552);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 142848);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -4350,12 +4350,12 @@ static CNN_SIMD void conv7(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s02, s12, s22, s32;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 18432);
-                        const __m256 x1 = _mm256_loadu_ps(m + 73728);
-                        const __m256 x2 = _mm256_loadu_ps(m + 129024);
-                        const __m256 x3 = _mm256_loadu_ps(m + 184320);
-                        const __m256 x4 = _mm256_loadu_ps(m + 239616);
-                        const __m256 x5 = _mm256_loadu_ps(m + 294912);
+                        const __m256 x0 = _mm256_loadu_ps(m + 9216);
+                        const __m256 x1 = _mm256_loadu_ps(m + 36864);
+                        const __m256 x2 = _mm256_loadu_ps(m + 64512);
+                        const __m256 x3 = _mm256_loadu_ps(m + 92160);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119808);
+                        const __m256 x5 = _mm256_loadu_ps(m + 147456);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -4369,12 +4369,12 @@ static CNN_SIMD void conv7(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s03, s13, s23, s33;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 27648);
-                        const __m256 x1 = _mm256_loadu_ps(m + 82944);
-                        const __m256 x2 = _mm256_loadu_ps(m + 138240);
-                        const __m256 x3 = _mm256_loadu_ps(m + 193536);
-                        const __m256 x4 = _mm256_loadu_ps(m + 248832);
-                        const __m256 x5 = _mm256_loadu_ps(m + 304128);
+                        const __m256 x0 = _mm256_loadu_ps(m + 13824);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41472);
+                        const __m256 x2 = _mm256_loadu_ps(m + 69120);
+                        const __m256 x3 = _mm256_loadu_ps(m + 96768);
+                        const __m256 x4 = _mm256_loadu_ps(m + 124416);
+                        const __m256 x5 = _mm256_loadu_ps(m + 152064);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -4388,12 +4388,12 @@ static CNN_SIMD void conv7(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s04, s14, s24, s34;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 36864);
-                        const __m256 x1 = _mm256_loadu_ps(m + 92160);
-                        const __m256 x2 = _mm256_loadu_ps(m + 147456);
-                        const __m256 x3 = _mm256_loadu_ps(m + 202752);
-                        const __m256 x4 = _mm256_loadu_ps(m + 258048);
-                        const __m256 x5 = _mm256_loadu_ps(m + 313344);
+                        const __m256 x0 = _mm256_loadu_ps(m + 18432);
+                        const __m256 x1 = _mm256_loadu_ps(m + 46080);
+                        const __m256 x2 = _mm256_loadu_ps(m + 73728);
+                        const __m256 x3 = _mm256_loadu_ps(m + 101376);
+                        const __m256 x4 = _mm256_loadu_ps(m + 129024);
+                        const __m256 x5 = _mm256_loadu_ps(m + 156672);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -4407,12 +4407,12 @@ static CNN_SIMD void conv7(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s05, s15, s25, s35;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 46080);
-                        const __m256 x1 = _mm256_loadu_ps(m + 101376);
-                        const __m256 x2 = _mm256_loadu_ps(m + 156672);
-                        const __m256 x3 = _mm256_loadu_ps(m + 211968);
-                        const __m256 x4 = _mm256_loadu_ps(m + 267264);
-                        const __m256 x5 = _mm256_loadu_ps(m + 322560);
+                        const __m256 x0 = _mm256_loadu_ps(m + 23040);
+                        const __m256 x1 = _mm256_loadu_ps(m + 50688);
+                        const __m256 x2 = _mm256_loadu_ps(m + 78336);
+                        const __m256 x3 = _mm256_loadu_ps(m + 105984);
+                        const __m256 x4 = _mm256_loadu_ps(m + 133632);
+                        const __m256 x5 = _mm256_loadu_ps(m + 161280);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -4757,19 +4757,19 @@ static CNN_SIMD void conv7(const float *restrict x0, float *restrict y, const fl
 /* conv8 — examples/alphago.cnn:18: conv 3x3 p1 192
  *   in [192,19,19] -> out [192,19,19]
  *   weights at packed[8194368]: weight [192,192,3,3] + bias [192] (packed in blocks of 4 output channels)
- *   avx2: Winograd F(4x4,3x3), 5x5 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=5 tile rows; 36 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); then relu8
+ *   avx2: Winograd F(4x4,3x3), 5x5 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=3 tile rows; 36 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); then relu8
  */
 static CNN_SIMD void conv8(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, W = 8, BR = 5, TB = 48, NX = 36 };
+    enum { MR = 4, NV = 3, W = 8, BR = 3, TB = 24, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
      * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
     const float *bias = w + 1327104;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
         float *yb = y + (ptrdiff_t)b * 69312;
-        float *in = s + (ptrdiff_t)b * 815616; /* this sample's padded input, */
+        float *in = s + (ptrdiff_t)b * 483840; /* this sample's padded input, */
         float *V = in + 152064; /* the band transformed, [NX][192][TB], */
-        float *M = V + 331776; /* the NX products, [NX][192][TB] */
+        float *M = V + 165888; /* the NX products, [NX][192][TB] */
         cnn_pad(xb0, in, 192, 19, 19, 1, 1, 22, 36, 0);
         for (int ty0 = 0; ty0 < 5; ty0 += BR) {
             const int rows = ty0 + BR <= 5 ? BR : 5 - ty0;
@@ -4899,11 +4899,11 @@ static CNN_SIMD void conv8(const float *restrict x0, float *restrict y, const fl
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
                         _mm256_storeu_ps(o + 0, u0);
-                        _mm256_storeu_ps(o + 55296, u1);
-                        _mm256_storeu_ps(o + 110592, u2);
-                        _mm256_storeu_ps(o + 165888, u3);
-                        _mm256_storeu_ps(o + 221184, u4);
-                        _mm256_storeu_ps(o + 276480, u5);
+                        _mm256_storeu_ps(o + 27648, u1);
+                        _mm256_storeu_ps(o + 55296, u2);
+                        _mm256_storeu_ps(o + 82944, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 138240, u5);
                     }
                     {
                         const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
@@ -4913,12 +4913,12 @@ static CNN_SIMD void conv8(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 9216, u0);
-                        _mm256_storeu_ps(o + 64512, u1);
-                        _mm256_storeu_ps(o + 119808, u2);
-                        _mm256_storeu_ps(o + 175104, u3);
-                        _mm256_storeu_ps(o + 230400, u4);
-                        _mm256_storeu_ps(o + 285696, u5);
+                        _mm256_storeu_ps(o + 4608, u0);
+                        _mm256_storeu_ps(o + 32256, u1);
+                        _mm256_storeu_ps(o + 59904, u2);
+                        _mm256_storeu_ps(o + 87552, u3);
+                        _mm256_storeu_ps(o + 115200, u4);
+                        _mm256_storeu_ps(o + 142848, u5);
                     }
                     {
                         const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
@@ -4928,12 +4928,12 @@ static CNN_SIMD void conv8(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 18432, u0);
-                        _mm256_storeu_ps(o + 73728, u1);
-                        _mm256_storeu_ps(o + 129024, u2);
-                        _mm256_storeu_ps(o + 184320, u3);
-                        _mm256_storeu_ps(o + 239616, u4);
-                        _mm256_storeu_ps(o + 294912, u5);
+                        _mm256_storeu_ps(o + 9216, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 64512, u2);
+                        _mm256_storeu_ps(o + 92160, u3);
+                        _mm256_storeu_ps(o + 119808, u4);
+                        _mm256_storeu_ps(o + 147456, u5);
                     }
                     {
                         const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
@@ -4943,12 +4943,12 @@ static CNN_SIMD void conv8(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 27648, u0);
-                        _mm256_storeu_ps(o + 82944, u1);
-                        _mm256_storeu_ps(o + 138240, u2);
-                        _mm256_storeu_ps(o + 193536, u3);
-                        _mm256_storeu_ps(o + 248832, u4);
-                        _mm256_storeu_ps(o + 304128, u5);
+                        _mm256_storeu_ps(o + 13824, u0);
+                        _mm256_storeu_ps(o + 41472, u1);
+                        _mm256_storeu_ps(o + 69120, u2);
+                        _mm256_storeu_ps(o + 96768, u3);
+                        _mm256_storeu_ps(o + 124416, u4);
+                        _mm256_storeu_ps(o + 152064, u5);
                     }
                     {
                         const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
@@ -4958,12 +4958,12 @@ static CNN_SIMD void conv8(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 36864, u0);
-                        _mm256_storeu_ps(o + 92160, u1);
-                        _mm256_storeu_ps(o + 147456, u2);
-                        _mm256_storeu_ps(o + 202752, u3);
-                        _mm256_storeu_ps(o + 258048, u4);
-                        _mm256_storeu_ps(o + 313344, u5);
+                        _mm256_storeu_ps(o + 18432, u0);
+                        _mm256_storeu_ps(o + 46080, u1);
+                        _mm256_storeu_ps(o + 73728, u2);
+                        _mm256_storeu_ps(o + 101376, u3);
+                        _mm256_storeu_ps(o + 129024, u4);
+                        _mm256_storeu_ps(o + 156672, u5);
                     }
                     {
                         const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
@@ -4973,23 +4973,23 @@ static CNN_SIMD void conv8(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 46080, u0);
-                        _mm256_storeu_ps(o + 101376, u1);
-                        _mm256_storeu_ps(o + 156672, u2);
-                        _mm256_storeu_ps(o + 211968, u3);
-                        _mm256_storeu_ps(o + 267264, u4);
-                        _mm256_storeu_ps(o + 322560, u5);
+                        _mm256_storeu_ps(o + 23040, u0);
+                        _mm256_storeu_ps(o + 50688, u1);
+                        _mm256_storeu_ps(o + 78336, u2);
+                        _mm256_storeu_ps(o + 105984, u3);
+                        _mm256_storeu_ps(o + 133632, u4);
+                        _mm256_storeu_ps(o + 161280, u5);
                     }
                 }
                 for (int v = used; v < nvec; v++)
                     for (int xi = 0; xi < NX; xi++)
-                        _mm256_storeu_ps(vc + xi * 9216 + v * W, _mm256_setzero_ps());
+                        _mm256_storeu_ps(vc + xi * 4608 + v * W, _mm256_setzero_ps());
             }
             for (int it = 0; it < NX * 48 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 48, kb = kx - xi * 48;
                 const float *wp = w + (ptrdiff_t)kx * 768;
-                const float *xp = V + (ptrdiff_t)xi * 9216 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 4608 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c02 = _mm256_setzero_ps();
@@ -5023,19 +5023,19 @@ static CNN_SIMD void conv8(const float *restrict x0, float *restrict y, const fl
                     c31 = _mm256_fmadd_ps(wv, xv1, c31);
                     c32 = _mm256_fmadd_ps(wv, xv2, c32);
                 }
-                float *mp = M + (ptrdiff_t)xi * 9216 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 4608 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
                 _mm256_storeu_ps(mp + 16, c02);
-                _mm256_storeu_ps(mp + 48, c10);
-                _mm256_storeu_ps(mp + 56, c11);
-                _mm256_storeu_ps(mp + 64, c12);
-                _mm256_storeu_ps(mp + 96, c20);
-                _mm256_storeu_ps(mp + 104, c21);
-                _mm256_storeu_ps(mp + 112, c22);
-                _mm256_storeu_ps(mp + 144, c30);
-                _mm256_storeu_ps(mp + 152, c31);
-                _mm256_storeu_ps(mp + 160, c32);
+                _mm256_storeu_ps(mp + 24, c10);
+                _mm256_storeu_ps(mp + 32, c11);
+                _mm256_storeu_ps(mp + 40, c12);
+                _mm256_storeu_ps(mp + 48, c20);
+                _mm256_storeu_ps(mp + 56, c21);
+                _mm256_storeu_ps(mp + 64, c22);
+                _mm256_storeu_ps(mp + 72, c30);
+                _mm256_storeu_ps(mp + 80, c31);
+                _mm256_storeu_ps(mp + 88, c32);
             }
             for (int k = 0; k < 192; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
@@ -5047,11 +5047,11 @@ static CNN_SIMD void conv8(const float *restrict x0, float *restrict y, const fl
                     __m256 s00, s10, s20, s30;
                     {
                         const __m256 x0 = _mm256_loadu_ps(m + 0);
-                        const __m256 x1 = _mm256_loadu_ps(m + 55296);
-                        const __m256 x2 = _mm256_loadu_ps(m + 110592);
-                        const __m256 x3 = _mm256_loadu_ps(m + 165888);
-                        const __m256 x4 = _mm256_loadu_ps(m + 221184);
-                        const __m256 x5 = _mm256_loadu_ps(m + 276480);
+                        const __m256 x1 = _mm256_loadu_ps(m + 27648);
+                        const __m256 x2 = _mm256_loadu_ps(m + 55296);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 110592);
+                        const __m256 x5 = _mm256_loadu_ps(m + 138240);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -5065,12 +5065,12 @@ static CNN_SIMD void conv8(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s01, s11, s21, s31;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 9216);
-                        const __m256 x1 = _mm256_loadu_ps(m + 64512);
-                        const __m256 x2 = _mm256_loadu_ps(m + 119808);
-                        const __m256 x3 = _mm256_loadu_ps(m + 175104);
-                        const __m256 x4 = _mm256_loadu_ps(m + 230400);
-                        const __m256 x5 = _mm256_loadu_ps(m + 285696);
+                        const __m256 x0 = _mm256_loadu_ps(m + 4608);
+                        const __m256 x1 = _mm256_loadu_ps(m + 32256);
+                        const __m256 x2 = _mm256_loadu_ps(m + 59904);
+                        const __m256 x3 = _mm256_loadu_ps(m + 87552);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 142848);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -5084,12 +5084,12 @@ static CNN_SIMD void conv8(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s02, s12, s22, s32;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 18432);
-                        const __m256 x1 = _mm256_loadu_ps(m + 73728);
-                        const __m256 x2 = _mm256_loadu_ps(m + 129024);
-                        const __m256 x3 = _mm256_loadu_ps(m + 184320);
-                        const __m256 x4 = _mm256_loadu_ps(m + 239616);
-                        const __m256 x5 = _mm256_loadu_ps(m + 294912);
+                        const __m256 x0 = _mm256_loadu_ps(m + 9216);
+                        const __m256 x1 = _mm256_loadu_ps(m + 36864);
+                        const __m256 x2 = _mm256_loadu_ps(m + 64512);
+                        const __m256 x3 = _mm256_loadu_ps(m + 92160);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119808);
+                        const __m256 x5 = _mm256_loadu_ps(m + 147456);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -5103,12 +5103,12 @@ static CNN_SIMD void conv8(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s03, s13, s23, s33;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 27648);
-                        const __m256 x1 = _mm256_loadu_ps(m + 82944);
-                        const __m256 x2 = _mm256_loadu_ps(m + 138240);
-                        const __m256 x3 = _mm256_loadu_ps(m + 193536);
-                        const __m256 x4 = _mm256_loadu_ps(m + 248832);
-                        const __m256 x5 = _mm256_loadu_ps(m + 304128);
+                        const __m256 x0 = _mm256_loadu_ps(m + 13824);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41472);
+                        const __m256 x2 = _mm256_loadu_ps(m + 69120);
+                        const __m256 x3 = _mm256_loadu_ps(m + 96768);
+                        const __m256 x4 = _mm256_loadu_ps(m + 124416);
+                        const __m256 x5 = _mm256_loadu_ps(m + 152064);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -5122,12 +5122,12 @@ static CNN_SIMD void conv8(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s04, s14, s24, s34;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 36864);
-                        const __m256 x1 = _mm256_loadu_ps(m + 92160);
-                        const __m256 x2 = _mm256_loadu_ps(m + 147456);
-                        const __m256 x3 = _mm256_loadu_ps(m + 202752);
-                        const __m256 x4 = _mm256_loadu_ps(m + 258048);
-                        const __m256 x5 = _mm256_loadu_ps(m + 313344);
+                        const __m256 x0 = _mm256_loadu_ps(m + 18432);
+                        const __m256 x1 = _mm256_loadu_ps(m + 46080);
+                        const __m256 x2 = _mm256_loadu_ps(m + 73728);
+                        const __m256 x3 = _mm256_loadu_ps(m + 101376);
+                        const __m256 x4 = _mm256_loadu_ps(m + 129024);
+                        const __m256 x5 = _mm256_loadu_ps(m + 156672);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -5141,12 +5141,12 @@ static CNN_SIMD void conv8(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s05, s15, s25, s35;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 46080);
-                        const __m256 x1 = _mm256_loadu_ps(m + 101376);
-                        const __m256 x2 = _mm256_loadu_ps(m + 156672);
-                        const __m256 x3 = _mm256_loadu_ps(m + 211968);
-                        const __m256 x4 = _mm256_loadu_ps(m + 267264);
-                        const __m256 x5 = _mm256_loadu_ps(m + 322560);
+                        const __m256 x0 = _mm256_loadu_ps(m + 23040);
+                        const __m256 x1 = _mm256_loadu_ps(m + 50688);
+                        const __m256 x2 = _mm256_loadu_ps(m + 78336);
+                        const __m256 x3 = _mm256_loadu_ps(m + 105984);
+                        const __m256 x4 = _mm256_loadu_ps(m + 133632);
+                        const __m256 x5 = _mm256_loadu_ps(m + 161280);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -5491,19 +5491,19 @@ static CNN_SIMD void conv8(const float *restrict x0, float *restrict y, const fl
 /* conv9 — examples/alphago.cnn:18: conv 3x3 p1 192
  *   in [192,19,19] -> out [192,19,19]
  *   weights at packed[9521664]: weight [192,192,3,3] + bias [192] (packed in blocks of 4 output channels)
- *   avx2: Winograd F(4x4,3x3), 5x5 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=5 tile rows; 36 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); then relu9
+ *   avx2: Winograd F(4x4,3x3), 5x5 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=3 tile rows; 36 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); then relu9
  */
 static CNN_SIMD void conv9(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, W = 8, BR = 5, TB = 48, NX = 36 };
+    enum { MR = 4, NV = 3, W = 8, BR = 3, TB = 24, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
      * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
     const float *bias = w + 1327104;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
         float *yb = y + (ptrdiff_t)b * 69312;
-        float *in = s + (ptrdiff_t)b * 815616; /* this sample's padded input, */
+        float *in = s + (ptrdiff_t)b * 483840; /* this sample's padded input, */
         float *V = in + 152064; /* the band transformed, [NX][192][TB], */
-        float *M = V + 331776; /* the NX products, [NX][192][TB] */
+        float *M = V + 165888; /* the NX products, [NX][192][TB] */
         cnn_pad(xb0, in, 192, 19, 19, 1, 1, 22, 36, 0);
         for (int ty0 = 0; ty0 < 5; ty0 += BR) {
             const int rows = ty0 + BR <= 5 ? BR : 5 - ty0;
@@ -5633,11 +5633,11 @@ static CNN_SIMD void conv9(const float *restrict x0, float *restrict y, const fl
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
                         _mm256_storeu_ps(o + 0, u0);
-                        _mm256_storeu_ps(o + 55296, u1);
-                        _mm256_storeu_ps(o + 110592, u2);
-                        _mm256_storeu_ps(o + 165888, u3);
-                        _mm256_storeu_ps(o + 221184, u4);
-                        _mm256_storeu_ps(o + 276480, u5);
+                        _mm256_storeu_ps(o + 27648, u1);
+                        _mm256_storeu_ps(o + 55296, u2);
+                        _mm256_storeu_ps(o + 82944, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 138240, u5);
                     }
                     {
                         const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
@@ -5647,12 +5647,12 @@ static CNN_SIMD void conv9(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 9216, u0);
-                        _mm256_storeu_ps(o + 64512, u1);
-                        _mm256_storeu_ps(o + 119808, u2);
-                        _mm256_storeu_ps(o + 175104, u3);
-                        _mm256_storeu_ps(o + 230400, u4);
-                        _mm256_storeu_ps(o + 285696, u5);
+                        _mm256_storeu_ps(o + 4608, u0);
+                        _mm256_storeu_ps(o + 32256, u1);
+                        _mm256_storeu_ps(o + 59904, u2);
+                        _mm256_storeu_ps(o + 87552, u3);
+                        _mm256_storeu_ps(o + 115200, u4);
+                        _mm256_storeu_ps(o + 142848, u5);
                     }
                     {
                         const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
@@ -5662,12 +5662,12 @@ static CNN_SIMD void conv9(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 18432, u0);
-                        _mm256_storeu_ps(o + 73728, u1);
-                        _mm256_storeu_ps(o + 129024, u2);
-                        _mm256_storeu_ps(o + 184320, u3);
-                        _mm256_storeu_ps(o + 239616, u4);
-                        _mm256_storeu_ps(o + 294912, u5);
+                        _mm256_storeu_ps(o + 9216, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 64512, u2);
+                        _mm256_storeu_ps(o + 92160, u3);
+                        _mm256_storeu_ps(o + 119808, u4);
+                        _mm256_storeu_ps(o + 147456, u5);
                     }
                     {
                         const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
@@ -5677,12 +5677,12 @@ static CNN_SIMD void conv9(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 27648, u0);
-                        _mm256_storeu_ps(o + 82944, u1);
-                        _mm256_storeu_ps(o + 138240, u2);
-                        _mm256_storeu_ps(o + 193536, u3);
-                        _mm256_storeu_ps(o + 248832, u4);
-                        _mm256_storeu_ps(o + 304128, u5);
+                        _mm256_storeu_ps(o + 13824, u0);
+                        _mm256_storeu_ps(o + 41472, u1);
+                        _mm256_storeu_ps(o + 69120, u2);
+                        _mm256_storeu_ps(o + 96768, u3);
+                        _mm256_storeu_ps(o + 124416, u4);
+                        _mm256_storeu_ps(o + 152064, u5);
                     }
                     {
                         const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
@@ -5692,12 +5692,12 @@ static CNN_SIMD void conv9(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 36864, u0);
-                        _mm256_storeu_ps(o + 92160, u1);
-                        _mm256_storeu_ps(o + 147456, u2);
-                        _mm256_storeu_ps(o + 202752, u3);
-                        _mm256_storeu_ps(o + 258048, u4);
-                        _mm256_storeu_ps(o + 313344, u5);
+                        _mm256_storeu_ps(o + 18432, u0);
+                        _mm256_storeu_ps(o + 46080, u1);
+                        _mm256_storeu_ps(o + 73728, u2);
+                        _mm256_storeu_ps(o + 101376, u3);
+                        _mm256_storeu_ps(o + 129024, u4);
+                        _mm256_storeu_ps(o + 156672, u5);
                     }
                     {
                         const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
@@ -5707,23 +5707,23 @@ static CNN_SIMD void conv9(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 46080, u0);
-                        _mm256_storeu_ps(o + 101376, u1);
-                        _mm256_storeu_ps(o + 156672, u2);
-                        _mm256_storeu_ps(o + 211968, u3);
-                        _mm256_storeu_ps(o + 267264, u4);
-                        _mm256_storeu_ps(o + 322560, u5);
+                        _mm256_storeu_ps(o + 23040, u0);
+                        _mm256_storeu_ps(o + 50688, u1);
+                        _mm256_storeu_ps(o + 78336, u2);
+                        _mm256_storeu_ps(o + 105984, u3);
+                        _mm256_storeu_ps(o + 133632, u4);
+                        _mm256_storeu_ps(o + 161280, u5);
                     }
                 }
                 for (int v = used; v < nvec; v++)
                     for (int xi = 0; xi < NX; xi++)
-                        _mm256_storeu_ps(vc + xi * 9216 + v * W, _mm256_setzero_ps());
+                        _mm256_storeu_ps(vc + xi * 4608 + v * W, _mm256_setzero_ps());
             }
             for (int it = 0; it < NX * 48 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 48, kb = kx - xi * 48;
                 const float *wp = w + (ptrdiff_t)kx * 768;
-                const float *xp = V + (ptrdiff_t)xi * 9216 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 4608 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c02 = _mm256_setzero_ps();
@@ -5757,19 +5757,19 @@ static CNN_SIMD void conv9(const float *restrict x0, float *restrict y, const fl
                     c31 = _mm256_fmadd_ps(wv, xv1, c31);
                     c32 = _mm256_fmadd_ps(wv, xv2, c32);
                 }
-                float *mp = M + (ptrdiff_t)xi * 9216 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 4608 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
                 _mm256_storeu_ps(mp + 16, c02);
-                _mm256_storeu_ps(mp + 48, c10);
-                _mm256_storeu_ps(mp + 56, c11);
-                _mm256_storeu_ps(mp + 64, c12);
-                _mm256_storeu_ps(mp + 96, c20);
-                _mm256_storeu_ps(mp + 104, c21);
-                _mm256_storeu_ps(mp + 112, c22);
-                _mm256_storeu_ps(mp + 144, c30);
-                _mm256_storeu_ps(mp + 152, c31);
-                _mm256_storeu_ps(mp + 160, c32);
+                _mm256_storeu_ps(mp + 24, c10);
+                _mm256_storeu_ps(mp + 32, c11);
+                _mm256_storeu_ps(mp + 40, c12);
+                _mm256_storeu_ps(mp + 48, c20);
+                _mm256_storeu_ps(mp + 56, c21);
+                _mm256_storeu_ps(mp + 64, c22);
+                _mm256_storeu_ps(mp + 72, c30);
+                _mm256_storeu_ps(mp + 80, c31);
+                _mm256_storeu_ps(mp + 88, c32);
             }
             for (int k = 0; k < 192; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
@@ -5781,11 +5781,11 @@ static CNN_SIMD void conv9(const float *restrict x0, float *restrict y, const fl
                     __m256 s00, s10, s20, s30;
                     {
                         const __m256 x0 = _mm256_loadu_ps(m + 0);
-                        const __m256 x1 = _mm256_loadu_ps(m + 55296);
-                        const __m256 x2 = _mm256_loadu_ps(m + 110592);
-                        const __m256 x3 = _mm256_loadu_ps(m + 165888);
-                        const __m256 x4 = _mm256_loadu_ps(m + 221184);
-                        const __m256 x5 = _mm256_loadu_ps(m + 276480);
+                        const __m256 x1 = _mm256_loadu_ps(m + 27648);
+                        const __m256 x2 = _mm256_loadu_ps(m + 55296);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 110592);
+                        const __m256 x5 = _mm256_loadu_ps(m + 138240);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -5799,12 +5799,12 @@ static CNN_SIMD void conv9(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s01, s11, s21, s31;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 9216);
-                        const __m256 x1 = _mm256_loadu_ps(m + 64512);
-                        const __m256 x2 = _mm256_loadu_ps(m + 119808);
-                        const __m256 x3 = _mm256_loadu_ps(m + 175104);
-                        const __m256 x4 = _mm256_loadu_ps(m + 230400);
-                        const __m256 x5 = _mm256_loadu_ps(m + 285696);
+                        const __m256 x0 = _mm256_loadu_ps(m + 4608);
+                        const __m256 x1 = _mm256_loadu_ps(m + 32256);
+                        const __m256 x2 = _mm256_loadu_ps(m + 59904);
+                        const __m256 x3 = _mm256_loadu_ps(m + 87552);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 142848);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -5818,12 +5818,12 @@ static CNN_SIMD void conv9(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s02, s12, s22, s32;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 18432);
-                        const __m256 x1 = _mm256_loadu_ps(m + 73728);
-                        const __m256 x2 = _mm256_loadu_ps(m + 129024);
-                        const __m256 x3 = _mm256_loadu_ps(m + 184320);
-                        const __m256 x4 = _mm256_loadu_ps(m + 239616);
-                        const __m256 x5 = _mm256_loadu_ps(m + 294912);
+                        const __m256 x0 = _mm256_loadu_ps(m + 9216);
+                        const __m256 x1 = _mm256_loadu_ps(m + 36864);
+                        const __m256 x2 = _mm256_loadu_ps(m + 64512);
+                        const __m256 x3 = _mm256_loadu_ps(m + 92160);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119808);
+                        const __m256 x5 = _mm256_loadu_ps(m + 147456);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -5837,12 +5837,12 @@ static CNN_SIMD void conv9(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s03, s13, s23, s33;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 27648);
-                        const __m256 x1 = _mm256_loadu_ps(m + 82944);
-                        const __m256 x2 = _mm256_loadu_ps(m + 138240);
-                        const __m256 x3 = _mm256_loadu_ps(m + 193536);
-                        const __m256 x4 = _mm256_loadu_ps(m + 248832);
-                        const __m256 x5 = _mm256_loadu_ps(m + 304128);
+                        const __m256 x0 = _mm256_loadu_ps(m + 13824);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41472);
+                        const __m256 x2 = _mm256_loadu_ps(m + 69120);
+                        const __m256 x3 = _mm256_loadu_ps(m + 96768);
+                        const __m256 x4 = _mm256_loadu_ps(m + 124416);
+                        const __m256 x5 = _mm256_loadu_ps(m + 152064);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -5856,12 +5856,12 @@ static CNN_SIMD void conv9(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s04, s14, s24, s34;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 36864);
-                        const __m256 x1 = _mm256_loadu_ps(m + 92160);
-                        const __m256 x2 = _mm256_loadu_ps(m + 147456);
-                        const __m256 x3 = _mm256_loadu_ps(m + 202752);
-                        const __m256 x4 = _mm256_loadu_ps(m + 258048);
-                        const __m256 x5 = _mm256_loadu_ps(m + 313344);
+                        const __m256 x0 = _mm256_loadu_ps(m + 18432);
+                        const __m256 x1 = _mm256_loadu_ps(m + 46080);
+                        const __m256 x2 = _mm256_loadu_ps(m + 73728);
+                        const __m256 x3 = _mm256_loadu_ps(m + 101376);
+                        const __m256 x4 = _mm256_loadu_ps(m + 129024);
+                        const __m256 x5 = _mm256_loadu_ps(m + 156672);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -5875,12 +5875,12 @@ static CNN_SIMD void conv9(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s05, s15, s25, s35;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 46080);
-                        const __m256 x1 = _mm256_loadu_ps(m + 101376);
-                        const __m256 x2 = _mm256_loadu_ps(m + 156672);
-                        const __m256 x3 = _mm256_loadu_ps(m + 211968);
-                        const __m256 x4 = _mm256_loadu_ps(m + 267264);
-                        const __m256 x5 = _mm256_loadu_ps(m + 322560);
+                        const __m256 x0 = _mm256_loadu_ps(m + 23040);
+                        const __m256 x1 = _mm256_loadu_ps(m + 50688);
+                        const __m256 x2 = _mm256_loadu_ps(m + 78336);
+                        const __m256 x3 = _mm256_loadu_ps(m + 105984);
+                        const __m256 x4 = _mm256_loadu_ps(m + 133632);
+                        const __m256 x5 = _mm256_loadu_ps(m + 161280);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -6225,19 +6225,19 @@ static CNN_SIMD void conv9(const float *restrict x0, float *restrict y, const fl
 /* conv10 — examples/alphago.cnn:18: conv 3x3 p1 192
  *   in [192,19,19] -> out [192,19,19]
  *   weights at packed[10848960]: weight [192,192,3,3] + bias [192] (packed in blocks of 4 output channels)
- *   avx2: Winograd F(4x4,3x3), 5x5 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=5 tile rows; 36 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); then relu10
+ *   avx2: Winograd F(4x4,3x3), 5x5 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=3 tile rows; 36 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); then relu10
  */
 static CNN_SIMD void conv10(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, W = 8, BR = 5, TB = 48, NX = 36 };
+    enum { MR = 4, NV = 3, W = 8, BR = 3, TB = 24, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
      * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
     const float *bias = w + 1327104;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
         float *yb = y + (ptrdiff_t)b * 69312;
-        float *in = s + (ptrdiff_t)b * 815616; /* this sample's padded input, */
+        float *in = s + (ptrdiff_t)b * 483840; /* this sample's padded input, */
         float *V = in + 152064; /* the band transformed, [NX][192][TB], */
-        float *M = V + 331776; /* the NX products, [NX][192][TB] */
+        float *M = V + 165888; /* the NX products, [NX][192][TB] */
         cnn_pad(xb0, in, 192, 19, 19, 1, 1, 22, 36, 0);
         for (int ty0 = 0; ty0 < 5; ty0 += BR) {
             const int rows = ty0 + BR <= 5 ? BR : 5 - ty0;
@@ -6367,11 +6367,11 @@ static CNN_SIMD void conv10(const float *restrict x0, float *restrict y, const f
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
                         _mm256_storeu_ps(o + 0, u0);
-                        _mm256_storeu_ps(o + 55296, u1);
-                        _mm256_storeu_ps(o + 110592, u2);
-                        _mm256_storeu_ps(o + 165888, u3);
-                        _mm256_storeu_ps(o + 221184, u4);
-                        _mm256_storeu_ps(o + 276480, u5);
+                        _mm256_storeu_ps(o + 27648, u1);
+                        _mm256_storeu_ps(o + 55296, u2);
+                        _mm256_storeu_ps(o + 82944, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 138240, u5);
                     }
                     {
                         const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
@@ -6381,12 +6381,12 @@ static CNN_SIMD void conv10(const float *restrict x0, float *restrict y, const f
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 9216, u0);
-                        _mm256_storeu_ps(o + 64512, u1);
-                        _mm256_storeu_ps(o + 119808, u2);
-                        _mm256_storeu_ps(o + 175104, u3);
-                        _mm256_storeu_ps(o + 230400, u4);
-                        _mm256_storeu_ps(o + 285696, u5);
+                        _mm256_storeu_ps(o + 4608, u0);
+                        _mm256_storeu_ps(o + 32256, u1);
+                        _mm256_storeu_ps(o + 59904, u2);
+                        _mm256_storeu_ps(o + 87552, u3);
+                        _mm256_storeu_ps(o + 115200, u4);
+                        _mm256_storeu_ps(o + 142848, u5);
                     }
                     {
                         const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
@@ -6396,12 +6396,12 @@ static CNN_SIMD void conv10(const float *restrict x0, float *restrict y, const f
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 18432, u0);
-                        _mm256_storeu_ps(o + 73728, u1);
-                        _mm256_storeu_ps(o + 129024, u2);
-                        _mm256_storeu_ps(o + 184320, u3);
-                        _mm256_storeu_ps(o + 239616, u4);
-                        _mm256_storeu_ps(o + 294912, u5);
+                        _mm256_storeu_ps(o + 9216, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 64512, u2);
+                        _mm256_storeu_ps(o + 92160, u3);
+                        _mm256_storeu_ps(o + 119808, u4);
+                        _mm256_storeu_ps(o + 147456, u5);
                     }
                     {
                         const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
@@ -6411,12 +6411,12 @@ static CNN_SIMD void conv10(const float *restrict x0, float *restrict y, const f
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 27648, u0);
-                        _mm256_storeu_ps(o + 82944, u1);
-                        _mm256_storeu_ps(o + 138240, u2);
-                        _mm256_storeu_ps(o + 193536, u3);
-                        _mm256_storeu_ps(o + 248832, u4);
-                        _mm256_storeu_ps(o + 304128, u5);
+                        _mm256_storeu_ps(o + 13824, u0);
+                        _mm256_storeu_ps(o + 41472, u1);
+                        _mm256_storeu_ps(o + 69120, u2);
+                        _mm256_storeu_ps(o + 96768, u3);
+                        _mm256_storeu_ps(o + 124416, u4);
+                        _mm256_storeu_ps(o + 152064, u5);
                     }
                     {
                         const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
@@ -6426,12 +6426,12 @@ static CNN_SIMD void conv10(const float *restrict x0, float *restrict y, const f
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 36864, u0);
-                        _mm256_storeu_ps(o + 92160, u1);
-                        _mm256_storeu_ps(o + 147456, u2);
-                        _mm256_storeu_ps(o + 202752, u3);
-                        _mm256_storeu_ps(o + 258048, u4);
-                        _mm256_storeu_ps(o + 313344, u5);
+                        _mm256_storeu_ps(o + 18432, u0);
+                        _mm256_storeu_ps(o + 46080, u1);
+                        _mm256_storeu_ps(o + 73728, u2);
+                        _mm256_storeu_ps(o + 101376, u3);
+                        _mm256_storeu_ps(o + 129024, u4);
+                        _mm256_storeu_ps(o + 156672, u5);
                     }
                     {
                         const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
@@ -6441,23 +6441,23 @@ static CNN_SIMD void conv10(const float *restrict x0, float *restrict y, const f
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 46080, u0);
-                        _mm256_storeu_ps(o + 101376, u1);
-                        _mm256_storeu_ps(o + 156672, u2);
-                        _mm256_storeu_ps(o + 211968, u3);
-                        _mm256_storeu_ps(o + 267264, u4);
-                        _mm256_storeu_ps(o + 322560, u5);
+                        _mm256_storeu_ps(o + 23040, u0);
+                        _mm256_storeu_ps(o + 50688, u1);
+                        _mm256_storeu_ps(o + 78336, u2);
+                        _mm256_storeu_ps(o + 105984, u3);
+                        _mm256_storeu_ps(o + 133632, u4);
+                        _mm256_storeu_ps(o + 161280, u5);
                     }
                 }
                 for (int v = used; v < nvec; v++)
                     for (int xi = 0; xi < NX; xi++)
-                        _mm256_storeu_ps(vc + xi * 9216 + v * W, _mm256_setzero_ps());
+                        _mm256_storeu_ps(vc + xi * 4608 + v * W, _mm256_setzero_ps());
             }
             for (int it = 0; it < NX * 48 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 48, kb = kx - xi * 48;
                 const float *wp = w + (ptrdiff_t)kx * 768;
-                const float *xp = V + (ptrdiff_t)xi * 9216 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 4608 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c02 = _mm256_setzero_ps();
@@ -6491,19 +6491,19 @@ static CNN_SIMD void conv10(const float *restrict x0, float *restrict y, const f
                     c31 = _mm256_fmadd_ps(wv, xv1, c31);
                     c32 = _mm256_fmadd_ps(wv, xv2, c32);
                 }
-                float *mp = M + (ptrdiff_t)xi * 9216 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 4608 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
                 _mm256_storeu_ps(mp + 16, c02);
-                _mm256_storeu_ps(mp + 48, c10);
-                _mm256_storeu_ps(mp + 56, c11);
-                _mm256_storeu_ps(mp + 64, c12);
-                _mm256_storeu_ps(mp + 96, c20);
-                _mm256_storeu_ps(mp + 104, c21);
-                _mm256_storeu_ps(mp + 112, c22);
-                _mm256_storeu_ps(mp + 144, c30);
-                _mm256_storeu_ps(mp + 152, c31);
-                _mm256_storeu_ps(mp + 160, c32);
+                _mm256_storeu_ps(mp + 24, c10);
+                _mm256_storeu_ps(mp + 32, c11);
+                _mm256_storeu_ps(mp + 40, c12);
+                _mm256_storeu_ps(mp + 48, c20);
+                _mm256_storeu_ps(mp + 56, c21);
+                _mm256_storeu_ps(mp + 64, c22);
+                _mm256_storeu_ps(mp + 72, c30);
+                _mm256_storeu_ps(mp + 80, c31);
+                _mm256_storeu_ps(mp + 88, c32);
             }
             for (int k = 0; k < 192; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
@@ -6515,11 +6515,11 @@ static CNN_SIMD void conv10(const float *restrict x0, float *restrict y, const f
                     __m256 s00, s10, s20, s30;
                     {
                         const __m256 x0 = _mm256_loadu_ps(m + 0);
-                        const __m256 x1 = _mm256_loadu_ps(m + 55296);
-                        const __m256 x2 = _mm256_loadu_ps(m + 110592);
-                        const __m256 x3 = _mm256_loadu_ps(m + 165888);
-                        const __m256 x4 = _mm256_loadu_ps(m + 221184);
-                        const __m256 x5 = _mm256_loadu_ps(m + 276480);
+                        const __m256 x1 = _mm256_loadu_ps(m + 27648);
+                        const __m256 x2 = _mm256_loadu_ps(m + 55296);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 110592);
+                        const __m256 x5 = _mm256_loadu_ps(m + 138240);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -6533,12 +6533,12 @@ static CNN_SIMD void conv10(const float *restrict x0, float *restrict y, const f
                     }
                     __m256 s01, s11, s21, s31;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 9216);
-                        const __m256 x1 = _mm256_loadu_ps(m + 64512);
-                        const __m256 x2 = _mm256_loadu_ps(m + 119808);
-                        const __m256 x3 = _mm256_loadu_ps(m + 175104);
-                        const __m256 x4 = _mm256_loadu_ps(m + 230400);
-                        const __m256 x5 = _mm256_loadu_ps(m + 285696);
+                        const __m256 x0 = _mm256_loadu_ps(m + 4608);
+                        const __m256 x1 = _mm256_loadu_ps(m + 32256);
+                        const __m256 x2 = _mm256_loadu_ps(m + 59904);
+                        const __m256 x3 = _mm256_loadu_ps(m + 87552);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 142848);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -6552,12 +6552,12 @@ static CNN_SIMD void conv10(const float *restrict x0, float *restrict y, const f
                     }
                     __m256 s02, s12, s22, s32;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 18432);
-                        const __m256 x1 = _mm256_loadu_ps(m + 73728);
-                        const __m256 x2 = _mm256_loadu_ps(m + 129024);
-                        const __m256 x3 = _mm256_loadu_ps(m + 184320);
-                        const __m256 x4 = _mm256_loadu_ps(m + 239616);
-                        const __m256 x5 = _mm256_loadu_ps(m + 294912);
+                        const __m256 x0 = _mm256_loadu_ps(m + 9216);
+                        const __m256 x1 = _mm256_loadu_ps(m + 36864);
+                        const __m256 x2 = _mm256_loadu_ps(m + 64512);
+                        const __m256 x3 = _mm256_loadu_ps(m + 92160);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119808);
+                        const __m256 x5 = _mm256_loadu_ps(m + 147456);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -6571,12 +6571,12 @@ static CNN_SIMD void conv10(const float *restrict x0, float *restrict y, const f
                     }
                     __m256 s03, s13, s23, s33;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 27648);
-                        const __m256 x1 = _mm256_loadu_ps(m + 82944);
-                        const __m256 x2 = _mm256_loadu_ps(m + 138240);
-                        const __m256 x3 = _mm256_loadu_ps(m + 193536);
-                        const __m256 x4 = _mm256_loadu_ps(m + 248832);
-                        const __m256 x5 = _mm256_loadu_ps(m + 304128);
+                        const __m256 x0 = _mm256_loadu_ps(m + 13824);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41472);
+                        const __m256 x2 = _mm256_loadu_ps(m + 69120);
+                        const __m256 x3 = _mm256_loadu_ps(m + 96768);
+                        const __m256 x4 = _mm256_loadu_ps(m + 124416);
+                        const __m256 x5 = _mm256_loadu_ps(m + 152064);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -6590,12 +6590,12 @@ static CNN_SIMD void conv10(const float *restrict x0, float *restrict y, const f
                     }
                     __m256 s04, s14, s24, s34;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 36864);
-                        const __m256 x1 = _mm256_loadu_ps(m + 92160);
-                        const __m256 x2 = _mm256_loadu_ps(m + 147456);
-                        const __m256 x3 = _mm256_loadu_ps(m + 202752);
-                        const __m256 x4 = _mm256_loadu_ps(m + 258048);
-                        const __m256 x5 = _mm256_loadu_ps(m + 313344);
+                        const __m256 x0 = _mm256_loadu_ps(m + 18432);
+                        const __m256 x1 = _mm256_loadu_ps(m + 46080);
+                        const __m256 x2 = _mm256_loadu_ps(m + 73728);
+                        const __m256 x3 = _mm256_loadu_ps(m + 101376);
+                        const __m256 x4 = _mm256_loadu_ps(m + 129024);
+                        const __m256 x5 = _mm256_loadu_ps(m + 156672);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -6609,12 +6609,12 @@ static CNN_SIMD void conv10(const float *restrict x0, float *restrict y, const f
                     }
                     __m256 s05, s15, s25, s35;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 46080);
-                        const __m256 x1 = _mm256_loadu_ps(m + 101376);
-                        const __m256 x2 = _mm256_loadu_ps(m + 156672);
-                        const __m256 x3 = _mm256_loadu_ps(m + 211968);
-                        const __m256 x4 = _mm256_loadu_ps(m + 267264);
-                        const __m256 x5 = _mm256_loadu_ps(m + 322560);
+                        const __m256 x0 = _mm256_loadu_ps(m + 23040);
+                        const __m256 x1 = _mm256_loadu_ps(m + 50688);
+                        const __m256 x2 = _mm256_loadu_ps(m + 78336);
+                        const __m256 x3 = _mm256_loadu_ps(m + 105984);
+                        const __m256 x4 = _mm256_loadu_ps(m + 133632);
+                        const __m256 x5 = _mm256_loadu_ps(m + 161280);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -6959,19 +6959,19 @@ static CNN_SIMD void conv10(const float *restrict x0, float *restrict y, const f
 /* conv11 — examples/alphago.cnn:18: conv 3x3 p1 192
  *   in [192,19,19] -> out [192,19,19]
  *   weights at packed[12176256]: weight [192,192,3,3] + bias [192] (packed in blocks of 4 output channels)
- *   avx2: Winograd F(4x4,3x3), 5x5 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=5 tile rows; 36 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); then relu11
+ *   avx2: Winograd F(4x4,3x3), 5x5 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=3 tile rows; 36 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); then relu11
  */
 static CNN_SIMD void conv11(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, W = 8, BR = 5, TB = 48, NX = 36 };
+    enum { MR = 4, NV = 3, W = 8, BR = 3, TB = 24, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
      * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
     const float *bias = w + 1327104;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
         float *yb = y + (ptrdiff_t)b * 69312;
-        float *in = s + (ptrdiff_t)b * 815616; /* this sample's padded input, */
+        float *in = s + (ptrdiff_t)b * 483840; /* this sample's padded input, */
         float *V = in + 152064; /* the band transformed, [NX][192][TB], */
-        float *M = V + 331776; /* the NX products, [NX][192][TB] */
+        float *M = V + 165888; /* the NX products, [NX][192][TB] */
         cnn_pad(xb0, in, 192, 19, 19, 1, 1, 22, 36, 0);
         for (int ty0 = 0; ty0 < 5; ty0 += BR) {
             const int rows = ty0 + BR <= 5 ? BR : 5 - ty0;
@@ -7101,11 +7101,11 @@ static CNN_SIMD void conv11(const float *restrict x0, float *restrict y, const f
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
                         _mm256_storeu_ps(o + 0, u0);
-                        _mm256_storeu_ps(o + 55296, u1);
-                        _mm256_storeu_ps(o + 110592, u2);
-                        _mm256_storeu_ps(o + 165888, u3);
-                        _mm256_storeu_ps(o + 221184, u4);
-                        _mm256_storeu_ps(o + 276480, u5);
+                        _mm256_storeu_ps(o + 27648, u1);
+                        _mm256_storeu_ps(o + 55296, u2);
+                        _mm256_storeu_ps(o + 82944, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 138240, u5);
                     }
                     {
                         const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
@@ -7115,12 +7115,12 @@ static CNN_SIMD void conv11(const float *restrict x0, float *restrict y, const f
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 9216, u0);
-                        _mm256_storeu_ps(o + 64512, u1);
-                        _mm256_storeu_ps(o + 119808, u2);
-                        _mm256_storeu_ps(o + 175104, u3);
-                        _mm256_storeu_ps(o + 230400, u4);
-                        _mm256_storeu_ps(o + 285696, u5);
+                        _mm256_storeu_ps(o + 4608, u0);
+                        _mm256_storeu_ps(o + 32256, u1);
+                        _mm256_storeu_ps(o + 59904, u2);
+                        _mm256_storeu_ps(o + 87552, u3);
+                        _mm256_storeu_ps(o + 115200, u4);
+                        _mm256_storeu_ps(o + 142848, u5);
                     }
                     {
                         const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
@@ -7130,12 +7130,12 @@ static CNN_SIMD void conv11(const float *restrict x0, float *restrict y, const f
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 18432, u0);
-                        _mm256_storeu_ps(o + 73728, u1);
-                        _mm256_storeu_ps(o + 129024, u2);
-                        _mm256_storeu_ps(o + 184320, u3);
-                        _mm256_storeu_ps(o + 239616, u4);
-                        _mm256_storeu_ps(o + 294912, u5);
+                        _mm256_storeu_ps(o + 9216, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 64512, u2);
+                        _mm256_storeu_ps(o + 92160, u3);
+                        _mm256_storeu_ps(o + 119808, u4);
+                        _mm256_storeu_ps(o + 147456, u5);
                     }
                     {
                         const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
@@ -7145,12 +7145,12 @@ static CNN_SIMD void conv11(const float *restrict x0, float *restrict y, const f
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 27648, u0);
-                        _mm256_storeu_ps(o + 82944, u1);
-                        _mm256_storeu_ps(o + 138240, u2);
-                        _mm256_storeu_ps(o + 193536, u3);
-                        _mm256_storeu_ps(o + 248832, u4);
-                        _mm256_storeu_ps(o + 304128, u5);
+                        _mm256_storeu_ps(o + 13824, u0);
+                        _mm256_storeu_ps(o + 41472, u1);
+                        _mm256_storeu_ps(o + 69120, u2);
+                        _mm256_storeu_ps(o + 96768, u3);
+                        _mm256_storeu_ps(o + 124416, u4);
+                        _mm256_storeu_ps(o + 152064, u5);
                     }
                     {
                         const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
@@ -7160,12 +7160,12 @@ static CNN_SIMD void conv11(const float *restrict x0, float *restrict y, const f
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 36864, u0);
-                        _mm256_storeu_ps(o + 92160, u1);
-                        _mm256_storeu_ps(o + 147456, u2);
-                        _mm256_storeu_ps(o + 202752, u3);
-                        _mm256_storeu_ps(o + 258048, u4);
-                        _mm256_storeu_ps(o + 313344, u5);
+                        _mm256_storeu_ps(o + 18432, u0);
+                        _mm256_storeu_ps(o + 46080, u1);
+                        _mm256_storeu_ps(o + 73728, u2);
+                        _mm256_storeu_ps(o + 101376, u3);
+                        _mm256_storeu_ps(o + 129024, u4);
+                        _mm256_storeu_ps(o + 156672, u5);
                     }
                     {
                         const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
@@ -7175,23 +7175,23 @@ static CNN_SIMD void conv11(const float *restrict x0, float *restrict y, const f
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 46080, u0);
-                        _mm256_storeu_ps(o + 101376, u1);
-                        _mm256_storeu_ps(o + 156672, u2);
-                        _mm256_storeu_ps(o + 211968, u3);
-                        _mm256_storeu_ps(o + 267264, u4);
-                        _mm256_storeu_ps(o + 322560, u5);
+                        _mm256_storeu_ps(o + 23040, u0);
+                        _mm256_storeu_ps(o + 50688, u1);
+                        _mm256_storeu_ps(o + 78336, u2);
+                        _mm256_storeu_ps(o + 105984, u3);
+                        _mm256_storeu_ps(o + 133632, u4);
+                        _mm256_storeu_ps(o + 161280, u5);
                     }
                 }
                 for (int v = used; v < nvec; v++)
                     for (int xi = 0; xi < NX; xi++)
-                        _mm256_storeu_ps(vc + xi * 9216 + v * W, _mm256_setzero_ps());
+                        _mm256_storeu_ps(vc + xi * 4608 + v * W, _mm256_setzero_ps());
             }
             for (int it = 0; it < NX * 48 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 48, kb = kx - xi * 48;
                 const float *wp = w + (ptrdiff_t)kx * 768;
-                const float *xp = V + (ptrdiff_t)xi * 9216 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 4608 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c02 = _mm256_setzero_ps();
@@ -7225,19 +7225,19 @@ static CNN_SIMD void conv11(const float *restrict x0, float *restrict y, const f
                     c31 = _mm256_fmadd_ps(wv, xv1, c31);
                     c32 = _mm256_fmadd_ps(wv, xv2, c32);
                 }
-                float *mp = M + (ptrdiff_t)xi * 9216 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 4608 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
                 _mm256_storeu_ps(mp + 16, c02);
-                _mm256_storeu_ps(mp + 48, c10);
-                _mm256_storeu_ps(mp + 56, c11);
-                _mm256_storeu_ps(mp + 64, c12);
-                _mm256_storeu_ps(mp + 96, c20);
-                _mm256_storeu_ps(mp + 104, c21);
-                _mm256_storeu_ps(mp + 112, c22);
-                _mm256_storeu_ps(mp + 144, c30);
-                _mm256_storeu_ps(mp + 152, c31);
-                _mm256_storeu_ps(mp + 160, c32);
+                _mm256_storeu_ps(mp + 24, c10);
+                _mm256_storeu_ps(mp + 32, c11);
+                _mm256_storeu_ps(mp + 40, c12);
+                _mm256_storeu_ps(mp + 48, c20);
+                _mm256_storeu_ps(mp + 56, c21);
+                _mm256_storeu_ps(mp + 64, c22);
+                _mm256_storeu_ps(mp + 72, c30);
+                _mm256_storeu_ps(mp + 80, c31);
+                _mm256_storeu_ps(mp + 88, c32);
             }
             for (int k = 0; k < 192; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
@@ -7249,11 +7249,11 @@ static CNN_SIMD void conv11(const float *restrict x0, float *restrict y, const f
                     __m256 s00, s10, s20, s30;
                     {
                         const __m256 x0 = _mm256_loadu_ps(m + 0);
-                        const __m256 x1 = _mm256_loadu_ps(m + 55296);
-                        const __m256 x2 = _mm256_loadu_ps(m + 110592);
-                        const __m256 x3 = _mm256_loadu_ps(m + 165888);
-                        const __m256 x4 = _mm256_loadu_ps(m + 221184);
-                        const __m256 x5 = _mm256_loadu_ps(m + 276480);
+                        const __m256 x1 = _mm256_loadu_ps(m + 27648);
+                        const __m256 x2 = _mm256_loadu_ps(m + 55296);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 110592);
+                        const __m256 x5 = _mm256_loadu_ps(m + 138240);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -7267,12 +7267,12 @@ static CNN_SIMD void conv11(const float *restrict x0, float *restrict y, const f
                     }
                     __m256 s01, s11, s21, s31;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 9216);
-                        const __m256 x1 = _mm256_loadu_ps(m + 64512);
-                        const __m256 x2 = _mm256_loadu_ps(m + 119808);
-                        const __m256 x3 = _mm256_loadu_ps(m + 175104);
-                        const __m256 x4 = _mm256_loadu_ps(m + 230400);
-                        const __m256 x5 = _mm256_loadu_ps(m + 285696);
+                        const __m256 x0 = _mm256_loadu_ps(m + 4608);
+                        const __m256 x1 = _mm256_loadu_ps(m + 32256);
+                        const __m256 x2 = _mm256_loadu_ps(m + 59904);
+                        const __m256 x3 = _mm256_loadu_ps(m + 87552);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 142848);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -7286,12 +7286,12 @@ static CNN_SIMD void conv11(const float *restrict x0, float *restrict y, const f
                     }
                     __m256 s02, s12, s22, s32;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 18432);
-                        const __m256 x1 = _mm256_loadu_ps(m + 73728);
-                        const __m256 x2 = _mm256_loadu_ps(m + 129024);
-                        const __m256 x3 = _mm256_loadu_ps(m + 184320);
-                        const __m256 x4 = _mm256_loadu_ps(m + 239616);
-                        const __m256 x5 = _mm256_loadu_ps(m + 294912);
+                        const __m256 x0 = _mm256_loadu_ps(m + 9216);
+                        const __m256 x1 = _mm256_loadu_ps(m + 36864);
+                        const __m256 x2 = _mm256_loadu_ps(m + 64512);
+                        const __m256 x3 = _mm256_loadu_ps(m + 92160);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119808);
+                        const __m256 x5 = _mm256_loadu_ps(m + 147456);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -7305,12 +7305,12 @@ static CNN_SIMD void conv11(const float *restrict x0, float *restrict y, const f
                     }
                     __m256 s03, s13, s23, s33;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 27648);
-                        const __m256 x1 = _mm256_loadu_ps(m + 82944);
-                        const __m256 x2 = _mm256_loadu_ps(m + 138240);
-                        const __m256 x3 = _mm256_loadu_ps(m + 193536);
-                        const __m256 x4 = _mm256_loadu_ps(m + 248832);
-                        const __m256 x5 = _mm256_loadu_ps(m + 304128);
+                        const __m256 x0 = _mm256_loadu_ps(m + 13824);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41472);
+                        const __m256 x2 = _mm256_loadu_ps(m + 69120);
+                        const __m256 x3 = _mm256_loadu_ps(m + 96768);
+                        const __m256 x4 = _mm256_loadu_ps(m + 124416);
+                        const __m256 x5 = _mm256_loadu_ps(m + 152064);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -7324,12 +7324,12 @@ static CNN_SIMD void conv11(const float *restrict x0, float *restrict y, const f
                     }
                     __m256 s04, s14, s24, s34;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 36864);
-                        const __m256 x1 = _mm256_loadu_ps(m + 92160);
-                        const __m256 x2 = _mm256_loadu_ps(m + 147456);
-                        const __m256 x3 = _mm256_loadu_ps(m + 202752);
-                        const __m256 x4 = _mm256_loadu_ps(m + 258048);
-                        const __m256 x5 = _mm256_loadu_ps(m + 313344);
+                        const __m256 x0 = _mm256_loadu_ps(m + 18432);
+                        const __m256 x1 = _mm256_loadu_ps(m + 46080);
+                        const __m256 x2 = _mm256_loadu_ps(m + 73728);
+                        const __m256 x3 = _mm256_loadu_ps(m + 101376);
+                        const __m256 x4 = _mm256_loadu_ps(m + 129024);
+                        const __m256 x5 = _mm256_loadu_ps(m + 156672);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -7343,12 +7343,12 @@ static CNN_SIMD void conv11(const float *restrict x0, float *restrict y, const f
                     }
                     __m256 s05, s15, s25, s35;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 46080);
-                        const __m256 x1 = _mm256_loadu_ps(m + 101376);
-                        const __m256 x2 = _mm256_loadu_ps(m + 156672);
-                        const __m256 x3 = _mm256_loadu_ps(m + 211968);
-                        const __m256 x4 = _mm256_loadu_ps(m + 267264);
-                        const __m256 x5 = _mm256_loadu_ps(m + 322560);
+                        const __m256 x0 = _mm256_loadu_ps(m + 23040);
+                        const __m256 x1 = _mm256_loadu_ps(m + 50688);
+                        const __m256 x2 = _mm256_loadu_ps(m + 78336);
+                        const __m256 x3 = _mm256_loadu_ps(m + 105984);
+                        const __m256 x4 = _mm256_loadu_ps(m + 133632);
+                        const __m256 x5 = _mm256_loadu_ps(m + 161280);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -7693,19 +7693,19 @@ static CNN_SIMD void conv11(const float *restrict x0, float *restrict y, const f
 /* conv12 — examples/alphago.cnn:18: conv 3x3 p1 192
  *   in [192,19,19] -> out [192,19,19]
  *   weights at packed[13503552]: weight [192,192,3,3] + bias [192] (packed in blocks of 4 output channels)
- *   avx2: Winograd F(4x4,3x3), 5x5 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=5 tile rows; 36 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); then relu12
+ *   avx2: Winograd F(4x4,3x3), 5x5 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=3 tile rows; 36 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); then relu12
  */
 static CNN_SIMD void conv12(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, W = 8, BR = 5, TB = 48, NX = 36 };
+    enum { MR = 4, NV = 3, W = 8, BR = 3, TB = 24, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
      * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
     const float *bias = w + 1327104;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
         float *yb = y + (ptrdiff_t)b * 69312;
-        float *in = s + (ptrdiff_t)b * 815616; /* this sample's padded input, */
+        float *in = s + (ptrdiff_t)b * 483840; /* this sample's padded input, */
         float *V = in + 152064; /* the band transformed, [NX][192][TB], */
-        float *M = V + 331776; /* the NX products, [NX][192][TB] */
+        float *M = V + 165888; /* the NX products, [NX][192][TB] */
         cnn_pad(xb0, in, 192, 19, 19, 1, 1, 22, 36, 0);
         for (int ty0 = 0; ty0 < 5; ty0 += BR) {
             const int rows = ty0 + BR <= 5 ? BR : 5 - ty0;
@@ -7835,11 +7835,11 @@ static CNN_SIMD void conv12(const float *restrict x0, float *restrict y, const f
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
                         _mm256_storeu_ps(o + 0, u0);
-                        _mm256_storeu_ps(o + 55296, u1);
-                        _mm256_storeu_ps(o + 110592, u2);
-                        _mm256_storeu_ps(o + 165888, u3);
-                        _mm256_storeu_ps(o + 221184, u4);
-                        _mm256_storeu_ps(o + 276480, u5);
+                        _mm256_storeu_ps(o + 27648, u1);
+                        _mm256_storeu_ps(o + 55296, u2);
+                        _mm256_storeu_ps(o + 82944, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 138240, u5);
                     }
                     {
                         const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
@@ -7849,12 +7849,12 @@ static CNN_SIMD void conv12(const float *restrict x0, float *restrict y, const f
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 9216, u0);
-                        _mm256_storeu_ps(o + 64512, u1);
-                        _mm256_storeu_ps(o + 119808, u2);
-                        _mm256_storeu_ps(o + 175104, u3);
-                        _mm256_storeu_ps(o + 230400, u4);
-                        _mm256_storeu_ps(o + 285696, u5);
+                        _mm256_storeu_ps(o + 4608, u0);
+                        _mm256_storeu_ps(o + 32256, u1);
+                        _mm256_storeu_ps(o + 59904, u2);
+                        _mm256_storeu_ps(o + 87552, u3);
+                        _mm256_storeu_ps(o + 115200, u4);
+                        _mm256_storeu_ps(o + 142848, u5);
                     }
                     {
                         const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
@@ -7864,12 +7864,12 @@ static CNN_SIMD void conv12(const float *restrict x0, float *restrict y, const f
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 18432, u0);
-                        _mm256_storeu_ps(o + 73728, u1);
-                        _mm256_storeu_ps(o + 129024, u2);
-                        _mm256_storeu_ps(o + 184320, u3);
-                        _mm256_storeu_ps(o + 239616, u4);
-                        _mm256_storeu_ps(o + 294912, u5);
+                        _mm256_storeu_ps(o + 9216, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 64512, u2);
+                        _mm256_storeu_ps(o + 92160, u3);
+                        _mm256_storeu_ps(o + 119808, u4);
+                        _mm256_storeu_ps(o + 147456, u5);
                     }
                     {
                         const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
@@ -7879,12 +7879,12 @@ static CNN_SIMD void conv12(const float *restrict x0, float *restrict y, const f
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 27648, u0);
-                        _mm256_storeu_ps(o + 82944, u1);
-                        _mm256_storeu_ps(o + 138240, u2);
-                        _mm256_storeu_ps(o + 193536, u3);
-                        _mm256_storeu_ps(o + 248832, u4);
-                        _mm256_storeu_ps(o + 304128, u5);
+                        _mm256_storeu_ps(o + 13824, u0);
+                        _mm256_storeu_ps(o + 41472, u1);
+                        _mm256_storeu_ps(o + 69120, u2);
+                        _mm256_storeu_ps(o + 96768, u3);
+                        _mm256_storeu_ps(o + 124416, u4);
+                        _mm256_storeu_ps(o + 152064, u5);
                     }
                     {
                         const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
@@ -7894,12 +7894,12 @@ static CNN_SIMD void conv12(const float *restrict x0, float *restrict y, const f
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 36864, u0);
-                        _mm256_storeu_ps(o + 92160, u1);
-                        _mm256_storeu_ps(o + 147456, u2);
-                        _mm256_storeu_ps(o + 202752, u3);
-                        _mm256_storeu_ps(o + 258048, u4);
-                        _mm256_storeu_ps(o + 313344, u5);
+                        _mm256_storeu_ps(o + 18432, u0);
+                        _mm256_storeu_ps(o + 46080, u1);
+                        _mm256_storeu_ps(o + 73728, u2);
+                        _mm256_storeu_ps(o + 101376, u3);
+                        _mm256_storeu_ps(o + 129024, u4);
+                        _mm256_storeu_ps(o + 156672, u5);
                     }
                     {
                         const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
@@ -7909,23 +7909,23 @@ static CNN_SIMD void conv12(const float *restrict x0, float *restrict y, const f
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 46080, u0);
-                        _mm256_storeu_ps(o + 101376, u1);
-                        _mm256_storeu_ps(o + 156672, u2);
-                        _mm256_storeu_ps(o + 211968, u3);
-                        _mm256_storeu_ps(o + 267264, u4);
-                        _mm256_storeu_ps(o + 322560, u5);
+                        _mm256_storeu_ps(o + 23040, u0);
+                        _mm256_storeu_ps(o + 50688, u1);
+                        _mm256_storeu_ps(o + 78336, u2);
+                        _mm256_storeu_ps(o + 105984, u3);
+                        _mm256_storeu_ps(o + 133632, u4);
+                        _mm256_storeu_ps(o + 161280, u5);
                     }
                 }
                 for (int v = used; v < nvec; v++)
                     for (int xi = 0; xi < NX; xi++)
-                        _mm256_storeu_ps(vc + xi * 9216 + v * W, _mm256_setzero_ps());
+                        _mm256_storeu_ps(vc + xi * 4608 + v * W, _mm256_setzero_ps());
             }
             for (int it = 0; it < NX * 48 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 48, kb = kx - xi * 48;
                 const float *wp = w + (ptrdiff_t)kx * 768;
-                const float *xp = V + (ptrdiff_t)xi * 9216 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 4608 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c02 = _mm256_setzero_ps();
@@ -7959,19 +7959,19 @@ static CNN_SIMD void conv12(const float *restrict x0, float *restrict y, const f
                     c31 = _mm256_fmadd_ps(wv, xv1, c31);
                     c32 = _mm256_fmadd_ps(wv, xv2, c32);
                 }
-                float *mp = M + (ptrdiff_t)xi * 9216 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 4608 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
                 _mm256_storeu_ps(mp + 16, c02);
-                _mm256_storeu_ps(mp + 48, c10);
-                _mm256_storeu_ps(mp + 56, c11);
-                _mm256_storeu_ps(mp + 64, c12);
-                _mm256_storeu_ps(mp + 96, c20);
-                _mm256_storeu_ps(mp + 104, c21);
-                _mm256_storeu_ps(mp + 112, c22);
-                _mm256_storeu_ps(mp + 144, c30);
-                _mm256_storeu_ps(mp + 152, c31);
-                _mm256_storeu_ps(mp + 160, c32);
+                _mm256_storeu_ps(mp + 24, c10);
+                _mm256_storeu_ps(mp + 32, c11);
+                _mm256_storeu_ps(mp + 40, c12);
+                _mm256_storeu_ps(mp + 48, c20);
+                _mm256_storeu_ps(mp + 56, c21);
+                _mm256_storeu_ps(mp + 64, c22);
+                _mm256_storeu_ps(mp + 72, c30);
+                _mm256_storeu_ps(mp + 80, c31);
+                _mm256_storeu_ps(mp + 88, c32);
             }
             for (int k = 0; k < 192; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
@@ -7983,11 +7983,11 @@ static CNN_SIMD void conv12(const float *restrict x0, float *restrict y, const f
                     __m256 s00, s10, s20, s30;
                     {
                         const __m256 x0 = _mm256_loadu_ps(m + 0);
-                        const __m256 x1 = _mm256_loadu_ps(m + 55296);
-                        const __m256 x2 = _mm256_loadu_ps(m + 110592);
-                        const __m256 x3 = _mm256_loadu_ps(m + 165888);
-                        const __m256 x4 = _mm256_loadu_ps(m + 221184);
-                        const __m256 x5 = _mm256_loadu_ps(m + 276480);
+                        const __m256 x1 = _mm256_loadu_ps(m + 27648);
+                        const __m256 x2 = _mm256_loadu_ps(m + 55296);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 110592);
+                        const __m256 x5 = _mm256_loadu_ps(m + 138240);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -8001,12 +8001,12 @@ static CNN_SIMD void conv12(const float *restrict x0, float *restrict y, const f
                     }
                     __m256 s01, s11, s21, s31;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 9216);
-                        const __m256 x1 = _mm256_loadu_ps(m + 64512);
-                        const __m256 x2 = _mm256_loadu_ps(m + 119808);
-                        const __m256 x3 = _mm256_loadu_ps(m + 175104);
-                        const __m256 x4 = _mm256_loadu_ps(m + 230400);
-                        const __m256 x5 = _mm256_loadu_ps(m + 285696);
+                        const __m256 x0 = _mm256_loadu_ps(m + 4608);
+                        const __m256 x1 = _mm256_loadu_ps(m + 32256);
+                        const __m256 x2 = _mm256_loadu_ps(m + 59904);
+                        const __m256 x3 = _mm256_loadu_ps(m + 87552);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 142848);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -8020,12 +8020,12 @@ static CNN_SIMD void conv12(const float *restrict x0, float *restrict y, const f
                     }
                     __m256 s02, s12, s22, s32;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 18432);
-                        const __m256 x1 = _mm256_loadu_ps(m + 73728);
-                        const __m256 x2 = _mm256_loadu_ps(m + 129024);
-                        const __m256 x3 = _mm256_loadu_ps(m + 184320);
-                        const __m256 x4 = _mm256_loadu_ps(m + 239616);
-                        const __m256 x5 = _mm256_loadu_ps(m + 294912);
+                        const __m256 x0 = _mm256_loadu_ps(m + 9216);
+                        const __m256 x1 = _mm256_loadu_ps(m + 36864);
+                        const __m256 x2 = _mm256_loadu_ps(m + 64512);
+                        const __m256 x3 = _mm256_loadu_ps(m + 92160);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119808);
+                        const __m256 x5 = _mm256_loadu_ps(m + 147456);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -8039,12 +8039,12 @@ static CNN_SIMD void conv12(const float *restrict x0, float *restrict y, const f
                     }
                     __m256 s03, s13, s23, s33;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 27648);
-                        const __m256 x1 = _mm256_loadu_ps(m + 82944);
-                        const __m256 x2 = _mm256_loadu_ps(m + 138240);
-                        const __m256 x3 = _mm256_loadu_ps(m + 193536);
-                        const __m256 x4 = _mm256_loadu_ps(m + 248832);
-                        const __m256 x5 = _mm256_loadu_ps(m + 304128);
+                        const __m256 x0 = _mm256_loadu_ps(m + 13824);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41472);
+                        const __m256 x2 = _mm256_loadu_ps(m + 69120);
+                        const __m256 x3 = _mm256_loadu_ps(m + 96768);
+                        const __m256 x4 = _mm256_loadu_ps(m + 124416);
+                        const __m256 x5 = _mm256_loadu_ps(m + 152064);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -8058,12 +8058,12 @@ static CNN_SIMD void conv12(const float *restrict x0, float *restrict y, const f
                     }
                     __m256 s04, s14, s24, s34;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 36864);
-                        const __m256 x1 = _mm256_loadu_ps(m + 92160);
-                        const __m256 x2 = _mm256_loadu_ps(m + 147456);
-                        const __m256 x3 = _mm256_loadu_ps(m + 202752);
-                        const __m256 x4 = _mm256_loadu_ps(m + 258048);
-                        const __m256 x5 = _mm256_loadu_ps(m + 313344);
+                        const __m256 x0 = _mm256_loadu_ps(m + 18432);
+                        const __m256 x1 = _mm256_loadu_ps(m + 46080);
+                        const __m256 x2 = _mm256_loadu_ps(m + 73728);
+                        const __m256 x3 = _mm256_loadu_ps(m + 101376);
+                        const __m256 x4 = _mm256_loadu_ps(m + 129024);
+                        const __m256 x5 = _mm256_loadu_ps(m + 156672);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -8077,12 +8077,12 @@ static CNN_SIMD void conv12(const float *restrict x0, float *restrict y, const f
                     }
                     __m256 s05, s15, s25, s35;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 46080);
-                        const __m256 x1 = _mm256_loadu_ps(m + 101376);
-                        const __m256 x2 = _mm256_loadu_ps(m + 156672);
-                        const __m256 x3 = _mm256_loadu_ps(m + 211968);
-                        const __m256 x4 = _mm256_loadu_ps(m + 267264);
-                        const __m256 x5 = _mm256_loadu_ps(m + 322560);
+                        const __m256 x0 = _mm256_loadu_ps(m + 23040);
+                        const __m256 x1 = _mm256_loadu_ps(m + 50688);
+                        const __m256 x2 = _mm256_loadu_ps(m + 78336);
+                        const __m256 x3 = _mm256_loadu_ps(m + 105984);
+                        const __m256 x4 = _mm256_loadu_ps(m + 133632);
+                        const __m256 x5 = _mm256_loadu_ps(m + 161280);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -8704,19 +8704,19 @@ int alphago_forward(const float *packed, const float *in_board, float *out_moves
         return 1;
     if ((uintptr_t)arena % 64 != 0 || (alphago_ARENA_BYTES > 0 && !arena))
         return 2;
-    conv1(in_board, A + 815616, packed + 0, A + 0, batch);
-    conv2(A + 815616, A + 884928, packed + 230592, A + 0, batch);
-    conv3(A + 884928, A + 815616, packed + 1557888, A + 0, batch);
-    conv4(A + 815616, A + 884928, packed + 2885184, A + 0, batch);
-    conv5(A + 884928, A + 815616, packed + 4212480, A + 0, batch);
-    conv6(A + 815616, A + 884928, packed + 5539776, A + 0, batch);
-    conv7(A + 884928, A + 815616, packed + 6867072, A + 0, batch);
-    conv8(A + 815616, A + 884928, packed + 8194368, A + 0, batch);
-    conv9(A + 884928, A + 815616, packed + 9521664, A + 0, batch);
-    conv10(A + 815616, A + 884928, packed + 10848960, A + 0, batch);
-    conv11(A + 884928, A + 815616, packed + 12176256, A + 0, batch);
-    conv12(A + 815616, A + 884928, packed + 13503552, A + 0, batch);
-    conv13(A + 884928, A + 73728, packed + 14830848, A + 0, batch);
+    conv1(in_board, A + 483840, packed + 0, A + 0, batch);
+    conv2(A + 483840, A + 553152, packed + 230592, A + 0, batch);
+    conv3(A + 553152, A + 483840, packed + 1557888, A + 0, batch);
+    conv4(A + 483840, A + 553152, packed + 2885184, A + 0, batch);
+    conv5(A + 553152, A + 483840, packed + 4212480, A + 0, batch);
+    conv6(A + 483840, A + 553152, packed + 5539776, A + 0, batch);
+    conv7(A + 553152, A + 483840, packed + 6867072, A + 0, batch);
+    conv8(A + 483840, A + 553152, packed + 8194368, A + 0, batch);
+    conv9(A + 553152, A + 483840, packed + 9521664, A + 0, batch);
+    conv10(A + 483840, A + 553152, packed + 10848960, A + 0, batch);
+    conv11(A + 553152, A + 483840, packed + 12176256, A + 0, batch);
+    conv12(A + 483840, A + 553152, packed + 13503552, A + 0, batch);
+    conv13(A + 553152, A + 73728, packed + 14830848, A + 0, batch);
     bias1(A + 73728, A + 73728, packed + 14831041, batch);
     softmax1(A + 73728, out_moves, batch);
     return 0;

@@ -4,7 +4,7 @@
  * command: cnnc build examples/googlenet.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
- * arena:   8939584 bytes (59324480 without reuse; 8939584 live at most)
+ * arena:   5291072 bytes (51947072 without reuse; 5291072 live at most)
  * weights: 6998552 canonical floats, 13894622 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -947,19 +947,19 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
 /* conv3 — examples/googlenet.cnn:34: conv 3x3 p1 192
  *   in [64,56,56] -> out [192,56,56]
  *   weights at packed[13632]: weight [192,64,3,3] + bias [192] (packed in blocks of 6 output channels)
- *   avx2: Winograd F(4x4,3x3), 14x14 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=8 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then relu3
+ *   avx2: Winograd F(4x4,3x3), 14x14 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=1 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then relu3
  */
 static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, W = 8, BR = 8, TB = 128, NX = 36 };
+    enum { MR = 6, NV = 2, W = 8, BR = 1, TB = 16, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
      * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
     const float *bias = w + 442368;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 602112;
-        float *in = s + (ptrdiff_t)b * 1432064; /* this sample's padded input, */
+        float *in = s + (ptrdiff_t)b * 399872; /* this sample's padded input, */
         float *V = in + 252416; /* the band transformed, [NX][64][TB], */
-        float *M = V + 294912; /* the NX products, [NX][192][TB] */
+        float *M = V + 36864; /* the NX products, [NX][192][TB] */
         cnn_pad(xb0, in, 64, 56, 56, 1, 1, 58, 68, 0);
         for (int ty0 = 0; ty0 < 14; ty0 += BR) {
             const int rows = ty0 + BR <= 14 ? BR : 14 - ty0;
@@ -1089,11 +1089,11 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
                         _mm256_storeu_ps(o + 0, u0);
-                        _mm256_storeu_ps(o + 49152, u1);
-                        _mm256_storeu_ps(o + 98304, u2);
-                        _mm256_storeu_ps(o + 147456, u3);
-                        _mm256_storeu_ps(o + 196608, u4);
-                        _mm256_storeu_ps(o + 245760, u5);
+                        _mm256_storeu_ps(o + 6144, u1);
+                        _mm256_storeu_ps(o + 12288, u2);
+                        _mm256_storeu_ps(o + 18432, u3);
+                        _mm256_storeu_ps(o + 24576, u4);
+                        _mm256_storeu_ps(o + 30720, u5);
                     }
                     {
                         const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
@@ -1103,12 +1103,12 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 8192, u0);
-                        _mm256_storeu_ps(o + 57344, u1);
-                        _mm256_storeu_ps(o + 106496, u2);
-                        _mm256_storeu_ps(o + 155648, u3);
-                        _mm256_storeu_ps(o + 204800, u4);
-                        _mm256_storeu_ps(o + 253952, u5);
+                        _mm256_storeu_ps(o + 1024, u0);
+                        _mm256_storeu_ps(o + 7168, u1);
+                        _mm256_storeu_ps(o + 13312, u2);
+                        _mm256_storeu_ps(o + 19456, u3);
+                        _mm256_storeu_ps(o + 25600, u4);
+                        _mm256_storeu_ps(o + 31744, u5);
                     }
                     {
                         const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
@@ -1118,12 +1118,12 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 16384, u0);
-                        _mm256_storeu_ps(o + 65536, u1);
-                        _mm256_storeu_ps(o + 114688, u2);
-                        _mm256_storeu_ps(o + 163840, u3);
-                        _mm256_storeu_ps(o + 212992, u4);
-                        _mm256_storeu_ps(o + 262144, u5);
+                        _mm256_storeu_ps(o + 2048, u0);
+                        _mm256_storeu_ps(o + 8192, u1);
+                        _mm256_storeu_ps(o + 14336, u2);
+                        _mm256_storeu_ps(o + 20480, u3);
+                        _mm256_storeu_ps(o + 26624, u4);
+                        _mm256_storeu_ps(o + 32768, u5);
                     }
                     {
                         const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
@@ -1133,12 +1133,12 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 24576, u0);
-                        _mm256_storeu_ps(o + 73728, u1);
-                        _mm256_storeu_ps(o + 122880, u2);
-                        _mm256_storeu_ps(o + 172032, u3);
-                        _mm256_storeu_ps(o + 221184, u4);
-                        _mm256_storeu_ps(o + 270336, u5);
+                        _mm256_storeu_ps(o + 3072, u0);
+                        _mm256_storeu_ps(o + 9216, u1);
+                        _mm256_storeu_ps(o + 15360, u2);
+                        _mm256_storeu_ps(o + 21504, u3);
+                        _mm256_storeu_ps(o + 27648, u4);
+                        _mm256_storeu_ps(o + 33792, u5);
                     }
                     {
                         const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
@@ -1148,12 +1148,12 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 32768, u0);
-                        _mm256_storeu_ps(o + 81920, u1);
-                        _mm256_storeu_ps(o + 131072, u2);
-                        _mm256_storeu_ps(o + 180224, u3);
-                        _mm256_storeu_ps(o + 229376, u4);
-                        _mm256_storeu_ps(o + 278528, u5);
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 10240, u1);
+                        _mm256_storeu_ps(o + 16384, u2);
+                        _mm256_storeu_ps(o + 22528, u3);
+                        _mm256_storeu_ps(o + 28672, u4);
+                        _mm256_storeu_ps(o + 34816, u5);
                     }
                     {
                         const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
@@ -1163,23 +1163,23 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 40960, u0);
-                        _mm256_storeu_ps(o + 90112, u1);
-                        _mm256_storeu_ps(o + 139264, u2);
-                        _mm256_storeu_ps(o + 188416, u3);
-                        _mm256_storeu_ps(o + 237568, u4);
-                        _mm256_storeu_ps(o + 286720, u5);
+                        _mm256_storeu_ps(o + 5120, u0);
+                        _mm256_storeu_ps(o + 11264, u1);
+                        _mm256_storeu_ps(o + 17408, u2);
+                        _mm256_storeu_ps(o + 23552, u3);
+                        _mm256_storeu_ps(o + 29696, u4);
+                        _mm256_storeu_ps(o + 35840, u5);
                     }
                 }
                 for (int v = used; v < nvec; v++)
                     for (int xi = 0; xi < NX; xi++)
-                        _mm256_storeu_ps(vc + xi * 8192 + v * W, _mm256_setzero_ps());
+                        _mm256_storeu_ps(vc + xi * 1024 + v * W, _mm256_setzero_ps());
             }
             for (int it = 0; it < NX * 32 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 32, kb = kx - xi * 32;
                 const float *wp = w + (ptrdiff_t)kx * 384;
-                const float *xp = V + (ptrdiff_t)xi * 8192 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 1024 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c10 = _mm256_setzero_ps();
@@ -1214,19 +1214,19 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                     c50 = _mm256_fmadd_ps(wv, xv0, c50);
                     c51 = _mm256_fmadd_ps(wv, xv1, c51);
                 }
-                float *mp = M + (ptrdiff_t)xi * 24576 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 3072 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
-                _mm256_storeu_ps(mp + 128, c10);
-                _mm256_storeu_ps(mp + 136, c11);
-                _mm256_storeu_ps(mp + 256, c20);
-                _mm256_storeu_ps(mp + 264, c21);
-                _mm256_storeu_ps(mp + 384, c30);
-                _mm256_storeu_ps(mp + 392, c31);
-                _mm256_storeu_ps(mp + 512, c40);
-                _mm256_storeu_ps(mp + 520, c41);
-                _mm256_storeu_ps(mp + 640, c50);
-                _mm256_storeu_ps(mp + 648, c51);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
             }
             for (int k = 0; k < 192; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
@@ -1238,11 +1238,11 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                     __m256 s00, s10, s20, s30;
                     {
                         const __m256 x0 = _mm256_loadu_ps(m + 0);
-                        const __m256 x1 = _mm256_loadu_ps(m + 147456);
-                        const __m256 x2 = _mm256_loadu_ps(m + 294912);
-                        const __m256 x3 = _mm256_loadu_ps(m + 442368);
-                        const __m256 x4 = _mm256_loadu_ps(m + 589824);
-                        const __m256 x5 = _mm256_loadu_ps(m + 737280);
+                        const __m256 x1 = _mm256_loadu_ps(m + 18432);
+                        const __m256 x2 = _mm256_loadu_ps(m + 36864);
+                        const __m256 x3 = _mm256_loadu_ps(m + 55296);
+                        const __m256 x4 = _mm256_loadu_ps(m + 73728);
+                        const __m256 x5 = _mm256_loadu_ps(m + 92160);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -1256,12 +1256,12 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s01, s11, s21, s31;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 24576);
-                        const __m256 x1 = _mm256_loadu_ps(m + 172032);
-                        const __m256 x2 = _mm256_loadu_ps(m + 319488);
-                        const __m256 x3 = _mm256_loadu_ps(m + 466944);
-                        const __m256 x4 = _mm256_loadu_ps(m + 614400);
-                        const __m256 x5 = _mm256_loadu_ps(m + 761856);
+                        const __m256 x0 = _mm256_loadu_ps(m + 3072);
+                        const __m256 x1 = _mm256_loadu_ps(m + 21504);
+                        const __m256 x2 = _mm256_loadu_ps(m + 39936);
+                        const __m256 x3 = _mm256_loadu_ps(m + 58368);
+                        const __m256 x4 = _mm256_loadu_ps(m + 76800);
+                        const __m256 x5 = _mm256_loadu_ps(m + 95232);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -1275,12 +1275,12 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s02, s12, s22, s32;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 49152);
-                        const __m256 x1 = _mm256_loadu_ps(m + 196608);
-                        const __m256 x2 = _mm256_loadu_ps(m + 344064);
-                        const __m256 x3 = _mm256_loadu_ps(m + 491520);
-                        const __m256 x4 = _mm256_loadu_ps(m + 638976);
-                        const __m256 x5 = _mm256_loadu_ps(m + 786432);
+                        const __m256 x0 = _mm256_loadu_ps(m + 6144);
+                        const __m256 x1 = _mm256_loadu_ps(m + 24576);
+                        const __m256 x2 = _mm256_loadu_ps(m + 43008);
+                        const __m256 x3 = _mm256_loadu_ps(m + 61440);
+                        const __m256 x4 = _mm256_loadu_ps(m + 79872);
+                        const __m256 x5 = _mm256_loadu_ps(m + 98304);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -1294,12 +1294,12 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s03, s13, s23, s33;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 73728);
-                        const __m256 x1 = _mm256_loadu_ps(m + 221184);
-                        const __m256 x2 = _mm256_loadu_ps(m + 368640);
-                        const __m256 x3 = _mm256_loadu_ps(m + 516096);
-                        const __m256 x4 = _mm256_loadu_ps(m + 663552);
-                        const __m256 x5 = _mm256_loadu_ps(m + 811008);
+                        const __m256 x0 = _mm256_loadu_ps(m + 9216);
+                        const __m256 x1 = _mm256_loadu_ps(m + 27648);
+                        const __m256 x2 = _mm256_loadu_ps(m + 46080);
+                        const __m256 x3 = _mm256_loadu_ps(m + 64512);
+                        const __m256 x4 = _mm256_loadu_ps(m + 82944);
+                        const __m256 x5 = _mm256_loadu_ps(m + 101376);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -1313,12 +1313,12 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s04, s14, s24, s34;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 98304);
-                        const __m256 x1 = _mm256_loadu_ps(m + 245760);
-                        const __m256 x2 = _mm256_loadu_ps(m + 393216);
-                        const __m256 x3 = _mm256_loadu_ps(m + 540672);
-                        const __m256 x4 = _mm256_loadu_ps(m + 688128);
-                        const __m256 x5 = _mm256_loadu_ps(m + 835584);
+                        const __m256 x0 = _mm256_loadu_ps(m + 12288);
+                        const __m256 x1 = _mm256_loadu_ps(m + 30720);
+                        const __m256 x2 = _mm256_loadu_ps(m + 49152);
+                        const __m256 x3 = _mm256_loadu_ps(m + 67584);
+                        const __m256 x4 = _mm256_loadu_ps(m + 86016);
+                        const __m256 x5 = _mm256_loadu_ps(m + 104448);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -1332,12 +1332,12 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s05, s15, s25, s35;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 122880);
-                        const __m256 x1 = _mm256_loadu_ps(m + 270336);
-                        const __m256 x2 = _mm256_loadu_ps(m + 417792);
-                        const __m256 x3 = _mm256_loadu_ps(m + 565248);
-                        const __m256 x4 = _mm256_loadu_ps(m + 712704);
-                        const __m256 x5 = _mm256_loadu_ps(m + 860160);
+                        const __m256 x0 = _mm256_loadu_ps(m + 15360);
+                        const __m256 x1 = _mm256_loadu_ps(m + 33792);
+                        const __m256 x2 = _mm256_loadu_ps(m + 52224);
+                        const __m256 x3 = _mm256_loadu_ps(m + 70656);
+                        const __m256 x4 = _mm256_loadu_ps(m + 89088);
+                        const __m256 x5 = _mm256_loadu_ps(m + 107520);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -2266,19 +2266,19 @@ static CNN_SIMD void inception1_conv2(const float *restrict x0, float *restrict 
 /* inception1.conv3 — examples/googlenet.cnn:23: conv 3x3 p1 128
  *   in [96,28,28] -> out [128,28,28]
  *   weights at packed[487072]: weight [128,96,3,3] + bias [128] (packed in blocks of 3 output channels)
- *   avx2: Winograd F(4x4,3x3), 7x7 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=7 tile rows; 36 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); then inception1.relu3; stores into channels 64..191 of inception1.concat1, which copies nothing
+ *   avx2: Winograd F(4x4,3x3), 7x7 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=4 tile rows; 36 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); then inception1.relu3; stores into channels 64..191 of inception1.concat1, which copies nothing
  */
 static CNN_SIMD void inception1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 3, NV = 4, W = 8, BR = 7, TB = 64, NX = 36 };
+    enum { MR = 3, NV = 4, W = 8, BR = 4, TB = 32, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
      * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
     const float *bias = w + 445824;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 75264;
         float *yb = y + (ptrdiff_t)b * 200704;
-        float *in = s + (ptrdiff_t)b * 622080; /* this sample's padded input, */
+        float *in = s + (ptrdiff_t)b * 362880; /* this sample's padded input, */
         float *V = in + 103680; /* the band transformed, [NX][96][TB], */
-        float *M = V + 221184; /* the NX products, [NX][129][TB] */
+        float *M = V + 110592; /* the NX products, [NX][129][TB] */
         cnn_pad(xb0, in, 96, 28, 28, 1, 1, 30, 36, 0);
         for (int ty0 = 0; ty0 < 7; ty0 += BR) {
             const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
@@ -2408,11 +2408,11 @@ static CNN_SIMD void inception1_conv3(const float *restrict x0, float *restrict 
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
                         _mm256_storeu_ps(o + 0, u0);
-                        _mm256_storeu_ps(o + 36864, u1);
-                        _mm256_storeu_ps(o + 73728, u2);
-                        _mm256_storeu_ps(o + 110592, u3);
-                        _mm256_storeu_ps(o + 147456, u4);
-                        _mm256_storeu_ps(o + 184320, u5);
+                        _mm256_storeu_ps(o + 18432, u1);
+                        _mm256_storeu_ps(o + 36864, u2);
+                        _mm256_storeu_ps(o + 55296, u3);
+                        _mm256_storeu_ps(o + 73728, u4);
+                        _mm256_storeu_ps(o + 92160, u5);
                     }
                     {
                         const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
@@ -2422,12 +2422,12 @@ static CNN_SIMD void inception1_conv3(const float *restrict x0, float *restrict 
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 6144, u0);
-                        _mm256_storeu_ps(o + 43008, u1);
-                        _mm256_storeu_ps(o + 79872, u2);
-                        _mm256_storeu_ps(o + 116736, u3);
-                        _mm256_storeu_ps(o + 153600, u4);
-                        _mm256_storeu_ps(o + 190464, u5);
+                        _mm256_storeu_ps(o + 3072, u0);
+                        _mm256_storeu_ps(o + 21504, u1);
+                        _mm256_storeu_ps(o + 39936, u2);
+                        _mm256_storeu_ps(o + 58368, u3);
+                        _mm256_storeu_ps(o + 76800, u4);
+                        _mm256_storeu_ps(o + 95232, u5);
                     }
                     {
                         const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
@@ -2437,12 +2437,12 @@ static CNN_SIMD void inception1_conv3(const float *restrict x0, float *restrict 
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 12288, u0);
-                        _mm256_storeu_ps(o + 49152, u1);
-                        _mm256_storeu_ps(o + 86016, u2);
-                        _mm256_storeu_ps(o + 122880, u3);
-                        _mm256_storeu_ps(o + 159744, u4);
-                        _mm256_storeu_ps(o + 196608, u5);
+                        _mm256_storeu_ps(o + 6144, u0);
+                        _mm256_storeu_ps(o + 24576, u1);
+                        _mm256_storeu_ps(o + 43008, u2);
+                        _mm256_storeu_ps(o + 61440, u3);
+                        _mm256_storeu_ps(o + 79872, u4);
+                        _mm256_storeu_ps(o + 98304, u5);
                     }
                     {
                         const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
@@ -2452,12 +2452,12 @@ static CNN_SIMD void inception1_conv3(const float *restrict x0, float *restrict 
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 18432, u0);
-                        _mm256_storeu_ps(o + 55296, u1);
-                        _mm256_storeu_ps(o + 92160, u2);
-                        _mm256_storeu_ps(o + 129024, u3);
-                        _mm256_storeu_ps(o + 165888, u4);
-                        _mm256_storeu_ps(o + 202752, u5);
+                        _mm256_storeu_ps(o + 9216, u0);
+                        _mm256_storeu_ps(o + 27648, u1);
+                        _mm256_storeu_ps(o + 46080, u2);
+                        _mm256_storeu_ps(o + 64512, u3);
+                        _mm256_storeu_ps(o + 82944, u4);
+                        _mm256_storeu_ps(o + 101376, u5);
                     }
                     {
                         const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
@@ -2467,12 +2467,12 @@ static CNN_SIMD void inception1_conv3(const float *restrict x0, float *restrict 
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 24576, u0);
-                        _mm256_storeu_ps(o + 61440, u1);
-                        _mm256_storeu_ps(o + 98304, u2);
-                        _mm256_storeu_ps(o + 135168, u3);
-                        _mm256_storeu_ps(o + 172032, u4);
-                        _mm256_storeu_ps(o + 208896, u5);
+                        _mm256_storeu_ps(o + 12288, u0);
+                        _mm256_storeu_ps(o + 30720, u1);
+                        _mm256_storeu_ps(o + 49152, u2);
+                        _mm256_storeu_ps(o + 67584, u3);
+                        _mm256_storeu_ps(o + 86016, u4);
+                        _mm256_storeu_ps(o + 104448, u5);
                     }
                     {
                         const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
@@ -2482,23 +2482,23 @@ static CNN_SIMD void inception1_conv3(const float *restrict x0, float *restrict 
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 30720, u0);
-                        _mm256_storeu_ps(o + 67584, u1);
-                        _mm256_storeu_ps(o + 104448, u2);
-                        _mm256_storeu_ps(o + 141312, u3);
-                        _mm256_storeu_ps(o + 178176, u4);
-                        _mm256_storeu_ps(o + 215040, u5);
+                        _mm256_storeu_ps(o + 15360, u0);
+                        _mm256_storeu_ps(o + 33792, u1);
+                        _mm256_storeu_ps(o + 52224, u2);
+                        _mm256_storeu_ps(o + 70656, u3);
+                        _mm256_storeu_ps(o + 89088, u4);
+                        _mm256_storeu_ps(o + 107520, u5);
                     }
                 }
                 for (int v = used; v < nvec; v++)
                     for (int xi = 0; xi < NX; xi++)
-                        _mm256_storeu_ps(vc + xi * 6144 + v * W, _mm256_setzero_ps());
+                        _mm256_storeu_ps(vc + xi * 3072 + v * W, _mm256_setzero_ps());
             }
             for (int it = 0; it < NX * 43 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 43, kb = kx - xi * 43;
                 const float *wp = w + (ptrdiff_t)kx * 288;
-                const float *xp = V + (ptrdiff_t)xi * 6144 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 3072 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c02 = _mm256_setzero_ps();
@@ -2532,19 +2532,19 @@ static CNN_SIMD void inception1_conv3(const float *restrict x0, float *restrict 
                     c22 = _mm256_fmadd_ps(wv, xv2, c22);
                     c23 = _mm256_fmadd_ps(wv, xv3, c23);
                 }
-                float *mp = M + (ptrdiff_t)xi * 8256 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 4128 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
                 _mm256_storeu_ps(mp + 16, c02);
                 _mm256_storeu_ps(mp + 24, c03);
-                _mm256_storeu_ps(mp + 64, c10);
-                _mm256_storeu_ps(mp + 72, c11);
-                _mm256_storeu_ps(mp + 80, c12);
-                _mm256_storeu_ps(mp + 88, c13);
-                _mm256_storeu_ps(mp + 128, c20);
-                _mm256_storeu_ps(mp + 136, c21);
-                _mm256_storeu_ps(mp + 144, c22);
-                _mm256_storeu_ps(mp + 152, c23);
+                _mm256_storeu_ps(mp + 32, c10);
+                _mm256_storeu_ps(mp + 40, c11);
+                _mm256_storeu_ps(mp + 48, c12);
+                _mm256_storeu_ps(mp + 56, c13);
+                _mm256_storeu_ps(mp + 64, c20);
+                _mm256_storeu_ps(mp + 72, c21);
+                _mm256_storeu_ps(mp + 80, c22);
+                _mm256_storeu_ps(mp + 88, c23);
             }
             for (int k = 0; k < 128; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
@@ -2556,11 +2556,11 @@ static CNN_SIMD void inception1_conv3(const float *restrict x0, float *restrict 
                     __m256 s00, s10, s20, s30;
                     {
                         const __m256 x0 = _mm256_loadu_ps(m + 0);
-                        const __m256 x1 = _mm256_loadu_ps(m + 49536);
-                        const __m256 x2 = _mm256_loadu_ps(m + 99072);
-                        const __m256 x3 = _mm256_loadu_ps(m + 148608);
-                        const __m256 x4 = _mm256_loadu_ps(m + 198144);
-                        const __m256 x5 = _mm256_loadu_ps(m + 247680);
+                        const __m256 x1 = _mm256_loadu_ps(m + 24768);
+                        const __m256 x2 = _mm256_loadu_ps(m + 49536);
+                        const __m256 x3 = _mm256_loadu_ps(m + 74304);
+                        const __m256 x4 = _mm256_loadu_ps(m + 99072);
+                        const __m256 x5 = _mm256_loadu_ps(m + 123840);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -2574,12 +2574,12 @@ static CNN_SIMD void inception1_conv3(const float *restrict x0, float *restrict 
                     }
                     __m256 s01, s11, s21, s31;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 8256);
-                        const __m256 x1 = _mm256_loadu_ps(m + 57792);
-                        const __m256 x2 = _mm256_loadu_ps(m + 107328);
-                        const __m256 x3 = _mm256_loadu_ps(m + 156864);
-                        const __m256 x4 = _mm256_loadu_ps(m + 206400);
-                        const __m256 x5 = _mm256_loadu_ps(m + 255936);
+                        const __m256 x0 = _mm256_loadu_ps(m + 4128);
+                        const __m256 x1 = _mm256_loadu_ps(m + 28896);
+                        const __m256 x2 = _mm256_loadu_ps(m + 53664);
+                        const __m256 x3 = _mm256_loadu_ps(m + 78432);
+                        const __m256 x4 = _mm256_loadu_ps(m + 103200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 127968);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -2593,12 +2593,12 @@ static CNN_SIMD void inception1_conv3(const float *restrict x0, float *restrict 
                     }
                     __m256 s02, s12, s22, s32;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 16512);
-                        const __m256 x1 = _mm256_loadu_ps(m + 66048);
-                        const __m256 x2 = _mm256_loadu_ps(m + 115584);
-                        const __m256 x3 = _mm256_loadu_ps(m + 165120);
-                        const __m256 x4 = _mm256_loadu_ps(m + 214656);
-                        const __m256 x5 = _mm256_loadu_ps(m + 264192);
+                        const __m256 x0 = _mm256_loadu_ps(m + 8256);
+                        const __m256 x1 = _mm256_loadu_ps(m + 33024);
+                        const __m256 x2 = _mm256_loadu_ps(m + 57792);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82560);
+                        const __m256 x4 = _mm256_loadu_ps(m + 107328);
+                        const __m256 x5 = _mm256_loadu_ps(m + 132096);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -2612,12 +2612,12 @@ static CNN_SIMD void inception1_conv3(const float *restrict x0, float *restrict 
                     }
                     __m256 s03, s13, s23, s33;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 24768);
-                        const __m256 x1 = _mm256_loadu_ps(m + 74304);
-                        const __m256 x2 = _mm256_loadu_ps(m + 123840);
-                        const __m256 x3 = _mm256_loadu_ps(m + 173376);
-                        const __m256 x4 = _mm256_loadu_ps(m + 222912);
-                        const __m256 x5 = _mm256_loadu_ps(m + 272448);
+                        const __m256 x0 = _mm256_loadu_ps(m + 12384);
+                        const __m256 x1 = _mm256_loadu_ps(m + 37152);
+                        const __m256 x2 = _mm256_loadu_ps(m + 61920);
+                        const __m256 x3 = _mm256_loadu_ps(m + 86688);
+                        const __m256 x4 = _mm256_loadu_ps(m + 111456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 136224);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -2631,12 +2631,12 @@ static CNN_SIMD void inception1_conv3(const float *restrict x0, float *restrict 
                     }
                     __m256 s04, s14, s24, s34;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 33024);
-                        const __m256 x1 = _mm256_loadu_ps(m + 82560);
-                        const __m256 x2 = _mm256_loadu_ps(m + 132096);
-                        const __m256 x3 = _mm256_loadu_ps(m + 181632);
-                        const __m256 x4 = _mm256_loadu_ps(m + 231168);
-                        const __m256 x5 = _mm256_loadu_ps(m + 280704);
+                        const __m256 x0 = _mm256_loadu_ps(m + 16512);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41280);
+                        const __m256 x2 = _mm256_loadu_ps(m + 66048);
+                        const __m256 x3 = _mm256_loadu_ps(m + 90816);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115584);
+                        const __m256 x5 = _mm256_loadu_ps(m + 140352);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -2650,12 +2650,12 @@ static CNN_SIMD void inception1_conv3(const float *restrict x0, float *restrict 
                     }
                     __m256 s05, s15, s25, s35;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 41280);
-                        const __m256 x1 = _mm256_loadu_ps(m + 90816);
-                        const __m256 x2 = _mm256_loadu_ps(m + 140352);
-                        const __m256 x3 = _mm256_loadu_ps(m + 189888);
-                        const __m256 x4 = _mm256_loadu_ps(m + 239424);
-                        const __m256 x5 = _mm256_loadu_ps(m + 288960);
+                        const __m256 x0 = _mm256_loadu_ps(m + 20640);
+                        const __m256 x1 = _mm256_loadu_ps(m + 45408);
+                        const __m256 x2 = _mm256_loadu_ps(m + 70176);
+                        const __m256 x3 = _mm256_loadu_ps(m + 94944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119712);
+                        const __m256 x5 = _mm256_loadu_ps(m + 144480);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -4112,19 +4112,19 @@ static CNN_SIMD void inception2_conv2(const float *restrict x0, float *restrict 
 /* inception2.conv3 — examples/googlenet.cnn:23: conv 3x3 p1 192
  *   in [128,28,28] -> out [192,28,28]
  *   weights at packed[1020912]: weight [192,128,3,3] + bias [192] (packed in blocks of 6 output channels)
- *   avx2: Winograd F(4x4,3x3), 7x7 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=7 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then inception2.relu3; stores into channels 128..319 of inception2.concat1, which copies nothing
+ *   avx2: Winograd F(4x4,3x3), 7x7 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=2 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then inception2.relu3; stores into channels 128..319 of inception2.concat1, which copies nothing
  */
 static CNN_SIMD void inception2_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, W = 8, BR = 7, TB = 64, NX = 36 };
+    enum { MR = 6, NV = 2, W = 8, BR = 2, TB = 16, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
      * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
     const float *bias = w + 884736;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 376320;
-        float *in = s + (ptrdiff_t)b * 875520; /* this sample's padded input, */
+        float *in = s + (ptrdiff_t)b * 322560; /* this sample's padded input, */
         float *V = in + 138240; /* the band transformed, [NX][128][TB], */
-        float *M = V + 294912; /* the NX products, [NX][192][TB] */
+        float *M = V + 73728; /* the NX products, [NX][192][TB] */
         cnn_pad(xb0, in, 128, 28, 28, 1, 1, 30, 36, 0);
         for (int ty0 = 0; ty0 < 7; ty0 += BR) {
             const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
@@ -4254,11 +4254,11 @@ static CNN_SIMD void inception2_conv3(const float *restrict x0, float *restrict 
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
                         _mm256_storeu_ps(o + 0, u0);
-                        _mm256_storeu_ps(o + 49152, u1);
-                        _mm256_storeu_ps(o + 98304, u2);
-                        _mm256_storeu_ps(o + 147456, u3);
-                        _mm256_storeu_ps(o + 196608, u4);
-                        _mm256_storeu_ps(o + 245760, u5);
+                        _mm256_storeu_ps(o + 12288, u1);
+                        _mm256_storeu_ps(o + 24576, u2);
+                        _mm256_storeu_ps(o + 36864, u3);
+                        _mm256_storeu_ps(o + 49152, u4);
+                        _mm256_storeu_ps(o + 61440, u5);
                     }
                     {
                         const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
@@ -4268,12 +4268,12 @@ static CNN_SIMD void inception2_conv3(const float *restrict x0, float *restrict 
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 8192, u0);
-                        _mm256_storeu_ps(o + 57344, u1);
-                        _mm256_storeu_ps(o + 106496, u2);
-                        _mm256_storeu_ps(o + 155648, u3);
-                        _mm256_storeu_ps(o + 204800, u4);
-                        _mm256_storeu_ps(o + 253952, u5);
+                        _mm256_storeu_ps(o + 2048, u0);
+                        _mm256_storeu_ps(o + 14336, u1);
+                        _mm256_storeu_ps(o + 26624, u2);
+                        _mm256_storeu_ps(o + 38912, u3);
+                        _mm256_storeu_ps(o + 51200, u4);
+                        _mm256_storeu_ps(o + 63488, u5);
                     }
                     {
                         const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
@@ -4283,12 +4283,12 @@ static CNN_SIMD void inception2_conv3(const float *restrict x0, float *restrict 
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 16384, u0);
-                        _mm256_storeu_ps(o + 65536, u1);
-                        _mm256_storeu_ps(o + 114688, u2);
-                        _mm256_storeu_ps(o + 163840, u3);
-                        _mm256_storeu_ps(o + 212992, u4);
-                        _mm256_storeu_ps(o + 262144, u5);
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 16384, u1);
+                        _mm256_storeu_ps(o + 28672, u2);
+                        _mm256_storeu_ps(o + 40960, u3);
+                        _mm256_storeu_ps(o + 53248, u4);
+                        _mm256_storeu_ps(o + 65536, u5);
                     }
                     {
                         const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
@@ -4298,12 +4298,12 @@ static CNN_SIMD void inception2_conv3(const float *restrict x0, float *restrict 
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 24576, u0);
-                        _mm256_storeu_ps(o + 73728, u1);
-                        _mm256_storeu_ps(o + 122880, u2);
-                        _mm256_storeu_ps(o + 172032, u3);
-                        _mm256_storeu_ps(o + 221184, u4);
-                        _mm256_storeu_ps(o + 270336, u5);
+                        _mm256_storeu_ps(o + 6144, u0);
+                        _mm256_storeu_ps(o + 18432, u1);
+                        _mm256_storeu_ps(o + 30720, u2);
+                        _mm256_storeu_ps(o + 43008, u3);
+                        _mm256_storeu_ps(o + 55296, u4);
+                        _mm256_storeu_ps(o + 67584, u5);
                     }
                     {
                         const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
@@ -4313,12 +4313,12 @@ static CNN_SIMD void inception2_conv3(const float *restrict x0, float *restrict 
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 32768, u0);
-                        _mm256_storeu_ps(o + 81920, u1);
-                        _mm256_storeu_ps(o + 131072, u2);
-                        _mm256_storeu_ps(o + 180224, u3);
-                        _mm256_storeu_ps(o + 229376, u4);
-                        _mm256_storeu_ps(o + 278528, u5);
+                        _mm256_storeu_ps(o + 8192, u0);
+                        _mm256_storeu_ps(o + 20480, u1);
+                        _mm256_storeu_ps(o + 32768, u2);
+                        _mm256_storeu_ps(o + 45056, u3);
+                        _mm256_storeu_ps(o + 57344, u4);
+                        _mm256_storeu_ps(o + 69632, u5);
                     }
                     {
                         const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
@@ -4328,23 +4328,23 @@ static CNN_SIMD void inception2_conv3(const float *restrict x0, float *restrict 
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 40960, u0);
-                        _mm256_storeu_ps(o + 90112, u1);
-                        _mm256_storeu_ps(o + 139264, u2);
-                        _mm256_storeu_ps(o + 188416, u3);
-                        _mm256_storeu_ps(o + 237568, u4);
-                        _mm256_storeu_ps(o + 286720, u5);
+                        _mm256_storeu_ps(o + 10240, u0);
+                        _mm256_storeu_ps(o + 22528, u1);
+                        _mm256_storeu_ps(o + 34816, u2);
+                        _mm256_storeu_ps(o + 47104, u3);
+                        _mm256_storeu_ps(o + 59392, u4);
+                        _mm256_storeu_ps(o + 71680, u5);
                     }
                 }
                 for (int v = used; v < nvec; v++)
                     for (int xi = 0; xi < NX; xi++)
-                        _mm256_storeu_ps(vc + xi * 8192 + v * W, _mm256_setzero_ps());
+                        _mm256_storeu_ps(vc + xi * 2048 + v * W, _mm256_setzero_ps());
             }
             for (int it = 0; it < NX * 32 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 32, kb = kx - xi * 32;
                 const float *wp = w + (ptrdiff_t)kx * 768;
-                const float *xp = V + (ptrdiff_t)xi * 8192 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 2048 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c10 = _mm256_setzero_ps();
@@ -4379,19 +4379,19 @@ static CNN_SIMD void inception2_conv3(const float *restrict x0, float *restrict 
                     c50 = _mm256_fmadd_ps(wv, xv0, c50);
                     c51 = _mm256_fmadd_ps(wv, xv1, c51);
                 }
-                float *mp = M + (ptrdiff_t)xi * 12288 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 3072 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
-                _mm256_storeu_ps(mp + 64, c10);
-                _mm256_storeu_ps(mp + 72, c11);
-                _mm256_storeu_ps(mp + 128, c20);
-                _mm256_storeu_ps(mp + 136, c21);
-                _mm256_storeu_ps(mp + 192, c30);
-                _mm256_storeu_ps(mp + 200, c31);
-                _mm256_storeu_ps(mp + 256, c40);
-                _mm256_storeu_ps(mp + 264, c41);
-                _mm256_storeu_ps(mp + 320, c50);
-                _mm256_storeu_ps(mp + 328, c51);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
             }
             for (int k = 0; k < 192; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
@@ -4403,11 +4403,11 @@ static CNN_SIMD void inception2_conv3(const float *restrict x0, float *restrict 
                     __m256 s00, s10, s20, s30;
                     {
                         const __m256 x0 = _mm256_loadu_ps(m + 0);
-                        const __m256 x1 = _mm256_loadu_ps(m + 73728);
-                        const __m256 x2 = _mm256_loadu_ps(m + 147456);
-                        const __m256 x3 = _mm256_loadu_ps(m + 221184);
-                        const __m256 x4 = _mm256_loadu_ps(m + 294912);
-                        const __m256 x5 = _mm256_loadu_ps(m + 368640);
+                        const __m256 x1 = _mm256_loadu_ps(m + 18432);
+                        const __m256 x2 = _mm256_loadu_ps(m + 36864);
+                        const __m256 x3 = _mm256_loadu_ps(m + 55296);
+                        const __m256 x4 = _mm256_loadu_ps(m + 73728);
+                        const __m256 x5 = _mm256_loadu_ps(m + 92160);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -4421,12 +4421,12 @@ static CNN_SIMD void inception2_conv3(const float *restrict x0, float *restrict 
                     }
                     __m256 s01, s11, s21, s31;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 12288);
-                        const __m256 x1 = _mm256_loadu_ps(m + 86016);
-                        const __m256 x2 = _mm256_loadu_ps(m + 159744);
-                        const __m256 x3 = _mm256_loadu_ps(m + 233472);
-                        const __m256 x4 = _mm256_loadu_ps(m + 307200);
-                        const __m256 x5 = _mm256_loadu_ps(m + 380928);
+                        const __m256 x0 = _mm256_loadu_ps(m + 3072);
+                        const __m256 x1 = _mm256_loadu_ps(m + 21504);
+                        const __m256 x2 = _mm256_loadu_ps(m + 39936);
+                        const __m256 x3 = _mm256_loadu_ps(m + 58368);
+                        const __m256 x4 = _mm256_loadu_ps(m + 76800);
+                        const __m256 x5 = _mm256_loadu_ps(m + 95232);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -4440,12 +4440,12 @@ static CNN_SIMD void inception2_conv3(const float *restrict x0, float *restrict 
                     }
                     __m256 s02, s12, s22, s32;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 24576);
-                        const __m256 x1 = _mm256_loadu_ps(m + 98304);
-                        const __m256 x2 = _mm256_loadu_ps(m + 172032);
-                        const __m256 x3 = _mm256_loadu_ps(m + 245760);
-                        const __m256 x4 = _mm256_loadu_ps(m + 319488);
-                        const __m256 x5 = _mm256_loadu_ps(m + 393216);
+                        const __m256 x0 = _mm256_loadu_ps(m + 6144);
+                        const __m256 x1 = _mm256_loadu_ps(m + 24576);
+                        const __m256 x2 = _mm256_loadu_ps(m + 43008);
+                        const __m256 x3 = _mm256_loadu_ps(m + 61440);
+                        const __m256 x4 = _mm256_loadu_ps(m + 79872);
+                        const __m256 x5 = _mm256_loadu_ps(m + 98304);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -4459,12 +4459,12 @@ static CNN_SIMD void inception2_conv3(const float *restrict x0, float *restrict 
                     }
                     __m256 s03, s13, s23, s33;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 36864);
-                        const __m256 x1 = _mm256_loadu_ps(m + 110592);
-                        const __m256 x2 = _mm256_loadu_ps(m + 184320);
-                        const __m256 x3 = _mm256_loadu_ps(m + 258048);
-                        const __m256 x4 = _mm256_loadu_ps(m + 331776);
-                        const __m256 x5 = _mm256_loadu_ps(m + 405504);
+                        const __m256 x0 = _mm256_loadu_ps(m + 9216);
+                        const __m256 x1 = _mm256_loadu_ps(m + 27648);
+                        const __m256 x2 = _mm256_loadu_ps(m + 46080);
+                        const __m256 x3 = _mm256_loadu_ps(m + 64512);
+                        const __m256 x4 = _mm256_loadu_ps(m + 82944);
+                        const __m256 x5 = _mm256_loadu_ps(m + 101376);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -4478,12 +4478,12 @@ static CNN_SIMD void inception2_conv3(const float *restrict x0, float *restrict 
                     }
                     __m256 s04, s14, s24, s34;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 49152);
-                        const __m256 x1 = _mm256_loadu_ps(m + 122880);
-                        const __m256 x2 = _mm256_loadu_ps(m + 196608);
-                        const __m256 x3 = _mm256_loadu_ps(m + 270336);
-                        const __m256 x4 = _mm256_loadu_ps(m + 344064);
-                        const __m256 x5 = _mm256_loadu_ps(m + 417792);
+                        const __m256 x0 = _mm256_loadu_ps(m + 12288);
+                        const __m256 x1 = _mm256_loadu_ps(m + 30720);
+                        const __m256 x2 = _mm256_loadu_ps(m + 49152);
+                        const __m256 x3 = _mm256_loadu_ps(m + 67584);
+                        const __m256 x4 = _mm256_loadu_ps(m + 86016);
+                        const __m256 x5 = _mm256_loadu_ps(m + 104448);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -4497,12 +4497,12 @@ static CNN_SIMD void inception2_conv3(const float *restrict x0, float *restrict 
                     }
                     __m256 s05, s15, s25, s35;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 61440);
-                        const __m256 x1 = _mm256_loadu_ps(m + 135168);
-                        const __m256 x2 = _mm256_loadu_ps(m + 208896);
-                        const __m256 x3 = _mm256_loadu_ps(m + 282624);
-                        const __m256 x4 = _mm256_loadu_ps(m + 356352);
-                        const __m256 x5 = _mm256_loadu_ps(m + 430080);
+                        const __m256 x0 = _mm256_loadu_ps(m + 15360);
+                        const __m256 x1 = _mm256_loadu_ps(m + 33792);
+                        const __m256 x2 = _mm256_loadu_ps(m + 52224);
+                        const __m256 x3 = _mm256_loadu_ps(m + 70656);
+                        const __m256 x4 = _mm256_loadu_ps(m + 89088);
+                        const __m256 x5 = _mm256_loadu_ps(m + 107520);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -18355,31 +18355,31 @@ int googlenet_forward(const float *packed, const float *in_img, float *out_logit
     conv1(in_img, A + 0, packed + 0, A + 802816, batch);
     maxpool1(A + 0, A + 802816, A + 1003520, batch);
     lrn1(A + 802816, A + 201216, batch);
-    conv2(A + 201216, A + 2034176, packed + 9472, A + 0, batch);
-    conv3(A + 2034176, A + 1432064, packed + 13632, A + 0, batch);
-    lrn2(A + 1432064, A + 0, batch);
-    maxpool2(A + 0, A + 622080, A + 602112, batch);
-    inception1_conv1(A + 622080, A + 1251840, packed + 456192, A + 0, batch);
-    inception1_conv2(A + 622080, A + 923136, packed + 468544, A + 772608, batch);
-    inception1_conv3(A + 923136, A + 1302016, packed + 487072, A + 0, batch);
-    inception1_conv4(A + 622080, A + 789024, packed + 933024, A + 0, batch);
-    inception1_conv5(A + 789024, A + 1402368, packed + 936112, A + 772608, batch);
-    inception1_maxpool1(A + 622080, A + 152064, A + 0, batch);
-    inception1_conv6(A + 152064, A + 1427456, packed + 948944, A + 0, batch);
-    inception2_conv1(A + 1251840, A + 875520, packed + 955120, A + 0, batch);
-    inception2_conv2(A + 1251840, A + 1452544, packed + 988016, A + 0, batch);
-    inception2_conv3(A + 1452544, A + 975872, packed + 1020912, A + 0, batch);
-    inception2_conv4(A + 1251840, A + 202752, packed + 1905840, A + 0, batch);
-    inception2_conv5(A + 202752, A + 1126400, packed + 1914064, A + 0, batch);
-    inception2_maxpool1(A + 1251840, A + 202752, A + 0, batch);
-    inception2_conv6(A + 202752, A + 1201664, packed + 1990960, A + 0, batch);
-    maxpool3(A + 875520, A + 336512, A + 0, batch);
-    inception3_conv1(A + 336512, A + 236160, packed + 2007408, A + 0, batch);
-    inception3_conv2(A + 336512, A + 210816, packed + 2099760, A + 0, batch);
+    conv2(A + 201216, A + 1001984, packed + 9472, A + 0, batch);
+    conv3(A + 1001984, A + 0, packed + 13632, A + 602112, batch);
+    lrn2(A + 0, A + 602112, batch);
+    maxpool2(A + 602112, A + 362880, A + 513408, batch);
+    inception1_conv1(A + 362880, A + 698880, packed + 456192, A + 0, batch);
+    inception1_conv2(A + 362880, A + 899584, packed + 468544, A + 513408, batch);
+    inception1_conv3(A + 899584, A + 749056, packed + 487072, A + 0, batch);
+    inception1_conv4(A + 362880, A + 529824, packed + 933024, A + 0, batch);
+    inception1_conv5(A + 529824, A + 849408, packed + 936112, A + 513408, batch);
+    inception1_maxpool1(A + 362880, A + 513408, A + 663936, batch);
+    inception1_conv6(A + 513408, A + 874496, packed + 948944, A + 0, batch);
+    inception2_conv1(A + 698880, A + 0, packed + 955120, A + 376320, batch);
+    inception2_conv2(A + 698880, A + 899584, packed + 988016, A + 376320, batch);
+    inception2_conv3(A + 899584, A + 100352, packed + 1020912, A + 376320, batch);
+    inception2_conv4(A + 698880, A + 579072, packed + 1905840, A + 376320, batch);
+    inception2_conv5(A + 579072, A + 250880, packed + 1914064, A + 376320, batch);
+    inception2_maxpool1(A + 698880, A + 899584, A + 376320, batch);
+    inception2_conv6(A + 899584, A + 326144, packed + 1990960, A + 376320, batch);
+    maxpool3(A + 0, A + 376320, A + 470400, batch);
+    inception3_conv1(A + 376320, A + 236160, packed + 2007408, A + 0, batch);
+    inception3_conv2(A + 376320, A + 210816, packed + 2099760, A + 0, batch);
     inception3_conv3(A + 210816, A + 273792, packed + 2145936, A + 0, batch);
-    inception3_conv4(A + 336512, A + 103680, packed + 2871904, A + 0, batch);
-    inception3_conv5(A + 103680, A + 314560, packed + 2879600, A + 0, batch);
-    inception3_maxpool1(A + 336512, A + 99840, A + 193920, batch);
+    inception3_conv4(A + 376320, A + 341696, packed + 2871904, A + 0, batch);
+    inception3_conv5(A + 341696, A + 314560, packed + 2879600, A + 336512, batch);
+    inception3_maxpool1(A + 376320, A + 99840, A + 336512, batch);
     inception3_conv6(A + 99840, A + 323968, packed + 2898848, A + 0, batch);
     inception4_conv1(A + 236160, A + 336512, packed + 2930594, A + 0, batch);
     inception4_conv2(A + 236160, A + 436864, packed + 3013700, A + 0, batch);
@@ -18425,6 +18425,6 @@ int googlenet_forward(const float *packed, const float *in_img, float *out_logit
     inception9_maxpool1(A + 216832, A + 53248, A + 0, batch);
     inception9_conv6(A + 53248, A + 210560, packed + 12762165, A + 0, batch);
     avgpool1(A + 166656, A + 0, batch);
-    dense1(A + 0, out_logits, packed + 12869622, A + 2234880, batch);
+    dense1(A + 0, out_logits, packed + 12869622, A + 1322752, batch);
     return 0;
 }

@@ -4,7 +4,7 @@
  * command: cnnc build examples/resnet34.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
- * arena:   5814336 bytes (84082560 without reuse; 5814336 live at most)
+ * arena:   5291072 bytes (63212928 without reuse; 5291072 live at most)
  * weights: 21814696 canonical floats, 54615016 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -676,19 +676,19 @@ static CNN_SIMD void maxpool1(const float *restrict x0, float *restrict y, float
 /* basic1.conv1 — examples/resnet34.cnn:17: conv 3x3 p1 64
  *   in [64,56,56] -> out [64,56,56]
  *   weights at packed[9472]: weight [64,64,3,3] (packed in blocks of 6 output channels)
- *   avx2: Winograd F(4x4,3x3), 14x14 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=8 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic1.bn1 folded into the weights; then basic1.relu1
+ *   avx2: Winograd F(4x4,3x3), 14x14 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=1 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic1.bn1 folded into the weights; then basic1.relu1
  */
 static CNN_SIMD void basic1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, W = 8, BR = 8, TB = 128, NX = 36 };
+    enum { MR = 6, NV = 2, W = 8, BR = 1, TB = 16, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
      * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
     const float *bias = w + 152064;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
-        float *in = s + (ptrdiff_t)b * 851456; /* this sample's padded input, */
+        float *in = s + (ptrdiff_t)b * 327296; /* this sample's padded input, */
         float *V = in + 252416; /* the band transformed, [NX][64][TB], */
-        float *M = V + 294912; /* the NX products, [NX][66][TB] */
+        float *M = V + 36864; /* the NX products, [NX][66][TB] */
         cnn_pad(xb0, in, 64, 56, 56, 1, 1, 58, 68, 0);
         for (int ty0 = 0; ty0 < 14; ty0 += BR) {
             const int rows = ty0 + BR <= 14 ? BR : 14 - ty0;
@@ -818,11 +818,11 @@ static CNN_SIMD void basic1_conv1(const float *restrict x0, float *restrict y, c
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
                         _mm256_storeu_ps(o + 0, u0);
-                        _mm256_storeu_ps(o + 49152, u1);
-                        _mm256_storeu_ps(o + 98304, u2);
-                        _mm256_storeu_ps(o + 147456, u3);
-                        _mm256_storeu_ps(o + 196608, u4);
-                        _mm256_storeu_ps(o + 245760, u5);
+                        _mm256_storeu_ps(o + 6144, u1);
+                        _mm256_storeu_ps(o + 12288, u2);
+                        _mm256_storeu_ps(o + 18432, u3);
+                        _mm256_storeu_ps(o + 24576, u4);
+                        _mm256_storeu_ps(o + 30720, u5);
                     }
                     {
                         const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
@@ -832,12 +832,12 @@ static CNN_SIMD void basic1_conv1(const float *restrict x0, float *restrict y, c
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 8192, u0);
-                        _mm256_storeu_ps(o + 57344, u1);
-                        _mm256_storeu_ps(o + 106496, u2);
-                        _mm256_storeu_ps(o + 155648, u3);
-                        _mm256_storeu_ps(o + 204800, u4);
-                        _mm256_storeu_ps(o + 253952, u5);
+                        _mm256_storeu_ps(o + 1024, u0);
+                        _mm256_storeu_ps(o + 7168, u1);
+                        _mm256_storeu_ps(o + 13312, u2);
+                        _mm256_storeu_ps(o + 19456, u3);
+                        _mm256_storeu_ps(o + 25600, u4);
+                        _mm256_storeu_ps(o + 31744, u5);
                     }
                     {
                         const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
@@ -847,12 +847,12 @@ static CNN_SIMD void basic1_conv1(const float *restrict x0, float *restrict y, c
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 16384, u0);
-                        _mm256_storeu_ps(o + 65536, u1);
-                        _mm256_storeu_ps(o + 114688, u2);
-                        _mm256_storeu_ps(o + 163840, u3);
-                        _mm256_storeu_ps(o + 212992, u4);
-                        _mm256_storeu_ps(o + 262144, u5);
+                        _mm256_storeu_ps(o + 2048, u0);
+                        _mm256_storeu_ps(o + 8192, u1);
+                        _mm256_storeu_ps(o + 14336, u2);
+                        _mm256_storeu_ps(o + 20480, u3);
+                        _mm256_storeu_ps(o + 26624, u4);
+                        _mm256_storeu_ps(o + 32768, u5);
                     }
                     {
                         const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
@@ -862,12 +862,12 @@ static CNN_SIMD void basic1_conv1(const float *restrict x0, float *restrict y, c
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 24576, u0);
-                        _mm256_storeu_ps(o + 73728, u1);
-                        _mm256_storeu_ps(o + 122880, u2);
-                        _mm256_storeu_ps(o + 172032, u3);
-                        _mm256_storeu_ps(o + 221184, u4);
-                        _mm256_storeu_ps(o + 270336, u5);
+                        _mm256_storeu_ps(o + 3072, u0);
+                        _mm256_storeu_ps(o + 9216, u1);
+                        _mm256_storeu_ps(o + 15360, u2);
+                        _mm256_storeu_ps(o + 21504, u3);
+                        _mm256_storeu_ps(o + 27648, u4);
+                        _mm256_storeu_ps(o + 33792, u5);
                     }
                     {
                         const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
@@ -877,12 +877,12 @@ static CNN_SIMD void basic1_conv1(const float *restrict x0, float *restrict y, c
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 32768, u0);
-                        _mm256_storeu_ps(o + 81920, u1);
-                        _mm256_storeu_ps(o + 131072, u2);
-                        _mm256_storeu_ps(o + 180224, u3);
-                        _mm256_storeu_ps(o + 229376, u4);
-                        _mm256_storeu_ps(o + 278528, u5);
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 10240, u1);
+                        _mm256_storeu_ps(o + 16384, u2);
+                        _mm256_storeu_ps(o + 22528, u3);
+                        _mm256_storeu_ps(o + 28672, u4);
+                        _mm256_storeu_ps(o + 34816, u5);
                     }
                     {
                         const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
@@ -892,23 +892,23 @@ static CNN_SIMD void basic1_conv1(const float *restrict x0, float *restrict y, c
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 40960, u0);
-                        _mm256_storeu_ps(o + 90112, u1);
-                        _mm256_storeu_ps(o + 139264, u2);
-                        _mm256_storeu_ps(o + 188416, u3);
-                        _mm256_storeu_ps(o + 237568, u4);
-                        _mm256_storeu_ps(o + 286720, u5);
+                        _mm256_storeu_ps(o + 5120, u0);
+                        _mm256_storeu_ps(o + 11264, u1);
+                        _mm256_storeu_ps(o + 17408, u2);
+                        _mm256_storeu_ps(o + 23552, u3);
+                        _mm256_storeu_ps(o + 29696, u4);
+                        _mm256_storeu_ps(o + 35840, u5);
                     }
                 }
                 for (int v = used; v < nvec; v++)
                     for (int xi = 0; xi < NX; xi++)
-                        _mm256_storeu_ps(vc + xi * 8192 + v * W, _mm256_setzero_ps());
+                        _mm256_storeu_ps(vc + xi * 1024 + v * W, _mm256_setzero_ps());
             }
             for (int it = 0; it < NX * 11 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 11, kb = kx - xi * 11;
                 const float *wp = w + (ptrdiff_t)kx * 384;
-                const float *xp = V + (ptrdiff_t)xi * 8192 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 1024 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c10 = _mm256_setzero_ps();
@@ -943,19 +943,19 @@ static CNN_SIMD void basic1_conv1(const float *restrict x0, float *restrict y, c
                     c50 = _mm256_fmadd_ps(wv, xv0, c50);
                     c51 = _mm256_fmadd_ps(wv, xv1, c51);
                 }
-                float *mp = M + (ptrdiff_t)xi * 8448 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 1056 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
-                _mm256_storeu_ps(mp + 128, c10);
-                _mm256_storeu_ps(mp + 136, c11);
-                _mm256_storeu_ps(mp + 256, c20);
-                _mm256_storeu_ps(mp + 264, c21);
-                _mm256_storeu_ps(mp + 384, c30);
-                _mm256_storeu_ps(mp + 392, c31);
-                _mm256_storeu_ps(mp + 512, c40);
-                _mm256_storeu_ps(mp + 520, c41);
-                _mm256_storeu_ps(mp + 640, c50);
-                _mm256_storeu_ps(mp + 648, c51);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
             }
             for (int k = 0; k < 64; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
@@ -967,11 +967,11 @@ static CNN_SIMD void basic1_conv1(const float *restrict x0, float *restrict y, c
                     __m256 s00, s10, s20, s30;
                     {
                         const __m256 x0 = _mm256_loadu_ps(m + 0);
-                        const __m256 x1 = _mm256_loadu_ps(m + 50688);
-                        const __m256 x2 = _mm256_loadu_ps(m + 101376);
-                        const __m256 x3 = _mm256_loadu_ps(m + 152064);
-                        const __m256 x4 = _mm256_loadu_ps(m + 202752);
-                        const __m256 x5 = _mm256_loadu_ps(m + 253440);
+                        const __m256 x1 = _mm256_loadu_ps(m + 6336);
+                        const __m256 x2 = _mm256_loadu_ps(m + 12672);
+                        const __m256 x3 = _mm256_loadu_ps(m + 19008);
+                        const __m256 x4 = _mm256_loadu_ps(m + 25344);
+                        const __m256 x5 = _mm256_loadu_ps(m + 31680);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -985,12 +985,12 @@ static CNN_SIMD void basic1_conv1(const float *restrict x0, float *restrict y, c
                     }
                     __m256 s01, s11, s21, s31;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 8448);
-                        const __m256 x1 = _mm256_loadu_ps(m + 59136);
-                        const __m256 x2 = _mm256_loadu_ps(m + 109824);
-                        const __m256 x3 = _mm256_loadu_ps(m + 160512);
-                        const __m256 x4 = _mm256_loadu_ps(m + 211200);
-                        const __m256 x5 = _mm256_loadu_ps(m + 261888);
+                        const __m256 x0 = _mm256_loadu_ps(m + 1056);
+                        const __m256 x1 = _mm256_loadu_ps(m + 7392);
+                        const __m256 x2 = _mm256_loadu_ps(m + 13728);
+                        const __m256 x3 = _mm256_loadu_ps(m + 20064);
+                        const __m256 x4 = _mm256_loadu_ps(m + 26400);
+                        const __m256 x5 = _mm256_loadu_ps(m + 32736);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -1004,12 +1004,12 @@ static CNN_SIMD void basic1_conv1(const float *restrict x0, float *restrict y, c
                     }
                     __m256 s02, s12, s22, s32;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 16896);
-                        const __m256 x1 = _mm256_loadu_ps(m + 67584);
-                        const __m256 x2 = _mm256_loadu_ps(m + 118272);
-                        const __m256 x3 = _mm256_loadu_ps(m + 168960);
-                        const __m256 x4 = _mm256_loadu_ps(m + 219648);
-                        const __m256 x5 = _mm256_loadu_ps(m + 270336);
+                        const __m256 x0 = _mm256_loadu_ps(m + 2112);
+                        const __m256 x1 = _mm256_loadu_ps(m + 8448);
+                        const __m256 x2 = _mm256_loadu_ps(m + 14784);
+                        const __m256 x3 = _mm256_loadu_ps(m + 21120);
+                        const __m256 x4 = _mm256_loadu_ps(m + 27456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 33792);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -1023,12 +1023,12 @@ static CNN_SIMD void basic1_conv1(const float *restrict x0, float *restrict y, c
                     }
                     __m256 s03, s13, s23, s33;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 25344);
-                        const __m256 x1 = _mm256_loadu_ps(m + 76032);
-                        const __m256 x2 = _mm256_loadu_ps(m + 126720);
-                        const __m256 x3 = _mm256_loadu_ps(m + 177408);
-                        const __m256 x4 = _mm256_loadu_ps(m + 228096);
-                        const __m256 x5 = _mm256_loadu_ps(m + 278784);
+                        const __m256 x0 = _mm256_loadu_ps(m + 3168);
+                        const __m256 x1 = _mm256_loadu_ps(m + 9504);
+                        const __m256 x2 = _mm256_loadu_ps(m + 15840);
+                        const __m256 x3 = _mm256_loadu_ps(m + 22176);
+                        const __m256 x4 = _mm256_loadu_ps(m + 28512);
+                        const __m256 x5 = _mm256_loadu_ps(m + 34848);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -1042,12 +1042,12 @@ static CNN_SIMD void basic1_conv1(const float *restrict x0, float *restrict y, c
                     }
                     __m256 s04, s14, s24, s34;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 33792);
-                        const __m256 x1 = _mm256_loadu_ps(m + 84480);
-                        const __m256 x2 = _mm256_loadu_ps(m + 135168);
-                        const __m256 x3 = _mm256_loadu_ps(m + 185856);
-                        const __m256 x4 = _mm256_loadu_ps(m + 236544);
-                        const __m256 x5 = _mm256_loadu_ps(m + 287232);
+                        const __m256 x0 = _mm256_loadu_ps(m + 4224);
+                        const __m256 x1 = _mm256_loadu_ps(m + 10560);
+                        const __m256 x2 = _mm256_loadu_ps(m + 16896);
+                        const __m256 x3 = _mm256_loadu_ps(m + 23232);
+                        const __m256 x4 = _mm256_loadu_ps(m + 29568);
+                        const __m256 x5 = _mm256_loadu_ps(m + 35904);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -1061,12 +1061,12 @@ static CNN_SIMD void basic1_conv1(const float *restrict x0, float *restrict y, c
                     }
                     __m256 s05, s15, s25, s35;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 42240);
-                        const __m256 x1 = _mm256_loadu_ps(m + 92928);
-                        const __m256 x2 = _mm256_loadu_ps(m + 143616);
-                        const __m256 x3 = _mm256_loadu_ps(m + 194304);
-                        const __m256 x4 = _mm256_loadu_ps(m + 244992);
-                        const __m256 x5 = _mm256_loadu_ps(m + 295680);
+                        const __m256 x0 = _mm256_loadu_ps(m + 5280);
+                        const __m256 x1 = _mm256_loadu_ps(m + 11616);
+                        const __m256 x2 = _mm256_loadu_ps(m + 17952);
+                        const __m256 x3 = _mm256_loadu_ps(m + 24288);
+                        const __m256 x4 = _mm256_loadu_ps(m + 30624);
+                        const __m256 x5 = _mm256_loadu_ps(m + 36960);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -1411,10 +1411,10 @@ static CNN_SIMD void basic1_conv1(const float *restrict x0, float *restrict y, c
 /* basic1.conv2 — examples/resnet34.cnn:18: conv 3x3 p1 64
  *   in [64,56,56] -> out [64,56,56]
  *   weights at packed[161600]: weight [64,64,3,3] (packed in blocks of 6 output channels)
- *   avx2: Winograd F(4x4,3x3), 14x14 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=8 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic1.bn2 folded into the weights; then + maxpool1 (basic1.add1); then basic1.relu2
+ *   avx2: Winograd F(4x4,3x3), 14x14 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=1 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic1.bn2 folded into the weights; then + maxpool1 (basic1.add1); then basic1.relu2
  */
 static CNN_SIMD void basic1_conv2(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, W = 8, BR = 8, TB = 128, NX = 36 };
+    enum { MR = 6, NV = 2, W = 8, BR = 1, TB = 16, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
      * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
     const float *bias = w + 152064;
@@ -1422,9 +1422,9 @@ static CNN_SIMD void basic1_conv2(const float *restrict x0, const float *restric
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
         const float *rb0 = r0 + (ptrdiff_t)b * 200704;
-        float *in = s + (ptrdiff_t)b * 851456; /* this sample's padded input, */
+        float *in = s + (ptrdiff_t)b * 327296; /* this sample's padded input, */
         float *V = in + 252416; /* the band transformed, [NX][64][TB], */
-        float *M = V + 294912; /* the NX products, [NX][66][TB] */
+        float *M = V + 36864; /* the NX products, [NX][66][TB] */
         cnn_pad(xb0, in, 64, 56, 56, 1, 1, 58, 68, 0);
         for (int ty0 = 0; ty0 < 14; ty0 += BR) {
             const int rows = ty0 + BR <= 14 ? BR : 14 - ty0;
@@ -1554,11 +1554,11 @@ static CNN_SIMD void basic1_conv2(const float *restrict x0, const float *restric
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
                         _mm256_storeu_ps(o + 0, u0);
-                        _mm256_storeu_ps(o + 49152, u1);
-                        _mm256_storeu_ps(o + 98304, u2);
-                        _mm256_storeu_ps(o + 147456, u3);
-                        _mm256_storeu_ps(o + 196608, u4);
-                        _mm256_storeu_ps(o + 245760, u5);
+                        _mm256_storeu_ps(o + 6144, u1);
+                        _mm256_storeu_ps(o + 12288, u2);
+                        _mm256_storeu_ps(o + 18432, u3);
+                        _mm256_storeu_ps(o + 24576, u4);
+                        _mm256_storeu_ps(o + 30720, u5);
                     }
                     {
                         const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
@@ -1568,12 +1568,12 @@ static CNN_SIMD void basic1_conv2(const float *restrict x0, const float *restric
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 8192, u0);
-                        _mm256_storeu_ps(o + 57344, u1);
-                        _mm256_storeu_ps(o + 106496, u2);
-                        _mm256_storeu_ps(o + 155648, u3);
-                        _mm256_storeu_ps(o + 204800, u4);
-                        _mm256_storeu_ps(o + 253952, u5);
+                        _mm256_storeu_ps(o + 1024, u0);
+                        _mm256_storeu_ps(o + 7168, u1);
+                        _mm256_storeu_ps(o + 13312, u2);
+                        _mm256_storeu_ps(o + 19456, u3);
+                        _mm256_storeu_ps(o + 25600, u4);
+                        _mm256_storeu_ps(o + 31744, u5);
                     }
                     {
                         const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
@@ -1583,12 +1583,12 @@ static CNN_SIMD void basic1_conv2(const float *restrict x0, const float *restric
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 16384, u0);
-                        _mm256_storeu_ps(o + 65536, u1);
-                        _mm256_storeu_ps(o + 114688, u2);
-                        _mm256_storeu_ps(o + 163840, u3);
-                        _mm256_storeu_ps(o + 212992, u4);
-                        _mm256_storeu_ps(o + 262144, u5);
+                        _mm256_storeu_ps(o + 2048, u0);
+                        _mm256_storeu_ps(o + 8192, u1);
+                        _mm256_storeu_ps(o + 14336, u2);
+                        _mm256_storeu_ps(o + 20480, u3);
+                        _mm256_storeu_ps(o + 26624, u4);
+                        _mm256_storeu_ps(o + 32768, u5);
                     }
                     {
                         const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
@@ -1598,12 +1598,12 @@ static CNN_SIMD void basic1_conv2(const float *restrict x0, const float *restric
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 24576, u0);
-                        _mm256_storeu_ps(o + 73728, u1);
-                        _mm256_storeu_ps(o + 122880, u2);
-                        _mm256_storeu_ps(o + 172032, u3);
-                        _mm256_storeu_ps(o + 221184, u4);
-                        _mm256_storeu_ps(o + 270336, u5);
+                        _mm256_storeu_ps(o + 3072, u0);
+                        _mm256_storeu_ps(o + 9216, u1);
+                        _mm256_storeu_ps(o + 15360, u2);
+                        _mm256_storeu_ps(o + 21504, u3);
+                        _mm256_storeu_ps(o + 27648, u4);
+                        _mm256_storeu_ps(o + 33792, u5);
                     }
                     {
                         const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
@@ -1613,12 +1613,12 @@ static CNN_SIMD void basic1_conv2(const float *restrict x0, const float *restric
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 32768, u0);
-                        _mm256_storeu_ps(o + 81920, u1);
-                        _mm256_storeu_ps(o + 131072, u2);
-                        _mm256_storeu_ps(o + 180224, u3);
-                        _mm256_storeu_ps(o + 229376, u4);
-                        _mm256_storeu_ps(o + 278528, u5);
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 10240, u1);
+                        _mm256_storeu_ps(o + 16384, u2);
+                        _mm256_storeu_ps(o + 22528, u3);
+                        _mm256_storeu_ps(o + 28672, u4);
+                        _mm256_storeu_ps(o + 34816, u5);
                     }
                     {
                         const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
@@ -1628,23 +1628,23 @@ static CNN_SIMD void basic1_conv2(const float *restrict x0, const float *restric
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 40960, u0);
-                        _mm256_storeu_ps(o + 90112, u1);
-                        _mm256_storeu_ps(o + 139264, u2);
-                        _mm256_storeu_ps(o + 188416, u3);
-                        _mm256_storeu_ps(o + 237568, u4);
-                        _mm256_storeu_ps(o + 286720, u5);
+                        _mm256_storeu_ps(o + 5120, u0);
+                        _mm256_storeu_ps(o + 11264, u1);
+                        _mm256_storeu_ps(o + 17408, u2);
+                        _mm256_storeu_ps(o + 23552, u3);
+                        _mm256_storeu_ps(o + 29696, u4);
+                        _mm256_storeu_ps(o + 35840, u5);
                     }
                 }
                 for (int v = used; v < nvec; v++)
                     for (int xi = 0; xi < NX; xi++)
-                        _mm256_storeu_ps(vc + xi * 8192 + v * W, _mm256_setzero_ps());
+                        _mm256_storeu_ps(vc + xi * 1024 + v * W, _mm256_setzero_ps());
             }
             for (int it = 0; it < NX * 11 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 11, kb = kx - xi * 11;
                 const float *wp = w + (ptrdiff_t)kx * 384;
-                const float *xp = V + (ptrdiff_t)xi * 8192 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 1024 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c10 = _mm256_setzero_ps();
@@ -1679,19 +1679,19 @@ static CNN_SIMD void basic1_conv2(const float *restrict x0, const float *restric
                     c50 = _mm256_fmadd_ps(wv, xv0, c50);
                     c51 = _mm256_fmadd_ps(wv, xv1, c51);
                 }
-                float *mp = M + (ptrdiff_t)xi * 8448 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 1056 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
-                _mm256_storeu_ps(mp + 128, c10);
-                _mm256_storeu_ps(mp + 136, c11);
-                _mm256_storeu_ps(mp + 256, c20);
-                _mm256_storeu_ps(mp + 264, c21);
-                _mm256_storeu_ps(mp + 384, c30);
-                _mm256_storeu_ps(mp + 392, c31);
-                _mm256_storeu_ps(mp + 512, c40);
-                _mm256_storeu_ps(mp + 520, c41);
-                _mm256_storeu_ps(mp + 640, c50);
-                _mm256_storeu_ps(mp + 648, c51);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
             }
             for (int k = 0; k < 64; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
@@ -1703,11 +1703,11 @@ static CNN_SIMD void basic1_conv2(const float *restrict x0, const float *restric
                     __m256 s00, s10, s20, s30;
                     {
                         const __m256 x0 = _mm256_loadu_ps(m + 0);
-                        const __m256 x1 = _mm256_loadu_ps(m + 50688);
-                        const __m256 x2 = _mm256_loadu_ps(m + 101376);
-                        const __m256 x3 = _mm256_loadu_ps(m + 152064);
-                        const __m256 x4 = _mm256_loadu_ps(m + 202752);
-                        const __m256 x5 = _mm256_loadu_ps(m + 253440);
+                        const __m256 x1 = _mm256_loadu_ps(m + 6336);
+                        const __m256 x2 = _mm256_loadu_ps(m + 12672);
+                        const __m256 x3 = _mm256_loadu_ps(m + 19008);
+                        const __m256 x4 = _mm256_loadu_ps(m + 25344);
+                        const __m256 x5 = _mm256_loadu_ps(m + 31680);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -1721,12 +1721,12 @@ static CNN_SIMD void basic1_conv2(const float *restrict x0, const float *restric
                     }
                     __m256 s01, s11, s21, s31;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 8448);
-                        const __m256 x1 = _mm256_loadu_ps(m + 59136);
-                        const __m256 x2 = _mm256_loadu_ps(m + 109824);
-                        const __m256 x3 = _mm256_loadu_ps(m + 160512);
-                        const __m256 x4 = _mm256_loadu_ps(m + 211200);
-                        const __m256 x5 = _mm256_loadu_ps(m + 261888);
+                        const __m256 x0 = _mm256_loadu_ps(m + 1056);
+                        const __m256 x1 = _mm256_loadu_ps(m + 7392);
+                        const __m256 x2 = _mm256_loadu_ps(m + 13728);
+                        const __m256 x3 = _mm256_loadu_ps(m + 20064);
+                        const __m256 x4 = _mm256_loadu_ps(m + 26400);
+                        const __m256 x5 = _mm256_loadu_ps(m + 32736);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -1740,12 +1740,12 @@ static CNN_SIMD void basic1_conv2(const float *restrict x0, const float *restric
                     }
                     __m256 s02, s12, s22, s32;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 16896);
-                        const __m256 x1 = _mm256_loadu_ps(m + 67584);
-                        const __m256 x2 = _mm256_loadu_ps(m + 118272);
-                        const __m256 x3 = _mm256_loadu_ps(m + 168960);
-                        const __m256 x4 = _mm256_loadu_ps(m + 219648);
-                        const __m256 x5 = _mm256_loadu_ps(m + 270336);
+                        const __m256 x0 = _mm256_loadu_ps(m + 2112);
+                        const __m256 x1 = _mm256_loadu_ps(m + 8448);
+                        const __m256 x2 = _mm256_loadu_ps(m + 14784);
+                        const __m256 x3 = _mm256_loadu_ps(m + 21120);
+                        const __m256 x4 = _mm256_loadu_ps(m + 27456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 33792);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -1759,12 +1759,12 @@ static CNN_SIMD void basic1_conv2(const float *restrict x0, const float *restric
                     }
                     __m256 s03, s13, s23, s33;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 25344);
-                        const __m256 x1 = _mm256_loadu_ps(m + 76032);
-                        const __m256 x2 = _mm256_loadu_ps(m + 126720);
-                        const __m256 x3 = _mm256_loadu_ps(m + 177408);
-                        const __m256 x4 = _mm256_loadu_ps(m + 228096);
-                        const __m256 x5 = _mm256_loadu_ps(m + 278784);
+                        const __m256 x0 = _mm256_loadu_ps(m + 3168);
+                        const __m256 x1 = _mm256_loadu_ps(m + 9504);
+                        const __m256 x2 = _mm256_loadu_ps(m + 15840);
+                        const __m256 x3 = _mm256_loadu_ps(m + 22176);
+                        const __m256 x4 = _mm256_loadu_ps(m + 28512);
+                        const __m256 x5 = _mm256_loadu_ps(m + 34848);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -1778,12 +1778,12 @@ static CNN_SIMD void basic1_conv2(const float *restrict x0, const float *restric
                     }
                     __m256 s04, s14, s24, s34;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 33792);
-                        const __m256 x1 = _mm256_loadu_ps(m + 84480);
-                        const __m256 x2 = _mm256_loadu_ps(m + 135168);
-                        const __m256 x3 = _mm256_loadu_ps(m + 185856);
-                        const __m256 x4 = _mm256_loadu_ps(m + 236544);
-                        const __m256 x5 = _mm256_loadu_ps(m + 287232);
+                        const __m256 x0 = _mm256_loadu_ps(m + 4224);
+                        const __m256 x1 = _mm256_loadu_ps(m + 10560);
+                        const __m256 x2 = _mm256_loadu_ps(m + 16896);
+                        const __m256 x3 = _mm256_loadu_ps(m + 23232);
+                        const __m256 x4 = _mm256_loadu_ps(m + 29568);
+                        const __m256 x5 = _mm256_loadu_ps(m + 35904);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -1797,12 +1797,12 @@ static CNN_SIMD void basic1_conv2(const float *restrict x0, const float *restric
                     }
                     __m256 s05, s15, s25, s35;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 42240);
-                        const __m256 x1 = _mm256_loadu_ps(m + 92928);
-                        const __m256 x2 = _mm256_loadu_ps(m + 143616);
-                        const __m256 x3 = _mm256_loadu_ps(m + 194304);
-                        const __m256 x4 = _mm256_loadu_ps(m + 244992);
-                        const __m256 x5 = _mm256_loadu_ps(m + 295680);
+                        const __m256 x0 = _mm256_loadu_ps(m + 5280);
+                        const __m256 x1 = _mm256_loadu_ps(m + 11616);
+                        const __m256 x2 = _mm256_loadu_ps(m + 17952);
+                        const __m256 x3 = _mm256_loadu_ps(m + 24288);
+                        const __m256 x4 = _mm256_loadu_ps(m + 30624);
+                        const __m256 x5 = _mm256_loadu_ps(m + 36960);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -2179,19 +2179,19 @@ static CNN_SIMD void basic1_conv2(const float *restrict x0, const float *restric
 /* basic2.conv1 — examples/resnet34.cnn:17: conv 3x3 p1 64
  *   in [64,56,56] -> out [64,56,56]
  *   weights at packed[313728]: weight [64,64,3,3] (packed in blocks of 6 output channels)
- *   avx2: Winograd F(4x4,3x3), 14x14 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=8 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic2.bn1 folded into the weights; then basic2.relu1
+ *   avx2: Winograd F(4x4,3x3), 14x14 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=1 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic2.bn1 folded into the weights; then basic2.relu1
  */
 static CNN_SIMD void basic2_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, W = 8, BR = 8, TB = 128, NX = 36 };
+    enum { MR = 6, NV = 2, W = 8, BR = 1, TB = 16, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
      * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
     const float *bias = w + 152064;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
-        float *in = s + (ptrdiff_t)b * 851456; /* this sample's padded input, */
+        float *in = s + (ptrdiff_t)b * 327296; /* this sample's padded input, */
         float *V = in + 252416; /* the band transformed, [NX][64][TB], */
-        float *M = V + 294912; /* the NX products, [NX][66][TB] */
+        float *M = V + 36864; /* the NX products, [NX][66][TB] */
         cnn_pad(xb0, in, 64, 56, 56, 1, 1, 58, 68, 0);
         for (int ty0 = 0; ty0 < 14; ty0 += BR) {
             const int rows = ty0 + BR <= 14 ? BR : 14 - ty0;
@@ -2321,11 +2321,11 @@ static CNN_SIMD void basic2_conv1(const float *restrict x0, float *restrict y, c
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
                         _mm256_storeu_ps(o + 0, u0);
-                        _mm256_storeu_ps(o + 49152, u1);
-                        _mm256_storeu_ps(o + 98304, u2);
-                        _mm256_storeu_ps(o + 147456, u3);
-                        _mm256_storeu_ps(o + 196608, u4);
-                        _mm256_storeu_ps(o + 245760, u5);
+                        _mm256_storeu_ps(o + 6144, u1);
+                        _mm256_storeu_ps(o + 12288, u2);
+                        _mm256_storeu_ps(o + 18432, u3);
+                        _mm256_storeu_ps(o + 24576, u4);
+                        _mm256_storeu_ps(o + 30720, u5);
                     }
                     {
                         const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
@@ -2335,12 +2335,12 @@ static CNN_SIMD void basic2_conv1(const float *restrict x0, float *restrict y, c
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 8192, u0);
-                        _mm256_storeu_ps(o + 57344, u1);
-                        _mm256_storeu_ps(o + 106496, u2);
-                        _mm256_storeu_ps(o + 155648, u3);
-                        _mm256_storeu_ps(o + 204800, u4);
-                        _mm256_storeu_ps(o + 253952, u5);
+                        _mm256_storeu_ps(o + 1024, u0);
+                        _mm256_storeu_ps(o + 7168, u1);
+                        _mm256_storeu_ps(o + 13312, u2);
+                        _mm256_storeu_ps(o + 19456, u3);
+                        _mm256_storeu_ps(o + 25600, u4);
+                        _mm256_storeu_ps(o + 31744, u5);
                     }
                     {
                         const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
@@ -2350,12 +2350,12 @@ static CNN_SIMD void basic2_conv1(const float *restrict x0, float *restrict y, c
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 16384, u0);
-                        _mm256_storeu_ps(o + 65536, u1);
-                        _mm256_storeu_ps(o + 114688, u2);
-                        _mm256_storeu_ps(o + 163840, u3);
-                        _mm256_storeu_ps(o + 212992, u4);
-                        _mm256_storeu_ps(o + 262144, u5);
+                        _mm256_storeu_ps(o + 2048, u0);
+                        _mm256_storeu_ps(o + 8192, u1);
+                        _mm256_storeu_ps(o + 14336, u2);
+                        _mm256_storeu_ps(o + 20480, u3);
+                        _mm256_storeu_ps(o + 26624, u4);
+                        _mm256_storeu_ps(o + 32768, u5);
                     }
                     {
                         const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
@@ -2365,12 +2365,12 @@ static CNN_SIMD void basic2_conv1(const float *restrict x0, float *restrict y, c
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 24576, u0);
-                        _mm256_storeu_ps(o + 73728, u1);
-                        _mm256_storeu_ps(o + 122880, u2);
-                        _mm256_storeu_ps(o + 172032, u3);
-                        _mm256_storeu_ps(o + 221184, u4);
-                        _mm256_storeu_ps(o + 270336, u5);
+                        _mm256_storeu_ps(o + 3072, u0);
+                        _mm256_storeu_ps(o + 9216, u1);
+                        _mm256_storeu_ps(o + 15360, u2);
+                        _mm256_storeu_ps(o + 21504, u3);
+                        _mm256_storeu_ps(o + 27648, u4);
+                        _mm256_storeu_ps(o + 33792, u5);
                     }
                     {
                         const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
@@ -2380,12 +2380,12 @@ static CNN_SIMD void basic2_conv1(const float *restrict x0, float *restrict y, c
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 32768, u0);
-                        _mm256_storeu_ps(o + 81920, u1);
-                        _mm256_storeu_ps(o + 131072, u2);
-                        _mm256_storeu_ps(o + 180224, u3);
-                        _mm256_storeu_ps(o + 229376, u4);
-                        _mm256_storeu_ps(o + 278528, u5);
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 10240, u1);
+                        _mm256_storeu_ps(o + 16384, u2);
+                        _mm256_storeu_ps(o + 22528, u3);
+                        _mm256_storeu_ps(o + 28672, u4);
+                        _mm256_storeu_ps(o + 34816, u5);
                     }
                     {
                         const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
@@ -2395,23 +2395,23 @@ static CNN_SIMD void basic2_conv1(const float *restrict x0, float *restrict y, c
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 40960, u0);
-                        _mm256_storeu_ps(o + 90112, u1);
-                        _mm256_storeu_ps(o + 139264, u2);
-                        _mm256_storeu_ps(o + 188416, u3);
-                        _mm256_storeu_ps(o + 237568, u4);
-                        _mm256_storeu_ps(o + 286720, u5);
+                        _mm256_storeu_ps(o + 5120, u0);
+                        _mm256_storeu_ps(o + 11264, u1);
+                        _mm256_storeu_ps(o + 17408, u2);
+                        _mm256_storeu_ps(o + 23552, u3);
+                        _mm256_storeu_ps(o + 29696, u4);
+                        _mm256_storeu_ps(o + 35840, u5);
                     }
                 }
                 for (int v = used; v < nvec; v++)
                     for (int xi = 0; xi < NX; xi++)
-                        _mm256_storeu_ps(vc + xi * 8192 + v * W, _mm256_setzero_ps());
+                        _mm256_storeu_ps(vc + xi * 1024 + v * W, _mm256_setzero_ps());
             }
             for (int it = 0; it < NX * 11 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 11, kb = kx - xi * 11;
                 const float *wp = w + (ptrdiff_t)kx * 384;
-                const float *xp = V + (ptrdiff_t)xi * 8192 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 1024 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c10 = _mm256_setzero_ps();
@@ -2446,19 +2446,19 @@ static CNN_SIMD void basic2_conv1(const float *restrict x0, float *restrict y, c
                     c50 = _mm256_fmadd_ps(wv, xv0, c50);
                     c51 = _mm256_fmadd_ps(wv, xv1, c51);
                 }
-                float *mp = M + (ptrdiff_t)xi * 8448 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 1056 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
-                _mm256_storeu_ps(mp + 128, c10);
-                _mm256_storeu_ps(mp + 136, c11);
-                _mm256_storeu_ps(mp + 256, c20);
-                _mm256_storeu_ps(mp + 264, c21);
-                _mm256_storeu_ps(mp + 384, c30);
-                _mm256_storeu_ps(mp + 392, c31);
-                _mm256_storeu_ps(mp + 512, c40);
-                _mm256_storeu_ps(mp + 520, c41);
-                _mm256_storeu_ps(mp + 640, c50);
-                _mm256_storeu_ps(mp + 648, c51);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
             }
             for (int k = 0; k < 64; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
@@ -2470,11 +2470,11 @@ static CNN_SIMD void basic2_conv1(const float *restrict x0, float *restrict y, c
                     __m256 s00, s10, s20, s30;
                     {
                         const __m256 x0 = _mm256_loadu_ps(m + 0);
-                        const __m256 x1 = _mm256_loadu_ps(m + 50688);
-                        const __m256 x2 = _mm256_loadu_ps(m + 101376);
-                        const __m256 x3 = _mm256_loadu_ps(m + 152064);
-                        const __m256 x4 = _mm256_loadu_ps(m + 202752);
-                        const __m256 x5 = _mm256_loadu_ps(m + 253440);
+                        const __m256 x1 = _mm256_loadu_ps(m + 6336);
+                        const __m256 x2 = _mm256_loadu_ps(m + 12672);
+                        const __m256 x3 = _mm256_loadu_ps(m + 19008);
+                        const __m256 x4 = _mm256_loadu_ps(m + 25344);
+                        const __m256 x5 = _mm256_loadu_ps(m + 31680);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -2488,12 +2488,12 @@ static CNN_SIMD void basic2_conv1(const float *restrict x0, float *restrict y, c
                     }
                     __m256 s01, s11, s21, s31;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 8448);
-                        const __m256 x1 = _mm256_loadu_ps(m + 59136);
-                        const __m256 x2 = _mm256_loadu_ps(m + 109824);
-                        const __m256 x3 = _mm256_loadu_ps(m + 160512);
-                        const __m256 x4 = _mm256_loadu_ps(m + 211200);
-                        const __m256 x5 = _mm256_loadu_ps(m + 261888);
+                        const __m256 x0 = _mm256_loadu_ps(m + 1056);
+                        const __m256 x1 = _mm256_loadu_ps(m + 7392);
+                        const __m256 x2 = _mm256_loadu_ps(m + 13728);
+                        const __m256 x3 = _mm256_loadu_ps(m + 20064);
+                        const __m256 x4 = _mm256_loadu_ps(m + 26400);
+                        const __m256 x5 = _mm256_loadu_ps(m + 32736);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -2507,12 +2507,12 @@ static CNN_SIMD void basic2_conv1(const float *restrict x0, float *restrict y, c
                     }
                     __m256 s02, s12, s22, s32;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 16896);
-                        const __m256 x1 = _mm256_loadu_ps(m + 67584);
-                        const __m256 x2 = _mm256_loadu_ps(m + 118272);
-                        const __m256 x3 = _mm256_loadu_ps(m + 168960);
-                        const __m256 x4 = _mm256_loadu_ps(m + 219648);
-                        const __m256 x5 = _mm256_loadu_ps(m + 270336);
+                        const __m256 x0 = _mm256_loadu_ps(m + 2112);
+                        const __m256 x1 = _mm256_loadu_ps(m + 8448);
+                        const __m256 x2 = _mm256_loadu_ps(m + 14784);
+                        const __m256 x3 = _mm256_loadu_ps(m + 21120);
+                        const __m256 x4 = _mm256_loadu_ps(m + 27456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 33792);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -2526,12 +2526,12 @@ static CNN_SIMD void basic2_conv1(const float *restrict x0, float *restrict y, c
                     }
                     __m256 s03, s13, s23, s33;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 25344);
-                        const __m256 x1 = _mm256_loadu_ps(m + 76032);
-                        const __m256 x2 = _mm256_loadu_ps(m + 126720);
-                        const __m256 x3 = _mm256_loadu_ps(m + 177408);
-                        const __m256 x4 = _mm256_loadu_ps(m + 228096);
-                        const __m256 x5 = _mm256_loadu_ps(m + 278784);
+                        const __m256 x0 = _mm256_loadu_ps(m + 3168);
+                        const __m256 x1 = _mm256_loadu_ps(m + 9504);
+                        const __m256 x2 = _mm256_loadu_ps(m + 15840);
+                        const __m256 x3 = _mm256_loadu_ps(m + 22176);
+                        const __m256 x4 = _mm256_loadu_ps(m + 28512);
+                        const __m256 x5 = _mm256_loadu_ps(m + 34848);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -2545,12 +2545,12 @@ static CNN_SIMD void basic2_conv1(const float *restrict x0, float *restrict y, c
                     }
                     __m256 s04, s14, s24, s34;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 33792);
-                        const __m256 x1 = _mm256_loadu_ps(m + 84480);
-                        const __m256 x2 = _mm256_loadu_ps(m + 135168);
-                        const __m256 x3 = _mm256_loadu_ps(m + 185856);
-                        const __m256 x4 = _mm256_loadu_ps(m + 236544);
-                        const __m256 x5 = _mm256_loadu_ps(m + 287232);
+                        const __m256 x0 = _mm256_loadu_ps(m + 4224);
+                        const __m256 x1 = _mm256_loadu_ps(m + 10560);
+                        const __m256 x2 = _mm256_loadu_ps(m + 16896);
+                        const __m256 x3 = _mm256_loadu_ps(m + 23232);
+                        const __m256 x4 = _mm256_loadu_ps(m + 29568);
+                        const __m256 x5 = _mm256_loadu_ps(m + 35904);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -2564,12 +2564,12 @@ static CNN_SIMD void basic2_conv1(const float *restrict x0, float *restrict y, c
                     }
                     __m256 s05, s15, s25, s35;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 42240);
-                        const __m256 x1 = _mm256_loadu_ps(m + 92928);
-                        const __m256 x2 = _mm256_loadu_ps(m + 143616);
-                        const __m256 x3 = _mm256_loadu_ps(m + 194304);
-                        const __m256 x4 = _mm256_loadu_ps(m + 244992);
-                        const __m256 x5 = _mm256_loadu_ps(m + 295680);
+                        const __m256 x0 = _mm256_loadu_ps(m + 5280);
+                        const __m256 x1 = _mm256_loadu_ps(m + 11616);
+                        const __m256 x2 = _mm256_loadu_ps(m + 17952);
+                        const __m256 x3 = _mm256_loadu_ps(m + 24288);
+                        const __m256 x4 = _mm256_loadu_ps(m + 30624);
+                        const __m256 x5 = _mm256_loadu_ps(m + 36960);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -2914,10 +2914,10 @@ static CNN_SIMD void basic2_conv1(const float *restrict x0, float *restrict y, c
 /* basic2.conv2 — examples/resnet34.cnn:18: conv 3x3 p1 64
  *   in [64,56,56] -> out [64,56,56]
  *   weights at packed[465856]: weight [64,64,3,3] (packed in blocks of 6 output channels)
- *   avx2: Winograd F(4x4,3x3), 14x14 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=8 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic2.bn2 folded into the weights; then + basic1.relu2 (basic2.add1); then basic2.relu2
+ *   avx2: Winograd F(4x4,3x3), 14x14 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=1 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic2.bn2 folded into the weights; then + basic1.relu2 (basic2.add1); then basic2.relu2
  */
 static CNN_SIMD void basic2_conv2(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, W = 8, BR = 8, TB = 128, NX = 36 };
+    enum { MR = 6, NV = 2, W = 8, BR = 1, TB = 16, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
      * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
     const float *bias = w + 152064;
@@ -2925,9 +2925,9 @@ static CNN_SIMD void basic2_conv2(const float *restrict x0, const float *restric
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
         const float *rb0 = r0 + (ptrdiff_t)b * 200704;
-        float *in = s + (ptrdiff_t)b * 851456; /* this sample's padded input, */
+        float *in = s + (ptrdiff_t)b * 327296; /* this sample's padded input, */
         float *V = in + 252416; /* the band transformed, [NX][64][TB], */
-        float *M = V + 294912; /* the NX products, [NX][66][TB] */
+        float *M = V + 36864; /* the NX products, [NX][66][TB] */
         cnn_pad(xb0, in, 64, 56, 56, 1, 1, 58, 68, 0);
         for (int ty0 = 0; ty0 < 14; ty0 += BR) {
             const int rows = ty0 + BR <= 14 ? BR : 14 - ty0;
@@ -3057,11 +3057,11 @@ static CNN_SIMD void basic2_conv2(const float *restrict x0, const float *restric
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
                         _mm256_storeu_ps(o + 0, u0);
-                        _mm256_storeu_ps(o + 49152, u1);
-                        _mm256_storeu_ps(o + 98304, u2);
-                        _mm256_storeu_ps(o + 147456, u3);
-                        _mm256_storeu_ps(o + 196608, u4);
-                        _mm256_storeu_ps(o + 245760, u5);
+                        _mm256_storeu_ps(o + 6144, u1);
+                        _mm256_storeu_ps(o + 12288, u2);
+                        _mm256_storeu_ps(o + 18432, u3);
+                        _mm256_storeu_ps(o + 24576, u4);
+                        _mm256_storeu_ps(o + 30720, u5);
                     }
                     {
                         const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
@@ -3071,12 +3071,12 @@ static CNN_SIMD void basic2_conv2(const float *restrict x0, const float *restric
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 8192, u0);
-                        _mm256_storeu_ps(o + 57344, u1);
-                        _mm256_storeu_ps(o + 106496, u2);
-                        _mm256_storeu_ps(o + 155648, u3);
-                        _mm256_storeu_ps(o + 204800, u4);
-                        _mm256_storeu_ps(o + 253952, u5);
+                        _mm256_storeu_ps(o + 1024, u0);
+                        _mm256_storeu_ps(o + 7168, u1);
+                        _mm256_storeu_ps(o + 13312, u2);
+                        _mm256_storeu_ps(o + 19456, u3);
+                        _mm256_storeu_ps(o + 25600, u4);
+                        _mm256_storeu_ps(o + 31744, u5);
                     }
                     {
                         const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
@@ -3086,12 +3086,12 @@ static CNN_SIMD void basic2_conv2(const float *restrict x0, const float *restric
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 16384, u0);
-                        _mm256_storeu_ps(o + 65536, u1);
-                        _mm256_storeu_ps(o + 114688, u2);
-                        _mm256_storeu_ps(o + 163840, u3);
-                        _mm256_storeu_ps(o + 212992, u4);
-                        _mm256_storeu_ps(o + 262144, u5);
+                        _mm256_storeu_ps(o + 2048, u0);
+                        _mm256_storeu_ps(o + 8192, u1);
+                        _mm256_storeu_ps(o + 14336, u2);
+                        _mm256_storeu_ps(o + 20480, u3);
+                        _mm256_storeu_ps(o + 26624, u4);
+                        _mm256_storeu_ps(o + 32768, u5);
                     }
                     {
                         const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
@@ -3101,12 +3101,12 @@ static CNN_SIMD void basic2_conv2(const float *restrict x0, const float *restric
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 24576, u0);
-                        _mm256_storeu_ps(o + 73728, u1);
-                        _mm256_storeu_ps(o + 122880, u2);
-                        _mm256_storeu_ps(o + 172032, u3);
-                        _mm256_storeu_ps(o + 221184, u4);
-                        _mm256_storeu_ps(o + 270336, u5);
+                        _mm256_storeu_ps(o + 3072, u0);
+                        _mm256_storeu_ps(o + 9216, u1);
+                        _mm256_storeu_ps(o + 15360, u2);
+                        _mm256_storeu_ps(o + 21504, u3);
+                        _mm256_storeu_ps(o + 27648, u4);
+                        _mm256_storeu_ps(o + 33792, u5);
                     }
                     {
                         const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
@@ -3116,12 +3116,12 @@ static CNN_SIMD void basic2_conv2(const float *restrict x0, const float *restric
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 32768, u0);
-                        _mm256_storeu_ps(o + 81920, u1);
-                        _mm256_storeu_ps(o + 131072, u2);
-                        _mm256_storeu_ps(o + 180224, u3);
-                        _mm256_storeu_ps(o + 229376, u4);
-                        _mm256_storeu_ps(o + 278528, u5);
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 10240, u1);
+                        _mm256_storeu_ps(o + 16384, u2);
+                        _mm256_storeu_ps(o + 22528, u3);
+                        _mm256_storeu_ps(o + 28672, u4);
+                        _mm256_storeu_ps(o + 34816, u5);
                     }
                     {
                         const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
@@ -3131,23 +3131,23 @@ static CNN_SIMD void basic2_conv2(const float *restrict x0, const float *restric
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 40960, u0);
-                        _mm256_storeu_ps(o + 90112, u1);
-                        _mm256_storeu_ps(o + 139264, u2);
-                        _mm256_storeu_ps(o + 188416, u3);
-                        _mm256_storeu_ps(o + 237568, u4);
-                        _mm256_storeu_ps(o + 286720, u5);
+                        _mm256_storeu_ps(o + 5120, u0);
+                        _mm256_storeu_ps(o + 11264, u1);
+                        _mm256_storeu_ps(o + 17408, u2);
+                        _mm256_storeu_ps(o + 23552, u3);
+                        _mm256_storeu_ps(o + 29696, u4);
+                        _mm256_storeu_ps(o + 35840, u5);
                     }
                 }
                 for (int v = used; v < nvec; v++)
                     for (int xi = 0; xi < NX; xi++)
-                        _mm256_storeu_ps(vc + xi * 8192 + v * W, _mm256_setzero_ps());
+                        _mm256_storeu_ps(vc + xi * 1024 + v * W, _mm256_setzero_ps());
             }
             for (int it = 0; it < NX * 11 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 11, kb = kx - xi * 11;
                 const float *wp = w + (ptrdiff_t)kx * 384;
-                const float *xp = V + (ptrdiff_t)xi * 8192 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 1024 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c10 = _mm256_setzero_ps();
@@ -3182,19 +3182,19 @@ static CNN_SIMD void basic2_conv2(const float *restrict x0, const float *restric
                     c50 = _mm256_fmadd_ps(wv, xv0, c50);
                     c51 = _mm256_fmadd_ps(wv, xv1, c51);
                 }
-                float *mp = M + (ptrdiff_t)xi * 8448 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 1056 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
-                _mm256_storeu_ps(mp + 128, c10);
-                _mm256_storeu_ps(mp + 136, c11);
-                _mm256_storeu_ps(mp + 256, c20);
-                _mm256_storeu_ps(mp + 264, c21);
-                _mm256_storeu_ps(mp + 384, c30);
-                _mm256_storeu_ps(mp + 392, c31);
-                _mm256_storeu_ps(mp + 512, c40);
-                _mm256_storeu_ps(mp + 520, c41);
-                _mm256_storeu_ps(mp + 640, c50);
-                _mm256_storeu_ps(mp + 648, c51);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
             }
             for (int k = 0; k < 64; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
@@ -3206,11 +3206,11 @@ static CNN_SIMD void basic2_conv2(const float *restrict x0, const float *restric
                     __m256 s00, s10, s20, s30;
                     {
                         const __m256 x0 = _mm256_loadu_ps(m + 0);
-                        const __m256 x1 = _mm256_loadu_ps(m + 50688);
-                        const __m256 x2 = _mm256_loadu_ps(m + 101376);
-                        const __m256 x3 = _mm256_loadu_ps(m + 152064);
-                        const __m256 x4 = _mm256_loadu_ps(m + 202752);
-                        const __m256 x5 = _mm256_loadu_ps(m + 253440);
+                        const __m256 x1 = _mm256_loadu_ps(m + 6336);
+                        const __m256 x2 = _mm256_loadu_ps(m + 12672);
+                        const __m256 x3 = _mm256_loadu_ps(m + 19008);
+                        const __m256 x4 = _mm256_loadu_ps(m + 25344);
+                        const __m256 x5 = _mm256_loadu_ps(m + 31680);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -3224,12 +3224,12 @@ static CNN_SIMD void basic2_conv2(const float *restrict x0, const float *restric
                     }
                     __m256 s01, s11, s21, s31;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 8448);
-                        const __m256 x1 = _mm256_loadu_ps(m + 59136);
-                        const __m256 x2 = _mm256_loadu_ps(m + 109824);
-                        const __m256 x3 = _mm256_loadu_ps(m + 160512);
-                        const __m256 x4 = _mm256_loadu_ps(m + 211200);
-                        const __m256 x5 = _mm256_loadu_ps(m + 261888);
+                        const __m256 x0 = _mm256_loadu_ps(m + 1056);
+                        const __m256 x1 = _mm256_loadu_ps(m + 7392);
+                        const __m256 x2 = _mm256_loadu_ps(m + 13728);
+                        const __m256 x3 = _mm256_loadu_ps(m + 20064);
+                        const __m256 x4 = _mm256_loadu_ps(m + 26400);
+                        const __m256 x5 = _mm256_loadu_ps(m + 32736);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -3243,12 +3243,12 @@ static CNN_SIMD void basic2_conv2(const float *restrict x0, const float *restric
                     }
                     __m256 s02, s12, s22, s32;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 16896);
-                        const __m256 x1 = _mm256_loadu_ps(m + 67584);
-                        const __m256 x2 = _mm256_loadu_ps(m + 118272);
-                        const __m256 x3 = _mm256_loadu_ps(m + 168960);
-                        const __m256 x4 = _mm256_loadu_ps(m + 219648);
-                        const __m256 x5 = _mm256_loadu_ps(m + 270336);
+                        const __m256 x0 = _mm256_loadu_ps(m + 2112);
+                        const __m256 x1 = _mm256_loadu_ps(m + 8448);
+                        const __m256 x2 = _mm256_loadu_ps(m + 14784);
+                        const __m256 x3 = _mm256_loadu_ps(m + 21120);
+                        const __m256 x4 = _mm256_loadu_ps(m + 27456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 33792);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -3262,12 +3262,12 @@ static CNN_SIMD void basic2_conv2(const float *restrict x0, const float *restric
                     }
                     __m256 s03, s13, s23, s33;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 25344);
-                        const __m256 x1 = _mm256_loadu_ps(m + 76032);
-                        const __m256 x2 = _mm256_loadu_ps(m + 126720);
-                        const __m256 x3 = _mm256_loadu_ps(m + 177408);
-                        const __m256 x4 = _mm256_loadu_ps(m + 228096);
-                        const __m256 x5 = _mm256_loadu_ps(m + 278784);
+                        const __m256 x0 = _mm256_loadu_ps(m + 3168);
+                        const __m256 x1 = _mm256_loadu_ps(m + 9504);
+                        const __m256 x2 = _mm256_loadu_ps(m + 15840);
+                        const __m256 x3 = _mm256_loadu_ps(m + 22176);
+                        const __m256 x4 = _mm256_loadu_ps(m + 28512);
+                        const __m256 x5 = _mm256_loadu_ps(m + 34848);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -3281,12 +3281,12 @@ static CNN_SIMD void basic2_conv2(const float *restrict x0, const float *restric
                     }
                     __m256 s04, s14, s24, s34;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 33792);
-                        const __m256 x1 = _mm256_loadu_ps(m + 84480);
-                        const __m256 x2 = _mm256_loadu_ps(m + 135168);
-                        const __m256 x3 = _mm256_loadu_ps(m + 185856);
-                        const __m256 x4 = _mm256_loadu_ps(m + 236544);
-                        const __m256 x5 = _mm256_loadu_ps(m + 287232);
+                        const __m256 x0 = _mm256_loadu_ps(m + 4224);
+                        const __m256 x1 = _mm256_loadu_ps(m + 10560);
+                        const __m256 x2 = _mm256_loadu_ps(m + 16896);
+                        const __m256 x3 = _mm256_loadu_ps(m + 23232);
+                        const __m256 x4 = _mm256_loadu_ps(m + 29568);
+                        const __m256 x5 = _mm256_loadu_ps(m + 35904);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -3300,12 +3300,12 @@ static CNN_SIMD void basic2_conv2(const float *restrict x0, const float *restric
                     }
                     __m256 s05, s15, s25, s35;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 42240);
-                        const __m256 x1 = _mm256_loadu_ps(m + 92928);
-                        const __m256 x2 = _mm256_loadu_ps(m + 143616);
-                        const __m256 x3 = _mm256_loadu_ps(m + 194304);
-                        const __m256 x4 = _mm256_loadu_ps(m + 244992);
-                        const __m256 x5 = _mm256_loadu_ps(m + 295680);
+                        const __m256 x0 = _mm256_loadu_ps(m + 5280);
+                        const __m256 x1 = _mm256_loadu_ps(m + 11616);
+                        const __m256 x2 = _mm256_loadu_ps(m + 17952);
+                        const __m256 x3 = _mm256_loadu_ps(m + 24288);
+                        const __m256 x4 = _mm256_loadu_ps(m + 30624);
+                        const __m256 x5 = _mm256_loadu_ps(m + 36960);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -3682,19 +3682,19 @@ static CNN_SIMD void basic2_conv2(const float *restrict x0, const float *restric
 /* basic3.conv1 — examples/resnet34.cnn:17: conv 3x3 p1 64
  *   in [64,56,56] -> out [64,56,56]
  *   weights at packed[617984]: weight [64,64,3,3] (packed in blocks of 6 output channels)
- *   avx2: Winograd F(4x4,3x3), 14x14 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=8 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic3.bn1 folded into the weights; then basic3.relu1
+ *   avx2: Winograd F(4x4,3x3), 14x14 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=1 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic3.bn1 folded into the weights; then basic3.relu1
  */
 static CNN_SIMD void basic3_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, W = 8, BR = 8, TB = 128, NX = 36 };
+    enum { MR = 6, NV = 2, W = 8, BR = 1, TB = 16, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
      * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
     const float *bias = w + 152064;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
-        float *in = s + (ptrdiff_t)b * 851456; /* this sample's padded input, */
+        float *in = s + (ptrdiff_t)b * 327296; /* this sample's padded input, */
         float *V = in + 252416; /* the band transformed, [NX][64][TB], */
-        float *M = V + 294912; /* the NX products, [NX][66][TB] */
+        float *M = V + 36864; /* the NX products, [NX][66][TB] */
         cnn_pad(xb0, in, 64, 56, 56, 1, 1, 58, 68, 0);
         for (int ty0 = 0; ty0 < 14; ty0 += BR) {
             const int rows = ty0 + BR <= 14 ? BR : 14 - ty0;
@@ -3824,11 +3824,11 @@ static CNN_SIMD void basic3_conv1(const float *restrict x0, float *restrict y, c
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
                         _mm256_storeu_ps(o + 0, u0);
-                        _mm256_storeu_ps(o + 49152, u1);
-                        _mm256_storeu_ps(o + 98304, u2);
-                        _mm256_storeu_ps(o + 147456, u3);
-                        _mm256_storeu_ps(o + 196608, u4);
-                        _mm256_storeu_ps(o + 245760, u5);
+                        _mm256_storeu_ps(o + 6144, u1);
+                        _mm256_storeu_ps(o + 12288, u2);
+                        _mm256_storeu_ps(o + 18432, u3);
+                        _mm256_storeu_ps(o + 24576, u4);
+                        _mm256_storeu_ps(o + 30720, u5);
                     }
                     {
                         const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
@@ -3838,12 +3838,12 @@ static CNN_SIMD void basic3_conv1(const float *restrict x0, float *restrict y, c
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 8192, u0);
-                        _mm256_storeu_ps(o + 57344, u1);
-                        _mm256_storeu_ps(o + 106496, u2);
-                        _mm256_storeu_ps(o + 155648, u3);
-                        _mm256_storeu_ps(o + 204800, u4);
-                        _mm256_storeu_ps(o + 253952, u5);
+                        _mm256_storeu_ps(o + 1024, u0);
+                        _mm256_storeu_ps(o + 7168, u1);
+                        _mm256_storeu_ps(o + 13312, u2);
+                        _mm256_storeu_ps(o + 19456, u3);
+                        _mm256_storeu_ps(o + 25600, u4);
+                        _mm256_storeu_ps(o + 31744, u5);
                     }
                     {
                         const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
@@ -3853,12 +3853,12 @@ static CNN_SIMD void basic3_conv1(const float *restrict x0, float *restrict y, c
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 16384, u0);
-                        _mm256_storeu_ps(o + 65536, u1);
-                        _mm256_storeu_ps(o + 114688, u2);
-                        _mm256_storeu_ps(o + 163840, u3);
-                        _mm256_storeu_ps(o + 212992, u4);
-                        _mm256_storeu_ps(o + 262144, u5);
+                        _mm256_storeu_ps(o + 2048, u0);
+                        _mm256_storeu_ps(o + 8192, u1);
+                        _mm256_storeu_ps(o + 14336, u2);
+                        _mm256_storeu_ps(o + 20480, u3);
+                        _mm256_storeu_ps(o + 26624, u4);
+                        _mm256_storeu_ps(o + 32768, u5);
                     }
                     {
                         const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
@@ -3868,12 +3868,12 @@ static CNN_SIMD void basic3_conv1(const float *restrict x0, float *restrict y, c
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 24576, u0);
-                        _mm256_storeu_ps(o + 73728, u1);
-                        _mm256_storeu_ps(o + 122880, u2);
-                        _mm256_storeu_ps(o + 172032, u3);
-                        _mm256_storeu_ps(o + 221184, u4);
-                        _mm256_storeu_ps(o + 270336, u5);
+                        _mm256_storeu_ps(o + 3072, u0);
+                        _mm256_storeu_ps(o + 9216, u1);
+                        _mm256_storeu_ps(o + 15360, u2);
+                        _mm256_storeu_ps(o + 21504, u3);
+                        _mm256_storeu_ps(o + 27648, u4);
+                        _mm256_storeu_ps(o + 33792, u5);
                     }
                     {
                         const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
@@ -3883,12 +3883,12 @@ static CNN_SIMD void basic3_conv1(const float *restrict x0, float *restrict y, c
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 32768, u0);
-                        _mm256_storeu_ps(o + 81920, u1);
-                        _mm256_storeu_ps(o + 131072, u2);
-                        _mm256_storeu_ps(o + 180224, u3);
-                        _mm256_storeu_ps(o + 229376, u4);
-                        _mm256_storeu_ps(o + 278528, u5);
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 10240, u1);
+                        _mm256_storeu_ps(o + 16384, u2);
+                        _mm256_storeu_ps(o + 22528, u3);
+                        _mm256_storeu_ps(o + 28672, u4);
+                        _mm256_storeu_ps(o + 34816, u5);
                     }
                     {
                         const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
@@ -3898,23 +3898,23 @@ static CNN_SIMD void basic3_conv1(const float *restrict x0, float *restrict y, c
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 40960, u0);
-                        _mm256_storeu_ps(o + 90112, u1);
-                        _mm256_storeu_ps(o + 139264, u2);
-                        _mm256_storeu_ps(o + 188416, u3);
-                        _mm256_storeu_ps(o + 237568, u4);
-                        _mm256_storeu_ps(o + 286720, u5);
+                        _mm256_storeu_ps(o + 5120, u0);
+                        _mm256_storeu_ps(o + 11264, u1);
+                        _mm256_storeu_ps(o + 17408, u2);
+                        _mm256_storeu_ps(o + 23552, u3);
+                        _mm256_storeu_ps(o + 29696, u4);
+                        _mm256_storeu_ps(o + 35840, u5);
                     }
                 }
                 for (int v = used; v < nvec; v++)
                     for (int xi = 0; xi < NX; xi++)
-                        _mm256_storeu_ps(vc + xi * 8192 + v * W, _mm256_setzero_ps());
+                        _mm256_storeu_ps(vc + xi * 1024 + v * W, _mm256_setzero_ps());
             }
             for (int it = 0; it < NX * 11 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 11, kb = kx - xi * 11;
                 const float *wp = w + (ptrdiff_t)kx * 384;
-                const float *xp = V + (ptrdiff_t)xi * 8192 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 1024 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c10 = _mm256_setzero_ps();
@@ -3949,19 +3949,19 @@ static CNN_SIMD void basic3_conv1(const float *restrict x0, float *restrict y, c
                     c50 = _mm256_fmadd_ps(wv, xv0, c50);
                     c51 = _mm256_fmadd_ps(wv, xv1, c51);
                 }
-                float *mp = M + (ptrdiff_t)xi * 8448 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 1056 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
-                _mm256_storeu_ps(mp + 128, c10);
-                _mm256_storeu_ps(mp + 136, c11);
-                _mm256_storeu_ps(mp + 256, c20);
-                _mm256_storeu_ps(mp + 264, c21);
-                _mm256_storeu_ps(mp + 384, c30);
-                _mm256_storeu_ps(mp + 392, c31);
-                _mm256_storeu_ps(mp + 512, c40);
-                _mm256_storeu_ps(mp + 520, c41);
-                _mm256_storeu_ps(mp + 640, c50);
-                _mm256_storeu_ps(mp + 648, c51);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
             }
             for (int k = 0; k < 64; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
@@ -3973,11 +3973,11 @@ static CNN_SIMD void basic3_conv1(const float *restrict x0, float *restrict y, c
                     __m256 s00, s10, s20, s30;
                     {
                         const __m256 x0 = _mm256_loadu_ps(m + 0);
-                        const __m256 x1 = _mm256_loadu_ps(m + 50688);
-                        const __m256 x2 = _mm256_loadu_ps(m + 101376);
-                        const __m256 x3 = _mm256_loadu_ps(m + 152064);
-                        const __m256 x4 = _mm256_loadu_ps(m + 202752);
-                        const __m256 x5 = _mm256_loadu_ps(m + 253440);
+                        const __m256 x1 = _mm256_loadu_ps(m + 6336);
+                        const __m256 x2 = _mm256_loadu_ps(m + 12672);
+                        const __m256 x3 = _mm256_loadu_ps(m + 19008);
+                        const __m256 x4 = _mm256_loadu_ps(m + 25344);
+                        const __m256 x5 = _mm256_loadu_ps(m + 31680);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -3991,12 +3991,12 @@ static CNN_SIMD void basic3_conv1(const float *restrict x0, float *restrict y, c
                     }
                     __m256 s01, s11, s21, s31;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 8448);
-                        const __m256 x1 = _mm256_loadu_ps(m + 59136);
-                        const __m256 x2 = _mm256_loadu_ps(m + 109824);
-                        const __m256 x3 = _mm256_loadu_ps(m + 160512);
-                        const __m256 x4 = _mm256_loadu_ps(m + 211200);
-                        const __m256 x5 = _mm256_loadu_ps(m + 261888);
+                        const __m256 x0 = _mm256_loadu_ps(m + 1056);
+                        const __m256 x1 = _mm256_loadu_ps(m + 7392);
+                        const __m256 x2 = _mm256_loadu_ps(m + 13728);
+                        const __m256 x3 = _mm256_loadu_ps(m + 20064);
+                        const __m256 x4 = _mm256_loadu_ps(m + 26400);
+                        const __m256 x5 = _mm256_loadu_ps(m + 32736);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -4010,12 +4010,12 @@ static CNN_SIMD void basic3_conv1(const float *restrict x0, float *restrict y, c
                     }
                     __m256 s02, s12, s22, s32;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 16896);
-                        const __m256 x1 = _mm256_loadu_ps(m + 67584);
-                        const __m256 x2 = _mm256_loadu_ps(m + 118272);
-                        const __m256 x3 = _mm256_loadu_ps(m + 168960);
-                        const __m256 x4 = _mm256_loadu_ps(m + 219648);
-                        const __m256 x5 = _mm256_loadu_ps(m + 270336);
+                        const __m256 x0 = _mm256_loadu_ps(m + 2112);
+                        const __m256 x1 = _mm256_loadu_ps(m + 8448);
+                        const __m256 x2 = _mm256_loadu_ps(m + 14784);
+                        const __m256 x3 = _mm256_loadu_ps(m + 21120);
+                        const __m256 x4 = _mm256_loadu_ps(m + 27456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 33792);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -4029,12 +4029,12 @@ static CNN_SIMD void basic3_conv1(const float *restrict x0, float *restrict y, c
                     }
                     __m256 s03, s13, s23, s33;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 25344);
-                        const __m256 x1 = _mm256_loadu_ps(m + 76032);
-                        const __m256 x2 = _mm256_loadu_ps(m + 126720);
-                        const __m256 x3 = _mm256_loadu_ps(m + 177408);
-                        const __m256 x4 = _mm256_loadu_ps(m + 228096);
-                        const __m256 x5 = _mm256_loadu_ps(m + 278784);
+                        const __m256 x0 = _mm256_loadu_ps(m + 3168);
+                        const __m256 x1 = _mm256_loadu_ps(m + 9504);
+                        const __m256 x2 = _mm256_loadu_ps(m + 15840);
+                        const __m256 x3 = _mm256_loadu_ps(m + 22176);
+                        const __m256 x4 = _mm256_loadu_ps(m + 28512);
+                        const __m256 x5 = _mm256_loadu_ps(m + 34848);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -4048,12 +4048,12 @@ static CNN_SIMD void basic3_conv1(const float *restrict x0, float *restrict y, c
                     }
                     __m256 s04, s14, s24, s34;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 33792);
-                        const __m256 x1 = _mm256_loadu_ps(m + 84480);
-                        const __m256 x2 = _mm256_loadu_ps(m + 135168);
-                        const __m256 x3 = _mm256_loadu_ps(m + 185856);
-                        const __m256 x4 = _mm256_loadu_ps(m + 236544);
-                        const __m256 x5 = _mm256_loadu_ps(m + 287232);
+                        const __m256 x0 = _mm256_loadu_ps(m + 4224);
+                        const __m256 x1 = _mm256_loadu_ps(m + 10560);
+                        const __m256 x2 = _mm256_loadu_ps(m + 16896);
+                        const __m256 x3 = _mm256_loadu_ps(m + 23232);
+                        const __m256 x4 = _mm256_loadu_ps(m + 29568);
+                        const __m256 x5 = _mm256_loadu_ps(m + 35904);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -4067,12 +4067,12 @@ static CNN_SIMD void basic3_conv1(const float *restrict x0, float *restrict y, c
                     }
                     __m256 s05, s15, s25, s35;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 42240);
-                        const __m256 x1 = _mm256_loadu_ps(m + 92928);
-                        const __m256 x2 = _mm256_loadu_ps(m + 143616);
-                        const __m256 x3 = _mm256_loadu_ps(m + 194304);
-                        const __m256 x4 = _mm256_loadu_ps(m + 244992);
-                        const __m256 x5 = _mm256_loadu_ps(m + 295680);
+                        const __m256 x0 = _mm256_loadu_ps(m + 5280);
+                        const __m256 x1 = _mm256_loadu_ps(m + 11616);
+                        const __m256 x2 = _mm256_loadu_ps(m + 17952);
+                        const __m256 x3 = _mm256_loadu_ps(m + 24288);
+                        const __m256 x4 = _mm256_loadu_ps(m + 30624);
+                        const __m256 x5 = _mm256_loadu_ps(m + 36960);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -4417,10 +4417,10 @@ static CNN_SIMD void basic3_conv1(const float *restrict x0, float *restrict y, c
 /* basic3.conv2 — examples/resnet34.cnn:18: conv 3x3 p1 64
  *   in [64,56,56] -> out [64,56,56]
  *   weights at packed[770112]: weight [64,64,3,3] (packed in blocks of 6 output channels)
- *   avx2: Winograd F(4x4,3x3), 14x14 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=8 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic3.bn2 folded into the weights; then + basic2.relu2 (basic3.add1); then basic3.relu2
+ *   avx2: Winograd F(4x4,3x3), 14x14 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=1 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic3.bn2 folded into the weights; then + basic2.relu2 (basic3.add1); then basic3.relu2
  */
 static CNN_SIMD void basic3_conv2(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, W = 8, BR = 8, TB = 128, NX = 36 };
+    enum { MR = 6, NV = 2, W = 8, BR = 1, TB = 16, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
      * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
     const float *bias = w + 152064;
@@ -4428,9 +4428,9 @@ static CNN_SIMD void basic3_conv2(const float *restrict x0, const float *restric
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
         const float *rb0 = r0 + (ptrdiff_t)b * 200704;
-        float *in = s + (ptrdiff_t)b * 851456; /* this sample's padded input, */
+        float *in = s + (ptrdiff_t)b * 327296; /* this sample's padded input, */
         float *V = in + 252416; /* the band transformed, [NX][64][TB], */
-        float *M = V + 294912; /* the NX products, [NX][66][TB] */
+        float *M = V + 36864; /* the NX products, [NX][66][TB] */
         cnn_pad(xb0, in, 64, 56, 56, 1, 1, 58, 68, 0);
         for (int ty0 = 0; ty0 < 14; ty0 += BR) {
             const int rows = ty0 + BR <= 14 ? BR : 14 - ty0;
@@ -4560,11 +4560,11 @@ static CNN_SIMD void basic3_conv2(const float *restrict x0, const float *restric
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
                         _mm256_storeu_ps(o + 0, u0);
-                        _mm256_storeu_ps(o + 49152, u1);
-                        _mm256_storeu_ps(o + 98304, u2);
-                        _mm256_storeu_ps(o + 147456, u3);
-                        _mm256_storeu_ps(o + 196608, u4);
-                        _mm256_storeu_ps(o + 245760, u5);
+                        _mm256_storeu_ps(o + 6144, u1);
+                        _mm256_storeu_ps(o + 12288, u2);
+                        _mm256_storeu_ps(o + 18432, u3);
+                        _mm256_storeu_ps(o + 24576, u4);
+                        _mm256_storeu_ps(o + 30720, u5);
                     }
                     {
                         const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
@@ -4574,12 +4574,12 @@ static CNN_SIMD void basic3_conv2(const float *restrict x0, const float *restric
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 8192, u0);
-                        _mm256_storeu_ps(o + 57344, u1);
-                        _mm256_storeu_ps(o + 106496, u2);
-                        _mm256_storeu_ps(o + 155648, u3);
-                        _mm256_storeu_ps(o + 204800, u4);
-                        _mm256_storeu_ps(o + 253952, u5);
+                        _mm256_storeu_ps(o + 1024, u0);
+                        _mm256_storeu_ps(o + 7168, u1);
+                        _mm256_storeu_ps(o + 13312, u2);
+                        _mm256_storeu_ps(o + 19456, u3);
+                        _mm256_storeu_ps(o + 25600, u4);
+                        _mm256_storeu_ps(o + 31744, u5);
                     }
                     {
                         const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
@@ -4589,12 +4589,12 @@ static CNN_SIMD void basic3_conv2(const float *restrict x0, const float *restric
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 16384, u0);
-                        _mm256_storeu_ps(o + 65536, u1);
-                        _mm256_storeu_ps(o + 114688, u2);
-                        _mm256_storeu_ps(o + 163840, u3);
-                        _mm256_storeu_ps(o + 212992, u4);
-                        _mm256_storeu_ps(o + 262144, u5);
+                        _mm256_storeu_ps(o + 2048, u0);
+                        _mm256_storeu_ps(o + 8192, u1);
+                        _mm256_storeu_ps(o + 14336, u2);
+                        _mm256_storeu_ps(o + 20480, u3);
+                        _mm256_storeu_ps(o + 26624, u4);
+                        _mm256_storeu_ps(o + 32768, u5);
                     }
                     {
                         const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
@@ -4604,12 +4604,12 @@ static CNN_SIMD void basic3_conv2(const float *restrict x0, const float *restric
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 24576, u0);
-                        _mm256_storeu_ps(o + 73728, u1);
-                        _mm256_storeu_ps(o + 122880, u2);
-                        _mm256_storeu_ps(o + 172032, u3);
-                        _mm256_storeu_ps(o + 221184, u4);
-                        _mm256_storeu_ps(o + 270336, u5);
+                        _mm256_storeu_ps(o + 3072, u0);
+                        _mm256_storeu_ps(o + 9216, u1);
+                        _mm256_storeu_ps(o + 15360, u2);
+                        _mm256_storeu_ps(o + 21504, u3);
+                        _mm256_storeu_ps(o + 27648, u4);
+                        _mm256_storeu_ps(o + 33792, u5);
                     }
                     {
                         const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
@@ -4619,12 +4619,12 @@ static CNN_SIMD void basic3_conv2(const float *restrict x0, const float *restric
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 32768, u0);
-                        _mm256_storeu_ps(o + 81920, u1);
-                        _mm256_storeu_ps(o + 131072, u2);
-                        _mm256_storeu_ps(o + 180224, u3);
-                        _mm256_storeu_ps(o + 229376, u4);
-                        _mm256_storeu_ps(o + 278528, u5);
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 10240, u1);
+                        _mm256_storeu_ps(o + 16384, u2);
+                        _mm256_storeu_ps(o + 22528, u3);
+                        _mm256_storeu_ps(o + 28672, u4);
+                        _mm256_storeu_ps(o + 34816, u5);
                     }
                     {
                         const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
@@ -4634,23 +4634,23 @@ static CNN_SIMD void basic3_conv2(const float *restrict x0, const float *restric
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 40960, u0);
-                        _mm256_storeu_ps(o + 90112, u1);
-                        _mm256_storeu_ps(o + 139264, u2);
-                        _mm256_storeu_ps(o + 188416, u3);
-                        _mm256_storeu_ps(o + 237568, u4);
-                        _mm256_storeu_ps(o + 286720, u5);
+                        _mm256_storeu_ps(o + 5120, u0);
+                        _mm256_storeu_ps(o + 11264, u1);
+                        _mm256_storeu_ps(o + 17408, u2);
+                        _mm256_storeu_ps(o + 23552, u3);
+                        _mm256_storeu_ps(o + 29696, u4);
+                        _mm256_storeu_ps(o + 35840, u5);
                     }
                 }
                 for (int v = used; v < nvec; v++)
                     for (int xi = 0; xi < NX; xi++)
-                        _mm256_storeu_ps(vc + xi * 8192 + v * W, _mm256_setzero_ps());
+                        _mm256_storeu_ps(vc + xi * 1024 + v * W, _mm256_setzero_ps());
             }
             for (int it = 0; it < NX * 11 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 11, kb = kx - xi * 11;
                 const float *wp = w + (ptrdiff_t)kx * 384;
-                const float *xp = V + (ptrdiff_t)xi * 8192 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 1024 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c10 = _mm256_setzero_ps();
@@ -4685,19 +4685,19 @@ static CNN_SIMD void basic3_conv2(const float *restrict x0, const float *restric
                     c50 = _mm256_fmadd_ps(wv, xv0, c50);
                     c51 = _mm256_fmadd_ps(wv, xv1, c51);
                 }
-                float *mp = M + (ptrdiff_t)xi * 8448 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 1056 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
-                _mm256_storeu_ps(mp + 128, c10);
-                _mm256_storeu_ps(mp + 136, c11);
-                _mm256_storeu_ps(mp + 256, c20);
-                _mm256_storeu_ps(mp + 264, c21);
-                _mm256_storeu_ps(mp + 384, c30);
-                _mm256_storeu_ps(mp + 392, c31);
-                _mm256_storeu_ps(mp + 512, c40);
-                _mm256_storeu_ps(mp + 520, c41);
-                _mm256_storeu_ps(mp + 640, c50);
-                _mm256_storeu_ps(mp + 648, c51);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
             }
             for (int k = 0; k < 64; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
@@ -4709,11 +4709,11 @@ static CNN_SIMD void basic3_conv2(const float *restrict x0, const float *restric
                     __m256 s00, s10, s20, s30;
                     {
                         const __m256 x0 = _mm256_loadu_ps(m + 0);
-                        const __m256 x1 = _mm256_loadu_ps(m + 50688);
-                        const __m256 x2 = _mm256_loadu_ps(m + 101376);
-                        const __m256 x3 = _mm256_loadu_ps(m + 152064);
-                        const __m256 x4 = _mm256_loadu_ps(m + 202752);
-                        const __m256 x5 = _mm256_loadu_ps(m + 253440);
+                        const __m256 x1 = _mm256_loadu_ps(m + 6336);
+                        const __m256 x2 = _mm256_loadu_ps(m + 12672);
+                        const __m256 x3 = _mm256_loadu_ps(m + 19008);
+                        const __m256 x4 = _mm256_loadu_ps(m + 25344);
+                        const __m256 x5 = _mm256_loadu_ps(m + 31680);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -4727,12 +4727,12 @@ static CNN_SIMD void basic3_conv2(const float *restrict x0, const float *restric
                     }
                     __m256 s01, s11, s21, s31;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 8448);
-                        const __m256 x1 = _mm256_loadu_ps(m + 59136);
-                        const __m256 x2 = _mm256_loadu_ps(m + 109824);
-                        const __m256 x3 = _mm256_loadu_ps(m + 160512);
-                        const __m256 x4 = _mm256_loadu_ps(m + 211200);
-                        const __m256 x5 = _mm256_loadu_ps(m + 261888);
+                        const __m256 x0 = _mm256_loadu_ps(m + 1056);
+                        const __m256 x1 = _mm256_loadu_ps(m + 7392);
+                        const __m256 x2 = _mm256_loadu_ps(m + 13728);
+                        const __m256 x3 = _mm256_loadu_ps(m + 20064);
+                        const __m256 x4 = _mm256_loadu_ps(m + 26400);
+                        const __m256 x5 = _mm256_loadu_ps(m + 32736);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -4746,12 +4746,12 @@ static CNN_SIMD void basic3_conv2(const float *restrict x0, const float *restric
                     }
                     __m256 s02, s12, s22, s32;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 16896);
-                        const __m256 x1 = _mm256_loadu_ps(m + 67584);
-                        const __m256 x2 = _mm256_loadu_ps(m + 118272);
-                        const __m256 x3 = _mm256_loadu_ps(m + 168960);
-                        const __m256 x4 = _mm256_loadu_ps(m + 219648);
-                        const __m256 x5 = _mm256_loadu_ps(m + 270336);
+                        const __m256 x0 = _mm256_loadu_ps(m + 2112);
+                        const __m256 x1 = _mm256_loadu_ps(m + 8448);
+                        const __m256 x2 = _mm256_loadu_ps(m + 14784);
+                        const __m256 x3 = _mm256_loadu_ps(m + 21120);
+                        const __m256 x4 = _mm256_loadu_ps(m + 27456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 33792);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -4765,12 +4765,12 @@ static CNN_SIMD void basic3_conv2(const float *restrict x0, const float *restric
                     }
                     __m256 s03, s13, s23, s33;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 25344);
-                        const __m256 x1 = _mm256_loadu_ps(m + 76032);
-                        const __m256 x2 = _mm256_loadu_ps(m + 126720);
-                        const __m256 x3 = _mm256_loadu_ps(m + 177408);
-                        const __m256 x4 = _mm256_loadu_ps(m + 228096);
-                        const __m256 x5 = _mm256_loadu_ps(m + 278784);
+                        const __m256 x0 = _mm256_loadu_ps(m + 3168);
+                        const __m256 x1 = _mm256_loadu_ps(m + 9504);
+                        const __m256 x2 = _mm256_loadu_ps(m + 15840);
+                        const __m256 x3 = _mm256_loadu_ps(m + 22176);
+                        const __m256 x4 = _mm256_loadu_ps(m + 28512);
+                        const __m256 x5 = _mm256_loadu_ps(m + 34848);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -4784,12 +4784,12 @@ static CNN_SIMD void basic3_conv2(const float *restrict x0, const float *restric
                     }
                     __m256 s04, s14, s24, s34;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 33792);
-                        const __m256 x1 = _mm256_loadu_ps(m + 84480);
-                        const __m256 x2 = _mm256_loadu_ps(m + 135168);
-                        const __m256 x3 = _mm256_loadu_ps(m + 185856);
-                        const __m256 x4 = _mm256_loadu_ps(m + 236544);
-                        const __m256 x5 = _mm256_loadu_ps(m + 287232);
+                        const __m256 x0 = _mm256_loadu_ps(m + 4224);
+                        const __m256 x1 = _mm256_loadu_ps(m + 10560);
+                        const __m256 x2 = _mm256_loadu_ps(m + 16896);
+                        const __m256 x3 = _mm256_loadu_ps(m + 23232);
+                        const __m256 x4 = _mm256_loadu_ps(m + 29568);
+                        const __m256 x5 = _mm256_loadu_ps(m + 35904);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -4803,12 +4803,12 @@ static CNN_SIMD void basic3_conv2(const float *restrict x0, const float *restric
                     }
                     __m256 s05, s15, s25, s35;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 42240);
-                        const __m256 x1 = _mm256_loadu_ps(m + 92928);
-                        const __m256 x2 = _mm256_loadu_ps(m + 143616);
-                        const __m256 x3 = _mm256_loadu_ps(m + 194304);
-                        const __m256 x4 = _mm256_loadu_ps(m + 244992);
-                        const __m256 x5 = _mm256_loadu_ps(m + 295680);
+                        const __m256 x0 = _mm256_loadu_ps(m + 5280);
+                        const __m256 x1 = _mm256_loadu_ps(m + 11616);
+                        const __m256 x2 = _mm256_loadu_ps(m + 17952);
+                        const __m256 x3 = _mm256_loadu_ps(m + 24288);
+                        const __m256 x4 = _mm256_loadu_ps(m + 30624);
+                        const __m256 x5 = _mm256_loadu_ps(m + 36960);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -5513,19 +5513,19 @@ static CNN_SIMD void basic_down1_conv1(const float *restrict x0, float *restrict
 /* basic_down1.conv2 — examples/resnet34.cnn:25: conv 3x3 p1 128
  *   in [128,28,28] -> out [128,28,28]
  *   weights at packed[996096]: weight [128,128,3,3] (packed in blocks of 3 output channels)
- *   avx2: Winograd F(4x4,3x3), 7x7 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=7 tile rows; 36 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); basic_down1.bn2 folded into the weights
+ *   avx2: Winograd F(4x4,3x3), 7x7 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=4 tile rows; 36 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); basic_down1.bn2 folded into the weights
  */
 static CNN_SIMD void basic_down1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 3, NV = 4, W = 8, BR = 7, TB = 64, NX = 36 };
+    enum { MR = 3, NV = 4, W = 8, BR = 4, TB = 32, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
      * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
     const float *bias = w + 594432;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
-        float *in = s + (ptrdiff_t)b * 730368; /* this sample's padded input, */
+        float *in = s + (ptrdiff_t)b * 434304; /* this sample's padded input, */
         float *V = in + 138240; /* the band transformed, [NX][128][TB], */
-        float *M = V + 294912; /* the NX products, [NX][129][TB] */
+        float *M = V + 147456; /* the NX products, [NX][129][TB] */
         cnn_pad(xb0, in, 128, 28, 28, 1, 1, 30, 36, 0);
         for (int ty0 = 0; ty0 < 7; ty0 += BR) {
             const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
@@ -5655,11 +5655,11 @@ static CNN_SIMD void basic_down1_conv2(const float *restrict x0, float *restrict
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
                         _mm256_storeu_ps(o + 0, u0);
-                        _mm256_storeu_ps(o + 49152, u1);
-                        _mm256_storeu_ps(o + 98304, u2);
-                        _mm256_storeu_ps(o + 147456, u3);
-                        _mm256_storeu_ps(o + 196608, u4);
-                        _mm256_storeu_ps(o + 245760, u5);
+                        _mm256_storeu_ps(o + 24576, u1);
+                        _mm256_storeu_ps(o + 49152, u2);
+                        _mm256_storeu_ps(o + 73728, u3);
+                        _mm256_storeu_ps(o + 98304, u4);
+                        _mm256_storeu_ps(o + 122880, u5);
                     }
                     {
                         const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
@@ -5669,12 +5669,12 @@ static CNN_SIMD void basic_down1_conv2(const float *restrict x0, float *restrict
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 8192, u0);
-                        _mm256_storeu_ps(o + 57344, u1);
-                        _mm256_storeu_ps(o + 106496, u2);
-                        _mm256_storeu_ps(o + 155648, u3);
-                        _mm256_storeu_ps(o + 204800, u4);
-                        _mm256_storeu_ps(o + 253952, u5);
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 28672, u1);
+                        _mm256_storeu_ps(o + 53248, u2);
+                        _mm256_storeu_ps(o + 77824, u3);
+                        _mm256_storeu_ps(o + 102400, u4);
+                        _mm256_storeu_ps(o + 126976, u5);
                     }
                     {
                         const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
@@ -5684,12 +5684,12 @@ static CNN_SIMD void basic_down1_conv2(const float *restrict x0, float *restrict
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 16384, u0);
-                        _mm256_storeu_ps(o + 65536, u1);
-                        _mm256_storeu_ps(o + 114688, u2);
-                        _mm256_storeu_ps(o + 163840, u3);
-                        _mm256_storeu_ps(o + 212992, u4);
-                        _mm256_storeu_ps(o + 262144, u5);
+                        _mm256_storeu_ps(o + 8192, u0);
+                        _mm256_storeu_ps(o + 32768, u1);
+                        _mm256_storeu_ps(o + 57344, u2);
+                        _mm256_storeu_ps(o + 81920, u3);
+                        _mm256_storeu_ps(o + 106496, u4);
+                        _mm256_storeu_ps(o + 131072, u5);
                     }
                     {
                         const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
@@ -5699,12 +5699,12 @@ static CNN_SIMD void basic_down1_conv2(const float *restrict x0, float *restrict
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 24576, u0);
-                        _mm256_storeu_ps(o + 73728, u1);
-                        _mm256_storeu_ps(o + 122880, u2);
-                        _mm256_storeu_ps(o + 172032, u3);
-                        _mm256_storeu_ps(o + 221184, u4);
-                        _mm256_storeu_ps(o + 270336, u5);
+                        _mm256_storeu_ps(o + 12288, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 61440, u2);
+                        _mm256_storeu_ps(o + 86016, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 135168, u5);
                     }
                     {
                         const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
@@ -5714,12 +5714,12 @@ static CNN_SIMD void basic_down1_conv2(const float *restrict x0, float *restrict
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 32768, u0);
-                        _mm256_storeu_ps(o + 81920, u1);
-                        _mm256_storeu_ps(o + 131072, u2);
-                        _mm256_storeu_ps(o + 180224, u3);
-                        _mm256_storeu_ps(o + 229376, u4);
-                        _mm256_storeu_ps(o + 278528, u5);
+                        _mm256_storeu_ps(o + 16384, u0);
+                        _mm256_storeu_ps(o + 40960, u1);
+                        _mm256_storeu_ps(o + 65536, u2);
+                        _mm256_storeu_ps(o + 90112, u3);
+                        _mm256_storeu_ps(o + 114688, u4);
+                        _mm256_storeu_ps(o + 139264, u5);
                     }
                     {
                         const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
@@ -5729,23 +5729,23 @@ static CNN_SIMD void basic_down1_conv2(const float *restrict x0, float *restrict
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 40960, u0);
-                        _mm256_storeu_ps(o + 90112, u1);
-                        _mm256_storeu_ps(o + 139264, u2);
-                        _mm256_storeu_ps(o + 188416, u3);
-                        _mm256_storeu_ps(o + 237568, u4);
-                        _mm256_storeu_ps(o + 286720, u5);
+                        _mm256_storeu_ps(o + 20480, u0);
+                        _mm256_storeu_ps(o + 45056, u1);
+                        _mm256_storeu_ps(o + 69632, u2);
+                        _mm256_storeu_ps(o + 94208, u3);
+                        _mm256_storeu_ps(o + 118784, u4);
+                        _mm256_storeu_ps(o + 143360, u5);
                     }
                 }
                 for (int v = used; v < nvec; v++)
                     for (int xi = 0; xi < NX; xi++)
-                        _mm256_storeu_ps(vc + xi * 8192 + v * W, _mm256_setzero_ps());
+                        _mm256_storeu_ps(vc + xi * 4096 + v * W, _mm256_setzero_ps());
             }
             for (int it = 0; it < NX * 43 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 43, kb = kx - xi * 43;
                 const float *wp = w + (ptrdiff_t)kx * 384;
-                const float *xp = V + (ptrdiff_t)xi * 8192 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 4096 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c02 = _mm256_setzero_ps();
@@ -5779,19 +5779,19 @@ static CNN_SIMD void basic_down1_conv2(const float *restrict x0, float *restrict
                     c22 = _mm256_fmadd_ps(wv, xv2, c22);
                     c23 = _mm256_fmadd_ps(wv, xv3, c23);
                 }
-                float *mp = M + (ptrdiff_t)xi * 8256 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 4128 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
                 _mm256_storeu_ps(mp + 16, c02);
                 _mm256_storeu_ps(mp + 24, c03);
-                _mm256_storeu_ps(mp + 64, c10);
-                _mm256_storeu_ps(mp + 72, c11);
-                _mm256_storeu_ps(mp + 80, c12);
-                _mm256_storeu_ps(mp + 88, c13);
-                _mm256_storeu_ps(mp + 128, c20);
-                _mm256_storeu_ps(mp + 136, c21);
-                _mm256_storeu_ps(mp + 144, c22);
-                _mm256_storeu_ps(mp + 152, c23);
+                _mm256_storeu_ps(mp + 32, c10);
+                _mm256_storeu_ps(mp + 40, c11);
+                _mm256_storeu_ps(mp + 48, c12);
+                _mm256_storeu_ps(mp + 56, c13);
+                _mm256_storeu_ps(mp + 64, c20);
+                _mm256_storeu_ps(mp + 72, c21);
+                _mm256_storeu_ps(mp + 80, c22);
+                _mm256_storeu_ps(mp + 88, c23);
             }
             for (int k = 0; k < 128; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
@@ -5803,11 +5803,11 @@ static CNN_SIMD void basic_down1_conv2(const float *restrict x0, float *restrict
                     __m256 s00, s10, s20, s30;
                     {
                         const __m256 x0 = _mm256_loadu_ps(m + 0);
-                        const __m256 x1 = _mm256_loadu_ps(m + 49536);
-                        const __m256 x2 = _mm256_loadu_ps(m + 99072);
-                        const __m256 x3 = _mm256_loadu_ps(m + 148608);
-                        const __m256 x4 = _mm256_loadu_ps(m + 198144);
-                        const __m256 x5 = _mm256_loadu_ps(m + 247680);
+                        const __m256 x1 = _mm256_loadu_ps(m + 24768);
+                        const __m256 x2 = _mm256_loadu_ps(m + 49536);
+                        const __m256 x3 = _mm256_loadu_ps(m + 74304);
+                        const __m256 x4 = _mm256_loadu_ps(m + 99072);
+                        const __m256 x5 = _mm256_loadu_ps(m + 123840);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -5821,12 +5821,12 @@ static CNN_SIMD void basic_down1_conv2(const float *restrict x0, float *restrict
                     }
                     __m256 s01, s11, s21, s31;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 8256);
-                        const __m256 x1 = _mm256_loadu_ps(m + 57792);
-                        const __m256 x2 = _mm256_loadu_ps(m + 107328);
-                        const __m256 x3 = _mm256_loadu_ps(m + 156864);
-                        const __m256 x4 = _mm256_loadu_ps(m + 206400);
-                        const __m256 x5 = _mm256_loadu_ps(m + 255936);
+                        const __m256 x0 = _mm256_loadu_ps(m + 4128);
+                        const __m256 x1 = _mm256_loadu_ps(m + 28896);
+                        const __m256 x2 = _mm256_loadu_ps(m + 53664);
+                        const __m256 x3 = _mm256_loadu_ps(m + 78432);
+                        const __m256 x4 = _mm256_loadu_ps(m + 103200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 127968);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -5840,12 +5840,12 @@ static CNN_SIMD void basic_down1_conv2(const float *restrict x0, float *restrict
                     }
                     __m256 s02, s12, s22, s32;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 16512);
-                        const __m256 x1 = _mm256_loadu_ps(m + 66048);
-                        const __m256 x2 = _mm256_loadu_ps(m + 115584);
-                        const __m256 x3 = _mm256_loadu_ps(m + 165120);
-                        const __m256 x4 = _mm256_loadu_ps(m + 214656);
-                        const __m256 x5 = _mm256_loadu_ps(m + 264192);
+                        const __m256 x0 = _mm256_loadu_ps(m + 8256);
+                        const __m256 x1 = _mm256_loadu_ps(m + 33024);
+                        const __m256 x2 = _mm256_loadu_ps(m + 57792);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82560);
+                        const __m256 x4 = _mm256_loadu_ps(m + 107328);
+                        const __m256 x5 = _mm256_loadu_ps(m + 132096);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -5859,12 +5859,12 @@ static CNN_SIMD void basic_down1_conv2(const float *restrict x0, float *restrict
                     }
                     __m256 s03, s13, s23, s33;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 24768);
-                        const __m256 x1 = _mm256_loadu_ps(m + 74304);
-                        const __m256 x2 = _mm256_loadu_ps(m + 123840);
-                        const __m256 x3 = _mm256_loadu_ps(m + 173376);
-                        const __m256 x4 = _mm256_loadu_ps(m + 222912);
-                        const __m256 x5 = _mm256_loadu_ps(m + 272448);
+                        const __m256 x0 = _mm256_loadu_ps(m + 12384);
+                        const __m256 x1 = _mm256_loadu_ps(m + 37152);
+                        const __m256 x2 = _mm256_loadu_ps(m + 61920);
+                        const __m256 x3 = _mm256_loadu_ps(m + 86688);
+                        const __m256 x4 = _mm256_loadu_ps(m + 111456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 136224);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -5878,12 +5878,12 @@ static CNN_SIMD void basic_down1_conv2(const float *restrict x0, float *restrict
                     }
                     __m256 s04, s14, s24, s34;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 33024);
-                        const __m256 x1 = _mm256_loadu_ps(m + 82560);
-                        const __m256 x2 = _mm256_loadu_ps(m + 132096);
-                        const __m256 x3 = _mm256_loadu_ps(m + 181632);
-                        const __m256 x4 = _mm256_loadu_ps(m + 231168);
-                        const __m256 x5 = _mm256_loadu_ps(m + 280704);
+                        const __m256 x0 = _mm256_loadu_ps(m + 16512);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41280);
+                        const __m256 x2 = _mm256_loadu_ps(m + 66048);
+                        const __m256 x3 = _mm256_loadu_ps(m + 90816);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115584);
+                        const __m256 x5 = _mm256_loadu_ps(m + 140352);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -5897,12 +5897,12 @@ static CNN_SIMD void basic_down1_conv2(const float *restrict x0, float *restrict
                     }
                     __m256 s05, s15, s25, s35;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 41280);
-                        const __m256 x1 = _mm256_loadu_ps(m + 90816);
-                        const __m256 x2 = _mm256_loadu_ps(m + 140352);
-                        const __m256 x3 = _mm256_loadu_ps(m + 189888);
-                        const __m256 x4 = _mm256_loadu_ps(m + 239424);
-                        const __m256 x5 = _mm256_loadu_ps(m + 288960);
+                        const __m256 x0 = _mm256_loadu_ps(m + 20640);
+                        const __m256 x1 = _mm256_loadu_ps(m + 45408);
+                        const __m256 x2 = _mm256_loadu_ps(m + 70176);
+                        const __m256 x3 = _mm256_loadu_ps(m + 94944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119712);
+                        const __m256 x5 = _mm256_loadu_ps(m + 144480);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -6473,19 +6473,19 @@ static CNN_SIMD void basic_down1_conv3(const float *restrict x0, const float *re
 /* basic4.conv1 — examples/resnet34.cnn:17: conv 3x3 p1 128
  *   in [128,28,28] -> out [128,28,28]
  *   weights at packed[1598976]: weight [128,128,3,3] (packed in blocks of 3 output channels)
- *   avx2: Winograd F(4x4,3x3), 7x7 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=7 tile rows; 36 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); basic4.bn1 folded into the weights; then basic4.relu1
+ *   avx2: Winograd F(4x4,3x3), 7x7 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=4 tile rows; 36 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); basic4.bn1 folded into the weights; then basic4.relu1
  */
 static CNN_SIMD void basic4_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 3, NV = 4, W = 8, BR = 7, TB = 64, NX = 36 };
+    enum { MR = 3, NV = 4, W = 8, BR = 4, TB = 32, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
      * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
     const float *bias = w + 594432;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
-        float *in = s + (ptrdiff_t)b * 730368; /* this sample's padded input, */
+        float *in = s + (ptrdiff_t)b * 434304; /* this sample's padded input, */
         float *V = in + 138240; /* the band transformed, [NX][128][TB], */
-        float *M = V + 294912; /* the NX products, [NX][129][TB] */
+        float *M = V + 147456; /* the NX products, [NX][129][TB] */
         cnn_pad(xb0, in, 128, 28, 28, 1, 1, 30, 36, 0);
         for (int ty0 = 0; ty0 < 7; ty0 += BR) {
             const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
@@ -6615,11 +6615,11 @@ static CNN_SIMD void basic4_conv1(const float *restrict x0, float *restrict y, c
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
                         _mm256_storeu_ps(o + 0, u0);
-                        _mm256_storeu_ps(o + 49152, u1);
-                        _mm256_storeu_ps(o + 98304, u2);
-                        _mm256_storeu_ps(o + 147456, u3);
-                        _mm256_storeu_ps(o + 196608, u4);
-                        _mm256_storeu_ps(o + 245760, u5);
+                        _mm256_storeu_ps(o + 24576, u1);
+                        _mm256_storeu_ps(o + 49152, u2);
+                        _mm256_storeu_ps(o + 73728, u3);
+                        _mm256_storeu_ps(o + 98304, u4);
+                        _mm256_storeu_ps(o + 122880, u5);
                     }
                     {
                         const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
@@ -6629,12 +6629,12 @@ static CNN_SIMD void basic4_conv1(const float *restrict x0, float *restrict y, c
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 8192, u0);
-                        _mm256_storeu_ps(o + 57344, u1);
-                        _mm256_storeu_ps(o + 106496, u2);
-                        _mm256_storeu_ps(o + 155648, u3);
-                        _mm256_storeu_ps(o + 204800, u4);
-                        _mm256_storeu_ps(o + 253952, u5);
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 28672, u1);
+                        _mm256_storeu_ps(o + 53248, u2);
+                        _mm256_storeu_ps(o + 77824, u3);
+                        _mm256_storeu_ps(o + 102400, u4);
+                        _mm256_storeu_ps(o + 126976, u5);
                     }
                     {
                         const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
@@ -6644,12 +6644,12 @@ static CNN_SIMD void basic4_conv1(const float *restrict x0, float *restrict y, c
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 16384, u0);
-                        _mm256_storeu_ps(o + 65536, u1);
-                        _mm256_storeu_ps(o + 114688, u2);
-                        _mm256_storeu_ps(o + 163840, u3);
-                        _mm256_storeu_ps(o + 212992, u4);
-                        _mm256_storeu_ps(o + 262144, u5);
+                        _mm256_storeu_ps(o + 8192, u0);
+                        _mm256_storeu_ps(o + 32768, u1);
+                        _mm256_storeu_ps(o + 57344, u2);
+                        _mm256_storeu_ps(o + 81920, u3);
+                        _mm256_storeu_ps(o + 106496, u4);
+                        _mm256_storeu_ps(o + 131072, u5);
                     }
                     {
                         const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
@@ -6659,12 +6659,12 @@ static CNN_SIMD void basic4_conv1(const float *restrict x0, float *restrict y, c
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 24576, u0);
-                        _mm256_storeu_ps(o + 73728, u1);
-                        _mm256_storeu_ps(o + 122880, u2);
-                        _mm256_storeu_ps(o + 172032, u3);
-                        _mm256_storeu_ps(o + 221184, u4);
-                        _mm256_storeu_ps(o + 270336, u5);
+                        _mm256_storeu_ps(o + 12288, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 61440, u2);
+                        _mm256_storeu_ps(o + 86016, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 135168, u5);
                     }
                     {
                         const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
@@ -6674,12 +6674,12 @@ static CNN_SIMD void basic4_conv1(const float *restrict x0, float *restrict y, c
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 32768, u0);
-                        _mm256_storeu_ps(o + 81920, u1);
-                        _mm256_storeu_ps(o + 131072, u2);
-                        _mm256_storeu_ps(o + 180224, u3);
-                        _mm256_storeu_ps(o + 229376, u4);
-                        _mm256_storeu_ps(o + 278528, u5);
+                        _mm256_storeu_ps(o + 16384, u0);
+                        _mm256_storeu_ps(o + 40960, u1);
+                        _mm256_storeu_ps(o + 65536, u2);
+                        _mm256_storeu_ps(o + 90112, u3);
+                        _mm256_storeu_ps(o + 114688, u4);
+                        _mm256_storeu_ps(o + 139264, u5);
                     }
                     {
                         const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
@@ -6689,23 +6689,23 @@ static CNN_SIMD void basic4_conv1(const float *restrict x0, float *restrict y, c
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 40960, u0);
-                        _mm256_storeu_ps(o + 90112, u1);
-                        _mm256_storeu_ps(o + 139264, u2);
-                        _mm256_storeu_ps(o + 188416, u3);
-                        _mm256_storeu_ps(o + 237568, u4);
-                        _mm256_storeu_ps(o + 286720, u5);
+                        _mm256_storeu_ps(o + 20480, u0);
+                        _mm256_storeu_ps(o + 45056, u1);
+                        _mm256_storeu_ps(o + 69632, u2);
+                        _mm256_storeu_ps(o + 94208, u3);
+                        _mm256_storeu_ps(o + 118784, u4);
+                        _mm256_storeu_ps(o + 143360, u5);
                     }
                 }
                 for (int v = used; v < nvec; v++)
                     for (int xi = 0; xi < NX; xi++)
-                        _mm256_storeu_ps(vc + xi * 8192 + v * W, _mm256_setzero_ps());
+                        _mm256_storeu_ps(vc + xi * 4096 + v * W, _mm256_setzero_ps());
             }
             for (int it = 0; it < NX * 43 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 43, kb = kx - xi * 43;
                 const float *wp = w + (ptrdiff_t)kx * 384;
-                const float *xp = V + (ptrdiff_t)xi * 8192 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 4096 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c02 = _mm256_setzero_ps();
@@ -6739,19 +6739,19 @@ static CNN_SIMD void basic4_conv1(const float *restrict x0, float *restrict y, c
                     c22 = _mm256_fmadd_ps(wv, xv2, c22);
                     c23 = _mm256_fmadd_ps(wv, xv3, c23);
                 }
-                float *mp = M + (ptrdiff_t)xi * 8256 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 4128 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
                 _mm256_storeu_ps(mp + 16, c02);
                 _mm256_storeu_ps(mp + 24, c03);
-                _mm256_storeu_ps(mp + 64, c10);
-                _mm256_storeu_ps(mp + 72, c11);
-                _mm256_storeu_ps(mp + 80, c12);
-                _mm256_storeu_ps(mp + 88, c13);
-                _mm256_storeu_ps(mp + 128, c20);
-                _mm256_storeu_ps(mp + 136, c21);
-                _mm256_storeu_ps(mp + 144, c22);
-                _mm256_storeu_ps(mp + 152, c23);
+                _mm256_storeu_ps(mp + 32, c10);
+                _mm256_storeu_ps(mp + 40, c11);
+                _mm256_storeu_ps(mp + 48, c12);
+                _mm256_storeu_ps(mp + 56, c13);
+                _mm256_storeu_ps(mp + 64, c20);
+                _mm256_storeu_ps(mp + 72, c21);
+                _mm256_storeu_ps(mp + 80, c22);
+                _mm256_storeu_ps(mp + 88, c23);
             }
             for (int k = 0; k < 128; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
@@ -6763,11 +6763,11 @@ static CNN_SIMD void basic4_conv1(const float *restrict x0, float *restrict y, c
                     __m256 s00, s10, s20, s30;
                     {
                         const __m256 x0 = _mm256_loadu_ps(m + 0);
-                        const __m256 x1 = _mm256_loadu_ps(m + 49536);
-                        const __m256 x2 = _mm256_loadu_ps(m + 99072);
-                        const __m256 x3 = _mm256_loadu_ps(m + 148608);
-                        const __m256 x4 = _mm256_loadu_ps(m + 198144);
-                        const __m256 x5 = _mm256_loadu_ps(m + 247680);
+                        const __m256 x1 = _mm256_loadu_ps(m + 24768);
+                        const __m256 x2 = _mm256_loadu_ps(m + 49536);
+                        const __m256 x3 = _mm256_loadu_ps(m + 74304);
+                        const __m256 x4 = _mm256_loadu_ps(m + 99072);
+                        const __m256 x5 = _mm256_loadu_ps(m + 123840);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -6781,12 +6781,12 @@ static CNN_SIMD void basic4_conv1(const float *restrict x0, float *restrict y, c
                     }
                     __m256 s01, s11, s21, s31;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 8256);
-                        const __m256 x1 = _mm256_loadu_ps(m + 57792);
-                        const __m256 x2 = _mm256_loadu_ps(m + 107328);
-                        const __m256 x3 = _mm256_loadu_ps(m + 156864);
-                        const __m256 x4 = _mm256_loadu_ps(m + 206400);
-                        const __m256 x5 = _mm256_loadu_ps(m + 255936);
+                        const __m256 x0 = _mm256_loadu_ps(m + 4128);
+                        const __m256 x1 = _mm256_loadu_ps(m + 28896);
+                        const __m256 x2 = _mm256_loadu_ps(m + 53664);
+                        const __m256 x3 = _mm256_loadu_ps(m + 78432);
+                        const __m256 x4 = _mm256_loadu_ps(m + 103200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 127968);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -6800,12 +6800,12 @@ static CNN_SIMD void basic4_conv1(const float *restrict x0, float *restrict y, c
                     }
                     __m256 s02, s12, s22, s32;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 16512);
-                        const __m256 x1 = _mm256_loadu_ps(m + 66048);
-                        const __m256 x2 = _mm256_loadu_ps(m + 115584);
-                        const __m256 x3 = _mm256_loadu_ps(m + 165120);
-                        const __m256 x4 = _mm256_loadu_ps(m + 214656);
-                        const __m256 x5 = _mm256_loadu_ps(m + 264192);
+                        const __m256 x0 = _mm256_loadu_ps(m + 8256);
+                        const __m256 x1 = _mm256_loadu_ps(m + 33024);
+                        const __m256 x2 = _mm256_loadu_ps(m + 57792);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82560);
+                        const __m256 x4 = _mm256_loadu_ps(m + 107328);
+                        const __m256 x5 = _mm256_loadu_ps(m + 132096);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -6819,12 +6819,12 @@ static CNN_SIMD void basic4_conv1(const float *restrict x0, float *restrict y, c
                     }
                     __m256 s03, s13, s23, s33;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 24768);
-                        const __m256 x1 = _mm256_loadu_ps(m + 74304);
-                        const __m256 x2 = _mm256_loadu_ps(m + 123840);
-                        const __m256 x3 = _mm256_loadu_ps(m + 173376);
-                        const __m256 x4 = _mm256_loadu_ps(m + 222912);
-                        const __m256 x5 = _mm256_loadu_ps(m + 272448);
+                        const __m256 x0 = _mm256_loadu_ps(m + 12384);
+                        const __m256 x1 = _mm256_loadu_ps(m + 37152);
+                        const __m256 x2 = _mm256_loadu_ps(m + 61920);
+                        const __m256 x3 = _mm256_loadu_ps(m + 86688);
+                        const __m256 x4 = _mm256_loadu_ps(m + 111456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 136224);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -6838,12 +6838,12 @@ static CNN_SIMD void basic4_conv1(const float *restrict x0, float *restrict y, c
                     }
                     __m256 s04, s14, s24, s34;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 33024);
-                        const __m256 x1 = _mm256_loadu_ps(m + 82560);
-                        const __m256 x2 = _mm256_loadu_ps(m + 132096);
-                        const __m256 x3 = _mm256_loadu_ps(m + 181632);
-                        const __m256 x4 = _mm256_loadu_ps(m + 231168);
-                        const __m256 x5 = _mm256_loadu_ps(m + 280704);
+                        const __m256 x0 = _mm256_loadu_ps(m + 16512);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41280);
+                        const __m256 x2 = _mm256_loadu_ps(m + 66048);
+                        const __m256 x3 = _mm256_loadu_ps(m + 90816);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115584);
+                        const __m256 x5 = _mm256_loadu_ps(m + 140352);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -6857,12 +6857,12 @@ static CNN_SIMD void basic4_conv1(const float *restrict x0, float *restrict y, c
                     }
                     __m256 s05, s15, s25, s35;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 41280);
-                        const __m256 x1 = _mm256_loadu_ps(m + 90816);
-                        const __m256 x2 = _mm256_loadu_ps(m + 140352);
-                        const __m256 x3 = _mm256_loadu_ps(m + 189888);
-                        const __m256 x4 = _mm256_loadu_ps(m + 239424);
-                        const __m256 x5 = _mm256_loadu_ps(m + 288960);
+                        const __m256 x0 = _mm256_loadu_ps(m + 20640);
+                        const __m256 x1 = _mm256_loadu_ps(m + 45408);
+                        const __m256 x2 = _mm256_loadu_ps(m + 70176);
+                        const __m256 x3 = _mm256_loadu_ps(m + 94944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119712);
+                        const __m256 x5 = _mm256_loadu_ps(m + 144480);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -7207,10 +7207,10 @@ static CNN_SIMD void basic4_conv1(const float *restrict x0, float *restrict y, c
 /* basic4.conv2 — examples/resnet34.cnn:18: conv 3x3 p1 128
  *   in [128,28,28] -> out [128,28,28]
  *   weights at packed[2193536]: weight [128,128,3,3] (packed in blocks of 3 output channels)
- *   avx2: Winograd F(4x4,3x3), 7x7 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=7 tile rows; 36 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); basic4.bn2 folded into the weights; then + basic_down1.relu2 (basic4.add1); then basic4.relu2
+ *   avx2: Winograd F(4x4,3x3), 7x7 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=4 tile rows; 36 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); basic4.bn2 folded into the weights; then + basic_down1.relu2 (basic4.add1); then basic4.relu2
  */
 static CNN_SIMD void basic4_conv2(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 3, NV = 4, W = 8, BR = 7, TB = 64, NX = 36 };
+    enum { MR = 3, NV = 4, W = 8, BR = 4, TB = 32, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
      * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
     const float *bias = w + 594432;
@@ -7218,9 +7218,9 @@ static CNN_SIMD void basic4_conv2(const float *restrict x0, const float *restric
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
         const float *rb0 = r0 + (ptrdiff_t)b * 100352;
-        float *in = s + (ptrdiff_t)b * 730368; /* this sample's padded input, */
+        float *in = s + (ptrdiff_t)b * 434304; /* this sample's padded input, */
         float *V = in + 138240; /* the band transformed, [NX][128][TB], */
-        float *M = V + 294912; /* the NX products, [NX][129][TB] */
+        float *M = V + 147456; /* the NX products, [NX][129][TB] */
         cnn_pad(xb0, in, 128, 28, 28, 1, 1, 30, 36, 0);
         for (int ty0 = 0; ty0 < 7; ty0 += BR) {
             const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
@@ -7350,11 +7350,11 @@ static CNN_SIMD void basic4_conv2(const float *restrict x0, const float *restric
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
                         _mm256_storeu_ps(o + 0, u0);
-                        _mm256_storeu_ps(o + 49152, u1);
-                        _mm256_storeu_ps(o + 98304, u2);
-                        _mm256_storeu_ps(o + 147456, u3);
-                        _mm256_storeu_ps(o + 196608, u4);
-                        _mm256_storeu_ps(o + 245760, u5);
+                        _mm256_storeu_ps(o + 24576, u1);
+                        _mm256_storeu_ps(o + 49152, u2);
+                        _mm256_storeu_ps(o + 73728, u3);
+                        _mm256_storeu_ps(o + 98304, u4);
+                        _mm256_storeu_ps(o + 122880, u5);
                     }
                     {
                         const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
@@ -7364,12 +7364,12 @@ static CNN_SIMD void basic4_conv2(const float *restrict x0, const float *restric
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 8192, u0);
-                        _mm256_storeu_ps(o + 57344, u1);
-                        _mm256_storeu_ps(o + 106496, u2);
-                        _mm256_storeu_ps(o + 155648, u3);
-                        _mm256_storeu_ps(o + 204800, u4);
-                        _mm256_storeu_ps(o + 253952, u5);
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 28672, u1);
+                        _mm256_storeu_ps(o + 53248, u2);
+                        _mm256_storeu_ps(o + 77824, u3);
+                        _mm256_storeu_ps(o + 102400, u4);
+                        _mm256_storeu_ps(o + 126976, u5);
                     }
                     {
                         const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
@@ -7379,12 +7379,12 @@ static CNN_SIMD void basic4_conv2(const float *restrict x0, const float *restric
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 16384, u0);
-                        _mm256_storeu_ps(o + 65536, u1);
-                        _mm256_storeu_ps(o + 114688, u2);
-                        _mm256_storeu_ps(o + 163840, u3);
-                        _mm256_storeu_ps(o + 212992, u4);
-                        _mm256_storeu_ps(o + 262144, u5);
+                        _mm256_storeu_ps(o + 8192, u0);
+                        _mm256_storeu_ps(o + 32768, u1);
+                        _mm256_storeu_ps(o + 57344, u2);
+                        _mm256_storeu_ps(o + 81920, u3);
+                        _mm256_storeu_ps(o + 106496, u4);
+                        _mm256_storeu_ps(o + 131072, u5);
                     }
                     {
                         const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
@@ -7394,12 +7394,12 @@ static CNN_SIMD void basic4_conv2(const float *restrict x0, const float *restric
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 24576, u0);
-                        _mm256_storeu_ps(o + 73728, u1);
-                        _mm256_storeu_ps(o + 122880, u2);
-                        _mm256_storeu_ps(o + 172032, u3);
-                        _mm256_storeu_ps(o + 221184, u4);
-                        _mm256_storeu_ps(o + 270336, u5);
+                        _mm256_storeu_ps(o + 12288, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 61440, u2);
+                        _mm256_storeu_ps(o + 86016, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 135168, u5);
                     }
                     {
                         const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
@@ -7409,12 +7409,12 @@ static CNN_SIMD void basic4_conv2(const float *restrict x0, const float *restric
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 32768, u0);
-                        _mm256_storeu_ps(o + 81920, u1);
-                        _mm256_storeu_ps(o + 131072, u2);
-                        _mm256_storeu_ps(o + 180224, u3);
-                        _mm256_storeu_ps(o + 229376, u4);
-                        _mm256_storeu_ps(o + 278528, u5);
+                        _mm256_storeu_ps(o + 16384, u0);
+                        _mm256_storeu_ps(o + 40960, u1);
+                        _mm256_storeu_ps(o + 65536, u2);
+                        _mm256_storeu_ps(o + 90112, u3);
+                        _mm256_storeu_ps(o + 114688, u4);
+                        _mm256_storeu_ps(o + 139264, u5);
                     }
                     {
                         const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
@@ -7424,23 +7424,23 @@ static CNN_SIMD void basic4_conv2(const float *restrict x0, const float *restric
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 40960, u0);
-                        _mm256_storeu_ps(o + 90112, u1);
-                        _mm256_storeu_ps(o + 139264, u2);
-                        _mm256_storeu_ps(o + 188416, u3);
-                        _mm256_storeu_ps(o + 237568, u4);
-                        _mm256_storeu_ps(o + 286720, u5);
+                        _mm256_storeu_ps(o + 20480, u0);
+                        _mm256_storeu_ps(o + 45056, u1);
+                        _mm256_storeu_ps(o + 69632, u2);
+                        _mm256_storeu_ps(o + 94208, u3);
+                        _mm256_storeu_ps(o + 118784, u4);
+                        _mm256_storeu_ps(o + 143360, u5);
                     }
                 }
                 for (int v = used; v < nvec; v++)
                     for (int xi = 0; xi < NX; xi++)
-                        _mm256_storeu_ps(vc + xi * 8192 + v * W, _mm256_setzero_ps());
+                        _mm256_storeu_ps(vc + xi * 4096 + v * W, _mm256_setzero_ps());
             }
             for (int it = 0; it < NX * 43 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 43, kb = kx - xi * 43;
                 const float *wp = w + (ptrdiff_t)kx * 384;
-                const float *xp = V + (ptrdiff_t)xi * 8192 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 4096 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c02 = _mm256_setzero_ps();
@@ -7474,19 +7474,19 @@ static CNN_SIMD void basic4_conv2(const float *restrict x0, const float *restric
                     c22 = _mm256_fmadd_ps(wv, xv2, c22);
                     c23 = _mm256_fmadd_ps(wv, xv3, c23);
                 }
-                float *mp = M + (ptrdiff_t)xi * 8256 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 4128 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
                 _mm256_storeu_ps(mp + 16, c02);
                 _mm256_storeu_ps(mp + 24, c03);
-                _mm256_storeu_ps(mp + 64, c10);
-                _mm256_storeu_ps(mp + 72, c11);
-                _mm256_storeu_ps(mp + 80, c12);
-                _mm256_storeu_ps(mp + 88, c13);
-                _mm256_storeu_ps(mp + 128, c20);
-                _mm256_storeu_ps(mp + 136, c21);
-                _mm256_storeu_ps(mp + 144, c22);
-                _mm256_storeu_ps(mp + 152, c23);
+                _mm256_storeu_ps(mp + 32, c10);
+                _mm256_storeu_ps(mp + 40, c11);
+                _mm256_storeu_ps(mp + 48, c12);
+                _mm256_storeu_ps(mp + 56, c13);
+                _mm256_storeu_ps(mp + 64, c20);
+                _mm256_storeu_ps(mp + 72, c21);
+                _mm256_storeu_ps(mp + 80, c22);
+                _mm256_storeu_ps(mp + 88, c23);
             }
             for (int k = 0; k < 128; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
@@ -7498,11 +7498,11 @@ static CNN_SIMD void basic4_conv2(const float *restrict x0, const float *restric
                     __m256 s00, s10, s20, s30;
                     {
                         const __m256 x0 = _mm256_loadu_ps(m + 0);
-                        const __m256 x1 = _mm256_loadu_ps(m + 49536);
-                        const __m256 x2 = _mm256_loadu_ps(m + 99072);
-                        const __m256 x3 = _mm256_loadu_ps(m + 148608);
-                        const __m256 x4 = _mm256_loadu_ps(m + 198144);
-                        const __m256 x5 = _mm256_loadu_ps(m + 247680);
+                        const __m256 x1 = _mm256_loadu_ps(m + 24768);
+                        const __m256 x2 = _mm256_loadu_ps(m + 49536);
+                        const __m256 x3 = _mm256_loadu_ps(m + 74304);
+                        const __m256 x4 = _mm256_loadu_ps(m + 99072);
+                        const __m256 x5 = _mm256_loadu_ps(m + 123840);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -7516,12 +7516,12 @@ static CNN_SIMD void basic4_conv2(const float *restrict x0, const float *restric
                     }
                     __m256 s01, s11, s21, s31;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 8256);
-                        const __m256 x1 = _mm256_loadu_ps(m + 57792);
-                        const __m256 x2 = _mm256_loadu_ps(m + 107328);
-                        const __m256 x3 = _mm256_loadu_ps(m + 156864);
-                        const __m256 x4 = _mm256_loadu_ps(m + 206400);
-                        const __m256 x5 = _mm256_loadu_ps(m + 255936);
+                        const __m256 x0 = _mm256_loadu_ps(m + 4128);
+                        const __m256 x1 = _mm256_loadu_ps(m + 28896);
+                        const __m256 x2 = _mm256_loadu_ps(m + 53664);
+                        const __m256 x3 = _mm256_loadu_ps(m + 78432);
+                        const __m256 x4 = _mm256_loadu_ps(m + 103200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 127968);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -7535,12 +7535,12 @@ static CNN_SIMD void basic4_conv2(const float *restrict x0, const float *restric
                     }
                     __m256 s02, s12, s22, s32;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 16512);
-                        const __m256 x1 = _mm256_loadu_ps(m + 66048);
-                        const __m256 x2 = _mm256_loadu_ps(m + 115584);
-                        const __m256 x3 = _mm256_loadu_ps(m + 165120);
-                        const __m256 x4 = _mm256_loadu_ps(m + 214656);
-                        const __m256 x5 = _mm256_loadu_ps(m + 264192);
+                        const __m256 x0 = _mm256_loadu_ps(m + 8256);
+                        const __m256 x1 = _mm256_loadu_ps(m + 33024);
+                        const __m256 x2 = _mm256_loadu_ps(m + 57792);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82560);
+                        const __m256 x4 = _mm256_loadu_ps(m + 107328);
+                        const __m256 x5 = _mm256_loadu_ps(m + 132096);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -7554,12 +7554,12 @@ static CNN_SIMD void basic4_conv2(const float *restrict x0, const float *restric
                     }
                     __m256 s03, s13, s23, s33;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 24768);
-                        const __m256 x1 = _mm256_loadu_ps(m + 74304);
-                        const __m256 x2 = _mm256_loadu_ps(m + 123840);
-                        const __m256 x3 = _mm256_loadu_ps(m + 173376);
-                        const __m256 x4 = _mm256_loadu_ps(m + 222912);
-                        const __m256 x5 = _mm256_loadu_ps(m + 272448);
+                        const __m256 x0 = _mm256_loadu_ps(m + 12384);
+                        const __m256 x1 = _mm256_loadu_ps(m + 37152);
+                        const __m256 x2 = _mm256_loadu_ps(m + 61920);
+                        const __m256 x3 = _mm256_loadu_ps(m + 86688);
+                        const __m256 x4 = _mm256_loadu_ps(m + 111456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 136224);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -7573,12 +7573,12 @@ static CNN_SIMD void basic4_conv2(const float *restrict x0, const float *restric
                     }
                     __m256 s04, s14, s24, s34;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 33024);
-                        const __m256 x1 = _mm256_loadu_ps(m + 82560);
-                        const __m256 x2 = _mm256_loadu_ps(m + 132096);
-                        const __m256 x3 = _mm256_loadu_ps(m + 181632);
-                        const __m256 x4 = _mm256_loadu_ps(m + 231168);
-                        const __m256 x5 = _mm256_loadu_ps(m + 280704);
+                        const __m256 x0 = _mm256_loadu_ps(m + 16512);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41280);
+                        const __m256 x2 = _mm256_loadu_ps(m + 66048);
+                        const __m256 x3 = _mm256_loadu_ps(m + 90816);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115584);
+                        const __m256 x5 = _mm256_loadu_ps(m + 140352);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -7592,12 +7592,12 @@ static CNN_SIMD void basic4_conv2(const float *restrict x0, const float *restric
                     }
                     __m256 s05, s15, s25, s35;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 41280);
-                        const __m256 x1 = _mm256_loadu_ps(m + 90816);
-                        const __m256 x2 = _mm256_loadu_ps(m + 140352);
-                        const __m256 x3 = _mm256_loadu_ps(m + 189888);
-                        const __m256 x4 = _mm256_loadu_ps(m + 239424);
-                        const __m256 x5 = _mm256_loadu_ps(m + 288960);
+                        const __m256 x0 = _mm256_loadu_ps(m + 20640);
+                        const __m256 x1 = _mm256_loadu_ps(m + 45408);
+                        const __m256 x2 = _mm256_loadu_ps(m + 70176);
+                        const __m256 x3 = _mm256_loadu_ps(m + 94944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119712);
+                        const __m256 x5 = _mm256_loadu_ps(m + 144480);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -7974,19 +7974,19 @@ static CNN_SIMD void basic4_conv2(const float *restrict x0, const float *restric
 /* basic5.conv1 — examples/resnet34.cnn:17: conv 3x3 p1 128
  *   in [128,28,28] -> out [128,28,28]
  *   weights at packed[2788096]: weight [128,128,3,3] (packed in blocks of 3 output channels)
- *   avx2: Winograd F(4x4,3x3), 7x7 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=7 tile rows; 36 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); basic5.bn1 folded into the weights; then basic5.relu1
+ *   avx2: Winograd F(4x4,3x3), 7x7 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=4 tile rows; 36 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); basic5.bn1 folded into the weights; then basic5.relu1
  */
 static CNN_SIMD void basic5_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 3, NV = 4, W = 8, BR = 7, TB = 64, NX = 36 };
+    enum { MR = 3, NV = 4, W = 8, BR = 4, TB = 32, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
      * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
     const float *bias = w + 594432;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
-        float *in = s + (ptrdiff_t)b * 730368; /* this sample's padded input, */
+        float *in = s + (ptrdiff_t)b * 434304; /* this sample's padded input, */
         float *V = in + 138240; /* the band transformed, [NX][128][TB], */
-        float *M = V + 294912; /* the NX products, [NX][129][TB] */
+        float *M = V + 147456; /* the NX products, [NX][129][TB] */
         cnn_pad(xb0, in, 128, 28, 28, 1, 1, 30, 36, 0);
         for (int ty0 = 0; ty0 < 7; ty0 += BR) {
             const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
@@ -8116,11 +8116,11 @@ static CNN_SIMD void basic5_conv1(const float *restrict x0, float *restrict y, c
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
                         _mm256_storeu_ps(o + 0, u0);
-                        _mm256_storeu_ps(o + 49152, u1);
-                        _mm256_storeu_ps(o + 98304, u2);
-                        _mm256_storeu_ps(o + 147456, u3);
-                        _mm256_storeu_ps(o + 196608, u4);
-                        _mm256_storeu_ps(o + 245760, u5);
+                        _mm256_storeu_ps(o + 24576, u1);
+                        _mm256_storeu_ps(o + 49152, u2);
+                        _mm256_storeu_ps(o + 73728, u3);
+                        _mm256_storeu_ps(o + 98304, u4);
+                        _mm256_storeu_ps(o + 122880, u5);
                     }
                     {
                         const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
@@ -8130,12 +8130,12 @@ static CNN_SIMD void basic5_conv1(const float *restrict x0, float *restrict y, c
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 8192, u0);
-                        _mm256_storeu_ps(o + 57344, u1);
-                        _mm256_storeu_ps(o + 106496, u2);
-                        _mm256_storeu_ps(o + 155648, u3);
-                        _mm256_storeu_ps(o + 204800, u4);
-                        _mm256_storeu_ps(o + 253952, u5);
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 28672, u1);
+                        _mm256_storeu_ps(o + 53248, u2);
+                        _mm256_storeu_ps(o + 77824, u3);
+                        _mm256_storeu_ps(o + 102400, u4);
+                        _mm256_storeu_ps(o + 126976, u5);
                     }
                     {
                         const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
@@ -8145,12 +8145,12 @@ static CNN_SIMD void basic5_conv1(const float *restrict x0, float *restrict y, c
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 16384, u0);
-                        _mm256_storeu_ps(o + 65536, u1);
-                        _mm256_storeu_ps(o + 114688, u2);
-                        _mm256_storeu_ps(o + 163840, u3);
-                        _mm256_storeu_ps(o + 212992, u4);
-                        _mm256_storeu_ps(o + 262144, u5);
+                        _mm256_storeu_ps(o + 8192, u0);
+                        _mm256_storeu_ps(o + 32768, u1);
+                        _mm256_storeu_ps(o + 57344, u2);
+                        _mm256_storeu_ps(o + 81920, u3);
+                        _mm256_storeu_ps(o + 106496, u4);
+                        _mm256_storeu_ps(o + 131072, u5);
                     }
                     {
                         const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
@@ -8160,12 +8160,12 @@ static CNN_SIMD void basic5_conv1(const float *restrict x0, float *restrict y, c
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 24576, u0);
-                        _mm256_storeu_ps(o + 73728, u1);
-                        _mm256_storeu_ps(o + 122880, u2);
-                        _mm256_storeu_ps(o + 172032, u3);
-                        _mm256_storeu_ps(o + 221184, u4);
-                        _mm256_storeu_ps(o + 270336, u5);
+                        _mm256_storeu_ps(o + 12288, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 61440, u2);
+                        _mm256_storeu_ps(o + 86016, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 135168, u5);
                     }
                     {
                         const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
@@ -8175,12 +8175,12 @@ static CNN_SIMD void basic5_conv1(const float *restrict x0, float *restrict y, c
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 32768, u0);
-                        _mm256_storeu_ps(o + 81920, u1);
-                        _mm256_storeu_ps(o + 131072, u2);
-                        _mm256_storeu_ps(o + 180224, u3);
-                        _mm256_storeu_ps(o + 229376, u4);
-                        _mm256_storeu_ps(o + 278528, u5);
+                        _mm256_storeu_ps(o + 16384, u0);
+                        _mm256_storeu_ps(o + 40960, u1);
+                        _mm256_storeu_ps(o + 65536, u2);
+                        _mm256_storeu_ps(o + 90112, u3);
+                        _mm256_storeu_ps(o + 114688, u4);
+                        _mm256_storeu_ps(o + 139264, u5);
                     }
                     {
                         const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
@@ -8190,23 +8190,23 @@ static CNN_SIMD void basic5_conv1(const float *restrict x0, float *restrict y, c
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 40960, u0);
-                        _mm256_storeu_ps(o + 90112, u1);
-                        _mm256_storeu_ps(o + 139264, u2);
-                        _mm256_storeu_ps(o + 188416, u3);
-                        _mm256_storeu_ps(o + 237568, u4);
-                        _mm256_storeu_ps(o + 286720, u5);
+                        _mm256_storeu_ps(o + 20480, u0);
+                        _mm256_storeu_ps(o + 45056, u1);
+                        _mm256_storeu_ps(o + 69632, u2);
+                        _mm256_storeu_ps(o + 94208, u3);
+                        _mm256_storeu_ps(o + 118784, u4);
+                        _mm256_storeu_ps(o + 143360, u5);
                     }
                 }
                 for (int v = used; v < nvec; v++)
                     for (int xi = 0; xi < NX; xi++)
-                        _mm256_storeu_ps(vc + xi * 8192 + v * W, _mm256_setzero_ps());
+                        _mm256_storeu_ps(vc + xi * 4096 + v * W, _mm256_setzero_ps());
             }
             for (int it = 0; it < NX * 43 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 43, kb = kx - xi * 43;
                 const float *wp = w + (ptrdiff_t)kx * 384;
-                const float *xp = V + (ptrdiff_t)xi * 8192 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 4096 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c02 = _mm256_setzero_ps();
@@ -8240,19 +8240,19 @@ static CNN_SIMD void basic5_conv1(const float *restrict x0, float *restrict y, c
                     c22 = _mm256_fmadd_ps(wv, xv2, c22);
                     c23 = _mm256_fmadd_ps(wv, xv3, c23);
                 }
-                float *mp = M + (ptrdiff_t)xi * 8256 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 4128 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
                 _mm256_storeu_ps(mp + 16, c02);
                 _mm256_storeu_ps(mp + 24, c03);
-                _mm256_storeu_ps(mp + 64, c10);
-                _mm256_storeu_ps(mp + 72, c11);
-                _mm256_storeu_ps(mp + 80, c12);
-                _mm256_storeu_ps(mp + 88, c13);
-                _mm256_storeu_ps(mp + 128, c20);
-                _mm256_storeu_ps(mp + 136, c21);
-                _mm256_storeu_ps(mp + 144, c22);
-                _mm256_storeu_ps(mp + 152, c23);
+                _mm256_storeu_ps(mp + 32, c10);
+                _mm256_storeu_ps(mp + 40, c11);
+                _mm256_storeu_ps(mp + 48, c12);
+                _mm256_storeu_ps(mp + 56, c13);
+                _mm256_storeu_ps(mp + 64, c20);
+                _mm256_storeu_ps(mp + 72, c21);
+                _mm256_storeu_ps(mp + 80, c22);
+                _mm256_storeu_ps(mp + 88, c23);
             }
             for (int k = 0; k < 128; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
@@ -8264,11 +8264,11 @@ static CNN_SIMD void basic5_conv1(const float *restrict x0, float *restrict y, c
                     __m256 s00, s10, s20, s30;
                     {
                         const __m256 x0 = _mm256_loadu_ps(m + 0);
-                        const __m256 x1 = _mm256_loadu_ps(m + 49536);
-                        const __m256 x2 = _mm256_loadu_ps(m + 99072);
-                        const __m256 x3 = _mm256_loadu_ps(m + 148608);
-                        const __m256 x4 = _mm256_loadu_ps(m + 198144);
-                        const __m256 x5 = _mm256_loadu_ps(m + 247680);
+                        const __m256 x1 = _mm256_loadu_ps(m + 24768);
+                        const __m256 x2 = _mm256_loadu_ps(m + 49536);
+                        const __m256 x3 = _mm256_loadu_ps(m + 74304);
+                        const __m256 x4 = _mm256_loadu_ps(m + 99072);
+                        const __m256 x5 = _mm256_loadu_ps(m + 123840);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -8282,12 +8282,12 @@ static CNN_SIMD void basic5_conv1(const float *restrict x0, float *restrict y, c
                     }
                     __m256 s01, s11, s21, s31;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 8256);
-                        const __m256 x1 = _mm256_loadu_ps(m + 57792);
-                        const __m256 x2 = _mm256_loadu_ps(m + 107328);
-                        const __m256 x3 = _mm256_loadu_ps(m + 156864);
-                        const __m256 x4 = _mm256_loadu_ps(m + 206400);
-                        const __m256 x5 = _mm256_loadu_ps(m + 255936);
+                        const __m256 x0 = _mm256_loadu_ps(m + 4128);
+                        const __m256 x1 = _mm256_loadu_ps(m + 28896);
+                        const __m256 x2 = _mm256_loadu_ps(m + 53664);
+                        const __m256 x3 = _mm256_loadu_ps(m + 78432);
+                        const __m256 x4 = _mm256_loadu_ps(m + 103200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 127968);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -8301,12 +8301,12 @@ static CNN_SIMD void basic5_conv1(const float *restrict x0, float *restrict y, c
                     }
                     __m256 s02, s12, s22, s32;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 16512);
-                        const __m256 x1 = _mm256_loadu_ps(m + 66048);
-                        const __m256 x2 = _mm256_loadu_ps(m + 115584);
-                        const __m256 x3 = _mm256_loadu_ps(m + 165120);
-                        const __m256 x4 = _mm256_loadu_ps(m + 214656);
-                        const __m256 x5 = _mm256_loadu_ps(m + 264192);
+                        const __m256 x0 = _mm256_loadu_ps(m + 8256);
+                        const __m256 x1 = _mm256_loadu_ps(m + 33024);
+                        const __m256 x2 = _mm256_loadu_ps(m + 57792);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82560);
+                        const __m256 x4 = _mm256_loadu_ps(m + 107328);
+                        const __m256 x5 = _mm256_loadu_ps(m + 132096);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -8320,12 +8320,12 @@ static CNN_SIMD void basic5_conv1(const float *restrict x0, float *restrict y, c
                     }
                     __m256 s03, s13, s23, s33;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 24768);
-                        const __m256 x1 = _mm256_loadu_ps(m + 74304);
-                        const __m256 x2 = _mm256_loadu_ps(m + 123840);
-                        const __m256 x3 = _mm256_loadu_ps(m + 173376);
-                        const __m256 x4 = _mm256_loadu_ps(m + 222912);
-                        const __m256 x5 = _mm256_loadu_ps(m + 272448);
+                        const __m256 x0 = _mm256_loadu_ps(m + 12384);
+                        const __m256 x1 = _mm256_loadu_ps(m + 37152);
+                        const __m256 x2 = _mm256_loadu_ps(m + 61920);
+                        const __m256 x3 = _mm256_loadu_ps(m + 86688);
+                        const __m256 x4 = _mm256_loadu_ps(m + 111456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 136224);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -8339,12 +8339,12 @@ static CNN_SIMD void basic5_conv1(const float *restrict x0, float *restrict y, c
                     }
                     __m256 s04, s14, s24, s34;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 33024);
-                        const __m256 x1 = _mm256_loadu_ps(m + 82560);
-                        const __m256 x2 = _mm256_loadu_ps(m + 132096);
-                        const __m256 x3 = _mm256_loadu_ps(m + 181632);
-                        const __m256 x4 = _mm256_loadu_ps(m + 231168);
-                        const __m256 x5 = _mm256_loadu_ps(m + 280704);
+                        const __m256 x0 = _mm256_loadu_ps(m + 16512);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41280);
+                        const __m256 x2 = _mm256_loadu_ps(m + 66048);
+                        const __m256 x3 = _mm256_loadu_ps(m + 90816);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115584);
+                        const __m256 x5 = _mm256_loadu_ps(m + 140352);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -8358,12 +8358,12 @@ static CNN_SIMD void basic5_conv1(const float *restrict x0, float *restrict y, c
                     }
                     __m256 s05, s15, s25, s35;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 41280);
-                        const __m256 x1 = _mm256_loadu_ps(m + 90816);
-                        const __m256 x2 = _mm256_loadu_ps(m + 140352);
-                        const __m256 x3 = _mm256_loadu_ps(m + 189888);
-                        const __m256 x4 = _mm256_loadu_ps(m + 239424);
-                        const __m256 x5 = _mm256_loadu_ps(m + 288960);
+                        const __m256 x0 = _mm256_loadu_ps(m + 20640);
+                        const __m256 x1 = _mm256_loadu_ps(m + 45408);
+                        const __m256 x2 = _mm256_loadu_ps(m + 70176);
+                        const __m256 x3 = _mm256_loadu_ps(m + 94944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119712);
+                        const __m256 x5 = _mm256_loadu_ps(m + 144480);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -8708,10 +8708,10 @@ static CNN_SIMD void basic5_conv1(const float *restrict x0, float *restrict y, c
 /* basic5.conv2 — examples/resnet34.cnn:18: conv 3x3 p1 128
  *   in [128,28,28] -> out [128,28,28]
  *   weights at packed[3382656]: weight [128,128,3,3] (packed in blocks of 3 output channels)
- *   avx2: Winograd F(4x4,3x3), 7x7 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=7 tile rows; 36 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); basic5.bn2 folded into the weights; then + basic4.relu2 (basic5.add1); then basic5.relu2
+ *   avx2: Winograd F(4x4,3x3), 7x7 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=4 tile rows; 36 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); basic5.bn2 folded into the weights; then + basic4.relu2 (basic5.add1); then basic5.relu2
  */
 static CNN_SIMD void basic5_conv2(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 3, NV = 4, W = 8, BR = 7, TB = 64, NX = 36 };
+    enum { MR = 3, NV = 4, W = 8, BR = 4, TB = 32, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
      * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
     const float *bias = w + 594432;
@@ -8719,9 +8719,9 @@ static CNN_SIMD void basic5_conv2(const float *restrict x0, const float *restric
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
         const float *rb0 = r0 + (ptrdiff_t)b * 100352;
-        float *in = s + (ptrdiff_t)b * 730368; /* this sample's padded input, */
+        float *in = s + (ptrdiff_t)b * 434304; /* this sample's padded input, */
         float *V = in + 138240; /* the band transformed, [NX][128][TB], */
-        float *M = V + 294912; /* the NX products, [NX][129][TB] */
+        float *M = V + 147456; /* the NX products, [NX][129][TB] */
         cnn_pad(xb0, in, 128, 28, 28, 1, 1, 30, 36, 0);
         for (int ty0 = 0; ty0 < 7; ty0 += BR) {
             const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
@@ -8851,11 +8851,11 @@ static CNN_SIMD void basic5_conv2(const float *restrict x0, const float *restric
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
                         _mm256_storeu_ps(o + 0, u0);
-                        _mm256_storeu_ps(o + 49152, u1);
-                        _mm256_storeu_ps(o + 98304, u2);
-                        _mm256_storeu_ps(o + 147456, u3);
-                        _mm256_storeu_ps(o + 196608, u4);
-                        _mm256_storeu_ps(o + 245760, u5);
+                        _mm256_storeu_ps(o + 24576, u1);
+                        _mm256_storeu_ps(o + 49152, u2);
+                        _mm256_storeu_ps(o + 73728, u3);
+                        _mm256_storeu_ps(o + 98304, u4);
+                        _mm256_storeu_ps(o + 122880, u5);
                     }
                     {
                         const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
@@ -8865,12 +8865,12 @@ static CNN_SIMD void basic5_conv2(const float *restrict x0, const float *restric
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 8192, u0);
-                        _mm256_storeu_ps(o + 57344, u1);
-                        _mm256_storeu_ps(o + 106496, u2);
-                        _mm256_storeu_ps(o + 155648, u3);
-                        _mm256_storeu_ps(o + 204800, u4);
-                        _mm256_storeu_ps(o + 253952, u5);
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 28672, u1);
+                        _mm256_storeu_ps(o + 53248, u2);
+                        _mm256_storeu_ps(o + 77824, u3);
+                        _mm256_storeu_ps(o + 102400, u4);
+                        _mm256_storeu_ps(o + 126976, u5);
                     }
                     {
                         const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
@@ -8880,12 +8880,12 @@ static CNN_SIMD void basic5_conv2(const float *restrict x0, const float *restric
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 16384, u0);
-                        _mm256_storeu_ps(o + 65536, u1);
-                        _mm256_storeu_ps(o + 114688, u2);
-                        _mm256_storeu_ps(o + 163840, u3);
-                        _mm256_storeu_ps(o + 212992, u4);
-                        _mm256_storeu_ps(o + 262144, u5);
+                        _mm256_storeu_ps(o + 8192, u0);
+                        _mm256_storeu_ps(o + 32768, u1);
+                        _mm256_storeu_ps(o + 57344, u2);
+                        _mm256_storeu_ps(o + 81920, u3);
+                        _mm256_storeu_ps(o + 106496, u4);
+                        _mm256_storeu_ps(o + 131072, u5);
                     }
                     {
                         const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
@@ -8895,12 +8895,12 @@ static CNN_SIMD void basic5_conv2(const float *restrict x0, const float *restric
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 24576, u0);
-                        _mm256_storeu_ps(o + 73728, u1);
-                        _mm256_storeu_ps(o + 122880, u2);
-                        _mm256_storeu_ps(o + 172032, u3);
-                        _mm256_storeu_ps(o + 221184, u4);
-                        _mm256_storeu_ps(o + 270336, u5);
+                        _mm256_storeu_ps(o + 12288, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 61440, u2);
+                        _mm256_storeu_ps(o + 86016, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 135168, u5);
                     }
                     {
                         const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
@@ -8910,12 +8910,12 @@ static CNN_SIMD void basic5_conv2(const float *restrict x0, const float *restric
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 32768, u0);
-                        _mm256_storeu_ps(o + 81920, u1);
-                        _mm256_storeu_ps(o + 131072, u2);
-                        _mm256_storeu_ps(o + 180224, u3);
-                        _mm256_storeu_ps(o + 229376, u4);
-                        _mm256_storeu_ps(o + 278528, u5);
+                        _mm256_storeu_ps(o + 16384, u0);
+                        _mm256_storeu_ps(o + 40960, u1);
+                        _mm256_storeu_ps(o + 65536, u2);
+                        _mm256_storeu_ps(o + 90112, u3);
+                        _mm256_storeu_ps(o + 114688, u4);
+                        _mm256_storeu_ps(o + 139264, u5);
                     }
                     {
                         const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
@@ -8925,23 +8925,23 @@ static CNN_SIMD void basic5_conv2(const float *restrict x0, const float *restric
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 40960, u0);
-                        _mm256_storeu_ps(o + 90112, u1);
-                        _mm256_storeu_ps(o + 139264, u2);
-                        _mm256_storeu_ps(o + 188416, u3);
-                        _mm256_storeu_ps(o + 237568, u4);
-                        _mm256_storeu_ps(o + 286720, u5);
+                        _mm256_storeu_ps(o + 20480, u0);
+                        _mm256_storeu_ps(o + 45056, u1);
+                        _mm256_storeu_ps(o + 69632, u2);
+                        _mm256_storeu_ps(o + 94208, u3);
+                        _mm256_storeu_ps(o + 118784, u4);
+                        _mm256_storeu_ps(o + 143360, u5);
                     }
                 }
                 for (int v = used; v < nvec; v++)
                     for (int xi = 0; xi < NX; xi++)
-                        _mm256_storeu_ps(vc + xi * 8192 + v * W, _mm256_setzero_ps());
+                        _mm256_storeu_ps(vc + xi * 4096 + v * W, _mm256_setzero_ps());
             }
             for (int it = 0; it < NX * 43 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 43, kb = kx - xi * 43;
                 const float *wp = w + (ptrdiff_t)kx * 384;
-                const float *xp = V + (ptrdiff_t)xi * 8192 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 4096 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c02 = _mm256_setzero_ps();
@@ -8975,19 +8975,19 @@ static CNN_SIMD void basic5_conv2(const float *restrict x0, const float *restric
                     c22 = _mm256_fmadd_ps(wv, xv2, c22);
                     c23 = _mm256_fmadd_ps(wv, xv3, c23);
                 }
-                float *mp = M + (ptrdiff_t)xi * 8256 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 4128 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
                 _mm256_storeu_ps(mp + 16, c02);
                 _mm256_storeu_ps(mp + 24, c03);
-                _mm256_storeu_ps(mp + 64, c10);
-                _mm256_storeu_ps(mp + 72, c11);
-                _mm256_storeu_ps(mp + 80, c12);
-                _mm256_storeu_ps(mp + 88, c13);
-                _mm256_storeu_ps(mp + 128, c20);
-                _mm256_storeu_ps(mp + 136, c21);
-                _mm256_storeu_ps(mp + 144, c22);
-                _mm256_storeu_ps(mp + 152, c23);
+                _mm256_storeu_ps(mp + 32, c10);
+                _mm256_storeu_ps(mp + 40, c11);
+                _mm256_storeu_ps(mp + 48, c12);
+                _mm256_storeu_ps(mp + 56, c13);
+                _mm256_storeu_ps(mp + 64, c20);
+                _mm256_storeu_ps(mp + 72, c21);
+                _mm256_storeu_ps(mp + 80, c22);
+                _mm256_storeu_ps(mp + 88, c23);
             }
             for (int k = 0; k < 128; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
@@ -8999,11 +8999,11 @@ static CNN_SIMD void basic5_conv2(const float *restrict x0, const float *restric
                     __m256 s00, s10, s20, s30;
                     {
                         const __m256 x0 = _mm256_loadu_ps(m + 0);
-                        const __m256 x1 = _mm256_loadu_ps(m + 49536);
-                        const __m256 x2 = _mm256_loadu_ps(m + 99072);
-                        const __m256 x3 = _mm256_loadu_ps(m + 148608);
-                        const __m256 x4 = _mm256_loadu_ps(m + 198144);
-                        const __m256 x5 = _mm256_loadu_ps(m + 247680);
+                        const __m256 x1 = _mm256_loadu_ps(m + 24768);
+                        const __m256 x2 = _mm256_loadu_ps(m + 49536);
+                        const __m256 x3 = _mm256_loadu_ps(m + 74304);
+                        const __m256 x4 = _mm256_loadu_ps(m + 99072);
+                        const __m256 x5 = _mm256_loadu_ps(m + 123840);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -9017,12 +9017,12 @@ static CNN_SIMD void basic5_conv2(const float *restrict x0, const float *restric
                     }
                     __m256 s01, s11, s21, s31;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 8256);
-                        const __m256 x1 = _mm256_loadu_ps(m + 57792);
-                        const __m256 x2 = _mm256_loadu_ps(m + 107328);
-                        const __m256 x3 = _mm256_loadu_ps(m + 156864);
-                        const __m256 x4 = _mm256_loadu_ps(m + 206400);
-                        const __m256 x5 = _mm256_loadu_ps(m + 255936);
+                        const __m256 x0 = _mm256_loadu_ps(m + 4128);
+                        const __m256 x1 = _mm256_loadu_ps(m + 28896);
+                        const __m256 x2 = _mm256_loadu_ps(m + 53664);
+                        const __m256 x3 = _mm256_loadu_ps(m + 78432);
+                        const __m256 x4 = _mm256_loadu_ps(m + 103200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 127968);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -9036,12 +9036,12 @@ static CNN_SIMD void basic5_conv2(const float *restrict x0, const float *restric
                     }
                     __m256 s02, s12, s22, s32;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 16512);
-                        const __m256 x1 = _mm256_loadu_ps(m + 66048);
-                        const __m256 x2 = _mm256_loadu_ps(m + 115584);
-                        const __m256 x3 = _mm256_loadu_ps(m + 165120);
-                        const __m256 x4 = _mm256_loadu_ps(m + 214656);
-                        const __m256 x5 = _mm256_loadu_ps(m + 264192);
+                        const __m256 x0 = _mm256_loadu_ps(m + 8256);
+                        const __m256 x1 = _mm256_loadu_ps(m + 33024);
+                        const __m256 x2 = _mm256_loadu_ps(m + 57792);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82560);
+                        const __m256 x4 = _mm256_loadu_ps(m + 107328);
+                        const __m256 x5 = _mm256_loadu_ps(m + 132096);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -9055,12 +9055,12 @@ static CNN_SIMD void basic5_conv2(const float *restrict x0, const float *restric
                     }
                     __m256 s03, s13, s23, s33;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 24768);
-                        const __m256 x1 = _mm256_loadu_ps(m + 74304);
-                        const __m256 x2 = _mm256_loadu_ps(m + 123840);
-                        const __m256 x3 = _mm256_loadu_ps(m + 173376);
-                        const __m256 x4 = _mm256_loadu_ps(m + 222912);
-                        const __m256 x5 = _mm256_loadu_ps(m + 272448);
+                        const __m256 x0 = _mm256_loadu_ps(m + 12384);
+                        const __m256 x1 = _mm256_loadu_ps(m + 37152);
+                        const __m256 x2 = _mm256_loadu_ps(m + 61920);
+                        const __m256 x3 = _mm256_loadu_ps(m + 86688);
+                        const __m256 x4 = _mm256_loadu_ps(m + 111456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 136224);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -9074,12 +9074,12 @@ static CNN_SIMD void basic5_conv2(const float *restrict x0, const float *restric
                     }
                     __m256 s04, s14, s24, s34;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 33024);
-                        const __m256 x1 = _mm256_loadu_ps(m + 82560);
-                        const __m256 x2 = _mm256_loadu_ps(m + 132096);
-                        const __m256 x3 = _mm256_loadu_ps(m + 181632);
-                        const __m256 x4 = _mm256_loadu_ps(m + 231168);
-                        const __m256 x5 = _mm256_loadu_ps(m + 280704);
+                        const __m256 x0 = _mm256_loadu_ps(m + 16512);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41280);
+                        const __m256 x2 = _mm256_loadu_ps(m + 66048);
+                        const __m256 x3 = _mm256_loadu_ps(m + 90816);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115584);
+                        const __m256 x5 = _mm256_loadu_ps(m + 140352);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -9093,12 +9093,12 @@ static CNN_SIMD void basic5_conv2(const float *restrict x0, const float *restric
                     }
                     __m256 s05, s15, s25, s35;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 41280);
-                        const __m256 x1 = _mm256_loadu_ps(m + 90816);
-                        const __m256 x2 = _mm256_loadu_ps(m + 140352);
-                        const __m256 x3 = _mm256_loadu_ps(m + 189888);
-                        const __m256 x4 = _mm256_loadu_ps(m + 239424);
-                        const __m256 x5 = _mm256_loadu_ps(m + 288960);
+                        const __m256 x0 = _mm256_loadu_ps(m + 20640);
+                        const __m256 x1 = _mm256_loadu_ps(m + 45408);
+                        const __m256 x2 = _mm256_loadu_ps(m + 70176);
+                        const __m256 x3 = _mm256_loadu_ps(m + 94944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119712);
+                        const __m256 x5 = _mm256_loadu_ps(m + 144480);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -9475,19 +9475,19 @@ static CNN_SIMD void basic5_conv2(const float *restrict x0, const float *restric
 /* basic6.conv1 — examples/resnet34.cnn:17: conv 3x3 p1 128
  *   in [128,28,28] -> out [128,28,28]
  *   weights at packed[3977216]: weight [128,128,3,3] (packed in blocks of 3 output channels)
- *   avx2: Winograd F(4x4,3x3), 7x7 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=7 tile rows; 36 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); basic6.bn1 folded into the weights; then basic6.relu1
+ *   avx2: Winograd F(4x4,3x3), 7x7 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=4 tile rows; 36 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); basic6.bn1 folded into the weights; then basic6.relu1
  */
 static CNN_SIMD void basic6_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 3, NV = 4, W = 8, BR = 7, TB = 64, NX = 36 };
+    enum { MR = 3, NV = 4, W = 8, BR = 4, TB = 32, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
      * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
     const float *bias = w + 594432;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
-        float *in = s + (ptrdiff_t)b * 730368; /* this sample's padded input, */
+        float *in = s + (ptrdiff_t)b * 434304; /* this sample's padded input, */
         float *V = in + 138240; /* the band transformed, [NX][128][TB], */
-        float *M = V + 294912; /* the NX products, [NX][129][TB] */
+        float *M = V + 147456; /* the NX products, [NX][129][TB] */
         cnn_pad(xb0, in, 128, 28, 28, 1, 1, 30, 36, 0);
         for (int ty0 = 0; ty0 < 7; ty0 += BR) {
             const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
@@ -9617,11 +9617,11 @@ static CNN_SIMD void basic6_conv1(const float *restrict x0, float *restrict y, c
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
                         _mm256_storeu_ps(o + 0, u0);
-                        _mm256_storeu_ps(o + 49152, u1);
-                        _mm256_storeu_ps(o + 98304, u2);
-                        _mm256_storeu_ps(o + 147456, u3);
-                        _mm256_storeu_ps(o + 196608, u4);
-                        _mm256_storeu_ps(o + 245760, u5);
+                        _mm256_storeu_ps(o + 24576, u1);
+                        _mm256_storeu_ps(o + 49152, u2);
+                        _mm256_storeu_ps(o + 73728, u3);
+                        _mm256_storeu_ps(o + 98304, u4);
+                        _mm256_storeu_ps(o + 122880, u5);
                     }
                     {
                         const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
@@ -9631,12 +9631,12 @@ static CNN_SIMD void basic6_conv1(const float *restrict x0, float *restrict y, c
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 8192, u0);
-                        _mm256_storeu_ps(o + 57344, u1);
-                        _mm256_storeu_ps(o + 106496, u2);
-                        _mm256_storeu_ps(o + 155648, u3);
-                        _mm256_storeu_ps(o + 204800, u4);
-                        _mm256_storeu_ps(o + 253952, u5);
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 28672, u1);
+                        _mm256_storeu_ps(o + 53248, u2);
+                        _mm256_storeu_ps(o + 77824, u3);
+                        _mm256_storeu_ps(o + 102400, u4);
+                        _mm256_storeu_ps(o + 126976, u5);
                     }
                     {
                         const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
@@ -9646,12 +9646,12 @@ static CNN_SIMD void basic6_conv1(const float *restrict x0, float *restrict y, c
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 16384, u0);
-                        _mm256_storeu_ps(o + 65536, u1);
-                        _mm256_storeu_ps(o + 114688, u2);
-                        _mm256_storeu_ps(o + 163840, u3);
-                        _mm256_storeu_ps(o + 212992, u4);
-                        _mm256_storeu_ps(o + 262144, u5);
+                        _mm256_storeu_ps(o + 8192, u0);
+                        _mm256_storeu_ps(o + 32768, u1);
+                        _mm256_storeu_ps(o + 57344, u2);
+                        _mm256_storeu_ps(o + 81920, u3);
+                        _mm256_storeu_ps(o + 106496, u4);
+                        _mm256_storeu_ps(o + 131072, u5);
                     }
                     {
                         const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
@@ -9661,12 +9661,12 @@ static CNN_SIMD void basic6_conv1(const float *restrict x0, float *restrict y, c
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 24576, u0);
-                        _mm256_storeu_ps(o + 73728, u1);
-                        _mm256_storeu_ps(o + 122880, u2);
-                        _mm256_storeu_ps(o + 172032, u3);
-                        _mm256_storeu_ps(o + 221184, u4);
-                        _mm256_storeu_ps(o + 270336, u5);
+                        _mm256_storeu_ps(o + 12288, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 61440, u2);
+                        _mm256_storeu_ps(o + 86016, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 135168, u5);
                     }
                     {
                         const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
@@ -9676,12 +9676,12 @@ static CNN_SIMD void basic6_conv1(const float *restrict x0, float *restrict y, c
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 32768, u0);
-                        _mm256_storeu_ps(o + 81920, u1);
-                        _mm256_storeu_ps(o + 131072, u2);
-                        _mm256_storeu_ps(o + 180224, u3);
-                        _mm256_storeu_ps(o + 229376, u4);
-                        _mm256_storeu_ps(o + 278528, u5);
+                        _mm256_storeu_ps(o + 16384, u0);
+                        _mm256_storeu_ps(o + 40960, u1);
+                        _mm256_storeu_ps(o + 65536, u2);
+                        _mm256_storeu_ps(o + 90112, u3);
+                        _mm256_storeu_ps(o + 114688, u4);
+                        _mm256_storeu_ps(o + 139264, u5);
                     }
                     {
                         const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
@@ -9691,23 +9691,23 @@ static CNN_SIMD void basic6_conv1(const float *restrict x0, float *restrict y, c
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 40960, u0);
-                        _mm256_storeu_ps(o + 90112, u1);
-                        _mm256_storeu_ps(o + 139264, u2);
-                        _mm256_storeu_ps(o + 188416, u3);
-                        _mm256_storeu_ps(o + 237568, u4);
-                        _mm256_storeu_ps(o + 286720, u5);
+                        _mm256_storeu_ps(o + 20480, u0);
+                        _mm256_storeu_ps(o + 45056, u1);
+                        _mm256_storeu_ps(o + 69632, u2);
+                        _mm256_storeu_ps(o + 94208, u3);
+                        _mm256_storeu_ps(o + 118784, u4);
+                        _mm256_storeu_ps(o + 143360, u5);
                     }
                 }
                 for (int v = used; v < nvec; v++)
                     for (int xi = 0; xi < NX; xi++)
-                        _mm256_storeu_ps(vc + xi * 8192 + v * W, _mm256_setzero_ps());
+                        _mm256_storeu_ps(vc + xi * 4096 + v * W, _mm256_setzero_ps());
             }
             for (int it = 0; it < NX * 43 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 43, kb = kx - xi * 43;
                 const float *wp = w + (ptrdiff_t)kx * 384;
-                const float *xp = V + (ptrdiff_t)xi * 8192 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 4096 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c02 = _mm256_setzero_ps();
@@ -9741,19 +9741,19 @@ static CNN_SIMD void basic6_conv1(const float *restrict x0, float *restrict y, c
                     c22 = _mm256_fmadd_ps(wv, xv2, c22);
                     c23 = _mm256_fmadd_ps(wv, xv3, c23);
                 }
-                float *mp = M + (ptrdiff_t)xi * 8256 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 4128 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
                 _mm256_storeu_ps(mp + 16, c02);
                 _mm256_storeu_ps(mp + 24, c03);
-                _mm256_storeu_ps(mp + 64, c10);
-                _mm256_storeu_ps(mp + 72, c11);
-                _mm256_storeu_ps(mp + 80, c12);
-                _mm256_storeu_ps(mp + 88, c13);
-                _mm256_storeu_ps(mp + 128, c20);
-                _mm256_storeu_ps(mp + 136, c21);
-                _mm256_storeu_ps(mp + 144, c22);
-                _mm256_storeu_ps(mp + 152, c23);
+                _mm256_storeu_ps(mp + 32, c10);
+                _mm256_storeu_ps(mp + 40, c11);
+                _mm256_storeu_ps(mp + 48, c12);
+                _mm256_storeu_ps(mp + 56, c13);
+                _mm256_storeu_ps(mp + 64, c20);
+                _mm256_storeu_ps(mp + 72, c21);
+                _mm256_storeu_ps(mp + 80, c22);
+                _mm256_storeu_ps(mp + 88, c23);
             }
             for (int k = 0; k < 128; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
@@ -9765,11 +9765,11 @@ static CNN_SIMD void basic6_conv1(const float *restrict x0, float *restrict y, c
                     __m256 s00, s10, s20, s30;
                     {
                         const __m256 x0 = _mm256_loadu_ps(m + 0);
-                        const __m256 x1 = _mm256_loadu_ps(m + 49536);
-                        const __m256 x2 = _mm256_loadu_ps(m + 99072);
-                        const __m256 x3 = _mm256_loadu_ps(m + 148608);
-                        const __m256 x4 = _mm256_loadu_ps(m + 198144);
-                        const __m256 x5 = _mm256_loadu_ps(m + 247680);
+                        const __m256 x1 = _mm256_loadu_ps(m + 24768);
+                        const __m256 x2 = _mm256_loadu_ps(m + 49536);
+                        const __m256 x3 = _mm256_loadu_ps(m + 74304);
+                        const __m256 x4 = _mm256_loadu_ps(m + 99072);
+                        const __m256 x5 = _mm256_loadu_ps(m + 123840);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -9783,12 +9783,12 @@ static CNN_SIMD void basic6_conv1(const float *restrict x0, float *restrict y, c
                     }
                     __m256 s01, s11, s21, s31;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 8256);
-                        const __m256 x1 = _mm256_loadu_ps(m + 57792);
-                        const __m256 x2 = _mm256_loadu_ps(m + 107328);
-                        const __m256 x3 = _mm256_loadu_ps(m + 156864);
-                        const __m256 x4 = _mm256_loadu_ps(m + 206400);
-                        const __m256 x5 = _mm256_loadu_ps(m + 255936);
+                        const __m256 x0 = _mm256_loadu_ps(m + 4128);
+                        const __m256 x1 = _mm256_loadu_ps(m + 28896);
+                        const __m256 x2 = _mm256_loadu_ps(m + 53664);
+                        const __m256 x3 = _mm256_loadu_ps(m + 78432);
+                        const __m256 x4 = _mm256_loadu_ps(m + 103200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 127968);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -9802,12 +9802,12 @@ static CNN_SIMD void basic6_conv1(const float *restrict x0, float *restrict y, c
                     }
                     __m256 s02, s12, s22, s32;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 16512);
-                        const __m256 x1 = _mm256_loadu_ps(m + 66048);
-                        const __m256 x2 = _mm256_loadu_ps(m + 115584);
-                        const __m256 x3 = _mm256_loadu_ps(m + 165120);
-                        const __m256 x4 = _mm256_loadu_ps(m + 214656);
-                        const __m256 x5 = _mm256_loadu_ps(m + 264192);
+                        const __m256 x0 = _mm256_loadu_ps(m + 8256);
+                        const __m256 x1 = _mm256_loadu_ps(m + 33024);
+                        const __m256 x2 = _mm256_loadu_ps(m + 57792);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82560);
+                        const __m256 x4 = _mm256_loadu_ps(m + 107328);
+                        const __m256 x5 = _mm256_loadu_ps(m + 132096);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -9821,12 +9821,12 @@ static CNN_SIMD void basic6_conv1(const float *restrict x0, float *restrict y, c
                     }
                     __m256 s03, s13, s23, s33;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 24768);
-                        const __m256 x1 = _mm256_loadu_ps(m + 74304);
-                        const __m256 x2 = _mm256_loadu_ps(m + 123840);
-                        const __m256 x3 = _mm256_loadu_ps(m + 173376);
-                        const __m256 x4 = _mm256_loadu_ps(m + 222912);
-                        const __m256 x5 = _mm256_loadu_ps(m + 272448);
+                        const __m256 x0 = _mm256_loadu_ps(m + 12384);
+                        const __m256 x1 = _mm256_loadu_ps(m + 37152);
+                        const __m256 x2 = _mm256_loadu_ps(m + 61920);
+                        const __m256 x3 = _mm256_loadu_ps(m + 86688);
+                        const __m256 x4 = _mm256_loadu_ps(m + 111456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 136224);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -9840,12 +9840,12 @@ static CNN_SIMD void basic6_conv1(const float *restrict x0, float *restrict y, c
                     }
                     __m256 s04, s14, s24, s34;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 33024);
-                        const __m256 x1 = _mm256_loadu_ps(m + 82560);
-                        const __m256 x2 = _mm256_loadu_ps(m + 132096);
-                        const __m256 x3 = _mm256_loadu_ps(m + 181632);
-                        const __m256 x4 = _mm256_loadu_ps(m + 231168);
-                        const __m256 x5 = _mm256_loadu_ps(m + 280704);
+                        const __m256 x0 = _mm256_loadu_ps(m + 16512);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41280);
+                        const __m256 x2 = _mm256_loadu_ps(m + 66048);
+                        const __m256 x3 = _mm256_loadu_ps(m + 90816);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115584);
+                        const __m256 x5 = _mm256_loadu_ps(m + 140352);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -9859,12 +9859,12 @@ static CNN_SIMD void basic6_conv1(const float *restrict x0, float *restrict y, c
                     }
                     __m256 s05, s15, s25, s35;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 41280);
-                        const __m256 x1 = _mm256_loadu_ps(m + 90816);
-                        const __m256 x2 = _mm256_loadu_ps(m + 140352);
-                        const __m256 x3 = _mm256_loadu_ps(m + 189888);
-                        const __m256 x4 = _mm256_loadu_ps(m + 239424);
-                        const __m256 x5 = _mm256_loadu_ps(m + 288960);
+                        const __m256 x0 = _mm256_loadu_ps(m + 20640);
+                        const __m256 x1 = _mm256_loadu_ps(m + 45408);
+                        const __m256 x2 = _mm256_loadu_ps(m + 70176);
+                        const __m256 x3 = _mm256_loadu_ps(m + 94944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119712);
+                        const __m256 x5 = _mm256_loadu_ps(m + 144480);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -10209,10 +10209,10 @@ static CNN_SIMD void basic6_conv1(const float *restrict x0, float *restrict y, c
 /* basic6.conv2 — examples/resnet34.cnn:18: conv 3x3 p1 128
  *   in [128,28,28] -> out [128,28,28]
  *   weights at packed[4571776]: weight [128,128,3,3] (packed in blocks of 3 output channels)
- *   avx2: Winograd F(4x4,3x3), 7x7 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=7 tile rows; 36 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); basic6.bn2 folded into the weights; then + basic5.relu2 (basic6.add1); then basic6.relu2
+ *   avx2: Winograd F(4x4,3x3), 7x7 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=4 tile rows; 36 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); basic6.bn2 folded into the weights; then + basic5.relu2 (basic6.add1); then basic6.relu2
  */
 static CNN_SIMD void basic6_conv2(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 3, NV = 4, W = 8, BR = 7, TB = 64, NX = 36 };
+    enum { MR = 3, NV = 4, W = 8, BR = 4, TB = 32, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
      * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
     const float *bias = w + 594432;
@@ -10220,9 +10220,9 @@ static CNN_SIMD void basic6_conv2(const float *restrict x0, const float *restric
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
         const float *rb0 = r0 + (ptrdiff_t)b * 100352;
-        float *in = s + (ptrdiff_t)b * 730368; /* this sample's padded input, */
+        float *in = s + (ptrdiff_t)b * 434304; /* this sample's padded input, */
         float *V = in + 138240; /* the band transformed, [NX][128][TB], */
-        float *M = V + 294912; /* the NX products, [NX][129][TB] */
+        float *M = V + 147456; /* the NX products, [NX][129][TB] */
         cnn_pad(xb0, in, 128, 28, 28, 1, 1, 30, 36, 0);
         for (int ty0 = 0; ty0 < 7; ty0 += BR) {
             const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
@@ -10352,11 +10352,11 @@ static CNN_SIMD void basic6_conv2(const float *restrict x0, const float *restric
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
                         _mm256_storeu_ps(o + 0, u0);
-                        _mm256_storeu_ps(o + 49152, u1);
-                        _mm256_storeu_ps(o + 98304, u2);
-                        _mm256_storeu_ps(o + 147456, u3);
-                        _mm256_storeu_ps(o + 196608, u4);
-                        _mm256_storeu_ps(o + 245760, u5);
+                        _mm256_storeu_ps(o + 24576, u1);
+                        _mm256_storeu_ps(o + 49152, u2);
+                        _mm256_storeu_ps(o + 73728, u3);
+                        _mm256_storeu_ps(o + 98304, u4);
+                        _mm256_storeu_ps(o + 122880, u5);
                     }
                     {
                         const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
@@ -10366,12 +10366,12 @@ static CNN_SIMD void basic6_conv2(const float *restrict x0, const float *restric
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 8192, u0);
-                        _mm256_storeu_ps(o + 57344, u1);
-                        _mm256_storeu_ps(o + 106496, u2);
-                        _mm256_storeu_ps(o + 155648, u3);
-                        _mm256_storeu_ps(o + 204800, u4);
-                        _mm256_storeu_ps(o + 253952, u5);
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 28672, u1);
+                        _mm256_storeu_ps(o + 53248, u2);
+                        _mm256_storeu_ps(o + 77824, u3);
+                        _mm256_storeu_ps(o + 102400, u4);
+                        _mm256_storeu_ps(o + 126976, u5);
                     }
                     {
                         const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
@@ -10381,12 +10381,12 @@ static CNN_SIMD void basic6_conv2(const float *restrict x0, const float *restric
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 16384, u0);
-                        _mm256_storeu_ps(o + 65536, u1);
-                        _mm256_storeu_ps(o + 114688, u2);
-                        _mm256_storeu_ps(o + 163840, u3);
-                        _mm256_storeu_ps(o + 212992, u4);
-                        _mm256_storeu_ps(o + 262144, u5);
+                        _mm256_storeu_ps(o + 8192, u0);
+                        _mm256_storeu_ps(o + 32768, u1);
+                        _mm256_storeu_ps(o + 57344, u2);
+                        _mm256_storeu_ps(o + 81920, u3);
+                        _mm256_storeu_ps(o + 106496, u4);
+                        _mm256_storeu_ps(o + 131072, u5);
                     }
                     {
                         const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
@@ -10396,12 +10396,12 @@ static CNN_SIMD void basic6_conv2(const float *restrict x0, const float *restric
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 24576, u0);
-                        _mm256_storeu_ps(o + 73728, u1);
-                        _mm256_storeu_ps(o + 122880, u2);
-                        _mm256_storeu_ps(o + 172032, u3);
-                        _mm256_storeu_ps(o + 221184, u4);
-                        _mm256_storeu_ps(o + 270336, u5);
+                        _mm256_storeu_ps(o + 12288, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 61440, u2);
+                        _mm256_storeu_ps(o + 86016, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 135168, u5);
                     }
                     {
                         const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
@@ -10411,12 +10411,12 @@ static CNN_SIMD void basic6_conv2(const float *restrict x0, const float *restric
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 32768, u0);
-                        _mm256_storeu_ps(o + 81920, u1);
-                        _mm256_storeu_ps(o + 131072, u2);
-                        _mm256_storeu_ps(o + 180224, u3);
-                        _mm256_storeu_ps(o + 229376, u4);
-                        _mm256_storeu_ps(o + 278528, u5);
+                        _mm256_storeu_ps(o + 16384, u0);
+                        _mm256_storeu_ps(o + 40960, u1);
+                        _mm256_storeu_ps(o + 65536, u2);
+                        _mm256_storeu_ps(o + 90112, u3);
+                        _mm256_storeu_ps(o + 114688, u4);
+                        _mm256_storeu_ps(o + 139264, u5);
                     }
                     {
                         const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
@@ -10426,23 +10426,23 @@ static CNN_SIMD void basic6_conv2(const float *restrict x0, const float *restric
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 40960, u0);
-                        _mm256_storeu_ps(o + 90112, u1);
-                        _mm256_storeu_ps(o + 139264, u2);
-                        _mm256_storeu_ps(o + 188416, u3);
-                        _mm256_storeu_ps(o + 237568, u4);
-                        _mm256_storeu_ps(o + 286720, u5);
+                        _mm256_storeu_ps(o + 20480, u0);
+                        _mm256_storeu_ps(o + 45056, u1);
+                        _mm256_storeu_ps(o + 69632, u2);
+                        _mm256_storeu_ps(o + 94208, u3);
+                        _mm256_storeu_ps(o + 118784, u4);
+                        _mm256_storeu_ps(o + 143360, u5);
                     }
                 }
                 for (int v = used; v < nvec; v++)
                     for (int xi = 0; xi < NX; xi++)
-                        _mm256_storeu_ps(vc + xi * 8192 + v * W, _mm256_setzero_ps());
+                        _mm256_storeu_ps(vc + xi * 4096 + v * W, _mm256_setzero_ps());
             }
             for (int it = 0; it < NX * 43 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 43, kb = kx - xi * 43;
                 const float *wp = w + (ptrdiff_t)kx * 384;
-                const float *xp = V + (ptrdiff_t)xi * 8192 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 4096 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c02 = _mm256_setzero_ps();
@@ -10476,19 +10476,19 @@ static CNN_SIMD void basic6_conv2(const float *restrict x0, const float *restric
                     c22 = _mm256_fmadd_ps(wv, xv2, c22);
                     c23 = _mm256_fmadd_ps(wv, xv3, c23);
                 }
-                float *mp = M + (ptrdiff_t)xi * 8256 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 4128 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
                 _mm256_storeu_ps(mp + 16, c02);
                 _mm256_storeu_ps(mp + 24, c03);
-                _mm256_storeu_ps(mp + 64, c10);
-                _mm256_storeu_ps(mp + 72, c11);
-                _mm256_storeu_ps(mp + 80, c12);
-                _mm256_storeu_ps(mp + 88, c13);
-                _mm256_storeu_ps(mp + 128, c20);
-                _mm256_storeu_ps(mp + 136, c21);
-                _mm256_storeu_ps(mp + 144, c22);
-                _mm256_storeu_ps(mp + 152, c23);
+                _mm256_storeu_ps(mp + 32, c10);
+                _mm256_storeu_ps(mp + 40, c11);
+                _mm256_storeu_ps(mp + 48, c12);
+                _mm256_storeu_ps(mp + 56, c13);
+                _mm256_storeu_ps(mp + 64, c20);
+                _mm256_storeu_ps(mp + 72, c21);
+                _mm256_storeu_ps(mp + 80, c22);
+                _mm256_storeu_ps(mp + 88, c23);
             }
             for (int k = 0; k < 128; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
@@ -10500,11 +10500,11 @@ static CNN_SIMD void basic6_conv2(const float *restrict x0, const float *restric
                     __m256 s00, s10, s20, s30;
                     {
                         const __m256 x0 = _mm256_loadu_ps(m + 0);
-                        const __m256 x1 = _mm256_loadu_ps(m + 49536);
-                        const __m256 x2 = _mm256_loadu_ps(m + 99072);
-                        const __m256 x3 = _mm256_loadu_ps(m + 148608);
-                        const __m256 x4 = _mm256_loadu_ps(m + 198144);
-                        const __m256 x5 = _mm256_loadu_ps(m + 247680);
+                        const __m256 x1 = _mm256_loadu_ps(m + 24768);
+                        const __m256 x2 = _mm256_loadu_ps(m + 49536);
+                        const __m256 x3 = _mm256_loadu_ps(m + 74304);
+                        const __m256 x4 = _mm256_loadu_ps(m + 99072);
+                        const __m256 x5 = _mm256_loadu_ps(m + 123840);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -10518,12 +10518,12 @@ static CNN_SIMD void basic6_conv2(const float *restrict x0, const float *restric
                     }
                     __m256 s01, s11, s21, s31;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 8256);
-                        const __m256 x1 = _mm256_loadu_ps(m + 57792);
-                        const __m256 x2 = _mm256_loadu_ps(m + 107328);
-                        const __m256 x3 = _mm256_loadu_ps(m + 156864);
-                        const __m256 x4 = _mm256_loadu_ps(m + 206400);
-                        const __m256 x5 = _mm256_loadu_ps(m + 255936);
+                        const __m256 x0 = _mm256_loadu_ps(m + 4128);
+                        const __m256 x1 = _mm256_loadu_ps(m + 28896);
+                        const __m256 x2 = _mm256_loadu_ps(m + 53664);
+                        const __m256 x3 = _mm256_loadu_ps(m + 78432);
+                        const __m256 x4 = _mm256_loadu_ps(m + 103200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 127968);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -10537,12 +10537,12 @@ static CNN_SIMD void basic6_conv2(const float *restrict x0, const float *restric
                     }
                     __m256 s02, s12, s22, s32;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 16512);
-                        const __m256 x1 = _mm256_loadu_ps(m + 66048);
-                        const __m256 x2 = _mm256_loadu_ps(m + 115584);
-                        const __m256 x3 = _mm256_loadu_ps(m + 165120);
-                        const __m256 x4 = _mm256_loadu_ps(m + 214656);
-                        const __m256 x5 = _mm256_loadu_ps(m + 264192);
+                        const __m256 x0 = _mm256_loadu_ps(m + 8256);
+                        const __m256 x1 = _mm256_loadu_ps(m + 33024);
+                        const __m256 x2 = _mm256_loadu_ps(m + 57792);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82560);
+                        const __m256 x4 = _mm256_loadu_ps(m + 107328);
+                        const __m256 x5 = _mm256_loadu_ps(m + 132096);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -10556,12 +10556,12 @@ static CNN_SIMD void basic6_conv2(const float *restrict x0, const float *restric
                     }
                     __m256 s03, s13, s23, s33;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 24768);
-                        const __m256 x1 = _mm256_loadu_ps(m + 74304);
-                        const __m256 x2 = _mm256_loadu_ps(m + 123840);
-                        const __m256 x3 = _mm256_loadu_ps(m + 173376);
-                        const __m256 x4 = _mm256_loadu_ps(m + 222912);
-                        const __m256 x5 = _mm256_loadu_ps(m + 272448);
+                        const __m256 x0 = _mm256_loadu_ps(m + 12384);
+                        const __m256 x1 = _mm256_loadu_ps(m + 37152);
+                        const __m256 x2 = _mm256_loadu_ps(m + 61920);
+                        const __m256 x3 = _mm256_loadu_ps(m + 86688);
+                        const __m256 x4 = _mm256_loadu_ps(m + 111456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 136224);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -10575,12 +10575,12 @@ static CNN_SIMD void basic6_conv2(const float *restrict x0, const float *restric
                     }
                     __m256 s04, s14, s24, s34;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 33024);
-                        const __m256 x1 = _mm256_loadu_ps(m + 82560);
-                        const __m256 x2 = _mm256_loadu_ps(m + 132096);
-                        const __m256 x3 = _mm256_loadu_ps(m + 181632);
-                        const __m256 x4 = _mm256_loadu_ps(m + 231168);
-                        const __m256 x5 = _mm256_loadu_ps(m + 280704);
+                        const __m256 x0 = _mm256_loadu_ps(m + 16512);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41280);
+                        const __m256 x2 = _mm256_loadu_ps(m + 66048);
+                        const __m256 x3 = _mm256_loadu_ps(m + 90816);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115584);
+                        const __m256 x5 = _mm256_loadu_ps(m + 140352);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -10594,12 +10594,12 @@ static CNN_SIMD void basic6_conv2(const float *restrict x0, const float *restric
                     }
                     __m256 s05, s15, s25, s35;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 41280);
-                        const __m256 x1 = _mm256_loadu_ps(m + 90816);
-                        const __m256 x2 = _mm256_loadu_ps(m + 140352);
-                        const __m256 x3 = _mm256_loadu_ps(m + 189888);
-                        const __m256 x4 = _mm256_loadu_ps(m + 239424);
-                        const __m256 x5 = _mm256_loadu_ps(m + 288960);
+                        const __m256 x0 = _mm256_loadu_ps(m + 20640);
+                        const __m256 x1 = _mm256_loadu_ps(m + 45408);
+                        const __m256 x2 = _mm256_loadu_ps(m + 70176);
+                        const __m256 x3 = _mm256_loadu_ps(m + 94944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119712);
+                        const __m256 x5 = _mm256_loadu_ps(m + 144480);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -21468,25 +21468,25 @@ int resnet34_forward(const float *packed, const float *in_img, float *out_logits
     if ((uintptr_t)arena % 64 != 0 || (resnet34_ARENA_BYTES > 0 && !arena))
         return 2;
     conv1(in_img, A + 0, packed + 0, A + 802816, batch);
-    maxpool1(A + 0, A + 851456, A + 802816, batch);
-    basic1_conv1(A + 851456, A + 1052160, packed + 9472, A + 0, batch);
-    basic1_conv2(A + 1052160, A + 851456, A + 1252864, packed + 161600, A + 0, batch);
-    basic2_conv1(A + 1252864, A + 851456, packed + 313728, A + 0, batch);
-    basic2_conv2(A + 851456, A + 1252864, A + 1052160, packed + 465856, A + 0, batch);
-    basic3_conv1(A + 1052160, A + 851456, packed + 617984, A + 0, batch);
-    basic3_conv2(A + 851456, A + 1052160, A + 1252864, packed + 770112, A + 0, batch);
-    basic_down1_conv1(A + 1252864, A + 730368, packed + 922240, A + 0, batch);
-    basic_down1_conv2(A + 730368, A + 830720, packed + 996096, A + 0, batch);
-    basic_down1_conv3(A + 1252864, A + 830720, A + 730368, packed + 1590656, A + 931072, batch);
-    basic4_conv1(A + 730368, A + 830720, packed + 1598976, A + 0, batch);
-    basic4_conv2(A + 830720, A + 730368, A + 931072, packed + 2193536, A + 0, batch);
-    basic5_conv1(A + 931072, A + 730368, packed + 2788096, A + 0, batch);
-    basic5_conv2(A + 730368, A + 931072, A + 830720, packed + 3382656, A + 0, batch);
-    basic6_conv1(A + 830720, A + 730368, packed + 3977216, A + 0, batch);
-    basic6_conv2(A + 730368, A + 830720, A + 931072, packed + 4571776, A + 0, batch);
-    basic_down2_conv1(A + 931072, A + 388224, packed + 5166336, A + 0, batch);
+    maxpool1(A + 0, A + 802816, A + 1003520, batch);
+    basic1_conv1(A + 802816, A + 327296, packed + 9472, A + 0, batch);
+    basic1_conv2(A + 327296, A + 802816, A + 528000, packed + 161600, A + 0, batch);
+    basic2_conv1(A + 528000, A + 327296, packed + 313728, A + 0, batch);
+    basic2_conv2(A + 327296, A + 528000, A + 728704, packed + 465856, A + 0, batch);
+    basic3_conv1(A + 728704, A + 327296, packed + 617984, A + 0, batch);
+    basic3_conv2(A + 327296, A + 728704, A + 528000, packed + 770112, A + 0, batch);
+    basic_down1_conv1(A + 528000, A + 728704, packed + 922240, A + 0, batch);
+    basic_down1_conv2(A + 728704, A + 829056, packed + 996096, A + 0, batch);
+    basic_down1_conv3(A + 528000, A + 829056, A + 728704, packed + 1590656, A + 0, batch);
+    basic4_conv1(A + 728704, A + 434304, packed + 1598976, A + 0, batch);
+    basic4_conv2(A + 434304, A + 728704, A + 534656, packed + 2193536, A + 0, batch);
+    basic5_conv1(A + 534656, A + 434304, packed + 2788096, A + 0, batch);
+    basic5_conv2(A + 434304, A + 534656, A + 635008, packed + 3382656, A + 0, batch);
+    basic6_conv1(A + 635008, A + 434304, packed + 3977216, A + 0, batch);
+    basic6_conv2(A + 434304, A + 635008, A + 534656, packed + 4571776, A + 0, batch);
+    basic_down2_conv1(A + 534656, A + 388224, packed + 5166336, A + 0, batch);
     basic_down2_conv2(A + 388224, A + 438400, packed + 5461504, A + 0, batch);
-    basic_down2_conv3(A + 931072, A + 438400, A + 388224, packed + 7839488, A + 0, batch);
+    basic_down2_conv3(A + 534656, A + 438400, A + 388224, packed + 7839488, A + 488576, batch);
     basic7_conv1(A + 388224, A + 438400, packed + 7872512, A + 0, batch);
     basic7_conv2(A + 438400, A + 388224, A + 488576, packed + 10250496, A + 0, batch);
     basic8_conv1(A + 488576, A + 388224, packed + 12628480, A + 0, batch);
@@ -21505,6 +21505,6 @@ int resnet34_forward(const float *packed, const float *in_img, float *out_logits
     basic13_conv1(A + 364544, A + 314368, packed + 45646848, A + 0, batch);
     basic13_conv2(A + 314368, A + 364544, A + 339456, packed + 49874432, A + 0, batch);
     globalavgpool1(A + 339456, A + 0, batch);
-    dense1(A + 0, out_logits, packed + 54102016, A + 1453568, batch);
+    dense1(A + 0, out_logits, packed + 54102016, A + 1322752, batch);
     return 0;
 }

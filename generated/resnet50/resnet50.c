@@ -4,7 +4,7 @@
  * command: cnnc build examples/resnet50.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
- * arena:   10631232 bytes (110646656 without reuse; 8222784 live at most)
+ * arena:   9642048 bytes (100803968 without reuse; 8036416 live at most)
  * weights: 25610152 canonical floats, 39928988 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -915,19 +915,19 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv1(const float *restri
 /* bottleneck_proj1.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 64
  *   in [64,56,56] -> out [64,56,56]
  *   weights at packed[13632]: weight [64,64,3,3] (packed in blocks of 6 output channels)
- *   avx2: Winograd F(4x4,3x3), 14x14 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=8 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck_proj1.bottleneck_path1.bn2 folded into the weights; then bottleneck_proj1.bottleneck_path1.relu2
+ *   avx2: Winograd F(4x4,3x3), 14x14 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=1 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck_proj1.bottleneck_path1.bn2 folded into the weights; then bottleneck_proj1.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, W = 8, BR = 8, TB = 128, NX = 36 };
+    enum { MR = 6, NV = 2, W = 8, BR = 1, TB = 16, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
      * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
     const float *bias = w + 152064;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
-        float *in = s + (ptrdiff_t)b * 851456; /* this sample's padded input, */
+        float *in = s + (ptrdiff_t)b * 327296; /* this sample's padded input, */
         float *V = in + 252416; /* the band transformed, [NX][64][TB], */
-        float *M = V + 294912; /* the NX products, [NX][66][TB] */
+        float *M = V + 36864; /* the NX products, [NX][66][TB] */
         cnn_pad(xb0, in, 64, 56, 56, 1, 1, 58, 68, 0);
         for (int ty0 = 0; ty0 < 14; ty0 += BR) {
             const int rows = ty0 + BR <= 14 ? BR : 14 - ty0;
@@ -1057,11 +1057,11 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv2(const float *restri
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
                         _mm256_storeu_ps(o + 0, u0);
-                        _mm256_storeu_ps(o + 49152, u1);
-                        _mm256_storeu_ps(o + 98304, u2);
-                        _mm256_storeu_ps(o + 147456, u3);
-                        _mm256_storeu_ps(o + 196608, u4);
-                        _mm256_storeu_ps(o + 245760, u5);
+                        _mm256_storeu_ps(o + 6144, u1);
+                        _mm256_storeu_ps(o + 12288, u2);
+                        _mm256_storeu_ps(o + 18432, u3);
+                        _mm256_storeu_ps(o + 24576, u4);
+                        _mm256_storeu_ps(o + 30720, u5);
                     }
                     {
                         const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
@@ -1071,12 +1071,12 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv2(const float *restri
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 8192, u0);
-                        _mm256_storeu_ps(o + 57344, u1);
-                        _mm256_storeu_ps(o + 106496, u2);
-                        _mm256_storeu_ps(o + 155648, u3);
-                        _mm256_storeu_ps(o + 204800, u4);
-                        _mm256_storeu_ps(o + 253952, u5);
+                        _mm256_storeu_ps(o + 1024, u0);
+                        _mm256_storeu_ps(o + 7168, u1);
+                        _mm256_storeu_ps(o + 13312, u2);
+                        _mm256_storeu_ps(o + 19456, u3);
+                        _mm256_storeu_ps(o + 25600, u4);
+                        _mm256_storeu_ps(o + 31744, u5);
                     }
                     {
                         const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
@@ -1086,12 +1086,12 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv2(const float *restri
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 16384, u0);
-                        _mm256_storeu_ps(o + 65536, u1);
-                        _mm256_storeu_ps(o + 114688, u2);
-                        _mm256_storeu_ps(o + 163840, u3);
-                        _mm256_storeu_ps(o + 212992, u4);
-                        _mm256_storeu_ps(o + 262144, u5);
+                        _mm256_storeu_ps(o + 2048, u0);
+                        _mm256_storeu_ps(o + 8192, u1);
+                        _mm256_storeu_ps(o + 14336, u2);
+                        _mm256_storeu_ps(o + 20480, u3);
+                        _mm256_storeu_ps(o + 26624, u4);
+                        _mm256_storeu_ps(o + 32768, u5);
                     }
                     {
                         const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
@@ -1101,12 +1101,12 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv2(const float *restri
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 24576, u0);
-                        _mm256_storeu_ps(o + 73728, u1);
-                        _mm256_storeu_ps(o + 122880, u2);
-                        _mm256_storeu_ps(o + 172032, u3);
-                        _mm256_storeu_ps(o + 221184, u4);
-                        _mm256_storeu_ps(o + 270336, u5);
+                        _mm256_storeu_ps(o + 3072, u0);
+                        _mm256_storeu_ps(o + 9216, u1);
+                        _mm256_storeu_ps(o + 15360, u2);
+                        _mm256_storeu_ps(o + 21504, u3);
+                        _mm256_storeu_ps(o + 27648, u4);
+                        _mm256_storeu_ps(o + 33792, u5);
                     }
                     {
                         const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
@@ -1116,12 +1116,12 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv2(const float *restri
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 32768, u0);
-                        _mm256_storeu_ps(o + 81920, u1);
-                        _mm256_storeu_ps(o + 131072, u2);
-                        _mm256_storeu_ps(o + 180224, u3);
-                        _mm256_storeu_ps(o + 229376, u4);
-                        _mm256_storeu_ps(o + 278528, u5);
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 10240, u1);
+                        _mm256_storeu_ps(o + 16384, u2);
+                        _mm256_storeu_ps(o + 22528, u3);
+                        _mm256_storeu_ps(o + 28672, u4);
+                        _mm256_storeu_ps(o + 34816, u5);
                     }
                     {
                         const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
@@ -1131,23 +1131,23 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv2(const float *restri
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 40960, u0);
-                        _mm256_storeu_ps(o + 90112, u1);
-                        _mm256_storeu_ps(o + 139264, u2);
-                        _mm256_storeu_ps(o + 188416, u3);
-                        _mm256_storeu_ps(o + 237568, u4);
-                        _mm256_storeu_ps(o + 286720, u5);
+                        _mm256_storeu_ps(o + 5120, u0);
+                        _mm256_storeu_ps(o + 11264, u1);
+                        _mm256_storeu_ps(o + 17408, u2);
+                        _mm256_storeu_ps(o + 23552, u3);
+                        _mm256_storeu_ps(o + 29696, u4);
+                        _mm256_storeu_ps(o + 35840, u5);
                     }
                 }
                 for (int v = used; v < nvec; v++)
                     for (int xi = 0; xi < NX; xi++)
-                        _mm256_storeu_ps(vc + xi * 8192 + v * W, _mm256_setzero_ps());
+                        _mm256_storeu_ps(vc + xi * 1024 + v * W, _mm256_setzero_ps());
             }
             for (int it = 0; it < NX * 11 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 11, kb = kx - xi * 11;
                 const float *wp = w + (ptrdiff_t)kx * 384;
-                const float *xp = V + (ptrdiff_t)xi * 8192 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 1024 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c10 = _mm256_setzero_ps();
@@ -1182,19 +1182,19 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv2(const float *restri
                     c50 = _mm256_fmadd_ps(wv, xv0, c50);
                     c51 = _mm256_fmadd_ps(wv, xv1, c51);
                 }
-                float *mp = M + (ptrdiff_t)xi * 8448 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 1056 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
-                _mm256_storeu_ps(mp + 128, c10);
-                _mm256_storeu_ps(mp + 136, c11);
-                _mm256_storeu_ps(mp + 256, c20);
-                _mm256_storeu_ps(mp + 264, c21);
-                _mm256_storeu_ps(mp + 384, c30);
-                _mm256_storeu_ps(mp + 392, c31);
-                _mm256_storeu_ps(mp + 512, c40);
-                _mm256_storeu_ps(mp + 520, c41);
-                _mm256_storeu_ps(mp + 640, c50);
-                _mm256_storeu_ps(mp + 648, c51);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
             }
             for (int k = 0; k < 64; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
@@ -1206,11 +1206,11 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv2(const float *restri
                     __m256 s00, s10, s20, s30;
                     {
                         const __m256 x0 = _mm256_loadu_ps(m + 0);
-                        const __m256 x1 = _mm256_loadu_ps(m + 50688);
-                        const __m256 x2 = _mm256_loadu_ps(m + 101376);
-                        const __m256 x3 = _mm256_loadu_ps(m + 152064);
-                        const __m256 x4 = _mm256_loadu_ps(m + 202752);
-                        const __m256 x5 = _mm256_loadu_ps(m + 253440);
+                        const __m256 x1 = _mm256_loadu_ps(m + 6336);
+                        const __m256 x2 = _mm256_loadu_ps(m + 12672);
+                        const __m256 x3 = _mm256_loadu_ps(m + 19008);
+                        const __m256 x4 = _mm256_loadu_ps(m + 25344);
+                        const __m256 x5 = _mm256_loadu_ps(m + 31680);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -1224,12 +1224,12 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv2(const float *restri
                     }
                     __m256 s01, s11, s21, s31;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 8448);
-                        const __m256 x1 = _mm256_loadu_ps(m + 59136);
-                        const __m256 x2 = _mm256_loadu_ps(m + 109824);
-                        const __m256 x3 = _mm256_loadu_ps(m + 160512);
-                        const __m256 x4 = _mm256_loadu_ps(m + 211200);
-                        const __m256 x5 = _mm256_loadu_ps(m + 261888);
+                        const __m256 x0 = _mm256_loadu_ps(m + 1056);
+                        const __m256 x1 = _mm256_loadu_ps(m + 7392);
+                        const __m256 x2 = _mm256_loadu_ps(m + 13728);
+                        const __m256 x3 = _mm256_loadu_ps(m + 20064);
+                        const __m256 x4 = _mm256_loadu_ps(m + 26400);
+                        const __m256 x5 = _mm256_loadu_ps(m + 32736);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -1243,12 +1243,12 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv2(const float *restri
                     }
                     __m256 s02, s12, s22, s32;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 16896);
-                        const __m256 x1 = _mm256_loadu_ps(m + 67584);
-                        const __m256 x2 = _mm256_loadu_ps(m + 118272);
-                        const __m256 x3 = _mm256_loadu_ps(m + 168960);
-                        const __m256 x4 = _mm256_loadu_ps(m + 219648);
-                        const __m256 x5 = _mm256_loadu_ps(m + 270336);
+                        const __m256 x0 = _mm256_loadu_ps(m + 2112);
+                        const __m256 x1 = _mm256_loadu_ps(m + 8448);
+                        const __m256 x2 = _mm256_loadu_ps(m + 14784);
+                        const __m256 x3 = _mm256_loadu_ps(m + 21120);
+                        const __m256 x4 = _mm256_loadu_ps(m + 27456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 33792);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -1262,12 +1262,12 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv2(const float *restri
                     }
                     __m256 s03, s13, s23, s33;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 25344);
-                        const __m256 x1 = _mm256_loadu_ps(m + 76032);
-                        const __m256 x2 = _mm256_loadu_ps(m + 126720);
-                        const __m256 x3 = _mm256_loadu_ps(m + 177408);
-                        const __m256 x4 = _mm256_loadu_ps(m + 228096);
-                        const __m256 x5 = _mm256_loadu_ps(m + 278784);
+                        const __m256 x0 = _mm256_loadu_ps(m + 3168);
+                        const __m256 x1 = _mm256_loadu_ps(m + 9504);
+                        const __m256 x2 = _mm256_loadu_ps(m + 15840);
+                        const __m256 x3 = _mm256_loadu_ps(m + 22176);
+                        const __m256 x4 = _mm256_loadu_ps(m + 28512);
+                        const __m256 x5 = _mm256_loadu_ps(m + 34848);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -1281,12 +1281,12 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv2(const float *restri
                     }
                     __m256 s04, s14, s24, s34;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 33792);
-                        const __m256 x1 = _mm256_loadu_ps(m + 84480);
-                        const __m256 x2 = _mm256_loadu_ps(m + 135168);
-                        const __m256 x3 = _mm256_loadu_ps(m + 185856);
-                        const __m256 x4 = _mm256_loadu_ps(m + 236544);
-                        const __m256 x5 = _mm256_loadu_ps(m + 287232);
+                        const __m256 x0 = _mm256_loadu_ps(m + 4224);
+                        const __m256 x1 = _mm256_loadu_ps(m + 10560);
+                        const __m256 x2 = _mm256_loadu_ps(m + 16896);
+                        const __m256 x3 = _mm256_loadu_ps(m + 23232);
+                        const __m256 x4 = _mm256_loadu_ps(m + 29568);
+                        const __m256 x5 = _mm256_loadu_ps(m + 35904);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -1300,12 +1300,12 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv2(const float *restri
                     }
                     __m256 s05, s15, s25, s35;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 42240);
-                        const __m256 x1 = _mm256_loadu_ps(m + 92928);
-                        const __m256 x2 = _mm256_loadu_ps(m + 143616);
-                        const __m256 x3 = _mm256_loadu_ps(m + 194304);
-                        const __m256 x4 = _mm256_loadu_ps(m + 244992);
-                        const __m256 x5 = _mm256_loadu_ps(m + 295680);
+                        const __m256 x0 = _mm256_loadu_ps(m + 5280);
+                        const __m256 x1 = _mm256_loadu_ps(m + 11616);
+                        const __m256 x2 = _mm256_loadu_ps(m + 17952);
+                        const __m256 x3 = _mm256_loadu_ps(m + 24288);
+                        const __m256 x4 = _mm256_loadu_ps(m + 30624);
+                        const __m256 x5 = _mm256_loadu_ps(m + 36960);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -2368,19 +2368,19 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv1(const float *restrict x0
 /* bottleneck1.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 64
  *   in [64,56,56] -> out [64,56,56]
  *   weights at packed[215488]: weight [64,64,3,3] (packed in blocks of 6 output channels)
- *   avx2: Winograd F(4x4,3x3), 14x14 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=8 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck1.bottleneck_path1.bn2 folded into the weights; then bottleneck1.bottleneck_path1.relu2
+ *   avx2: Winograd F(4x4,3x3), 14x14 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=1 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck1.bottleneck_path1.bn2 folded into the weights; then bottleneck1.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck1_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, W = 8, BR = 8, TB = 128, NX = 36 };
+    enum { MR = 6, NV = 2, W = 8, BR = 1, TB = 16, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
      * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
     const float *bias = w + 152064;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
-        float *in = s + (ptrdiff_t)b * 851456; /* this sample's padded input, */
+        float *in = s + (ptrdiff_t)b * 327296; /* this sample's padded input, */
         float *V = in + 252416; /* the band transformed, [NX][64][TB], */
-        float *M = V + 294912; /* the NX products, [NX][66][TB] */
+        float *M = V + 36864; /* the NX products, [NX][66][TB] */
         cnn_pad(xb0, in, 64, 56, 56, 1, 1, 58, 68, 0);
         for (int ty0 = 0; ty0 < 14; ty0 += BR) {
             const int rows = ty0 + BR <= 14 ? BR : 14 - ty0;
@@ -2510,11 +2510,11 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv2(const float *restrict x0
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
                         _mm256_storeu_ps(o + 0, u0);
-                        _mm256_storeu_ps(o + 49152, u1);
-                        _mm256_storeu_ps(o + 98304, u2);
-                        _mm256_storeu_ps(o + 147456, u3);
-                        _mm256_storeu_ps(o + 196608, u4);
-                        _mm256_storeu_ps(o + 245760, u5);
+                        _mm256_storeu_ps(o + 6144, u1);
+                        _mm256_storeu_ps(o + 12288, u2);
+                        _mm256_storeu_ps(o + 18432, u3);
+                        _mm256_storeu_ps(o + 24576, u4);
+                        _mm256_storeu_ps(o + 30720, u5);
                     }
                     {
                         const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
@@ -2524,12 +2524,12 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv2(const float *restrict x0
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 8192, u0);
-                        _mm256_storeu_ps(o + 57344, u1);
-                        _mm256_storeu_ps(o + 106496, u2);
-                        _mm256_storeu_ps(o + 155648, u3);
-                        _mm256_storeu_ps(o + 204800, u4);
-                        _mm256_storeu_ps(o + 253952, u5);
+                        _mm256_storeu_ps(o + 1024, u0);
+                        _mm256_storeu_ps(o + 7168, u1);
+                        _mm256_storeu_ps(o + 13312, u2);
+                        _mm256_storeu_ps(o + 19456, u3);
+                        _mm256_storeu_ps(o + 25600, u4);
+                        _mm256_storeu_ps(o + 31744, u5);
                     }
                     {
                         const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
@@ -2539,12 +2539,12 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv2(const float *restrict x0
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 16384, u0);
-                        _mm256_storeu_ps(o + 65536, u1);
-                        _mm256_storeu_ps(o + 114688, u2);
-                        _mm256_storeu_ps(o + 163840, u3);
-                        _mm256_storeu_ps(o + 212992, u4);
-                        _mm256_storeu_ps(o + 262144, u5);
+                        _mm256_storeu_ps(o + 2048, u0);
+                        _mm256_storeu_ps(o + 8192, u1);
+                        _mm256_storeu_ps(o + 14336, u2);
+                        _mm256_storeu_ps(o + 20480, u3);
+                        _mm256_storeu_ps(o + 26624, u4);
+                        _mm256_storeu_ps(o + 32768, u5);
                     }
                     {
                         const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
@@ -2554,12 +2554,12 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv2(const float *restrict x0
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 24576, u0);
-                        _mm256_storeu_ps(o + 73728, u1);
-                        _mm256_storeu_ps(o + 122880, u2);
-                        _mm256_storeu_ps(o + 172032, u3);
-                        _mm256_storeu_ps(o + 221184, u4);
-                        _mm256_storeu_ps(o + 270336, u5);
+                        _mm256_storeu_ps(o + 3072, u0);
+                        _mm256_storeu_ps(o + 9216, u1);
+                        _mm256_storeu_ps(o + 15360, u2);
+                        _mm256_storeu_ps(o + 21504, u3);
+                        _mm256_storeu_ps(o + 27648, u4);
+                        _mm256_storeu_ps(o + 33792, u5);
                     }
                     {
                         const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
@@ -2569,12 +2569,12 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv2(const float *restrict x0
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 32768, u0);
-                        _mm256_storeu_ps(o + 81920, u1);
-                        _mm256_storeu_ps(o + 131072, u2);
-                        _mm256_storeu_ps(o + 180224, u3);
-                        _mm256_storeu_ps(o + 229376, u4);
-                        _mm256_storeu_ps(o + 278528, u5);
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 10240, u1);
+                        _mm256_storeu_ps(o + 16384, u2);
+                        _mm256_storeu_ps(o + 22528, u3);
+                        _mm256_storeu_ps(o + 28672, u4);
+                        _mm256_storeu_ps(o + 34816, u5);
                     }
                     {
                         const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
@@ -2584,23 +2584,23 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv2(const float *restrict x0
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 40960, u0);
-                        _mm256_storeu_ps(o + 90112, u1);
-                        _mm256_storeu_ps(o + 139264, u2);
-                        _mm256_storeu_ps(o + 188416, u3);
-                        _mm256_storeu_ps(o + 237568, u4);
-                        _mm256_storeu_ps(o + 286720, u5);
+                        _mm256_storeu_ps(o + 5120, u0);
+                        _mm256_storeu_ps(o + 11264, u1);
+                        _mm256_storeu_ps(o + 17408, u2);
+                        _mm256_storeu_ps(o + 23552, u3);
+                        _mm256_storeu_ps(o + 29696, u4);
+                        _mm256_storeu_ps(o + 35840, u5);
                     }
                 }
                 for (int v = used; v < nvec; v++)
                     for (int xi = 0; xi < NX; xi++)
-                        _mm256_storeu_ps(vc + xi * 8192 + v * W, _mm256_setzero_ps());
+                        _mm256_storeu_ps(vc + xi * 1024 + v * W, _mm256_setzero_ps());
             }
             for (int it = 0; it < NX * 11 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 11, kb = kx - xi * 11;
                 const float *wp = w + (ptrdiff_t)kx * 384;
-                const float *xp = V + (ptrdiff_t)xi * 8192 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 1024 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c10 = _mm256_setzero_ps();
@@ -2635,19 +2635,19 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv2(const float *restrict x0
                     c50 = _mm256_fmadd_ps(wv, xv0, c50);
                     c51 = _mm256_fmadd_ps(wv, xv1, c51);
                 }
-                float *mp = M + (ptrdiff_t)xi * 8448 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 1056 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
-                _mm256_storeu_ps(mp + 128, c10);
-                _mm256_storeu_ps(mp + 136, c11);
-                _mm256_storeu_ps(mp + 256, c20);
-                _mm256_storeu_ps(mp + 264, c21);
-                _mm256_storeu_ps(mp + 384, c30);
-                _mm256_storeu_ps(mp + 392, c31);
-                _mm256_storeu_ps(mp + 512, c40);
-                _mm256_storeu_ps(mp + 520, c41);
-                _mm256_storeu_ps(mp + 640, c50);
-                _mm256_storeu_ps(mp + 648, c51);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
             }
             for (int k = 0; k < 64; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
@@ -2659,11 +2659,11 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv2(const float *restrict x0
                     __m256 s00, s10, s20, s30;
                     {
                         const __m256 x0 = _mm256_loadu_ps(m + 0);
-                        const __m256 x1 = _mm256_loadu_ps(m + 50688);
-                        const __m256 x2 = _mm256_loadu_ps(m + 101376);
-                        const __m256 x3 = _mm256_loadu_ps(m + 152064);
-                        const __m256 x4 = _mm256_loadu_ps(m + 202752);
-                        const __m256 x5 = _mm256_loadu_ps(m + 253440);
+                        const __m256 x1 = _mm256_loadu_ps(m + 6336);
+                        const __m256 x2 = _mm256_loadu_ps(m + 12672);
+                        const __m256 x3 = _mm256_loadu_ps(m + 19008);
+                        const __m256 x4 = _mm256_loadu_ps(m + 25344);
+                        const __m256 x5 = _mm256_loadu_ps(m + 31680);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -2677,12 +2677,12 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv2(const float *restrict x0
                     }
                     __m256 s01, s11, s21, s31;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 8448);
-                        const __m256 x1 = _mm256_loadu_ps(m + 59136);
-                        const __m256 x2 = _mm256_loadu_ps(m + 109824);
-                        const __m256 x3 = _mm256_loadu_ps(m + 160512);
-                        const __m256 x4 = _mm256_loadu_ps(m + 211200);
-                        const __m256 x5 = _mm256_loadu_ps(m + 261888);
+                        const __m256 x0 = _mm256_loadu_ps(m + 1056);
+                        const __m256 x1 = _mm256_loadu_ps(m + 7392);
+                        const __m256 x2 = _mm256_loadu_ps(m + 13728);
+                        const __m256 x3 = _mm256_loadu_ps(m + 20064);
+                        const __m256 x4 = _mm256_loadu_ps(m + 26400);
+                        const __m256 x5 = _mm256_loadu_ps(m + 32736);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -2696,12 +2696,12 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv2(const float *restrict x0
                     }
                     __m256 s02, s12, s22, s32;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 16896);
-                        const __m256 x1 = _mm256_loadu_ps(m + 67584);
-                        const __m256 x2 = _mm256_loadu_ps(m + 118272);
-                        const __m256 x3 = _mm256_loadu_ps(m + 168960);
-                        const __m256 x4 = _mm256_loadu_ps(m + 219648);
-                        const __m256 x5 = _mm256_loadu_ps(m + 270336);
+                        const __m256 x0 = _mm256_loadu_ps(m + 2112);
+                        const __m256 x1 = _mm256_loadu_ps(m + 8448);
+                        const __m256 x2 = _mm256_loadu_ps(m + 14784);
+                        const __m256 x3 = _mm256_loadu_ps(m + 21120);
+                        const __m256 x4 = _mm256_loadu_ps(m + 27456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 33792);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -2715,12 +2715,12 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv2(const float *restrict x0
                     }
                     __m256 s03, s13, s23, s33;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 25344);
-                        const __m256 x1 = _mm256_loadu_ps(m + 76032);
-                        const __m256 x2 = _mm256_loadu_ps(m + 126720);
-                        const __m256 x3 = _mm256_loadu_ps(m + 177408);
-                        const __m256 x4 = _mm256_loadu_ps(m + 228096);
-                        const __m256 x5 = _mm256_loadu_ps(m + 278784);
+                        const __m256 x0 = _mm256_loadu_ps(m + 3168);
+                        const __m256 x1 = _mm256_loadu_ps(m + 9504);
+                        const __m256 x2 = _mm256_loadu_ps(m + 15840);
+                        const __m256 x3 = _mm256_loadu_ps(m + 22176);
+                        const __m256 x4 = _mm256_loadu_ps(m + 28512);
+                        const __m256 x5 = _mm256_loadu_ps(m + 34848);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -2734,12 +2734,12 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv2(const float *restrict x0
                     }
                     __m256 s04, s14, s24, s34;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 33792);
-                        const __m256 x1 = _mm256_loadu_ps(m + 84480);
-                        const __m256 x2 = _mm256_loadu_ps(m + 135168);
-                        const __m256 x3 = _mm256_loadu_ps(m + 185856);
-                        const __m256 x4 = _mm256_loadu_ps(m + 236544);
-                        const __m256 x5 = _mm256_loadu_ps(m + 287232);
+                        const __m256 x0 = _mm256_loadu_ps(m + 4224);
+                        const __m256 x1 = _mm256_loadu_ps(m + 10560);
+                        const __m256 x2 = _mm256_loadu_ps(m + 16896);
+                        const __m256 x3 = _mm256_loadu_ps(m + 23232);
+                        const __m256 x4 = _mm256_loadu_ps(m + 29568);
+                        const __m256 x5 = _mm256_loadu_ps(m + 35904);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -2753,12 +2753,12 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv2(const float *restrict x0
                     }
                     __m256 s05, s15, s25, s35;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 42240);
-                        const __m256 x1 = _mm256_loadu_ps(m + 92928);
-                        const __m256 x2 = _mm256_loadu_ps(m + 143616);
-                        const __m256 x3 = _mm256_loadu_ps(m + 194304);
-                        const __m256 x4 = _mm256_loadu_ps(m + 244992);
-                        const __m256 x5 = _mm256_loadu_ps(m + 295680);
+                        const __m256 x0 = _mm256_loadu_ps(m + 5280);
+                        const __m256 x1 = _mm256_loadu_ps(m + 11616);
+                        const __m256 x2 = _mm256_loadu_ps(m + 17952);
+                        const __m256 x3 = _mm256_loadu_ps(m + 24288);
+                        const __m256 x4 = _mm256_loadu_ps(m + 30624);
+                        const __m256 x5 = _mm256_loadu_ps(m + 36960);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -3583,19 +3583,19 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv1(const float *restrict x0
 /* bottleneck2.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 64
  *   in [64,56,56] -> out [64,56,56]
  *   weights at packed[400704]: weight [64,64,3,3] (packed in blocks of 6 output channels)
- *   avx2: Winograd F(4x4,3x3), 14x14 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=8 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck2.bottleneck_path1.bn2 folded into the weights; then bottleneck2.bottleneck_path1.relu2
+ *   avx2: Winograd F(4x4,3x3), 14x14 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=1 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck2.bottleneck_path1.bn2 folded into the weights; then bottleneck2.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck2_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, W = 8, BR = 8, TB = 128, NX = 36 };
+    enum { MR = 6, NV = 2, W = 8, BR = 1, TB = 16, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
      * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
     const float *bias = w + 152064;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
-        float *in = s + (ptrdiff_t)b * 851456; /* this sample's padded input, */
+        float *in = s + (ptrdiff_t)b * 327296; /* this sample's padded input, */
         float *V = in + 252416; /* the band transformed, [NX][64][TB], */
-        float *M = V + 294912; /* the NX products, [NX][66][TB] */
+        float *M = V + 36864; /* the NX products, [NX][66][TB] */
         cnn_pad(xb0, in, 64, 56, 56, 1, 1, 58, 68, 0);
         for (int ty0 = 0; ty0 < 14; ty0 += BR) {
             const int rows = ty0 + BR <= 14 ? BR : 14 - ty0;
@@ -3725,11 +3725,11 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv2(const float *restrict x0
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
                         _mm256_storeu_ps(o + 0, u0);
-                        _mm256_storeu_ps(o + 49152, u1);
-                        _mm256_storeu_ps(o + 98304, u2);
-                        _mm256_storeu_ps(o + 147456, u3);
-                        _mm256_storeu_ps(o + 196608, u4);
-                        _mm256_storeu_ps(o + 245760, u5);
+                        _mm256_storeu_ps(o + 6144, u1);
+                        _mm256_storeu_ps(o + 12288, u2);
+                        _mm256_storeu_ps(o + 18432, u3);
+                        _mm256_storeu_ps(o + 24576, u4);
+                        _mm256_storeu_ps(o + 30720, u5);
                     }
                     {
                         const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
@@ -3739,12 +3739,12 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv2(const float *restrict x0
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 8192, u0);
-                        _mm256_storeu_ps(o + 57344, u1);
-                        _mm256_storeu_ps(o + 106496, u2);
-                        _mm256_storeu_ps(o + 155648, u3);
-                        _mm256_storeu_ps(o + 204800, u4);
-                        _mm256_storeu_ps(o + 253952, u5);
+                        _mm256_storeu_ps(o + 1024, u0);
+                        _mm256_storeu_ps(o + 7168, u1);
+                        _mm256_storeu_ps(o + 13312, u2);
+                        _mm256_storeu_ps(o + 19456, u3);
+                        _mm256_storeu_ps(o + 25600, u4);
+                        _mm256_storeu_ps(o + 31744, u5);
                     }
                     {
                         const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
@@ -3754,12 +3754,12 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv2(const float *restrict x0
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 16384, u0);
-                        _mm256_storeu_ps(o + 65536, u1);
-                        _mm256_storeu_ps(o + 114688, u2);
-                        _mm256_storeu_ps(o + 163840, u3);
-                        _mm256_storeu_ps(o + 212992, u4);
-                        _mm256_storeu_ps(o + 262144, u5);
+                        _mm256_storeu_ps(o + 2048, u0);
+                        _mm256_storeu_ps(o + 8192, u1);
+                        _mm256_storeu_ps(o + 14336, u2);
+                        _mm256_storeu_ps(o + 20480, u3);
+                        _mm256_storeu_ps(o + 26624, u4);
+                        _mm256_storeu_ps(o + 32768, u5);
                     }
                     {
                         const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
@@ -3769,12 +3769,12 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv2(const float *restrict x0
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 24576, u0);
-                        _mm256_storeu_ps(o + 73728, u1);
-                        _mm256_storeu_ps(o + 122880, u2);
-                        _mm256_storeu_ps(o + 172032, u3);
-                        _mm256_storeu_ps(o + 221184, u4);
-                        _mm256_storeu_ps(o + 270336, u5);
+                        _mm256_storeu_ps(o + 3072, u0);
+                        _mm256_storeu_ps(o + 9216, u1);
+                        _mm256_storeu_ps(o + 15360, u2);
+                        _mm256_storeu_ps(o + 21504, u3);
+                        _mm256_storeu_ps(o + 27648, u4);
+                        _mm256_storeu_ps(o + 33792, u5);
                     }
                     {
                         const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
@@ -3784,12 +3784,12 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv2(const float *restrict x0
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 32768, u0);
-                        _mm256_storeu_ps(o + 81920, u1);
-                        _mm256_storeu_ps(o + 131072, u2);
-                        _mm256_storeu_ps(o + 180224, u3);
-                        _mm256_storeu_ps(o + 229376, u4);
-                        _mm256_storeu_ps(o + 278528, u5);
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 10240, u1);
+                        _mm256_storeu_ps(o + 16384, u2);
+                        _mm256_storeu_ps(o + 22528, u3);
+                        _mm256_storeu_ps(o + 28672, u4);
+                        _mm256_storeu_ps(o + 34816, u5);
                     }
                     {
                         const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
@@ -3799,23 +3799,23 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv2(const float *restrict x0
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 40960, u0);
-                        _mm256_storeu_ps(o + 90112, u1);
-                        _mm256_storeu_ps(o + 139264, u2);
-                        _mm256_storeu_ps(o + 188416, u3);
-                        _mm256_storeu_ps(o + 237568, u4);
-                        _mm256_storeu_ps(o + 286720, u5);
+                        _mm256_storeu_ps(o + 5120, u0);
+                        _mm256_storeu_ps(o + 11264, u1);
+                        _mm256_storeu_ps(o + 17408, u2);
+                        _mm256_storeu_ps(o + 23552, u3);
+                        _mm256_storeu_ps(o + 29696, u4);
+                        _mm256_storeu_ps(o + 35840, u5);
                     }
                 }
                 for (int v = used; v < nvec; v++)
                     for (int xi = 0; xi < NX; xi++)
-                        _mm256_storeu_ps(vc + xi * 8192 + v * W, _mm256_setzero_ps());
+                        _mm256_storeu_ps(vc + xi * 1024 + v * W, _mm256_setzero_ps());
             }
             for (int it = 0; it < NX * 11 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 11, kb = kx - xi * 11;
                 const float *wp = w + (ptrdiff_t)kx * 384;
-                const float *xp = V + (ptrdiff_t)xi * 8192 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 1024 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c10 = _mm256_setzero_ps();
@@ -3850,19 +3850,19 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv2(const float *restrict x0
                     c50 = _mm256_fmadd_ps(wv, xv0, c50);
                     c51 = _mm256_fmadd_ps(wv, xv1, c51);
                 }
-                float *mp = M + (ptrdiff_t)xi * 8448 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 1056 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
-                _mm256_storeu_ps(mp + 128, c10);
-                _mm256_storeu_ps(mp + 136, c11);
-                _mm256_storeu_ps(mp + 256, c20);
-                _mm256_storeu_ps(mp + 264, c21);
-                _mm256_storeu_ps(mp + 384, c30);
-                _mm256_storeu_ps(mp + 392, c31);
-                _mm256_storeu_ps(mp + 512, c40);
-                _mm256_storeu_ps(mp + 520, c41);
-                _mm256_storeu_ps(mp + 640, c50);
-                _mm256_storeu_ps(mp + 648, c51);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
             }
             for (int k = 0; k < 64; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
@@ -3874,11 +3874,11 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv2(const float *restrict x0
                     __m256 s00, s10, s20, s30;
                     {
                         const __m256 x0 = _mm256_loadu_ps(m + 0);
-                        const __m256 x1 = _mm256_loadu_ps(m + 50688);
-                        const __m256 x2 = _mm256_loadu_ps(m + 101376);
-                        const __m256 x3 = _mm256_loadu_ps(m + 152064);
-                        const __m256 x4 = _mm256_loadu_ps(m + 202752);
-                        const __m256 x5 = _mm256_loadu_ps(m + 253440);
+                        const __m256 x1 = _mm256_loadu_ps(m + 6336);
+                        const __m256 x2 = _mm256_loadu_ps(m + 12672);
+                        const __m256 x3 = _mm256_loadu_ps(m + 19008);
+                        const __m256 x4 = _mm256_loadu_ps(m + 25344);
+                        const __m256 x5 = _mm256_loadu_ps(m + 31680);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -3892,12 +3892,12 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv2(const float *restrict x0
                     }
                     __m256 s01, s11, s21, s31;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 8448);
-                        const __m256 x1 = _mm256_loadu_ps(m + 59136);
-                        const __m256 x2 = _mm256_loadu_ps(m + 109824);
-                        const __m256 x3 = _mm256_loadu_ps(m + 160512);
-                        const __m256 x4 = _mm256_loadu_ps(m + 211200);
-                        const __m256 x5 = _mm256_loadu_ps(m + 261888);
+                        const __m256 x0 = _mm256_loadu_ps(m + 1056);
+                        const __m256 x1 = _mm256_loadu_ps(m + 7392);
+                        const __m256 x2 = _mm256_loadu_ps(m + 13728);
+                        const __m256 x3 = _mm256_loadu_ps(m + 20064);
+                        const __m256 x4 = _mm256_loadu_ps(m + 26400);
+                        const __m256 x5 = _mm256_loadu_ps(m + 32736);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -3911,12 +3911,12 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv2(const float *restrict x0
                     }
                     __m256 s02, s12, s22, s32;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 16896);
-                        const __m256 x1 = _mm256_loadu_ps(m + 67584);
-                        const __m256 x2 = _mm256_loadu_ps(m + 118272);
-                        const __m256 x3 = _mm256_loadu_ps(m + 168960);
-                        const __m256 x4 = _mm256_loadu_ps(m + 219648);
-                        const __m256 x5 = _mm256_loadu_ps(m + 270336);
+                        const __m256 x0 = _mm256_loadu_ps(m + 2112);
+                        const __m256 x1 = _mm256_loadu_ps(m + 8448);
+                        const __m256 x2 = _mm256_loadu_ps(m + 14784);
+                        const __m256 x3 = _mm256_loadu_ps(m + 21120);
+                        const __m256 x4 = _mm256_loadu_ps(m + 27456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 33792);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -3930,12 +3930,12 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv2(const float *restrict x0
                     }
                     __m256 s03, s13, s23, s33;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 25344);
-                        const __m256 x1 = _mm256_loadu_ps(m + 76032);
-                        const __m256 x2 = _mm256_loadu_ps(m + 126720);
-                        const __m256 x3 = _mm256_loadu_ps(m + 177408);
-                        const __m256 x4 = _mm256_loadu_ps(m + 228096);
-                        const __m256 x5 = _mm256_loadu_ps(m + 278784);
+                        const __m256 x0 = _mm256_loadu_ps(m + 3168);
+                        const __m256 x1 = _mm256_loadu_ps(m + 9504);
+                        const __m256 x2 = _mm256_loadu_ps(m + 15840);
+                        const __m256 x3 = _mm256_loadu_ps(m + 22176);
+                        const __m256 x4 = _mm256_loadu_ps(m + 28512);
+                        const __m256 x5 = _mm256_loadu_ps(m + 34848);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -3949,12 +3949,12 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv2(const float *restrict x0
                     }
                     __m256 s04, s14, s24, s34;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 33792);
-                        const __m256 x1 = _mm256_loadu_ps(m + 84480);
-                        const __m256 x2 = _mm256_loadu_ps(m + 135168);
-                        const __m256 x3 = _mm256_loadu_ps(m + 185856);
-                        const __m256 x4 = _mm256_loadu_ps(m + 236544);
-                        const __m256 x5 = _mm256_loadu_ps(m + 287232);
+                        const __m256 x0 = _mm256_loadu_ps(m + 4224);
+                        const __m256 x1 = _mm256_loadu_ps(m + 10560);
+                        const __m256 x2 = _mm256_loadu_ps(m + 16896);
+                        const __m256 x3 = _mm256_loadu_ps(m + 23232);
+                        const __m256 x4 = _mm256_loadu_ps(m + 29568);
+                        const __m256 x5 = _mm256_loadu_ps(m + 35904);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -3968,12 +3968,12 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv2(const float *restrict x0
                     }
                     __m256 s05, s15, s25, s35;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 42240);
-                        const __m256 x1 = _mm256_loadu_ps(m + 92928);
-                        const __m256 x2 = _mm256_loadu_ps(m + 143616);
-                        const __m256 x3 = _mm256_loadu_ps(m + 194304);
-                        const __m256 x4 = _mm256_loadu_ps(m + 244992);
-                        const __m256 x5 = _mm256_loadu_ps(m + 295680);
+                        const __m256 x0 = _mm256_loadu_ps(m + 5280);
+                        const __m256 x1 = _mm256_loadu_ps(m + 11616);
+                        const __m256 x2 = _mm256_loadu_ps(m + 17952);
+                        const __m256 x3 = _mm256_loadu_ps(m + 24288);
+                        const __m256 x4 = _mm256_loadu_ps(m + 30624);
+                        const __m256 x5 = _mm256_loadu_ps(m + 36960);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -5814,19 +5814,19 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv1(const float *restrict x0
 /* bottleneck3.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 128
  *   in [128,28,28] -> out [128,28,28]
  *   weights at packed[1013764]: weight [128,128,3,3] (packed in blocks of 3 output channels)
- *   avx2: Winograd F(4x4,3x3), 7x7 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=7 tile rows; 36 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); bottleneck3.bottleneck_path1.bn2 folded into the weights; then bottleneck3.bottleneck_path1.relu2
+ *   avx2: Winograd F(4x4,3x3), 7x7 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=4 tile rows; 36 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); bottleneck3.bottleneck_path1.bn2 folded into the weights; then bottleneck3.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck3_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 3, NV = 4, W = 8, BR = 7, TB = 64, NX = 36 };
+    enum { MR = 3, NV = 4, W = 8, BR = 4, TB = 32, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
      * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
     const float *bias = w + 594432;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
-        float *in = s + (ptrdiff_t)b * 730368; /* this sample's padded input, */
+        float *in = s + (ptrdiff_t)b * 434304; /* this sample's padded input, */
         float *V = in + 138240; /* the band transformed, [NX][128][TB], */
-        float *M = V + 294912; /* the NX products, [NX][129][TB] */
+        float *M = V + 147456; /* the NX products, [NX][129][TB] */
         cnn_pad(xb0, in, 128, 28, 28, 1, 1, 30, 36, 0);
         for (int ty0 = 0; ty0 < 7; ty0 += BR) {
             const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
@@ -5956,11 +5956,11 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv2(const float *restrict x0
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
                         _mm256_storeu_ps(o + 0, u0);
-                        _mm256_storeu_ps(o + 49152, u1);
-                        _mm256_storeu_ps(o + 98304, u2);
-                        _mm256_storeu_ps(o + 147456, u3);
-                        _mm256_storeu_ps(o + 196608, u4);
-                        _mm256_storeu_ps(o + 245760, u5);
+                        _mm256_storeu_ps(o + 24576, u1);
+                        _mm256_storeu_ps(o + 49152, u2);
+                        _mm256_storeu_ps(o + 73728, u3);
+                        _mm256_storeu_ps(o + 98304, u4);
+                        _mm256_storeu_ps(o + 122880, u5);
                     }
                     {
                         const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
@@ -5970,12 +5970,12 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv2(const float *restrict x0
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 8192, u0);
-                        _mm256_storeu_ps(o + 57344, u1);
-                        _mm256_storeu_ps(o + 106496, u2);
-                        _mm256_storeu_ps(o + 155648, u3);
-                        _mm256_storeu_ps(o + 204800, u4);
-                        _mm256_storeu_ps(o + 253952, u5);
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 28672, u1);
+                        _mm256_storeu_ps(o + 53248, u2);
+                        _mm256_storeu_ps(o + 77824, u3);
+                        _mm256_storeu_ps(o + 102400, u4);
+                        _mm256_storeu_ps(o + 126976, u5);
                     }
                     {
                         const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
@@ -5985,12 +5985,12 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv2(const float *restrict x0
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 16384, u0);
-                        _mm256_storeu_ps(o + 65536, u1);
-                        _mm256_storeu_ps(o + 114688, u2);
-                        _mm256_storeu_ps(o + 163840, u3);
-                        _mm256_storeu_ps(o + 212992, u4);
-                        _mm256_storeu_ps(o + 262144, u5);
+                        _mm256_storeu_ps(o + 8192, u0);
+                        _mm256_storeu_ps(o + 32768, u1);
+                        _mm256_storeu_ps(o + 57344, u2);
+                        _mm256_storeu_ps(o + 81920, u3);
+                        _mm256_storeu_ps(o + 106496, u4);
+                        _mm256_storeu_ps(o + 131072, u5);
                     }
                     {
                         const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
@@ -6000,12 +6000,12 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv2(const float *restrict x0
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 24576, u0);
-                        _mm256_storeu_ps(o + 73728, u1);
-                        _mm256_storeu_ps(o + 122880, u2);
-                        _mm256_storeu_ps(o + 172032, u3);
-                        _mm256_storeu_ps(o + 221184, u4);
-                        _mm256_storeu_ps(o + 270336, u5);
+                        _mm256_storeu_ps(o + 12288, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 61440, u2);
+                        _mm256_storeu_ps(o + 86016, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 135168, u5);
                     }
                     {
                         const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
@@ -6015,12 +6015,12 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv2(const float *restrict x0
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 32768, u0);
-                        _mm256_storeu_ps(o + 81920, u1);
-                        _mm256_storeu_ps(o + 131072, u2);
-                        _mm256_storeu_ps(o + 180224, u3);
-                        _mm256_storeu_ps(o + 229376, u4);
-                        _mm256_storeu_ps(o + 278528, u5);
+                        _mm256_storeu_ps(o + 16384, u0);
+                        _mm256_storeu_ps(o + 40960, u1);
+                        _mm256_storeu_ps(o + 65536, u2);
+                        _mm256_storeu_ps(o + 90112, u3);
+                        _mm256_storeu_ps(o + 114688, u4);
+                        _mm256_storeu_ps(o + 139264, u5);
                     }
                     {
                         const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
@@ -6030,23 +6030,23 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv2(const float *restrict x0
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 40960, u0);
-                        _mm256_storeu_ps(o + 90112, u1);
-                        _mm256_storeu_ps(o + 139264, u2);
-                        _mm256_storeu_ps(o + 188416, u3);
-                        _mm256_storeu_ps(o + 237568, u4);
-                        _mm256_storeu_ps(o + 286720, u5);
+                        _mm256_storeu_ps(o + 20480, u0);
+                        _mm256_storeu_ps(o + 45056, u1);
+                        _mm256_storeu_ps(o + 69632, u2);
+                        _mm256_storeu_ps(o + 94208, u3);
+                        _mm256_storeu_ps(o + 118784, u4);
+                        _mm256_storeu_ps(o + 143360, u5);
                     }
                 }
                 for (int v = used; v < nvec; v++)
                     for (int xi = 0; xi < NX; xi++)
-                        _mm256_storeu_ps(vc + xi * 8192 + v * W, _mm256_setzero_ps());
+                        _mm256_storeu_ps(vc + xi * 4096 + v * W, _mm256_setzero_ps());
             }
             for (int it = 0; it < NX * 43 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 43, kb = kx - xi * 43;
                 const float *wp = w + (ptrdiff_t)kx * 384;
-                const float *xp = V + (ptrdiff_t)xi * 8192 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 4096 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c02 = _mm256_setzero_ps();
@@ -6080,19 +6080,19 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv2(const float *restrict x0
                     c22 = _mm256_fmadd_ps(wv, xv2, c22);
                     c23 = _mm256_fmadd_ps(wv, xv3, c23);
                 }
-                float *mp = M + (ptrdiff_t)xi * 8256 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 4128 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
                 _mm256_storeu_ps(mp + 16, c02);
                 _mm256_storeu_ps(mp + 24, c03);
-                _mm256_storeu_ps(mp + 64, c10);
-                _mm256_storeu_ps(mp + 72, c11);
-                _mm256_storeu_ps(mp + 80, c12);
-                _mm256_storeu_ps(mp + 88, c13);
-                _mm256_storeu_ps(mp + 128, c20);
-                _mm256_storeu_ps(mp + 136, c21);
-                _mm256_storeu_ps(mp + 144, c22);
-                _mm256_storeu_ps(mp + 152, c23);
+                _mm256_storeu_ps(mp + 32, c10);
+                _mm256_storeu_ps(mp + 40, c11);
+                _mm256_storeu_ps(mp + 48, c12);
+                _mm256_storeu_ps(mp + 56, c13);
+                _mm256_storeu_ps(mp + 64, c20);
+                _mm256_storeu_ps(mp + 72, c21);
+                _mm256_storeu_ps(mp + 80, c22);
+                _mm256_storeu_ps(mp + 88, c23);
             }
             for (int k = 0; k < 128; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
@@ -6104,11 +6104,11 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv2(const float *restrict x0
                     __m256 s00, s10, s20, s30;
                     {
                         const __m256 x0 = _mm256_loadu_ps(m + 0);
-                        const __m256 x1 = _mm256_loadu_ps(m + 49536);
-                        const __m256 x2 = _mm256_loadu_ps(m + 99072);
-                        const __m256 x3 = _mm256_loadu_ps(m + 148608);
-                        const __m256 x4 = _mm256_loadu_ps(m + 198144);
-                        const __m256 x5 = _mm256_loadu_ps(m + 247680);
+                        const __m256 x1 = _mm256_loadu_ps(m + 24768);
+                        const __m256 x2 = _mm256_loadu_ps(m + 49536);
+                        const __m256 x3 = _mm256_loadu_ps(m + 74304);
+                        const __m256 x4 = _mm256_loadu_ps(m + 99072);
+                        const __m256 x5 = _mm256_loadu_ps(m + 123840);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -6122,12 +6122,12 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv2(const float *restrict x0
                     }
                     __m256 s01, s11, s21, s31;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 8256);
-                        const __m256 x1 = _mm256_loadu_ps(m + 57792);
-                        const __m256 x2 = _mm256_loadu_ps(m + 107328);
-                        const __m256 x3 = _mm256_loadu_ps(m + 156864);
-                        const __m256 x4 = _mm256_loadu_ps(m + 206400);
-                        const __m256 x5 = _mm256_loadu_ps(m + 255936);
+                        const __m256 x0 = _mm256_loadu_ps(m + 4128);
+                        const __m256 x1 = _mm256_loadu_ps(m + 28896);
+                        const __m256 x2 = _mm256_loadu_ps(m + 53664);
+                        const __m256 x3 = _mm256_loadu_ps(m + 78432);
+                        const __m256 x4 = _mm256_loadu_ps(m + 103200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 127968);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -6141,12 +6141,12 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv2(const float *restrict x0
                     }
                     __m256 s02, s12, s22, s32;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 16512);
-                        const __m256 x1 = _mm256_loadu_ps(m + 66048);
-                        const __m256 x2 = _mm256_loadu_ps(m + 115584);
-                        const __m256 x3 = _mm256_loadu_ps(m + 165120);
-                        const __m256 x4 = _mm256_loadu_ps(m + 214656);
-                        const __m256 x5 = _mm256_loadu_ps(m + 264192);
+                        const __m256 x0 = _mm256_loadu_ps(m + 8256);
+                        const __m256 x1 = _mm256_loadu_ps(m + 33024);
+                        const __m256 x2 = _mm256_loadu_ps(m + 57792);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82560);
+                        const __m256 x4 = _mm256_loadu_ps(m + 107328);
+                        const __m256 x5 = _mm256_loadu_ps(m + 132096);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -6160,12 +6160,12 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv2(const float *restrict x0
                     }
                     __m256 s03, s13, s23, s33;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 24768);
-                        const __m256 x1 = _mm256_loadu_ps(m + 74304);
-                        const __m256 x2 = _mm256_loadu_ps(m + 123840);
-                        const __m256 x3 = _mm256_loadu_ps(m + 173376);
-                        const __m256 x4 = _mm256_loadu_ps(m + 222912);
-                        const __m256 x5 = _mm256_loadu_ps(m + 272448);
+                        const __m256 x0 = _mm256_loadu_ps(m + 12384);
+                        const __m256 x1 = _mm256_loadu_ps(m + 37152);
+                        const __m256 x2 = _mm256_loadu_ps(m + 61920);
+                        const __m256 x3 = _mm256_loadu_ps(m + 86688);
+                        const __m256 x4 = _mm256_loadu_ps(m + 111456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 136224);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -6179,12 +6179,12 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv2(const float *restrict x0
                     }
                     __m256 s04, s14, s24, s34;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 33024);
-                        const __m256 x1 = _mm256_loadu_ps(m + 82560);
-                        const __m256 x2 = _mm256_loadu_ps(m + 132096);
-                        const __m256 x3 = _mm256_loadu_ps(m + 181632);
-                        const __m256 x4 = _mm256_loadu_ps(m + 231168);
-                        const __m256 x5 = _mm256_loadu_ps(m + 280704);
+                        const __m256 x0 = _mm256_loadu_ps(m + 16512);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41280);
+                        const __m256 x2 = _mm256_loadu_ps(m + 66048);
+                        const __m256 x3 = _mm256_loadu_ps(m + 90816);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115584);
+                        const __m256 x5 = _mm256_loadu_ps(m + 140352);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -6198,12 +6198,12 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv2(const float *restrict x0
                     }
                     __m256 s05, s15, s25, s35;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 41280);
-                        const __m256 x1 = _mm256_loadu_ps(m + 90816);
-                        const __m256 x2 = _mm256_loadu_ps(m + 140352);
-                        const __m256 x3 = _mm256_loadu_ps(m + 189888);
-                        const __m256 x4 = _mm256_loadu_ps(m + 239424);
-                        const __m256 x5 = _mm256_loadu_ps(m + 288960);
+                        const __m256 x0 = _mm256_loadu_ps(m + 20640);
+                        const __m256 x1 = _mm256_loadu_ps(m + 45408);
+                        const __m256 x2 = _mm256_loadu_ps(m + 70176);
+                        const __m256 x3 = _mm256_loadu_ps(m + 94944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119712);
+                        const __m256 x5 = _mm256_loadu_ps(m + 144480);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -7038,19 +7038,19 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv1(const float *restrict x0
 /* bottleneck4.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 128
  *   in [128,28,28] -> out [128,28,28]
  *   weights at packed[1740552]: weight [128,128,3,3] (packed in blocks of 3 output channels)
- *   avx2: Winograd F(4x4,3x3), 7x7 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=7 tile rows; 36 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); bottleneck4.bottleneck_path1.bn2 folded into the weights; then bottleneck4.bottleneck_path1.relu2
+ *   avx2: Winograd F(4x4,3x3), 7x7 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=4 tile rows; 36 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); bottleneck4.bottleneck_path1.bn2 folded into the weights; then bottleneck4.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck4_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 3, NV = 4, W = 8, BR = 7, TB = 64, NX = 36 };
+    enum { MR = 3, NV = 4, W = 8, BR = 4, TB = 32, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
      * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
     const float *bias = w + 594432;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
-        float *in = s + (ptrdiff_t)b * 730368; /* this sample's padded input, */
+        float *in = s + (ptrdiff_t)b * 434304; /* this sample's padded input, */
         float *V = in + 138240; /* the band transformed, [NX][128][TB], */
-        float *M = V + 294912; /* the NX products, [NX][129][TB] */
+        float *M = V + 147456; /* the NX products, [NX][129][TB] */
         cnn_pad(xb0, in, 128, 28, 28, 1, 1, 30, 36, 0);
         for (int ty0 = 0; ty0 < 7; ty0 += BR) {
             const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
@@ -7180,11 +7180,11 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv2(const float *restrict x0
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
                         _mm256_storeu_ps(o + 0, u0);
-                        _mm256_storeu_ps(o + 49152, u1);
-                        _mm256_storeu_ps(o + 98304, u2);
-                        _mm256_storeu_ps(o + 147456, u3);
-                        _mm256_storeu_ps(o + 196608, u4);
-                        _mm256_storeu_ps(o + 245760, u5);
+                        _mm256_storeu_ps(o + 24576, u1);
+                        _mm256_storeu_ps(o + 49152, u2);
+                        _mm256_storeu_ps(o + 73728, u3);
+                        _mm256_storeu_ps(o + 98304, u4);
+                        _mm256_storeu_ps(o + 122880, u5);
                     }
                     {
                         const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
@@ -7194,12 +7194,12 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv2(const float *restrict x0
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 8192, u0);
-                        _mm256_storeu_ps(o + 57344, u1);
-                        _mm256_storeu_ps(o + 106496, u2);
-                        _mm256_storeu_ps(o + 155648, u3);
-                        _mm256_storeu_ps(o + 204800, u4);
-                        _mm256_storeu_ps(o + 253952, u5);
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 28672, u1);
+                        _mm256_storeu_ps(o + 53248, u2);
+                        _mm256_storeu_ps(o + 77824, u3);
+                        _mm256_storeu_ps(o + 102400, u4);
+                        _mm256_storeu_ps(o + 126976, u5);
                     }
                     {
                         const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
@@ -7209,12 +7209,12 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv2(const float *restrict x0
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 16384, u0);
-                        _mm256_storeu_ps(o + 65536, u1);
-                        _mm256_storeu_ps(o + 114688, u2);
-                        _mm256_storeu_ps(o + 163840, u3);
-                        _mm256_storeu_ps(o + 212992, u4);
-                        _mm256_storeu_ps(o + 262144, u5);
+                        _mm256_storeu_ps(o + 8192, u0);
+                        _mm256_storeu_ps(o + 32768, u1);
+                        _mm256_storeu_ps(o + 57344, u2);
+                        _mm256_storeu_ps(o + 81920, u3);
+                        _mm256_storeu_ps(o + 106496, u4);
+                        _mm256_storeu_ps(o + 131072, u5);
                     }
                     {
                         const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
@@ -7224,12 +7224,12 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv2(const float *restrict x0
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 24576, u0);
-                        _mm256_storeu_ps(o + 73728, u1);
-                        _mm256_storeu_ps(o + 122880, u2);
-                        _mm256_storeu_ps(o + 172032, u3);
-                        _mm256_storeu_ps(o + 221184, u4);
-                        _mm256_storeu_ps(o + 270336, u5);
+                        _mm256_storeu_ps(o + 12288, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 61440, u2);
+                        _mm256_storeu_ps(o + 86016, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 135168, u5);
                     }
                     {
                         const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
@@ -7239,12 +7239,12 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv2(const float *restrict x0
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 32768, u0);
-                        _mm256_storeu_ps(o + 81920, u1);
-                        _mm256_storeu_ps(o + 131072, u2);
-                        _mm256_storeu_ps(o + 180224, u3);
-                        _mm256_storeu_ps(o + 229376, u4);
-                        _mm256_storeu_ps(o + 278528, u5);
+                        _mm256_storeu_ps(o + 16384, u0);
+                        _mm256_storeu_ps(o + 40960, u1);
+                        _mm256_storeu_ps(o + 65536, u2);
+                        _mm256_storeu_ps(o + 90112, u3);
+                        _mm256_storeu_ps(o + 114688, u4);
+                        _mm256_storeu_ps(o + 139264, u5);
                     }
                     {
                         const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
@@ -7254,23 +7254,23 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv2(const float *restrict x0
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 40960, u0);
-                        _mm256_storeu_ps(o + 90112, u1);
-                        _mm256_storeu_ps(o + 139264, u2);
-                        _mm256_storeu_ps(o + 188416, u3);
-                        _mm256_storeu_ps(o + 237568, u4);
-                        _mm256_storeu_ps(o + 286720, u5);
+                        _mm256_storeu_ps(o + 20480, u0);
+                        _mm256_storeu_ps(o + 45056, u1);
+                        _mm256_storeu_ps(o + 69632, u2);
+                        _mm256_storeu_ps(o + 94208, u3);
+                        _mm256_storeu_ps(o + 118784, u4);
+                        _mm256_storeu_ps(o + 143360, u5);
                     }
                 }
                 for (int v = used; v < nvec; v++)
                     for (int xi = 0; xi < NX; xi++)
-                        _mm256_storeu_ps(vc + xi * 8192 + v * W, _mm256_setzero_ps());
+                        _mm256_storeu_ps(vc + xi * 4096 + v * W, _mm256_setzero_ps());
             }
             for (int it = 0; it < NX * 43 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 43, kb = kx - xi * 43;
                 const float *wp = w + (ptrdiff_t)kx * 384;
-                const float *xp = V + (ptrdiff_t)xi * 8192 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 4096 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c02 = _mm256_setzero_ps();
@@ -7304,19 +7304,19 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv2(const float *restrict x0
                     c22 = _mm256_fmadd_ps(wv, xv2, c22);
                     c23 = _mm256_fmadd_ps(wv, xv3, c23);
                 }
-                float *mp = M + (ptrdiff_t)xi * 8256 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 4128 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
                 _mm256_storeu_ps(mp + 16, c02);
                 _mm256_storeu_ps(mp + 24, c03);
-                _mm256_storeu_ps(mp + 64, c10);
-                _mm256_storeu_ps(mp + 72, c11);
-                _mm256_storeu_ps(mp + 80, c12);
-                _mm256_storeu_ps(mp + 88, c13);
-                _mm256_storeu_ps(mp + 128, c20);
-                _mm256_storeu_ps(mp + 136, c21);
-                _mm256_storeu_ps(mp + 144, c22);
-                _mm256_storeu_ps(mp + 152, c23);
+                _mm256_storeu_ps(mp + 32, c10);
+                _mm256_storeu_ps(mp + 40, c11);
+                _mm256_storeu_ps(mp + 48, c12);
+                _mm256_storeu_ps(mp + 56, c13);
+                _mm256_storeu_ps(mp + 64, c20);
+                _mm256_storeu_ps(mp + 72, c21);
+                _mm256_storeu_ps(mp + 80, c22);
+                _mm256_storeu_ps(mp + 88, c23);
             }
             for (int k = 0; k < 128; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
@@ -7328,11 +7328,11 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv2(const float *restrict x0
                     __m256 s00, s10, s20, s30;
                     {
                         const __m256 x0 = _mm256_loadu_ps(m + 0);
-                        const __m256 x1 = _mm256_loadu_ps(m + 49536);
-                        const __m256 x2 = _mm256_loadu_ps(m + 99072);
-                        const __m256 x3 = _mm256_loadu_ps(m + 148608);
-                        const __m256 x4 = _mm256_loadu_ps(m + 198144);
-                        const __m256 x5 = _mm256_loadu_ps(m + 247680);
+                        const __m256 x1 = _mm256_loadu_ps(m + 24768);
+                        const __m256 x2 = _mm256_loadu_ps(m + 49536);
+                        const __m256 x3 = _mm256_loadu_ps(m + 74304);
+                        const __m256 x4 = _mm256_loadu_ps(m + 99072);
+                        const __m256 x5 = _mm256_loadu_ps(m + 123840);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -7346,12 +7346,12 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv2(const float *restrict x0
                     }
                     __m256 s01, s11, s21, s31;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 8256);
-                        const __m256 x1 = _mm256_loadu_ps(m + 57792);
-                        const __m256 x2 = _mm256_loadu_ps(m + 107328);
-                        const __m256 x3 = _mm256_loadu_ps(m + 156864);
-                        const __m256 x4 = _mm256_loadu_ps(m + 206400);
-                        const __m256 x5 = _mm256_loadu_ps(m + 255936);
+                        const __m256 x0 = _mm256_loadu_ps(m + 4128);
+                        const __m256 x1 = _mm256_loadu_ps(m + 28896);
+                        const __m256 x2 = _mm256_loadu_ps(m + 53664);
+                        const __m256 x3 = _mm256_loadu_ps(m + 78432);
+                        const __m256 x4 = _mm256_loadu_ps(m + 103200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 127968);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -7365,12 +7365,12 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv2(const float *restrict x0
                     }
                     __m256 s02, s12, s22, s32;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 16512);
-                        const __m256 x1 = _mm256_loadu_ps(m + 66048);
-                        const __m256 x2 = _mm256_loadu_ps(m + 115584);
-                        const __m256 x3 = _mm256_loadu_ps(m + 165120);
-                        const __m256 x4 = _mm256_loadu_ps(m + 214656);
-                        const __m256 x5 = _mm256_loadu_ps(m + 264192);
+                        const __m256 x0 = _mm256_loadu_ps(m + 8256);
+                        const __m256 x1 = _mm256_loadu_ps(m + 33024);
+                        const __m256 x2 = _mm256_loadu_ps(m + 57792);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82560);
+                        const __m256 x4 = _mm256_loadu_ps(m + 107328);
+                        const __m256 x5 = _mm256_loadu_ps(m + 132096);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -7384,12 +7384,12 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv2(const float *restrict x0
                     }
                     __m256 s03, s13, s23, s33;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 24768);
-                        const __m256 x1 = _mm256_loadu_ps(m + 74304);
-                        const __m256 x2 = _mm256_loadu_ps(m + 123840);
-                        const __m256 x3 = _mm256_loadu_ps(m + 173376);
-                        const __m256 x4 = _mm256_loadu_ps(m + 222912);
-                        const __m256 x5 = _mm256_loadu_ps(m + 272448);
+                        const __m256 x0 = _mm256_loadu_ps(m + 12384);
+                        const __m256 x1 = _mm256_loadu_ps(m + 37152);
+                        const __m256 x2 = _mm256_loadu_ps(m + 61920);
+                        const __m256 x3 = _mm256_loadu_ps(m + 86688);
+                        const __m256 x4 = _mm256_loadu_ps(m + 111456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 136224);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -7403,12 +7403,12 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv2(const float *restrict x0
                     }
                     __m256 s04, s14, s24, s34;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 33024);
-                        const __m256 x1 = _mm256_loadu_ps(m + 82560);
-                        const __m256 x2 = _mm256_loadu_ps(m + 132096);
-                        const __m256 x3 = _mm256_loadu_ps(m + 181632);
-                        const __m256 x4 = _mm256_loadu_ps(m + 231168);
-                        const __m256 x5 = _mm256_loadu_ps(m + 280704);
+                        const __m256 x0 = _mm256_loadu_ps(m + 16512);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41280);
+                        const __m256 x2 = _mm256_loadu_ps(m + 66048);
+                        const __m256 x3 = _mm256_loadu_ps(m + 90816);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115584);
+                        const __m256 x5 = _mm256_loadu_ps(m + 140352);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -7422,12 +7422,12 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv2(const float *restrict x0
                     }
                     __m256 s05, s15, s25, s35;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 41280);
-                        const __m256 x1 = _mm256_loadu_ps(m + 90816);
-                        const __m256 x2 = _mm256_loadu_ps(m + 140352);
-                        const __m256 x3 = _mm256_loadu_ps(m + 189888);
-                        const __m256 x4 = _mm256_loadu_ps(m + 239424);
-                        const __m256 x5 = _mm256_loadu_ps(m + 288960);
+                        const __m256 x0 = _mm256_loadu_ps(m + 20640);
+                        const __m256 x1 = _mm256_loadu_ps(m + 45408);
+                        const __m256 x2 = _mm256_loadu_ps(m + 70176);
+                        const __m256 x3 = _mm256_loadu_ps(m + 94944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119712);
+                        const __m256 x5 = _mm256_loadu_ps(m + 144480);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -8262,19 +8262,19 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv1(const float *restrict x0
 /* bottleneck5.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 128
  *   in [128,28,28] -> out [128,28,28]
  *   weights at packed[2467340]: weight [128,128,3,3] (packed in blocks of 3 output channels)
- *   avx2: Winograd F(4x4,3x3), 7x7 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=7 tile rows; 36 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); bottleneck5.bottleneck_path1.bn2 folded into the weights; then bottleneck5.bottleneck_path1.relu2
+ *   avx2: Winograd F(4x4,3x3), 7x7 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=4 tile rows; 36 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); bottleneck5.bottleneck_path1.bn2 folded into the weights; then bottleneck5.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck5_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 3, NV = 4, W = 8, BR = 7, TB = 64, NX = 36 };
+    enum { MR = 3, NV = 4, W = 8, BR = 4, TB = 32, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
      * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
     const float *bias = w + 594432;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
-        float *in = s + (ptrdiff_t)b * 730368; /* this sample's padded input, */
+        float *in = s + (ptrdiff_t)b * 434304; /* this sample's padded input, */
         float *V = in + 138240; /* the band transformed, [NX][128][TB], */
-        float *M = V + 294912; /* the NX products, [NX][129][TB] */
+        float *M = V + 147456; /* the NX products, [NX][129][TB] */
         cnn_pad(xb0, in, 128, 28, 28, 1, 1, 30, 36, 0);
         for (int ty0 = 0; ty0 < 7; ty0 += BR) {
             const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
@@ -8404,11 +8404,11 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv2(const float *restrict x0
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
                         _mm256_storeu_ps(o + 0, u0);
-                        _mm256_storeu_ps(o + 49152, u1);
-                        _mm256_storeu_ps(o + 98304, u2);
-                        _mm256_storeu_ps(o + 147456, u3);
-                        _mm256_storeu_ps(o + 196608, u4);
-                        _mm256_storeu_ps(o + 245760, u5);
+                        _mm256_storeu_ps(o + 24576, u1);
+                        _mm256_storeu_ps(o + 49152, u2);
+                        _mm256_storeu_ps(o + 73728, u3);
+                        _mm256_storeu_ps(o + 98304, u4);
+                        _mm256_storeu_ps(o + 122880, u5);
                     }
                     {
                         const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
@@ -8418,12 +8418,12 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv2(const float *restrict x0
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 8192, u0);
-                        _mm256_storeu_ps(o + 57344, u1);
-                        _mm256_storeu_ps(o + 106496, u2);
-                        _mm256_storeu_ps(o + 155648, u3);
-                        _mm256_storeu_ps(o + 204800, u4);
-                        _mm256_storeu_ps(o + 253952, u5);
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 28672, u1);
+                        _mm256_storeu_ps(o + 53248, u2);
+                        _mm256_storeu_ps(o + 77824, u3);
+                        _mm256_storeu_ps(o + 102400, u4);
+                        _mm256_storeu_ps(o + 126976, u5);
                     }
                     {
                         const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
@@ -8433,12 +8433,12 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv2(const float *restrict x0
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 16384, u0);
-                        _mm256_storeu_ps(o + 65536, u1);
-                        _mm256_storeu_ps(o + 114688, u2);
-                        _mm256_storeu_ps(o + 163840, u3);
-                        _mm256_storeu_ps(o + 212992, u4);
-                        _mm256_storeu_ps(o + 262144, u5);
+                        _mm256_storeu_ps(o + 8192, u0);
+                        _mm256_storeu_ps(o + 32768, u1);
+                        _mm256_storeu_ps(o + 57344, u2);
+                        _mm256_storeu_ps(o + 81920, u3);
+                        _mm256_storeu_ps(o + 106496, u4);
+                        _mm256_storeu_ps(o + 131072, u5);
                     }
                     {
                         const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
@@ -8448,12 +8448,12 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv2(const float *restrict x0
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 24576, u0);
-                        _mm256_storeu_ps(o + 73728, u1);
-                        _mm256_storeu_ps(o + 122880, u2);
-                        _mm256_storeu_ps(o + 172032, u3);
-                        _mm256_storeu_ps(o + 221184, u4);
-                        _mm256_storeu_ps(o + 270336, u5);
+                        _mm256_storeu_ps(o + 12288, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 61440, u2);
+                        _mm256_storeu_ps(o + 86016, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 135168, u5);
                     }
                     {
                         const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
@@ -8463,12 +8463,12 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv2(const float *restrict x0
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 32768, u0);
-                        _mm256_storeu_ps(o + 81920, u1);
-                        _mm256_storeu_ps(o + 131072, u2);
-                        _mm256_storeu_ps(o + 180224, u3);
-                        _mm256_storeu_ps(o + 229376, u4);
-                        _mm256_storeu_ps(o + 278528, u5);
+                        _mm256_storeu_ps(o + 16384, u0);
+                        _mm256_storeu_ps(o + 40960, u1);
+                        _mm256_storeu_ps(o + 65536, u2);
+                        _mm256_storeu_ps(o + 90112, u3);
+                        _mm256_storeu_ps(o + 114688, u4);
+                        _mm256_storeu_ps(o + 139264, u5);
                     }
                     {
                         const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
@@ -8478,23 +8478,23 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv2(const float *restrict x0
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 40960, u0);
-                        _mm256_storeu_ps(o + 90112, u1);
-                        _mm256_storeu_ps(o + 139264, u2);
-                        _mm256_storeu_ps(o + 188416, u3);
-                        _mm256_storeu_ps(o + 237568, u4);
-                        _mm256_storeu_ps(o + 286720, u5);
+                        _mm256_storeu_ps(o + 20480, u0);
+                        _mm256_storeu_ps(o + 45056, u1);
+                        _mm256_storeu_ps(o + 69632, u2);
+                        _mm256_storeu_ps(o + 94208, u3);
+                        _mm256_storeu_ps(o + 118784, u4);
+                        _mm256_storeu_ps(o + 143360, u5);
                     }
                 }
                 for (int v = used; v < nvec; v++)
                     for (int xi = 0; xi < NX; xi++)
-                        _mm256_storeu_ps(vc + xi * 8192 + v * W, _mm256_setzero_ps());
+                        _mm256_storeu_ps(vc + xi * 4096 + v * W, _mm256_setzero_ps());
             }
             for (int it = 0; it < NX * 43 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 43, kb = kx - xi * 43;
                 const float *wp = w + (ptrdiff_t)kx * 384;
-                const float *xp = V + (ptrdiff_t)xi * 8192 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 4096 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c02 = _mm256_setzero_ps();
@@ -8528,19 +8528,19 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv2(const float *restrict x0
                     c22 = _mm256_fmadd_ps(wv, xv2, c22);
                     c23 = _mm256_fmadd_ps(wv, xv3, c23);
                 }
-                float *mp = M + (ptrdiff_t)xi * 8256 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 4128 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
                 _mm256_storeu_ps(mp + 16, c02);
                 _mm256_storeu_ps(mp + 24, c03);
-                _mm256_storeu_ps(mp + 64, c10);
-                _mm256_storeu_ps(mp + 72, c11);
-                _mm256_storeu_ps(mp + 80, c12);
-                _mm256_storeu_ps(mp + 88, c13);
-                _mm256_storeu_ps(mp + 128, c20);
-                _mm256_storeu_ps(mp + 136, c21);
-                _mm256_storeu_ps(mp + 144, c22);
-                _mm256_storeu_ps(mp + 152, c23);
+                _mm256_storeu_ps(mp + 32, c10);
+                _mm256_storeu_ps(mp + 40, c11);
+                _mm256_storeu_ps(mp + 48, c12);
+                _mm256_storeu_ps(mp + 56, c13);
+                _mm256_storeu_ps(mp + 64, c20);
+                _mm256_storeu_ps(mp + 72, c21);
+                _mm256_storeu_ps(mp + 80, c22);
+                _mm256_storeu_ps(mp + 88, c23);
             }
             for (int k = 0; k < 128; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
@@ -8552,11 +8552,11 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv2(const float *restrict x0
                     __m256 s00, s10, s20, s30;
                     {
                         const __m256 x0 = _mm256_loadu_ps(m + 0);
-                        const __m256 x1 = _mm256_loadu_ps(m + 49536);
-                        const __m256 x2 = _mm256_loadu_ps(m + 99072);
-                        const __m256 x3 = _mm256_loadu_ps(m + 148608);
-                        const __m256 x4 = _mm256_loadu_ps(m + 198144);
-                        const __m256 x5 = _mm256_loadu_ps(m + 247680);
+                        const __m256 x1 = _mm256_loadu_ps(m + 24768);
+                        const __m256 x2 = _mm256_loadu_ps(m + 49536);
+                        const __m256 x3 = _mm256_loadu_ps(m + 74304);
+                        const __m256 x4 = _mm256_loadu_ps(m + 99072);
+                        const __m256 x5 = _mm256_loadu_ps(m + 123840);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -8570,12 +8570,12 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv2(const float *restrict x0
                     }
                     __m256 s01, s11, s21, s31;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 8256);
-                        const __m256 x1 = _mm256_loadu_ps(m + 57792);
-                        const __m256 x2 = _mm256_loadu_ps(m + 107328);
-                        const __m256 x3 = _mm256_loadu_ps(m + 156864);
-                        const __m256 x4 = _mm256_loadu_ps(m + 206400);
-                        const __m256 x5 = _mm256_loadu_ps(m + 255936);
+                        const __m256 x0 = _mm256_loadu_ps(m + 4128);
+                        const __m256 x1 = _mm256_loadu_ps(m + 28896);
+                        const __m256 x2 = _mm256_loadu_ps(m + 53664);
+                        const __m256 x3 = _mm256_loadu_ps(m + 78432);
+                        const __m256 x4 = _mm256_loadu_ps(m + 103200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 127968);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -8589,12 +8589,12 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv2(const float *restrict x0
                     }
                     __m256 s02, s12, s22, s32;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 16512);
-                        const __m256 x1 = _mm256_loadu_ps(m + 66048);
-                        const __m256 x2 = _mm256_loadu_ps(m + 115584);
-                        const __m256 x3 = _mm256_loadu_ps(m + 165120);
-                        const __m256 x4 = _mm256_loadu_ps(m + 214656);
-                        const __m256 x5 = _mm256_loadu_ps(m + 264192);
+                        const __m256 x0 = _mm256_loadu_ps(m + 8256);
+                        const __m256 x1 = _mm256_loadu_ps(m + 33024);
+                        const __m256 x2 = _mm256_loadu_ps(m + 57792);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82560);
+                        const __m256 x4 = _mm256_loadu_ps(m + 107328);
+                        const __m256 x5 = _mm256_loadu_ps(m + 132096);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -8608,12 +8608,12 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv2(const float *restrict x0
                     }
                     __m256 s03, s13, s23, s33;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 24768);
-                        const __m256 x1 = _mm256_loadu_ps(m + 74304);
-                        const __m256 x2 = _mm256_loadu_ps(m + 123840);
-                        const __m256 x3 = _mm256_loadu_ps(m + 173376);
-                        const __m256 x4 = _mm256_loadu_ps(m + 222912);
-                        const __m256 x5 = _mm256_loadu_ps(m + 272448);
+                        const __m256 x0 = _mm256_loadu_ps(m + 12384);
+                        const __m256 x1 = _mm256_loadu_ps(m + 37152);
+                        const __m256 x2 = _mm256_loadu_ps(m + 61920);
+                        const __m256 x3 = _mm256_loadu_ps(m + 86688);
+                        const __m256 x4 = _mm256_loadu_ps(m + 111456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 136224);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -8627,12 +8627,12 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv2(const float *restrict x0
                     }
                     __m256 s04, s14, s24, s34;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 33024);
-                        const __m256 x1 = _mm256_loadu_ps(m + 82560);
-                        const __m256 x2 = _mm256_loadu_ps(m + 132096);
-                        const __m256 x3 = _mm256_loadu_ps(m + 181632);
-                        const __m256 x4 = _mm256_loadu_ps(m + 231168);
-                        const __m256 x5 = _mm256_loadu_ps(m + 280704);
+                        const __m256 x0 = _mm256_loadu_ps(m + 16512);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41280);
+                        const __m256 x2 = _mm256_loadu_ps(m + 66048);
+                        const __m256 x3 = _mm256_loadu_ps(m + 90816);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115584);
+                        const __m256 x5 = _mm256_loadu_ps(m + 140352);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -8646,12 +8646,12 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv2(const float *restrict x0
                     }
                     __m256 s05, s15, s25, s35;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 41280);
-                        const __m256 x1 = _mm256_loadu_ps(m + 90816);
-                        const __m256 x2 = _mm256_loadu_ps(m + 140352);
-                        const __m256 x3 = _mm256_loadu_ps(m + 189888);
-                        const __m256 x4 = _mm256_loadu_ps(m + 239424);
-                        const __m256 x5 = _mm256_loadu_ps(m + 288960);
+                        const __m256 x0 = _mm256_loadu_ps(m + 20640);
+                        const __m256 x1 = _mm256_loadu_ps(m + 45408);
+                        const __m256 x2 = _mm256_loadu_ps(m + 70176);
+                        const __m256 x3 = _mm256_loadu_ps(m + 94944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119712);
+                        const __m256 x5 = _mm256_loadu_ps(m + 144480);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -19135,30 +19135,30 @@ int resnet50_forward(const float *packed, const float *in_img, float *out_logits
     if ((uintptr_t)arena % 64 != 0 || (resnet50_ARENA_BYTES > 0 && !arena))
         return 2;
     conv1(in_img, A + 0, packed + 0, A + 802816, batch);
-    maxpool1(A + 0, A + 1855488, A + 802816, batch);
-    bottleneck_proj1_bottleneck_path1_conv1(A + 1855488, A + 851456, packed + 9472, A + 0, batch);
-    bottleneck_proj1_bottleneck_path1_conv2(A + 851456, A + 1052160, packed + 13632, A + 0, batch);
-    bottleneck_proj1_bottleneck_path1_conv3(A + 1052160, A + 0, packed + 165760, A + 802816, batch);
-    bottleneck_proj1_conv1(A + 1855488, A + 0, A + 851456, packed + 182400, A + 1654272, batch);
-    bottleneck1_bottleneck_path1_conv1(A + 851456, A + 1654272, packed + 199040, A + 0, batch);
-    bottleneck1_bottleneck_path1_conv2(A + 1654272, A + 2457088, packed + 215488, A + 0, batch);
-    bottleneck1_bottleneck_path1_conv3(A + 2457088, A + 851456, A + 1654272, packed + 367616, A + 0, batch);
-    bottleneck2_bottleneck_path1_conv1(A + 1654272, A + 851456, packed + 384256, A + 0, batch);
-    bottleneck2_bottleneck_path1_conv2(A + 851456, A + 2457088, packed + 400704, A + 0, batch);
-    bottleneck2_bottleneck_path1_conv3(A + 2457088, A + 1654272, A + 804864, packed + 552832, A + 0, batch);
+    maxpool1(A + 0, A + 1808896, A + 802816, batch);
+    bottleneck_proj1_bottleneck_path1_conv1(A + 1808896, A + 327296, packed + 9472, A + 0, batch);
+    bottleneck_proj1_bottleneck_path1_conv2(A + 327296, A + 1004032, packed + 13632, A + 0, batch);
+    bottleneck_proj1_bottleneck_path1_conv3(A + 1004032, A + 0, packed + 165760, A + 802816, batch);
+    bottleneck_proj1_conv1(A + 1808896, A + 0, A + 804864, packed + 182400, A + 1607680, batch);
+    bottleneck1_bottleneck_path1_conv1(A + 804864, A + 1607680, packed + 199040, A + 0, batch);
+    bottleneck1_bottleneck_path1_conv2(A + 1607680, A + 327296, packed + 215488, A + 0, batch);
+    bottleneck1_bottleneck_path1_conv3(A + 327296, A + 804864, A + 1607680, packed + 367616, A + 0, batch);
+    bottleneck2_bottleneck_path1_conv1(A + 1607680, A + 804864, packed + 384256, A + 0, batch);
+    bottleneck2_bottleneck_path1_conv2(A + 804864, A + 327296, packed + 400704, A + 0, batch);
+    bottleneck2_bottleneck_path1_conv3(A + 327296, A + 1607680, A + 804864, packed + 552832, A + 0, batch);
     bottleneck_proj2_bottleneck_path1_conv1(A + 804864, A + 1607680, packed + 569472, A + 0, batch);
     bottleneck_proj2_bottleneck_path1_conv2(A + 1607680, A + 430592, packed + 602368, A + 0, batch);
     bottleneck_proj2_bottleneck_path1_conv3(A + 430592, A + 0, packed + 749952, A + 530944, batch);
     bottleneck_proj2_conv1(A + 804864, A + 0, A + 1607680, packed + 816516, A + 401408, batch);
-    bottleneck3_bottleneck_path1_conv1(A + 1607680, A + 730368, packed + 948100, A + 0, batch);
-    bottleneck3_bottleneck_path1_conv2(A + 730368, A + 1131776, packed + 1013764, A + 0, batch);
-    bottleneck3_bottleneck_path1_conv3(A + 1131776, A + 1607680, A + 730368, packed + 1608324, A + 1232128, batch);
-    bottleneck4_bottleneck_path1_conv1(A + 730368, A + 1131776, packed + 1674888, A + 0, batch);
-    bottleneck4_bottleneck_path1_conv2(A + 1131776, A + 1533184, packed + 1740552, A + 0, batch);
-    bottleneck4_bottleneck_path1_conv3(A + 1533184, A + 730368, A + 1131776, packed + 2335112, A + 0, batch);
-    bottleneck5_bottleneck_path1_conv1(A + 1131776, A + 730368, packed + 2401676, A + 0, batch);
-    bottleneck5_bottleneck_path1_conv2(A + 730368, A + 830720, packed + 2467340, A + 0, batch);
-    bottleneck5_bottleneck_path1_conv3(A + 830720, A + 1131776, A + 0, packed + 3061900, A + 931072, batch);
+    bottleneck3_bottleneck_path1_conv1(A + 1607680, A + 434304, packed + 948100, A + 0, batch);
+    bottleneck3_bottleneck_path1_conv2(A + 434304, A + 835712, packed + 1013764, A + 0, batch);
+    bottleneck3_bottleneck_path1_conv3(A + 835712, A + 1607680, A + 434304, packed + 1608324, A + 0, batch);
+    bottleneck4_bottleneck_path1_conv1(A + 434304, A + 835712, packed + 1674888, A + 0, batch);
+    bottleneck4_bottleneck_path1_conv2(A + 835712, A + 1237120, packed + 1740552, A + 0, batch);
+    bottleneck4_bottleneck_path1_conv3(A + 1237120, A + 434304, A + 835712, packed + 2335112, A + 0, batch);
+    bottleneck5_bottleneck_path1_conv1(A + 835712, A + 434304, packed + 2401676, A + 0, batch);
+    bottleneck5_bottleneck_path1_conv2(A + 434304, A + 534656, packed + 2467340, A + 0, batch);
+    bottleneck5_bottleneck_path1_conv3(A + 534656, A + 835712, A + 0, packed + 3061900, A + 401408, batch);
     bottleneck_proj3_bottleneck_path1_conv1(A + 0, A + 802816, packed + 3128464, A + 401408, batch);
     bottleneck_proj3_bottleneck_path1_conv2(A + 802816, A + 655360, packed + 3260818, A + 401408, batch);
     bottleneck_proj3_bottleneck_path1_conv3(A + 655360, A + 401408, packed + 3850898, A + 602112, batch);
@@ -19189,6 +19189,6 @@ int resnet50_forward(const float *packed, const float *in_img, float *out_logits
     bottleneck12_bottleneck_path1_conv2(A + 314368, A + 339456, packed + 32601780, A + 0, batch);
     bottleneck12_bottleneck_path1_conv3(A + 339456, A + 514048, A + 0, packed + 36829364, A + 100352, batch);
     globalavgpool1(A + 0, A + 100352, batch);
-    dense1(A + 100352, out_logits, packed + 37879988, A + 2657792, batch);
+    dense1(A + 100352, out_logits, packed + 37879988, A + 2410496, batch);
     return 0;
 }

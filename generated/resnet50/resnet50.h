@@ -14,7 +14,7 @@ extern "C" {
 #define resnet50_OUT_logits_SIZE 1000
 #define resnet50_PARAM_COUNT 25610152
 #define resnet50_PACKED_COUNT 39928988
-#define resnet50_ARENA_BYTES 10631232
+#define resnet50_ARENA_BYTES 9642048
 
 /* Canonical parameters (the order of DSL.md, as in a --weights file) to
  * the layout the kernels read: params holds resnet50_PARAM_COUNT floats,

@@ -4,7 +4,7 @@
  * command: cnnc build examples/vgg19.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
- * arena:   31884480 bytes (174724992 without reuse; 31884480 live at most)
+ * arena:   31884480 bytes (136262016 without reuse; 31884480 live at most)
  * weights: 143667240 canonical floats, 191852840 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -755,19 +755,19 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
 /* conv3 — examples/vgg19.cnn:14: conv 3x3 p1 128
  *   in [64,112,112] -> out [128,112,112]
  *   weights at packed[67392]: weight [128,64,3,3] + bias [128] (packed in blocks of 3 output channels)
- *   avx2: Winograd F(4x4,3x3), 28x28 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=4 tile rows; 36 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); then relu3
+ *   avx2: Winograd F(4x4,3x3), 28x28 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=1 tile rows; 36 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); then relu3
  */
 static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 3, NV = 4, W = 8, BR = 4, TB = 128, NX = 36 };
+    enum { MR = 3, NV = 4, W = 8, BR = 1, TB = 32, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
      * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
     const float *bias = w + 297216;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 802816;
         float *yb = y + (ptrdiff_t)b * 1605632;
-        float *in = s + (ptrdiff_t)b * 1852416; /* this sample's padded input, */
+        float *in = s + (ptrdiff_t)b * 1185408; /* this sample's padded input, */
         float *V = in + 963072; /* the band transformed, [NX][64][TB], */
-        float *M = V + 294912; /* the NX products, [NX][129][TB] */
+        float *M = V + 73728; /* the NX products, [NX][129][TB] */
         cnn_pad(xb0, in, 64, 112, 112, 1, 1, 114, 132, 0);
         for (int ty0 = 0; ty0 < 28; ty0 += BR) {
             const int rows = ty0 + BR <= 28 ? BR : 28 - ty0;
@@ -897,11 +897,11 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
                         _mm256_storeu_ps(o + 0, u0);
-                        _mm256_storeu_ps(o + 49152, u1);
-                        _mm256_storeu_ps(o + 98304, u2);
-                        _mm256_storeu_ps(o + 147456, u3);
-                        _mm256_storeu_ps(o + 196608, u4);
-                        _mm256_storeu_ps(o + 245760, u5);
+                        _mm256_storeu_ps(o + 12288, u1);
+                        _mm256_storeu_ps(o + 24576, u2);
+                        _mm256_storeu_ps(o + 36864, u3);
+                        _mm256_storeu_ps(o + 49152, u4);
+                        _mm256_storeu_ps(o + 61440, u5);
                     }
                     {
                         const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
@@ -911,12 +911,12 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 8192, u0);
-                        _mm256_storeu_ps(o + 57344, u1);
-                        _mm256_storeu_ps(o + 106496, u2);
-                        _mm256_storeu_ps(o + 155648, u3);
-                        _mm256_storeu_ps(o + 204800, u4);
-                        _mm256_storeu_ps(o + 253952, u5);
+                        _mm256_storeu_ps(o + 2048, u0);
+                        _mm256_storeu_ps(o + 14336, u1);
+                        _mm256_storeu_ps(o + 26624, u2);
+                        _mm256_storeu_ps(o + 38912, u3);
+                        _mm256_storeu_ps(o + 51200, u4);
+                        _mm256_storeu_ps(o + 63488, u5);
                     }
                     {
                         const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
@@ -926,12 +926,12 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 16384, u0);
-                        _mm256_storeu_ps(o + 65536, u1);
-                        _mm256_storeu_ps(o + 114688, u2);
-                        _mm256_storeu_ps(o + 163840, u3);
-                        _mm256_storeu_ps(o + 212992, u4);
-                        _mm256_storeu_ps(o + 262144, u5);
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 16384, u1);
+                        _mm256_storeu_ps(o + 28672, u2);
+                        _mm256_storeu_ps(o + 40960, u3);
+                        _mm256_storeu_ps(o + 53248, u4);
+                        _mm256_storeu_ps(o + 65536, u5);
                     }
                     {
                         const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
@@ -941,12 +941,12 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 24576, u0);
-                        _mm256_storeu_ps(o + 73728, u1);
-                        _mm256_storeu_ps(o + 122880, u2);
-                        _mm256_storeu_ps(o + 172032, u3);
-                        _mm256_storeu_ps(o + 221184, u4);
-                        _mm256_storeu_ps(o + 270336, u5);
+                        _mm256_storeu_ps(o + 6144, u0);
+                        _mm256_storeu_ps(o + 18432, u1);
+                        _mm256_storeu_ps(o + 30720, u2);
+                        _mm256_storeu_ps(o + 43008, u3);
+                        _mm256_storeu_ps(o + 55296, u4);
+                        _mm256_storeu_ps(o + 67584, u5);
                     }
                     {
                         const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
@@ -956,12 +956,12 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 32768, u0);
-                        _mm256_storeu_ps(o + 81920, u1);
-                        _mm256_storeu_ps(o + 131072, u2);
-                        _mm256_storeu_ps(o + 180224, u3);
-                        _mm256_storeu_ps(o + 229376, u4);
-                        _mm256_storeu_ps(o + 278528, u5);
+                        _mm256_storeu_ps(o + 8192, u0);
+                        _mm256_storeu_ps(o + 20480, u1);
+                        _mm256_storeu_ps(o + 32768, u2);
+                        _mm256_storeu_ps(o + 45056, u3);
+                        _mm256_storeu_ps(o + 57344, u4);
+                        _mm256_storeu_ps(o + 69632, u5);
                     }
                     {
                         const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
@@ -971,23 +971,23 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 40960, u0);
-                        _mm256_storeu_ps(o + 90112, u1);
-                        _mm256_storeu_ps(o + 139264, u2);
-                        _mm256_storeu_ps(o + 188416, u3);
-                        _mm256_storeu_ps(o + 237568, u4);
-                        _mm256_storeu_ps(o + 286720, u5);
+                        _mm256_storeu_ps(o + 10240, u0);
+                        _mm256_storeu_ps(o + 22528, u1);
+                        _mm256_storeu_ps(o + 34816, u2);
+                        _mm256_storeu_ps(o + 47104, u3);
+                        _mm256_storeu_ps(o + 59392, u4);
+                        _mm256_storeu_ps(o + 71680, u5);
                     }
                 }
                 for (int v = used; v < nvec; v++)
                     for (int xi = 0; xi < NX; xi++)
-                        _mm256_storeu_ps(vc + xi * 8192 + v * W, _mm256_setzero_ps());
+                        _mm256_storeu_ps(vc + xi * 2048 + v * W, _mm256_setzero_ps());
             }
             for (int it = 0; it < NX * 43 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 43, kb = kx - xi * 43;
                 const float *wp = w + (ptrdiff_t)kx * 192;
-                const float *xp = V + (ptrdiff_t)xi * 8192 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 2048 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c02 = _mm256_setzero_ps();
@@ -1021,19 +1021,19 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                     c22 = _mm256_fmadd_ps(wv, xv2, c22);
                     c23 = _mm256_fmadd_ps(wv, xv3, c23);
                 }
-                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 4128 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
                 _mm256_storeu_ps(mp + 16, c02);
                 _mm256_storeu_ps(mp + 24, c03);
-                _mm256_storeu_ps(mp + 128, c10);
-                _mm256_storeu_ps(mp + 136, c11);
-                _mm256_storeu_ps(mp + 144, c12);
-                _mm256_storeu_ps(mp + 152, c13);
-                _mm256_storeu_ps(mp + 256, c20);
-                _mm256_storeu_ps(mp + 264, c21);
-                _mm256_storeu_ps(mp + 272, c22);
-                _mm256_storeu_ps(mp + 280, c23);
+                _mm256_storeu_ps(mp + 32, c10);
+                _mm256_storeu_ps(mp + 40, c11);
+                _mm256_storeu_ps(mp + 48, c12);
+                _mm256_storeu_ps(mp + 56, c13);
+                _mm256_storeu_ps(mp + 64, c20);
+                _mm256_storeu_ps(mp + 72, c21);
+                _mm256_storeu_ps(mp + 80, c22);
+                _mm256_storeu_ps(mp + 88, c23);
             }
             for (int k = 0; k < 128; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
@@ -1045,11 +1045,11 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                     __m256 s00, s10, s20, s30;
                     {
                         const __m256 x0 = _mm256_loadu_ps(m + 0);
-                        const __m256 x1 = _mm256_loadu_ps(m + 99072);
-                        const __m256 x2 = _mm256_loadu_ps(m + 198144);
-                        const __m256 x3 = _mm256_loadu_ps(m + 297216);
-                        const __m256 x4 = _mm256_loadu_ps(m + 396288);
-                        const __m256 x5 = _mm256_loadu_ps(m + 495360);
+                        const __m256 x1 = _mm256_loadu_ps(m + 24768);
+                        const __m256 x2 = _mm256_loadu_ps(m + 49536);
+                        const __m256 x3 = _mm256_loadu_ps(m + 74304);
+                        const __m256 x4 = _mm256_loadu_ps(m + 99072);
+                        const __m256 x5 = _mm256_loadu_ps(m + 123840);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -1063,12 +1063,12 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s01, s11, s21, s31;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 16512);
-                        const __m256 x1 = _mm256_loadu_ps(m + 115584);
-                        const __m256 x2 = _mm256_loadu_ps(m + 214656);
-                        const __m256 x3 = _mm256_loadu_ps(m + 313728);
-                        const __m256 x4 = _mm256_loadu_ps(m + 412800);
-                        const __m256 x5 = _mm256_loadu_ps(m + 511872);
+                        const __m256 x0 = _mm256_loadu_ps(m + 4128);
+                        const __m256 x1 = _mm256_loadu_ps(m + 28896);
+                        const __m256 x2 = _mm256_loadu_ps(m + 53664);
+                        const __m256 x3 = _mm256_loadu_ps(m + 78432);
+                        const __m256 x4 = _mm256_loadu_ps(m + 103200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 127968);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -1082,12 +1082,12 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s02, s12, s22, s32;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 33024);
-                        const __m256 x1 = _mm256_loadu_ps(m + 132096);
-                        const __m256 x2 = _mm256_loadu_ps(m + 231168);
-                        const __m256 x3 = _mm256_loadu_ps(m + 330240);
-                        const __m256 x4 = _mm256_loadu_ps(m + 429312);
-                        const __m256 x5 = _mm256_loadu_ps(m + 528384);
+                        const __m256 x0 = _mm256_loadu_ps(m + 8256);
+                        const __m256 x1 = _mm256_loadu_ps(m + 33024);
+                        const __m256 x2 = _mm256_loadu_ps(m + 57792);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82560);
+                        const __m256 x4 = _mm256_loadu_ps(m + 107328);
+                        const __m256 x5 = _mm256_loadu_ps(m + 132096);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -1101,12 +1101,12 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s03, s13, s23, s33;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 49536);
-                        const __m256 x1 = _mm256_loadu_ps(m + 148608);
-                        const __m256 x2 = _mm256_loadu_ps(m + 247680);
-                        const __m256 x3 = _mm256_loadu_ps(m + 346752);
-                        const __m256 x4 = _mm256_loadu_ps(m + 445824);
-                        const __m256 x5 = _mm256_loadu_ps(m + 544896);
+                        const __m256 x0 = _mm256_loadu_ps(m + 12384);
+                        const __m256 x1 = _mm256_loadu_ps(m + 37152);
+                        const __m256 x2 = _mm256_loadu_ps(m + 61920);
+                        const __m256 x3 = _mm256_loadu_ps(m + 86688);
+                        const __m256 x4 = _mm256_loadu_ps(m + 111456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 136224);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -1120,12 +1120,12 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s04, s14, s24, s34;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 66048);
-                        const __m256 x1 = _mm256_loadu_ps(m + 165120);
-                        const __m256 x2 = _mm256_loadu_ps(m + 264192);
-                        const __m256 x3 = _mm256_loadu_ps(m + 363264);
-                        const __m256 x4 = _mm256_loadu_ps(m + 462336);
-                        const __m256 x5 = _mm256_loadu_ps(m + 561408);
+                        const __m256 x0 = _mm256_loadu_ps(m + 16512);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41280);
+                        const __m256 x2 = _mm256_loadu_ps(m + 66048);
+                        const __m256 x3 = _mm256_loadu_ps(m + 90816);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115584);
+                        const __m256 x5 = _mm256_loadu_ps(m + 140352);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -1139,12 +1139,12 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s05, s15, s25, s35;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 82560);
-                        const __m256 x1 = _mm256_loadu_ps(m + 181632);
-                        const __m256 x2 = _mm256_loadu_ps(m + 280704);
-                        const __m256 x3 = _mm256_loadu_ps(m + 379776);
-                        const __m256 x4 = _mm256_loadu_ps(m + 478848);
-                        const __m256 x5 = _mm256_loadu_ps(m + 577920);
+                        const __m256 x0 = _mm256_loadu_ps(m + 20640);
+                        const __m256 x1 = _mm256_loadu_ps(m + 45408);
+                        const __m256 x2 = _mm256_loadu_ps(m + 70176);
+                        const __m256 x3 = _mm256_loadu_ps(m + 94944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119712);
+                        const __m256 x5 = _mm256_loadu_ps(m + 144480);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -1669,19 +1669,19 @@ static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const fl
 /* conv5 — examples/vgg19.cnn:15: conv 3x3 p1 256
  *   in [128,56,56] -> out [256,56,56]
  *   weights at packed[627008]: weight [256,128,3,3] + bias [256] (packed in blocks of 6 output channels)
- *   avx2: Winograd F(4x4,3x3), 14x14 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=8 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then relu5
+ *   avx2: Winograd F(4x4,3x3), 14x14 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=1 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then relu5
  */
 static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, W = 8, BR = 8, TB = 128, NX = 36 };
+    enum { MR = 6, NV = 2, W = 8, BR = 1, TB = 16, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
      * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
     const float *bias = w + 1188864;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 802816;
-        float *in = s + (ptrdiff_t)b * 2283520; /* this sample's padded input, */
+        float *in = s + (ptrdiff_t)b * 727168; /* this sample's padded input, */
         float *V = in + 504832; /* the band transformed, [NX][128][TB], */
-        float *M = V + 589824; /* the NX products, [NX][258][TB] */
+        float *M = V + 73728; /* the NX products, [NX][258][TB] */
         cnn_pad(xb0, in, 128, 56, 56, 1, 1, 58, 68, 0);
         for (int ty0 = 0; ty0 < 14; ty0 += BR) {
             const int rows = ty0 + BR <= 14 ? BR : 14 - ty0;
@@ -1811,11 +1811,11 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
                         _mm256_storeu_ps(o + 0, u0);
-                        _mm256_storeu_ps(o + 98304, u1);
-                        _mm256_storeu_ps(o + 196608, u2);
-                        _mm256_storeu_ps(o + 294912, u3);
-                        _mm256_storeu_ps(o + 393216, u4);
-                        _mm256_storeu_ps(o + 491520, u5);
+                        _mm256_storeu_ps(o + 12288, u1);
+                        _mm256_storeu_ps(o + 24576, u2);
+                        _mm256_storeu_ps(o + 36864, u3);
+                        _mm256_storeu_ps(o + 49152, u4);
+                        _mm256_storeu_ps(o + 61440, u5);
                     }
                     {
                         const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
@@ -1825,12 +1825,12 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 16384, u0);
-                        _mm256_storeu_ps(o + 114688, u1);
-                        _mm256_storeu_ps(o + 212992, u2);
-                        _mm256_storeu_ps(o + 311296, u3);
-                        _mm256_storeu_ps(o + 409600, u4);
-                        _mm256_storeu_ps(o + 507904, u5);
+                        _mm256_storeu_ps(o + 2048, u0);
+                        _mm256_storeu_ps(o + 14336, u1);
+                        _mm256_storeu_ps(o + 26624, u2);
+                        _mm256_storeu_ps(o + 38912, u3);
+                        _mm256_storeu_ps(o + 51200, u4);
+                        _mm256_storeu_ps(o + 63488, u5);
                     }
                     {
                         const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
@@ -1840,12 +1840,12 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 32768, u0);
-                        _mm256_storeu_ps(o + 131072, u1);
-                        _mm256_storeu_ps(o + 229376, u2);
-                        _mm256_storeu_ps(o + 327680, u3);
-                        _mm256_storeu_ps(o + 425984, u4);
-                        _mm256_storeu_ps(o + 524288, u5);
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 16384, u1);
+                        _mm256_storeu_ps(o + 28672, u2);
+                        _mm256_storeu_ps(o + 40960, u3);
+                        _mm256_storeu_ps(o + 53248, u4);
+                        _mm256_storeu_ps(o + 65536, u5);
                     }
                     {
                         const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
@@ -1855,12 +1855,12 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 49152, u0);
-                        _mm256_storeu_ps(o + 147456, u1);
-                        _mm256_storeu_ps(o + 245760, u2);
-                        _mm256_storeu_ps(o + 344064, u3);
-                        _mm256_storeu_ps(o + 442368, u4);
-                        _mm256_storeu_ps(o + 540672, u5);
+                        _mm256_storeu_ps(o + 6144, u0);
+                        _mm256_storeu_ps(o + 18432, u1);
+                        _mm256_storeu_ps(o + 30720, u2);
+                        _mm256_storeu_ps(o + 43008, u3);
+                        _mm256_storeu_ps(o + 55296, u4);
+                        _mm256_storeu_ps(o + 67584, u5);
                     }
                     {
                         const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
@@ -1870,12 +1870,12 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 65536, u0);
-                        _mm256_storeu_ps(o + 163840, u1);
-                        _mm256_storeu_ps(o + 262144, u2);
-                        _mm256_storeu_ps(o + 360448, u3);
-                        _mm256_storeu_ps(o + 458752, u4);
-                        _mm256_storeu_ps(o + 557056, u5);
+                        _mm256_storeu_ps(o + 8192, u0);
+                        _mm256_storeu_ps(o + 20480, u1);
+                        _mm256_storeu_ps(o + 32768, u2);
+                        _mm256_storeu_ps(o + 45056, u3);
+                        _mm256_storeu_ps(o + 57344, u4);
+                        _mm256_storeu_ps(o + 69632, u5);
                     }
                     {
                         const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
@@ -1885,23 +1885,23 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 81920, u0);
-                        _mm256_storeu_ps(o + 180224, u1);
-                        _mm256_storeu_ps(o + 278528, u2);
-                        _mm256_storeu_ps(o + 376832, u3);
-                        _mm256_storeu_ps(o + 475136, u4);
-                        _mm256_storeu_ps(o + 573440, u5);
+                        _mm256_storeu_ps(o + 10240, u0);
+                        _mm256_storeu_ps(o + 22528, u1);
+                        _mm256_storeu_ps(o + 34816, u2);
+                        _mm256_storeu_ps(o + 47104, u3);
+                        _mm256_storeu_ps(o + 59392, u4);
+                        _mm256_storeu_ps(o + 71680, u5);
                     }
                 }
                 for (int v = used; v < nvec; v++)
                     for (int xi = 0; xi < NX; xi++)
-                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
+                        _mm256_storeu_ps(vc + xi * 2048 + v * W, _mm256_setzero_ps());
             }
             for (int it = 0; it < NX * 43 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 43, kb = kx - xi * 43;
                 const float *wp = w + (ptrdiff_t)kx * 768;
-                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 2048 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c10 = _mm256_setzero_ps();
@@ -1936,19 +1936,19 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                     c50 = _mm256_fmadd_ps(wv, xv0, c50);
                     c51 = _mm256_fmadd_ps(wv, xv1, c51);
                 }
-                float *mp = M + (ptrdiff_t)xi * 33024 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 4128 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
-                _mm256_storeu_ps(mp + 128, c10);
-                _mm256_storeu_ps(mp + 136, c11);
-                _mm256_storeu_ps(mp + 256, c20);
-                _mm256_storeu_ps(mp + 264, c21);
-                _mm256_storeu_ps(mp + 384, c30);
-                _mm256_storeu_ps(mp + 392, c31);
-                _mm256_storeu_ps(mp + 512, c40);
-                _mm256_storeu_ps(mp + 520, c41);
-                _mm256_storeu_ps(mp + 640, c50);
-                _mm256_storeu_ps(mp + 648, c51);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
             }
             for (int k = 0; k < 256; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
@@ -1960,11 +1960,11 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                     __m256 s00, s10, s20, s30;
                     {
                         const __m256 x0 = _mm256_loadu_ps(m + 0);
-                        const __m256 x1 = _mm256_loadu_ps(m + 198144);
-                        const __m256 x2 = _mm256_loadu_ps(m + 396288);
-                        const __m256 x3 = _mm256_loadu_ps(m + 594432);
-                        const __m256 x4 = _mm256_loadu_ps(m + 792576);
-                        const __m256 x5 = _mm256_loadu_ps(m + 990720);
+                        const __m256 x1 = _mm256_loadu_ps(m + 24768);
+                        const __m256 x2 = _mm256_loadu_ps(m + 49536);
+                        const __m256 x3 = _mm256_loadu_ps(m + 74304);
+                        const __m256 x4 = _mm256_loadu_ps(m + 99072);
+                        const __m256 x5 = _mm256_loadu_ps(m + 123840);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -1978,12 +1978,12 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s01, s11, s21, s31;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 33024);
-                        const __m256 x1 = _mm256_loadu_ps(m + 231168);
-                        const __m256 x2 = _mm256_loadu_ps(m + 429312);
-                        const __m256 x3 = _mm256_loadu_ps(m + 627456);
-                        const __m256 x4 = _mm256_loadu_ps(m + 825600);
-                        const __m256 x5 = _mm256_loadu_ps(m + 1023744);
+                        const __m256 x0 = _mm256_loadu_ps(m + 4128);
+                        const __m256 x1 = _mm256_loadu_ps(m + 28896);
+                        const __m256 x2 = _mm256_loadu_ps(m + 53664);
+                        const __m256 x3 = _mm256_loadu_ps(m + 78432);
+                        const __m256 x4 = _mm256_loadu_ps(m + 103200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 127968);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -1997,12 +1997,12 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s02, s12, s22, s32;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 66048);
-                        const __m256 x1 = _mm256_loadu_ps(m + 264192);
-                        const __m256 x2 = _mm256_loadu_ps(m + 462336);
-                        const __m256 x3 = _mm256_loadu_ps(m + 660480);
-                        const __m256 x4 = _mm256_loadu_ps(m + 858624);
-                        const __m256 x5 = _mm256_loadu_ps(m + 1056768);
+                        const __m256 x0 = _mm256_loadu_ps(m + 8256);
+                        const __m256 x1 = _mm256_loadu_ps(m + 33024);
+                        const __m256 x2 = _mm256_loadu_ps(m + 57792);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82560);
+                        const __m256 x4 = _mm256_loadu_ps(m + 107328);
+                        const __m256 x5 = _mm256_loadu_ps(m + 132096);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -2016,12 +2016,12 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s03, s13, s23, s33;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 99072);
-                        const __m256 x1 = _mm256_loadu_ps(m + 297216);
-                        const __m256 x2 = _mm256_loadu_ps(m + 495360);
-                        const __m256 x3 = _mm256_loadu_ps(m + 693504);
-                        const __m256 x4 = _mm256_loadu_ps(m + 891648);
-                        const __m256 x5 = _mm256_loadu_ps(m + 1089792);
+                        const __m256 x0 = _mm256_loadu_ps(m + 12384);
+                        const __m256 x1 = _mm256_loadu_ps(m + 37152);
+                        const __m256 x2 = _mm256_loadu_ps(m + 61920);
+                        const __m256 x3 = _mm256_loadu_ps(m + 86688);
+                        const __m256 x4 = _mm256_loadu_ps(m + 111456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 136224);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -2035,12 +2035,12 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s04, s14, s24, s34;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 132096);
-                        const __m256 x1 = _mm256_loadu_ps(m + 330240);
-                        const __m256 x2 = _mm256_loadu_ps(m + 528384);
-                        const __m256 x3 = _mm256_loadu_ps(m + 726528);
-                        const __m256 x4 = _mm256_loadu_ps(m + 924672);
-                        const __m256 x5 = _mm256_loadu_ps(m + 1122816);
+                        const __m256 x0 = _mm256_loadu_ps(m + 16512);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41280);
+                        const __m256 x2 = _mm256_loadu_ps(m + 66048);
+                        const __m256 x3 = _mm256_loadu_ps(m + 90816);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115584);
+                        const __m256 x5 = _mm256_loadu_ps(m + 140352);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -2054,12 +2054,12 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s05, s15, s25, s35;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 165120);
-                        const __m256 x1 = _mm256_loadu_ps(m + 363264);
-                        const __m256 x2 = _mm256_loadu_ps(m + 561408);
-                        const __m256 x3 = _mm256_loadu_ps(m + 759552);
-                        const __m256 x4 = _mm256_loadu_ps(m + 957696);
-                        const __m256 x5 = _mm256_loadu_ps(m + 1155840);
+                        const __m256 x0 = _mm256_loadu_ps(m + 20640);
+                        const __m256 x1 = _mm256_loadu_ps(m + 45408);
+                        const __m256 x2 = _mm256_loadu_ps(m + 70176);
+                        const __m256 x3 = _mm256_loadu_ps(m + 94944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119712);
+                        const __m256 x5 = _mm256_loadu_ps(m + 144480);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -2404,19 +2404,19 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
 /* conv6 — examples/vgg19.cnn:15: conv 3x3 p1 256
  *   in [256,56,56] -> out [256,56,56]
  *   weights at packed[1816128]: weight [256,256,3,3] + bias [256] (packed in blocks of 6 output channels)
- *   avx2: Winograd F(4x4,3x3), 14x14 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=8 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then relu6
+ *   avx2: Winograd F(4x4,3x3), 14x14 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=1 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then relu6
  */
 static CNN_SIMD void conv6(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, W = 8, BR = 8, TB = 128, NX = 36 };
+    enum { MR = 6, NV = 2, W = 8, BR = 1, TB = 16, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
      * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
     const float *bias = w + 2377728;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 802816;
         float *yb = y + (ptrdiff_t)b * 802816;
-        float *in = s + (ptrdiff_t)b * 3378176; /* this sample's padded input, */
+        float *in = s + (ptrdiff_t)b * 1305728; /* this sample's padded input, */
         float *V = in + 1009664; /* the band transformed, [NX][256][TB], */
-        float *M = V + 1179648; /* the NX products, [NX][258][TB] */
+        float *M = V + 147456; /* the NX products, [NX][258][TB] */
         cnn_pad(xb0, in, 256, 56, 56, 1, 1, 58, 68, 0);
         for (int ty0 = 0; ty0 < 14; ty0 += BR) {
             const int rows = ty0 + BR <= 14 ? BR : 14 - ty0;
@@ -2546,11 +2546,11 @@ static CNN_SIMD void conv6(const float *restrict x0, float *restrict y, const fl
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
                         _mm256_storeu_ps(o + 0, u0);
-                        _mm256_storeu_ps(o + 196608, u1);
-                        _mm256_storeu_ps(o + 393216, u2);
-                        _mm256_storeu_ps(o + 589824, u3);
-                        _mm256_storeu_ps(o + 786432, u4);
-                        _mm256_storeu_ps(o + 983040, u5);
+                        _mm256_storeu_ps(o + 24576, u1);
+                        _mm256_storeu_ps(o + 49152, u2);
+                        _mm256_storeu_ps(o + 73728, u3);
+                        _mm256_storeu_ps(o + 98304, u4);
+                        _mm256_storeu_ps(o + 122880, u5);
                     }
                     {
                         const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
@@ -2560,12 +2560,12 @@ static CNN_SIMD void conv6(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 32768, u0);
-                        _mm256_storeu_ps(o + 229376, u1);
-                        _mm256_storeu_ps(o + 425984, u2);
-                        _mm256_storeu_ps(o + 622592, u3);
-                        _mm256_storeu_ps(o + 819200, u4);
-                        _mm256_storeu_ps(o + 1015808, u5);
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 28672, u1);
+                        _mm256_storeu_ps(o + 53248, u2);
+                        _mm256_storeu_ps(o + 77824, u3);
+                        _mm256_storeu_ps(o + 102400, u4);
+                        _mm256_storeu_ps(o + 126976, u5);
                     }
                     {
                         const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
@@ -2575,12 +2575,12 @@ static CNN_SIMD void conv6(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 65536, u0);
-                        _mm256_storeu_ps(o + 262144, u1);
-                        _mm256_storeu_ps(o + 458752, u2);
-                        _mm256_storeu_ps(o + 655360, u3);
-                        _mm256_storeu_ps(o + 851968, u4);
-                        _mm256_storeu_ps(o + 1048576, u5);
+                        _mm256_storeu_ps(o + 8192, u0);
+                        _mm256_storeu_ps(o + 32768, u1);
+                        _mm256_storeu_ps(o + 57344, u2);
+                        _mm256_storeu_ps(o + 81920, u3);
+                        _mm256_storeu_ps(o + 106496, u4);
+                        _mm256_storeu_ps(o + 131072, u5);
                     }
                     {
                         const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
@@ -2590,12 +2590,12 @@ static CNN_SIMD void conv6(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 98304, u0);
-                        _mm256_storeu_ps(o + 294912, u1);
-                        _mm256_storeu_ps(o + 491520, u2);
-                        _mm256_storeu_ps(o + 688128, u3);
-                        _mm256_storeu_ps(o + 884736, u4);
-                        _mm256_storeu_ps(o + 1081344, u5);
+                        _mm256_storeu_ps(o + 12288, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 61440, u2);
+                        _mm256_storeu_ps(o + 86016, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 135168, u5);
                     }
                     {
                         const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
@@ -2605,12 +2605,12 @@ static CNN_SIMD void conv6(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 131072, u0);
-                        _mm256_storeu_ps(o + 327680, u1);
-                        _mm256_storeu_ps(o + 524288, u2);
-                        _mm256_storeu_ps(o + 720896, u3);
-                        _mm256_storeu_ps(o + 917504, u4);
-                        _mm256_storeu_ps(o + 1114112, u5);
+                        _mm256_storeu_ps(o + 16384, u0);
+                        _mm256_storeu_ps(o + 40960, u1);
+                        _mm256_storeu_ps(o + 65536, u2);
+                        _mm256_storeu_ps(o + 90112, u3);
+                        _mm256_storeu_ps(o + 114688, u4);
+                        _mm256_storeu_ps(o + 139264, u5);
                     }
                     {
                         const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
@@ -2620,23 +2620,23 @@ static CNN_SIMD void conv6(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 163840, u0);
-                        _mm256_storeu_ps(o + 360448, u1);
-                        _mm256_storeu_ps(o + 557056, u2);
-                        _mm256_storeu_ps(o + 753664, u3);
-                        _mm256_storeu_ps(o + 950272, u4);
-                        _mm256_storeu_ps(o + 1146880, u5);
+                        _mm256_storeu_ps(o + 20480, u0);
+                        _mm256_storeu_ps(o + 45056, u1);
+                        _mm256_storeu_ps(o + 69632, u2);
+                        _mm256_storeu_ps(o + 94208, u3);
+                        _mm256_storeu_ps(o + 118784, u4);
+                        _mm256_storeu_ps(o + 143360, u5);
                     }
                 }
                 for (int v = used; v < nvec; v++)
                     for (int xi = 0; xi < NX; xi++)
-                        _mm256_storeu_ps(vc + xi * 32768 + v * W, _mm256_setzero_ps());
+                        _mm256_storeu_ps(vc + xi * 4096 + v * W, _mm256_setzero_ps());
             }
             for (int it = 0; it < NX * 43 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 43, kb = kx - xi * 43;
                 const float *wp = w + (ptrdiff_t)kx * 1536;
-                const float *xp = V + (ptrdiff_t)xi * 32768 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 4096 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c10 = _mm256_setzero_ps();
@@ -2671,19 +2671,19 @@ static CNN_SIMD void conv6(const float *restrict x0, float *restrict y, const fl
                     c50 = _mm256_fmadd_ps(wv, xv0, c50);
                     c51 = _mm256_fmadd_ps(wv, xv1, c51);
                 }
-                float *mp = M + (ptrdiff_t)xi * 33024 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 4128 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
-                _mm256_storeu_ps(mp + 128, c10);
-                _mm256_storeu_ps(mp + 136, c11);
-                _mm256_storeu_ps(mp + 256, c20);
-                _mm256_storeu_ps(mp + 264, c21);
-                _mm256_storeu_ps(mp + 384, c30);
-                _mm256_storeu_ps(mp + 392, c31);
-                _mm256_storeu_ps(mp + 512, c40);
-                _mm256_storeu_ps(mp + 520, c41);
-                _mm256_storeu_ps(mp + 640, c50);
-                _mm256_storeu_ps(mp + 648, c51);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
             }
             for (int k = 0; k < 256; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
@@ -2695,11 +2695,11 @@ static CNN_SIMD void conv6(const float *restrict x0, float *restrict y, const fl
                     __m256 s00, s10, s20, s30;
                     {
                         const __m256 x0 = _mm256_loadu_ps(m + 0);
-                        const __m256 x1 = _mm256_loadu_ps(m + 198144);
-                        const __m256 x2 = _mm256_loadu_ps(m + 396288);
-                        const __m256 x3 = _mm256_loadu_ps(m + 594432);
-                        const __m256 x4 = _mm256_loadu_ps(m + 792576);
-                        const __m256 x5 = _mm256_loadu_ps(m + 990720);
+                        const __m256 x1 = _mm256_loadu_ps(m + 24768);
+                        const __m256 x2 = _mm256_loadu_ps(m + 49536);
+                        const __m256 x3 = _mm256_loadu_ps(m + 74304);
+                        const __m256 x4 = _mm256_loadu_ps(m + 99072);
+                        const __m256 x5 = _mm256_loadu_ps(m + 123840);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -2713,12 +2713,12 @@ static CNN_SIMD void conv6(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s01, s11, s21, s31;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 33024);
-                        const __m256 x1 = _mm256_loadu_ps(m + 231168);
-                        const __m256 x2 = _mm256_loadu_ps(m + 429312);
-                        const __m256 x3 = _mm256_loadu_ps(m + 627456);
-                        const __m256 x4 = _mm256_loadu_ps(m + 825600);
-                        const __m256 x5 = _mm256_loadu_ps(m + 1023744);
+                        const __m256 x0 = _mm256_loadu_ps(m + 4128);
+                        const __m256 x1 = _mm256_loadu_ps(m + 28896);
+                        const __m256 x2 = _mm256_loadu_ps(m + 53664);
+                        const __m256 x3 = _mm256_loadu_ps(m + 78432);
+                        const __m256 x4 = _mm256_loadu_ps(m + 103200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 127968);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -2732,12 +2732,12 @@ static CNN_SIMD void conv6(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s02, s12, s22, s32;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 66048);
-                        const __m256 x1 = _mm256_loadu_ps(m + 264192);
-                        const __m256 x2 = _mm256_loadu_ps(m + 462336);
-                        const __m256 x3 = _mm256_loadu_ps(m + 660480);
-                        const __m256 x4 = _mm256_loadu_ps(m + 858624);
-                        const __m256 x5 = _mm256_loadu_ps(m + 1056768);
+                        const __m256 x0 = _mm256_loadu_ps(m + 8256);
+                        const __m256 x1 = _mm256_loadu_ps(m + 33024);
+                        const __m256 x2 = _mm256_loadu_ps(m + 57792);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82560);
+                        const __m256 x4 = _mm256_loadu_ps(m + 107328);
+                        const __m256 x5 = _mm256_loadu_ps(m + 132096);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -2751,12 +2751,12 @@ static CNN_SIMD void conv6(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s03, s13, s23, s33;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 99072);
-                        const __m256 x1 = _mm256_loadu_ps(m + 297216);
-                        const __m256 x2 = _mm256_loadu_ps(m + 495360);
-                        const __m256 x3 = _mm256_loadu_ps(m + 693504);
-                        const __m256 x4 = _mm256_loadu_ps(m + 891648);
-                        const __m256 x5 = _mm256_loadu_ps(m + 1089792);
+                        const __m256 x0 = _mm256_loadu_ps(m + 12384);
+                        const __m256 x1 = _mm256_loadu_ps(m + 37152);
+                        const __m256 x2 = _mm256_loadu_ps(m + 61920);
+                        const __m256 x3 = _mm256_loadu_ps(m + 86688);
+                        const __m256 x4 = _mm256_loadu_ps(m + 111456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 136224);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -2770,12 +2770,12 @@ static CNN_SIMD void conv6(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s04, s14, s24, s34;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 132096);
-                        const __m256 x1 = _mm256_loadu_ps(m + 330240);
-                        const __m256 x2 = _mm256_loadu_ps(m + 528384);
-                        const __m256 x3 = _mm256_loadu_ps(m + 726528);
-                        const __m256 x4 = _mm256_loadu_ps(m + 924672);
-                        const __m256 x5 = _mm256_loadu_ps(m + 1122816);
+                        const __m256 x0 = _mm256_loadu_ps(m + 16512);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41280);
+                        const __m256 x2 = _mm256_loadu_ps(m + 66048);
+                        const __m256 x3 = _mm256_loadu_ps(m + 90816);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115584);
+                        const __m256 x5 = _mm256_loadu_ps(m + 140352);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -2789,12 +2789,12 @@ static CNN_SIMD void conv6(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s05, s15, s25, s35;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 165120);
-                        const __m256 x1 = _mm256_loadu_ps(m + 363264);
-                        const __m256 x2 = _mm256_loadu_ps(m + 561408);
-                        const __m256 x3 = _mm256_loadu_ps(m + 759552);
-                        const __m256 x4 = _mm256_loadu_ps(m + 957696);
-                        const __m256 x5 = _mm256_loadu_ps(m + 1155840);
+                        const __m256 x0 = _mm256_loadu_ps(m + 20640);
+                        const __m256 x1 = _mm256_loadu_ps(m + 45408);
+                        const __m256 x2 = _mm256_loadu_ps(m + 70176);
+                        const __m256 x3 = _mm256_loadu_ps(m + 94944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119712);
+                        const __m256 x5 = _mm256_loadu_ps(m + 144480);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -3139,19 +3139,19 @@ static CNN_SIMD void conv6(const float *restrict x0, float *restrict y, const fl
 /* conv7 — examples/vgg19.cnn:15: conv 3x3 p1 256
  *   in [256,56,56] -> out [256,56,56]
  *   weights at packed[4194112]: weight [256,256,3,3] + bias [256] (packed in blocks of 6 output channels)
- *   avx2: Winograd F(4x4,3x3), 14x14 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=8 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then relu7
+ *   avx2: Winograd F(4x4,3x3), 14x14 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=1 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then relu7
  */
 static CNN_SIMD void conv7(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, W = 8, BR = 8, TB = 128, NX = 36 };
+    enum { MR = 6, NV = 2, W = 8, BR = 1, TB = 16, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
      * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
     const float *bias = w + 2377728;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 802816;
         float *yb = y + (ptrdiff_t)b * 802816;
-        float *in = s + (ptrdiff_t)b * 3378176; /* this sample's padded input, */
+        float *in = s + (ptrdiff_t)b * 1305728; /* this sample's padded input, */
         float *V = in + 1009664; /* the band transformed, [NX][256][TB], */
-        float *M = V + 1179648; /* the NX products, [NX][258][TB] */
+        float *M = V + 147456; /* the NX products, [NX][258][TB] */
         cnn_pad(xb0, in, 256, 56, 56, 1, 1, 58, 68, 0);
         for (int ty0 = 0; ty0 < 14; ty0 += BR) {
             const int rows = ty0 + BR <= 14 ? BR : 14 - ty0;
@@ -3281,11 +3281,11 @@ static CNN_SIMD void conv7(const float *restrict x0, float *restrict y, const fl
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
                         _mm256_storeu_ps(o + 0, u0);
-                        _mm256_storeu_ps(o + 196608, u1);
-                        _mm256_storeu_ps(o + 393216, u2);
-                        _mm256_storeu_ps(o + 589824, u3);
-                        _mm256_storeu_ps(o + 786432, u4);
-                        _mm256_storeu_ps(o + 983040, u5);
+                        _mm256_storeu_ps(o + 24576, u1);
+                        _mm256_storeu_ps(o + 49152, u2);
+                        _mm256_storeu_ps(o + 73728, u3);
+                        _mm256_storeu_ps(o + 98304, u4);
+                        _mm256_storeu_ps(o + 122880, u5);
                     }
                     {
                         const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
@@ -3295,12 +3295,12 @@ static CNN_SIMD void conv7(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 32768, u0);
-                        _mm256_storeu_ps(o + 229376, u1);
-                        _mm256_storeu_ps(o + 425984, u2);
-                        _mm256_storeu_ps(o + 622592, u3);
-                        _mm256_storeu_ps(o + 819200, u4);
-                        _mm256_storeu_ps(o + 1015808, u5);
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 28672, u1);
+                        _mm256_storeu_ps(o + 53248, u2);
+                        _mm256_storeu_ps(o + 77824, u3);
+                        _mm256_storeu_ps(o + 102400, u4);
+                        _mm256_storeu_ps(o + 126976, u5);
                     }
                     {
                         const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
@@ -3310,12 +3310,12 @@ static CNN_SIMD void conv7(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 65536, u0);
-                        _mm256_storeu_ps(o + 262144, u1);
-                        _mm256_storeu_ps(o + 458752, u2);
-                        _mm256_storeu_ps(o + 655360, u3);
-                        _mm256_storeu_ps(o + 851968, u4);
-                        _mm256_storeu_ps(o + 1048576, u5);
+                        _mm256_storeu_ps(o + 8192, u0);
+                        _mm256_storeu_ps(o + 32768, u1);
+                        _mm256_storeu_ps(o + 57344, u2);
+                        _mm256_storeu_ps(o + 81920, u3);
+                        _mm256_storeu_ps(o + 106496, u4);
+                        _mm256_storeu_ps(o + 131072, u5);
                     }
                     {
                         const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
@@ -3325,12 +3325,12 @@ static CNN_SIMD void conv7(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 98304, u0);
-                        _mm256_storeu_ps(o + 294912, u1);
-                        _mm256_storeu_ps(o + 491520, u2);
-                        _mm256_storeu_ps(o + 688128, u3);
-                        _mm256_storeu_ps(o + 884736, u4);
-                        _mm256_storeu_ps(o + 1081344, u5);
+                        _mm256_storeu_ps(o + 12288, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 61440, u2);
+                        _mm256_storeu_ps(o + 86016, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 135168, u5);
                     }
                     {
                         const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
@@ -3340,12 +3340,12 @@ static CNN_SIMD void conv7(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 131072, u0);
-                        _mm256_storeu_ps(o + 327680, u1);
-                        _mm256_storeu_ps(o + 524288, u2);
-                        _mm256_storeu_ps(o + 720896, u3);
-                        _mm256_storeu_ps(o + 917504, u4);
-                        _mm256_storeu_ps(o + 1114112, u5);
+                        _mm256_storeu_ps(o + 16384, u0);
+                        _mm256_storeu_ps(o + 40960, u1);
+                        _mm256_storeu_ps(o + 65536, u2);
+                        _mm256_storeu_ps(o + 90112, u3);
+                        _mm256_storeu_ps(o + 114688, u4);
+                        _mm256_storeu_ps(o + 139264, u5);
                     }
                     {
                         const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
@@ -3355,23 +3355,23 @@ static CNN_SIMD void conv7(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 163840, u0);
-                        _mm256_storeu_ps(o + 360448, u1);
-                        _mm256_storeu_ps(o + 557056, u2);
-                        _mm256_storeu_ps(o + 753664, u3);
-                        _mm256_storeu_ps(o + 950272, u4);
-                        _mm256_storeu_ps(o + 1146880, u5);
+                        _mm256_storeu_ps(o + 20480, u0);
+                        _mm256_storeu_ps(o + 45056, u1);
+                        _mm256_storeu_ps(o + 69632, u2);
+                        _mm256_storeu_ps(o + 94208, u3);
+                        _mm256_storeu_ps(o + 118784, u4);
+                        _mm256_storeu_ps(o + 143360, u5);
                     }
                 }
                 for (int v = used; v < nvec; v++)
                     for (int xi = 0; xi < NX; xi++)
-                        _mm256_storeu_ps(vc + xi * 32768 + v * W, _mm256_setzero_ps());
+                        _mm256_storeu_ps(vc + xi * 4096 + v * W, _mm256_setzero_ps());
             }
             for (int it = 0; it < NX * 43 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 43, kb = kx - xi * 43;
                 const float *wp = w + (ptrdiff_t)kx * 1536;
-                const float *xp = V + (ptrdiff_t)xi * 32768 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 4096 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c10 = _mm256_setzero_ps();
@@ -3406,19 +3406,19 @@ static CNN_SIMD void conv7(const float *restrict x0, float *restrict y, const fl
                     c50 = _mm256_fmadd_ps(wv, xv0, c50);
                     c51 = _mm256_fmadd_ps(wv, xv1, c51);
                 }
-                float *mp = M + (ptrdiff_t)xi * 33024 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 4128 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
-                _mm256_storeu_ps(mp + 128, c10);
-                _mm256_storeu_ps(mp + 136, c11);
-                _mm256_storeu_ps(mp + 256, c20);
-                _mm256_storeu_ps(mp + 264, c21);
-                _mm256_storeu_ps(mp + 384, c30);
-                _mm256_storeu_ps(mp + 392, c31);
-                _mm256_storeu_ps(mp + 512, c40);
-                _mm256_storeu_ps(mp + 520, c41);
-                _mm256_storeu_ps(mp + 640, c50);
-                _mm256_storeu_ps(mp + 648, c51);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
             }
             for (int k = 0; k < 256; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
@@ -3430,11 +3430,11 @@ static CNN_SIMD void conv7(const float *restrict x0, float *restrict y, const fl
                     __m256 s00, s10, s20, s30;
                     {
                         const __m256 x0 = _mm256_loadu_ps(m + 0);
-                        const __m256 x1 = _mm256_loadu_ps(m + 198144);
-                        const __m256 x2 = _mm256_loadu_ps(m + 396288);
-                        const __m256 x3 = _mm256_loadu_ps(m + 594432);
-                        const __m256 x4 = _mm256_loadu_ps(m + 792576);
-                        const __m256 x5 = _mm256_loadu_ps(m + 990720);
+                        const __m256 x1 = _mm256_loadu_ps(m + 24768);
+                        const __m256 x2 = _mm256_loadu_ps(m + 49536);
+                        const __m256 x3 = _mm256_loadu_ps(m + 74304);
+                        const __m256 x4 = _mm256_loadu_ps(m + 99072);
+                        const __m256 x5 = _mm256_loadu_ps(m + 123840);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -3448,12 +3448,12 @@ static CNN_SIMD void conv7(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s01, s11, s21, s31;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 33024);
-                        const __m256 x1 = _mm256_loadu_ps(m + 231168);
-                        const __m256 x2 = _mm256_loadu_ps(m + 429312);
-                        const __m256 x3 = _mm256_loadu_ps(m + 627456);
-                        const __m256 x4 = _mm256_loadu_ps(m + 825600);
-                        const __m256 x5 = _mm256_loadu_ps(m + 1023744);
+                        const __m256 x0 = _mm256_loadu_ps(m + 4128);
+                        const __m256 x1 = _mm256_loadu_ps(m + 28896);
+                        const __m256 x2 = _mm256_loadu_ps(m + 53664);
+                        const __m256 x3 = _mm256_loadu_ps(m + 78432);
+                        const __m256 x4 = _mm256_loadu_ps(m + 103200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 127968);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -3467,12 +3467,12 @@ static CNN_SIMD void conv7(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s02, s12, s22, s32;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 66048);
-                        const __m256 x1 = _mm256_loadu_ps(m + 264192);
-                        const __m256 x2 = _mm256_loadu_ps(m + 462336);
-                        const __m256 x3 = _mm256_loadu_ps(m + 660480);
-                        const __m256 x4 = _mm256_loadu_ps(m + 858624);
-                        const __m256 x5 = _mm256_loadu_ps(m + 1056768);
+                        const __m256 x0 = _mm256_loadu_ps(m + 8256);
+                        const __m256 x1 = _mm256_loadu_ps(m + 33024);
+                        const __m256 x2 = _mm256_loadu_ps(m + 57792);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82560);
+                        const __m256 x4 = _mm256_loadu_ps(m + 107328);
+                        const __m256 x5 = _mm256_loadu_ps(m + 132096);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -3486,12 +3486,12 @@ static CNN_SIMD void conv7(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s03, s13, s23, s33;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 99072);
-                        const __m256 x1 = _mm256_loadu_ps(m + 297216);
-                        const __m256 x2 = _mm256_loadu_ps(m + 495360);
-                        const __m256 x3 = _mm256_loadu_ps(m + 693504);
-                        const __m256 x4 = _mm256_loadu_ps(m + 891648);
-                        const __m256 x5 = _mm256_loadu_ps(m + 1089792);
+                        const __m256 x0 = _mm256_loadu_ps(m + 12384);
+                        const __m256 x1 = _mm256_loadu_ps(m + 37152);
+                        const __m256 x2 = _mm256_loadu_ps(m + 61920);
+                        const __m256 x3 = _mm256_loadu_ps(m + 86688);
+                        const __m256 x4 = _mm256_loadu_ps(m + 111456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 136224);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -3505,12 +3505,12 @@ static CNN_SIMD void conv7(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s04, s14, s24, s34;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 132096);
-                        const __m256 x1 = _mm256_loadu_ps(m + 330240);
-                        const __m256 x2 = _mm256_loadu_ps(m + 528384);
-                        const __m256 x3 = _mm256_loadu_ps(m + 726528);
-                        const __m256 x4 = _mm256_loadu_ps(m + 924672);
-                        const __m256 x5 = _mm256_loadu_ps(m + 1122816);
+                        const __m256 x0 = _mm256_loadu_ps(m + 16512);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41280);
+                        const __m256 x2 = _mm256_loadu_ps(m + 66048);
+                        const __m256 x3 = _mm256_loadu_ps(m + 90816);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115584);
+                        const __m256 x5 = _mm256_loadu_ps(m + 140352);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -3524,12 +3524,12 @@ static CNN_SIMD void conv7(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s05, s15, s25, s35;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 165120);
-                        const __m256 x1 = _mm256_loadu_ps(m + 363264);
-                        const __m256 x2 = _mm256_loadu_ps(m + 561408);
-                        const __m256 x3 = _mm256_loadu_ps(m + 759552);
-                        const __m256 x4 = _mm256_loadu_ps(m + 957696);
-                        const __m256 x5 = _mm256_loadu_ps(m + 1155840);
+                        const __m256 x0 = _mm256_loadu_ps(m + 20640);
+                        const __m256 x1 = _mm256_loadu_ps(m + 45408);
+                        const __m256 x2 = _mm256_loadu_ps(m + 70176);
+                        const __m256 x3 = _mm256_loadu_ps(m + 94944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119712);
+                        const __m256 x5 = _mm256_loadu_ps(m + 144480);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -4055,19 +4055,19 @@ static CNN_SIMD void conv8(const float *restrict x0, float *restrict y, const fl
 /* conv9 — examples/vgg19.cnn:16: conv 3x3 p1 512
  *   in [256,28,28] -> out [512,28,28]
  *   weights at packed[7629120]: weight [512,256,3,3] + bias [512] (packed in blocks of 3 output channels)
- *   avx2: Winograd F(4x4,3x3), 7x7 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=7 tile rows; 36 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); then relu9
+ *   avx2: Winograd F(4x4,3x3), 7x7 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=4 tile rows; 36 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); then relu9
  */
 static CNN_SIMD void conv9(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 3, NV = 4, W = 8, BR = 7, TB = 64, NX = 36 };
+    enum { MR = 3, NV = 4, W = 8, BR = 4, TB = 32, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
      * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
     const float *bias = w + 4727808;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 401408;
-        float *in = s + (ptrdiff_t)b * 2048256; /* this sample's padded input, */
+        float *in = s + (ptrdiff_t)b * 1162368; /* this sample's padded input, */
         float *V = in + 276480; /* the band transformed, [NX][256][TB], */
-        float *M = V + 589824; /* the NX products, [NX][513][TB] */
+        float *M = V + 294912; /* the NX products, [NX][513][TB] */
         cnn_pad(xb0, in, 256, 28, 28, 1, 1, 30, 36, 0);
         for (int ty0 = 0; ty0 < 7; ty0 += BR) {
             const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
@@ -4197,11 +4197,11 @@ static CNN_SIMD void conv9(const float *restrict x0, float *restrict y, const fl
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
                         _mm256_storeu_ps(o + 0, u0);
-                        _mm256_storeu_ps(o + 98304, u1);
-                        _mm256_storeu_ps(o + 196608, u2);
-                        _mm256_storeu_ps(o + 294912, u3);
-                        _mm256_storeu_ps(o + 393216, u4);
-                        _mm256_storeu_ps(o + 491520, u5);
+                        _mm256_storeu_ps(o + 49152, u1);
+                        _mm256_storeu_ps(o + 98304, u2);
+                        _mm256_storeu_ps(o + 147456, u3);
+                        _mm256_storeu_ps(o + 196608, u4);
+                        _mm256_storeu_ps(o + 245760, u5);
                     }
                     {
                         const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
@@ -4211,12 +4211,12 @@ static CNN_SIMD void conv9(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 16384, u0);
-                        _mm256_storeu_ps(o + 114688, u1);
-                        _mm256_storeu_ps(o + 212992, u2);
-                        _mm256_storeu_ps(o + 311296, u3);
-                        _mm256_storeu_ps(o + 409600, u4);
-                        _mm256_storeu_ps(o + 507904, u5);
+                        _mm256_storeu_ps(o + 8192, u0);
+                        _mm256_storeu_ps(o + 57344, u1);
+                        _mm256_storeu_ps(o + 106496, u2);
+                        _mm256_storeu_ps(o + 155648, u3);
+                        _mm256_storeu_ps(o + 204800, u4);
+                        _mm256_storeu_ps(o + 253952, u5);
                     }
                     {
                         const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
@@ -4226,12 +4226,12 @@ static CNN_SIMD void conv9(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 32768, u0);
-                        _mm256_storeu_ps(o + 131072, u1);
-                        _mm256_storeu_ps(o + 229376, u2);
-                        _mm256_storeu_ps(o + 327680, u3);
-                        _mm256_storeu_ps(o + 425984, u4);
-                        _mm256_storeu_ps(o + 524288, u5);
+                        _mm256_storeu_ps(o + 16384, u0);
+                        _mm256_storeu_ps(o + 65536, u1);
+                        _mm256_storeu_ps(o + 114688, u2);
+                        _mm256_storeu_ps(o + 163840, u3);
+                        _mm256_storeu_ps(o + 212992, u4);
+                        _mm256_storeu_ps(o + 262144, u5);
                     }
                     {
                         const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
@@ -4241,12 +4241,12 @@ static CNN_SIMD void conv9(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 49152, u0);
-                        _mm256_storeu_ps(o + 147456, u1);
-                        _mm256_storeu_ps(o + 245760, u2);
-                        _mm256_storeu_ps(o + 344064, u3);
-                        _mm256_storeu_ps(o + 442368, u4);
-                        _mm256_storeu_ps(o + 540672, u5);
+                        _mm256_storeu_ps(o + 24576, u0);
+                        _mm256_storeu_ps(o + 73728, u1);
+                        _mm256_storeu_ps(o + 122880, u2);
+                        _mm256_storeu_ps(o + 172032, u3);
+                        _mm256_storeu_ps(o + 221184, u4);
+                        _mm256_storeu_ps(o + 270336, u5);
                     }
                     {
                         const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
@@ -4256,12 +4256,12 @@ static CNN_SIMD void conv9(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 65536, u0);
-                        _mm256_storeu_ps(o + 163840, u1);
-                        _mm256_storeu_ps(o + 262144, u2);
-                        _mm256_storeu_ps(o + 360448, u3);
-                        _mm256_storeu_ps(o + 458752, u4);
-                        _mm256_storeu_ps(o + 557056, u5);
+                        _mm256_storeu_ps(o + 32768, u0);
+                        _mm256_storeu_ps(o + 81920, u1);
+                        _mm256_storeu_ps(o + 131072, u2);
+                        _mm256_storeu_ps(o + 180224, u3);
+                        _mm256_storeu_ps(o + 229376, u4);
+                        _mm256_storeu_ps(o + 278528, u5);
                     }
                     {
                         const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
@@ -4271,23 +4271,23 @@ static CNN_SIMD void conv9(const float *restrict x0, float *restrict y, const fl
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 81920, u0);
-                        _mm256_storeu_ps(o + 180224, u1);
-                        _mm256_storeu_ps(o + 278528, u2);
-                        _mm256_storeu_ps(o + 376832, u3);
-                        _mm256_storeu_ps(o + 475136, u4);
-                        _mm256_storeu_ps(o + 573440, u5);
+                        _mm256_storeu_ps(o + 40960, u0);
+                        _mm256_storeu_ps(o + 90112, u1);
+                        _mm256_storeu_ps(o + 139264, u2);
+                        _mm256_storeu_ps(o + 188416, u3);
+                        _mm256_storeu_ps(o + 237568, u4);
+                        _mm256_storeu_ps(o + 286720, u5);
                     }
                 }
                 for (int v = used; v < nvec; v++)
                     for (int xi = 0; xi < NX; xi++)
-                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
+                        _mm256_storeu_ps(vc + xi * 8192 + v * W, _mm256_setzero_ps());
             }
             for (int it = 0; it < NX * 171 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 171, kb = kx - xi * 171;
                 const float *wp = w + (ptrdiff_t)kx * 768;
-                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 8192 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c02 = _mm256_setzero_ps();
@@ -4321,19 +4321,19 @@ static CNN_SIMD void conv9(const float *restrict x0, float *restrict y, const fl
                     c22 = _mm256_fmadd_ps(wv, xv2, c22);
                     c23 = _mm256_fmadd_ps(wv, xv3, c23);
                 }
-                float *mp = M + (ptrdiff_t)xi * 32832 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 16416 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
                 _mm256_storeu_ps(mp + 16, c02);
                 _mm256_storeu_ps(mp + 24, c03);
-                _mm256_storeu_ps(mp + 64, c10);
-                _mm256_storeu_ps(mp + 72, c11);
-                _mm256_storeu_ps(mp + 80, c12);
-                _mm256_storeu_ps(mp + 88, c13);
-                _mm256_storeu_ps(mp + 128, c20);
-                _mm256_storeu_ps(mp + 136, c21);
-                _mm256_storeu_ps(mp + 144, c22);
-                _mm256_storeu_ps(mp + 152, c23);
+                _mm256_storeu_ps(mp + 32, c10);
+                _mm256_storeu_ps(mp + 40, c11);
+                _mm256_storeu_ps(mp + 48, c12);
+                _mm256_storeu_ps(mp + 56, c13);
+                _mm256_storeu_ps(mp + 64, c20);
+                _mm256_storeu_ps(mp + 72, c21);
+                _mm256_storeu_ps(mp + 80, c22);
+                _mm256_storeu_ps(mp + 88, c23);
             }
             for (int k = 0; k < 512; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
@@ -4345,11 +4345,11 @@ static CNN_SIMD void conv9(const float *restrict x0, float *restrict y, const fl
                     __m256 s00, s10, s20, s30;
                     {
                         const __m256 x0 = _mm256_loadu_ps(m + 0);
-                        const __m256 x1 = _mm256_loadu_ps(m + 196992);
-                        const __m256 x2 = _mm256_loadu_ps(m + 393984);
-                        const __m256 x3 = _mm256_loadu_ps(m + 590976);
-                        const __m256 x4 = _mm256_loadu_ps(m + 787968);
-                        const __m256 x5 = _mm256_loadu_ps(m + 984960);
+                        const __m256 x1 = _mm256_loadu_ps(m + 98496);
+                        const __m256 x2 = _mm256_loadu_ps(m + 196992);
+                        const __m256 x3 = _mm256_loadu_ps(m + 295488);
+                        const __m256 x4 = _mm256_loadu_ps(m + 393984);
+                        const __m256 x5 = _mm256_loadu_ps(m + 492480);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -4363,12 +4363,12 @@ static CNN_SIMD void conv9(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s01, s11, s21, s31;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 32832);
-                        const __m256 x1 = _mm256_loadu_ps(m + 229824);
-                        const __m256 x2 = _mm256_loadu_ps(m + 426816);
-                        const __m256 x3 = _mm256_loadu_ps(m + 623808);
-                        const __m256 x4 = _mm256_loadu_ps(m + 820800);
-                        const __m256 x5 = _mm256_loadu_ps(m + 1017792);
+                        const __m256 x0 = _mm256_loadu_ps(m + 16416);
+                        const __m256 x1 = _mm256_loadu_ps(m + 114912);
+                        const __m256 x2 = _mm256_loadu_ps(m + 213408);
+                        const __m256 x3 = _mm256_loadu_ps(m + 311904);
+                        const __m256 x4 = _mm256_loadu_ps(m + 410400);
+                        const __m256 x5 = _mm256_loadu_ps(m + 508896);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -4382,12 +4382,12 @@ static CNN_SIMD void conv9(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s02, s12, s22, s32;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 65664);
-                        const __m256 x1 = _mm256_loadu_ps(m + 262656);
-                        const __m256 x2 = _mm256_loadu_ps(m + 459648);
-                        const __m256 x3 = _mm256_loadu_ps(m + 656640);
-                        const __m256 x4 = _mm256_loadu_ps(m + 853632);
-                        const __m256 x5 = _mm256_loadu_ps(m + 1050624);
+                        const __m256 x0 = _mm256_loadu_ps(m + 32832);
+                        const __m256 x1 = _mm256_loadu_ps(m + 131328);
+                        const __m256 x2 = _mm256_loadu_ps(m + 229824);
+                        const __m256 x3 = _mm256_loadu_ps(m + 328320);
+                        const __m256 x4 = _mm256_loadu_ps(m + 426816);
+                        const __m256 x5 = _mm256_loadu_ps(m + 525312);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -4401,12 +4401,12 @@ static CNN_SIMD void conv9(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s03, s13, s23, s33;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 98496);
-                        const __m256 x1 = _mm256_loadu_ps(m + 295488);
-                        const __m256 x2 = _mm256_loadu_ps(m + 492480);
-                        const __m256 x3 = _mm256_loadu_ps(m + 689472);
-                        const __m256 x4 = _mm256_loadu_ps(m + 886464);
-                        const __m256 x5 = _mm256_loadu_ps(m + 1083456);
+                        const __m256 x0 = _mm256_loadu_ps(m + 49248);
+                        const __m256 x1 = _mm256_loadu_ps(m + 147744);
+                        const __m256 x2 = _mm256_loadu_ps(m + 246240);
+                        const __m256 x3 = _mm256_loadu_ps(m + 344736);
+                        const __m256 x4 = _mm256_loadu_ps(m + 443232);
+                        const __m256 x5 = _mm256_loadu_ps(m + 541728);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -4420,12 +4420,12 @@ static CNN_SIMD void conv9(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s04, s14, s24, s34;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 131328);
-                        const __m256 x1 = _mm256_loadu_ps(m + 328320);
-                        const __m256 x2 = _mm256_loadu_ps(m + 525312);
-                        const __m256 x3 = _mm256_loadu_ps(m + 722304);
-                        const __m256 x4 = _mm256_loadu_ps(m + 919296);
-                        const __m256 x5 = _mm256_loadu_ps(m + 1116288);
+                        const __m256 x0 = _mm256_loadu_ps(m + 65664);
+                        const __m256 x1 = _mm256_loadu_ps(m + 164160);
+                        const __m256 x2 = _mm256_loadu_ps(m + 262656);
+                        const __m256 x3 = _mm256_loadu_ps(m + 361152);
+                        const __m256 x4 = _mm256_loadu_ps(m + 459648);
+                        const __m256 x5 = _mm256_loadu_ps(m + 558144);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -4439,12 +4439,12 @@ static CNN_SIMD void conv9(const float *restrict x0, float *restrict y, const fl
                     }
                     __m256 s05, s15, s25, s35;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 164160);
-                        const __m256 x1 = _mm256_loadu_ps(m + 361152);
-                        const __m256 x2 = _mm256_loadu_ps(m + 558144);
-                        const __m256 x3 = _mm256_loadu_ps(m + 755136);
-                        const __m256 x4 = _mm256_loadu_ps(m + 952128);
-                        const __m256 x5 = _mm256_loadu_ps(m + 1149120);
+                        const __m256 x0 = _mm256_loadu_ps(m + 82080);
+                        const __m256 x1 = _mm256_loadu_ps(m + 180576);
+                        const __m256 x2 = _mm256_loadu_ps(m + 279072);
+                        const __m256 x3 = _mm256_loadu_ps(m + 377568);
+                        const __m256 x4 = _mm256_loadu_ps(m + 476064);
+                        const __m256 x5 = _mm256_loadu_ps(m + 574560);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -4789,19 +4789,19 @@ static CNN_SIMD void conv9(const float *restrict x0, float *restrict y, const fl
 /* conv10 — examples/vgg19.cnn:16: conv 3x3 p1 512
  *   in [512,28,28] -> out [512,28,28]
  *   weights at packed[12357440]: weight [512,512,3,3] + bias [512] (packed in blocks of 3 output channels)
- *   avx2: Winograd F(4x4,3x3), 7x7 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=7 tile rows; 36 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); then relu10
+ *   avx2: Winograd F(4x4,3x3), 7x7 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=4 tile rows; 36 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); then relu10
  */
 static CNN_SIMD void conv10(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 3, NV = 4, W = 8, BR = 7, TB = 64, NX = 36 };
+    enum { MR = 3, NV = 4, W = 8, BR = 4, TB = 32, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
      * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
     const float *bias = w + 9455616;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 401408;
-        float *in = s + (ptrdiff_t)b * 2914560; /* this sample's padded input, */
+        float *in = s + (ptrdiff_t)b * 1733760; /* this sample's padded input, */
         float *V = in + 552960; /* the band transformed, [NX][512][TB], */
-        float *M = V + 1179648; /* the NX products, [NX][513][TB] */
+        float *M = V + 589824; /* the NX products, [NX][513][TB] */
         cnn_pad(xb0, in, 512, 28, 28, 1, 1, 30, 36, 0);
         for (int ty0 = 0; ty0 < 7; ty0 += BR) {
             const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
@@ -4931,11 +4931,11 @@ static CNN_SIMD void conv10(const float *restrict x0, float *restrict y, const f
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
                         _mm256_storeu_ps(o + 0, u0);
-                        _mm256_storeu_ps(o + 196608, u1);
-                        _mm256_storeu_ps(o + 393216, u2);
-                        _mm256_storeu_ps(o + 589824, u3);
-                        _mm256_storeu_ps(o + 786432, u4);
-                        _mm256_storeu_ps(o + 983040, u5);
+                        _mm256_storeu_ps(o + 98304, u1);
+                        _mm256_storeu_ps(o + 196608, u2);
+                        _mm256_storeu_ps(o + 294912, u3);
+                        _mm256_storeu_ps(o + 393216, u4);
+                        _mm256_storeu_ps(o + 491520, u5);
                     }
                     {
                         const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
@@ -4945,12 +4945,12 @@ static CNN_SIMD void conv10(const float *restrict x0, float *restrict y, const f
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 32768, u0);
-                        _mm256_storeu_ps(o + 229376, u1);
-                        _mm256_storeu_ps(o + 425984, u2);
-                        _mm256_storeu_ps(o + 622592, u3);
-                        _mm256_storeu_ps(o + 819200, u4);
-                        _mm256_storeu_ps(o + 1015808, u5);
+                        _mm256_storeu_ps(o + 16384, u0);
+                        _mm256_storeu_ps(o + 114688, u1);
+                        _mm256_storeu_ps(o + 212992, u2);
+                        _mm256_storeu_ps(o + 311296, u3);
+                        _mm256_storeu_ps(o + 409600, u4);
+                        _mm256_storeu_ps(o + 507904, u5);
                     }
                     {
                         const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
@@ -4960,12 +4960,12 @@ static CNN_SIMD void conv10(const float *restrict x0, float *restrict y, const f
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 65536, u0);
-                        _mm256_storeu_ps(o + 262144, u1);
-                        _mm256_storeu_ps(o + 458752, u2);
-                        _mm256_storeu_ps(o + 655360, u3);
-                        _mm256_storeu_ps(o + 851968, u4);
-                        _mm256_storeu_ps(o + 1048576, u5);
+                        _mm256_storeu_ps(o + 32768, u0);
+                        _mm256_storeu_ps(o + 131072, u1);
+                        _mm256_storeu_ps(o + 229376, u2);
+                        _mm256_storeu_ps(o + 327680, u3);
+                        _mm256_storeu_ps(o + 425984, u4);
+                        _mm256_storeu_ps(o + 524288, u5);
                     }
                     {
                         const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
@@ -4975,12 +4975,12 @@ static CNN_SIMD void conv10(const float *restrict x0, float *restrict y, const f
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 98304, u0);
-                        _mm256_storeu_ps(o + 294912, u1);
-                        _mm256_storeu_ps(o + 491520, u2);
-                        _mm256_storeu_ps(o + 688128, u3);
-                        _mm256_storeu_ps(o + 884736, u4);
-                        _mm256_storeu_ps(o + 1081344, u5);
+                        _mm256_storeu_ps(o + 49152, u0);
+                        _mm256_storeu_ps(o + 147456, u1);
+                        _mm256_storeu_ps(o + 245760, u2);
+                        _mm256_storeu_ps(o + 344064, u3);
+                        _mm256_storeu_ps(o + 442368, u4);
+                        _mm256_storeu_ps(o + 540672, u5);
                     }
                     {
                         const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
@@ -4990,12 +4990,12 @@ static CNN_SIMD void conv10(const float *restrict x0, float *restrict y, const f
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 131072, u0);
-                        _mm256_storeu_ps(o + 327680, u1);
-                        _mm256_storeu_ps(o + 524288, u2);
-                        _mm256_storeu_ps(o + 720896, u3);
-                        _mm256_storeu_ps(o + 917504, u4);
-                        _mm256_storeu_ps(o + 1114112, u5);
+                        _mm256_storeu_ps(o + 65536, u0);
+                        _mm256_storeu_ps(o + 163840, u1);
+                        _mm256_storeu_ps(o + 262144, u2);
+                        _mm256_storeu_ps(o + 360448, u3);
+                        _mm256_storeu_ps(o + 458752, u4);
+                        _mm256_storeu_ps(o + 557056, u5);
                     }
                     {
                         const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
@@ -5005,23 +5005,23 @@ static CNN_SIMD void conv10(const float *restrict x0, float *restrict y, const f
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 163840, u0);
-                        _mm256_storeu_ps(o + 360448, u1);
-                        _mm256_storeu_ps(o + 557056, u2);
-                        _mm256_storeu_ps(o + 753664, u3);
-                        _mm256_storeu_ps(o + 950272, u4);
-                        _mm256_storeu_ps(o + 1146880, u5);
+                        _mm256_storeu_ps(o + 81920, u0);
+                        _mm256_storeu_ps(o + 180224, u1);
+                        _mm256_storeu_ps(o + 278528, u2);
+                        _mm256_storeu_ps(o + 376832, u3);
+                        _mm256_storeu_ps(o + 475136, u4);
+                        _mm256_storeu_ps(o + 573440, u5);
                     }
                 }
                 for (int v = used; v < nvec; v++)
                     for (int xi = 0; xi < NX; xi++)
-                        _mm256_storeu_ps(vc + xi * 32768 + v * W, _mm256_setzero_ps());
+                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
             }
             for (int it = 0; it < NX * 171 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 171, kb = kx - xi * 171;
                 const float *wp = w + (ptrdiff_t)kx * 1536;
-                const float *xp = V + (ptrdiff_t)xi * 32768 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c02 = _mm256_setzero_ps();
@@ -5055,19 +5055,19 @@ static CNN_SIMD void conv10(const float *restrict x0, float *restrict y, const f
                     c22 = _mm256_fmadd_ps(wv, xv2, c22);
                     c23 = _mm256_fmadd_ps(wv, xv3, c23);
                 }
-                float *mp = M + (ptrdiff_t)xi * 32832 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 16416 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
                 _mm256_storeu_ps(mp + 16, c02);
                 _mm256_storeu_ps(mp + 24, c03);
-                _mm256_storeu_ps(mp + 64, c10);
-                _mm256_storeu_ps(mp + 72, c11);
-                _mm256_storeu_ps(mp + 80, c12);
-                _mm256_storeu_ps(mp + 88, c13);
-                _mm256_storeu_ps(mp + 128, c20);
-                _mm256_storeu_ps(mp + 136, c21);
-                _mm256_storeu_ps(mp + 144, c22);
-                _mm256_storeu_ps(mp + 152, c23);
+                _mm256_storeu_ps(mp + 32, c10);
+                _mm256_storeu_ps(mp + 40, c11);
+                _mm256_storeu_ps(mp + 48, c12);
+                _mm256_storeu_ps(mp + 56, c13);
+                _mm256_storeu_ps(mp + 64, c20);
+                _mm256_storeu_ps(mp + 72, c21);
+                _mm256_storeu_ps(mp + 80, c22);
+                _mm256_storeu_ps(mp + 88, c23);
             }
             for (int k = 0; k < 512; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
@@ -5079,11 +5079,11 @@ static CNN_SIMD void conv10(const float *restrict x0, float *restrict y, const f
                     __m256 s00, s10, s20, s30;
                     {
                         const __m256 x0 = _mm256_loadu_ps(m + 0);
-                        const __m256 x1 = _mm256_loadu_ps(m + 196992);
-                        const __m256 x2 = _mm256_loadu_ps(m + 393984);
-                        const __m256 x3 = _mm256_loadu_ps(m + 590976);
-                        const __m256 x4 = _mm256_loadu_ps(m + 787968);
-                        const __m256 x5 = _mm256_loadu_ps(m + 984960);
+                        const __m256 x1 = _mm256_loadu_ps(m + 98496);
+                        const __m256 x2 = _mm256_loadu_ps(m + 196992);
+                        const __m256 x3 = _mm256_loadu_ps(m + 295488);
+                        const __m256 x4 = _mm256_loadu_ps(m + 393984);
+                        const __m256 x5 = _mm256_loadu_ps(m + 492480);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -5097,12 +5097,12 @@ static CNN_SIMD void conv10(const float *restrict x0, float *restrict y, const f
                     }
                     __m256 s01, s11, s21, s31;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 32832);
-                        const __m256 x1 = _mm256_loadu_ps(m + 229824);
-                        const __m256 x2 = _mm256_loadu_ps(m + 426816);
-                        const __m256 x3 = _mm256_loadu_ps(m + 623808);
-                        const __m256 x4 = _mm256_loadu_ps(m + 820800);
-                        const __m256 x5 = _mm256_loadu_ps(m + 1017792);
+                        const __m256 x0 = _mm256_loadu_ps(m + 16416);
+                        const __m256 x1 = _mm256_loadu_ps(m + 114912);
+                        const __m256 x2 = _mm256_loadu_ps(m + 213408);
+                        const __m256 x3 = _mm256_loadu_ps(m + 311904);
+                        const __m256 x4 = _mm256_loadu_ps(m + 410400);
+                        const __m256 x5 = _mm256_loadu_ps(m + 508896);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -5116,12 +5116,12 @@ static CNN_SIMD void conv10(const float *restrict x0, float *restrict y, const f
                     }
                     __m256 s02, s12, s22, s32;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 65664);
-                        const __m256 x1 = _mm256_loadu_ps(m + 262656);
-                        const __m256 x2 = _mm256_loadu_ps(m + 459648);
-                        const __m256 x3 = _mm256_loadu_ps(m + 656640);
-                        const __m256 x4 = _mm256_loadu_ps(m + 853632);
-                        const __m256 x5 = _mm256_loadu_ps(m + 1050624);
+                        const __m256 x0 = _mm256_loadu_ps(m + 32832);
+                        const __m256 x1 = _mm256_loadu_ps(m + 131328);
+                        const __m256 x2 = _mm256_loadu_ps(m + 229824);
+                        const __m256 x3 = _mm256_loadu_ps(m + 328320);
+                        const __m256 x4 = _mm256_loadu_ps(m + 426816);
+                        const __m256 x5 = _mm256_loadu_ps(m + 525312);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -5135,12 +5135,12 @@ static CNN_SIMD void conv10(const float *restrict x0, float *restrict y, const f
                     }
                     __m256 s03, s13, s23, s33;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 98496);
-                        const __m256 x1 = _mm256_loadu_ps(m + 295488);
-                        const __m256 x2 = _mm256_loadu_ps(m + 492480);
-                        const __m256 x3 = _mm256_loadu_ps(m + 689472);
-                        const __m256 x4 = _mm256_loadu_ps(m + 886464);
-                        const __m256 x5 = _mm256_loadu_ps(m + 1083456);
+                        const __m256 x0 = _mm256_loadu_ps(m + 49248);
+                        const __m256 x1 = _mm256_loadu_ps(m + 147744);
+                        const __m256 x2 = _mm256_loadu_ps(m + 246240);
+                        const __m256 x3 = _mm256_loadu_ps(m + 344736);
+                        const __m256 x4 = _mm256_loadu_ps(m + 443232);
+                        const __m256 x5 = _mm256_loadu_ps(m + 541728);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -5154,12 +5154,12 @@ static CNN_SIMD void conv10(const float *restrict x0, float *restrict y, const f
                     }
                     __m256 s04, s14, s24, s34;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 131328);
-                        const __m256 x1 = _mm256_loadu_ps(m + 328320);
-                        const __m256 x2 = _mm256_loadu_ps(m + 525312);
-                        const __m256 x3 = _mm256_loadu_ps(m + 722304);
-                        const __m256 x4 = _mm256_loadu_ps(m + 919296);
-                        const __m256 x5 = _mm256_loadu_ps(m + 1116288);
+                        const __m256 x0 = _mm256_loadu_ps(m + 65664);
+                        const __m256 x1 = _mm256_loadu_ps(m + 164160);
+                        const __m256 x2 = _mm256_loadu_ps(m + 262656);
+                        const __m256 x3 = _mm256_loadu_ps(m + 361152);
+                        const __m256 x4 = _mm256_loadu_ps(m + 459648);
+                        const __m256 x5 = _mm256_loadu_ps(m + 558144);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -5173,12 +5173,12 @@ static CNN_SIMD void conv10(const float *restrict x0, float *restrict y, const f
                     }
                     __m256 s05, s15, s25, s35;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 164160);
-                        const __m256 x1 = _mm256_loadu_ps(m + 361152);
-                        const __m256 x2 = _mm256_loadu_ps(m + 558144);
-                        const __m256 x3 = _mm256_loadu_ps(m + 755136);
-                        const __m256 x4 = _mm256_loadu_ps(m + 952128);
-                        const __m256 x5 = _mm256_loadu_ps(m + 1149120);
+                        const __m256 x0 = _mm256_loadu_ps(m + 82080);
+                        const __m256 x1 = _mm256_loadu_ps(m + 180576);
+                        const __m256 x2 = _mm256_loadu_ps(m + 279072);
+                        const __m256 x3 = _mm256_loadu_ps(m + 377568);
+                        const __m256 x4 = _mm256_loadu_ps(m + 476064);
+                        const __m256 x5 = _mm256_loadu_ps(m + 574560);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -5523,19 +5523,19 @@ static CNN_SIMD void conv10(const float *restrict x0, float *restrict y, const f
 /* conv11 — examples/vgg19.cnn:16: conv 3x3 p1 512
  *   in [512,28,28] -> out [512,28,28]
  *   weights at packed[21813568]: weight [512,512,3,3] + bias [512] (packed in blocks of 3 output channels)
- *   avx2: Winograd F(4x4,3x3), 7x7 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=7 tile rows; 36 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); then relu11
+ *   avx2: Winograd F(4x4,3x3), 7x7 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=4 tile rows; 36 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); then relu11
  */
 static CNN_SIMD void conv11(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 3, NV = 4, W = 8, BR = 7, TB = 64, NX = 36 };
+    enum { MR = 3, NV = 4, W = 8, BR = 4, TB = 32, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
      * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
     const float *bias = w + 9455616;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 401408;
-        float *in = s + (ptrdiff_t)b * 2914560; /* this sample's padded input, */
+        float *in = s + (ptrdiff_t)b * 1733760; /* this sample's padded input, */
         float *V = in + 552960; /* the band transformed, [NX][512][TB], */
-        float *M = V + 1179648; /* the NX products, [NX][513][TB] */
+        float *M = V + 589824; /* the NX products, [NX][513][TB] */
         cnn_pad(xb0, in, 512, 28, 28, 1, 1, 30, 36, 0);
         for (int ty0 = 0; ty0 < 7; ty0 += BR) {
             const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
@@ -5665,11 +5665,11 @@ static CNN_SIMD void conv11(const float *restrict x0, float *restrict y, const f
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
                         _mm256_storeu_ps(o + 0, u0);
-                        _mm256_storeu_ps(o + 196608, u1);
-                        _mm256_storeu_ps(o + 393216, u2);
-                        _mm256_storeu_ps(o + 589824, u3);
-                        _mm256_storeu_ps(o + 786432, u4);
-                        _mm256_storeu_ps(o + 983040, u5);
+                        _mm256_storeu_ps(o + 98304, u1);
+                        _mm256_storeu_ps(o + 196608, u2);
+                        _mm256_storeu_ps(o + 294912, u3);
+                        _mm256_storeu_ps(o + 393216, u4);
+                        _mm256_storeu_ps(o + 491520, u5);
                     }
                     {
                         const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
@@ -5679,12 +5679,12 @@ static CNN_SIMD void conv11(const float *restrict x0, float *restrict y, const f
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 32768, u0);
-                        _mm256_storeu_ps(o + 229376, u1);
-                        _mm256_storeu_ps(o + 425984, u2);
-                        _mm256_storeu_ps(o + 622592, u3);
-                        _mm256_storeu_ps(o + 819200, u4);
-                        _mm256_storeu_ps(o + 1015808, u5);
+                        _mm256_storeu_ps(o + 16384, u0);
+                        _mm256_storeu_ps(o + 114688, u1);
+                        _mm256_storeu_ps(o + 212992, u2);
+                        _mm256_storeu_ps(o + 311296, u3);
+                        _mm256_storeu_ps(o + 409600, u4);
+                        _mm256_storeu_ps(o + 507904, u5);
                     }
                     {
                         const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
@@ -5694,12 +5694,12 @@ static CNN_SIMD void conv11(const float *restrict x0, float *restrict y, const f
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 65536, u0);
-                        _mm256_storeu_ps(o + 262144, u1);
-                        _mm256_storeu_ps(o + 458752, u2);
-                        _mm256_storeu_ps(o + 655360, u3);
-                        _mm256_storeu_ps(o + 851968, u4);
-                        _mm256_storeu_ps(o + 1048576, u5);
+                        _mm256_storeu_ps(o + 32768, u0);
+                        _mm256_storeu_ps(o + 131072, u1);
+                        _mm256_storeu_ps(o + 229376, u2);
+                        _mm256_storeu_ps(o + 327680, u3);
+                        _mm256_storeu_ps(o + 425984, u4);
+                        _mm256_storeu_ps(o + 524288, u5);
                     }
                     {
                         const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
@@ -5709,12 +5709,12 @@ static CNN_SIMD void conv11(const float *restrict x0, float *restrict y, const f
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 98304, u0);
-                        _mm256_storeu_ps(o + 294912, u1);
-                        _mm256_storeu_ps(o + 491520, u2);
-                        _mm256_storeu_ps(o + 688128, u3);
-                        _mm256_storeu_ps(o + 884736, u4);
-                        _mm256_storeu_ps(o + 1081344, u5);
+                        _mm256_storeu_ps(o + 49152, u0);
+                        _mm256_storeu_ps(o + 147456, u1);
+                        _mm256_storeu_ps(o + 245760, u2);
+                        _mm256_storeu_ps(o + 344064, u3);
+                        _mm256_storeu_ps(o + 442368, u4);
+                        _mm256_storeu_ps(o + 540672, u5);
                     }
                     {
                         const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
@@ -5724,12 +5724,12 @@ static CNN_SIMD void conv11(const float *restrict x0, float *restrict y, const f
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 131072, u0);
-                        _mm256_storeu_ps(o + 327680, u1);
-                        _mm256_storeu_ps(o + 524288, u2);
-                        _mm256_storeu_ps(o + 720896, u3);
-                        _mm256_storeu_ps(o + 917504, u4);
-                        _mm256_storeu_ps(o + 1114112, u5);
+                        _mm256_storeu_ps(o + 65536, u0);
+                        _mm256_storeu_ps(o + 163840, u1);
+                        _mm256_storeu_ps(o + 262144, u2);
+                        _mm256_storeu_ps(o + 360448, u3);
+                        _mm256_storeu_ps(o + 458752, u4);
+                        _mm256_storeu_ps(o + 557056, u5);
                     }
                     {
                         const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
@@ -5739,23 +5739,23 @@ static CNN_SIMD void conv11(const float *restrict x0, float *restrict y, const f
                                      u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
                                      u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
                                      u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
-                        _mm256_storeu_ps(o + 163840, u0);
-                        _mm256_storeu_ps(o + 360448, u1);
-                        _mm256_storeu_ps(o + 557056, u2);
-                        _mm256_storeu_ps(o + 753664, u3);
-                        _mm256_storeu_ps(o + 950272, u4);
-                        _mm256_storeu_ps(o + 1146880, u5);
+                        _mm256_storeu_ps(o + 81920, u0);
+                        _mm256_storeu_ps(o + 180224, u1);
+                        _mm256_storeu_ps(o + 278528, u2);
+                        _mm256_storeu_ps(o + 376832, u3);
+                        _mm256_storeu_ps(o + 475136, u4);
+                        _mm256_storeu_ps(o + 573440, u5);
                     }
                 }
                 for (int v = used; v < nvec; v++)
                     for (int xi = 0; xi < NX; xi++)
-                        _mm256_storeu_ps(vc + xi * 32768 + v * W, _mm256_setzero_ps());
+                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
             }
             for (int it = 0; it < NX * 171 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 171, kb = kx - xi * 171;
                 const float *wp = w + (ptrdiff_t)kx * 1536;
-                const float *xp = V + (ptrdiff_t)xi * 32768 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c02 = _mm256_setzero_ps();
@@ -5789,19 +5789,19 @@ static CNN_SIMD void conv11(const float *restrict x0, float *restrict y, const f
                     c22 = _mm256_fmadd_ps(wv, xv2, c22);
                     c23 = _mm256_fmadd_ps(wv, xv3, c23);
                 }
-                float *mp = M + (ptrdiff_t)xi * 32832 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 16416 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
                 _mm256_storeu_ps(mp + 16, c02);
                 _mm256_storeu_ps(mp + 24, c03);
-                _mm256_storeu_ps(mp + 64, c10);
-                _mm256_storeu_ps(mp + 72, c11);
-                _mm256_storeu_ps(mp + 80, c12);
-                _mm256_storeu_ps(mp + 88, c13);
-                _mm256_storeu_ps(mp + 128, c20);
-                _mm256_storeu_ps(mp + 136, c21);
-                _mm256_storeu_ps(mp + 144, c22);
-                _mm256_storeu_ps(mp + 152, c23);
+                _mm256_storeu_ps(mp + 32, c10);
+                _mm256_storeu_ps(mp + 40, c11);
+                _mm256_storeu_ps(mp + 48, c12);
+                _mm256_storeu_ps(mp + 56, c13);
+                _mm256_storeu_ps(mp + 64, c20);
+                _mm256_storeu_ps(mp + 72, c21);
+                _mm256_storeu_ps(mp + 80, c22);
+                _mm256_storeu_ps(mp + 88, c23);
             }
             for (int k = 0; k < 512; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
@@ -5813,11 +5813,11 @@ static CNN_SIMD void conv11(const float *restrict x0, float *restrict y, const f
                     __m256 s00, s10, s20, s30;
                     {
                         const __m256 x0 = _mm256_loadu_ps(m + 0);
-                        const __m256 x1 = _mm256_loadu_ps(m + 196992);
-                        const __m256 x2 = _mm256_loadu_ps(m + 393984);
-                        const __m256 x3 = _mm256_loadu_ps(m + 590976);
-                        const __m256 x4 = _mm256_loadu_ps(m + 787968);
-                        const __m256 x5 = _mm256_loadu_ps(m + 984960);
+                        const __m256 x1 = _mm256_loadu_ps(m + 98496);
+                        const __m256 x2 = _mm256_loadu_ps(m + 196992);
+                        const __m256 x3 = _mm256_loadu_ps(m + 295488);
+                        const __m256 x4 = _mm256_loadu_ps(m + 393984);
+                        const __m256 x5 = _mm256_loadu_ps(m + 492480);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -5831,12 +5831,12 @@ static CNN_SIMD void conv11(const float *restrict x0, float *restrict y, const f
                     }
                     __m256 s01, s11, s21, s31;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 32832);
-                        const __m256 x1 = _mm256_loadu_ps(m + 229824);
-                        const __m256 x2 = _mm256_loadu_ps(m + 426816);
-                        const __m256 x3 = _mm256_loadu_ps(m + 623808);
-                        const __m256 x4 = _mm256_loadu_ps(m + 820800);
-                        const __m256 x5 = _mm256_loadu_ps(m + 1017792);
+                        const __m256 x0 = _mm256_loadu_ps(m + 16416);
+                        const __m256 x1 = _mm256_loadu_ps(m + 114912);
+                        const __m256 x2 = _mm256_loadu_ps(m + 213408);
+                        const __m256 x3 = _mm256_loadu_ps(m + 311904);
+                        const __m256 x4 = _mm256_loadu_ps(m + 410400);
+                        const __m256 x5 = _mm256_loadu_ps(m + 508896);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -5850,12 +5850,12 @@ static CNN_SIMD void conv11(const float *restrict x0, float *restrict y, const f
                     }
                     __m256 s02, s12, s22, s32;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 65664);
-                        const __m256 x1 = _mm256_loadu_ps(m + 262656);
-                        const __m256 x2 = _mm256_loadu_ps(m + 459648);
-                        const __m256 x3 = _mm256_loadu_ps(m + 656640);
-                        const __m256 x4 = _mm256_loadu_ps(m + 853632);
-                        const __m256 x5 = _mm256_loadu_ps(m + 1050624);
+                        const __m256 x0 = _mm256_loadu_ps(m + 32832);
+                        const __m256 x1 = _mm256_loadu_ps(m + 131328);
+                        const __m256 x2 = _mm256_loadu_ps(m + 229824);
+                        const __m256 x3 = _mm256_loadu_ps(m + 328320);
+                        const __m256 x4 = _mm256_loadu_ps(m + 426816);
+                        const __m256 x5 = _mm256_loadu_ps(m + 525312);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -5869,12 +5869,12 @@ static CNN_SIMD void conv11(const float *restrict x0, float *restrict y, const f
                     }
                     __m256 s03, s13, s23, s33;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 98496);
-                        const __m256 x1 = _mm256_loadu_ps(m + 295488);
-                        const __m256 x2 = _mm256_loadu_ps(m + 492480);
-                        const __m256 x3 = _mm256_loadu_ps(m + 689472);
-                        const __m256 x4 = _mm256_loadu_ps(m + 886464);
-                        const __m256 x5 = _mm256_loadu_ps(m + 1083456);
+                        const __m256 x0 = _mm256_loadu_ps(m + 49248);
+                        const __m256 x1 = _mm256_loadu_ps(m + 147744);
+                        const __m256 x2 = _mm256_loadu_ps(m + 246240);
+                        const __m256 x3 = _mm256_loadu_ps(m + 344736);
+                        const __m256 x4 = _mm256_loadu_ps(m + 443232);
+                        const __m256 x5 = _mm256_loadu_ps(m + 541728);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -5888,12 +5888,12 @@ static CNN_SIMD void conv11(const float *restrict x0, float *restrict y, const f
                     }
                     __m256 s04, s14, s24, s34;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 131328);
-                        const __m256 x1 = _mm256_loadu_ps(m + 328320);
-                        const __m256 x2 = _mm256_loadu_ps(m + 525312);
-                        const __m256 x3 = _mm256_loadu_ps(m + 722304);
-                        const __m256 x4 = _mm256_loadu_ps(m + 919296);
-                        const __m256 x5 = _mm256_loadu_ps(m + 1116288);
+                        const __m256 x0 = _mm256_loadu_ps(m + 65664);
+                        const __m256 x1 = _mm256_loadu_ps(m + 164160);
+                        const __m256 x2 = _mm256_loadu_ps(m + 262656);
+                        const __m256 x3 = _mm256_loadu_ps(m + 361152);
+                        const __m256 x4 = _mm256_loadu_ps(m + 459648);
+                        const __m256 x5 = _mm256_loadu_ps(m + 558144);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -5907,12 +5907,12 @@ static CNN_SIMD void conv11(const float *restrict x0, float *restrict y, const f
                     }
                     __m256 s05, s15, s25, s35;
                     {
-                        const __m256 x0 = _mm256_loadu_ps(m + 164160);
-                        const __m256 x1 = _mm256_loadu_ps(m + 361152);
-                        const __m256 x2 = _mm256_loadu_ps(m + 558144);
-                        const __m256 x3 = _mm256_loadu_ps(m + 755136);
-                        const __m256 x4 = _mm256_loadu_ps(m + 952128);
-                        const __m256 x5 = _mm256_loadu_ps(m + 1149120);
+                        const __m256 x0 = _mm256_loadu_ps(m + 82080);
+                        const __m256 x1 = _mm256_loadu_ps(m + 180576);
+                        const __m256 x2 = _mm256_loadu_ps(m + 279072);
+                        const __m256 x3 = _mm256_loadu_ps(m + 377568);
+                        const __m256 x4 = _mm256_loadu_ps(m + 476064);
+                        const __m256 x5 = _mm256_loadu_ps(m + 574560);
                         const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
                                      ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
                         const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
@@ -9046,16 +9046,16 @@ int vgg19_forward(const float *packed, const float *in_img, float *out_logits, i
     conv1(in_img, A + 3956992, packed + 0, A + 0, batch);
     conv2(A + 3956992, A + 7168256, packed + 1792, A + 0, batch);
     conv3(A + 7168256, A + 2351616, packed + 67392, A + 0, batch);
-    conv4(A + 2351616, A + 4180992, packed + 364736, A + 0, batch);
-    conv5(A + 4180992, A + 3378176, packed + 627008, A + 0, batch);
-    conv6(A + 3378176, A + 4180992, packed + 1816128, A + 0, batch);
-    conv7(A + 4180992, A + 3378176, packed + 4194112, A + 0, batch);
-    conv8(A + 3378176, A + 2048256, packed + 6572096, A + 0, batch);
-    conv9(A + 2048256, A + 2914560, packed + 7629120, A + 0, batch);
-    conv10(A + 2914560, A + 3315968, packed + 12357440, A + 0, batch);
-    conv11(A + 3315968, A + 2914560, packed + 21813568, A + 0, batch);
-    conv12(A + 2914560, A + 2621440, packed + 31269696, A + 0, batch);
-    conv13(A + 2621440, A + 776448, packed + 35472704, A + 0, batch);
+    conv4(A + 2351616, A + 3957248, packed + 364736, A + 0, batch);
+    conv5(A + 3957248, A + 1305728, packed + 627008, A + 0, batch);
+    conv6(A + 1305728, A + 2108544, packed + 1816128, A + 0, batch);
+    conv7(A + 2108544, A + 2911360, packed + 4194112, A + 0, batch);
+    conv8(A + 2911360, A + 2135168, packed + 6572096, A + 0, batch);
+    conv9(A + 2135168, A + 1733760, packed + 7629120, A + 0, batch);
+    conv10(A + 1733760, A + 2135168, packed + 12357440, A + 0, batch);
+    conv11(A + 2135168, A + 2621440, packed + 21813568, A + 0, batch);
+    conv12(A + 2621440, A + 3022848, packed + 31269696, A + 0, batch);
+    conv13(A + 3022848, A + 776448, packed + 35472704, A + 0, batch);
     conv14(A + 776448, A + 876800, packed + 44984128, A + 0, batch);
     conv15(A + 876800, A + 1197056, packed + 54495552, A + 0, batch);
     conv16(A + 1197056, A + 1297408, packed + 64006976, A + 0, batch);
