@@ -58,8 +58,9 @@ def cnnc_kernel(c_file):
     """Which kernel cnnc wrote for the layer, from the schedule line of its comment."""
     with open(c_file) as f:
         text = f.read()
-    if "Winograd F(2x2,3x3)" in text:
-        return "Winograd F(2x2,3x3)"
+    for tile in ("F(4x4,3x3)", "F(2x2,3x3)"):
+        if "Winograd " + tile in text:
+            return "Winograd " + tile
     if "depthwise, a channel at a time" in text:
         return "depthwise"
     if "1-D Winograd" in text:

@@ -158,16 +158,18 @@ void simd_store_vector(Emit *e, const Node *n, const char *indent, const char *v
 void simd_store_lanes(Emit *e, const Node *n, const char *indent, const char *vec,
                       const char *first, const char *count, const char *at);
 
-/* ---- winograd.c: 3x3 stride-1 convolutions by F(2x2, 3x3) ---- */
+/* ---- winograd.c: 3x3 stride-1 convolutions by F(2x2, 3x3) or F(4x4, 3x3) ---- */
 /* Marks the convolutions Winograd computes on target t (none when off). */
 void wino_choose(Graph *g, Target t, bool off);
 /* fuse_pool.c: marks each 2x2 stride-2 max pool that the kernel of the
  * convolution before it computes (n->pool); run after fuse_graph(). */
 void fuse_pool(Graph *g, Target t);
+/* Whether the kernel of the convolution before max pool p can take it. */
+bool pool_suits(Target t, const Node *p);
 /* chain.c: numbers the runs of convolutions NAME_forward takes one sample
  * at a time (n->chain); run after fuse_pool(). */
 void chain_samples(Graph *g, const BuildOptions *opt);
-bool wino_suits(Target t, const Node *n);
+bool wino_suits(Target t, const Node *n, int m);
 int wino_mr(Target t, const Node *n);
 int64_t wino_scratch(Target t, const Node *n, int batch);
 const char *wino_schedule(Emit *e, const Node *n);

@@ -697,12 +697,63 @@ static const char pack_wino_text[] =
 "    }\n"
 "}\n\n";
 
+static const char pack_wino4_text[] =
+"/* The same for F(4x4, 3x3): U = G g G^T with G = [1/4 0 0; -1/6 -1/6 -1/6;\n"
+" * -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1], as [36][k in blocks\n"
+" * of mr][c][mr], then the k biases. The sums are scaled last, so no\n"
+" * product can be contracted into an FMA: pack.c gets the same bits. */\n"
+"static void cnn_wino4_g(const double *x, int s, double *out, int os) {\n"
+"    out[0] = x[0] * 0.25;\n"
+"    out[os] = -(x[0] + x[s] + x[2 * s]) / 6.0;\n"
+"    out[2 * os] = -(x[0] - x[s] + x[2 * s]) / 6.0;\n"
+"    out[3 * os] = (x[0] + 2.0 * x[s] + 4.0 * x[2 * s]) / 24.0;\n"
+"    out[4 * os] = (x[0] - 2.0 * x[s] + 4.0 * x[2 * s]) / 24.0;\n"
+"    out[5 * os] = x[2 * s];\n"
+"}\n\n"
+"static void cnn_pack_wino4(const float *w, const float *bias, const float *bn,\n"
+"                           double eps, float *out, int k, int c, int mr) {\n"
+"    int blocks = (k + mr - 1) / mr;\n"
+"    float *ob = out + (ptrdiff_t)36 * blocks * mr * c;\n"
+"    for (int oc = 0; oc < blocks * mr; oc++) {\n"
+"        double scale = 1.0, shift = 0.0;\n"
+"        if (oc < k && bn) {\n"
+"            scale = (double)(float)(bn[oc] / cnn_sqrt((double)bn[3 * k + oc] + eps));\n"
+"            shift = bn[k + oc] - (double)bn[2 * k + oc] * scale;\n"
+"        }\n"
+"        for (int ci = 0; ci < c; ci++) {\n"
+"            double g[3][3], t[6][3], u[6][6];\n"
+"            for (int i = 0; i < 9; i++)\n"
+"                g[i / 3][i % 3] =\n"
+"                    oc < k ? (float)(w[((ptrdiff_t)oc * c + ci) * 9 + i] * scale) : 0.0f;\n"
+"            for (int j = 0; j < 3; j++)\n"
+"                cnn_wino4_g(&g[0][j], 3, &t[0][j], 3);\n"
+"            for (int i = 0; i < 6; i++)\n"
+"                cnn_wino4_g(t[i], 1, u[i], 1);\n"
+"            for (int xi = 0; xi < 36; xi++)\n"
+"                out[(((ptrdiff_t)xi * blocks + oc / mr) * c + ci) * mr + oc % mr] =\n"
+"                    (float)u[xi / 6][xi % 6];\n"
+"        }\n"
+"        if (oc < k)\n"
+"            ob[oc] = (float)((bias ? bias[oc] : 0.0) * scale + shift);\n"
+"    }\n"
+"}\n\n";
+
 /* ---- pack, embed, forward ------------------------------------------------ */
 
 static bool any_pack_op(const Packing *pk, PackKind kind) {
     for (int i = 0; i < pk->ops.len; i++)
         if (((PackOp *)pk->ops.items[i])->kind == kind)
             return true;
+    return false;
+}
+
+/* Whether some PACK_WINO op is for output tiles of side m. */
+static bool any_wino_op(const Packing *pk, int m) {
+    for (int i = 0; i < pk->ops.len; i++) {
+        const PackOp *op = pk->ops.items[i];
+        if (op->kind == PACK_WINO && op->m == m)
+            return true;
+    }
     return false;
 }
 
@@ -720,16 +771,18 @@ static void emit_pack(FILE *o, const Graph *g, const Packing *pk) {
                     ll(op->src), ll(op->dst), ll(op->count), op->node->name);
         } else if (op->kind == PACK_WINO) {
             const char *bias = op->bias ? "params + " : "NULL";
-            fprintf(o, "    cnn_pack_wino(params + %lld, %s", ll(op->src), bias);
+            fprintf(o, "    cnn_pack_wino%s(params + %lld, %s", op->m == 4 ? "4" : "",
+                    ll(op->src), bias);
             if (op->bias)
                 fprintf(o, "%lld", ll(op->src + op->k * op->per * 9));
             if (op->bn_src >= 0)
                 fprintf(o, ", params + %lld, %.17g", ll(op->bn_src), op->eps);
             else
                 fprintf(o, ", NULL, 0.0");
-            fprintf(o, ", packed + %lld, %lld, %lld, %d); /* %s%s%s: Winograd */\n",
+            fprintf(o, ", packed + %lld, %lld, %lld, %d); /* %s%s%s: Winograd%s */\n",
                     ll(op->dst), ll(op->k), ll(op->per), op->mr, op->node->name,
-                    op->node->bn ? " + " : "", op->node->bn ? op->node->bn->name : "");
+                    op->node->bn ? " + " : "", op->node->bn ? op->node->bn->name : "",
+                    op->m == 4 ? " F(4x4)" : "");
         } else if (op->kind == PACK_CONV) {
             const char *bias = op->bias ? "params + " : "NULL";
             fprintf(o, "    cnn_pack_conv(params + %lld, %s", ll(op->src), bias);
@@ -1055,8 +1108,8 @@ Generated *emit_c(Graph *g, const BuildOptions *opt, Arena *a, Diags *d) {
     bool bn = any_pack_op(e.packing, PACK_BN);
     bool copy = e.need_copy || any_pack_op(e.packing, PACK_COPY);
     bool pconv = any_pack_op(e.packing, PACK_CONV);
-    bool pwino = any_pack_op(e.packing, PACK_WINO);
-    bool sqrt_ = bn || pconv || pwino || e.need_sqrt, log_ = e.need_log || sqrt_;
+    bool pwino = any_wino_op(e.packing, 2), pwino4 = any_wino_op(e.packing, 4);
+    bool sqrt_ = bn || pconv || pwino || pwino4 || e.need_sqrt, log_ = e.need_log || sqrt_;
     if (e.need_exp || e.need_tanh || log_)
         fputs(exp_text, o);
     if (e.need_tanh)
@@ -1106,6 +1159,8 @@ Generated *emit_c(Graph *g, const BuildOptions *opt, Arena *a, Diags *d) {
         fputs(pack_conv_text, o);
     if (pwino)
         fputs(pack_wino_text, o);
+    if (pwino4)
+        fputs(pack_wino4_text, o);
     fputs(kernels, o);
     if (embedded)
         emit_embedded(o, g, e.packing, embedded);

@@ -5,9 +5,10 @@
  * pool's storage).
  *
  * Two kernels do it: Winograd's (winograd.c), whose 2x2 output tiles are
- * the pooling windows, and depthwise.c's, whose tile is R = 4 output rows
- * by a vector along the row, so each pair of rows and each pair of lanes is
- * in registers together. Other kernels keep their pools apart. The epilogue (bias, activation, residual sum) runs
+ * the pooling windows (F(2x2, 3x3), which wino_choose gives every layer
+ * whose pool qualifies, fused or not), and depthwise.c's, whose tile is
+ * R = 4 output rows by a vector along the row, so each pair of rows and
+ * each pair of lanes is in registers together. Other kernels keep their pools apart. The epilogue (bias, activation, residual sum) runs
  * on every convolution output first, then the maximum, with the scalar
  * kernel's rule for NaN and signed zeros, so the result is the same bits as
  * the two layers apart. The pass runs after the target is known (like
@@ -19,7 +20,7 @@ bool pooled_in_conv(const Node *p) {
            fusion_root(p->inputs.items[0])->pool == p;
 }
 
-static bool pool_suits(Target t, const Node *p) {
+bool pool_suits(Target t, const Node *p) {
     const Attrs *a = &p->a;
     if (p->op != OP_MAXPOOL || p->bad || a->kernel[0] != 2 || a->kernel[1] != 2 ||
         a->stride[0] != 2 || a->stride[1] != 2 || a->pad_lo[0] || a->pad_lo[1] ||

@@ -198,7 +198,9 @@ struct Node {
                                  output, and the pool has no code */
 
     /* set by wino_choose() (winograd.c) before planning, for inference */
-    bool winograd;            /* conv: computed by Winograd's F(2x2, 3x3) */
+    int winograd;             /* conv: 0, or the side m of the output tiles
+                                 Winograd's F(m x m, 3x3) computes it by
+                                 (2 or 4; winograd.c) */
     bool rows_wino;           /* conv: 7-wide stride 2 by 1-D Winograd along
                                  rows (wino_rows.c); its packed blocks serve
                                  training's forward pass too */
@@ -390,8 +392,8 @@ typedef enum PackKind {
                        for every padded channel                               */
     PACK_WINO,      /* a 3x3 convolution's weights [K][C][3][3] (and bias),
                        batch norm folded in as for PACK_CONV, transformed for
-                       Winograd's F(2x2,3x3) to [16][K in blocks of mr][C][mr],
-                       then K biases                                          */
+                       Winograd's F(m x m,3x3) to [(m+2)^2][K in blocks of mr]
+                       [C][mr], then K biases                                 */
 } PackKind;
 
 typedef struct PackOp {
@@ -402,6 +404,7 @@ typedef struct PackOp {
     /* PACK_CONV */
     int64_t k, per, groups, bn_src;   /* bn_src < 0: none */
     int mr;
+    int m;                    /* PACK_WINO: the output tile's side, 2 or 4 */
     bool bias;
 } PackOp;
 
@@ -417,8 +420,8 @@ typedef int (*PackMrFn)(const Node *n);
 Packing *pack_plan(Graph *g, PackMrFn mr_of, Arena *a);
 /* Floats of a PACK_CONV result: blocked weights and the padded bias. */
 int64_t pack_conv_floats(int64_t k, int64_t per, int64_t groups, int mr);
-/* Floats of a PACK_WINO result: 16 transformed blocks and the bias. */
-int64_t pack_wino_floats(int64_t k, int64_t c, int mr);
+/* Floats of a PACK_WINO result: (m + 2)^2 transformed blocks and the bias. */
+int64_t pack_wino_floats(int64_t k, int64_t c, int mr, int m);
 void pack_apply(const Packing *pk, const float *params, float *packed);
 
 /* ---- emit_c.c, kernels_scalar.c: the C emitter ------------------------- */

@@ -29,15 +29,15 @@ int64_t pack_conv_floats(int64_t k, int64_t per, int64_t groups, int mr) {
     return groups * blocks * mr * (per + 1);
 }
 
-int64_t pack_wino_floats(int64_t k, int64_t c, int mr) {
-    return 16 * ((k + mr - 1) / mr) * mr * c + k;
+int64_t pack_wino_floats(int64_t k, int64_t c, int mr, int m) {
+    return (int64_t)(m + 2) * (m + 2) * ((k + mr - 1) / mr) * mr * c + k;
 }
 
 /* A convolution's or dense layer's weights (and bias), with the batch norm
  * fused into it folded in: PACK_CONV (per: weights per output channel) or
  * PACK_WINO (per: input channels). */
-static void add_weighted(Arena *a, Packing *pk, PackKind kind, Node *n, int64_t per,
-                         int64_t groups, int mr, int64_t out_count) {
+static PackOp *add_weighted(Arena *a, Packing *pk, PackKind kind, Node *n, int64_t per,
+                            int64_t groups, int mr, int64_t out_count) {
     PackOp *op = add_op(a, pk, kind, n, n->params[0].offset, n->param_count, out_count);
     op->k = n->a.units;
     op->per = per;
@@ -49,6 +49,7 @@ static void add_weighted(Arena *a, Packing *pk, PackKind kind, Node *n, int64_t 
         op->eps = n->bn->a.eps;
     }
     n->pack_mr = mr;
+    return op;
 }
 
 Packing *pack_plan(Graph *g, PackMrFn mr_of, Arena *a) {
@@ -66,7 +67,9 @@ Packing *pack_plan(Graph *g, PackMrFn mr_of, Arena *a) {
             add_op(a, pk, PACK_BN, n, n->params[0].offset, ch, 2 * ch);
         } else if (n->winograd) {
             int64_t k = n->a.units, c = n->params[0].count / (k * 9);
-            add_weighted(a, pk, PACK_WINO, n, c, 1, mr, pack_wino_floats(k, c, mr));
+            PackOp *op = add_weighted(a, pk, PACK_WINO, n, c, 1, mr,
+                                      pack_wino_floats(k, c, mr, n->winograd));
+            op->m = n->winograd;
         } else if (weighted && (n->bn || mr > 0)) {
             if (mr == 0)
                 mr = 1;
@@ -108,15 +111,39 @@ static void pack_conv(const PackOp *op, const float *params, float *dst) {
             }
 }
 
-/* The same arithmetic as cnn_pack_wino() in the generated code: each 3x3
- * kernel (batch norm folded in, rounded to float as PACK_CONV does) to
- * U = G g G^T in double, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]. */
+/* One dimension of G g G^T for F(2x2, 3x3): x[0], x[s], x[2s] to 4 values,
+ * G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]. */
+static void wino2_g(const double *x, int s, double *out, int os) {
+    out[0] = x[0];
+    out[os] = (x[0] + x[s] + x[2 * s]) * 0.5;
+    out[2 * os] = (x[0] - x[s] + x[2 * s]) * 0.5;
+    out[3 * os] = x[2 * s];
+}
+
+/* The same for F(4x4, 3x3), to 6 values: G = [1/4 0 0; -1/6 -1/6 -1/6;
+ * -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1], written as sums
+ * scaled last, so that no C compiler can contract a product into an FMA
+ * (the products by 2 and 4 are exact): cnn_pack_wino4 gives the same bits. */
+static void wino4_g(const double *x, int s, double *out, int os) {
+    out[0] = x[0] * 0.25;
+    out[os] = -(x[0] + x[s] + x[2 * s]) / 6.0;
+    out[2 * os] = -(x[0] - x[s] + x[2 * s]) / 6.0;
+    out[3 * os] = (x[0] + 2.0 * x[s] + 4.0 * x[2 * s]) / 24.0;
+    out[4 * os] = (x[0] - 2.0 * x[s] + 4.0 * x[2 * s]) / 24.0;
+    out[5 * os] = x[2 * s];
+}
+
+/* The same arithmetic as cnn_pack_wino() and cnn_pack_wino4() in the
+ * generated code: each 3x3 kernel (batch norm folded in, rounded to float
+ * as PACK_CONV does) to U = G g G^T in double. */
 static void pack_wino(const PackOp *op, const float *params, float *dst) {
     const float *w = params + op->src;
     const float *bias = op->bias ? w + op->k * op->per * 9 : NULL;
     const float *bn = op->bn_src >= 0 ? params + op->bn_src : NULL;
     int64_t k = op->k, c = op->per, mr = op->mr, blocks = (k + mr - 1) / mr;
-    float *db = dst + 16 * blocks * mr * c;
+    int a = op->m + 2, nx = a * a;
+    void (*gt)(const double *, int, double *, int) = op->m == 4 ? wino4_g : wino2_g;
+    float *db = dst + nx * blocks * mr * c;
     for (int64_t oc = 0; oc < blocks * mr; oc++) {
         double scale = 1.0, shift = 0.0;
         if (oc < k && bn) {
@@ -124,23 +151,15 @@ static void pack_wino(const PackOp *op, const float *params, float *dst) {
             shift = bn[k + oc] - (double)bn[2 * k + oc] * scale;
         }
         for (int64_t ci = 0; ci < c; ci++) {
-            double g[3][3], t[4][3], u[4][4];
+            double g[3][3], t[6][3], u[6][6];
             for (int i = 0; i < 9; i++)
                 g[i / 3][i % 3] = oc < k ? (float)(w[(oc * c + ci) * 9 + i] * scale) : 0.0f;
-            for (int j = 0; j < 3; j++) {
-                t[0][j] = g[0][j];
-                t[1][j] = (g[0][j] + g[1][j] + g[2][j]) * 0.5;
-                t[2][j] = (g[0][j] - g[1][j] + g[2][j]) * 0.5;
-                t[3][j] = g[2][j];
-            }
-            for (int i = 0; i < 4; i++) {
-                u[i][0] = t[i][0];
-                u[i][1] = (t[i][0] + t[i][1] + t[i][2]) * 0.5;
-                u[i][2] = (t[i][0] - t[i][1] + t[i][2]) * 0.5;
-                u[i][3] = t[i][2];
-            }
-            for (int xi = 0; xi < 16; xi++)
-                dst[((xi * blocks + oc / mr) * c + ci) * mr + oc % mr] = (float)u[xi / 4][xi % 4];
+            for (int j = 0; j < 3; j++)
+                gt(&g[0][j], 3, &t[0][j], 3);
+            for (int i = 0; i < a; i++)
+                gt(t[i], 1, u[i], 1);
+            for (int xi = 0; xi < nx; xi++)
+                dst[((xi * blocks + oc / mr) * c + ci) * mr + oc % mr] = (float)u[xi / a][xi % a];
         }
         if (oc < k)
             db[oc] = (float)((bias ? bias[oc] : 0.0) * scale + shift);

@@ -1,29 +1,40 @@
-/* winograd.c — 3x3 stride-1 convolutions by Winograd's F(2x2, 3x3).
+/* winograd.c — 3x3 stride-1 convolutions by Winograd's F(2x2, 3x3) and
+ * F(4x4, 3x3).
  *
- * Each 2x2 block of outputs (a tile) needs a 4x4 patch of input. With
- *   V = B^T d B   (the patch, transformed: additions only),
+ * Each m x m block of outputs (a tile; m = 2 or 4) needs an a x a patch of
+ * input, a = m + 2. With
+ *   V = B^T d B   (the patch, transformed: additions, and for F(4x4) exact
+ *                  products by 2, 4 and 5),
  *   U = G g G^T   (the 3x3 kernel, transformed once by NAME_pack),
  *   Y = A^T (U . V) A,
- * where . multiplies element by element, a tile costs 16 multiplications
- * per (input, output) channel pair instead of 36. Summed over input
- * channels, the 16 products are 16 independent matrix products
+ * where . multiplies element by element, a tile costs a^2 multiplications
+ * per (input, output) channel pair instead of 9 m^2: 16 instead of 36 for
+ * F(2x2), 36 instead of 144 for F(4x4). Summed over input channels, the
+ * NX = a^2 products are NX independent matrix products
  *   M[xi][k][tile] = sum over c of U[xi][k][c] V[xi][c][tile],
  * which the same register tile as the direct kernel computes (MR output
  * channels broadcast against NV vectors of tiles). The transforms are
- * vectorised over W tiles of a row of tiles: the input's even and odd
- * columns are split apart (cnn_unzip), the outputs' zipped back together
- * (cnn_zip).
+ * vectorised over W tiles of a row of tiles: the input's columns are split
+ * apart by their place in the tile (cnn_unzip; twice for F(4x4)'s four),
+ * the outputs' zipped back together (cnn_zip).
  *
  * The input is padded into scratch with room for whole vectors of tiles.
  * Tiles are processed a band of BR tile rows at a time, so the transformed
  * band V and the products M stay in cache between the three steps.
  *
- * F(2x2, 3x3) only adds and subtracts input values and halves weights, so
- * its float error stays near the direct sum's (the conformance suite holds
- * it to 1e-4 against PyTorch); F(4x4, 3x3) would save more but multiplies
- * rounding errors by its larger transform constants.
+ * F(2x2) only adds and subtracts input values and halves weights, so its
+ * float error stays near the direct sum's. F(4x4) (points 0, +-1, +-2)
+ * multiplies rounding errors by its larger transform constants (up to 8
+ * in A, 5 in B): about ten times F(2x2)'s error, 1e-5 of the output's
+ * largest value on ResNet-50, within the conformance suite's 1e-4 against
+ * PyTorch. wino_choose takes F(4x4) where it saves clearly more work than
+ * F(2x2) once the empty lanes of its shorter rows of tiles are counted,
+ * F(2x2) on small planes (7x7) and before a 2x2 max pool the output
+ * transform takes (fuse_pool.c: each F(2x2) tile is a pooling window).
  */
 #include "emit.h"
+
+#include <assert.h>
 
 static long long ll(int64_t v) { return (long long)v; }
 
@@ -52,33 +63,38 @@ typedef struct WinoGeo {
     int64_t br;               /* tile rows a band (a multiple of rv) */
     int64_t tb;               /* tiles a band's row of V and M hold */
     int64_t kb, kp;           /* output channel blocks; channels padded to MR */
+    int m, a, nx;             /* F(m x m, 3x3): a x a patches, nx = a * a products */
     int width, mr, nv;
 } WinoGeo;
 
-static WinoGeo wino_geo(Target t, const Node *n) {
+/* The geometry of F(m x m, 3x3) on node n. */
+static WinoGeo wino_geo_m(Target t, const Node *n, int m) {
     const Attrs *a = &n->a;
     Shape in = in_shape_of(n, 0);
     int width = simd_width(t);
     WinoGeo g = {.c = in.d[0], .k = a->units, .h = in.d[1], .w = in.d[2],
                  .top = a->pad_lo[0], .left = a->pad_lo[1],
-                 .ho = n->shape.d[1], .wo = n->shape.d[2], .width = width};
-    g.th = (g.ho + 1) / 2;
-    g.tw = (g.wo + 1) / 2;
+                 .ho = n->shape.d[1], .wo = n->shape.d[2], .m = m, .a = m + 2,
+                 .nx = (m + 2) * (m + 2), .width = width};
+    g.th = (g.ho + m - 1) / m;
+    g.tw = (g.wo + m - 1) / m;
     g.rv = width == 16 && g.tw <= 4 ? 4 : g.tw <= width / 2 ? 2 : 1;
     g.vr = g.rv > 1 ? 1 : (g.tw + width - 1) / width;
     g.slot = g.vr * width / g.rv;
     g.thp = (g.th + g.rv - 1) / g.rv * g.rv;
-    g.hp = 2 * g.thp + 2;
-    g.wp = 2 * g.slot + 2;
+    g.hp = m * g.thp + 2;
+    g.wp = m * g.slot + m;   /* F(4x4) loads columns 4..4W + 3 of a vector */
     /* Each GEMM register tile with the band it suits: as many tile rows as
-     * keep the band's V and M within half of L2 (with weights too big for
-     * L2, which are read again for every band, at least 128 tiles), in
-     * whole tiles of NV vectors where the rows allow. The tile wasting the
-     * fewest lanes on ragged channel counts and bands wins; the first on a
-     * tie. */
-    int64_t row_bytes = 16 * 4 * (g.c + g.k) * g.slot;
+     * keep the band's V and M within half of L2 (F(2x2) with weights too
+     * big for L2, which are read again for every band: at least 128
+     * tiles), in whole tiles of NV vectors where the rows allow. The tile
+     * wasting the fewest lanes on ragged channel counts and bands wins; the
+     * first on a tie. F(4x4) keeps its bands small even then: 64x56x56 on
+     * AVX2 (590 KB of weights, 295 KB of V and M a tile row) ran at 255
+     * GFLOP/s in bands of one tile row, 148 in two, 143 in eight. */
+    int64_t row_bytes = g.nx * 4 * (g.c + g.k) * g.slot;
     int64_t fit = (L2_BYTES / 2) / row_bytes;
-    if (16 * 4 * g.c * g.k > L2_BYTES / 2 && fit * g.slot < 128)
+    if (m == 2 && g.nx * 4 * g.c * g.k > L2_BYTES / 2 && fit * g.slot < 128)
         fit = (128 + g.slot - 1) / g.slot;
     const int (*tiles)[2] = width == 16 ? AVX512_GEMM : AVX2_GEMM;
     int count = width == 16 ? (int)(sizeof AVX512_GEMM / sizeof *AVX512_GEMM)
@@ -115,55 +131,97 @@ static WinoGeo wino_geo(Target t, const Node *n) {
     return g;
 }
 
-/* Where F(2x2, 3x3) applies and pays: a plain 3x3 stride-1 convolution,
+/* The geometry of the tile size wino_choose gave n (F(2x2) before it). */
+static WinoGeo wino_geo(Target t, const Node *n) {
+    return wino_geo_m(t, n, n->winograd == 4 ? 4 : 2);
+}
+
+/* The multiplications F(m x m, 3x3) saves against the direct kernel,
+ * counting the tiles it computes in vain: the empty lanes at the end of
+ * each row of tiles and the rows rounded up to whole vectors. */
+static double wino_saving(Target t, const Node *n, int m) {
+    WinoGeo g = wino_geo_m(t, n, m);
+    return 9.0 * (double)(g.ho * g.wo) / ((double)g.nx * (double)(g.thp * g.slot));
+}
+
+/* Where F(m x m, 3x3) applies and pays: a plain 3x3 stride-1 convolution,
  * enough channels that the transforms are a small part of the work, and
  * tile rows long enough to fill the vectors (the multiplications saved,
- * 36/16, less the lanes left empty at the end of each row of tiles). The
- * bar of 1.5 is measured: layers scoring 1.72-2.25 ran 1.4-1.9x faster
+ * less the lanes left empty at the end of each row of tiles). The bar of
+ * 1.5 is measured for F(2x2): layers scoring 1.72-2.25 ran 1.4-1.9x faster
  * than the direct kernel (3x3 layers of 64-512 channels, 7x7 to 56x56),
  * one scoring 0.86 (512x7x7 on AVX-512 before four-row tiles) slower. */
-bool wino_suits(Target t, const Node *n) {
+static bool wino_applies(const Node *n) {
     const Attrs *a = &n->a;
-    if (n->op != OP_CONV || n->shape.rank != 3 || a->groups != 1 || a->kernel[0] != 3 ||
-        a->kernel[1] != 3 || a->stride[0] != 1 || a->stride[1] != 1 ||
-        a->dilation[0] != 1 || a->dilation[1] != 1 || a->pad_mode != PAD_ZEROS)
-        return false;
-    WinoGeo g = wino_geo(t, n);
-    if (g.c < 16 || g.k < 16)
-        return false;
-    double saved = 9.0 * (double)(g.ho * g.wo) / (16.0 * (double)(g.thp * g.slot));
-    return saved >= 1.5;
+    return n->op == OP_CONV && n->shape.rank == 3 && a->groups == 1 && a->kernel[0] == 3 &&
+           a->kernel[1] == 3 && a->stride[0] == 1 && a->stride[1] == 1 &&
+           a->dilation[0] == 1 && a->dilation[1] == 1 && a->pad_mode == PAD_ZEROS &&
+           in_shape_of(n, 0).d[0] >= 16 && a->units >= 16;
+}
+
+bool wino_suits(Target t, const Node *n, int m) {
+    return wino_applies(n) && wino_saving(t, n, m) >= 1.5;
+}
+
+/* The tile size for a layer: F(4x4, 3x3) where its saving beats F(2x2)'s
+ * by RATIO4 after the empty lanes of its shorter rows of tiles, F(2x2)
+ * elsewhere: the 6x6 transforms cost more a tile than the 4x4 ones, and
+ * small planes leave F(4x4) lanes empty (7x7: two tiles a row, a ratio of
+ * 0.45-0.9). RATIO4 is a margin, not a measured bar: the layers measured
+ * (64-256 channels, 14x14 to 56x56) score 1.55-1.78 and ran 1.3-1.8x
+ * faster with F(4x4) on both targets. */
+static const double RATIO4 = 1.25;
+
+static int wino_tile(Target t, const Node *n) {
+    return wino_saving(t, n, 4) >= RATIO4 * wino_saving(t, n, 2) ? 4 : 2;
+}
+
+/* A layer feeding a 2x2 max pool its Winograd kernel can take
+ * (fuse_pool.c) stays on F(2x2), whose tiles are the pooling windows,
+ * whether the pool is fused or not (--no-fuse=pool): the same sums. */
+static void wino_pooled_f2(Graph *g, Target t) {
+    for (int i = 0; i < g->nodes.len; i++) {
+        Node *p = g->nodes.items[i];
+        if (p->op != OP_MAXPOOL || p->inputs.len != 1)
+            continue;
+        Node *conv = fusion_root(p->inputs.items[0]);
+        if (conv->winograd == 4 && pool_suits(t, p))
+            conv->winograd = wino_suits(t, conv, 2) ? 2 : 0;
+    }
 }
 
 void wino_choose(Graph *g, Target t, bool off) {
     for (int i = 0; i < g->nodes.len; i++) {
         Node *n = g->nodes.items[i];
-        n->winograd = !off && simd_target(t) && !n->fused_into && wino_suits(t, n);
-        n->rows_wino = !off && simd_target(t) && !n->fused_into && rows_suits(t, n);
+        bool on = !off && simd_target(t) && !n->fused_into;
+        int m = on && wino_applies(n) ? wino_tile(t, n) : 0;
+        n->winograd = m && wino_suits(t, n, m) ? m : 0;
+        n->rows_wino = on && rows_suits(t, n);
     }
+    wino_pooled_f2(g, t);
 }
 
 int wino_mr(Target t, const Node *n) {
     return wino_geo(t, n).mr;
 }
 
-/* Per sample: the padded input, the band's V [16][C][TB] and M [16][KP][TB]. */
+/* Per sample: the padded input, the band's V [NX][C][TB] and M [NX][KP][TB]. */
 int64_t wino_scratch(Target t, const Node *n, int batch) {
     WinoGeo g = wino_geo(t, n);
-    return (int64_t)batch * (g.c * g.hp * g.wp + 16 * (g.c + g.kp) * g.tb);
+    return (int64_t)batch * (g.c * g.hp * g.wp + g.nx * (g.c + g.kp) * g.tb);
 }
 
 const char *wino_schedule(Emit *e, const Node *n) {
     WinoGeo g = wino_geo(e->opt->target, n);
     return arena_printf(e->a,
-        "%s: Winograd F(2x2,3x3), %lldx%lld tiles of 2x2 outputs, %s a vector; bands of "
-        "BR=%lld tile rows; 16 products by a tile of MR=%d output channels x NV=%d vectors "
-        "of tiles (%d %s accumulators)",
-        g.width == 16 ? "avx512" : "avx2", ll(g.th), ll(g.tw),
+        "%s: Winograd F(%dx%d,3x3), %lldx%lld tiles of %dx%d outputs from %dx%d patches, %s a "
+        "vector; bands of BR=%lld tile rows; %d products by a tile of MR=%d output channels x "
+        "NV=%d vectors of tiles (%d %s accumulators)",
+        g.width == 16 ? "avx512" : "avx2", g.m, g.m, ll(g.th), ll(g.tw), g.m, g.m, g.a, g.a,
         g.rv > 1 ? arena_printf(e->a, "%lld from each of %lld rows", ll(g.width / g.rv),
                                 ll(g.rv))
                  : arena_printf(e->a, "%d", g.width),
-        ll(g.br), g.mr, g.nv, g.mr * g.nv, g.width == 16 ? "zmm" : "ymm");
+        ll(g.br), g.nx, g.mr, g.nv, g.mr * g.nv, g.width == 16 ? "zmm" : "ymm");
 }
 
 /* ---- the kernel ----------------------------------------------------------- */
@@ -227,13 +285,13 @@ static void emit_input_transform(Emit *e, const WinoGeo *g) {
     }
     P(e, "                }\n");
     P(e, "                for (int v = used; v < nvec; v++)\n");
-    P(e, "                    for (int xi = 0; xi < 16; xi++)\n");
+    P(e, "                    for (int xi = 0; xi < NX; xi++)\n");
     P(e, "                        _mm256_storeu_ps(vc + xi * %lld + v * W, _mm256_setzero_ps());\n",
       ll(vs));
     P(e, "            }\n");
 }
 
-/* The 16 products, each over the band: MR output channels (weights
+/* The NX products, each over the band: MR output channels (weights
  * broadcast) x NV vectors of tiles per register tile. The loop runs over
  * (product, channel block, tile group) with the tile groups innermost, so
  * a block's weights stay in L1 while the band passes. One channel a trip:
@@ -241,7 +299,7 @@ static void emit_input_transform(Emit *e, const WinoGeo *g) {
 static void emit_gemm(Emit *e, const WinoGeo *g) {
     if (e->opt->openmp)
         P(e, "            #pragma omp for schedule(static)\n");
-    P(e, "            for (int it = 0; it < 16 * %lld * (nvec / NV); it++) {\n", ll(g->kb));
+    P(e, "            for (int it = 0; it < NX * %lld * (nvec / NV); it++) {\n", ll(g->kb));
     P(e, "                const int tg = it %% (nvec / NV), kx = it / (nvec / NV);\n");
     P(e, "                const int xi = kx / %lld, kb = kx - xi * %lld;\n", ll(g->kb), ll(g->kb));
     P(e, "                const float *wp = w + (ptrdiff_t)kx * %lld;\n", ll(g->c * g->mr));
@@ -388,29 +446,187 @@ static void emit_output_transform(Emit *e, const Node *n, const WinoGeo *g) {
     P(e, "            }\n");
 }
 
+/* ---- F(4x4, 3x3) --------------------------------------------------------- */
+
+/* The offset in the padded input of vector p (0..3) of the four that
+ * hold a patch row's 4W consecutive columns for a vector's tiles: with one
+ * row of tiles a vector, the next W columns; with rv rows, each row of
+ * tiles (`tile_rows` floats apart) takes 4 / rv vectors. */
+static int64_t quarter_at(const WinoGeo *g, int p, int64_t tile_rows) {
+    int per_row = 4 / (int)g->rv;
+    return p / per_row * tile_rows + p % per_row * g->width;
+}
+
+/* One dimension of V = B^T d B for F(4x4, 3x3): x0..x5 (variables named
+ * x then 0..5) to out0..out5, with
+ *   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0;
+ *          0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1],
+ * shared terms first; the constants are exact, so the FMAs round once. */
+static void emit_bt6(Emit *e, const char *in, const char *x, const char *out) {
+    P(e, "%sconst __m256 %sa = _mm256_fnmadd_ps(four, %s2, %s4), "
+         "%sb = _mm256_fnmadd_ps(four, %s1, %s3),\n", in, out, x, x, out, x, x);
+    P(e, "%s             %sc = _mm256_sub_ps(%s4, %s2), %sd = _mm256_sub_ps(%s3, %s1);\n", in,
+      out, x, x, out, x, x);
+    P(e, "%sconst __m256 %s0 = _mm256_fnmadd_ps(five, %s2, _mm256_fmadd_ps(four, %s0, %s4)),\n",
+      in, out, x, x, x);
+    P(e, "%s             %s1 = _mm256_add_ps(%sa, %sb), %s2 = _mm256_sub_ps(%sa, %sb),\n", in,
+      out, out, out, out, out, out);
+    P(e, "%s             %s3 = _mm256_fmadd_ps(two, %sd, %sc), "
+         "%s4 = _mm256_fnmadd_ps(two, %sd, %sc),\n", in, out, out, out, out, out, out);
+    P(e, "%s             %s5 = _mm256_fnmadd_ps(five, %s3, _mm256_fmadd_ps(four, %s1, %s5));\n",
+      in, out, x, x, x);
+}
+
+/* One dimension of Y = A^T M A: x0..x5 to out0..out3, with
+ *   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]. */
+static void emit_at6(Emit *e, const char *in, const char *x, const char *out) {
+    P(e, "%sconst __m256 %sp = _mm256_add_ps(%s1, %s2), %sq = _mm256_sub_ps(%s1, %s2),\n", in,
+      out, x, x, out, x, x);
+    P(e, "%s             %sr = _mm256_add_ps(%s3, %s4), %ss = _mm256_sub_ps(%s3, %s4);\n", in,
+      out, x, x, out, x, x);
+    P(e, "%sconst __m256 %s0 = _mm256_add_ps(_mm256_add_ps(%s0, %sp), %sr),\n", in, out, x, out,
+      out);
+    P(e, "%s             %s1 = _mm256_fmadd_ps(two, %ss, %sq),\n", in, out, out, out);
+    P(e, "%s             %s2 = _mm256_fmadd_ps(four, %sr, %sp),\n", in, out, out, out);
+    P(e, "%s             %s3 = _mm256_add_ps(_mm256_fmadd_ps(eight, %ss, %sq), %s5);\n", in, out,
+      out, out, x);
+}
+
+/* Input transform for F(4x4, 3x3), a vector of tiles at a time: each of
+ * the patch's six rows as 4W columns from 0 and 4W from 4, split four ways
+ * (two rounds of cnn_unzip) into the tiles' columns 0..3 and 4..5; the row
+ * transform of each patch row, then the column transform, each of the 36
+ * results stored to its own matrix. */
+static void emit_input_transform4(Emit *e, const WinoGeo *g) {
+    const char *in = "                    ";
+    int64_t vs = g->c * g->tb;
+    if (e->opt->openmp)
+        P(e, "            #pragma omp for schedule(static)\n");
+    P(e, "            for (int c = 0; c < %lld; c++) {\n", ll(g->c));
+    P(e, "                float *vc = V + c * TB;\n");
+    P(e, "                for (int v = 0; v < used; v++) {\n");
+    emit_vector_place(e, g, in);
+    P(e, "%sconst float *d = in + (ptrdiff_t)c * %lld + (4 * (ty0 + r)) * %lld%s;\n", in,
+      ll(g->hp * g->wp), ll(g->wp), g->rv == 1 ? " + 4 * xv * W" : "");
+    P(e, "%sconst __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), "
+         "five = _mm256_set1_ps(5.0f);\n", in);
+    for (int i = 0; i < 6; i++) {
+        P(e, "%s__m256 d%d0, d%d1, d%d2, d%d3, d%d4, d%d5;\n", in, i, i, i, i, i, i);
+        P(e, "%s{\n", in);
+        P(e, "%s    __m256 e0, o0, e1, o1, unused;\n", in);
+        for (int half = 0; half < 2; half++) {
+            int64_t at[4];
+            for (int p = 0; p < 4; p++)
+                at[p] = i * g->wp + 4 * half + quarter_at(g, p, 4 * g->wp);
+            P(e, "%s    cnn_unzip(_mm256_loadu_ps(d + %lld), _mm256_loadu_ps(d + %lld), &e0, &o0);\n",
+              in, ll(at[0]), ll(at[1]));
+            P(e, "%s    cnn_unzip(_mm256_loadu_ps(d + %lld), _mm256_loadu_ps(d + %lld), &e1, &o1);\n",
+              in, ll(at[2]), ll(at[3]));
+            if (half == 0) {
+                P(e, "%s    cnn_unzip(e0, e1, &d%d0, &d%d2);\n", in, i, i);
+                P(e, "%s    cnn_unzip(o0, o1, &d%d1, &d%d3);\n", in, i, i);
+            } else {
+                P(e, "%s    cnn_unzip(e0, e1, &d%d4, &unused);\n", in, i);
+                P(e, "%s    cnn_unzip(o0, o1, &d%d5, &unused);\n", in, i);
+            }
+        }
+        P(e, "%s}\n", in);
+        emit_bt6(e, in, arena_printf(e->a, "d%d", i), arena_printf(e->a, "t%d", i));
+    }
+    P(e, "%sfloat *o = vc + v * W;\n", in);
+    for (int j = 0; j < 6; j++) {
+        P(e, "%s{\n", in);
+        P(e, "%s    const __m256 x0 = t0%d, x1 = t1%d, x2 = t2%d, x3 = t3%d, x4 = t4%d, "
+             "x5 = t5%d;\n", in, j, j, j, j, j, j);
+        emit_bt6(e, arena_printf(e->a, "%s    ", in), "x", "u");
+        for (int i = 0; i < 6; i++)
+            P(e, "%s    _mm256_storeu_ps(o + %lld, u%d);\n", in, ll((6 * i + j) * vs), i);
+        P(e, "%s}\n", in);
+    }
+    P(e, "                }\n");
+    P(e, "                for (int v = used; v < nvec; v++)\n");
+    P(e, "                    for (int xi = 0; xi < NX; xi++)\n");
+    P(e, "                        _mm256_storeu_ps(vc + xi * %lld + v * W, _mm256_setzero_ps());\n",
+      ll(vs));
+    P(e, "            }\n");
+}
+
+/* Output transform for F(4x4, 3x3), a vector of W tiles at a time: the
+ * column transform of each of the six columns of M, then the row transform
+ * of each output row plus the bias, its four columns of results
+ * interleaved (two rounds of cnn_zip) into 4W consecutive outputs and
+ * stored through the epilogue. */
+static void emit_output_transform4(Emit *e, const Node *n, const WinoGeo *g) {
+    const char *in = "                    ";
+    int64_t ms = g->kp * g->tb;
+    if (e->opt->openmp)
+        P(e, "            #pragma omp for schedule(static)\n");
+    P(e, "            for (int k = 0; k < %lld; k++) {\n", ll(g->k));
+    P(e, "                const __m256 bk = _mm256_set1_ps(bias[k]);\n");
+    P(e, "                for (int v = 0; v < used; v++) {\n");
+    emit_vector_place(e, g, in);
+    P(e, "%sconst int oh = 4 * (ty0 + r);\n", in);
+    P(e, "%sconst float *m = M + k * TB + v * W;\n", in);
+    P(e, "%sconst __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), "
+         "eight = _mm256_set1_ps(8.0f);\n", in);
+    for (int j = 0; j < 6; j++) {
+        P(e, "%s__m256 s0%d, s1%d, s2%d, s3%d;\n", in, j, j, j, j);
+        P(e, "%s{\n", in);
+        for (int i = 0; i < 6; i++)
+            P(e, "%s    const __m256 x%d = _mm256_loadu_ps(m + %lld);\n", in, i,
+              ll((6 * i + j) * ms));
+        emit_at6(e, arena_printf(e->a, "%s    ", in), "x", "u");
+        P(e, "%s    s0%d = u0;\n%s    s1%d = u1;\n%s    s2%d = u2;\n%s    s3%d = u3;\n", in, j,
+          in, j, in, j, in, j);
+        P(e, "%s}\n", in);
+    }
+    const char *ow0 = g->rv == 1 ? "4 * xv * W" : "0";
+    for (int i = 0; i < 4; i++) {
+        P(e, "%s{\n", in);
+        emit_at6(e, arena_printf(e->a, "%s    ", in), arena_printf(e->a, "s%d", i), "y");
+        P(e, "%s    __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;\n", in);
+        P(e, "%s    cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);\n", in);
+        P(e, "%s    cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);\n", in);
+        P(e, "%s    cnn_zip(lo0, lo1, &q0, &q1);\n", in);
+        P(e, "%s    cnn_zip(hi0, hi1, &q2, &q3);\n", in);
+        for (int p = 0; p < 4; p++) {
+            /* quarter p: its row of tiles (4 output rows apart) and columns */
+            int per_row = 4 / (int)g->rv;
+            int64_t dy = p / per_row * 4, dx = p % per_row * g->width;
+            emit_store(e, n, g, arena_printf(e->a, "q%d", p),
+                       arena_printf(e->a, "oh + %lld", ll(i + dy)),
+                       arena_printf(e->a, "%s + %lld", ow0, ll(dx)));
+        }
+        P(e, "%s}\n", in);
+    }
+    P(e, "                }\n");
+    P(e, "            }\n");
+}
+
 void emit_wino_conv(Emit *e, const Node *n) {
     WinoGeo g = wino_geo(e->opt->target, n);
-    int64_t copy = g.c * g.hp * g.wp, per_sample = copy + 16 * (g.c + g.kp) * g.tb;
+    int64_t copy = g.c * g.hp * g.wp, per_sample = copy + g.nx * (g.c + g.kp) * g.tb;
     e->need_zip |= !n->pool;
     simd_need_unzip(e);
+    assert(g.m == 2 || !n->pool);   /* fuse_pool keeps pooled layers on F(2x2) */
     if (n->pool)
         simd_need_vmax(e);
     e->need_load2x8 |= g.rv == 4;
     e->need_pad = true;
-    P(e, "    enum { MR = %d, NV = %d, W = %d, BR = %lld, TB = %lld };\n", g.mr, g.nv, g.width,
-      ll(g.br), ll(g.tb));
+    P(e, "    enum { MR = %d, NV = %d, W = %d, BR = %lld, TB = %lld, NX = %d };\n", g.mr, g.nv,
+      g.width, ll(g.br), ll(g.tb), g.nx);
     P(e, "    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile\n"
-         "     * rows a band; TB tiles a row of V and M */\n");
-    P(e, "    const float *bias = w + %lld;\n", ll(16 * g.kp * g.c));
+         "     * rows a band; TB tiles a row of V and M; NX products, F(%dx%d,3x3) */\n", g.m, g.m);
+    P(e, "    const float *bias = w + %lld;\n", ll(g.nx * g.kp * g.c));
     e->scratch_per_sample = true;
     open_batch(e, n);
     e->scratch_per_sample = false;
     P(e, "        float *in = s + (ptrdiff_t)b * %lld; /* this sample's padded input, */\n",
       ll(per_sample));
-    P(e, "        float *V = in + %lld; /* the band transformed, [16][%lld][TB], */\n", ll(copy),
+    P(e, "        float *V = in + %lld; /* the band transformed, [NX][%lld][TB], */\n", ll(copy),
       ll(g.c));
-    P(e, "        float *M = V + %lld; /* the 16 products, [16][%lld][TB] */\n",
-      ll(16 * g.c * g.tb), ll(g.kp));
+    P(e, "        float *M = V + %lld; /* the NX products, [NX][%lld][TB] */\n",
+      ll(g.nx * g.c * g.tb), ll(g.kp));
     P(e, "        cnn_pad(xb0, in, %lld, %lld, %lld, %lld, %lld, %lld, %lld, 0);\n", ll(g.c),
       ll(g.h), ll(g.w), ll(g.top), ll(g.left), ll(g.hp), ll(g.wp));
     if (e->opt->openmp)
@@ -421,9 +637,15 @@ void emit_wino_conv(Emit *e, const Node *n) {
     P(e, "            const int used = rows / %lld * %lld; /* vectors of tiles */\n", ll(g.rv),
       ll(g.vr));
     P(e, "            const int nvec = (used + NV - 1) / NV * NV;\n");
-    emit_input_transform(e, &g);
+    if (g.m == 4)
+        emit_input_transform4(e, &g);
+    else
+        emit_input_transform(e, &g);
     emit_gemm(e, &g);
-    emit_output_transform(e, n, &g);
+    if (g.m == 4)
+        emit_output_transform4(e, n, &g);
+    else
+        emit_output_transform(e, n, &g);
     P(e, "        }\n");
     close_batch(e);
 }

@@ -284,11 +284,14 @@ Test(codegen, embedded_weights_equal_packed_ones, .timeout = 60) {
 Test(codegen, winograd_where_it_pays_and_only_then, .timeout = 60) {
     const char *f = "build/wino/resnet18.c";
     cr_assert_eq(sh("./cnnc build examples/resnet18.cnn --target avx2 --train -o build/wino"), 0);
-    int wino = count_in(f, "Winograd F(2x2,3x3)");
-    cr_expect_gt(wino, 10, "the 3x3 stride-1 layers of resnet18");
+    int wino = count_in(f, "Winograd F(2x2,3x3)"), wino4 = count_in(f, "Winograd F(4x4,3x3)");
+    cr_expect_gt(wino + wino4, 10, "the 3x3 stride-1 layers of resnet18");
     cr_expect_eq(count_in(f, "cnn_pack_wino(params"), wino);
-    cr_expect_eq(count_in(f, "Winograd F(2x2,3x3), 28x28 tiles of 2x2 outputs"), 4,
+    cr_expect_eq(count_in(f, "cnn_pack_wino4(params"), wino4);
+    cr_expect_eq(count_in(f, "Winograd F(4x4,3x3), 14x14 tiles of 4x4 outputs"), 4,
                  "the four 64-channel 56x56 layers");
+    cr_expect_eq(count_in(f, "Winograd F(2x2,3x3), 4x4 tiles of 2x2 outputs"), 3,
+                 "the three 512-channel 7x7 layers");
     cr_assert_eq(sh("./cnnc build examples/resnet18.cnn --target avx2 --no-winograd "
                     "-o build/wino"), 0);
     cr_expect_eq(count_in(f, "Winograd"), 0);

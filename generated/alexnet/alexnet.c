@@ -4,8 +4,8 @@
  * command: cnnc build examples/alexnet.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
- * arena:   3504832 bytes (11248896 without reuse; 3504832 live at most)
- * weights: 61100840 canonical floats, 62784296 packed
+ * arena:   2464960 bytes (8384768 without reuse; 2464960 live at most)
+ * weights: 61100840 canonical floats, 67561256 packed
  *
  * Inference calls no library function but memcpy/memset (which a
  * compiler may emit for plain loops) and needs no libm. */
@@ -220,16 +220,23 @@ static void cnn_pack_conv(const float *w, const float *bias, const float *bn,
             }
 }
 
-/* A 3x3 convolution's weights [k][c][3][3] and bias (NULL: none), batch
- * norm bn (NULL: none) folded in as cnn_pack_conv folds it, to the order
- * its Winograd kernel reads: U = G g G^T for each kernel g, with
- * G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1], as [16][k in blocks of mr]
- * [c][mr] (zeros past the last channel); then the k biases. pack.c does
- * the same arithmetic. */
-static void cnn_pack_wino(const float *w, const float *bias, const float *bn,
-                          double eps, float *out, int k, int c, int mr) {
+/* The same for F(4x4, 3x3): U = G g G^T with G = [1/4 0 0; -1/6 -1/6 -1/6;
+ * -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1], as [36][k in blocks
+ * of mr][c][mr], then the k biases. The sums are scaled last, so no
+ * product can be contracted into an FMA: pack.c gets the same bits. */
+static void cnn_wino4_g(const double *x, int s, double *out, int os) {
+    out[0] = x[0] * 0.25;
+    out[os] = -(x[0] + x[s] + x[2 * s]) / 6.0;
+    out[2 * os] = -(x[0] - x[s] + x[2 * s]) / 6.0;
+    out[3 * os] = (x[0] + 2.0 * x[s] + 4.0 * x[2 * s]) / 24.0;
+    out[4 * os] = (x[0] - 2.0 * x[s] + 4.0 * x[2 * s]) / 24.0;
+    out[5 * os] = x[2 * s];
+}
+
+static void cnn_pack_wino4(const float *w, const float *bias, const float *bn,
+                           double eps, float *out, int k, int c, int mr) {
     int blocks = (k + mr - 1) / mr;
-    float *ob = out + (ptrdiff_t)16 * blocks * mr * c;
+    float *ob = out + (ptrdiff_t)36 * blocks * mr * c;
     for (int oc = 0; oc < blocks * mr; oc++) {
         double scale = 1.0, shift = 0.0;
         if (oc < k && bn) {
@@ -237,25 +244,17 @@ static void cnn_pack_wino(const float *w, const float *bias, const float *bn,
             shift = bn[k + oc] - (double)bn[2 * k + oc] * scale;
         }
         for (int ci = 0; ci < c; ci++) {
-            double g[3][3], t[4][3], u[4][4];
+            double g[3][3], t[6][3], u[6][6];
             for (int i = 0; i < 9; i++)
                 g[i / 3][i % 3] =
                     oc < k ? (float)(w[((ptrdiff_t)oc * c + ci) * 9 + i] * scale) : 0.0f;
-            for (int j = 0; j < 3; j++) {
-                t[0][j] = g[0][j];
-                t[1][j] = (g[0][j] + g[1][j] + g[2][j]) * 0.5;
-                t[2][j] = (g[0][j] - g[1][j] + g[2][j]) * 0.5;
-                t[3][j] = g[2][j];
-            }
-            for (int i = 0; i < 4; i++) {
-                u[i][0] = t[i][0];
-                u[i][1] = (t[i][0] + t[i][1] + t[i][2]) * 0.5;
-                u[i][2] = (t[i][0] - t[i][1] + t[i][2]) * 0.5;
-                u[i][3] = t[i][2];
-            }
-            for (int xi = 0; xi < 16; xi++)
+            for (int j = 0; j < 3; j++)
+                cnn_wino4_g(&g[0][j], 3, &t[0][j], 3);
+            for (int i = 0; i < 6; i++)
+                cnn_wino4_g(t[i], 1, u[i], 1);
+            for (int xi = 0; xi < 36; xi++)
                 out[(((ptrdiff_t)xi * blocks + oc / mr) * c + ci) * mr + oc % mr] =
-                    (float)u[xi / 4][xi % 4];
+                    (float)u[xi / 6][xi % 6];
         }
         if (oc < k)
             ob[oc] = (float)((bias ? bias[oc] : 0.0) * scale + shift);
@@ -560,73 +559,239 @@ static CNN_SIMD void maxpool2(const float *restrict x0, float *restrict y, int b
 /* conv3 — examples/alexnet.cnn:19: conv 3x3 p1 384
  *   in [192,13,13] -> out [384,13,13]
  *   weights at packed[330688]: weight [384,192,3,3] + bias [384] (packed in blocks of 6 output channels)
- *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then relu3
+ *   avx2: Winograd F(4x4,3x3), 4x4 tiles of 4x4 outputs from 6x6 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then relu3
  */
 static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, W = 8, BR = 7, TB = 64 };
+    enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 16, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
-     * rows a band; TB tiles a row of V and M */
-    const float *bias = w + 1179648;
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 2654208;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 32448;
         float *yb = y + (ptrdiff_t)b * 64896;
-        float *in = s + (ptrdiff_t)b * 645120; /* this sample's padded input, */
-        float *V = in + 55296; /* the band transformed, [16][192][TB], */
-        float *M = V + 196608; /* the 16 products, [16][384][TB] */
-        cnn_pad(xb0, in, 192, 13, 13, 1, 1, 16, 18, 0);
-        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
-            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
-            const int used = rows / 1 * 1; /* vectors of tiles */
+        float *in = s + (ptrdiff_t)b * 400896; /* this sample's padded input, */
+        float *V = in + 69120; /* the band transformed, [NX][192][TB], */
+        float *M = V + 110592; /* the NX products, [NX][384][TB] */
+        cnn_pad(xb0, in, 192, 13, 13, 1, 1, 18, 20, 0);
+        for (int ty0 = 0; ty0 < 4; ty0 += BR) {
+            const int rows = ty0 + BR <= 4 ? BR : 4 - ty0;
+            const int used = rows / 2 * 1; /* vectors of tiles */
             const int nvec = (used + NV - 1) / NV * NV;
             for (int c = 0; c < 192; c++) {
                 float *vc = V + c * TB;
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 1, xv = v - r * 1;
-                    const float *d = in + (ptrdiff_t)c * 288 + (2 * (ty0 + r)) * 18 + 2 * xv * W;
-                    __m256 d0, d1, d2, d3;
-                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
-                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
-                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 18), _mm256_loadu_ps(d + 26), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &d2, &d3);
-                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
-                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 38), _mm256_loadu_ps(d + 46), &d2, &d3);
-                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
-                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 54), _mm256_loadu_ps(d + 62), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &d2, &d3);
-                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
-                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    const int r = 2 * v;
+                    const float *d = in + (ptrdiff_t)c * 360 + (4 * (ty0 + r)) * 20;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 80), _mm256_loadu_ps(d + 88), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 84), _mm256_loadu_ps(d + 92), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 100), _mm256_loadu_ps(d + 108), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 24), _mm256_loadu_ps(d + 32), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 40), _mm256_loadu_ps(d + 48), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 120), _mm256_loadu_ps(d + 128), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 44), _mm256_loadu_ps(d + 52), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 124), _mm256_loadu_ps(d + 132), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 60), _mm256_loadu_ps(d + 68), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 140), _mm256_loadu_ps(d + 148), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 64), _mm256_loadu_ps(d + 72), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 144), _mm256_loadu_ps(d + 152), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 80), _mm256_loadu_ps(d + 88), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 160), _mm256_loadu_ps(d + 168), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 84), _mm256_loadu_ps(d + 92), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 164), _mm256_loadu_ps(d + 172), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 100), _mm256_loadu_ps(d + 108), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 180), _mm256_loadu_ps(d + 188), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 184), _mm256_loadu_ps(d + 192), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
                     float *o = vc + v * W;
-                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
-                    _mm256_storeu_ps(o + 49152, _mm256_add_ps(t10, t20));
-                    _mm256_storeu_ps(o + 98304, _mm256_sub_ps(t20, t10));
-                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t10, t30));
-                    _mm256_storeu_ps(o + 12288, _mm256_sub_ps(t01, t21));
-                    _mm256_storeu_ps(o + 61440, _mm256_add_ps(t11, t21));
-                    _mm256_storeu_ps(o + 110592, _mm256_sub_ps(t21, t11));
-                    _mm256_storeu_ps(o + 159744, _mm256_sub_ps(t11, t31));
-                    _mm256_storeu_ps(o + 24576, _mm256_sub_ps(t02, t22));
-                    _mm256_storeu_ps(o + 73728, _mm256_add_ps(t12, t22));
-                    _mm256_storeu_ps(o + 122880, _mm256_sub_ps(t22, t12));
-                    _mm256_storeu_ps(o + 172032, _mm256_sub_ps(t12, t32));
-                    _mm256_storeu_ps(o + 36864, _mm256_sub_ps(t03, t23));
-                    _mm256_storeu_ps(o + 86016, _mm256_add_ps(t13, t23));
-                    _mm256_storeu_ps(o + 135168, _mm256_sub_ps(t23, t13));
-                    _mm256_storeu_ps(o + 184320, _mm256_sub_ps(t13, t33));
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 18432, u1);
+                        _mm256_storeu_ps(o + 36864, u2);
+                        _mm256_storeu_ps(o + 55296, u3);
+                        _mm256_storeu_ps(o + 73728, u4);
+                        _mm256_storeu_ps(o + 92160, u5);
+                    }
+                    {
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 3072, u0);
+                        _mm256_storeu_ps(o + 21504, u1);
+                        _mm256_storeu_ps(o + 39936, u2);
+                        _mm256_storeu_ps(o + 58368, u3);
+                        _mm256_storeu_ps(o + 76800, u4);
+                        _mm256_storeu_ps(o + 95232, u5);
+                    }
+                    {
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 6144, u0);
+                        _mm256_storeu_ps(o + 24576, u1);
+                        _mm256_storeu_ps(o + 43008, u2);
+                        _mm256_storeu_ps(o + 61440, u3);
+                        _mm256_storeu_ps(o + 79872, u4);
+                        _mm256_storeu_ps(o + 98304, u5);
+                    }
+                    {
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 9216, u0);
+                        _mm256_storeu_ps(o + 27648, u1);
+                        _mm256_storeu_ps(o + 46080, u2);
+                        _mm256_storeu_ps(o + 64512, u3);
+                        _mm256_storeu_ps(o + 82944, u4);
+                        _mm256_storeu_ps(o + 101376, u5);
+                    }
+                    {
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 12288, u0);
+                        _mm256_storeu_ps(o + 30720, u1);
+                        _mm256_storeu_ps(o + 49152, u2);
+                        _mm256_storeu_ps(o + 67584, u3);
+                        _mm256_storeu_ps(o + 86016, u4);
+                        _mm256_storeu_ps(o + 104448, u5);
+                    }
+                    {
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 15360, u0);
+                        _mm256_storeu_ps(o + 33792, u1);
+                        _mm256_storeu_ps(o + 52224, u2);
+                        _mm256_storeu_ps(o + 70656, u3);
+                        _mm256_storeu_ps(o + 89088, u4);
+                        _mm256_storeu_ps(o + 107520, u5);
+                    }
                 }
                 for (int v = used; v < nvec; v++)
-                    for (int xi = 0; xi < 16; xi++)
-                        _mm256_storeu_ps(vc + xi * 12288 + v * W, _mm256_setzero_ps());
+                    for (int xi = 0; xi < NX; xi++)
+                        _mm256_storeu_ps(vc + xi * 3072 + v * W, _mm256_setzero_ps());
             }
-            for (int it = 0; it < 16 * 64 * (nvec / NV); it++) {
+            for (int it = 0; it < NX * 64 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 64, kb = kx - xi * 64;
                 const float *wp = w + (ptrdiff_t)kx * 1152;
-                const float *xp = V + (ptrdiff_t)xi * 12288 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 3072 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c10 = _mm256_setzero_ps();
@@ -661,58 +826,163 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                     c50 = _mm256_fmadd_ps(wv, xv0, c50);
                     c51 = _mm256_fmadd_ps(wv, xv1, c51);
                 }
-                float *mp = M + (ptrdiff_t)xi * 24576 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 6144 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
-                _mm256_storeu_ps(mp + 64, c10);
-                _mm256_storeu_ps(mp + 72, c11);
-                _mm256_storeu_ps(mp + 128, c20);
-                _mm256_storeu_ps(mp + 136, c21);
-                _mm256_storeu_ps(mp + 192, c30);
-                _mm256_storeu_ps(mp + 200, c31);
-                _mm256_storeu_ps(mp + 256, c40);
-                _mm256_storeu_ps(mp + 264, c41);
-                _mm256_storeu_ps(mp + 320, c50);
-                _mm256_storeu_ps(mp + 328, c51);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
             }
             for (int k = 0; k < 384; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 1, xv = v - r * 1;
-                    const int oh = 2 * (ty0 + r);
+                    const int r = 2 * v;
+                    const int oh = 4 * (ty0 + r);
                     const float *m = M + k * TB + v * W;
-                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 98304),
-                                 m20 = _mm256_loadu_ps(m + 196608), m30 = _mm256_loadu_ps(m + 294912);
-                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
-                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
-                    const __m256 m01 = _mm256_loadu_ps(m + 24576), m11 = _mm256_loadu_ps(m + 122880),
-                                 m21 = _mm256_loadu_ps(m + 221184), m31 = _mm256_loadu_ps(m + 319488);
-                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
-                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
-                    const __m256 m02 = _mm256_loadu_ps(m + 49152), m12 = _mm256_loadu_ps(m + 147456),
-                                 m22 = _mm256_loadu_ps(m + 245760), m32 = _mm256_loadu_ps(m + 344064);
-                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
-                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
-                    const __m256 m03 = _mm256_loadu_ps(m + 73728), m13 = _mm256_loadu_ps(m + 172032),
-                                 m23 = _mm256_loadu_ps(m + 270336), m33 = _mm256_loadu_ps(m + 368640);
-                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
-                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
-                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
-                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
-                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
-                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
-                    __m256 lo, hi;
-                    cnn_zip(y00, y01, &lo, &hi);
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 36864);
+                        const __m256 x2 = _mm256_loadu_ps(m + 73728);
+                        const __m256 x3 = _mm256_loadu_ps(m + 110592);
+                        const __m256 x4 = _mm256_loadu_ps(m + 147456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 184320);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 6144);
+                        const __m256 x1 = _mm256_loadu_ps(m + 43008);
+                        const __m256 x2 = _mm256_loadu_ps(m + 79872);
+                        const __m256 x3 = _mm256_loadu_ps(m + 116736);
+                        const __m256 x4 = _mm256_loadu_ps(m + 153600);
+                        const __m256 x5 = _mm256_loadu_ps(m + 190464);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 12288);
+                        const __m256 x1 = _mm256_loadu_ps(m + 49152);
+                        const __m256 x2 = _mm256_loadu_ps(m + 86016);
+                        const __m256 x3 = _mm256_loadu_ps(m + 122880);
+                        const __m256 x4 = _mm256_loadu_ps(m + 159744);
+                        const __m256 x5 = _mm256_loadu_ps(m + 196608);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 18432);
+                        const __m256 x1 = _mm256_loadu_ps(m + 55296);
+                        const __m256 x2 = _mm256_loadu_ps(m + 92160);
+                        const __m256 x3 = _mm256_loadu_ps(m + 129024);
+                        const __m256 x4 = _mm256_loadu_ps(m + 165888);
+                        const __m256 x5 = _mm256_loadu_ps(m + 202752);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 24576);
+                        const __m256 x1 = _mm256_loadu_ps(m + 61440);
+                        const __m256 x2 = _mm256_loadu_ps(m + 98304);
+                        const __m256 x3 = _mm256_loadu_ps(m + 135168);
+                        const __m256 x4 = _mm256_loadu_ps(m + 172032);
+                        const __m256 x5 = _mm256_loadu_ps(m + 208896);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 30720);
+                        const __m256 x1 = _mm256_loadu_ps(m + 67584);
+                        const __m256 x2 = _mm256_loadu_ps(m + 104448);
+                        const __m256 x3 = _mm256_loadu_ps(m + 141312);
+                        const __m256 x4 = _mm256_loadu_ps(m + 178176);
+                        const __m256 x5 = _mm256_loadu_ps(m + 215040);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s01, s02), yq = _mm256_sub_ps(s01, s02),
+                                     yr = _mm256_add_ps(s03, s04), ys = _mm256_sub_ps(s03, s04);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s00, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s05);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 169 + oy * 13 + ow;
+                            const int oy = oh + 0, ow = 0 + 0, at = k * 169 + oy * 13 + ow;
                             if (oy >= 13) {
                             } else if (ow + W <= 13) {
-                                __m256 x = lo;
+                                __m256 x = q0;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 13) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q0);
                                 for (int l = 0; l < 13 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -721,33 +991,15 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                             }
                         }
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 169 + oy * 13 + ow;
+                            const int oy = oh + 0, ow = 0 + 8, at = k * 169 + oy * 13 + ow;
                             if (oy >= 13) {
                             } else if (ow + W <= 13) {
-                                __m256 x = hi;
+                                __m256 x = q1;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 13) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
-                                for (int l = 0; l < 13 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                    cnn_zip(y10, y11, &lo, &hi);
-                        {
-                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 169 + oy * 13 + ow;
-                            if (oy >= 13) {
-                            } else if (ow + W <= 13) {
-                                __m256 x = lo;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 13) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q1);
                                 for (int l = 0; l < 13 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -756,15 +1008,15 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                             }
                         }
                         {
-                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 169 + oy * 13 + ow;
+                            const int oy = oh + 4, ow = 0 + 0, at = k * 169 + oy * 13 + ow;
                             if (oy >= 13) {
                             } else if (ow + W <= 13) {
-                                __m256 x = hi;
+                                __m256 x = q2;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 13) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
+                                _mm256_storeu_ps(lane, q2);
                                 for (int l = 0; l < 13 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -772,6 +1024,267 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                                 }
                             }
                         }
+                        {
+                            const int oy = oh + 4, ow = 0 + 8, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s11, s12), yq = _mm256_sub_ps(s11, s12),
+                                     yr = _mm256_add_ps(s13, s14), ys = _mm256_sub_ps(s13, s14);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s10, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s15);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 1, ow = 0 + 0, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 0 + 8, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 5, ow = 0 + 0, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 5, ow = 0 + 8, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s21, s22), yq = _mm256_sub_ps(s21, s22),
+                                     yr = _mm256_add_ps(s23, s24), ys = _mm256_sub_ps(s23, s24);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s20, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s25);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 2, ow = 0 + 0, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 0 + 8, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 6, ow = 0 + 0, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 6, ow = 0 + 8, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s31, s32), yq = _mm256_sub_ps(s31, s32),
+                                     yr = _mm256_add_ps(s33, s34), ys = _mm256_sub_ps(s33, s34);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s30, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s35);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 3, ow = 0 + 0, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 0 + 8, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 7, ow = 0 + 0, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 7, ow = 0 + 8, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -780,74 +1293,240 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
 
 /* conv4 — examples/alexnet.cnn:20: conv 3x3 p1 256
  *   in [384,13,13] -> out [256,13,13]
- *   weights at packed[1510720]: weight [256,384,3,3] + bias [256] (packed in blocks of 6 output channels)
- *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then relu4
+ *   weights at packed[2985280]: weight [256,384,3,3] + bias [256] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(4x4,3x3), 4x4 tiles of 4x4 outputs from 6x6 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then relu4
  */
 static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, W = 8, BR = 7, TB = 64 };
+    enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 16, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
-     * rows a band; TB tiles a row of V and M */
-    const float *bias = w + 1585152;
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 3566592;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 64896;
         float *yb = y + (ptrdiff_t)b * 43264;
-        float *in = s + (ptrdiff_t)b * 768000; /* this sample's padded input, */
-        float *V = in + 110592; /* the band transformed, [16][384][TB], */
-        float *M = V + 393216; /* the 16 products, [16][258][TB] */
-        cnn_pad(xb0, in, 384, 13, 13, 1, 1, 16, 18, 0);
-        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
-            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
-            const int used = rows / 1 * 1; /* vectors of tiles */
+        float *in = s + (ptrdiff_t)b * 508032; /* this sample's padded input, */
+        float *V = in + 138240; /* the band transformed, [NX][384][TB], */
+        float *M = V + 221184; /* the NX products, [NX][258][TB] */
+        cnn_pad(xb0, in, 384, 13, 13, 1, 1, 18, 20, 0);
+        for (int ty0 = 0; ty0 < 4; ty0 += BR) {
+            const int rows = ty0 + BR <= 4 ? BR : 4 - ty0;
+            const int used = rows / 2 * 1; /* vectors of tiles */
             const int nvec = (used + NV - 1) / NV * NV;
             for (int c = 0; c < 384; c++) {
                 float *vc = V + c * TB;
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 1, xv = v - r * 1;
-                    const float *d = in + (ptrdiff_t)c * 288 + (2 * (ty0 + r)) * 18 + 2 * xv * W;
-                    __m256 d0, d1, d2, d3;
-                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
-                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
-                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 18), _mm256_loadu_ps(d + 26), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &d2, &d3);
-                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
-                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 38), _mm256_loadu_ps(d + 46), &d2, &d3);
-                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
-                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 54), _mm256_loadu_ps(d + 62), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &d2, &d3);
-                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
-                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    const int r = 2 * v;
+                    const float *d = in + (ptrdiff_t)c * 360 + (4 * (ty0 + r)) * 20;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 80), _mm256_loadu_ps(d + 88), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 84), _mm256_loadu_ps(d + 92), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 100), _mm256_loadu_ps(d + 108), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 24), _mm256_loadu_ps(d + 32), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 40), _mm256_loadu_ps(d + 48), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 120), _mm256_loadu_ps(d + 128), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 44), _mm256_loadu_ps(d + 52), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 124), _mm256_loadu_ps(d + 132), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 60), _mm256_loadu_ps(d + 68), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 140), _mm256_loadu_ps(d + 148), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 64), _mm256_loadu_ps(d + 72), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 144), _mm256_loadu_ps(d + 152), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 80), _mm256_loadu_ps(d + 88), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 160), _mm256_loadu_ps(d + 168), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 84), _mm256_loadu_ps(d + 92), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 164), _mm256_loadu_ps(d + 172), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 100), _mm256_loadu_ps(d + 108), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 180), _mm256_loadu_ps(d + 188), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 184), _mm256_loadu_ps(d + 192), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
                     float *o = vc + v * W;
-                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
-                    _mm256_storeu_ps(o + 98304, _mm256_add_ps(t10, t20));
-                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t20, t10));
-                    _mm256_storeu_ps(o + 294912, _mm256_sub_ps(t10, t30));
-                    _mm256_storeu_ps(o + 24576, _mm256_sub_ps(t01, t21));
-                    _mm256_storeu_ps(o + 122880, _mm256_add_ps(t11, t21));
-                    _mm256_storeu_ps(o + 221184, _mm256_sub_ps(t21, t11));
-                    _mm256_storeu_ps(o + 319488, _mm256_sub_ps(t11, t31));
-                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t02, t22));
-                    _mm256_storeu_ps(o + 147456, _mm256_add_ps(t12, t22));
-                    _mm256_storeu_ps(o + 245760, _mm256_sub_ps(t22, t12));
-                    _mm256_storeu_ps(o + 344064, _mm256_sub_ps(t12, t32));
-                    _mm256_storeu_ps(o + 73728, _mm256_sub_ps(t03, t23));
-                    _mm256_storeu_ps(o + 172032, _mm256_add_ps(t13, t23));
-                    _mm256_storeu_ps(o + 270336, _mm256_sub_ps(t23, t13));
-                    _mm256_storeu_ps(o + 368640, _mm256_sub_ps(t13, t33));
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 73728, u2);
+                        _mm256_storeu_ps(o + 110592, u3);
+                        _mm256_storeu_ps(o + 147456, u4);
+                        _mm256_storeu_ps(o + 184320, u5);
+                    }
+                    {
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 6144, u0);
+                        _mm256_storeu_ps(o + 43008, u1);
+                        _mm256_storeu_ps(o + 79872, u2);
+                        _mm256_storeu_ps(o + 116736, u3);
+                        _mm256_storeu_ps(o + 153600, u4);
+                        _mm256_storeu_ps(o + 190464, u5);
+                    }
+                    {
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 12288, u0);
+                        _mm256_storeu_ps(o + 49152, u1);
+                        _mm256_storeu_ps(o + 86016, u2);
+                        _mm256_storeu_ps(o + 122880, u3);
+                        _mm256_storeu_ps(o + 159744, u4);
+                        _mm256_storeu_ps(o + 196608, u5);
+                    }
+                    {
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 18432, u0);
+                        _mm256_storeu_ps(o + 55296, u1);
+                        _mm256_storeu_ps(o + 92160, u2);
+                        _mm256_storeu_ps(o + 129024, u3);
+                        _mm256_storeu_ps(o + 165888, u4);
+                        _mm256_storeu_ps(o + 202752, u5);
+                    }
+                    {
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 24576, u0);
+                        _mm256_storeu_ps(o + 61440, u1);
+                        _mm256_storeu_ps(o + 98304, u2);
+                        _mm256_storeu_ps(o + 135168, u3);
+                        _mm256_storeu_ps(o + 172032, u4);
+                        _mm256_storeu_ps(o + 208896, u5);
+                    }
+                    {
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 30720, u0);
+                        _mm256_storeu_ps(o + 67584, u1);
+                        _mm256_storeu_ps(o + 104448, u2);
+                        _mm256_storeu_ps(o + 141312, u3);
+                        _mm256_storeu_ps(o + 178176, u4);
+                        _mm256_storeu_ps(o + 215040, u5);
+                    }
                 }
                 for (int v = used; v < nvec; v++)
-                    for (int xi = 0; xi < 16; xi++)
-                        _mm256_storeu_ps(vc + xi * 24576 + v * W, _mm256_setzero_ps());
+                    for (int xi = 0; xi < NX; xi++)
+                        _mm256_storeu_ps(vc + xi * 6144 + v * W, _mm256_setzero_ps());
             }
-            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+            for (int it = 0; it < NX * 43 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 43, kb = kx - xi * 43;
                 const float *wp = w + (ptrdiff_t)kx * 2304;
-                const float *xp = V + (ptrdiff_t)xi * 24576 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 6144 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c10 = _mm256_setzero_ps();
@@ -882,58 +1561,163 @@ static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const fl
                     c50 = _mm256_fmadd_ps(wv, xv0, c50);
                     c51 = _mm256_fmadd_ps(wv, xv1, c51);
                 }
-                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 4128 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
-                _mm256_storeu_ps(mp + 64, c10);
-                _mm256_storeu_ps(mp + 72, c11);
-                _mm256_storeu_ps(mp + 128, c20);
-                _mm256_storeu_ps(mp + 136, c21);
-                _mm256_storeu_ps(mp + 192, c30);
-                _mm256_storeu_ps(mp + 200, c31);
-                _mm256_storeu_ps(mp + 256, c40);
-                _mm256_storeu_ps(mp + 264, c41);
-                _mm256_storeu_ps(mp + 320, c50);
-                _mm256_storeu_ps(mp + 328, c51);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
             }
             for (int k = 0; k < 256; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 1, xv = v - r * 1;
-                    const int oh = 2 * (ty0 + r);
+                    const int r = 2 * v;
+                    const int oh = 4 * (ty0 + r);
                     const float *m = M + k * TB + v * W;
-                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 66048),
-                                 m20 = _mm256_loadu_ps(m + 132096), m30 = _mm256_loadu_ps(m + 198144);
-                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
-                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
-                    const __m256 m01 = _mm256_loadu_ps(m + 16512), m11 = _mm256_loadu_ps(m + 82560),
-                                 m21 = _mm256_loadu_ps(m + 148608), m31 = _mm256_loadu_ps(m + 214656);
-                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
-                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
-                    const __m256 m02 = _mm256_loadu_ps(m + 33024), m12 = _mm256_loadu_ps(m + 99072),
-                                 m22 = _mm256_loadu_ps(m + 165120), m32 = _mm256_loadu_ps(m + 231168);
-                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
-                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
-                    const __m256 m03 = _mm256_loadu_ps(m + 49536), m13 = _mm256_loadu_ps(m + 115584),
-                                 m23 = _mm256_loadu_ps(m + 181632), m33 = _mm256_loadu_ps(m + 247680);
-                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
-                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
-                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
-                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
-                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
-                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
-                    __m256 lo, hi;
-                    cnn_zip(y00, y01, &lo, &hi);
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 24768);
+                        const __m256 x2 = _mm256_loadu_ps(m + 49536);
+                        const __m256 x3 = _mm256_loadu_ps(m + 74304);
+                        const __m256 x4 = _mm256_loadu_ps(m + 99072);
+                        const __m256 x5 = _mm256_loadu_ps(m + 123840);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 4128);
+                        const __m256 x1 = _mm256_loadu_ps(m + 28896);
+                        const __m256 x2 = _mm256_loadu_ps(m + 53664);
+                        const __m256 x3 = _mm256_loadu_ps(m + 78432);
+                        const __m256 x4 = _mm256_loadu_ps(m + 103200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 127968);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 8256);
+                        const __m256 x1 = _mm256_loadu_ps(m + 33024);
+                        const __m256 x2 = _mm256_loadu_ps(m + 57792);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82560);
+                        const __m256 x4 = _mm256_loadu_ps(m + 107328);
+                        const __m256 x5 = _mm256_loadu_ps(m + 132096);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 12384);
+                        const __m256 x1 = _mm256_loadu_ps(m + 37152);
+                        const __m256 x2 = _mm256_loadu_ps(m + 61920);
+                        const __m256 x3 = _mm256_loadu_ps(m + 86688);
+                        const __m256 x4 = _mm256_loadu_ps(m + 111456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 136224);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 16512);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41280);
+                        const __m256 x2 = _mm256_loadu_ps(m + 66048);
+                        const __m256 x3 = _mm256_loadu_ps(m + 90816);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115584);
+                        const __m256 x5 = _mm256_loadu_ps(m + 140352);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 20640);
+                        const __m256 x1 = _mm256_loadu_ps(m + 45408);
+                        const __m256 x2 = _mm256_loadu_ps(m + 70176);
+                        const __m256 x3 = _mm256_loadu_ps(m + 94944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119712);
+                        const __m256 x5 = _mm256_loadu_ps(m + 144480);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s01, s02), yq = _mm256_sub_ps(s01, s02),
+                                     yr = _mm256_add_ps(s03, s04), ys = _mm256_sub_ps(s03, s04);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s00, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s05);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 169 + oy * 13 + ow;
+                            const int oy = oh + 0, ow = 0 + 0, at = k * 169 + oy * 13 + ow;
                             if (oy >= 13) {
                             } else if (ow + W <= 13) {
-                                __m256 x = lo;
+                                __m256 x = q0;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 13) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q0);
                                 for (int l = 0; l < 13 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -942,33 +1726,15 @@ static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const fl
                             }
                         }
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 169 + oy * 13 + ow;
+                            const int oy = oh + 0, ow = 0 + 8, at = k * 169 + oy * 13 + ow;
                             if (oy >= 13) {
                             } else if (ow + W <= 13) {
-                                __m256 x = hi;
+                                __m256 x = q1;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 13) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
-                                for (int l = 0; l < 13 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                    cnn_zip(y10, y11, &lo, &hi);
-                        {
-                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 169 + oy * 13 + ow;
-                            if (oy >= 13) {
-                            } else if (ow + W <= 13) {
-                                __m256 x = lo;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 13) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q1);
                                 for (int l = 0; l < 13 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -977,15 +1743,15 @@ static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const fl
                             }
                         }
                         {
-                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 169 + oy * 13 + ow;
+                            const int oy = oh + 4, ow = 0 + 0, at = k * 169 + oy * 13 + ow;
                             if (oy >= 13) {
                             } else if (ow + W <= 13) {
-                                __m256 x = hi;
+                                __m256 x = q2;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 13) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
+                                _mm256_storeu_ps(lane, q2);
                                 for (int l = 0; l < 13 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -993,6 +1759,267 @@ static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const fl
                                 }
                             }
                         }
+                        {
+                            const int oy = oh + 4, ow = 0 + 8, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s11, s12), yq = _mm256_sub_ps(s11, s12),
+                                     yr = _mm256_add_ps(s13, s14), ys = _mm256_sub_ps(s13, s14);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s10, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s15);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 1, ow = 0 + 0, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 0 + 8, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 5, ow = 0 + 0, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 5, ow = 0 + 8, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s21, s22), yq = _mm256_sub_ps(s21, s22),
+                                     yr = _mm256_add_ps(s23, s24), ys = _mm256_sub_ps(s23, s24);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s20, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s25);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 2, ow = 0 + 0, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 0 + 8, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 6, ow = 0 + 0, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 6, ow = 0 + 8, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s31, s32), yq = _mm256_sub_ps(s31, s32),
+                                     yr = _mm256_add_ps(s33, s34), ys = _mm256_sub_ps(s33, s34);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s30, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s35);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 3, ow = 0 + 0, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 0 + 8, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 7, ow = 0 + 0, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 7, ow = 0 + 8, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -1001,74 +2028,240 @@ static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const fl
 
 /* conv5 — examples/alexnet.cnn:21: conv 3x3 p1 256
  *   in [256,13,13] -> out [256,13,13]
- *   weights at packed[3096128]: weight [256,256,3,3] + bias [256] (packed in blocks of 6 output channels)
- *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then relu5
+ *   weights at packed[6552128]: weight [256,256,3,3] + bias [256] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(4x4,3x3), 4x4 tiles of 4x4 outputs from 6x6 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then relu5
  */
 static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, W = 8, BR = 7, TB = 64 };
+    enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 16, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
-     * rows a band; TB tiles a row of V and M */
-    const float *bias = w + 1056768;
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 2377728;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 43264;
         float *yb = y + (ptrdiff_t)b * 43264;
-        float *in = s + (ptrdiff_t)b * 600064; /* this sample's padded input, */
-        float *V = in + 73728; /* the band transformed, [16][256][TB], */
-        float *M = V + 262144; /* the 16 products, [16][258][TB] */
-        cnn_pad(xb0, in, 256, 13, 13, 1, 1, 16, 18, 0);
-        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
-            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
-            const int used = rows / 1 * 1; /* vectors of tiles */
+        float *in = s + (ptrdiff_t)b * 388224; /* this sample's padded input, */
+        float *V = in + 92160; /* the band transformed, [NX][256][TB], */
+        float *M = V + 147456; /* the NX products, [NX][258][TB] */
+        cnn_pad(xb0, in, 256, 13, 13, 1, 1, 18, 20, 0);
+        for (int ty0 = 0; ty0 < 4; ty0 += BR) {
+            const int rows = ty0 + BR <= 4 ? BR : 4 - ty0;
+            const int used = rows / 2 * 1; /* vectors of tiles */
             const int nvec = (used + NV - 1) / NV * NV;
             for (int c = 0; c < 256; c++) {
                 float *vc = V + c * TB;
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 1, xv = v - r * 1;
-                    const float *d = in + (ptrdiff_t)c * 288 + (2 * (ty0 + r)) * 18 + 2 * xv * W;
-                    __m256 d0, d1, d2, d3;
-                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
-                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
-                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 18), _mm256_loadu_ps(d + 26), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &d2, &d3);
-                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
-                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 38), _mm256_loadu_ps(d + 46), &d2, &d3);
-                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
-                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 54), _mm256_loadu_ps(d + 62), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &d2, &d3);
-                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
-                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    const int r = 2 * v;
+                    const float *d = in + (ptrdiff_t)c * 360 + (4 * (ty0 + r)) * 20;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 80), _mm256_loadu_ps(d + 88), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 84), _mm256_loadu_ps(d + 92), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 100), _mm256_loadu_ps(d + 108), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 24), _mm256_loadu_ps(d + 32), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 40), _mm256_loadu_ps(d + 48), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 120), _mm256_loadu_ps(d + 128), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 44), _mm256_loadu_ps(d + 52), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 124), _mm256_loadu_ps(d + 132), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 60), _mm256_loadu_ps(d + 68), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 140), _mm256_loadu_ps(d + 148), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 64), _mm256_loadu_ps(d + 72), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 144), _mm256_loadu_ps(d + 152), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 80), _mm256_loadu_ps(d + 88), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 160), _mm256_loadu_ps(d + 168), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 84), _mm256_loadu_ps(d + 92), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 164), _mm256_loadu_ps(d + 172), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 100), _mm256_loadu_ps(d + 108), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 180), _mm256_loadu_ps(d + 188), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 184), _mm256_loadu_ps(d + 192), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
                     float *o = vc + v * W;
-                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
-                    _mm256_storeu_ps(o + 65536, _mm256_add_ps(t10, t20));
-                    _mm256_storeu_ps(o + 131072, _mm256_sub_ps(t20, t10));
-                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t10, t30));
-                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t01, t21));
-                    _mm256_storeu_ps(o + 81920, _mm256_add_ps(t11, t21));
-                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t21, t11));
-                    _mm256_storeu_ps(o + 212992, _mm256_sub_ps(t11, t31));
-                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t02, t22));
-                    _mm256_storeu_ps(o + 98304, _mm256_add_ps(t12, t22));
-                    _mm256_storeu_ps(o + 163840, _mm256_sub_ps(t22, t12));
-                    _mm256_storeu_ps(o + 229376, _mm256_sub_ps(t12, t32));
-                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t03, t23));
-                    _mm256_storeu_ps(o + 114688, _mm256_add_ps(t13, t23));
-                    _mm256_storeu_ps(o + 180224, _mm256_sub_ps(t23, t13));
-                    _mm256_storeu_ps(o + 245760, _mm256_sub_ps(t13, t33));
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 24576, u1);
+                        _mm256_storeu_ps(o + 49152, u2);
+                        _mm256_storeu_ps(o + 73728, u3);
+                        _mm256_storeu_ps(o + 98304, u4);
+                        _mm256_storeu_ps(o + 122880, u5);
+                    }
+                    {
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 28672, u1);
+                        _mm256_storeu_ps(o + 53248, u2);
+                        _mm256_storeu_ps(o + 77824, u3);
+                        _mm256_storeu_ps(o + 102400, u4);
+                        _mm256_storeu_ps(o + 126976, u5);
+                    }
+                    {
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 8192, u0);
+                        _mm256_storeu_ps(o + 32768, u1);
+                        _mm256_storeu_ps(o + 57344, u2);
+                        _mm256_storeu_ps(o + 81920, u3);
+                        _mm256_storeu_ps(o + 106496, u4);
+                        _mm256_storeu_ps(o + 131072, u5);
+                    }
+                    {
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 12288, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 61440, u2);
+                        _mm256_storeu_ps(o + 86016, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 135168, u5);
+                    }
+                    {
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 16384, u0);
+                        _mm256_storeu_ps(o + 40960, u1);
+                        _mm256_storeu_ps(o + 65536, u2);
+                        _mm256_storeu_ps(o + 90112, u3);
+                        _mm256_storeu_ps(o + 114688, u4);
+                        _mm256_storeu_ps(o + 139264, u5);
+                    }
+                    {
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 20480, u0);
+                        _mm256_storeu_ps(o + 45056, u1);
+                        _mm256_storeu_ps(o + 69632, u2);
+                        _mm256_storeu_ps(o + 94208, u3);
+                        _mm256_storeu_ps(o + 118784, u4);
+                        _mm256_storeu_ps(o + 143360, u5);
+                    }
                 }
                 for (int v = used; v < nvec; v++)
-                    for (int xi = 0; xi < 16; xi++)
-                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
+                    for (int xi = 0; xi < NX; xi++)
+                        _mm256_storeu_ps(vc + xi * 4096 + v * W, _mm256_setzero_ps());
             }
-            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+            for (int it = 0; it < NX * 43 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 43, kb = kx - xi * 43;
                 const float *wp = w + (ptrdiff_t)kx * 1536;
-                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 4096 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c10 = _mm256_setzero_ps();
@@ -1103,58 +2296,163 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                     c50 = _mm256_fmadd_ps(wv, xv0, c50);
                     c51 = _mm256_fmadd_ps(wv, xv1, c51);
                 }
-                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 4128 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
-                _mm256_storeu_ps(mp + 64, c10);
-                _mm256_storeu_ps(mp + 72, c11);
-                _mm256_storeu_ps(mp + 128, c20);
-                _mm256_storeu_ps(mp + 136, c21);
-                _mm256_storeu_ps(mp + 192, c30);
-                _mm256_storeu_ps(mp + 200, c31);
-                _mm256_storeu_ps(mp + 256, c40);
-                _mm256_storeu_ps(mp + 264, c41);
-                _mm256_storeu_ps(mp + 320, c50);
-                _mm256_storeu_ps(mp + 328, c51);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
             }
             for (int k = 0; k < 256; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 1, xv = v - r * 1;
-                    const int oh = 2 * (ty0 + r);
+                    const int r = 2 * v;
+                    const int oh = 4 * (ty0 + r);
                     const float *m = M + k * TB + v * W;
-                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 66048),
-                                 m20 = _mm256_loadu_ps(m + 132096), m30 = _mm256_loadu_ps(m + 198144);
-                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
-                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
-                    const __m256 m01 = _mm256_loadu_ps(m + 16512), m11 = _mm256_loadu_ps(m + 82560),
-                                 m21 = _mm256_loadu_ps(m + 148608), m31 = _mm256_loadu_ps(m + 214656);
-                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
-                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
-                    const __m256 m02 = _mm256_loadu_ps(m + 33024), m12 = _mm256_loadu_ps(m + 99072),
-                                 m22 = _mm256_loadu_ps(m + 165120), m32 = _mm256_loadu_ps(m + 231168);
-                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
-                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
-                    const __m256 m03 = _mm256_loadu_ps(m + 49536), m13 = _mm256_loadu_ps(m + 115584),
-                                 m23 = _mm256_loadu_ps(m + 181632), m33 = _mm256_loadu_ps(m + 247680);
-                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
-                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
-                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
-                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
-                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
-                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
-                    __m256 lo, hi;
-                    cnn_zip(y00, y01, &lo, &hi);
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 24768);
+                        const __m256 x2 = _mm256_loadu_ps(m + 49536);
+                        const __m256 x3 = _mm256_loadu_ps(m + 74304);
+                        const __m256 x4 = _mm256_loadu_ps(m + 99072);
+                        const __m256 x5 = _mm256_loadu_ps(m + 123840);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 4128);
+                        const __m256 x1 = _mm256_loadu_ps(m + 28896);
+                        const __m256 x2 = _mm256_loadu_ps(m + 53664);
+                        const __m256 x3 = _mm256_loadu_ps(m + 78432);
+                        const __m256 x4 = _mm256_loadu_ps(m + 103200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 127968);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 8256);
+                        const __m256 x1 = _mm256_loadu_ps(m + 33024);
+                        const __m256 x2 = _mm256_loadu_ps(m + 57792);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82560);
+                        const __m256 x4 = _mm256_loadu_ps(m + 107328);
+                        const __m256 x5 = _mm256_loadu_ps(m + 132096);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 12384);
+                        const __m256 x1 = _mm256_loadu_ps(m + 37152);
+                        const __m256 x2 = _mm256_loadu_ps(m + 61920);
+                        const __m256 x3 = _mm256_loadu_ps(m + 86688);
+                        const __m256 x4 = _mm256_loadu_ps(m + 111456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 136224);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 16512);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41280);
+                        const __m256 x2 = _mm256_loadu_ps(m + 66048);
+                        const __m256 x3 = _mm256_loadu_ps(m + 90816);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115584);
+                        const __m256 x5 = _mm256_loadu_ps(m + 140352);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 20640);
+                        const __m256 x1 = _mm256_loadu_ps(m + 45408);
+                        const __m256 x2 = _mm256_loadu_ps(m + 70176);
+                        const __m256 x3 = _mm256_loadu_ps(m + 94944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119712);
+                        const __m256 x5 = _mm256_loadu_ps(m + 144480);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s01, s02), yq = _mm256_sub_ps(s01, s02),
+                                     yr = _mm256_add_ps(s03, s04), ys = _mm256_sub_ps(s03, s04);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s00, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s05);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 169 + oy * 13 + ow;
+                            const int oy = oh + 0, ow = 0 + 0, at = k * 169 + oy * 13 + ow;
                             if (oy >= 13) {
                             } else if (ow + W <= 13) {
-                                __m256 x = lo;
+                                __m256 x = q0;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 13) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q0);
                                 for (int l = 0; l < 13 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -1163,33 +2461,15 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                             }
                         }
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 169 + oy * 13 + ow;
+                            const int oy = oh + 0, ow = 0 + 8, at = k * 169 + oy * 13 + ow;
                             if (oy >= 13) {
                             } else if (ow + W <= 13) {
-                                __m256 x = hi;
+                                __m256 x = q1;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 13) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
-                                for (int l = 0; l < 13 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                    cnn_zip(y10, y11, &lo, &hi);
-                        {
-                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 169 + oy * 13 + ow;
-                            if (oy >= 13) {
-                            } else if (ow + W <= 13) {
-                                __m256 x = lo;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 13) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q1);
                                 for (int l = 0; l < 13 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -1198,15 +2478,15 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                             }
                         }
                         {
-                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 169 + oy * 13 + ow;
+                            const int oy = oh + 4, ow = 0 + 0, at = k * 169 + oy * 13 + ow;
                             if (oy >= 13) {
                             } else if (ow + W <= 13) {
-                                __m256 x = hi;
+                                __m256 x = q2;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 13) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
+                                _mm256_storeu_ps(lane, q2);
                                 for (int l = 0; l < 13 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -1214,6 +2494,267 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                                 }
                             }
                         }
+                        {
+                            const int oy = oh + 4, ow = 0 + 8, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s11, s12), yq = _mm256_sub_ps(s11, s12),
+                                     yr = _mm256_add_ps(s13, s14), ys = _mm256_sub_ps(s13, s14);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s10, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s15);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 1, ow = 0 + 0, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 0 + 8, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 5, ow = 0 + 0, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 5, ow = 0 + 8, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s21, s22), yq = _mm256_sub_ps(s21, s22),
+                                     yr = _mm256_add_ps(s23, s24), ys = _mm256_sub_ps(s23, s24);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s20, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s25);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 2, ow = 0 + 0, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 0 + 8, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 6, ow = 0 + 0, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 6, ow = 0 + 8, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s31, s32), yq = _mm256_sub_ps(s31, s32),
+                                     yr = _mm256_add_ps(s33, s34), ys = _mm256_sub_ps(s33, s34);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s30, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s35);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 3, ow = 0 + 0, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 0 + 8, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 7, ow = 0 + 0, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 7, ow = 0 + 8, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -1269,7 +2810,7 @@ static CNN_SIMD void maxpool3(const float *restrict x0, float *restrict y, int b
 
 /* dense1 — examples/alexnet.cnn:23: dense 4096
  *   in [256,6,6] -> out [4096]
- *   weights at packed[4153152]: weight [4096,9216] + bias [4096]
+ *   weights at packed[8930112]: weight [4096,9216] + bias [4096]
  *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); rows walked forwards and backwards on alternate calls; then relu6
  */
 static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
@@ -1333,7 +2874,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
 
 /* dense2 — examples/alexnet.cnn:23: dense 4096
  *   in [4096] -> out [4096]
- *   weights at packed[41905984]: weight [4096,4096] + bias [4096]
+ *   weights at packed[46682944]: weight [4096,4096] + bias [4096]
  *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); rows walked forwards and backwards on alternate calls; then relu7
  */
 static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
@@ -1397,7 +2938,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
 
 /* dense3 — examples/alexnet.cnn:23: dense 1000
  *   in [4096] -> out [1000]
- *   weights at packed[58687296]: weight [1000,4096] + bias [1000]
+ *   weights at packed[63464256]: weight [1000,4096] + bias [1000]
  *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); rows walked forwards and backwards on alternate calls
  */
 static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
@@ -1459,16 +3000,16 @@ static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const f
 }
 
 /* Canonical parameters (DSL.md order, 61100840 floats) to the packed layout
- * the kernels read (62784296 floats). */
+ * the kernels read (67561256 floats). */
 void alexnet_pack(const float *params, float *packed) {
     cnn_pack_conv(params + 0, params + 23232, NULL, 0.0, packed + 0, 64, 363, 1, 16); /* conv1 */
     cnn_pack_conv(params + 23296, params + 330496, NULL, 0.0, packed + 23296, 192, 1600, 1, 4); /* conv2 */
-    cnn_pack_wino(params + 330688, params + 994240, NULL, 0.0, packed + 330688, 384, 192, 6); /* conv3: Winograd */
-    cnn_pack_wino(params + 994624, params + 1879360, NULL, 0.0, packed + 1510720, 256, 384, 6); /* conv4: Winograd */
-    cnn_pack_wino(params + 1879616, params + 2469440, NULL, 0.0, packed + 3096128, 256, 256, 6); /* conv5: Winograd */
-    cnn_copy(params + 2469696, packed + 4153152, 37752832); /* dense1 */
-    cnn_copy(params + 40222528, packed + 41905984, 16781312); /* dense2 */
-    cnn_copy(params + 57003840, packed + 58687296, 4097000); /* dense3 */
+    cnn_pack_wino4(params + 330688, params + 994240, NULL, 0.0, packed + 330688, 384, 192, 6); /* conv3: Winograd F(4x4) */
+    cnn_pack_wino4(params + 994624, params + 1879360, NULL, 0.0, packed + 2985280, 256, 384, 6); /* conv4: Winograd F(4x4) */
+    cnn_pack_wino4(params + 1879616, params + 2469440, NULL, 0.0, packed + 6552128, 256, 256, 6); /* conv5: Winograd F(4x4) */
+    cnn_copy(params + 2469696, packed + 8930112, 37752832); /* dense1 */
+    cnn_copy(params + 40222528, packed + 46682944, 16781312); /* dense2 */
+    cnn_copy(params + 57003840, packed + 63464256, 4097000); /* dense3 */
 }
 
 /* Inference on `batch` samples (1..alexnet_BATCH), NCHW in and out. Returns 0,
@@ -1483,13 +3024,13 @@ int alexnet_forward(const float *packed, const float *in_img, float *out_logits,
     conv1(in_img, A + 0, packed + 0, A + 193600, batch);
     maxpool1(A + 0, A + 201504, batch);
     conv2(A + 201504, A + 0, packed + 23296, A + 139968, batch);
-    maxpool2(A + 0, A + 645120, batch);
-    conv3(A + 645120, A + 768000, packed + 330688, A + 0, batch);
-    conv4(A + 768000, A + 832896, packed + 1510720, A + 0, batch);
-    conv5(A + 832896, A + 600064, packed + 3096128, A + 0, batch);
-    maxpool3(A + 600064, A + 0, batch);
-    dense1(A + 0, A + 9216, packed + 4153152, A + 876160, batch);
-    dense2(A + 9216, A + 0, packed + 41905984, A + 876176, batch);
-    dense3(A + 0, out_logits, packed + 58687296, A + 876192, batch);
+    maxpool2(A + 0, A + 400896, batch);
+    conv3(A + 400896, A + 508032, packed + 330688, A + 0, batch);
+    conv4(A + 508032, A + 572928, packed + 2985280, A + 0, batch);
+    conv5(A + 572928, A + 388224, packed + 6552128, A + 0, batch);
+    maxpool3(A + 388224, A + 0, batch);
+    dense1(A + 0, A + 9216, packed + 8930112, A + 616192, batch);
+    dense2(A + 9216, A + 0, packed + 46682944, A + 616208, batch);
+    dense3(A + 0, out_logits, packed + 63464256, A + 616224, batch);
     return 0;
 }

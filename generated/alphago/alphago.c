@@ -4,8 +4,8 @@
  * command: cnnc build examples/alphago.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
- * arena:   893248 bytes (7451264 without reuse; 893248 live at most)
- * weights: 3882793 canonical floats, 3882794 packed
+ * arena:   2489856 bytes (25013952 without reuse; 2489856 live at most)
+ * weights: 3882793 canonical floats, 14831402 packed
  *
  * Inference calls no library function but memcpy/memset (which a
  * compiler may emit for plain loops) and needs no libm. */
@@ -157,6 +157,20 @@ static CNN_SIMD void cnn_pad(const float *x, float *xp, int c, int h, int w, int
         }
 }
 
+/* The even lanes of a then of b, and the odd ones. */
+static CNN_SIMD void cnn_unzip(__m256 a, __m256 b, __m256 *even, __m256 *odd) {
+    const __m256 e = _mm256_shuffle_ps(a, b, 0x88), o = _mm256_shuffle_ps(a, b, 0xdd);
+    *even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xd8));
+    *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xd8));
+}
+
+/* a and b interleaved: lanes 0..3 of each into lo, 4..7 into hi. */
+static CNN_SIMD void cnn_zip(__m256 a, __m256 b, __m256 *lo, __m256 *hi) {
+    const __m256 l = _mm256_unpacklo_ps(a, b), h = _mm256_unpackhi_ps(a, b);
+    *lo = _mm256_permute2f128_ps(l, h, 0x20);
+    *hi = _mm256_permute2f128_ps(l, h, 0x31);
+}
+
 static void cnn_copy(const float *src, float *dst, ptrdiff_t n) {
     for (ptrdiff_t i = 0; i < n; i++)
         dst[i] = src[i];
@@ -189,6 +203,47 @@ static void cnn_pack_conv(const float *w, const float *bias, const float *bn,
                 ob[(g * blocks + b) * mr + i] =
                     oc < kg ? (float)((bias ? bias[ch] : 0.0) * scale + shift) : 0.0f;
             }
+}
+
+/* The same for F(4x4, 3x3): U = G g G^T with G = [1/4 0 0; -1/6 -1/6 -1/6;
+ * -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1], as [36][k in blocks
+ * of mr][c][mr], then the k biases. The sums are scaled last, so no
+ * product can be contracted into an FMA: pack.c gets the same bits. */
+static void cnn_wino4_g(const double *x, int s, double *out, int os) {
+    out[0] = x[0] * 0.25;
+    out[os] = -(x[0] + x[s] + x[2 * s]) / 6.0;
+    out[2 * os] = -(x[0] - x[s] + x[2 * s]) / 6.0;
+    out[3 * os] = (x[0] + 2.0 * x[s] + 4.0 * x[2 * s]) / 24.0;
+    out[4 * os] = (x[0] - 2.0 * x[s] + 4.0 * x[2 * s]) / 24.0;
+    out[5 * os] = x[2 * s];
+}
+
+static void cnn_pack_wino4(const float *w, const float *bias, const float *bn,
+                           double eps, float *out, int k, int c, int mr) {
+    int blocks = (k + mr - 1) / mr;
+    float *ob = out + (ptrdiff_t)36 * blocks * mr * c;
+    for (int oc = 0; oc < blocks * mr; oc++) {
+        double scale = 1.0, shift = 0.0;
+        if (oc < k && bn) {
+            scale = (double)(float)(bn[oc] / cnn_sqrt((double)bn[3 * k + oc] + eps));
+            shift = bn[k + oc] - (double)bn[2 * k + oc] * scale;
+        }
+        for (int ci = 0; ci < c; ci++) {
+            double g[3][3], t[6][3], u[6][6];
+            for (int i = 0; i < 9; i++)
+                g[i / 3][i % 3] =
+                    oc < k ? (float)(w[((ptrdiff_t)oc * c + ci) * 9 + i] * scale) : 0.0f;
+            for (int j = 0; j < 3; j++)
+                cnn_wino4_g(&g[0][j], 3, &t[0][j], 3);
+            for (int i = 0; i < 6; i++)
+                cnn_wino4_g(t[i], 1, u[i], 1);
+            for (int xi = 0; xi < 36; xi++)
+                out[(((ptrdiff_t)xi * blocks + oc / mr) * c + ci) * mr + oc % mr] =
+                    (float)u[xi / 6][xi % 6];
+        }
+        if (oc < k)
+            ob[oc] = (float)((bias ? bias[oc] : 0.0) * scale + shift);
+    }
 }
 
 /* conv1 — examples/alphago.cnn:17: conv 5x5 p2 192
@@ -297,274 +352,730 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
 
 /* conv2 — examples/alphago.cnn:18: conv 3x3 p1 192
  *   in [192,19,19] -> out [192,19,19]
- *   weights at packed[230592]: weight [192,192,3,3] + bias [192] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the padded input, rows 21 apart (19 kept); then relu2
+ *   weights at packed[230592]: weight [192,192,3,3] + bias [192] (packed in blocks of 4 output channels)
+ *   avx2: Winograd F(4x4,3x3), 5x5 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=3 tile rows; 36 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); then relu2
  */
 static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 331776;
+    enum { MR = 4, NV = 3, W = 8, BR = 3, TB = 24, NX = 36 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 1327104;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
         float *yb = y + (ptrdiff_t)b * 69312;
-        float *sb = s + (ptrdiff_t)b * 84688; /* this sample's scratch */
-        cnn_pad(xb0, sb, 192, 19, 19, 1, 1, 21, 21, 0);
-        const float *in = sb;
-        for (int i = 84672; i < 84688; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 800; it++) {
-            const int gb = it / 25, tile = it - gb * 25;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 192 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 10368;
-            const float *xg = in + grp * 84672;
-            float t[MR][NR];
-            {
-                const int p = tile < 24 ? tile * NR : 381;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
-                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
-                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 192; c += 1, xp += 441, wp += 54) {
+        float *in = s + (ptrdiff_t)b * 483840; /* this sample's padded input, */
+        float *V = in + 152064; /* the band transformed, [NX][192][TB], */
+        float *M = V + 165888; /* the NX products, [NX][192][TB] */
+        cnn_pad(xb0, in, 192, 19, 19, 1, 1, 22, 36, 0);
+        for (int ty0 = 0; ty0 < 5; ty0 += BR) {
+            const int rows = ty0 + BR <= 5 ? BR : 5 - ty0;
+            const int used = rows / 1 * 1; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 192; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const float *d = in + (ptrdiff_t)c * 792 + (4 * (ty0 + r)) * 36 + 4 * xv * W;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[0 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[0 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 16), _mm256_loadu_ps(d + 24), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 52), _mm256_loadu_ps(d + 60), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 40), _mm256_loadu_ps(d + 48), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 72), _mm256_loadu_ps(d + 80), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 88), _mm256_loadu_ps(d + 96), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 76), _mm256_loadu_ps(d + 84), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 92), _mm256_loadu_ps(d + 100), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 108), _mm256_loadu_ps(d + 116), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 124), _mm256_loadu_ps(d + 132), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 112), _mm256_loadu_ps(d + 120), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 128), _mm256_loadu_ps(d + 136), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 144), _mm256_loadu_ps(d + 152), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 160), _mm256_loadu_ps(d + 168), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 148), _mm256_loadu_ps(d + 156), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 164), _mm256_loadu_ps(d + 172), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 180), _mm256_loadu_ps(d + 188), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 196), _mm256_loadu_ps(d + 204), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 184), _mm256_loadu_ps(d + 192), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 200), _mm256_loadu_ps(d + 208), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
+                    float *o = vc + v * W;
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 27648, u1);
+                        _mm256_storeu_ps(o + 55296, u2);
+                        _mm256_storeu_ps(o + 82944, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 138240, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[6 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[6 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[6 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[6 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[6 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 4608, u0);
+                        _mm256_storeu_ps(o + 32256, u1);
+                        _mm256_storeu_ps(o + 59904, u2);
+                        _mm256_storeu_ps(o + 87552, u3);
+                        _mm256_storeu_ps(o + 115200, u4);
+                        _mm256_storeu_ps(o + 142848, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 9216, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 64512, u2);
+                        _mm256_storeu_ps(o + 92160, u3);
+                        _mm256_storeu_ps(o + 119808, u4);
+                        _mm256_storeu_ps(o + 147456, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 21 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 21 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[18 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[18 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[18 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[18 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[18 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 13824, u0);
+                        _mm256_storeu_ps(o + 41472, u1);
+                        _mm256_storeu_ps(o + 69120, u2);
+                        _mm256_storeu_ps(o + 96768, u3);
+                        _mm256_storeu_ps(o + 124416, u4);
+                        _mm256_storeu_ps(o + 152064, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 22 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 22 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 18432, u0);
+                        _mm256_storeu_ps(o + 46080, u1);
+                        _mm256_storeu_ps(o + 73728, u2);
+                        _mm256_storeu_ps(o + 101376, u3);
+                        _mm256_storeu_ps(o + 129024, u4);
+                        _mm256_storeu_ps(o + 156672, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 23 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 23 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[30 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[30 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[30 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[30 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[30 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 42 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 42 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 43 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 43 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[42 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[42 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[42 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[42 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[42 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 44 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 44 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 23040, u0);
+                        _mm256_storeu_ps(o + 50688, u1);
+                        _mm256_storeu_ps(o + 78336, u2);
+                        _mm256_storeu_ps(o + 105984, u3);
+                        _mm256_storeu_ps(o + 133632, u4);
+                        _mm256_storeu_ps(o + 161280, u5);
                     }
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[4] + 0, c40);
-                _mm256_storeu_ps(t[4] + 8, c41);
-                _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[5] + 8, c51);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 361;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 21, ow = q - oh * 21;
-                        if (ow + W <= 19 && q + W <= 397) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 19 + ow, x);
-                            continue;
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < NX; xi++)
+                        _mm256_storeu_ps(vc + xi * 4608 + v * W, _mm256_setzero_ps());
+            }
+            for (int it = 0; it < NX * 48 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 48, kb = kx - xi * 48;
+                const float *wp = w + (ptrdiff_t)kx * 768;
+                const float *xp = V + (ptrdiff_t)xi * 4608 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c02 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c12 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c22 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c32 = _mm256_setzero_ps();
+                for (int c = 0; c < 192; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                }
+                float *mp = M + (ptrdiff_t)xi * 4608 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c02);
+                _mm256_storeu_ps(mp + 24, c10);
+                _mm256_storeu_ps(mp + 32, c11);
+                _mm256_storeu_ps(mp + 40, c12);
+                _mm256_storeu_ps(mp + 48, c20);
+                _mm256_storeu_ps(mp + 56, c21);
+                _mm256_storeu_ps(mp + 64, c22);
+                _mm256_storeu_ps(mp + 72, c30);
+                _mm256_storeu_ps(mp + 80, c31);
+                _mm256_storeu_ps(mp + 88, c32);
+            }
+            for (int k = 0; k < 192; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const int oh = 4 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 27648);
+                        const __m256 x2 = _mm256_loadu_ps(m + 55296);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 110592);
+                        const __m256 x5 = _mm256_loadu_ps(m + 138240);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 4608);
+                        const __m256 x1 = _mm256_loadu_ps(m + 32256);
+                        const __m256 x2 = _mm256_loadu_ps(m + 59904);
+                        const __m256 x3 = _mm256_loadu_ps(m + 87552);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 142848);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 9216);
+                        const __m256 x1 = _mm256_loadu_ps(m + 36864);
+                        const __m256 x2 = _mm256_loadu_ps(m + 64512);
+                        const __m256 x3 = _mm256_loadu_ps(m + 92160);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119808);
+                        const __m256 x5 = _mm256_loadu_ps(m + 147456);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 13824);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41472);
+                        const __m256 x2 = _mm256_loadu_ps(m + 69120);
+                        const __m256 x3 = _mm256_loadu_ps(m + 96768);
+                        const __m256 x4 = _mm256_loadu_ps(m + 124416);
+                        const __m256 x5 = _mm256_loadu_ps(m + 152064);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 18432);
+                        const __m256 x1 = _mm256_loadu_ps(m + 46080);
+                        const __m256 x2 = _mm256_loadu_ps(m + 73728);
+                        const __m256 x3 = _mm256_loadu_ps(m + 101376);
+                        const __m256 x4 = _mm256_loadu_ps(m + 129024);
+                        const __m256 x5 = _mm256_loadu_ps(m + 156672);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 23040);
+                        const __m256 x1 = _mm256_loadu_ps(m + 50688);
+                        const __m256 x2 = _mm256_loadu_ps(m + 78336);
+                        const __m256 x3 = _mm256_loadu_ps(m + 105984);
+                        const __m256 x4 = _mm256_loadu_ps(m + 133632);
+                        const __m256 x5 = _mm256_loadu_ps(m + 161280);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s01, s02), yq = _mm256_sub_ps(s01, s02),
+                                     yr = _mm256_add_ps(s03, s04), ys = _mm256_sub_ps(s03, s04);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s00, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s05);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 0, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 21, c = q + l - h * 21;
-                            if (c >= 19 || q + l >= 397)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 19 + c] = v;
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 8, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 16, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 24, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s11, s12), yq = _mm256_sub_ps(s11, s12),
+                                     yr = _mm256_add_ps(s13, s14), ys = _mm256_sub_ps(s13, s14);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s10, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s15);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 0, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 8, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 16, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 24, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s21, s22), yq = _mm256_sub_ps(s21, s22),
+                                     yr = _mm256_add_ps(s23, s24), ys = _mm256_sub_ps(s23, s24);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s20, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s25);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 0, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 8, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 16, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 24, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s31, s32), yq = _mm256_sub_ps(s31, s32),
+                                     yr = _mm256_add_ps(s33, s34), ys = _mm256_sub_ps(s33, s34);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s30, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s35);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 0, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 8, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 16, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 24, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
                     }
                 }
@@ -575,274 +1086,730 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
 
 /* conv3 — examples/alphago.cnn:18: conv 3x3 p1 192
  *   in [192,19,19] -> out [192,19,19]
- *   weights at packed[562560]: weight [192,192,3,3] + bias [192] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the padded input, rows 21 apart (19 kept); then relu3
+ *   weights at packed[1557888]: weight [192,192,3,3] + bias [192] (packed in blocks of 4 output channels)
+ *   avx2: Winograd F(4x4,3x3), 5x5 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=3 tile rows; 36 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); then relu3
  */
 static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 331776;
+    enum { MR = 4, NV = 3, W = 8, BR = 3, TB = 24, NX = 36 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 1327104;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
         float *yb = y + (ptrdiff_t)b * 69312;
-        float *sb = s + (ptrdiff_t)b * 84688; /* this sample's scratch */
-        cnn_pad(xb0, sb, 192, 19, 19, 1, 1, 21, 21, 0);
-        const float *in = sb;
-        for (int i = 84672; i < 84688; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 800; it++) {
-            const int gb = it / 25, tile = it - gb * 25;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 192 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 10368;
-            const float *xg = in + grp * 84672;
-            float t[MR][NR];
-            {
-                const int p = tile < 24 ? tile * NR : 381;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
-                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
-                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 192; c += 1, xp += 441, wp += 54) {
+        float *in = s + (ptrdiff_t)b * 483840; /* this sample's padded input, */
+        float *V = in + 152064; /* the band transformed, [NX][192][TB], */
+        float *M = V + 165888; /* the NX products, [NX][192][TB] */
+        cnn_pad(xb0, in, 192, 19, 19, 1, 1, 22, 36, 0);
+        for (int ty0 = 0; ty0 < 5; ty0 += BR) {
+            const int rows = ty0 + BR <= 5 ? BR : 5 - ty0;
+            const int used = rows / 1 * 1; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 192; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const float *d = in + (ptrdiff_t)c * 792 + (4 * (ty0 + r)) * 36 + 4 * xv * W;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[0 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[0 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 16), _mm256_loadu_ps(d + 24), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 52), _mm256_loadu_ps(d + 60), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 40), _mm256_loadu_ps(d + 48), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 72), _mm256_loadu_ps(d + 80), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 88), _mm256_loadu_ps(d + 96), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 76), _mm256_loadu_ps(d + 84), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 92), _mm256_loadu_ps(d + 100), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 108), _mm256_loadu_ps(d + 116), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 124), _mm256_loadu_ps(d + 132), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 112), _mm256_loadu_ps(d + 120), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 128), _mm256_loadu_ps(d + 136), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 144), _mm256_loadu_ps(d + 152), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 160), _mm256_loadu_ps(d + 168), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 148), _mm256_loadu_ps(d + 156), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 164), _mm256_loadu_ps(d + 172), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 180), _mm256_loadu_ps(d + 188), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 196), _mm256_loadu_ps(d + 204), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 184), _mm256_loadu_ps(d + 192), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 200), _mm256_loadu_ps(d + 208), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
+                    float *o = vc + v * W;
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 27648, u1);
+                        _mm256_storeu_ps(o + 55296, u2);
+                        _mm256_storeu_ps(o + 82944, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 138240, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[6 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[6 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[6 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[6 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[6 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 4608, u0);
+                        _mm256_storeu_ps(o + 32256, u1);
+                        _mm256_storeu_ps(o + 59904, u2);
+                        _mm256_storeu_ps(o + 87552, u3);
+                        _mm256_storeu_ps(o + 115200, u4);
+                        _mm256_storeu_ps(o + 142848, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 9216, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 64512, u2);
+                        _mm256_storeu_ps(o + 92160, u3);
+                        _mm256_storeu_ps(o + 119808, u4);
+                        _mm256_storeu_ps(o + 147456, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 21 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 21 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[18 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[18 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[18 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[18 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[18 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 13824, u0);
+                        _mm256_storeu_ps(o + 41472, u1);
+                        _mm256_storeu_ps(o + 69120, u2);
+                        _mm256_storeu_ps(o + 96768, u3);
+                        _mm256_storeu_ps(o + 124416, u4);
+                        _mm256_storeu_ps(o + 152064, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 22 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 22 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 18432, u0);
+                        _mm256_storeu_ps(o + 46080, u1);
+                        _mm256_storeu_ps(o + 73728, u2);
+                        _mm256_storeu_ps(o + 101376, u3);
+                        _mm256_storeu_ps(o + 129024, u4);
+                        _mm256_storeu_ps(o + 156672, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 23 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 23 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[30 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[30 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[30 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[30 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[30 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 42 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 42 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 43 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 43 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[42 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[42 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[42 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[42 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[42 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 44 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 44 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 23040, u0);
+                        _mm256_storeu_ps(o + 50688, u1);
+                        _mm256_storeu_ps(o + 78336, u2);
+                        _mm256_storeu_ps(o + 105984, u3);
+                        _mm256_storeu_ps(o + 133632, u4);
+                        _mm256_storeu_ps(o + 161280, u5);
                     }
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[4] + 0, c40);
-                _mm256_storeu_ps(t[4] + 8, c41);
-                _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[5] + 8, c51);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 361;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 21, ow = q - oh * 21;
-                        if (ow + W <= 19 && q + W <= 397) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 19 + ow, x);
-                            continue;
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < NX; xi++)
+                        _mm256_storeu_ps(vc + xi * 4608 + v * W, _mm256_setzero_ps());
+            }
+            for (int it = 0; it < NX * 48 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 48, kb = kx - xi * 48;
+                const float *wp = w + (ptrdiff_t)kx * 768;
+                const float *xp = V + (ptrdiff_t)xi * 4608 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c02 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c12 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c22 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c32 = _mm256_setzero_ps();
+                for (int c = 0; c < 192; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                }
+                float *mp = M + (ptrdiff_t)xi * 4608 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c02);
+                _mm256_storeu_ps(mp + 24, c10);
+                _mm256_storeu_ps(mp + 32, c11);
+                _mm256_storeu_ps(mp + 40, c12);
+                _mm256_storeu_ps(mp + 48, c20);
+                _mm256_storeu_ps(mp + 56, c21);
+                _mm256_storeu_ps(mp + 64, c22);
+                _mm256_storeu_ps(mp + 72, c30);
+                _mm256_storeu_ps(mp + 80, c31);
+                _mm256_storeu_ps(mp + 88, c32);
+            }
+            for (int k = 0; k < 192; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const int oh = 4 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 27648);
+                        const __m256 x2 = _mm256_loadu_ps(m + 55296);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 110592);
+                        const __m256 x5 = _mm256_loadu_ps(m + 138240);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 4608);
+                        const __m256 x1 = _mm256_loadu_ps(m + 32256);
+                        const __m256 x2 = _mm256_loadu_ps(m + 59904);
+                        const __m256 x3 = _mm256_loadu_ps(m + 87552);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 142848);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 9216);
+                        const __m256 x1 = _mm256_loadu_ps(m + 36864);
+                        const __m256 x2 = _mm256_loadu_ps(m + 64512);
+                        const __m256 x3 = _mm256_loadu_ps(m + 92160);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119808);
+                        const __m256 x5 = _mm256_loadu_ps(m + 147456);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 13824);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41472);
+                        const __m256 x2 = _mm256_loadu_ps(m + 69120);
+                        const __m256 x3 = _mm256_loadu_ps(m + 96768);
+                        const __m256 x4 = _mm256_loadu_ps(m + 124416);
+                        const __m256 x5 = _mm256_loadu_ps(m + 152064);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 18432);
+                        const __m256 x1 = _mm256_loadu_ps(m + 46080);
+                        const __m256 x2 = _mm256_loadu_ps(m + 73728);
+                        const __m256 x3 = _mm256_loadu_ps(m + 101376);
+                        const __m256 x4 = _mm256_loadu_ps(m + 129024);
+                        const __m256 x5 = _mm256_loadu_ps(m + 156672);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 23040);
+                        const __m256 x1 = _mm256_loadu_ps(m + 50688);
+                        const __m256 x2 = _mm256_loadu_ps(m + 78336);
+                        const __m256 x3 = _mm256_loadu_ps(m + 105984);
+                        const __m256 x4 = _mm256_loadu_ps(m + 133632);
+                        const __m256 x5 = _mm256_loadu_ps(m + 161280);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s01, s02), yq = _mm256_sub_ps(s01, s02),
+                                     yr = _mm256_add_ps(s03, s04), ys = _mm256_sub_ps(s03, s04);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s00, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s05);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 0, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 21, c = q + l - h * 21;
-                            if (c >= 19 || q + l >= 397)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 19 + c] = v;
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 8, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 16, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 24, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s11, s12), yq = _mm256_sub_ps(s11, s12),
+                                     yr = _mm256_add_ps(s13, s14), ys = _mm256_sub_ps(s13, s14);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s10, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s15);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 0, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 8, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 16, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 24, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s21, s22), yq = _mm256_sub_ps(s21, s22),
+                                     yr = _mm256_add_ps(s23, s24), ys = _mm256_sub_ps(s23, s24);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s20, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s25);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 0, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 8, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 16, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 24, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s31, s32), yq = _mm256_sub_ps(s31, s32),
+                                     yr = _mm256_add_ps(s33, s34), ys = _mm256_sub_ps(s33, s34);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s30, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s35);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 0, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 8, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 16, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 24, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
                     }
                 }
@@ -853,274 +1820,730 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
 
 /* conv4 — examples/alphago.cnn:18: conv 3x3 p1 192
  *   in [192,19,19] -> out [192,19,19]
- *   weights at packed[894528]: weight [192,192,3,3] + bias [192] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the padded input, rows 21 apart (19 kept); then relu4
+ *   weights at packed[2885184]: weight [192,192,3,3] + bias [192] (packed in blocks of 4 output channels)
+ *   avx2: Winograd F(4x4,3x3), 5x5 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=3 tile rows; 36 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); then relu4
  */
 static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 331776;
+    enum { MR = 4, NV = 3, W = 8, BR = 3, TB = 24, NX = 36 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 1327104;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
         float *yb = y + (ptrdiff_t)b * 69312;
-        float *sb = s + (ptrdiff_t)b * 84688; /* this sample's scratch */
-        cnn_pad(xb0, sb, 192, 19, 19, 1, 1, 21, 21, 0);
-        const float *in = sb;
-        for (int i = 84672; i < 84688; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 800; it++) {
-            const int gb = it / 25, tile = it - gb * 25;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 192 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 10368;
-            const float *xg = in + grp * 84672;
-            float t[MR][NR];
-            {
-                const int p = tile < 24 ? tile * NR : 381;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
-                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
-                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 192; c += 1, xp += 441, wp += 54) {
+        float *in = s + (ptrdiff_t)b * 483840; /* this sample's padded input, */
+        float *V = in + 152064; /* the band transformed, [NX][192][TB], */
+        float *M = V + 165888; /* the NX products, [NX][192][TB] */
+        cnn_pad(xb0, in, 192, 19, 19, 1, 1, 22, 36, 0);
+        for (int ty0 = 0; ty0 < 5; ty0 += BR) {
+            const int rows = ty0 + BR <= 5 ? BR : 5 - ty0;
+            const int used = rows / 1 * 1; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 192; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const float *d = in + (ptrdiff_t)c * 792 + (4 * (ty0 + r)) * 36 + 4 * xv * W;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[0 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[0 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 16), _mm256_loadu_ps(d + 24), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 52), _mm256_loadu_ps(d + 60), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 40), _mm256_loadu_ps(d + 48), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 72), _mm256_loadu_ps(d + 80), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 88), _mm256_loadu_ps(d + 96), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 76), _mm256_loadu_ps(d + 84), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 92), _mm256_loadu_ps(d + 100), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 108), _mm256_loadu_ps(d + 116), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 124), _mm256_loadu_ps(d + 132), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 112), _mm256_loadu_ps(d + 120), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 128), _mm256_loadu_ps(d + 136), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 144), _mm256_loadu_ps(d + 152), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 160), _mm256_loadu_ps(d + 168), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 148), _mm256_loadu_ps(d + 156), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 164), _mm256_loadu_ps(d + 172), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 180), _mm256_loadu_ps(d + 188), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 196), _mm256_loadu_ps(d + 204), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 184), _mm256_loadu_ps(d + 192), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 200), _mm256_loadu_ps(d + 208), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
+                    float *o = vc + v * W;
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 27648, u1);
+                        _mm256_storeu_ps(o + 55296, u2);
+                        _mm256_storeu_ps(o + 82944, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 138240, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[6 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[6 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[6 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[6 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[6 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 4608, u0);
+                        _mm256_storeu_ps(o + 32256, u1);
+                        _mm256_storeu_ps(o + 59904, u2);
+                        _mm256_storeu_ps(o + 87552, u3);
+                        _mm256_storeu_ps(o + 115200, u4);
+                        _mm256_storeu_ps(o + 142848, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 9216, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 64512, u2);
+                        _mm256_storeu_ps(o + 92160, u3);
+                        _mm256_storeu_ps(o + 119808, u4);
+                        _mm256_storeu_ps(o + 147456, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 21 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 21 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[18 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[18 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[18 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[18 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[18 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 13824, u0);
+                        _mm256_storeu_ps(o + 41472, u1);
+                        _mm256_storeu_ps(o + 69120, u2);
+                        _mm256_storeu_ps(o + 96768, u3);
+                        _mm256_storeu_ps(o + 124416, u4);
+                        _mm256_storeu_ps(o + 152064, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 22 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 22 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 18432, u0);
+                        _mm256_storeu_ps(o + 46080, u1);
+                        _mm256_storeu_ps(o + 73728, u2);
+                        _mm256_storeu_ps(o + 101376, u3);
+                        _mm256_storeu_ps(o + 129024, u4);
+                        _mm256_storeu_ps(o + 156672, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 23 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 23 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[30 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[30 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[30 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[30 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[30 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 42 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 42 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 43 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 43 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[42 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[42 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[42 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[42 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[42 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 44 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 44 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 23040, u0);
+                        _mm256_storeu_ps(o + 50688, u1);
+                        _mm256_storeu_ps(o + 78336, u2);
+                        _mm256_storeu_ps(o + 105984, u3);
+                        _mm256_storeu_ps(o + 133632, u4);
+                        _mm256_storeu_ps(o + 161280, u5);
                     }
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[4] + 0, c40);
-                _mm256_storeu_ps(t[4] + 8, c41);
-                _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[5] + 8, c51);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 361;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 21, ow = q - oh * 21;
-                        if (ow + W <= 19 && q + W <= 397) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 19 + ow, x);
-                            continue;
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < NX; xi++)
+                        _mm256_storeu_ps(vc + xi * 4608 + v * W, _mm256_setzero_ps());
+            }
+            for (int it = 0; it < NX * 48 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 48, kb = kx - xi * 48;
+                const float *wp = w + (ptrdiff_t)kx * 768;
+                const float *xp = V + (ptrdiff_t)xi * 4608 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c02 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c12 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c22 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c32 = _mm256_setzero_ps();
+                for (int c = 0; c < 192; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                }
+                float *mp = M + (ptrdiff_t)xi * 4608 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c02);
+                _mm256_storeu_ps(mp + 24, c10);
+                _mm256_storeu_ps(mp + 32, c11);
+                _mm256_storeu_ps(mp + 40, c12);
+                _mm256_storeu_ps(mp + 48, c20);
+                _mm256_storeu_ps(mp + 56, c21);
+                _mm256_storeu_ps(mp + 64, c22);
+                _mm256_storeu_ps(mp + 72, c30);
+                _mm256_storeu_ps(mp + 80, c31);
+                _mm256_storeu_ps(mp + 88, c32);
+            }
+            for (int k = 0; k < 192; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const int oh = 4 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 27648);
+                        const __m256 x2 = _mm256_loadu_ps(m + 55296);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 110592);
+                        const __m256 x5 = _mm256_loadu_ps(m + 138240);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 4608);
+                        const __m256 x1 = _mm256_loadu_ps(m + 32256);
+                        const __m256 x2 = _mm256_loadu_ps(m + 59904);
+                        const __m256 x3 = _mm256_loadu_ps(m + 87552);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 142848);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 9216);
+                        const __m256 x1 = _mm256_loadu_ps(m + 36864);
+                        const __m256 x2 = _mm256_loadu_ps(m + 64512);
+                        const __m256 x3 = _mm256_loadu_ps(m + 92160);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119808);
+                        const __m256 x5 = _mm256_loadu_ps(m + 147456);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 13824);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41472);
+                        const __m256 x2 = _mm256_loadu_ps(m + 69120);
+                        const __m256 x3 = _mm256_loadu_ps(m + 96768);
+                        const __m256 x4 = _mm256_loadu_ps(m + 124416);
+                        const __m256 x5 = _mm256_loadu_ps(m + 152064);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 18432);
+                        const __m256 x1 = _mm256_loadu_ps(m + 46080);
+                        const __m256 x2 = _mm256_loadu_ps(m + 73728);
+                        const __m256 x3 = _mm256_loadu_ps(m + 101376);
+                        const __m256 x4 = _mm256_loadu_ps(m + 129024);
+                        const __m256 x5 = _mm256_loadu_ps(m + 156672);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 23040);
+                        const __m256 x1 = _mm256_loadu_ps(m + 50688);
+                        const __m256 x2 = _mm256_loadu_ps(m + 78336);
+                        const __m256 x3 = _mm256_loadu_ps(m + 105984);
+                        const __m256 x4 = _mm256_loadu_ps(m + 133632);
+                        const __m256 x5 = _mm256_loadu_ps(m + 161280);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s01, s02), yq = _mm256_sub_ps(s01, s02),
+                                     yr = _mm256_add_ps(s03, s04), ys = _mm256_sub_ps(s03, s04);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s00, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s05);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 0, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 21, c = q + l - h * 21;
-                            if (c >= 19 || q + l >= 397)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 19 + c] = v;
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 8, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 16, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 24, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s11, s12), yq = _mm256_sub_ps(s11, s12),
+                                     yr = _mm256_add_ps(s13, s14), ys = _mm256_sub_ps(s13, s14);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s10, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s15);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 0, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 8, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 16, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 24, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s21, s22), yq = _mm256_sub_ps(s21, s22),
+                                     yr = _mm256_add_ps(s23, s24), ys = _mm256_sub_ps(s23, s24);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s20, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s25);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 0, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 8, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 16, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 24, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s31, s32), yq = _mm256_sub_ps(s31, s32),
+                                     yr = _mm256_add_ps(s33, s34), ys = _mm256_sub_ps(s33, s34);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s30, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s35);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 0, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 8, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 16, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 24, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
                     }
                 }
@@ -1131,274 +2554,730 @@ static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const fl
 
 /* conv5 — examples/alphago.cnn:18: conv 3x3 p1 192
  *   in [192,19,19] -> out [192,19,19]
- *   weights at packed[1226496]: weight [192,192,3,3] + bias [192] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the padded input, rows 21 apart (19 kept); then relu5
+ *   weights at packed[4212480]: weight [192,192,3,3] + bias [192] (packed in blocks of 4 output channels)
+ *   avx2: Winograd F(4x4,3x3), 5x5 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=3 tile rows; 36 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); then relu5
  */
 static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 331776;
+    enum { MR = 4, NV = 3, W = 8, BR = 3, TB = 24, NX = 36 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 1327104;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
         float *yb = y + (ptrdiff_t)b * 69312;
-        float *sb = s + (ptrdiff_t)b * 84688; /* this sample's scratch */
-        cnn_pad(xb0, sb, 192, 19, 19, 1, 1, 21, 21, 0);
-        const float *in = sb;
-        for (int i = 84672; i < 84688; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 800; it++) {
-            const int gb = it / 25, tile = it - gb * 25;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 192 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 10368;
-            const float *xg = in + grp * 84672;
-            float t[MR][NR];
-            {
-                const int p = tile < 24 ? tile * NR : 381;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
-                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
-                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 192; c += 1, xp += 441, wp += 54) {
+        float *in = s + (ptrdiff_t)b * 483840; /* this sample's padded input, */
+        float *V = in + 152064; /* the band transformed, [NX][192][TB], */
+        float *M = V + 165888; /* the NX products, [NX][192][TB] */
+        cnn_pad(xb0, in, 192, 19, 19, 1, 1, 22, 36, 0);
+        for (int ty0 = 0; ty0 < 5; ty0 += BR) {
+            const int rows = ty0 + BR <= 5 ? BR : 5 - ty0;
+            const int used = rows / 1 * 1; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 192; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const float *d = in + (ptrdiff_t)c * 792 + (4 * (ty0 + r)) * 36 + 4 * xv * W;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[0 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[0 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 16), _mm256_loadu_ps(d + 24), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 52), _mm256_loadu_ps(d + 60), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 40), _mm256_loadu_ps(d + 48), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 72), _mm256_loadu_ps(d + 80), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 88), _mm256_loadu_ps(d + 96), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 76), _mm256_loadu_ps(d + 84), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 92), _mm256_loadu_ps(d + 100), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 108), _mm256_loadu_ps(d + 116), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 124), _mm256_loadu_ps(d + 132), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 112), _mm256_loadu_ps(d + 120), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 128), _mm256_loadu_ps(d + 136), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 144), _mm256_loadu_ps(d + 152), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 160), _mm256_loadu_ps(d + 168), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 148), _mm256_loadu_ps(d + 156), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 164), _mm256_loadu_ps(d + 172), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 180), _mm256_loadu_ps(d + 188), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 196), _mm256_loadu_ps(d + 204), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 184), _mm256_loadu_ps(d + 192), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 200), _mm256_loadu_ps(d + 208), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
+                    float *o = vc + v * W;
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 27648, u1);
+                        _mm256_storeu_ps(o + 55296, u2);
+                        _mm256_storeu_ps(o + 82944, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 138240, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[6 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[6 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[6 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[6 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[6 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 4608, u0);
+                        _mm256_storeu_ps(o + 32256, u1);
+                        _mm256_storeu_ps(o + 59904, u2);
+                        _mm256_storeu_ps(o + 87552, u3);
+                        _mm256_storeu_ps(o + 115200, u4);
+                        _mm256_storeu_ps(o + 142848, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 9216, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 64512, u2);
+                        _mm256_storeu_ps(o + 92160, u3);
+                        _mm256_storeu_ps(o + 119808, u4);
+                        _mm256_storeu_ps(o + 147456, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 21 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 21 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[18 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[18 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[18 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[18 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[18 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 13824, u0);
+                        _mm256_storeu_ps(o + 41472, u1);
+                        _mm256_storeu_ps(o + 69120, u2);
+                        _mm256_storeu_ps(o + 96768, u3);
+                        _mm256_storeu_ps(o + 124416, u4);
+                        _mm256_storeu_ps(o + 152064, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 22 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 22 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 18432, u0);
+                        _mm256_storeu_ps(o + 46080, u1);
+                        _mm256_storeu_ps(o + 73728, u2);
+                        _mm256_storeu_ps(o + 101376, u3);
+                        _mm256_storeu_ps(o + 129024, u4);
+                        _mm256_storeu_ps(o + 156672, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 23 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 23 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[30 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[30 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[30 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[30 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[30 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 42 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 42 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 43 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 43 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[42 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[42 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[42 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[42 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[42 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 44 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 44 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 23040, u0);
+                        _mm256_storeu_ps(o + 50688, u1);
+                        _mm256_storeu_ps(o + 78336, u2);
+                        _mm256_storeu_ps(o + 105984, u3);
+                        _mm256_storeu_ps(o + 133632, u4);
+                        _mm256_storeu_ps(o + 161280, u5);
                     }
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[4] + 0, c40);
-                _mm256_storeu_ps(t[4] + 8, c41);
-                _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[5] + 8, c51);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 361;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 21, ow = q - oh * 21;
-                        if (ow + W <= 19 && q + W <= 397) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 19 + ow, x);
-                            continue;
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < NX; xi++)
+                        _mm256_storeu_ps(vc + xi * 4608 + v * W, _mm256_setzero_ps());
+            }
+            for (int it = 0; it < NX * 48 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 48, kb = kx - xi * 48;
+                const float *wp = w + (ptrdiff_t)kx * 768;
+                const float *xp = V + (ptrdiff_t)xi * 4608 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c02 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c12 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c22 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c32 = _mm256_setzero_ps();
+                for (int c = 0; c < 192; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                }
+                float *mp = M + (ptrdiff_t)xi * 4608 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c02);
+                _mm256_storeu_ps(mp + 24, c10);
+                _mm256_storeu_ps(mp + 32, c11);
+                _mm256_storeu_ps(mp + 40, c12);
+                _mm256_storeu_ps(mp + 48, c20);
+                _mm256_storeu_ps(mp + 56, c21);
+                _mm256_storeu_ps(mp + 64, c22);
+                _mm256_storeu_ps(mp + 72, c30);
+                _mm256_storeu_ps(mp + 80, c31);
+                _mm256_storeu_ps(mp + 88, c32);
+            }
+            for (int k = 0; k < 192; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const int oh = 4 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 27648);
+                        const __m256 x2 = _mm256_loadu_ps(m + 55296);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 110592);
+                        const __m256 x5 = _mm256_loadu_ps(m + 138240);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 4608);
+                        const __m256 x1 = _mm256_loadu_ps(m + 32256);
+                        const __m256 x2 = _mm256_loadu_ps(m + 59904);
+                        const __m256 x3 = _mm256_loadu_ps(m + 87552);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 142848);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 9216);
+                        const __m256 x1 = _mm256_loadu_ps(m + 36864);
+                        const __m256 x2 = _mm256_loadu_ps(m + 64512);
+                        const __m256 x3 = _mm256_loadu_ps(m + 92160);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119808);
+                        const __m256 x5 = _mm256_loadu_ps(m + 147456);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 13824);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41472);
+                        const __m256 x2 = _mm256_loadu_ps(m + 69120);
+                        const __m256 x3 = _mm256_loadu_ps(m + 96768);
+                        const __m256 x4 = _mm256_loadu_ps(m + 124416);
+                        const __m256 x5 = _mm256_loadu_ps(m + 152064);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 18432);
+                        const __m256 x1 = _mm256_loadu_ps(m + 46080);
+                        const __m256 x2 = _mm256_loadu_ps(m + 73728);
+                        const __m256 x3 = _mm256_loadu_ps(m + 101376);
+                        const __m256 x4 = _mm256_loadu_ps(m + 129024);
+                        const __m256 x5 = _mm256_loadu_ps(m + 156672);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 23040);
+                        const __m256 x1 = _mm256_loadu_ps(m + 50688);
+                        const __m256 x2 = _mm256_loadu_ps(m + 78336);
+                        const __m256 x3 = _mm256_loadu_ps(m + 105984);
+                        const __m256 x4 = _mm256_loadu_ps(m + 133632);
+                        const __m256 x5 = _mm256_loadu_ps(m + 161280);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s01, s02), yq = _mm256_sub_ps(s01, s02),
+                                     yr = _mm256_add_ps(s03, s04), ys = _mm256_sub_ps(s03, s04);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s00, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s05);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 0, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 21, c = q + l - h * 21;
-                            if (c >= 19 || q + l >= 397)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 19 + c] = v;
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 8, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 16, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 24, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s11, s12), yq = _mm256_sub_ps(s11, s12),
+                                     yr = _mm256_add_ps(s13, s14), ys = _mm256_sub_ps(s13, s14);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s10, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s15);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 0, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 8, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 16, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 24, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s21, s22), yq = _mm256_sub_ps(s21, s22),
+                                     yr = _mm256_add_ps(s23, s24), ys = _mm256_sub_ps(s23, s24);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s20, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s25);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 0, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 8, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 16, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 24, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s31, s32), yq = _mm256_sub_ps(s31, s32),
+                                     yr = _mm256_add_ps(s33, s34), ys = _mm256_sub_ps(s33, s34);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s30, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s35);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 0, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 8, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 16, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 24, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
                     }
                 }
@@ -1409,274 +3288,730 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
 
 /* conv6 — examples/alphago.cnn:18: conv 3x3 p1 192
  *   in [192,19,19] -> out [192,19,19]
- *   weights at packed[1558464]: weight [192,192,3,3] + bias [192] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the padded input, rows 21 apart (19 kept); then relu6
+ *   weights at packed[5539776]: weight [192,192,3,3] + bias [192] (packed in blocks of 4 output channels)
+ *   avx2: Winograd F(4x4,3x3), 5x5 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=3 tile rows; 36 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); then relu6
  */
 static CNN_SIMD void conv6(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 331776;
+    enum { MR = 4, NV = 3, W = 8, BR = 3, TB = 24, NX = 36 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 1327104;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
         float *yb = y + (ptrdiff_t)b * 69312;
-        float *sb = s + (ptrdiff_t)b * 84688; /* this sample's scratch */
-        cnn_pad(xb0, sb, 192, 19, 19, 1, 1, 21, 21, 0);
-        const float *in = sb;
-        for (int i = 84672; i < 84688; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 800; it++) {
-            const int gb = it / 25, tile = it - gb * 25;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 192 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 10368;
-            const float *xg = in + grp * 84672;
-            float t[MR][NR];
-            {
-                const int p = tile < 24 ? tile * NR : 381;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
-                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
-                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 192; c += 1, xp += 441, wp += 54) {
+        float *in = s + (ptrdiff_t)b * 483840; /* this sample's padded input, */
+        float *V = in + 152064; /* the band transformed, [NX][192][TB], */
+        float *M = V + 165888; /* the NX products, [NX][192][TB] */
+        cnn_pad(xb0, in, 192, 19, 19, 1, 1, 22, 36, 0);
+        for (int ty0 = 0; ty0 < 5; ty0 += BR) {
+            const int rows = ty0 + BR <= 5 ? BR : 5 - ty0;
+            const int used = rows / 1 * 1; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 192; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const float *d = in + (ptrdiff_t)c * 792 + (4 * (ty0 + r)) * 36 + 4 * xv * W;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[0 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[0 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 16), _mm256_loadu_ps(d + 24), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 52), _mm256_loadu_ps(d + 60), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 40), _mm256_loadu_ps(d + 48), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 72), _mm256_loadu_ps(d + 80), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 88), _mm256_loadu_ps(d + 96), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 76), _mm256_loadu_ps(d + 84), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 92), _mm256_loadu_ps(d + 100), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 108), _mm256_loadu_ps(d + 116), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 124), _mm256_loadu_ps(d + 132), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 112), _mm256_loadu_ps(d + 120), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 128), _mm256_loadu_ps(d + 136), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 144), _mm256_loadu_ps(d + 152), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 160), _mm256_loadu_ps(d + 168), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 148), _mm256_loadu_ps(d + 156), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 164), _mm256_loadu_ps(d + 172), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 180), _mm256_loadu_ps(d + 188), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 196), _mm256_loadu_ps(d + 204), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 184), _mm256_loadu_ps(d + 192), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 200), _mm256_loadu_ps(d + 208), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
+                    float *o = vc + v * W;
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 27648, u1);
+                        _mm256_storeu_ps(o + 55296, u2);
+                        _mm256_storeu_ps(o + 82944, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 138240, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[6 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[6 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[6 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[6 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[6 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 4608, u0);
+                        _mm256_storeu_ps(o + 32256, u1);
+                        _mm256_storeu_ps(o + 59904, u2);
+                        _mm256_storeu_ps(o + 87552, u3);
+                        _mm256_storeu_ps(o + 115200, u4);
+                        _mm256_storeu_ps(o + 142848, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 9216, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 64512, u2);
+                        _mm256_storeu_ps(o + 92160, u3);
+                        _mm256_storeu_ps(o + 119808, u4);
+                        _mm256_storeu_ps(o + 147456, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 21 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 21 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[18 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[18 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[18 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[18 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[18 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 13824, u0);
+                        _mm256_storeu_ps(o + 41472, u1);
+                        _mm256_storeu_ps(o + 69120, u2);
+                        _mm256_storeu_ps(o + 96768, u3);
+                        _mm256_storeu_ps(o + 124416, u4);
+                        _mm256_storeu_ps(o + 152064, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 22 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 22 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 18432, u0);
+                        _mm256_storeu_ps(o + 46080, u1);
+                        _mm256_storeu_ps(o + 73728, u2);
+                        _mm256_storeu_ps(o + 101376, u3);
+                        _mm256_storeu_ps(o + 129024, u4);
+                        _mm256_storeu_ps(o + 156672, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 23 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 23 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[30 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[30 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[30 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[30 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[30 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 42 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 42 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 43 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 43 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[42 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[42 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[42 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[42 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[42 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 44 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 44 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 23040, u0);
+                        _mm256_storeu_ps(o + 50688, u1);
+                        _mm256_storeu_ps(o + 78336, u2);
+                        _mm256_storeu_ps(o + 105984, u3);
+                        _mm256_storeu_ps(o + 133632, u4);
+                        _mm256_storeu_ps(o + 161280, u5);
                     }
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[4] + 0, c40);
-                _mm256_storeu_ps(t[4] + 8, c41);
-                _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[5] + 8, c51);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 361;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 21, ow = q - oh * 21;
-                        if (ow + W <= 19 && q + W <= 397) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 19 + ow, x);
-                            continue;
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < NX; xi++)
+                        _mm256_storeu_ps(vc + xi * 4608 + v * W, _mm256_setzero_ps());
+            }
+            for (int it = 0; it < NX * 48 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 48, kb = kx - xi * 48;
+                const float *wp = w + (ptrdiff_t)kx * 768;
+                const float *xp = V + (ptrdiff_t)xi * 4608 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c02 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c12 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c22 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c32 = _mm256_setzero_ps();
+                for (int c = 0; c < 192; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                }
+                float *mp = M + (ptrdiff_t)xi * 4608 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c02);
+                _mm256_storeu_ps(mp + 24, c10);
+                _mm256_storeu_ps(mp + 32, c11);
+                _mm256_storeu_ps(mp + 40, c12);
+                _mm256_storeu_ps(mp + 48, c20);
+                _mm256_storeu_ps(mp + 56, c21);
+                _mm256_storeu_ps(mp + 64, c22);
+                _mm256_storeu_ps(mp + 72, c30);
+                _mm256_storeu_ps(mp + 80, c31);
+                _mm256_storeu_ps(mp + 88, c32);
+            }
+            for (int k = 0; k < 192; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const int oh = 4 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 27648);
+                        const __m256 x2 = _mm256_loadu_ps(m + 55296);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 110592);
+                        const __m256 x5 = _mm256_loadu_ps(m + 138240);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 4608);
+                        const __m256 x1 = _mm256_loadu_ps(m + 32256);
+                        const __m256 x2 = _mm256_loadu_ps(m + 59904);
+                        const __m256 x3 = _mm256_loadu_ps(m + 87552);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 142848);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 9216);
+                        const __m256 x1 = _mm256_loadu_ps(m + 36864);
+                        const __m256 x2 = _mm256_loadu_ps(m + 64512);
+                        const __m256 x3 = _mm256_loadu_ps(m + 92160);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119808);
+                        const __m256 x5 = _mm256_loadu_ps(m + 147456);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 13824);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41472);
+                        const __m256 x2 = _mm256_loadu_ps(m + 69120);
+                        const __m256 x3 = _mm256_loadu_ps(m + 96768);
+                        const __m256 x4 = _mm256_loadu_ps(m + 124416);
+                        const __m256 x5 = _mm256_loadu_ps(m + 152064);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 18432);
+                        const __m256 x1 = _mm256_loadu_ps(m + 46080);
+                        const __m256 x2 = _mm256_loadu_ps(m + 73728);
+                        const __m256 x3 = _mm256_loadu_ps(m + 101376);
+                        const __m256 x4 = _mm256_loadu_ps(m + 129024);
+                        const __m256 x5 = _mm256_loadu_ps(m + 156672);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 23040);
+                        const __m256 x1 = _mm256_loadu_ps(m + 50688);
+                        const __m256 x2 = _mm256_loadu_ps(m + 78336);
+                        const __m256 x3 = _mm256_loadu_ps(m + 105984);
+                        const __m256 x4 = _mm256_loadu_ps(m + 133632);
+                        const __m256 x5 = _mm256_loadu_ps(m + 161280);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s01, s02), yq = _mm256_sub_ps(s01, s02),
+                                     yr = _mm256_add_ps(s03, s04), ys = _mm256_sub_ps(s03, s04);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s00, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s05);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 0, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 21, c = q + l - h * 21;
-                            if (c >= 19 || q + l >= 397)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 19 + c] = v;
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 8, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 16, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 24, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s11, s12), yq = _mm256_sub_ps(s11, s12),
+                                     yr = _mm256_add_ps(s13, s14), ys = _mm256_sub_ps(s13, s14);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s10, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s15);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 0, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 8, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 16, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 24, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s21, s22), yq = _mm256_sub_ps(s21, s22),
+                                     yr = _mm256_add_ps(s23, s24), ys = _mm256_sub_ps(s23, s24);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s20, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s25);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 0, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 8, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 16, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 24, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s31, s32), yq = _mm256_sub_ps(s31, s32),
+                                     yr = _mm256_add_ps(s33, s34), ys = _mm256_sub_ps(s33, s34);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s30, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s35);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 0, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 8, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 16, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 24, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
                     }
                 }
@@ -1687,274 +4022,730 @@ static CNN_SIMD void conv6(const float *restrict x0, float *restrict y, const fl
 
 /* conv7 — examples/alphago.cnn:18: conv 3x3 p1 192
  *   in [192,19,19] -> out [192,19,19]
- *   weights at packed[1890432]: weight [192,192,3,3] + bias [192] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the padded input, rows 21 apart (19 kept); then relu7
+ *   weights at packed[6867072]: weight [192,192,3,3] + bias [192] (packed in blocks of 4 output channels)
+ *   avx2: Winograd F(4x4,3x3), 5x5 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=3 tile rows; 36 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); then relu7
  */
 static CNN_SIMD void conv7(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 331776;
+    enum { MR = 4, NV = 3, W = 8, BR = 3, TB = 24, NX = 36 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 1327104;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
         float *yb = y + (ptrdiff_t)b * 69312;
-        float *sb = s + (ptrdiff_t)b * 84688; /* this sample's scratch */
-        cnn_pad(xb0, sb, 192, 19, 19, 1, 1, 21, 21, 0);
-        const float *in = sb;
-        for (int i = 84672; i < 84688; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 800; it++) {
-            const int gb = it / 25, tile = it - gb * 25;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 192 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 10368;
-            const float *xg = in + grp * 84672;
-            float t[MR][NR];
-            {
-                const int p = tile < 24 ? tile * NR : 381;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
-                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
-                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 192; c += 1, xp += 441, wp += 54) {
+        float *in = s + (ptrdiff_t)b * 483840; /* this sample's padded input, */
+        float *V = in + 152064; /* the band transformed, [NX][192][TB], */
+        float *M = V + 165888; /* the NX products, [NX][192][TB] */
+        cnn_pad(xb0, in, 192, 19, 19, 1, 1, 22, 36, 0);
+        for (int ty0 = 0; ty0 < 5; ty0 += BR) {
+            const int rows = ty0 + BR <= 5 ? BR : 5 - ty0;
+            const int used = rows / 1 * 1; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 192; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const float *d = in + (ptrdiff_t)c * 792 + (4 * (ty0 + r)) * 36 + 4 * xv * W;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[0 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[0 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 16), _mm256_loadu_ps(d + 24), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 52), _mm256_loadu_ps(d + 60), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 40), _mm256_loadu_ps(d + 48), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 72), _mm256_loadu_ps(d + 80), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 88), _mm256_loadu_ps(d + 96), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 76), _mm256_loadu_ps(d + 84), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 92), _mm256_loadu_ps(d + 100), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 108), _mm256_loadu_ps(d + 116), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 124), _mm256_loadu_ps(d + 132), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 112), _mm256_loadu_ps(d + 120), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 128), _mm256_loadu_ps(d + 136), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 144), _mm256_loadu_ps(d + 152), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 160), _mm256_loadu_ps(d + 168), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 148), _mm256_loadu_ps(d + 156), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 164), _mm256_loadu_ps(d + 172), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 180), _mm256_loadu_ps(d + 188), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 196), _mm256_loadu_ps(d + 204), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 184), _mm256_loadu_ps(d + 192), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 200), _mm256_loadu_ps(d + 208), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
+                    float *o = vc + v * W;
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 27648, u1);
+                        _mm256_storeu_ps(o + 55296, u2);
+                        _mm256_storeu_ps(o + 82944, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 138240, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[6 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[6 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[6 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[6 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[6 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 4608, u0);
+                        _mm256_storeu_ps(o + 32256, u1);
+                        _mm256_storeu_ps(o + 59904, u2);
+                        _mm256_storeu_ps(o + 87552, u3);
+                        _mm256_storeu_ps(o + 115200, u4);
+                        _mm256_storeu_ps(o + 142848, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 9216, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 64512, u2);
+                        _mm256_storeu_ps(o + 92160, u3);
+                        _mm256_storeu_ps(o + 119808, u4);
+                        _mm256_storeu_ps(o + 147456, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 21 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 21 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[18 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[18 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[18 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[18 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[18 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 13824, u0);
+                        _mm256_storeu_ps(o + 41472, u1);
+                        _mm256_storeu_ps(o + 69120, u2);
+                        _mm256_storeu_ps(o + 96768, u3);
+                        _mm256_storeu_ps(o + 124416, u4);
+                        _mm256_storeu_ps(o + 152064, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 22 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 22 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 18432, u0);
+                        _mm256_storeu_ps(o + 46080, u1);
+                        _mm256_storeu_ps(o + 73728, u2);
+                        _mm256_storeu_ps(o + 101376, u3);
+                        _mm256_storeu_ps(o + 129024, u4);
+                        _mm256_storeu_ps(o + 156672, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 23 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 23 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[30 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[30 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[30 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[30 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[30 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 42 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 42 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 43 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 43 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[42 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[42 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[42 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[42 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[42 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 44 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 44 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 23040, u0);
+                        _mm256_storeu_ps(o + 50688, u1);
+                        _mm256_storeu_ps(o + 78336, u2);
+                        _mm256_storeu_ps(o + 105984, u3);
+                        _mm256_storeu_ps(o + 133632, u4);
+                        _mm256_storeu_ps(o + 161280, u5);
                     }
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[4] + 0, c40);
-                _mm256_storeu_ps(t[4] + 8, c41);
-                _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[5] + 8, c51);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 361;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 21, ow = q - oh * 21;
-                        if (ow + W <= 19 && q + W <= 397) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 19 + ow, x);
-                            continue;
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < NX; xi++)
+                        _mm256_storeu_ps(vc + xi * 4608 + v * W, _mm256_setzero_ps());
+            }
+            for (int it = 0; it < NX * 48 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 48, kb = kx - xi * 48;
+                const float *wp = w + (ptrdiff_t)kx * 768;
+                const float *xp = V + (ptrdiff_t)xi * 4608 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c02 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c12 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c22 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c32 = _mm256_setzero_ps();
+                for (int c = 0; c < 192; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                }
+                float *mp = M + (ptrdiff_t)xi * 4608 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c02);
+                _mm256_storeu_ps(mp + 24, c10);
+                _mm256_storeu_ps(mp + 32, c11);
+                _mm256_storeu_ps(mp + 40, c12);
+                _mm256_storeu_ps(mp + 48, c20);
+                _mm256_storeu_ps(mp + 56, c21);
+                _mm256_storeu_ps(mp + 64, c22);
+                _mm256_storeu_ps(mp + 72, c30);
+                _mm256_storeu_ps(mp + 80, c31);
+                _mm256_storeu_ps(mp + 88, c32);
+            }
+            for (int k = 0; k < 192; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const int oh = 4 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 27648);
+                        const __m256 x2 = _mm256_loadu_ps(m + 55296);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 110592);
+                        const __m256 x5 = _mm256_loadu_ps(m + 138240);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 4608);
+                        const __m256 x1 = _mm256_loadu_ps(m + 32256);
+                        const __m256 x2 = _mm256_loadu_ps(m + 59904);
+                        const __m256 x3 = _mm256_loadu_ps(m + 87552);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 142848);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 9216);
+                        const __m256 x1 = _mm256_loadu_ps(m + 36864);
+                        const __m256 x2 = _mm256_loadu_ps(m + 64512);
+                        const __m256 x3 = _mm256_loadu_ps(m + 92160);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119808);
+                        const __m256 x5 = _mm256_loadu_ps(m + 147456);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 13824);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41472);
+                        const __m256 x2 = _mm256_loadu_ps(m + 69120);
+                        const __m256 x3 = _mm256_loadu_ps(m + 96768);
+                        const __m256 x4 = _mm256_loadu_ps(m + 124416);
+                        const __m256 x5 = _mm256_loadu_ps(m + 152064);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 18432);
+                        const __m256 x1 = _mm256_loadu_ps(m + 46080);
+                        const __m256 x2 = _mm256_loadu_ps(m + 73728);
+                        const __m256 x3 = _mm256_loadu_ps(m + 101376);
+                        const __m256 x4 = _mm256_loadu_ps(m + 129024);
+                        const __m256 x5 = _mm256_loadu_ps(m + 156672);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 23040);
+                        const __m256 x1 = _mm256_loadu_ps(m + 50688);
+                        const __m256 x2 = _mm256_loadu_ps(m + 78336);
+                        const __m256 x3 = _mm256_loadu_ps(m + 105984);
+                        const __m256 x4 = _mm256_loadu_ps(m + 133632);
+                        const __m256 x5 = _mm256_loadu_ps(m + 161280);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s01, s02), yq = _mm256_sub_ps(s01, s02),
+                                     yr = _mm256_add_ps(s03, s04), ys = _mm256_sub_ps(s03, s04);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s00, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s05);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 0, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 21, c = q + l - h * 21;
-                            if (c >= 19 || q + l >= 397)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 19 + c] = v;
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 8, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 16, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 24, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s11, s12), yq = _mm256_sub_ps(s11, s12),
+                                     yr = _mm256_add_ps(s13, s14), ys = _mm256_sub_ps(s13, s14);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s10, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s15);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 0, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 8, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 16, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 24, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s21, s22), yq = _mm256_sub_ps(s21, s22),
+                                     yr = _mm256_add_ps(s23, s24), ys = _mm256_sub_ps(s23, s24);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s20, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s25);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 0, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 8, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 16, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 24, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s31, s32), yq = _mm256_sub_ps(s31, s32),
+                                     yr = _mm256_add_ps(s33, s34), ys = _mm256_sub_ps(s33, s34);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s30, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s35);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 0, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 8, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 16, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 24, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
                     }
                 }
@@ -1965,274 +4756,730 @@ static CNN_SIMD void conv7(const float *restrict x0, float *restrict y, const fl
 
 /* conv8 — examples/alphago.cnn:18: conv 3x3 p1 192
  *   in [192,19,19] -> out [192,19,19]
- *   weights at packed[2222400]: weight [192,192,3,3] + bias [192] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the padded input, rows 21 apart (19 kept); then relu8
+ *   weights at packed[8194368]: weight [192,192,3,3] + bias [192] (packed in blocks of 4 output channels)
+ *   avx2: Winograd F(4x4,3x3), 5x5 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=3 tile rows; 36 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); then relu8
  */
 static CNN_SIMD void conv8(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 331776;
+    enum { MR = 4, NV = 3, W = 8, BR = 3, TB = 24, NX = 36 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 1327104;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
         float *yb = y + (ptrdiff_t)b * 69312;
-        float *sb = s + (ptrdiff_t)b * 84688; /* this sample's scratch */
-        cnn_pad(xb0, sb, 192, 19, 19, 1, 1, 21, 21, 0);
-        const float *in = sb;
-        for (int i = 84672; i < 84688; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 800; it++) {
-            const int gb = it / 25, tile = it - gb * 25;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 192 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 10368;
-            const float *xg = in + grp * 84672;
-            float t[MR][NR];
-            {
-                const int p = tile < 24 ? tile * NR : 381;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
-                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
-                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 192; c += 1, xp += 441, wp += 54) {
+        float *in = s + (ptrdiff_t)b * 483840; /* this sample's padded input, */
+        float *V = in + 152064; /* the band transformed, [NX][192][TB], */
+        float *M = V + 165888; /* the NX products, [NX][192][TB] */
+        cnn_pad(xb0, in, 192, 19, 19, 1, 1, 22, 36, 0);
+        for (int ty0 = 0; ty0 < 5; ty0 += BR) {
+            const int rows = ty0 + BR <= 5 ? BR : 5 - ty0;
+            const int used = rows / 1 * 1; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 192; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const float *d = in + (ptrdiff_t)c * 792 + (4 * (ty0 + r)) * 36 + 4 * xv * W;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[0 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[0 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 16), _mm256_loadu_ps(d + 24), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 52), _mm256_loadu_ps(d + 60), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 40), _mm256_loadu_ps(d + 48), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 72), _mm256_loadu_ps(d + 80), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 88), _mm256_loadu_ps(d + 96), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 76), _mm256_loadu_ps(d + 84), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 92), _mm256_loadu_ps(d + 100), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 108), _mm256_loadu_ps(d + 116), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 124), _mm256_loadu_ps(d + 132), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 112), _mm256_loadu_ps(d + 120), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 128), _mm256_loadu_ps(d + 136), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 144), _mm256_loadu_ps(d + 152), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 160), _mm256_loadu_ps(d + 168), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 148), _mm256_loadu_ps(d + 156), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 164), _mm256_loadu_ps(d + 172), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 180), _mm256_loadu_ps(d + 188), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 196), _mm256_loadu_ps(d + 204), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 184), _mm256_loadu_ps(d + 192), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 200), _mm256_loadu_ps(d + 208), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
+                    float *o = vc + v * W;
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 27648, u1);
+                        _mm256_storeu_ps(o + 55296, u2);
+                        _mm256_storeu_ps(o + 82944, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 138240, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[6 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[6 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[6 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[6 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[6 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 4608, u0);
+                        _mm256_storeu_ps(o + 32256, u1);
+                        _mm256_storeu_ps(o + 59904, u2);
+                        _mm256_storeu_ps(o + 87552, u3);
+                        _mm256_storeu_ps(o + 115200, u4);
+                        _mm256_storeu_ps(o + 142848, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 9216, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 64512, u2);
+                        _mm256_storeu_ps(o + 92160, u3);
+                        _mm256_storeu_ps(o + 119808, u4);
+                        _mm256_storeu_ps(o + 147456, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 21 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 21 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[18 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[18 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[18 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[18 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[18 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 13824, u0);
+                        _mm256_storeu_ps(o + 41472, u1);
+                        _mm256_storeu_ps(o + 69120, u2);
+                        _mm256_storeu_ps(o + 96768, u3);
+                        _mm256_storeu_ps(o + 124416, u4);
+                        _mm256_storeu_ps(o + 152064, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 22 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 22 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 18432, u0);
+                        _mm256_storeu_ps(o + 46080, u1);
+                        _mm256_storeu_ps(o + 73728, u2);
+                        _mm256_storeu_ps(o + 101376, u3);
+                        _mm256_storeu_ps(o + 129024, u4);
+                        _mm256_storeu_ps(o + 156672, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 23 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 23 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[30 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[30 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[30 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[30 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[30 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 42 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 42 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 43 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 43 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[42 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[42 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[42 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[42 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[42 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 44 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 44 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 23040, u0);
+                        _mm256_storeu_ps(o + 50688, u1);
+                        _mm256_storeu_ps(o + 78336, u2);
+                        _mm256_storeu_ps(o + 105984, u3);
+                        _mm256_storeu_ps(o + 133632, u4);
+                        _mm256_storeu_ps(o + 161280, u5);
                     }
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[4] + 0, c40);
-                _mm256_storeu_ps(t[4] + 8, c41);
-                _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[5] + 8, c51);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 361;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 21, ow = q - oh * 21;
-                        if (ow + W <= 19 && q + W <= 397) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 19 + ow, x);
-                            continue;
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < NX; xi++)
+                        _mm256_storeu_ps(vc + xi * 4608 + v * W, _mm256_setzero_ps());
+            }
+            for (int it = 0; it < NX * 48 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 48, kb = kx - xi * 48;
+                const float *wp = w + (ptrdiff_t)kx * 768;
+                const float *xp = V + (ptrdiff_t)xi * 4608 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c02 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c12 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c22 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c32 = _mm256_setzero_ps();
+                for (int c = 0; c < 192; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                }
+                float *mp = M + (ptrdiff_t)xi * 4608 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c02);
+                _mm256_storeu_ps(mp + 24, c10);
+                _mm256_storeu_ps(mp + 32, c11);
+                _mm256_storeu_ps(mp + 40, c12);
+                _mm256_storeu_ps(mp + 48, c20);
+                _mm256_storeu_ps(mp + 56, c21);
+                _mm256_storeu_ps(mp + 64, c22);
+                _mm256_storeu_ps(mp + 72, c30);
+                _mm256_storeu_ps(mp + 80, c31);
+                _mm256_storeu_ps(mp + 88, c32);
+            }
+            for (int k = 0; k < 192; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const int oh = 4 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 27648);
+                        const __m256 x2 = _mm256_loadu_ps(m + 55296);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 110592);
+                        const __m256 x5 = _mm256_loadu_ps(m + 138240);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 4608);
+                        const __m256 x1 = _mm256_loadu_ps(m + 32256);
+                        const __m256 x2 = _mm256_loadu_ps(m + 59904);
+                        const __m256 x3 = _mm256_loadu_ps(m + 87552);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 142848);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 9216);
+                        const __m256 x1 = _mm256_loadu_ps(m + 36864);
+                        const __m256 x2 = _mm256_loadu_ps(m + 64512);
+                        const __m256 x3 = _mm256_loadu_ps(m + 92160);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119808);
+                        const __m256 x5 = _mm256_loadu_ps(m + 147456);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 13824);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41472);
+                        const __m256 x2 = _mm256_loadu_ps(m + 69120);
+                        const __m256 x3 = _mm256_loadu_ps(m + 96768);
+                        const __m256 x4 = _mm256_loadu_ps(m + 124416);
+                        const __m256 x5 = _mm256_loadu_ps(m + 152064);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 18432);
+                        const __m256 x1 = _mm256_loadu_ps(m + 46080);
+                        const __m256 x2 = _mm256_loadu_ps(m + 73728);
+                        const __m256 x3 = _mm256_loadu_ps(m + 101376);
+                        const __m256 x4 = _mm256_loadu_ps(m + 129024);
+                        const __m256 x5 = _mm256_loadu_ps(m + 156672);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 23040);
+                        const __m256 x1 = _mm256_loadu_ps(m + 50688);
+                        const __m256 x2 = _mm256_loadu_ps(m + 78336);
+                        const __m256 x3 = _mm256_loadu_ps(m + 105984);
+                        const __m256 x4 = _mm256_loadu_ps(m + 133632);
+                        const __m256 x5 = _mm256_loadu_ps(m + 161280);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s01, s02), yq = _mm256_sub_ps(s01, s02),
+                                     yr = _mm256_add_ps(s03, s04), ys = _mm256_sub_ps(s03, s04);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s00, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s05);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 0, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 21, c = q + l - h * 21;
-                            if (c >= 19 || q + l >= 397)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 19 + c] = v;
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 8, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 16, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 24, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s11, s12), yq = _mm256_sub_ps(s11, s12),
+                                     yr = _mm256_add_ps(s13, s14), ys = _mm256_sub_ps(s13, s14);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s10, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s15);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 0, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 8, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 16, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 24, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s21, s22), yq = _mm256_sub_ps(s21, s22),
+                                     yr = _mm256_add_ps(s23, s24), ys = _mm256_sub_ps(s23, s24);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s20, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s25);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 0, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 8, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 16, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 24, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s31, s32), yq = _mm256_sub_ps(s31, s32),
+                                     yr = _mm256_add_ps(s33, s34), ys = _mm256_sub_ps(s33, s34);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s30, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s35);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 0, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 8, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 16, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 24, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
                     }
                 }
@@ -2243,274 +5490,730 @@ static CNN_SIMD void conv8(const float *restrict x0, float *restrict y, const fl
 
 /* conv9 — examples/alphago.cnn:18: conv 3x3 p1 192
  *   in [192,19,19] -> out [192,19,19]
- *   weights at packed[2554368]: weight [192,192,3,3] + bias [192] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the padded input, rows 21 apart (19 kept); then relu9
+ *   weights at packed[9521664]: weight [192,192,3,3] + bias [192] (packed in blocks of 4 output channels)
+ *   avx2: Winograd F(4x4,3x3), 5x5 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=3 tile rows; 36 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); then relu9
  */
 static CNN_SIMD void conv9(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 331776;
+    enum { MR = 4, NV = 3, W = 8, BR = 3, TB = 24, NX = 36 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 1327104;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
         float *yb = y + (ptrdiff_t)b * 69312;
-        float *sb = s + (ptrdiff_t)b * 84688; /* this sample's scratch */
-        cnn_pad(xb0, sb, 192, 19, 19, 1, 1, 21, 21, 0);
-        const float *in = sb;
-        for (int i = 84672; i < 84688; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 800; it++) {
-            const int gb = it / 25, tile = it - gb * 25;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 192 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 10368;
-            const float *xg = in + grp * 84672;
-            float t[MR][NR];
-            {
-                const int p = tile < 24 ? tile * NR : 381;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
-                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
-                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 192; c += 1, xp += 441, wp += 54) {
+        float *in = s + (ptrdiff_t)b * 483840; /* this sample's padded input, */
+        float *V = in + 152064; /* the band transformed, [NX][192][TB], */
+        float *M = V + 165888; /* the NX products, [NX][192][TB] */
+        cnn_pad(xb0, in, 192, 19, 19, 1, 1, 22, 36, 0);
+        for (int ty0 = 0; ty0 < 5; ty0 += BR) {
+            const int rows = ty0 + BR <= 5 ? BR : 5 - ty0;
+            const int used = rows / 1 * 1; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 192; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const float *d = in + (ptrdiff_t)c * 792 + (4 * (ty0 + r)) * 36 + 4 * xv * W;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[0 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[0 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 16), _mm256_loadu_ps(d + 24), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 52), _mm256_loadu_ps(d + 60), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 40), _mm256_loadu_ps(d + 48), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 72), _mm256_loadu_ps(d + 80), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 88), _mm256_loadu_ps(d + 96), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 76), _mm256_loadu_ps(d + 84), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 92), _mm256_loadu_ps(d + 100), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 108), _mm256_loadu_ps(d + 116), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 124), _mm256_loadu_ps(d + 132), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 112), _mm256_loadu_ps(d + 120), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 128), _mm256_loadu_ps(d + 136), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 144), _mm256_loadu_ps(d + 152), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 160), _mm256_loadu_ps(d + 168), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 148), _mm256_loadu_ps(d + 156), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 164), _mm256_loadu_ps(d + 172), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 180), _mm256_loadu_ps(d + 188), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 196), _mm256_loadu_ps(d + 204), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 184), _mm256_loadu_ps(d + 192), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 200), _mm256_loadu_ps(d + 208), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
+                    float *o = vc + v * W;
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 27648, u1);
+                        _mm256_storeu_ps(o + 55296, u2);
+                        _mm256_storeu_ps(o + 82944, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 138240, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[6 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[6 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[6 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[6 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[6 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 4608, u0);
+                        _mm256_storeu_ps(o + 32256, u1);
+                        _mm256_storeu_ps(o + 59904, u2);
+                        _mm256_storeu_ps(o + 87552, u3);
+                        _mm256_storeu_ps(o + 115200, u4);
+                        _mm256_storeu_ps(o + 142848, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 9216, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 64512, u2);
+                        _mm256_storeu_ps(o + 92160, u3);
+                        _mm256_storeu_ps(o + 119808, u4);
+                        _mm256_storeu_ps(o + 147456, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 21 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 21 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[18 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[18 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[18 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[18 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[18 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 13824, u0);
+                        _mm256_storeu_ps(o + 41472, u1);
+                        _mm256_storeu_ps(o + 69120, u2);
+                        _mm256_storeu_ps(o + 96768, u3);
+                        _mm256_storeu_ps(o + 124416, u4);
+                        _mm256_storeu_ps(o + 152064, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 22 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 22 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 18432, u0);
+                        _mm256_storeu_ps(o + 46080, u1);
+                        _mm256_storeu_ps(o + 73728, u2);
+                        _mm256_storeu_ps(o + 101376, u3);
+                        _mm256_storeu_ps(o + 129024, u4);
+                        _mm256_storeu_ps(o + 156672, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 23 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 23 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[30 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[30 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[30 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[30 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[30 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 42 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 42 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 43 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 43 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[42 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[42 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[42 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[42 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[42 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 44 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 44 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 23040, u0);
+                        _mm256_storeu_ps(o + 50688, u1);
+                        _mm256_storeu_ps(o + 78336, u2);
+                        _mm256_storeu_ps(o + 105984, u3);
+                        _mm256_storeu_ps(o + 133632, u4);
+                        _mm256_storeu_ps(o + 161280, u5);
                     }
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[4] + 0, c40);
-                _mm256_storeu_ps(t[4] + 8, c41);
-                _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[5] + 8, c51);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 361;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 21, ow = q - oh * 21;
-                        if (ow + W <= 19 && q + W <= 397) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 19 + ow, x);
-                            continue;
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < NX; xi++)
+                        _mm256_storeu_ps(vc + xi * 4608 + v * W, _mm256_setzero_ps());
+            }
+            for (int it = 0; it < NX * 48 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 48, kb = kx - xi * 48;
+                const float *wp = w + (ptrdiff_t)kx * 768;
+                const float *xp = V + (ptrdiff_t)xi * 4608 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c02 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c12 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c22 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c32 = _mm256_setzero_ps();
+                for (int c = 0; c < 192; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                }
+                float *mp = M + (ptrdiff_t)xi * 4608 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c02);
+                _mm256_storeu_ps(mp + 24, c10);
+                _mm256_storeu_ps(mp + 32, c11);
+                _mm256_storeu_ps(mp + 40, c12);
+                _mm256_storeu_ps(mp + 48, c20);
+                _mm256_storeu_ps(mp + 56, c21);
+                _mm256_storeu_ps(mp + 64, c22);
+                _mm256_storeu_ps(mp + 72, c30);
+                _mm256_storeu_ps(mp + 80, c31);
+                _mm256_storeu_ps(mp + 88, c32);
+            }
+            for (int k = 0; k < 192; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const int oh = 4 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 27648);
+                        const __m256 x2 = _mm256_loadu_ps(m + 55296);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 110592);
+                        const __m256 x5 = _mm256_loadu_ps(m + 138240);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 4608);
+                        const __m256 x1 = _mm256_loadu_ps(m + 32256);
+                        const __m256 x2 = _mm256_loadu_ps(m + 59904);
+                        const __m256 x3 = _mm256_loadu_ps(m + 87552);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 142848);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 9216);
+                        const __m256 x1 = _mm256_loadu_ps(m + 36864);
+                        const __m256 x2 = _mm256_loadu_ps(m + 64512);
+                        const __m256 x3 = _mm256_loadu_ps(m + 92160);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119808);
+                        const __m256 x5 = _mm256_loadu_ps(m + 147456);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 13824);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41472);
+                        const __m256 x2 = _mm256_loadu_ps(m + 69120);
+                        const __m256 x3 = _mm256_loadu_ps(m + 96768);
+                        const __m256 x4 = _mm256_loadu_ps(m + 124416);
+                        const __m256 x5 = _mm256_loadu_ps(m + 152064);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 18432);
+                        const __m256 x1 = _mm256_loadu_ps(m + 46080);
+                        const __m256 x2 = _mm256_loadu_ps(m + 73728);
+                        const __m256 x3 = _mm256_loadu_ps(m + 101376);
+                        const __m256 x4 = _mm256_loadu_ps(m + 129024);
+                        const __m256 x5 = _mm256_loadu_ps(m + 156672);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 23040);
+                        const __m256 x1 = _mm256_loadu_ps(m + 50688);
+                        const __m256 x2 = _mm256_loadu_ps(m + 78336);
+                        const __m256 x3 = _mm256_loadu_ps(m + 105984);
+                        const __m256 x4 = _mm256_loadu_ps(m + 133632);
+                        const __m256 x5 = _mm256_loadu_ps(m + 161280);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s01, s02), yq = _mm256_sub_ps(s01, s02),
+                                     yr = _mm256_add_ps(s03, s04), ys = _mm256_sub_ps(s03, s04);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s00, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s05);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 0, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 21, c = q + l - h * 21;
-                            if (c >= 19 || q + l >= 397)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 19 + c] = v;
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 8, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 16, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 24, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s11, s12), yq = _mm256_sub_ps(s11, s12),
+                                     yr = _mm256_add_ps(s13, s14), ys = _mm256_sub_ps(s13, s14);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s10, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s15);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 0, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 8, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 16, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 24, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s21, s22), yq = _mm256_sub_ps(s21, s22),
+                                     yr = _mm256_add_ps(s23, s24), ys = _mm256_sub_ps(s23, s24);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s20, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s25);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 0, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 8, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 16, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 24, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s31, s32), yq = _mm256_sub_ps(s31, s32),
+                                     yr = _mm256_add_ps(s33, s34), ys = _mm256_sub_ps(s33, s34);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s30, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s35);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 0, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 8, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 16, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 24, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
                     }
                 }
@@ -2521,274 +6224,730 @@ static CNN_SIMD void conv9(const float *restrict x0, float *restrict y, const fl
 
 /* conv10 — examples/alphago.cnn:18: conv 3x3 p1 192
  *   in [192,19,19] -> out [192,19,19]
- *   weights at packed[2886336]: weight [192,192,3,3] + bias [192] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the padded input, rows 21 apart (19 kept); then relu10
+ *   weights at packed[10848960]: weight [192,192,3,3] + bias [192] (packed in blocks of 4 output channels)
+ *   avx2: Winograd F(4x4,3x3), 5x5 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=3 tile rows; 36 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); then relu10
  */
 static CNN_SIMD void conv10(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 331776;
+    enum { MR = 4, NV = 3, W = 8, BR = 3, TB = 24, NX = 36 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 1327104;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
         float *yb = y + (ptrdiff_t)b * 69312;
-        float *sb = s + (ptrdiff_t)b * 84688; /* this sample's scratch */
-        cnn_pad(xb0, sb, 192, 19, 19, 1, 1, 21, 21, 0);
-        const float *in = sb;
-        for (int i = 84672; i < 84688; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 800; it++) {
-            const int gb = it / 25, tile = it - gb * 25;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 192 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 10368;
-            const float *xg = in + grp * 84672;
-            float t[MR][NR];
-            {
-                const int p = tile < 24 ? tile * NR : 381;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
-                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
-                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 192; c += 1, xp += 441, wp += 54) {
+        float *in = s + (ptrdiff_t)b * 483840; /* this sample's padded input, */
+        float *V = in + 152064; /* the band transformed, [NX][192][TB], */
+        float *M = V + 165888; /* the NX products, [NX][192][TB] */
+        cnn_pad(xb0, in, 192, 19, 19, 1, 1, 22, 36, 0);
+        for (int ty0 = 0; ty0 < 5; ty0 += BR) {
+            const int rows = ty0 + BR <= 5 ? BR : 5 - ty0;
+            const int used = rows / 1 * 1; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 192; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const float *d = in + (ptrdiff_t)c * 792 + (4 * (ty0 + r)) * 36 + 4 * xv * W;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[0 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[0 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 16), _mm256_loadu_ps(d + 24), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 52), _mm256_loadu_ps(d + 60), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 40), _mm256_loadu_ps(d + 48), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 72), _mm256_loadu_ps(d + 80), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 88), _mm256_loadu_ps(d + 96), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 76), _mm256_loadu_ps(d + 84), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 92), _mm256_loadu_ps(d + 100), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 108), _mm256_loadu_ps(d + 116), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 124), _mm256_loadu_ps(d + 132), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 112), _mm256_loadu_ps(d + 120), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 128), _mm256_loadu_ps(d + 136), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 144), _mm256_loadu_ps(d + 152), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 160), _mm256_loadu_ps(d + 168), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 148), _mm256_loadu_ps(d + 156), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 164), _mm256_loadu_ps(d + 172), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 180), _mm256_loadu_ps(d + 188), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 196), _mm256_loadu_ps(d + 204), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 184), _mm256_loadu_ps(d + 192), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 200), _mm256_loadu_ps(d + 208), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
+                    float *o = vc + v * W;
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 27648, u1);
+                        _mm256_storeu_ps(o + 55296, u2);
+                        _mm256_storeu_ps(o + 82944, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 138240, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[6 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[6 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[6 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[6 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[6 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 4608, u0);
+                        _mm256_storeu_ps(o + 32256, u1);
+                        _mm256_storeu_ps(o + 59904, u2);
+                        _mm256_storeu_ps(o + 87552, u3);
+                        _mm256_storeu_ps(o + 115200, u4);
+                        _mm256_storeu_ps(o + 142848, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 9216, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 64512, u2);
+                        _mm256_storeu_ps(o + 92160, u3);
+                        _mm256_storeu_ps(o + 119808, u4);
+                        _mm256_storeu_ps(o + 147456, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 21 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 21 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[18 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[18 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[18 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[18 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[18 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 13824, u0);
+                        _mm256_storeu_ps(o + 41472, u1);
+                        _mm256_storeu_ps(o + 69120, u2);
+                        _mm256_storeu_ps(o + 96768, u3);
+                        _mm256_storeu_ps(o + 124416, u4);
+                        _mm256_storeu_ps(o + 152064, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 22 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 22 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 18432, u0);
+                        _mm256_storeu_ps(o + 46080, u1);
+                        _mm256_storeu_ps(o + 73728, u2);
+                        _mm256_storeu_ps(o + 101376, u3);
+                        _mm256_storeu_ps(o + 129024, u4);
+                        _mm256_storeu_ps(o + 156672, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 23 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 23 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[30 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[30 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[30 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[30 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[30 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 42 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 42 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 43 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 43 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[42 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[42 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[42 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[42 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[42 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 44 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 44 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 23040, u0);
+                        _mm256_storeu_ps(o + 50688, u1);
+                        _mm256_storeu_ps(o + 78336, u2);
+                        _mm256_storeu_ps(o + 105984, u3);
+                        _mm256_storeu_ps(o + 133632, u4);
+                        _mm256_storeu_ps(o + 161280, u5);
                     }
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[4] + 0, c40);
-                _mm256_storeu_ps(t[4] + 8, c41);
-                _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[5] + 8, c51);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 361;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 21, ow = q - oh * 21;
-                        if (ow + W <= 19 && q + W <= 397) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 19 + ow, x);
-                            continue;
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < NX; xi++)
+                        _mm256_storeu_ps(vc + xi * 4608 + v * W, _mm256_setzero_ps());
+            }
+            for (int it = 0; it < NX * 48 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 48, kb = kx - xi * 48;
+                const float *wp = w + (ptrdiff_t)kx * 768;
+                const float *xp = V + (ptrdiff_t)xi * 4608 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c02 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c12 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c22 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c32 = _mm256_setzero_ps();
+                for (int c = 0; c < 192; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                }
+                float *mp = M + (ptrdiff_t)xi * 4608 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c02);
+                _mm256_storeu_ps(mp + 24, c10);
+                _mm256_storeu_ps(mp + 32, c11);
+                _mm256_storeu_ps(mp + 40, c12);
+                _mm256_storeu_ps(mp + 48, c20);
+                _mm256_storeu_ps(mp + 56, c21);
+                _mm256_storeu_ps(mp + 64, c22);
+                _mm256_storeu_ps(mp + 72, c30);
+                _mm256_storeu_ps(mp + 80, c31);
+                _mm256_storeu_ps(mp + 88, c32);
+            }
+            for (int k = 0; k < 192; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const int oh = 4 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 27648);
+                        const __m256 x2 = _mm256_loadu_ps(m + 55296);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 110592);
+                        const __m256 x5 = _mm256_loadu_ps(m + 138240);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 4608);
+                        const __m256 x1 = _mm256_loadu_ps(m + 32256);
+                        const __m256 x2 = _mm256_loadu_ps(m + 59904);
+                        const __m256 x3 = _mm256_loadu_ps(m + 87552);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 142848);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 9216);
+                        const __m256 x1 = _mm256_loadu_ps(m + 36864);
+                        const __m256 x2 = _mm256_loadu_ps(m + 64512);
+                        const __m256 x3 = _mm256_loadu_ps(m + 92160);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119808);
+                        const __m256 x5 = _mm256_loadu_ps(m + 147456);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 13824);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41472);
+                        const __m256 x2 = _mm256_loadu_ps(m + 69120);
+                        const __m256 x3 = _mm256_loadu_ps(m + 96768);
+                        const __m256 x4 = _mm256_loadu_ps(m + 124416);
+                        const __m256 x5 = _mm256_loadu_ps(m + 152064);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 18432);
+                        const __m256 x1 = _mm256_loadu_ps(m + 46080);
+                        const __m256 x2 = _mm256_loadu_ps(m + 73728);
+                        const __m256 x3 = _mm256_loadu_ps(m + 101376);
+                        const __m256 x4 = _mm256_loadu_ps(m + 129024);
+                        const __m256 x5 = _mm256_loadu_ps(m + 156672);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 23040);
+                        const __m256 x1 = _mm256_loadu_ps(m + 50688);
+                        const __m256 x2 = _mm256_loadu_ps(m + 78336);
+                        const __m256 x3 = _mm256_loadu_ps(m + 105984);
+                        const __m256 x4 = _mm256_loadu_ps(m + 133632);
+                        const __m256 x5 = _mm256_loadu_ps(m + 161280);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s01, s02), yq = _mm256_sub_ps(s01, s02),
+                                     yr = _mm256_add_ps(s03, s04), ys = _mm256_sub_ps(s03, s04);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s00, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s05);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 0, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 21, c = q + l - h * 21;
-                            if (c >= 19 || q + l >= 397)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 19 + c] = v;
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 8, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 16, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 24, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s11, s12), yq = _mm256_sub_ps(s11, s12),
+                                     yr = _mm256_add_ps(s13, s14), ys = _mm256_sub_ps(s13, s14);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s10, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s15);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 0, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 8, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 16, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 24, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s21, s22), yq = _mm256_sub_ps(s21, s22),
+                                     yr = _mm256_add_ps(s23, s24), ys = _mm256_sub_ps(s23, s24);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s20, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s25);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 0, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 8, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 16, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 24, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s31, s32), yq = _mm256_sub_ps(s31, s32),
+                                     yr = _mm256_add_ps(s33, s34), ys = _mm256_sub_ps(s33, s34);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s30, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s35);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 0, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 8, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 16, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 24, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
                     }
                 }
@@ -2799,274 +6958,730 @@ static CNN_SIMD void conv10(const float *restrict x0, float *restrict y, const f
 
 /* conv11 — examples/alphago.cnn:18: conv 3x3 p1 192
  *   in [192,19,19] -> out [192,19,19]
- *   weights at packed[3218304]: weight [192,192,3,3] + bias [192] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the padded input, rows 21 apart (19 kept); then relu11
+ *   weights at packed[12176256]: weight [192,192,3,3] + bias [192] (packed in blocks of 4 output channels)
+ *   avx2: Winograd F(4x4,3x3), 5x5 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=3 tile rows; 36 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); then relu11
  */
 static CNN_SIMD void conv11(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 331776;
+    enum { MR = 4, NV = 3, W = 8, BR = 3, TB = 24, NX = 36 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 1327104;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
         float *yb = y + (ptrdiff_t)b * 69312;
-        float *sb = s + (ptrdiff_t)b * 84688; /* this sample's scratch */
-        cnn_pad(xb0, sb, 192, 19, 19, 1, 1, 21, 21, 0);
-        const float *in = sb;
-        for (int i = 84672; i < 84688; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 800; it++) {
-            const int gb = it / 25, tile = it - gb * 25;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 192 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 10368;
-            const float *xg = in + grp * 84672;
-            float t[MR][NR];
-            {
-                const int p = tile < 24 ? tile * NR : 381;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
-                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
-                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 192; c += 1, xp += 441, wp += 54) {
+        float *in = s + (ptrdiff_t)b * 483840; /* this sample's padded input, */
+        float *V = in + 152064; /* the band transformed, [NX][192][TB], */
+        float *M = V + 165888; /* the NX products, [NX][192][TB] */
+        cnn_pad(xb0, in, 192, 19, 19, 1, 1, 22, 36, 0);
+        for (int ty0 = 0; ty0 < 5; ty0 += BR) {
+            const int rows = ty0 + BR <= 5 ? BR : 5 - ty0;
+            const int used = rows / 1 * 1; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 192; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const float *d = in + (ptrdiff_t)c * 792 + (4 * (ty0 + r)) * 36 + 4 * xv * W;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[0 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[0 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 16), _mm256_loadu_ps(d + 24), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 52), _mm256_loadu_ps(d + 60), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 40), _mm256_loadu_ps(d + 48), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 72), _mm256_loadu_ps(d + 80), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 88), _mm256_loadu_ps(d + 96), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 76), _mm256_loadu_ps(d + 84), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 92), _mm256_loadu_ps(d + 100), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 108), _mm256_loadu_ps(d + 116), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 124), _mm256_loadu_ps(d + 132), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 112), _mm256_loadu_ps(d + 120), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 128), _mm256_loadu_ps(d + 136), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 144), _mm256_loadu_ps(d + 152), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 160), _mm256_loadu_ps(d + 168), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 148), _mm256_loadu_ps(d + 156), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 164), _mm256_loadu_ps(d + 172), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 180), _mm256_loadu_ps(d + 188), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 196), _mm256_loadu_ps(d + 204), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 184), _mm256_loadu_ps(d + 192), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 200), _mm256_loadu_ps(d + 208), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
+                    float *o = vc + v * W;
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 27648, u1);
+                        _mm256_storeu_ps(o + 55296, u2);
+                        _mm256_storeu_ps(o + 82944, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 138240, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[6 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[6 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[6 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[6 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[6 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 4608, u0);
+                        _mm256_storeu_ps(o + 32256, u1);
+                        _mm256_storeu_ps(o + 59904, u2);
+                        _mm256_storeu_ps(o + 87552, u3);
+                        _mm256_storeu_ps(o + 115200, u4);
+                        _mm256_storeu_ps(o + 142848, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 9216, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 64512, u2);
+                        _mm256_storeu_ps(o + 92160, u3);
+                        _mm256_storeu_ps(o + 119808, u4);
+                        _mm256_storeu_ps(o + 147456, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 21 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 21 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[18 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[18 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[18 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[18 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[18 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 13824, u0);
+                        _mm256_storeu_ps(o + 41472, u1);
+                        _mm256_storeu_ps(o + 69120, u2);
+                        _mm256_storeu_ps(o + 96768, u3);
+                        _mm256_storeu_ps(o + 124416, u4);
+                        _mm256_storeu_ps(o + 152064, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 22 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 22 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 18432, u0);
+                        _mm256_storeu_ps(o + 46080, u1);
+                        _mm256_storeu_ps(o + 73728, u2);
+                        _mm256_storeu_ps(o + 101376, u3);
+                        _mm256_storeu_ps(o + 129024, u4);
+                        _mm256_storeu_ps(o + 156672, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 23 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 23 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[30 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[30 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[30 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[30 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[30 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 42 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 42 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 43 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 43 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[42 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[42 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[42 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[42 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[42 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 44 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 44 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 23040, u0);
+                        _mm256_storeu_ps(o + 50688, u1);
+                        _mm256_storeu_ps(o + 78336, u2);
+                        _mm256_storeu_ps(o + 105984, u3);
+                        _mm256_storeu_ps(o + 133632, u4);
+                        _mm256_storeu_ps(o + 161280, u5);
                     }
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[4] + 0, c40);
-                _mm256_storeu_ps(t[4] + 8, c41);
-                _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[5] + 8, c51);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 361;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 21, ow = q - oh * 21;
-                        if (ow + W <= 19 && q + W <= 397) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 19 + ow, x);
-                            continue;
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < NX; xi++)
+                        _mm256_storeu_ps(vc + xi * 4608 + v * W, _mm256_setzero_ps());
+            }
+            for (int it = 0; it < NX * 48 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 48, kb = kx - xi * 48;
+                const float *wp = w + (ptrdiff_t)kx * 768;
+                const float *xp = V + (ptrdiff_t)xi * 4608 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c02 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c12 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c22 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c32 = _mm256_setzero_ps();
+                for (int c = 0; c < 192; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                }
+                float *mp = M + (ptrdiff_t)xi * 4608 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c02);
+                _mm256_storeu_ps(mp + 24, c10);
+                _mm256_storeu_ps(mp + 32, c11);
+                _mm256_storeu_ps(mp + 40, c12);
+                _mm256_storeu_ps(mp + 48, c20);
+                _mm256_storeu_ps(mp + 56, c21);
+                _mm256_storeu_ps(mp + 64, c22);
+                _mm256_storeu_ps(mp + 72, c30);
+                _mm256_storeu_ps(mp + 80, c31);
+                _mm256_storeu_ps(mp + 88, c32);
+            }
+            for (int k = 0; k < 192; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const int oh = 4 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 27648);
+                        const __m256 x2 = _mm256_loadu_ps(m + 55296);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 110592);
+                        const __m256 x5 = _mm256_loadu_ps(m + 138240);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 4608);
+                        const __m256 x1 = _mm256_loadu_ps(m + 32256);
+                        const __m256 x2 = _mm256_loadu_ps(m + 59904);
+                        const __m256 x3 = _mm256_loadu_ps(m + 87552);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 142848);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 9216);
+                        const __m256 x1 = _mm256_loadu_ps(m + 36864);
+                        const __m256 x2 = _mm256_loadu_ps(m + 64512);
+                        const __m256 x3 = _mm256_loadu_ps(m + 92160);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119808);
+                        const __m256 x5 = _mm256_loadu_ps(m + 147456);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 13824);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41472);
+                        const __m256 x2 = _mm256_loadu_ps(m + 69120);
+                        const __m256 x3 = _mm256_loadu_ps(m + 96768);
+                        const __m256 x4 = _mm256_loadu_ps(m + 124416);
+                        const __m256 x5 = _mm256_loadu_ps(m + 152064);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 18432);
+                        const __m256 x1 = _mm256_loadu_ps(m + 46080);
+                        const __m256 x2 = _mm256_loadu_ps(m + 73728);
+                        const __m256 x3 = _mm256_loadu_ps(m + 101376);
+                        const __m256 x4 = _mm256_loadu_ps(m + 129024);
+                        const __m256 x5 = _mm256_loadu_ps(m + 156672);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 23040);
+                        const __m256 x1 = _mm256_loadu_ps(m + 50688);
+                        const __m256 x2 = _mm256_loadu_ps(m + 78336);
+                        const __m256 x3 = _mm256_loadu_ps(m + 105984);
+                        const __m256 x4 = _mm256_loadu_ps(m + 133632);
+                        const __m256 x5 = _mm256_loadu_ps(m + 161280);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s01, s02), yq = _mm256_sub_ps(s01, s02),
+                                     yr = _mm256_add_ps(s03, s04), ys = _mm256_sub_ps(s03, s04);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s00, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s05);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 0, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 21, c = q + l - h * 21;
-                            if (c >= 19 || q + l >= 397)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 19 + c] = v;
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 8, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 16, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 24, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s11, s12), yq = _mm256_sub_ps(s11, s12),
+                                     yr = _mm256_add_ps(s13, s14), ys = _mm256_sub_ps(s13, s14);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s10, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s15);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 0, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 8, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 16, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 24, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s21, s22), yq = _mm256_sub_ps(s21, s22),
+                                     yr = _mm256_add_ps(s23, s24), ys = _mm256_sub_ps(s23, s24);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s20, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s25);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 0, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 8, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 16, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 24, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s31, s32), yq = _mm256_sub_ps(s31, s32),
+                                     yr = _mm256_add_ps(s33, s34), ys = _mm256_sub_ps(s33, s34);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s30, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s35);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 0, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 8, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 16, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 24, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
                     }
                 }
@@ -3077,274 +7692,730 @@ static CNN_SIMD void conv11(const float *restrict x0, float *restrict y, const f
 
 /* conv12 — examples/alphago.cnn:18: conv 3x3 p1 192
  *   in [192,19,19] -> out [192,19,19]
- *   weights at packed[3550272]: weight [192,192,3,3] + bias [192] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the padded input, rows 21 apart (19 kept); then relu12
+ *   weights at packed[13503552]: weight [192,192,3,3] + bias [192] (packed in blocks of 4 output channels)
+ *   avx2: Winograd F(4x4,3x3), 5x5 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=3 tile rows; 36 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); then relu12
  */
 static CNN_SIMD void conv12(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 331776;
+    enum { MR = 4, NV = 3, W = 8, BR = 3, TB = 24, NX = 36 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 1327104;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
         float *yb = y + (ptrdiff_t)b * 69312;
-        float *sb = s + (ptrdiff_t)b * 84688; /* this sample's scratch */
-        cnn_pad(xb0, sb, 192, 19, 19, 1, 1, 21, 21, 0);
-        const float *in = sb;
-        for (int i = 84672; i < 84688; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 800; it++) {
-            const int gb = it / 25, tile = it - gb * 25;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 192 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 10368;
-            const float *xg = in + grp * 84672;
-            float t[MR][NR];
-            {
-                const int p = tile < 24 ? tile * NR : 381;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
-                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
-                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 192; c += 1, xp += 441, wp += 54) {
+        float *in = s + (ptrdiff_t)b * 483840; /* this sample's padded input, */
+        float *V = in + 152064; /* the band transformed, [NX][192][TB], */
+        float *M = V + 165888; /* the NX products, [NX][192][TB] */
+        cnn_pad(xb0, in, 192, 19, 19, 1, 1, 22, 36, 0);
+        for (int ty0 = 0; ty0 < 5; ty0 += BR) {
+            const int rows = ty0 + BR <= 5 ? BR : 5 - ty0;
+            const int used = rows / 1 * 1; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 192; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const float *d = in + (ptrdiff_t)c * 792 + (4 * (ty0 + r)) * 36 + 4 * xv * W;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[0 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[0 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 16), _mm256_loadu_ps(d + 24), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 52), _mm256_loadu_ps(d + 60), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 40), _mm256_loadu_ps(d + 48), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 72), _mm256_loadu_ps(d + 80), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 88), _mm256_loadu_ps(d + 96), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 76), _mm256_loadu_ps(d + 84), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 92), _mm256_loadu_ps(d + 100), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 108), _mm256_loadu_ps(d + 116), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 124), _mm256_loadu_ps(d + 132), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 112), _mm256_loadu_ps(d + 120), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 128), _mm256_loadu_ps(d + 136), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 144), _mm256_loadu_ps(d + 152), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 160), _mm256_loadu_ps(d + 168), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 148), _mm256_loadu_ps(d + 156), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 164), _mm256_loadu_ps(d + 172), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 180), _mm256_loadu_ps(d + 188), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 196), _mm256_loadu_ps(d + 204), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 184), _mm256_loadu_ps(d + 192), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 200), _mm256_loadu_ps(d + 208), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
+                    float *o = vc + v * W;
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 27648, u1);
+                        _mm256_storeu_ps(o + 55296, u2);
+                        _mm256_storeu_ps(o + 82944, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 138240, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[6 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[6 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[6 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[6 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[6 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 4608, u0);
+                        _mm256_storeu_ps(o + 32256, u1);
+                        _mm256_storeu_ps(o + 59904, u2);
+                        _mm256_storeu_ps(o + 87552, u3);
+                        _mm256_storeu_ps(o + 115200, u4);
+                        _mm256_storeu_ps(o + 142848, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 9216, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 64512, u2);
+                        _mm256_storeu_ps(o + 92160, u3);
+                        _mm256_storeu_ps(o + 119808, u4);
+                        _mm256_storeu_ps(o + 147456, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 21 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 21 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[18 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[18 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[18 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[18 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[18 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 13824, u0);
+                        _mm256_storeu_ps(o + 41472, u1);
+                        _mm256_storeu_ps(o + 69120, u2);
+                        _mm256_storeu_ps(o + 96768, u3);
+                        _mm256_storeu_ps(o + 124416, u4);
+                        _mm256_storeu_ps(o + 152064, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 22 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 22 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 18432, u0);
+                        _mm256_storeu_ps(o + 46080, u1);
+                        _mm256_storeu_ps(o + 73728, u2);
+                        _mm256_storeu_ps(o + 101376, u3);
+                        _mm256_storeu_ps(o + 129024, u4);
+                        _mm256_storeu_ps(o + 156672, u5);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 23 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 23 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[30 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[30 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[30 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[30 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[30 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 42 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 42 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 43 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 43 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[42 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[42 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[42 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[42 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[42 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 44 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 44 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 23040, u0);
+                        _mm256_storeu_ps(o + 50688, u1);
+                        _mm256_storeu_ps(o + 78336, u2);
+                        _mm256_storeu_ps(o + 105984, u3);
+                        _mm256_storeu_ps(o + 133632, u4);
+                        _mm256_storeu_ps(o + 161280, u5);
                     }
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[4] + 0, c40);
-                _mm256_storeu_ps(t[4] + 8, c41);
-                _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[5] + 8, c51);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 361;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 21, ow = q - oh * 21;
-                        if (ow + W <= 19 && q + W <= 397) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 19 + ow, x);
-                            continue;
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < NX; xi++)
+                        _mm256_storeu_ps(vc + xi * 4608 + v * W, _mm256_setzero_ps());
+            }
+            for (int it = 0; it < NX * 48 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 48, kb = kx - xi * 48;
+                const float *wp = w + (ptrdiff_t)kx * 768;
+                const float *xp = V + (ptrdiff_t)xi * 4608 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c02 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c12 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c22 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c32 = _mm256_setzero_ps();
+                for (int c = 0; c < 192; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                }
+                float *mp = M + (ptrdiff_t)xi * 4608 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c02);
+                _mm256_storeu_ps(mp + 24, c10);
+                _mm256_storeu_ps(mp + 32, c11);
+                _mm256_storeu_ps(mp + 40, c12);
+                _mm256_storeu_ps(mp + 48, c20);
+                _mm256_storeu_ps(mp + 56, c21);
+                _mm256_storeu_ps(mp + 64, c22);
+                _mm256_storeu_ps(mp + 72, c30);
+                _mm256_storeu_ps(mp + 80, c31);
+                _mm256_storeu_ps(mp + 88, c32);
+            }
+            for (int k = 0; k < 192; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const int oh = 4 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 27648);
+                        const __m256 x2 = _mm256_loadu_ps(m + 55296);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 110592);
+                        const __m256 x5 = _mm256_loadu_ps(m + 138240);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 4608);
+                        const __m256 x1 = _mm256_loadu_ps(m + 32256);
+                        const __m256 x2 = _mm256_loadu_ps(m + 59904);
+                        const __m256 x3 = _mm256_loadu_ps(m + 87552);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 142848);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 9216);
+                        const __m256 x1 = _mm256_loadu_ps(m + 36864);
+                        const __m256 x2 = _mm256_loadu_ps(m + 64512);
+                        const __m256 x3 = _mm256_loadu_ps(m + 92160);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119808);
+                        const __m256 x5 = _mm256_loadu_ps(m + 147456);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 13824);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41472);
+                        const __m256 x2 = _mm256_loadu_ps(m + 69120);
+                        const __m256 x3 = _mm256_loadu_ps(m + 96768);
+                        const __m256 x4 = _mm256_loadu_ps(m + 124416);
+                        const __m256 x5 = _mm256_loadu_ps(m + 152064);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 18432);
+                        const __m256 x1 = _mm256_loadu_ps(m + 46080);
+                        const __m256 x2 = _mm256_loadu_ps(m + 73728);
+                        const __m256 x3 = _mm256_loadu_ps(m + 101376);
+                        const __m256 x4 = _mm256_loadu_ps(m + 129024);
+                        const __m256 x5 = _mm256_loadu_ps(m + 156672);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 23040);
+                        const __m256 x1 = _mm256_loadu_ps(m + 50688);
+                        const __m256 x2 = _mm256_loadu_ps(m + 78336);
+                        const __m256 x3 = _mm256_loadu_ps(m + 105984);
+                        const __m256 x4 = _mm256_loadu_ps(m + 133632);
+                        const __m256 x5 = _mm256_loadu_ps(m + 161280);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s01, s02), yq = _mm256_sub_ps(s01, s02),
+                                     yr = _mm256_add_ps(s03, s04), ys = _mm256_sub_ps(s03, s04);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s00, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s05);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 0, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 21, c = q + l - h * 21;
-                            if (c >= 19 || q + l >= 397)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 19 + c] = v;
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 8, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 16, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 24, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s11, s12), yq = _mm256_sub_ps(s11, s12),
+                                     yr = _mm256_add_ps(s13, s14), ys = _mm256_sub_ps(s13, s14);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s10, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s15);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 0, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 8, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 16, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 24, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s21, s22), yq = _mm256_sub_ps(s21, s22),
+                                     yr = _mm256_add_ps(s23, s24), ys = _mm256_sub_ps(s23, s24);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s20, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s25);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 0, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 8, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 16, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 24, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s31, s32), yq = _mm256_sub_ps(s31, s32),
+                                     yr = _mm256_add_ps(s33, s34), ys = _mm256_sub_ps(s33, s34);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s30, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s35);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 0, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 8, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 16, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 24, at = k * 361 + oy * 19 + ow;
+                            if (oy >= 19) {
+                            } else if (ow + W <= 19) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 19) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 19 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
                     }
                 }
@@ -3355,7 +8426,7 @@ static CNN_SIMD void conv12(const float *restrict x0, float *restrict y, const f
 
 /* conv13 — examples/alphago.cnn:19: conv 1x1 1
  *   in [192,19,19] -> out [1,19,19]
- *   weights at packed[3882240]: weight [1,192,1,1]
+ *   weights at packed[14830848]: weight [1,192,1,1]
  *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first
  */
 static CNN_SIMD void conv13(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -3569,7 +8640,7 @@ static CNN_SIMD void conv13(const float *restrict x0, float *restrict y, const f
 
 /* bias1 — examples/alphago.cnn:19: bias
  *   in [361] -> out [361], in place
- *   weights at packed[3882433]: bias [361]
+ *   weights at packed[14831041]: bias [361]
  *   scalar loops
  */
 static CNN_SIMD void bias1(const float *x0, float *y, const float *w, int batch) {
@@ -3606,22 +8677,22 @@ static CNN_SIMD void softmax1(const float *restrict x0, float *restrict y, int b
 }
 
 /* Canonical parameters (DSL.md order, 3882793 floats) to the packed layout
- * the kernels read (3882794 floats). */
+ * the kernels read (14831402 floats). */
 void alphago_pack(const float *params, float *packed) {
     cnn_pack_conv(params + 0, params + 230400, NULL, 0.0, packed + 0, 192, 1200, 1, 6); /* conv1 */
-    cnn_pack_conv(params + 230592, params + 562368, NULL, 0.0, packed + 230592, 192, 1728, 1, 6); /* conv2 */
-    cnn_pack_conv(params + 562560, params + 894336, NULL, 0.0, packed + 562560, 192, 1728, 1, 6); /* conv3 */
-    cnn_pack_conv(params + 894528, params + 1226304, NULL, 0.0, packed + 894528, 192, 1728, 1, 6); /* conv4 */
-    cnn_pack_conv(params + 1226496, params + 1558272, NULL, 0.0, packed + 1226496, 192, 1728, 1, 6); /* conv5 */
-    cnn_pack_conv(params + 1558464, params + 1890240, NULL, 0.0, packed + 1558464, 192, 1728, 1, 6); /* conv6 */
-    cnn_pack_conv(params + 1890432, params + 2222208, NULL, 0.0, packed + 1890432, 192, 1728, 1, 6); /* conv7 */
-    cnn_pack_conv(params + 2222400, params + 2554176, NULL, 0.0, packed + 2222400, 192, 1728, 1, 6); /* conv8 */
-    cnn_pack_conv(params + 2554368, params + 2886144, NULL, 0.0, packed + 2554368, 192, 1728, 1, 6); /* conv9 */
-    cnn_pack_conv(params + 2886336, params + 3218112, NULL, 0.0, packed + 2886336, 192, 1728, 1, 6); /* conv10 */
-    cnn_pack_conv(params + 3218304, params + 3550080, NULL, 0.0, packed + 3218304, 192, 1728, 1, 6); /* conv11 */
-    cnn_pack_conv(params + 3550272, params + 3882048, NULL, 0.0, packed + 3550272, 192, 1728, 1, 6); /* conv12 */
-    cnn_pack_conv(params + 3882240, NULL, NULL, 0.0, packed + 3882240, 1, 192, 1, 1); /* conv13 */
-    cnn_copy(params + 3882432, packed + 3882433, 361); /* bias1 */
+    cnn_pack_wino4(params + 230592, params + 562368, NULL, 0.0, packed + 230592, 192, 192, 4); /* conv2: Winograd F(4x4) */
+    cnn_pack_wino4(params + 562560, params + 894336, NULL, 0.0, packed + 1557888, 192, 192, 4); /* conv3: Winograd F(4x4) */
+    cnn_pack_wino4(params + 894528, params + 1226304, NULL, 0.0, packed + 2885184, 192, 192, 4); /* conv4: Winograd F(4x4) */
+    cnn_pack_wino4(params + 1226496, params + 1558272, NULL, 0.0, packed + 4212480, 192, 192, 4); /* conv5: Winograd F(4x4) */
+    cnn_pack_wino4(params + 1558464, params + 1890240, NULL, 0.0, packed + 5539776, 192, 192, 4); /* conv6: Winograd F(4x4) */
+    cnn_pack_wino4(params + 1890432, params + 2222208, NULL, 0.0, packed + 6867072, 192, 192, 4); /* conv7: Winograd F(4x4) */
+    cnn_pack_wino4(params + 2222400, params + 2554176, NULL, 0.0, packed + 8194368, 192, 192, 4); /* conv8: Winograd F(4x4) */
+    cnn_pack_wino4(params + 2554368, params + 2886144, NULL, 0.0, packed + 9521664, 192, 192, 4); /* conv9: Winograd F(4x4) */
+    cnn_pack_wino4(params + 2886336, params + 3218112, NULL, 0.0, packed + 10848960, 192, 192, 4); /* conv10: Winograd F(4x4) */
+    cnn_pack_wino4(params + 3218304, params + 3550080, NULL, 0.0, packed + 12176256, 192, 192, 4); /* conv11: Winograd F(4x4) */
+    cnn_pack_wino4(params + 3550272, params + 3882048, NULL, 0.0, packed + 13503552, 192, 192, 4); /* conv12: Winograd F(4x4) */
+    cnn_pack_conv(params + 3882240, NULL, NULL, 0.0, packed + 14830848, 1, 192, 1, 1); /* conv13 */
+    cnn_copy(params + 3882432, packed + 14831041, 361); /* bias1 */
 }
 
 /* Inference on `batch` samples (1..alphago_BATCH), NCHW in and out. Returns 0,
@@ -3633,20 +8704,20 @@ int alphago_forward(const float *packed, const float *in_board, float *out_moves
         return 1;
     if ((uintptr_t)arena % 64 != 0 || (alphago_ARENA_BYTES > 0 && !arena))
         return 2;
-    conv1(in_board, A + 84688, packed + 0, A + 0, batch);
-    conv2(A + 84688, A + 154000, packed + 230592, A + 0, batch);
-    conv3(A + 154000, A + 84688, packed + 562560, A + 0, batch);
-    conv4(A + 84688, A + 154000, packed + 894528, A + 0, batch);
-    conv5(A + 154000, A + 84688, packed + 1226496, A + 0, batch);
-    conv6(A + 84688, A + 154000, packed + 1558464, A + 0, batch);
-    conv7(A + 154000, A + 84688, packed + 1890432, A + 0, batch);
-    conv8(A + 84688, A + 154000, packed + 2222400, A + 0, batch);
-    conv9(A + 154000, A + 84688, packed + 2554368, A + 0, batch);
-    conv10(A + 84688, A + 154000, packed + 2886336, A + 0, batch);
-    conv11(A + 154000, A + 84688, packed + 3218304, A + 0, batch);
-    conv12(A + 84688, A + 154000, packed + 3550272, A + 0, batch);
-    conv13(A + 154000, A + 73728, packed + 3882240, A + 0, batch);
-    bias1(A + 73728, A + 73728, packed + 3882433, batch);
+    conv1(in_board, A + 483840, packed + 0, A + 0, batch);
+    conv2(A + 483840, A + 553152, packed + 230592, A + 0, batch);
+    conv3(A + 553152, A + 483840, packed + 1557888, A + 0, batch);
+    conv4(A + 483840, A + 553152, packed + 2885184, A + 0, batch);
+    conv5(A + 553152, A + 483840, packed + 4212480, A + 0, batch);
+    conv6(A + 483840, A + 553152, packed + 5539776, A + 0, batch);
+    conv7(A + 553152, A + 483840, packed + 6867072, A + 0, batch);
+    conv8(A + 483840, A + 553152, packed + 8194368, A + 0, batch);
+    conv9(A + 553152, A + 483840, packed + 9521664, A + 0, batch);
+    conv10(A + 483840, A + 553152, packed + 10848960, A + 0, batch);
+    conv11(A + 553152, A + 483840, packed + 12176256, A + 0, batch);
+    conv12(A + 483840, A + 553152, packed + 13503552, A + 0, batch);
+    conv13(A + 553152, A + 73728, packed + 14830848, A + 0, batch);
+    bias1(A + 73728, A + 73728, packed + 14831041, batch);
     softmax1(A + 73728, out_moves, batch);
     return 0;
 }

@@ -13,8 +13,8 @@ extern "C" {
 #define alphago_IN_board_SIZE 17328
 #define alphago_OUT_moves_SIZE 361
 #define alphago_PARAM_COUNT 3882793
-#define alphago_PACKED_COUNT 3882794
-#define alphago_ARENA_BYTES 893248
+#define alphago_PACKED_COUNT 14831402
+#define alphago_ARENA_BYTES 2489856
 
 /* Canonical parameters (the order of DSL.md, as in a --weights file) to
  * the layout the kernels read: params holds alphago_PARAM_COUNT floats,

@@ -4,8 +4,8 @@
  * command: cnnc build examples/googlenet.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
- * arena:   6288448 bytes (59343424 without reuse; 6288448 live at most)
- * weights: 6998552 canonical floats, 9455966 packed
+ * arena:   5291072 bytes (51947072 without reuse; 5291072 live at most)
+ * weights: 6998552 canonical floats, 13894622 packed
  *
  * Inference calls no library function but memcpy/memset (which a
  * compiler may emit for plain loops) and needs no libm. */
@@ -256,6 +256,47 @@ static void cnn_pack_wino(const float *w, const float *bias, const float *bn,
             for (int xi = 0; xi < 16; xi++)
                 out[(((ptrdiff_t)xi * blocks + oc / mr) * c + ci) * mr + oc % mr] =
                     (float)u[xi / 4][xi % 4];
+        }
+        if (oc < k)
+            ob[oc] = (float)((bias ? bias[oc] : 0.0) * scale + shift);
+    }
+}
+
+/* The same for F(4x4, 3x3): U = G g G^T with G = [1/4 0 0; -1/6 -1/6 -1/6;
+ * -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1], as [36][k in blocks
+ * of mr][c][mr], then the k biases. The sums are scaled last, so no
+ * product can be contracted into an FMA: pack.c gets the same bits. */
+static void cnn_wino4_g(const double *x, int s, double *out, int os) {
+    out[0] = x[0] * 0.25;
+    out[os] = -(x[0] + x[s] + x[2 * s]) / 6.0;
+    out[2 * os] = -(x[0] - x[s] + x[2 * s]) / 6.0;
+    out[3 * os] = (x[0] + 2.0 * x[s] + 4.0 * x[2 * s]) / 24.0;
+    out[4 * os] = (x[0] - 2.0 * x[s] + 4.0 * x[2 * s]) / 24.0;
+    out[5 * os] = x[2 * s];
+}
+
+static void cnn_pack_wino4(const float *w, const float *bias, const float *bn,
+                           double eps, float *out, int k, int c, int mr) {
+    int blocks = (k + mr - 1) / mr;
+    float *ob = out + (ptrdiff_t)36 * blocks * mr * c;
+    for (int oc = 0; oc < blocks * mr; oc++) {
+        double scale = 1.0, shift = 0.0;
+        if (oc < k && bn) {
+            scale = (double)(float)(bn[oc] / cnn_sqrt((double)bn[3 * k + oc] + eps));
+            shift = bn[k + oc] - (double)bn[2 * k + oc] * scale;
+        }
+        for (int ci = 0; ci < c; ci++) {
+            double g[3][3], t[6][3], u[6][6];
+            for (int i = 0; i < 9; i++)
+                g[i / 3][i % 3] =
+                    oc < k ? (float)(w[((ptrdiff_t)oc * c + ci) * 9 + i] * scale) : 0.0f;
+            for (int j = 0; j < 3; j++)
+                cnn_wino4_g(&g[0][j], 3, &t[0][j], 3);
+            for (int i = 0; i < 6; i++)
+                cnn_wino4_g(t[i], 1, u[i], 1);
+            for (int xi = 0; xi < 36; xi++)
+                out[(((ptrdiff_t)xi * blocks + oc / mr) * c + ci) * mr + oc % mr] =
+                    (float)u[xi / 6][xi % 6];
         }
         if (oc < k)
             ob[oc] = (float)((bias ? bias[oc] : 0.0) * scale + shift);
@@ -906,73 +947,239 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
 /* conv3 — examples/googlenet.cnn:34: conv 3x3 p1 192
  *   in [64,56,56] -> out [192,56,56]
  *   weights at packed[13632]: weight [192,64,3,3] + bias [192] (packed in blocks of 6 output channels)
- *   avx2: Winograd F(2x2,3x3), 28x28 tiles of 2x2 outputs, 8 a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then relu3
+ *   avx2: Winograd F(4x4,3x3), 14x14 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=1 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then relu3
  */
 static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 128 };
+    enum { MR = 6, NV = 2, W = 8, BR = 1, TB = 16, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
-     * rows a band; TB tiles a row of V and M */
-    const float *bias = w + 196608;
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 442368;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 602112;
-        float *in = s + (ptrdiff_t)b * 769280; /* this sample's padded input, */
-        float *V = in + 244992; /* the band transformed, [16][64][TB], */
-        float *M = V + 131072; /* the 16 products, [16][192][TB] */
-        cnn_pad(xb0, in, 64, 56, 56, 1, 1, 58, 66, 0);
-        for (int ty0 = 0; ty0 < 28; ty0 += BR) {
-            const int rows = ty0 + BR <= 28 ? BR : 28 - ty0;
-            const int used = rows / 1 * 4; /* vectors of tiles */
+        float *in = s + (ptrdiff_t)b * 399872; /* this sample's padded input, */
+        float *V = in + 252416; /* the band transformed, [NX][64][TB], */
+        float *M = V + 36864; /* the NX products, [NX][192][TB] */
+        cnn_pad(xb0, in, 64, 56, 56, 1, 1, 58, 68, 0);
+        for (int ty0 = 0; ty0 < 14; ty0 += BR) {
+            const int rows = ty0 + BR <= 14 ? BR : 14 - ty0;
+            const int used = rows / 1 * 2; /* vectors of tiles */
             const int nvec = (used + NV - 1) / NV * NV;
             for (int c = 0; c < 64; c++) {
                 float *vc = V + c * TB;
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 4, xv = v - r * 4;
-                    const float *d = in + (ptrdiff_t)c * 3828 + (2 * (ty0 + r)) * 66 + 2 * xv * W;
-                    __m256 d0, d1, d2, d3;
-                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
-                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
-                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 66), _mm256_loadu_ps(d + 74), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &d2, &d3);
-                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
-                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 132), _mm256_loadu_ps(d + 140), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 134), _mm256_loadu_ps(d + 142), &d2, &d3);
-                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
-                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 198), _mm256_loadu_ps(d + 206), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 200), _mm256_loadu_ps(d + 208), &d2, &d3);
-                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
-                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    const int r = v / 2, xv = v - r * 2;
+                    const float *d = in + (ptrdiff_t)c * 3944 + (4 * (ty0 + r)) * 68 + 4 * xv * W;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 16), _mm256_loadu_ps(d + 24), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 84), _mm256_loadu_ps(d + 92), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 72), _mm256_loadu_ps(d + 80), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 88), _mm256_loadu_ps(d + 96), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 136), _mm256_loadu_ps(d + 144), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 152), _mm256_loadu_ps(d + 160), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 140), _mm256_loadu_ps(d + 148), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 156), _mm256_loadu_ps(d + 164), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 204), _mm256_loadu_ps(d + 212), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 220), _mm256_loadu_ps(d + 228), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 208), _mm256_loadu_ps(d + 216), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 224), _mm256_loadu_ps(d + 232), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 272), _mm256_loadu_ps(d + 280), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 288), _mm256_loadu_ps(d + 296), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 276), _mm256_loadu_ps(d + 284), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 292), _mm256_loadu_ps(d + 300), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 340), _mm256_loadu_ps(d + 348), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 356), _mm256_loadu_ps(d + 364), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 344), _mm256_loadu_ps(d + 352), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 360), _mm256_loadu_ps(d + 368), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
                     float *o = vc + v * W;
-                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
-                    _mm256_storeu_ps(o + 32768, _mm256_add_ps(t10, t20));
-                    _mm256_storeu_ps(o + 65536, _mm256_sub_ps(t20, t10));
-                    _mm256_storeu_ps(o + 98304, _mm256_sub_ps(t10, t30));
-                    _mm256_storeu_ps(o + 8192, _mm256_sub_ps(t01, t21));
-                    _mm256_storeu_ps(o + 40960, _mm256_add_ps(t11, t21));
-                    _mm256_storeu_ps(o + 73728, _mm256_sub_ps(t21, t11));
-                    _mm256_storeu_ps(o + 106496, _mm256_sub_ps(t11, t31));
-                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t02, t22));
-                    _mm256_storeu_ps(o + 49152, _mm256_add_ps(t12, t22));
-                    _mm256_storeu_ps(o + 81920, _mm256_sub_ps(t22, t12));
-                    _mm256_storeu_ps(o + 114688, _mm256_sub_ps(t12, t32));
-                    _mm256_storeu_ps(o + 24576, _mm256_sub_ps(t03, t23));
-                    _mm256_storeu_ps(o + 57344, _mm256_add_ps(t13, t23));
-                    _mm256_storeu_ps(o + 90112, _mm256_sub_ps(t23, t13));
-                    _mm256_storeu_ps(o + 122880, _mm256_sub_ps(t13, t33));
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 6144, u1);
+                        _mm256_storeu_ps(o + 12288, u2);
+                        _mm256_storeu_ps(o + 18432, u3);
+                        _mm256_storeu_ps(o + 24576, u4);
+                        _mm256_storeu_ps(o + 30720, u5);
+                    }
+                    {
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 1024, u0);
+                        _mm256_storeu_ps(o + 7168, u1);
+                        _mm256_storeu_ps(o + 13312, u2);
+                        _mm256_storeu_ps(o + 19456, u3);
+                        _mm256_storeu_ps(o + 25600, u4);
+                        _mm256_storeu_ps(o + 31744, u5);
+                    }
+                    {
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 2048, u0);
+                        _mm256_storeu_ps(o + 8192, u1);
+                        _mm256_storeu_ps(o + 14336, u2);
+                        _mm256_storeu_ps(o + 20480, u3);
+                        _mm256_storeu_ps(o + 26624, u4);
+                        _mm256_storeu_ps(o + 32768, u5);
+                    }
+                    {
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 3072, u0);
+                        _mm256_storeu_ps(o + 9216, u1);
+                        _mm256_storeu_ps(o + 15360, u2);
+                        _mm256_storeu_ps(o + 21504, u3);
+                        _mm256_storeu_ps(o + 27648, u4);
+                        _mm256_storeu_ps(o + 33792, u5);
+                    }
+                    {
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 10240, u1);
+                        _mm256_storeu_ps(o + 16384, u2);
+                        _mm256_storeu_ps(o + 22528, u3);
+                        _mm256_storeu_ps(o + 28672, u4);
+                        _mm256_storeu_ps(o + 34816, u5);
+                    }
+                    {
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 5120, u0);
+                        _mm256_storeu_ps(o + 11264, u1);
+                        _mm256_storeu_ps(o + 17408, u2);
+                        _mm256_storeu_ps(o + 23552, u3);
+                        _mm256_storeu_ps(o + 29696, u4);
+                        _mm256_storeu_ps(o + 35840, u5);
+                    }
                 }
                 for (int v = used; v < nvec; v++)
-                    for (int xi = 0; xi < 16; xi++)
-                        _mm256_storeu_ps(vc + xi * 8192 + v * W, _mm256_setzero_ps());
+                    for (int xi = 0; xi < NX; xi++)
+                        _mm256_storeu_ps(vc + xi * 1024 + v * W, _mm256_setzero_ps());
             }
-            for (int it = 0; it < 16 * 32 * (nvec / NV); it++) {
+            for (int it = 0; it < NX * 32 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 32, kb = kx - xi * 32;
                 const float *wp = w + (ptrdiff_t)kx * 384;
-                const float *xp = V + (ptrdiff_t)xi * 8192 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 1024 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c10 = _mm256_setzero_ps();
@@ -1007,58 +1214,163 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                     c50 = _mm256_fmadd_ps(wv, xv0, c50);
                     c51 = _mm256_fmadd_ps(wv, xv1, c51);
                 }
-                float *mp = M + (ptrdiff_t)xi * 24576 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 3072 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
-                _mm256_storeu_ps(mp + 128, c10);
-                _mm256_storeu_ps(mp + 136, c11);
-                _mm256_storeu_ps(mp + 256, c20);
-                _mm256_storeu_ps(mp + 264, c21);
-                _mm256_storeu_ps(mp + 384, c30);
-                _mm256_storeu_ps(mp + 392, c31);
-                _mm256_storeu_ps(mp + 512, c40);
-                _mm256_storeu_ps(mp + 520, c41);
-                _mm256_storeu_ps(mp + 640, c50);
-                _mm256_storeu_ps(mp + 648, c51);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
             }
             for (int k = 0; k < 192; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 4, xv = v - r * 4;
-                    const int oh = 2 * (ty0 + r);
+                    const int r = v / 2, xv = v - r * 2;
+                    const int oh = 4 * (ty0 + r);
                     const float *m = M + k * TB + v * W;
-                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 98304),
-                                 m20 = _mm256_loadu_ps(m + 196608), m30 = _mm256_loadu_ps(m + 294912);
-                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
-                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
-                    const __m256 m01 = _mm256_loadu_ps(m + 24576), m11 = _mm256_loadu_ps(m + 122880),
-                                 m21 = _mm256_loadu_ps(m + 221184), m31 = _mm256_loadu_ps(m + 319488);
-                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
-                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
-                    const __m256 m02 = _mm256_loadu_ps(m + 49152), m12 = _mm256_loadu_ps(m + 147456),
-                                 m22 = _mm256_loadu_ps(m + 245760), m32 = _mm256_loadu_ps(m + 344064);
-                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
-                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
-                    const __m256 m03 = _mm256_loadu_ps(m + 73728), m13 = _mm256_loadu_ps(m + 172032),
-                                 m23 = _mm256_loadu_ps(m + 270336), m33 = _mm256_loadu_ps(m + 368640);
-                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
-                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
-                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
-                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
-                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
-                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
-                    __m256 lo, hi;
-                    cnn_zip(y00, y01, &lo, &hi);
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 18432);
+                        const __m256 x2 = _mm256_loadu_ps(m + 36864);
+                        const __m256 x3 = _mm256_loadu_ps(m + 55296);
+                        const __m256 x4 = _mm256_loadu_ps(m + 73728);
+                        const __m256 x5 = _mm256_loadu_ps(m + 92160);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 3072);
+                        const __m256 x1 = _mm256_loadu_ps(m + 21504);
+                        const __m256 x2 = _mm256_loadu_ps(m + 39936);
+                        const __m256 x3 = _mm256_loadu_ps(m + 58368);
+                        const __m256 x4 = _mm256_loadu_ps(m + 76800);
+                        const __m256 x5 = _mm256_loadu_ps(m + 95232);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 6144);
+                        const __m256 x1 = _mm256_loadu_ps(m + 24576);
+                        const __m256 x2 = _mm256_loadu_ps(m + 43008);
+                        const __m256 x3 = _mm256_loadu_ps(m + 61440);
+                        const __m256 x4 = _mm256_loadu_ps(m + 79872);
+                        const __m256 x5 = _mm256_loadu_ps(m + 98304);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 9216);
+                        const __m256 x1 = _mm256_loadu_ps(m + 27648);
+                        const __m256 x2 = _mm256_loadu_ps(m + 46080);
+                        const __m256 x3 = _mm256_loadu_ps(m + 64512);
+                        const __m256 x4 = _mm256_loadu_ps(m + 82944);
+                        const __m256 x5 = _mm256_loadu_ps(m + 101376);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 12288);
+                        const __m256 x1 = _mm256_loadu_ps(m + 30720);
+                        const __m256 x2 = _mm256_loadu_ps(m + 49152);
+                        const __m256 x3 = _mm256_loadu_ps(m + 67584);
+                        const __m256 x4 = _mm256_loadu_ps(m + 86016);
+                        const __m256 x5 = _mm256_loadu_ps(m + 104448);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 15360);
+                        const __m256 x1 = _mm256_loadu_ps(m + 33792);
+                        const __m256 x2 = _mm256_loadu_ps(m + 52224);
+                        const __m256 x3 = _mm256_loadu_ps(m + 70656);
+                        const __m256 x4 = _mm256_loadu_ps(m + 89088);
+                        const __m256 x5 = _mm256_loadu_ps(m + 107520);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s01, s02), yq = _mm256_sub_ps(s01, s02),
+                                     yr = _mm256_add_ps(s03, s04), ys = _mm256_sub_ps(s03, s04);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s00, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s05);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 3136 + oy * 56 + ow;
+                            const int oy = oh + 0, ow = 4 * xv * W + 0, at = k * 3136 + oy * 56 + ow;
                             if (oy >= 56) {
                             } else if (ow + W <= 56) {
-                                __m256 x = lo;
+                                __m256 x = q0;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 56) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q0);
                                 for (int l = 0; l < 56 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -1067,33 +1379,15 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                             }
                         }
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 3136 + oy * 56 + ow;
+                            const int oy = oh + 0, ow = 4 * xv * W + 8, at = k * 3136 + oy * 56 + ow;
                             if (oy >= 56) {
                             } else if (ow + W <= 56) {
-                                __m256 x = hi;
+                                __m256 x = q1;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 56) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
-                                for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                    cnn_zip(y10, y11, &lo, &hi);
-                        {
-                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 3136 + oy * 56 + ow;
-                            if (oy >= 56) {
-                            } else if (ow + W <= 56) {
-                                __m256 x = lo;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 56) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q1);
                                 for (int l = 0; l < 56 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -1102,15 +1396,15 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                             }
                         }
                         {
-                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 3136 + oy * 56 + ow;
+                            const int oy = oh + 0, ow = 4 * xv * W + 16, at = k * 3136 + oy * 56 + ow;
                             if (oy >= 56) {
                             } else if (ow + W <= 56) {
-                                __m256 x = hi;
+                                __m256 x = q2;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 56) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
+                                _mm256_storeu_ps(lane, q2);
                                 for (int l = 0; l < 56 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -1118,6 +1412,267 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                                 }
                             }
                         }
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 24, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s11, s12), yq = _mm256_sub_ps(s11, s12),
+                                     yr = _mm256_add_ps(s13, s14), ys = _mm256_sub_ps(s13, s14);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s10, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s15);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 0, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 8, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 16, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 24, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s21, s22), yq = _mm256_sub_ps(s21, s22),
+                                     yr = _mm256_add_ps(s23, s24), ys = _mm256_sub_ps(s23, s24);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s20, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s25);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 0, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 8, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 16, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 24, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s31, s32), yq = _mm256_sub_ps(s31, s32),
+                                     yr = _mm256_add_ps(s33, s34), ys = _mm256_sub_ps(s33, s34);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s30, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s35);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 0, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 8, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 16, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 24, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -1224,7 +1779,7 @@ static CNN_SIMD void maxpool2(const float *restrict x0, float *restrict y, float
 
 /* inception1.conv1 — examples/googlenet.cnn:22: conv 1x1 64
  *   in [192,28,28] -> out [64,28,28]
- *   weights at packed[210432]: weight [64,192,1,1] + bias [64] (packed in blocks of 4 output channels)
+ *   weights at packed[456192]: weight [64,192,1,1] + bias [64] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception1.relu1; stores into channels 0..63 of inception1.concat1, which copies nothing
  */
 static CNN_SIMD void inception1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -1463,7 +2018,7 @@ static CNN_SIMD void inception1_conv1(const float *restrict x0, float *restrict 
 
 /* inception1.conv2 — examples/googlenet.cnn:23: conv 1x1 96
  *   in [192,28,28] -> out [96,28,28]
- *   weights at packed[222784]: weight [96,192,1,1] + bias [96] (packed in blocks of 6 output channels)
+ *   weights at packed[468544]: weight [96,192,1,1] + bias [96] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception1.relu2
  */
 static CNN_SIMD void inception1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -1710,74 +2265,240 @@ static CNN_SIMD void inception1_conv2(const float *restrict x0, float *restrict 
 
 /* inception1.conv3 — examples/googlenet.cnn:23: conv 3x3 p1 128
  *   in [96,28,28] -> out [128,28,28]
- *   weights at packed[241312]: weight [128,96,3,3] + bias [128] (packed in blocks of 3 output channels)
- *   avx2: Winograd F(2x2,3x3), 14x14 tiles of 2x2 outputs, 8 a vector; bands of BR=8 tile rows; 16 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); then inception1.relu3; stores into channels 64..191 of inception1.concat1, which copies nothing
+ *   weights at packed[487072]: weight [128,96,3,3] + bias [128] (packed in blocks of 3 output channels)
+ *   avx2: Winograd F(4x4,3x3), 7x7 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=4 tile rows; 36 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); then inception1.relu3; stores into channels 64..191 of inception1.concat1, which copies nothing
  */
 static CNN_SIMD void inception1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 3, NV = 4, W = 8, BR = 8, TB = 128 };
+    enum { MR = 3, NV = 4, W = 8, BR = 4, TB = 32, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
-     * rows a band; TB tiles a row of V and M */
-    const float *bias = w + 198144;
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 445824;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 75264;
         float *yb = y + (ptrdiff_t)b * 200704;
-        float *in = s + (ptrdiff_t)b * 558720; /* this sample's padded input, */
-        float *V = in + 97920; /* the band transformed, [16][96][TB], */
-        float *M = V + 196608; /* the 16 products, [16][129][TB] */
-        cnn_pad(xb0, in, 96, 28, 28, 1, 1, 30, 34, 0);
-        for (int ty0 = 0; ty0 < 14; ty0 += BR) {
-            const int rows = ty0 + BR <= 14 ? BR : 14 - ty0;
-            const int used = rows / 1 * 2; /* vectors of tiles */
+        float *in = s + (ptrdiff_t)b * 362880; /* this sample's padded input, */
+        float *V = in + 103680; /* the band transformed, [NX][96][TB], */
+        float *M = V + 110592; /* the NX products, [NX][129][TB] */
+        cnn_pad(xb0, in, 96, 28, 28, 1, 1, 30, 36, 0);
+        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
+            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
+            const int used = rows / 1 * 1; /* vectors of tiles */
             const int nvec = (used + NV - 1) / NV * NV;
             for (int c = 0; c < 96; c++) {
                 float *vc = V + c * TB;
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 2, xv = v - r * 2;
-                    const float *d = in + (ptrdiff_t)c * 1020 + (2 * (ty0 + r)) * 34 + 2 * xv * W;
-                    __m256 d0, d1, d2, d3;
-                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
-                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
-                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 34), _mm256_loadu_ps(d + 42), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d2, &d3);
-                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
-                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 70), _mm256_loadu_ps(d + 78), &d2, &d3);
-                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
-                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 102), _mm256_loadu_ps(d + 110), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &d2, &d3);
-                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
-                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    const int r = v / 1, xv = v - r * 1;
+                    const float *d = in + (ptrdiff_t)c * 1080 + (4 * (ty0 + r)) * 36 + 4 * xv * W;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 16), _mm256_loadu_ps(d + 24), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 52), _mm256_loadu_ps(d + 60), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 40), _mm256_loadu_ps(d + 48), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 72), _mm256_loadu_ps(d + 80), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 88), _mm256_loadu_ps(d + 96), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 76), _mm256_loadu_ps(d + 84), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 92), _mm256_loadu_ps(d + 100), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 108), _mm256_loadu_ps(d + 116), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 124), _mm256_loadu_ps(d + 132), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 112), _mm256_loadu_ps(d + 120), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 128), _mm256_loadu_ps(d + 136), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 144), _mm256_loadu_ps(d + 152), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 160), _mm256_loadu_ps(d + 168), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 148), _mm256_loadu_ps(d + 156), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 164), _mm256_loadu_ps(d + 172), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 180), _mm256_loadu_ps(d + 188), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 196), _mm256_loadu_ps(d + 204), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 184), _mm256_loadu_ps(d + 192), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 200), _mm256_loadu_ps(d + 208), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
                     float *o = vc + v * W;
-                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
-                    _mm256_storeu_ps(o + 49152, _mm256_add_ps(t10, t20));
-                    _mm256_storeu_ps(o + 98304, _mm256_sub_ps(t20, t10));
-                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t10, t30));
-                    _mm256_storeu_ps(o + 12288, _mm256_sub_ps(t01, t21));
-                    _mm256_storeu_ps(o + 61440, _mm256_add_ps(t11, t21));
-                    _mm256_storeu_ps(o + 110592, _mm256_sub_ps(t21, t11));
-                    _mm256_storeu_ps(o + 159744, _mm256_sub_ps(t11, t31));
-                    _mm256_storeu_ps(o + 24576, _mm256_sub_ps(t02, t22));
-                    _mm256_storeu_ps(o + 73728, _mm256_add_ps(t12, t22));
-                    _mm256_storeu_ps(o + 122880, _mm256_sub_ps(t22, t12));
-                    _mm256_storeu_ps(o + 172032, _mm256_sub_ps(t12, t32));
-                    _mm256_storeu_ps(o + 36864, _mm256_sub_ps(t03, t23));
-                    _mm256_storeu_ps(o + 86016, _mm256_add_ps(t13, t23));
-                    _mm256_storeu_ps(o + 135168, _mm256_sub_ps(t23, t13));
-                    _mm256_storeu_ps(o + 184320, _mm256_sub_ps(t13, t33));
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 18432, u1);
+                        _mm256_storeu_ps(o + 36864, u2);
+                        _mm256_storeu_ps(o + 55296, u3);
+                        _mm256_storeu_ps(o + 73728, u4);
+                        _mm256_storeu_ps(o + 92160, u5);
+                    }
+                    {
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 3072, u0);
+                        _mm256_storeu_ps(o + 21504, u1);
+                        _mm256_storeu_ps(o + 39936, u2);
+                        _mm256_storeu_ps(o + 58368, u3);
+                        _mm256_storeu_ps(o + 76800, u4);
+                        _mm256_storeu_ps(o + 95232, u5);
+                    }
+                    {
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 6144, u0);
+                        _mm256_storeu_ps(o + 24576, u1);
+                        _mm256_storeu_ps(o + 43008, u2);
+                        _mm256_storeu_ps(o + 61440, u3);
+                        _mm256_storeu_ps(o + 79872, u4);
+                        _mm256_storeu_ps(o + 98304, u5);
+                    }
+                    {
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 9216, u0);
+                        _mm256_storeu_ps(o + 27648, u1);
+                        _mm256_storeu_ps(o + 46080, u2);
+                        _mm256_storeu_ps(o + 64512, u3);
+                        _mm256_storeu_ps(o + 82944, u4);
+                        _mm256_storeu_ps(o + 101376, u5);
+                    }
+                    {
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 12288, u0);
+                        _mm256_storeu_ps(o + 30720, u1);
+                        _mm256_storeu_ps(o + 49152, u2);
+                        _mm256_storeu_ps(o + 67584, u3);
+                        _mm256_storeu_ps(o + 86016, u4);
+                        _mm256_storeu_ps(o + 104448, u5);
+                    }
+                    {
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 15360, u0);
+                        _mm256_storeu_ps(o + 33792, u1);
+                        _mm256_storeu_ps(o + 52224, u2);
+                        _mm256_storeu_ps(o + 70656, u3);
+                        _mm256_storeu_ps(o + 89088, u4);
+                        _mm256_storeu_ps(o + 107520, u5);
+                    }
                 }
                 for (int v = used; v < nvec; v++)
-                    for (int xi = 0; xi < 16; xi++)
-                        _mm256_storeu_ps(vc + xi * 12288 + v * W, _mm256_setzero_ps());
+                    for (int xi = 0; xi < NX; xi++)
+                        _mm256_storeu_ps(vc + xi * 3072 + v * W, _mm256_setzero_ps());
             }
-            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+            for (int it = 0; it < NX * 43 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 43, kb = kx - xi * 43;
                 const float *wp = w + (ptrdiff_t)kx * 288;
-                const float *xp = V + (ptrdiff_t)xi * 12288 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 3072 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c02 = _mm256_setzero_ps();
@@ -1811,58 +2532,163 @@ static CNN_SIMD void inception1_conv3(const float *restrict x0, float *restrict 
                     c22 = _mm256_fmadd_ps(wv, xv2, c22);
                     c23 = _mm256_fmadd_ps(wv, xv3, c23);
                 }
-                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 4128 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
                 _mm256_storeu_ps(mp + 16, c02);
                 _mm256_storeu_ps(mp + 24, c03);
-                _mm256_storeu_ps(mp + 128, c10);
-                _mm256_storeu_ps(mp + 136, c11);
-                _mm256_storeu_ps(mp + 144, c12);
-                _mm256_storeu_ps(mp + 152, c13);
-                _mm256_storeu_ps(mp + 256, c20);
-                _mm256_storeu_ps(mp + 264, c21);
-                _mm256_storeu_ps(mp + 272, c22);
-                _mm256_storeu_ps(mp + 280, c23);
+                _mm256_storeu_ps(mp + 32, c10);
+                _mm256_storeu_ps(mp + 40, c11);
+                _mm256_storeu_ps(mp + 48, c12);
+                _mm256_storeu_ps(mp + 56, c13);
+                _mm256_storeu_ps(mp + 64, c20);
+                _mm256_storeu_ps(mp + 72, c21);
+                _mm256_storeu_ps(mp + 80, c22);
+                _mm256_storeu_ps(mp + 88, c23);
             }
             for (int k = 0; k < 128; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 2, xv = v - r * 2;
-                    const int oh = 2 * (ty0 + r);
+                    const int r = v / 1, xv = v - r * 1;
+                    const int oh = 4 * (ty0 + r);
                     const float *m = M + k * TB + v * W;
-                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 66048),
-                                 m20 = _mm256_loadu_ps(m + 132096), m30 = _mm256_loadu_ps(m + 198144);
-                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
-                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
-                    const __m256 m01 = _mm256_loadu_ps(m + 16512), m11 = _mm256_loadu_ps(m + 82560),
-                                 m21 = _mm256_loadu_ps(m + 148608), m31 = _mm256_loadu_ps(m + 214656);
-                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
-                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
-                    const __m256 m02 = _mm256_loadu_ps(m + 33024), m12 = _mm256_loadu_ps(m + 99072),
-                                 m22 = _mm256_loadu_ps(m + 165120), m32 = _mm256_loadu_ps(m + 231168);
-                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
-                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
-                    const __m256 m03 = _mm256_loadu_ps(m + 49536), m13 = _mm256_loadu_ps(m + 115584),
-                                 m23 = _mm256_loadu_ps(m + 181632), m33 = _mm256_loadu_ps(m + 247680);
-                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
-                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
-                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
-                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
-                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
-                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
-                    __m256 lo, hi;
-                    cnn_zip(y00, y01, &lo, &hi);
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 24768);
+                        const __m256 x2 = _mm256_loadu_ps(m + 49536);
+                        const __m256 x3 = _mm256_loadu_ps(m + 74304);
+                        const __m256 x4 = _mm256_loadu_ps(m + 99072);
+                        const __m256 x5 = _mm256_loadu_ps(m + 123840);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 4128);
+                        const __m256 x1 = _mm256_loadu_ps(m + 28896);
+                        const __m256 x2 = _mm256_loadu_ps(m + 53664);
+                        const __m256 x3 = _mm256_loadu_ps(m + 78432);
+                        const __m256 x4 = _mm256_loadu_ps(m + 103200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 127968);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 8256);
+                        const __m256 x1 = _mm256_loadu_ps(m + 33024);
+                        const __m256 x2 = _mm256_loadu_ps(m + 57792);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82560);
+                        const __m256 x4 = _mm256_loadu_ps(m + 107328);
+                        const __m256 x5 = _mm256_loadu_ps(m + 132096);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 12384);
+                        const __m256 x1 = _mm256_loadu_ps(m + 37152);
+                        const __m256 x2 = _mm256_loadu_ps(m + 61920);
+                        const __m256 x3 = _mm256_loadu_ps(m + 86688);
+                        const __m256 x4 = _mm256_loadu_ps(m + 111456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 136224);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 16512);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41280);
+                        const __m256 x2 = _mm256_loadu_ps(m + 66048);
+                        const __m256 x3 = _mm256_loadu_ps(m + 90816);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115584);
+                        const __m256 x5 = _mm256_loadu_ps(m + 140352);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 20640);
+                        const __m256 x1 = _mm256_loadu_ps(m + 45408);
+                        const __m256 x2 = _mm256_loadu_ps(m + 70176);
+                        const __m256 x3 = _mm256_loadu_ps(m + 94944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119712);
+                        const __m256 x5 = _mm256_loadu_ps(m + 144480);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s01, s02), yq = _mm256_sub_ps(s01, s02),
+                                     yr = _mm256_add_ps(s03, s04), ys = _mm256_sub_ps(s03, s04);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s00, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s05);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 784 + oy * 28 + ow;
+                            const int oy = oh + 0, ow = 4 * xv * W + 0, at = k * 784 + oy * 28 + ow;
                             if (oy >= 28) {
                             } else if (ow + W <= 28) {
-                                __m256 x = lo;
+                                __m256 x = q0;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 28) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q0);
                                 for (int l = 0; l < 28 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -1871,33 +2697,15 @@ static CNN_SIMD void inception1_conv3(const float *restrict x0, float *restrict 
                             }
                         }
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 784 + oy * 28 + ow;
+                            const int oy = oh + 0, ow = 4 * xv * W + 8, at = k * 784 + oy * 28 + ow;
                             if (oy >= 28) {
                             } else if (ow + W <= 28) {
-                                __m256 x = hi;
+                                __m256 x = q1;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 28) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
-                                for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                    cnn_zip(y10, y11, &lo, &hi);
-                        {
-                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 784 + oy * 28 + ow;
-                            if (oy >= 28) {
-                            } else if (ow + W <= 28) {
-                                __m256 x = lo;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 28) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q1);
                                 for (int l = 0; l < 28 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -1906,15 +2714,15 @@ static CNN_SIMD void inception1_conv3(const float *restrict x0, float *restrict 
                             }
                         }
                         {
-                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 784 + oy * 28 + ow;
+                            const int oy = oh + 0, ow = 4 * xv * W + 16, at = k * 784 + oy * 28 + ow;
                             if (oy >= 28) {
                             } else if (ow + W <= 28) {
-                                __m256 x = hi;
+                                __m256 x = q2;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 28) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
+                                _mm256_storeu_ps(lane, q2);
                                 for (int l = 0; l < 28 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -1922,6 +2730,267 @@ static CNN_SIMD void inception1_conv3(const float *restrict x0, float *restrict 
                                 }
                             }
                         }
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 24, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s11, s12), yq = _mm256_sub_ps(s11, s12),
+                                     yr = _mm256_add_ps(s13, s14), ys = _mm256_sub_ps(s13, s14);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s10, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s15);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 0, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 8, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 16, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 24, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s21, s22), yq = _mm256_sub_ps(s21, s22),
+                                     yr = _mm256_add_ps(s23, s24), ys = _mm256_sub_ps(s23, s24);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s20, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s25);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 0, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 8, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 16, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 24, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s31, s32), yq = _mm256_sub_ps(s31, s32),
+                                     yr = _mm256_add_ps(s33, s34), ys = _mm256_sub_ps(s33, s34);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s30, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s35);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 0, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 8, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 16, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 24, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -1930,7 +2999,7 @@ static CNN_SIMD void inception1_conv3(const float *restrict x0, float *restrict 
 
 /* inception1.conv4 — examples/googlenet.cnn:24: conv 1x1 16
  *   in [192,28,28] -> out [16,28,28]
- *   weights at packed[439584]: weight [16,192,1,1] + bias [16] (packed in blocks of 4 output channels)
+ *   weights at packed[933024]: weight [16,192,1,1] + bias [16] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception1.relu4
  */
 static CNN_SIMD void inception1_conv4(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -2169,7 +3238,7 @@ static CNN_SIMD void inception1_conv4(const float *restrict x0, float *restrict 
 
 /* inception1.conv5 — examples/googlenet.cnn:24: conv 5x5 p2 32
  *   in [16,28,28] -> out [32,28,28]
- *   weights at packed[442672]: weight [32,16,5,5] + bias [32] (packed in blocks of 4 output channels)
+ *   weights at packed[936112]: weight [32,16,5,5] + bias [32] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 32 apart (28 kept); then inception1.relu5; stores into channels 192..223 of inception1.concat1, which copies nothing
  */
 static CNN_SIMD void inception1_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -2325,7 +3394,7 @@ static CNN_SIMD void inception1_maxpool1(const float *restrict x0, float *restri
 
 /* inception1.conv6 — examples/googlenet.cnn:25: conv 1x1 32
  *   in [192,28,28] -> out [32,28,28]
- *   weights at packed[455504]: weight [32,192,1,1] + bias [32] (packed in blocks of 4 output channels)
+ *   weights at packed[948944]: weight [32,192,1,1] + bias [32] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception1.relu6; stores into channels 224..255 of inception1.concat1, which copies nothing
  */
 static CNN_SIMD void inception1_conv6(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -2564,7 +3633,7 @@ static CNN_SIMD void inception1_conv6(const float *restrict x0, float *restrict 
 
 /* inception2.conv1 — examples/googlenet.cnn:22: conv 1x1 128
  *   in [256,28,28] -> out [128,28,28]
- *   weights at packed[461680]: weight [128,256,1,1] + bias [128] (packed in blocks of 4 output channels)
+ *   weights at packed[955120]: weight [128,256,1,1] + bias [128] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception2.relu1; stores into channels 0..127 of inception2.concat1, which copies nothing
  */
 static CNN_SIMD void inception2_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -2803,7 +3872,7 @@ static CNN_SIMD void inception2_conv1(const float *restrict x0, float *restrict 
 
 /* inception2.conv2 — examples/googlenet.cnn:23: conv 1x1 128
  *   in [256,28,28] -> out [128,28,28]
- *   weights at packed[494576]: weight [128,256,1,1] + bias [128] (packed in blocks of 4 output channels)
+ *   weights at packed[988016]: weight [128,256,1,1] + bias [128] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception2.relu2
  */
 static CNN_SIMD void inception2_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -3042,74 +4111,240 @@ static CNN_SIMD void inception2_conv2(const float *restrict x0, float *restrict 
 
 /* inception2.conv3 — examples/googlenet.cnn:23: conv 3x3 p1 192
  *   in [128,28,28] -> out [192,28,28]
- *   weights at packed[527472]: weight [192,128,3,3] + bias [192] (packed in blocks of 6 output channels)
- *   avx2: Winograd F(2x2,3x3), 14x14 tiles of 2x2 outputs, 8 a vector; bands of BR=8 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then inception2.relu3; stores into channels 128..319 of inception2.concat1, which copies nothing
+ *   weights at packed[1020912]: weight [192,128,3,3] + bias [192] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(4x4,3x3), 7x7 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=2 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then inception2.relu3; stores into channels 128..319 of inception2.concat1, which copies nothing
  */
 static CNN_SIMD void inception2_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, W = 8, BR = 8, TB = 128 };
+    enum { MR = 6, NV = 2, W = 8, BR = 2, TB = 16, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
-     * rows a band; TB tiles a row of V and M */
-    const float *bias = w + 393216;
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 884736;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 376320;
-        float *in = s + (ptrdiff_t)b * 785920; /* this sample's padded input, */
-        float *V = in + 130560; /* the band transformed, [16][128][TB], */
-        float *M = V + 262144; /* the 16 products, [16][192][TB] */
-        cnn_pad(xb0, in, 128, 28, 28, 1, 1, 30, 34, 0);
-        for (int ty0 = 0; ty0 < 14; ty0 += BR) {
-            const int rows = ty0 + BR <= 14 ? BR : 14 - ty0;
-            const int used = rows / 1 * 2; /* vectors of tiles */
+        float *in = s + (ptrdiff_t)b * 322560; /* this sample's padded input, */
+        float *V = in + 138240; /* the band transformed, [NX][128][TB], */
+        float *M = V + 73728; /* the NX products, [NX][192][TB] */
+        cnn_pad(xb0, in, 128, 28, 28, 1, 1, 30, 36, 0);
+        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
+            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
+            const int used = rows / 1 * 1; /* vectors of tiles */
             const int nvec = (used + NV - 1) / NV * NV;
             for (int c = 0; c < 128; c++) {
                 float *vc = V + c * TB;
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 2, xv = v - r * 2;
-                    const float *d = in + (ptrdiff_t)c * 1020 + (2 * (ty0 + r)) * 34 + 2 * xv * W;
-                    __m256 d0, d1, d2, d3;
-                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
-                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
-                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 34), _mm256_loadu_ps(d + 42), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d2, &d3);
-                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
-                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 70), _mm256_loadu_ps(d + 78), &d2, &d3);
-                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
-                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 102), _mm256_loadu_ps(d + 110), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &d2, &d3);
-                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
-                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    const int r = v / 1, xv = v - r * 1;
+                    const float *d = in + (ptrdiff_t)c * 1080 + (4 * (ty0 + r)) * 36 + 4 * xv * W;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 16), _mm256_loadu_ps(d + 24), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 52), _mm256_loadu_ps(d + 60), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 40), _mm256_loadu_ps(d + 48), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 72), _mm256_loadu_ps(d + 80), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 88), _mm256_loadu_ps(d + 96), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 76), _mm256_loadu_ps(d + 84), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 92), _mm256_loadu_ps(d + 100), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 108), _mm256_loadu_ps(d + 116), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 124), _mm256_loadu_ps(d + 132), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 112), _mm256_loadu_ps(d + 120), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 128), _mm256_loadu_ps(d + 136), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 144), _mm256_loadu_ps(d + 152), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 160), _mm256_loadu_ps(d + 168), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 148), _mm256_loadu_ps(d + 156), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 164), _mm256_loadu_ps(d + 172), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 180), _mm256_loadu_ps(d + 188), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 196), _mm256_loadu_ps(d + 204), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 184), _mm256_loadu_ps(d + 192), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 200), _mm256_loadu_ps(d + 208), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
                     float *o = vc + v * W;
-                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
-                    _mm256_storeu_ps(o + 65536, _mm256_add_ps(t10, t20));
-                    _mm256_storeu_ps(o + 131072, _mm256_sub_ps(t20, t10));
-                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t10, t30));
-                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t01, t21));
-                    _mm256_storeu_ps(o + 81920, _mm256_add_ps(t11, t21));
-                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t21, t11));
-                    _mm256_storeu_ps(o + 212992, _mm256_sub_ps(t11, t31));
-                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t02, t22));
-                    _mm256_storeu_ps(o + 98304, _mm256_add_ps(t12, t22));
-                    _mm256_storeu_ps(o + 163840, _mm256_sub_ps(t22, t12));
-                    _mm256_storeu_ps(o + 229376, _mm256_sub_ps(t12, t32));
-                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t03, t23));
-                    _mm256_storeu_ps(o + 114688, _mm256_add_ps(t13, t23));
-                    _mm256_storeu_ps(o + 180224, _mm256_sub_ps(t23, t13));
-                    _mm256_storeu_ps(o + 245760, _mm256_sub_ps(t13, t33));
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 12288, u1);
+                        _mm256_storeu_ps(o + 24576, u2);
+                        _mm256_storeu_ps(o + 36864, u3);
+                        _mm256_storeu_ps(o + 49152, u4);
+                        _mm256_storeu_ps(o + 61440, u5);
+                    }
+                    {
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 2048, u0);
+                        _mm256_storeu_ps(o + 14336, u1);
+                        _mm256_storeu_ps(o + 26624, u2);
+                        _mm256_storeu_ps(o + 38912, u3);
+                        _mm256_storeu_ps(o + 51200, u4);
+                        _mm256_storeu_ps(o + 63488, u5);
+                    }
+                    {
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 16384, u1);
+                        _mm256_storeu_ps(o + 28672, u2);
+                        _mm256_storeu_ps(o + 40960, u3);
+                        _mm256_storeu_ps(o + 53248, u4);
+                        _mm256_storeu_ps(o + 65536, u5);
+                    }
+                    {
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 6144, u0);
+                        _mm256_storeu_ps(o + 18432, u1);
+                        _mm256_storeu_ps(o + 30720, u2);
+                        _mm256_storeu_ps(o + 43008, u3);
+                        _mm256_storeu_ps(o + 55296, u4);
+                        _mm256_storeu_ps(o + 67584, u5);
+                    }
+                    {
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 8192, u0);
+                        _mm256_storeu_ps(o + 20480, u1);
+                        _mm256_storeu_ps(o + 32768, u2);
+                        _mm256_storeu_ps(o + 45056, u3);
+                        _mm256_storeu_ps(o + 57344, u4);
+                        _mm256_storeu_ps(o + 69632, u5);
+                    }
+                    {
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 10240, u0);
+                        _mm256_storeu_ps(o + 22528, u1);
+                        _mm256_storeu_ps(o + 34816, u2);
+                        _mm256_storeu_ps(o + 47104, u3);
+                        _mm256_storeu_ps(o + 59392, u4);
+                        _mm256_storeu_ps(o + 71680, u5);
+                    }
                 }
                 for (int v = used; v < nvec; v++)
-                    for (int xi = 0; xi < 16; xi++)
-                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
+                    for (int xi = 0; xi < NX; xi++)
+                        _mm256_storeu_ps(vc + xi * 2048 + v * W, _mm256_setzero_ps());
             }
-            for (int it = 0; it < 16 * 32 * (nvec / NV); it++) {
+            for (int it = 0; it < NX * 32 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 32, kb = kx - xi * 32;
                 const float *wp = w + (ptrdiff_t)kx * 768;
-                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 2048 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c10 = _mm256_setzero_ps();
@@ -3144,58 +4379,163 @@ static CNN_SIMD void inception2_conv3(const float *restrict x0, float *restrict 
                     c50 = _mm256_fmadd_ps(wv, xv0, c50);
                     c51 = _mm256_fmadd_ps(wv, xv1, c51);
                 }
-                float *mp = M + (ptrdiff_t)xi * 24576 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 3072 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
-                _mm256_storeu_ps(mp + 128, c10);
-                _mm256_storeu_ps(mp + 136, c11);
-                _mm256_storeu_ps(mp + 256, c20);
-                _mm256_storeu_ps(mp + 264, c21);
-                _mm256_storeu_ps(mp + 384, c30);
-                _mm256_storeu_ps(mp + 392, c31);
-                _mm256_storeu_ps(mp + 512, c40);
-                _mm256_storeu_ps(mp + 520, c41);
-                _mm256_storeu_ps(mp + 640, c50);
-                _mm256_storeu_ps(mp + 648, c51);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
             }
             for (int k = 0; k < 192; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 2, xv = v - r * 2;
-                    const int oh = 2 * (ty0 + r);
+                    const int r = v / 1, xv = v - r * 1;
+                    const int oh = 4 * (ty0 + r);
                     const float *m = M + k * TB + v * W;
-                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 98304),
-                                 m20 = _mm256_loadu_ps(m + 196608), m30 = _mm256_loadu_ps(m + 294912);
-                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
-                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
-                    const __m256 m01 = _mm256_loadu_ps(m + 24576), m11 = _mm256_loadu_ps(m + 122880),
-                                 m21 = _mm256_loadu_ps(m + 221184), m31 = _mm256_loadu_ps(m + 319488);
-                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
-                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
-                    const __m256 m02 = _mm256_loadu_ps(m + 49152), m12 = _mm256_loadu_ps(m + 147456),
-                                 m22 = _mm256_loadu_ps(m + 245760), m32 = _mm256_loadu_ps(m + 344064);
-                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
-                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
-                    const __m256 m03 = _mm256_loadu_ps(m + 73728), m13 = _mm256_loadu_ps(m + 172032),
-                                 m23 = _mm256_loadu_ps(m + 270336), m33 = _mm256_loadu_ps(m + 368640);
-                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
-                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
-                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
-                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
-                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
-                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
-                    __m256 lo, hi;
-                    cnn_zip(y00, y01, &lo, &hi);
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 18432);
+                        const __m256 x2 = _mm256_loadu_ps(m + 36864);
+                        const __m256 x3 = _mm256_loadu_ps(m + 55296);
+                        const __m256 x4 = _mm256_loadu_ps(m + 73728);
+                        const __m256 x5 = _mm256_loadu_ps(m + 92160);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 3072);
+                        const __m256 x1 = _mm256_loadu_ps(m + 21504);
+                        const __m256 x2 = _mm256_loadu_ps(m + 39936);
+                        const __m256 x3 = _mm256_loadu_ps(m + 58368);
+                        const __m256 x4 = _mm256_loadu_ps(m + 76800);
+                        const __m256 x5 = _mm256_loadu_ps(m + 95232);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 6144);
+                        const __m256 x1 = _mm256_loadu_ps(m + 24576);
+                        const __m256 x2 = _mm256_loadu_ps(m + 43008);
+                        const __m256 x3 = _mm256_loadu_ps(m + 61440);
+                        const __m256 x4 = _mm256_loadu_ps(m + 79872);
+                        const __m256 x5 = _mm256_loadu_ps(m + 98304);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 9216);
+                        const __m256 x1 = _mm256_loadu_ps(m + 27648);
+                        const __m256 x2 = _mm256_loadu_ps(m + 46080);
+                        const __m256 x3 = _mm256_loadu_ps(m + 64512);
+                        const __m256 x4 = _mm256_loadu_ps(m + 82944);
+                        const __m256 x5 = _mm256_loadu_ps(m + 101376);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 12288);
+                        const __m256 x1 = _mm256_loadu_ps(m + 30720);
+                        const __m256 x2 = _mm256_loadu_ps(m + 49152);
+                        const __m256 x3 = _mm256_loadu_ps(m + 67584);
+                        const __m256 x4 = _mm256_loadu_ps(m + 86016);
+                        const __m256 x5 = _mm256_loadu_ps(m + 104448);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 15360);
+                        const __m256 x1 = _mm256_loadu_ps(m + 33792);
+                        const __m256 x2 = _mm256_loadu_ps(m + 52224);
+                        const __m256 x3 = _mm256_loadu_ps(m + 70656);
+                        const __m256 x4 = _mm256_loadu_ps(m + 89088);
+                        const __m256 x5 = _mm256_loadu_ps(m + 107520);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s01, s02), yq = _mm256_sub_ps(s01, s02),
+                                     yr = _mm256_add_ps(s03, s04), ys = _mm256_sub_ps(s03, s04);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s00, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s05);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 784 + oy * 28 + ow;
+                            const int oy = oh + 0, ow = 4 * xv * W + 0, at = k * 784 + oy * 28 + ow;
                             if (oy >= 28) {
                             } else if (ow + W <= 28) {
-                                __m256 x = lo;
+                                __m256 x = q0;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 28) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q0);
                                 for (int l = 0; l < 28 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -3204,33 +4544,15 @@ static CNN_SIMD void inception2_conv3(const float *restrict x0, float *restrict 
                             }
                         }
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 784 + oy * 28 + ow;
+                            const int oy = oh + 0, ow = 4 * xv * W + 8, at = k * 784 + oy * 28 + ow;
                             if (oy >= 28) {
                             } else if (ow + W <= 28) {
-                                __m256 x = hi;
+                                __m256 x = q1;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 28) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
-                                for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                    cnn_zip(y10, y11, &lo, &hi);
-                        {
-                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 784 + oy * 28 + ow;
-                            if (oy >= 28) {
-                            } else if (ow + W <= 28) {
-                                __m256 x = lo;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 28) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q1);
                                 for (int l = 0; l < 28 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -3239,15 +4561,15 @@ static CNN_SIMD void inception2_conv3(const float *restrict x0, float *restrict 
                             }
                         }
                         {
-                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 784 + oy * 28 + ow;
+                            const int oy = oh + 0, ow = 4 * xv * W + 16, at = k * 784 + oy * 28 + ow;
                             if (oy >= 28) {
                             } else if (ow + W <= 28) {
-                                __m256 x = hi;
+                                __m256 x = q2;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 28) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
+                                _mm256_storeu_ps(lane, q2);
                                 for (int l = 0; l < 28 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -3255,6 +4577,267 @@ static CNN_SIMD void inception2_conv3(const float *restrict x0, float *restrict 
                                 }
                             }
                         }
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 24, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s11, s12), yq = _mm256_sub_ps(s11, s12),
+                                     yr = _mm256_add_ps(s13, s14), ys = _mm256_sub_ps(s13, s14);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s10, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s15);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 0, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 8, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 16, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 24, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s21, s22), yq = _mm256_sub_ps(s21, s22),
+                                     yr = _mm256_add_ps(s23, s24), ys = _mm256_sub_ps(s23, s24);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s20, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s25);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 0, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 8, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 16, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 24, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s31, s32), yq = _mm256_sub_ps(s31, s32),
+                                     yr = _mm256_add_ps(s33, s34), ys = _mm256_sub_ps(s33, s34);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s30, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s35);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 0, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 8, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 16, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 24, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -3263,7 +4846,7 @@ static CNN_SIMD void inception2_conv3(const float *restrict x0, float *restrict 
 
 /* inception2.conv4 — examples/googlenet.cnn:24: conv 1x1 32
  *   in [256,28,28] -> out [32,28,28]
- *   weights at packed[920880]: weight [32,256,1,1] + bias [32] (packed in blocks of 4 output channels)
+ *   weights at packed[1905840]: weight [32,256,1,1] + bias [32] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception2.relu4
  */
 static CNN_SIMD void inception2_conv4(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -3502,7 +5085,7 @@ static CNN_SIMD void inception2_conv4(const float *restrict x0, float *restrict 
 
 /* inception2.conv5 — examples/googlenet.cnn:24: conv 5x5 p2 96
  *   in [32,28,28] -> out [96,28,28]
- *   weights at packed[929104]: weight [96,32,5,5] + bias [96] (packed in blocks of 6 output channels)
+ *   weights at packed[1914064]: weight [96,32,5,5] + bias [96] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the padded input, rows 32 apart (28 kept); then inception2.relu5; stores into channels 320..415 of inception2.concat1, which copies nothing
  */
 static CNN_SIMD void inception2_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -3659,7 +5242,7 @@ static CNN_SIMD void inception2_maxpool1(const float *restrict x0, float *restri
 
 /* inception2.conv6 — examples/googlenet.cnn:25: conv 1x1 64
  *   in [256,28,28] -> out [64,28,28]
- *   weights at packed[1006000]: weight [64,256,1,1] + bias [64] (packed in blocks of 4 output channels)
+ *   weights at packed[1990960]: weight [64,256,1,1] + bias [64] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception2.relu6; stores into channels 416..479 of inception2.concat1, which copies nothing
  */
 static CNN_SIMD void inception2_conv6(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -3966,7 +5549,7 @@ static CNN_SIMD void maxpool3(const float *restrict x0, float *restrict y, float
 
 /* inception3.conv1 — examples/googlenet.cnn:22: conv 1x1 192
  *   in [480,14,14] -> out [192,14,14]
- *   weights at packed[1022448]: weight [192,480,1,1] + bias [192] (packed in blocks of 6 output channels)
+ *   weights at packed[2007408]: weight [192,480,1,1] + bias [192] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception3.relu1; stores into channels 0..191 of inception3.concat1, which copies nothing
  */
 static CNN_SIMD void inception3_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -4213,7 +5796,7 @@ static CNN_SIMD void inception3_conv1(const float *restrict x0, float *restrict 
 
 /* inception3.conv2 — examples/googlenet.cnn:23: conv 1x1 96
  *   in [480,14,14] -> out [96,14,14]
- *   weights at packed[1114800]: weight [96,480,1,1] + bias [96] (packed in blocks of 6 output channels)
+ *   weights at packed[2099760]: weight [96,480,1,1] + bias [96] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception3.relu2
  */
 static CNN_SIMD void inception3_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -4460,74 +6043,240 @@ static CNN_SIMD void inception3_conv2(const float *restrict x0, float *restrict 
 
 /* inception3.conv3 — examples/googlenet.cnn:23: conv 3x3 p1 208
  *   in [96,14,14] -> out [208,14,14]
- *   weights at packed[1160976]: weight [208,96,3,3] + bias [208] (packed in blocks of 6 output channels)
- *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then inception3.relu3; stores into channels 192..399 of inception3.concat1, which copies nothing
+ *   weights at packed[2145936]: weight [208,96,3,3] + bias [208] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(4x4,3x3), 4x4 tiles of 4x4 outputs from 6x6 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then inception3.relu3; stores into channels 192..399 of inception3.concat1, which copies nothing
  */
 static CNN_SIMD void inception3_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, W = 8, BR = 7, TB = 64 };
+    enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 16, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
-     * rows a band; TB tiles a row of V and M */
-    const float *bias = w + 322560;
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 725760;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 18816;
         float *yb = y + (ptrdiff_t)b * 100352;
-        float *in = s + (ptrdiff_t)b * 340992; /* this sample's padded input, */
-        float *V = in + 27648; /* the band transformed, [16][96][TB], */
-        float *M = V + 98304; /* the 16 products, [16][210][TB] */
-        cnn_pad(xb0, in, 96, 14, 14, 1, 1, 16, 18, 0);
-        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
-            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
-            const int used = rows / 1 * 1; /* vectors of tiles */
+        float *in = s + (ptrdiff_t)b * 210816; /* this sample's padded input, */
+        float *V = in + 34560; /* the band transformed, [NX][96][TB], */
+        float *M = V + 55296; /* the NX products, [NX][210][TB] */
+        cnn_pad(xb0, in, 96, 14, 14, 1, 1, 18, 20, 0);
+        for (int ty0 = 0; ty0 < 4; ty0 += BR) {
+            const int rows = ty0 + BR <= 4 ? BR : 4 - ty0;
+            const int used = rows / 2 * 1; /* vectors of tiles */
             const int nvec = (used + NV - 1) / NV * NV;
             for (int c = 0; c < 96; c++) {
                 float *vc = V + c * TB;
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 1, xv = v - r * 1;
-                    const float *d = in + (ptrdiff_t)c * 288 + (2 * (ty0 + r)) * 18 + 2 * xv * W;
-                    __m256 d0, d1, d2, d3;
-                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
-                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
-                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 18), _mm256_loadu_ps(d + 26), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &d2, &d3);
-                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
-                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 38), _mm256_loadu_ps(d + 46), &d2, &d3);
-                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
-                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 54), _mm256_loadu_ps(d + 62), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &d2, &d3);
-                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
-                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    const int r = 2 * v;
+                    const float *d = in + (ptrdiff_t)c * 360 + (4 * (ty0 + r)) * 20;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 80), _mm256_loadu_ps(d + 88), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 84), _mm256_loadu_ps(d + 92), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 100), _mm256_loadu_ps(d + 108), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 24), _mm256_loadu_ps(d + 32), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 40), _mm256_loadu_ps(d + 48), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 120), _mm256_loadu_ps(d + 128), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 44), _mm256_loadu_ps(d + 52), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 124), _mm256_loadu_ps(d + 132), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 60), _mm256_loadu_ps(d + 68), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 140), _mm256_loadu_ps(d + 148), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 64), _mm256_loadu_ps(d + 72), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 144), _mm256_loadu_ps(d + 152), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 80), _mm256_loadu_ps(d + 88), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 160), _mm256_loadu_ps(d + 168), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 84), _mm256_loadu_ps(d + 92), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 164), _mm256_loadu_ps(d + 172), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 100), _mm256_loadu_ps(d + 108), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 180), _mm256_loadu_ps(d + 188), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 184), _mm256_loadu_ps(d + 192), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
                     float *o = vc + v * W;
-                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
-                    _mm256_storeu_ps(o + 24576, _mm256_add_ps(t10, t20));
-                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t20, t10));
-                    _mm256_storeu_ps(o + 73728, _mm256_sub_ps(t10, t30));
-                    _mm256_storeu_ps(o + 6144, _mm256_sub_ps(t01, t21));
-                    _mm256_storeu_ps(o + 30720, _mm256_add_ps(t11, t21));
-                    _mm256_storeu_ps(o + 55296, _mm256_sub_ps(t21, t11));
-                    _mm256_storeu_ps(o + 79872, _mm256_sub_ps(t11, t31));
-                    _mm256_storeu_ps(o + 12288, _mm256_sub_ps(t02, t22));
-                    _mm256_storeu_ps(o + 36864, _mm256_add_ps(t12, t22));
-                    _mm256_storeu_ps(o + 61440, _mm256_sub_ps(t22, t12));
-                    _mm256_storeu_ps(o + 86016, _mm256_sub_ps(t12, t32));
-                    _mm256_storeu_ps(o + 18432, _mm256_sub_ps(t03, t23));
-                    _mm256_storeu_ps(o + 43008, _mm256_add_ps(t13, t23));
-                    _mm256_storeu_ps(o + 67584, _mm256_sub_ps(t23, t13));
-                    _mm256_storeu_ps(o + 92160, _mm256_sub_ps(t13, t33));
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 9216, u1);
+                        _mm256_storeu_ps(o + 18432, u2);
+                        _mm256_storeu_ps(o + 27648, u3);
+                        _mm256_storeu_ps(o + 36864, u4);
+                        _mm256_storeu_ps(o + 46080, u5);
+                    }
+                    {
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 1536, u0);
+                        _mm256_storeu_ps(o + 10752, u1);
+                        _mm256_storeu_ps(o + 19968, u2);
+                        _mm256_storeu_ps(o + 29184, u3);
+                        _mm256_storeu_ps(o + 38400, u4);
+                        _mm256_storeu_ps(o + 47616, u5);
+                    }
+                    {
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 3072, u0);
+                        _mm256_storeu_ps(o + 12288, u1);
+                        _mm256_storeu_ps(o + 21504, u2);
+                        _mm256_storeu_ps(o + 30720, u3);
+                        _mm256_storeu_ps(o + 39936, u4);
+                        _mm256_storeu_ps(o + 49152, u5);
+                    }
+                    {
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 4608, u0);
+                        _mm256_storeu_ps(o + 13824, u1);
+                        _mm256_storeu_ps(o + 23040, u2);
+                        _mm256_storeu_ps(o + 32256, u3);
+                        _mm256_storeu_ps(o + 41472, u4);
+                        _mm256_storeu_ps(o + 50688, u5);
+                    }
+                    {
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 6144, u0);
+                        _mm256_storeu_ps(o + 15360, u1);
+                        _mm256_storeu_ps(o + 24576, u2);
+                        _mm256_storeu_ps(o + 33792, u3);
+                        _mm256_storeu_ps(o + 43008, u4);
+                        _mm256_storeu_ps(o + 52224, u5);
+                    }
+                    {
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 7680, u0);
+                        _mm256_storeu_ps(o + 16896, u1);
+                        _mm256_storeu_ps(o + 26112, u2);
+                        _mm256_storeu_ps(o + 35328, u3);
+                        _mm256_storeu_ps(o + 44544, u4);
+                        _mm256_storeu_ps(o + 53760, u5);
+                    }
                 }
                 for (int v = used; v < nvec; v++)
-                    for (int xi = 0; xi < 16; xi++)
-                        _mm256_storeu_ps(vc + xi * 6144 + v * W, _mm256_setzero_ps());
+                    for (int xi = 0; xi < NX; xi++)
+                        _mm256_storeu_ps(vc + xi * 1536 + v * W, _mm256_setzero_ps());
             }
-            for (int it = 0; it < 16 * 35 * (nvec / NV); it++) {
+            for (int it = 0; it < NX * 35 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 35, kb = kx - xi * 35;
                 const float *wp = w + (ptrdiff_t)kx * 576;
-                const float *xp = V + (ptrdiff_t)xi * 6144 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 1536 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c10 = _mm256_setzero_ps();
@@ -4562,58 +6311,163 @@ static CNN_SIMD void inception3_conv3(const float *restrict x0, float *restrict 
                     c50 = _mm256_fmadd_ps(wv, xv0, c50);
                     c51 = _mm256_fmadd_ps(wv, xv1, c51);
                 }
-                float *mp = M + (ptrdiff_t)xi * 13440 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 3360 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
-                _mm256_storeu_ps(mp + 64, c10);
-                _mm256_storeu_ps(mp + 72, c11);
-                _mm256_storeu_ps(mp + 128, c20);
-                _mm256_storeu_ps(mp + 136, c21);
-                _mm256_storeu_ps(mp + 192, c30);
-                _mm256_storeu_ps(mp + 200, c31);
-                _mm256_storeu_ps(mp + 256, c40);
-                _mm256_storeu_ps(mp + 264, c41);
-                _mm256_storeu_ps(mp + 320, c50);
-                _mm256_storeu_ps(mp + 328, c51);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
             }
             for (int k = 0; k < 208; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 1, xv = v - r * 1;
-                    const int oh = 2 * (ty0 + r);
+                    const int r = 2 * v;
+                    const int oh = 4 * (ty0 + r);
                     const float *m = M + k * TB + v * W;
-                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 53760),
-                                 m20 = _mm256_loadu_ps(m + 107520), m30 = _mm256_loadu_ps(m + 161280);
-                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
-                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
-                    const __m256 m01 = _mm256_loadu_ps(m + 13440), m11 = _mm256_loadu_ps(m + 67200),
-                                 m21 = _mm256_loadu_ps(m + 120960), m31 = _mm256_loadu_ps(m + 174720);
-                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
-                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
-                    const __m256 m02 = _mm256_loadu_ps(m + 26880), m12 = _mm256_loadu_ps(m + 80640),
-                                 m22 = _mm256_loadu_ps(m + 134400), m32 = _mm256_loadu_ps(m + 188160);
-                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
-                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
-                    const __m256 m03 = _mm256_loadu_ps(m + 40320), m13 = _mm256_loadu_ps(m + 94080),
-                                 m23 = _mm256_loadu_ps(m + 147840), m33 = _mm256_loadu_ps(m + 201600);
-                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
-                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
-                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
-                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
-                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
-                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
-                    __m256 lo, hi;
-                    cnn_zip(y00, y01, &lo, &hi);
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 20160);
+                        const __m256 x2 = _mm256_loadu_ps(m + 40320);
+                        const __m256 x3 = _mm256_loadu_ps(m + 60480);
+                        const __m256 x4 = _mm256_loadu_ps(m + 80640);
+                        const __m256 x5 = _mm256_loadu_ps(m + 100800);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 3360);
+                        const __m256 x1 = _mm256_loadu_ps(m + 23520);
+                        const __m256 x2 = _mm256_loadu_ps(m + 43680);
+                        const __m256 x3 = _mm256_loadu_ps(m + 63840);
+                        const __m256 x4 = _mm256_loadu_ps(m + 84000);
+                        const __m256 x5 = _mm256_loadu_ps(m + 104160);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 6720);
+                        const __m256 x1 = _mm256_loadu_ps(m + 26880);
+                        const __m256 x2 = _mm256_loadu_ps(m + 47040);
+                        const __m256 x3 = _mm256_loadu_ps(m + 67200);
+                        const __m256 x4 = _mm256_loadu_ps(m + 87360);
+                        const __m256 x5 = _mm256_loadu_ps(m + 107520);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 10080);
+                        const __m256 x1 = _mm256_loadu_ps(m + 30240);
+                        const __m256 x2 = _mm256_loadu_ps(m + 50400);
+                        const __m256 x3 = _mm256_loadu_ps(m + 70560);
+                        const __m256 x4 = _mm256_loadu_ps(m + 90720);
+                        const __m256 x5 = _mm256_loadu_ps(m + 110880);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 13440);
+                        const __m256 x1 = _mm256_loadu_ps(m + 33600);
+                        const __m256 x2 = _mm256_loadu_ps(m + 53760);
+                        const __m256 x3 = _mm256_loadu_ps(m + 73920);
+                        const __m256 x4 = _mm256_loadu_ps(m + 94080);
+                        const __m256 x5 = _mm256_loadu_ps(m + 114240);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 16800);
+                        const __m256 x1 = _mm256_loadu_ps(m + 36960);
+                        const __m256 x2 = _mm256_loadu_ps(m + 57120);
+                        const __m256 x3 = _mm256_loadu_ps(m + 77280);
+                        const __m256 x4 = _mm256_loadu_ps(m + 97440);
+                        const __m256 x5 = _mm256_loadu_ps(m + 117600);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s01, s02), yq = _mm256_sub_ps(s01, s02),
+                                     yr = _mm256_add_ps(s03, s04), ys = _mm256_sub_ps(s03, s04);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s00, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s05);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            const int oy = oh + 0, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
                             if (oy >= 14) {
                             } else if (ow + W <= 14) {
-                                __m256 x = lo;
+                                __m256 x = q0;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 14) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q0);
                                 for (int l = 0; l < 14 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -4622,33 +6476,15 @@ static CNN_SIMD void inception3_conv3(const float *restrict x0, float *restrict 
                             }
                         }
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            const int oy = oh + 0, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
                             if (oy >= 14) {
                             } else if (ow + W <= 14) {
-                                __m256 x = hi;
+                                __m256 x = q1;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 14) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
-                                for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                    cnn_zip(y10, y11, &lo, &hi);
-                        {
-                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
-                            if (oy >= 14) {
-                            } else if (ow + W <= 14) {
-                                __m256 x = lo;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 14) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q1);
                                 for (int l = 0; l < 14 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -4657,15 +6493,15 @@ static CNN_SIMD void inception3_conv3(const float *restrict x0, float *restrict 
                             }
                         }
                         {
-                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            const int oy = oh + 4, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
                             if (oy >= 14) {
                             } else if (ow + W <= 14) {
-                                __m256 x = hi;
+                                __m256 x = q2;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 14) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
+                                _mm256_storeu_ps(lane, q2);
                                 for (int l = 0; l < 14 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -4673,6 +6509,267 @@ static CNN_SIMD void inception3_conv3(const float *restrict x0, float *restrict 
                                 }
                             }
                         }
+                        {
+                            const int oy = oh + 4, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s11, s12), yq = _mm256_sub_ps(s11, s12),
+                                     yr = _mm256_add_ps(s13, s14), ys = _mm256_sub_ps(s13, s14);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s10, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s15);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 1, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 5, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 5, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s21, s22), yq = _mm256_sub_ps(s21, s22),
+                                     yr = _mm256_add_ps(s23, s24), ys = _mm256_sub_ps(s23, s24);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s20, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s25);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 2, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 6, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 6, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s31, s32), yq = _mm256_sub_ps(s31, s32),
+                                     yr = _mm256_add_ps(s33, s34), ys = _mm256_sub_ps(s33, s34);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s30, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s35);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 3, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 7, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 7, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -4681,7 +6778,7 @@ static CNN_SIMD void inception3_conv3(const float *restrict x0, float *restrict 
 
 /* inception3.conv4 — examples/googlenet.cnn:24: conv 1x1 16
  *   in [480,14,14] -> out [16,14,14]
- *   weights at packed[1483744]: weight [16,480,1,1] + bias [16] (packed in blocks of 4 output channels)
+ *   weights at packed[2871904]: weight [16,480,1,1] + bias [16] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception3.relu4
  */
 static CNN_SIMD void inception3_conv4(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -4920,7 +7017,7 @@ static CNN_SIMD void inception3_conv4(const float *restrict x0, float *restrict 
 
 /* inception3.conv5 — examples/googlenet.cnn:24: conv 5x5 p2 48
  *   in [16,14,14] -> out [48,14,14]
- *   weights at packed[1491440]: weight [48,16,5,5] + bias [48] (packed in blocks of 16 output channels)
+ *   weights at packed[2879600]: weight [48,16,5,5] + bias [48] (packed in blocks of 16 output channels)
  *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception3.relu5; stores into channels 400..447 of inception3.concat1, which copies nothing
  */
 static CNN_SIMD void inception3_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -5158,7 +7255,7 @@ static CNN_SIMD void inception3_maxpool1(const float *restrict x0, float *restri
 
 /* inception3.conv6 — examples/googlenet.cnn:25: conv 1x1 64
  *   in [480,14,14] -> out [64,14,14]
- *   weights at packed[1510688]: weight [64,480,1,1] + bias [64] (packed in blocks of 6 output channels)
+ *   weights at packed[2898848]: weight [64,480,1,1] + bias [64] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception3.relu6; stores into channels 448..511 of inception3.concat1, which copies nothing
  */
 static CNN_SIMD void inception3_conv6(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -5407,7 +7504,7 @@ static CNN_SIMD void inception3_conv6(const float *restrict x0, float *restrict 
 
 /* inception4.conv1 — examples/googlenet.cnn:22: conv 1x1 160
  *   in [512,14,14] -> out [160,14,14]
- *   weights at packed[1542434]: weight [160,512,1,1] + bias [160] (packed in blocks of 6 output channels)
+ *   weights at packed[2930594]: weight [160,512,1,1] + bias [160] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception4.relu1; stores into channels 0..159 of inception4.concat1, which copies nothing
  */
 static CNN_SIMD void inception4_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -5656,7 +7753,7 @@ static CNN_SIMD void inception4_conv1(const float *restrict x0, float *restrict 
 
 /* inception4.conv2 — examples/googlenet.cnn:23: conv 1x1 112
  *   in [512,14,14] -> out [112,14,14]
- *   weights at packed[1625540]: weight [112,512,1,1] + bias [112] (packed in blocks of 6 output channels)
+ *   weights at packed[3013700]: weight [112,512,1,1] + bias [112] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception4.relu2
  */
 static CNN_SIMD void inception4_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -5905,159 +8002,431 @@ static CNN_SIMD void inception4_conv2(const float *restrict x0, float *restrict 
 
 /* inception4.conv3 — examples/googlenet.cnn:23: conv 3x3 p1 224
  *   in [112,14,14] -> out [224,14,14]
- *   weights at packed[1684022]: weight [224,112,3,3] + bias [224] (packed in blocks of 3 output channels)
- *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); then inception4.relu3; stores into channels 160..383 of inception4.concat1, which copies nothing
+ *   weights at packed[3072182]: weight [224,112,3,3] + bias [224] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(4x4,3x3), 4x4 tiles of 4x4 outputs from 6x6 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then inception4.relu3; stores into channels 160..383 of inception4.concat1, which copies nothing
  */
 static CNN_SIMD void inception4_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 3, NV = 4, W = 8, BR = 7, TB = 64 };
+    enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 16, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
-     * rows a band; TB tiles a row of V and M */
-    const float *bias = w + 403200;
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 919296;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 21952;
         float *yb = y + (ptrdiff_t)b * 100352;
-        float *in = s + (ptrdiff_t)b * 377344; /* this sample's padded input, */
-        float *V = in + 32256; /* the band transformed, [16][112][TB], */
-        float *M = V + 114688; /* the 16 products, [16][225][TB] */
-        cnn_pad(xb0, in, 112, 14, 14, 1, 1, 16, 18, 0);
-        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
-            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
-            const int used = rows / 1 * 1; /* vectors of tiles */
+        float *in = s + (ptrdiff_t)b * 236160; /* this sample's padded input, */
+        float *V = in + 40320; /* the band transformed, [NX][112][TB], */
+        float *M = V + 64512; /* the NX products, [NX][228][TB] */
+        cnn_pad(xb0, in, 112, 14, 14, 1, 1, 18, 20, 0);
+        for (int ty0 = 0; ty0 < 4; ty0 += BR) {
+            const int rows = ty0 + BR <= 4 ? BR : 4 - ty0;
+            const int used = rows / 2 * 1; /* vectors of tiles */
             const int nvec = (used + NV - 1) / NV * NV;
             for (int c = 0; c < 112; c++) {
                 float *vc = V + c * TB;
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 1, xv = v - r * 1;
-                    const float *d = in + (ptrdiff_t)c * 288 + (2 * (ty0 + r)) * 18 + 2 * xv * W;
-                    __m256 d0, d1, d2, d3;
-                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
-                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
-                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 18), _mm256_loadu_ps(d + 26), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &d2, &d3);
-                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
-                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 38), _mm256_loadu_ps(d + 46), &d2, &d3);
-                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
-                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 54), _mm256_loadu_ps(d + 62), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &d2, &d3);
-                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
-                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    const int r = 2 * v;
+                    const float *d = in + (ptrdiff_t)c * 360 + (4 * (ty0 + r)) * 20;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 80), _mm256_loadu_ps(d + 88), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 84), _mm256_loadu_ps(d + 92), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 100), _mm256_loadu_ps(d + 108), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 24), _mm256_loadu_ps(d + 32), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 40), _mm256_loadu_ps(d + 48), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 120), _mm256_loadu_ps(d + 128), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 44), _mm256_loadu_ps(d + 52), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 124), _mm256_loadu_ps(d + 132), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 60), _mm256_loadu_ps(d + 68), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 140), _mm256_loadu_ps(d + 148), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 64), _mm256_loadu_ps(d + 72), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 144), _mm256_loadu_ps(d + 152), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 80), _mm256_loadu_ps(d + 88), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 160), _mm256_loadu_ps(d + 168), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 84), _mm256_loadu_ps(d + 92), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 164), _mm256_loadu_ps(d + 172), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 100), _mm256_loadu_ps(d + 108), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 180), _mm256_loadu_ps(d + 188), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 184), _mm256_loadu_ps(d + 192), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
                     float *o = vc + v * W;
-                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
-                    _mm256_storeu_ps(o + 28672, _mm256_add_ps(t10, t20));
-                    _mm256_storeu_ps(o + 57344, _mm256_sub_ps(t20, t10));
-                    _mm256_storeu_ps(o + 86016, _mm256_sub_ps(t10, t30));
-                    _mm256_storeu_ps(o + 7168, _mm256_sub_ps(t01, t21));
-                    _mm256_storeu_ps(o + 35840, _mm256_add_ps(t11, t21));
-                    _mm256_storeu_ps(o + 64512, _mm256_sub_ps(t21, t11));
-                    _mm256_storeu_ps(o + 93184, _mm256_sub_ps(t11, t31));
-                    _mm256_storeu_ps(o + 14336, _mm256_sub_ps(t02, t22));
-                    _mm256_storeu_ps(o + 43008, _mm256_add_ps(t12, t22));
-                    _mm256_storeu_ps(o + 71680, _mm256_sub_ps(t22, t12));
-                    _mm256_storeu_ps(o + 100352, _mm256_sub_ps(t12, t32));
-                    _mm256_storeu_ps(o + 21504, _mm256_sub_ps(t03, t23));
-                    _mm256_storeu_ps(o + 50176, _mm256_add_ps(t13, t23));
-                    _mm256_storeu_ps(o + 78848, _mm256_sub_ps(t23, t13));
-                    _mm256_storeu_ps(o + 107520, _mm256_sub_ps(t13, t33));
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 10752, u1);
+                        _mm256_storeu_ps(o + 21504, u2);
+                        _mm256_storeu_ps(o + 32256, u3);
+                        _mm256_storeu_ps(o + 43008, u4);
+                        _mm256_storeu_ps(o + 53760, u5);
+                    }
+                    {
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 1792, u0);
+                        _mm256_storeu_ps(o + 12544, u1);
+                        _mm256_storeu_ps(o + 23296, u2);
+                        _mm256_storeu_ps(o + 34048, u3);
+                        _mm256_storeu_ps(o + 44800, u4);
+                        _mm256_storeu_ps(o + 55552, u5);
+                    }
+                    {
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 3584, u0);
+                        _mm256_storeu_ps(o + 14336, u1);
+                        _mm256_storeu_ps(o + 25088, u2);
+                        _mm256_storeu_ps(o + 35840, u3);
+                        _mm256_storeu_ps(o + 46592, u4);
+                        _mm256_storeu_ps(o + 57344, u5);
+                    }
+                    {
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 5376, u0);
+                        _mm256_storeu_ps(o + 16128, u1);
+                        _mm256_storeu_ps(o + 26880, u2);
+                        _mm256_storeu_ps(o + 37632, u3);
+                        _mm256_storeu_ps(o + 48384, u4);
+                        _mm256_storeu_ps(o + 59136, u5);
+                    }
+                    {
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 7168, u0);
+                        _mm256_storeu_ps(o + 17920, u1);
+                        _mm256_storeu_ps(o + 28672, u2);
+                        _mm256_storeu_ps(o + 39424, u3);
+                        _mm256_storeu_ps(o + 50176, u4);
+                        _mm256_storeu_ps(o + 60928, u5);
+                    }
+                    {
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 8960, u0);
+                        _mm256_storeu_ps(o + 19712, u1);
+                        _mm256_storeu_ps(o + 30464, u2);
+                        _mm256_storeu_ps(o + 41216, u3);
+                        _mm256_storeu_ps(o + 51968, u4);
+                        _mm256_storeu_ps(o + 62720, u5);
+                    }
                 }
                 for (int v = used; v < nvec; v++)
-                    for (int xi = 0; xi < 16; xi++)
-                        _mm256_storeu_ps(vc + xi * 7168 + v * W, _mm256_setzero_ps());
+                    for (int xi = 0; xi < NX; xi++)
+                        _mm256_storeu_ps(vc + xi * 1792 + v * W, _mm256_setzero_ps());
             }
-            for (int it = 0; it < 16 * 75 * (nvec / NV); it++) {
+            for (int it = 0; it < NX * 38 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
-                const int xi = kx / 75, kb = kx - xi * 75;
-                const float *wp = w + (ptrdiff_t)kx * 336;
-                const float *xp = V + (ptrdiff_t)xi * 7168 + tg * NV * W;
+                const int xi = kx / 38, kb = kx - xi * 38;
+                const float *wp = w + (ptrdiff_t)kx * 672;
+                const float *xp = V + (ptrdiff_t)xi * 1792 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
-                __m256 c02 = _mm256_setzero_ps();
-                __m256 c03 = _mm256_setzero_ps();
                 __m256 c10 = _mm256_setzero_ps();
                 __m256 c11 = _mm256_setzero_ps();
-                __m256 c12 = _mm256_setzero_ps();
-                __m256 c13 = _mm256_setzero_ps();
                 __m256 c20 = _mm256_setzero_ps();
                 __m256 c21 = _mm256_setzero_ps();
-                __m256 c22 = _mm256_setzero_ps();
-                __m256 c23 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c40 = _mm256_setzero_ps();
+                __m256 c41 = _mm256_setzero_ps();
+                __m256 c50 = _mm256_setzero_ps();
+                __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 112; c++, xp += TB, wp += MR) {
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
-                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
-                    const __m256 xv3 = _mm256_loadu_ps(xp + 24);
                     __m256 wv = _mm256_set1_ps(wp[0]);
                     c00 = _mm256_fmadd_ps(wv, xv0, c00);
                     c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                    c03 = _mm256_fmadd_ps(wv, xv3, c03);
                     wv = _mm256_set1_ps(wp[1]);
                     c10 = _mm256_fmadd_ps(wv, xv0, c10);
                     c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                    c13 = _mm256_fmadd_ps(wv, xv3, c13);
                     wv = _mm256_set1_ps(wp[2]);
                     c20 = _mm256_fmadd_ps(wv, xv0, c20);
                     c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                    c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    wv = _mm256_set1_ps(wp[4]);
+                    c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                    c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                    wv = _mm256_set1_ps(wp[5]);
+                    c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                    c51 = _mm256_fmadd_ps(wv, xv1, c51);
                 }
-                float *mp = M + (ptrdiff_t)xi * 14400 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 3648 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
-                _mm256_storeu_ps(mp + 16, c02);
-                _mm256_storeu_ps(mp + 24, c03);
-                _mm256_storeu_ps(mp + 64, c10);
-                _mm256_storeu_ps(mp + 72, c11);
-                _mm256_storeu_ps(mp + 80, c12);
-                _mm256_storeu_ps(mp + 88, c13);
-                _mm256_storeu_ps(mp + 128, c20);
-                _mm256_storeu_ps(mp + 136, c21);
-                _mm256_storeu_ps(mp + 144, c22);
-                _mm256_storeu_ps(mp + 152, c23);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
             }
             for (int k = 0; k < 224; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 1, xv = v - r * 1;
-                    const int oh = 2 * (ty0 + r);
+                    const int r = 2 * v;
+                    const int oh = 4 * (ty0 + r);
                     const float *m = M + k * TB + v * W;
-                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 57600),
-                                 m20 = _mm256_loadu_ps(m + 115200), m30 = _mm256_loadu_ps(m + 172800);
-                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
-                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
-                    const __m256 m01 = _mm256_loadu_ps(m + 14400), m11 = _mm256_loadu_ps(m + 72000),
-                                 m21 = _mm256_loadu_ps(m + 129600), m31 = _mm256_loadu_ps(m + 187200);
-                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
-                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
-                    const __m256 m02 = _mm256_loadu_ps(m + 28800), m12 = _mm256_loadu_ps(m + 86400),
-                                 m22 = _mm256_loadu_ps(m + 144000), m32 = _mm256_loadu_ps(m + 201600);
-                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
-                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
-                    const __m256 m03 = _mm256_loadu_ps(m + 43200), m13 = _mm256_loadu_ps(m + 100800),
-                                 m23 = _mm256_loadu_ps(m + 158400), m33 = _mm256_loadu_ps(m + 216000);
-                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
-                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
-                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
-                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
-                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
-                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
-                    __m256 lo, hi;
-                    cnn_zip(y00, y01, &lo, &hi);
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 21888);
+                        const __m256 x2 = _mm256_loadu_ps(m + 43776);
+                        const __m256 x3 = _mm256_loadu_ps(m + 65664);
+                        const __m256 x4 = _mm256_loadu_ps(m + 87552);
+                        const __m256 x5 = _mm256_loadu_ps(m + 109440);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 3648);
+                        const __m256 x1 = _mm256_loadu_ps(m + 25536);
+                        const __m256 x2 = _mm256_loadu_ps(m + 47424);
+                        const __m256 x3 = _mm256_loadu_ps(m + 69312);
+                        const __m256 x4 = _mm256_loadu_ps(m + 91200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 113088);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 7296);
+                        const __m256 x1 = _mm256_loadu_ps(m + 29184);
+                        const __m256 x2 = _mm256_loadu_ps(m + 51072);
+                        const __m256 x3 = _mm256_loadu_ps(m + 72960);
+                        const __m256 x4 = _mm256_loadu_ps(m + 94848);
+                        const __m256 x5 = _mm256_loadu_ps(m + 116736);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 10944);
+                        const __m256 x1 = _mm256_loadu_ps(m + 32832);
+                        const __m256 x2 = _mm256_loadu_ps(m + 54720);
+                        const __m256 x3 = _mm256_loadu_ps(m + 76608);
+                        const __m256 x4 = _mm256_loadu_ps(m + 98496);
+                        const __m256 x5 = _mm256_loadu_ps(m + 120384);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 14592);
+                        const __m256 x1 = _mm256_loadu_ps(m + 36480);
+                        const __m256 x2 = _mm256_loadu_ps(m + 58368);
+                        const __m256 x3 = _mm256_loadu_ps(m + 80256);
+                        const __m256 x4 = _mm256_loadu_ps(m + 102144);
+                        const __m256 x5 = _mm256_loadu_ps(m + 124032);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 18240);
+                        const __m256 x1 = _mm256_loadu_ps(m + 40128);
+                        const __m256 x2 = _mm256_loadu_ps(m + 62016);
+                        const __m256 x3 = _mm256_loadu_ps(m + 83904);
+                        const __m256 x4 = _mm256_loadu_ps(m + 105792);
+                        const __m256 x5 = _mm256_loadu_ps(m + 127680);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s01, s02), yq = _mm256_sub_ps(s01, s02),
+                                     yr = _mm256_add_ps(s03, s04), ys = _mm256_sub_ps(s03, s04);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s00, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s05);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            const int oy = oh + 0, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
                             if (oy >= 14) {
                             } else if (ow + W <= 14) {
-                                __m256 x = lo;
+                                __m256 x = q0;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 14) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q0);
                                 for (int l = 0; l < 14 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -6066,33 +8435,15 @@ static CNN_SIMD void inception4_conv3(const float *restrict x0, float *restrict 
                             }
                         }
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            const int oy = oh + 0, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
                             if (oy >= 14) {
                             } else if (ow + W <= 14) {
-                                __m256 x = hi;
+                                __m256 x = q1;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 14) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
-                                for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                    cnn_zip(y10, y11, &lo, &hi);
-                        {
-                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
-                            if (oy >= 14) {
-                            } else if (ow + W <= 14) {
-                                __m256 x = lo;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 14) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q1);
                                 for (int l = 0; l < 14 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -6101,15 +8452,15 @@ static CNN_SIMD void inception4_conv3(const float *restrict x0, float *restrict 
                             }
                         }
                         {
-                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            const int oy = oh + 4, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
                             if (oy >= 14) {
                             } else if (ow + W <= 14) {
-                                __m256 x = hi;
+                                __m256 x = q2;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 14) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
+                                _mm256_storeu_ps(lane, q2);
                                 for (int l = 0; l < 14 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -6117,6 +8468,267 @@ static CNN_SIMD void inception4_conv3(const float *restrict x0, float *restrict 
                                 }
                             }
                         }
+                        {
+                            const int oy = oh + 4, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s11, s12), yq = _mm256_sub_ps(s11, s12),
+                                     yr = _mm256_add_ps(s13, s14), ys = _mm256_sub_ps(s13, s14);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s10, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s15);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 1, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 5, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 5, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s21, s22), yq = _mm256_sub_ps(s21, s22),
+                                     yr = _mm256_add_ps(s23, s24), ys = _mm256_sub_ps(s23, s24);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s20, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s25);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 2, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 6, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 6, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s31, s32), yq = _mm256_sub_ps(s31, s32),
+                                     yr = _mm256_add_ps(s33, s34), ys = _mm256_sub_ps(s33, s34);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s30, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s35);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 3, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 7, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 7, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -6125,7 +8737,7 @@ static CNN_SIMD void inception4_conv3(const float *restrict x0, float *restrict 
 
 /* inception4.conv4 — examples/googlenet.cnn:24: conv 1x1 24
  *   in [512,14,14] -> out [24,14,14]
- *   weights at packed[2087446]: weight [24,512,1,1] + bias [24] (packed in blocks of 6 output channels)
+ *   weights at packed[3991702]: weight [24,512,1,1] + bias [24] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception4.relu4
  */
 static CNN_SIMD void inception4_conv4(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -6372,7 +8984,7 @@ static CNN_SIMD void inception4_conv4(const float *restrict x0, float *restrict 
 
 /* inception4.conv5 — examples/googlenet.cnn:24: conv 5x5 p2 64
  *   in [24,14,14] -> out [64,14,14]
- *   weights at packed[2099758]: weight [64,24,5,5] + bias [64] (packed in blocks of 4 output channels)
+ *   weights at packed[4004014]: weight [64,24,5,5] + bias [64] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 18 apart (14 kept); then inception4.relu5; stores into channels 384..447 of inception4.concat1, which copies nothing
  */
 static CNN_SIMD void inception4_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -6528,7 +9140,7 @@ static CNN_SIMD void inception4_maxpool1(const float *restrict x0, float *restri
 
 /* inception4.conv6 — examples/googlenet.cnn:25: conv 1x1 64
  *   in [512,14,14] -> out [64,14,14]
- *   weights at packed[2138222]: weight [64,512,1,1] + bias [64] (packed in blocks of 6 output channels)
+ *   weights at packed[4042478]: weight [64,512,1,1] + bias [64] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception4.relu6; stores into channels 448..511 of inception4.concat1, which copies nothing
  */
 static CNN_SIMD void inception4_conv6(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -6777,7 +9389,7 @@ static CNN_SIMD void inception4_conv6(const float *restrict x0, float *restrict 
 
 /* inception5.conv1 — examples/googlenet.cnn:22: conv 1x1 128
  *   in [512,14,14] -> out [128,14,14]
- *   weights at packed[2172080]: weight [128,512,1,1] + bias [128] (packed in blocks of 6 output channels)
+ *   weights at packed[4076336]: weight [128,512,1,1] + bias [128] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception5.relu1; stores into channels 0..127 of inception5.concat1, which copies nothing
  */
 static CNN_SIMD void inception5_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -7026,7 +9638,7 @@ static CNN_SIMD void inception5_conv1(const float *restrict x0, float *restrict 
 
 /* inception5.conv2 — examples/googlenet.cnn:23: conv 1x1 128
  *   in [512,14,14] -> out [128,14,14]
- *   weights at packed[2239796]: weight [128,512,1,1] + bias [128] (packed in blocks of 6 output channels)
+ *   weights at packed[4144052]: weight [128,512,1,1] + bias [128] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception5.relu2
  */
 static CNN_SIMD void inception5_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -7275,74 +9887,240 @@ static CNN_SIMD void inception5_conv2(const float *restrict x0, float *restrict 
 
 /* inception5.conv3 — examples/googlenet.cnn:23: conv 3x3 p1 256
  *   in [128,14,14] -> out [256,14,14]
- *   weights at packed[2307512]: weight [256,128,3,3] + bias [256] (packed in blocks of 6 output channels)
- *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then inception5.relu3; stores into channels 128..383 of inception5.concat1, which copies nothing
+ *   weights at packed[4211768]: weight [256,128,3,3] + bias [256] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(4x4,3x3), 4x4 tiles of 4x4 outputs from 6x6 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then inception5.relu3; stores into channels 128..383 of inception5.concat1, which copies nothing
  */
 static CNN_SIMD void inception5_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, W = 8, BR = 7, TB = 64 };
+    enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 16, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
-     * rows a band; TB tiles a row of V and M */
-    const float *bias = w + 528384;
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 1188864;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 100352;
-        float *in = s + (ptrdiff_t)b * 432128; /* this sample's padded input, */
-        float *V = in + 36864; /* the band transformed, [16][128][TB], */
-        float *M = V + 131072; /* the 16 products, [16][258][TB] */
-        cnn_pad(xb0, in, 128, 14, 14, 1, 1, 16, 18, 0);
-        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
-            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
-            const int used = rows / 1 * 1; /* vectors of tiles */
+        float *in = s + (ptrdiff_t)b * 268416; /* this sample's padded input, */
+        float *V = in + 46080; /* the band transformed, [NX][128][TB], */
+        float *M = V + 73728; /* the NX products, [NX][258][TB] */
+        cnn_pad(xb0, in, 128, 14, 14, 1, 1, 18, 20, 0);
+        for (int ty0 = 0; ty0 < 4; ty0 += BR) {
+            const int rows = ty0 + BR <= 4 ? BR : 4 - ty0;
+            const int used = rows / 2 * 1; /* vectors of tiles */
             const int nvec = (used + NV - 1) / NV * NV;
             for (int c = 0; c < 128; c++) {
                 float *vc = V + c * TB;
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 1, xv = v - r * 1;
-                    const float *d = in + (ptrdiff_t)c * 288 + (2 * (ty0 + r)) * 18 + 2 * xv * W;
-                    __m256 d0, d1, d2, d3;
-                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
-                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
-                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 18), _mm256_loadu_ps(d + 26), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &d2, &d3);
-                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
-                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 38), _mm256_loadu_ps(d + 46), &d2, &d3);
-                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
-                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 54), _mm256_loadu_ps(d + 62), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &d2, &d3);
-                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
-                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    const int r = 2 * v;
+                    const float *d = in + (ptrdiff_t)c * 360 + (4 * (ty0 + r)) * 20;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 80), _mm256_loadu_ps(d + 88), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 84), _mm256_loadu_ps(d + 92), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 100), _mm256_loadu_ps(d + 108), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 24), _mm256_loadu_ps(d + 32), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 40), _mm256_loadu_ps(d + 48), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 120), _mm256_loadu_ps(d + 128), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 44), _mm256_loadu_ps(d + 52), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 124), _mm256_loadu_ps(d + 132), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 60), _mm256_loadu_ps(d + 68), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 140), _mm256_loadu_ps(d + 148), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 64), _mm256_loadu_ps(d + 72), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 144), _mm256_loadu_ps(d + 152), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 80), _mm256_loadu_ps(d + 88), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 160), _mm256_loadu_ps(d + 168), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 84), _mm256_loadu_ps(d + 92), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 164), _mm256_loadu_ps(d + 172), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 100), _mm256_loadu_ps(d + 108), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 180), _mm256_loadu_ps(d + 188), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 184), _mm256_loadu_ps(d + 192), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
                     float *o = vc + v * W;
-                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
-                    _mm256_storeu_ps(o + 32768, _mm256_add_ps(t10, t20));
-                    _mm256_storeu_ps(o + 65536, _mm256_sub_ps(t20, t10));
-                    _mm256_storeu_ps(o + 98304, _mm256_sub_ps(t10, t30));
-                    _mm256_storeu_ps(o + 8192, _mm256_sub_ps(t01, t21));
-                    _mm256_storeu_ps(o + 40960, _mm256_add_ps(t11, t21));
-                    _mm256_storeu_ps(o + 73728, _mm256_sub_ps(t21, t11));
-                    _mm256_storeu_ps(o + 106496, _mm256_sub_ps(t11, t31));
-                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t02, t22));
-                    _mm256_storeu_ps(o + 49152, _mm256_add_ps(t12, t22));
-                    _mm256_storeu_ps(o + 81920, _mm256_sub_ps(t22, t12));
-                    _mm256_storeu_ps(o + 114688, _mm256_sub_ps(t12, t32));
-                    _mm256_storeu_ps(o + 24576, _mm256_sub_ps(t03, t23));
-                    _mm256_storeu_ps(o + 57344, _mm256_add_ps(t13, t23));
-                    _mm256_storeu_ps(o + 90112, _mm256_sub_ps(t23, t13));
-                    _mm256_storeu_ps(o + 122880, _mm256_sub_ps(t13, t33));
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 12288, u1);
+                        _mm256_storeu_ps(o + 24576, u2);
+                        _mm256_storeu_ps(o + 36864, u3);
+                        _mm256_storeu_ps(o + 49152, u4);
+                        _mm256_storeu_ps(o + 61440, u5);
+                    }
+                    {
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 2048, u0);
+                        _mm256_storeu_ps(o + 14336, u1);
+                        _mm256_storeu_ps(o + 26624, u2);
+                        _mm256_storeu_ps(o + 38912, u3);
+                        _mm256_storeu_ps(o + 51200, u4);
+                        _mm256_storeu_ps(o + 63488, u5);
+                    }
+                    {
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 16384, u1);
+                        _mm256_storeu_ps(o + 28672, u2);
+                        _mm256_storeu_ps(o + 40960, u3);
+                        _mm256_storeu_ps(o + 53248, u4);
+                        _mm256_storeu_ps(o + 65536, u5);
+                    }
+                    {
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 6144, u0);
+                        _mm256_storeu_ps(o + 18432, u1);
+                        _mm256_storeu_ps(o + 30720, u2);
+                        _mm256_storeu_ps(o + 43008, u3);
+                        _mm256_storeu_ps(o + 55296, u4);
+                        _mm256_storeu_ps(o + 67584, u5);
+                    }
+                    {
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 8192, u0);
+                        _mm256_storeu_ps(o + 20480, u1);
+                        _mm256_storeu_ps(o + 32768, u2);
+                        _mm256_storeu_ps(o + 45056, u3);
+                        _mm256_storeu_ps(o + 57344, u4);
+                        _mm256_storeu_ps(o + 69632, u5);
+                    }
+                    {
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 10240, u0);
+                        _mm256_storeu_ps(o + 22528, u1);
+                        _mm256_storeu_ps(o + 34816, u2);
+                        _mm256_storeu_ps(o + 47104, u3);
+                        _mm256_storeu_ps(o + 59392, u4);
+                        _mm256_storeu_ps(o + 71680, u5);
+                    }
                 }
                 for (int v = used; v < nvec; v++)
-                    for (int xi = 0; xi < 16; xi++)
-                        _mm256_storeu_ps(vc + xi * 8192 + v * W, _mm256_setzero_ps());
+                    for (int xi = 0; xi < NX; xi++)
+                        _mm256_storeu_ps(vc + xi * 2048 + v * W, _mm256_setzero_ps());
             }
-            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+            for (int it = 0; it < NX * 43 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 43, kb = kx - xi * 43;
                 const float *wp = w + (ptrdiff_t)kx * 768;
-                const float *xp = V + (ptrdiff_t)xi * 8192 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 2048 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c10 = _mm256_setzero_ps();
@@ -7377,58 +10155,163 @@ static CNN_SIMD void inception5_conv3(const float *restrict x0, float *restrict 
                     c50 = _mm256_fmadd_ps(wv, xv0, c50);
                     c51 = _mm256_fmadd_ps(wv, xv1, c51);
                 }
-                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 4128 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
-                _mm256_storeu_ps(mp + 64, c10);
-                _mm256_storeu_ps(mp + 72, c11);
-                _mm256_storeu_ps(mp + 128, c20);
-                _mm256_storeu_ps(mp + 136, c21);
-                _mm256_storeu_ps(mp + 192, c30);
-                _mm256_storeu_ps(mp + 200, c31);
-                _mm256_storeu_ps(mp + 256, c40);
-                _mm256_storeu_ps(mp + 264, c41);
-                _mm256_storeu_ps(mp + 320, c50);
-                _mm256_storeu_ps(mp + 328, c51);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
             }
             for (int k = 0; k < 256; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 1, xv = v - r * 1;
-                    const int oh = 2 * (ty0 + r);
+                    const int r = 2 * v;
+                    const int oh = 4 * (ty0 + r);
                     const float *m = M + k * TB + v * W;
-                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 66048),
-                                 m20 = _mm256_loadu_ps(m + 132096), m30 = _mm256_loadu_ps(m + 198144);
-                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
-                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
-                    const __m256 m01 = _mm256_loadu_ps(m + 16512), m11 = _mm256_loadu_ps(m + 82560),
-                                 m21 = _mm256_loadu_ps(m + 148608), m31 = _mm256_loadu_ps(m + 214656);
-                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
-                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
-                    const __m256 m02 = _mm256_loadu_ps(m + 33024), m12 = _mm256_loadu_ps(m + 99072),
-                                 m22 = _mm256_loadu_ps(m + 165120), m32 = _mm256_loadu_ps(m + 231168);
-                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
-                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
-                    const __m256 m03 = _mm256_loadu_ps(m + 49536), m13 = _mm256_loadu_ps(m + 115584),
-                                 m23 = _mm256_loadu_ps(m + 181632), m33 = _mm256_loadu_ps(m + 247680);
-                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
-                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
-                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
-                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
-                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
-                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
-                    __m256 lo, hi;
-                    cnn_zip(y00, y01, &lo, &hi);
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 24768);
+                        const __m256 x2 = _mm256_loadu_ps(m + 49536);
+                        const __m256 x3 = _mm256_loadu_ps(m + 74304);
+                        const __m256 x4 = _mm256_loadu_ps(m + 99072);
+                        const __m256 x5 = _mm256_loadu_ps(m + 123840);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 4128);
+                        const __m256 x1 = _mm256_loadu_ps(m + 28896);
+                        const __m256 x2 = _mm256_loadu_ps(m + 53664);
+                        const __m256 x3 = _mm256_loadu_ps(m + 78432);
+                        const __m256 x4 = _mm256_loadu_ps(m + 103200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 127968);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 8256);
+                        const __m256 x1 = _mm256_loadu_ps(m + 33024);
+                        const __m256 x2 = _mm256_loadu_ps(m + 57792);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82560);
+                        const __m256 x4 = _mm256_loadu_ps(m + 107328);
+                        const __m256 x5 = _mm256_loadu_ps(m + 132096);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 12384);
+                        const __m256 x1 = _mm256_loadu_ps(m + 37152);
+                        const __m256 x2 = _mm256_loadu_ps(m + 61920);
+                        const __m256 x3 = _mm256_loadu_ps(m + 86688);
+                        const __m256 x4 = _mm256_loadu_ps(m + 111456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 136224);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 16512);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41280);
+                        const __m256 x2 = _mm256_loadu_ps(m + 66048);
+                        const __m256 x3 = _mm256_loadu_ps(m + 90816);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115584);
+                        const __m256 x5 = _mm256_loadu_ps(m + 140352);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 20640);
+                        const __m256 x1 = _mm256_loadu_ps(m + 45408);
+                        const __m256 x2 = _mm256_loadu_ps(m + 70176);
+                        const __m256 x3 = _mm256_loadu_ps(m + 94944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119712);
+                        const __m256 x5 = _mm256_loadu_ps(m + 144480);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s01, s02), yq = _mm256_sub_ps(s01, s02),
+                                     yr = _mm256_add_ps(s03, s04), ys = _mm256_sub_ps(s03, s04);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s00, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s05);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            const int oy = oh + 0, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
                             if (oy >= 14) {
                             } else if (ow + W <= 14) {
-                                __m256 x = lo;
+                                __m256 x = q0;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 14) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q0);
                                 for (int l = 0; l < 14 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -7437,33 +10320,15 @@ static CNN_SIMD void inception5_conv3(const float *restrict x0, float *restrict 
                             }
                         }
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            const int oy = oh + 0, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
                             if (oy >= 14) {
                             } else if (ow + W <= 14) {
-                                __m256 x = hi;
+                                __m256 x = q1;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 14) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
-                                for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                    cnn_zip(y10, y11, &lo, &hi);
-                        {
-                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
-                            if (oy >= 14) {
-                            } else if (ow + W <= 14) {
-                                __m256 x = lo;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 14) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q1);
                                 for (int l = 0; l < 14 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -7472,15 +10337,15 @@ static CNN_SIMD void inception5_conv3(const float *restrict x0, float *restrict 
                             }
                         }
                         {
-                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            const int oy = oh + 4, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
                             if (oy >= 14) {
                             } else if (ow + W <= 14) {
-                                __m256 x = hi;
+                                __m256 x = q2;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 14) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
+                                _mm256_storeu_ps(lane, q2);
                                 for (int l = 0; l < 14 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -7488,6 +10353,267 @@ static CNN_SIMD void inception5_conv3(const float *restrict x0, float *restrict 
                                 }
                             }
                         }
+                        {
+                            const int oy = oh + 4, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s11, s12), yq = _mm256_sub_ps(s11, s12),
+                                     yr = _mm256_add_ps(s13, s14), ys = _mm256_sub_ps(s13, s14);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s10, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s15);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 1, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 5, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 5, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s21, s22), yq = _mm256_sub_ps(s21, s22),
+                                     yr = _mm256_add_ps(s23, s24), ys = _mm256_sub_ps(s23, s24);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s20, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s25);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 2, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 6, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 6, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s31, s32), yq = _mm256_sub_ps(s31, s32),
+                                     yr = _mm256_add_ps(s33, s34), ys = _mm256_sub_ps(s33, s34);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s30, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s35);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 3, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 7, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 7, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -7496,7 +10622,7 @@ static CNN_SIMD void inception5_conv3(const float *restrict x0, float *restrict 
 
 /* inception5.conv4 — examples/googlenet.cnn:24: conv 1x1 24
  *   in [512,14,14] -> out [24,14,14]
- *   weights at packed[2836152]: weight [24,512,1,1] + bias [24] (packed in blocks of 6 output channels)
+ *   weights at packed[5400888]: weight [24,512,1,1] + bias [24] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception5.relu4
  */
 static CNN_SIMD void inception5_conv4(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -7743,7 +10869,7 @@ static CNN_SIMD void inception5_conv4(const float *restrict x0, float *restrict 
 
 /* inception5.conv5 — examples/googlenet.cnn:24: conv 5x5 p2 64
  *   in [24,14,14] -> out [64,14,14]
- *   weights at packed[2848464]: weight [64,24,5,5] + bias [64] (packed in blocks of 4 output channels)
+ *   weights at packed[5413200]: weight [64,24,5,5] + bias [64] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 18 apart (14 kept); then inception5.relu5; stores into channels 384..447 of inception5.concat1, which copies nothing
  */
 static CNN_SIMD void inception5_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -7899,7 +11025,7 @@ static CNN_SIMD void inception5_maxpool1(const float *restrict x0, float *restri
 
 /* inception5.conv6 — examples/googlenet.cnn:25: conv 1x1 64
  *   in [512,14,14] -> out [64,14,14]
- *   weights at packed[2886928]: weight [64,512,1,1] + bias [64] (packed in blocks of 6 output channels)
+ *   weights at packed[5451664]: weight [64,512,1,1] + bias [64] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception5.relu6; stores into channels 448..511 of inception5.concat1, which copies nothing
  */
 static CNN_SIMD void inception5_conv6(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -8148,7 +11274,7 @@ static CNN_SIMD void inception5_conv6(const float *restrict x0, float *restrict 
 
 /* inception6.conv1 — examples/googlenet.cnn:22: conv 1x1 112
  *   in [512,14,14] -> out [112,14,14]
- *   weights at packed[2920786]: weight [112,512,1,1] + bias [112] (packed in blocks of 6 output channels)
+ *   weights at packed[5485522]: weight [112,512,1,1] + bias [112] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception6.relu1; stores into channels 0..111 of inception6.concat1, which copies nothing
  */
 static CNN_SIMD void inception6_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -8397,7 +11523,7 @@ static CNN_SIMD void inception6_conv1(const float *restrict x0, float *restrict 
 
 /* inception6.conv2 — examples/googlenet.cnn:23: conv 1x1 144
  *   in [512,14,14] -> out [144,14,14]
- *   weights at packed[2979268]: weight [144,512,1,1] + bias [144] (packed in blocks of 6 output channels)
+ *   weights at packed[5544004]: weight [144,512,1,1] + bias [144] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception6.relu2
  */
 static CNN_SIMD void inception6_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -8644,74 +11770,240 @@ static CNN_SIMD void inception6_conv2(const float *restrict x0, float *restrict 
 
 /* inception6.conv3 — examples/googlenet.cnn:23: conv 3x3 p1 288
  *   in [144,14,14] -> out [288,14,14]
- *   weights at packed[3053140]: weight [288,144,3,3] + bias [288] (packed in blocks of 6 output channels)
- *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then inception6.relu3; stores into channels 112..399 of inception6.concat1, which copies nothing
+ *   weights at packed[5617876]: weight [288,144,3,3] + bias [288] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(4x4,3x3), 4x4 tiles of 4x4 outputs from 6x6 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then inception6.relu3; stores into channels 112..399 of inception6.concat1, which copies nothing
  */
 static CNN_SIMD void inception6_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, W = 8, BR = 7, TB = 64 };
+    enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 16, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
-     * rows a band; TB tiles a row of V and M */
-    const float *bias = w + 663552;
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 1492992;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 28224;
         float *yb = y + (ptrdiff_t)b * 103488;
-        float *in = s + (ptrdiff_t)b * 483840; /* this sample's padded input, */
-        float *V = in + 41472; /* the band transformed, [16][144][TB], */
-        float *M = V + 147456; /* the 16 products, [16][288][TB] */
-        cnn_pad(xb0, in, 144, 14, 14, 1, 1, 16, 18, 0);
-        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
-            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
-            const int used = rows / 1 * 1; /* vectors of tiles */
+        float *in = s + (ptrdiff_t)b * 300672; /* this sample's padded input, */
+        float *V = in + 51840; /* the band transformed, [NX][144][TB], */
+        float *M = V + 82944; /* the NX products, [NX][288][TB] */
+        cnn_pad(xb0, in, 144, 14, 14, 1, 1, 18, 20, 0);
+        for (int ty0 = 0; ty0 < 4; ty0 += BR) {
+            const int rows = ty0 + BR <= 4 ? BR : 4 - ty0;
+            const int used = rows / 2 * 1; /* vectors of tiles */
             const int nvec = (used + NV - 1) / NV * NV;
             for (int c = 0; c < 144; c++) {
                 float *vc = V + c * TB;
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 1, xv = v - r * 1;
-                    const float *d = in + (ptrdiff_t)c * 288 + (2 * (ty0 + r)) * 18 + 2 * xv * W;
-                    __m256 d0, d1, d2, d3;
-                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
-                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
-                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 18), _mm256_loadu_ps(d + 26), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &d2, &d3);
-                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
-                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 38), _mm256_loadu_ps(d + 46), &d2, &d3);
-                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
-                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 54), _mm256_loadu_ps(d + 62), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &d2, &d3);
-                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
-                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    const int r = 2 * v;
+                    const float *d = in + (ptrdiff_t)c * 360 + (4 * (ty0 + r)) * 20;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 80), _mm256_loadu_ps(d + 88), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 84), _mm256_loadu_ps(d + 92), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 100), _mm256_loadu_ps(d + 108), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 24), _mm256_loadu_ps(d + 32), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 40), _mm256_loadu_ps(d + 48), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 120), _mm256_loadu_ps(d + 128), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 44), _mm256_loadu_ps(d + 52), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 124), _mm256_loadu_ps(d + 132), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 60), _mm256_loadu_ps(d + 68), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 140), _mm256_loadu_ps(d + 148), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 64), _mm256_loadu_ps(d + 72), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 144), _mm256_loadu_ps(d + 152), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 80), _mm256_loadu_ps(d + 88), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 160), _mm256_loadu_ps(d + 168), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 84), _mm256_loadu_ps(d + 92), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 164), _mm256_loadu_ps(d + 172), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 100), _mm256_loadu_ps(d + 108), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 180), _mm256_loadu_ps(d + 188), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 184), _mm256_loadu_ps(d + 192), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
                     float *o = vc + v * W;
-                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
-                    _mm256_storeu_ps(o + 36864, _mm256_add_ps(t10, t20));
-                    _mm256_storeu_ps(o + 73728, _mm256_sub_ps(t20, t10));
-                    _mm256_storeu_ps(o + 110592, _mm256_sub_ps(t10, t30));
-                    _mm256_storeu_ps(o + 9216, _mm256_sub_ps(t01, t21));
-                    _mm256_storeu_ps(o + 46080, _mm256_add_ps(t11, t21));
-                    _mm256_storeu_ps(o + 82944, _mm256_sub_ps(t21, t11));
-                    _mm256_storeu_ps(o + 119808, _mm256_sub_ps(t11, t31));
-                    _mm256_storeu_ps(o + 18432, _mm256_sub_ps(t02, t22));
-                    _mm256_storeu_ps(o + 55296, _mm256_add_ps(t12, t22));
-                    _mm256_storeu_ps(o + 92160, _mm256_sub_ps(t22, t12));
-                    _mm256_storeu_ps(o + 129024, _mm256_sub_ps(t12, t32));
-                    _mm256_storeu_ps(o + 27648, _mm256_sub_ps(t03, t23));
-                    _mm256_storeu_ps(o + 64512, _mm256_add_ps(t13, t23));
-                    _mm256_storeu_ps(o + 101376, _mm256_sub_ps(t23, t13));
-                    _mm256_storeu_ps(o + 138240, _mm256_sub_ps(t13, t33));
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 13824, u1);
+                        _mm256_storeu_ps(o + 27648, u2);
+                        _mm256_storeu_ps(o + 41472, u3);
+                        _mm256_storeu_ps(o + 55296, u4);
+                        _mm256_storeu_ps(o + 69120, u5);
+                    }
+                    {
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 2304, u0);
+                        _mm256_storeu_ps(o + 16128, u1);
+                        _mm256_storeu_ps(o + 29952, u2);
+                        _mm256_storeu_ps(o + 43776, u3);
+                        _mm256_storeu_ps(o + 57600, u4);
+                        _mm256_storeu_ps(o + 71424, u5);
+                    }
+                    {
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 4608, u0);
+                        _mm256_storeu_ps(o + 18432, u1);
+                        _mm256_storeu_ps(o + 32256, u2);
+                        _mm256_storeu_ps(o + 46080, u3);
+                        _mm256_storeu_ps(o + 59904, u4);
+                        _mm256_storeu_ps(o + 73728, u5);
+                    }
+                    {
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 6912, u0);
+                        _mm256_storeu_ps(o + 20736, u1);
+                        _mm256_storeu_ps(o + 34560, u2);
+                        _mm256_storeu_ps(o + 48384, u3);
+                        _mm256_storeu_ps(o + 62208, u4);
+                        _mm256_storeu_ps(o + 76032, u5);
+                    }
+                    {
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 9216, u0);
+                        _mm256_storeu_ps(o + 23040, u1);
+                        _mm256_storeu_ps(o + 36864, u2);
+                        _mm256_storeu_ps(o + 50688, u3);
+                        _mm256_storeu_ps(o + 64512, u4);
+                        _mm256_storeu_ps(o + 78336, u5);
+                    }
+                    {
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 11520, u0);
+                        _mm256_storeu_ps(o + 25344, u1);
+                        _mm256_storeu_ps(o + 39168, u2);
+                        _mm256_storeu_ps(o + 52992, u3);
+                        _mm256_storeu_ps(o + 66816, u4);
+                        _mm256_storeu_ps(o + 80640, u5);
+                    }
                 }
                 for (int v = used; v < nvec; v++)
-                    for (int xi = 0; xi < 16; xi++)
-                        _mm256_storeu_ps(vc + xi * 9216 + v * W, _mm256_setzero_ps());
+                    for (int xi = 0; xi < NX; xi++)
+                        _mm256_storeu_ps(vc + xi * 2304 + v * W, _mm256_setzero_ps());
             }
-            for (int it = 0; it < 16 * 48 * (nvec / NV); it++) {
+            for (int it = 0; it < NX * 48 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 48, kb = kx - xi * 48;
                 const float *wp = w + (ptrdiff_t)kx * 864;
-                const float *xp = V + (ptrdiff_t)xi * 9216 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 2304 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c10 = _mm256_setzero_ps();
@@ -8746,58 +12038,163 @@ static CNN_SIMD void inception6_conv3(const float *restrict x0, float *restrict 
                     c50 = _mm256_fmadd_ps(wv, xv0, c50);
                     c51 = _mm256_fmadd_ps(wv, xv1, c51);
                 }
-                float *mp = M + (ptrdiff_t)xi * 18432 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 4608 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
-                _mm256_storeu_ps(mp + 64, c10);
-                _mm256_storeu_ps(mp + 72, c11);
-                _mm256_storeu_ps(mp + 128, c20);
-                _mm256_storeu_ps(mp + 136, c21);
-                _mm256_storeu_ps(mp + 192, c30);
-                _mm256_storeu_ps(mp + 200, c31);
-                _mm256_storeu_ps(mp + 256, c40);
-                _mm256_storeu_ps(mp + 264, c41);
-                _mm256_storeu_ps(mp + 320, c50);
-                _mm256_storeu_ps(mp + 328, c51);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
             }
             for (int k = 0; k < 288; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 1, xv = v - r * 1;
-                    const int oh = 2 * (ty0 + r);
+                    const int r = 2 * v;
+                    const int oh = 4 * (ty0 + r);
                     const float *m = M + k * TB + v * W;
-                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 73728),
-                                 m20 = _mm256_loadu_ps(m + 147456), m30 = _mm256_loadu_ps(m + 221184);
-                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
-                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
-                    const __m256 m01 = _mm256_loadu_ps(m + 18432), m11 = _mm256_loadu_ps(m + 92160),
-                                 m21 = _mm256_loadu_ps(m + 165888), m31 = _mm256_loadu_ps(m + 239616);
-                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
-                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
-                    const __m256 m02 = _mm256_loadu_ps(m + 36864), m12 = _mm256_loadu_ps(m + 110592),
-                                 m22 = _mm256_loadu_ps(m + 184320), m32 = _mm256_loadu_ps(m + 258048);
-                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
-                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
-                    const __m256 m03 = _mm256_loadu_ps(m + 55296), m13 = _mm256_loadu_ps(m + 129024),
-                                 m23 = _mm256_loadu_ps(m + 202752), m33 = _mm256_loadu_ps(m + 276480);
-                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
-                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
-                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
-                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
-                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
-                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
-                    __m256 lo, hi;
-                    cnn_zip(y00, y01, &lo, &hi);
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 27648);
+                        const __m256 x2 = _mm256_loadu_ps(m + 55296);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 110592);
+                        const __m256 x5 = _mm256_loadu_ps(m + 138240);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 4608);
+                        const __m256 x1 = _mm256_loadu_ps(m + 32256);
+                        const __m256 x2 = _mm256_loadu_ps(m + 59904);
+                        const __m256 x3 = _mm256_loadu_ps(m + 87552);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 142848);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 9216);
+                        const __m256 x1 = _mm256_loadu_ps(m + 36864);
+                        const __m256 x2 = _mm256_loadu_ps(m + 64512);
+                        const __m256 x3 = _mm256_loadu_ps(m + 92160);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119808);
+                        const __m256 x5 = _mm256_loadu_ps(m + 147456);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 13824);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41472);
+                        const __m256 x2 = _mm256_loadu_ps(m + 69120);
+                        const __m256 x3 = _mm256_loadu_ps(m + 96768);
+                        const __m256 x4 = _mm256_loadu_ps(m + 124416);
+                        const __m256 x5 = _mm256_loadu_ps(m + 152064);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 18432);
+                        const __m256 x1 = _mm256_loadu_ps(m + 46080);
+                        const __m256 x2 = _mm256_loadu_ps(m + 73728);
+                        const __m256 x3 = _mm256_loadu_ps(m + 101376);
+                        const __m256 x4 = _mm256_loadu_ps(m + 129024);
+                        const __m256 x5 = _mm256_loadu_ps(m + 156672);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 23040);
+                        const __m256 x1 = _mm256_loadu_ps(m + 50688);
+                        const __m256 x2 = _mm256_loadu_ps(m + 78336);
+                        const __m256 x3 = _mm256_loadu_ps(m + 105984);
+                        const __m256 x4 = _mm256_loadu_ps(m + 133632);
+                        const __m256 x5 = _mm256_loadu_ps(m + 161280);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s01, s02), yq = _mm256_sub_ps(s01, s02),
+                                     yr = _mm256_add_ps(s03, s04), ys = _mm256_sub_ps(s03, s04);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s00, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s05);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            const int oy = oh + 0, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
                             if (oy >= 14) {
                             } else if (ow + W <= 14) {
-                                __m256 x = lo;
+                                __m256 x = q0;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 14) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q0);
                                 for (int l = 0; l < 14 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -8806,33 +12203,15 @@ static CNN_SIMD void inception6_conv3(const float *restrict x0, float *restrict 
                             }
                         }
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            const int oy = oh + 0, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
                             if (oy >= 14) {
                             } else if (ow + W <= 14) {
-                                __m256 x = hi;
+                                __m256 x = q1;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 14) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
-                                for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                    cnn_zip(y10, y11, &lo, &hi);
-                        {
-                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
-                            if (oy >= 14) {
-                            } else if (ow + W <= 14) {
-                                __m256 x = lo;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 14) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q1);
                                 for (int l = 0; l < 14 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -8841,15 +12220,15 @@ static CNN_SIMD void inception6_conv3(const float *restrict x0, float *restrict 
                             }
                         }
                         {
-                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            const int oy = oh + 4, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
                             if (oy >= 14) {
                             } else if (ow + W <= 14) {
-                                __m256 x = hi;
+                                __m256 x = q2;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 14) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
+                                _mm256_storeu_ps(lane, q2);
                                 for (int l = 0; l < 14 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -8857,6 +12236,267 @@ static CNN_SIMD void inception6_conv3(const float *restrict x0, float *restrict 
                                 }
                             }
                         }
+                        {
+                            const int oy = oh + 4, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s11, s12), yq = _mm256_sub_ps(s11, s12),
+                                     yr = _mm256_add_ps(s13, s14), ys = _mm256_sub_ps(s13, s14);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s10, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s15);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 1, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 5, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 5, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s21, s22), yq = _mm256_sub_ps(s21, s22),
+                                     yr = _mm256_add_ps(s23, s24), ys = _mm256_sub_ps(s23, s24);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s20, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s25);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 2, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 6, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 6, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s31, s32), yq = _mm256_sub_ps(s31, s32),
+                                     yr = _mm256_add_ps(s33, s34), ys = _mm256_sub_ps(s33, s34);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s30, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s35);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 3, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 7, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 7, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -8865,7 +12505,7 @@ static CNN_SIMD void inception6_conv3(const float *restrict x0, float *restrict 
 
 /* inception6.conv4 — examples/googlenet.cnn:24: conv 1x1 32
  *   in [512,14,14] -> out [32,14,14]
- *   weights at packed[3716980]: weight [32,512,1,1] + bias [32] (packed in blocks of 4 output channels)
+ *   weights at packed[7111156]: weight [32,512,1,1] + bias [32] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception6.relu4
  */
 static CNN_SIMD void inception6_conv4(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -9104,7 +12744,7 @@ static CNN_SIMD void inception6_conv4(const float *restrict x0, float *restrict 
 
 /* inception6.conv5 — examples/googlenet.cnn:24: conv 5x5 p2 64
  *   in [32,14,14] -> out [64,14,14]
- *   weights at packed[3733396]: weight [64,32,5,5] + bias [64] (packed in blocks of 8 output channels)
+ *   weights at packed[7127572]: weight [64,32,5,5] + bias [64] (packed in blocks of 8 output channels)
  *   avx2: tile MP=12 positions x MR=8 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception6.relu5; stores into channels 400..463 of inception6.concat1, which copies nothing
  */
 static CNN_SIMD void inception6_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -9379,7 +13019,7 @@ static CNN_SIMD void inception6_maxpool1(const float *restrict x0, float *restri
 
 /* inception6.conv6 — examples/googlenet.cnn:25: conv 1x1 64
  *   in [512,14,14] -> out [64,14,14]
- *   weights at packed[3784660]: weight [64,512,1,1] + bias [64] (packed in blocks of 6 output channels)
+ *   weights at packed[7178836]: weight [64,512,1,1] + bias [64] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception6.relu6; stores into channels 464..527 of inception6.concat1, which copies nothing
  */
 static CNN_SIMD void inception6_conv6(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -9628,7 +13268,7 @@ static CNN_SIMD void inception6_conv6(const float *restrict x0, float *restrict 
 
 /* inception7.conv1 — examples/googlenet.cnn:22: conv 1x1 256
  *   in [528,14,14] -> out [256,14,14]
- *   weights at packed[3818518]: weight [256,528,1,1] + bias [256] (packed in blocks of 6 output channels)
+ *   weights at packed[7212694]: weight [256,528,1,1] + bias [256] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception7.relu1; stores into channels 0..255 of inception7.concat1, which copies nothing
  */
 static CNN_SIMD void inception7_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -9877,7 +13517,7 @@ static CNN_SIMD void inception7_conv1(const float *restrict x0, float *restrict 
 
 /* inception7.conv2 — examples/googlenet.cnn:23: conv 1x1 160
  *   in [528,14,14] -> out [160,14,14]
- *   weights at packed[3955000]: weight [160,528,1,1] + bias [160] (packed in blocks of 6 output channels)
+ *   weights at packed[7349176]: weight [160,528,1,1] + bias [160] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception7.relu2
  */
 static CNN_SIMD void inception7_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -10126,159 +13766,431 @@ static CNN_SIMD void inception7_conv2(const float *restrict x0, float *restrict 
 
 /* inception7.conv3 — examples/googlenet.cnn:23: conv 3x3 p1 320
  *   in [160,14,14] -> out [320,14,14]
- *   weights at packed[4040698]: weight [320,160,3,3] + bias [320] (packed in blocks of 3 output channels)
- *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); then inception7.relu3; stores into channels 256..575 of inception7.concat1, which copies nothing
+ *   weights at packed[7434874]: weight [320,160,3,3] + bias [320] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(4x4,3x3), 4x4 tiles of 4x4 outputs from 6x6 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then inception7.relu3; stores into channels 256..575 of inception7.concat1, which copies nothing
  */
 static CNN_SIMD void inception7_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 3, NV = 4, W = 8, BR = 7, TB = 64 };
+    enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 16, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
-     * rows a band; TB tiles a row of V and M */
-    const float *bias = w + 821760;
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 1866240;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 31360;
         float *yb = y + (ptrdiff_t)b * 163072;
-        float *in = s + (ptrdiff_t)b * 538624; /* this sample's padded input, */
-        float *V = in + 46080; /* the band transformed, [16][160][TB], */
-        float *M = V + 163840; /* the 16 products, [16][321][TB] */
-        cnn_pad(xb0, in, 160, 14, 14, 1, 1, 16, 18, 0);
-        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
-            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
-            const int used = rows / 1 * 1; /* vectors of tiles */
+        float *in = s + (ptrdiff_t)b * 336384; /* this sample's padded input, */
+        float *V = in + 57600; /* the band transformed, [NX][160][TB], */
+        float *M = V + 92160; /* the NX products, [NX][324][TB] */
+        cnn_pad(xb0, in, 160, 14, 14, 1, 1, 18, 20, 0);
+        for (int ty0 = 0; ty0 < 4; ty0 += BR) {
+            const int rows = ty0 + BR <= 4 ? BR : 4 - ty0;
+            const int used = rows / 2 * 1; /* vectors of tiles */
             const int nvec = (used + NV - 1) / NV * NV;
             for (int c = 0; c < 160; c++) {
                 float *vc = V + c * TB;
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 1, xv = v - r * 1;
-                    const float *d = in + (ptrdiff_t)c * 288 + (2 * (ty0 + r)) * 18 + 2 * xv * W;
-                    __m256 d0, d1, d2, d3;
-                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
-                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
-                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 18), _mm256_loadu_ps(d + 26), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &d2, &d3);
-                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
-                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 38), _mm256_loadu_ps(d + 46), &d2, &d3);
-                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
-                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 54), _mm256_loadu_ps(d + 62), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &d2, &d3);
-                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
-                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    const int r = 2 * v;
+                    const float *d = in + (ptrdiff_t)c * 360 + (4 * (ty0 + r)) * 20;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 80), _mm256_loadu_ps(d + 88), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 84), _mm256_loadu_ps(d + 92), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 100), _mm256_loadu_ps(d + 108), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 24), _mm256_loadu_ps(d + 32), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 40), _mm256_loadu_ps(d + 48), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 120), _mm256_loadu_ps(d + 128), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 44), _mm256_loadu_ps(d + 52), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 124), _mm256_loadu_ps(d + 132), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 60), _mm256_loadu_ps(d + 68), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 140), _mm256_loadu_ps(d + 148), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 64), _mm256_loadu_ps(d + 72), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 144), _mm256_loadu_ps(d + 152), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 80), _mm256_loadu_ps(d + 88), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 160), _mm256_loadu_ps(d + 168), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 84), _mm256_loadu_ps(d + 92), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 164), _mm256_loadu_ps(d + 172), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 100), _mm256_loadu_ps(d + 108), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 180), _mm256_loadu_ps(d + 188), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 184), _mm256_loadu_ps(d + 192), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
                     float *o = vc + v * W;
-                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
-                    _mm256_storeu_ps(o + 40960, _mm256_add_ps(t10, t20));
-                    _mm256_storeu_ps(o + 81920, _mm256_sub_ps(t20, t10));
-                    _mm256_storeu_ps(o + 122880, _mm256_sub_ps(t10, t30));
-                    _mm256_storeu_ps(o + 10240, _mm256_sub_ps(t01, t21));
-                    _mm256_storeu_ps(o + 51200, _mm256_add_ps(t11, t21));
-                    _mm256_storeu_ps(o + 92160, _mm256_sub_ps(t21, t11));
-                    _mm256_storeu_ps(o + 133120, _mm256_sub_ps(t11, t31));
-                    _mm256_storeu_ps(o + 20480, _mm256_sub_ps(t02, t22));
-                    _mm256_storeu_ps(o + 61440, _mm256_add_ps(t12, t22));
-                    _mm256_storeu_ps(o + 102400, _mm256_sub_ps(t22, t12));
-                    _mm256_storeu_ps(o + 143360, _mm256_sub_ps(t12, t32));
-                    _mm256_storeu_ps(o + 30720, _mm256_sub_ps(t03, t23));
-                    _mm256_storeu_ps(o + 71680, _mm256_add_ps(t13, t23));
-                    _mm256_storeu_ps(o + 112640, _mm256_sub_ps(t23, t13));
-                    _mm256_storeu_ps(o + 153600, _mm256_sub_ps(t13, t33));
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 15360, u1);
+                        _mm256_storeu_ps(o + 30720, u2);
+                        _mm256_storeu_ps(o + 46080, u3);
+                        _mm256_storeu_ps(o + 61440, u4);
+                        _mm256_storeu_ps(o + 76800, u5);
+                    }
+                    {
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 2560, u0);
+                        _mm256_storeu_ps(o + 17920, u1);
+                        _mm256_storeu_ps(o + 33280, u2);
+                        _mm256_storeu_ps(o + 48640, u3);
+                        _mm256_storeu_ps(o + 64000, u4);
+                        _mm256_storeu_ps(o + 79360, u5);
+                    }
+                    {
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 5120, u0);
+                        _mm256_storeu_ps(o + 20480, u1);
+                        _mm256_storeu_ps(o + 35840, u2);
+                        _mm256_storeu_ps(o + 51200, u3);
+                        _mm256_storeu_ps(o + 66560, u4);
+                        _mm256_storeu_ps(o + 81920, u5);
+                    }
+                    {
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 7680, u0);
+                        _mm256_storeu_ps(o + 23040, u1);
+                        _mm256_storeu_ps(o + 38400, u2);
+                        _mm256_storeu_ps(o + 53760, u3);
+                        _mm256_storeu_ps(o + 69120, u4);
+                        _mm256_storeu_ps(o + 84480, u5);
+                    }
+                    {
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 10240, u0);
+                        _mm256_storeu_ps(o + 25600, u1);
+                        _mm256_storeu_ps(o + 40960, u2);
+                        _mm256_storeu_ps(o + 56320, u3);
+                        _mm256_storeu_ps(o + 71680, u4);
+                        _mm256_storeu_ps(o + 87040, u5);
+                    }
+                    {
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 12800, u0);
+                        _mm256_storeu_ps(o + 28160, u1);
+                        _mm256_storeu_ps(o + 43520, u2);
+                        _mm256_storeu_ps(o + 58880, u3);
+                        _mm256_storeu_ps(o + 74240, u4);
+                        _mm256_storeu_ps(o + 89600, u5);
+                    }
                 }
                 for (int v = used; v < nvec; v++)
-                    for (int xi = 0; xi < 16; xi++)
-                        _mm256_storeu_ps(vc + xi * 10240 + v * W, _mm256_setzero_ps());
+                    for (int xi = 0; xi < NX; xi++)
+                        _mm256_storeu_ps(vc + xi * 2560 + v * W, _mm256_setzero_ps());
             }
-            for (int it = 0; it < 16 * 107 * (nvec / NV); it++) {
+            for (int it = 0; it < NX * 54 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
-                const int xi = kx / 107, kb = kx - xi * 107;
-                const float *wp = w + (ptrdiff_t)kx * 480;
-                const float *xp = V + (ptrdiff_t)xi * 10240 + tg * NV * W;
+                const int xi = kx / 54, kb = kx - xi * 54;
+                const float *wp = w + (ptrdiff_t)kx * 960;
+                const float *xp = V + (ptrdiff_t)xi * 2560 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
-                __m256 c02 = _mm256_setzero_ps();
-                __m256 c03 = _mm256_setzero_ps();
                 __m256 c10 = _mm256_setzero_ps();
                 __m256 c11 = _mm256_setzero_ps();
-                __m256 c12 = _mm256_setzero_ps();
-                __m256 c13 = _mm256_setzero_ps();
                 __m256 c20 = _mm256_setzero_ps();
                 __m256 c21 = _mm256_setzero_ps();
-                __m256 c22 = _mm256_setzero_ps();
-                __m256 c23 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c40 = _mm256_setzero_ps();
+                __m256 c41 = _mm256_setzero_ps();
+                __m256 c50 = _mm256_setzero_ps();
+                __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 160; c++, xp += TB, wp += MR) {
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
-                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
-                    const __m256 xv3 = _mm256_loadu_ps(xp + 24);
                     __m256 wv = _mm256_set1_ps(wp[0]);
                     c00 = _mm256_fmadd_ps(wv, xv0, c00);
                     c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                    c03 = _mm256_fmadd_ps(wv, xv3, c03);
                     wv = _mm256_set1_ps(wp[1]);
                     c10 = _mm256_fmadd_ps(wv, xv0, c10);
                     c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                    c13 = _mm256_fmadd_ps(wv, xv3, c13);
                     wv = _mm256_set1_ps(wp[2]);
                     c20 = _mm256_fmadd_ps(wv, xv0, c20);
                     c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                    c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    wv = _mm256_set1_ps(wp[4]);
+                    c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                    c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                    wv = _mm256_set1_ps(wp[5]);
+                    c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                    c51 = _mm256_fmadd_ps(wv, xv1, c51);
                 }
-                float *mp = M + (ptrdiff_t)xi * 20544 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 5184 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
-                _mm256_storeu_ps(mp + 16, c02);
-                _mm256_storeu_ps(mp + 24, c03);
-                _mm256_storeu_ps(mp + 64, c10);
-                _mm256_storeu_ps(mp + 72, c11);
-                _mm256_storeu_ps(mp + 80, c12);
-                _mm256_storeu_ps(mp + 88, c13);
-                _mm256_storeu_ps(mp + 128, c20);
-                _mm256_storeu_ps(mp + 136, c21);
-                _mm256_storeu_ps(mp + 144, c22);
-                _mm256_storeu_ps(mp + 152, c23);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
             }
             for (int k = 0; k < 320; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 1, xv = v - r * 1;
-                    const int oh = 2 * (ty0 + r);
+                    const int r = 2 * v;
+                    const int oh = 4 * (ty0 + r);
                     const float *m = M + k * TB + v * W;
-                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 82176),
-                                 m20 = _mm256_loadu_ps(m + 164352), m30 = _mm256_loadu_ps(m + 246528);
-                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
-                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
-                    const __m256 m01 = _mm256_loadu_ps(m + 20544), m11 = _mm256_loadu_ps(m + 102720),
-                                 m21 = _mm256_loadu_ps(m + 184896), m31 = _mm256_loadu_ps(m + 267072);
-                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
-                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
-                    const __m256 m02 = _mm256_loadu_ps(m + 41088), m12 = _mm256_loadu_ps(m + 123264),
-                                 m22 = _mm256_loadu_ps(m + 205440), m32 = _mm256_loadu_ps(m + 287616);
-                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
-                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
-                    const __m256 m03 = _mm256_loadu_ps(m + 61632), m13 = _mm256_loadu_ps(m + 143808),
-                                 m23 = _mm256_loadu_ps(m + 225984), m33 = _mm256_loadu_ps(m + 308160);
-                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
-                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
-                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
-                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
-                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
-                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
-                    __m256 lo, hi;
-                    cnn_zip(y00, y01, &lo, &hi);
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 31104);
+                        const __m256 x2 = _mm256_loadu_ps(m + 62208);
+                        const __m256 x3 = _mm256_loadu_ps(m + 93312);
+                        const __m256 x4 = _mm256_loadu_ps(m + 124416);
+                        const __m256 x5 = _mm256_loadu_ps(m + 155520);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 5184);
+                        const __m256 x1 = _mm256_loadu_ps(m + 36288);
+                        const __m256 x2 = _mm256_loadu_ps(m + 67392);
+                        const __m256 x3 = _mm256_loadu_ps(m + 98496);
+                        const __m256 x4 = _mm256_loadu_ps(m + 129600);
+                        const __m256 x5 = _mm256_loadu_ps(m + 160704);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 10368);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41472);
+                        const __m256 x2 = _mm256_loadu_ps(m + 72576);
+                        const __m256 x3 = _mm256_loadu_ps(m + 103680);
+                        const __m256 x4 = _mm256_loadu_ps(m + 134784);
+                        const __m256 x5 = _mm256_loadu_ps(m + 165888);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 15552);
+                        const __m256 x1 = _mm256_loadu_ps(m + 46656);
+                        const __m256 x2 = _mm256_loadu_ps(m + 77760);
+                        const __m256 x3 = _mm256_loadu_ps(m + 108864);
+                        const __m256 x4 = _mm256_loadu_ps(m + 139968);
+                        const __m256 x5 = _mm256_loadu_ps(m + 171072);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 20736);
+                        const __m256 x1 = _mm256_loadu_ps(m + 51840);
+                        const __m256 x2 = _mm256_loadu_ps(m + 82944);
+                        const __m256 x3 = _mm256_loadu_ps(m + 114048);
+                        const __m256 x4 = _mm256_loadu_ps(m + 145152);
+                        const __m256 x5 = _mm256_loadu_ps(m + 176256);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 25920);
+                        const __m256 x1 = _mm256_loadu_ps(m + 57024);
+                        const __m256 x2 = _mm256_loadu_ps(m + 88128);
+                        const __m256 x3 = _mm256_loadu_ps(m + 119232);
+                        const __m256 x4 = _mm256_loadu_ps(m + 150336);
+                        const __m256 x5 = _mm256_loadu_ps(m + 181440);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s01, s02), yq = _mm256_sub_ps(s01, s02),
+                                     yr = _mm256_add_ps(s03, s04), ys = _mm256_sub_ps(s03, s04);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s00, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s05);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            const int oy = oh + 0, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
                             if (oy >= 14) {
                             } else if (ow + W <= 14) {
-                                __m256 x = lo;
+                                __m256 x = q0;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 14) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q0);
                                 for (int l = 0; l < 14 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -10287,33 +14199,15 @@ static CNN_SIMD void inception7_conv3(const float *restrict x0, float *restrict 
                             }
                         }
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            const int oy = oh + 0, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
                             if (oy >= 14) {
                             } else if (ow + W <= 14) {
-                                __m256 x = hi;
+                                __m256 x = q1;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 14) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
-                                for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                    cnn_zip(y10, y11, &lo, &hi);
-                        {
-                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
-                            if (oy >= 14) {
-                            } else if (ow + W <= 14) {
-                                __m256 x = lo;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 14) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q1);
                                 for (int l = 0; l < 14 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -10322,15 +14216,15 @@ static CNN_SIMD void inception7_conv3(const float *restrict x0, float *restrict 
                             }
                         }
                         {
-                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            const int oy = oh + 4, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
                             if (oy >= 14) {
                             } else if (ow + W <= 14) {
-                                __m256 x = hi;
+                                __m256 x = q2;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 14) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
+                                _mm256_storeu_ps(lane, q2);
                                 for (int l = 0; l < 14 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -10338,6 +14232,267 @@ static CNN_SIMD void inception7_conv3(const float *restrict x0, float *restrict 
                                 }
                             }
                         }
+                        {
+                            const int oy = oh + 4, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s11, s12), yq = _mm256_sub_ps(s11, s12),
+                                     yr = _mm256_add_ps(s13, s14), ys = _mm256_sub_ps(s13, s14);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s10, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s15);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 1, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 5, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 5, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s21, s22), yq = _mm256_sub_ps(s21, s22),
+                                     yr = _mm256_add_ps(s23, s24), ys = _mm256_sub_ps(s23, s24);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s20, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s25);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 2, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 6, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 6, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s31, s32), yq = _mm256_sub_ps(s31, s32),
+                                     yr = _mm256_add_ps(s33, s34), ys = _mm256_sub_ps(s33, s34);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s30, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s35);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 3, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 7, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 7, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -10346,7 +14501,7 @@ static CNN_SIMD void inception7_conv3(const float *restrict x0, float *restrict 
 
 /* inception7.conv4 — examples/googlenet.cnn:24: conv 1x1 32
  *   in [528,14,14] -> out [32,14,14]
- *   weights at packed[4862778]: weight [32,528,1,1] + bias [32] (packed in blocks of 4 output channels)
+ *   weights at packed[9301434]: weight [32,528,1,1] + bias [32] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception7.relu4
  */
 static CNN_SIMD void inception7_conv4(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -10585,7 +14740,7 @@ static CNN_SIMD void inception7_conv4(const float *restrict x0, float *restrict 
 
 /* inception7.conv5 — examples/googlenet.cnn:24: conv 5x5 p2 128
  *   in [32,14,14] -> out [128,14,14]
- *   weights at packed[4879706]: weight [128,32,5,5] + bias [128] (packed in blocks of 3 output channels)
+ *   weights at packed[9318362]: weight [128,32,5,5] + bias [128] (packed in blocks of 3 output channels)
  *   avx2: tile MR=3 output channels x NR=32 positions (12 ymm accumulators); positions read straight from the padded input, rows 18 apart (14 kept); then inception7.relu5; stores into channels 576..703 of inception7.concat1, which copies nothing
  */
 static CNN_SIMD void inception7_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -10743,7 +14898,7 @@ static CNN_SIMD void inception7_maxpool1(const float *restrict x0, float *restri
 
 /* inception7.conv6 — examples/googlenet.cnn:25: conv 1x1 128
  *   in [528,14,14] -> out [128,14,14]
- *   weights at packed[4983035]: weight [128,528,1,1] + bias [128] (packed in blocks of 6 output channels)
+ *   weights at packed[9421691]: weight [128,528,1,1] + bias [128] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception7.relu6; stores into channels 704..831 of inception7.concat1, which copies nothing
  */
 static CNN_SIMD void inception7_conv6(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -11059,7 +15214,7 @@ static CNN_SIMD void maxpool4(const float *restrict x0, float *restrict y, float
 
 /* inception8.conv1 — examples/googlenet.cnn:22: conv 1x1 256
  *   in [832,7,7] -> out [256,7,7]
- *   weights at packed[5052863]: weight [256,832,1,1] + bias [256] (packed in blocks of 6 output channels)
+ *   weights at packed[9491519]: weight [256,832,1,1] + bias [256] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception8.relu1; stores into channels 0..255 of inception8.concat1, which copies nothing
  */
 static CNN_SIMD void inception8_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -11308,7 +15463,7 @@ static CNN_SIMD void inception8_conv1(const float *restrict x0, float *restrict 
 
 /* inception8.conv2 — examples/googlenet.cnn:23: conv 1x1 160
  *   in [832,7,7] -> out [160,7,7]
- *   weights at packed[5267777]: weight [160,832,1,1] + bias [160] (packed in blocks of 6 output channels)
+ *   weights at packed[9706433]: weight [160,832,1,1] + bias [160] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception8.relu2
  */
 static CNN_SIMD void inception8_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -11557,20 +15712,20 @@ static CNN_SIMD void inception8_conv2(const float *restrict x0, float *restrict 
 
 /* inception8.conv3 — examples/googlenet.cnn:23: conv 3x3 p1 320
  *   in [160,7,7] -> out [320,7,7]
- *   weights at packed[5402723]: weight [320,160,3,3] + bias [320] (packed in blocks of 6 output channels)
- *   avx2: Winograd F(2x2,3x3), 4x4 tiles of 2x2 outputs, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then inception8.relu3; stores into channels 256..575 of inception8.concat1, which copies nothing
+ *   weights at packed[9841379]: weight [320,160,3,3] + bias [320] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(2x2,3x3), 4x4 tiles of 2x2 outputs from 4x4 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then inception8.relu3; stores into channels 256..575 of inception8.concat1, which copies nothing
  */
 static CNN_SIMD void inception8_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 16 };
+    enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 16, NX = 16 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
-     * rows a band; TB tiles a row of V and M */
+     * rows a band; TB tiles a row of V and M; NX products, F(2x2,3x3) */
     const float *bias = w + 829440;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 7840;
         float *yb = y + (ptrdiff_t)b * 40768;
         float *in = s + (ptrdiff_t)b * 139904; /* this sample's padded input, */
-        float *V = in + 16000; /* the band transformed, [16][160][TB], */
-        float *M = V + 40960; /* the 16 products, [16][324][TB] */
+        float *V = in + 16000; /* the band transformed, [NX][160][TB], */
+        float *M = V + 40960; /* the NX products, [NX][324][TB] */
         cnn_pad(xb0, in, 160, 7, 7, 1, 1, 10, 10, 0);
         for (int ty0 = 0; ty0 < 4; ty0 += BR) {
             const int rows = ty0 + BR <= 4 ? BR : 4 - ty0;
@@ -11617,10 +15772,10 @@ static CNN_SIMD void inception8_conv3(const float *restrict x0, float *restrict 
                     _mm256_storeu_ps(o + 38400, _mm256_sub_ps(t13, t33));
                 }
                 for (int v = used; v < nvec; v++)
-                    for (int xi = 0; xi < 16; xi++)
+                    for (int xi = 0; xi < NX; xi++)
                         _mm256_storeu_ps(vc + xi * 2560 + v * W, _mm256_setzero_ps());
             }
-            for (int it = 0; it < 16 * 54 * (nvec / NV); it++) {
+            for (int it = 0; it < NX * 54 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 54, kb = kx - xi * 54;
                 const float *wp = w + (ptrdiff_t)kx * 960;
@@ -11778,7 +15933,7 @@ static CNN_SIMD void inception8_conv3(const float *restrict x0, float *restrict 
 
 /* inception8.conv4 — examples/googlenet.cnn:24: conv 1x1 32
  *   in [832,7,7] -> out [32,7,7]
- *   weights at packed[6232483]: weight [32,832,1,1] + bias [32] (packed in blocks of 3 output channels)
+ *   weights at packed[10671139]: weight [32,832,1,1] + bias [32] (packed in blocks of 3 output channels)
  *   avx2: tile MR=3 output channels x NR=32 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception8.relu4
  */
 static CNN_SIMD void inception8_conv4(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -12019,7 +16174,7 @@ static CNN_SIMD void inception8_conv4(const float *restrict x0, float *restrict 
 
 /* inception8.conv5 — examples/googlenet.cnn:24: conv 5x5 p2 128
  *   in [32,7,7] -> out [128,7,7]
- *   weights at packed[6259972]: weight [128,32,5,5] + bias [128] (packed in blocks of 32 output channels)
+ *   weights at packed[10698628]: weight [128,32,5,5] + bias [128] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception8.relu5; stores into channels 576..703 of inception8.concat1, which copies nothing
  */
 static CNN_SIMD void inception8_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -12244,7 +16399,7 @@ static CNN_SIMD void inception8_maxpool1(const float *restrict x0, float *restri
 
 /* inception8.conv6 — examples/googlenet.cnn:25: conv 1x1 128
  *   in [832,7,7] -> out [128,7,7]
- *   weights at packed[6362500]: weight [128,832,1,1] + bias [128] (packed in blocks of 3 output channels)
+ *   weights at packed[10801156]: weight [128,832,1,1] + bias [128] (packed in blocks of 3 output channels)
  *   avx2: tile MR=3 output channels x NR=32 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception8.relu6; stores into channels 704..831 of inception8.concat1, which copies nothing
  */
 static CNN_SIMD void inception8_conv6(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -12485,7 +16640,7 @@ static CNN_SIMD void inception8_conv6(const float *restrict x0, float *restrict 
 
 /* inception9.conv1 — examples/googlenet.cnn:22: conv 1x1 384
  *   in [832,7,7] -> out [384,7,7]
- *   weights at packed[6469957]: weight [384,832,1,1] + bias [384] (packed in blocks of 12 output channels)
+ *   weights at packed[10908613]: weight [384,832,1,1] + bias [384] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception9.relu1; stores into channels 0..383 of inception9.concat1, which copies nothing
  */
 static CNN_SIMD void inception9_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -12772,7 +16927,7 @@ static CNN_SIMD void inception9_conv1(const float *restrict x0, float *restrict 
 
 /* inception9.conv2 — examples/googlenet.cnn:23: conv 1x1 192
  *   in [832,7,7] -> out [192,7,7]
- *   weights at packed[6789829]: weight [192,832,1,1] + bias [192] (packed in blocks of 12 output channels)
+ *   weights at packed[11228485]: weight [192,832,1,1] + bias [192] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception9.relu2
  */
 static CNN_SIMD void inception9_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -13059,20 +17214,20 @@ static CNN_SIMD void inception9_conv2(const float *restrict x0, float *restrict 
 
 /* inception9.conv3 — examples/googlenet.cnn:23: conv 3x3 p1 384
  *   in [192,7,7] -> out [384,7,7]
- *   weights at packed[6949765]: weight [384,192,3,3] + bias [384] (packed in blocks of 6 output channels)
- *   avx2: Winograd F(2x2,3x3), 4x4 tiles of 2x2 outputs, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then inception9.relu3; stores into channels 384..767 of inception9.concat1, which copies nothing
+ *   weights at packed[11388421]: weight [384,192,3,3] + bias [384] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(2x2,3x3), 4x4 tiles of 2x2 outputs from 4x4 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then inception9.relu3; stores into channels 384..767 of inception9.concat1, which copies nothing
  */
 static CNN_SIMD void inception9_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 16 };
+    enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 16, NX = 16 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
-     * rows a band; TB tiles a row of V and M */
+     * rows a band; TB tiles a row of V and M; NX products, F(2x2,3x3) */
     const float *bias = w + 1179648;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 9408;
         float *yb = y + (ptrdiff_t)b * 50176;
         float *in = s + (ptrdiff_t)b * 166656; /* this sample's padded input, */
-        float *V = in + 19200; /* the band transformed, [16][192][TB], */
-        float *M = V + 49152; /* the 16 products, [16][384][TB] */
+        float *V = in + 19200; /* the band transformed, [NX][192][TB], */
+        float *M = V + 49152; /* the NX products, [NX][384][TB] */
         cnn_pad(xb0, in, 192, 7, 7, 1, 1, 10, 10, 0);
         for (int ty0 = 0; ty0 < 4; ty0 += BR) {
             const int rows = ty0 + BR <= 4 ? BR : 4 - ty0;
@@ -13119,10 +17274,10 @@ static CNN_SIMD void inception9_conv3(const float *restrict x0, float *restrict 
                     _mm256_storeu_ps(o + 46080, _mm256_sub_ps(t13, t33));
                 }
                 for (int v = used; v < nvec; v++)
-                    for (int xi = 0; xi < 16; xi++)
+                    for (int xi = 0; xi < NX; xi++)
                         _mm256_storeu_ps(vc + xi * 3072 + v * W, _mm256_setzero_ps());
             }
-            for (int it = 0; it < 16 * 64 * (nvec / NV); it++) {
+            for (int it = 0; it < NX * 64 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 64, kb = kx - xi * 64;
                 const float *wp = w + (ptrdiff_t)kx * 1152;
@@ -13280,7 +17435,7 @@ static CNN_SIMD void inception9_conv3(const float *restrict x0, float *restrict 
 
 /* inception9.conv4 — examples/googlenet.cnn:24: conv 1x1 48
  *   in [832,7,7] -> out [48,7,7]
- *   weights at packed[8129797]: weight [48,832,1,1] + bias [48] (packed in blocks of 12 output channels)
+ *   weights at packed[12568453]: weight [48,832,1,1] + bias [48] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception9.relu4
  */
 static CNN_SIMD void inception9_conv4(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -13567,7 +17722,7 @@ static CNN_SIMD void inception9_conv4(const float *restrict x0, float *restrict 
 
 /* inception9.conv5 — examples/googlenet.cnn:24: conv 5x5 p2 128
  *   in [48,7,7] -> out [128,7,7]
- *   weights at packed[8169781]: weight [128,48,5,5] + bias [128] (packed in blocks of 32 output channels)
+ *   weights at packed[12608437]: weight [128,48,5,5] + bias [128] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception9.relu5; stores into channels 768..895 of inception9.concat1, which copies nothing
  */
 static CNN_SIMD void inception9_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -13792,7 +17947,7 @@ static CNN_SIMD void inception9_maxpool1(const float *restrict x0, float *restri
 
 /* inception9.conv6 — examples/googlenet.cnn:25: conv 1x1 128
  *   in [832,7,7] -> out [128,7,7]
- *   weights at packed[8323509]: weight [128,832,1,1] + bias [128] (packed in blocks of 3 output channels)
+ *   weights at packed[12762165]: weight [128,832,1,1] + bias [128] (packed in blocks of 3 output channels)
  *   avx2: tile MR=3 output channels x NR=32 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; then inception9.relu6; stores into channels 896..1023 of inception9.concat1, which copies nothing
  */
 static CNN_SIMD void inception9_conv6(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -14064,7 +18219,7 @@ static CNN_SIMD void avgpool1(const float *restrict x0, float *restrict y, int b
 
 /* dense1 — examples/googlenet.cnn:47: dense 1000
  *   in [1024,1,1] -> out [1000]
- *   weights at packed[8430966]: weight [1000,1024] + bias [1000]
+ *   weights at packed[12869622]: weight [1000,1024] + bias [1000]
  *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); rows walked forwards and backwards on alternate calls
  */
 static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
@@ -14126,66 +18281,66 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
 }
 
 /* Canonical parameters (DSL.md order, 6998552 floats) to the packed layout
- * the kernels read (9455966 floats). */
+ * the kernels read (13894622 floats). */
 void googlenet_pack(const float *params, float *packed) {
     cnn_pack_conv(params + 0, params + 9408, NULL, 0.0, packed + 0, 64, 147, 1, 4); /* conv1 */
     cnn_pack_conv(params + 9472, params + 13568, NULL, 0.0, packed + 9472, 64, 64, 1, 4); /* conv2 */
-    cnn_pack_wino(params + 13632, params + 124224, NULL, 0.0, packed + 13632, 192, 64, 6); /* conv3: Winograd */
-    cnn_pack_conv(params + 124416, params + 136704, NULL, 0.0, packed + 210432, 64, 192, 1, 4); /* inception1.conv1 */
-    cnn_pack_conv(params + 136768, params + 155200, NULL, 0.0, packed + 222784, 96, 192, 1, 6); /* inception1.conv2 */
-    cnn_pack_wino(params + 155296, params + 265888, NULL, 0.0, packed + 241312, 128, 96, 3); /* inception1.conv3: Winograd */
-    cnn_pack_conv(params + 266016, params + 269088, NULL, 0.0, packed + 439584, 16, 192, 1, 4); /* inception1.conv4 */
-    cnn_pack_conv(params + 269104, params + 281904, NULL, 0.0, packed + 442672, 32, 400, 1, 4); /* inception1.conv5 */
-    cnn_pack_conv(params + 281936, params + 288080, NULL, 0.0, packed + 455504, 32, 192, 1, 4); /* inception1.conv6 */
-    cnn_pack_conv(params + 288112, params + 320880, NULL, 0.0, packed + 461680, 128, 256, 1, 4); /* inception2.conv1 */
-    cnn_pack_conv(params + 321008, params + 353776, NULL, 0.0, packed + 494576, 128, 256, 1, 4); /* inception2.conv2 */
-    cnn_pack_wino(params + 353904, params + 575088, NULL, 0.0, packed + 527472, 192, 128, 6); /* inception2.conv3: Winograd */
-    cnn_pack_conv(params + 575280, params + 583472, NULL, 0.0, packed + 920880, 32, 256, 1, 4); /* inception2.conv4 */
-    cnn_pack_conv(params + 583504, params + 660304, NULL, 0.0, packed + 929104, 96, 800, 1, 6); /* inception2.conv5 */
-    cnn_pack_conv(params + 660400, params + 676784, NULL, 0.0, packed + 1006000, 64, 256, 1, 4); /* inception2.conv6 */
-    cnn_pack_conv(params + 676848, params + 769008, NULL, 0.0, packed + 1022448, 192, 480, 1, 6); /* inception3.conv1 */
-    cnn_pack_conv(params + 769200, params + 815280, NULL, 0.0, packed + 1114800, 96, 480, 1, 6); /* inception3.conv2 */
-    cnn_pack_wino(params + 815376, params + 995088, NULL, 0.0, packed + 1160976, 208, 96, 6); /* inception3.conv3: Winograd */
-    cnn_pack_conv(params + 995296, params + 1002976, NULL, 0.0, packed + 1483744, 16, 480, 1, 4); /* inception3.conv4 */
-    cnn_pack_conv(params + 1002992, params + 1022192, NULL, 0.0, packed + 1491440, 48, 400, 1, 16); /* inception3.conv5 */
-    cnn_pack_conv(params + 1022240, params + 1052960, NULL, 0.0, packed + 1510688, 64, 480, 1, 6); /* inception3.conv6 */
-    cnn_pack_conv(params + 1053024, params + 1134944, NULL, 0.0, packed + 1542434, 160, 512, 1, 6); /* inception4.conv1 */
-    cnn_pack_conv(params + 1135104, params + 1192448, NULL, 0.0, packed + 1625540, 112, 512, 1, 6); /* inception4.conv2 */
-    cnn_pack_wino(params + 1192560, params + 1418352, NULL, 0.0, packed + 1684022, 224, 112, 3); /* inception4.conv3: Winograd */
-    cnn_pack_conv(params + 1418576, params + 1430864, NULL, 0.0, packed + 2087446, 24, 512, 1, 6); /* inception4.conv4 */
-    cnn_pack_conv(params + 1430888, params + 1469288, NULL, 0.0, packed + 2099758, 64, 600, 1, 4); /* inception4.conv5 */
-    cnn_pack_conv(params + 1469352, params + 1502120, NULL, 0.0, packed + 2138222, 64, 512, 1, 6); /* inception4.conv6 */
-    cnn_pack_conv(params + 1502184, params + 1567720, NULL, 0.0, packed + 2172080, 128, 512, 1, 6); /* inception5.conv1 */
-    cnn_pack_conv(params + 1567848, params + 1633384, NULL, 0.0, packed + 2239796, 128, 512, 1, 6); /* inception5.conv2 */
-    cnn_pack_wino(params + 1633512, params + 1928424, NULL, 0.0, packed + 2307512, 256, 128, 6); /* inception5.conv3: Winograd */
-    cnn_pack_conv(params + 1928680, params + 1940968, NULL, 0.0, packed + 2836152, 24, 512, 1, 6); /* inception5.conv4 */
-    cnn_pack_conv(params + 1940992, params + 1979392, NULL, 0.0, packed + 2848464, 64, 600, 1, 4); /* inception5.conv5 */
-    cnn_pack_conv(params + 1979456, params + 2012224, NULL, 0.0, packed + 2886928, 64, 512, 1, 6); /* inception5.conv6 */
-    cnn_pack_conv(params + 2012288, params + 2069632, NULL, 0.0, packed + 2920786, 112, 512, 1, 6); /* inception6.conv1 */
-    cnn_pack_conv(params + 2069744, params + 2143472, NULL, 0.0, packed + 2979268, 144, 512, 1, 6); /* inception6.conv2 */
-    cnn_pack_wino(params + 2143616, params + 2516864, NULL, 0.0, packed + 3053140, 288, 144, 6); /* inception6.conv3: Winograd */
-    cnn_pack_conv(params + 2517152, params + 2533536, NULL, 0.0, packed + 3716980, 32, 512, 1, 4); /* inception6.conv4 */
-    cnn_pack_conv(params + 2533568, params + 2584768, NULL, 0.0, packed + 3733396, 64, 800, 1, 8); /* inception6.conv5 */
-    cnn_pack_conv(params + 2584832, params + 2617600, NULL, 0.0, packed + 3784660, 64, 512, 1, 6); /* inception6.conv6 */
-    cnn_pack_conv(params + 2617664, params + 2752832, NULL, 0.0, packed + 3818518, 256, 528, 1, 6); /* inception7.conv1 */
-    cnn_pack_conv(params + 2753088, params + 2837568, NULL, 0.0, packed + 3955000, 160, 528, 1, 6); /* inception7.conv2 */
-    cnn_pack_wino(params + 2837728, params + 3298528, NULL, 0.0, packed + 4040698, 320, 160, 3); /* inception7.conv3: Winograd */
-    cnn_pack_conv(params + 3298848, params + 3315744, NULL, 0.0, packed + 4862778, 32, 528, 1, 4); /* inception7.conv4 */
-    cnn_pack_conv(params + 3315776, params + 3418176, NULL, 0.0, packed + 4879706, 128, 800, 1, 3); /* inception7.conv5 */
-    cnn_pack_conv(params + 3418304, params + 3485888, NULL, 0.0, packed + 4983035, 128, 528, 1, 6); /* inception7.conv6 */
-    cnn_pack_conv(params + 3486016, params + 3699008, NULL, 0.0, packed + 5052863, 256, 832, 1, 6); /* inception8.conv1 */
-    cnn_pack_conv(params + 3699264, params + 3832384, NULL, 0.0, packed + 5267777, 160, 832, 1, 6); /* inception8.conv2 */
-    cnn_pack_wino(params + 3832544, params + 4293344, NULL, 0.0, packed + 5402723, 320, 160, 6); /* inception8.conv3: Winograd */
-    cnn_pack_conv(params + 4293664, params + 4320288, NULL, 0.0, packed + 6232483, 32, 832, 1, 3); /* inception8.conv4 */
-    cnn_pack_conv(params + 4320320, params + 4422720, NULL, 0.0, packed + 6259972, 128, 800, 1, 32); /* inception8.conv5 */
-    cnn_pack_conv(params + 4422848, params + 4529344, NULL, 0.0, packed + 6362500, 128, 832, 1, 3); /* inception8.conv6 */
-    cnn_pack_conv(params + 4529472, params + 4848960, NULL, 0.0, packed + 6469957, 384, 832, 1, 12); /* inception9.conv1 */
-    cnn_pack_conv(params + 4849344, params + 5009088, NULL, 0.0, packed + 6789829, 192, 832, 1, 12); /* inception9.conv2 */
-    cnn_pack_wino(params + 5009280, params + 5672832, NULL, 0.0, packed + 6949765, 384, 192, 6); /* inception9.conv3: Winograd */
-    cnn_pack_conv(params + 5673216, params + 5713152, NULL, 0.0, packed + 8129797, 48, 832, 1, 12); /* inception9.conv4 */
-    cnn_pack_conv(params + 5713200, params + 5866800, NULL, 0.0, packed + 8169781, 128, 1200, 1, 32); /* inception9.conv5 */
-    cnn_pack_conv(params + 5866928, params + 5973424, NULL, 0.0, packed + 8323509, 128, 832, 1, 3); /* inception9.conv6 */
-    cnn_copy(params + 5973552, packed + 8430966, 1025000); /* dense1 */
+    cnn_pack_wino4(params + 13632, params + 124224, NULL, 0.0, packed + 13632, 192, 64, 6); /* conv3: Winograd F(4x4) */
+    cnn_pack_conv(params + 124416, params + 136704, NULL, 0.0, packed + 456192, 64, 192, 1, 4); /* inception1.conv1 */
+    cnn_pack_conv(params + 136768, params + 155200, NULL, 0.0, packed + 468544, 96, 192, 1, 6); /* inception1.conv2 */
+    cnn_pack_wino4(params + 155296, params + 265888, NULL, 0.0, packed + 487072, 128, 96, 3); /* inception1.conv3: Winograd F(4x4) */
+    cnn_pack_conv(params + 266016, params + 269088, NULL, 0.0, packed + 933024, 16, 192, 1, 4); /* inception1.conv4 */
+    cnn_pack_conv(params + 269104, params + 281904, NULL, 0.0, packed + 936112, 32, 400, 1, 4); /* inception1.conv5 */
+    cnn_pack_conv(params + 281936, params + 288080, NULL, 0.0, packed + 948944, 32, 192, 1, 4); /* inception1.conv6 */
+    cnn_pack_conv(params + 288112, params + 320880, NULL, 0.0, packed + 955120, 128, 256, 1, 4); /* inception2.conv1 */
+    cnn_pack_conv(params + 321008, params + 353776, NULL, 0.0, packed + 988016, 128, 256, 1, 4); /* inception2.conv2 */
+    cnn_pack_wino4(params + 353904, params + 575088, NULL, 0.0, packed + 1020912, 192, 128, 6); /* inception2.conv3: Winograd F(4x4) */
+    cnn_pack_conv(params + 575280, params + 583472, NULL, 0.0, packed + 1905840, 32, 256, 1, 4); /* inception2.conv4 */
+    cnn_pack_conv(params + 583504, params + 660304, NULL, 0.0, packed + 1914064, 96, 800, 1, 6); /* inception2.conv5 */
+    cnn_pack_conv(params + 660400, params + 676784, NULL, 0.0, packed + 1990960, 64, 256, 1, 4); /* inception2.conv6 */
+    cnn_pack_conv(params + 676848, params + 769008, NULL, 0.0, packed + 2007408, 192, 480, 1, 6); /* inception3.conv1 */
+    cnn_pack_conv(params + 769200, params + 815280, NULL, 0.0, packed + 2099760, 96, 480, 1, 6); /* inception3.conv2 */
+    cnn_pack_wino4(params + 815376, params + 995088, NULL, 0.0, packed + 2145936, 208, 96, 6); /* inception3.conv3: Winograd F(4x4) */
+    cnn_pack_conv(params + 995296, params + 1002976, NULL, 0.0, packed + 2871904, 16, 480, 1, 4); /* inception3.conv4 */
+    cnn_pack_conv(params + 1002992, params + 1022192, NULL, 0.0, packed + 2879600, 48, 400, 1, 16); /* inception3.conv5 */
+    cnn_pack_conv(params + 1022240, params + 1052960, NULL, 0.0, packed + 2898848, 64, 480, 1, 6); /* inception3.conv6 */
+    cnn_pack_conv(params + 1053024, params + 1134944, NULL, 0.0, packed + 2930594, 160, 512, 1, 6); /* inception4.conv1 */
+    cnn_pack_conv(params + 1135104, params + 1192448, NULL, 0.0, packed + 3013700, 112, 512, 1, 6); /* inception4.conv2 */
+    cnn_pack_wino4(params + 1192560, params + 1418352, NULL, 0.0, packed + 3072182, 224, 112, 6); /* inception4.conv3: Winograd F(4x4) */
+    cnn_pack_conv(params + 1418576, params + 1430864, NULL, 0.0, packed + 3991702, 24, 512, 1, 6); /* inception4.conv4 */
+    cnn_pack_conv(params + 1430888, params + 1469288, NULL, 0.0, packed + 4004014, 64, 600, 1, 4); /* inception4.conv5 */
+    cnn_pack_conv(params + 1469352, params + 1502120, NULL, 0.0, packed + 4042478, 64, 512, 1, 6); /* inception4.conv6 */
+    cnn_pack_conv(params + 1502184, params + 1567720, NULL, 0.0, packed + 4076336, 128, 512, 1, 6); /* inception5.conv1 */
+    cnn_pack_conv(params + 1567848, params + 1633384, NULL, 0.0, packed + 4144052, 128, 512, 1, 6); /* inception5.conv2 */
+    cnn_pack_wino4(params + 1633512, params + 1928424, NULL, 0.0, packed + 4211768, 256, 128, 6); /* inception5.conv3: Winograd F(4x4) */
+    cnn_pack_conv(params + 1928680, params + 1940968, NULL, 0.0, packed + 5400888, 24, 512, 1, 6); /* inception5.conv4 */
+    cnn_pack_conv(params + 1940992, params + 1979392, NULL, 0.0, packed + 5413200, 64, 600, 1, 4); /* inception5.conv5 */
+    cnn_pack_conv(params + 1979456, params + 2012224, NULL, 0.0, packed + 5451664, 64, 512, 1, 6); /* inception5.conv6 */
+    cnn_pack_conv(params + 2012288, params + 2069632, NULL, 0.0, packed + 5485522, 112, 512, 1, 6); /* inception6.conv1 */
+    cnn_pack_conv(params + 2069744, params + 2143472, NULL, 0.0, packed + 5544004, 144, 512, 1, 6); /* inception6.conv2 */
+    cnn_pack_wino4(params + 2143616, params + 2516864, NULL, 0.0, packed + 5617876, 288, 144, 6); /* inception6.conv3: Winograd F(4x4) */
+    cnn_pack_conv(params + 2517152, params + 2533536, NULL, 0.0, packed + 7111156, 32, 512, 1, 4); /* inception6.conv4 */
+    cnn_pack_conv(params + 2533568, params + 2584768, NULL, 0.0, packed + 7127572, 64, 800, 1, 8); /* inception6.conv5 */
+    cnn_pack_conv(params + 2584832, params + 2617600, NULL, 0.0, packed + 7178836, 64, 512, 1, 6); /* inception6.conv6 */
+    cnn_pack_conv(params + 2617664, params + 2752832, NULL, 0.0, packed + 7212694, 256, 528, 1, 6); /* inception7.conv1 */
+    cnn_pack_conv(params + 2753088, params + 2837568, NULL, 0.0, packed + 7349176, 160, 528, 1, 6); /* inception7.conv2 */
+    cnn_pack_wino4(params + 2837728, params + 3298528, NULL, 0.0, packed + 7434874, 320, 160, 6); /* inception7.conv3: Winograd F(4x4) */
+    cnn_pack_conv(params + 3298848, params + 3315744, NULL, 0.0, packed + 9301434, 32, 528, 1, 4); /* inception7.conv4 */
+    cnn_pack_conv(params + 3315776, params + 3418176, NULL, 0.0, packed + 9318362, 128, 800, 1, 3); /* inception7.conv5 */
+    cnn_pack_conv(params + 3418304, params + 3485888, NULL, 0.0, packed + 9421691, 128, 528, 1, 6); /* inception7.conv6 */
+    cnn_pack_conv(params + 3486016, params + 3699008, NULL, 0.0, packed + 9491519, 256, 832, 1, 6); /* inception8.conv1 */
+    cnn_pack_conv(params + 3699264, params + 3832384, NULL, 0.0, packed + 9706433, 160, 832, 1, 6); /* inception8.conv2 */
+    cnn_pack_wino(params + 3832544, params + 4293344, NULL, 0.0, packed + 9841379, 320, 160, 6); /* inception8.conv3: Winograd */
+    cnn_pack_conv(params + 4293664, params + 4320288, NULL, 0.0, packed + 10671139, 32, 832, 1, 3); /* inception8.conv4 */
+    cnn_pack_conv(params + 4320320, params + 4422720, NULL, 0.0, packed + 10698628, 128, 800, 1, 32); /* inception8.conv5 */
+    cnn_pack_conv(params + 4422848, params + 4529344, NULL, 0.0, packed + 10801156, 128, 832, 1, 3); /* inception8.conv6 */
+    cnn_pack_conv(params + 4529472, params + 4848960, NULL, 0.0, packed + 10908613, 384, 832, 1, 12); /* inception9.conv1 */
+    cnn_pack_conv(params + 4849344, params + 5009088, NULL, 0.0, packed + 11228485, 192, 832, 1, 12); /* inception9.conv2 */
+    cnn_pack_wino(params + 5009280, params + 5672832, NULL, 0.0, packed + 11388421, 384, 192, 6); /* inception9.conv3: Winograd */
+    cnn_pack_conv(params + 5673216, params + 5713152, NULL, 0.0, packed + 12568453, 48, 832, 1, 12); /* inception9.conv4 */
+    cnn_pack_conv(params + 5713200, params + 5866800, NULL, 0.0, packed + 12608437, 128, 1200, 1, 32); /* inception9.conv5 */
+    cnn_pack_conv(params + 5866928, params + 5973424, NULL, 0.0, packed + 12762165, 128, 832, 1, 3); /* inception9.conv6 */
+    cnn_copy(params + 5973552, packed + 12869622, 1025000); /* dense1 */
 }
 
 /* Inference on `batch` samples (1..googlenet_BATCH), NCHW in and out. Returns 0,
@@ -14200,76 +18355,76 @@ int googlenet_forward(const float *packed, const float *in_img, float *out_logit
     conv1(in_img, A + 0, packed + 0, A + 802816, batch);
     maxpool1(A + 0, A + 802816, A + 1003520, batch);
     lrn1(A + 802816, A + 201216, batch);
-    conv2(A + 201216, A + 1371392, packed + 9472, A + 0, batch);
-    conv3(A + 1371392, A + 769280, packed + 13632, A + 0, batch);
-    lrn2(A + 769280, A + 0, batch);
-    maxpool2(A + 0, A + 602112, A + 752640, batch);
-    inception1_conv1(A + 602112, A + 1162240, packed + 210432, A + 0, batch);
-    inception1_conv2(A + 602112, A + 903168, packed + 222784, A + 752640, batch);
-    inception1_conv3(A + 903168, A + 1212416, packed + 241312, A + 0, batch);
-    inception1_conv4(A + 602112, A + 769056, packed + 439584, A + 0, batch);
-    inception1_conv5(A + 769056, A + 1312768, packed + 442672, A + 752640, batch);
-    inception1_maxpool1(A + 602112, A + 752640, A + 903168, batch);
-    inception1_conv6(A + 752640, A + 1337856, packed + 455504, A + 0, batch);
-    inception2_conv1(A + 1162240, A + 785920, packed + 461680, A + 0, batch);
-    inception2_conv2(A + 1162240, A + 1362944, packed + 494576, A + 0, batch);
-    inception2_conv3(A + 1362944, A + 886272, packed + 527472, A + 0, batch);
-    inception2_conv4(A + 1162240, A + 202752, packed + 920880, A + 0, batch);
-    inception2_conv5(A + 202752, A + 1036800, packed + 929104, A + 0, batch);
-    inception2_maxpool1(A + 1162240, A + 202752, A + 0, batch);
-    inception2_conv6(A + 202752, A + 1112064, packed + 1006000, A + 0, batch);
-    maxpool3(A + 785920, A + 477696, A + 571776, batch);
-    inception3_conv1(A + 477696, A + 377344, packed + 1022448, A + 0, batch);
-    inception3_conv2(A + 477696, A + 340992, packed + 1114800, A + 0, batch);
-    inception3_conv3(A + 340992, A + 414976, packed + 1160976, A + 0, batch);
-    inception3_conv4(A + 477696, A + 103680, packed + 1483744, A + 0, batch);
-    inception3_conv5(A + 103680, A + 455744, packed + 1491440, A + 0, batch);
-    inception3_maxpool1(A + 477696, A + 99840, A + 0, batch);
-    inception3_conv6(A + 99840, A + 465152, packed + 1510688, A + 0, batch);
-    inception4_conv1(A + 377344, A + 477696, packed + 1542434, A + 0, batch);
-    inception4_conv2(A + 377344, A + 578048, packed + 1625540, A + 0, batch);
-    inception4_conv3(A + 578048, A + 509056, packed + 1684022, A + 0, batch);
-    inception4_conv4(A + 377344, A + 106496, packed + 2087446, A + 0, batch);
-    inception4_conv5(A + 106496, A + 552960, packed + 2099758, A + 0, batch);
-    inception4_maxpool1(A + 377344, A + 106496, A + 0, batch);
-    inception4_conv6(A + 106496, A + 565504, packed + 2138222, A + 0, batch);
-    inception5_conv1(A + 477696, A + 578048, packed + 2172080, A + 0, batch);
-    inception5_conv2(A + 477696, A + 432128, packed + 2239796, A + 0, batch);
-    inception5_conv3(A + 432128, A + 603136, packed + 2307512, A + 0, batch);
-    inception5_conv4(A + 477696, A + 106496, packed + 2836152, A + 0, batch);
-    inception5_conv5(A + 106496, A + 653312, packed + 2848464, A + 0, batch);
-    inception5_maxpool1(A + 477696, A + 106496, A + 0, batch);
-    inception5_conv6(A + 106496, A + 665856, packed + 2886928, A + 0, batch);
-    inception6_conv1(A + 578048, A + 701696, packed + 2920786, A + 0, batch);
-    inception6_conv2(A + 578048, A + 483840, packed + 2979268, A + 0, batch);
-    inception6_conv3(A + 483840, A + 723648, packed + 3053140, A + 0, batch);
-    inception6_conv4(A + 578048, A + 688768, packed + 3716980, A + 0, batch);
-    inception6_conv5(A + 688768, A + 780096, packed + 3733396, A + 678400, batch);
-    inception6_maxpool1(A + 578048, A + 106496, A + 678400, batch);
-    inception6_conv6(A + 106496, A + 792640, packed + 3784660, A + 0, batch);
-    inception7_conv1(A + 701696, A + 538624, packed + 3818518, A + 0, batch);
-    inception7_conv2(A + 701696, A + 805184, packed + 3955000, A + 0, batch);
-    inception7_conv3(A + 805184, A + 588800, packed + 4040698, A + 0, batch);
-    inception7_conv4(A + 701696, A + 114048, packed + 4862778, A + 0, batch);
-    inception7_conv5(A + 114048, A + 651520, packed + 4879706, A + 0, batch);
-    inception7_maxpool1(A + 701696, A + 109824, A + 0, batch);
-    inception7_conv6(A + 109824, A + 676608, packed + 4983035, A + 0, batch);
-    maxpool4(A + 538624, A + 139904, A + 0, batch);
-    inception8_conv1(A + 139904, A + 216832, packed + 5052863, A + 0, batch);
-    inception8_conv2(A + 139904, A + 180672, packed + 5267777, A + 0, batch);
-    inception8_conv3(A + 180672, A + 229376, packed + 5402723, A + 0, batch);
-    inception8_conv4(A + 139904, A + 184544, packed + 6232483, A + 0, batch);
-    inception8_conv5(A + 184544, A + 245056, packed + 6259972, A + 180672, batch);
+    conv2(A + 201216, A + 1001984, packed + 9472, A + 0, batch);
+    conv3(A + 1001984, A + 0, packed + 13632, A + 602112, batch);
+    lrn2(A + 0, A + 602112, batch);
+    maxpool2(A + 602112, A + 362880, A + 513408, batch);
+    inception1_conv1(A + 362880, A + 698880, packed + 456192, A + 0, batch);
+    inception1_conv2(A + 362880, A + 899584, packed + 468544, A + 513408, batch);
+    inception1_conv3(A + 899584, A + 749056, packed + 487072, A + 0, batch);
+    inception1_conv4(A + 362880, A + 529824, packed + 933024, A + 0, batch);
+    inception1_conv5(A + 529824, A + 849408, packed + 936112, A + 513408, batch);
+    inception1_maxpool1(A + 362880, A + 513408, A + 663936, batch);
+    inception1_conv6(A + 513408, A + 874496, packed + 948944, A + 0, batch);
+    inception2_conv1(A + 698880, A + 0, packed + 955120, A + 376320, batch);
+    inception2_conv2(A + 698880, A + 899584, packed + 988016, A + 376320, batch);
+    inception2_conv3(A + 899584, A + 100352, packed + 1020912, A + 376320, batch);
+    inception2_conv4(A + 698880, A + 579072, packed + 1905840, A + 376320, batch);
+    inception2_conv5(A + 579072, A + 250880, packed + 1914064, A + 376320, batch);
+    inception2_maxpool1(A + 698880, A + 899584, A + 376320, batch);
+    inception2_conv6(A + 899584, A + 326144, packed + 1990960, A + 376320, batch);
+    maxpool3(A + 0, A + 376320, A + 470400, batch);
+    inception3_conv1(A + 376320, A + 236160, packed + 2007408, A + 0, batch);
+    inception3_conv2(A + 376320, A + 210816, packed + 2099760, A + 0, batch);
+    inception3_conv3(A + 210816, A + 273792, packed + 2145936, A + 0, batch);
+    inception3_conv4(A + 376320, A + 341696, packed + 2871904, A + 0, batch);
+    inception3_conv5(A + 341696, A + 314560, packed + 2879600, A + 336512, batch);
+    inception3_maxpool1(A + 376320, A + 99840, A + 336512, batch);
+    inception3_conv6(A + 99840, A + 323968, packed + 2898848, A + 0, batch);
+    inception4_conv1(A + 236160, A + 336512, packed + 2930594, A + 0, batch);
+    inception4_conv2(A + 236160, A + 436864, packed + 3013700, A + 0, batch);
+    inception4_conv3(A + 436864, A + 367872, packed + 3072182, A + 0, batch);
+    inception4_conv4(A + 236160, A + 106496, packed + 3991702, A + 0, batch);
+    inception4_conv5(A + 106496, A + 411776, packed + 4004014, A + 0, batch);
+    inception4_maxpool1(A + 236160, A + 106496, A + 206848, batch);
+    inception4_conv6(A + 106496, A + 424320, packed + 4042478, A + 0, batch);
+    inception5_conv1(A + 336512, A + 602944, packed + 4076336, A + 0, batch);
+    inception5_conv2(A + 336512, A + 268416, packed + 4144052, A + 0, batch);
+    inception5_conv3(A + 268416, A + 628032, packed + 4211768, A + 0, batch);
+    inception5_conv4(A + 336512, A + 444672, packed + 5400888, A + 0, batch);
+    inception5_conv5(A + 444672, A + 678208, packed + 5413200, A + 436864, batch);
+    inception5_maxpool1(A + 336512, A + 436864, A + 537216, batch);
+    inception5_conv6(A + 436864, A + 690752, packed + 5451664, A + 0, batch);
+    inception6_conv1(A + 602944, A + 499456, packed + 5485522, A + 0, batch);
+    inception6_conv2(A + 602944, A + 300672, packed + 5544004, A + 0, batch);
+    inception6_conv3(A + 300672, A + 521408, packed + 5617876, A + 0, batch);
+    inception6_conv4(A + 602944, A + 110592, packed + 7111156, A + 0, batch);
+    inception6_conv5(A + 110592, A + 577856, packed + 7127572, A + 0, batch);
+    inception6_maxpool1(A + 602944, A + 106496, A + 0, batch);
+    inception6_conv6(A + 106496, A + 590400, packed + 7178836, A + 0, batch);
+    inception7_conv1(A + 499456, A + 336384, packed + 7212694, A + 0, batch);
+    inception7_conv2(A + 499456, A + 602944, packed + 7349176, A + 0, batch);
+    inception7_conv3(A + 602944, A + 386560, packed + 7434874, A + 0, batch);
+    inception7_conv4(A + 499456, A + 114048, packed + 9301434, A + 0, batch);
+    inception7_conv5(A + 114048, A + 449280, packed + 9318362, A + 0, batch);
+    inception7_maxpool1(A + 499456, A + 109824, A + 0, batch);
+    inception7_conv6(A + 109824, A + 474368, packed + 9421691, A + 0, batch);
+    maxpool4(A + 336384, A + 139904, A + 0, batch);
+    inception8_conv1(A + 139904, A + 216832, packed + 9491519, A + 0, batch);
+    inception8_conv2(A + 139904, A + 180672, packed + 9706433, A + 0, batch);
+    inception8_conv3(A + 180672, A + 229376, packed + 9841379, A + 0, batch);
+    inception8_conv4(A + 139904, A + 184544, packed + 10671139, A + 0, batch);
+    inception8_conv5(A + 184544, A + 245056, packed + 10698628, A + 180672, batch);
     inception8_maxpool1(A + 139904, A + 53248, A + 180672, batch);
-    inception8_conv6(A + 53248, A + 251328, packed + 6362500, A + 0, batch);
-    inception9_conv1(A + 216832, A + 166656, packed + 6469957, A + 0, batch);
-    inception9_conv2(A + 216832, A + 257600, packed + 6789829, A + 0, batch);
-    inception9_conv3(A + 257600, A + 185472, packed + 6949765, A + 0, batch);
-    inception9_conv4(A + 216832, A + 46592, packed + 8129797, A + 0, batch);
-    inception9_conv5(A + 46592, A + 204288, packed + 8169781, A + 0, batch);
+    inception8_conv6(A + 53248, A + 251328, packed + 10801156, A + 0, batch);
+    inception9_conv1(A + 216832, A + 166656, packed + 10908613, A + 0, batch);
+    inception9_conv2(A + 216832, A + 257600, packed + 11228485, A + 0, batch);
+    inception9_conv3(A + 257600, A + 185472, packed + 11388421, A + 0, batch);
+    inception9_conv4(A + 216832, A + 46592, packed + 12568453, A + 0, batch);
+    inception9_conv5(A + 46592, A + 204288, packed + 12608437, A + 0, batch);
     inception9_maxpool1(A + 216832, A + 53248, A + 0, batch);
-    inception9_conv6(A + 53248, A + 210560, packed + 8323509, A + 0, batch);
+    inception9_conv6(A + 53248, A + 210560, packed + 12762165, A + 0, batch);
     avgpool1(A + 166656, A + 0, batch);
-    dense1(A + 0, out_logits, packed + 8430966, A + 1572096, batch);
+    dense1(A + 0, out_logits, packed + 12869622, A + 1322752, batch);
     return 0;
 }

@@ -13,8 +13,8 @@ extern "C" {
 #define googlenet_IN_img_SIZE 150528
 #define googlenet_OUT_logits_SIZE 1000
 #define googlenet_PARAM_COUNT 6998552
-#define googlenet_PACKED_COUNT 9455966
-#define googlenet_ARENA_BYTES 6288448
+#define googlenet_PACKED_COUNT 13894622
+#define googlenet_ARENA_BYTES 5291072
 
 /* Canonical parameters (the order of DSL.md, as in a --weights file) to
  * the layout the kernels read: params holds googlenet_PARAM_COUNT floats,

@@ -410,19 +410,19 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
 /* conv2 — examples/mnist.cnn:12: conv 3x3 p1 32
  *   in [32,14,14] -> out [32,14,14]
  *   weights at packed[320]: weight [32,32,3,3] + bias [32] (packed in blocks of 3 output channels)
- *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); then relu2; then the 2x2 max pool maxpool2 in registers, so it stores [32,7,7]
+ *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs from 4x4 patches, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); then relu2; then the 2x2 max pool maxpool2 in registers, so it stores [32,7,7]
  */
 static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 3, NV = 4, W = 8, BR = 7, TB = 64 };
+    enum { MR = 3, NV = 4, W = 8, BR = 7, TB = 64, NX = 16 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
-     * rows a band; TB tiles a row of V and M */
+     * rows a band; TB tiles a row of V and M; NX products, F(2x2,3x3) */
     const float *bias = w + 16896;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 6272;
         float *yb = y + (ptrdiff_t)b * 1568;
         float *in = s + (ptrdiff_t)b * 75776; /* this sample's padded input, */
-        float *V = in + 9216; /* the band transformed, [16][32][TB], */
-        float *M = V + 32768; /* the 16 products, [16][33][TB] */
+        float *V = in + 9216; /* the band transformed, [NX][32][TB], */
+        float *M = V + 32768; /* the NX products, [NX][33][TB] */
         cnn_pad(xb0, in, 32, 14, 14, 1, 1, 16, 18, 0);
         for (int ty0 = 0; ty0 < 7; ty0 += BR) {
             const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
@@ -469,10 +469,10 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                     _mm256_storeu_ps(o + 30720, _mm256_sub_ps(t13, t33));
                 }
                 for (int v = used; v < nvec; v++)
-                    for (int xi = 0; xi < 16; xi++)
+                    for (int xi = 0; xi < NX; xi++)
                         _mm256_storeu_ps(vc + xi * 2048 + v * W, _mm256_setzero_ps());
             }
-            for (int it = 0; it < 16 * 11 * (nvec / NV); it++) {
+            for (int it = 0; it < NX * 11 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 11, kb = kx - xi * 11;
                 const float *wp = w + (ptrdiff_t)kx * 96;

@@ -4,8 +4,8 @@
  * command: cnnc build examples/resnet50.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
- * arena:   9642048 bytes (109083520 without reuse; 8036416 live at most)
- * weights: 25610152 canonical floats, 32073884 packed
+ * arena:   9642048 bytes (100803968 without reuse; 8036416 live at most)
+ * weights: 25610152 canonical floats, 39928988 packed
  *
  * Inference calls no library function but memcpy/memset (which a
  * compiler may emit for plain loops) and needs no libm. */
@@ -256,6 +256,47 @@ static void cnn_pack_wino(const float *w, const float *bias, const float *bn,
             for (int xi = 0; xi < 16; xi++)
                 out[(((ptrdiff_t)xi * blocks + oc / mr) * c + ci) * mr + oc % mr] =
                     (float)u[xi / 4][xi % 4];
+        }
+        if (oc < k)
+            ob[oc] = (float)((bias ? bias[oc] : 0.0) * scale + shift);
+    }
+}
+
+/* The same for F(4x4, 3x3): U = G g G^T with G = [1/4 0 0; -1/6 -1/6 -1/6;
+ * -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1], as [36][k in blocks
+ * of mr][c][mr], then the k biases. The sums are scaled last, so no
+ * product can be contracted into an FMA: pack.c gets the same bits. */
+static void cnn_wino4_g(const double *x, int s, double *out, int os) {
+    out[0] = x[0] * 0.25;
+    out[os] = -(x[0] + x[s] + x[2 * s]) / 6.0;
+    out[2 * os] = -(x[0] - x[s] + x[2 * s]) / 6.0;
+    out[3 * os] = (x[0] + 2.0 * x[s] + 4.0 * x[2 * s]) / 24.0;
+    out[4 * os] = (x[0] - 2.0 * x[s] + 4.0 * x[2 * s]) / 24.0;
+    out[5 * os] = x[2 * s];
+}
+
+static void cnn_pack_wino4(const float *w, const float *bias, const float *bn,
+                           double eps, float *out, int k, int c, int mr) {
+    int blocks = (k + mr - 1) / mr;
+    float *ob = out + (ptrdiff_t)36 * blocks * mr * c;
+    for (int oc = 0; oc < blocks * mr; oc++) {
+        double scale = 1.0, shift = 0.0;
+        if (oc < k && bn) {
+            scale = (double)(float)(bn[oc] / cnn_sqrt((double)bn[3 * k + oc] + eps));
+            shift = bn[k + oc] - (double)bn[2 * k + oc] * scale;
+        }
+        for (int ci = 0; ci < c; ci++) {
+            double g[3][3], t[6][3], u[6][6];
+            for (int i = 0; i < 9; i++)
+                g[i / 3][i % 3] =
+                    oc < k ? (float)(w[((ptrdiff_t)oc * c + ci) * 9 + i] * scale) : 0.0f;
+            for (int j = 0; j < 3; j++)
+                cnn_wino4_g(&g[0][j], 3, &t[0][j], 3);
+            for (int i = 0; i < 6; i++)
+                cnn_wino4_g(t[i], 1, u[i], 1);
+            for (int xi = 0; xi < 36; xi++)
+                out[(((ptrdiff_t)xi * blocks + oc / mr) * c + ci) * mr + oc % mr] =
+                    (float)u[xi / 6][xi % 6];
         }
         if (oc < k)
             ob[oc] = (float)((bias ? bias[oc] : 0.0) * scale + shift);
@@ -873,159 +914,431 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv1(const float *restri
 
 /* bottleneck_proj1.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 64
  *   in [64,56,56] -> out [64,56,56]
- *   weights at packed[13632]: weight [64,64,3,3] (packed in blocks of 4 output channels)
- *   avx2: Winograd F(2x2,3x3), 28x28 tiles of 2x2 outputs, 8 a vector; bands of BR=3 tile rows; 16 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); bottleneck_proj1.bottleneck_path1.bn2 folded into the weights; then bottleneck_proj1.bottleneck_path1.relu2
+ *   weights at packed[13632]: weight [64,64,3,3] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(4x4,3x3), 14x14 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=1 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck_proj1.bottleneck_path1.bn2 folded into the weights; then bottleneck_proj1.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, W = 8, BR = 3, TB = 96 };
+    enum { MR = 6, NV = 2, W = 8, BR = 1, TB = 16, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
-     * rows a band; TB tiles a row of V and M */
-    const float *bias = w + 65536;
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 152064;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
-        float *in = s + (ptrdiff_t)b * 441600; /* this sample's padded input, */
-        float *V = in + 244992; /* the band transformed, [16][64][TB], */
-        float *M = V + 98304; /* the 16 products, [16][64][TB] */
-        cnn_pad(xb0, in, 64, 56, 56, 1, 1, 58, 66, 0);
-        for (int ty0 = 0; ty0 < 28; ty0 += BR) {
-            const int rows = ty0 + BR <= 28 ? BR : 28 - ty0;
-            const int used = rows / 1 * 4; /* vectors of tiles */
+        float *in = s + (ptrdiff_t)b * 327296; /* this sample's padded input, */
+        float *V = in + 252416; /* the band transformed, [NX][64][TB], */
+        float *M = V + 36864; /* the NX products, [NX][66][TB] */
+        cnn_pad(xb0, in, 64, 56, 56, 1, 1, 58, 68, 0);
+        for (int ty0 = 0; ty0 < 14; ty0 += BR) {
+            const int rows = ty0 + BR <= 14 ? BR : 14 - ty0;
+            const int used = rows / 1 * 2; /* vectors of tiles */
             const int nvec = (used + NV - 1) / NV * NV;
             for (int c = 0; c < 64; c++) {
                 float *vc = V + c * TB;
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 4, xv = v - r * 4;
-                    const float *d = in + (ptrdiff_t)c * 3828 + (2 * (ty0 + r)) * 66 + 2 * xv * W;
-                    __m256 d0, d1, d2, d3;
-                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
-                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
-                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 66), _mm256_loadu_ps(d + 74), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &d2, &d3);
-                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
-                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 132), _mm256_loadu_ps(d + 140), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 134), _mm256_loadu_ps(d + 142), &d2, &d3);
-                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
-                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 198), _mm256_loadu_ps(d + 206), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 200), _mm256_loadu_ps(d + 208), &d2, &d3);
-                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
-                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    const int r = v / 2, xv = v - r * 2;
+                    const float *d = in + (ptrdiff_t)c * 3944 + (4 * (ty0 + r)) * 68 + 4 * xv * W;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 16), _mm256_loadu_ps(d + 24), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 84), _mm256_loadu_ps(d + 92), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 72), _mm256_loadu_ps(d + 80), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 88), _mm256_loadu_ps(d + 96), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 136), _mm256_loadu_ps(d + 144), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 152), _mm256_loadu_ps(d + 160), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 140), _mm256_loadu_ps(d + 148), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 156), _mm256_loadu_ps(d + 164), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 204), _mm256_loadu_ps(d + 212), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 220), _mm256_loadu_ps(d + 228), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 208), _mm256_loadu_ps(d + 216), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 224), _mm256_loadu_ps(d + 232), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 272), _mm256_loadu_ps(d + 280), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 288), _mm256_loadu_ps(d + 296), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 276), _mm256_loadu_ps(d + 284), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 292), _mm256_loadu_ps(d + 300), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 340), _mm256_loadu_ps(d + 348), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 356), _mm256_loadu_ps(d + 364), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 344), _mm256_loadu_ps(d + 352), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 360), _mm256_loadu_ps(d + 368), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
                     float *o = vc + v * W;
-                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
-                    _mm256_storeu_ps(o + 24576, _mm256_add_ps(t10, t20));
-                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t20, t10));
-                    _mm256_storeu_ps(o + 73728, _mm256_sub_ps(t10, t30));
-                    _mm256_storeu_ps(o + 6144, _mm256_sub_ps(t01, t21));
-                    _mm256_storeu_ps(o + 30720, _mm256_add_ps(t11, t21));
-                    _mm256_storeu_ps(o + 55296, _mm256_sub_ps(t21, t11));
-                    _mm256_storeu_ps(o + 79872, _mm256_sub_ps(t11, t31));
-                    _mm256_storeu_ps(o + 12288, _mm256_sub_ps(t02, t22));
-                    _mm256_storeu_ps(o + 36864, _mm256_add_ps(t12, t22));
-                    _mm256_storeu_ps(o + 61440, _mm256_sub_ps(t22, t12));
-                    _mm256_storeu_ps(o + 86016, _mm256_sub_ps(t12, t32));
-                    _mm256_storeu_ps(o + 18432, _mm256_sub_ps(t03, t23));
-                    _mm256_storeu_ps(o + 43008, _mm256_add_ps(t13, t23));
-                    _mm256_storeu_ps(o + 67584, _mm256_sub_ps(t23, t13));
-                    _mm256_storeu_ps(o + 92160, _mm256_sub_ps(t13, t33));
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 6144, u1);
+                        _mm256_storeu_ps(o + 12288, u2);
+                        _mm256_storeu_ps(o + 18432, u3);
+                        _mm256_storeu_ps(o + 24576, u4);
+                        _mm256_storeu_ps(o + 30720, u5);
+                    }
+                    {
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 1024, u0);
+                        _mm256_storeu_ps(o + 7168, u1);
+                        _mm256_storeu_ps(o + 13312, u2);
+                        _mm256_storeu_ps(o + 19456, u3);
+                        _mm256_storeu_ps(o + 25600, u4);
+                        _mm256_storeu_ps(o + 31744, u5);
+                    }
+                    {
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 2048, u0);
+                        _mm256_storeu_ps(o + 8192, u1);
+                        _mm256_storeu_ps(o + 14336, u2);
+                        _mm256_storeu_ps(o + 20480, u3);
+                        _mm256_storeu_ps(o + 26624, u4);
+                        _mm256_storeu_ps(o + 32768, u5);
+                    }
+                    {
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 3072, u0);
+                        _mm256_storeu_ps(o + 9216, u1);
+                        _mm256_storeu_ps(o + 15360, u2);
+                        _mm256_storeu_ps(o + 21504, u3);
+                        _mm256_storeu_ps(o + 27648, u4);
+                        _mm256_storeu_ps(o + 33792, u5);
+                    }
+                    {
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 10240, u1);
+                        _mm256_storeu_ps(o + 16384, u2);
+                        _mm256_storeu_ps(o + 22528, u3);
+                        _mm256_storeu_ps(o + 28672, u4);
+                        _mm256_storeu_ps(o + 34816, u5);
+                    }
+                    {
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 5120, u0);
+                        _mm256_storeu_ps(o + 11264, u1);
+                        _mm256_storeu_ps(o + 17408, u2);
+                        _mm256_storeu_ps(o + 23552, u3);
+                        _mm256_storeu_ps(o + 29696, u4);
+                        _mm256_storeu_ps(o + 35840, u5);
+                    }
                 }
                 for (int v = used; v < nvec; v++)
-                    for (int xi = 0; xi < 16; xi++)
-                        _mm256_storeu_ps(vc + xi * 6144 + v * W, _mm256_setzero_ps());
+                    for (int xi = 0; xi < NX; xi++)
+                        _mm256_storeu_ps(vc + xi * 1024 + v * W, _mm256_setzero_ps());
             }
-            for (int it = 0; it < 16 * 16 * (nvec / NV); it++) {
+            for (int it = 0; it < NX * 11 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
-                const int xi = kx / 16, kb = kx - xi * 16;
-                const float *wp = w + (ptrdiff_t)kx * 256;
-                const float *xp = V + (ptrdiff_t)xi * 6144 + tg * NV * W;
+                const int xi = kx / 11, kb = kx - xi * 11;
+                const float *wp = w + (ptrdiff_t)kx * 384;
+                const float *xp = V + (ptrdiff_t)xi * 1024 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
-                __m256 c02 = _mm256_setzero_ps();
                 __m256 c10 = _mm256_setzero_ps();
                 __m256 c11 = _mm256_setzero_ps();
-                __m256 c12 = _mm256_setzero_ps();
                 __m256 c20 = _mm256_setzero_ps();
                 __m256 c21 = _mm256_setzero_ps();
-                __m256 c22 = _mm256_setzero_ps();
                 __m256 c30 = _mm256_setzero_ps();
                 __m256 c31 = _mm256_setzero_ps();
-                __m256 c32 = _mm256_setzero_ps();
+                __m256 c40 = _mm256_setzero_ps();
+                __m256 c41 = _mm256_setzero_ps();
+                __m256 c50 = _mm256_setzero_ps();
+                __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 64; c++, xp += TB, wp += MR) {
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
-                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
                     __m256 wv = _mm256_set1_ps(wp[0]);
                     c00 = _mm256_fmadd_ps(wv, xv0, c00);
                     c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
                     wv = _mm256_set1_ps(wp[1]);
                     c10 = _mm256_fmadd_ps(wv, xv0, c10);
                     c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
                     wv = _mm256_set1_ps(wp[2]);
                     c20 = _mm256_fmadd_ps(wv, xv0, c20);
                     c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
                     wv = _mm256_set1_ps(wp[3]);
                     c30 = _mm256_fmadd_ps(wv, xv0, c30);
                     c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                    c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                    wv = _mm256_set1_ps(wp[4]);
+                    c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                    c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                    wv = _mm256_set1_ps(wp[5]);
+                    c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                    c51 = _mm256_fmadd_ps(wv, xv1, c51);
                 }
-                float *mp = M + (ptrdiff_t)xi * 6144 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 1056 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
-                _mm256_storeu_ps(mp + 16, c02);
-                _mm256_storeu_ps(mp + 96, c10);
-                _mm256_storeu_ps(mp + 104, c11);
-                _mm256_storeu_ps(mp + 112, c12);
-                _mm256_storeu_ps(mp + 192, c20);
-                _mm256_storeu_ps(mp + 200, c21);
-                _mm256_storeu_ps(mp + 208, c22);
-                _mm256_storeu_ps(mp + 288, c30);
-                _mm256_storeu_ps(mp + 296, c31);
-                _mm256_storeu_ps(mp + 304, c32);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
             }
             for (int k = 0; k < 64; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 4, xv = v - r * 4;
-                    const int oh = 2 * (ty0 + r);
+                    const int r = v / 2, xv = v - r * 2;
+                    const int oh = 4 * (ty0 + r);
                     const float *m = M + k * TB + v * W;
-                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 24576),
-                                 m20 = _mm256_loadu_ps(m + 49152), m30 = _mm256_loadu_ps(m + 73728);
-                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
-                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
-                    const __m256 m01 = _mm256_loadu_ps(m + 6144), m11 = _mm256_loadu_ps(m + 30720),
-                                 m21 = _mm256_loadu_ps(m + 55296), m31 = _mm256_loadu_ps(m + 79872);
-                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
-                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
-                    const __m256 m02 = _mm256_loadu_ps(m + 12288), m12 = _mm256_loadu_ps(m + 36864),
-                                 m22 = _mm256_loadu_ps(m + 61440), m32 = _mm256_loadu_ps(m + 86016);
-                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
-                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
-                    const __m256 m03 = _mm256_loadu_ps(m + 18432), m13 = _mm256_loadu_ps(m + 43008),
-                                 m23 = _mm256_loadu_ps(m + 67584), m33 = _mm256_loadu_ps(m + 92160);
-                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
-                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
-                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
-                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
-                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
-                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
-                    __m256 lo, hi;
-                    cnn_zip(y00, y01, &lo, &hi);
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 6336);
+                        const __m256 x2 = _mm256_loadu_ps(m + 12672);
+                        const __m256 x3 = _mm256_loadu_ps(m + 19008);
+                        const __m256 x4 = _mm256_loadu_ps(m + 25344);
+                        const __m256 x5 = _mm256_loadu_ps(m + 31680);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 1056);
+                        const __m256 x1 = _mm256_loadu_ps(m + 7392);
+                        const __m256 x2 = _mm256_loadu_ps(m + 13728);
+                        const __m256 x3 = _mm256_loadu_ps(m + 20064);
+                        const __m256 x4 = _mm256_loadu_ps(m + 26400);
+                        const __m256 x5 = _mm256_loadu_ps(m + 32736);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 2112);
+                        const __m256 x1 = _mm256_loadu_ps(m + 8448);
+                        const __m256 x2 = _mm256_loadu_ps(m + 14784);
+                        const __m256 x3 = _mm256_loadu_ps(m + 21120);
+                        const __m256 x4 = _mm256_loadu_ps(m + 27456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 33792);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 3168);
+                        const __m256 x1 = _mm256_loadu_ps(m + 9504);
+                        const __m256 x2 = _mm256_loadu_ps(m + 15840);
+                        const __m256 x3 = _mm256_loadu_ps(m + 22176);
+                        const __m256 x4 = _mm256_loadu_ps(m + 28512);
+                        const __m256 x5 = _mm256_loadu_ps(m + 34848);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 4224);
+                        const __m256 x1 = _mm256_loadu_ps(m + 10560);
+                        const __m256 x2 = _mm256_loadu_ps(m + 16896);
+                        const __m256 x3 = _mm256_loadu_ps(m + 23232);
+                        const __m256 x4 = _mm256_loadu_ps(m + 29568);
+                        const __m256 x5 = _mm256_loadu_ps(m + 35904);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 5280);
+                        const __m256 x1 = _mm256_loadu_ps(m + 11616);
+                        const __m256 x2 = _mm256_loadu_ps(m + 17952);
+                        const __m256 x3 = _mm256_loadu_ps(m + 24288);
+                        const __m256 x4 = _mm256_loadu_ps(m + 30624);
+                        const __m256 x5 = _mm256_loadu_ps(m + 36960);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s01, s02), yq = _mm256_sub_ps(s01, s02),
+                                     yr = _mm256_add_ps(s03, s04), ys = _mm256_sub_ps(s03, s04);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s00, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s05);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 3136 + oy * 56 + ow;
+                            const int oy = oh + 0, ow = 4 * xv * W + 0, at = k * 3136 + oy * 56 + ow;
                             if (oy >= 56) {
                             } else if (ow + W <= 56) {
-                                __m256 x = lo;
+                                __m256 x = q0;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 56) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q0);
                                 for (int l = 0; l < 56 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -1034,33 +1347,15 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv2(const float *restri
                             }
                         }
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 3136 + oy * 56 + ow;
+                            const int oy = oh + 0, ow = 4 * xv * W + 8, at = k * 3136 + oy * 56 + ow;
                             if (oy >= 56) {
                             } else if (ow + W <= 56) {
-                                __m256 x = hi;
+                                __m256 x = q1;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 56) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
-                                for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                    cnn_zip(y10, y11, &lo, &hi);
-                        {
-                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 3136 + oy * 56 + ow;
-                            if (oy >= 56) {
-                            } else if (ow + W <= 56) {
-                                __m256 x = lo;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 56) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q1);
                                 for (int l = 0; l < 56 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -1069,15 +1364,15 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv2(const float *restri
                             }
                         }
                         {
-                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 3136 + oy * 56 + ow;
+                            const int oy = oh + 0, ow = 4 * xv * W + 16, at = k * 3136 + oy * 56 + ow;
                             if (oy >= 56) {
                             } else if (ow + W <= 56) {
-                                __m256 x = hi;
+                                __m256 x = q2;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 56) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
+                                _mm256_storeu_ps(lane, q2);
                                 for (int l = 0; l < 56 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -1085,6 +1380,267 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv2(const float *restri
                                 }
                             }
                         }
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 24, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s11, s12), yq = _mm256_sub_ps(s11, s12),
+                                     yr = _mm256_add_ps(s13, s14), ys = _mm256_sub_ps(s13, s14);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s10, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s15);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 0, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 8, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 16, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 24, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s21, s22), yq = _mm256_sub_ps(s21, s22),
+                                     yr = _mm256_add_ps(s23, s24), ys = _mm256_sub_ps(s23, s24);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s20, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s25);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 0, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 8, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 16, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 24, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s31, s32), yq = _mm256_sub_ps(s31, s32),
+                                     yr = _mm256_add_ps(s33, s34), ys = _mm256_sub_ps(s33, s34);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s30, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s35);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 0, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 8, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 16, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 24, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -1093,7 +1649,7 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv2(const float *restri
 
 /* bottleneck_proj1.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 256
  *   in [64,56,56] -> out [256,56,56]
- *   weights at packed[79232]: weight [256,64,1,1] (packed in blocks of 4 output channels)
+ *   weights at packed[165760]: weight [256,64,1,1] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck_proj1.bottleneck_path1.bn3 folded into the weights
  */
 static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -1331,7 +1887,7 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv3(const float *restri
 
 /* bottleneck_proj1.conv1 — examples/resnet50.cnn:32: conv 1x1 256
  *   in [64,56,56] -> out [256,56,56]
- *   weights at packed[95872]: weight [256,64,1,1] (packed in blocks of 4 output channels)
+ *   weights at packed[182400]: weight [256,64,1,1] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck_proj1.bn1 folded into the weights; then + bottleneck_proj1.bottleneck_path1.bn3 (bottleneck_proj1.add1); then bottleneck_proj1.relu1
  */
 static CNN_SIMD void bottleneck_proj1_conv1(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -1572,7 +2128,7 @@ static CNN_SIMD void bottleneck_proj1_conv1(const float *restrict x0, const floa
 
 /* bottleneck1.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 64
  *   in [256,56,56] -> out [64,56,56]
- *   weights at packed[112512]: weight [64,256,1,1] (packed in blocks of 4 output channels)
+ *   weights at packed[199040]: weight [64,256,1,1] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck1.bottleneck_path1.bn1 folded into the weights; then bottleneck1.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck1_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -1811,159 +2367,431 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv1(const float *restrict x0
 
 /* bottleneck1.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 64
  *   in [64,56,56] -> out [64,56,56]
- *   weights at packed[128960]: weight [64,64,3,3] (packed in blocks of 4 output channels)
- *   avx2: Winograd F(2x2,3x3), 28x28 tiles of 2x2 outputs, 8 a vector; bands of BR=3 tile rows; 16 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); bottleneck1.bottleneck_path1.bn2 folded into the weights; then bottleneck1.bottleneck_path1.relu2
+ *   weights at packed[215488]: weight [64,64,3,3] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(4x4,3x3), 14x14 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=1 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck1.bottleneck_path1.bn2 folded into the weights; then bottleneck1.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck1_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, W = 8, BR = 3, TB = 96 };
+    enum { MR = 6, NV = 2, W = 8, BR = 1, TB = 16, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
-     * rows a band; TB tiles a row of V and M */
-    const float *bias = w + 65536;
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 152064;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
-        float *in = s + (ptrdiff_t)b * 441600; /* this sample's padded input, */
-        float *V = in + 244992; /* the band transformed, [16][64][TB], */
-        float *M = V + 98304; /* the 16 products, [16][64][TB] */
-        cnn_pad(xb0, in, 64, 56, 56, 1, 1, 58, 66, 0);
-        for (int ty0 = 0; ty0 < 28; ty0 += BR) {
-            const int rows = ty0 + BR <= 28 ? BR : 28 - ty0;
-            const int used = rows / 1 * 4; /* vectors of tiles */
+        float *in = s + (ptrdiff_t)b * 327296; /* this sample's padded input, */
+        float *V = in + 252416; /* the band transformed, [NX][64][TB], */
+        float *M = V + 36864; /* the NX products, [NX][66][TB] */
+        cnn_pad(xb0, in, 64, 56, 56, 1, 1, 58, 68, 0);
+        for (int ty0 = 0; ty0 < 14; ty0 += BR) {
+            const int rows = ty0 + BR <= 14 ? BR : 14 - ty0;
+            const int used = rows / 1 * 2; /* vectors of tiles */
             const int nvec = (used + NV - 1) / NV * NV;
             for (int c = 0; c < 64; c++) {
                 float *vc = V + c * TB;
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 4, xv = v - r * 4;
-                    const float *d = in + (ptrdiff_t)c * 3828 + (2 * (ty0 + r)) * 66 + 2 * xv * W;
-                    __m256 d0, d1, d2, d3;
-                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
-                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
-                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 66), _mm256_loadu_ps(d + 74), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &d2, &d3);
-                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
-                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 132), _mm256_loadu_ps(d + 140), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 134), _mm256_loadu_ps(d + 142), &d2, &d3);
-                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
-                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 198), _mm256_loadu_ps(d + 206), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 200), _mm256_loadu_ps(d + 208), &d2, &d3);
-                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
-                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    const int r = v / 2, xv = v - r * 2;
+                    const float *d = in + (ptrdiff_t)c * 3944 + (4 * (ty0 + r)) * 68 + 4 * xv * W;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 16), _mm256_loadu_ps(d + 24), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 84), _mm256_loadu_ps(d + 92), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 72), _mm256_loadu_ps(d + 80), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 88), _mm256_loadu_ps(d + 96), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 136), _mm256_loadu_ps(d + 144), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 152), _mm256_loadu_ps(d + 160), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 140), _mm256_loadu_ps(d + 148), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 156), _mm256_loadu_ps(d + 164), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 204), _mm256_loadu_ps(d + 212), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 220), _mm256_loadu_ps(d + 228), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 208), _mm256_loadu_ps(d + 216), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 224), _mm256_loadu_ps(d + 232), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 272), _mm256_loadu_ps(d + 280), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 288), _mm256_loadu_ps(d + 296), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 276), _mm256_loadu_ps(d + 284), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 292), _mm256_loadu_ps(d + 300), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 340), _mm256_loadu_ps(d + 348), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 356), _mm256_loadu_ps(d + 364), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 344), _mm256_loadu_ps(d + 352), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 360), _mm256_loadu_ps(d + 368), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
                     float *o = vc + v * W;
-                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
-                    _mm256_storeu_ps(o + 24576, _mm256_add_ps(t10, t20));
-                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t20, t10));
-                    _mm256_storeu_ps(o + 73728, _mm256_sub_ps(t10, t30));
-                    _mm256_storeu_ps(o + 6144, _mm256_sub_ps(t01, t21));
-                    _mm256_storeu_ps(o + 30720, _mm256_add_ps(t11, t21));
-                    _mm256_storeu_ps(o + 55296, _mm256_sub_ps(t21, t11));
-                    _mm256_storeu_ps(o + 79872, _mm256_sub_ps(t11, t31));
-                    _mm256_storeu_ps(o + 12288, _mm256_sub_ps(t02, t22));
-                    _mm256_storeu_ps(o + 36864, _mm256_add_ps(t12, t22));
-                    _mm256_storeu_ps(o + 61440, _mm256_sub_ps(t22, t12));
-                    _mm256_storeu_ps(o + 86016, _mm256_sub_ps(t12, t32));
-                    _mm256_storeu_ps(o + 18432, _mm256_sub_ps(t03, t23));
-                    _mm256_storeu_ps(o + 43008, _mm256_add_ps(t13, t23));
-                    _mm256_storeu_ps(o + 67584, _mm256_sub_ps(t23, t13));
-                    _mm256_storeu_ps(o + 92160, _mm256_sub_ps(t13, t33));
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 6144, u1);
+                        _mm256_storeu_ps(o + 12288, u2);
+                        _mm256_storeu_ps(o + 18432, u3);
+                        _mm256_storeu_ps(o + 24576, u4);
+                        _mm256_storeu_ps(o + 30720, u5);
+                    }
+                    {
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 1024, u0);
+                        _mm256_storeu_ps(o + 7168, u1);
+                        _mm256_storeu_ps(o + 13312, u2);
+                        _mm256_storeu_ps(o + 19456, u3);
+                        _mm256_storeu_ps(o + 25600, u4);
+                        _mm256_storeu_ps(o + 31744, u5);
+                    }
+                    {
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 2048, u0);
+                        _mm256_storeu_ps(o + 8192, u1);
+                        _mm256_storeu_ps(o + 14336, u2);
+                        _mm256_storeu_ps(o + 20480, u3);
+                        _mm256_storeu_ps(o + 26624, u4);
+                        _mm256_storeu_ps(o + 32768, u5);
+                    }
+                    {
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 3072, u0);
+                        _mm256_storeu_ps(o + 9216, u1);
+                        _mm256_storeu_ps(o + 15360, u2);
+                        _mm256_storeu_ps(o + 21504, u3);
+                        _mm256_storeu_ps(o + 27648, u4);
+                        _mm256_storeu_ps(o + 33792, u5);
+                    }
+                    {
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 10240, u1);
+                        _mm256_storeu_ps(o + 16384, u2);
+                        _mm256_storeu_ps(o + 22528, u3);
+                        _mm256_storeu_ps(o + 28672, u4);
+                        _mm256_storeu_ps(o + 34816, u5);
+                    }
+                    {
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 5120, u0);
+                        _mm256_storeu_ps(o + 11264, u1);
+                        _mm256_storeu_ps(o + 17408, u2);
+                        _mm256_storeu_ps(o + 23552, u3);
+                        _mm256_storeu_ps(o + 29696, u4);
+                        _mm256_storeu_ps(o + 35840, u5);
+                    }
                 }
                 for (int v = used; v < nvec; v++)
-                    for (int xi = 0; xi < 16; xi++)
-                        _mm256_storeu_ps(vc + xi * 6144 + v * W, _mm256_setzero_ps());
+                    for (int xi = 0; xi < NX; xi++)
+                        _mm256_storeu_ps(vc + xi * 1024 + v * W, _mm256_setzero_ps());
             }
-            for (int it = 0; it < 16 * 16 * (nvec / NV); it++) {
+            for (int it = 0; it < NX * 11 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
-                const int xi = kx / 16, kb = kx - xi * 16;
-                const float *wp = w + (ptrdiff_t)kx * 256;
-                const float *xp = V + (ptrdiff_t)xi * 6144 + tg * NV * W;
+                const int xi = kx / 11, kb = kx - xi * 11;
+                const float *wp = w + (ptrdiff_t)kx * 384;
+                const float *xp = V + (ptrdiff_t)xi * 1024 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
-                __m256 c02 = _mm256_setzero_ps();
                 __m256 c10 = _mm256_setzero_ps();
                 __m256 c11 = _mm256_setzero_ps();
-                __m256 c12 = _mm256_setzero_ps();
                 __m256 c20 = _mm256_setzero_ps();
                 __m256 c21 = _mm256_setzero_ps();
-                __m256 c22 = _mm256_setzero_ps();
                 __m256 c30 = _mm256_setzero_ps();
                 __m256 c31 = _mm256_setzero_ps();
-                __m256 c32 = _mm256_setzero_ps();
+                __m256 c40 = _mm256_setzero_ps();
+                __m256 c41 = _mm256_setzero_ps();
+                __m256 c50 = _mm256_setzero_ps();
+                __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 64; c++, xp += TB, wp += MR) {
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
-                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
                     __m256 wv = _mm256_set1_ps(wp[0]);
                     c00 = _mm256_fmadd_ps(wv, xv0, c00);
                     c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
                     wv = _mm256_set1_ps(wp[1]);
                     c10 = _mm256_fmadd_ps(wv, xv0, c10);
                     c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
                     wv = _mm256_set1_ps(wp[2]);
                     c20 = _mm256_fmadd_ps(wv, xv0, c20);
                     c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
                     wv = _mm256_set1_ps(wp[3]);
                     c30 = _mm256_fmadd_ps(wv, xv0, c30);
                     c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                    c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                    wv = _mm256_set1_ps(wp[4]);
+                    c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                    c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                    wv = _mm256_set1_ps(wp[5]);
+                    c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                    c51 = _mm256_fmadd_ps(wv, xv1, c51);
                 }
-                float *mp = M + (ptrdiff_t)xi * 6144 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 1056 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
-                _mm256_storeu_ps(mp + 16, c02);
-                _mm256_storeu_ps(mp + 96, c10);
-                _mm256_storeu_ps(mp + 104, c11);
-                _mm256_storeu_ps(mp + 112, c12);
-                _mm256_storeu_ps(mp + 192, c20);
-                _mm256_storeu_ps(mp + 200, c21);
-                _mm256_storeu_ps(mp + 208, c22);
-                _mm256_storeu_ps(mp + 288, c30);
-                _mm256_storeu_ps(mp + 296, c31);
-                _mm256_storeu_ps(mp + 304, c32);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
             }
             for (int k = 0; k < 64; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 4, xv = v - r * 4;
-                    const int oh = 2 * (ty0 + r);
+                    const int r = v / 2, xv = v - r * 2;
+                    const int oh = 4 * (ty0 + r);
                     const float *m = M + k * TB + v * W;
-                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 24576),
-                                 m20 = _mm256_loadu_ps(m + 49152), m30 = _mm256_loadu_ps(m + 73728);
-                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
-                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
-                    const __m256 m01 = _mm256_loadu_ps(m + 6144), m11 = _mm256_loadu_ps(m + 30720),
-                                 m21 = _mm256_loadu_ps(m + 55296), m31 = _mm256_loadu_ps(m + 79872);
-                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
-                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
-                    const __m256 m02 = _mm256_loadu_ps(m + 12288), m12 = _mm256_loadu_ps(m + 36864),
-                                 m22 = _mm256_loadu_ps(m + 61440), m32 = _mm256_loadu_ps(m + 86016);
-                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
-                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
-                    const __m256 m03 = _mm256_loadu_ps(m + 18432), m13 = _mm256_loadu_ps(m + 43008),
-                                 m23 = _mm256_loadu_ps(m + 67584), m33 = _mm256_loadu_ps(m + 92160);
-                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
-                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
-                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
-                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
-                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
-                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
-                    __m256 lo, hi;
-                    cnn_zip(y00, y01, &lo, &hi);
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 6336);
+                        const __m256 x2 = _mm256_loadu_ps(m + 12672);
+                        const __m256 x3 = _mm256_loadu_ps(m + 19008);
+                        const __m256 x4 = _mm256_loadu_ps(m + 25344);
+                        const __m256 x5 = _mm256_loadu_ps(m + 31680);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 1056);
+                        const __m256 x1 = _mm256_loadu_ps(m + 7392);
+                        const __m256 x2 = _mm256_loadu_ps(m + 13728);
+                        const __m256 x3 = _mm256_loadu_ps(m + 20064);
+                        const __m256 x4 = _mm256_loadu_ps(m + 26400);
+                        const __m256 x5 = _mm256_loadu_ps(m + 32736);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 2112);
+                        const __m256 x1 = _mm256_loadu_ps(m + 8448);
+                        const __m256 x2 = _mm256_loadu_ps(m + 14784);
+                        const __m256 x3 = _mm256_loadu_ps(m + 21120);
+                        const __m256 x4 = _mm256_loadu_ps(m + 27456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 33792);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 3168);
+                        const __m256 x1 = _mm256_loadu_ps(m + 9504);
+                        const __m256 x2 = _mm256_loadu_ps(m + 15840);
+                        const __m256 x3 = _mm256_loadu_ps(m + 22176);
+                        const __m256 x4 = _mm256_loadu_ps(m + 28512);
+                        const __m256 x5 = _mm256_loadu_ps(m + 34848);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 4224);
+                        const __m256 x1 = _mm256_loadu_ps(m + 10560);
+                        const __m256 x2 = _mm256_loadu_ps(m + 16896);
+                        const __m256 x3 = _mm256_loadu_ps(m + 23232);
+                        const __m256 x4 = _mm256_loadu_ps(m + 29568);
+                        const __m256 x5 = _mm256_loadu_ps(m + 35904);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 5280);
+                        const __m256 x1 = _mm256_loadu_ps(m + 11616);
+                        const __m256 x2 = _mm256_loadu_ps(m + 17952);
+                        const __m256 x3 = _mm256_loadu_ps(m + 24288);
+                        const __m256 x4 = _mm256_loadu_ps(m + 30624);
+                        const __m256 x5 = _mm256_loadu_ps(m + 36960);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s01, s02), yq = _mm256_sub_ps(s01, s02),
+                                     yr = _mm256_add_ps(s03, s04), ys = _mm256_sub_ps(s03, s04);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s00, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s05);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 3136 + oy * 56 + ow;
+                            const int oy = oh + 0, ow = 4 * xv * W + 0, at = k * 3136 + oy * 56 + ow;
                             if (oy >= 56) {
                             } else if (ow + W <= 56) {
-                                __m256 x = lo;
+                                __m256 x = q0;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 56) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q0);
                                 for (int l = 0; l < 56 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -1972,33 +2800,15 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv2(const float *restrict x0
                             }
                         }
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 3136 + oy * 56 + ow;
+                            const int oy = oh + 0, ow = 4 * xv * W + 8, at = k * 3136 + oy * 56 + ow;
                             if (oy >= 56) {
                             } else if (ow + W <= 56) {
-                                __m256 x = hi;
+                                __m256 x = q1;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 56) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
-                                for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                    cnn_zip(y10, y11, &lo, &hi);
-                        {
-                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 3136 + oy * 56 + ow;
-                            if (oy >= 56) {
-                            } else if (ow + W <= 56) {
-                                __m256 x = lo;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 56) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q1);
                                 for (int l = 0; l < 56 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -2007,15 +2817,15 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv2(const float *restrict x0
                             }
                         }
                         {
-                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 3136 + oy * 56 + ow;
+                            const int oy = oh + 0, ow = 4 * xv * W + 16, at = k * 3136 + oy * 56 + ow;
                             if (oy >= 56) {
                             } else if (ow + W <= 56) {
-                                __m256 x = hi;
+                                __m256 x = q2;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 56) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
+                                _mm256_storeu_ps(lane, q2);
                                 for (int l = 0; l < 56 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -2023,6 +2833,267 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv2(const float *restrict x0
                                 }
                             }
                         }
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 24, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s11, s12), yq = _mm256_sub_ps(s11, s12),
+                                     yr = _mm256_add_ps(s13, s14), ys = _mm256_sub_ps(s13, s14);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s10, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s15);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 0, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 8, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 16, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 24, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s21, s22), yq = _mm256_sub_ps(s21, s22),
+                                     yr = _mm256_add_ps(s23, s24), ys = _mm256_sub_ps(s23, s24);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s20, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s25);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 0, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 8, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 16, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 24, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s31, s32), yq = _mm256_sub_ps(s31, s32),
+                                     yr = _mm256_add_ps(s33, s34), ys = _mm256_sub_ps(s33, s34);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s30, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s35);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 0, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 8, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 16, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 24, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -2031,7 +3102,7 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv2(const float *restrict x0
 
 /* bottleneck1.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 256
  *   in [64,56,56] -> out [256,56,56]
- *   weights at packed[194560]: weight [256,64,1,1] (packed in blocks of 4 output channels)
+ *   weights at packed[367616]: weight [256,64,1,1] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck1.bottleneck_path1.bn3 folded into the weights; then + bottleneck_proj1.relu1 (bottleneck1.add1); then bottleneck1.relu1
  */
 static CNN_SIMD void bottleneck1_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -2272,7 +3343,7 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv3(const float *restrict x0
 
 /* bottleneck2.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 64
  *   in [256,56,56] -> out [64,56,56]
- *   weights at packed[211200]: weight [64,256,1,1] (packed in blocks of 4 output channels)
+ *   weights at packed[384256]: weight [64,256,1,1] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck2.bottleneck_path1.bn1 folded into the weights; then bottleneck2.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck2_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -2511,159 +3582,431 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv1(const float *restrict x0
 
 /* bottleneck2.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 64
  *   in [64,56,56] -> out [64,56,56]
- *   weights at packed[227648]: weight [64,64,3,3] (packed in blocks of 4 output channels)
- *   avx2: Winograd F(2x2,3x3), 28x28 tiles of 2x2 outputs, 8 a vector; bands of BR=3 tile rows; 16 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); bottleneck2.bottleneck_path1.bn2 folded into the weights; then bottleneck2.bottleneck_path1.relu2
+ *   weights at packed[400704]: weight [64,64,3,3] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(4x4,3x3), 14x14 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=1 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck2.bottleneck_path1.bn2 folded into the weights; then bottleneck2.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck2_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, W = 8, BR = 3, TB = 96 };
+    enum { MR = 6, NV = 2, W = 8, BR = 1, TB = 16, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
-     * rows a band; TB tiles a row of V and M */
-    const float *bias = w + 65536;
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 152064;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
-        float *in = s + (ptrdiff_t)b * 441600; /* this sample's padded input, */
-        float *V = in + 244992; /* the band transformed, [16][64][TB], */
-        float *M = V + 98304; /* the 16 products, [16][64][TB] */
-        cnn_pad(xb0, in, 64, 56, 56, 1, 1, 58, 66, 0);
-        for (int ty0 = 0; ty0 < 28; ty0 += BR) {
-            const int rows = ty0 + BR <= 28 ? BR : 28 - ty0;
-            const int used = rows / 1 * 4; /* vectors of tiles */
+        float *in = s + (ptrdiff_t)b * 327296; /* this sample's padded input, */
+        float *V = in + 252416; /* the band transformed, [NX][64][TB], */
+        float *M = V + 36864; /* the NX products, [NX][66][TB] */
+        cnn_pad(xb0, in, 64, 56, 56, 1, 1, 58, 68, 0);
+        for (int ty0 = 0; ty0 < 14; ty0 += BR) {
+            const int rows = ty0 + BR <= 14 ? BR : 14 - ty0;
+            const int used = rows / 1 * 2; /* vectors of tiles */
             const int nvec = (used + NV - 1) / NV * NV;
             for (int c = 0; c < 64; c++) {
                 float *vc = V + c * TB;
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 4, xv = v - r * 4;
-                    const float *d = in + (ptrdiff_t)c * 3828 + (2 * (ty0 + r)) * 66 + 2 * xv * W;
-                    __m256 d0, d1, d2, d3;
-                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
-                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
-                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 66), _mm256_loadu_ps(d + 74), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &d2, &d3);
-                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
-                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 132), _mm256_loadu_ps(d + 140), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 134), _mm256_loadu_ps(d + 142), &d2, &d3);
-                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
-                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 198), _mm256_loadu_ps(d + 206), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 200), _mm256_loadu_ps(d + 208), &d2, &d3);
-                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
-                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    const int r = v / 2, xv = v - r * 2;
+                    const float *d = in + (ptrdiff_t)c * 3944 + (4 * (ty0 + r)) * 68 + 4 * xv * W;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 16), _mm256_loadu_ps(d + 24), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 84), _mm256_loadu_ps(d + 92), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 72), _mm256_loadu_ps(d + 80), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 88), _mm256_loadu_ps(d + 96), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 136), _mm256_loadu_ps(d + 144), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 152), _mm256_loadu_ps(d + 160), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 140), _mm256_loadu_ps(d + 148), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 156), _mm256_loadu_ps(d + 164), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 204), _mm256_loadu_ps(d + 212), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 220), _mm256_loadu_ps(d + 228), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 208), _mm256_loadu_ps(d + 216), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 224), _mm256_loadu_ps(d + 232), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 272), _mm256_loadu_ps(d + 280), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 288), _mm256_loadu_ps(d + 296), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 276), _mm256_loadu_ps(d + 284), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 292), _mm256_loadu_ps(d + 300), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 340), _mm256_loadu_ps(d + 348), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 356), _mm256_loadu_ps(d + 364), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 344), _mm256_loadu_ps(d + 352), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 360), _mm256_loadu_ps(d + 368), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
                     float *o = vc + v * W;
-                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
-                    _mm256_storeu_ps(o + 24576, _mm256_add_ps(t10, t20));
-                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t20, t10));
-                    _mm256_storeu_ps(o + 73728, _mm256_sub_ps(t10, t30));
-                    _mm256_storeu_ps(o + 6144, _mm256_sub_ps(t01, t21));
-                    _mm256_storeu_ps(o + 30720, _mm256_add_ps(t11, t21));
-                    _mm256_storeu_ps(o + 55296, _mm256_sub_ps(t21, t11));
-                    _mm256_storeu_ps(o + 79872, _mm256_sub_ps(t11, t31));
-                    _mm256_storeu_ps(o + 12288, _mm256_sub_ps(t02, t22));
-                    _mm256_storeu_ps(o + 36864, _mm256_add_ps(t12, t22));
-                    _mm256_storeu_ps(o + 61440, _mm256_sub_ps(t22, t12));
-                    _mm256_storeu_ps(o + 86016, _mm256_sub_ps(t12, t32));
-                    _mm256_storeu_ps(o + 18432, _mm256_sub_ps(t03, t23));
-                    _mm256_storeu_ps(o + 43008, _mm256_add_ps(t13, t23));
-                    _mm256_storeu_ps(o + 67584, _mm256_sub_ps(t23, t13));
-                    _mm256_storeu_ps(o + 92160, _mm256_sub_ps(t13, t33));
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 6144, u1);
+                        _mm256_storeu_ps(o + 12288, u2);
+                        _mm256_storeu_ps(o + 18432, u3);
+                        _mm256_storeu_ps(o + 24576, u4);
+                        _mm256_storeu_ps(o + 30720, u5);
+                    }
+                    {
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 1024, u0);
+                        _mm256_storeu_ps(o + 7168, u1);
+                        _mm256_storeu_ps(o + 13312, u2);
+                        _mm256_storeu_ps(o + 19456, u3);
+                        _mm256_storeu_ps(o + 25600, u4);
+                        _mm256_storeu_ps(o + 31744, u5);
+                    }
+                    {
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 2048, u0);
+                        _mm256_storeu_ps(o + 8192, u1);
+                        _mm256_storeu_ps(o + 14336, u2);
+                        _mm256_storeu_ps(o + 20480, u3);
+                        _mm256_storeu_ps(o + 26624, u4);
+                        _mm256_storeu_ps(o + 32768, u5);
+                    }
+                    {
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 3072, u0);
+                        _mm256_storeu_ps(o + 9216, u1);
+                        _mm256_storeu_ps(o + 15360, u2);
+                        _mm256_storeu_ps(o + 21504, u3);
+                        _mm256_storeu_ps(o + 27648, u4);
+                        _mm256_storeu_ps(o + 33792, u5);
+                    }
+                    {
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 10240, u1);
+                        _mm256_storeu_ps(o + 16384, u2);
+                        _mm256_storeu_ps(o + 22528, u3);
+                        _mm256_storeu_ps(o + 28672, u4);
+                        _mm256_storeu_ps(o + 34816, u5);
+                    }
+                    {
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 5120, u0);
+                        _mm256_storeu_ps(o + 11264, u1);
+                        _mm256_storeu_ps(o + 17408, u2);
+                        _mm256_storeu_ps(o + 23552, u3);
+                        _mm256_storeu_ps(o + 29696, u4);
+                        _mm256_storeu_ps(o + 35840, u5);
+                    }
                 }
                 for (int v = used; v < nvec; v++)
-                    for (int xi = 0; xi < 16; xi++)
-                        _mm256_storeu_ps(vc + xi * 6144 + v * W, _mm256_setzero_ps());
+                    for (int xi = 0; xi < NX; xi++)
+                        _mm256_storeu_ps(vc + xi * 1024 + v * W, _mm256_setzero_ps());
             }
-            for (int it = 0; it < 16 * 16 * (nvec / NV); it++) {
+            for (int it = 0; it < NX * 11 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
-                const int xi = kx / 16, kb = kx - xi * 16;
-                const float *wp = w + (ptrdiff_t)kx * 256;
-                const float *xp = V + (ptrdiff_t)xi * 6144 + tg * NV * W;
+                const int xi = kx / 11, kb = kx - xi * 11;
+                const float *wp = w + (ptrdiff_t)kx * 384;
+                const float *xp = V + (ptrdiff_t)xi * 1024 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
-                __m256 c02 = _mm256_setzero_ps();
                 __m256 c10 = _mm256_setzero_ps();
                 __m256 c11 = _mm256_setzero_ps();
-                __m256 c12 = _mm256_setzero_ps();
                 __m256 c20 = _mm256_setzero_ps();
                 __m256 c21 = _mm256_setzero_ps();
-                __m256 c22 = _mm256_setzero_ps();
                 __m256 c30 = _mm256_setzero_ps();
                 __m256 c31 = _mm256_setzero_ps();
-                __m256 c32 = _mm256_setzero_ps();
+                __m256 c40 = _mm256_setzero_ps();
+                __m256 c41 = _mm256_setzero_ps();
+                __m256 c50 = _mm256_setzero_ps();
+                __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 64; c++, xp += TB, wp += MR) {
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
-                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
                     __m256 wv = _mm256_set1_ps(wp[0]);
                     c00 = _mm256_fmadd_ps(wv, xv0, c00);
                     c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
                     wv = _mm256_set1_ps(wp[1]);
                     c10 = _mm256_fmadd_ps(wv, xv0, c10);
                     c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
                     wv = _mm256_set1_ps(wp[2]);
                     c20 = _mm256_fmadd_ps(wv, xv0, c20);
                     c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
                     wv = _mm256_set1_ps(wp[3]);
                     c30 = _mm256_fmadd_ps(wv, xv0, c30);
                     c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                    c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                    wv = _mm256_set1_ps(wp[4]);
+                    c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                    c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                    wv = _mm256_set1_ps(wp[5]);
+                    c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                    c51 = _mm256_fmadd_ps(wv, xv1, c51);
                 }
-                float *mp = M + (ptrdiff_t)xi * 6144 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 1056 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
-                _mm256_storeu_ps(mp + 16, c02);
-                _mm256_storeu_ps(mp + 96, c10);
-                _mm256_storeu_ps(mp + 104, c11);
-                _mm256_storeu_ps(mp + 112, c12);
-                _mm256_storeu_ps(mp + 192, c20);
-                _mm256_storeu_ps(mp + 200, c21);
-                _mm256_storeu_ps(mp + 208, c22);
-                _mm256_storeu_ps(mp + 288, c30);
-                _mm256_storeu_ps(mp + 296, c31);
-                _mm256_storeu_ps(mp + 304, c32);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
             }
             for (int k = 0; k < 64; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 4, xv = v - r * 4;
-                    const int oh = 2 * (ty0 + r);
+                    const int r = v / 2, xv = v - r * 2;
+                    const int oh = 4 * (ty0 + r);
                     const float *m = M + k * TB + v * W;
-                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 24576),
-                                 m20 = _mm256_loadu_ps(m + 49152), m30 = _mm256_loadu_ps(m + 73728);
-                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
-                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
-                    const __m256 m01 = _mm256_loadu_ps(m + 6144), m11 = _mm256_loadu_ps(m + 30720),
-                                 m21 = _mm256_loadu_ps(m + 55296), m31 = _mm256_loadu_ps(m + 79872);
-                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
-                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
-                    const __m256 m02 = _mm256_loadu_ps(m + 12288), m12 = _mm256_loadu_ps(m + 36864),
-                                 m22 = _mm256_loadu_ps(m + 61440), m32 = _mm256_loadu_ps(m + 86016);
-                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
-                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
-                    const __m256 m03 = _mm256_loadu_ps(m + 18432), m13 = _mm256_loadu_ps(m + 43008),
-                                 m23 = _mm256_loadu_ps(m + 67584), m33 = _mm256_loadu_ps(m + 92160);
-                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
-                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
-                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
-                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
-                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
-                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
-                    __m256 lo, hi;
-                    cnn_zip(y00, y01, &lo, &hi);
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 6336);
+                        const __m256 x2 = _mm256_loadu_ps(m + 12672);
+                        const __m256 x3 = _mm256_loadu_ps(m + 19008);
+                        const __m256 x4 = _mm256_loadu_ps(m + 25344);
+                        const __m256 x5 = _mm256_loadu_ps(m + 31680);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 1056);
+                        const __m256 x1 = _mm256_loadu_ps(m + 7392);
+                        const __m256 x2 = _mm256_loadu_ps(m + 13728);
+                        const __m256 x3 = _mm256_loadu_ps(m + 20064);
+                        const __m256 x4 = _mm256_loadu_ps(m + 26400);
+                        const __m256 x5 = _mm256_loadu_ps(m + 32736);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 2112);
+                        const __m256 x1 = _mm256_loadu_ps(m + 8448);
+                        const __m256 x2 = _mm256_loadu_ps(m + 14784);
+                        const __m256 x3 = _mm256_loadu_ps(m + 21120);
+                        const __m256 x4 = _mm256_loadu_ps(m + 27456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 33792);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 3168);
+                        const __m256 x1 = _mm256_loadu_ps(m + 9504);
+                        const __m256 x2 = _mm256_loadu_ps(m + 15840);
+                        const __m256 x3 = _mm256_loadu_ps(m + 22176);
+                        const __m256 x4 = _mm256_loadu_ps(m + 28512);
+                        const __m256 x5 = _mm256_loadu_ps(m + 34848);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 4224);
+                        const __m256 x1 = _mm256_loadu_ps(m + 10560);
+                        const __m256 x2 = _mm256_loadu_ps(m + 16896);
+                        const __m256 x3 = _mm256_loadu_ps(m + 23232);
+                        const __m256 x4 = _mm256_loadu_ps(m + 29568);
+                        const __m256 x5 = _mm256_loadu_ps(m + 35904);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 5280);
+                        const __m256 x1 = _mm256_loadu_ps(m + 11616);
+                        const __m256 x2 = _mm256_loadu_ps(m + 17952);
+                        const __m256 x3 = _mm256_loadu_ps(m + 24288);
+                        const __m256 x4 = _mm256_loadu_ps(m + 30624);
+                        const __m256 x5 = _mm256_loadu_ps(m + 36960);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s01, s02), yq = _mm256_sub_ps(s01, s02),
+                                     yr = _mm256_add_ps(s03, s04), ys = _mm256_sub_ps(s03, s04);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s00, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s05);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 3136 + oy * 56 + ow;
+                            const int oy = oh + 0, ow = 4 * xv * W + 0, at = k * 3136 + oy * 56 + ow;
                             if (oy >= 56) {
                             } else if (ow + W <= 56) {
-                                __m256 x = lo;
+                                __m256 x = q0;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 56) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q0);
                                 for (int l = 0; l < 56 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -2672,33 +4015,15 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv2(const float *restrict x0
                             }
                         }
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 3136 + oy * 56 + ow;
+                            const int oy = oh + 0, ow = 4 * xv * W + 8, at = k * 3136 + oy * 56 + ow;
                             if (oy >= 56) {
                             } else if (ow + W <= 56) {
-                                __m256 x = hi;
+                                __m256 x = q1;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 56) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
-                                for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                    cnn_zip(y10, y11, &lo, &hi);
-                        {
-                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 3136 + oy * 56 + ow;
-                            if (oy >= 56) {
-                            } else if (ow + W <= 56) {
-                                __m256 x = lo;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 56) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q1);
                                 for (int l = 0; l < 56 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -2707,15 +4032,15 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv2(const float *restrict x0
                             }
                         }
                         {
-                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 3136 + oy * 56 + ow;
+                            const int oy = oh + 0, ow = 4 * xv * W + 16, at = k * 3136 + oy * 56 + ow;
                             if (oy >= 56) {
                             } else if (ow + W <= 56) {
-                                __m256 x = hi;
+                                __m256 x = q2;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 56) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
+                                _mm256_storeu_ps(lane, q2);
                                 for (int l = 0; l < 56 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -2723,6 +4048,267 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv2(const float *restrict x0
                                 }
                             }
                         }
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 24, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s11, s12), yq = _mm256_sub_ps(s11, s12),
+                                     yr = _mm256_add_ps(s13, s14), ys = _mm256_sub_ps(s13, s14);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s10, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s15);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 0, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 8, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 16, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 24, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s21, s22), yq = _mm256_sub_ps(s21, s22),
+                                     yr = _mm256_add_ps(s23, s24), ys = _mm256_sub_ps(s23, s24);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s20, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s25);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 0, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 8, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 16, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 24, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s31, s32), yq = _mm256_sub_ps(s31, s32),
+                                     yr = _mm256_add_ps(s33, s34), ys = _mm256_sub_ps(s33, s34);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s30, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s35);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 0, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 8, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 16, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 24, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -2731,7 +4317,7 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv2(const float *restrict x0
 
 /* bottleneck2.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 256
  *   in [64,56,56] -> out [256,56,56]
- *   weights at packed[293248]: weight [256,64,1,1] (packed in blocks of 4 output channels)
+ *   weights at packed[552832]: weight [256,64,1,1] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck2.bottleneck_path1.bn3 folded into the weights; then + bottleneck1.relu1 (bottleneck2.add1); then bottleneck2.relu1
  */
 static CNN_SIMD void bottleneck2_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -2972,7 +4558,7 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv3(const float *restrict x0
 
 /* bottleneck_proj2.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 128
  *   in [256,56,56] -> out [128,56,56]
- *   weights at packed[309888]: weight [128,256,1,1] (packed in blocks of 4 output channels)
+ *   weights at packed[569472]: weight [128,256,1,1] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck_proj2.bottleneck_path1.bn1 folded into the weights; then bottleneck_proj2.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -3211,7 +4797,7 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv1(const float *restri
 
 /* bottleneck_proj2.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3/2 p1 128
  *   in [128,56,56] -> out [128,28,28]
- *   weights at packed[342784]: weight [128,128,3,3] (packed in blocks of 16 output channels)
+ *   weights at packed[602368]: weight [128,128,3,3] (packed in blocks of 16 output channels)
  *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; bottleneck_proj2.bottleneck_path1.bn2 folded into the weights; then bottleneck_proj2.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -3482,7 +5068,7 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv2(const float *restri
 
 /* bottleneck_proj2.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 512
  *   in [128,28,28] -> out [512,28,28]
- *   weights at packed[490368]: weight [512,128,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[749952]: weight [512,128,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck_proj2.bottleneck_path1.bn3 folded into the weights
  */
 static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -3730,7 +5316,7 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv3(const float *restri
 
 /* bottleneck_proj2.conv1 — examples/resnet50.cnn:32: conv 1x1/2 512
  *   in [256,56,56] -> out [512,28,28]
- *   weights at packed[556932]: weight [512,256,1,1] (packed in blocks of 16 output channels)
+ *   weights at packed[816516]: weight [512,256,1,1] (packed in blocks of 16 output channels)
  *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; bottleneck_proj2.bn1 folded into the weights; then + bottleneck_proj2.bottleneck_path1.bn3 (bottleneck_proj2.add1); then bottleneck_proj2.relu1
  */
 static CNN_SIMD void bottleneck_proj2_conv1(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -3988,7 +5574,7 @@ static CNN_SIMD void bottleneck_proj2_conv1(const float *restrict x0, const floa
 
 /* bottleneck3.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 128
  *   in [512,28,28] -> out [128,28,28]
- *   weights at packed[688516]: weight [128,512,1,1] (packed in blocks of 4 output channels)
+ *   weights at packed[948100]: weight [128,512,1,1] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck3.bottleneck_path1.bn1 folded into the weights; then bottleneck3.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck3_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -4227,74 +5813,240 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv1(const float *restrict x0
 
 /* bottleneck3.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 128
  *   in [128,28,28] -> out [128,28,28]
- *   weights at packed[754180]: weight [128,128,3,3] (packed in blocks of 3 output channels)
- *   avx2: Winograd F(2x2,3x3), 14x14 tiles of 2x2 outputs, 8 a vector; bands of BR=8 tile rows; 16 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); bottleneck3.bottleneck_path1.bn2 folded into the weights; then bottleneck3.bottleneck_path1.relu2
+ *   weights at packed[1013764]: weight [128,128,3,3] (packed in blocks of 3 output channels)
+ *   avx2: Winograd F(4x4,3x3), 7x7 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=4 tile rows; 36 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); bottleneck3.bottleneck_path1.bn2 folded into the weights; then bottleneck3.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck3_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 3, NV = 4, W = 8, BR = 8, TB = 128 };
+    enum { MR = 3, NV = 4, W = 8, BR = 4, TB = 32, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
-     * rows a band; TB tiles a row of V and M */
-    const float *bias = w + 264192;
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 594432;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
-        float *in = s + (ptrdiff_t)b * 656896; /* this sample's padded input, */
-        float *V = in + 130560; /* the band transformed, [16][128][TB], */
-        float *M = V + 262144; /* the 16 products, [16][129][TB] */
-        cnn_pad(xb0, in, 128, 28, 28, 1, 1, 30, 34, 0);
-        for (int ty0 = 0; ty0 < 14; ty0 += BR) {
-            const int rows = ty0 + BR <= 14 ? BR : 14 - ty0;
-            const int used = rows / 1 * 2; /* vectors of tiles */
+        float *in = s + (ptrdiff_t)b * 434304; /* this sample's padded input, */
+        float *V = in + 138240; /* the band transformed, [NX][128][TB], */
+        float *M = V + 147456; /* the NX products, [NX][129][TB] */
+        cnn_pad(xb0, in, 128, 28, 28, 1, 1, 30, 36, 0);
+        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
+            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
+            const int used = rows / 1 * 1; /* vectors of tiles */
             const int nvec = (used + NV - 1) / NV * NV;
             for (int c = 0; c < 128; c++) {
                 float *vc = V + c * TB;
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 2, xv = v - r * 2;
-                    const float *d = in + (ptrdiff_t)c * 1020 + (2 * (ty0 + r)) * 34 + 2 * xv * W;
-                    __m256 d0, d1, d2, d3;
-                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
-                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
-                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 34), _mm256_loadu_ps(d + 42), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d2, &d3);
-                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
-                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 70), _mm256_loadu_ps(d + 78), &d2, &d3);
-                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
-                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 102), _mm256_loadu_ps(d + 110), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &d2, &d3);
-                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
-                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    const int r = v / 1, xv = v - r * 1;
+                    const float *d = in + (ptrdiff_t)c * 1080 + (4 * (ty0 + r)) * 36 + 4 * xv * W;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 16), _mm256_loadu_ps(d + 24), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 52), _mm256_loadu_ps(d + 60), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 40), _mm256_loadu_ps(d + 48), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 72), _mm256_loadu_ps(d + 80), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 88), _mm256_loadu_ps(d + 96), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 76), _mm256_loadu_ps(d + 84), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 92), _mm256_loadu_ps(d + 100), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 108), _mm256_loadu_ps(d + 116), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 124), _mm256_loadu_ps(d + 132), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 112), _mm256_loadu_ps(d + 120), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 128), _mm256_loadu_ps(d + 136), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 144), _mm256_loadu_ps(d + 152), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 160), _mm256_loadu_ps(d + 168), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 148), _mm256_loadu_ps(d + 156), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 164), _mm256_loadu_ps(d + 172), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 180), _mm256_loadu_ps(d + 188), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 196), _mm256_loadu_ps(d + 204), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 184), _mm256_loadu_ps(d + 192), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 200), _mm256_loadu_ps(d + 208), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
                     float *o = vc + v * W;
-                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
-                    _mm256_storeu_ps(o + 65536, _mm256_add_ps(t10, t20));
-                    _mm256_storeu_ps(o + 131072, _mm256_sub_ps(t20, t10));
-                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t10, t30));
-                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t01, t21));
-                    _mm256_storeu_ps(o + 81920, _mm256_add_ps(t11, t21));
-                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t21, t11));
-                    _mm256_storeu_ps(o + 212992, _mm256_sub_ps(t11, t31));
-                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t02, t22));
-                    _mm256_storeu_ps(o + 98304, _mm256_add_ps(t12, t22));
-                    _mm256_storeu_ps(o + 163840, _mm256_sub_ps(t22, t12));
-                    _mm256_storeu_ps(o + 229376, _mm256_sub_ps(t12, t32));
-                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t03, t23));
-                    _mm256_storeu_ps(o + 114688, _mm256_add_ps(t13, t23));
-                    _mm256_storeu_ps(o + 180224, _mm256_sub_ps(t23, t13));
-                    _mm256_storeu_ps(o + 245760, _mm256_sub_ps(t13, t33));
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 24576, u1);
+                        _mm256_storeu_ps(o + 49152, u2);
+                        _mm256_storeu_ps(o + 73728, u3);
+                        _mm256_storeu_ps(o + 98304, u4);
+                        _mm256_storeu_ps(o + 122880, u5);
+                    }
+                    {
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 28672, u1);
+                        _mm256_storeu_ps(o + 53248, u2);
+                        _mm256_storeu_ps(o + 77824, u3);
+                        _mm256_storeu_ps(o + 102400, u4);
+                        _mm256_storeu_ps(o + 126976, u5);
+                    }
+                    {
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 8192, u0);
+                        _mm256_storeu_ps(o + 32768, u1);
+                        _mm256_storeu_ps(o + 57344, u2);
+                        _mm256_storeu_ps(o + 81920, u3);
+                        _mm256_storeu_ps(o + 106496, u4);
+                        _mm256_storeu_ps(o + 131072, u5);
+                    }
+                    {
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 12288, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 61440, u2);
+                        _mm256_storeu_ps(o + 86016, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 135168, u5);
+                    }
+                    {
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 16384, u0);
+                        _mm256_storeu_ps(o + 40960, u1);
+                        _mm256_storeu_ps(o + 65536, u2);
+                        _mm256_storeu_ps(o + 90112, u3);
+                        _mm256_storeu_ps(o + 114688, u4);
+                        _mm256_storeu_ps(o + 139264, u5);
+                    }
+                    {
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 20480, u0);
+                        _mm256_storeu_ps(o + 45056, u1);
+                        _mm256_storeu_ps(o + 69632, u2);
+                        _mm256_storeu_ps(o + 94208, u3);
+                        _mm256_storeu_ps(o + 118784, u4);
+                        _mm256_storeu_ps(o + 143360, u5);
+                    }
                 }
                 for (int v = used; v < nvec; v++)
-                    for (int xi = 0; xi < 16; xi++)
-                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
+                    for (int xi = 0; xi < NX; xi++)
+                        _mm256_storeu_ps(vc + xi * 4096 + v * W, _mm256_setzero_ps());
             }
-            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+            for (int it = 0; it < NX * 43 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 43, kb = kx - xi * 43;
                 const float *wp = w + (ptrdiff_t)kx * 384;
-                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 4096 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c02 = _mm256_setzero_ps();
@@ -4328,58 +6080,163 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv2(const float *restrict x0
                     c22 = _mm256_fmadd_ps(wv, xv2, c22);
                     c23 = _mm256_fmadd_ps(wv, xv3, c23);
                 }
-                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 4128 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
                 _mm256_storeu_ps(mp + 16, c02);
                 _mm256_storeu_ps(mp + 24, c03);
-                _mm256_storeu_ps(mp + 128, c10);
-                _mm256_storeu_ps(mp + 136, c11);
-                _mm256_storeu_ps(mp + 144, c12);
-                _mm256_storeu_ps(mp + 152, c13);
-                _mm256_storeu_ps(mp + 256, c20);
-                _mm256_storeu_ps(mp + 264, c21);
-                _mm256_storeu_ps(mp + 272, c22);
-                _mm256_storeu_ps(mp + 280, c23);
+                _mm256_storeu_ps(mp + 32, c10);
+                _mm256_storeu_ps(mp + 40, c11);
+                _mm256_storeu_ps(mp + 48, c12);
+                _mm256_storeu_ps(mp + 56, c13);
+                _mm256_storeu_ps(mp + 64, c20);
+                _mm256_storeu_ps(mp + 72, c21);
+                _mm256_storeu_ps(mp + 80, c22);
+                _mm256_storeu_ps(mp + 88, c23);
             }
             for (int k = 0; k < 128; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 2, xv = v - r * 2;
-                    const int oh = 2 * (ty0 + r);
+                    const int r = v / 1, xv = v - r * 1;
+                    const int oh = 4 * (ty0 + r);
                     const float *m = M + k * TB + v * W;
-                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 66048),
-                                 m20 = _mm256_loadu_ps(m + 132096), m30 = _mm256_loadu_ps(m + 198144);
-                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
-                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
-                    const __m256 m01 = _mm256_loadu_ps(m + 16512), m11 = _mm256_loadu_ps(m + 82560),
-                                 m21 = _mm256_loadu_ps(m + 148608), m31 = _mm256_loadu_ps(m + 214656);
-                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
-                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
-                    const __m256 m02 = _mm256_loadu_ps(m + 33024), m12 = _mm256_loadu_ps(m + 99072),
-                                 m22 = _mm256_loadu_ps(m + 165120), m32 = _mm256_loadu_ps(m + 231168);
-                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
-                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
-                    const __m256 m03 = _mm256_loadu_ps(m + 49536), m13 = _mm256_loadu_ps(m + 115584),
-                                 m23 = _mm256_loadu_ps(m + 181632), m33 = _mm256_loadu_ps(m + 247680);
-                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
-                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
-                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
-                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
-                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
-                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
-                    __m256 lo, hi;
-                    cnn_zip(y00, y01, &lo, &hi);
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 24768);
+                        const __m256 x2 = _mm256_loadu_ps(m + 49536);
+                        const __m256 x3 = _mm256_loadu_ps(m + 74304);
+                        const __m256 x4 = _mm256_loadu_ps(m + 99072);
+                        const __m256 x5 = _mm256_loadu_ps(m + 123840);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 4128);
+                        const __m256 x1 = _mm256_loadu_ps(m + 28896);
+                        const __m256 x2 = _mm256_loadu_ps(m + 53664);
+                        const __m256 x3 = _mm256_loadu_ps(m + 78432);
+                        const __m256 x4 = _mm256_loadu_ps(m + 103200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 127968);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 8256);
+                        const __m256 x1 = _mm256_loadu_ps(m + 33024);
+                        const __m256 x2 = _mm256_loadu_ps(m + 57792);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82560);
+                        const __m256 x4 = _mm256_loadu_ps(m + 107328);
+                        const __m256 x5 = _mm256_loadu_ps(m + 132096);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 12384);
+                        const __m256 x1 = _mm256_loadu_ps(m + 37152);
+                        const __m256 x2 = _mm256_loadu_ps(m + 61920);
+                        const __m256 x3 = _mm256_loadu_ps(m + 86688);
+                        const __m256 x4 = _mm256_loadu_ps(m + 111456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 136224);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 16512);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41280);
+                        const __m256 x2 = _mm256_loadu_ps(m + 66048);
+                        const __m256 x3 = _mm256_loadu_ps(m + 90816);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115584);
+                        const __m256 x5 = _mm256_loadu_ps(m + 140352);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 20640);
+                        const __m256 x1 = _mm256_loadu_ps(m + 45408);
+                        const __m256 x2 = _mm256_loadu_ps(m + 70176);
+                        const __m256 x3 = _mm256_loadu_ps(m + 94944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119712);
+                        const __m256 x5 = _mm256_loadu_ps(m + 144480);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s01, s02), yq = _mm256_sub_ps(s01, s02),
+                                     yr = _mm256_add_ps(s03, s04), ys = _mm256_sub_ps(s03, s04);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s00, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s05);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 784 + oy * 28 + ow;
+                            const int oy = oh + 0, ow = 4 * xv * W + 0, at = k * 784 + oy * 28 + ow;
                             if (oy >= 28) {
                             } else if (ow + W <= 28) {
-                                __m256 x = lo;
+                                __m256 x = q0;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 28) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q0);
                                 for (int l = 0; l < 28 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -4388,33 +6245,15 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv2(const float *restrict x0
                             }
                         }
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 784 + oy * 28 + ow;
+                            const int oy = oh + 0, ow = 4 * xv * W + 8, at = k * 784 + oy * 28 + ow;
                             if (oy >= 28) {
                             } else if (ow + W <= 28) {
-                                __m256 x = hi;
+                                __m256 x = q1;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 28) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
-                                for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                    cnn_zip(y10, y11, &lo, &hi);
-                        {
-                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 784 + oy * 28 + ow;
-                            if (oy >= 28) {
-                            } else if (ow + W <= 28) {
-                                __m256 x = lo;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 28) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q1);
                                 for (int l = 0; l < 28 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -4423,15 +6262,15 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv2(const float *restrict x0
                             }
                         }
                         {
-                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 784 + oy * 28 + ow;
+                            const int oy = oh + 0, ow = 4 * xv * W + 16, at = k * 784 + oy * 28 + ow;
                             if (oy >= 28) {
                             } else if (ow + W <= 28) {
-                                __m256 x = hi;
+                                __m256 x = q2;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 28) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
+                                _mm256_storeu_ps(lane, q2);
                                 for (int l = 0; l < 28 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -4439,6 +6278,267 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv2(const float *restrict x0
                                 }
                             }
                         }
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 24, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s11, s12), yq = _mm256_sub_ps(s11, s12),
+                                     yr = _mm256_add_ps(s13, s14), ys = _mm256_sub_ps(s13, s14);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s10, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s15);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 0, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 8, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 16, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 24, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s21, s22), yq = _mm256_sub_ps(s21, s22),
+                                     yr = _mm256_add_ps(s23, s24), ys = _mm256_sub_ps(s23, s24);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s20, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s25);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 0, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 8, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 16, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 24, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s31, s32), yq = _mm256_sub_ps(s31, s32),
+                                     yr = _mm256_add_ps(s33, s34), ys = _mm256_sub_ps(s33, s34);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s30, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s35);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 0, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 8, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 16, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 24, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -4447,7 +6547,7 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv2(const float *restrict x0
 
 /* bottleneck3.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 512
  *   in [128,28,28] -> out [512,28,28]
- *   weights at packed[1018500]: weight [512,128,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[1608324]: weight [512,128,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck3.bottleneck_path1.bn3 folded into the weights; then + bottleneck_proj2.relu1 (bottleneck3.add1); then bottleneck3.relu1
  */
 static CNN_SIMD void bottleneck3_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -4698,7 +6798,7 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv3(const float *restrict x0
 
 /* bottleneck4.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 128
  *   in [512,28,28] -> out [128,28,28]
- *   weights at packed[1085064]: weight [128,512,1,1] (packed in blocks of 4 output channels)
+ *   weights at packed[1674888]: weight [128,512,1,1] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck4.bottleneck_path1.bn1 folded into the weights; then bottleneck4.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck4_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -4937,74 +7037,240 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv1(const float *restrict x0
 
 /* bottleneck4.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 128
  *   in [128,28,28] -> out [128,28,28]
- *   weights at packed[1150728]: weight [128,128,3,3] (packed in blocks of 3 output channels)
- *   avx2: Winograd F(2x2,3x3), 14x14 tiles of 2x2 outputs, 8 a vector; bands of BR=8 tile rows; 16 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); bottleneck4.bottleneck_path1.bn2 folded into the weights; then bottleneck4.bottleneck_path1.relu2
+ *   weights at packed[1740552]: weight [128,128,3,3] (packed in blocks of 3 output channels)
+ *   avx2: Winograd F(4x4,3x3), 7x7 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=4 tile rows; 36 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); bottleneck4.bottleneck_path1.bn2 folded into the weights; then bottleneck4.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck4_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 3, NV = 4, W = 8, BR = 8, TB = 128 };
+    enum { MR = 3, NV = 4, W = 8, BR = 4, TB = 32, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
-     * rows a band; TB tiles a row of V and M */
-    const float *bias = w + 264192;
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 594432;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
-        float *in = s + (ptrdiff_t)b * 656896; /* this sample's padded input, */
-        float *V = in + 130560; /* the band transformed, [16][128][TB], */
-        float *M = V + 262144; /* the 16 products, [16][129][TB] */
-        cnn_pad(xb0, in, 128, 28, 28, 1, 1, 30, 34, 0);
-        for (int ty0 = 0; ty0 < 14; ty0 += BR) {
-            const int rows = ty0 + BR <= 14 ? BR : 14 - ty0;
-            const int used = rows / 1 * 2; /* vectors of tiles */
+        float *in = s + (ptrdiff_t)b * 434304; /* this sample's padded input, */
+        float *V = in + 138240; /* the band transformed, [NX][128][TB], */
+        float *M = V + 147456; /* the NX products, [NX][129][TB] */
+        cnn_pad(xb0, in, 128, 28, 28, 1, 1, 30, 36, 0);
+        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
+            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
+            const int used = rows / 1 * 1; /* vectors of tiles */
             const int nvec = (used + NV - 1) / NV * NV;
             for (int c = 0; c < 128; c++) {
                 float *vc = V + c * TB;
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 2, xv = v - r * 2;
-                    const float *d = in + (ptrdiff_t)c * 1020 + (2 * (ty0 + r)) * 34 + 2 * xv * W;
-                    __m256 d0, d1, d2, d3;
-                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
-                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
-                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 34), _mm256_loadu_ps(d + 42), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d2, &d3);
-                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
-                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 70), _mm256_loadu_ps(d + 78), &d2, &d3);
-                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
-                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 102), _mm256_loadu_ps(d + 110), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &d2, &d3);
-                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
-                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    const int r = v / 1, xv = v - r * 1;
+                    const float *d = in + (ptrdiff_t)c * 1080 + (4 * (ty0 + r)) * 36 + 4 * xv * W;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 16), _mm256_loadu_ps(d + 24), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 52), _mm256_loadu_ps(d + 60), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 40), _mm256_loadu_ps(d + 48), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 72), _mm256_loadu_ps(d + 80), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 88), _mm256_loadu_ps(d + 96), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 76), _mm256_loadu_ps(d + 84), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 92), _mm256_loadu_ps(d + 100), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 108), _mm256_loadu_ps(d + 116), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 124), _mm256_loadu_ps(d + 132), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 112), _mm256_loadu_ps(d + 120), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 128), _mm256_loadu_ps(d + 136), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 144), _mm256_loadu_ps(d + 152), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 160), _mm256_loadu_ps(d + 168), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 148), _mm256_loadu_ps(d + 156), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 164), _mm256_loadu_ps(d + 172), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 180), _mm256_loadu_ps(d + 188), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 196), _mm256_loadu_ps(d + 204), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 184), _mm256_loadu_ps(d + 192), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 200), _mm256_loadu_ps(d + 208), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
                     float *o = vc + v * W;
-                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
-                    _mm256_storeu_ps(o + 65536, _mm256_add_ps(t10, t20));
-                    _mm256_storeu_ps(o + 131072, _mm256_sub_ps(t20, t10));
-                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t10, t30));
-                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t01, t21));
-                    _mm256_storeu_ps(o + 81920, _mm256_add_ps(t11, t21));
-                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t21, t11));
-                    _mm256_storeu_ps(o + 212992, _mm256_sub_ps(t11, t31));
-                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t02, t22));
-                    _mm256_storeu_ps(o + 98304, _mm256_add_ps(t12, t22));
-                    _mm256_storeu_ps(o + 163840, _mm256_sub_ps(t22, t12));
-                    _mm256_storeu_ps(o + 229376, _mm256_sub_ps(t12, t32));
-                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t03, t23));
-                    _mm256_storeu_ps(o + 114688, _mm256_add_ps(t13, t23));
-                    _mm256_storeu_ps(o + 180224, _mm256_sub_ps(t23, t13));
-                    _mm256_storeu_ps(o + 245760, _mm256_sub_ps(t13, t33));
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 24576, u1);
+                        _mm256_storeu_ps(o + 49152, u2);
+                        _mm256_storeu_ps(o + 73728, u3);
+                        _mm256_storeu_ps(o + 98304, u4);
+                        _mm256_storeu_ps(o + 122880, u5);
+                    }
+                    {
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 28672, u1);
+                        _mm256_storeu_ps(o + 53248, u2);
+                        _mm256_storeu_ps(o + 77824, u3);
+                        _mm256_storeu_ps(o + 102400, u4);
+                        _mm256_storeu_ps(o + 126976, u5);
+                    }
+                    {
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 8192, u0);
+                        _mm256_storeu_ps(o + 32768, u1);
+                        _mm256_storeu_ps(o + 57344, u2);
+                        _mm256_storeu_ps(o + 81920, u3);
+                        _mm256_storeu_ps(o + 106496, u4);
+                        _mm256_storeu_ps(o + 131072, u5);
+                    }
+                    {
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 12288, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 61440, u2);
+                        _mm256_storeu_ps(o + 86016, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 135168, u5);
+                    }
+                    {
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 16384, u0);
+                        _mm256_storeu_ps(o + 40960, u1);
+                        _mm256_storeu_ps(o + 65536, u2);
+                        _mm256_storeu_ps(o + 90112, u3);
+                        _mm256_storeu_ps(o + 114688, u4);
+                        _mm256_storeu_ps(o + 139264, u5);
+                    }
+                    {
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 20480, u0);
+                        _mm256_storeu_ps(o + 45056, u1);
+                        _mm256_storeu_ps(o + 69632, u2);
+                        _mm256_storeu_ps(o + 94208, u3);
+                        _mm256_storeu_ps(o + 118784, u4);
+                        _mm256_storeu_ps(o + 143360, u5);
+                    }
                 }
                 for (int v = used; v < nvec; v++)
-                    for (int xi = 0; xi < 16; xi++)
-                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
+                    for (int xi = 0; xi < NX; xi++)
+                        _mm256_storeu_ps(vc + xi * 4096 + v * W, _mm256_setzero_ps());
             }
-            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+            for (int it = 0; it < NX * 43 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 43, kb = kx - xi * 43;
                 const float *wp = w + (ptrdiff_t)kx * 384;
-                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 4096 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c02 = _mm256_setzero_ps();
@@ -5038,58 +7304,163 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv2(const float *restrict x0
                     c22 = _mm256_fmadd_ps(wv, xv2, c22);
                     c23 = _mm256_fmadd_ps(wv, xv3, c23);
                 }
-                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 4128 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
                 _mm256_storeu_ps(mp + 16, c02);
                 _mm256_storeu_ps(mp + 24, c03);
-                _mm256_storeu_ps(mp + 128, c10);
-                _mm256_storeu_ps(mp + 136, c11);
-                _mm256_storeu_ps(mp + 144, c12);
-                _mm256_storeu_ps(mp + 152, c13);
-                _mm256_storeu_ps(mp + 256, c20);
-                _mm256_storeu_ps(mp + 264, c21);
-                _mm256_storeu_ps(mp + 272, c22);
-                _mm256_storeu_ps(mp + 280, c23);
+                _mm256_storeu_ps(mp + 32, c10);
+                _mm256_storeu_ps(mp + 40, c11);
+                _mm256_storeu_ps(mp + 48, c12);
+                _mm256_storeu_ps(mp + 56, c13);
+                _mm256_storeu_ps(mp + 64, c20);
+                _mm256_storeu_ps(mp + 72, c21);
+                _mm256_storeu_ps(mp + 80, c22);
+                _mm256_storeu_ps(mp + 88, c23);
             }
             for (int k = 0; k < 128; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 2, xv = v - r * 2;
-                    const int oh = 2 * (ty0 + r);
+                    const int r = v / 1, xv = v - r * 1;
+                    const int oh = 4 * (ty0 + r);
                     const float *m = M + k * TB + v * W;
-                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 66048),
-                                 m20 = _mm256_loadu_ps(m + 132096), m30 = _mm256_loadu_ps(m + 198144);
-                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
-                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
-                    const __m256 m01 = _mm256_loadu_ps(m + 16512), m11 = _mm256_loadu_ps(m + 82560),
-                                 m21 = _mm256_loadu_ps(m + 148608), m31 = _mm256_loadu_ps(m + 214656);
-                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
-                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
-                    const __m256 m02 = _mm256_loadu_ps(m + 33024), m12 = _mm256_loadu_ps(m + 99072),
-                                 m22 = _mm256_loadu_ps(m + 165120), m32 = _mm256_loadu_ps(m + 231168);
-                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
-                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
-                    const __m256 m03 = _mm256_loadu_ps(m + 49536), m13 = _mm256_loadu_ps(m + 115584),
-                                 m23 = _mm256_loadu_ps(m + 181632), m33 = _mm256_loadu_ps(m + 247680);
-                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
-                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
-                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
-                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
-                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
-                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
-                    __m256 lo, hi;
-                    cnn_zip(y00, y01, &lo, &hi);
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 24768);
+                        const __m256 x2 = _mm256_loadu_ps(m + 49536);
+                        const __m256 x3 = _mm256_loadu_ps(m + 74304);
+                        const __m256 x4 = _mm256_loadu_ps(m + 99072);
+                        const __m256 x5 = _mm256_loadu_ps(m + 123840);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 4128);
+                        const __m256 x1 = _mm256_loadu_ps(m + 28896);
+                        const __m256 x2 = _mm256_loadu_ps(m + 53664);
+                        const __m256 x3 = _mm256_loadu_ps(m + 78432);
+                        const __m256 x4 = _mm256_loadu_ps(m + 103200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 127968);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 8256);
+                        const __m256 x1 = _mm256_loadu_ps(m + 33024);
+                        const __m256 x2 = _mm256_loadu_ps(m + 57792);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82560);
+                        const __m256 x4 = _mm256_loadu_ps(m + 107328);
+                        const __m256 x5 = _mm256_loadu_ps(m + 132096);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 12384);
+                        const __m256 x1 = _mm256_loadu_ps(m + 37152);
+                        const __m256 x2 = _mm256_loadu_ps(m + 61920);
+                        const __m256 x3 = _mm256_loadu_ps(m + 86688);
+                        const __m256 x4 = _mm256_loadu_ps(m + 111456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 136224);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 16512);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41280);
+                        const __m256 x2 = _mm256_loadu_ps(m + 66048);
+                        const __m256 x3 = _mm256_loadu_ps(m + 90816);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115584);
+                        const __m256 x5 = _mm256_loadu_ps(m + 140352);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 20640);
+                        const __m256 x1 = _mm256_loadu_ps(m + 45408);
+                        const __m256 x2 = _mm256_loadu_ps(m + 70176);
+                        const __m256 x3 = _mm256_loadu_ps(m + 94944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119712);
+                        const __m256 x5 = _mm256_loadu_ps(m + 144480);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s01, s02), yq = _mm256_sub_ps(s01, s02),
+                                     yr = _mm256_add_ps(s03, s04), ys = _mm256_sub_ps(s03, s04);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s00, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s05);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 784 + oy * 28 + ow;
+                            const int oy = oh + 0, ow = 4 * xv * W + 0, at = k * 784 + oy * 28 + ow;
                             if (oy >= 28) {
                             } else if (ow + W <= 28) {
-                                __m256 x = lo;
+                                __m256 x = q0;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 28) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q0);
                                 for (int l = 0; l < 28 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -5098,33 +7469,15 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv2(const float *restrict x0
                             }
                         }
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 784 + oy * 28 + ow;
+                            const int oy = oh + 0, ow = 4 * xv * W + 8, at = k * 784 + oy * 28 + ow;
                             if (oy >= 28) {
                             } else if (ow + W <= 28) {
-                                __m256 x = hi;
+                                __m256 x = q1;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 28) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
-                                for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                    cnn_zip(y10, y11, &lo, &hi);
-                        {
-                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 784 + oy * 28 + ow;
-                            if (oy >= 28) {
-                            } else if (ow + W <= 28) {
-                                __m256 x = lo;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 28) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q1);
                                 for (int l = 0; l < 28 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -5133,15 +7486,15 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv2(const float *restrict x0
                             }
                         }
                         {
-                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 784 + oy * 28 + ow;
+                            const int oy = oh + 0, ow = 4 * xv * W + 16, at = k * 784 + oy * 28 + ow;
                             if (oy >= 28) {
                             } else if (ow + W <= 28) {
-                                __m256 x = hi;
+                                __m256 x = q2;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 28) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
+                                _mm256_storeu_ps(lane, q2);
                                 for (int l = 0; l < 28 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -5149,6 +7502,267 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv2(const float *restrict x0
                                 }
                             }
                         }
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 24, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s11, s12), yq = _mm256_sub_ps(s11, s12),
+                                     yr = _mm256_add_ps(s13, s14), ys = _mm256_sub_ps(s13, s14);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s10, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s15);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 0, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 8, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 16, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 24, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s21, s22), yq = _mm256_sub_ps(s21, s22),
+                                     yr = _mm256_add_ps(s23, s24), ys = _mm256_sub_ps(s23, s24);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s20, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s25);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 0, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 8, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 16, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 24, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s31, s32), yq = _mm256_sub_ps(s31, s32),
+                                     yr = _mm256_add_ps(s33, s34), ys = _mm256_sub_ps(s33, s34);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s30, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s35);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 0, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 8, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 16, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 24, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -5157,7 +7771,7 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv2(const float *restrict x0
 
 /* bottleneck4.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 512
  *   in [128,28,28] -> out [512,28,28]
- *   weights at packed[1415048]: weight [512,128,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[2335112]: weight [512,128,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck4.bottleneck_path1.bn3 folded into the weights; then + bottleneck3.relu1 (bottleneck4.add1); then bottleneck4.relu1
  */
 static CNN_SIMD void bottleneck4_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -5408,7 +8022,7 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv3(const float *restrict x0
 
 /* bottleneck5.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 128
  *   in [512,28,28] -> out [128,28,28]
- *   weights at packed[1481612]: weight [128,512,1,1] (packed in blocks of 4 output channels)
+ *   weights at packed[2401676]: weight [128,512,1,1] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck5.bottleneck_path1.bn1 folded into the weights; then bottleneck5.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck5_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -5647,74 +8261,240 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv1(const float *restrict x0
 
 /* bottleneck5.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 128
  *   in [128,28,28] -> out [128,28,28]
- *   weights at packed[1547276]: weight [128,128,3,3] (packed in blocks of 3 output channels)
- *   avx2: Winograd F(2x2,3x3), 14x14 tiles of 2x2 outputs, 8 a vector; bands of BR=8 tile rows; 16 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); bottleneck5.bottleneck_path1.bn2 folded into the weights; then bottleneck5.bottleneck_path1.relu2
+ *   weights at packed[2467340]: weight [128,128,3,3] (packed in blocks of 3 output channels)
+ *   avx2: Winograd F(4x4,3x3), 7x7 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=4 tile rows; 36 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); bottleneck5.bottleneck_path1.bn2 folded into the weights; then bottleneck5.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck5_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 3, NV = 4, W = 8, BR = 8, TB = 128 };
+    enum { MR = 3, NV = 4, W = 8, BR = 4, TB = 32, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
-     * rows a band; TB tiles a row of V and M */
-    const float *bias = w + 264192;
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 594432;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
-        float *in = s + (ptrdiff_t)b * 656896; /* this sample's padded input, */
-        float *V = in + 130560; /* the band transformed, [16][128][TB], */
-        float *M = V + 262144; /* the 16 products, [16][129][TB] */
-        cnn_pad(xb0, in, 128, 28, 28, 1, 1, 30, 34, 0);
-        for (int ty0 = 0; ty0 < 14; ty0 += BR) {
-            const int rows = ty0 + BR <= 14 ? BR : 14 - ty0;
-            const int used = rows / 1 * 2; /* vectors of tiles */
+        float *in = s + (ptrdiff_t)b * 434304; /* this sample's padded input, */
+        float *V = in + 138240; /* the band transformed, [NX][128][TB], */
+        float *M = V + 147456; /* the NX products, [NX][129][TB] */
+        cnn_pad(xb0, in, 128, 28, 28, 1, 1, 30, 36, 0);
+        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
+            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
+            const int used = rows / 1 * 1; /* vectors of tiles */
             const int nvec = (used + NV - 1) / NV * NV;
             for (int c = 0; c < 128; c++) {
                 float *vc = V + c * TB;
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 2, xv = v - r * 2;
-                    const float *d = in + (ptrdiff_t)c * 1020 + (2 * (ty0 + r)) * 34 + 2 * xv * W;
-                    __m256 d0, d1, d2, d3;
-                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
-                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
-                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 34), _mm256_loadu_ps(d + 42), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d2, &d3);
-                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
-                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 70), _mm256_loadu_ps(d + 78), &d2, &d3);
-                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
-                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 102), _mm256_loadu_ps(d + 110), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &d2, &d3);
-                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
-                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    const int r = v / 1, xv = v - r * 1;
+                    const float *d = in + (ptrdiff_t)c * 1080 + (4 * (ty0 + r)) * 36 + 4 * xv * W;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 16), _mm256_loadu_ps(d + 24), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 52), _mm256_loadu_ps(d + 60), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 40), _mm256_loadu_ps(d + 48), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 72), _mm256_loadu_ps(d + 80), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 88), _mm256_loadu_ps(d + 96), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 76), _mm256_loadu_ps(d + 84), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 92), _mm256_loadu_ps(d + 100), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 108), _mm256_loadu_ps(d + 116), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 124), _mm256_loadu_ps(d + 132), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 112), _mm256_loadu_ps(d + 120), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 128), _mm256_loadu_ps(d + 136), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 144), _mm256_loadu_ps(d + 152), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 160), _mm256_loadu_ps(d + 168), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 148), _mm256_loadu_ps(d + 156), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 164), _mm256_loadu_ps(d + 172), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 180), _mm256_loadu_ps(d + 188), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 196), _mm256_loadu_ps(d + 204), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 184), _mm256_loadu_ps(d + 192), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 200), _mm256_loadu_ps(d + 208), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
                     float *o = vc + v * W;
-                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
-                    _mm256_storeu_ps(o + 65536, _mm256_add_ps(t10, t20));
-                    _mm256_storeu_ps(o + 131072, _mm256_sub_ps(t20, t10));
-                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t10, t30));
-                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t01, t21));
-                    _mm256_storeu_ps(o + 81920, _mm256_add_ps(t11, t21));
-                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t21, t11));
-                    _mm256_storeu_ps(o + 212992, _mm256_sub_ps(t11, t31));
-                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t02, t22));
-                    _mm256_storeu_ps(o + 98304, _mm256_add_ps(t12, t22));
-                    _mm256_storeu_ps(o + 163840, _mm256_sub_ps(t22, t12));
-                    _mm256_storeu_ps(o + 229376, _mm256_sub_ps(t12, t32));
-                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t03, t23));
-                    _mm256_storeu_ps(o + 114688, _mm256_add_ps(t13, t23));
-                    _mm256_storeu_ps(o + 180224, _mm256_sub_ps(t23, t13));
-                    _mm256_storeu_ps(o + 245760, _mm256_sub_ps(t13, t33));
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 24576, u1);
+                        _mm256_storeu_ps(o + 49152, u2);
+                        _mm256_storeu_ps(o + 73728, u3);
+                        _mm256_storeu_ps(o + 98304, u4);
+                        _mm256_storeu_ps(o + 122880, u5);
+                    }
+                    {
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 28672, u1);
+                        _mm256_storeu_ps(o + 53248, u2);
+                        _mm256_storeu_ps(o + 77824, u3);
+                        _mm256_storeu_ps(o + 102400, u4);
+                        _mm256_storeu_ps(o + 126976, u5);
+                    }
+                    {
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 8192, u0);
+                        _mm256_storeu_ps(o + 32768, u1);
+                        _mm256_storeu_ps(o + 57344, u2);
+                        _mm256_storeu_ps(o + 81920, u3);
+                        _mm256_storeu_ps(o + 106496, u4);
+                        _mm256_storeu_ps(o + 131072, u5);
+                    }
+                    {
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 12288, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 61440, u2);
+                        _mm256_storeu_ps(o + 86016, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 135168, u5);
+                    }
+                    {
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 16384, u0);
+                        _mm256_storeu_ps(o + 40960, u1);
+                        _mm256_storeu_ps(o + 65536, u2);
+                        _mm256_storeu_ps(o + 90112, u3);
+                        _mm256_storeu_ps(o + 114688, u4);
+                        _mm256_storeu_ps(o + 139264, u5);
+                    }
+                    {
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 20480, u0);
+                        _mm256_storeu_ps(o + 45056, u1);
+                        _mm256_storeu_ps(o + 69632, u2);
+                        _mm256_storeu_ps(o + 94208, u3);
+                        _mm256_storeu_ps(o + 118784, u4);
+                        _mm256_storeu_ps(o + 143360, u5);
+                    }
                 }
                 for (int v = used; v < nvec; v++)
-                    for (int xi = 0; xi < 16; xi++)
-                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
+                    for (int xi = 0; xi < NX; xi++)
+                        _mm256_storeu_ps(vc + xi * 4096 + v * W, _mm256_setzero_ps());
             }
-            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+            for (int it = 0; it < NX * 43 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 43, kb = kx - xi * 43;
                 const float *wp = w + (ptrdiff_t)kx * 384;
-                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 4096 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c02 = _mm256_setzero_ps();
@@ -5748,58 +8528,163 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv2(const float *restrict x0
                     c22 = _mm256_fmadd_ps(wv, xv2, c22);
                     c23 = _mm256_fmadd_ps(wv, xv3, c23);
                 }
-                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 4128 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
                 _mm256_storeu_ps(mp + 16, c02);
                 _mm256_storeu_ps(mp + 24, c03);
-                _mm256_storeu_ps(mp + 128, c10);
-                _mm256_storeu_ps(mp + 136, c11);
-                _mm256_storeu_ps(mp + 144, c12);
-                _mm256_storeu_ps(mp + 152, c13);
-                _mm256_storeu_ps(mp + 256, c20);
-                _mm256_storeu_ps(mp + 264, c21);
-                _mm256_storeu_ps(mp + 272, c22);
-                _mm256_storeu_ps(mp + 280, c23);
+                _mm256_storeu_ps(mp + 32, c10);
+                _mm256_storeu_ps(mp + 40, c11);
+                _mm256_storeu_ps(mp + 48, c12);
+                _mm256_storeu_ps(mp + 56, c13);
+                _mm256_storeu_ps(mp + 64, c20);
+                _mm256_storeu_ps(mp + 72, c21);
+                _mm256_storeu_ps(mp + 80, c22);
+                _mm256_storeu_ps(mp + 88, c23);
             }
             for (int k = 0; k < 128; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 2, xv = v - r * 2;
-                    const int oh = 2 * (ty0 + r);
+                    const int r = v / 1, xv = v - r * 1;
+                    const int oh = 4 * (ty0 + r);
                     const float *m = M + k * TB + v * W;
-                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 66048),
-                                 m20 = _mm256_loadu_ps(m + 132096), m30 = _mm256_loadu_ps(m + 198144);
-                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
-                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
-                    const __m256 m01 = _mm256_loadu_ps(m + 16512), m11 = _mm256_loadu_ps(m + 82560),
-                                 m21 = _mm256_loadu_ps(m + 148608), m31 = _mm256_loadu_ps(m + 214656);
-                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
-                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
-                    const __m256 m02 = _mm256_loadu_ps(m + 33024), m12 = _mm256_loadu_ps(m + 99072),
-                                 m22 = _mm256_loadu_ps(m + 165120), m32 = _mm256_loadu_ps(m + 231168);
-                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
-                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
-                    const __m256 m03 = _mm256_loadu_ps(m + 49536), m13 = _mm256_loadu_ps(m + 115584),
-                                 m23 = _mm256_loadu_ps(m + 181632), m33 = _mm256_loadu_ps(m + 247680);
-                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
-                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
-                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
-                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
-                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
-                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
-                    __m256 lo, hi;
-                    cnn_zip(y00, y01, &lo, &hi);
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 24768);
+                        const __m256 x2 = _mm256_loadu_ps(m + 49536);
+                        const __m256 x3 = _mm256_loadu_ps(m + 74304);
+                        const __m256 x4 = _mm256_loadu_ps(m + 99072);
+                        const __m256 x5 = _mm256_loadu_ps(m + 123840);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 4128);
+                        const __m256 x1 = _mm256_loadu_ps(m + 28896);
+                        const __m256 x2 = _mm256_loadu_ps(m + 53664);
+                        const __m256 x3 = _mm256_loadu_ps(m + 78432);
+                        const __m256 x4 = _mm256_loadu_ps(m + 103200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 127968);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 8256);
+                        const __m256 x1 = _mm256_loadu_ps(m + 33024);
+                        const __m256 x2 = _mm256_loadu_ps(m + 57792);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82560);
+                        const __m256 x4 = _mm256_loadu_ps(m + 107328);
+                        const __m256 x5 = _mm256_loadu_ps(m + 132096);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 12384);
+                        const __m256 x1 = _mm256_loadu_ps(m + 37152);
+                        const __m256 x2 = _mm256_loadu_ps(m + 61920);
+                        const __m256 x3 = _mm256_loadu_ps(m + 86688);
+                        const __m256 x4 = _mm256_loadu_ps(m + 111456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 136224);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 16512);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41280);
+                        const __m256 x2 = _mm256_loadu_ps(m + 66048);
+                        const __m256 x3 = _mm256_loadu_ps(m + 90816);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115584);
+                        const __m256 x5 = _mm256_loadu_ps(m + 140352);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 20640);
+                        const __m256 x1 = _mm256_loadu_ps(m + 45408);
+                        const __m256 x2 = _mm256_loadu_ps(m + 70176);
+                        const __m256 x3 = _mm256_loadu_ps(m + 94944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119712);
+                        const __m256 x5 = _mm256_loadu_ps(m + 144480);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s01, s02), yq = _mm256_sub_ps(s01, s02),
+                                     yr = _mm256_add_ps(s03, s04), ys = _mm256_sub_ps(s03, s04);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s00, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s05);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 784 + oy * 28 + ow;
+                            const int oy = oh + 0, ow = 4 * xv * W + 0, at = k * 784 + oy * 28 + ow;
                             if (oy >= 28) {
                             } else if (ow + W <= 28) {
-                                __m256 x = lo;
+                                __m256 x = q0;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 28) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q0);
                                 for (int l = 0; l < 28 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -5808,33 +8693,15 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv2(const float *restrict x0
                             }
                         }
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 784 + oy * 28 + ow;
+                            const int oy = oh + 0, ow = 4 * xv * W + 8, at = k * 784 + oy * 28 + ow;
                             if (oy >= 28) {
                             } else if (ow + W <= 28) {
-                                __m256 x = hi;
+                                __m256 x = q1;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 28) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
-                                for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                    cnn_zip(y10, y11, &lo, &hi);
-                        {
-                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 784 + oy * 28 + ow;
-                            if (oy >= 28) {
-                            } else if (ow + W <= 28) {
-                                __m256 x = lo;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 28) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q1);
                                 for (int l = 0; l < 28 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -5843,15 +8710,15 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv2(const float *restrict x0
                             }
                         }
                         {
-                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 784 + oy * 28 + ow;
+                            const int oy = oh + 0, ow = 4 * xv * W + 16, at = k * 784 + oy * 28 + ow;
                             if (oy >= 28) {
                             } else if (ow + W <= 28) {
-                                __m256 x = hi;
+                                __m256 x = q2;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 28) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
+                                _mm256_storeu_ps(lane, q2);
                                 for (int l = 0; l < 28 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -5859,6 +8726,267 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv2(const float *restrict x0
                                 }
                             }
                         }
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 24, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s11, s12), yq = _mm256_sub_ps(s11, s12),
+                                     yr = _mm256_add_ps(s13, s14), ys = _mm256_sub_ps(s13, s14);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s10, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s15);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 0, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 8, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 16, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 24, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s21, s22), yq = _mm256_sub_ps(s21, s22),
+                                     yr = _mm256_add_ps(s23, s24), ys = _mm256_sub_ps(s23, s24);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s20, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s25);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 0, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 8, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 16, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 24, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s31, s32), yq = _mm256_sub_ps(s31, s32),
+                                     yr = _mm256_add_ps(s33, s34), ys = _mm256_sub_ps(s33, s34);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s30, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s35);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 0, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 8, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 16, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 24, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -5867,7 +8995,7 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv2(const float *restrict x0
 
 /* bottleneck5.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 512
  *   in [128,28,28] -> out [512,28,28]
- *   weights at packed[1811596]: weight [512,128,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[3061900]: weight [512,128,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck5.bottleneck_path1.bn3 folded into the weights; then + bottleneck4.relu1 (bottleneck5.add1); then bottleneck5.relu1
  */
 static CNN_SIMD void bottleneck5_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -6118,7 +9246,7 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv3(const float *restrict x0
 
 /* bottleneck_proj3.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 256
  *   in [512,28,28] -> out [256,28,28]
- *   weights at packed[1878160]: weight [256,512,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[3128464]: weight [256,512,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck_proj3.bottleneck_path1.bn1 folded into the weights; then bottleneck_proj3.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -6367,7 +9495,7 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv1(const float *restri
 
 /* bottleneck_proj3.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3/2 p1 256
  *   in [256,28,28] -> out [256,14,14]
- *   weights at packed[2010514]: weight [256,256,3,3] (packed in blocks of 16 output channels)
+ *   weights at packed[3260818]: weight [256,256,3,3] (packed in blocks of 16 output channels)
  *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; bottleneck_proj3.bottleneck_path1.bn2 folded into the weights; then bottleneck_proj3.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -6638,7 +9766,7 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv2(const float *restri
 
 /* bottleneck_proj3.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 1024
  *   in [256,14,14] -> out [1024,14,14]
- *   weights at packed[2600594]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[3850898]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck_proj3.bottleneck_path1.bn3 folded into the weights
  */
 static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -6886,7 +10014,7 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv3(const float *restri
 
 /* bottleneck_proj3.conv1 — examples/resnet50.cnn:32: conv 1x1/2 1024
  *   in [512,28,28] -> out [1024,14,14]
- *   weights at packed[2864276]: weight [1024,512,1,1] (packed in blocks of 16 output channels)
+ *   weights at packed[4114580]: weight [1024,512,1,1] (packed in blocks of 16 output channels)
  *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; bottleneck_proj3.bn1 folded into the weights; then + bottleneck_proj3.bottleneck_path1.bn3 (bottleneck_proj3.add1); then bottleneck_proj3.relu1
  */
 static CNN_SIMD void bottleneck_proj3_conv1(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -7144,7 +10272,7 @@ static CNN_SIMD void bottleneck_proj3_conv1(const float *restrict x0, const floa
 
 /* bottleneck6.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 256
  *   in [1024,14,14] -> out [256,14,14]
- *   weights at packed[3389588]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[4639892]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck6.bottleneck_path1.bn1 folded into the weights; then bottleneck6.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck6_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -7393,74 +10521,240 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv1(const float *restrict x0
 
 /* bottleneck6.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[3654038]: weight [256,256,3,3] (packed in blocks of 6 output channels)
- *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck6.bottleneck_path1.bn2 folded into the weights; then bottleneck6.bottleneck_path1.relu2
+ *   weights at packed[4904342]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(4x4,3x3), 4x4 tiles of 4x4 outputs from 6x6 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck6.bottleneck_path1.bn2 folded into the weights; then bottleneck6.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck6_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, W = 8, BR = 7, TB = 64 };
+    enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 16, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
-     * rows a band; TB tiles a row of V and M */
-    const float *bias = w + 1056768;
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 2377728;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
-        float *in = s + (ptrdiff_t)b * 600064; /* this sample's padded input, */
-        float *V = in + 73728; /* the band transformed, [16][256][TB], */
-        float *M = V + 262144; /* the 16 products, [16][258][TB] */
-        cnn_pad(xb0, in, 256, 14, 14, 1, 1, 16, 18, 0);
-        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
-            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
-            const int used = rows / 1 * 1; /* vectors of tiles */
+        float *in = s + (ptrdiff_t)b * 388224; /* this sample's padded input, */
+        float *V = in + 92160; /* the band transformed, [NX][256][TB], */
+        float *M = V + 147456; /* the NX products, [NX][258][TB] */
+        cnn_pad(xb0, in, 256, 14, 14, 1, 1, 18, 20, 0);
+        for (int ty0 = 0; ty0 < 4; ty0 += BR) {
+            const int rows = ty0 + BR <= 4 ? BR : 4 - ty0;
+            const int used = rows / 2 * 1; /* vectors of tiles */
             const int nvec = (used + NV - 1) / NV * NV;
             for (int c = 0; c < 256; c++) {
                 float *vc = V + c * TB;
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 1, xv = v - r * 1;
-                    const float *d = in + (ptrdiff_t)c * 288 + (2 * (ty0 + r)) * 18 + 2 * xv * W;
-                    __m256 d0, d1, d2, d3;
-                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
-                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
-                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 18), _mm256_loadu_ps(d + 26), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &d2, &d3);
-                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
-                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 38), _mm256_loadu_ps(d + 46), &d2, &d3);
-                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
-                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 54), _mm256_loadu_ps(d + 62), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &d2, &d3);
-                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
-                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    const int r = 2 * v;
+                    const float *d = in + (ptrdiff_t)c * 360 + (4 * (ty0 + r)) * 20;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 80), _mm256_loadu_ps(d + 88), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 84), _mm256_loadu_ps(d + 92), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 100), _mm256_loadu_ps(d + 108), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 24), _mm256_loadu_ps(d + 32), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 40), _mm256_loadu_ps(d + 48), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 120), _mm256_loadu_ps(d + 128), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 44), _mm256_loadu_ps(d + 52), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 124), _mm256_loadu_ps(d + 132), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 60), _mm256_loadu_ps(d + 68), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 140), _mm256_loadu_ps(d + 148), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 64), _mm256_loadu_ps(d + 72), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 144), _mm256_loadu_ps(d + 152), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 80), _mm256_loadu_ps(d + 88), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 160), _mm256_loadu_ps(d + 168), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 84), _mm256_loadu_ps(d + 92), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 164), _mm256_loadu_ps(d + 172), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 100), _mm256_loadu_ps(d + 108), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 180), _mm256_loadu_ps(d + 188), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 184), _mm256_loadu_ps(d + 192), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
                     float *o = vc + v * W;
-                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
-                    _mm256_storeu_ps(o + 65536, _mm256_add_ps(t10, t20));
-                    _mm256_storeu_ps(o + 131072, _mm256_sub_ps(t20, t10));
-                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t10, t30));
-                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t01, t21));
-                    _mm256_storeu_ps(o + 81920, _mm256_add_ps(t11, t21));
-                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t21, t11));
-                    _mm256_storeu_ps(o + 212992, _mm256_sub_ps(t11, t31));
-                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t02, t22));
-                    _mm256_storeu_ps(o + 98304, _mm256_add_ps(t12, t22));
-                    _mm256_storeu_ps(o + 163840, _mm256_sub_ps(t22, t12));
-                    _mm256_storeu_ps(o + 229376, _mm256_sub_ps(t12, t32));
-                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t03, t23));
-                    _mm256_storeu_ps(o + 114688, _mm256_add_ps(t13, t23));
-                    _mm256_storeu_ps(o + 180224, _mm256_sub_ps(t23, t13));
-                    _mm256_storeu_ps(o + 245760, _mm256_sub_ps(t13, t33));
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 24576, u1);
+                        _mm256_storeu_ps(o + 49152, u2);
+                        _mm256_storeu_ps(o + 73728, u3);
+                        _mm256_storeu_ps(o + 98304, u4);
+                        _mm256_storeu_ps(o + 122880, u5);
+                    }
+                    {
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 28672, u1);
+                        _mm256_storeu_ps(o + 53248, u2);
+                        _mm256_storeu_ps(o + 77824, u3);
+                        _mm256_storeu_ps(o + 102400, u4);
+                        _mm256_storeu_ps(o + 126976, u5);
+                    }
+                    {
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 8192, u0);
+                        _mm256_storeu_ps(o + 32768, u1);
+                        _mm256_storeu_ps(o + 57344, u2);
+                        _mm256_storeu_ps(o + 81920, u3);
+                        _mm256_storeu_ps(o + 106496, u4);
+                        _mm256_storeu_ps(o + 131072, u5);
+                    }
+                    {
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 12288, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 61440, u2);
+                        _mm256_storeu_ps(o + 86016, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 135168, u5);
+                    }
+                    {
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 16384, u0);
+                        _mm256_storeu_ps(o + 40960, u1);
+                        _mm256_storeu_ps(o + 65536, u2);
+                        _mm256_storeu_ps(o + 90112, u3);
+                        _mm256_storeu_ps(o + 114688, u4);
+                        _mm256_storeu_ps(o + 139264, u5);
+                    }
+                    {
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 20480, u0);
+                        _mm256_storeu_ps(o + 45056, u1);
+                        _mm256_storeu_ps(o + 69632, u2);
+                        _mm256_storeu_ps(o + 94208, u3);
+                        _mm256_storeu_ps(o + 118784, u4);
+                        _mm256_storeu_ps(o + 143360, u5);
+                    }
                 }
                 for (int v = used; v < nvec; v++)
-                    for (int xi = 0; xi < 16; xi++)
-                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
+                    for (int xi = 0; xi < NX; xi++)
+                        _mm256_storeu_ps(vc + xi * 4096 + v * W, _mm256_setzero_ps());
             }
-            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+            for (int it = 0; it < NX * 43 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 43, kb = kx - xi * 43;
                 const float *wp = w + (ptrdiff_t)kx * 1536;
-                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 4096 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c10 = _mm256_setzero_ps();
@@ -7495,58 +10789,163 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv2(const float *restrict x0
                     c50 = _mm256_fmadd_ps(wv, xv0, c50);
                     c51 = _mm256_fmadd_ps(wv, xv1, c51);
                 }
-                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 4128 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
-                _mm256_storeu_ps(mp + 64, c10);
-                _mm256_storeu_ps(mp + 72, c11);
-                _mm256_storeu_ps(mp + 128, c20);
-                _mm256_storeu_ps(mp + 136, c21);
-                _mm256_storeu_ps(mp + 192, c30);
-                _mm256_storeu_ps(mp + 200, c31);
-                _mm256_storeu_ps(mp + 256, c40);
-                _mm256_storeu_ps(mp + 264, c41);
-                _mm256_storeu_ps(mp + 320, c50);
-                _mm256_storeu_ps(mp + 328, c51);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
             }
             for (int k = 0; k < 256; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 1, xv = v - r * 1;
-                    const int oh = 2 * (ty0 + r);
+                    const int r = 2 * v;
+                    const int oh = 4 * (ty0 + r);
                     const float *m = M + k * TB + v * W;
-                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 66048),
-                                 m20 = _mm256_loadu_ps(m + 132096), m30 = _mm256_loadu_ps(m + 198144);
-                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
-                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
-                    const __m256 m01 = _mm256_loadu_ps(m + 16512), m11 = _mm256_loadu_ps(m + 82560),
-                                 m21 = _mm256_loadu_ps(m + 148608), m31 = _mm256_loadu_ps(m + 214656);
-                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
-                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
-                    const __m256 m02 = _mm256_loadu_ps(m + 33024), m12 = _mm256_loadu_ps(m + 99072),
-                                 m22 = _mm256_loadu_ps(m + 165120), m32 = _mm256_loadu_ps(m + 231168);
-                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
-                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
-                    const __m256 m03 = _mm256_loadu_ps(m + 49536), m13 = _mm256_loadu_ps(m + 115584),
-                                 m23 = _mm256_loadu_ps(m + 181632), m33 = _mm256_loadu_ps(m + 247680);
-                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
-                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
-                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
-                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
-                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
-                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
-                    __m256 lo, hi;
-                    cnn_zip(y00, y01, &lo, &hi);
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 24768);
+                        const __m256 x2 = _mm256_loadu_ps(m + 49536);
+                        const __m256 x3 = _mm256_loadu_ps(m + 74304);
+                        const __m256 x4 = _mm256_loadu_ps(m + 99072);
+                        const __m256 x5 = _mm256_loadu_ps(m + 123840);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 4128);
+                        const __m256 x1 = _mm256_loadu_ps(m + 28896);
+                        const __m256 x2 = _mm256_loadu_ps(m + 53664);
+                        const __m256 x3 = _mm256_loadu_ps(m + 78432);
+                        const __m256 x4 = _mm256_loadu_ps(m + 103200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 127968);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 8256);
+                        const __m256 x1 = _mm256_loadu_ps(m + 33024);
+                        const __m256 x2 = _mm256_loadu_ps(m + 57792);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82560);
+                        const __m256 x4 = _mm256_loadu_ps(m + 107328);
+                        const __m256 x5 = _mm256_loadu_ps(m + 132096);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 12384);
+                        const __m256 x1 = _mm256_loadu_ps(m + 37152);
+                        const __m256 x2 = _mm256_loadu_ps(m + 61920);
+                        const __m256 x3 = _mm256_loadu_ps(m + 86688);
+                        const __m256 x4 = _mm256_loadu_ps(m + 111456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 136224);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 16512);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41280);
+                        const __m256 x2 = _mm256_loadu_ps(m + 66048);
+                        const __m256 x3 = _mm256_loadu_ps(m + 90816);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115584);
+                        const __m256 x5 = _mm256_loadu_ps(m + 140352);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 20640);
+                        const __m256 x1 = _mm256_loadu_ps(m + 45408);
+                        const __m256 x2 = _mm256_loadu_ps(m + 70176);
+                        const __m256 x3 = _mm256_loadu_ps(m + 94944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119712);
+                        const __m256 x5 = _mm256_loadu_ps(m + 144480);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s01, s02), yq = _mm256_sub_ps(s01, s02),
+                                     yr = _mm256_add_ps(s03, s04), ys = _mm256_sub_ps(s03, s04);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s00, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s05);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            const int oy = oh + 0, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
                             if (oy >= 14) {
                             } else if (ow + W <= 14) {
-                                __m256 x = lo;
+                                __m256 x = q0;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 14) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q0);
                                 for (int l = 0; l < 14 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -7555,33 +10954,15 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv2(const float *restrict x0
                             }
                         }
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            const int oy = oh + 0, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
                             if (oy >= 14) {
                             } else if (ow + W <= 14) {
-                                __m256 x = hi;
+                                __m256 x = q1;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 14) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
-                                for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                    cnn_zip(y10, y11, &lo, &hi);
-                        {
-                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
-                            if (oy >= 14) {
-                            } else if (ow + W <= 14) {
-                                __m256 x = lo;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 14) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q1);
                                 for (int l = 0; l < 14 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -7590,15 +10971,15 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv2(const float *restrict x0
                             }
                         }
                         {
-                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            const int oy = oh + 4, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
                             if (oy >= 14) {
                             } else if (ow + W <= 14) {
-                                __m256 x = hi;
+                                __m256 x = q2;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 14) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
+                                _mm256_storeu_ps(lane, q2);
                                 for (int l = 0; l < 14 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -7606,6 +10987,267 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv2(const float *restrict x0
                                 }
                             }
                         }
+                        {
+                            const int oy = oh + 4, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s11, s12), yq = _mm256_sub_ps(s11, s12),
+                                     yr = _mm256_add_ps(s13, s14), ys = _mm256_sub_ps(s13, s14);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s10, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s15);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 1, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 5, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 5, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s21, s22), yq = _mm256_sub_ps(s21, s22),
+                                     yr = _mm256_add_ps(s23, s24), ys = _mm256_sub_ps(s23, s24);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s20, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s25);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 2, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 6, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 6, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s31, s32), yq = _mm256_sub_ps(s31, s32),
+                                     yr = _mm256_add_ps(s33, s34), ys = _mm256_sub_ps(s33, s34);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s30, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s35);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 3, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 7, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 7, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -7614,7 +11256,7 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv2(const float *restrict x0
 
 /* bottleneck6.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 1024
  *   in [256,14,14] -> out [1024,14,14]
- *   weights at packed[4711062]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[7282326]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck6.bottleneck_path1.bn3 folded into the weights; then + bottleneck_proj3.relu1 (bottleneck6.add1); then bottleneck6.relu1
  */
 static CNN_SIMD void bottleneck6_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -7865,7 +11507,7 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv3(const float *restrict x0
 
 /* bottleneck7.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 256
  *   in [1024,14,14] -> out [256,14,14]
- *   weights at packed[4974744]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[7546008]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck7.bottleneck_path1.bn1 folded into the weights; then bottleneck7.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck7_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -8114,74 +11756,240 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv1(const float *restrict x0
 
 /* bottleneck7.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[5239194]: weight [256,256,3,3] (packed in blocks of 6 output channels)
- *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck7.bottleneck_path1.bn2 folded into the weights; then bottleneck7.bottleneck_path1.relu2
+ *   weights at packed[7810458]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(4x4,3x3), 4x4 tiles of 4x4 outputs from 6x6 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck7.bottleneck_path1.bn2 folded into the weights; then bottleneck7.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck7_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, W = 8, BR = 7, TB = 64 };
+    enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 16, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
-     * rows a band; TB tiles a row of V and M */
-    const float *bias = w + 1056768;
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 2377728;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
-        float *in = s + (ptrdiff_t)b * 600064; /* this sample's padded input, */
-        float *V = in + 73728; /* the band transformed, [16][256][TB], */
-        float *M = V + 262144; /* the 16 products, [16][258][TB] */
-        cnn_pad(xb0, in, 256, 14, 14, 1, 1, 16, 18, 0);
-        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
-            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
-            const int used = rows / 1 * 1; /* vectors of tiles */
+        float *in = s + (ptrdiff_t)b * 388224; /* this sample's padded input, */
+        float *V = in + 92160; /* the band transformed, [NX][256][TB], */
+        float *M = V + 147456; /* the NX products, [NX][258][TB] */
+        cnn_pad(xb0, in, 256, 14, 14, 1, 1, 18, 20, 0);
+        for (int ty0 = 0; ty0 < 4; ty0 += BR) {
+            const int rows = ty0 + BR <= 4 ? BR : 4 - ty0;
+            const int used = rows / 2 * 1; /* vectors of tiles */
             const int nvec = (used + NV - 1) / NV * NV;
             for (int c = 0; c < 256; c++) {
                 float *vc = V + c * TB;
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 1, xv = v - r * 1;
-                    const float *d = in + (ptrdiff_t)c * 288 + (2 * (ty0 + r)) * 18 + 2 * xv * W;
-                    __m256 d0, d1, d2, d3;
-                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
-                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
-                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 18), _mm256_loadu_ps(d + 26), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &d2, &d3);
-                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
-                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 38), _mm256_loadu_ps(d + 46), &d2, &d3);
-                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
-                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 54), _mm256_loadu_ps(d + 62), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &d2, &d3);
-                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
-                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    const int r = 2 * v;
+                    const float *d = in + (ptrdiff_t)c * 360 + (4 * (ty0 + r)) * 20;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 80), _mm256_loadu_ps(d + 88), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 84), _mm256_loadu_ps(d + 92), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 100), _mm256_loadu_ps(d + 108), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 24), _mm256_loadu_ps(d + 32), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 40), _mm256_loadu_ps(d + 48), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 120), _mm256_loadu_ps(d + 128), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 44), _mm256_loadu_ps(d + 52), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 124), _mm256_loadu_ps(d + 132), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 60), _mm256_loadu_ps(d + 68), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 140), _mm256_loadu_ps(d + 148), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 64), _mm256_loadu_ps(d + 72), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 144), _mm256_loadu_ps(d + 152), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 80), _mm256_loadu_ps(d + 88), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 160), _mm256_loadu_ps(d + 168), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 84), _mm256_loadu_ps(d + 92), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 164), _mm256_loadu_ps(d + 172), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 100), _mm256_loadu_ps(d + 108), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 180), _mm256_loadu_ps(d + 188), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 184), _mm256_loadu_ps(d + 192), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
                     float *o = vc + v * W;
-                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
-                    _mm256_storeu_ps(o + 65536, _mm256_add_ps(t10, t20));
-                    _mm256_storeu_ps(o + 131072, _mm256_sub_ps(t20, t10));
-                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t10, t30));
-                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t01, t21));
-                    _mm256_storeu_ps(o + 81920, _mm256_add_ps(t11, t21));
-                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t21, t11));
-                    _mm256_storeu_ps(o + 212992, _mm256_sub_ps(t11, t31));
-                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t02, t22));
-                    _mm256_storeu_ps(o + 98304, _mm256_add_ps(t12, t22));
-                    _mm256_storeu_ps(o + 163840, _mm256_sub_ps(t22, t12));
-                    _mm256_storeu_ps(o + 229376, _mm256_sub_ps(t12, t32));
-                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t03, t23));
-                    _mm256_storeu_ps(o + 114688, _mm256_add_ps(t13, t23));
-                    _mm256_storeu_ps(o + 180224, _mm256_sub_ps(t23, t13));
-                    _mm256_storeu_ps(o + 245760, _mm256_sub_ps(t13, t33));
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 24576, u1);
+                        _mm256_storeu_ps(o + 49152, u2);
+                        _mm256_storeu_ps(o + 73728, u3);
+                        _mm256_storeu_ps(o + 98304, u4);
+                        _mm256_storeu_ps(o + 122880, u5);
+                    }
+                    {
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 28672, u1);
+                        _mm256_storeu_ps(o + 53248, u2);
+                        _mm256_storeu_ps(o + 77824, u3);
+                        _mm256_storeu_ps(o + 102400, u4);
+                        _mm256_storeu_ps(o + 126976, u5);
+                    }
+                    {
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 8192, u0);
+                        _mm256_storeu_ps(o + 32768, u1);
+                        _mm256_storeu_ps(o + 57344, u2);
+                        _mm256_storeu_ps(o + 81920, u3);
+                        _mm256_storeu_ps(o + 106496, u4);
+                        _mm256_storeu_ps(o + 131072, u5);
+                    }
+                    {
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 12288, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 61440, u2);
+                        _mm256_storeu_ps(o + 86016, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 135168, u5);
+                    }
+                    {
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 16384, u0);
+                        _mm256_storeu_ps(o + 40960, u1);
+                        _mm256_storeu_ps(o + 65536, u2);
+                        _mm256_storeu_ps(o + 90112, u3);
+                        _mm256_storeu_ps(o + 114688, u4);
+                        _mm256_storeu_ps(o + 139264, u5);
+                    }
+                    {
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 20480, u0);
+                        _mm256_storeu_ps(o + 45056, u1);
+                        _mm256_storeu_ps(o + 69632, u2);
+                        _mm256_storeu_ps(o + 94208, u3);
+                        _mm256_storeu_ps(o + 118784, u4);
+                        _mm256_storeu_ps(o + 143360, u5);
+                    }
                 }
                 for (int v = used; v < nvec; v++)
-                    for (int xi = 0; xi < 16; xi++)
-                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
+                    for (int xi = 0; xi < NX; xi++)
+                        _mm256_storeu_ps(vc + xi * 4096 + v * W, _mm256_setzero_ps());
             }
-            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+            for (int it = 0; it < NX * 43 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 43, kb = kx - xi * 43;
                 const float *wp = w + (ptrdiff_t)kx * 1536;
-                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 4096 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c10 = _mm256_setzero_ps();
@@ -8216,58 +12024,163 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv2(const float *restrict x0
                     c50 = _mm256_fmadd_ps(wv, xv0, c50);
                     c51 = _mm256_fmadd_ps(wv, xv1, c51);
                 }
-                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 4128 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
-                _mm256_storeu_ps(mp + 64, c10);
-                _mm256_storeu_ps(mp + 72, c11);
-                _mm256_storeu_ps(mp + 128, c20);
-                _mm256_storeu_ps(mp + 136, c21);
-                _mm256_storeu_ps(mp + 192, c30);
-                _mm256_storeu_ps(mp + 200, c31);
-                _mm256_storeu_ps(mp + 256, c40);
-                _mm256_storeu_ps(mp + 264, c41);
-                _mm256_storeu_ps(mp + 320, c50);
-                _mm256_storeu_ps(mp + 328, c51);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
             }
             for (int k = 0; k < 256; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 1, xv = v - r * 1;
-                    const int oh = 2 * (ty0 + r);
+                    const int r = 2 * v;
+                    const int oh = 4 * (ty0 + r);
                     const float *m = M + k * TB + v * W;
-                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 66048),
-                                 m20 = _mm256_loadu_ps(m + 132096), m30 = _mm256_loadu_ps(m + 198144);
-                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
-                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
-                    const __m256 m01 = _mm256_loadu_ps(m + 16512), m11 = _mm256_loadu_ps(m + 82560),
-                                 m21 = _mm256_loadu_ps(m + 148608), m31 = _mm256_loadu_ps(m + 214656);
-                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
-                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
-                    const __m256 m02 = _mm256_loadu_ps(m + 33024), m12 = _mm256_loadu_ps(m + 99072),
-                                 m22 = _mm256_loadu_ps(m + 165120), m32 = _mm256_loadu_ps(m + 231168);
-                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
-                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
-                    const __m256 m03 = _mm256_loadu_ps(m + 49536), m13 = _mm256_loadu_ps(m + 115584),
-                                 m23 = _mm256_loadu_ps(m + 181632), m33 = _mm256_loadu_ps(m + 247680);
-                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
-                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
-                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
-                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
-                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
-                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
-                    __m256 lo, hi;
-                    cnn_zip(y00, y01, &lo, &hi);
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 24768);
+                        const __m256 x2 = _mm256_loadu_ps(m + 49536);
+                        const __m256 x3 = _mm256_loadu_ps(m + 74304);
+                        const __m256 x4 = _mm256_loadu_ps(m + 99072);
+                        const __m256 x5 = _mm256_loadu_ps(m + 123840);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 4128);
+                        const __m256 x1 = _mm256_loadu_ps(m + 28896);
+                        const __m256 x2 = _mm256_loadu_ps(m + 53664);
+                        const __m256 x3 = _mm256_loadu_ps(m + 78432);
+                        const __m256 x4 = _mm256_loadu_ps(m + 103200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 127968);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 8256);
+                        const __m256 x1 = _mm256_loadu_ps(m + 33024);
+                        const __m256 x2 = _mm256_loadu_ps(m + 57792);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82560);
+                        const __m256 x4 = _mm256_loadu_ps(m + 107328);
+                        const __m256 x5 = _mm256_loadu_ps(m + 132096);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 12384);
+                        const __m256 x1 = _mm256_loadu_ps(m + 37152);
+                        const __m256 x2 = _mm256_loadu_ps(m + 61920);
+                        const __m256 x3 = _mm256_loadu_ps(m + 86688);
+                        const __m256 x4 = _mm256_loadu_ps(m + 111456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 136224);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 16512);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41280);
+                        const __m256 x2 = _mm256_loadu_ps(m + 66048);
+                        const __m256 x3 = _mm256_loadu_ps(m + 90816);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115584);
+                        const __m256 x5 = _mm256_loadu_ps(m + 140352);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 20640);
+                        const __m256 x1 = _mm256_loadu_ps(m + 45408);
+                        const __m256 x2 = _mm256_loadu_ps(m + 70176);
+                        const __m256 x3 = _mm256_loadu_ps(m + 94944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119712);
+                        const __m256 x5 = _mm256_loadu_ps(m + 144480);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s01, s02), yq = _mm256_sub_ps(s01, s02),
+                                     yr = _mm256_add_ps(s03, s04), ys = _mm256_sub_ps(s03, s04);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s00, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s05);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            const int oy = oh + 0, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
                             if (oy >= 14) {
                             } else if (ow + W <= 14) {
-                                __m256 x = lo;
+                                __m256 x = q0;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 14) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q0);
                                 for (int l = 0; l < 14 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -8276,33 +12189,15 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv2(const float *restrict x0
                             }
                         }
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            const int oy = oh + 0, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
                             if (oy >= 14) {
                             } else if (ow + W <= 14) {
-                                __m256 x = hi;
+                                __m256 x = q1;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 14) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
-                                for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                    cnn_zip(y10, y11, &lo, &hi);
-                        {
-                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
-                            if (oy >= 14) {
-                            } else if (ow + W <= 14) {
-                                __m256 x = lo;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 14) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q1);
                                 for (int l = 0; l < 14 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -8311,15 +12206,15 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv2(const float *restrict x0
                             }
                         }
                         {
-                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            const int oy = oh + 4, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
                             if (oy >= 14) {
                             } else if (ow + W <= 14) {
-                                __m256 x = hi;
+                                __m256 x = q2;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 14) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
+                                _mm256_storeu_ps(lane, q2);
                                 for (int l = 0; l < 14 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -8327,6 +12222,267 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv2(const float *restrict x0
                                 }
                             }
                         }
+                        {
+                            const int oy = oh + 4, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s11, s12), yq = _mm256_sub_ps(s11, s12),
+                                     yr = _mm256_add_ps(s13, s14), ys = _mm256_sub_ps(s13, s14);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s10, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s15);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 1, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 5, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 5, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s21, s22), yq = _mm256_sub_ps(s21, s22),
+                                     yr = _mm256_add_ps(s23, s24), ys = _mm256_sub_ps(s23, s24);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s20, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s25);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 2, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 6, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 6, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s31, s32), yq = _mm256_sub_ps(s31, s32),
+                                     yr = _mm256_add_ps(s33, s34), ys = _mm256_sub_ps(s33, s34);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s30, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s35);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 3, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 7, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 7, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -8335,7 +12491,7 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv2(const float *restrict x0
 
 /* bottleneck7.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 1024
  *   in [256,14,14] -> out [1024,14,14]
- *   weights at packed[6296218]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[10188442]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck7.bottleneck_path1.bn3 folded into the weights; then + bottleneck6.relu1 (bottleneck7.add1); then bottleneck7.relu1
  */
 static CNN_SIMD void bottleneck7_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -8586,7 +12742,7 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv3(const float *restrict x0
 
 /* bottleneck8.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 256
  *   in [1024,14,14] -> out [256,14,14]
- *   weights at packed[6559900]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[10452124]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck8.bottleneck_path1.bn1 folded into the weights; then bottleneck8.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck8_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -8835,74 +12991,240 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv1(const float *restrict x0
 
 /* bottleneck8.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[6824350]: weight [256,256,3,3] (packed in blocks of 6 output channels)
- *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck8.bottleneck_path1.bn2 folded into the weights; then bottleneck8.bottleneck_path1.relu2
+ *   weights at packed[10716574]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(4x4,3x3), 4x4 tiles of 4x4 outputs from 6x6 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck8.bottleneck_path1.bn2 folded into the weights; then bottleneck8.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck8_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, W = 8, BR = 7, TB = 64 };
+    enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 16, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
-     * rows a band; TB tiles a row of V and M */
-    const float *bias = w + 1056768;
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 2377728;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
-        float *in = s + (ptrdiff_t)b * 600064; /* this sample's padded input, */
-        float *V = in + 73728; /* the band transformed, [16][256][TB], */
-        float *M = V + 262144; /* the 16 products, [16][258][TB] */
-        cnn_pad(xb0, in, 256, 14, 14, 1, 1, 16, 18, 0);
-        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
-            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
-            const int used = rows / 1 * 1; /* vectors of tiles */
+        float *in = s + (ptrdiff_t)b * 388224; /* this sample's padded input, */
+        float *V = in + 92160; /* the band transformed, [NX][256][TB], */
+        float *M = V + 147456; /* the NX products, [NX][258][TB] */
+        cnn_pad(xb0, in, 256, 14, 14, 1, 1, 18, 20, 0);
+        for (int ty0 = 0; ty0 < 4; ty0 += BR) {
+            const int rows = ty0 + BR <= 4 ? BR : 4 - ty0;
+            const int used = rows / 2 * 1; /* vectors of tiles */
             const int nvec = (used + NV - 1) / NV * NV;
             for (int c = 0; c < 256; c++) {
                 float *vc = V + c * TB;
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 1, xv = v - r * 1;
-                    const float *d = in + (ptrdiff_t)c * 288 + (2 * (ty0 + r)) * 18 + 2 * xv * W;
-                    __m256 d0, d1, d2, d3;
-                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
-                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
-                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 18), _mm256_loadu_ps(d + 26), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &d2, &d3);
-                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
-                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 38), _mm256_loadu_ps(d + 46), &d2, &d3);
-                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
-                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 54), _mm256_loadu_ps(d + 62), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &d2, &d3);
-                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
-                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    const int r = 2 * v;
+                    const float *d = in + (ptrdiff_t)c * 360 + (4 * (ty0 + r)) * 20;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 80), _mm256_loadu_ps(d + 88), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 84), _mm256_loadu_ps(d + 92), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 100), _mm256_loadu_ps(d + 108), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 24), _mm256_loadu_ps(d + 32), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 40), _mm256_loadu_ps(d + 48), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 120), _mm256_loadu_ps(d + 128), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 44), _mm256_loadu_ps(d + 52), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 124), _mm256_loadu_ps(d + 132), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 60), _mm256_loadu_ps(d + 68), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 140), _mm256_loadu_ps(d + 148), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 64), _mm256_loadu_ps(d + 72), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 144), _mm256_loadu_ps(d + 152), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 80), _mm256_loadu_ps(d + 88), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 160), _mm256_loadu_ps(d + 168), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 84), _mm256_loadu_ps(d + 92), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 164), _mm256_loadu_ps(d + 172), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 100), _mm256_loadu_ps(d + 108), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 180), _mm256_loadu_ps(d + 188), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 184), _mm256_loadu_ps(d + 192), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
                     float *o = vc + v * W;
-                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
-                    _mm256_storeu_ps(o + 65536, _mm256_add_ps(t10, t20));
-                    _mm256_storeu_ps(o + 131072, _mm256_sub_ps(t20, t10));
-                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t10, t30));
-                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t01, t21));
-                    _mm256_storeu_ps(o + 81920, _mm256_add_ps(t11, t21));
-                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t21, t11));
-                    _mm256_storeu_ps(o + 212992, _mm256_sub_ps(t11, t31));
-                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t02, t22));
-                    _mm256_storeu_ps(o + 98304, _mm256_add_ps(t12, t22));
-                    _mm256_storeu_ps(o + 163840, _mm256_sub_ps(t22, t12));
-                    _mm256_storeu_ps(o + 229376, _mm256_sub_ps(t12, t32));
-                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t03, t23));
-                    _mm256_storeu_ps(o + 114688, _mm256_add_ps(t13, t23));
-                    _mm256_storeu_ps(o + 180224, _mm256_sub_ps(t23, t13));
-                    _mm256_storeu_ps(o + 245760, _mm256_sub_ps(t13, t33));
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 24576, u1);
+                        _mm256_storeu_ps(o + 49152, u2);
+                        _mm256_storeu_ps(o + 73728, u3);
+                        _mm256_storeu_ps(o + 98304, u4);
+                        _mm256_storeu_ps(o + 122880, u5);
+                    }
+                    {
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 28672, u1);
+                        _mm256_storeu_ps(o + 53248, u2);
+                        _mm256_storeu_ps(o + 77824, u3);
+                        _mm256_storeu_ps(o + 102400, u4);
+                        _mm256_storeu_ps(o + 126976, u5);
+                    }
+                    {
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 8192, u0);
+                        _mm256_storeu_ps(o + 32768, u1);
+                        _mm256_storeu_ps(o + 57344, u2);
+                        _mm256_storeu_ps(o + 81920, u3);
+                        _mm256_storeu_ps(o + 106496, u4);
+                        _mm256_storeu_ps(o + 131072, u5);
+                    }
+                    {
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 12288, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 61440, u2);
+                        _mm256_storeu_ps(o + 86016, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 135168, u5);
+                    }
+                    {
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 16384, u0);
+                        _mm256_storeu_ps(o + 40960, u1);
+                        _mm256_storeu_ps(o + 65536, u2);
+                        _mm256_storeu_ps(o + 90112, u3);
+                        _mm256_storeu_ps(o + 114688, u4);
+                        _mm256_storeu_ps(o + 139264, u5);
+                    }
+                    {
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 20480, u0);
+                        _mm256_storeu_ps(o + 45056, u1);
+                        _mm256_storeu_ps(o + 69632, u2);
+                        _mm256_storeu_ps(o + 94208, u3);
+                        _mm256_storeu_ps(o + 118784, u4);
+                        _mm256_storeu_ps(o + 143360, u5);
+                    }
                 }
                 for (int v = used; v < nvec; v++)
-                    for (int xi = 0; xi < 16; xi++)
-                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
+                    for (int xi = 0; xi < NX; xi++)
+                        _mm256_storeu_ps(vc + xi * 4096 + v * W, _mm256_setzero_ps());
             }
-            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+            for (int it = 0; it < NX * 43 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 43, kb = kx - xi * 43;
                 const float *wp = w + (ptrdiff_t)kx * 1536;
-                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 4096 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c10 = _mm256_setzero_ps();
@@ -8937,58 +13259,163 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv2(const float *restrict x0
                     c50 = _mm256_fmadd_ps(wv, xv0, c50);
                     c51 = _mm256_fmadd_ps(wv, xv1, c51);
                 }
-                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 4128 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
-                _mm256_storeu_ps(mp + 64, c10);
-                _mm256_storeu_ps(mp + 72, c11);
-                _mm256_storeu_ps(mp + 128, c20);
-                _mm256_storeu_ps(mp + 136, c21);
-                _mm256_storeu_ps(mp + 192, c30);
-                _mm256_storeu_ps(mp + 200, c31);
-                _mm256_storeu_ps(mp + 256, c40);
-                _mm256_storeu_ps(mp + 264, c41);
-                _mm256_storeu_ps(mp + 320, c50);
-                _mm256_storeu_ps(mp + 328, c51);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
             }
             for (int k = 0; k < 256; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 1, xv = v - r * 1;
-                    const int oh = 2 * (ty0 + r);
+                    const int r = 2 * v;
+                    const int oh = 4 * (ty0 + r);
                     const float *m = M + k * TB + v * W;
-                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 66048),
-                                 m20 = _mm256_loadu_ps(m + 132096), m30 = _mm256_loadu_ps(m + 198144);
-                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
-                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
-                    const __m256 m01 = _mm256_loadu_ps(m + 16512), m11 = _mm256_loadu_ps(m + 82560),
-                                 m21 = _mm256_loadu_ps(m + 148608), m31 = _mm256_loadu_ps(m + 214656);
-                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
-                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
-                    const __m256 m02 = _mm256_loadu_ps(m + 33024), m12 = _mm256_loadu_ps(m + 99072),
-                                 m22 = _mm256_loadu_ps(m + 165120), m32 = _mm256_loadu_ps(m + 231168);
-                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
-                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
-                    const __m256 m03 = _mm256_loadu_ps(m + 49536), m13 = _mm256_loadu_ps(m + 115584),
-                                 m23 = _mm256_loadu_ps(m + 181632), m33 = _mm256_loadu_ps(m + 247680);
-                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
-                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
-                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
-                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
-                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
-                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
-                    __m256 lo, hi;
-                    cnn_zip(y00, y01, &lo, &hi);
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 24768);
+                        const __m256 x2 = _mm256_loadu_ps(m + 49536);
+                        const __m256 x3 = _mm256_loadu_ps(m + 74304);
+                        const __m256 x4 = _mm256_loadu_ps(m + 99072);
+                        const __m256 x5 = _mm256_loadu_ps(m + 123840);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 4128);
+                        const __m256 x1 = _mm256_loadu_ps(m + 28896);
+                        const __m256 x2 = _mm256_loadu_ps(m + 53664);
+                        const __m256 x3 = _mm256_loadu_ps(m + 78432);
+                        const __m256 x4 = _mm256_loadu_ps(m + 103200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 127968);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 8256);
+                        const __m256 x1 = _mm256_loadu_ps(m + 33024);
+                        const __m256 x2 = _mm256_loadu_ps(m + 57792);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82560);
+                        const __m256 x4 = _mm256_loadu_ps(m + 107328);
+                        const __m256 x5 = _mm256_loadu_ps(m + 132096);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 12384);
+                        const __m256 x1 = _mm256_loadu_ps(m + 37152);
+                        const __m256 x2 = _mm256_loadu_ps(m + 61920);
+                        const __m256 x3 = _mm256_loadu_ps(m + 86688);
+                        const __m256 x4 = _mm256_loadu_ps(m + 111456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 136224);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 16512);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41280);
+                        const __m256 x2 = _mm256_loadu_ps(m + 66048);
+                        const __m256 x3 = _mm256_loadu_ps(m + 90816);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115584);
+                        const __m256 x5 = _mm256_loadu_ps(m + 140352);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 20640);
+                        const __m256 x1 = _mm256_loadu_ps(m + 45408);
+                        const __m256 x2 = _mm256_loadu_ps(m + 70176);
+                        const __m256 x3 = _mm256_loadu_ps(m + 94944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119712);
+                        const __m256 x5 = _mm256_loadu_ps(m + 144480);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s01, s02), yq = _mm256_sub_ps(s01, s02),
+                                     yr = _mm256_add_ps(s03, s04), ys = _mm256_sub_ps(s03, s04);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s00, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s05);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            const int oy = oh + 0, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
                             if (oy >= 14) {
                             } else if (ow + W <= 14) {
-                                __m256 x = lo;
+                                __m256 x = q0;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 14) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q0);
                                 for (int l = 0; l < 14 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -8997,33 +13424,15 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv2(const float *restrict x0
                             }
                         }
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            const int oy = oh + 0, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
                             if (oy >= 14) {
                             } else if (ow + W <= 14) {
-                                __m256 x = hi;
+                                __m256 x = q1;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 14) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
-                                for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                    cnn_zip(y10, y11, &lo, &hi);
-                        {
-                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
-                            if (oy >= 14) {
-                            } else if (ow + W <= 14) {
-                                __m256 x = lo;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 14) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q1);
                                 for (int l = 0; l < 14 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -9032,15 +13441,15 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv2(const float *restrict x0
                             }
                         }
                         {
-                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            const int oy = oh + 4, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
                             if (oy >= 14) {
                             } else if (ow + W <= 14) {
-                                __m256 x = hi;
+                                __m256 x = q2;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 14) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
+                                _mm256_storeu_ps(lane, q2);
                                 for (int l = 0; l < 14 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -9048,6 +13457,267 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv2(const float *restrict x0
                                 }
                             }
                         }
+                        {
+                            const int oy = oh + 4, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s11, s12), yq = _mm256_sub_ps(s11, s12),
+                                     yr = _mm256_add_ps(s13, s14), ys = _mm256_sub_ps(s13, s14);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s10, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s15);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 1, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 5, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 5, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s21, s22), yq = _mm256_sub_ps(s21, s22),
+                                     yr = _mm256_add_ps(s23, s24), ys = _mm256_sub_ps(s23, s24);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s20, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s25);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 2, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 6, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 6, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s31, s32), yq = _mm256_sub_ps(s31, s32),
+                                     yr = _mm256_add_ps(s33, s34), ys = _mm256_sub_ps(s33, s34);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s30, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s35);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 3, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 7, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 7, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -9056,7 +13726,7 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv2(const float *restrict x0
 
 /* bottleneck8.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 1024
  *   in [256,14,14] -> out [1024,14,14]
- *   weights at packed[7881374]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[13094558]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck8.bottleneck_path1.bn3 folded into the weights; then + bottleneck7.relu1 (bottleneck8.add1); then bottleneck8.relu1
  */
 static CNN_SIMD void bottleneck8_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -9307,7 +13977,7 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv3(const float *restrict x0
 
 /* bottleneck9.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 256
  *   in [1024,14,14] -> out [256,14,14]
- *   weights at packed[8145056]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[13358240]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck9.bottleneck_path1.bn1 folded into the weights; then bottleneck9.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck9_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -9556,74 +14226,240 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv1(const float *restrict x0
 
 /* bottleneck9.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[8409506]: weight [256,256,3,3] (packed in blocks of 6 output channels)
- *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck9.bottleneck_path1.bn2 folded into the weights; then bottleneck9.bottleneck_path1.relu2
+ *   weights at packed[13622690]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(4x4,3x3), 4x4 tiles of 4x4 outputs from 6x6 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck9.bottleneck_path1.bn2 folded into the weights; then bottleneck9.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck9_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, W = 8, BR = 7, TB = 64 };
+    enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 16, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
-     * rows a band; TB tiles a row of V and M */
-    const float *bias = w + 1056768;
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 2377728;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
-        float *in = s + (ptrdiff_t)b * 600064; /* this sample's padded input, */
-        float *V = in + 73728; /* the band transformed, [16][256][TB], */
-        float *M = V + 262144; /* the 16 products, [16][258][TB] */
-        cnn_pad(xb0, in, 256, 14, 14, 1, 1, 16, 18, 0);
-        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
-            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
-            const int used = rows / 1 * 1; /* vectors of tiles */
+        float *in = s + (ptrdiff_t)b * 388224; /* this sample's padded input, */
+        float *V = in + 92160; /* the band transformed, [NX][256][TB], */
+        float *M = V + 147456; /* the NX products, [NX][258][TB] */
+        cnn_pad(xb0, in, 256, 14, 14, 1, 1, 18, 20, 0);
+        for (int ty0 = 0; ty0 < 4; ty0 += BR) {
+            const int rows = ty0 + BR <= 4 ? BR : 4 - ty0;
+            const int used = rows / 2 * 1; /* vectors of tiles */
             const int nvec = (used + NV - 1) / NV * NV;
             for (int c = 0; c < 256; c++) {
                 float *vc = V + c * TB;
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 1, xv = v - r * 1;
-                    const float *d = in + (ptrdiff_t)c * 288 + (2 * (ty0 + r)) * 18 + 2 * xv * W;
-                    __m256 d0, d1, d2, d3;
-                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
-                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
-                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 18), _mm256_loadu_ps(d + 26), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &d2, &d3);
-                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
-                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 38), _mm256_loadu_ps(d + 46), &d2, &d3);
-                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
-                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 54), _mm256_loadu_ps(d + 62), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &d2, &d3);
-                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
-                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    const int r = 2 * v;
+                    const float *d = in + (ptrdiff_t)c * 360 + (4 * (ty0 + r)) * 20;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 80), _mm256_loadu_ps(d + 88), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 84), _mm256_loadu_ps(d + 92), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 100), _mm256_loadu_ps(d + 108), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 24), _mm256_loadu_ps(d + 32), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 40), _mm256_loadu_ps(d + 48), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 120), _mm256_loadu_ps(d + 128), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 44), _mm256_loadu_ps(d + 52), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 124), _mm256_loadu_ps(d + 132), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 60), _mm256_loadu_ps(d + 68), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 140), _mm256_loadu_ps(d + 148), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 64), _mm256_loadu_ps(d + 72), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 144), _mm256_loadu_ps(d + 152), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 80), _mm256_loadu_ps(d + 88), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 160), _mm256_loadu_ps(d + 168), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 84), _mm256_loadu_ps(d + 92), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 164), _mm256_loadu_ps(d + 172), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 100), _mm256_loadu_ps(d + 108), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 180), _mm256_loadu_ps(d + 188), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 184), _mm256_loadu_ps(d + 192), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
                     float *o = vc + v * W;
-                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
-                    _mm256_storeu_ps(o + 65536, _mm256_add_ps(t10, t20));
-                    _mm256_storeu_ps(o + 131072, _mm256_sub_ps(t20, t10));
-                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t10, t30));
-                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t01, t21));
-                    _mm256_storeu_ps(o + 81920, _mm256_add_ps(t11, t21));
-                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t21, t11));
-                    _mm256_storeu_ps(o + 212992, _mm256_sub_ps(t11, t31));
-                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t02, t22));
-                    _mm256_storeu_ps(o + 98304, _mm256_add_ps(t12, t22));
-                    _mm256_storeu_ps(o + 163840, _mm256_sub_ps(t22, t12));
-                    _mm256_storeu_ps(o + 229376, _mm256_sub_ps(t12, t32));
-                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t03, t23));
-                    _mm256_storeu_ps(o + 114688, _mm256_add_ps(t13, t23));
-                    _mm256_storeu_ps(o + 180224, _mm256_sub_ps(t23, t13));
-                    _mm256_storeu_ps(o + 245760, _mm256_sub_ps(t13, t33));
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 24576, u1);
+                        _mm256_storeu_ps(o + 49152, u2);
+                        _mm256_storeu_ps(o + 73728, u3);
+                        _mm256_storeu_ps(o + 98304, u4);
+                        _mm256_storeu_ps(o + 122880, u5);
+                    }
+                    {
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 28672, u1);
+                        _mm256_storeu_ps(o + 53248, u2);
+                        _mm256_storeu_ps(o + 77824, u3);
+                        _mm256_storeu_ps(o + 102400, u4);
+                        _mm256_storeu_ps(o + 126976, u5);
+                    }
+                    {
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 8192, u0);
+                        _mm256_storeu_ps(o + 32768, u1);
+                        _mm256_storeu_ps(o + 57344, u2);
+                        _mm256_storeu_ps(o + 81920, u3);
+                        _mm256_storeu_ps(o + 106496, u4);
+                        _mm256_storeu_ps(o + 131072, u5);
+                    }
+                    {
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 12288, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 61440, u2);
+                        _mm256_storeu_ps(o + 86016, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 135168, u5);
+                    }
+                    {
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 16384, u0);
+                        _mm256_storeu_ps(o + 40960, u1);
+                        _mm256_storeu_ps(o + 65536, u2);
+                        _mm256_storeu_ps(o + 90112, u3);
+                        _mm256_storeu_ps(o + 114688, u4);
+                        _mm256_storeu_ps(o + 139264, u5);
+                    }
+                    {
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 20480, u0);
+                        _mm256_storeu_ps(o + 45056, u1);
+                        _mm256_storeu_ps(o + 69632, u2);
+                        _mm256_storeu_ps(o + 94208, u3);
+                        _mm256_storeu_ps(o + 118784, u4);
+                        _mm256_storeu_ps(o + 143360, u5);
+                    }
                 }
                 for (int v = used; v < nvec; v++)
-                    for (int xi = 0; xi < 16; xi++)
-                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
+                    for (int xi = 0; xi < NX; xi++)
+                        _mm256_storeu_ps(vc + xi * 4096 + v * W, _mm256_setzero_ps());
             }
-            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+            for (int it = 0; it < NX * 43 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 43, kb = kx - xi * 43;
                 const float *wp = w + (ptrdiff_t)kx * 1536;
-                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 4096 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c10 = _mm256_setzero_ps();
@@ -9658,58 +14494,163 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv2(const float *restrict x0
                     c50 = _mm256_fmadd_ps(wv, xv0, c50);
                     c51 = _mm256_fmadd_ps(wv, xv1, c51);
                 }
-                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 4128 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
-                _mm256_storeu_ps(mp + 64, c10);
-                _mm256_storeu_ps(mp + 72, c11);
-                _mm256_storeu_ps(mp + 128, c20);
-                _mm256_storeu_ps(mp + 136, c21);
-                _mm256_storeu_ps(mp + 192, c30);
-                _mm256_storeu_ps(mp + 200, c31);
-                _mm256_storeu_ps(mp + 256, c40);
-                _mm256_storeu_ps(mp + 264, c41);
-                _mm256_storeu_ps(mp + 320, c50);
-                _mm256_storeu_ps(mp + 328, c51);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
             }
             for (int k = 0; k < 256; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 1, xv = v - r * 1;
-                    const int oh = 2 * (ty0 + r);
+                    const int r = 2 * v;
+                    const int oh = 4 * (ty0 + r);
                     const float *m = M + k * TB + v * W;
-                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 66048),
-                                 m20 = _mm256_loadu_ps(m + 132096), m30 = _mm256_loadu_ps(m + 198144);
-                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
-                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
-                    const __m256 m01 = _mm256_loadu_ps(m + 16512), m11 = _mm256_loadu_ps(m + 82560),
-                                 m21 = _mm256_loadu_ps(m + 148608), m31 = _mm256_loadu_ps(m + 214656);
-                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
-                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
-                    const __m256 m02 = _mm256_loadu_ps(m + 33024), m12 = _mm256_loadu_ps(m + 99072),
-                                 m22 = _mm256_loadu_ps(m + 165120), m32 = _mm256_loadu_ps(m + 231168);
-                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
-                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
-                    const __m256 m03 = _mm256_loadu_ps(m + 49536), m13 = _mm256_loadu_ps(m + 115584),
-                                 m23 = _mm256_loadu_ps(m + 181632), m33 = _mm256_loadu_ps(m + 247680);
-                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
-                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
-                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
-                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
-                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
-                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
-                    __m256 lo, hi;
-                    cnn_zip(y00, y01, &lo, &hi);
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 24768);
+                        const __m256 x2 = _mm256_loadu_ps(m + 49536);
+                        const __m256 x3 = _mm256_loadu_ps(m + 74304);
+                        const __m256 x4 = _mm256_loadu_ps(m + 99072);
+                        const __m256 x5 = _mm256_loadu_ps(m + 123840);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 4128);
+                        const __m256 x1 = _mm256_loadu_ps(m + 28896);
+                        const __m256 x2 = _mm256_loadu_ps(m + 53664);
+                        const __m256 x3 = _mm256_loadu_ps(m + 78432);
+                        const __m256 x4 = _mm256_loadu_ps(m + 103200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 127968);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 8256);
+                        const __m256 x1 = _mm256_loadu_ps(m + 33024);
+                        const __m256 x2 = _mm256_loadu_ps(m + 57792);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82560);
+                        const __m256 x4 = _mm256_loadu_ps(m + 107328);
+                        const __m256 x5 = _mm256_loadu_ps(m + 132096);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 12384);
+                        const __m256 x1 = _mm256_loadu_ps(m + 37152);
+                        const __m256 x2 = _mm256_loadu_ps(m + 61920);
+                        const __m256 x3 = _mm256_loadu_ps(m + 86688);
+                        const __m256 x4 = _mm256_loadu_ps(m + 111456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 136224);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 16512);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41280);
+                        const __m256 x2 = _mm256_loadu_ps(m + 66048);
+                        const __m256 x3 = _mm256_loadu_ps(m + 90816);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115584);
+                        const __m256 x5 = _mm256_loadu_ps(m + 140352);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 20640);
+                        const __m256 x1 = _mm256_loadu_ps(m + 45408);
+                        const __m256 x2 = _mm256_loadu_ps(m + 70176);
+                        const __m256 x3 = _mm256_loadu_ps(m + 94944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119712);
+                        const __m256 x5 = _mm256_loadu_ps(m + 144480);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s01, s02), yq = _mm256_sub_ps(s01, s02),
+                                     yr = _mm256_add_ps(s03, s04), ys = _mm256_sub_ps(s03, s04);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s00, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s05);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            const int oy = oh + 0, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
                             if (oy >= 14) {
                             } else if (ow + W <= 14) {
-                                __m256 x = lo;
+                                __m256 x = q0;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 14) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q0);
                                 for (int l = 0; l < 14 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -9718,33 +14659,15 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv2(const float *restrict x0
                             }
                         }
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            const int oy = oh + 0, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
                             if (oy >= 14) {
                             } else if (ow + W <= 14) {
-                                __m256 x = hi;
+                                __m256 x = q1;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 14) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
-                                for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                    cnn_zip(y10, y11, &lo, &hi);
-                        {
-                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
-                            if (oy >= 14) {
-                            } else if (ow + W <= 14) {
-                                __m256 x = lo;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 14) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q1);
                                 for (int l = 0; l < 14 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -9753,15 +14676,15 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv2(const float *restrict x0
                             }
                         }
                         {
-                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            const int oy = oh + 4, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
                             if (oy >= 14) {
                             } else if (ow + W <= 14) {
-                                __m256 x = hi;
+                                __m256 x = q2;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 14) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
+                                _mm256_storeu_ps(lane, q2);
                                 for (int l = 0; l < 14 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -9769,6 +14692,267 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv2(const float *restrict x0
                                 }
                             }
                         }
+                        {
+                            const int oy = oh + 4, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s11, s12), yq = _mm256_sub_ps(s11, s12),
+                                     yr = _mm256_add_ps(s13, s14), ys = _mm256_sub_ps(s13, s14);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s10, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s15);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 1, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 5, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 5, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s21, s22), yq = _mm256_sub_ps(s21, s22),
+                                     yr = _mm256_add_ps(s23, s24), ys = _mm256_sub_ps(s23, s24);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s20, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s25);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 2, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 6, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 6, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s31, s32), yq = _mm256_sub_ps(s31, s32),
+                                     yr = _mm256_add_ps(s33, s34), ys = _mm256_sub_ps(s33, s34);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s30, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s35);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 3, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 7, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 7, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -9777,7 +14961,7 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv2(const float *restrict x0
 
 /* bottleneck9.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 1024
  *   in [256,14,14] -> out [1024,14,14]
- *   weights at packed[9466530]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[16000674]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck9.bottleneck_path1.bn3 folded into the weights; then + bottleneck8.relu1 (bottleneck9.add1); then bottleneck9.relu1
  */
 static CNN_SIMD void bottleneck9_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -10028,7 +15212,7 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv3(const float *restrict x0
 
 /* bottleneck10.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 256
  *   in [1024,14,14] -> out [256,14,14]
- *   weights at packed[9730212]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[16264356]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck10.bottleneck_path1.bn1 folded into the weights; then bottleneck10.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck10_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -10277,74 +15461,240 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv1(const float *restrict x
 
 /* bottleneck10.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[9994662]: weight [256,256,3,3] (packed in blocks of 6 output channels)
- *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck10.bottleneck_path1.bn2 folded into the weights; then bottleneck10.bottleneck_path1.relu2
+ *   weights at packed[16528806]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(4x4,3x3), 4x4 tiles of 4x4 outputs from 6x6 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck10.bottleneck_path1.bn2 folded into the weights; then bottleneck10.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck10_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, W = 8, BR = 7, TB = 64 };
+    enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 16, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
-     * rows a band; TB tiles a row of V and M */
-    const float *bias = w + 1056768;
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 2377728;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
-        float *in = s + (ptrdiff_t)b * 600064; /* this sample's padded input, */
-        float *V = in + 73728; /* the band transformed, [16][256][TB], */
-        float *M = V + 262144; /* the 16 products, [16][258][TB] */
-        cnn_pad(xb0, in, 256, 14, 14, 1, 1, 16, 18, 0);
-        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
-            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
-            const int used = rows / 1 * 1; /* vectors of tiles */
+        float *in = s + (ptrdiff_t)b * 388224; /* this sample's padded input, */
+        float *V = in + 92160; /* the band transformed, [NX][256][TB], */
+        float *M = V + 147456; /* the NX products, [NX][258][TB] */
+        cnn_pad(xb0, in, 256, 14, 14, 1, 1, 18, 20, 0);
+        for (int ty0 = 0; ty0 < 4; ty0 += BR) {
+            const int rows = ty0 + BR <= 4 ? BR : 4 - ty0;
+            const int used = rows / 2 * 1; /* vectors of tiles */
             const int nvec = (used + NV - 1) / NV * NV;
             for (int c = 0; c < 256; c++) {
                 float *vc = V + c * TB;
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 1, xv = v - r * 1;
-                    const float *d = in + (ptrdiff_t)c * 288 + (2 * (ty0 + r)) * 18 + 2 * xv * W;
-                    __m256 d0, d1, d2, d3;
-                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
-                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
-                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 18), _mm256_loadu_ps(d + 26), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &d2, &d3);
-                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
-                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 38), _mm256_loadu_ps(d + 46), &d2, &d3);
-                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
-                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 54), _mm256_loadu_ps(d + 62), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &d2, &d3);
-                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
-                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    const int r = 2 * v;
+                    const float *d = in + (ptrdiff_t)c * 360 + (4 * (ty0 + r)) * 20;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 80), _mm256_loadu_ps(d + 88), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 84), _mm256_loadu_ps(d + 92), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 100), _mm256_loadu_ps(d + 108), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 24), _mm256_loadu_ps(d + 32), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 40), _mm256_loadu_ps(d + 48), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 120), _mm256_loadu_ps(d + 128), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 44), _mm256_loadu_ps(d + 52), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 124), _mm256_loadu_ps(d + 132), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 60), _mm256_loadu_ps(d + 68), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 140), _mm256_loadu_ps(d + 148), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 64), _mm256_loadu_ps(d + 72), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 144), _mm256_loadu_ps(d + 152), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 80), _mm256_loadu_ps(d + 88), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 160), _mm256_loadu_ps(d + 168), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 84), _mm256_loadu_ps(d + 92), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 164), _mm256_loadu_ps(d + 172), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 100), _mm256_loadu_ps(d + 108), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 180), _mm256_loadu_ps(d + 188), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 184), _mm256_loadu_ps(d + 192), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
                     float *o = vc + v * W;
-                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
-                    _mm256_storeu_ps(o + 65536, _mm256_add_ps(t10, t20));
-                    _mm256_storeu_ps(o + 131072, _mm256_sub_ps(t20, t10));
-                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t10, t30));
-                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t01, t21));
-                    _mm256_storeu_ps(o + 81920, _mm256_add_ps(t11, t21));
-                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t21, t11));
-                    _mm256_storeu_ps(o + 212992, _mm256_sub_ps(t11, t31));
-                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t02, t22));
-                    _mm256_storeu_ps(o + 98304, _mm256_add_ps(t12, t22));
-                    _mm256_storeu_ps(o + 163840, _mm256_sub_ps(t22, t12));
-                    _mm256_storeu_ps(o + 229376, _mm256_sub_ps(t12, t32));
-                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t03, t23));
-                    _mm256_storeu_ps(o + 114688, _mm256_add_ps(t13, t23));
-                    _mm256_storeu_ps(o + 180224, _mm256_sub_ps(t23, t13));
-                    _mm256_storeu_ps(o + 245760, _mm256_sub_ps(t13, t33));
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 24576, u1);
+                        _mm256_storeu_ps(o + 49152, u2);
+                        _mm256_storeu_ps(o + 73728, u3);
+                        _mm256_storeu_ps(o + 98304, u4);
+                        _mm256_storeu_ps(o + 122880, u5);
+                    }
+                    {
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 28672, u1);
+                        _mm256_storeu_ps(o + 53248, u2);
+                        _mm256_storeu_ps(o + 77824, u3);
+                        _mm256_storeu_ps(o + 102400, u4);
+                        _mm256_storeu_ps(o + 126976, u5);
+                    }
+                    {
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 8192, u0);
+                        _mm256_storeu_ps(o + 32768, u1);
+                        _mm256_storeu_ps(o + 57344, u2);
+                        _mm256_storeu_ps(o + 81920, u3);
+                        _mm256_storeu_ps(o + 106496, u4);
+                        _mm256_storeu_ps(o + 131072, u5);
+                    }
+                    {
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 12288, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 61440, u2);
+                        _mm256_storeu_ps(o + 86016, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 135168, u5);
+                    }
+                    {
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 16384, u0);
+                        _mm256_storeu_ps(o + 40960, u1);
+                        _mm256_storeu_ps(o + 65536, u2);
+                        _mm256_storeu_ps(o + 90112, u3);
+                        _mm256_storeu_ps(o + 114688, u4);
+                        _mm256_storeu_ps(o + 139264, u5);
+                    }
+                    {
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 20480, u0);
+                        _mm256_storeu_ps(o + 45056, u1);
+                        _mm256_storeu_ps(o + 69632, u2);
+                        _mm256_storeu_ps(o + 94208, u3);
+                        _mm256_storeu_ps(o + 118784, u4);
+                        _mm256_storeu_ps(o + 143360, u5);
+                    }
                 }
                 for (int v = used; v < nvec; v++)
-                    for (int xi = 0; xi < 16; xi++)
-                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
+                    for (int xi = 0; xi < NX; xi++)
+                        _mm256_storeu_ps(vc + xi * 4096 + v * W, _mm256_setzero_ps());
             }
-            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+            for (int it = 0; it < NX * 43 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 43, kb = kx - xi * 43;
                 const float *wp = w + (ptrdiff_t)kx * 1536;
-                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 4096 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c10 = _mm256_setzero_ps();
@@ -10379,58 +15729,163 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv2(const float *restrict x
                     c50 = _mm256_fmadd_ps(wv, xv0, c50);
                     c51 = _mm256_fmadd_ps(wv, xv1, c51);
                 }
-                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 4128 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
-                _mm256_storeu_ps(mp + 64, c10);
-                _mm256_storeu_ps(mp + 72, c11);
-                _mm256_storeu_ps(mp + 128, c20);
-                _mm256_storeu_ps(mp + 136, c21);
-                _mm256_storeu_ps(mp + 192, c30);
-                _mm256_storeu_ps(mp + 200, c31);
-                _mm256_storeu_ps(mp + 256, c40);
-                _mm256_storeu_ps(mp + 264, c41);
-                _mm256_storeu_ps(mp + 320, c50);
-                _mm256_storeu_ps(mp + 328, c51);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
             }
             for (int k = 0; k < 256; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 1, xv = v - r * 1;
-                    const int oh = 2 * (ty0 + r);
+                    const int r = 2 * v;
+                    const int oh = 4 * (ty0 + r);
                     const float *m = M + k * TB + v * W;
-                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 66048),
-                                 m20 = _mm256_loadu_ps(m + 132096), m30 = _mm256_loadu_ps(m + 198144);
-                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
-                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
-                    const __m256 m01 = _mm256_loadu_ps(m + 16512), m11 = _mm256_loadu_ps(m + 82560),
-                                 m21 = _mm256_loadu_ps(m + 148608), m31 = _mm256_loadu_ps(m + 214656);
-                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
-                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
-                    const __m256 m02 = _mm256_loadu_ps(m + 33024), m12 = _mm256_loadu_ps(m + 99072),
-                                 m22 = _mm256_loadu_ps(m + 165120), m32 = _mm256_loadu_ps(m + 231168);
-                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
-                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
-                    const __m256 m03 = _mm256_loadu_ps(m + 49536), m13 = _mm256_loadu_ps(m + 115584),
-                                 m23 = _mm256_loadu_ps(m + 181632), m33 = _mm256_loadu_ps(m + 247680);
-                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
-                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
-                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
-                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
-                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
-                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
-                    __m256 lo, hi;
-                    cnn_zip(y00, y01, &lo, &hi);
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 24768);
+                        const __m256 x2 = _mm256_loadu_ps(m + 49536);
+                        const __m256 x3 = _mm256_loadu_ps(m + 74304);
+                        const __m256 x4 = _mm256_loadu_ps(m + 99072);
+                        const __m256 x5 = _mm256_loadu_ps(m + 123840);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 4128);
+                        const __m256 x1 = _mm256_loadu_ps(m + 28896);
+                        const __m256 x2 = _mm256_loadu_ps(m + 53664);
+                        const __m256 x3 = _mm256_loadu_ps(m + 78432);
+                        const __m256 x4 = _mm256_loadu_ps(m + 103200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 127968);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 8256);
+                        const __m256 x1 = _mm256_loadu_ps(m + 33024);
+                        const __m256 x2 = _mm256_loadu_ps(m + 57792);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82560);
+                        const __m256 x4 = _mm256_loadu_ps(m + 107328);
+                        const __m256 x5 = _mm256_loadu_ps(m + 132096);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 12384);
+                        const __m256 x1 = _mm256_loadu_ps(m + 37152);
+                        const __m256 x2 = _mm256_loadu_ps(m + 61920);
+                        const __m256 x3 = _mm256_loadu_ps(m + 86688);
+                        const __m256 x4 = _mm256_loadu_ps(m + 111456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 136224);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 16512);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41280);
+                        const __m256 x2 = _mm256_loadu_ps(m + 66048);
+                        const __m256 x3 = _mm256_loadu_ps(m + 90816);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115584);
+                        const __m256 x5 = _mm256_loadu_ps(m + 140352);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 20640);
+                        const __m256 x1 = _mm256_loadu_ps(m + 45408);
+                        const __m256 x2 = _mm256_loadu_ps(m + 70176);
+                        const __m256 x3 = _mm256_loadu_ps(m + 94944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119712);
+                        const __m256 x5 = _mm256_loadu_ps(m + 144480);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s01, s02), yq = _mm256_sub_ps(s01, s02),
+                                     yr = _mm256_add_ps(s03, s04), ys = _mm256_sub_ps(s03, s04);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s00, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s05);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            const int oy = oh + 0, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
                             if (oy >= 14) {
                             } else if (ow + W <= 14) {
-                                __m256 x = lo;
+                                __m256 x = q0;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 14) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q0);
                                 for (int l = 0; l < 14 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -10439,33 +15894,15 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv2(const float *restrict x
                             }
                         }
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            const int oy = oh + 0, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
                             if (oy >= 14) {
                             } else if (ow + W <= 14) {
-                                __m256 x = hi;
+                                __m256 x = q1;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 14) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
-                                for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                    cnn_zip(y10, y11, &lo, &hi);
-                        {
-                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
-                            if (oy >= 14) {
-                            } else if (ow + W <= 14) {
-                                __m256 x = lo;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 14) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q1);
                                 for (int l = 0; l < 14 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -10474,15 +15911,15 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv2(const float *restrict x
                             }
                         }
                         {
-                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            const int oy = oh + 4, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
                             if (oy >= 14) {
                             } else if (ow + W <= 14) {
-                                __m256 x = hi;
+                                __m256 x = q2;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 14) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
+                                _mm256_storeu_ps(lane, q2);
                                 for (int l = 0; l < 14 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -10490,6 +15927,267 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv2(const float *restrict x
                                 }
                             }
                         }
+                        {
+                            const int oy = oh + 4, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s11, s12), yq = _mm256_sub_ps(s11, s12),
+                                     yr = _mm256_add_ps(s13, s14), ys = _mm256_sub_ps(s13, s14);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s10, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s15);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 1, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 5, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 5, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s21, s22), yq = _mm256_sub_ps(s21, s22),
+                                     yr = _mm256_add_ps(s23, s24), ys = _mm256_sub_ps(s23, s24);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s20, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s25);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 2, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 6, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 6, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s31, s32), yq = _mm256_sub_ps(s31, s32),
+                                     yr = _mm256_add_ps(s33, s34), ys = _mm256_sub_ps(s33, s34);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s30, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s35);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 3, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 7, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 7, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -10498,7 +16196,7 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv2(const float *restrict x
 
 /* bottleneck10.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 1024
  *   in [256,14,14] -> out [1024,14,14]
- *   weights at packed[11051686]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[18906790]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck10.bottleneck_path1.bn3 folded into the weights; then + bottleneck9.relu1 (bottleneck10.add1); then bottleneck10.relu1
  */
 static CNN_SIMD void bottleneck10_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -10749,7 +16447,7 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv3(const float *restrict x
 
 /* bottleneck_proj4.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 512
  *   in [1024,14,14] -> out [512,14,14]
- *   weights at packed[11315368]: weight [512,1024,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[19170472]: weight [512,1024,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck_proj4.bottleneck_path1.bn1 folded into the weights; then bottleneck_proj4.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -10998,7 +16696,7 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv1(const float *restri
 
 /* bottleneck_proj4.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3/2 p1 512
  *   in [512,14,14] -> out [512,7,7]
- *   weights at packed[11844268]: weight [512,512,3,3] (packed in blocks of 32 output channels)
+ *   weights at packed[19699372]: weight [512,512,3,3] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; bottleneck_proj4.bottleneck_path1.bn2 folded into the weights; then bottleneck_proj4.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -11254,7 +16952,7 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv2(const float *restri
 
 /* bottleneck_proj4.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 2048
  *   in [512,7,7] -> out [2048,7,7]
- *   weights at packed[14204076]: weight [2048,512,1,1] (packed in blocks of 16 output channels)
+ *   weights at packed[22059180]: weight [2048,512,1,1] (packed in blocks of 16 output channels)
  *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; bottleneck_proj4.bottleneck_path1.bn3 folded into the weights
  */
 static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -11509,7 +17207,7 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv3(const float *restri
 
 /* bottleneck_proj4.conv1 — examples/resnet50.cnn:32: conv 1x1/2 2048
  *   in [1024,14,14] -> out [2048,7,7]
- *   weights at packed[15254700]: weight [2048,1024,1,1] (packed in blocks of 32 output channels)
+ *   weights at packed[23109804]: weight [2048,1024,1,1] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; bottleneck_proj4.bn1 folded into the weights; then + bottleneck_proj4.bottleneck_path1.bn3 (bottleneck_proj4.add1); then bottleneck_proj4.relu1
  */
 static CNN_SIMD void bottleneck_proj4_conv1(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -11753,7 +17451,7 @@ static CNN_SIMD void bottleneck_proj4_conv1(const float *restrict x0, const floa
 
 /* bottleneck11.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 512
  *   in [2048,7,7] -> out [512,7,7]
- *   weights at packed[17353900]: weight [512,2048,1,1] (packed in blocks of 12 output channels)
+ *   weights at packed[25209004]: weight [512,2048,1,1] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck11.bottleneck_path1.bn1 folded into the weights; then bottleneck11.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck11_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -12042,20 +17740,20 @@ static CNN_SIMD void bottleneck11_bottleneck_path1_conv1(const float *restrict x
 
 /* bottleneck11.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 512
  *   in [512,7,7] -> out [512,7,7]
- *   weights at packed[18411184]: weight [512,512,3,3] (packed in blocks of 6 output channels)
- *   avx2: Winograd F(2x2,3x3), 4x4 tiles of 2x2 outputs, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck11.bottleneck_path1.bn2 folded into the weights; then bottleneck11.bottleneck_path1.relu2
+ *   weights at packed[26266288]: weight [512,512,3,3] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(2x2,3x3), 4x4 tiles of 2x2 outputs from 4x4 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck11.bottleneck_path1.bn2 folded into the weights; then bottleneck11.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck11_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 16 };
+    enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 16, NX = 16 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
-     * rows a band; TB tiles a row of V and M */
+     * rows a band; TB tiles a row of V and M; NX products, F(2x2,3x3) */
     const float *bias = w + 4227072;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 25088;
         float *in = s + (ptrdiff_t)b * 314368; /* this sample's padded input, */
-        float *V = in + 51200; /* the band transformed, [16][512][TB], */
-        float *M = V + 131072; /* the 16 products, [16][516][TB] */
+        float *V = in + 51200; /* the band transformed, [NX][512][TB], */
+        float *M = V + 131072; /* the NX products, [NX][516][TB] */
         cnn_pad(xb0, in, 512, 7, 7, 1, 1, 10, 10, 0);
         for (int ty0 = 0; ty0 < 4; ty0 += BR) {
             const int rows = ty0 + BR <= 4 ? BR : 4 - ty0;
@@ -12102,10 +17800,10 @@ static CNN_SIMD void bottleneck11_bottleneck_path1_conv2(const float *restrict x
                     _mm256_storeu_ps(o + 122880, _mm256_sub_ps(t13, t33));
                 }
                 for (int v = used; v < nvec; v++)
-                    for (int xi = 0; xi < 16; xi++)
+                    for (int xi = 0; xi < NX; xi++)
                         _mm256_storeu_ps(vc + xi * 8192 + v * W, _mm256_setzero_ps());
             }
-            for (int it = 0; it < 16 * 86 * (nvec / NV); it++) {
+            for (int it = 0; it < NX * 86 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 86, kb = kx - xi * 86;
                 const float *wp = w + (ptrdiff_t)kx * 3072;
@@ -12263,7 +17961,7 @@ static CNN_SIMD void bottleneck11_bottleneck_path1_conv2(const float *restrict x
 
 /* bottleneck11.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 2048
  *   in [512,7,7] -> out [2048,7,7]
- *   weights at packed[22638768]: weight [2048,512,1,1] (packed in blocks of 16 output channels)
+ *   weights at packed[30493872]: weight [2048,512,1,1] (packed in blocks of 16 output channels)
  *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; bottleneck11.bottleneck_path1.bn3 folded into the weights; then + bottleneck_proj4.relu1 (bottleneck11.add1); then bottleneck11.relu1
  */
 static CNN_SIMD void bottleneck11_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -12521,7 +18219,7 @@ static CNN_SIMD void bottleneck11_bottleneck_path1_conv3(const float *restrict x
 
 /* bottleneck12.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 512
  *   in [2048,7,7] -> out [512,7,7]
- *   weights at packed[23689392]: weight [512,2048,1,1] (packed in blocks of 12 output channels)
+ *   weights at packed[31544496]: weight [512,2048,1,1] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck12.bottleneck_path1.bn1 folded into the weights; then bottleneck12.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck12_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -12810,20 +18508,20 @@ static CNN_SIMD void bottleneck12_bottleneck_path1_conv1(const float *restrict x
 
 /* bottleneck12.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 512
  *   in [512,7,7] -> out [512,7,7]
- *   weights at packed[24746676]: weight [512,512,3,3] (packed in blocks of 6 output channels)
- *   avx2: Winograd F(2x2,3x3), 4x4 tiles of 2x2 outputs, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck12.bottleneck_path1.bn2 folded into the weights; then bottleneck12.bottleneck_path1.relu2
+ *   weights at packed[32601780]: weight [512,512,3,3] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(2x2,3x3), 4x4 tiles of 2x2 outputs from 4x4 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck12.bottleneck_path1.bn2 folded into the weights; then bottleneck12.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck12_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 16 };
+    enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 16, NX = 16 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
-     * rows a band; TB tiles a row of V and M */
+     * rows a band; TB tiles a row of V and M; NX products, F(2x2,3x3) */
     const float *bias = w + 4227072;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 25088;
         float *in = s + (ptrdiff_t)b * 314368; /* this sample's padded input, */
-        float *V = in + 51200; /* the band transformed, [16][512][TB], */
-        float *M = V + 131072; /* the 16 products, [16][516][TB] */
+        float *V = in + 51200; /* the band transformed, [NX][512][TB], */
+        float *M = V + 131072; /* the NX products, [NX][516][TB] */
         cnn_pad(xb0, in, 512, 7, 7, 1, 1, 10, 10, 0);
         for (int ty0 = 0; ty0 < 4; ty0 += BR) {
             const int rows = ty0 + BR <= 4 ? BR : 4 - ty0;
@@ -12870,10 +18568,10 @@ static CNN_SIMD void bottleneck12_bottleneck_path1_conv2(const float *restrict x
                     _mm256_storeu_ps(o + 122880, _mm256_sub_ps(t13, t33));
                 }
                 for (int v = used; v < nvec; v++)
-                    for (int xi = 0; xi < 16; xi++)
+                    for (int xi = 0; xi < NX; xi++)
                         _mm256_storeu_ps(vc + xi * 8192 + v * W, _mm256_setzero_ps());
             }
-            for (int it = 0; it < 16 * 86 * (nvec / NV); it++) {
+            for (int it = 0; it < NX * 86 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 86, kb = kx - xi * 86;
                 const float *wp = w + (ptrdiff_t)kx * 3072;
@@ -13031,7 +18729,7 @@ static CNN_SIMD void bottleneck12_bottleneck_path1_conv2(const float *restrict x
 
 /* bottleneck12.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 2048
  *   in [512,7,7] -> out [2048,7,7]
- *   weights at packed[28974260]: weight [2048,512,1,1] (packed in blocks of 16 output channels)
+ *   weights at packed[36829364]: weight [2048,512,1,1] (packed in blocks of 16 output channels)
  *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; bottleneck12.bottleneck_path1.bn3 folded into the weights; then + bottleneck11.relu1 (bottleneck12.add1); then bottleneck12.relu1
  */
 static CNN_SIMD void bottleneck12_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -13307,7 +19005,7 @@ static CNN_SIMD void globalavgpool1(const float *restrict x0, float *restrict y,
 
 /* dense1 — examples/resnet50.cnn:44: dense 1000
  *   in [2048,1,1] -> out [1000]
- *   weights at packed[30024884]: weight [1000,2048] + bias [1000]
+ *   weights at packed[37879988]: weight [1000,2048] + bias [1000]
  *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); rows walked forwards and backwards on alternate calls
  */
 static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
@@ -13369,62 +19067,62 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
 }
 
 /* Canonical parameters (DSL.md order, 25610152 floats) to the packed layout
- * the kernels read (32073884 floats). */
+ * the kernels read (39928988 floats). */
 void resnet50_pack(const float *params, float *packed) {
     cnn_pack_conv(params + 0, NULL, params + 9408, 1.0000000000000001e-05, packed + 0, 64, 147, 1, 4); /* conv1 + bn1 */
     cnn_pack_conv(params + 9664, NULL, params + 13760, 1.0000000000000001e-05, packed + 9472, 64, 64, 1, 4); /* bottleneck_proj1.bottleneck_path1.conv1 + bottleneck_proj1.bottleneck_path1.bn1 */
-    cnn_pack_wino(params + 14016, NULL, params + 50880, 1.0000000000000001e-05, packed + 13632, 64, 64, 4); /* bottleneck_proj1.bottleneck_path1.conv2 + bottleneck_proj1.bottleneck_path1.bn2: Winograd */
-    cnn_pack_conv(params + 51136, NULL, params + 67520, 1.0000000000000001e-05, packed + 79232, 256, 64, 1, 4); /* bottleneck_proj1.bottleneck_path1.conv3 + bottleneck_proj1.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 68544, NULL, params + 84928, 1.0000000000000001e-05, packed + 95872, 256, 64, 1, 4); /* bottleneck_proj1.conv1 + bottleneck_proj1.bn1 */
-    cnn_pack_conv(params + 85952, NULL, params + 102336, 1.0000000000000001e-05, packed + 112512, 64, 256, 1, 4); /* bottleneck1.bottleneck_path1.conv1 + bottleneck1.bottleneck_path1.bn1 */
-    cnn_pack_wino(params + 102592, NULL, params + 139456, 1.0000000000000001e-05, packed + 128960, 64, 64, 4); /* bottleneck1.bottleneck_path1.conv2 + bottleneck1.bottleneck_path1.bn2: Winograd */
-    cnn_pack_conv(params + 139712, NULL, params + 156096, 1.0000000000000001e-05, packed + 194560, 256, 64, 1, 4); /* bottleneck1.bottleneck_path1.conv3 + bottleneck1.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 157120, NULL, params + 173504, 1.0000000000000001e-05, packed + 211200, 64, 256, 1, 4); /* bottleneck2.bottleneck_path1.conv1 + bottleneck2.bottleneck_path1.bn1 */
-    cnn_pack_wino(params + 173760, NULL, params + 210624, 1.0000000000000001e-05, packed + 227648, 64, 64, 4); /* bottleneck2.bottleneck_path1.conv2 + bottleneck2.bottleneck_path1.bn2: Winograd */
-    cnn_pack_conv(params + 210880, NULL, params + 227264, 1.0000000000000001e-05, packed + 293248, 256, 64, 1, 4); /* bottleneck2.bottleneck_path1.conv3 + bottleneck2.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 228288, NULL, params + 261056, 1.0000000000000001e-05, packed + 309888, 128, 256, 1, 4); /* bottleneck_proj2.bottleneck_path1.conv1 + bottleneck_proj2.bottleneck_path1.bn1 */
-    cnn_pack_conv(params + 261568, NULL, params + 409024, 1.0000000000000001e-05, packed + 342784, 128, 1152, 1, 16); /* bottleneck_proj2.bottleneck_path1.conv2 + bottleneck_proj2.bottleneck_path1.bn2 */
-    cnn_pack_conv(params + 409536, NULL, params + 475072, 1.0000000000000001e-05, packed + 490368, 512, 128, 1, 6); /* bottleneck_proj2.bottleneck_path1.conv3 + bottleneck_proj2.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 477120, NULL, params + 608192, 1.0000000000000001e-05, packed + 556932, 512, 256, 1, 16); /* bottleneck_proj2.conv1 + bottleneck_proj2.bn1 */
-    cnn_pack_conv(params + 610240, NULL, params + 675776, 1.0000000000000001e-05, packed + 688516, 128, 512, 1, 4); /* bottleneck3.bottleneck_path1.conv1 + bottleneck3.bottleneck_path1.bn1 */
-    cnn_pack_wino(params + 676288, NULL, params + 823744, 1.0000000000000001e-05, packed + 754180, 128, 128, 3); /* bottleneck3.bottleneck_path1.conv2 + bottleneck3.bottleneck_path1.bn2: Winograd */
-    cnn_pack_conv(params + 824256, NULL, params + 889792, 1.0000000000000001e-05, packed + 1018500, 512, 128, 1, 6); /* bottleneck3.bottleneck_path1.conv3 + bottleneck3.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 891840, NULL, params + 957376, 1.0000000000000001e-05, packed + 1085064, 128, 512, 1, 4); /* bottleneck4.bottleneck_path1.conv1 + bottleneck4.bottleneck_path1.bn1 */
-    cnn_pack_wino(params + 957888, NULL, params + 1105344, 1.0000000000000001e-05, packed + 1150728, 128, 128, 3); /* bottleneck4.bottleneck_path1.conv2 + bottleneck4.bottleneck_path1.bn2: Winograd */
-    cnn_pack_conv(params + 1105856, NULL, params + 1171392, 1.0000000000000001e-05, packed + 1415048, 512, 128, 1, 6); /* bottleneck4.bottleneck_path1.conv3 + bottleneck4.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 1173440, NULL, params + 1238976, 1.0000000000000001e-05, packed + 1481612, 128, 512, 1, 4); /* bottleneck5.bottleneck_path1.conv1 + bottleneck5.bottleneck_path1.bn1 */
-    cnn_pack_wino(params + 1239488, NULL, params + 1386944, 1.0000000000000001e-05, packed + 1547276, 128, 128, 3); /* bottleneck5.bottleneck_path1.conv2 + bottleneck5.bottleneck_path1.bn2: Winograd */
-    cnn_pack_conv(params + 1387456, NULL, params + 1452992, 1.0000000000000001e-05, packed + 1811596, 512, 128, 1, 6); /* bottleneck5.bottleneck_path1.conv3 + bottleneck5.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 1455040, NULL, params + 1586112, 1.0000000000000001e-05, packed + 1878160, 256, 512, 1, 6); /* bottleneck_proj3.bottleneck_path1.conv1 + bottleneck_proj3.bottleneck_path1.bn1 */
-    cnn_pack_conv(params + 1587136, NULL, params + 2176960, 1.0000000000000001e-05, packed + 2010514, 256, 2304, 1, 16); /* bottleneck_proj3.bottleneck_path1.conv2 + bottleneck_proj3.bottleneck_path1.bn2 */
-    cnn_pack_conv(params + 2177984, NULL, params + 2440128, 1.0000000000000001e-05, packed + 2600594, 1024, 256, 1, 6); /* bottleneck_proj3.bottleneck_path1.conv3 + bottleneck_proj3.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 2444224, NULL, params + 2968512, 1.0000000000000001e-05, packed + 2864276, 1024, 512, 1, 16); /* bottleneck_proj3.conv1 + bottleneck_proj3.bn1 */
-    cnn_pack_conv(params + 2972608, NULL, params + 3234752, 1.0000000000000001e-05, packed + 3389588, 256, 1024, 1, 6); /* bottleneck6.bottleneck_path1.conv1 + bottleneck6.bottleneck_path1.bn1 */
-    cnn_pack_wino(params + 3235776, NULL, params + 3825600, 1.0000000000000001e-05, packed + 3654038, 256, 256, 6); /* bottleneck6.bottleneck_path1.conv2 + bottleneck6.bottleneck_path1.bn2: Winograd */
-    cnn_pack_conv(params + 3826624, NULL, params + 4088768, 1.0000000000000001e-05, packed + 4711062, 1024, 256, 1, 6); /* bottleneck6.bottleneck_path1.conv3 + bottleneck6.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 4092864, NULL, params + 4355008, 1.0000000000000001e-05, packed + 4974744, 256, 1024, 1, 6); /* bottleneck7.bottleneck_path1.conv1 + bottleneck7.bottleneck_path1.bn1 */
-    cnn_pack_wino(params + 4356032, NULL, params + 4945856, 1.0000000000000001e-05, packed + 5239194, 256, 256, 6); /* bottleneck7.bottleneck_path1.conv2 + bottleneck7.bottleneck_path1.bn2: Winograd */
-    cnn_pack_conv(params + 4946880, NULL, params + 5209024, 1.0000000000000001e-05, packed + 6296218, 1024, 256, 1, 6); /* bottleneck7.bottleneck_path1.conv3 + bottleneck7.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 5213120, NULL, params + 5475264, 1.0000000000000001e-05, packed + 6559900, 256, 1024, 1, 6); /* bottleneck8.bottleneck_path1.conv1 + bottleneck8.bottleneck_path1.bn1 */
-    cnn_pack_wino(params + 5476288, NULL, params + 6066112, 1.0000000000000001e-05, packed + 6824350, 256, 256, 6); /* bottleneck8.bottleneck_path1.conv2 + bottleneck8.bottleneck_path1.bn2: Winograd */
-    cnn_pack_conv(params + 6067136, NULL, params + 6329280, 1.0000000000000001e-05, packed + 7881374, 1024, 256, 1, 6); /* bottleneck8.bottleneck_path1.conv3 + bottleneck8.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 6333376, NULL, params + 6595520, 1.0000000000000001e-05, packed + 8145056, 256, 1024, 1, 6); /* bottleneck9.bottleneck_path1.conv1 + bottleneck9.bottleneck_path1.bn1 */
-    cnn_pack_wino(params + 6596544, NULL, params + 7186368, 1.0000000000000001e-05, packed + 8409506, 256, 256, 6); /* bottleneck9.bottleneck_path1.conv2 + bottleneck9.bottleneck_path1.bn2: Winograd */
-    cnn_pack_conv(params + 7187392, NULL, params + 7449536, 1.0000000000000001e-05, packed + 9466530, 1024, 256, 1, 6); /* bottleneck9.bottleneck_path1.conv3 + bottleneck9.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 7453632, NULL, params + 7715776, 1.0000000000000001e-05, packed + 9730212, 256, 1024, 1, 6); /* bottleneck10.bottleneck_path1.conv1 + bottleneck10.bottleneck_path1.bn1 */
-    cnn_pack_wino(params + 7716800, NULL, params + 8306624, 1.0000000000000001e-05, packed + 9994662, 256, 256, 6); /* bottleneck10.bottleneck_path1.conv2 + bottleneck10.bottleneck_path1.bn2: Winograd */
-    cnn_pack_conv(params + 8307648, NULL, params + 8569792, 1.0000000000000001e-05, packed + 11051686, 1024, 256, 1, 6); /* bottleneck10.bottleneck_path1.conv3 + bottleneck10.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 8573888, NULL, params + 9098176, 1.0000000000000001e-05, packed + 11315368, 512, 1024, 1, 6); /* bottleneck_proj4.bottleneck_path1.conv1 + bottleneck_proj4.bottleneck_path1.bn1 */
-    cnn_pack_conv(params + 9100224, NULL, params + 11459520, 1.0000000000000001e-05, packed + 11844268, 512, 4608, 1, 32); /* bottleneck_proj4.bottleneck_path1.conv2 + bottleneck_proj4.bottleneck_path1.bn2 */
-    cnn_pack_conv(params + 11461568, NULL, params + 12510144, 1.0000000000000001e-05, packed + 14204076, 2048, 512, 1, 16); /* bottleneck_proj4.bottleneck_path1.conv3 + bottleneck_proj4.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 12518336, NULL, params + 14615488, 1.0000000000000001e-05, packed + 15254700, 2048, 1024, 1, 32); /* bottleneck_proj4.conv1 + bottleneck_proj4.bn1 */
-    cnn_pack_conv(params + 14623680, NULL, params + 15672256, 1.0000000000000001e-05, packed + 17353900, 512, 2048, 1, 12); /* bottleneck11.bottleneck_path1.conv1 + bottleneck11.bottleneck_path1.bn1 */
-    cnn_pack_wino(params + 15674304, NULL, params + 18033600, 1.0000000000000001e-05, packed + 18411184, 512, 512, 6); /* bottleneck11.bottleneck_path1.conv2 + bottleneck11.bottleneck_path1.bn2: Winograd */
-    cnn_pack_conv(params + 18035648, NULL, params + 19084224, 1.0000000000000001e-05, packed + 22638768, 2048, 512, 1, 16); /* bottleneck11.bottleneck_path1.conv3 + bottleneck11.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 19092416, NULL, params + 20140992, 1.0000000000000001e-05, packed + 23689392, 512, 2048, 1, 12); /* bottleneck12.bottleneck_path1.conv1 + bottleneck12.bottleneck_path1.bn1 */
-    cnn_pack_wino(params + 20143040, NULL, params + 22502336, 1.0000000000000001e-05, packed + 24746676, 512, 512, 6); /* bottleneck12.bottleneck_path1.conv2 + bottleneck12.bottleneck_path1.bn2: Winograd */
-    cnn_pack_conv(params + 22504384, NULL, params + 23552960, 1.0000000000000001e-05, packed + 28974260, 2048, 512, 1, 16); /* bottleneck12.bottleneck_path1.conv3 + bottleneck12.bottleneck_path1.bn3 */
-    cnn_copy(params + 23561152, packed + 30024884, 2049000); /* dense1 */
+    cnn_pack_wino4(params + 14016, NULL, params + 50880, 1.0000000000000001e-05, packed + 13632, 64, 64, 6); /* bottleneck_proj1.bottleneck_path1.conv2 + bottleneck_proj1.bottleneck_path1.bn2: Winograd F(4x4) */
+    cnn_pack_conv(params + 51136, NULL, params + 67520, 1.0000000000000001e-05, packed + 165760, 256, 64, 1, 4); /* bottleneck_proj1.bottleneck_path1.conv3 + bottleneck_proj1.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 68544, NULL, params + 84928, 1.0000000000000001e-05, packed + 182400, 256, 64, 1, 4); /* bottleneck_proj1.conv1 + bottleneck_proj1.bn1 */
+    cnn_pack_conv(params + 85952, NULL, params + 102336, 1.0000000000000001e-05, packed + 199040, 64, 256, 1, 4); /* bottleneck1.bottleneck_path1.conv1 + bottleneck1.bottleneck_path1.bn1 */
+    cnn_pack_wino4(params + 102592, NULL, params + 139456, 1.0000000000000001e-05, packed + 215488, 64, 64, 6); /* bottleneck1.bottleneck_path1.conv2 + bottleneck1.bottleneck_path1.bn2: Winograd F(4x4) */
+    cnn_pack_conv(params + 139712, NULL, params + 156096, 1.0000000000000001e-05, packed + 367616, 256, 64, 1, 4); /* bottleneck1.bottleneck_path1.conv3 + bottleneck1.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 157120, NULL, params + 173504, 1.0000000000000001e-05, packed + 384256, 64, 256, 1, 4); /* bottleneck2.bottleneck_path1.conv1 + bottleneck2.bottleneck_path1.bn1 */
+    cnn_pack_wino4(params + 173760, NULL, params + 210624, 1.0000000000000001e-05, packed + 400704, 64, 64, 6); /* bottleneck2.bottleneck_path1.conv2 + bottleneck2.bottleneck_path1.bn2: Winograd F(4x4) */
+    cnn_pack_conv(params + 210880, NULL, params + 227264, 1.0000000000000001e-05, packed + 552832, 256, 64, 1, 4); /* bottleneck2.bottleneck_path1.conv3 + bottleneck2.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 228288, NULL, params + 261056, 1.0000000000000001e-05, packed + 569472, 128, 256, 1, 4); /* bottleneck_proj2.bottleneck_path1.conv1 + bottleneck_proj2.bottleneck_path1.bn1 */
+    cnn_pack_conv(params + 261568, NULL, params + 409024, 1.0000000000000001e-05, packed + 602368, 128, 1152, 1, 16); /* bottleneck_proj2.bottleneck_path1.conv2 + bottleneck_proj2.bottleneck_path1.bn2 */
+    cnn_pack_conv(params + 409536, NULL, params + 475072, 1.0000000000000001e-05, packed + 749952, 512, 128, 1, 6); /* bottleneck_proj2.bottleneck_path1.conv3 + bottleneck_proj2.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 477120, NULL, params + 608192, 1.0000000000000001e-05, packed + 816516, 512, 256, 1, 16); /* bottleneck_proj2.conv1 + bottleneck_proj2.bn1 */
+    cnn_pack_conv(params + 610240, NULL, params + 675776, 1.0000000000000001e-05, packed + 948100, 128, 512, 1, 4); /* bottleneck3.bottleneck_path1.conv1 + bottleneck3.bottleneck_path1.bn1 */
+    cnn_pack_wino4(params + 676288, NULL, params + 823744, 1.0000000000000001e-05, packed + 1013764, 128, 128, 3); /* bottleneck3.bottleneck_path1.conv2 + bottleneck3.bottleneck_path1.bn2: Winograd F(4x4) */
+    cnn_pack_conv(params + 824256, NULL, params + 889792, 1.0000000000000001e-05, packed + 1608324, 512, 128, 1, 6); /* bottleneck3.bottleneck_path1.conv3 + bottleneck3.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 891840, NULL, params + 957376, 1.0000000000000001e-05, packed + 1674888, 128, 512, 1, 4); /* bottleneck4.bottleneck_path1.conv1 + bottleneck4.bottleneck_path1.bn1 */
+    cnn_pack_wino4(params + 957888, NULL, params + 1105344, 1.0000000000000001e-05, packed + 1740552, 128, 128, 3); /* bottleneck4.bottleneck_path1.conv2 + bottleneck4.bottleneck_path1.bn2: Winograd F(4x4) */
+    cnn_pack_conv(params + 1105856, NULL, params + 1171392, 1.0000000000000001e-05, packed + 2335112, 512, 128, 1, 6); /* bottleneck4.bottleneck_path1.conv3 + bottleneck4.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 1173440, NULL, params + 1238976, 1.0000000000000001e-05, packed + 2401676, 128, 512, 1, 4); /* bottleneck5.bottleneck_path1.conv1 + bottleneck5.bottleneck_path1.bn1 */
+    cnn_pack_wino4(params + 1239488, NULL, params + 1386944, 1.0000000000000001e-05, packed + 2467340, 128, 128, 3); /* bottleneck5.bottleneck_path1.conv2 + bottleneck5.bottleneck_path1.bn2: Winograd F(4x4) */
+    cnn_pack_conv(params + 1387456, NULL, params + 1452992, 1.0000000000000001e-05, packed + 3061900, 512, 128, 1, 6); /* bottleneck5.bottleneck_path1.conv3 + bottleneck5.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 1455040, NULL, params + 1586112, 1.0000000000000001e-05, packed + 3128464, 256, 512, 1, 6); /* bottleneck_proj3.bottleneck_path1.conv1 + bottleneck_proj3.bottleneck_path1.bn1 */
+    cnn_pack_conv(params + 1587136, NULL, params + 2176960, 1.0000000000000001e-05, packed + 3260818, 256, 2304, 1, 16); /* bottleneck_proj3.bottleneck_path1.conv2 + bottleneck_proj3.bottleneck_path1.bn2 */
+    cnn_pack_conv(params + 2177984, NULL, params + 2440128, 1.0000000000000001e-05, packed + 3850898, 1024, 256, 1, 6); /* bottleneck_proj3.bottleneck_path1.conv3 + bottleneck_proj3.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 2444224, NULL, params + 2968512, 1.0000000000000001e-05, packed + 4114580, 1024, 512, 1, 16); /* bottleneck_proj3.conv1 + bottleneck_proj3.bn1 */
+    cnn_pack_conv(params + 2972608, NULL, params + 3234752, 1.0000000000000001e-05, packed + 4639892, 256, 1024, 1, 6); /* bottleneck6.bottleneck_path1.conv1 + bottleneck6.bottleneck_path1.bn1 */
+    cnn_pack_wino4(params + 3235776, NULL, params + 3825600, 1.0000000000000001e-05, packed + 4904342, 256, 256, 6); /* bottleneck6.bottleneck_path1.conv2 + bottleneck6.bottleneck_path1.bn2: Winograd F(4x4) */
+    cnn_pack_conv(params + 3826624, NULL, params + 4088768, 1.0000000000000001e-05, packed + 7282326, 1024, 256, 1, 6); /* bottleneck6.bottleneck_path1.conv3 + bottleneck6.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 4092864, NULL, params + 4355008, 1.0000000000000001e-05, packed + 7546008, 256, 1024, 1, 6); /* bottleneck7.bottleneck_path1.conv1 + bottleneck7.bottleneck_path1.bn1 */
+    cnn_pack_wino4(params + 4356032, NULL, params + 4945856, 1.0000000000000001e-05, packed + 7810458, 256, 256, 6); /* bottleneck7.bottleneck_path1.conv2 + bottleneck7.bottleneck_path1.bn2: Winograd F(4x4) */
+    cnn_pack_conv(params + 4946880, NULL, params + 5209024, 1.0000000000000001e-05, packed + 10188442, 1024, 256, 1, 6); /* bottleneck7.bottleneck_path1.conv3 + bottleneck7.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 5213120, NULL, params + 5475264, 1.0000000000000001e-05, packed + 10452124, 256, 1024, 1, 6); /* bottleneck8.bottleneck_path1.conv1 + bottleneck8.bottleneck_path1.bn1 */
+    cnn_pack_wino4(params + 5476288, NULL, params + 6066112, 1.0000000000000001e-05, packed + 10716574, 256, 256, 6); /* bottleneck8.bottleneck_path1.conv2 + bottleneck8.bottleneck_path1.bn2: Winograd F(4x4) */
+    cnn_pack_conv(params + 6067136, NULL, params + 6329280, 1.0000000000000001e-05, packed + 13094558, 1024, 256, 1, 6); /* bottleneck8.bottleneck_path1.conv3 + bottleneck8.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 6333376, NULL, params + 6595520, 1.0000000000000001e-05, packed + 13358240, 256, 1024, 1, 6); /* bottleneck9.bottleneck_path1.conv1 + bottleneck9.bottleneck_path1.bn1 */
+    cnn_pack_wino4(params + 6596544, NULL, params + 7186368, 1.0000000000000001e-05, packed + 13622690, 256, 256, 6); /* bottleneck9.bottleneck_path1.conv2 + bottleneck9.bottleneck_path1.bn2: Winograd F(4x4) */
+    cnn_pack_conv(params + 7187392, NULL, params + 7449536, 1.0000000000000001e-05, packed + 16000674, 1024, 256, 1, 6); /* bottleneck9.bottleneck_path1.conv3 + bottleneck9.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 7453632, NULL, params + 7715776, 1.0000000000000001e-05, packed + 16264356, 256, 1024, 1, 6); /* bottleneck10.bottleneck_path1.conv1 + bottleneck10.bottleneck_path1.bn1 */
+    cnn_pack_wino4(params + 7716800, NULL, params + 8306624, 1.0000000000000001e-05, packed + 16528806, 256, 256, 6); /* bottleneck10.bottleneck_path1.conv2 + bottleneck10.bottleneck_path1.bn2: Winograd F(4x4) */
+    cnn_pack_conv(params + 8307648, NULL, params + 8569792, 1.0000000000000001e-05, packed + 18906790, 1024, 256, 1, 6); /* bottleneck10.bottleneck_path1.conv3 + bottleneck10.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 8573888, NULL, params + 9098176, 1.0000000000000001e-05, packed + 19170472, 512, 1024, 1, 6); /* bottleneck_proj4.bottleneck_path1.conv1 + bottleneck_proj4.bottleneck_path1.bn1 */
+    cnn_pack_conv(params + 9100224, NULL, params + 11459520, 1.0000000000000001e-05, packed + 19699372, 512, 4608, 1, 32); /* bottleneck_proj4.bottleneck_path1.conv2 + bottleneck_proj4.bottleneck_path1.bn2 */
+    cnn_pack_conv(params + 11461568, NULL, params + 12510144, 1.0000000000000001e-05, packed + 22059180, 2048, 512, 1, 16); /* bottleneck_proj4.bottleneck_path1.conv3 + bottleneck_proj4.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 12518336, NULL, params + 14615488, 1.0000000000000001e-05, packed + 23109804, 2048, 1024, 1, 32); /* bottleneck_proj4.conv1 + bottleneck_proj4.bn1 */
+    cnn_pack_conv(params + 14623680, NULL, params + 15672256, 1.0000000000000001e-05, packed + 25209004, 512, 2048, 1, 12); /* bottleneck11.bottleneck_path1.conv1 + bottleneck11.bottleneck_path1.bn1 */
+    cnn_pack_wino(params + 15674304, NULL, params + 18033600, 1.0000000000000001e-05, packed + 26266288, 512, 512, 6); /* bottleneck11.bottleneck_path1.conv2 + bottleneck11.bottleneck_path1.bn2: Winograd */
+    cnn_pack_conv(params + 18035648, NULL, params + 19084224, 1.0000000000000001e-05, packed + 30493872, 2048, 512, 1, 16); /* bottleneck11.bottleneck_path1.conv3 + bottleneck11.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 19092416, NULL, params + 20140992, 1.0000000000000001e-05, packed + 31544496, 512, 2048, 1, 12); /* bottleneck12.bottleneck_path1.conv1 + bottleneck12.bottleneck_path1.bn1 */
+    cnn_pack_wino(params + 20143040, NULL, params + 22502336, 1.0000000000000001e-05, packed + 32601780, 512, 512, 6); /* bottleneck12.bottleneck_path1.conv2 + bottleneck12.bottleneck_path1.bn2: Winograd */
+    cnn_pack_conv(params + 22504384, NULL, params + 23552960, 1.0000000000000001e-05, packed + 36829364, 2048, 512, 1, 16); /* bottleneck12.bottleneck_path1.conv3 + bottleneck12.bottleneck_path1.bn3 */
+    cnn_copy(params + 23561152, packed + 37879988, 2049000); /* dense1 */
 }
 
 /* Inference on `batch` samples (1..resnet50_BATCH), NCHW in and out. Returns 0,
@@ -13438,59 +19136,59 @@ int resnet50_forward(const float *packed, const float *in_img, float *out_logits
         return 2;
     conv1(in_img, A + 0, packed + 0, A + 802816, batch);
     maxpool1(A + 0, A + 1808896, A + 802816, batch);
-    bottleneck_proj1_bottleneck_path1_conv1(A + 1808896, A + 441600, packed + 9472, A + 0, batch);
-    bottleneck_proj1_bottleneck_path1_conv2(A + 441600, A + 1004032, packed + 13632, A + 0, batch);
-    bottleneck_proj1_bottleneck_path1_conv3(A + 1004032, A + 0, packed + 79232, A + 802816, batch);
-    bottleneck_proj1_conv1(A + 1808896, A + 0, A + 804864, packed + 95872, A + 1607680, batch);
-    bottleneck1_bottleneck_path1_conv1(A + 804864, A + 1607680, packed + 112512, A + 0, batch);
-    bottleneck1_bottleneck_path1_conv2(A + 1607680, A + 441600, packed + 128960, A + 0, batch);
-    bottleneck1_bottleneck_path1_conv3(A + 441600, A + 804864, A + 1607680, packed + 194560, A + 0, batch);
-    bottleneck2_bottleneck_path1_conv1(A + 1607680, A + 804864, packed + 211200, A + 0, batch);
-    bottleneck2_bottleneck_path1_conv2(A + 804864, A + 441600, packed + 227648, A + 0, batch);
-    bottleneck2_bottleneck_path1_conv3(A + 441600, A + 1607680, A + 804864, packed + 293248, A + 0, batch);
-    bottleneck_proj2_bottleneck_path1_conv1(A + 804864, A + 1607680, packed + 309888, A + 0, batch);
-    bottleneck_proj2_bottleneck_path1_conv2(A + 1607680, A + 430592, packed + 342784, A + 0, batch);
-    bottleneck_proj2_bottleneck_path1_conv3(A + 430592, A + 0, packed + 490368, A + 530944, batch);
-    bottleneck_proj2_conv1(A + 804864, A + 0, A + 1607680, packed + 556932, A + 401408, batch);
-    bottleneck3_bottleneck_path1_conv1(A + 1607680, A + 656896, packed + 688516, A + 0, batch);
-    bottleneck3_bottleneck_path1_conv2(A + 656896, A + 1058304, packed + 754180, A + 0, batch);
-    bottleneck3_bottleneck_path1_conv3(A + 1058304, A + 1607680, A + 656896, packed + 1018500, A + 1158656, batch);
-    bottleneck4_bottleneck_path1_conv1(A + 656896, A + 1058304, packed + 1085064, A + 0, batch);
-    bottleneck4_bottleneck_path1_conv2(A + 1058304, A + 1459712, packed + 1150728, A + 0, batch);
-    bottleneck4_bottleneck_path1_conv3(A + 1459712, A + 656896, A + 1058304, packed + 1415048, A + 0, batch);
-    bottleneck5_bottleneck_path1_conv1(A + 1058304, A + 656896, packed + 1481612, A + 0, batch);
-    bottleneck5_bottleneck_path1_conv2(A + 656896, A + 757248, packed + 1547276, A + 0, batch);
-    bottleneck5_bottleneck_path1_conv3(A + 757248, A + 1058304, A + 0, packed + 1811596, A + 857600, batch);
-    bottleneck_proj3_bottleneck_path1_conv1(A + 0, A + 802816, packed + 1878160, A + 401408, batch);
-    bottleneck_proj3_bottleneck_path1_conv2(A + 802816, A + 655360, packed + 2010514, A + 401408, batch);
-    bottleneck_proj3_bottleneck_path1_conv3(A + 655360, A + 401408, packed + 2600594, A + 602112, batch);
-    bottleneck_proj3_conv1(A + 0, A + 401408, A + 602112, packed + 2864276, A + 802816, batch);
-    bottleneck6_bottleneck_path1_conv1(A + 602112, A + 802816, packed + 3389588, A + 0, batch);
-    bottleneck6_bottleneck_path1_conv2(A + 802816, A + 1003520, packed + 3654038, A + 0, batch);
-    bottleneck6_bottleneck_path1_conv3(A + 1003520, A + 602112, A + 802816, packed + 4711062, A + 0, batch);
-    bottleneck7_bottleneck_path1_conv1(A + 802816, A + 600064, packed + 4974744, A + 0, batch);
-    bottleneck7_bottleneck_path1_conv2(A + 600064, A + 1003520, packed + 5239194, A + 0, batch);
-    bottleneck7_bottleneck_path1_conv3(A + 1003520, A + 802816, A + 600064, packed + 6296218, A + 0, batch);
-    bottleneck8_bottleneck_path1_conv1(A + 600064, A + 800768, packed + 6559900, A + 0, batch);
-    bottleneck8_bottleneck_path1_conv2(A + 800768, A + 1001472, packed + 6824350, A + 0, batch);
-    bottleneck8_bottleneck_path1_conv3(A + 1001472, A + 600064, A + 800768, packed + 7881374, A + 0, batch);
-    bottleneck9_bottleneck_path1_conv1(A + 800768, A + 600064, packed + 8145056, A + 0, batch);
-    bottleneck9_bottleneck_path1_conv2(A + 600064, A + 1001472, packed + 8409506, A + 0, batch);
-    bottleneck9_bottleneck_path1_conv3(A + 1001472, A + 800768, A + 600064, packed + 9466530, A + 0, batch);
-    bottleneck10_bottleneck_path1_conv1(A + 600064, A + 800768, packed + 9730212, A + 0, batch);
-    bottleneck10_bottleneck_path1_conv2(A + 800768, A + 850944, packed + 9994662, A + 0, batch);
-    bottleneck10_bottleneck_path1_conv3(A + 850944, A + 600064, A + 212992, packed + 11051686, A + 413696, batch);
-    bottleneck_proj4_bottleneck_path1_conv1(A + 212992, A + 413696, packed + 11315368, A + 0, batch);
-    bottleneck_proj4_bottleneck_path1_conv2(A + 413696, A + 131072, packed + 11844268, A + 0, batch);
-    bottleneck_proj4_bottleneck_path1_conv3(A + 131072, A + 0, packed + 14204076, A + 100352, batch);
-    bottleneck_proj4_conv1(A + 212992, A + 0, A + 413696, packed + 15254700, A + 100352, batch);
-    bottleneck11_bottleneck_path1_conv1(A + 413696, A + 314368, packed + 17353900, A + 0, batch);
-    bottleneck11_bottleneck_path1_conv2(A + 314368, A + 339456, packed + 18411184, A + 0, batch);
-    bottleneck11_bottleneck_path1_conv3(A + 339456, A + 413696, A + 514048, packed + 22638768, A + 0, batch);
-    bottleneck12_bottleneck_path1_conv1(A + 514048, A + 314368, packed + 23689392, A + 0, batch);
-    bottleneck12_bottleneck_path1_conv2(A + 314368, A + 339456, packed + 24746676, A + 0, batch);
-    bottleneck12_bottleneck_path1_conv3(A + 339456, A + 514048, A + 0, packed + 28974260, A + 100352, batch);
+    bottleneck_proj1_bottleneck_path1_conv1(A + 1808896, A + 327296, packed + 9472, A + 0, batch);
+    bottleneck_proj1_bottleneck_path1_conv2(A + 327296, A + 1004032, packed + 13632, A + 0, batch);
+    bottleneck_proj1_bottleneck_path1_conv3(A + 1004032, A + 0, packed + 165760, A + 802816, batch);
+    bottleneck_proj1_conv1(A + 1808896, A + 0, A + 804864, packed + 182400, A + 1607680, batch);
+    bottleneck1_bottleneck_path1_conv1(A + 804864, A + 1607680, packed + 199040, A + 0, batch);
+    bottleneck1_bottleneck_path1_conv2(A + 1607680, A + 327296, packed + 215488, A + 0, batch);
+    bottleneck1_bottleneck_path1_conv3(A + 327296, A + 804864, A + 1607680, packed + 367616, A + 0, batch);
+    bottleneck2_bottleneck_path1_conv1(A + 1607680, A + 804864, packed + 384256, A + 0, batch);
+    bottleneck2_bottleneck_path1_conv2(A + 804864, A + 327296, packed + 400704, A + 0, batch);
+    bottleneck2_bottleneck_path1_conv3(A + 327296, A + 1607680, A + 804864, packed + 552832, A + 0, batch);
+    bottleneck_proj2_bottleneck_path1_conv1(A + 804864, A + 1607680, packed + 569472, A + 0, batch);
+    bottleneck_proj2_bottleneck_path1_conv2(A + 1607680, A + 430592, packed + 602368, A + 0, batch);
+    bottleneck_proj2_bottleneck_path1_conv3(A + 430592, A + 0, packed + 749952, A + 530944, batch);
+    bottleneck_proj2_conv1(A + 804864, A + 0, A + 1607680, packed + 816516, A + 401408, batch);
+    bottleneck3_bottleneck_path1_conv1(A + 1607680, A + 434304, packed + 948100, A + 0, batch);
+    bottleneck3_bottleneck_path1_conv2(A + 434304, A + 835712, packed + 1013764, A + 0, batch);
+    bottleneck3_bottleneck_path1_conv3(A + 835712, A + 1607680, A + 434304, packed + 1608324, A + 0, batch);
+    bottleneck4_bottleneck_path1_conv1(A + 434304, A + 835712, packed + 1674888, A + 0, batch);
+    bottleneck4_bottleneck_path1_conv2(A + 835712, A + 1237120, packed + 1740552, A + 0, batch);
+    bottleneck4_bottleneck_path1_conv3(A + 1237120, A + 434304, A + 835712, packed + 2335112, A + 0, batch);
+    bottleneck5_bottleneck_path1_conv1(A + 835712, A + 434304, packed + 2401676, A + 0, batch);
+    bottleneck5_bottleneck_path1_conv2(A + 434304, A + 534656, packed + 2467340, A + 0, batch);
+    bottleneck5_bottleneck_path1_conv3(A + 534656, A + 835712, A + 0, packed + 3061900, A + 401408, batch);
+    bottleneck_proj3_bottleneck_path1_conv1(A + 0, A + 802816, packed + 3128464, A + 401408, batch);
+    bottleneck_proj3_bottleneck_path1_conv2(A + 802816, A + 655360, packed + 3260818, A + 401408, batch);
+    bottleneck_proj3_bottleneck_path1_conv3(A + 655360, A + 401408, packed + 3850898, A + 602112, batch);
+    bottleneck_proj3_conv1(A + 0, A + 401408, A + 602112, packed + 4114580, A + 802816, batch);
+    bottleneck6_bottleneck_path1_conv1(A + 602112, A + 388224, packed + 4639892, A + 0, batch);
+    bottleneck6_bottleneck_path1_conv2(A + 388224, A + 802816, packed + 4904342, A + 0, batch);
+    bottleneck6_bottleneck_path1_conv3(A + 802816, A + 602112, A + 388224, packed + 7282326, A + 0, batch);
+    bottleneck7_bottleneck_path1_conv1(A + 388224, A + 588928, packed + 7546008, A + 0, batch);
+    bottleneck7_bottleneck_path1_conv2(A + 588928, A + 789632, packed + 7810458, A + 0, batch);
+    bottleneck7_bottleneck_path1_conv3(A + 789632, A + 388224, A + 588928, packed + 10188442, A + 0, batch);
+    bottleneck8_bottleneck_path1_conv1(A + 588928, A + 388224, packed + 10452124, A + 0, batch);
+    bottleneck8_bottleneck_path1_conv2(A + 388224, A + 789632, packed + 10716574, A + 0, batch);
+    bottleneck8_bottleneck_path1_conv3(A + 789632, A + 588928, A + 388224, packed + 13094558, A + 0, batch);
+    bottleneck9_bottleneck_path1_conv1(A + 388224, A + 588928, packed + 13358240, A + 0, batch);
+    bottleneck9_bottleneck_path1_conv2(A + 588928, A + 789632, packed + 13622690, A + 0, batch);
+    bottleneck9_bottleneck_path1_conv3(A + 789632, A + 388224, A + 588928, packed + 16000674, A + 0, batch);
+    bottleneck10_bottleneck_path1_conv1(A + 588928, A + 388224, packed + 16264356, A + 0, batch);
+    bottleneck10_bottleneck_path1_conv2(A + 388224, A + 466944, packed + 16528806, A + 0, batch);
+    bottleneck10_bottleneck_path1_conv3(A + 466944, A + 588928, A + 212992, packed + 18906790, A + 413696, batch);
+    bottleneck_proj4_bottleneck_path1_conv1(A + 212992, A + 413696, packed + 19170472, A + 0, batch);
+    bottleneck_proj4_bottleneck_path1_conv2(A + 413696, A + 131072, packed + 19699372, A + 0, batch);
+    bottleneck_proj4_bottleneck_path1_conv3(A + 131072, A + 0, packed + 22059180, A + 100352, batch);
+    bottleneck_proj4_conv1(A + 212992, A + 0, A + 413696, packed + 23109804, A + 100352, batch);
+    bottleneck11_bottleneck_path1_conv1(A + 413696, A + 314368, packed + 25209004, A + 0, batch);
+    bottleneck11_bottleneck_path1_conv2(A + 314368, A + 339456, packed + 26266288, A + 0, batch);
+    bottleneck11_bottleneck_path1_conv3(A + 339456, A + 413696, A + 514048, packed + 30493872, A + 0, batch);
+    bottleneck12_bottleneck_path1_conv1(A + 514048, A + 314368, packed + 31544496, A + 0, batch);
+    bottleneck12_bottleneck_path1_conv2(A + 314368, A + 339456, packed + 32601780, A + 0, batch);
+    bottleneck12_bottleneck_path1_conv3(A + 339456, A + 514048, A + 0, packed + 36829364, A + 100352, batch);
     globalavgpool1(A + 0, A + 100352, batch);
-    dense1(A + 100352, out_logits, packed + 30024884, A + 2410496, batch);
+    dense1(A + 100352, out_logits, packed + 37879988, A + 2410496, batch);
     return 0;
 }

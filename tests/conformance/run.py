@@ -119,13 +119,22 @@ LAYER_CASES = [
     ("conv_stride2_dil2", [3, 11, 11], "conv(4, 3, stride=2, dilation=2, pad=2)", 1),
     ("conv_depthwise_dil2", [6, 9, 9], "conv(6, 3, pad=2, dilation=2, groups=6)", 1),
     ("conv_1x1_big_tail", [37, 3, 3], "conv(131, 1)", 1),
-    # Winograd F(2x2,3x3) on the vector targets (winograd.c): rows of whole vectors of tiles
-    # with an odd last row and column, two and four tile rows a vector, no padding, channel
-    # counts that leave the register tile ragged
+    # Winograd on the vector targets (winograd.c): rows of whole vectors of tiles with an odd
+    # last row and column, two and four tile rows a vector, no padding, channel counts that
+    # leave the register tile ragged. wino_tile gives the 7x7 and 8x8 planes F(2x2,3x3), the
+    # others F(4x4,3x3) on both targets
     ("conv_wino_odd", [16, 29, 31], "conv(18, 3, pad=1)", 1),
     ("conv_wino_two_rows", [16, 14, 14], "conv(24, 3, pad=1, bias=false) -> relu", 1),
     ("conv_wino_four_rows", [16, 7, 7], "conv(20, 3, pad=1)", 1),
+    ("conv_wino_small", [16, 8, 8], "conv(20, 3, pad=1)", 1),
     ("conv_wino_pad0", [24, 30, 37], "conv(40, 3)", 1),
+    # ... F(4x4,3x3): 4x4 tiles with a 1-row and 1-column leftover (33x25), 13x13 (one
+    # column and row left, two tile rows a vector on AVX2, four on AVX-512), rows of 18 tiles
+    # (three vectors a row on AVX2, two on AVX-512, the last part full), no padding (20x25)
+    ("conv_wino4_leftover", [16, 33, 25], "conv(20, 3, pad=1)", 1),
+    ("conv_wino4_rows", [16, 13, 13], "conv(18, 3, pad=1, bias=false) -> relu", 1),
+    ("conv_wino4_wide", [17, 30, 70], "conv(24, 3, pad=1) -> leakyrelu(0.1)", 1),
+    ("conv_wino4_pad0", [24, 22, 27], "conv(40, 3)", 1),
     # ... with a 2x2 max pool in the output transform (fuse_pool.c): rows of 30 tiles (a
     # last vector part full), 7 (two rows a vector on AVX-512), 4 (two rows on AVX2, four on
     # AVX-512) and 13
@@ -313,6 +322,18 @@ network t {
     output y
 }
 """),
+    # F(4x4,3x3) with batch norm folded in, a fused relu and a fused residual sum (14x14)
+    ("wino4_residual", """block basic(x, ch) {
+    y = x -> conv(ch, 3, pad=1, bias=false) -> bn -> relu
+          -> conv(ch, 3, pad=1, bias=false) -> bn
+    return relu(y + x)
+}
+network t {
+    input x: [16, 14, 14]
+    y = x -> basic(16) -> basic(16)
+    output y
+}
+"""),
     ("residual_down", """network t {
     input x: [8, 9, 9]
     y = x -> conv(16, 3, stride=2, pad=1, bias=false) -> bn -> relu
@@ -458,7 +479,8 @@ EXAMPLES = {
 # alphago's 19x19 board). With --full every example runs at its declared size only.
 ALSO_FULL = ["googlenet", "mobilenet", "alphago"]
 
-BATCH3 = ["layer:conv_stride2_pad1", "layer:conv_rows7_s2", "layer:conv_one_channel", "layer:conv_wino_pool", "layer:dense_chw", "layer:bn_vec", "layer:softmax_chw",
+BATCH3 = ["layer:conv_stride2_pad1", "layer:conv_rows7_s2", "layer:conv_one_channel", "layer:conv_wino_pool", "layer:conv_wino4_leftover", "net:wino4_residual",
+          "layer:dense_chw", "layer:bn_vec", "layer:softmax_chw",
           "layer:local_stride_pad", "layer:lrn4_even", "layer:prelu_vec", "layer:maxpool3_s2_pad1",
           "net:concat3", "net:concat_slices", "net:pool_in_conv", "net:multi_io", "net:residual_block", "net:dense_chain_vec",
           "example:lenet5", "example:resnet18", "example:mobilenetv2", "example:sentence_cnn"]

@@ -4,8 +4,8 @@
  * command: cnnc build examples/resnet18.cnn --target avx2 --batch 8
  * target:  x86-64 AVX2 + FMA; batch up to 8
  * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
- * arena:   6093888 bytes (41448832 without reuse; 6093888 live at most)
- * weights: 11699112 canonical floats, 19153768 packed
+ * arena:   6093888 bytes (34406784 without reuse; 6093888 live at most)
+ * weights: 11699112 canonical floats, 24453480 packed
  *
  * Inference calls no library function but memcpy/memset (which a
  * compiler may emit for plain loops) and needs no libm. */
@@ -256,6 +256,47 @@ static void cnn_pack_wino(const float *w, const float *bias, const float *bn,
             for (int xi = 0; xi < 16; xi++)
                 out[(((ptrdiff_t)xi * blocks + oc / mr) * c + ci) * mr + oc % mr] =
                     (float)u[xi / 4][xi % 4];
+        }
+        if (oc < k)
+            ob[oc] = (float)((bias ? bias[oc] : 0.0) * scale + shift);
+    }
+}
+
+/* The same for F(4x4, 3x3): U = G g G^T with G = [1/4 0 0; -1/6 -1/6 -1/6;
+ * -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1], as [36][k in blocks
+ * of mr][c][mr], then the k biases. The sums are scaled last, so no
+ * product can be contracted into an FMA: pack.c gets the same bits. */
+static void cnn_wino4_g(const double *x, int s, double *out, int os) {
+    out[0] = x[0] * 0.25;
+    out[os] = -(x[0] + x[s] + x[2 * s]) / 6.0;
+    out[2 * os] = -(x[0] - x[s] + x[2 * s]) / 6.0;
+    out[3 * os] = (x[0] + 2.0 * x[s] + 4.0 * x[2 * s]) / 24.0;
+    out[4 * os] = (x[0] - 2.0 * x[s] + 4.0 * x[2 * s]) / 24.0;
+    out[5 * os] = x[2 * s];
+}
+
+static void cnn_pack_wino4(const float *w, const float *bias, const float *bn,
+                           double eps, float *out, int k, int c, int mr) {
+    int blocks = (k + mr - 1) / mr;
+    float *ob = out + (ptrdiff_t)36 * blocks * mr * c;
+    for (int oc = 0; oc < blocks * mr; oc++) {
+        double scale = 1.0, shift = 0.0;
+        if (oc < k && bn) {
+            scale = (double)(float)(bn[oc] / cnn_sqrt((double)bn[3 * k + oc] + eps));
+            shift = bn[k + oc] - (double)bn[2 * k + oc] * scale;
+        }
+        for (int ci = 0; ci < c; ci++) {
+            double g[3][3], t[6][3], u[6][6];
+            for (int i = 0; i < 9; i++)
+                g[i / 3][i % 3] =
+                    oc < k ? (float)(w[((ptrdiff_t)oc * c + ci) * 9 + i] * scale) : 0.0f;
+            for (int j = 0; j < 3; j++)
+                cnn_wino4_g(&g[0][j], 3, &t[0][j], 3);
+            for (int i = 0; i < 6; i++)
+                cnn_wino4_g(t[i], 1, u[i], 1);
+            for (int xi = 0; xi < 36; xi++)
+                out[(((ptrdiff_t)xi * blocks + oc / mr) * c + ci) * mr + oc % mr] =
+                    (float)u[xi / 6][xi % 6];
         }
         if (oc < k)
             ob[oc] = (float)((bias ? bias[oc] : 0.0) * scale + shift);
@@ -634,159 +675,431 @@ static CNN_SIMD void maxpool1(const float *restrict x0, float *restrict y, float
 
 /* basic1.conv1 — examples/resnet18.cnn:16: conv 3x3 p1 64
  *   in [64,56,56] -> out [64,56,56]
- *   weights at packed[9472]: weight [64,64,3,3] (packed in blocks of 4 output channels)
- *   avx2: Winograd F(2x2,3x3), 28x28 tiles of 2x2 outputs, 8 a vector; bands of BR=3 tile rows; 16 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); basic1.bn1 folded into the weights; then basic1.relu1
+ *   weights at packed[9472]: weight [64,64,3,3] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(4x4,3x3), 14x14 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=1 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic1.bn1 folded into the weights; then basic1.relu1
  */
 static CNN_SIMD void basic1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, W = 8, BR = 3, TB = 96 };
+    enum { MR = 6, NV = 2, W = 8, BR = 1, TB = 16, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
-     * rows a band; TB tiles a row of V and M */
-    const float *bias = w + 65536;
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 152064;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
-        float *in = s + (ptrdiff_t)b * 441600; /* this sample's padded input, */
-        float *V = in + 244992; /* the band transformed, [16][64][TB], */
-        float *M = V + 98304; /* the 16 products, [16][64][TB] */
-        cnn_pad(xb0, in, 64, 56, 56, 1, 1, 58, 66, 0);
-        for (int ty0 = 0; ty0 < 28; ty0 += BR) {
-            const int rows = ty0 + BR <= 28 ? BR : 28 - ty0;
-            const int used = rows / 1 * 4; /* vectors of tiles */
+        float *in = s + (ptrdiff_t)b * 327296; /* this sample's padded input, */
+        float *V = in + 252416; /* the band transformed, [NX][64][TB], */
+        float *M = V + 36864; /* the NX products, [NX][66][TB] */
+        cnn_pad(xb0, in, 64, 56, 56, 1, 1, 58, 68, 0);
+        for (int ty0 = 0; ty0 < 14; ty0 += BR) {
+            const int rows = ty0 + BR <= 14 ? BR : 14 - ty0;
+            const int used = rows / 1 * 2; /* vectors of tiles */
             const int nvec = (used + NV - 1) / NV * NV;
             for (int c = 0; c < 64; c++) {
                 float *vc = V + c * TB;
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 4, xv = v - r * 4;
-                    const float *d = in + (ptrdiff_t)c * 3828 + (2 * (ty0 + r)) * 66 + 2 * xv * W;
-                    __m256 d0, d1, d2, d3;
-                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
-                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
-                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 66), _mm256_loadu_ps(d + 74), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &d2, &d3);
-                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
-                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 132), _mm256_loadu_ps(d + 140), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 134), _mm256_loadu_ps(d + 142), &d2, &d3);
-                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
-                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 198), _mm256_loadu_ps(d + 206), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 200), _mm256_loadu_ps(d + 208), &d2, &d3);
-                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
-                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    const int r = v / 2, xv = v - r * 2;
+                    const float *d = in + (ptrdiff_t)c * 3944 + (4 * (ty0 + r)) * 68 + 4 * xv * W;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 16), _mm256_loadu_ps(d + 24), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 84), _mm256_loadu_ps(d + 92), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 72), _mm256_loadu_ps(d + 80), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 88), _mm256_loadu_ps(d + 96), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 136), _mm256_loadu_ps(d + 144), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 152), _mm256_loadu_ps(d + 160), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 140), _mm256_loadu_ps(d + 148), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 156), _mm256_loadu_ps(d + 164), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 204), _mm256_loadu_ps(d + 212), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 220), _mm256_loadu_ps(d + 228), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 208), _mm256_loadu_ps(d + 216), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 224), _mm256_loadu_ps(d + 232), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 272), _mm256_loadu_ps(d + 280), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 288), _mm256_loadu_ps(d + 296), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 276), _mm256_loadu_ps(d + 284), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 292), _mm256_loadu_ps(d + 300), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 340), _mm256_loadu_ps(d + 348), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 356), _mm256_loadu_ps(d + 364), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 344), _mm256_loadu_ps(d + 352), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 360), _mm256_loadu_ps(d + 368), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
                     float *o = vc + v * W;
-                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
-                    _mm256_storeu_ps(o + 24576, _mm256_add_ps(t10, t20));
-                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t20, t10));
-                    _mm256_storeu_ps(o + 73728, _mm256_sub_ps(t10, t30));
-                    _mm256_storeu_ps(o + 6144, _mm256_sub_ps(t01, t21));
-                    _mm256_storeu_ps(o + 30720, _mm256_add_ps(t11, t21));
-                    _mm256_storeu_ps(o + 55296, _mm256_sub_ps(t21, t11));
-                    _mm256_storeu_ps(o + 79872, _mm256_sub_ps(t11, t31));
-                    _mm256_storeu_ps(o + 12288, _mm256_sub_ps(t02, t22));
-                    _mm256_storeu_ps(o + 36864, _mm256_add_ps(t12, t22));
-                    _mm256_storeu_ps(o + 61440, _mm256_sub_ps(t22, t12));
-                    _mm256_storeu_ps(o + 86016, _mm256_sub_ps(t12, t32));
-                    _mm256_storeu_ps(o + 18432, _mm256_sub_ps(t03, t23));
-                    _mm256_storeu_ps(o + 43008, _mm256_add_ps(t13, t23));
-                    _mm256_storeu_ps(o + 67584, _mm256_sub_ps(t23, t13));
-                    _mm256_storeu_ps(o + 92160, _mm256_sub_ps(t13, t33));
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 6144, u1);
+                        _mm256_storeu_ps(o + 12288, u2);
+                        _mm256_storeu_ps(o + 18432, u3);
+                        _mm256_storeu_ps(o + 24576, u4);
+                        _mm256_storeu_ps(o + 30720, u5);
+                    }
+                    {
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 1024, u0);
+                        _mm256_storeu_ps(o + 7168, u1);
+                        _mm256_storeu_ps(o + 13312, u2);
+                        _mm256_storeu_ps(o + 19456, u3);
+                        _mm256_storeu_ps(o + 25600, u4);
+                        _mm256_storeu_ps(o + 31744, u5);
+                    }
+                    {
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 2048, u0);
+                        _mm256_storeu_ps(o + 8192, u1);
+                        _mm256_storeu_ps(o + 14336, u2);
+                        _mm256_storeu_ps(o + 20480, u3);
+                        _mm256_storeu_ps(o + 26624, u4);
+                        _mm256_storeu_ps(o + 32768, u5);
+                    }
+                    {
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 3072, u0);
+                        _mm256_storeu_ps(o + 9216, u1);
+                        _mm256_storeu_ps(o + 15360, u2);
+                        _mm256_storeu_ps(o + 21504, u3);
+                        _mm256_storeu_ps(o + 27648, u4);
+                        _mm256_storeu_ps(o + 33792, u5);
+                    }
+                    {
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 10240, u1);
+                        _mm256_storeu_ps(o + 16384, u2);
+                        _mm256_storeu_ps(o + 22528, u3);
+                        _mm256_storeu_ps(o + 28672, u4);
+                        _mm256_storeu_ps(o + 34816, u5);
+                    }
+                    {
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 5120, u0);
+                        _mm256_storeu_ps(o + 11264, u1);
+                        _mm256_storeu_ps(o + 17408, u2);
+                        _mm256_storeu_ps(o + 23552, u3);
+                        _mm256_storeu_ps(o + 29696, u4);
+                        _mm256_storeu_ps(o + 35840, u5);
+                    }
                 }
                 for (int v = used; v < nvec; v++)
-                    for (int xi = 0; xi < 16; xi++)
-                        _mm256_storeu_ps(vc + xi * 6144 + v * W, _mm256_setzero_ps());
+                    for (int xi = 0; xi < NX; xi++)
+                        _mm256_storeu_ps(vc + xi * 1024 + v * W, _mm256_setzero_ps());
             }
-            for (int it = 0; it < 16 * 16 * (nvec / NV); it++) {
+            for (int it = 0; it < NX * 11 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
-                const int xi = kx / 16, kb = kx - xi * 16;
-                const float *wp = w + (ptrdiff_t)kx * 256;
-                const float *xp = V + (ptrdiff_t)xi * 6144 + tg * NV * W;
+                const int xi = kx / 11, kb = kx - xi * 11;
+                const float *wp = w + (ptrdiff_t)kx * 384;
+                const float *xp = V + (ptrdiff_t)xi * 1024 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
-                __m256 c02 = _mm256_setzero_ps();
                 __m256 c10 = _mm256_setzero_ps();
                 __m256 c11 = _mm256_setzero_ps();
-                __m256 c12 = _mm256_setzero_ps();
                 __m256 c20 = _mm256_setzero_ps();
                 __m256 c21 = _mm256_setzero_ps();
-                __m256 c22 = _mm256_setzero_ps();
                 __m256 c30 = _mm256_setzero_ps();
                 __m256 c31 = _mm256_setzero_ps();
-                __m256 c32 = _mm256_setzero_ps();
+                __m256 c40 = _mm256_setzero_ps();
+                __m256 c41 = _mm256_setzero_ps();
+                __m256 c50 = _mm256_setzero_ps();
+                __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 64; c++, xp += TB, wp += MR) {
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
-                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
                     __m256 wv = _mm256_set1_ps(wp[0]);
                     c00 = _mm256_fmadd_ps(wv, xv0, c00);
                     c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
                     wv = _mm256_set1_ps(wp[1]);
                     c10 = _mm256_fmadd_ps(wv, xv0, c10);
                     c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
                     wv = _mm256_set1_ps(wp[2]);
                     c20 = _mm256_fmadd_ps(wv, xv0, c20);
                     c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
                     wv = _mm256_set1_ps(wp[3]);
                     c30 = _mm256_fmadd_ps(wv, xv0, c30);
                     c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                    c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                    wv = _mm256_set1_ps(wp[4]);
+                    c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                    c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                    wv = _mm256_set1_ps(wp[5]);
+                    c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                    c51 = _mm256_fmadd_ps(wv, xv1, c51);
                 }
-                float *mp = M + (ptrdiff_t)xi * 6144 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 1056 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
-                _mm256_storeu_ps(mp + 16, c02);
-                _mm256_storeu_ps(mp + 96, c10);
-                _mm256_storeu_ps(mp + 104, c11);
-                _mm256_storeu_ps(mp + 112, c12);
-                _mm256_storeu_ps(mp + 192, c20);
-                _mm256_storeu_ps(mp + 200, c21);
-                _mm256_storeu_ps(mp + 208, c22);
-                _mm256_storeu_ps(mp + 288, c30);
-                _mm256_storeu_ps(mp + 296, c31);
-                _mm256_storeu_ps(mp + 304, c32);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
             }
             for (int k = 0; k < 64; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 4, xv = v - r * 4;
-                    const int oh = 2 * (ty0 + r);
+                    const int r = v / 2, xv = v - r * 2;
+                    const int oh = 4 * (ty0 + r);
                     const float *m = M + k * TB + v * W;
-                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 24576),
-                                 m20 = _mm256_loadu_ps(m + 49152), m30 = _mm256_loadu_ps(m + 73728);
-                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
-                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
-                    const __m256 m01 = _mm256_loadu_ps(m + 6144), m11 = _mm256_loadu_ps(m + 30720),
-                                 m21 = _mm256_loadu_ps(m + 55296), m31 = _mm256_loadu_ps(m + 79872);
-                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
-                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
-                    const __m256 m02 = _mm256_loadu_ps(m + 12288), m12 = _mm256_loadu_ps(m + 36864),
-                                 m22 = _mm256_loadu_ps(m + 61440), m32 = _mm256_loadu_ps(m + 86016);
-                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
-                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
-                    const __m256 m03 = _mm256_loadu_ps(m + 18432), m13 = _mm256_loadu_ps(m + 43008),
-                                 m23 = _mm256_loadu_ps(m + 67584), m33 = _mm256_loadu_ps(m + 92160);
-                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
-                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
-                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
-                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
-                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
-                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
-                    __m256 lo, hi;
-                    cnn_zip(y00, y01, &lo, &hi);
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 6336);
+                        const __m256 x2 = _mm256_loadu_ps(m + 12672);
+                        const __m256 x3 = _mm256_loadu_ps(m + 19008);
+                        const __m256 x4 = _mm256_loadu_ps(m + 25344);
+                        const __m256 x5 = _mm256_loadu_ps(m + 31680);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 1056);
+                        const __m256 x1 = _mm256_loadu_ps(m + 7392);
+                        const __m256 x2 = _mm256_loadu_ps(m + 13728);
+                        const __m256 x3 = _mm256_loadu_ps(m + 20064);
+                        const __m256 x4 = _mm256_loadu_ps(m + 26400);
+                        const __m256 x5 = _mm256_loadu_ps(m + 32736);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 2112);
+                        const __m256 x1 = _mm256_loadu_ps(m + 8448);
+                        const __m256 x2 = _mm256_loadu_ps(m + 14784);
+                        const __m256 x3 = _mm256_loadu_ps(m + 21120);
+                        const __m256 x4 = _mm256_loadu_ps(m + 27456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 33792);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 3168);
+                        const __m256 x1 = _mm256_loadu_ps(m + 9504);
+                        const __m256 x2 = _mm256_loadu_ps(m + 15840);
+                        const __m256 x3 = _mm256_loadu_ps(m + 22176);
+                        const __m256 x4 = _mm256_loadu_ps(m + 28512);
+                        const __m256 x5 = _mm256_loadu_ps(m + 34848);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 4224);
+                        const __m256 x1 = _mm256_loadu_ps(m + 10560);
+                        const __m256 x2 = _mm256_loadu_ps(m + 16896);
+                        const __m256 x3 = _mm256_loadu_ps(m + 23232);
+                        const __m256 x4 = _mm256_loadu_ps(m + 29568);
+                        const __m256 x5 = _mm256_loadu_ps(m + 35904);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 5280);
+                        const __m256 x1 = _mm256_loadu_ps(m + 11616);
+                        const __m256 x2 = _mm256_loadu_ps(m + 17952);
+                        const __m256 x3 = _mm256_loadu_ps(m + 24288);
+                        const __m256 x4 = _mm256_loadu_ps(m + 30624);
+                        const __m256 x5 = _mm256_loadu_ps(m + 36960);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s01, s02), yq = _mm256_sub_ps(s01, s02),
+                                     yr = _mm256_add_ps(s03, s04), ys = _mm256_sub_ps(s03, s04);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s00, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s05);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 3136 + oy * 56 + ow;
+                            const int oy = oh + 0, ow = 4 * xv * W + 0, at = k * 3136 + oy * 56 + ow;
                             if (oy >= 56) {
                             } else if (ow + W <= 56) {
-                                __m256 x = lo;
+                                __m256 x = q0;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 56) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q0);
                                 for (int l = 0; l < 56 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -795,33 +1108,15 @@ static CNN_SIMD void basic1_conv1(const float *restrict x0, float *restrict y, c
                             }
                         }
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 3136 + oy * 56 + ow;
+                            const int oy = oh + 0, ow = 4 * xv * W + 8, at = k * 3136 + oy * 56 + ow;
                             if (oy >= 56) {
                             } else if (ow + W <= 56) {
-                                __m256 x = hi;
+                                __m256 x = q1;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 56) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
-                                for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                    cnn_zip(y10, y11, &lo, &hi);
-                        {
-                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 3136 + oy * 56 + ow;
-                            if (oy >= 56) {
-                            } else if (ow + W <= 56) {
-                                __m256 x = lo;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 56) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q1);
                                 for (int l = 0; l < 56 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -830,15 +1125,15 @@ static CNN_SIMD void basic1_conv1(const float *restrict x0, float *restrict y, c
                             }
                         }
                         {
-                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 3136 + oy * 56 + ow;
+                            const int oy = oh + 0, ow = 4 * xv * W + 16, at = k * 3136 + oy * 56 + ow;
                             if (oy >= 56) {
                             } else if (ow + W <= 56) {
-                                __m256 x = hi;
+                                __m256 x = q2;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 56) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
+                                _mm256_storeu_ps(lane, q2);
                                 for (int l = 0; l < 56 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -846,6 +1141,267 @@ static CNN_SIMD void basic1_conv1(const float *restrict x0, float *restrict y, c
                                 }
                             }
                         }
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 24, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s11, s12), yq = _mm256_sub_ps(s11, s12),
+                                     yr = _mm256_add_ps(s13, s14), ys = _mm256_sub_ps(s13, s14);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s10, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s15);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 0, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 8, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 16, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 24, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s21, s22), yq = _mm256_sub_ps(s21, s22),
+                                     yr = _mm256_add_ps(s23, s24), ys = _mm256_sub_ps(s23, s24);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s20, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s25);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 0, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 8, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 16, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 24, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s31, s32), yq = _mm256_sub_ps(s31, s32),
+                                     yr = _mm256_add_ps(s33, s34), ys = _mm256_sub_ps(s33, s34);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s30, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s35);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 0, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 8, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 16, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 24, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -854,161 +1410,433 @@ static CNN_SIMD void basic1_conv1(const float *restrict x0, float *restrict y, c
 
 /* basic1.conv2 — examples/resnet18.cnn:17: conv 3x3 p1 64
  *   in [64,56,56] -> out [64,56,56]
- *   weights at packed[75072]: weight [64,64,3,3] (packed in blocks of 4 output channels)
- *   avx2: Winograd F(2x2,3x3), 28x28 tiles of 2x2 outputs, 8 a vector; bands of BR=3 tile rows; 16 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); basic1.bn2 folded into the weights; then + maxpool1 (basic1.add1); then basic1.relu2
+ *   weights at packed[161600]: weight [64,64,3,3] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(4x4,3x3), 14x14 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=1 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic1.bn2 folded into the weights; then + maxpool1 (basic1.add1); then basic1.relu2
  */
 static CNN_SIMD void basic1_conv2(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, W = 8, BR = 3, TB = 96 };
+    enum { MR = 6, NV = 2, W = 8, BR = 1, TB = 16, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
-     * rows a band; TB tiles a row of V and M */
-    const float *bias = w + 65536;
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 152064;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
         const float *rb0 = r0 + (ptrdiff_t)b * 200704;
-        float *in = s + (ptrdiff_t)b * 441600; /* this sample's padded input, */
-        float *V = in + 244992; /* the band transformed, [16][64][TB], */
-        float *M = V + 98304; /* the 16 products, [16][64][TB] */
-        cnn_pad(xb0, in, 64, 56, 56, 1, 1, 58, 66, 0);
-        for (int ty0 = 0; ty0 < 28; ty0 += BR) {
-            const int rows = ty0 + BR <= 28 ? BR : 28 - ty0;
-            const int used = rows / 1 * 4; /* vectors of tiles */
+        float *in = s + (ptrdiff_t)b * 327296; /* this sample's padded input, */
+        float *V = in + 252416; /* the band transformed, [NX][64][TB], */
+        float *M = V + 36864; /* the NX products, [NX][66][TB] */
+        cnn_pad(xb0, in, 64, 56, 56, 1, 1, 58, 68, 0);
+        for (int ty0 = 0; ty0 < 14; ty0 += BR) {
+            const int rows = ty0 + BR <= 14 ? BR : 14 - ty0;
+            const int used = rows / 1 * 2; /* vectors of tiles */
             const int nvec = (used + NV - 1) / NV * NV;
             for (int c = 0; c < 64; c++) {
                 float *vc = V + c * TB;
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 4, xv = v - r * 4;
-                    const float *d = in + (ptrdiff_t)c * 3828 + (2 * (ty0 + r)) * 66 + 2 * xv * W;
-                    __m256 d0, d1, d2, d3;
-                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
-                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
-                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 66), _mm256_loadu_ps(d + 74), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &d2, &d3);
-                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
-                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 132), _mm256_loadu_ps(d + 140), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 134), _mm256_loadu_ps(d + 142), &d2, &d3);
-                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
-                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 198), _mm256_loadu_ps(d + 206), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 200), _mm256_loadu_ps(d + 208), &d2, &d3);
-                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
-                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    const int r = v / 2, xv = v - r * 2;
+                    const float *d = in + (ptrdiff_t)c * 3944 + (4 * (ty0 + r)) * 68 + 4 * xv * W;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 16), _mm256_loadu_ps(d + 24), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 84), _mm256_loadu_ps(d + 92), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 72), _mm256_loadu_ps(d + 80), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 88), _mm256_loadu_ps(d + 96), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 136), _mm256_loadu_ps(d + 144), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 152), _mm256_loadu_ps(d + 160), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 140), _mm256_loadu_ps(d + 148), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 156), _mm256_loadu_ps(d + 164), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 204), _mm256_loadu_ps(d + 212), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 220), _mm256_loadu_ps(d + 228), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 208), _mm256_loadu_ps(d + 216), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 224), _mm256_loadu_ps(d + 232), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 272), _mm256_loadu_ps(d + 280), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 288), _mm256_loadu_ps(d + 296), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 276), _mm256_loadu_ps(d + 284), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 292), _mm256_loadu_ps(d + 300), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 340), _mm256_loadu_ps(d + 348), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 356), _mm256_loadu_ps(d + 364), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 344), _mm256_loadu_ps(d + 352), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 360), _mm256_loadu_ps(d + 368), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
                     float *o = vc + v * W;
-                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
-                    _mm256_storeu_ps(o + 24576, _mm256_add_ps(t10, t20));
-                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t20, t10));
-                    _mm256_storeu_ps(o + 73728, _mm256_sub_ps(t10, t30));
-                    _mm256_storeu_ps(o + 6144, _mm256_sub_ps(t01, t21));
-                    _mm256_storeu_ps(o + 30720, _mm256_add_ps(t11, t21));
-                    _mm256_storeu_ps(o + 55296, _mm256_sub_ps(t21, t11));
-                    _mm256_storeu_ps(o + 79872, _mm256_sub_ps(t11, t31));
-                    _mm256_storeu_ps(o + 12288, _mm256_sub_ps(t02, t22));
-                    _mm256_storeu_ps(o + 36864, _mm256_add_ps(t12, t22));
-                    _mm256_storeu_ps(o + 61440, _mm256_sub_ps(t22, t12));
-                    _mm256_storeu_ps(o + 86016, _mm256_sub_ps(t12, t32));
-                    _mm256_storeu_ps(o + 18432, _mm256_sub_ps(t03, t23));
-                    _mm256_storeu_ps(o + 43008, _mm256_add_ps(t13, t23));
-                    _mm256_storeu_ps(o + 67584, _mm256_sub_ps(t23, t13));
-                    _mm256_storeu_ps(o + 92160, _mm256_sub_ps(t13, t33));
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 6144, u1);
+                        _mm256_storeu_ps(o + 12288, u2);
+                        _mm256_storeu_ps(o + 18432, u3);
+                        _mm256_storeu_ps(o + 24576, u4);
+                        _mm256_storeu_ps(o + 30720, u5);
+                    }
+                    {
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 1024, u0);
+                        _mm256_storeu_ps(o + 7168, u1);
+                        _mm256_storeu_ps(o + 13312, u2);
+                        _mm256_storeu_ps(o + 19456, u3);
+                        _mm256_storeu_ps(o + 25600, u4);
+                        _mm256_storeu_ps(o + 31744, u5);
+                    }
+                    {
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 2048, u0);
+                        _mm256_storeu_ps(o + 8192, u1);
+                        _mm256_storeu_ps(o + 14336, u2);
+                        _mm256_storeu_ps(o + 20480, u3);
+                        _mm256_storeu_ps(o + 26624, u4);
+                        _mm256_storeu_ps(o + 32768, u5);
+                    }
+                    {
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 3072, u0);
+                        _mm256_storeu_ps(o + 9216, u1);
+                        _mm256_storeu_ps(o + 15360, u2);
+                        _mm256_storeu_ps(o + 21504, u3);
+                        _mm256_storeu_ps(o + 27648, u4);
+                        _mm256_storeu_ps(o + 33792, u5);
+                    }
+                    {
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 10240, u1);
+                        _mm256_storeu_ps(o + 16384, u2);
+                        _mm256_storeu_ps(o + 22528, u3);
+                        _mm256_storeu_ps(o + 28672, u4);
+                        _mm256_storeu_ps(o + 34816, u5);
+                    }
+                    {
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 5120, u0);
+                        _mm256_storeu_ps(o + 11264, u1);
+                        _mm256_storeu_ps(o + 17408, u2);
+                        _mm256_storeu_ps(o + 23552, u3);
+                        _mm256_storeu_ps(o + 29696, u4);
+                        _mm256_storeu_ps(o + 35840, u5);
+                    }
                 }
                 for (int v = used; v < nvec; v++)
-                    for (int xi = 0; xi < 16; xi++)
-                        _mm256_storeu_ps(vc + xi * 6144 + v * W, _mm256_setzero_ps());
+                    for (int xi = 0; xi < NX; xi++)
+                        _mm256_storeu_ps(vc + xi * 1024 + v * W, _mm256_setzero_ps());
             }
-            for (int it = 0; it < 16 * 16 * (nvec / NV); it++) {
+            for (int it = 0; it < NX * 11 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
-                const int xi = kx / 16, kb = kx - xi * 16;
-                const float *wp = w + (ptrdiff_t)kx * 256;
-                const float *xp = V + (ptrdiff_t)xi * 6144 + tg * NV * W;
+                const int xi = kx / 11, kb = kx - xi * 11;
+                const float *wp = w + (ptrdiff_t)kx * 384;
+                const float *xp = V + (ptrdiff_t)xi * 1024 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
-                __m256 c02 = _mm256_setzero_ps();
                 __m256 c10 = _mm256_setzero_ps();
                 __m256 c11 = _mm256_setzero_ps();
-                __m256 c12 = _mm256_setzero_ps();
                 __m256 c20 = _mm256_setzero_ps();
                 __m256 c21 = _mm256_setzero_ps();
-                __m256 c22 = _mm256_setzero_ps();
                 __m256 c30 = _mm256_setzero_ps();
                 __m256 c31 = _mm256_setzero_ps();
-                __m256 c32 = _mm256_setzero_ps();
+                __m256 c40 = _mm256_setzero_ps();
+                __m256 c41 = _mm256_setzero_ps();
+                __m256 c50 = _mm256_setzero_ps();
+                __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 64; c++, xp += TB, wp += MR) {
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
-                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
                     __m256 wv = _mm256_set1_ps(wp[0]);
                     c00 = _mm256_fmadd_ps(wv, xv0, c00);
                     c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
                     wv = _mm256_set1_ps(wp[1]);
                     c10 = _mm256_fmadd_ps(wv, xv0, c10);
                     c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
                     wv = _mm256_set1_ps(wp[2]);
                     c20 = _mm256_fmadd_ps(wv, xv0, c20);
                     c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
                     wv = _mm256_set1_ps(wp[3]);
                     c30 = _mm256_fmadd_ps(wv, xv0, c30);
                     c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                    c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                    wv = _mm256_set1_ps(wp[4]);
+                    c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                    c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                    wv = _mm256_set1_ps(wp[5]);
+                    c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                    c51 = _mm256_fmadd_ps(wv, xv1, c51);
                 }
-                float *mp = M + (ptrdiff_t)xi * 6144 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 1056 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
-                _mm256_storeu_ps(mp + 16, c02);
-                _mm256_storeu_ps(mp + 96, c10);
-                _mm256_storeu_ps(mp + 104, c11);
-                _mm256_storeu_ps(mp + 112, c12);
-                _mm256_storeu_ps(mp + 192, c20);
-                _mm256_storeu_ps(mp + 200, c21);
-                _mm256_storeu_ps(mp + 208, c22);
-                _mm256_storeu_ps(mp + 288, c30);
-                _mm256_storeu_ps(mp + 296, c31);
-                _mm256_storeu_ps(mp + 304, c32);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
             }
             for (int k = 0; k < 64; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 4, xv = v - r * 4;
-                    const int oh = 2 * (ty0 + r);
+                    const int r = v / 2, xv = v - r * 2;
+                    const int oh = 4 * (ty0 + r);
                     const float *m = M + k * TB + v * W;
-                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 24576),
-                                 m20 = _mm256_loadu_ps(m + 49152), m30 = _mm256_loadu_ps(m + 73728);
-                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
-                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
-                    const __m256 m01 = _mm256_loadu_ps(m + 6144), m11 = _mm256_loadu_ps(m + 30720),
-                                 m21 = _mm256_loadu_ps(m + 55296), m31 = _mm256_loadu_ps(m + 79872);
-                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
-                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
-                    const __m256 m02 = _mm256_loadu_ps(m + 12288), m12 = _mm256_loadu_ps(m + 36864),
-                                 m22 = _mm256_loadu_ps(m + 61440), m32 = _mm256_loadu_ps(m + 86016);
-                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
-                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
-                    const __m256 m03 = _mm256_loadu_ps(m + 18432), m13 = _mm256_loadu_ps(m + 43008),
-                                 m23 = _mm256_loadu_ps(m + 67584), m33 = _mm256_loadu_ps(m + 92160);
-                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
-                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
-                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
-                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
-                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
-                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
-                    __m256 lo, hi;
-                    cnn_zip(y00, y01, &lo, &hi);
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 6336);
+                        const __m256 x2 = _mm256_loadu_ps(m + 12672);
+                        const __m256 x3 = _mm256_loadu_ps(m + 19008);
+                        const __m256 x4 = _mm256_loadu_ps(m + 25344);
+                        const __m256 x5 = _mm256_loadu_ps(m + 31680);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 1056);
+                        const __m256 x1 = _mm256_loadu_ps(m + 7392);
+                        const __m256 x2 = _mm256_loadu_ps(m + 13728);
+                        const __m256 x3 = _mm256_loadu_ps(m + 20064);
+                        const __m256 x4 = _mm256_loadu_ps(m + 26400);
+                        const __m256 x5 = _mm256_loadu_ps(m + 32736);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 2112);
+                        const __m256 x1 = _mm256_loadu_ps(m + 8448);
+                        const __m256 x2 = _mm256_loadu_ps(m + 14784);
+                        const __m256 x3 = _mm256_loadu_ps(m + 21120);
+                        const __m256 x4 = _mm256_loadu_ps(m + 27456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 33792);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 3168);
+                        const __m256 x1 = _mm256_loadu_ps(m + 9504);
+                        const __m256 x2 = _mm256_loadu_ps(m + 15840);
+                        const __m256 x3 = _mm256_loadu_ps(m + 22176);
+                        const __m256 x4 = _mm256_loadu_ps(m + 28512);
+                        const __m256 x5 = _mm256_loadu_ps(m + 34848);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 4224);
+                        const __m256 x1 = _mm256_loadu_ps(m + 10560);
+                        const __m256 x2 = _mm256_loadu_ps(m + 16896);
+                        const __m256 x3 = _mm256_loadu_ps(m + 23232);
+                        const __m256 x4 = _mm256_loadu_ps(m + 29568);
+                        const __m256 x5 = _mm256_loadu_ps(m + 35904);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 5280);
+                        const __m256 x1 = _mm256_loadu_ps(m + 11616);
+                        const __m256 x2 = _mm256_loadu_ps(m + 17952);
+                        const __m256 x3 = _mm256_loadu_ps(m + 24288);
+                        const __m256 x4 = _mm256_loadu_ps(m + 30624);
+                        const __m256 x5 = _mm256_loadu_ps(m + 36960);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s01, s02), yq = _mm256_sub_ps(s01, s02),
+                                     yr = _mm256_add_ps(s03, s04), ys = _mm256_sub_ps(s03, s04);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s00, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s05);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 3136 + oy * 56 + ow;
+                            const int oy = oh + 0, ow = 4 * xv * W + 0, at = k * 3136 + oy * 56 + ow;
                             if (oy >= 56) {
                             } else if (ow + W <= 56) {
-                                __m256 x = lo;
+                                __m256 x = q0;
                                 x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 56) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q0);
                                 for (int l = 0; l < 56 - ow; l++) {
                                     float v = lane[0 + l];
                                     v += rb0[at + l];
@@ -1018,36 +1846,16 @@ static CNN_SIMD void basic1_conv2(const float *restrict x0, const float *restric
                             }
                         }
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 3136 + oy * 56 + ow;
+                            const int oy = oh + 0, ow = 4 * xv * W + 8, at = k * 3136 + oy * 56 + ow;
                             if (oy >= 56) {
                             } else if (ow + W <= 56) {
-                                __m256 x = hi;
+                                __m256 x = q1;
                                 x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 56) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
-                                for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v += rb0[at + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                    cnn_zip(y10, y11, &lo, &hi);
-                        {
-                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 3136 + oy * 56 + ow;
-                            if (oy >= 56) {
-                            } else if (ow + W <= 56) {
-                                __m256 x = lo;
-                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 56) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q1);
                                 for (int l = 0; l < 56 - ow; l++) {
                                     float v = lane[0 + l];
                                     v += rb0[at + l];
@@ -1057,16 +1865,16 @@ static CNN_SIMD void basic1_conv2(const float *restrict x0, const float *restric
                             }
                         }
                         {
-                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 3136 + oy * 56 + ow;
+                            const int oy = oh + 0, ow = 4 * xv * W + 16, at = k * 3136 + oy * 56 + ow;
                             if (oy >= 56) {
                             } else if (ow + W <= 56) {
-                                __m256 x = hi;
+                                __m256 x = q2;
                                 x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 56) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
+                                _mm256_storeu_ps(lane, q2);
                                 for (int l = 0; l < 56 - ow; l++) {
                                     float v = lane[0 + l];
                                     v += rb0[at + l];
@@ -1075,6 +1883,293 @@ static CNN_SIMD void basic1_conv2(const float *restrict x0, const float *restric
                                 }
                             }
                         }
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 24, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q3;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s11, s12), yq = _mm256_sub_ps(s11, s12),
+                                     yr = _mm256_add_ps(s13, s14), ys = _mm256_sub_ps(s13, s14);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s10, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s15);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 0, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q0;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 8, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q1;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 16, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q2;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 24, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q3;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s21, s22), yq = _mm256_sub_ps(s21, s22),
+                                     yr = _mm256_add_ps(s23, s24), ys = _mm256_sub_ps(s23, s24);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s20, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s25);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 0, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q0;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 8, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q1;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 16, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q2;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 24, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q3;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s31, s32), yq = _mm256_sub_ps(s31, s32),
+                                     yr = _mm256_add_ps(s33, s34), ys = _mm256_sub_ps(s33, s34);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s30, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s35);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 0, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q0;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 8, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q1;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 16, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q2;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 24, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q3;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -1083,159 +2178,431 @@ static CNN_SIMD void basic1_conv2(const float *restrict x0, const float *restric
 
 /* basic2.conv1 — examples/resnet18.cnn:16: conv 3x3 p1 64
  *   in [64,56,56] -> out [64,56,56]
- *   weights at packed[140672]: weight [64,64,3,3] (packed in blocks of 4 output channels)
- *   avx2: Winograd F(2x2,3x3), 28x28 tiles of 2x2 outputs, 8 a vector; bands of BR=3 tile rows; 16 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); basic2.bn1 folded into the weights; then basic2.relu1
+ *   weights at packed[313728]: weight [64,64,3,3] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(4x4,3x3), 14x14 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=1 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic2.bn1 folded into the weights; then basic2.relu1
  */
 static CNN_SIMD void basic2_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, W = 8, BR = 3, TB = 96 };
+    enum { MR = 6, NV = 2, W = 8, BR = 1, TB = 16, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
-     * rows a band; TB tiles a row of V and M */
-    const float *bias = w + 65536;
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 152064;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
-        float *in = s + (ptrdiff_t)b * 441600; /* this sample's padded input, */
-        float *V = in + 244992; /* the band transformed, [16][64][TB], */
-        float *M = V + 98304; /* the 16 products, [16][64][TB] */
-        cnn_pad(xb0, in, 64, 56, 56, 1, 1, 58, 66, 0);
-        for (int ty0 = 0; ty0 < 28; ty0 += BR) {
-            const int rows = ty0 + BR <= 28 ? BR : 28 - ty0;
-            const int used = rows / 1 * 4; /* vectors of tiles */
+        float *in = s + (ptrdiff_t)b * 327296; /* this sample's padded input, */
+        float *V = in + 252416; /* the band transformed, [NX][64][TB], */
+        float *M = V + 36864; /* the NX products, [NX][66][TB] */
+        cnn_pad(xb0, in, 64, 56, 56, 1, 1, 58, 68, 0);
+        for (int ty0 = 0; ty0 < 14; ty0 += BR) {
+            const int rows = ty0 + BR <= 14 ? BR : 14 - ty0;
+            const int used = rows / 1 * 2; /* vectors of tiles */
             const int nvec = (used + NV - 1) / NV * NV;
             for (int c = 0; c < 64; c++) {
                 float *vc = V + c * TB;
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 4, xv = v - r * 4;
-                    const float *d = in + (ptrdiff_t)c * 3828 + (2 * (ty0 + r)) * 66 + 2 * xv * W;
-                    __m256 d0, d1, d2, d3;
-                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
-                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
-                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 66), _mm256_loadu_ps(d + 74), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &d2, &d3);
-                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
-                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 132), _mm256_loadu_ps(d + 140), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 134), _mm256_loadu_ps(d + 142), &d2, &d3);
-                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
-                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 198), _mm256_loadu_ps(d + 206), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 200), _mm256_loadu_ps(d + 208), &d2, &d3);
-                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
-                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    const int r = v / 2, xv = v - r * 2;
+                    const float *d = in + (ptrdiff_t)c * 3944 + (4 * (ty0 + r)) * 68 + 4 * xv * W;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 16), _mm256_loadu_ps(d + 24), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 84), _mm256_loadu_ps(d + 92), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 72), _mm256_loadu_ps(d + 80), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 88), _mm256_loadu_ps(d + 96), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 136), _mm256_loadu_ps(d + 144), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 152), _mm256_loadu_ps(d + 160), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 140), _mm256_loadu_ps(d + 148), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 156), _mm256_loadu_ps(d + 164), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 204), _mm256_loadu_ps(d + 212), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 220), _mm256_loadu_ps(d + 228), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 208), _mm256_loadu_ps(d + 216), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 224), _mm256_loadu_ps(d + 232), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 272), _mm256_loadu_ps(d + 280), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 288), _mm256_loadu_ps(d + 296), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 276), _mm256_loadu_ps(d + 284), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 292), _mm256_loadu_ps(d + 300), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 340), _mm256_loadu_ps(d + 348), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 356), _mm256_loadu_ps(d + 364), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 344), _mm256_loadu_ps(d + 352), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 360), _mm256_loadu_ps(d + 368), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
                     float *o = vc + v * W;
-                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
-                    _mm256_storeu_ps(o + 24576, _mm256_add_ps(t10, t20));
-                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t20, t10));
-                    _mm256_storeu_ps(o + 73728, _mm256_sub_ps(t10, t30));
-                    _mm256_storeu_ps(o + 6144, _mm256_sub_ps(t01, t21));
-                    _mm256_storeu_ps(o + 30720, _mm256_add_ps(t11, t21));
-                    _mm256_storeu_ps(o + 55296, _mm256_sub_ps(t21, t11));
-                    _mm256_storeu_ps(o + 79872, _mm256_sub_ps(t11, t31));
-                    _mm256_storeu_ps(o + 12288, _mm256_sub_ps(t02, t22));
-                    _mm256_storeu_ps(o + 36864, _mm256_add_ps(t12, t22));
-                    _mm256_storeu_ps(o + 61440, _mm256_sub_ps(t22, t12));
-                    _mm256_storeu_ps(o + 86016, _mm256_sub_ps(t12, t32));
-                    _mm256_storeu_ps(o + 18432, _mm256_sub_ps(t03, t23));
-                    _mm256_storeu_ps(o + 43008, _mm256_add_ps(t13, t23));
-                    _mm256_storeu_ps(o + 67584, _mm256_sub_ps(t23, t13));
-                    _mm256_storeu_ps(o + 92160, _mm256_sub_ps(t13, t33));
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 6144, u1);
+                        _mm256_storeu_ps(o + 12288, u2);
+                        _mm256_storeu_ps(o + 18432, u3);
+                        _mm256_storeu_ps(o + 24576, u4);
+                        _mm256_storeu_ps(o + 30720, u5);
+                    }
+                    {
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 1024, u0);
+                        _mm256_storeu_ps(o + 7168, u1);
+                        _mm256_storeu_ps(o + 13312, u2);
+                        _mm256_storeu_ps(o + 19456, u3);
+                        _mm256_storeu_ps(o + 25600, u4);
+                        _mm256_storeu_ps(o + 31744, u5);
+                    }
+                    {
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 2048, u0);
+                        _mm256_storeu_ps(o + 8192, u1);
+                        _mm256_storeu_ps(o + 14336, u2);
+                        _mm256_storeu_ps(o + 20480, u3);
+                        _mm256_storeu_ps(o + 26624, u4);
+                        _mm256_storeu_ps(o + 32768, u5);
+                    }
+                    {
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 3072, u0);
+                        _mm256_storeu_ps(o + 9216, u1);
+                        _mm256_storeu_ps(o + 15360, u2);
+                        _mm256_storeu_ps(o + 21504, u3);
+                        _mm256_storeu_ps(o + 27648, u4);
+                        _mm256_storeu_ps(o + 33792, u5);
+                    }
+                    {
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 10240, u1);
+                        _mm256_storeu_ps(o + 16384, u2);
+                        _mm256_storeu_ps(o + 22528, u3);
+                        _mm256_storeu_ps(o + 28672, u4);
+                        _mm256_storeu_ps(o + 34816, u5);
+                    }
+                    {
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 5120, u0);
+                        _mm256_storeu_ps(o + 11264, u1);
+                        _mm256_storeu_ps(o + 17408, u2);
+                        _mm256_storeu_ps(o + 23552, u3);
+                        _mm256_storeu_ps(o + 29696, u4);
+                        _mm256_storeu_ps(o + 35840, u5);
+                    }
                 }
                 for (int v = used; v < nvec; v++)
-                    for (int xi = 0; xi < 16; xi++)
-                        _mm256_storeu_ps(vc + xi * 6144 + v * W, _mm256_setzero_ps());
+                    for (int xi = 0; xi < NX; xi++)
+                        _mm256_storeu_ps(vc + xi * 1024 + v * W, _mm256_setzero_ps());
             }
-            for (int it = 0; it < 16 * 16 * (nvec / NV); it++) {
+            for (int it = 0; it < NX * 11 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
-                const int xi = kx / 16, kb = kx - xi * 16;
-                const float *wp = w + (ptrdiff_t)kx * 256;
-                const float *xp = V + (ptrdiff_t)xi * 6144 + tg * NV * W;
+                const int xi = kx / 11, kb = kx - xi * 11;
+                const float *wp = w + (ptrdiff_t)kx * 384;
+                const float *xp = V + (ptrdiff_t)xi * 1024 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
-                __m256 c02 = _mm256_setzero_ps();
                 __m256 c10 = _mm256_setzero_ps();
                 __m256 c11 = _mm256_setzero_ps();
-                __m256 c12 = _mm256_setzero_ps();
                 __m256 c20 = _mm256_setzero_ps();
                 __m256 c21 = _mm256_setzero_ps();
-                __m256 c22 = _mm256_setzero_ps();
                 __m256 c30 = _mm256_setzero_ps();
                 __m256 c31 = _mm256_setzero_ps();
-                __m256 c32 = _mm256_setzero_ps();
+                __m256 c40 = _mm256_setzero_ps();
+                __m256 c41 = _mm256_setzero_ps();
+                __m256 c50 = _mm256_setzero_ps();
+                __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 64; c++, xp += TB, wp += MR) {
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
-                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
                     __m256 wv = _mm256_set1_ps(wp[0]);
                     c00 = _mm256_fmadd_ps(wv, xv0, c00);
                     c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
                     wv = _mm256_set1_ps(wp[1]);
                     c10 = _mm256_fmadd_ps(wv, xv0, c10);
                     c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
                     wv = _mm256_set1_ps(wp[2]);
                     c20 = _mm256_fmadd_ps(wv, xv0, c20);
                     c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
                     wv = _mm256_set1_ps(wp[3]);
                     c30 = _mm256_fmadd_ps(wv, xv0, c30);
                     c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                    c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                    wv = _mm256_set1_ps(wp[4]);
+                    c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                    c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                    wv = _mm256_set1_ps(wp[5]);
+                    c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                    c51 = _mm256_fmadd_ps(wv, xv1, c51);
                 }
-                float *mp = M + (ptrdiff_t)xi * 6144 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 1056 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
-                _mm256_storeu_ps(mp + 16, c02);
-                _mm256_storeu_ps(mp + 96, c10);
-                _mm256_storeu_ps(mp + 104, c11);
-                _mm256_storeu_ps(mp + 112, c12);
-                _mm256_storeu_ps(mp + 192, c20);
-                _mm256_storeu_ps(mp + 200, c21);
-                _mm256_storeu_ps(mp + 208, c22);
-                _mm256_storeu_ps(mp + 288, c30);
-                _mm256_storeu_ps(mp + 296, c31);
-                _mm256_storeu_ps(mp + 304, c32);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
             }
             for (int k = 0; k < 64; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 4, xv = v - r * 4;
-                    const int oh = 2 * (ty0 + r);
+                    const int r = v / 2, xv = v - r * 2;
+                    const int oh = 4 * (ty0 + r);
                     const float *m = M + k * TB + v * W;
-                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 24576),
-                                 m20 = _mm256_loadu_ps(m + 49152), m30 = _mm256_loadu_ps(m + 73728);
-                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
-                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
-                    const __m256 m01 = _mm256_loadu_ps(m + 6144), m11 = _mm256_loadu_ps(m + 30720),
-                                 m21 = _mm256_loadu_ps(m + 55296), m31 = _mm256_loadu_ps(m + 79872);
-                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
-                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
-                    const __m256 m02 = _mm256_loadu_ps(m + 12288), m12 = _mm256_loadu_ps(m + 36864),
-                                 m22 = _mm256_loadu_ps(m + 61440), m32 = _mm256_loadu_ps(m + 86016);
-                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
-                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
-                    const __m256 m03 = _mm256_loadu_ps(m + 18432), m13 = _mm256_loadu_ps(m + 43008),
-                                 m23 = _mm256_loadu_ps(m + 67584), m33 = _mm256_loadu_ps(m + 92160);
-                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
-                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
-                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
-                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
-                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
-                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
-                    __m256 lo, hi;
-                    cnn_zip(y00, y01, &lo, &hi);
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 6336);
+                        const __m256 x2 = _mm256_loadu_ps(m + 12672);
+                        const __m256 x3 = _mm256_loadu_ps(m + 19008);
+                        const __m256 x4 = _mm256_loadu_ps(m + 25344);
+                        const __m256 x5 = _mm256_loadu_ps(m + 31680);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 1056);
+                        const __m256 x1 = _mm256_loadu_ps(m + 7392);
+                        const __m256 x2 = _mm256_loadu_ps(m + 13728);
+                        const __m256 x3 = _mm256_loadu_ps(m + 20064);
+                        const __m256 x4 = _mm256_loadu_ps(m + 26400);
+                        const __m256 x5 = _mm256_loadu_ps(m + 32736);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 2112);
+                        const __m256 x1 = _mm256_loadu_ps(m + 8448);
+                        const __m256 x2 = _mm256_loadu_ps(m + 14784);
+                        const __m256 x3 = _mm256_loadu_ps(m + 21120);
+                        const __m256 x4 = _mm256_loadu_ps(m + 27456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 33792);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 3168);
+                        const __m256 x1 = _mm256_loadu_ps(m + 9504);
+                        const __m256 x2 = _mm256_loadu_ps(m + 15840);
+                        const __m256 x3 = _mm256_loadu_ps(m + 22176);
+                        const __m256 x4 = _mm256_loadu_ps(m + 28512);
+                        const __m256 x5 = _mm256_loadu_ps(m + 34848);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 4224);
+                        const __m256 x1 = _mm256_loadu_ps(m + 10560);
+                        const __m256 x2 = _mm256_loadu_ps(m + 16896);
+                        const __m256 x3 = _mm256_loadu_ps(m + 23232);
+                        const __m256 x4 = _mm256_loadu_ps(m + 29568);
+                        const __m256 x5 = _mm256_loadu_ps(m + 35904);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 5280);
+                        const __m256 x1 = _mm256_loadu_ps(m + 11616);
+                        const __m256 x2 = _mm256_loadu_ps(m + 17952);
+                        const __m256 x3 = _mm256_loadu_ps(m + 24288);
+                        const __m256 x4 = _mm256_loadu_ps(m + 30624);
+                        const __m256 x5 = _mm256_loadu_ps(m + 36960);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s01, s02), yq = _mm256_sub_ps(s01, s02),
+                                     yr = _mm256_add_ps(s03, s04), ys = _mm256_sub_ps(s03, s04);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s00, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s05);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 3136 + oy * 56 + ow;
+                            const int oy = oh + 0, ow = 4 * xv * W + 0, at = k * 3136 + oy * 56 + ow;
                             if (oy >= 56) {
                             } else if (ow + W <= 56) {
-                                __m256 x = lo;
+                                __m256 x = q0;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 56) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q0);
                                 for (int l = 0; l < 56 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -1244,33 +2611,15 @@ static CNN_SIMD void basic2_conv1(const float *restrict x0, float *restrict y, c
                             }
                         }
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 3136 + oy * 56 + ow;
+                            const int oy = oh + 0, ow = 4 * xv * W + 8, at = k * 3136 + oy * 56 + ow;
                             if (oy >= 56) {
                             } else if (ow + W <= 56) {
-                                __m256 x = hi;
+                                __m256 x = q1;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 56) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
-                                for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                    cnn_zip(y10, y11, &lo, &hi);
-                        {
-                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 3136 + oy * 56 + ow;
-                            if (oy >= 56) {
-                            } else if (ow + W <= 56) {
-                                __m256 x = lo;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 56) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q1);
                                 for (int l = 0; l < 56 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -1279,15 +2628,15 @@ static CNN_SIMD void basic2_conv1(const float *restrict x0, float *restrict y, c
                             }
                         }
                         {
-                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 3136 + oy * 56 + ow;
+                            const int oy = oh + 0, ow = 4 * xv * W + 16, at = k * 3136 + oy * 56 + ow;
                             if (oy >= 56) {
                             } else if (ow + W <= 56) {
-                                __m256 x = hi;
+                                __m256 x = q2;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 56) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
+                                _mm256_storeu_ps(lane, q2);
                                 for (int l = 0; l < 56 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -1295,6 +2644,267 @@ static CNN_SIMD void basic2_conv1(const float *restrict x0, float *restrict y, c
                                 }
                             }
                         }
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 24, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s11, s12), yq = _mm256_sub_ps(s11, s12),
+                                     yr = _mm256_add_ps(s13, s14), ys = _mm256_sub_ps(s13, s14);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s10, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s15);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 0, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 8, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 16, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 24, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s21, s22), yq = _mm256_sub_ps(s21, s22),
+                                     yr = _mm256_add_ps(s23, s24), ys = _mm256_sub_ps(s23, s24);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s20, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s25);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 0, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 8, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 16, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 24, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s31, s32), yq = _mm256_sub_ps(s31, s32),
+                                     yr = _mm256_add_ps(s33, s34), ys = _mm256_sub_ps(s33, s34);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s30, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s35);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 0, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 8, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 16, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 24, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -1303,161 +2913,433 @@ static CNN_SIMD void basic2_conv1(const float *restrict x0, float *restrict y, c
 
 /* basic2.conv2 — examples/resnet18.cnn:17: conv 3x3 p1 64
  *   in [64,56,56] -> out [64,56,56]
- *   weights at packed[206272]: weight [64,64,3,3] (packed in blocks of 4 output channels)
- *   avx2: Winograd F(2x2,3x3), 28x28 tiles of 2x2 outputs, 8 a vector; bands of BR=3 tile rows; 16 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); basic2.bn2 folded into the weights; then + basic1.relu2 (basic2.add1); then basic2.relu2
+ *   weights at packed[465856]: weight [64,64,3,3] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(4x4,3x3), 14x14 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=1 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic2.bn2 folded into the weights; then + basic1.relu2 (basic2.add1); then basic2.relu2
  */
 static CNN_SIMD void basic2_conv2(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, W = 8, BR = 3, TB = 96 };
+    enum { MR = 6, NV = 2, W = 8, BR = 1, TB = 16, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
-     * rows a band; TB tiles a row of V and M */
-    const float *bias = w + 65536;
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 152064;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
         const float *rb0 = r0 + (ptrdiff_t)b * 200704;
-        float *in = s + (ptrdiff_t)b * 441600; /* this sample's padded input, */
-        float *V = in + 244992; /* the band transformed, [16][64][TB], */
-        float *M = V + 98304; /* the 16 products, [16][64][TB] */
-        cnn_pad(xb0, in, 64, 56, 56, 1, 1, 58, 66, 0);
-        for (int ty0 = 0; ty0 < 28; ty0 += BR) {
-            const int rows = ty0 + BR <= 28 ? BR : 28 - ty0;
-            const int used = rows / 1 * 4; /* vectors of tiles */
+        float *in = s + (ptrdiff_t)b * 327296; /* this sample's padded input, */
+        float *V = in + 252416; /* the band transformed, [NX][64][TB], */
+        float *M = V + 36864; /* the NX products, [NX][66][TB] */
+        cnn_pad(xb0, in, 64, 56, 56, 1, 1, 58, 68, 0);
+        for (int ty0 = 0; ty0 < 14; ty0 += BR) {
+            const int rows = ty0 + BR <= 14 ? BR : 14 - ty0;
+            const int used = rows / 1 * 2; /* vectors of tiles */
             const int nvec = (used + NV - 1) / NV * NV;
             for (int c = 0; c < 64; c++) {
                 float *vc = V + c * TB;
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 4, xv = v - r * 4;
-                    const float *d = in + (ptrdiff_t)c * 3828 + (2 * (ty0 + r)) * 66 + 2 * xv * W;
-                    __m256 d0, d1, d2, d3;
-                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
-                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
-                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 66), _mm256_loadu_ps(d + 74), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &d2, &d3);
-                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
-                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 132), _mm256_loadu_ps(d + 140), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 134), _mm256_loadu_ps(d + 142), &d2, &d3);
-                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
-                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 198), _mm256_loadu_ps(d + 206), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 200), _mm256_loadu_ps(d + 208), &d2, &d3);
-                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
-                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    const int r = v / 2, xv = v - r * 2;
+                    const float *d = in + (ptrdiff_t)c * 3944 + (4 * (ty0 + r)) * 68 + 4 * xv * W;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 16), _mm256_loadu_ps(d + 24), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 84), _mm256_loadu_ps(d + 92), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 72), _mm256_loadu_ps(d + 80), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 88), _mm256_loadu_ps(d + 96), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 136), _mm256_loadu_ps(d + 144), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 152), _mm256_loadu_ps(d + 160), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 140), _mm256_loadu_ps(d + 148), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 156), _mm256_loadu_ps(d + 164), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 204), _mm256_loadu_ps(d + 212), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 220), _mm256_loadu_ps(d + 228), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 208), _mm256_loadu_ps(d + 216), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 224), _mm256_loadu_ps(d + 232), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 272), _mm256_loadu_ps(d + 280), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 288), _mm256_loadu_ps(d + 296), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 276), _mm256_loadu_ps(d + 284), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 292), _mm256_loadu_ps(d + 300), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 340), _mm256_loadu_ps(d + 348), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 356), _mm256_loadu_ps(d + 364), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 344), _mm256_loadu_ps(d + 352), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 360), _mm256_loadu_ps(d + 368), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
                     float *o = vc + v * W;
-                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
-                    _mm256_storeu_ps(o + 24576, _mm256_add_ps(t10, t20));
-                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t20, t10));
-                    _mm256_storeu_ps(o + 73728, _mm256_sub_ps(t10, t30));
-                    _mm256_storeu_ps(o + 6144, _mm256_sub_ps(t01, t21));
-                    _mm256_storeu_ps(o + 30720, _mm256_add_ps(t11, t21));
-                    _mm256_storeu_ps(o + 55296, _mm256_sub_ps(t21, t11));
-                    _mm256_storeu_ps(o + 79872, _mm256_sub_ps(t11, t31));
-                    _mm256_storeu_ps(o + 12288, _mm256_sub_ps(t02, t22));
-                    _mm256_storeu_ps(o + 36864, _mm256_add_ps(t12, t22));
-                    _mm256_storeu_ps(o + 61440, _mm256_sub_ps(t22, t12));
-                    _mm256_storeu_ps(o + 86016, _mm256_sub_ps(t12, t32));
-                    _mm256_storeu_ps(o + 18432, _mm256_sub_ps(t03, t23));
-                    _mm256_storeu_ps(o + 43008, _mm256_add_ps(t13, t23));
-                    _mm256_storeu_ps(o + 67584, _mm256_sub_ps(t23, t13));
-                    _mm256_storeu_ps(o + 92160, _mm256_sub_ps(t13, t33));
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 6144, u1);
+                        _mm256_storeu_ps(o + 12288, u2);
+                        _mm256_storeu_ps(o + 18432, u3);
+                        _mm256_storeu_ps(o + 24576, u4);
+                        _mm256_storeu_ps(o + 30720, u5);
+                    }
+                    {
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 1024, u0);
+                        _mm256_storeu_ps(o + 7168, u1);
+                        _mm256_storeu_ps(o + 13312, u2);
+                        _mm256_storeu_ps(o + 19456, u3);
+                        _mm256_storeu_ps(o + 25600, u4);
+                        _mm256_storeu_ps(o + 31744, u5);
+                    }
+                    {
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 2048, u0);
+                        _mm256_storeu_ps(o + 8192, u1);
+                        _mm256_storeu_ps(o + 14336, u2);
+                        _mm256_storeu_ps(o + 20480, u3);
+                        _mm256_storeu_ps(o + 26624, u4);
+                        _mm256_storeu_ps(o + 32768, u5);
+                    }
+                    {
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 3072, u0);
+                        _mm256_storeu_ps(o + 9216, u1);
+                        _mm256_storeu_ps(o + 15360, u2);
+                        _mm256_storeu_ps(o + 21504, u3);
+                        _mm256_storeu_ps(o + 27648, u4);
+                        _mm256_storeu_ps(o + 33792, u5);
+                    }
+                    {
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 10240, u1);
+                        _mm256_storeu_ps(o + 16384, u2);
+                        _mm256_storeu_ps(o + 22528, u3);
+                        _mm256_storeu_ps(o + 28672, u4);
+                        _mm256_storeu_ps(o + 34816, u5);
+                    }
+                    {
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 5120, u0);
+                        _mm256_storeu_ps(o + 11264, u1);
+                        _mm256_storeu_ps(o + 17408, u2);
+                        _mm256_storeu_ps(o + 23552, u3);
+                        _mm256_storeu_ps(o + 29696, u4);
+                        _mm256_storeu_ps(o + 35840, u5);
+                    }
                 }
                 for (int v = used; v < nvec; v++)
-                    for (int xi = 0; xi < 16; xi++)
-                        _mm256_storeu_ps(vc + xi * 6144 + v * W, _mm256_setzero_ps());
+                    for (int xi = 0; xi < NX; xi++)
+                        _mm256_storeu_ps(vc + xi * 1024 + v * W, _mm256_setzero_ps());
             }
-            for (int it = 0; it < 16 * 16 * (nvec / NV); it++) {
+            for (int it = 0; it < NX * 11 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
-                const int xi = kx / 16, kb = kx - xi * 16;
-                const float *wp = w + (ptrdiff_t)kx * 256;
-                const float *xp = V + (ptrdiff_t)xi * 6144 + tg * NV * W;
+                const int xi = kx / 11, kb = kx - xi * 11;
+                const float *wp = w + (ptrdiff_t)kx * 384;
+                const float *xp = V + (ptrdiff_t)xi * 1024 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
-                __m256 c02 = _mm256_setzero_ps();
                 __m256 c10 = _mm256_setzero_ps();
                 __m256 c11 = _mm256_setzero_ps();
-                __m256 c12 = _mm256_setzero_ps();
                 __m256 c20 = _mm256_setzero_ps();
                 __m256 c21 = _mm256_setzero_ps();
-                __m256 c22 = _mm256_setzero_ps();
                 __m256 c30 = _mm256_setzero_ps();
                 __m256 c31 = _mm256_setzero_ps();
-                __m256 c32 = _mm256_setzero_ps();
+                __m256 c40 = _mm256_setzero_ps();
+                __m256 c41 = _mm256_setzero_ps();
+                __m256 c50 = _mm256_setzero_ps();
+                __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 64; c++, xp += TB, wp += MR) {
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
-                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
                     __m256 wv = _mm256_set1_ps(wp[0]);
                     c00 = _mm256_fmadd_ps(wv, xv0, c00);
                     c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
                     wv = _mm256_set1_ps(wp[1]);
                     c10 = _mm256_fmadd_ps(wv, xv0, c10);
                     c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
                     wv = _mm256_set1_ps(wp[2]);
                     c20 = _mm256_fmadd_ps(wv, xv0, c20);
                     c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
                     wv = _mm256_set1_ps(wp[3]);
                     c30 = _mm256_fmadd_ps(wv, xv0, c30);
                     c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                    c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                    wv = _mm256_set1_ps(wp[4]);
+                    c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                    c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                    wv = _mm256_set1_ps(wp[5]);
+                    c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                    c51 = _mm256_fmadd_ps(wv, xv1, c51);
                 }
-                float *mp = M + (ptrdiff_t)xi * 6144 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 1056 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
-                _mm256_storeu_ps(mp + 16, c02);
-                _mm256_storeu_ps(mp + 96, c10);
-                _mm256_storeu_ps(mp + 104, c11);
-                _mm256_storeu_ps(mp + 112, c12);
-                _mm256_storeu_ps(mp + 192, c20);
-                _mm256_storeu_ps(mp + 200, c21);
-                _mm256_storeu_ps(mp + 208, c22);
-                _mm256_storeu_ps(mp + 288, c30);
-                _mm256_storeu_ps(mp + 296, c31);
-                _mm256_storeu_ps(mp + 304, c32);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
             }
             for (int k = 0; k < 64; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 4, xv = v - r * 4;
-                    const int oh = 2 * (ty0 + r);
+                    const int r = v / 2, xv = v - r * 2;
+                    const int oh = 4 * (ty0 + r);
                     const float *m = M + k * TB + v * W;
-                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 24576),
-                                 m20 = _mm256_loadu_ps(m + 49152), m30 = _mm256_loadu_ps(m + 73728);
-                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
-                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
-                    const __m256 m01 = _mm256_loadu_ps(m + 6144), m11 = _mm256_loadu_ps(m + 30720),
-                                 m21 = _mm256_loadu_ps(m + 55296), m31 = _mm256_loadu_ps(m + 79872);
-                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
-                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
-                    const __m256 m02 = _mm256_loadu_ps(m + 12288), m12 = _mm256_loadu_ps(m + 36864),
-                                 m22 = _mm256_loadu_ps(m + 61440), m32 = _mm256_loadu_ps(m + 86016);
-                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
-                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
-                    const __m256 m03 = _mm256_loadu_ps(m + 18432), m13 = _mm256_loadu_ps(m + 43008),
-                                 m23 = _mm256_loadu_ps(m + 67584), m33 = _mm256_loadu_ps(m + 92160);
-                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
-                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
-                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
-                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
-                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
-                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
-                    __m256 lo, hi;
-                    cnn_zip(y00, y01, &lo, &hi);
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 6336);
+                        const __m256 x2 = _mm256_loadu_ps(m + 12672);
+                        const __m256 x3 = _mm256_loadu_ps(m + 19008);
+                        const __m256 x4 = _mm256_loadu_ps(m + 25344);
+                        const __m256 x5 = _mm256_loadu_ps(m + 31680);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 1056);
+                        const __m256 x1 = _mm256_loadu_ps(m + 7392);
+                        const __m256 x2 = _mm256_loadu_ps(m + 13728);
+                        const __m256 x3 = _mm256_loadu_ps(m + 20064);
+                        const __m256 x4 = _mm256_loadu_ps(m + 26400);
+                        const __m256 x5 = _mm256_loadu_ps(m + 32736);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 2112);
+                        const __m256 x1 = _mm256_loadu_ps(m + 8448);
+                        const __m256 x2 = _mm256_loadu_ps(m + 14784);
+                        const __m256 x3 = _mm256_loadu_ps(m + 21120);
+                        const __m256 x4 = _mm256_loadu_ps(m + 27456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 33792);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 3168);
+                        const __m256 x1 = _mm256_loadu_ps(m + 9504);
+                        const __m256 x2 = _mm256_loadu_ps(m + 15840);
+                        const __m256 x3 = _mm256_loadu_ps(m + 22176);
+                        const __m256 x4 = _mm256_loadu_ps(m + 28512);
+                        const __m256 x5 = _mm256_loadu_ps(m + 34848);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 4224);
+                        const __m256 x1 = _mm256_loadu_ps(m + 10560);
+                        const __m256 x2 = _mm256_loadu_ps(m + 16896);
+                        const __m256 x3 = _mm256_loadu_ps(m + 23232);
+                        const __m256 x4 = _mm256_loadu_ps(m + 29568);
+                        const __m256 x5 = _mm256_loadu_ps(m + 35904);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 5280);
+                        const __m256 x1 = _mm256_loadu_ps(m + 11616);
+                        const __m256 x2 = _mm256_loadu_ps(m + 17952);
+                        const __m256 x3 = _mm256_loadu_ps(m + 24288);
+                        const __m256 x4 = _mm256_loadu_ps(m + 30624);
+                        const __m256 x5 = _mm256_loadu_ps(m + 36960);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s01, s02), yq = _mm256_sub_ps(s01, s02),
+                                     yr = _mm256_add_ps(s03, s04), ys = _mm256_sub_ps(s03, s04);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s00, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s05);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 3136 + oy * 56 + ow;
+                            const int oy = oh + 0, ow = 4 * xv * W + 0, at = k * 3136 + oy * 56 + ow;
                             if (oy >= 56) {
                             } else if (ow + W <= 56) {
-                                __m256 x = lo;
+                                __m256 x = q0;
                                 x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 56) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q0);
                                 for (int l = 0; l < 56 - ow; l++) {
                                     float v = lane[0 + l];
                                     v += rb0[at + l];
@@ -1467,36 +3349,16 @@ static CNN_SIMD void basic2_conv2(const float *restrict x0, const float *restric
                             }
                         }
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 3136 + oy * 56 + ow;
+                            const int oy = oh + 0, ow = 4 * xv * W + 8, at = k * 3136 + oy * 56 + ow;
                             if (oy >= 56) {
                             } else if (ow + W <= 56) {
-                                __m256 x = hi;
+                                __m256 x = q1;
                                 x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 56) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
-                                for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v += rb0[at + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                    cnn_zip(y10, y11, &lo, &hi);
-                        {
-                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 3136 + oy * 56 + ow;
-                            if (oy >= 56) {
-                            } else if (ow + W <= 56) {
-                                __m256 x = lo;
-                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 56) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q1);
                                 for (int l = 0; l < 56 - ow; l++) {
                                     float v = lane[0 + l];
                                     v += rb0[at + l];
@@ -1506,16 +3368,16 @@ static CNN_SIMD void basic2_conv2(const float *restrict x0, const float *restric
                             }
                         }
                         {
-                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 3136 + oy * 56 + ow;
+                            const int oy = oh + 0, ow = 4 * xv * W + 16, at = k * 3136 + oy * 56 + ow;
                             if (oy >= 56) {
                             } else if (ow + W <= 56) {
-                                __m256 x = hi;
+                                __m256 x = q2;
                                 x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 56) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
+                                _mm256_storeu_ps(lane, q2);
                                 for (int l = 0; l < 56 - ow; l++) {
                                     float v = lane[0 + l];
                                     v += rb0[at + l];
@@ -1524,6 +3386,293 @@ static CNN_SIMD void basic2_conv2(const float *restrict x0, const float *restric
                                 }
                             }
                         }
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 24, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q3;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s11, s12), yq = _mm256_sub_ps(s11, s12),
+                                     yr = _mm256_add_ps(s13, s14), ys = _mm256_sub_ps(s13, s14);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s10, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s15);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 0, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q0;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 8, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q1;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 16, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q2;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 24, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q3;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s21, s22), yq = _mm256_sub_ps(s21, s22),
+                                     yr = _mm256_add_ps(s23, s24), ys = _mm256_sub_ps(s23, s24);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s20, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s25);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 0, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q0;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 8, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q1;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 16, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q2;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 24, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q3;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s31, s32), yq = _mm256_sub_ps(s31, s32),
+                                     yr = _mm256_add_ps(s33, s34), ys = _mm256_sub_ps(s33, s34);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s30, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s35);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 0, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q0;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 8, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q1;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 16, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q2;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 24, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = q3;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -1532,7 +3681,7 @@ static CNN_SIMD void basic2_conv2(const float *restrict x0, const float *restric
 
 /* basic_down1.conv1 — examples/resnet18.cnn:23: conv 3x3/2 p1 128
  *   in [64,56,56] -> out [128,28,28]
- *   weights at packed[271872]: weight [128,64,3,3] (packed in blocks of 8 output channels)
+ *   weights at packed[617984]: weight [128,64,3,3] (packed in blocks of 8 output channels)
  *   avx2: tile MP=12 positions x MR=8 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; basic_down1.bn1 folded into the weights; then basic_down1.relu1
  */
 static CNN_SIMD void basic_down1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -1860,74 +4009,240 @@ static CNN_SIMD void basic_down1_conv1(const float *restrict x0, float *restrict
 
 /* basic_down1.conv2 — examples/resnet18.cnn:24: conv 3x3 p1 128
  *   in [128,28,28] -> out [128,28,28]
- *   weights at packed[345728]: weight [128,128,3,3] (packed in blocks of 3 output channels)
- *   avx2: Winograd F(2x2,3x3), 14x14 tiles of 2x2 outputs, 8 a vector; bands of BR=8 tile rows; 16 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); basic_down1.bn2 folded into the weights
+ *   weights at packed[691840]: weight [128,128,3,3] (packed in blocks of 3 output channels)
+ *   avx2: Winograd F(4x4,3x3), 7x7 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=4 tile rows; 36 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); basic_down1.bn2 folded into the weights
  */
 static CNN_SIMD void basic_down1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 3, NV = 4, W = 8, BR = 8, TB = 128 };
+    enum { MR = 3, NV = 4, W = 8, BR = 4, TB = 32, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
-     * rows a band; TB tiles a row of V and M */
-    const float *bias = w + 264192;
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 594432;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
-        float *in = s + (ptrdiff_t)b * 656896; /* this sample's padded input, */
-        float *V = in + 130560; /* the band transformed, [16][128][TB], */
-        float *M = V + 262144; /* the 16 products, [16][129][TB] */
-        cnn_pad(xb0, in, 128, 28, 28, 1, 1, 30, 34, 0);
-        for (int ty0 = 0; ty0 < 14; ty0 += BR) {
-            const int rows = ty0 + BR <= 14 ? BR : 14 - ty0;
-            const int used = rows / 1 * 2; /* vectors of tiles */
+        float *in = s + (ptrdiff_t)b * 434304; /* this sample's padded input, */
+        float *V = in + 138240; /* the band transformed, [NX][128][TB], */
+        float *M = V + 147456; /* the NX products, [NX][129][TB] */
+        cnn_pad(xb0, in, 128, 28, 28, 1, 1, 30, 36, 0);
+        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
+            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
+            const int used = rows / 1 * 1; /* vectors of tiles */
             const int nvec = (used + NV - 1) / NV * NV;
             for (int c = 0; c < 128; c++) {
                 float *vc = V + c * TB;
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 2, xv = v - r * 2;
-                    const float *d = in + (ptrdiff_t)c * 1020 + (2 * (ty0 + r)) * 34 + 2 * xv * W;
-                    __m256 d0, d1, d2, d3;
-                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
-                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
-                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 34), _mm256_loadu_ps(d + 42), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d2, &d3);
-                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
-                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 70), _mm256_loadu_ps(d + 78), &d2, &d3);
-                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
-                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 102), _mm256_loadu_ps(d + 110), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &d2, &d3);
-                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
-                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    const int r = v / 1, xv = v - r * 1;
+                    const float *d = in + (ptrdiff_t)c * 1080 + (4 * (ty0 + r)) * 36 + 4 * xv * W;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 16), _mm256_loadu_ps(d + 24), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 52), _mm256_loadu_ps(d + 60), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 40), _mm256_loadu_ps(d + 48), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 72), _mm256_loadu_ps(d + 80), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 88), _mm256_loadu_ps(d + 96), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 76), _mm256_loadu_ps(d + 84), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 92), _mm256_loadu_ps(d + 100), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 108), _mm256_loadu_ps(d + 116), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 124), _mm256_loadu_ps(d + 132), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 112), _mm256_loadu_ps(d + 120), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 128), _mm256_loadu_ps(d + 136), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 144), _mm256_loadu_ps(d + 152), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 160), _mm256_loadu_ps(d + 168), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 148), _mm256_loadu_ps(d + 156), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 164), _mm256_loadu_ps(d + 172), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 180), _mm256_loadu_ps(d + 188), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 196), _mm256_loadu_ps(d + 204), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 184), _mm256_loadu_ps(d + 192), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 200), _mm256_loadu_ps(d + 208), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
                     float *o = vc + v * W;
-                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
-                    _mm256_storeu_ps(o + 65536, _mm256_add_ps(t10, t20));
-                    _mm256_storeu_ps(o + 131072, _mm256_sub_ps(t20, t10));
-                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t10, t30));
-                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t01, t21));
-                    _mm256_storeu_ps(o + 81920, _mm256_add_ps(t11, t21));
-                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t21, t11));
-                    _mm256_storeu_ps(o + 212992, _mm256_sub_ps(t11, t31));
-                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t02, t22));
-                    _mm256_storeu_ps(o + 98304, _mm256_add_ps(t12, t22));
-                    _mm256_storeu_ps(o + 163840, _mm256_sub_ps(t22, t12));
-                    _mm256_storeu_ps(o + 229376, _mm256_sub_ps(t12, t32));
-                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t03, t23));
-                    _mm256_storeu_ps(o + 114688, _mm256_add_ps(t13, t23));
-                    _mm256_storeu_ps(o + 180224, _mm256_sub_ps(t23, t13));
-                    _mm256_storeu_ps(o + 245760, _mm256_sub_ps(t13, t33));
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 24576, u1);
+                        _mm256_storeu_ps(o + 49152, u2);
+                        _mm256_storeu_ps(o + 73728, u3);
+                        _mm256_storeu_ps(o + 98304, u4);
+                        _mm256_storeu_ps(o + 122880, u5);
+                    }
+                    {
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 28672, u1);
+                        _mm256_storeu_ps(o + 53248, u2);
+                        _mm256_storeu_ps(o + 77824, u3);
+                        _mm256_storeu_ps(o + 102400, u4);
+                        _mm256_storeu_ps(o + 126976, u5);
+                    }
+                    {
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 8192, u0);
+                        _mm256_storeu_ps(o + 32768, u1);
+                        _mm256_storeu_ps(o + 57344, u2);
+                        _mm256_storeu_ps(o + 81920, u3);
+                        _mm256_storeu_ps(o + 106496, u4);
+                        _mm256_storeu_ps(o + 131072, u5);
+                    }
+                    {
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 12288, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 61440, u2);
+                        _mm256_storeu_ps(o + 86016, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 135168, u5);
+                    }
+                    {
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 16384, u0);
+                        _mm256_storeu_ps(o + 40960, u1);
+                        _mm256_storeu_ps(o + 65536, u2);
+                        _mm256_storeu_ps(o + 90112, u3);
+                        _mm256_storeu_ps(o + 114688, u4);
+                        _mm256_storeu_ps(o + 139264, u5);
+                    }
+                    {
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 20480, u0);
+                        _mm256_storeu_ps(o + 45056, u1);
+                        _mm256_storeu_ps(o + 69632, u2);
+                        _mm256_storeu_ps(o + 94208, u3);
+                        _mm256_storeu_ps(o + 118784, u4);
+                        _mm256_storeu_ps(o + 143360, u5);
+                    }
                 }
                 for (int v = used; v < nvec; v++)
-                    for (int xi = 0; xi < 16; xi++)
-                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
+                    for (int xi = 0; xi < NX; xi++)
+                        _mm256_storeu_ps(vc + xi * 4096 + v * W, _mm256_setzero_ps());
             }
-            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+            for (int it = 0; it < NX * 43 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 43, kb = kx - xi * 43;
                 const float *wp = w + (ptrdiff_t)kx * 384;
-                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 4096 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c02 = _mm256_setzero_ps();
@@ -1961,57 +4276,162 @@ static CNN_SIMD void basic_down1_conv2(const float *restrict x0, float *restrict
                     c22 = _mm256_fmadd_ps(wv, xv2, c22);
                     c23 = _mm256_fmadd_ps(wv, xv3, c23);
                 }
-                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 4128 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
                 _mm256_storeu_ps(mp + 16, c02);
                 _mm256_storeu_ps(mp + 24, c03);
-                _mm256_storeu_ps(mp + 128, c10);
-                _mm256_storeu_ps(mp + 136, c11);
-                _mm256_storeu_ps(mp + 144, c12);
-                _mm256_storeu_ps(mp + 152, c13);
-                _mm256_storeu_ps(mp + 256, c20);
-                _mm256_storeu_ps(mp + 264, c21);
-                _mm256_storeu_ps(mp + 272, c22);
-                _mm256_storeu_ps(mp + 280, c23);
+                _mm256_storeu_ps(mp + 32, c10);
+                _mm256_storeu_ps(mp + 40, c11);
+                _mm256_storeu_ps(mp + 48, c12);
+                _mm256_storeu_ps(mp + 56, c13);
+                _mm256_storeu_ps(mp + 64, c20);
+                _mm256_storeu_ps(mp + 72, c21);
+                _mm256_storeu_ps(mp + 80, c22);
+                _mm256_storeu_ps(mp + 88, c23);
             }
             for (int k = 0; k < 128; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 2, xv = v - r * 2;
-                    const int oh = 2 * (ty0 + r);
+                    const int r = v / 1, xv = v - r * 1;
+                    const int oh = 4 * (ty0 + r);
                     const float *m = M + k * TB + v * W;
-                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 66048),
-                                 m20 = _mm256_loadu_ps(m + 132096), m30 = _mm256_loadu_ps(m + 198144);
-                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
-                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
-                    const __m256 m01 = _mm256_loadu_ps(m + 16512), m11 = _mm256_loadu_ps(m + 82560),
-                                 m21 = _mm256_loadu_ps(m + 148608), m31 = _mm256_loadu_ps(m + 214656);
-                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
-                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
-                    const __m256 m02 = _mm256_loadu_ps(m + 33024), m12 = _mm256_loadu_ps(m + 99072),
-                                 m22 = _mm256_loadu_ps(m + 165120), m32 = _mm256_loadu_ps(m + 231168);
-                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
-                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
-                    const __m256 m03 = _mm256_loadu_ps(m + 49536), m13 = _mm256_loadu_ps(m + 115584),
-                                 m23 = _mm256_loadu_ps(m + 181632), m33 = _mm256_loadu_ps(m + 247680);
-                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
-                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
-                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
-                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
-                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
-                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
-                    __m256 lo, hi;
-                    cnn_zip(y00, y01, &lo, &hi);
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 24768);
+                        const __m256 x2 = _mm256_loadu_ps(m + 49536);
+                        const __m256 x3 = _mm256_loadu_ps(m + 74304);
+                        const __m256 x4 = _mm256_loadu_ps(m + 99072);
+                        const __m256 x5 = _mm256_loadu_ps(m + 123840);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 4128);
+                        const __m256 x1 = _mm256_loadu_ps(m + 28896);
+                        const __m256 x2 = _mm256_loadu_ps(m + 53664);
+                        const __m256 x3 = _mm256_loadu_ps(m + 78432);
+                        const __m256 x4 = _mm256_loadu_ps(m + 103200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 127968);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 8256);
+                        const __m256 x1 = _mm256_loadu_ps(m + 33024);
+                        const __m256 x2 = _mm256_loadu_ps(m + 57792);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82560);
+                        const __m256 x4 = _mm256_loadu_ps(m + 107328);
+                        const __m256 x5 = _mm256_loadu_ps(m + 132096);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 12384);
+                        const __m256 x1 = _mm256_loadu_ps(m + 37152);
+                        const __m256 x2 = _mm256_loadu_ps(m + 61920);
+                        const __m256 x3 = _mm256_loadu_ps(m + 86688);
+                        const __m256 x4 = _mm256_loadu_ps(m + 111456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 136224);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 16512);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41280);
+                        const __m256 x2 = _mm256_loadu_ps(m + 66048);
+                        const __m256 x3 = _mm256_loadu_ps(m + 90816);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115584);
+                        const __m256 x5 = _mm256_loadu_ps(m + 140352);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 20640);
+                        const __m256 x1 = _mm256_loadu_ps(m + 45408);
+                        const __m256 x2 = _mm256_loadu_ps(m + 70176);
+                        const __m256 x3 = _mm256_loadu_ps(m + 94944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119712);
+                        const __m256 x5 = _mm256_loadu_ps(m + 144480);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s01, s02), yq = _mm256_sub_ps(s01, s02),
+                                     yr = _mm256_add_ps(s03, s04), ys = _mm256_sub_ps(s03, s04);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s00, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s05);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 784 + oy * 28 + ow;
+                            const int oy = oh + 0, ow = 4 * xv * W + 0, at = k * 784 + oy * 28 + ow;
                             if (oy >= 28) {
                             } else if (ow + W <= 28) {
-                                __m256 x = lo;
+                                __m256 x = q0;
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 28) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q0);
                                 for (int l = 0; l < 28 - ow; l++) {
                                     float v = lane[0 + l];
                                     yb[at + l] = v;
@@ -2019,30 +4439,14 @@ static CNN_SIMD void basic_down1_conv2(const float *restrict x0, float *restrict
                             }
                         }
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 784 + oy * 28 + ow;
+                            const int oy = oh + 0, ow = 4 * xv * W + 8, at = k * 784 + oy * 28 + ow;
                             if (oy >= 28) {
                             } else if (ow + W <= 28) {
-                                __m256 x = hi;
+                                __m256 x = q1;
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 28) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
-                                for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                    cnn_zip(y10, y11, &lo, &hi);
-                        {
-                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 784 + oy * 28 + ow;
-                            if (oy >= 28) {
-                            } else if (ow + W <= 28) {
-                                __m256 x = lo;
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 28) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q1);
                                 for (int l = 0; l < 28 - ow; l++) {
                                     float v = lane[0 + l];
                                     yb[at + l] = v;
@@ -2050,20 +4454,255 @@ static CNN_SIMD void basic_down1_conv2(const float *restrict x0, float *restrict
                             }
                         }
                         {
-                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 784 + oy * 28 + ow;
+                            const int oy = oh + 0, ow = 4 * xv * W + 16, at = k * 784 + oy * 28 + ow;
                             if (oy >= 28) {
                             } else if (ow + W <= 28) {
-                                __m256 x = hi;
+                                __m256 x = q2;
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 28) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
+                                _mm256_storeu_ps(lane, q2);
                                 for (int l = 0; l < 28 - ow; l++) {
                                     float v = lane[0 + l];
                                     yb[at + l] = v;
                                 }
                             }
                         }
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 24, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q3;
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s11, s12), yq = _mm256_sub_ps(s11, s12),
+                                     yr = _mm256_add_ps(s13, s14), ys = _mm256_sub_ps(s13, s14);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s10, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s15);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 0, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q0;
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 8, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q1;
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 16, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q2;
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 24, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q3;
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s21, s22), yq = _mm256_sub_ps(s21, s22),
+                                     yr = _mm256_add_ps(s23, s24), ys = _mm256_sub_ps(s23, s24);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s20, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s25);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 0, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q0;
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 8, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q1;
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 16, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q2;
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 24, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q3;
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s31, s32), yq = _mm256_sub_ps(s31, s32),
+                                     yr = _mm256_add_ps(s33, s34), ys = _mm256_sub_ps(s33, s34);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s30, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s35);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 0, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q0;
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 8, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q1;
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 16, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q2;
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 24, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q3;
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -2072,7 +4711,7 @@ static CNN_SIMD void basic_down1_conv2(const float *restrict x0, float *restrict
 
 /* basic_down1.conv3 — examples/resnet18.cnn:25: conv 1x1/2 128
  *   in [64,56,56] -> out [128,28,28]
- *   weights at packed[610048]: weight [128,64,1,1] (packed in blocks of 16 output channels)
+ *   weights at packed[1286400]: weight [128,64,1,1] (packed in blocks of 16 output channels)
  *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; basic_down1.bn3 folded into the weights; then + basic_down1.bn2 (basic_down1.add1); then basic_down1.relu2
  */
 static CNN_SIMD void basic_down1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -2330,74 +4969,240 @@ static CNN_SIMD void basic_down1_conv3(const float *restrict x0, const float *re
 
 /* basic3.conv1 — examples/resnet18.cnn:16: conv 3x3 p1 128
  *   in [128,28,28] -> out [128,28,28]
- *   weights at packed[618368]: weight [128,128,3,3] (packed in blocks of 3 output channels)
- *   avx2: Winograd F(2x2,3x3), 14x14 tiles of 2x2 outputs, 8 a vector; bands of BR=8 tile rows; 16 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); basic3.bn1 folded into the weights; then basic3.relu1
+ *   weights at packed[1294720]: weight [128,128,3,3] (packed in blocks of 3 output channels)
+ *   avx2: Winograd F(4x4,3x3), 7x7 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=4 tile rows; 36 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); basic3.bn1 folded into the weights; then basic3.relu1
  */
 static CNN_SIMD void basic3_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 3, NV = 4, W = 8, BR = 8, TB = 128 };
+    enum { MR = 3, NV = 4, W = 8, BR = 4, TB = 32, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
-     * rows a band; TB tiles a row of V and M */
-    const float *bias = w + 264192;
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 594432;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
-        float *in = s + (ptrdiff_t)b * 656896; /* this sample's padded input, */
-        float *V = in + 130560; /* the band transformed, [16][128][TB], */
-        float *M = V + 262144; /* the 16 products, [16][129][TB] */
-        cnn_pad(xb0, in, 128, 28, 28, 1, 1, 30, 34, 0);
-        for (int ty0 = 0; ty0 < 14; ty0 += BR) {
-            const int rows = ty0 + BR <= 14 ? BR : 14 - ty0;
-            const int used = rows / 1 * 2; /* vectors of tiles */
+        float *in = s + (ptrdiff_t)b * 434304; /* this sample's padded input, */
+        float *V = in + 138240; /* the band transformed, [NX][128][TB], */
+        float *M = V + 147456; /* the NX products, [NX][129][TB] */
+        cnn_pad(xb0, in, 128, 28, 28, 1, 1, 30, 36, 0);
+        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
+            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
+            const int used = rows / 1 * 1; /* vectors of tiles */
             const int nvec = (used + NV - 1) / NV * NV;
             for (int c = 0; c < 128; c++) {
                 float *vc = V + c * TB;
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 2, xv = v - r * 2;
-                    const float *d = in + (ptrdiff_t)c * 1020 + (2 * (ty0 + r)) * 34 + 2 * xv * W;
-                    __m256 d0, d1, d2, d3;
-                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
-                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
-                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 34), _mm256_loadu_ps(d + 42), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d2, &d3);
-                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
-                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 70), _mm256_loadu_ps(d + 78), &d2, &d3);
-                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
-                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 102), _mm256_loadu_ps(d + 110), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &d2, &d3);
-                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
-                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    const int r = v / 1, xv = v - r * 1;
+                    const float *d = in + (ptrdiff_t)c * 1080 + (4 * (ty0 + r)) * 36 + 4 * xv * W;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 16), _mm256_loadu_ps(d + 24), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 52), _mm256_loadu_ps(d + 60), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 40), _mm256_loadu_ps(d + 48), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 72), _mm256_loadu_ps(d + 80), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 88), _mm256_loadu_ps(d + 96), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 76), _mm256_loadu_ps(d + 84), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 92), _mm256_loadu_ps(d + 100), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 108), _mm256_loadu_ps(d + 116), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 124), _mm256_loadu_ps(d + 132), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 112), _mm256_loadu_ps(d + 120), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 128), _mm256_loadu_ps(d + 136), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 144), _mm256_loadu_ps(d + 152), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 160), _mm256_loadu_ps(d + 168), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 148), _mm256_loadu_ps(d + 156), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 164), _mm256_loadu_ps(d + 172), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 180), _mm256_loadu_ps(d + 188), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 196), _mm256_loadu_ps(d + 204), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 184), _mm256_loadu_ps(d + 192), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 200), _mm256_loadu_ps(d + 208), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
                     float *o = vc + v * W;
-                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
-                    _mm256_storeu_ps(o + 65536, _mm256_add_ps(t10, t20));
-                    _mm256_storeu_ps(o + 131072, _mm256_sub_ps(t20, t10));
-                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t10, t30));
-                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t01, t21));
-                    _mm256_storeu_ps(o + 81920, _mm256_add_ps(t11, t21));
-                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t21, t11));
-                    _mm256_storeu_ps(o + 212992, _mm256_sub_ps(t11, t31));
-                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t02, t22));
-                    _mm256_storeu_ps(o + 98304, _mm256_add_ps(t12, t22));
-                    _mm256_storeu_ps(o + 163840, _mm256_sub_ps(t22, t12));
-                    _mm256_storeu_ps(o + 229376, _mm256_sub_ps(t12, t32));
-                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t03, t23));
-                    _mm256_storeu_ps(o + 114688, _mm256_add_ps(t13, t23));
-                    _mm256_storeu_ps(o + 180224, _mm256_sub_ps(t23, t13));
-                    _mm256_storeu_ps(o + 245760, _mm256_sub_ps(t13, t33));
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 24576, u1);
+                        _mm256_storeu_ps(o + 49152, u2);
+                        _mm256_storeu_ps(o + 73728, u3);
+                        _mm256_storeu_ps(o + 98304, u4);
+                        _mm256_storeu_ps(o + 122880, u5);
+                    }
+                    {
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 28672, u1);
+                        _mm256_storeu_ps(o + 53248, u2);
+                        _mm256_storeu_ps(o + 77824, u3);
+                        _mm256_storeu_ps(o + 102400, u4);
+                        _mm256_storeu_ps(o + 126976, u5);
+                    }
+                    {
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 8192, u0);
+                        _mm256_storeu_ps(o + 32768, u1);
+                        _mm256_storeu_ps(o + 57344, u2);
+                        _mm256_storeu_ps(o + 81920, u3);
+                        _mm256_storeu_ps(o + 106496, u4);
+                        _mm256_storeu_ps(o + 131072, u5);
+                    }
+                    {
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 12288, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 61440, u2);
+                        _mm256_storeu_ps(o + 86016, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 135168, u5);
+                    }
+                    {
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 16384, u0);
+                        _mm256_storeu_ps(o + 40960, u1);
+                        _mm256_storeu_ps(o + 65536, u2);
+                        _mm256_storeu_ps(o + 90112, u3);
+                        _mm256_storeu_ps(o + 114688, u4);
+                        _mm256_storeu_ps(o + 139264, u5);
+                    }
+                    {
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 20480, u0);
+                        _mm256_storeu_ps(o + 45056, u1);
+                        _mm256_storeu_ps(o + 69632, u2);
+                        _mm256_storeu_ps(o + 94208, u3);
+                        _mm256_storeu_ps(o + 118784, u4);
+                        _mm256_storeu_ps(o + 143360, u5);
+                    }
                 }
                 for (int v = used; v < nvec; v++)
-                    for (int xi = 0; xi < 16; xi++)
-                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
+                    for (int xi = 0; xi < NX; xi++)
+                        _mm256_storeu_ps(vc + xi * 4096 + v * W, _mm256_setzero_ps());
             }
-            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+            for (int it = 0; it < NX * 43 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 43, kb = kx - xi * 43;
                 const float *wp = w + (ptrdiff_t)kx * 384;
-                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 4096 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c02 = _mm256_setzero_ps();
@@ -2431,58 +5236,163 @@ static CNN_SIMD void basic3_conv1(const float *restrict x0, float *restrict y, c
                     c22 = _mm256_fmadd_ps(wv, xv2, c22);
                     c23 = _mm256_fmadd_ps(wv, xv3, c23);
                 }
-                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 4128 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
                 _mm256_storeu_ps(mp + 16, c02);
                 _mm256_storeu_ps(mp + 24, c03);
-                _mm256_storeu_ps(mp + 128, c10);
-                _mm256_storeu_ps(mp + 136, c11);
-                _mm256_storeu_ps(mp + 144, c12);
-                _mm256_storeu_ps(mp + 152, c13);
-                _mm256_storeu_ps(mp + 256, c20);
-                _mm256_storeu_ps(mp + 264, c21);
-                _mm256_storeu_ps(mp + 272, c22);
-                _mm256_storeu_ps(mp + 280, c23);
+                _mm256_storeu_ps(mp + 32, c10);
+                _mm256_storeu_ps(mp + 40, c11);
+                _mm256_storeu_ps(mp + 48, c12);
+                _mm256_storeu_ps(mp + 56, c13);
+                _mm256_storeu_ps(mp + 64, c20);
+                _mm256_storeu_ps(mp + 72, c21);
+                _mm256_storeu_ps(mp + 80, c22);
+                _mm256_storeu_ps(mp + 88, c23);
             }
             for (int k = 0; k < 128; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 2, xv = v - r * 2;
-                    const int oh = 2 * (ty0 + r);
+                    const int r = v / 1, xv = v - r * 1;
+                    const int oh = 4 * (ty0 + r);
                     const float *m = M + k * TB + v * W;
-                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 66048),
-                                 m20 = _mm256_loadu_ps(m + 132096), m30 = _mm256_loadu_ps(m + 198144);
-                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
-                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
-                    const __m256 m01 = _mm256_loadu_ps(m + 16512), m11 = _mm256_loadu_ps(m + 82560),
-                                 m21 = _mm256_loadu_ps(m + 148608), m31 = _mm256_loadu_ps(m + 214656);
-                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
-                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
-                    const __m256 m02 = _mm256_loadu_ps(m + 33024), m12 = _mm256_loadu_ps(m + 99072),
-                                 m22 = _mm256_loadu_ps(m + 165120), m32 = _mm256_loadu_ps(m + 231168);
-                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
-                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
-                    const __m256 m03 = _mm256_loadu_ps(m + 49536), m13 = _mm256_loadu_ps(m + 115584),
-                                 m23 = _mm256_loadu_ps(m + 181632), m33 = _mm256_loadu_ps(m + 247680);
-                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
-                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
-                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
-                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
-                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
-                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
-                    __m256 lo, hi;
-                    cnn_zip(y00, y01, &lo, &hi);
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 24768);
+                        const __m256 x2 = _mm256_loadu_ps(m + 49536);
+                        const __m256 x3 = _mm256_loadu_ps(m + 74304);
+                        const __m256 x4 = _mm256_loadu_ps(m + 99072);
+                        const __m256 x5 = _mm256_loadu_ps(m + 123840);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 4128);
+                        const __m256 x1 = _mm256_loadu_ps(m + 28896);
+                        const __m256 x2 = _mm256_loadu_ps(m + 53664);
+                        const __m256 x3 = _mm256_loadu_ps(m + 78432);
+                        const __m256 x4 = _mm256_loadu_ps(m + 103200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 127968);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 8256);
+                        const __m256 x1 = _mm256_loadu_ps(m + 33024);
+                        const __m256 x2 = _mm256_loadu_ps(m + 57792);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82560);
+                        const __m256 x4 = _mm256_loadu_ps(m + 107328);
+                        const __m256 x5 = _mm256_loadu_ps(m + 132096);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 12384);
+                        const __m256 x1 = _mm256_loadu_ps(m + 37152);
+                        const __m256 x2 = _mm256_loadu_ps(m + 61920);
+                        const __m256 x3 = _mm256_loadu_ps(m + 86688);
+                        const __m256 x4 = _mm256_loadu_ps(m + 111456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 136224);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 16512);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41280);
+                        const __m256 x2 = _mm256_loadu_ps(m + 66048);
+                        const __m256 x3 = _mm256_loadu_ps(m + 90816);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115584);
+                        const __m256 x5 = _mm256_loadu_ps(m + 140352);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 20640);
+                        const __m256 x1 = _mm256_loadu_ps(m + 45408);
+                        const __m256 x2 = _mm256_loadu_ps(m + 70176);
+                        const __m256 x3 = _mm256_loadu_ps(m + 94944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119712);
+                        const __m256 x5 = _mm256_loadu_ps(m + 144480);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s01, s02), yq = _mm256_sub_ps(s01, s02),
+                                     yr = _mm256_add_ps(s03, s04), ys = _mm256_sub_ps(s03, s04);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s00, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s05);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 784 + oy * 28 + ow;
+                            const int oy = oh + 0, ow = 4 * xv * W + 0, at = k * 784 + oy * 28 + ow;
                             if (oy >= 28) {
                             } else if (ow + W <= 28) {
-                                __m256 x = lo;
+                                __m256 x = q0;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 28) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q0);
                                 for (int l = 0; l < 28 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -2491,33 +5401,15 @@ static CNN_SIMD void basic3_conv1(const float *restrict x0, float *restrict y, c
                             }
                         }
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 784 + oy * 28 + ow;
+                            const int oy = oh + 0, ow = 4 * xv * W + 8, at = k * 784 + oy * 28 + ow;
                             if (oy >= 28) {
                             } else if (ow + W <= 28) {
-                                __m256 x = hi;
+                                __m256 x = q1;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 28) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
-                                for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                    cnn_zip(y10, y11, &lo, &hi);
-                        {
-                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 784 + oy * 28 + ow;
-                            if (oy >= 28) {
-                            } else if (ow + W <= 28) {
-                                __m256 x = lo;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 28) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q1);
                                 for (int l = 0; l < 28 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -2526,15 +5418,15 @@ static CNN_SIMD void basic3_conv1(const float *restrict x0, float *restrict y, c
                             }
                         }
                         {
-                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 784 + oy * 28 + ow;
+                            const int oy = oh + 0, ow = 4 * xv * W + 16, at = k * 784 + oy * 28 + ow;
                             if (oy >= 28) {
                             } else if (ow + W <= 28) {
-                                __m256 x = hi;
+                                __m256 x = q2;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 28) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
+                                _mm256_storeu_ps(lane, q2);
                                 for (int l = 0; l < 28 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -2542,6 +5434,267 @@ static CNN_SIMD void basic3_conv1(const float *restrict x0, float *restrict y, c
                                 }
                             }
                         }
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 24, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s11, s12), yq = _mm256_sub_ps(s11, s12),
+                                     yr = _mm256_add_ps(s13, s14), ys = _mm256_sub_ps(s13, s14);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s10, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s15);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 0, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 8, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 16, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 24, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s21, s22), yq = _mm256_sub_ps(s21, s22),
+                                     yr = _mm256_add_ps(s23, s24), ys = _mm256_sub_ps(s23, s24);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s20, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s25);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 0, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 8, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 16, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 24, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s31, s32), yq = _mm256_sub_ps(s31, s32),
+                                     yr = _mm256_add_ps(s33, s34), ys = _mm256_sub_ps(s33, s34);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s30, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s35);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 0, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 8, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 16, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 24, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -2550,75 +5703,241 @@ static CNN_SIMD void basic3_conv1(const float *restrict x0, float *restrict y, c
 
 /* basic3.conv2 — examples/resnet18.cnn:17: conv 3x3 p1 128
  *   in [128,28,28] -> out [128,28,28]
- *   weights at packed[882688]: weight [128,128,3,3] (packed in blocks of 3 output channels)
- *   avx2: Winograd F(2x2,3x3), 14x14 tiles of 2x2 outputs, 8 a vector; bands of BR=8 tile rows; 16 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); basic3.bn2 folded into the weights; then + basic_down1.relu2 (basic3.add1); then basic3.relu2
+ *   weights at packed[1889280]: weight [128,128,3,3] (packed in blocks of 3 output channels)
+ *   avx2: Winograd F(4x4,3x3), 7x7 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=4 tile rows; 36 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); basic3.bn2 folded into the weights; then + basic_down1.relu2 (basic3.add1); then basic3.relu2
  */
 static CNN_SIMD void basic3_conv2(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 3, NV = 4, W = 8, BR = 8, TB = 128 };
+    enum { MR = 3, NV = 4, W = 8, BR = 4, TB = 32, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
-     * rows a band; TB tiles a row of V and M */
-    const float *bias = w + 264192;
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 594432;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
         const float *rb0 = r0 + (ptrdiff_t)b * 100352;
-        float *in = s + (ptrdiff_t)b * 656896; /* this sample's padded input, */
-        float *V = in + 130560; /* the band transformed, [16][128][TB], */
-        float *M = V + 262144; /* the 16 products, [16][129][TB] */
-        cnn_pad(xb0, in, 128, 28, 28, 1, 1, 30, 34, 0);
-        for (int ty0 = 0; ty0 < 14; ty0 += BR) {
-            const int rows = ty0 + BR <= 14 ? BR : 14 - ty0;
-            const int used = rows / 1 * 2; /* vectors of tiles */
+        float *in = s + (ptrdiff_t)b * 434304; /* this sample's padded input, */
+        float *V = in + 138240; /* the band transformed, [NX][128][TB], */
+        float *M = V + 147456; /* the NX products, [NX][129][TB] */
+        cnn_pad(xb0, in, 128, 28, 28, 1, 1, 30, 36, 0);
+        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
+            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
+            const int used = rows / 1 * 1; /* vectors of tiles */
             const int nvec = (used + NV - 1) / NV * NV;
             for (int c = 0; c < 128; c++) {
                 float *vc = V + c * TB;
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 2, xv = v - r * 2;
-                    const float *d = in + (ptrdiff_t)c * 1020 + (2 * (ty0 + r)) * 34 + 2 * xv * W;
-                    __m256 d0, d1, d2, d3;
-                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
-                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
-                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 34), _mm256_loadu_ps(d + 42), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d2, &d3);
-                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
-                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 70), _mm256_loadu_ps(d + 78), &d2, &d3);
-                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
-                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 102), _mm256_loadu_ps(d + 110), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &d2, &d3);
-                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
-                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    const int r = v / 1, xv = v - r * 1;
+                    const float *d = in + (ptrdiff_t)c * 1080 + (4 * (ty0 + r)) * 36 + 4 * xv * W;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 16), _mm256_loadu_ps(d + 24), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 52), _mm256_loadu_ps(d + 60), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 40), _mm256_loadu_ps(d + 48), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 72), _mm256_loadu_ps(d + 80), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 88), _mm256_loadu_ps(d + 96), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 76), _mm256_loadu_ps(d + 84), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 92), _mm256_loadu_ps(d + 100), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 108), _mm256_loadu_ps(d + 116), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 124), _mm256_loadu_ps(d + 132), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 112), _mm256_loadu_ps(d + 120), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 128), _mm256_loadu_ps(d + 136), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 144), _mm256_loadu_ps(d + 152), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 160), _mm256_loadu_ps(d + 168), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 148), _mm256_loadu_ps(d + 156), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 164), _mm256_loadu_ps(d + 172), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 180), _mm256_loadu_ps(d + 188), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 196), _mm256_loadu_ps(d + 204), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 184), _mm256_loadu_ps(d + 192), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 200), _mm256_loadu_ps(d + 208), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
                     float *o = vc + v * W;
-                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
-                    _mm256_storeu_ps(o + 65536, _mm256_add_ps(t10, t20));
-                    _mm256_storeu_ps(o + 131072, _mm256_sub_ps(t20, t10));
-                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t10, t30));
-                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t01, t21));
-                    _mm256_storeu_ps(o + 81920, _mm256_add_ps(t11, t21));
-                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t21, t11));
-                    _mm256_storeu_ps(o + 212992, _mm256_sub_ps(t11, t31));
-                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t02, t22));
-                    _mm256_storeu_ps(o + 98304, _mm256_add_ps(t12, t22));
-                    _mm256_storeu_ps(o + 163840, _mm256_sub_ps(t22, t12));
-                    _mm256_storeu_ps(o + 229376, _mm256_sub_ps(t12, t32));
-                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t03, t23));
-                    _mm256_storeu_ps(o + 114688, _mm256_add_ps(t13, t23));
-                    _mm256_storeu_ps(o + 180224, _mm256_sub_ps(t23, t13));
-                    _mm256_storeu_ps(o + 245760, _mm256_sub_ps(t13, t33));
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 24576, u1);
+                        _mm256_storeu_ps(o + 49152, u2);
+                        _mm256_storeu_ps(o + 73728, u3);
+                        _mm256_storeu_ps(o + 98304, u4);
+                        _mm256_storeu_ps(o + 122880, u5);
+                    }
+                    {
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 28672, u1);
+                        _mm256_storeu_ps(o + 53248, u2);
+                        _mm256_storeu_ps(o + 77824, u3);
+                        _mm256_storeu_ps(o + 102400, u4);
+                        _mm256_storeu_ps(o + 126976, u5);
+                    }
+                    {
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 8192, u0);
+                        _mm256_storeu_ps(o + 32768, u1);
+                        _mm256_storeu_ps(o + 57344, u2);
+                        _mm256_storeu_ps(o + 81920, u3);
+                        _mm256_storeu_ps(o + 106496, u4);
+                        _mm256_storeu_ps(o + 131072, u5);
+                    }
+                    {
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 12288, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 61440, u2);
+                        _mm256_storeu_ps(o + 86016, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 135168, u5);
+                    }
+                    {
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 16384, u0);
+                        _mm256_storeu_ps(o + 40960, u1);
+                        _mm256_storeu_ps(o + 65536, u2);
+                        _mm256_storeu_ps(o + 90112, u3);
+                        _mm256_storeu_ps(o + 114688, u4);
+                        _mm256_storeu_ps(o + 139264, u5);
+                    }
+                    {
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 20480, u0);
+                        _mm256_storeu_ps(o + 45056, u1);
+                        _mm256_storeu_ps(o + 69632, u2);
+                        _mm256_storeu_ps(o + 94208, u3);
+                        _mm256_storeu_ps(o + 118784, u4);
+                        _mm256_storeu_ps(o + 143360, u5);
+                    }
                 }
                 for (int v = used; v < nvec; v++)
-                    for (int xi = 0; xi < 16; xi++)
-                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
+                    for (int xi = 0; xi < NX; xi++)
+                        _mm256_storeu_ps(vc + xi * 4096 + v * W, _mm256_setzero_ps());
             }
-            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+            for (int it = 0; it < NX * 43 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 43, kb = kx - xi * 43;
                 const float *wp = w + (ptrdiff_t)kx * 384;
-                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 4096 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c02 = _mm256_setzero_ps();
@@ -2652,59 +5971,164 @@ static CNN_SIMD void basic3_conv2(const float *restrict x0, const float *restric
                     c22 = _mm256_fmadd_ps(wv, xv2, c22);
                     c23 = _mm256_fmadd_ps(wv, xv3, c23);
                 }
-                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 4128 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
                 _mm256_storeu_ps(mp + 16, c02);
                 _mm256_storeu_ps(mp + 24, c03);
-                _mm256_storeu_ps(mp + 128, c10);
-                _mm256_storeu_ps(mp + 136, c11);
-                _mm256_storeu_ps(mp + 144, c12);
-                _mm256_storeu_ps(mp + 152, c13);
-                _mm256_storeu_ps(mp + 256, c20);
-                _mm256_storeu_ps(mp + 264, c21);
-                _mm256_storeu_ps(mp + 272, c22);
-                _mm256_storeu_ps(mp + 280, c23);
+                _mm256_storeu_ps(mp + 32, c10);
+                _mm256_storeu_ps(mp + 40, c11);
+                _mm256_storeu_ps(mp + 48, c12);
+                _mm256_storeu_ps(mp + 56, c13);
+                _mm256_storeu_ps(mp + 64, c20);
+                _mm256_storeu_ps(mp + 72, c21);
+                _mm256_storeu_ps(mp + 80, c22);
+                _mm256_storeu_ps(mp + 88, c23);
             }
             for (int k = 0; k < 128; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 2, xv = v - r * 2;
-                    const int oh = 2 * (ty0 + r);
+                    const int r = v / 1, xv = v - r * 1;
+                    const int oh = 4 * (ty0 + r);
                     const float *m = M + k * TB + v * W;
-                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 66048),
-                                 m20 = _mm256_loadu_ps(m + 132096), m30 = _mm256_loadu_ps(m + 198144);
-                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
-                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
-                    const __m256 m01 = _mm256_loadu_ps(m + 16512), m11 = _mm256_loadu_ps(m + 82560),
-                                 m21 = _mm256_loadu_ps(m + 148608), m31 = _mm256_loadu_ps(m + 214656);
-                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
-                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
-                    const __m256 m02 = _mm256_loadu_ps(m + 33024), m12 = _mm256_loadu_ps(m + 99072),
-                                 m22 = _mm256_loadu_ps(m + 165120), m32 = _mm256_loadu_ps(m + 231168);
-                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
-                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
-                    const __m256 m03 = _mm256_loadu_ps(m + 49536), m13 = _mm256_loadu_ps(m + 115584),
-                                 m23 = _mm256_loadu_ps(m + 181632), m33 = _mm256_loadu_ps(m + 247680);
-                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
-                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
-                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
-                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
-                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
-                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
-                    __m256 lo, hi;
-                    cnn_zip(y00, y01, &lo, &hi);
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 24768);
+                        const __m256 x2 = _mm256_loadu_ps(m + 49536);
+                        const __m256 x3 = _mm256_loadu_ps(m + 74304);
+                        const __m256 x4 = _mm256_loadu_ps(m + 99072);
+                        const __m256 x5 = _mm256_loadu_ps(m + 123840);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 4128);
+                        const __m256 x1 = _mm256_loadu_ps(m + 28896);
+                        const __m256 x2 = _mm256_loadu_ps(m + 53664);
+                        const __m256 x3 = _mm256_loadu_ps(m + 78432);
+                        const __m256 x4 = _mm256_loadu_ps(m + 103200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 127968);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 8256);
+                        const __m256 x1 = _mm256_loadu_ps(m + 33024);
+                        const __m256 x2 = _mm256_loadu_ps(m + 57792);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82560);
+                        const __m256 x4 = _mm256_loadu_ps(m + 107328);
+                        const __m256 x5 = _mm256_loadu_ps(m + 132096);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 12384);
+                        const __m256 x1 = _mm256_loadu_ps(m + 37152);
+                        const __m256 x2 = _mm256_loadu_ps(m + 61920);
+                        const __m256 x3 = _mm256_loadu_ps(m + 86688);
+                        const __m256 x4 = _mm256_loadu_ps(m + 111456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 136224);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 16512);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41280);
+                        const __m256 x2 = _mm256_loadu_ps(m + 66048);
+                        const __m256 x3 = _mm256_loadu_ps(m + 90816);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115584);
+                        const __m256 x5 = _mm256_loadu_ps(m + 140352);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 20640);
+                        const __m256 x1 = _mm256_loadu_ps(m + 45408);
+                        const __m256 x2 = _mm256_loadu_ps(m + 70176);
+                        const __m256 x3 = _mm256_loadu_ps(m + 94944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119712);
+                        const __m256 x5 = _mm256_loadu_ps(m + 144480);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s01, s02), yq = _mm256_sub_ps(s01, s02),
+                                     yr = _mm256_add_ps(s03, s04), ys = _mm256_sub_ps(s03, s04);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s00, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s05);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 784 + oy * 28 + ow;
+                            const int oy = oh + 0, ow = 4 * xv * W + 0, at = k * 784 + oy * 28 + ow;
                             if (oy >= 28) {
                             } else if (ow + W <= 28) {
-                                __m256 x = lo;
+                                __m256 x = q0;
                                 x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 28) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q0);
                                 for (int l = 0; l < 28 - ow; l++) {
                                     float v = lane[0 + l];
                                     v += rb0[at + l];
@@ -2714,36 +6138,16 @@ static CNN_SIMD void basic3_conv2(const float *restrict x0, const float *restric
                             }
                         }
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 784 + oy * 28 + ow;
+                            const int oy = oh + 0, ow = 4 * xv * W + 8, at = k * 784 + oy * 28 + ow;
                             if (oy >= 28) {
                             } else if (ow + W <= 28) {
-                                __m256 x = hi;
+                                __m256 x = q1;
                                 x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 28) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
-                                for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v += rb0[at + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                    cnn_zip(y10, y11, &lo, &hi);
-                        {
-                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 784 + oy * 28 + ow;
-                            if (oy >= 28) {
-                            } else if (ow + W <= 28) {
-                                __m256 x = lo;
-                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 28) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q1);
                                 for (int l = 0; l < 28 - ow; l++) {
                                     float v = lane[0 + l];
                                     v += rb0[at + l];
@@ -2753,16 +6157,16 @@ static CNN_SIMD void basic3_conv2(const float *restrict x0, const float *restric
                             }
                         }
                         {
-                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 784 + oy * 28 + ow;
+                            const int oy = oh + 0, ow = 4 * xv * W + 16, at = k * 784 + oy * 28 + ow;
                             if (oy >= 28) {
                             } else if (ow + W <= 28) {
-                                __m256 x = hi;
+                                __m256 x = q2;
                                 x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 28) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
+                                _mm256_storeu_ps(lane, q2);
                                 for (int l = 0; l < 28 - ow; l++) {
                                     float v = lane[0 + l];
                                     v += rb0[at + l];
@@ -2771,6 +6175,293 @@ static CNN_SIMD void basic3_conv2(const float *restrict x0, const float *restric
                                 }
                             }
                         }
+                        {
+                            const int oy = oh + 0, ow = 4 * xv * W + 24, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q3;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s11, s12), yq = _mm256_sub_ps(s11, s12),
+                                     yr = _mm256_add_ps(s13, s14), ys = _mm256_sub_ps(s13, s14);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s10, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s15);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 0, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q0;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 8, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q1;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 16, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q2;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 4 * xv * W + 24, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q3;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s21, s22), yq = _mm256_sub_ps(s21, s22),
+                                     yr = _mm256_add_ps(s23, s24), ys = _mm256_sub_ps(s23, s24);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s20, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s25);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 0, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q0;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 8, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q1;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 16, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q2;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 4 * xv * W + 24, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q3;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s31, s32), yq = _mm256_sub_ps(s31, s32),
+                                     yr = _mm256_add_ps(s33, s34), ys = _mm256_sub_ps(s33, s34);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s30, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s35);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 0, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q0;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 8, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q1;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 16, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q2;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 4 * xv * W + 24, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = q3;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -2779,7 +6470,7 @@ static CNN_SIMD void basic3_conv2(const float *restrict x0, const float *restric
 
 /* basic_down2.conv1 — examples/resnet18.cnn:23: conv 3x3/2 p1 256
  *   in [128,28,28] -> out [256,14,14]
- *   weights at packed[1147008]: weight [256,128,3,3] (packed in blocks of 16 output channels)
+ *   weights at packed[2483840]: weight [256,128,3,3] (packed in blocks of 16 output channels)
  *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; basic_down2.bn1 folded into the weights; then basic_down2.relu1
  */
 static CNN_SIMD void basic_down2_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -3050,74 +6741,240 @@ static CNN_SIMD void basic_down2_conv1(const float *restrict x0, float *restrict
 
 /* basic_down2.conv2 — examples/resnet18.cnn:24: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[1442176]: weight [256,256,3,3] (packed in blocks of 6 output channels)
- *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic_down2.bn2 folded into the weights
+ *   weights at packed[2779008]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(4x4,3x3), 4x4 tiles of 4x4 outputs from 6x6 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic_down2.bn2 folded into the weights
  */
 static CNN_SIMD void basic_down2_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, W = 8, BR = 7, TB = 64 };
+    enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 16, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
-     * rows a band; TB tiles a row of V and M */
-    const float *bias = w + 1056768;
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 2377728;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
-        float *in = s + (ptrdiff_t)b * 600064; /* this sample's padded input, */
-        float *V = in + 73728; /* the band transformed, [16][256][TB], */
-        float *M = V + 262144; /* the 16 products, [16][258][TB] */
-        cnn_pad(xb0, in, 256, 14, 14, 1, 1, 16, 18, 0);
-        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
-            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
-            const int used = rows / 1 * 1; /* vectors of tiles */
+        float *in = s + (ptrdiff_t)b * 388224; /* this sample's padded input, */
+        float *V = in + 92160; /* the band transformed, [NX][256][TB], */
+        float *M = V + 147456; /* the NX products, [NX][258][TB] */
+        cnn_pad(xb0, in, 256, 14, 14, 1, 1, 18, 20, 0);
+        for (int ty0 = 0; ty0 < 4; ty0 += BR) {
+            const int rows = ty0 + BR <= 4 ? BR : 4 - ty0;
+            const int used = rows / 2 * 1; /* vectors of tiles */
             const int nvec = (used + NV - 1) / NV * NV;
             for (int c = 0; c < 256; c++) {
                 float *vc = V + c * TB;
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 1, xv = v - r * 1;
-                    const float *d = in + (ptrdiff_t)c * 288 + (2 * (ty0 + r)) * 18 + 2 * xv * W;
-                    __m256 d0, d1, d2, d3;
-                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
-                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
-                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 18), _mm256_loadu_ps(d + 26), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &d2, &d3);
-                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
-                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 38), _mm256_loadu_ps(d + 46), &d2, &d3);
-                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
-                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 54), _mm256_loadu_ps(d + 62), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &d2, &d3);
-                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
-                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    const int r = 2 * v;
+                    const float *d = in + (ptrdiff_t)c * 360 + (4 * (ty0 + r)) * 20;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 80), _mm256_loadu_ps(d + 88), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 84), _mm256_loadu_ps(d + 92), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 100), _mm256_loadu_ps(d + 108), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 24), _mm256_loadu_ps(d + 32), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 40), _mm256_loadu_ps(d + 48), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 120), _mm256_loadu_ps(d + 128), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 44), _mm256_loadu_ps(d + 52), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 124), _mm256_loadu_ps(d + 132), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 60), _mm256_loadu_ps(d + 68), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 140), _mm256_loadu_ps(d + 148), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 64), _mm256_loadu_ps(d + 72), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 144), _mm256_loadu_ps(d + 152), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 80), _mm256_loadu_ps(d + 88), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 160), _mm256_loadu_ps(d + 168), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 84), _mm256_loadu_ps(d + 92), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 164), _mm256_loadu_ps(d + 172), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 100), _mm256_loadu_ps(d + 108), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 180), _mm256_loadu_ps(d + 188), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 184), _mm256_loadu_ps(d + 192), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
                     float *o = vc + v * W;
-                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
-                    _mm256_storeu_ps(o + 65536, _mm256_add_ps(t10, t20));
-                    _mm256_storeu_ps(o + 131072, _mm256_sub_ps(t20, t10));
-                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t10, t30));
-                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t01, t21));
-                    _mm256_storeu_ps(o + 81920, _mm256_add_ps(t11, t21));
-                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t21, t11));
-                    _mm256_storeu_ps(o + 212992, _mm256_sub_ps(t11, t31));
-                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t02, t22));
-                    _mm256_storeu_ps(o + 98304, _mm256_add_ps(t12, t22));
-                    _mm256_storeu_ps(o + 163840, _mm256_sub_ps(t22, t12));
-                    _mm256_storeu_ps(o + 229376, _mm256_sub_ps(t12, t32));
-                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t03, t23));
-                    _mm256_storeu_ps(o + 114688, _mm256_add_ps(t13, t23));
-                    _mm256_storeu_ps(o + 180224, _mm256_sub_ps(t23, t13));
-                    _mm256_storeu_ps(o + 245760, _mm256_sub_ps(t13, t33));
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 24576, u1);
+                        _mm256_storeu_ps(o + 49152, u2);
+                        _mm256_storeu_ps(o + 73728, u3);
+                        _mm256_storeu_ps(o + 98304, u4);
+                        _mm256_storeu_ps(o + 122880, u5);
+                    }
+                    {
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 28672, u1);
+                        _mm256_storeu_ps(o + 53248, u2);
+                        _mm256_storeu_ps(o + 77824, u3);
+                        _mm256_storeu_ps(o + 102400, u4);
+                        _mm256_storeu_ps(o + 126976, u5);
+                    }
+                    {
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 8192, u0);
+                        _mm256_storeu_ps(o + 32768, u1);
+                        _mm256_storeu_ps(o + 57344, u2);
+                        _mm256_storeu_ps(o + 81920, u3);
+                        _mm256_storeu_ps(o + 106496, u4);
+                        _mm256_storeu_ps(o + 131072, u5);
+                    }
+                    {
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 12288, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 61440, u2);
+                        _mm256_storeu_ps(o + 86016, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 135168, u5);
+                    }
+                    {
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 16384, u0);
+                        _mm256_storeu_ps(o + 40960, u1);
+                        _mm256_storeu_ps(o + 65536, u2);
+                        _mm256_storeu_ps(o + 90112, u3);
+                        _mm256_storeu_ps(o + 114688, u4);
+                        _mm256_storeu_ps(o + 139264, u5);
+                    }
+                    {
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 20480, u0);
+                        _mm256_storeu_ps(o + 45056, u1);
+                        _mm256_storeu_ps(o + 69632, u2);
+                        _mm256_storeu_ps(o + 94208, u3);
+                        _mm256_storeu_ps(o + 118784, u4);
+                        _mm256_storeu_ps(o + 143360, u5);
+                    }
                 }
                 for (int v = used; v < nvec; v++)
-                    for (int xi = 0; xi < 16; xi++)
-                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
+                    for (int xi = 0; xi < NX; xi++)
+                        _mm256_storeu_ps(vc + xi * 4096 + v * W, _mm256_setzero_ps());
             }
-            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+            for (int it = 0; it < NX * 43 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 43, kb = kx - xi * 43;
                 const float *wp = w + (ptrdiff_t)kx * 1536;
-                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 4096 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c10 = _mm256_setzero_ps();
@@ -3152,57 +7009,162 @@ static CNN_SIMD void basic_down2_conv2(const float *restrict x0, float *restrict
                     c50 = _mm256_fmadd_ps(wv, xv0, c50);
                     c51 = _mm256_fmadd_ps(wv, xv1, c51);
                 }
-                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 4128 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
-                _mm256_storeu_ps(mp + 64, c10);
-                _mm256_storeu_ps(mp + 72, c11);
-                _mm256_storeu_ps(mp + 128, c20);
-                _mm256_storeu_ps(mp + 136, c21);
-                _mm256_storeu_ps(mp + 192, c30);
-                _mm256_storeu_ps(mp + 200, c31);
-                _mm256_storeu_ps(mp + 256, c40);
-                _mm256_storeu_ps(mp + 264, c41);
-                _mm256_storeu_ps(mp + 320, c50);
-                _mm256_storeu_ps(mp + 328, c51);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
             }
             for (int k = 0; k < 256; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 1, xv = v - r * 1;
-                    const int oh = 2 * (ty0 + r);
+                    const int r = 2 * v;
+                    const int oh = 4 * (ty0 + r);
                     const float *m = M + k * TB + v * W;
-                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 66048),
-                                 m20 = _mm256_loadu_ps(m + 132096), m30 = _mm256_loadu_ps(m + 198144);
-                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
-                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
-                    const __m256 m01 = _mm256_loadu_ps(m + 16512), m11 = _mm256_loadu_ps(m + 82560),
-                                 m21 = _mm256_loadu_ps(m + 148608), m31 = _mm256_loadu_ps(m + 214656);
-                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
-                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
-                    const __m256 m02 = _mm256_loadu_ps(m + 33024), m12 = _mm256_loadu_ps(m + 99072),
-                                 m22 = _mm256_loadu_ps(m + 165120), m32 = _mm256_loadu_ps(m + 231168);
-                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
-                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
-                    const __m256 m03 = _mm256_loadu_ps(m + 49536), m13 = _mm256_loadu_ps(m + 115584),
-                                 m23 = _mm256_loadu_ps(m + 181632), m33 = _mm256_loadu_ps(m + 247680);
-                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
-                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
-                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
-                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
-                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
-                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
-                    __m256 lo, hi;
-                    cnn_zip(y00, y01, &lo, &hi);
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 24768);
+                        const __m256 x2 = _mm256_loadu_ps(m + 49536);
+                        const __m256 x3 = _mm256_loadu_ps(m + 74304);
+                        const __m256 x4 = _mm256_loadu_ps(m + 99072);
+                        const __m256 x5 = _mm256_loadu_ps(m + 123840);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 4128);
+                        const __m256 x1 = _mm256_loadu_ps(m + 28896);
+                        const __m256 x2 = _mm256_loadu_ps(m + 53664);
+                        const __m256 x3 = _mm256_loadu_ps(m + 78432);
+                        const __m256 x4 = _mm256_loadu_ps(m + 103200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 127968);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 8256);
+                        const __m256 x1 = _mm256_loadu_ps(m + 33024);
+                        const __m256 x2 = _mm256_loadu_ps(m + 57792);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82560);
+                        const __m256 x4 = _mm256_loadu_ps(m + 107328);
+                        const __m256 x5 = _mm256_loadu_ps(m + 132096);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 12384);
+                        const __m256 x1 = _mm256_loadu_ps(m + 37152);
+                        const __m256 x2 = _mm256_loadu_ps(m + 61920);
+                        const __m256 x3 = _mm256_loadu_ps(m + 86688);
+                        const __m256 x4 = _mm256_loadu_ps(m + 111456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 136224);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 16512);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41280);
+                        const __m256 x2 = _mm256_loadu_ps(m + 66048);
+                        const __m256 x3 = _mm256_loadu_ps(m + 90816);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115584);
+                        const __m256 x5 = _mm256_loadu_ps(m + 140352);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 20640);
+                        const __m256 x1 = _mm256_loadu_ps(m + 45408);
+                        const __m256 x2 = _mm256_loadu_ps(m + 70176);
+                        const __m256 x3 = _mm256_loadu_ps(m + 94944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119712);
+                        const __m256 x5 = _mm256_loadu_ps(m + 144480);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s01, s02), yq = _mm256_sub_ps(s01, s02),
+                                     yr = _mm256_add_ps(s03, s04), ys = _mm256_sub_ps(s03, s04);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s00, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s05);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            const int oy = oh + 0, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
                             if (oy >= 14) {
                             } else if (ow + W <= 14) {
-                                __m256 x = lo;
+                                __m256 x = q0;
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 14) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q0);
                                 for (int l = 0; l < 14 - ow; l++) {
                                     float v = lane[0 + l];
                                     yb[at + l] = v;
@@ -3210,30 +7172,14 @@ static CNN_SIMD void basic_down2_conv2(const float *restrict x0, float *restrict
                             }
                         }
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            const int oy = oh + 0, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
                             if (oy >= 14) {
                             } else if (ow + W <= 14) {
-                                __m256 x = hi;
+                                __m256 x = q1;
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 14) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
-                                for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                    cnn_zip(y10, y11, &lo, &hi);
-                        {
-                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
-                            if (oy >= 14) {
-                            } else if (ow + W <= 14) {
-                                __m256 x = lo;
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 14) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q1);
                                 for (int l = 0; l < 14 - ow; l++) {
                                     float v = lane[0 + l];
                                     yb[at + l] = v;
@@ -3241,20 +7187,255 @@ static CNN_SIMD void basic_down2_conv2(const float *restrict x0, float *restrict
                             }
                         }
                         {
-                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            const int oy = oh + 4, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
                             if (oy >= 14) {
                             } else if (ow + W <= 14) {
-                                __m256 x = hi;
+                                __m256 x = q2;
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 14) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
+                                _mm256_storeu_ps(lane, q2);
                                 for (int l = 0; l < 14 - ow; l++) {
                                     float v = lane[0 + l];
                                     yb[at + l] = v;
                                 }
                             }
                         }
+                        {
+                            const int oy = oh + 4, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s11, s12), yq = _mm256_sub_ps(s11, s12),
+                                     yr = _mm256_add_ps(s13, s14), ys = _mm256_sub_ps(s13, s14);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s10, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s15);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 1, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q0;
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q1;
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 5, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q2;
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 5, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s21, s22), yq = _mm256_sub_ps(s21, s22),
+                                     yr = _mm256_add_ps(s23, s24), ys = _mm256_sub_ps(s23, s24);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s20, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s25);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 2, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q0;
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q1;
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 6, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q2;
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 6, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s31, s32), yq = _mm256_sub_ps(s31, s32),
+                                     yr = _mm256_add_ps(s33, s34), ys = _mm256_sub_ps(s33, s34);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s30, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s35);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 3, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q0;
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q1;
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 7, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q2;
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 7, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -3263,7 +7444,7 @@ static CNN_SIMD void basic_down2_conv2(const float *restrict x0, float *restrict
 
 /* basic_down2.conv3 — examples/resnet18.cnn:25: conv 1x1/2 256
  *   in [128,28,28] -> out [256,14,14]
- *   weights at packed[2499200]: weight [256,128,1,1] (packed in blocks of 16 output channels)
+ *   weights at packed[5156992]: weight [256,128,1,1] (packed in blocks of 16 output channels)
  *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; basic_down2.bn3 folded into the weights; then + basic_down2.bn2 (basic_down2.add1); then basic_down2.relu2
  */
 static CNN_SIMD void basic_down2_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -3521,74 +7702,240 @@ static CNN_SIMD void basic_down2_conv3(const float *restrict x0, const float *re
 
 /* basic4.conv1 — examples/resnet18.cnn:16: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[2532224]: weight [256,256,3,3] (packed in blocks of 6 output channels)
- *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic4.bn1 folded into the weights; then basic4.relu1
+ *   weights at packed[5190016]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(4x4,3x3), 4x4 tiles of 4x4 outputs from 6x6 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic4.bn1 folded into the weights; then basic4.relu1
  */
 static CNN_SIMD void basic4_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, W = 8, BR = 7, TB = 64 };
+    enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 16, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
-     * rows a band; TB tiles a row of V and M */
-    const float *bias = w + 1056768;
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 2377728;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
-        float *in = s + (ptrdiff_t)b * 600064; /* this sample's padded input, */
-        float *V = in + 73728; /* the band transformed, [16][256][TB], */
-        float *M = V + 262144; /* the 16 products, [16][258][TB] */
-        cnn_pad(xb0, in, 256, 14, 14, 1, 1, 16, 18, 0);
-        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
-            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
-            const int used = rows / 1 * 1; /* vectors of tiles */
+        float *in = s + (ptrdiff_t)b * 388224; /* this sample's padded input, */
+        float *V = in + 92160; /* the band transformed, [NX][256][TB], */
+        float *M = V + 147456; /* the NX products, [NX][258][TB] */
+        cnn_pad(xb0, in, 256, 14, 14, 1, 1, 18, 20, 0);
+        for (int ty0 = 0; ty0 < 4; ty0 += BR) {
+            const int rows = ty0 + BR <= 4 ? BR : 4 - ty0;
+            const int used = rows / 2 * 1; /* vectors of tiles */
             const int nvec = (used + NV - 1) / NV * NV;
             for (int c = 0; c < 256; c++) {
                 float *vc = V + c * TB;
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 1, xv = v - r * 1;
-                    const float *d = in + (ptrdiff_t)c * 288 + (2 * (ty0 + r)) * 18 + 2 * xv * W;
-                    __m256 d0, d1, d2, d3;
-                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
-                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
-                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 18), _mm256_loadu_ps(d + 26), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &d2, &d3);
-                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
-                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 38), _mm256_loadu_ps(d + 46), &d2, &d3);
-                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
-                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 54), _mm256_loadu_ps(d + 62), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &d2, &d3);
-                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
-                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    const int r = 2 * v;
+                    const float *d = in + (ptrdiff_t)c * 360 + (4 * (ty0 + r)) * 20;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 80), _mm256_loadu_ps(d + 88), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 84), _mm256_loadu_ps(d + 92), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 100), _mm256_loadu_ps(d + 108), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 24), _mm256_loadu_ps(d + 32), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 40), _mm256_loadu_ps(d + 48), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 120), _mm256_loadu_ps(d + 128), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 44), _mm256_loadu_ps(d + 52), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 124), _mm256_loadu_ps(d + 132), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 60), _mm256_loadu_ps(d + 68), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 140), _mm256_loadu_ps(d + 148), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 64), _mm256_loadu_ps(d + 72), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 144), _mm256_loadu_ps(d + 152), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 80), _mm256_loadu_ps(d + 88), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 160), _mm256_loadu_ps(d + 168), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 84), _mm256_loadu_ps(d + 92), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 164), _mm256_loadu_ps(d + 172), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 100), _mm256_loadu_ps(d + 108), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 180), _mm256_loadu_ps(d + 188), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 184), _mm256_loadu_ps(d + 192), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
                     float *o = vc + v * W;
-                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
-                    _mm256_storeu_ps(o + 65536, _mm256_add_ps(t10, t20));
-                    _mm256_storeu_ps(o + 131072, _mm256_sub_ps(t20, t10));
-                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t10, t30));
-                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t01, t21));
-                    _mm256_storeu_ps(o + 81920, _mm256_add_ps(t11, t21));
-                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t21, t11));
-                    _mm256_storeu_ps(o + 212992, _mm256_sub_ps(t11, t31));
-                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t02, t22));
-                    _mm256_storeu_ps(o + 98304, _mm256_add_ps(t12, t22));
-                    _mm256_storeu_ps(o + 163840, _mm256_sub_ps(t22, t12));
-                    _mm256_storeu_ps(o + 229376, _mm256_sub_ps(t12, t32));
-                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t03, t23));
-                    _mm256_storeu_ps(o + 114688, _mm256_add_ps(t13, t23));
-                    _mm256_storeu_ps(o + 180224, _mm256_sub_ps(t23, t13));
-                    _mm256_storeu_ps(o + 245760, _mm256_sub_ps(t13, t33));
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 24576, u1);
+                        _mm256_storeu_ps(o + 49152, u2);
+                        _mm256_storeu_ps(o + 73728, u3);
+                        _mm256_storeu_ps(o + 98304, u4);
+                        _mm256_storeu_ps(o + 122880, u5);
+                    }
+                    {
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 28672, u1);
+                        _mm256_storeu_ps(o + 53248, u2);
+                        _mm256_storeu_ps(o + 77824, u3);
+                        _mm256_storeu_ps(o + 102400, u4);
+                        _mm256_storeu_ps(o + 126976, u5);
+                    }
+                    {
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 8192, u0);
+                        _mm256_storeu_ps(o + 32768, u1);
+                        _mm256_storeu_ps(o + 57344, u2);
+                        _mm256_storeu_ps(o + 81920, u3);
+                        _mm256_storeu_ps(o + 106496, u4);
+                        _mm256_storeu_ps(o + 131072, u5);
+                    }
+                    {
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 12288, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 61440, u2);
+                        _mm256_storeu_ps(o + 86016, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 135168, u5);
+                    }
+                    {
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 16384, u0);
+                        _mm256_storeu_ps(o + 40960, u1);
+                        _mm256_storeu_ps(o + 65536, u2);
+                        _mm256_storeu_ps(o + 90112, u3);
+                        _mm256_storeu_ps(o + 114688, u4);
+                        _mm256_storeu_ps(o + 139264, u5);
+                    }
+                    {
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 20480, u0);
+                        _mm256_storeu_ps(o + 45056, u1);
+                        _mm256_storeu_ps(o + 69632, u2);
+                        _mm256_storeu_ps(o + 94208, u3);
+                        _mm256_storeu_ps(o + 118784, u4);
+                        _mm256_storeu_ps(o + 143360, u5);
+                    }
                 }
                 for (int v = used; v < nvec; v++)
-                    for (int xi = 0; xi < 16; xi++)
-                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
+                    for (int xi = 0; xi < NX; xi++)
+                        _mm256_storeu_ps(vc + xi * 4096 + v * W, _mm256_setzero_ps());
             }
-            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+            for (int it = 0; it < NX * 43 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 43, kb = kx - xi * 43;
                 const float *wp = w + (ptrdiff_t)kx * 1536;
-                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 4096 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c10 = _mm256_setzero_ps();
@@ -3623,58 +7970,163 @@ static CNN_SIMD void basic4_conv1(const float *restrict x0, float *restrict y, c
                     c50 = _mm256_fmadd_ps(wv, xv0, c50);
                     c51 = _mm256_fmadd_ps(wv, xv1, c51);
                 }
-                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 4128 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
-                _mm256_storeu_ps(mp + 64, c10);
-                _mm256_storeu_ps(mp + 72, c11);
-                _mm256_storeu_ps(mp + 128, c20);
-                _mm256_storeu_ps(mp + 136, c21);
-                _mm256_storeu_ps(mp + 192, c30);
-                _mm256_storeu_ps(mp + 200, c31);
-                _mm256_storeu_ps(mp + 256, c40);
-                _mm256_storeu_ps(mp + 264, c41);
-                _mm256_storeu_ps(mp + 320, c50);
-                _mm256_storeu_ps(mp + 328, c51);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
             }
             for (int k = 0; k < 256; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 1, xv = v - r * 1;
-                    const int oh = 2 * (ty0 + r);
+                    const int r = 2 * v;
+                    const int oh = 4 * (ty0 + r);
                     const float *m = M + k * TB + v * W;
-                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 66048),
-                                 m20 = _mm256_loadu_ps(m + 132096), m30 = _mm256_loadu_ps(m + 198144);
-                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
-                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
-                    const __m256 m01 = _mm256_loadu_ps(m + 16512), m11 = _mm256_loadu_ps(m + 82560),
-                                 m21 = _mm256_loadu_ps(m + 148608), m31 = _mm256_loadu_ps(m + 214656);
-                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
-                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
-                    const __m256 m02 = _mm256_loadu_ps(m + 33024), m12 = _mm256_loadu_ps(m + 99072),
-                                 m22 = _mm256_loadu_ps(m + 165120), m32 = _mm256_loadu_ps(m + 231168);
-                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
-                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
-                    const __m256 m03 = _mm256_loadu_ps(m + 49536), m13 = _mm256_loadu_ps(m + 115584),
-                                 m23 = _mm256_loadu_ps(m + 181632), m33 = _mm256_loadu_ps(m + 247680);
-                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
-                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
-                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
-                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
-                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
-                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
-                    __m256 lo, hi;
-                    cnn_zip(y00, y01, &lo, &hi);
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 24768);
+                        const __m256 x2 = _mm256_loadu_ps(m + 49536);
+                        const __m256 x3 = _mm256_loadu_ps(m + 74304);
+                        const __m256 x4 = _mm256_loadu_ps(m + 99072);
+                        const __m256 x5 = _mm256_loadu_ps(m + 123840);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 4128);
+                        const __m256 x1 = _mm256_loadu_ps(m + 28896);
+                        const __m256 x2 = _mm256_loadu_ps(m + 53664);
+                        const __m256 x3 = _mm256_loadu_ps(m + 78432);
+                        const __m256 x4 = _mm256_loadu_ps(m + 103200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 127968);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 8256);
+                        const __m256 x1 = _mm256_loadu_ps(m + 33024);
+                        const __m256 x2 = _mm256_loadu_ps(m + 57792);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82560);
+                        const __m256 x4 = _mm256_loadu_ps(m + 107328);
+                        const __m256 x5 = _mm256_loadu_ps(m + 132096);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 12384);
+                        const __m256 x1 = _mm256_loadu_ps(m + 37152);
+                        const __m256 x2 = _mm256_loadu_ps(m + 61920);
+                        const __m256 x3 = _mm256_loadu_ps(m + 86688);
+                        const __m256 x4 = _mm256_loadu_ps(m + 111456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 136224);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 16512);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41280);
+                        const __m256 x2 = _mm256_loadu_ps(m + 66048);
+                        const __m256 x3 = _mm256_loadu_ps(m + 90816);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115584);
+                        const __m256 x5 = _mm256_loadu_ps(m + 140352);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 20640);
+                        const __m256 x1 = _mm256_loadu_ps(m + 45408);
+                        const __m256 x2 = _mm256_loadu_ps(m + 70176);
+                        const __m256 x3 = _mm256_loadu_ps(m + 94944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119712);
+                        const __m256 x5 = _mm256_loadu_ps(m + 144480);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s01, s02), yq = _mm256_sub_ps(s01, s02),
+                                     yr = _mm256_add_ps(s03, s04), ys = _mm256_sub_ps(s03, s04);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s00, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s05);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            const int oy = oh + 0, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
                             if (oy >= 14) {
                             } else if (ow + W <= 14) {
-                                __m256 x = lo;
+                                __m256 x = q0;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 14) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q0);
                                 for (int l = 0; l < 14 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -3683,33 +8135,15 @@ static CNN_SIMD void basic4_conv1(const float *restrict x0, float *restrict y, c
                             }
                         }
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            const int oy = oh + 0, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
                             if (oy >= 14) {
                             } else if (ow + W <= 14) {
-                                __m256 x = hi;
+                                __m256 x = q1;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 14) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
-                                for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                    cnn_zip(y10, y11, &lo, &hi);
-                        {
-                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
-                            if (oy >= 14) {
-                            } else if (ow + W <= 14) {
-                                __m256 x = lo;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 14) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q1);
                                 for (int l = 0; l < 14 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -3718,15 +8152,15 @@ static CNN_SIMD void basic4_conv1(const float *restrict x0, float *restrict y, c
                             }
                         }
                         {
-                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            const int oy = oh + 4, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
                             if (oy >= 14) {
                             } else if (ow + W <= 14) {
-                                __m256 x = hi;
+                                __m256 x = q2;
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 14) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
+                                _mm256_storeu_ps(lane, q2);
                                 for (int l = 0; l < 14 - ow; l++) {
                                     float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
@@ -3734,6 +8168,267 @@ static CNN_SIMD void basic4_conv1(const float *restrict x0, float *restrict y, c
                                 }
                             }
                         }
+                        {
+                            const int oy = oh + 4, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s11, s12), yq = _mm256_sub_ps(s11, s12),
+                                     yr = _mm256_add_ps(s13, s14), ys = _mm256_sub_ps(s13, s14);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s10, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s15);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 1, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 5, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 5, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s21, s22), yq = _mm256_sub_ps(s21, s22),
+                                     yr = _mm256_add_ps(s23, s24), ys = _mm256_sub_ps(s23, s24);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s20, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s25);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 2, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 6, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 6, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s31, s32), yq = _mm256_sub_ps(s31, s32),
+                                     yr = _mm256_add_ps(s33, s34), ys = _mm256_sub_ps(s33, s34);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s30, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s35);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 3, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q0;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q1;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 7, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q2;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 7, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -3742,75 +8437,241 @@ static CNN_SIMD void basic4_conv1(const float *restrict x0, float *restrict y, c
 
 /* basic4.conv2 — examples/resnet18.cnn:17: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[3589248]: weight [256,256,3,3] (packed in blocks of 6 output channels)
- *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic4.bn2 folded into the weights; then + basic_down2.relu2 (basic4.add1); then basic4.relu2
+ *   weights at packed[7568000]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(4x4,3x3), 4x4 tiles of 4x4 outputs from 6x6 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic4.bn2 folded into the weights; then + basic_down2.relu2 (basic4.add1); then basic4.relu2
  */
 static CNN_SIMD void basic4_conv2(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, W = 8, BR = 7, TB = 64 };
+    enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 16, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
-     * rows a band; TB tiles a row of V and M */
-    const float *bias = w + 1056768;
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 2377728;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
         const float *rb0 = r0 + (ptrdiff_t)b * 50176;
-        float *in = s + (ptrdiff_t)b * 600064; /* this sample's padded input, */
-        float *V = in + 73728; /* the band transformed, [16][256][TB], */
-        float *M = V + 262144; /* the 16 products, [16][258][TB] */
-        cnn_pad(xb0, in, 256, 14, 14, 1, 1, 16, 18, 0);
-        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
-            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
-            const int used = rows / 1 * 1; /* vectors of tiles */
+        float *in = s + (ptrdiff_t)b * 388224; /* this sample's padded input, */
+        float *V = in + 92160; /* the band transformed, [NX][256][TB], */
+        float *M = V + 147456; /* the NX products, [NX][258][TB] */
+        cnn_pad(xb0, in, 256, 14, 14, 1, 1, 18, 20, 0);
+        for (int ty0 = 0; ty0 < 4; ty0 += BR) {
+            const int rows = ty0 + BR <= 4 ? BR : 4 - ty0;
+            const int used = rows / 2 * 1; /* vectors of tiles */
             const int nvec = (used + NV - 1) / NV * NV;
             for (int c = 0; c < 256; c++) {
                 float *vc = V + c * TB;
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 1, xv = v - r * 1;
-                    const float *d = in + (ptrdiff_t)c * 288 + (2 * (ty0 + r)) * 18 + 2 * xv * W;
-                    __m256 d0, d1, d2, d3;
-                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
-                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
-                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 18), _mm256_loadu_ps(d + 26), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &d2, &d3);
-                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
-                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 38), _mm256_loadu_ps(d + 46), &d2, &d3);
-                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
-                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 54), _mm256_loadu_ps(d + 62), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &d2, &d3);
-                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
-                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    const int r = 2 * v;
+                    const float *d = in + (ptrdiff_t)c * 360 + (4 * (ty0 + r)) * 20;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 80), _mm256_loadu_ps(d + 88), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 84), _mm256_loadu_ps(d + 92), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 100), _mm256_loadu_ps(d + 108), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 24), _mm256_loadu_ps(d + 32), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 40), _mm256_loadu_ps(d + 48), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 120), _mm256_loadu_ps(d + 128), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 44), _mm256_loadu_ps(d + 52), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 124), _mm256_loadu_ps(d + 132), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 60), _mm256_loadu_ps(d + 68), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 140), _mm256_loadu_ps(d + 148), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 64), _mm256_loadu_ps(d + 72), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 144), _mm256_loadu_ps(d + 152), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 80), _mm256_loadu_ps(d + 88), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 160), _mm256_loadu_ps(d + 168), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 84), _mm256_loadu_ps(d + 92), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 164), _mm256_loadu_ps(d + 172), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 100), _mm256_loadu_ps(d + 108), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 180), _mm256_loadu_ps(d + 188), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 184), _mm256_loadu_ps(d + 192), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
                     float *o = vc + v * W;
-                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
-                    _mm256_storeu_ps(o + 65536, _mm256_add_ps(t10, t20));
-                    _mm256_storeu_ps(o + 131072, _mm256_sub_ps(t20, t10));
-                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t10, t30));
-                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t01, t21));
-                    _mm256_storeu_ps(o + 81920, _mm256_add_ps(t11, t21));
-                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t21, t11));
-                    _mm256_storeu_ps(o + 212992, _mm256_sub_ps(t11, t31));
-                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t02, t22));
-                    _mm256_storeu_ps(o + 98304, _mm256_add_ps(t12, t22));
-                    _mm256_storeu_ps(o + 163840, _mm256_sub_ps(t22, t12));
-                    _mm256_storeu_ps(o + 229376, _mm256_sub_ps(t12, t32));
-                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t03, t23));
-                    _mm256_storeu_ps(o + 114688, _mm256_add_ps(t13, t23));
-                    _mm256_storeu_ps(o + 180224, _mm256_sub_ps(t23, t13));
-                    _mm256_storeu_ps(o + 245760, _mm256_sub_ps(t13, t33));
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 24576, u1);
+                        _mm256_storeu_ps(o + 49152, u2);
+                        _mm256_storeu_ps(o + 73728, u3);
+                        _mm256_storeu_ps(o + 98304, u4);
+                        _mm256_storeu_ps(o + 122880, u5);
+                    }
+                    {
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 28672, u1);
+                        _mm256_storeu_ps(o + 53248, u2);
+                        _mm256_storeu_ps(o + 77824, u3);
+                        _mm256_storeu_ps(o + 102400, u4);
+                        _mm256_storeu_ps(o + 126976, u5);
+                    }
+                    {
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 8192, u0);
+                        _mm256_storeu_ps(o + 32768, u1);
+                        _mm256_storeu_ps(o + 57344, u2);
+                        _mm256_storeu_ps(o + 81920, u3);
+                        _mm256_storeu_ps(o + 106496, u4);
+                        _mm256_storeu_ps(o + 131072, u5);
+                    }
+                    {
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 12288, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 61440, u2);
+                        _mm256_storeu_ps(o + 86016, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 135168, u5);
+                    }
+                    {
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 16384, u0);
+                        _mm256_storeu_ps(o + 40960, u1);
+                        _mm256_storeu_ps(o + 65536, u2);
+                        _mm256_storeu_ps(o + 90112, u3);
+                        _mm256_storeu_ps(o + 114688, u4);
+                        _mm256_storeu_ps(o + 139264, u5);
+                    }
+                    {
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 20480, u0);
+                        _mm256_storeu_ps(o + 45056, u1);
+                        _mm256_storeu_ps(o + 69632, u2);
+                        _mm256_storeu_ps(o + 94208, u3);
+                        _mm256_storeu_ps(o + 118784, u4);
+                        _mm256_storeu_ps(o + 143360, u5);
+                    }
                 }
                 for (int v = used; v < nvec; v++)
-                    for (int xi = 0; xi < 16; xi++)
-                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
+                    for (int xi = 0; xi < NX; xi++)
+                        _mm256_storeu_ps(vc + xi * 4096 + v * W, _mm256_setzero_ps());
             }
-            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+            for (int it = 0; it < NX * 43 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 43, kb = kx - xi * 43;
                 const float *wp = w + (ptrdiff_t)kx * 1536;
-                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 4096 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c10 = _mm256_setzero_ps();
@@ -3845,59 +8706,164 @@ static CNN_SIMD void basic4_conv2(const float *restrict x0, const float *restric
                     c50 = _mm256_fmadd_ps(wv, xv0, c50);
                     c51 = _mm256_fmadd_ps(wv, xv1, c51);
                 }
-                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 4128 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
-                _mm256_storeu_ps(mp + 64, c10);
-                _mm256_storeu_ps(mp + 72, c11);
-                _mm256_storeu_ps(mp + 128, c20);
-                _mm256_storeu_ps(mp + 136, c21);
-                _mm256_storeu_ps(mp + 192, c30);
-                _mm256_storeu_ps(mp + 200, c31);
-                _mm256_storeu_ps(mp + 256, c40);
-                _mm256_storeu_ps(mp + 264, c41);
-                _mm256_storeu_ps(mp + 320, c50);
-                _mm256_storeu_ps(mp + 328, c51);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
             }
             for (int k = 0; k < 256; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 1, xv = v - r * 1;
-                    const int oh = 2 * (ty0 + r);
+                    const int r = 2 * v;
+                    const int oh = 4 * (ty0 + r);
                     const float *m = M + k * TB + v * W;
-                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 66048),
-                                 m20 = _mm256_loadu_ps(m + 132096), m30 = _mm256_loadu_ps(m + 198144);
-                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
-                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
-                    const __m256 m01 = _mm256_loadu_ps(m + 16512), m11 = _mm256_loadu_ps(m + 82560),
-                                 m21 = _mm256_loadu_ps(m + 148608), m31 = _mm256_loadu_ps(m + 214656);
-                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
-                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
-                    const __m256 m02 = _mm256_loadu_ps(m + 33024), m12 = _mm256_loadu_ps(m + 99072),
-                                 m22 = _mm256_loadu_ps(m + 165120), m32 = _mm256_loadu_ps(m + 231168);
-                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
-                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
-                    const __m256 m03 = _mm256_loadu_ps(m + 49536), m13 = _mm256_loadu_ps(m + 115584),
-                                 m23 = _mm256_loadu_ps(m + 181632), m33 = _mm256_loadu_ps(m + 247680);
-                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
-                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
-                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
-                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
-                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
-                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
-                    __m256 lo, hi;
-                    cnn_zip(y00, y01, &lo, &hi);
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 24768);
+                        const __m256 x2 = _mm256_loadu_ps(m + 49536);
+                        const __m256 x3 = _mm256_loadu_ps(m + 74304);
+                        const __m256 x4 = _mm256_loadu_ps(m + 99072);
+                        const __m256 x5 = _mm256_loadu_ps(m + 123840);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 4128);
+                        const __m256 x1 = _mm256_loadu_ps(m + 28896);
+                        const __m256 x2 = _mm256_loadu_ps(m + 53664);
+                        const __m256 x3 = _mm256_loadu_ps(m + 78432);
+                        const __m256 x4 = _mm256_loadu_ps(m + 103200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 127968);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 8256);
+                        const __m256 x1 = _mm256_loadu_ps(m + 33024);
+                        const __m256 x2 = _mm256_loadu_ps(m + 57792);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82560);
+                        const __m256 x4 = _mm256_loadu_ps(m + 107328);
+                        const __m256 x5 = _mm256_loadu_ps(m + 132096);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 12384);
+                        const __m256 x1 = _mm256_loadu_ps(m + 37152);
+                        const __m256 x2 = _mm256_loadu_ps(m + 61920);
+                        const __m256 x3 = _mm256_loadu_ps(m + 86688);
+                        const __m256 x4 = _mm256_loadu_ps(m + 111456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 136224);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 16512);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41280);
+                        const __m256 x2 = _mm256_loadu_ps(m + 66048);
+                        const __m256 x3 = _mm256_loadu_ps(m + 90816);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115584);
+                        const __m256 x5 = _mm256_loadu_ps(m + 140352);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 20640);
+                        const __m256 x1 = _mm256_loadu_ps(m + 45408);
+                        const __m256 x2 = _mm256_loadu_ps(m + 70176);
+                        const __m256 x3 = _mm256_loadu_ps(m + 94944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119712);
+                        const __m256 x5 = _mm256_loadu_ps(m + 144480);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s01, s02), yq = _mm256_sub_ps(s01, s02),
+                                     yr = _mm256_add_ps(s03, s04), ys = _mm256_sub_ps(s03, s04);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s00, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s05);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            const int oy = oh + 0, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
                             if (oy >= 14) {
                             } else if (ow + W <= 14) {
-                                __m256 x = lo;
+                                __m256 x = q0;
                                 x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 14) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q0);
                                 for (int l = 0; l < 14 - ow; l++) {
                                     float v = lane[0 + l];
                                     v += rb0[at + l];
@@ -3907,36 +8873,16 @@ static CNN_SIMD void basic4_conv2(const float *restrict x0, const float *restric
                             }
                         }
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            const int oy = oh + 0, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
                             if (oy >= 14) {
                             } else if (ow + W <= 14) {
-                                __m256 x = hi;
+                                __m256 x = q1;
                                 x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 14) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
-                                for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v += rb0[at + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                    cnn_zip(y10, y11, &lo, &hi);
-                        {
-                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
-                            if (oy >= 14) {
-                            } else if (ow + W <= 14) {
-                                __m256 x = lo;
-                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 14) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, lo);
+                                _mm256_storeu_ps(lane, q1);
                                 for (int l = 0; l < 14 - ow; l++) {
                                     float v = lane[0 + l];
                                     v += rb0[at + l];
@@ -3946,16 +8892,16 @@ static CNN_SIMD void basic4_conv2(const float *restrict x0, const float *restric
                             }
                         }
                         {
-                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            const int oy = oh + 4, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
                             if (oy >= 14) {
                             } else if (ow + W <= 14) {
-                                __m256 x = hi;
+                                __m256 x = q2;
                                 x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
                                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                                 _mm256_storeu_ps(yb + at, x);
                             } else if (ow < 14) {
                                 float lane[W];
-                                _mm256_storeu_ps(lane, hi);
+                                _mm256_storeu_ps(lane, q2);
                                 for (int l = 0; l < 14 - ow; l++) {
                                     float v = lane[0 + l];
                                     v += rb0[at + l];
@@ -3964,6 +8910,293 @@ static CNN_SIMD void basic4_conv2(const float *restrict x0, const float *restric
                                 }
                             }
                         }
+                        {
+                            const int oy = oh + 4, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s11, s12), yq = _mm256_sub_ps(s11, s12),
+                                     yr = _mm256_add_ps(s13, s14), ys = _mm256_sub_ps(s13, s14);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s10, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s15);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 1, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q0;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q1;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 5, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q2;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 5, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s21, s22), yq = _mm256_sub_ps(s21, s22),
+                                     yr = _mm256_add_ps(s23, s24), ys = _mm256_sub_ps(s23, s24);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s20, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s25);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 2, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q0;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q1;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 6, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q2;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 6, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
+                    {
+                        const __m256 yp = _mm256_add_ps(s31, s32), yq = _mm256_sub_ps(s31, s32),
+                                     yr = _mm256_add_ps(s33, s34), ys = _mm256_sub_ps(s33, s34);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(s30, yp), yr),
+                                     y1 = _mm256_fmadd_ps(two, ys, yq),
+                                     y2 = _mm256_fmadd_ps(four, yr, yp),
+                                     y3 = _mm256_add_ps(_mm256_fmadd_ps(eight, ys, yq), s35);
+                        __m256 lo0, hi0, lo1, hi1, q0, q1, q2, q3;
+                        cnn_zip(_mm256_add_ps(y0, bk), _mm256_add_ps(y2, bk), &lo0, &hi0);
+                        cnn_zip(_mm256_add_ps(y1, bk), _mm256_add_ps(y3, bk), &lo1, &hi1);
+                        cnn_zip(lo0, lo1, &q0, &q1);
+                        cnn_zip(hi0, hi1, &q2, &q3);
+                        {
+                            const int oy = oh + 3, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q0;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q0);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q1;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q1);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 7, ow = 0 + 0, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q2;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q2);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 7, ow = 0 + 8, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = q3;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, q3);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[0 + l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -3972,7 +9205,7 @@ static CNN_SIMD void basic4_conv2(const float *restrict x0, const float *restric
 
 /* basic_down3.conv1 — examples/resnet18.cnn:23: conv 3x3/2 p1 512
  *   in [256,14,14] -> out [512,7,7]
- *   weights at packed[4646272]: weight [512,256,3,3] (packed in blocks of 32 output channels)
+ *   weights at packed[9945984]: weight [512,256,3,3] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; basic_down3.bn1 folded into the weights; then basic_down3.relu1
  */
 static CNN_SIMD void basic_down3_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -4228,20 +9461,20 @@ static CNN_SIMD void basic_down3_conv1(const float *restrict x0, float *restrict
 
 /* basic_down3.conv2 — examples/resnet18.cnn:24: conv 3x3 p1 512
  *   in [512,7,7] -> out [512,7,7]
- *   weights at packed[5826432]: weight [512,512,3,3] (packed in blocks of 6 output channels)
- *   avx2: Winograd F(2x2,3x3), 4x4 tiles of 2x2 outputs, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic_down3.bn2 folded into the weights
+ *   weights at packed[11126144]: weight [512,512,3,3] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(2x2,3x3), 4x4 tiles of 2x2 outputs from 4x4 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic_down3.bn2 folded into the weights
  */
 static CNN_SIMD void basic_down3_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 16 };
+    enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 16, NX = 16 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
-     * rows a band; TB tiles a row of V and M */
+     * rows a band; TB tiles a row of V and M; NX products, F(2x2,3x3) */
     const float *bias = w + 4227072;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 25088;
         float *in = s + (ptrdiff_t)b * 314368; /* this sample's padded input, */
-        float *V = in + 51200; /* the band transformed, [16][512][TB], */
-        float *M = V + 131072; /* the 16 products, [16][516][TB] */
+        float *V = in + 51200; /* the band transformed, [NX][512][TB], */
+        float *M = V + 131072; /* the NX products, [NX][516][TB] */
         cnn_pad(xb0, in, 512, 7, 7, 1, 1, 10, 10, 0);
         for (int ty0 = 0; ty0 < 4; ty0 += BR) {
             const int rows = ty0 + BR <= 4 ? BR : 4 - ty0;
@@ -4288,10 +9521,10 @@ static CNN_SIMD void basic_down3_conv2(const float *restrict x0, float *restrict
                     _mm256_storeu_ps(o + 122880, _mm256_sub_ps(t13, t33));
                 }
                 for (int v = used; v < nvec; v++)
-                    for (int xi = 0; xi < 16; xi++)
+                    for (int xi = 0; xi < NX; xi++)
                         _mm256_storeu_ps(vc + xi * 8192 + v * W, _mm256_setzero_ps());
             }
-            for (int it = 0; it < 16 * 86 * (nvec / NV); it++) {
+            for (int it = 0; it < NX * 86 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 86, kb = kx - xi * 86;
                 const float *wp = w + (ptrdiff_t)kx * 3072;
@@ -4441,7 +9674,7 @@ static CNN_SIMD void basic_down3_conv2(const float *restrict x0, float *restrict
 
 /* basic_down3.conv3 — examples/resnet18.cnn:25: conv 1x1/2 512
  *   in [256,14,14] -> out [512,7,7]
- *   weights at packed[10054016]: weight [512,256,1,1] (packed in blocks of 32 output channels)
+ *   weights at packed[15353728]: weight [512,256,1,1] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; basic_down3.bn3 folded into the weights; then + basic_down3.bn2 (basic_down3.add1); then basic_down3.relu2
  */
 static CNN_SIMD void basic_down3_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -4685,20 +9918,20 @@ static CNN_SIMD void basic_down3_conv3(const float *restrict x0, const float *re
 
 /* basic5.conv1 — examples/resnet18.cnn:16: conv 3x3 p1 512
  *   in [512,7,7] -> out [512,7,7]
- *   weights at packed[10185600]: weight [512,512,3,3] (packed in blocks of 6 output channels)
- *   avx2: Winograd F(2x2,3x3), 4x4 tiles of 2x2 outputs, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic5.bn1 folded into the weights; then basic5.relu1
+ *   weights at packed[15485312]: weight [512,512,3,3] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(2x2,3x3), 4x4 tiles of 2x2 outputs from 4x4 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic5.bn1 folded into the weights; then basic5.relu1
  */
 static CNN_SIMD void basic5_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 16 };
+    enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 16, NX = 16 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
-     * rows a band; TB tiles a row of V and M */
+     * rows a band; TB tiles a row of V and M; NX products, F(2x2,3x3) */
     const float *bias = w + 4227072;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 25088;
         float *in = s + (ptrdiff_t)b * 314368; /* this sample's padded input, */
-        float *V = in + 51200; /* the band transformed, [16][512][TB], */
-        float *M = V + 131072; /* the 16 products, [16][516][TB] */
+        float *V = in + 51200; /* the band transformed, [NX][512][TB], */
+        float *M = V + 131072; /* the NX products, [NX][516][TB] */
         cnn_pad(xb0, in, 512, 7, 7, 1, 1, 10, 10, 0);
         for (int ty0 = 0; ty0 < 4; ty0 += BR) {
             const int rows = ty0 + BR <= 4 ? BR : 4 - ty0;
@@ -4745,10 +9978,10 @@ static CNN_SIMD void basic5_conv1(const float *restrict x0, float *restrict y, c
                     _mm256_storeu_ps(o + 122880, _mm256_sub_ps(t13, t33));
                 }
                 for (int v = used; v < nvec; v++)
-                    for (int xi = 0; xi < 16; xi++)
+                    for (int xi = 0; xi < NX; xi++)
                         _mm256_storeu_ps(vc + xi * 8192 + v * W, _mm256_setzero_ps());
             }
-            for (int it = 0; it < 16 * 86 * (nvec / NV); it++) {
+            for (int it = 0; it < NX * 86 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 86, kb = kx - xi * 86;
                 const float *wp = w + (ptrdiff_t)kx * 3072;
@@ -4906,21 +10139,21 @@ static CNN_SIMD void basic5_conv1(const float *restrict x0, float *restrict y, c
 
 /* basic5.conv2 — examples/resnet18.cnn:17: conv 3x3 p1 512
  *   in [512,7,7] -> out [512,7,7]
- *   weights at packed[14413184]: weight [512,512,3,3] (packed in blocks of 6 output channels)
- *   avx2: Winograd F(2x2,3x3), 4x4 tiles of 2x2 outputs, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic5.bn2 folded into the weights; then + basic_down3.relu2 (basic5.add1); then basic5.relu2
+ *   weights at packed[19712896]: weight [512,512,3,3] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(2x2,3x3), 4x4 tiles of 2x2 outputs from 4x4 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic5.bn2 folded into the weights; then + basic_down3.relu2 (basic5.add1); then basic5.relu2
  */
 static CNN_SIMD void basic5_conv2(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 16 };
+    enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 16, NX = 16 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
-     * rows a band; TB tiles a row of V and M */
+     * rows a band; TB tiles a row of V and M; NX products, F(2x2,3x3) */
     const float *bias = w + 4227072;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 25088;
         const float *rb0 = r0 + (ptrdiff_t)b * 25088;
         float *in = s + (ptrdiff_t)b * 314368; /* this sample's padded input, */
-        float *V = in + 51200; /* the band transformed, [16][512][TB], */
-        float *M = V + 131072; /* the 16 products, [16][516][TB] */
+        float *V = in + 51200; /* the band transformed, [NX][512][TB], */
+        float *M = V + 131072; /* the NX products, [NX][516][TB] */
         cnn_pad(xb0, in, 512, 7, 7, 1, 1, 10, 10, 0);
         for (int ty0 = 0; ty0 < 4; ty0 += BR) {
             const int rows = ty0 + BR <= 4 ? BR : 4 - ty0;
@@ -4967,10 +10200,10 @@ static CNN_SIMD void basic5_conv2(const float *restrict x0, const float *restric
                     _mm256_storeu_ps(o + 122880, _mm256_sub_ps(t13, t33));
                 }
                 for (int v = used; v < nvec; v++)
-                    for (int xi = 0; xi < 16; xi++)
+                    for (int xi = 0; xi < NX; xi++)
                         _mm256_storeu_ps(vc + xi * 8192 + v * W, _mm256_setzero_ps());
             }
-            for (int it = 0; it < 16 * 86 * (nvec / NV); it++) {
+            for (int it = 0; it < NX * 86 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 86, kb = kx - xi * 86;
                 const float *wp = w + (ptrdiff_t)kx * 3072;
@@ -5154,7 +10387,7 @@ static CNN_SIMD void globalavgpool1(const float *restrict x0, float *restrict y,
 
 /* dense1 — examples/resnet18.cnn:37: dense 1000
  *   in [512,1,1] -> out [1000]
- *   weights at packed[18640768]: weight [1000,512] + bias [1000]
+ *   weights at packed[23940480]: weight [1000,512] + bias [1000]
  *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); rows walked forwards and backwards on alternate calls
  */
 static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
@@ -5216,29 +10449,29 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
 }
 
 /* Canonical parameters (DSL.md order, 11699112 floats) to the packed layout
- * the kernels read (19153768 floats). */
+ * the kernels read (24453480 floats). */
 void resnet18_pack(const float *params, float *packed) {
     cnn_pack_conv(params + 0, NULL, params + 9408, 1.0000000000000001e-05, packed + 0, 64, 147, 1, 4); /* conv1 + bn1 */
-    cnn_pack_wino(params + 9664, NULL, params + 46528, 1.0000000000000001e-05, packed + 9472, 64, 64, 4); /* basic1.conv1 + basic1.bn1: Winograd */
-    cnn_pack_wino(params + 46784, NULL, params + 83648, 1.0000000000000001e-05, packed + 75072, 64, 64, 4); /* basic1.conv2 + basic1.bn2: Winograd */
-    cnn_pack_wino(params + 83904, NULL, params + 120768, 1.0000000000000001e-05, packed + 140672, 64, 64, 4); /* basic2.conv1 + basic2.bn1: Winograd */
-    cnn_pack_wino(params + 121024, NULL, params + 157888, 1.0000000000000001e-05, packed + 206272, 64, 64, 4); /* basic2.conv2 + basic2.bn2: Winograd */
-    cnn_pack_conv(params + 158144, NULL, params + 231872, 1.0000000000000001e-05, packed + 271872, 128, 576, 1, 8); /* basic_down1.conv1 + basic_down1.bn1 */
-    cnn_pack_wino(params + 232384, NULL, params + 379840, 1.0000000000000001e-05, packed + 345728, 128, 128, 3); /* basic_down1.conv2 + basic_down1.bn2: Winograd */
-    cnn_pack_conv(params + 380352, NULL, params + 388544, 1.0000000000000001e-05, packed + 610048, 128, 64, 1, 16); /* basic_down1.conv3 + basic_down1.bn3 */
-    cnn_pack_wino(params + 389056, NULL, params + 536512, 1.0000000000000001e-05, packed + 618368, 128, 128, 3); /* basic3.conv1 + basic3.bn1: Winograd */
-    cnn_pack_wino(params + 537024, NULL, params + 684480, 1.0000000000000001e-05, packed + 882688, 128, 128, 3); /* basic3.conv2 + basic3.bn2: Winograd */
-    cnn_pack_conv(params + 684992, NULL, params + 979904, 1.0000000000000001e-05, packed + 1147008, 256, 1152, 1, 16); /* basic_down2.conv1 + basic_down2.bn1 */
-    cnn_pack_wino(params + 980928, NULL, params + 1570752, 1.0000000000000001e-05, packed + 1442176, 256, 256, 6); /* basic_down2.conv2 + basic_down2.bn2: Winograd */
-    cnn_pack_conv(params + 1571776, NULL, params + 1604544, 1.0000000000000001e-05, packed + 2499200, 256, 128, 1, 16); /* basic_down2.conv3 + basic_down2.bn3 */
-    cnn_pack_wino(params + 1605568, NULL, params + 2195392, 1.0000000000000001e-05, packed + 2532224, 256, 256, 6); /* basic4.conv1 + basic4.bn1: Winograd */
-    cnn_pack_wino(params + 2196416, NULL, params + 2786240, 1.0000000000000001e-05, packed + 3589248, 256, 256, 6); /* basic4.conv2 + basic4.bn2: Winograd */
-    cnn_pack_conv(params + 2787264, NULL, params + 3966912, 1.0000000000000001e-05, packed + 4646272, 512, 2304, 1, 32); /* basic_down3.conv1 + basic_down3.bn1 */
-    cnn_pack_wino(params + 3968960, NULL, params + 6328256, 1.0000000000000001e-05, packed + 5826432, 512, 512, 6); /* basic_down3.conv2 + basic_down3.bn2: Winograd */
-    cnn_pack_conv(params + 6330304, NULL, params + 6461376, 1.0000000000000001e-05, packed + 10054016, 512, 256, 1, 32); /* basic_down3.conv3 + basic_down3.bn3 */
-    cnn_pack_wino(params + 6463424, NULL, params + 8822720, 1.0000000000000001e-05, packed + 10185600, 512, 512, 6); /* basic5.conv1 + basic5.bn1: Winograd */
-    cnn_pack_wino(params + 8824768, NULL, params + 11184064, 1.0000000000000001e-05, packed + 14413184, 512, 512, 6); /* basic5.conv2 + basic5.bn2: Winograd */
-    cnn_copy(params + 11186112, packed + 18640768, 513000); /* dense1 */
+    cnn_pack_wino4(params + 9664, NULL, params + 46528, 1.0000000000000001e-05, packed + 9472, 64, 64, 6); /* basic1.conv1 + basic1.bn1: Winograd F(4x4) */
+    cnn_pack_wino4(params + 46784, NULL, params + 83648, 1.0000000000000001e-05, packed + 161600, 64, 64, 6); /* basic1.conv2 + basic1.bn2: Winograd F(4x4) */
+    cnn_pack_wino4(params + 83904, NULL, params + 120768, 1.0000000000000001e-05, packed + 313728, 64, 64, 6); /* basic2.conv1 + basic2.bn1: Winograd F(4x4) */
+    cnn_pack_wino4(params + 121024, NULL, params + 157888, 1.0000000000000001e-05, packed + 465856, 64, 64, 6); /* basic2.conv2 + basic2.bn2: Winograd F(4x4) */
+    cnn_pack_conv(params + 158144, NULL, params + 231872, 1.0000000000000001e-05, packed + 617984, 128, 576, 1, 8); /* basic_down1.conv1 + basic_down1.bn1 */
+    cnn_pack_wino4(params + 232384, NULL, params + 379840, 1.0000000000000001e-05, packed + 691840, 128, 128, 3); /* basic_down1.conv2 + basic_down1.bn2: Winograd F(4x4) */
+    cnn_pack_conv(params + 380352, NULL, params + 388544, 1.0000000000000001e-05, packed + 1286400, 128, 64, 1, 16); /* basic_down1.conv3 + basic_down1.bn3 */
+    cnn_pack_wino4(params + 389056, NULL, params + 536512, 1.0000000000000001e-05, packed + 1294720, 128, 128, 3); /* basic3.conv1 + basic3.bn1: Winograd F(4x4) */
+    cnn_pack_wino4(params + 537024, NULL, params + 684480, 1.0000000000000001e-05, packed + 1889280, 128, 128, 3); /* basic3.conv2 + basic3.bn2: Winograd F(4x4) */
+    cnn_pack_conv(params + 684992, NULL, params + 979904, 1.0000000000000001e-05, packed + 2483840, 256, 1152, 1, 16); /* basic_down2.conv1 + basic_down2.bn1 */
+    cnn_pack_wino4(params + 980928, NULL, params + 1570752, 1.0000000000000001e-05, packed + 2779008, 256, 256, 6); /* basic_down2.conv2 + basic_down2.bn2: Winograd F(4x4) */
+    cnn_pack_conv(params + 1571776, NULL, params + 1604544, 1.0000000000000001e-05, packed + 5156992, 256, 128, 1, 16); /* basic_down2.conv3 + basic_down2.bn3 */
+    cnn_pack_wino4(params + 1605568, NULL, params + 2195392, 1.0000000000000001e-05, packed + 5190016, 256, 256, 6); /* basic4.conv1 + basic4.bn1: Winograd F(4x4) */
+    cnn_pack_wino4(params + 2196416, NULL, params + 2786240, 1.0000000000000001e-05, packed + 7568000, 256, 256, 6); /* basic4.conv2 + basic4.bn2: Winograd F(4x4) */
+    cnn_pack_conv(params + 2787264, NULL, params + 3966912, 1.0000000000000001e-05, packed + 9945984, 512, 2304, 1, 32); /* basic_down3.conv1 + basic_down3.bn1 */
+    cnn_pack_wino(params + 3968960, NULL, params + 6328256, 1.0000000000000001e-05, packed + 11126144, 512, 512, 6); /* basic_down3.conv2 + basic_down3.bn2: Winograd */
+    cnn_pack_conv(params + 6330304, NULL, params + 6461376, 1.0000000000000001e-05, packed + 15353728, 512, 256, 1, 32); /* basic_down3.conv3 + basic_down3.bn3 */
+    cnn_pack_wino(params + 6463424, NULL, params + 8822720, 1.0000000000000001e-05, packed + 15485312, 512, 512, 6); /* basic5.conv1 + basic5.bn1: Winograd */
+    cnn_pack_wino(params + 8824768, NULL, params + 11184064, 1.0000000000000001e-05, packed + 19712896, 512, 512, 6); /* basic5.conv2 + basic5.bn2: Winograd */
+    cnn_copy(params + 11186112, packed + 23940480, 513000); /* dense1 */
 }
 
 /* Inference on `batch` samples (1..resnet18_BATCH), NCHW in and out. Returns 0,
@@ -5256,26 +10489,26 @@ int resnet18_forward(const float *packed, const float *in_img, float *out_logits
         conv1(in_img + (ptrdiff_t)b * 150528, A + 0, packed + 0, A + 802816, 1);
         maxpool1(A + 0, A + 802816, A + 1003520, 1);
         basic1_conv1(A + 802816, A + 1003520, packed + 9472, A + 0, 1);
-        basic1_conv2(A + 1003520, A + 802816, A + 441600, packed + 75072, A + 0, 1);
-        basic2_conv1(A + 441600, A + 642304, packed + 140672, A + 0, 1);
-        basic2_conv2(A + 642304, A + 441600, A + 843008, packed + 206272, A + 0, 1);
-        basic_down1_conv1(A + 843008, A + 656896, packed + 271872, A + 0, 1);
-        basic_down1_conv2(A + 656896, A + 1043712, packed + 345728, A + 0, 1);
-        basic_down1_conv3(A + 843008, A + 1043712, A + 1144064, packed + 610048, A + 1244416, 1);
-        basic3_conv1(A + 1144064, A + 656896, packed + 618368, A + 0, 1);
-        basic3_conv2(A + 656896, A + 1144064, A + 757248, packed + 882688, A + 0, 1);
-        basic_down2_conv1(A + 757248, A + 600064, packed + 1147008, A + 0, 1);
-        basic_down2_conv2(A + 600064, A + 650240, packed + 1442176, A + 0, 1);
-        basic_down2_conv3(A + 757248, A + 650240, A + 600064, packed + 2499200, A + 700416, 1);
-        basic4_conv1(A + 600064, A + 650240, packed + 2532224, A + 0, 1);
-        basic4_conv2(A + 650240, A + 600064, A + 700416, packed + 3589248, A + 0, 1);
-        basic_down3_conv1(A + 700416, A + 314368, packed + 4646272, A + 0, 1);
-        basic_down3_conv2(A + 314368, A + 339456, packed + 5826432, A + 0, 1);
-        basic_down3_conv3(A + 700416, A + 339456, A + 314368, packed + 10054016, A + 0, 1);
-        basic5_conv1(A + 314368, A + 339456, packed + 10185600, A + 0, 1);
-        basic5_conv2(A + 339456, A + 314368, A + 1322752 + (ptrdiff_t)b * 25088, packed + 14413184, A + 0, 1);
+        basic1_conv2(A + 1003520, A + 802816, A + 327296, packed + 161600, A + 0, 1);
+        basic2_conv1(A + 327296, A + 528000, packed + 313728, A + 0, 1);
+        basic2_conv2(A + 528000, A + 327296, A + 728704, packed + 465856, A + 0, 1);
+        basic_down1_conv1(A + 728704, A + 434304, packed + 617984, A + 0, 1);
+        basic_down1_conv2(A + 434304, A + 534656, packed + 691840, A + 0, 1);
+        basic_down1_conv3(A + 728704, A + 534656, A + 434304, packed + 1286400, A + 635008, 1);
+        basic3_conv1(A + 434304, A + 534656, packed + 1294720, A + 0, 1);
+        basic3_conv2(A + 534656, A + 434304, A + 635008, packed + 1889280, A + 0, 1);
+        basic_down2_conv1(A + 635008, A + 388224, packed + 2483840, A + 0, 1);
+        basic_down2_conv2(A + 388224, A + 438400, packed + 2779008, A + 0, 1);
+        basic_down2_conv3(A + 635008, A + 438400, A + 388224, packed + 5156992, A + 488576, 1);
+        basic4_conv1(A + 388224, A + 438400, packed + 5190016, A + 0, 1);
+        basic4_conv2(A + 438400, A + 388224, A + 488576, packed + 7568000, A + 0, 1);
+        basic_down3_conv1(A + 488576, A + 314368, packed + 9945984, A + 0, 1);
+        basic_down3_conv2(A + 314368, A + 339456, packed + 11126144, A + 0, 1);
+        basic_down3_conv3(A + 488576, A + 339456, A + 314368, packed + 15353728, A + 364544, 1);
+        basic5_conv1(A + 314368, A + 339456, packed + 15485312, A + 0, 1);
+        basic5_conv2(A + 339456, A + 314368, A + 1322752 + (ptrdiff_t)b * 25088, packed + 19712896, A + 0, 1);
     }
     globalavgpool1(A + 1322752, A + 0, batch);
-    dense1(A + 0, out_logits, packed + 18640768, A + 1523456, batch);
+    dense1(A + 0, out_logits, packed + 23940480, A + 1523456, batch);
     return 0;
 }
