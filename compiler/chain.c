@@ -27,25 +27,18 @@
  */
 #include "emit.h"
 
-static bool is_network_output(const Graph *g, const Node *n) {
-    for (int i = 0; i < g->outputs.len; i++)
-        if (g->outputs.items[i] == n)
-            return true;
-    return false;
-}
-
-static bool member(const Graph *g, const Node *n) {
+/* (is_output comes from the plan the front end made, as in the fusion
+ * passes.) */
+static bool member(const Node *n) {
     bool conv = n->op == OP_CONV && n->shape.rank == 3;
     bool pool = n->op == OP_MAXPOOL && !pooled_in_conv(n);
-    return (conv || pool) && !n->fused_into && !is_network_output(g, n);
+    return (conv || pool) && !n->fused_into && !n->is_output;
 }
 
 /* No code of its own, so no reason to end a chain. */
-static bool silent(const Graph *g, const Node *n) {
-    if (is_network_output(g, n))
-        return false;
-    return n->fused_into || pooled_in_conv(n) ||
-           (n->op == OP_CONCAT && concat_slices(n) == n->inputs.len);
+static bool silent(const Node *n) {
+    return !n->is_output && (n->fused_into || pooled_in_conv(n) ||
+                             (n->op == OP_CONCAT && concat_slices(n) == n->inputs.len));
 }
 
 /* Ends the run from node `first` (a member) to before `end`: chain *next
@@ -66,10 +59,10 @@ void chain_samples(Graph *g, const BuildOptions *opt) {
     int next = 1, first = -1, members = 0;
     for (int i = 0; i < g->nodes.len; i++) {
         const Node *n = g->nodes.items[i];
-        if (member(g, n)) {
+        if (member(n)) {
             if (members++ == 0)
                 first = i;
-        } else if (!silent(g, n) || members == 0) {
+        } else if (!silent(n) || members == 0) {
             close_run(g, first, i, members, &next);
             first = -1;
             members = 0;
