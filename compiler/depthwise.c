@@ -209,7 +209,7 @@ void emit_dw_conv(Emit *e, const Node *n) {
     const char *pad_to = g.m == 1 ? "oc" : "c";
     if (g.m > 1)
         P(e, "        for (int c = 0; c < %lld; c++) {\n", ll(g.c));
-    else if (e->opt->openmp && !e->plain)
+    else if (e->split && !e->plain)
         P(e, "        #pragma omp parallel for schedule(static)\n");
     if (g.m == 1)
         P(e, "        for (int oc = 0; oc < %lld; oc++) {\n", ll(g.k));
@@ -221,7 +221,7 @@ void emit_dw_conv(Emit *e, const Node *n) {
     P(e, "                pl[i] = 0.0f; /* what the last vectors read past the plane */\n");
     if (g.m > 1) {
         P(e, "        }\n");
-        if (e->opt->openmp && !e->plain)
+        if (e->split && !e->plain)
             P(e, "        #pragma omp parallel for schedule(static)\n");
         P(e, "        for (int oc = 0; oc < %lld; oc++) {\n", ll(g.k));
         P(e, "            const float *pl = sb + (ptrdiff_t)(oc / %lld) * %lld;\n", ll(g.m),

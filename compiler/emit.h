@@ -24,11 +24,29 @@ struct Emit {
     bool need_pool, need_pool512;     /* cnn_vmax: 8 and 16 wide */
     bool wide;                /* writing an AVX-512 kernel */
     bool scratch_per_sample;  /* the kernel's scratch has a part per sample */
+    bool split;               /* --openmp: the kernel being written shares one
+                                 sample's loops among the threads (omp_split) */
+    FILE *batch_o;            /* open_batch's capture of the per-sample body, */
+    char *batch_text;         /* which close_batch writes out twice */
+    size_t batch_len;
+    int64_t batch_work;       /* omp_work of the kernel in open_batch */
     bool plain;               /* writing the unfused scalar kernels that
                                  training's forward pass calls */
     Plan *train_plan;         /* --train */
     BackSig *back;            /* by node id, filled by the training kernels */
 };
+
+/* With --openmp, a layer's own loops are shared among the threads only
+ * when one sample's work pays for waking them: a parallel region costs a
+ * few microseconds here (2.5 us measured on 2 cores of an EPYC), so below
+ * about a quarter of a million multiply-adds or elements a second thread
+ * costs more than it saves (LeNet-5's layers are all below). */
+enum { OMP_SPLIT_WORK = 1 << 18 };
+int64_t omp_work(const Node *n);
+bool omp_split(const Emit *e, const Node *n);
+/* "#pragma omp parallel for" for a loop over the whole batch, with an if
+ * clause that keeps small batches of small layers on one thread. */
+void omp_batch_for(Emit *e, const Node *n, const char *indent);
 
 /* Kernel text goes through emit_text (emit_c.c), which swaps AVX2's vector
  * words for AVX-512's while `wide` is set (kernels_simd.c). */

@@ -9,8 +9,10 @@
  * the batch. Samples are batch-major: sample b of a tensor of E floats per
  * sample starts at b * E.
  */
+#define _POSIX_C_SOURCE 200809L   /* open_memstream */
 #include "emit.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static long long ll(int64_t v) { return (long long)v; }
@@ -39,17 +41,42 @@ int64_t scalar_scratch(const Node *n, int batch) {
     return (pads ? padded : 0) + tmp;
 }
 
+int64_t omp_work(const Node *n) {
+    int64_t elems = out_elems(n) + (n->inputs.len ? in_elems(n, 0) : 0);
+    return n->macs > elems ? n->macs : elems;
+}
+
+bool omp_split(const Emit *e, const Node *n) {
+    return e->opt->openmp && omp_work(n) >= OMP_SPLIT_WORK;
+}
+
+void omp_batch_for(Emit *e, const Node *n, const char *indent) {
+    if (e->opt->openmp)
+        P(e, "%s#pragma omp parallel for if(batch * %lldLL >= %d) schedule(static)\n", indent,
+          ll(omp_work(n)), OMP_SPLIT_WORK);
+}
+
 /* "for (int b = 0; b < batch; b++) {" with per-sample pointers. With
  * --openmp, samples are shared out among the threads when there are several
  * and the kernel's scratch, if any, has a part per sample; a kernel's own
- * parallel loops inside then run on the thread that has the sample. The
- * kernels training's forward pass calls (plain) have the training plan's
- * scratch. */
+ * parallel loops (omp_split) then share a lone sample. The body goes to a
+ * buffer until close_batch, which writes it out twice when it has parallel
+ * loops of its own. The kernels training's forward pass calls (plain) have
+ * the training plan's scratch. */
 void open_batch(Emit *e, const Node *n) {
     bool scratch = e->plain ? n->train && n->train->fscratch : n->scratch != NULL;
-    if (e->opt->openmp && (!scratch || e->scratch_per_sample))
-        P(e, "    #pragma omp parallel for if(batch > 1) schedule(static)\n");
-    P(e, "    for (int b = 0; b < batch; b++) {\n");
+    e->batch_o = NULL;
+    if (e->opt->openmp && (!scratch || e->scratch_per_sample)) {
+        e->batch_o = e->o;
+        e->o = open_memstream(&e->batch_text, &e->batch_len);
+        if (!e->o) {
+            fprintf(stderr, "cnnc: out of memory\n");
+            exit(2);
+        }
+        e->batch_work = omp_work(n);
+    } else {
+        P(e, "    for (int b = 0; b < batch; b++) {\n");
+    }
     for (int k = 0; k < n->inputs.len; k++)
         P(e, "        const float *xb%d = x%d + (ptrdiff_t)b * %lld;\n", k, k,
           ll(in_elems(n, k)));
@@ -57,6 +84,51 @@ void open_batch(Emit *e, const Node *n) {
     for (int k = 0; k < epilogue_operands(e, n); k++)
         P(e, "        const float *rb%d = r%d + (ptrdiff_t)b * %lld;\n", k, k,
           ll(out_elems(n)));
+}
+
+/* Writes `body` with `extra` more spaces on each line, leaving out the
+ * OpenMP pragmas when `serial`. */
+static void put_body(FILE *o, const char *body, const char *extra, bool serial) {
+    for (const char *p = body; *p;) {
+        const char *end = strchr(p, '\n');
+        size_t len = end ? (size_t)(end - p + 1) : strlen(p);
+        const char *text = p + strspn(p, " ");
+        if (!(serial && !strncmp(text, "#pragma omp", 11)))
+            fprintf(o, "%s%.*s", len > 1 ? extra : "", (int)len, p);
+        p += len;
+    }
+}
+
+void close_batch(Emit *e) {
+    if (!e->batch_o) {
+        P(e, "    }\n");
+        return;
+    }
+    fclose(e->o);
+    e->o = e->batch_o;
+    e->batch_o = NULL;
+    const char *body = e->batch_text;
+    long long work = e->batch_work;
+    if (!strstr(body, "#pragma omp")) {
+        fprintf(e->o, "    #pragma omp parallel for if(batch > 1 && batch * %lldLL >= %d) "
+                      "schedule(static)\n", work, OMP_SPLIT_WORK);
+        fprintf(e->o, "    for (int b = 0; b < batch; b++) {\n%s    }\n", body);
+    } else {
+        /* A parallel region inside another, even an inactive one, starts
+         * threads of its own at every call (160 us a call with libgomp
+         * here): so a lone sample runs outside any region, sharing its own
+         * loops, and several samples are shared out whole. */
+        fputs("    if (batch == 1) { /* the threads share the sample's loops */\n"
+              "        const int b = 0;\n", e->o);
+        put_body(e->o, body, "", false);
+        fprintf(e->o, "    } else { /* each thread takes whole samples */\n"
+                      "    #pragma omp parallel for if(batch * %lldLL >= %d) schedule(static)\n"
+                      "    for (int b = 0; b < batch; b++) {\n", work, OMP_SPLIT_WORK);
+        put_body(e->o, body, "    ", true);
+        fputs("    }\n    }\n", e->o);
+    }
+    free(e->batch_text);
+    e->batch_text = NULL;
 }
 
 /* ---- fused epilogues ------------------------------------------------------------ */
@@ -83,10 +155,6 @@ void emit_epilogue_scalar(Emit *e, const Node *n, const char *in, const char *id
             break;
         }
     }
-}
-
-void close_batch(Emit *e) {
-    P(e, "    }\n");
 }
 
 /* ---- convolution and locally connected layers ---------------------------- */
@@ -459,8 +527,7 @@ static void emit_global_pool(Emit *e, const Node *n) {
 
 /* y[i] = f(v) with v = x0[i], over the whole batch at once. */
 static void emit_map(Emit *e, const Node *n, const char *expr) {
-    if (e->opt->openmp)
-        P(e, "    #pragma omp parallel for schedule(static)\n");
+    omp_batch_for(e, n, "    ");
     P(e, "    for (ptrdiff_t i = 0; i < (ptrdiff_t)batch * %lld; i++) {\n", ll(out_elems(n)));
     P(e, "        const float v = x0[i];\n");
     P(e, "        y[i] = %s;\n", expr);
@@ -528,8 +595,7 @@ static void emit_bias(Emit *e, const Node *n) {
 }
 
 static void emit_add(Emit *e, const Node *n) {
-    if (e->opt->openmp)
-        P(e, "    #pragma omp parallel for schedule(static)\n");
+    omp_batch_for(e, n, "    ");
     P(e, "    for (ptrdiff_t i = 0; i < (ptrdiff_t)batch * %lld; i++)\n", ll(out_elems(n)));
     P(e, "        y[i] = x0[i] + x1[i];\n");
 }

@@ -351,6 +351,7 @@ Node *simd_backward_data_node(const Node *n, Arena *a) {
     }
     bx->shape = (Shape){3, {in.d[0], in.d[1] + n->a.pad_lo[0] + n->a.pad_hi[0],
                             in.d[2] + n->a.pad_lo[1] + n->a.pad_hi[1]}};
+    bx->macs = n->layer->macs(bx);   /* omp_split weighs it */
     return bx;
 }
 
@@ -651,7 +652,7 @@ static void emit_tap_bpos(Emit *e, Tile t, const char *in, const char *off, cons
 static void open_tile_loop(Emit *e, const ConvGeo *g, Tile t, int64_t tiles) {
     int64_t blocks = (g->kg + t.mr - 1) / t.mr, all_blocks = g->groups * blocks;
     bool tiles_outer = g->k * g->per * 4 <= L2_BYTES / 2;
-    if (e->opt->openmp)
+    if (e->split)
         P(e, "        #pragma omp parallel for schedule(static)\n");
     P(e, "        for (int it = 0; it < %lld; it++) {\n", ll(tiles * all_blocks));
     if (tiles_outer)
@@ -901,8 +902,7 @@ int64_t simd_state_floats(const Node *n, int batch) {
 static bool open_dense_rows(Emit *e, const Node *n) {
     int64_t units = n->a.units;
     if (!has_state(e, n)) {
-        if (e->opt->openmp)
-            P(e, "    #pragma omp parallel for schedule(static)\n");
+        omp_batch_for(e, n, "    ");
         P(e, "    for (int u0 = 0; u0 < %lld; u0 += DENSE_ROWS) {\n", ll(units));
         return false;
     }
@@ -918,7 +918,8 @@ static bool open_dense_rows(Emit *e, const Node *n) {
         return false;
     }
     P(e, "    /* each thread the same blocks lo..hi-1 at every call: its L2 keeps them */\n");
-    P(e, "    #pragma omp parallel\n");
+    P(e, "    #pragma omp parallel if(batch * %lldLL >= %d)\n", ll(omp_work(n)),
+      OMP_SPLIT_WORK);
     P(e, "    {\n");
     P(e, "    const int nt = omp_get_num_threads(), t = omp_get_thread_num();\n");
     P(e, "    const int lo = %lld * t / nt, hi = %lld * (t + 1) / nt;\n", ll(blocks), ll(blocks));
@@ -1391,8 +1392,10 @@ static bool kernel(Emit *e, const Node *n) {
 
 bool emit_simd_kernel(Emit *e, const Node *n) {
     e->wide = isa_of(e->opt->target)->width == 16;
+    e->split = omp_split(e, n);
     bool done = kernel(e, n);
     e->wide = false;
+    e->split = false;
     return done;
 }
 

@@ -167,7 +167,7 @@ static void emit_phases(Emit *e, const char *at, const char *sfx) {
  * vector shifted back to end at the row's last pair. */
 static void emit_v(Emit *e, const RowGeo *g) {
     int64_t xs = g->cin * 2 * g->ps;
-    if (e->opt->openmp)
+    if (e->split)
         P(e, "        #pragma omp parallel for schedule(static)\n");
     P(e, "        for (int ch = 0; ch < %lld; ch++) {\n", ll(g->cin * g->hr));
     P(e, "            const int c = ch / %lld, h = ch - c * %lld;\n", ll(g->hr), ll(g->hr));
@@ -272,7 +272,7 @@ static void emit_out(Emit *e, const Node *n, const RowGeo *g) {
 static void emit_products(Emit *e, const Node *n, const RowGeo *g) {
     int64_t nr = (int64_t)g->nv * g->width, tiles = (g->len + nr - 1) / nr;
     int64_t xs = g->cin * 2 * g->ps;
-    if (e->opt->openmp)
+    if (e->split)
         P(e, "        #pragma omp parallel for schedule(static)\n");
     P(e, "        for (int it = 0; it < %lld; it++) {\n", ll(tiles * g->kb));
     P(e, "            const int tile = it / %lld, gb = it - tile * %lld;\n", ll(g->kb),

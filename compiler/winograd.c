@@ -242,7 +242,7 @@ static void emit_vector_place(Emit *e, const WinoGeo *g, const char *in) {
  * whole tiles of NV vectors. */
 static void emit_input_transform(Emit *e, const WinoGeo *g) {
     int64_t vs = g->c * g->tb;
-    if (e->opt->openmp)
+    if (e->split)
         P(e, "            #pragma omp for schedule(static)\n");
     P(e, "            for (int c = 0; c < %lld; c++) {\n", ll(g->c));
     P(e, "                float *vc = V + c * TB;\n");
@@ -297,7 +297,7 @@ static void emit_input_transform(Emit *e, const WinoGeo *g) {
  * a block's weights stay in L1 while the band passes. One channel a trip:
  * unrolled further, gcc -O2 spilled accumulators and ran 10% slower. */
 static void emit_gemm(Emit *e, const WinoGeo *g) {
-    if (e->opt->openmp)
+    if (e->split)
         P(e, "            #pragma omp for schedule(static)\n");
     P(e, "            for (int it = 0; it < NX * %lld * (nvec / NV); it++) {\n", ll(g->kb));
     P(e, "                const int tg = it %% (nvec / NV), kx = it / (nvec / NV);\n");
@@ -397,7 +397,7 @@ static void emit_pooled_store(Emit *e, const Node *n, const WinoGeo *g) {
  * results zipped into 2W consecutive outputs. */
 static void emit_output_transform(Emit *e, const Node *n, const WinoGeo *g) {
     int64_t ms = g->kp * g->tb;
-    if (e->opt->openmp)
+    if (e->split)
         P(e, "            #pragma omp for schedule(static)\n");
     P(e, "            for (int k = 0; k < %lld; k++) {\n", ll(g->k));
     P(e, "                const __m256 bk = _mm256_set1_ps(bias[k]);\n");
@@ -500,7 +500,7 @@ static void emit_at6(Emit *e, const char *in, const char *x, const char *out) {
 static void emit_input_transform4(Emit *e, const WinoGeo *g) {
     const char *in = "                    ";
     int64_t vs = g->c * g->tb;
-    if (e->opt->openmp)
+    if (e->split)
         P(e, "            #pragma omp for schedule(static)\n");
     P(e, "            for (int c = 0; c < %lld; c++) {\n", ll(g->c));
     P(e, "                float *vc = V + c * TB;\n");
@@ -559,7 +559,7 @@ static void emit_input_transform4(Emit *e, const WinoGeo *g) {
 static void emit_output_transform4(Emit *e, const Node *n, const WinoGeo *g) {
     const char *in = "                    ";
     int64_t ms = g->kp * g->tb;
-    if (e->opt->openmp)
+    if (e->split)
         P(e, "            #pragma omp for schedule(static)\n");
     P(e, "            for (int k = 0; k < %lld; k++) {\n", ll(g->k));
     P(e, "                const __m256 bk = _mm256_set1_ps(bias[k]);\n");
@@ -629,7 +629,7 @@ void emit_wino_conv(Emit *e, const Node *n) {
       ll(g.nx * g.c * g.tb), ll(g.kp));
     P(e, "        cnn_pad(xb0, in, %lld, %lld, %lld, %lld, %lld, %lld, %lld, 0);\n", ll(g.c),
       ll(g.h), ll(g.w), ll(g.top), ll(g.left), ll(g.hp), ll(g.wp));
-    if (e->opt->openmp)
+    if (e->split)
         P(e, "        #pragma omp parallel\n");
     P(e, "        for (int ty0 = 0; ty0 < %lld; ty0 += BR) {\n", ll(g.thp));
     P(e, "            const int rows = ty0 + BR <= %lld ? BR : %lld - ty0;\n", ll(g.thp),
