@@ -652,10 +652,27 @@ static void emit_tap_bpos(Emit *e, Tile t, const char *in, const char *off, cons
 static void open_tile_loop(Emit *e, const ConvGeo *g, Tile t, int64_t tiles) {
     int64_t blocks = (g->kg + t.mr - 1) / t.mr, all_blocks = g->groups * blocks;
     bool tiles_outer = g->k * g->per * 4 <= L2_BYTES / 2;
+    /* Tiles outermost, each block writes only a tile's positions of its
+     * rows before the next block's rows: hundreds of short runs at once,
+     * which no prefetcher follows. Bands of tiles whose inputs together
+     * stay in L2 make the runs a band long (a 1x1 64->256 conv at 56x56
+     * with its residual add: 1.60 -> 1.40 ms on AVX2). */
+    int64_t tile_bytes = g->per * (t.bpos ? t.mp : t.nv * t.w) * 4;
+    int64_t band = tile_bytes > 0 ? L2_BYTES / 8 / tile_bytes : 1;
+    band = band < 1 ? 1 : band > tiles ? tiles : band;
     if (e->split)
         P(e, "        #pragma omp parallel for schedule(static)\n");
     P(e, "        for (int it = 0; it < %lld; it++) {\n", ll(tiles * all_blocks));
-    if (tiles_outer)
+    if (tiles_outer && band > 1) {
+        P(e, "            /* bands of %lld tiles, every block of output channels on a band */\n",
+          ll(band));
+        P(e, "            const int band = it / %lld, rest = it - band * %lld;\n",
+          ll(band * all_blocks), ll(band * all_blocks));
+        P(e, "            const int in_band = %lld - band * %lld < %lld ? %lld - band * %lld : %lld;\n",
+          ll(tiles), ll(band), ll(band), ll(tiles), ll(band), ll(band));
+        P(e, "            const int gb = rest / in_band, tile = band * %lld + rest - gb * in_band;\n",
+          ll(band));
+    } else if (tiles_outer)
         P(e, "            const int tile = it / %lld, gb = it - tile * %lld;\n",
           ll(all_blocks), ll(all_blocks));
     else

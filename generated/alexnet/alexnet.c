@@ -276,7 +276,10 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
         cnn_pad(xb0, sb, 3, 224, 224, 2, 2, 228, 228, 0);
         const float *in = sb;
         for (int it = 0; it < 2020; it++) {
-            const int tile = it / 4, gb = it - tile * 4;
+            /* bands of 15 tiles, every block of output channels on a band */
+            const int band = it / 60, rest = it - band * 60;
+            const int in_band = 505 - band * 15 < 15 ? 505 - band * 15 : 15;
+            const int gb = rest / in_band, tile = band * 15 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 64 + ob * MR;
             (void)grp;

@@ -274,7 +274,10 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
         float *yb = y + (ptrdiff_t)b * 290400;
         const float *in = xb0;
         for (int it = 0; it < 3030; it++) {
-            const int tile = it / 6, gb = it - tile * 6;
+            /* bands of 15 tiles, every block of output channels on a band */
+            const int band = it / 90, rest = it - band * 90;
+            const int in_band = 505 - band * 15 < 15 ? 505 - band * 15 : 15;
+            const int gb = rest / in_band, tile = band * 15 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 96 + ob * MR;
             (void)grp;

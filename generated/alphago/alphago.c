@@ -8444,7 +8444,10 @@ static CNN_SIMD void conv13(const float *restrict x0, float *restrict y, const f
                     sb[(tile * 192 + c) * NR + l] = in[c * 361 + p + l];
         }
         for (int it = 0; it < 6; it++) {
-            const int tile = it / 1, gb = it - tile * 1;
+            /* bands of 2 tiles, every block of output channels on a band */
+            const int band = it / 2, rest = it - band * 2;
+            const int in_band = 6 - band * 2 < 2 ? 6 - band * 2 : 2;
+            const int gb = rest / in_band, tile = band * 2 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 1 + ob * MR;
             (void)grp;

@@ -725,7 +725,10 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                     sb[(tile * 64 + c) * NR + l] = in[c * 3136 + p + l];
         }
         for (int it = 0; it < 2096; it++) {
-            const int tile = it / 16, gb = it - tile * 16;
+            /* bands of 21 tiles, every block of output channels on a band */
+            const int band = it / 336, rest = it - band * 336;
+            const int in_band = 131 - band * 21 < 21 ? 131 - band * 21 : 21;
+            const int gb = rest / in_band, tile = band * 21 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 64 + ob * MR;
             (void)grp;
@@ -1797,7 +1800,10 @@ static CNN_SIMD void inception1_conv1(const float *restrict x0, float *restrict 
                     sb[(tile * 192 + c) * NR + l] = in[c * 784 + p + l];
         }
         for (int it = 0; it < 528; it++) {
-            const int tile = it / 16, gb = it - tile * 16;
+            /* bands of 7 tiles, every block of output channels on a band */
+            const int band = it / 112, rest = it - band * 112;
+            const int in_band = 33 - band * 7 < 7 ? 33 - band * 7 : 7;
+            const int gb = rest / in_band, tile = band * 7 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 64 + ob * MR;
             (void)grp;
@@ -2036,7 +2042,10 @@ static CNN_SIMD void inception1_conv2(const float *restrict x0, float *restrict 
                     sb[(tile * 192 + c) * NR + l] = in[c * 784 + p + l];
         }
         for (int it = 0; it < 784; it++) {
-            const int tile = it / 16, gb = it - tile * 16;
+            /* bands of 10 tiles, every block of output channels on a band */
+            const int band = it / 160, rest = it - band * 160;
+            const int in_band = 49 - band * 10 < 10 ? 49 - band * 10 : 10;
+            const int gb = rest / in_band, tile = band * 10 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 96 + ob * MR;
             (void)grp;
@@ -3017,7 +3026,10 @@ static CNN_SIMD void inception1_conv4(const float *restrict x0, float *restrict 
                     sb[(tile * 192 + c) * NR + l] = in[c * 784 + p + l];
         }
         for (int it = 0; it < 132; it++) {
-            const int tile = it / 4, gb = it - tile * 4;
+            /* bands of 7 tiles, every block of output channels on a band */
+            const int band = it / 28, rest = it - band * 28;
+            const int in_band = 33 - band * 7 < 7 ? 33 - band * 7 : 7;
+            const int gb = rest / in_band, tile = band * 7 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 16 + ob * MR;
             (void)grp;
@@ -3253,7 +3265,10 @@ static CNN_SIMD void inception1_conv5(const float *restrict x0, float *restrict 
         for (int i = 16384; i < 16408; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
         for (int it = 0; it < 304; it++) {
-            const int tile = it / 8, gb = it - tile * 8;
+            /* bands of 3 tiles, every block of output channels on a band */
+            const int band = it / 24, rest = it - band * 24;
+            const int in_band = 38 - band * 3 < 3 ? 38 - band * 3 : 3;
+            const int gb = rest / in_band, tile = band * 3 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 32 + ob * MR;
             (void)grp;
@@ -3412,7 +3427,10 @@ static CNN_SIMD void inception1_conv6(const float *restrict x0, float *restrict 
                     sb[(tile * 192 + c) * NR + l] = in[c * 784 + p + l];
         }
         for (int it = 0; it < 264; it++) {
-            const int tile = it / 8, gb = it - tile * 8;
+            /* bands of 7 tiles, every block of output channels on a band */
+            const int band = it / 56, rest = it - band * 56;
+            const int in_band = 33 - band * 7 < 7 ? 33 - band * 7 : 7;
+            const int gb = rest / in_band, tile = band * 7 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 32 + ob * MR;
             (void)grp;
@@ -3651,7 +3669,10 @@ static CNN_SIMD void inception2_conv1(const float *restrict x0, float *restrict 
                     sb[(tile * 256 + c) * NR + l] = in[c * 784 + p + l];
         }
         for (int it = 0; it < 1056; it++) {
-            const int tile = it / 32, gb = it - tile * 32;
+            /* bands of 5 tiles, every block of output channels on a band */
+            const int band = it / 160, rest = it - band * 160;
+            const int in_band = 33 - band * 5 < 5 ? 33 - band * 5 : 5;
+            const int gb = rest / in_band, tile = band * 5 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
@@ -3890,7 +3911,10 @@ static CNN_SIMD void inception2_conv2(const float *restrict x0, float *restrict 
                     sb[(tile * 256 + c) * NR + l] = in[c * 784 + p + l];
         }
         for (int it = 0; it < 1056; it++) {
-            const int tile = it / 32, gb = it - tile * 32;
+            /* bands of 5 tiles, every block of output channels on a band */
+            const int band = it / 160, rest = it - band * 160;
+            const int in_band = 33 - band * 5 < 5 ? 33 - band * 5 : 5;
+            const int gb = rest / in_band, tile = band * 5 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
@@ -4864,7 +4888,10 @@ static CNN_SIMD void inception2_conv4(const float *restrict x0, float *restrict 
                     sb[(tile * 256 + c) * NR + l] = in[c * 784 + p + l];
         }
         for (int it = 0; it < 264; it++) {
-            const int tile = it / 8, gb = it - tile * 8;
+            /* bands of 5 tiles, every block of output channels on a band */
+            const int band = it / 40, rest = it - band * 40;
+            const int in_band = 33 - band * 5 < 5 ? 33 - band * 5 : 5;
+            const int gb = rest / in_band, tile = band * 5 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 32 + ob * MR;
             (void)grp;
@@ -5100,7 +5127,10 @@ static CNN_SIMD void inception2_conv5(const float *restrict x0, float *restrict 
         for (int i = 32768; i < 32784; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
         for (int it = 0; it < 896; it++) {
-            const int tile = it / 16, gb = it - tile * 16;
+            /* bands of 2 tiles, every block of output channels on a band */
+            const int band = it / 32, rest = it - band * 32;
+            const int in_band = 56 - band * 2 < 2 ? 56 - band * 2 : 2;
+            const int gb = rest / in_band, tile = band * 2 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 96 + ob * MR;
             (void)grp;
@@ -5260,7 +5290,10 @@ static CNN_SIMD void inception2_conv6(const float *restrict x0, float *restrict 
                     sb[(tile * 256 + c) * NR + l] = in[c * 784 + p + l];
         }
         for (int it = 0; it < 528; it++) {
-            const int tile = it / 16, gb = it - tile * 16;
+            /* bands of 5 tiles, every block of output channels on a band */
+            const int band = it / 80, rest = it - band * 80;
+            const int in_band = 33 - band * 5 < 5 ? 33 - band * 5 : 5;
+            const int gb = rest / in_band, tile = band * 5 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 64 + ob * MR;
             (void)grp;
@@ -5567,7 +5600,10 @@ static CNN_SIMD void inception3_conv1(const float *restrict x0, float *restrict 
                     sb[(tile * 480 + c) * NR + l] = in[c * 196 + p + l];
         }
         for (int it = 0; it < 416; it++) {
-            const int tile = it / 32, gb = it - tile * 32;
+            /* bands of 4 tiles, every block of output channels on a band */
+            const int band = it / 128, rest = it - band * 128;
+            const int in_band = 13 - band * 4 < 4 ? 13 - band * 4 : 4;
+            const int gb = rest / in_band, tile = band * 4 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 192 + ob * MR;
             (void)grp;
@@ -5814,7 +5850,10 @@ static CNN_SIMD void inception3_conv2(const float *restrict x0, float *restrict 
                     sb[(tile * 480 + c) * NR + l] = in[c * 196 + p + l];
         }
         for (int it = 0; it < 208; it++) {
-            const int tile = it / 16, gb = it - tile * 16;
+            /* bands of 4 tiles, every block of output channels on a band */
+            const int band = it / 64, rest = it - band * 64;
+            const int in_band = 13 - band * 4 < 4 ? 13 - band * 4 : 4;
+            const int gb = rest / in_band, tile = band * 4 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 96 + ob * MR;
             (void)grp;
@@ -6796,7 +6835,10 @@ static CNN_SIMD void inception3_conv4(const float *restrict x0, float *restrict 
                     sb[(tile * 480 + c) * NR + l] = in[c * 196 + p + l];
         }
         for (int it = 0; it < 36; it++) {
-            const int tile = it / 4, gb = it - tile * 4;
+            /* bands of 2 tiles, every block of output channels on a band */
+            const int band = it / 8, rest = it - band * 8;
+            const int in_band = 9 - band * 2 < 2 ? 9 - band * 2 : 2;
+            const int gb = rest / in_band, tile = band * 2 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 16 + ob * MR;
             (void)grp;
@@ -7030,7 +7072,10 @@ static CNN_SIMD void inception3_conv5(const float *restrict x0, float *restrict 
         cnn_pad(xb0, sb, 16, 14, 14, 2, 2, 18, 18, 0);
         const float *in = sb;
         for (int it = 0; it < 99; it++) {
-            const int tile = it / 3, gb = it - tile * 3;
+            /* bands of 13 tiles, every block of output channels on a band */
+            const int band = it / 39, rest = it - band * 39;
+            const int in_band = 33 - band * 13 < 13 ? 33 - band * 13 : 13;
+            const int gb = rest / in_band, tile = band * 13 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 48 + ob * MR;
             (void)grp;
@@ -7273,7 +7318,10 @@ static CNN_SIMD void inception3_conv6(const float *restrict x0, float *restrict 
                     sb[(tile * 480 + c) * NR + l] = in[c * 196 + p + l];
         }
         for (int it = 0; it < 143; it++) {
-            const int tile = it / 11, gb = it - tile * 11;
+            /* bands of 4 tiles, every block of output channels on a band */
+            const int band = it / 44, rest = it - band * 44;
+            const int in_band = 13 - band * 4 < 4 ? 13 - band * 4 : 4;
+            const int gb = rest / in_band, tile = band * 4 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 64 + ob * MR;
             (void)grp;
@@ -7522,7 +7570,10 @@ static CNN_SIMD void inception4_conv1(const float *restrict x0, float *restrict 
                     sb[(tile * 512 + c) * NR + l] = in[c * 196 + p + l];
         }
         for (int it = 0; it < 351; it++) {
-            const int tile = it / 27, gb = it - tile * 27;
+            /* bands of 4 tiles, every block of output channels on a band */
+            const int band = it / 108, rest = it - band * 108;
+            const int in_band = 13 - band * 4 < 4 ? 13 - band * 4 : 4;
+            const int gb = rest / in_band, tile = band * 4 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 160 + ob * MR;
             (void)grp;
@@ -7771,7 +7822,10 @@ static CNN_SIMD void inception4_conv2(const float *restrict x0, float *restrict 
                     sb[(tile * 512 + c) * NR + l] = in[c * 196 + p + l];
         }
         for (int it = 0; it < 247; it++) {
-            const int tile = it / 19, gb = it - tile * 19;
+            /* bands of 4 tiles, every block of output channels on a band */
+            const int band = it / 76, rest = it - band * 76;
+            const int in_band = 13 - band * 4 < 4 ? 13 - band * 4 : 4;
+            const int gb = rest / in_band, tile = band * 4 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 112 + ob * MR;
             (void)grp;
@@ -8755,7 +8809,10 @@ static CNN_SIMD void inception4_conv4(const float *restrict x0, float *restrict 
                     sb[(tile * 512 + c) * NR + l] = in[c * 196 + p + l];
         }
         for (int it = 0; it < 52; it++) {
-            const int tile = it / 4, gb = it - tile * 4;
+            /* bands of 4 tiles, every block of output channels on a band */
+            const int band = it / 16, rest = it - band * 16;
+            const int in_band = 13 - band * 4 < 4 ? 13 - band * 4 : 4;
+            const int gb = rest / in_band, tile = band * 4 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 24 + ob * MR;
             (void)grp;
@@ -8999,7 +9056,10 @@ static CNN_SIMD void inception4_conv5(const float *restrict x0, float *restrict 
         for (int i = 7776; i < 7800; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
         for (int it = 0; it < 176; it++) {
-            const int tile = it / 16, gb = it - tile * 16;
+            /* bands of 2 tiles, every block of output channels on a band */
+            const int band = it / 32, rest = it - band * 32;
+            const int in_band = 11 - band * 2 < 2 ? 11 - band * 2 : 2;
+            const int gb = rest / in_band, tile = band * 2 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 64 + ob * MR;
             (void)grp;
@@ -9158,7 +9218,10 @@ static CNN_SIMD void inception4_conv6(const float *restrict x0, float *restrict 
                     sb[(tile * 512 + c) * NR + l] = in[c * 196 + p + l];
         }
         for (int it = 0; it < 143; it++) {
-            const int tile = it / 11, gb = it - tile * 11;
+            /* bands of 4 tiles, every block of output channels on a band */
+            const int band = it / 44, rest = it - band * 44;
+            const int in_band = 13 - band * 4 < 4 ? 13 - band * 4 : 4;
+            const int gb = rest / in_band, tile = band * 4 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 64 + ob * MR;
             (void)grp;
@@ -9407,7 +9470,10 @@ static CNN_SIMD void inception5_conv1(const float *restrict x0, float *restrict 
                     sb[(tile * 512 + c) * NR + l] = in[c * 196 + p + l];
         }
         for (int it = 0; it < 286; it++) {
-            const int tile = it / 22, gb = it - tile * 22;
+            /* bands of 4 tiles, every block of output channels on a band */
+            const int band = it / 88, rest = it - band * 88;
+            const int in_band = 13 - band * 4 < 4 ? 13 - band * 4 : 4;
+            const int gb = rest / in_band, tile = band * 4 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
@@ -9656,7 +9722,10 @@ static CNN_SIMD void inception5_conv2(const float *restrict x0, float *restrict 
                     sb[(tile * 512 + c) * NR + l] = in[c * 196 + p + l];
         }
         for (int it = 0; it < 286; it++) {
-            const int tile = it / 22, gb = it - tile * 22;
+            /* bands of 4 tiles, every block of output channels on a band */
+            const int band = it / 88, rest = it - band * 88;
+            const int in_band = 13 - band * 4 < 4 ? 13 - band * 4 : 4;
+            const int gb = rest / in_band, tile = band * 4 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
@@ -10640,7 +10709,10 @@ static CNN_SIMD void inception5_conv4(const float *restrict x0, float *restrict 
                     sb[(tile * 512 + c) * NR + l] = in[c * 196 + p + l];
         }
         for (int it = 0; it < 52; it++) {
-            const int tile = it / 4, gb = it - tile * 4;
+            /* bands of 4 tiles, every block of output channels on a band */
+            const int band = it / 16, rest = it - band * 16;
+            const int in_band = 13 - band * 4 < 4 ? 13 - band * 4 : 4;
+            const int gb = rest / in_band, tile = band * 4 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 24 + ob * MR;
             (void)grp;
@@ -10884,7 +10956,10 @@ static CNN_SIMD void inception5_conv5(const float *restrict x0, float *restrict 
         for (int i = 7776; i < 7800; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
         for (int it = 0; it < 176; it++) {
-            const int tile = it / 16, gb = it - tile * 16;
+            /* bands of 2 tiles, every block of output channels on a band */
+            const int band = it / 32, rest = it - band * 32;
+            const int in_band = 11 - band * 2 < 2 ? 11 - band * 2 : 2;
+            const int gb = rest / in_band, tile = band * 2 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 64 + ob * MR;
             (void)grp;
@@ -11043,7 +11118,10 @@ static CNN_SIMD void inception5_conv6(const float *restrict x0, float *restrict 
                     sb[(tile * 512 + c) * NR + l] = in[c * 196 + p + l];
         }
         for (int it = 0; it < 143; it++) {
-            const int tile = it / 11, gb = it - tile * 11;
+            /* bands of 4 tiles, every block of output channels on a band */
+            const int band = it / 44, rest = it - band * 44;
+            const int in_band = 13 - band * 4 < 4 ? 13 - band * 4 : 4;
+            const int gb = rest / in_band, tile = band * 4 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 64 + ob * MR;
             (void)grp;
@@ -11292,7 +11370,10 @@ static CNN_SIMD void inception6_conv1(const float *restrict x0, float *restrict 
                     sb[(tile * 512 + c) * NR + l] = in[c * 196 + p + l];
         }
         for (int it = 0; it < 247; it++) {
-            const int tile = it / 19, gb = it - tile * 19;
+            /* bands of 4 tiles, every block of output channels on a band */
+            const int band = it / 76, rest = it - band * 76;
+            const int in_band = 13 - band * 4 < 4 ? 13 - band * 4 : 4;
+            const int gb = rest / in_band, tile = band * 4 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 112 + ob * MR;
             (void)grp;
@@ -11541,7 +11622,10 @@ static CNN_SIMD void inception6_conv2(const float *restrict x0, float *restrict 
                     sb[(tile * 512 + c) * NR + l] = in[c * 196 + p + l];
         }
         for (int it = 0; it < 312; it++) {
-            const int tile = it / 24, gb = it - tile * 24;
+            /* bands of 4 tiles, every block of output channels on a band */
+            const int band = it / 96, rest = it - band * 96;
+            const int in_band = 13 - band * 4 < 4 ? 13 - band * 4 : 4;
+            const int gb = rest / in_band, tile = band * 4 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 144 + ob * MR;
             (void)grp;
@@ -12523,7 +12607,10 @@ static CNN_SIMD void inception6_conv4(const float *restrict x0, float *restrict 
                     sb[(tile * 512 + c) * NR + l] = in[c * 196 + p + l];
         }
         for (int it = 0; it < 72; it++) {
-            const int tile = it / 8, gb = it - tile * 8;
+            /* bands of 2 tiles, every block of output channels on a band */
+            const int band = it / 16, rest = it - band * 16;
+            const int in_band = 9 - band * 2 < 2 ? 9 - band * 2 : 2;
+            const int gb = rest / in_band, tile = band * 2 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 32 + ob * MR;
             (void)grp;
@@ -12757,7 +12844,10 @@ static CNN_SIMD void inception6_conv5(const float *restrict x0, float *restrict 
         cnn_pad(xb0, sb, 32, 14, 14, 2, 2, 18, 18, 0);
         const float *in = sb;
         for (int it = 0; it < 136; it++) {
-            const int tile = it / 8, gb = it - tile * 8;
+            /* bands of 3 tiles, every block of output channels on a band */
+            const int band = it / 24, rest = it - band * 24;
+            const int in_band = 17 - band * 3 < 3 ? 17 - band * 3 : 3;
+            const int gb = rest / in_band, tile = band * 3 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 64 + ob * MR;
             (void)grp;
@@ -13037,7 +13127,10 @@ static CNN_SIMD void inception6_conv6(const float *restrict x0, float *restrict 
                     sb[(tile * 512 + c) * NR + l] = in[c * 196 + p + l];
         }
         for (int it = 0; it < 143; it++) {
-            const int tile = it / 11, gb = it - tile * 11;
+            /* bands of 4 tiles, every block of output channels on a band */
+            const int band = it / 44, rest = it - band * 44;
+            const int in_band = 13 - band * 4 < 4 ? 13 - band * 4 : 4;
+            const int gb = rest / in_band, tile = band * 4 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 64 + ob * MR;
             (void)grp;
@@ -13535,7 +13628,10 @@ static CNN_SIMD void inception7_conv2(const float *restrict x0, float *restrict 
                     sb[(tile * 528 + c) * NR + l] = in[c * 196 + p + l];
         }
         for (int it = 0; it < 351; it++) {
-            const int tile = it / 27, gb = it - tile * 27;
+            /* bands of 3 tiles, every block of output channels on a band */
+            const int band = it / 81, rest = it - band * 81;
+            const int in_band = 13 - band * 3 < 3 ? 13 - band * 3 : 3;
+            const int gb = rest / in_band, tile = band * 3 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 160 + ob * MR;
             (void)grp;
@@ -14519,7 +14615,10 @@ static CNN_SIMD void inception7_conv4(const float *restrict x0, float *restrict 
                     sb[(tile * 528 + c) * NR + l] = in[c * 196 + p + l];
         }
         for (int it = 0; it < 72; it++) {
-            const int tile = it / 8, gb = it - tile * 8;
+            /* bands of 2 tiles, every block of output channels on a band */
+            const int band = it / 16, rest = it - band * 16;
+            const int in_band = 9 - band * 2 < 2 ? 9 - band * 2 : 2;
+            const int gb = rest / in_band, tile = band * 2 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 32 + ob * MR;
             (void)grp;
@@ -14916,7 +15015,10 @@ static CNN_SIMD void inception7_conv6(const float *restrict x0, float *restrict 
                     sb[(tile * 528 + c) * NR + l] = in[c * 196 + p + l];
         }
         for (int it = 0; it < 286; it++) {
-            const int tile = it / 22, gb = it - tile * 22;
+            /* bands of 3 tiles, every block of output channels on a band */
+            const int band = it / 66, rest = it - band * 66;
+            const int in_band = 13 - band * 3 < 3 ? 13 - band * 3 : 3;
+            const int gb = rest / in_band, tile = band * 3 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
@@ -16187,7 +16289,10 @@ static CNN_SIMD void inception8_conv5(const float *restrict x0, float *restrict 
         cnn_pad(xb0, sb, 32, 7, 7, 2, 2, 11, 11, 0);
         const float *in = sb;
         for (int it = 0; it < 68; it++) {
-            const int tile = it / 4, gb = it - tile * 4;
+            /* bands of 13 tiles, every block of output channels on a band */
+            const int band = it / 52, rest = it - band * 52;
+            const int in_band = 17 - band * 13 < 13 ? 17 - band * 13 : 13;
+            const int gb = rest / in_band, tile = band * 13 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
@@ -17453,7 +17558,10 @@ static CNN_SIMD void inception9_conv4(const float *restrict x0, float *restrict 
                     sb[(tile * 832 + c) * NR + l] = in[c * 49 + p + l];
         }
         for (int it = 0; it < 28; it++) {
-            const int tile = it / 4, gb = it - tile * 4;
+            /* bands of 4 tiles, every block of output channels on a band */
+            const int band = it / 16, rest = it - band * 16;
+            const int in_band = 7 - band * 4 < 4 ? 7 - band * 4 : 4;
+            const int gb = rest / in_band, tile = band * 4 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 48 + ob * MR;
             (void)grp;

@@ -486,7 +486,10 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
         float *yb = y + (ptrdiff_t)b * 1600;
         const float *in = xb0;
         for (int it = 0; it < 17; it++) {
-            const int tile = it / 1, gb = it - tile * 1;
+            /* bands of 17 tiles, every block of output channels on a band */
+            const int band = it / 17, rest = it - band * 17;
+            const int in_band = 17 - band * 17 < 17 ? 17 - band * 17 : 17;
+            const int gb = rest / in_band, tile = band * 17 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 16 + ob * MR;
             (void)grp;

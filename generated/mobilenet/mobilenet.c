@@ -235,7 +235,10 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
         for (int i = 338688; i < 338712; i++)
             col[i] = 0.0f;
         for (int it = 0; it < 4184; it++) {
-            const int tile = it / 8, gb = it - tile * 8;
+            /* bands of 50 tiles, every block of output channels on a band */
+            const int band = it / 400, rest = it - band * 400;
+            const int in_band = 523 - band * 50 < 50 ? 523 - band * 50 : 50;
+            const int gb = rest / in_band, tile = band * 50 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 32 + ob * MR;
             (void)grp;
@@ -634,7 +637,10 @@ static CNN_SIMD void dwsep1_conv2(const float *restrict x0, float *restrict y, c
                     sb[(tile * 32 + c) * NR + l] = in[c * 12544 + p + l];
         }
         for (int it = 0; it < 8368; it++) {
-            const int tile = it / 16, gb = it - tile * 16;
+            /* bands of 42 tiles, every block of output channels on a band */
+            const int band = it / 672, rest = it - band * 672;
+            const int in_band = 523 - band * 42 < 42 ? 523 - band * 42 : 42;
+            const int gb = rest / in_band, tile = band * 42 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 64 + ob * MR;
             (void)grp;
@@ -1048,7 +1054,10 @@ static CNN_SIMD void dwsep2_conv2(const float *restrict x0, float *restrict y, c
                     sb[(tile * 64 + c) * NR + l] = in[c * 3136 + p + l];
         }
         for (int it = 0; it < 4192; it++) {
-            const int tile = it / 32, gb = it - tile * 32;
+            /* bands of 21 tiles, every block of output channels on a band */
+            const int band = it / 672, rest = it - band * 672;
+            const int in_band = 131 - band * 21 < 21 ? 131 - band * 21 : 21;
+            const int gb = rest / in_band, tile = band * 21 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
@@ -1426,7 +1435,10 @@ static CNN_SIMD void dwsep3_conv2(const float *restrict x0, float *restrict y, c
                     sb[(tile * 128 + c) * NR + l] = in[c * 3136 + p + l];
         }
         for (int it = 0; it < 4192; it++) {
-            const int tile = it / 32, gb = it - tile * 32;
+            /* bands of 10 tiles, every block of output channels on a band */
+            const int band = it / 320, rest = it - band * 320;
+            const int in_band = 131 - band * 10 < 10 ? 131 - band * 10 : 10;
+            const int gb = rest / in_band, tile = band * 10 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
@@ -1840,7 +1852,10 @@ static CNN_SIMD void dwsep4_conv2(const float *restrict x0, float *restrict y, c
                     sb[(tile * 128 + c) * NR + l] = in[c * 784 + p + l];
         }
         for (int it = 0; it < 2107; it++) {
-            const int tile = it / 43, gb = it - tile * 43;
+            /* bands of 16 tiles, every block of output channels on a band */
+            const int band = it / 688, rest = it - band * 688;
+            const int in_band = 49 - band * 16 < 16 ? 49 - band * 16 : 16;
+            const int gb = rest / in_band, tile = band * 16 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
@@ -2228,7 +2243,10 @@ static CNN_SIMD void dwsep5_conv2(const float *restrict x0, float *restrict y, c
                     sb[(tile * 256 + c) * NR + l] = in[c * 784 + p + l];
         }
         for (int it = 0; it < 2107; it++) {
-            const int tile = it / 43, gb = it - tile * 43;
+            /* bands of 8 tiles, every block of output channels on a band */
+            const int band = it / 344, rest = it - band * 344;
+            const int in_band = 49 - band * 8 < 8 ? 49 - band * 8 : 8;
+            const int gb = rest / in_band, tile = band * 8 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
@@ -2652,7 +2670,10 @@ static CNN_SIMD void dwsep6_conv2(const float *restrict x0, float *restrict y, c
                     sb[(tile * 256 + c) * NR + l] = in[c * 196 + p + l];
         }
         for (int it = 0; it < 1118; it++) {
-            const int tile = it / 86, gb = it - tile * 86;
+            /* bands of 8 tiles, every block of output channels on a band */
+            const int band = it / 688, rest = it - band * 688;
+            const int in_band = 13 - band * 8 < 8 ? 13 - band * 8 : 8;
+            const int gb = rest / in_band, tile = band * 8 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 512 + ob * MR;
             (void)grp;

@@ -235,7 +235,10 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
         for (int i = 338688; i < 338712; i++)
             col[i] = 0.0f;
         for (int it = 0; it < 4184; it++) {
-            const int tile = it / 8, gb = it - tile * 8;
+            /* bands of 50 tiles, every block of output channels on a band */
+            const int band = it / 400, rest = it - band * 400;
+            const int in_band = 523 - band * 50 < 50 ? 523 - band * 50 : 50;
+            const int gb = rest / in_band, tile = band * 50 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 32 + ob * MR;
             (void)grp;
@@ -634,7 +637,10 @@ static CNN_SIMD void separable1_conv2(const float *restrict x0, float *restrict 
                     sb[(tile * 32 + c) * NR + l] = in[c * 12544 + p + l];
         }
         for (int it = 0; it < 2092; it++) {
-            const int tile = it / 4, gb = it - tile * 4;
+            /* bands of 42 tiles, every block of output channels on a band */
+            const int band = it / 168, rest = it - band * 168;
+            const int in_band = 523 - band * 42 < 42 ? 523 - band * 42 : 42;
+            const int gb = rest / in_band, tile = band * 42 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 16 + ob * MR;
             (void)grp;
@@ -872,7 +878,10 @@ static CNN_SIMD void inverted1_conv1(const float *restrict x0, float *restrict y
                     sb[(tile * 16 + c) * NR + l] = in[c * 12544 + p + l];
         }
         for (int it = 0; it < 12544; it++) {
-            const int tile = it / 16, gb = it - tile * 16;
+            /* bands of 128 tiles, every block of output channels on a band */
+            const int band = it / 2048, rest = it - band * 2048;
+            const int in_band = 784 - band * 128 < 128 ? 784 - band * 128 : 128;
+            const int gb = rest / in_band, tile = band * 128 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 96 + ob * MR;
             (void)grp;
@@ -1294,7 +1303,10 @@ static CNN_SIMD void inverted1_conv3(const float *restrict x0, float *restrict y
                     sb[(tile * 96 + c) * NR + l] = in[c * 3136 + p + l];
         }
         for (int it = 0; it < 784; it++) {
-            const int tile = it / 4, gb = it - tile * 4;
+            /* bands of 21 tiles, every block of output channels on a band */
+            const int band = it / 84, rest = it - band * 84;
+            const int in_band = 196 - band * 21 < 21 ? 196 - band * 21 : 21;
+            const int gb = rest / in_band, tile = band * 21 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 24 + ob * MR;
             (void)grp;
@@ -1540,7 +1552,10 @@ static CNN_SIMD void inverted_res1_inverted1_conv1(const float *restrict x0, flo
                     sb[(tile * 24 + c) * NR + l] = in[c * 3136 + p + l];
         }
         for (int it = 0; it < 4704; it++) {
-            const int tile = it / 24, gb = it - tile * 24;
+            /* bands of 85 tiles, every block of output channels on a band */
+            const int band = it / 2040, rest = it - band * 2040;
+            const int in_band = 196 - band * 85 < 85 ? 196 - band * 85 : 85;
+            const int gb = rest / in_band, tile = band * 85 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 144 + ob * MR;
             (void)grp;
@@ -1927,7 +1942,10 @@ static CNN_SIMD void inverted_res1_inverted1_conv3(const float *restrict x0, con
                     sb[(tile * 144 + c) * NR + l] = in[c * 3136 + p + l];
         }
         for (int it = 0; it < 784; it++) {
-            const int tile = it / 4, gb = it - tile * 4;
+            /* bands of 14 tiles, every block of output channels on a band */
+            const int band = it / 56, rest = it - band * 56;
+            const int in_band = 196 - band * 14 < 14 ? 196 - band * 14 : 14;
+            const int gb = rest / in_band, tile = band * 14 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 24 + ob * MR;
             (void)grp;
@@ -2174,7 +2192,10 @@ static CNN_SIMD void inverted2_conv1(const float *restrict x0, float *restrict y
                     sb[(tile * 24 + c) * NR + l] = in[c * 3136 + p + l];
         }
         for (int it = 0; it < 4704; it++) {
-            const int tile = it / 24, gb = it - tile * 24;
+            /* bands of 85 tiles, every block of output channels on a band */
+            const int band = it / 2040, rest = it - band * 2040;
+            const int in_band = 196 - band * 85 < 85 ? 196 - band * 85 : 85;
+            const int gb = rest / in_band, tile = band * 85 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 144 + ob * MR;
             (void)grp;
@@ -2596,7 +2617,10 @@ static CNN_SIMD void inverted2_conv3(const float *restrict x0, float *restrict y
                     sb[(tile * 144 + c) * NR + l] = in[c * 784 + p + l];
         }
         for (int it = 0; it < 264; it++) {
-            const int tile = it / 8, gb = it - tile * 8;
+            /* bands of 9 tiles, every block of output channels on a band */
+            const int band = it / 72, rest = it - band * 72;
+            const int in_band = 33 - band * 9 < 9 ? 33 - band * 9 : 9;
+            const int gb = rest / in_band, tile = band * 9 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 32 + ob * MR;
             (void)grp;
@@ -2834,7 +2858,10 @@ static CNN_SIMD void inverted_res2_inverted1_conv1(const float *restrict x0, flo
                     sb[(tile * 32 + c) * NR + l] = in[c * 784 + p + l];
         }
         for (int it = 0; it < 1568; it++) {
-            const int tile = it / 32, gb = it - tile * 32;
+            /* bands of 49 tiles, every block of output channels on a band */
+            const int band = it / 1568, rest = it - band * 1568;
+            const int in_band = 49 - band * 49 < 49 ? 49 - band * 49 : 49;
+            const int gb = rest / in_band, tile = band * 49 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 192 + ob * MR;
             (void)grp;
@@ -3221,7 +3248,10 @@ static CNN_SIMD void inverted_res2_inverted1_conv3(const float *restrict x0, con
                     sb[(tile * 192 + c) * NR + l] = in[c * 784 + p + l];
         }
         for (int it = 0; it < 264; it++) {
-            const int tile = it / 8, gb = it - tile * 8;
+            /* bands of 7 tiles, every block of output channels on a band */
+            const int band = it / 56, rest = it - band * 56;
+            const int in_band = 33 - band * 7 < 7 ? 33 - band * 7 : 7;
+            const int gb = rest / in_band, tile = band * 7 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 32 + ob * MR;
             (void)grp;
@@ -3460,7 +3490,10 @@ static CNN_SIMD void inverted_res3_inverted1_conv1(const float *restrict x0, flo
                     sb[(tile * 32 + c) * NR + l] = in[c * 784 + p + l];
         }
         for (int it = 0; it < 1568; it++) {
-            const int tile = it / 32, gb = it - tile * 32;
+            /* bands of 49 tiles, every block of output channels on a band */
+            const int band = it / 1568, rest = it - band * 1568;
+            const int in_band = 49 - band * 49 < 49 ? 49 - band * 49 : 49;
+            const int gb = rest / in_band, tile = band * 49 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 192 + ob * MR;
             (void)grp;
@@ -3847,7 +3880,10 @@ static CNN_SIMD void inverted_res3_inverted1_conv3(const float *restrict x0, con
                     sb[(tile * 192 + c) * NR + l] = in[c * 784 + p + l];
         }
         for (int it = 0; it < 264; it++) {
-            const int tile = it / 8, gb = it - tile * 8;
+            /* bands of 7 tiles, every block of output channels on a band */
+            const int band = it / 56, rest = it - band * 56;
+            const int in_band = 33 - band * 7 < 7 ? 33 - band * 7 : 7;
+            const int gb = rest / in_band, tile = band * 7 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 32 + ob * MR;
             (void)grp;
@@ -4086,7 +4122,10 @@ static CNN_SIMD void inverted3_conv1(const float *restrict x0, float *restrict y
                     sb[(tile * 32 + c) * NR + l] = in[c * 784 + p + l];
         }
         for (int it = 0; it < 1568; it++) {
-            const int tile = it / 32, gb = it - tile * 32;
+            /* bands of 49 tiles, every block of output channels on a band */
+            const int band = it / 1568, rest = it - band * 1568;
+            const int in_band = 49 - band * 49 < 49 ? 49 - band * 49 : 49;
+            const int gb = rest / in_band, tile = band * 49 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 192 + ob * MR;
             (void)grp;
@@ -4508,7 +4547,10 @@ static CNN_SIMD void inverted3_conv3(const float *restrict x0, float *restrict y
                     sb[(tile * 192 + c) * NR + l] = in[c * 196 + p + l];
         }
         for (int it = 0; it < 143; it++) {
-            const int tile = it / 11, gb = it - tile * 11;
+            /* bands of 10 tiles, every block of output channels on a band */
+            const int band = it / 110, rest = it - band * 110;
+            const int in_band = 13 - band * 10 < 10 ? 13 - band * 10 : 10;
+            const int gb = rest / in_band, tile = band * 10 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 64 + ob * MR;
             (void)grp;
@@ -4756,7 +4798,10 @@ static CNN_SIMD void inverted_res4_inverted1_conv1(const float *restrict x0, flo
                     sb[(tile * 64 + c) * NR + l] = in[c * 196 + p + l];
         }
         for (int it = 0; it < 832; it++) {
-            const int tile = it / 64, gb = it - tile * 64;
+            /* bands of 13 tiles, every block of output channels on a band */
+            const int band = it / 832, rest = it - band * 832;
+            const int in_band = 13 - band * 13 < 13 ? 13 - band * 13 : 13;
+            const int gb = rest / in_band, tile = band * 13 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 384 + ob * MR;
             (void)grp;
@@ -5143,7 +5188,10 @@ static CNN_SIMD void inverted_res4_inverted1_conv3(const float *restrict x0, con
                     sb[(tile * 384 + c) * NR + l] = in[c * 196 + p + l];
         }
         for (int it = 0; it < 143; it++) {
-            const int tile = it / 11, gb = it - tile * 11;
+            /* bands of 5 tiles, every block of output channels on a band */
+            const int band = it / 55, rest = it - band * 55;
+            const int in_band = 13 - band * 5 < 5 ? 13 - band * 5 : 5;
+            const int gb = rest / in_band, tile = band * 5 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 64 + ob * MR;
             (void)grp;
@@ -5392,7 +5440,10 @@ static CNN_SIMD void inverted_res5_inverted1_conv1(const float *restrict x0, flo
                     sb[(tile * 64 + c) * NR + l] = in[c * 196 + p + l];
         }
         for (int it = 0; it < 832; it++) {
-            const int tile = it / 64, gb = it - tile * 64;
+            /* bands of 13 tiles, every block of output channels on a band */
+            const int band = it / 832, rest = it - band * 832;
+            const int in_band = 13 - band * 13 < 13 ? 13 - band * 13 : 13;
+            const int gb = rest / in_band, tile = band * 13 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 384 + ob * MR;
             (void)grp;
@@ -5779,7 +5830,10 @@ static CNN_SIMD void inverted_res5_inverted1_conv3(const float *restrict x0, con
                     sb[(tile * 384 + c) * NR + l] = in[c * 196 + p + l];
         }
         for (int it = 0; it < 143; it++) {
-            const int tile = it / 11, gb = it - tile * 11;
+            /* bands of 5 tiles, every block of output channels on a band */
+            const int band = it / 55, rest = it - band * 55;
+            const int in_band = 13 - band * 5 < 5 ? 13 - band * 5 : 5;
+            const int gb = rest / in_band, tile = band * 5 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 64 + ob * MR;
             (void)grp;
@@ -6028,7 +6082,10 @@ static CNN_SIMD void inverted_res6_inverted1_conv1(const float *restrict x0, flo
                     sb[(tile * 64 + c) * NR + l] = in[c * 196 + p + l];
         }
         for (int it = 0; it < 832; it++) {
-            const int tile = it / 64, gb = it - tile * 64;
+            /* bands of 13 tiles, every block of output channels on a band */
+            const int band = it / 832, rest = it - band * 832;
+            const int in_band = 13 - band * 13 < 13 ? 13 - band * 13 : 13;
+            const int gb = rest / in_band, tile = band * 13 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 384 + ob * MR;
             (void)grp;
@@ -6415,7 +6472,10 @@ static CNN_SIMD void inverted_res6_inverted1_conv3(const float *restrict x0, con
                     sb[(tile * 384 + c) * NR + l] = in[c * 196 + p + l];
         }
         for (int it = 0; it < 143; it++) {
-            const int tile = it / 11, gb = it - tile * 11;
+            /* bands of 5 tiles, every block of output channels on a band */
+            const int band = it / 55, rest = it - band * 55;
+            const int in_band = 13 - band * 5 < 5 ? 13 - band * 5 : 5;
+            const int gb = rest / in_band, tile = band * 5 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 64 + ob * MR;
             (void)grp;
@@ -6664,7 +6724,10 @@ static CNN_SIMD void inverted4_conv1(const float *restrict x0, float *restrict y
                     sb[(tile * 64 + c) * NR + l] = in[c * 196 + p + l];
         }
         for (int it = 0; it < 832; it++) {
-            const int tile = it / 64, gb = it - tile * 64;
+            /* bands of 13 tiles, every block of output channels on a band */
+            const int band = it / 832, rest = it - band * 832;
+            const int in_band = 13 - band * 13 < 13 ? 13 - band * 13 : 13;
+            const int gb = rest / in_band, tile = band * 13 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 384 + ob * MR;
             (void)grp;
@@ -7050,7 +7113,10 @@ static CNN_SIMD void inverted4_conv3(const float *restrict x0, float *restrict y
                     sb[(tile * 384 + c) * NR + l] = in[c * 196 + p + l];
         }
         for (int it = 0; it < 208; it++) {
-            const int tile = it / 16, gb = it - tile * 16;
+            /* bands of 5 tiles, every block of output channels on a band */
+            const int band = it / 80, rest = it - band * 80;
+            const int in_band = 13 - band * 5 < 5 ? 13 - band * 5 : 5;
+            const int gb = rest / in_band, tile = band * 5 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 96 + ob * MR;
             (void)grp;
@@ -7296,7 +7362,10 @@ static CNN_SIMD void inverted_res7_inverted1_conv1(const float *restrict x0, flo
                     sb[(tile * 96 + c) * NR + l] = in[c * 196 + p + l];
         }
         for (int it = 0; it < 1248; it++) {
-            const int tile = it / 96, gb = it - tile * 96;
+            /* bands of 13 tiles, every block of output channels on a band */
+            const int band = it / 1248, rest = it - band * 1248;
+            const int in_band = 13 - band * 13 < 13 ? 13 - band * 13 : 13;
+            const int gb = rest / in_band, tile = band * 13 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 576 + ob * MR;
             (void)grp;
@@ -7683,7 +7752,10 @@ static CNN_SIMD void inverted_res7_inverted1_conv3(const float *restrict x0, con
                     sb[(tile * 576 + c) * NR + l] = in[c * 196 + p + l];
         }
         for (int it = 0; it < 208; it++) {
-            const int tile = it / 16, gb = it - tile * 16;
+            /* bands of 3 tiles, every block of output channels on a band */
+            const int band = it / 48, rest = it - band * 48;
+            const int in_band = 13 - band * 3 < 3 ? 13 - band * 3 : 3;
+            const int gb = rest / in_band, tile = band * 3 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 96 + ob * MR;
             (void)grp;
@@ -7930,7 +8002,10 @@ static CNN_SIMD void inverted_res8_inverted1_conv1(const float *restrict x0, flo
                     sb[(tile * 96 + c) * NR + l] = in[c * 196 + p + l];
         }
         for (int it = 0; it < 1248; it++) {
-            const int tile = it / 96, gb = it - tile * 96;
+            /* bands of 13 tiles, every block of output channels on a band */
+            const int band = it / 1248, rest = it - band * 1248;
+            const int in_band = 13 - band * 13 < 13 ? 13 - band * 13 : 13;
+            const int gb = rest / in_band, tile = band * 13 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 576 + ob * MR;
             (void)grp;
@@ -8317,7 +8392,10 @@ static CNN_SIMD void inverted_res8_inverted1_conv3(const float *restrict x0, con
                     sb[(tile * 576 + c) * NR + l] = in[c * 196 + p + l];
         }
         for (int it = 0; it < 208; it++) {
-            const int tile = it / 16, gb = it - tile * 16;
+            /* bands of 3 tiles, every block of output channels on a band */
+            const int band = it / 48, rest = it - band * 48;
+            const int in_band = 13 - band * 3 < 3 ? 13 - band * 3 : 3;
+            const int gb = rest / in_band, tile = band * 3 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 96 + ob * MR;
             (void)grp;
@@ -8564,7 +8642,10 @@ static CNN_SIMD void inverted5_conv1(const float *restrict x0, float *restrict y
                     sb[(tile * 96 + c) * NR + l] = in[c * 196 + p + l];
         }
         for (int it = 0; it < 1248; it++) {
-            const int tile = it / 96, gb = it - tile * 96;
+            /* bands of 13 tiles, every block of output channels on a band */
+            const int band = it / 1248, rest = it - band * 1248;
+            const int in_band = 13 - band * 13 < 13 ? 13 - band * 13 : 13;
+            const int gb = rest / in_band, tile = band * 13 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 576 + ob * MR;
             (void)grp;
@@ -9002,7 +9083,10 @@ static CNN_SIMD void inverted5_conv3(const float *restrict x0, float *restrict y
                     sb[(tile * 576 + c) * NR + l] = in[c * 49 + p + l];
         }
         for (int it = 0; it < 108; it++) {
-            const int tile = it / 27, gb = it - tile * 27;
+            /* bands of 3 tiles, every block of output channels on a band */
+            const int band = it / 81, rest = it - band * 81;
+            const int in_band = 4 - band * 3 < 3 ? 4 - band * 3 : 3;
+            const int gb = rest / in_band, tile = band * 3 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 160 + ob * MR;
             (void)grp;

@@ -5197,7 +5197,10 @@ static CNN_SIMD void basic_down1_conv1(const float *restrict x0, float *restrict
         cnn_pad(xb0, sb, 64, 56, 56, 1, 1, 58, 58, 0);
         const float *in = sb;
         for (int it = 0; it < 1056; it++) {
-            const int tile = it / 16, gb = it - tile * 16;
+            /* bands of 4 tiles, every block of output channels on a band */
+            const int band = it / 64, rest = it - band * 64;
+            const int in_band = 66 - band * 4 < 4 ? 66 - band * 4 : 4;
+            const int gb = rest / in_band, tile = band * 4 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
@@ -6235,7 +6238,10 @@ static CNN_SIMD void basic_down1_conv3(const float *restrict x0, const float *re
                     dst[c * MP] = src[c * 3136];
             }
         for (int it = 0; it < 1048; it++) {
-            const int tile = it / 8, gb = it - tile * 8;
+            /* bands of 85 tiles, every block of output channels on a band */
+            const int band = it / 680, rest = it - band * 680;
+            const int in_band = 131 - band * 85 < 85 ? 131 - band * 85 : 85;
+            const int gb = rest / in_band, tile = band * 85 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
@@ -11970,7 +11976,10 @@ static CNN_SIMD void basic_down2_conv3(const float *restrict x0, const float *re
                     dst[c * MP] = src[c * 784];
             }
         for (int it = 0; it < 528; it++) {
-            const int tile = it / 16, gb = it - tile * 16;
+            /* bands of 33 tiles, every block of output channels on a band */
+            const int band = it / 528, rest = it - band * 528;
+            const int in_band = 33 - band * 33 < 33 ? 33 - band * 33 : 33;
+            const int gb = rest / in_band, tile = band * 33 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
@@ -20212,7 +20221,10 @@ static CNN_SIMD void basic_down3_conv3(const float *restrict x0, const float *re
                     dst[c * MP] = src[c * 196];
             }
         for (int it = 0; it < 272; it++) {
-            const int tile = it / 16, gb = it - tile * 16;
+            /* bands of 17 tiles, every block of output channels on a band */
+            const int band = it / 272, rest = it - band * 272;
+            const int in_band = 17 - band * 17 < 17 ? 17 - band * 17 : 17;
+            const int gb = rest / in_band, tile = band * 17 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 512 + ob * MR;
             (void)grp;

@@ -693,7 +693,10 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv1(const float *restri
                     sb[(tile * 64 + c) * NR + l] = in[c * 3136 + p + l];
         }
         for (int it = 0; it < 2096; it++) {
-            const int tile = it / 16, gb = it - tile * 16;
+            /* bands of 21 tiles, every block of output channels on a band */
+            const int band = it / 336, rest = it - band * 336;
+            const int in_band = 131 - band * 21 < 21 ? 131 - band * 21 : 21;
+            const int gb = rest / in_band, tile = band * 21 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 64 + ob * MR;
             (void)grp;
@@ -1667,7 +1670,10 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv3(const float *restri
                     sb[(tile * 64 + c) * NR + l] = in[c * 3136 + p + l];
         }
         for (int it = 0; it < 8384; it++) {
-            const int tile = it / 64, gb = it - tile * 64;
+            /* bands of 21 tiles, every block of output channels on a band */
+            const int band = it / 1344, rest = it - band * 1344;
+            const int in_band = 131 - band * 21 < 21 ? 131 - band * 21 : 21;
+            const int gb = rest / in_band, tile = band * 21 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
@@ -1906,7 +1912,10 @@ static CNN_SIMD void bottleneck_proj1_conv1(const float *restrict x0, const floa
                     sb[(tile * 64 + c) * NR + l] = in[c * 3136 + p + l];
         }
         for (int it = 0; it < 8384; it++) {
-            const int tile = it / 64, gb = it - tile * 64;
+            /* bands of 21 tiles, every block of output channels on a band */
+            const int band = it / 1344, rest = it - band * 1344;
+            const int in_band = 131 - band * 21 < 21 ? 131 - band * 21 : 21;
+            const int gb = rest / in_band, tile = band * 21 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
@@ -2146,7 +2155,10 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv1(const float *restrict x0
                     sb[(tile * 256 + c) * NR + l] = in[c * 3136 + p + l];
         }
         for (int it = 0; it < 2096; it++) {
-            const int tile = it / 16, gb = it - tile * 16;
+            /* bands of 5 tiles, every block of output channels on a band */
+            const int band = it / 80, rest = it - band * 80;
+            const int in_band = 131 - band * 5 < 5 ? 131 - band * 5 : 5;
+            const int gb = rest / in_band, tile = band * 5 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 64 + ob * MR;
             (void)grp;
@@ -3121,7 +3133,10 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv3(const float *restrict x0
                     sb[(tile * 64 + c) * NR + l] = in[c * 3136 + p + l];
         }
         for (int it = 0; it < 8384; it++) {
-            const int tile = it / 64, gb = it - tile * 64;
+            /* bands of 21 tiles, every block of output channels on a band */
+            const int band = it / 1344, rest = it - band * 1344;
+            const int in_band = 131 - band * 21 < 21 ? 131 - band * 21 : 21;
+            const int gb = rest / in_band, tile = band * 21 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
@@ -3361,7 +3376,10 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv1(const float *restrict x0
                     sb[(tile * 256 + c) * NR + l] = in[c * 3136 + p + l];
         }
         for (int it = 0; it < 2096; it++) {
-            const int tile = it / 16, gb = it - tile * 16;
+            /* bands of 5 tiles, every block of output channels on a band */
+            const int band = it / 80, rest = it - band * 80;
+            const int in_band = 131 - band * 5 < 5 ? 131 - band * 5 : 5;
+            const int gb = rest / in_band, tile = band * 5 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 64 + ob * MR;
             (void)grp;
@@ -4336,7 +4354,10 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv3(const float *restrict x0
                     sb[(tile * 64 + c) * NR + l] = in[c * 3136 + p + l];
         }
         for (int it = 0; it < 8384; it++) {
-            const int tile = it / 64, gb = it - tile * 64;
+            /* bands of 21 tiles, every block of output channels on a band */
+            const int band = it / 1344, rest = it - band * 1344;
+            const int in_band = 131 - band * 21 < 21 ? 131 - band * 21 : 21;
+            const int gb = rest / in_band, tile = band * 21 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
@@ -4576,7 +4597,10 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv1(const float *restri
                     sb[(tile * 256 + c) * NR + l] = in[c * 3136 + p + l];
         }
         for (int it = 0; it < 4192; it++) {
-            const int tile = it / 32, gb = it - tile * 32;
+            /* bands of 5 tiles, every block of output channels on a band */
+            const int band = it / 160, rest = it - band * 160;
+            const int in_band = 131 - band * 5 < 5 ? 131 - band * 5 : 5;
+            const int gb = rest / in_band, tile = band * 5 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
@@ -5086,7 +5110,10 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv3(const float *restri
                     sb[(tile * 128 + c) * NR + l] = in[c * 784 + p + l];
         }
         for (int it = 0; it < 4214; it++) {
-            const int tile = it / 86, gb = it - tile * 86;
+            /* bands of 16 tiles, every block of output channels on a band */
+            const int band = it / 1376, rest = it - band * 1376;
+            const int in_band = 49 - band * 16 < 16 ? 49 - band * 16 : 16;
+            const int gb = rest / in_band, tile = band * 16 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 512 + ob * MR;
             (void)grp;
@@ -5337,7 +5364,10 @@ static CNN_SIMD void bottleneck_proj2_conv1(const float *restrict x0, const floa
                     dst[c * MP] = src[c * 3136];
             }
         for (int it = 0; it < 4192; it++) {
-            const int tile = it / 32, gb = it - tile * 32;
+            /* bands of 21 tiles, every block of output channels on a band */
+            const int band = it / 672, rest = it - band * 672;
+            const int in_band = 131 - band * 21 < 21 ? 131 - band * 21 : 21;
+            const int gb = rest / in_band, tile = band * 21 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 512 + ob * MR;
             (void)grp;
@@ -5592,7 +5622,10 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv1(const float *restrict x0
                     sb[(tile * 512 + c) * NR + l] = in[c * 784 + p + l];
         }
         for (int it = 0; it < 1056; it++) {
-            const int tile = it / 32, gb = it - tile * 32;
+            /* bands of 2 tiles, every block of output channels on a band */
+            const int band = it / 64, rest = it - band * 64;
+            const int in_band = 33 - band * 2 < 2 ? 33 - band * 2 : 2;
+            const int gb = rest / in_band, tile = band * 2 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
@@ -6566,7 +6599,10 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv3(const float *restrict x0
                     sb[(tile * 128 + c) * NR + l] = in[c * 784 + p + l];
         }
         for (int it = 0; it < 4214; it++) {
-            const int tile = it / 86, gb = it - tile * 86;
+            /* bands of 16 tiles, every block of output channels on a band */
+            const int band = it / 1376, rest = it - band * 1376;
+            const int in_band = 49 - band * 16 < 16 ? 49 - band * 16 : 16;
+            const int gb = rest / in_band, tile = band * 16 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 512 + ob * MR;
             (void)grp;
@@ -6816,7 +6852,10 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv1(const float *restrict x0
                     sb[(tile * 512 + c) * NR + l] = in[c * 784 + p + l];
         }
         for (int it = 0; it < 1056; it++) {
-            const int tile = it / 32, gb = it - tile * 32;
+            /* bands of 2 tiles, every block of output channels on a band */
+            const int band = it / 64, rest = it - band * 64;
+            const int in_band = 33 - band * 2 < 2 ? 33 - band * 2 : 2;
+            const int gb = rest / in_band, tile = band * 2 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
@@ -7790,7 +7829,10 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv3(const float *restrict x0
                     sb[(tile * 128 + c) * NR + l] = in[c * 784 + p + l];
         }
         for (int it = 0; it < 4214; it++) {
-            const int tile = it / 86, gb = it - tile * 86;
+            /* bands of 16 tiles, every block of output channels on a band */
+            const int band = it / 1376, rest = it - band * 1376;
+            const int in_band = 49 - band * 16 < 16 ? 49 - band * 16 : 16;
+            const int gb = rest / in_band, tile = band * 16 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 512 + ob * MR;
             (void)grp;
@@ -8040,7 +8082,10 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv1(const float *restrict x0
                     sb[(tile * 512 + c) * NR + l] = in[c * 784 + p + l];
         }
         for (int it = 0; it < 1056; it++) {
-            const int tile = it / 32, gb = it - tile * 32;
+            /* bands of 2 tiles, every block of output channels on a band */
+            const int band = it / 64, rest = it - band * 64;
+            const int in_band = 33 - band * 2 < 2 ? 33 - band * 2 : 2;
+            const int gb = rest / in_band, tile = band * 2 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
@@ -9014,7 +9059,10 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv3(const float *restrict x0
                     sb[(tile * 128 + c) * NR + l] = in[c * 784 + p + l];
         }
         for (int it = 0; it < 4214; it++) {
-            const int tile = it / 86, gb = it - tile * 86;
+            /* bands of 16 tiles, every block of output channels on a band */
+            const int band = it / 1376, rest = it - band * 1376;
+            const int in_band = 49 - band * 16 < 16 ? 49 - band * 16 : 16;
+            const int gb = rest / in_band, tile = band * 16 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 512 + ob * MR;
             (void)grp;
@@ -9264,7 +9312,10 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv1(const float *restri
                     sb[(tile * 512 + c) * NR + l] = in[c * 784 + p + l];
         }
         for (int it = 0; it < 2107; it++) {
-            const int tile = it / 43, gb = it - tile * 43;
+            /* bands of 4 tiles, every block of output channels on a band */
+            const int band = it / 172, rest = it - band * 172;
+            const int in_band = 49 - band * 4 < 4 ? 49 - band * 4 : 4;
+            const int gb = rest / in_band, tile = band * 4 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;

@@ -153,7 +153,10 @@ static CNN_SIMD void ngram1_conv1(const float *restrict x0, float *restrict y, c
         float *yb = y + (ptrdiff_t)b * 5400;
         const float *in = xb0;
         for (int it = 0; it < 65; it++) {
-            const int tile = it / 13, gb = it - tile * 13;
+            /* bands of 3 tiles, every block of output channels on a band */
+            const int band = it / 39, rest = it - band * 39;
+            const int in_band = 5 - band * 3 < 3 ? 5 - band * 3 : 3;
+            const int gb = rest / in_band, tile = band * 3 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 100 + ob * MR;
             (void)grp;
@@ -284,7 +287,10 @@ static CNN_SIMD void ngram2_conv1(const float *restrict x0, float *restrict y, c
         float *yb = y + (ptrdiff_t)b * 5300;
         const float *in = xb0;
         for (int it = 0; it < 63; it++) {
-            const int tile = it / 7, gb = it - tile * 7;
+            /* bands of 4 tiles, every block of output channels on a band */
+            const int band = it / 28, rest = it - band * 28;
+            const int in_band = 9 - band * 4 < 4 ? 9 - band * 4 : 4;
+            const int gb = rest / in_band, tile = band * 4 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 100 + ob * MR;
             (void)grp;

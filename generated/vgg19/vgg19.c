@@ -320,7 +320,10 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
         for (int i = 153228; i < 153252; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
         for (int it = 0; it < 33760; it++) {
-            const int tile = it / 16, gb = it - tile * 16;
+            /* bands of 50 tiles, every block of output channels on a band */
+            const int band = it / 800, rest = it - band * 800;
+            const int in_band = 2110 - band * 50 < 50 ? 2110 - band * 50 : 50;
+            const int gb = rest / in_band, tile = band * 50 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 64 + ob * MR;
             (void)grp;
