@@ -202,6 +202,7 @@ void emit_rows_conv(Emit *e, const Node *n);
 
 /* ---- depthwise.c: depthwise convolutions on the vector targets ---- */
 bool dw_suits(Target t, const Node *n);
+int dw_width(Target t, const Node *n);   /* its vector width: 8 or 16 */
 int64_t dw_scratch(Target t, const Node *n, int batch);
 const char *dw_schedule(Emit *e, const Node *n);
 void emit_dw_conv(Emit *e, const Node *n);

@@ -46,7 +46,7 @@ bool pool_suits(Target t, const Node *p) {
     /* depthwise.c: its tiles of rows and vectors start on even rows and
      * columns (the last tile moves up by R = 4 rows, the last vector back
      * by W lanes: even when the plane is) */
-    return dw_suits(t, conv) && wo >= simd_width(t);
+    return dw_suits(t, conv) && wo >= dw_width(t, conv);
 }
 
 void fuse_pool(Graph *g, Target t) {

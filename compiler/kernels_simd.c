@@ -487,7 +487,7 @@ void simd_epilogue_vector(Emit *e, const Node *n, const char *in, const char *id
                  "_mm256_max_ps(_mm256_setzero_ps(), x));\n", in);
             break;
         case EPI_LEAKY:
-            if (isa_of(e->opt->target)->width == 16)
+            if (e->wide)
                 P(e, "%sx = _mm512_mask_mul_ps(x, _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), "
                      "_CMP_LT_OQ), x, _mm512_set1_ps(%s));\n", in, float_lit(e->a, st->alpha));
             else

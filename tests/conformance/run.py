@@ -84,6 +84,13 @@ LAYER_CASES = [
     ("conv_depthwise_s2", [16, 9, 9], "conv(16, 3, stride=2, pad=1, groups=16)", 1),
     ("conv_depthwise_mult2", [8, 7, 7], "conv(16, 3, pad=1, groups=8)", 1),
     ("conv_depthwise_5x5", [12, 9, 9], "conv(12, 5, pad=2, groups=12)", 1),
+    # rows of 8 to 15 outputs: AVX-512's depthwise kernel takes 8-wide vectors there
+    # (depthwise.c dw_width), with a pool in it and a leaky epilogue
+    ("conv_depthwise_w14", [24, 14, 14], "conv(24, 3, pad=1, groups=24, bias=false) -> relu6", 1),
+    ("conv_depthwise_s2_w12", [16, 23, 24], "conv(16, 3, stride=2, pad=1, groups=16) -> "
+     "leakyrelu(0.1)", 1),
+    ("conv_depthwise_pool_w10", [8, 10, 10], "conv(8, 3, pad=1, groups=8) -> leakyrelu(0.2) "
+     "-> maxpool(2)", 1),
     # one input channel to many outputs: depthwise.c's multiplier form (rows of 16 or more
     # outputs, so the avx512 build takes it too)
     ("conv_one_channel", [1, 12, 19], "conv(6, 3, pad=1)", 1),
