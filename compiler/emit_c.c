@@ -1027,6 +1027,17 @@ static void emit_front_matter(Emit *e, FILE *o) {
                    "#else\n"
                    "#define CNN_SIMD\n"
                    "#endif\n", simd_attribute(e->opt->target));
+    if (simd_target(e->opt->target) && e->opt->openmp) {
+        /* clang outlines a parallel region into a function of its own that
+         * lacks the enclosing function's target attribute, and then
+         * rejects the vector code in it with a page of ABI errors */
+        const char *macro = simd_width(e->opt->target) == 16 ? "__AVX512F__" : "__AVX2__";
+        fprintf(o, "#if defined(__clang__) && defined(_OPENMP) && !defined(%s)\n"
+                   "#error \"with clang and -fopenmp, compile with -march=native (or -m%s "
+                   "-mfma): clang's OpenMP regions do not inherit the kernels' target "
+                   "attribute\"\n"
+                   "#endif\n", macro, simd_width(e->opt->target) == 16 ? "avx512f" : "avx2");
+    }
     fprintf(o, "\n");
 }
 

@@ -314,6 +314,22 @@ Test(codegen, openmp_regions_never_nest, .timeout = 300) {
     cr_expect_eq(nested_parallel_regions("build/nest.c"), 1);
 }
 
+/* clang cannot compile vector kernels inside OpenMP regions unless the
+ * whole file has the instruction set: the generated file says so in one
+ * line instead of a page of ABI errors, and compiles with the flags it
+ * names. */
+Test(codegen, clang_openmp_asks_for_the_isa_flags, .timeout = 120) {
+    cr_assert_eq(sh("./cnnc build examples/mnist.cnn --target avx2 --openmp -o build/clomp"), 0);
+    cr_expect_neq(sh("clang -std=c99 -fopenmp -c build/clomp/mnist.c -o /dev/null "
+                     "2>build/clomp/err.txt"), 0);
+    cr_expect_eq(count_in("build/clomp/err.txt", "error: \"with clang and -fopenmp"), 1);
+    cr_expect_eq(count_in("build/clomp/err.txt", "changes the ABI"), 0);
+    cr_expect_eq(sh("clang -std=c99 -Wall -Wextra -Werror -pedantic -fopenmp -mavx2 -mfma "
+                    "-c build/clomp/mnist.c -o /dev/null"), 0);
+    cr_expect_eq(sh("gcc -std=c99 -Wall -Wextra -Werror -pedantic -fopenmp "
+                    "-c build/clomp/mnist.c -o /dev/null"), 0);
+}
+
 Test(codegen, lenet5_is_freestanding, .timeout = 60) {
     cr_assert_eq(sh("mkdir -p build/free && gcc -std=c99 -O2 -ffreestanding -nostdlib "
                     "-c generated/lenet5/lenet5.c -o build/free/lenet5.o"), 0);
