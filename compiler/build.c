@@ -48,8 +48,8 @@ static bool write_temp(const char *tmp, const char *text) {
 }
 
 /* Writes several files so that either all appear complete or none does. */
-static bool write_files_atomically(int n, const char *const *paths,
-                                   const char *const *texts, Arena *a) {
+bool write_files_atomically(int n, const char *const *paths, const char *const *texts,
+                            Arena *a) {
     const char **tmps = arena_alloc(a, sizeof(char *) * (size_t)n);
     for (int i = 0; i < n; i++) {
         tmps[i] = arena_printf(a, "%s.tmp.%ld", paths[i], (long)getpid());
@@ -144,6 +144,8 @@ static bool options_for(Compilation *c, const CliOptions *o, BuildOptions *b) {
     b->source_name = c->filename;
     b->command = o->command_line;
     b->train = o->train;
+    if (o->tune_file && !(b->tune = tune_read(o->tune_file, &c->arena)))
+        return false;
     if (o->embed && !o->weights) {
         fprintf(stderr, "cnnc: --embed needs --weights P.f32\n");
         return false;
@@ -371,7 +373,7 @@ int run_process(char **argv) {
 }
 
 /* $CC split at spaces (so "ccache gcc" works), then the flags. */
-static char **compiler_argv(const char *cc, const char *const *rest, Arena *a) {
+char **compiler_argv(const char *cc, const char *const *rest, Arena *a) {
     char **argv = arena_alloc(a, sizeof(char *) * 64);
     int n = 0;
     char *copy = arena_strdup(a, cc);
@@ -549,6 +551,8 @@ int cmd_grad(Compilation *c, const CliOptions *o) {
                       .openmp = o->openmp};
     if (!check_target_runs_here(b.target, "grad"))
         return 2;
+    if (o->tune_file && !(b.tune = tune_read(o->tune_file, &c->arena)))
+        return 1;
     Generated *gen = emit_c(g, &b, &c->arena, &c->diags);
     if (!gen)
         return 1;
@@ -598,7 +602,8 @@ int cmd_run(Compilation *c, const CliOptions *o) {
     BuildOptions b;
     if (!options_for(c, &(CliOptions){.batch = o->batch, .target = o->target,
                                       .openmp = o->openmp, .fuse = o->fuse,
-                                      .no_winograd = o->no_winograd}, &b))
+                                      .no_winograd = o->no_winograd,
+                                      .tune_file = o->tune_file}, &b))
         return 1;
     if (!check_target_runs_here(b.target, "run"))
         return 2;

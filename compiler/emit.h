@@ -136,6 +136,11 @@ const char *simd_attribute(Target t);
 bool emit_simd_kernel(Emit *e, const Node *n);
 /* The schedule line of the kernel comment, or NULL for a scalar kernel. */
 const char *simd_schedule(Emit *e, const Node *n);
+/* Does n run the direct convolution kernel (the P and C forms) on t? Its
+ * candidate tiles (at most max), and the one the default model picks. */
+bool simd_direct_conv(Target t, const Node *n);
+int simd_tile_candidates(Target t, const Node *n, TileChoice *out, int max);
+TileChoice simd_default_tile(Target t, const Node *n);
 int64_t simd_scratch(Target t, const Node *n, int batch);
 int simd_pack_mr(Target t, const Node *n);
 int simd_conv_mr(Target t, const Node *n);

@@ -880,6 +880,8 @@ static void emit_call(Emit *e, FILE *o, const Node *n) {
     if (n->state)
         fprintf(o, "A + %lld, ", ll(n->state->offset / 4));
     fprintf(o, "%s);\n", in_chain ? "1" : "batch");
+    if (e->opt->profile)
+        fprintf(o, "%scnn_tick(%d);\n", in_chain ? "        " : "    ", n->id);
 }
 
 /* The loop of chain n->chain over the samples, with what it is for. */
@@ -1027,6 +1029,8 @@ static void emit_front_matter(Emit *e, FILE *o) {
                    "#else\n"
                    "#define CNN_SIMD\n"
                    "#endif\n", simd_attribute(e->opt->target));
+    if (e->opt->profile)
+        fprintf(o, "void cnn_tick(int node); /* cnnc tune's timer, after each kernel */\n");
     if (simd_target(e->opt->target) && e->opt->openmp) {
         /* clang outlines a parallel region into a function of its own that
          * lacks the enclosing function's target attribute, and then
@@ -1070,6 +1074,7 @@ Generated *emit_c(Graph *g, const BuildOptions *opt, Arena *a, Diags *d) {
         fuse_pool(g, opt->target);
     if (!opt->fuse.no_chain)
         chain_samples(g, opt);
+    tune_apply(g, opt->tune, opt->target);
     Plan *plan = simd ? plan_with_state(g, opt->batch, simd_scratch_fn(opt->target),
                                         simd_state_floats, a, d)
                       : plan_memory(g, opt->batch, scalar_scratch, a, d);

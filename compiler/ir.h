@@ -139,6 +139,14 @@ typedef struct ParamTensor {
     int64_t offset;       /* first float in the canonical parameter vector */
 } ParamTensor;
 
+/* A direct convolution's register tile (kernels_simd.c): the P form holds
+ * MR output channels x NV vectors of positions, the C form (bpos) MP
+ * positions x NV vectors of output channels, MR of them a block. */
+typedef struct TileChoice {
+    bool bpos;
+    int mr, nv, mp;
+} TileChoice;
+
 struct Node {
     int id;                   /* index in Graph.nodes, a topological order */
     OpKind op;
@@ -204,6 +212,10 @@ struct Node {
     bool rows_wino;           /* conv: 7-wide stride 2 by 1-D Winograd along
                                  rows (wino_rows.c); its packed blocks serve
                                  training's forward pass too */
+
+    /* set by tune_apply() (tune.c) from a tune file, before planning */
+    TileChoice tile;          /* conv: the tile measured fastest here; mr 0:
+                                 the default model's */
 
     /* set by chain_samples() (chain.c) before planning, for inference */
     int chain;                /* 0, or the number of the run of
@@ -442,6 +454,9 @@ typedef struct BuildOptions {
     const float *weights;     /* the canonical vector, for embed */
     const char *source_name;  /* the .cnn file as given on the command line */
     const char *command;      /* the command line, for the file's front matter */
+    const struct TuneFile *tune;   /* --tune: tiles measured by cnnc tune */
+    bool profile;             /* cnnc tune's builds: NAME_forward calls
+                                 cnn_tick(node id) after each kernel */
 } BuildOptions;
 
 /* The generated pair, as text in the arena. */
@@ -502,6 +517,7 @@ typedef struct CliOptions {
     FuseOptions fuse;                 /* --no-fuse[=bn,add,act] */
     bool no_winograd;                 /* --no-winograd */
     bool precision_double;            /* grad --double */
+    const char *tune_file;            /* --tune */
     const char *train_args[64];       /* train: options for the trainer */
     int ntrain_args;
     const char *command_line;       /* for the generated file's front matter */
@@ -517,6 +533,12 @@ bool target_runs_here(Target t);
 bool check_target_runs_here(Target t, const char *command);
 int cmd_run(Compilation *c, const CliOptions *o);
 int cmd_grad(Compilation *c, const CliOptions *o);
+/* Writes each text to a temporary name, then renames them all; false after
+ * a message. */
+bool write_files_atomically(int n, const char *const *paths, const char *const *texts,
+                            Arena *a);
+/* $CC split at spaces (so "ccache gcc" works), then the NULL-ended flags. */
+char **compiler_argv(const char *cc, const char *const *rest, Arena *a);
 
 /* A host program built in the cache (build.c): source files written side by
  * side, the .c ones compiled together; the binary is reused while the
@@ -533,6 +555,29 @@ void add_file(HostProgram *p, const char *name, const char *text);
 void add_runtime(HostProgram *p, bool sources);
 const char *build_cached(Compilation *c, const HostProgram *prog);
 int run_process(char **argv);   /* exit status, or -1 */
+
+/* ---- tune.c: cnnc tune and the tune file --------------------------------
+ * `cnnc tune` times every register tile a direct convolution may take, on
+ * this machine, layer by layer, and writes the fastest to a tune file: one
+ * line per convolution geometry and target. `build --tune FILE` gives each
+ * convolution with a line its tile; the rest keep the default model's. */
+typedef struct TuneEntry {
+    Target target;
+    int64_t geo[16];          /* tune_geometry(): the sizes that pick a tile */
+    TileChoice tile;
+} TuneEntry;
+
+typedef struct TuneFile {
+    const char *path;
+    TuneEntry *entries;
+    int count;
+} TuneFile;
+
+/* Reads a tune file; NULL after a message naming the file and line. */
+TuneFile *tune_read(const char *path, Arena *a);
+/* Gives every direct convolution of g on target t the tile of its line. */
+void tune_apply(Graph *g, const TuneFile *f, Target t);
+int cmd_tune(Compilation *c, const CliOptions *o);
 
 /* ---- train.c: cnnc train ---------------------------------------------------- */
 int cmd_train(Compilation *c, const CliOptions *o);

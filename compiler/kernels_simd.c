@@ -102,6 +102,7 @@ typedef struct ConvGeo {
     int64_t pitch;             /* positions per output row in that run */
     int64_t cs, is, js;        /* X row (c, i, j) starts at c*cs + i*is + j*js */
     int64_t per;               /* weights per output channel: cin_g * kh * kw */
+    TileChoice tuned;          /* the node's tile from a tune file (mr 0: none) */
 } ConvGeo;
 
 static ConvGeo conv_geo(const Node *n) {
@@ -115,6 +116,7 @@ static ConvGeo conv_geo(const Node *n) {
         .wp = in.d[2] + a->pad_lo[1] + a->pad_hi[1],
         .ho = n->shape.d[1], .wo = n->shape.d[2],
         .pads = a->pad_lo[0] || a->pad_lo[1] || a->pad_hi[0] || a->pad_hi[1],
+        .tuned = n->tile,
     };
     g.cin_g = g.cin / g.groups;
     g.kg = g.k / g.groups;
@@ -231,14 +233,30 @@ static const Tile AVX512_DEPTHWISE[] = {
     {16, false, 1, 1, 0},
 };
 
-static Tile conv_tile(const ConvGeo *g, const Isa *v) {
+/* The candidate tiles for a layer's sizes on ISA v. */
+static const Tile *tile_candidates(const ConvGeo *g, const Isa *v, int *count) {
     bool wide = v->width == 16, single = g->kg == 1;
     const Tile *c = wide ? (single ? AVX512_DEPTHWISE : AVX512_TILES)
                          : (single ? AVX2_DEPTHWISE : AVX2_TILES);
-    int count = wide ? (single ? (int)(sizeof AVX512_DEPTHWISE / sizeof *c)
-                               : (int)(sizeof AVX512_TILES / sizeof *c))
-                     : (single ? (int)(sizeof AVX2_DEPTHWISE / sizeof *c)
-                               : (int)(sizeof AVX2_TILES / sizeof *c));
+    *count = wide ? (single ? (int)(sizeof AVX512_DEPTHWISE / sizeof *c)
+                            : (int)(sizeof AVX512_TILES / sizeof *c))
+                  : (single ? (int)(sizeof AVX2_DEPTHWISE / sizeof *c)
+                            : (int)(sizeof AVX2_TILES / sizeof *c));
+    return c;
+}
+
+static bool same_tile(Tile t, TileChoice c) {
+    return t.bpos == c.bpos && t.mr == c.mr && t.nv == c.nv && (!t.bpos || t.mp == c.mp);
+}
+
+/* The tile a tune file gave the layer (when it is one of the candidates:
+ * a file tuned for another target names none), else the best score. */
+static Tile conv_tile(const ConvGeo *g, const Isa *v) {
+    int count;
+    const Tile *c = tile_candidates(g, v, &count);
+    for (int i = 0; g->tuned.mr && i < count; i++)
+        if (same_tile(c[i], g->tuned))
+            return c[i];
     Tile best = c[0];
     double best_score = -1.0;
     for (int i = 0; i < count; i++) {
@@ -255,6 +273,30 @@ static Tile conv_tile(const ConvGeo *g, const Isa *v) {
 
 static bool simd_conv(const Node *n) {
     return n->op == OP_CONV && n->shape.rank == 3;
+}
+
+bool simd_direct_conv(Target t, const Node *n) {
+    return simd_target(t) && simd_conv(n) && !n->winograd && !dw_suits(t, n) && !n->rows_wino;
+}
+
+static TileChoice choice_of(Tile t) {
+    return (TileChoice){.bpos = t.bpos, .mr = t.mr, .nv = t.nv, .mp = t.bpos ? t.mp : 0};
+}
+
+int simd_tile_candidates(Target t, const Node *n, TileChoice *out, int max) {
+    ConvGeo g = conv_geo(n);
+    int count, k = 0;
+    const Tile *c = tile_candidates(&g, isa_of(t), &count);
+    for (int i = 0; i < count && k < max; i++)
+        if (!(c[i].bpos && g.kg < c[i].mr / 2))   /* as conv_tile: mostly empty vectors */
+            out[k++] = choice_of(c[i]);
+    return k;
+}
+
+TileChoice simd_default_tile(Target t, const Node *n) {
+    ConvGeo g = conv_geo(n);
+    g.tuned = (TileChoice){0};
+    return choice_of(conv_tile(&g, isa_of(t)));
 }
 
 int simd_pack_mr(Target t, const Node *n) {
@@ -456,16 +498,18 @@ const char *simd_schedule(Emit *e, const Node *n) {
         return rows_schedule(e, n);
     ConvGeo g = conv_geo(n);
     Tile t = conv_tile(&g, v);
+    const char *tuned = g.tuned.mr && same_tile(t, g.tuned) ? " (from the tune file)" : "";
     if (t.bpos)
         return arena_printf(e->a,
-            "%s: tile MP=%d positions x MR=%d output channels (%d %s accumulators); "
+            "%s: tile MP=%d positions x MR=%d output channels%s (%d %s accumulators); "
             "input values broadcast from the %s, weights in vectors", v->name, t.mp, t.mr,
-            t.mp * t.nv, reg, bpos_panel(&g) ? "tile's MP positions of every channel, copied "
-                                                 "into a panel in scratch first"
-                              : g.pads ? "padded input" : "input");
+            tuned, t.mp * t.nv, reg,
+            bpos_panel(&g) ? "tile's MP positions of every channel, copied into a panel in "
+                             "scratch first"
+            : g.pads ? "padded input" : "input");
     return arena_printf(e->a,
-        "%s: tile MR=%d output channels x NR=%d positions (%d %s accumulators); %s", v->name,
-        t.mr, t.nv * t.w, t.mr * t.nv, reg,
+        "%s: tile MR=%d output channels x NR=%d positions%s (%d %s accumulators); %s", v->name,
+        t.mr, t.nv * t.w, tuned, t.mr * t.nv, reg,
         pos_panel(&g, t) ? "each tile's NR positions of every channel copied into a panel "
                            "in scratch first"
         : g.flat ? arena_printf(e->a, "positions read straight from the %sinput, rows %lld "

@@ -40,6 +40,12 @@ static void usage(FILE *f) {
 "                     statistics in bn, dropout off); --dout once per output;\n"
 "                     --double computes it in double precision (the generated\n"
 "                     C compiled with float defined as double), for checking\n"
+"  tune NET.cnn -o NET.tune\n"
+"                     time every register tile each direct convolution of\n"
+"                     the network may take, one layer at a time on this\n"
+"                     machine (each compiled with $CC -O2), and write the\n"
+"                     fastest to NET.tune for build --tune; progress on\n"
+"                     stderr (minutes for a large network)\n"
 "  train NET.cnn [--data fashion-mnist] [--epochs N] [training options]\n"
 "                     train the first output as logits (softmax cross-entropy\n"
 "                     against integer labels); one line per epoch ending in\n"
@@ -48,7 +54,7 @@ static void usage(FILE *f) {
 "options:\n"
 "  --network NAME     the network to compile when the file defines several\n"
 "                     (default: the last one)\n"
-"  -o DIR             build: where the generated pair goes\n"
+"  -o DIR             build: where the generated pair goes; tune: the file\n"
 "  --batch N          the most samples per call (NAME_BATCH); run: the batch\n"
 "                     in the input files (default 1)\n"
 "  --target T         avx2: x86-64 AVX2+FMA intrinsics (register-tiled\n"
@@ -60,6 +66,9 @@ static void usage(FILE *f) {
 "                     too with --train (compile the result with -fopenmp);\n"
 "                     run, grad, train: also compile with it (threads:\n"
 "                     OMP_NUM_THREADS, default all cores)\n"
+"  --tune FILE        build, run, grad, train: the register tiles cnnc tune\n"
+"                     measured (convolutions it has no line for, and other\n"
+"                     targets', keep the default tiles)\n"
 "  --no-fuse          no fusion: every layer its own kernel\n"
 "  --no-fuse=LIST     turn off some fusion passes, comma-separated: bn (batch\n"
 "                     norm folded into conv/dense weights), add (residual sum\n"
@@ -230,7 +239,8 @@ static int parse_args(int argc, char **argv, CliOptions *o) {
         } else if (!strcmp(a, "--network") || !strcmp(a, "-o") ||
                    !strcmp(a, "--batch") || !strcmp(a, "--target") ||
                    !strcmp(a, "--weights") || !strcmp(a, "--input") ||
-                   !strcmp(a, "--output") || !strcmp(a, "--dout")) {
+                   !strcmp(a, "--output") || !strcmp(a, "--dout") ||
+                   !strcmp(a, "--tune")) {
             if (!(v = value(argc, argv, &i)))
                 return usage_error("%s needs a value", a);
             if (!strcmp(a, "--network")) {
@@ -253,6 +263,8 @@ static int parse_args(int argc, char **argv, CliOptions *o) {
                 o->target = v;
             } else if (!strcmp(a, "--weights")) {
                 o->weights = v;
+            } else if (!strcmp(a, "--tune")) {
+                o->tune_file = v;
             } else if (!strcmp(a, "--dout")) {
                 if (o->ndouts == MAX_IO_FILES)
                     return usage_error("too many %s files", a);
@@ -309,7 +321,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     static const char *const commands[] = {"check", "summary", "dot", "graph",
-                                           "build", "run", "grad", "train"};
+                                           "build", "run", "grad", "train", "tune"};
     bool known = false;
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         known |= !strcmp(o.command, commands[i]);
@@ -338,6 +350,8 @@ int main(int argc, char **argv) {
             rc = cmd_grad(&c, &o);
         } else if (!strcmp(o.command, "train")) {
             rc = cmd_train(&c, &o);
+        } else if (!strcmp(o.command, "tune")) {
+            rc = cmd_tune(&c, &o);
         }
     }
     comp_free(&c);

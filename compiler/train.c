@@ -68,6 +68,8 @@ int cmd_train(Compilation *c, const CliOptions *o) {
                       .source_name = c->filename, .train = true, .openmp = o->openmp};
     if (!check_target_runs_here(b.target, "train"))
         return 2;
+    if (o->tune_file && !(b.tune = tune_read(o->tune_file, &c->arena)))
+        return 1;
     Generated *gen = emit_c(g, &b, &c->arena, &c->diags);
     if (!gen)
         return 1;

@@ -176,3 +176,121 @@ Test(cli, no_fuse_takes_only_known_passes) {
     cr_expect_eq(cnnc(err, sizeof err, "build examples/resnet18.cnn --no-fuse=bn,add,act,concat,pool,chain "
                       "--target avx2 -o build/cli/nf"), 0, "got: %s", err);
 }
+
+/* ---- cnnc tune and --tune ------------------------------------------------ */
+
+static int count_lines_starting(const char *path, const char *prefix) {
+    size_t len;
+    char *text = slurp(path, &len);
+    cr_assert(text, "cannot read %s", path);
+    int n = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
+        n += !strncmp(line, prefix, strlen(prefix));
+    free(text);
+    return n;
+}
+
+static int count_text(const char *path, const char *needle) {
+    size_t len;
+    char *text = slurp(path, &len);
+    cr_assert(text, "cannot read %s", path);
+    int n = 0;
+    for (char *p = strstr(text, needle); p; p = strstr(p + 1, needle))
+        n++;
+    free(text);
+    return n;
+}
+
+Test(cli, tune_needs_an_output_file_and_a_vector_target) {
+    char err[4096];
+    cr_expect_eq(cnnc(err, sizeof err, "tune tests/api/tune.cnn"), 2);
+    cr_expect(strstr(err, "tune needs -o NET.tune"), "got: %s", err);
+    cr_expect_eq(cnnc(err, sizeof err, "tune tests/api/tune.cnn --target scalar -o build/cli/s.tune"), 2);
+    cr_expect(strstr(err, "has no tiles to choose"), "got: %s", err);
+    struct stat st;
+    cr_expect_neq(stat("build/cli/s.tune", &st), 0, "a tune file was written");
+}
+
+/* A tune file that is missing or malformed stops the build with the file
+ * and line, and nothing is written. */
+Test(cli, a_bad_tune_file_names_its_line) {
+    char err[4096], args[512], path[64];
+    snprintf(path, sizeof path, "build/cli/bad.%ld.tune", (long)getpid());
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fputs("# a comment\n"
+          "avx2 6 14 14 16 5 5 1 1 1 1 0 0 0 0 1 C 16 2 6   # fine\n"
+          "avx2 6 14 14 16 5 5 1 1 1 1 0 0 0 0 1 Q 16 2 6\n", f);
+    fclose(f);
+    snprintf(args, sizeof args, "build examples/lenet5.cnn --target avx2 --tune %s "
+             "-o build/cli/badtune", path);
+    cr_expect_eq(cnnc(err, sizeof err, args), 1);
+    char where[96];
+    snprintf(where, sizeof where, "%s:3: expected", path);
+    cr_expect(strstr(err, where), "got: %s", err);
+    struct stat st;
+    cr_expect_neq(stat("build/cli/badtune", &st), 0, "something was written");
+    cr_expect_eq(cnnc(err, sizeof err, "build examples/lenet5.cnn --tune build/cli/none.tune "
+                      "-o build/cli/badtune"), 1);
+    cr_expect(strstr(err, "cannot read the tune file 'build/cli/none.tune'"), "got: %s", err);
+}
+
+/* A tile from a tune file reaches the kernel (its comment says so) and
+ * changes no output beyond rounding: LeNet-5's second convolution forced
+ * to a P-form tile the default model does not pick (it takes the C form).
+ * A line for another target changes nothing. */
+Test(cli, a_tune_file_sets_the_tile_and_keeps_the_outputs) {
+    char err[4096], args[512];
+    FILE *f = fopen("build/cli/force.tune", "w");
+    cr_assert(f);
+    fputs("avx2 6 14 14 16 5 5 1 1 1 1 0 0 0 0 1 P 6 2 0\n"
+          "avx512 6 14 14 16 5 5 1 1 1 1 0 0 0 0 1 P 4 2 0\n", f);
+    fclose(f);
+    cr_assert_eq(cnnc(err, sizeof err, "build examples/lenet5.cnn --target avx2 "
+                      "--tune build/cli/force.tune -o build/cli/forced"), 0, "%s", err);
+    cr_expect_eq(count_text("build/cli/forced/lenet5.c", "avx2: tile MR=6 output channels x "
+                            "NR=16 positions (from the tune file)"), 1);
+    cr_assert_eq(cnnc(err, sizeof err, "build examples/lenet5.cnn --target avx2 "
+                      "-o build/cli/unforced"), 0, "%s", err);
+    cr_expect_eq(count_text("build/cli/unforced/lenet5.c", "MR=6 output channels x NR=16"), 0,
+                 "the default already takes the forced tile: pick another");
+    char y1[64], y2[64];
+    snprintf(y1, sizeof y1, "build/cli/y1.%ld.f32", (long)getpid());
+    snprintf(y2, sizeof y2, "build/cli/y2.%ld.f32", (long)getpid());
+    snprintf(args, sizeof args, "run examples/lenet5.cnn --target avx2 --weights %s --input %s "
+             "--output %s", W, X, y1);
+    cr_assert_eq(cnnc(err, sizeof err, args), 0, "%s", err);
+    snprintf(args, sizeof args, "run examples/lenet5.cnn --target avx2 --tune build/cli/force.tune "
+             "--weights %s --input %s --output %s", W, X, y2);
+    cr_assert_eq(cnnc(err, sizeof err, args), 0, "%s", err);
+    size_t n1, n2;
+    float *a = (float *)slurp(y1, &n1), *b = (float *)slurp(y2, &n2);
+    cr_assert(a && b && n1 == 40 && n2 == 40);
+    /* the same sums in another order: float rounding, relative to the largest */
+    float big = 0.0f, diff = 0.0f;
+    for (int i = 0; i < 10; i++) {
+        big = fmaxf(big, fabsf(a[i]));
+        diff = fmaxf(diff, fabsf(a[i] - b[i]));
+    }
+    cr_expect_leq(diff, 1e-5f * big, "outputs differ by %g (largest %g)", diff, big);
+    free(a);
+    free(b);
+}
+
+/* cnnc tune times the candidates of each size and writes a line per size,
+ * which build --tune then applies to every convolution of that size. */
+Test(cli, tune_writes_a_line_per_size_that_build_applies, .timeout = 300) {
+    char err[8192];
+    cr_assert_eq(cnnc(err, sizeof err, "tune tests/api/tune.cnn --target avx2 "
+                      "-o build/cli/tune.tune"), 0, "%s", err);
+    cr_expect(strstr(err, "3 direct convolutions of 2 sizes"), "got: %s", err);
+    cr_expect(strstr(err, "conv1 and 1 more: 16x12x12 -> 16, 1x1/1: default"), "got: %s", err);
+    cr_expect_eq(count_lines_starting("build/cli/tune.tune", "avx2 16 12 12 16 1 1 1 1 1 1 "
+                                      "0 0 0 0 1 "), 1);
+    cr_expect_eq(count_lines_starting("build/cli/tune.tune", "avx2 16 12 12 24 3 3 2 2 1 1 "
+                                      "1 1 1 1 1 "), 1);
+    cr_expect_eq(count_lines_starting("build/cli/tune.tune", "avx"), 2);
+    cr_assert_eq(cnnc(err, sizeof err, "build tests/api/tune.cnn --target avx2 "
+                      "--tune build/cli/tune.tune -o build/cli/tuned"), 0, "%s", err);
+    cr_expect_eq(count_text("build/cli/tuned/tune.c", "(from the tune file)"), 3);
+}
