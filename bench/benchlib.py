@@ -117,8 +117,9 @@ def header_info(path):
     return name, [(n, int(s)) for n, s in ins], [(n, int(s)) for n, s in outs]
 
 
-def build(cnn, outdir, batch=1, network=None, target=None, openmp=False):
-    """cnnc build [--target T] [--openmp]; returns (name, dir). One target per directory."""
+def build(cnn, outdir, batch=1, network=None, target=None, openmp=False, tune=None):
+    """cnnc build [--target T] [--openmp] [--tune FILE]; returns (name, dir). One target per
+    directory."""
     os.makedirs(outdir, exist_ok=True)
     cmd = [CNNC, "build", cnn, "-o", outdir, "--batch", str(batch)]
     if network:
@@ -127,6 +128,8 @@ def build(cnn, outdir, batch=1, network=None, target=None, openmp=False):
         cmd += ["--target", target]
     if openmp:
         cmd.append("--openmp")
+    if tune:
+        cmd += ["--tune", tune]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     hs = [f for f in os.listdir(outdir) if f.endswith(".h")]
     if len(hs) != 1:
@@ -291,9 +294,9 @@ def cpu_flags():
 
 
 def cnnc_features():
-    """What the cnnc binary offers: {'avx512': bool, 'avx2': bool, 'openmp': bool}, found by
-    building a one-convolution network with --target avx512, --target avx2 and with --openmp
-    (the answer is cached)."""
+    """What the cnnc binary offers: {'avx512': bool, 'avx2': bool, 'openmp': bool, 'tune':
+    bool}, found by building a one-convolution network with --target avx512, --target avx2 and
+    with --openmp, and from --help for `cnnc tune` (the answer is cached)."""
     global _FEATURES
     if _FEATURES is None:
         import tempfile
@@ -306,8 +309,10 @@ def cnnc_features():
         def ok(*opts):
             return subprocess.run([CNNC, "build", cnn, "-o", os.path.join(d, "o")] + list(opts),
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+        helptext = subprocess.run([CNNC, "--help"], stdout=subprocess.PIPE, text=True).stdout
         _FEATURES = {"avx512": ok("--target", "avx512"), "avx2": ok("--target", "avx2"),
-                     "openmp": ok("--target", "scalar", "--openmp")}
+                     "openmp": ok("--target", "scalar", "--openmp"),
+                     "tune": "tune NET.cnn -o NET.tune" in helptext}
         shutil.rmtree(d, ignore_errors=True)
     return _FEATURES
 

@@ -11,6 +11,9 @@ Latency (batch 1, one thread), one column per cnnc build (--target, default avx5
   scalar  cnnc build --target scalar (portable C), compiled with clang -O3 -march=native
 
 The latency ratio is the widest build measured (avx512, else avx2, else scalar) over PyTorch.
+With `cnnc tune` in cnnc and a vector build (and no --no-tune), the widest vector build is also
+measured tuned: `cnnc tune NET.cnn --target T -o NET.tune` (its seconds are reported), then
+`cnnc build --tune NET.tune`, in columns of its own beside the default build.
 With --openmp in cnnc and more than one CPU, the all-thread latency is the throughput build
 below called with one sample (NAME_forward takes any batch up to NAME_BATCH) at
 OMP_NUM_THREADS=all, beside PyTorch at torch.set_num_threads(all), in a table of its own.
@@ -41,6 +44,7 @@ fit, and the table's notes say so. --batch N fixes the batch for every network.
 import argparse
 import os
 import sys
+import subprocess
 import tempfile
 import time
 
@@ -109,6 +113,8 @@ def main():
                          "batch-1 latencies; the batch is halved until they fit (default 120)")
     ap.add_argument("--quick", action="store_true", help="3 samples everywhere, 0.1 s each")
     ap.add_argument("--keep", action="store_true", help="keep the build directory")
+    ap.add_argument("--no-tune", action="store_true",
+                    help="leave out the tuned latency build (cnnc tune, then build --tune)")
     o = ap.parse_args()
     if o.quick:
         o.min_time = 0.1
@@ -127,6 +133,7 @@ def main():
     omp = feats["openmp"]
     thr_threads = sorted({1, allt}) if omp else [1]
     thr_label = "cnnc %s%s" % (thr_build, " --openmp" if omp else "")
+    tuned = None if o.no_tune or not feats.get("tune") or thr_build not in B.VECTOR else thr_build
     if not omp:
         target_notes.append("this cnnc has no `--openmp`: cnnc's throughput is on one thread only")
     t_start = time.perf_counter()
@@ -142,6 +149,10 @@ def main():
           % (thr_build, thr_target, " --openmp" if omp else "", " ".join(B.compile_cmd(thr_comp, omp)),
              "run with OMP_NUM_THREADS=%s" % " and =".join(str(t) for t in thr_threads) if omp
              else "one thread"))
+    if tuned:
+        print("- cnnc tuned latency build: `cnnc tune NET.cnn --target %s -o NET.tune` (register "
+              "tiles of the direct convolutions timed in the network on this machine), then the "
+              "%s build with `--tune NET.tune`" % (B.BUILDS[tuned][0], tuned))
     print("- OpenMP environment at start: %s (the scripts set OMP_NUM_THREADS per cnnc run and "
           "torch.set_num_threads for PyTorch)" % B.omp_env())
     print("- compilers: %s (`%s`), %s (`clang`)" % (cv["gcc"], B.COMPILERS["gcc"][0], cv["clang"]))
@@ -193,6 +204,23 @@ def main():
             yf = os.path.join(d, "y.f32")
             c_lat[b] = B.time_exe(exe, 1, ls, o.min_time, pf, x1f, yf)[0]
             rels[b] = rel_diff(np.fromfile(yf, dtype=np.float32), ref1)
+        if tuned:
+            target, comp, _ = B.BUILDS[tuned]
+            d = os.path.join(base, tuned + "-tuned")
+            os.makedirs(d, exist_ok=True)
+            tf = os.path.join(d, name + ".tune")
+            t0 = time.perf_counter()
+            with open(os.path.join(d, "tune.log"), "w") as log:
+                subprocess.run([B.CNNC, "tune", cnn, "--target", target, "-o", tf], check=True,
+                               stdout=log, stderr=log)
+            tune_s = time.perf_counter() - t0
+            nm, _ = B.build(cnn, d, batch=1, target=target, tune=tf)
+            B.harness(nm, d)
+            exe, ct = B.compile_harness(nm, d, comp)
+            yf = os.path.join(d, "y.f32")
+            c_lat["tuned"] = B.time_exe(exe, 1, ls, o.min_time, pf, x1f, yf)[0]
+            rels["tuned"] = rel_diff(np.fromfile(yf, dtype=np.float32), ref1)
+            c_lat["tune_s"] = tune_s
         with torch.inference_mode():
             torch.set_num_threads(1)
             t_lat = B.time_py(lambda: twin.evaluate(g, pt, x1), ls, o.min_time)[0]
@@ -282,13 +310,18 @@ def main():
     ref = B.fastest(builds)
     print("## Latency, batch 1, one thread (ms)")
     print()
-    print("| network | samples | %s | PyTorch 1T | cnnc %s / PyTorch time | rel. diff (%s) |"
-          % (" | ".join(B.BUILDS[b][2] for b in builds), ref, ", ".join(builds)))
-    print("|---|---:|%s---:|---:|---:|" % ("---:|" * len(builds)))
+    cols = list(builds) + (["tuned"] if tuned else [])
+    print("| network | samples | %s%s | PyTorch 1T | cnnc %s / PyTorch time%s | rel. diff (%s) |"
+          % (" | ".join(B.BUILDS[b][2] for b in builds),
+             " | cnnc %s --tune | cnnc tune s" % tuned if tuned else "", ref,
+             " | cnnc %s --tune / PyTorch time" % tuned if tuned else "", ", ".join(cols)))
+    print("|---|---:|%s---:|---:|---:|" % ("---:|" * (len(builds) + (3 if tuned else 0))))
     for name, ls, c, p1, rels in lat:
-        print("| %s | %d | %s | %.2f | %.2fx | %s |"
-              % (name, ls, " | ".join("%.2f" % (c[b] * 1e3) for b in builds), p1 * 1e3, c[ref] / p1,
-                 ", ".join(fmt_rel(rels[b]) for b in builds)))
+        print("| %s | %d | %s%s | %.2f | %.2fx%s | %s |"
+              % (name, ls, " | ".join("%.2f" % (c[b] * 1e3) for b in builds),
+                 " | %.2f | %.0f" % (c["tuned"] * 1e3, c["tune_s"]) if tuned else "", p1 * 1e3,
+                 c[ref] / p1, " | %.2fx" % (c["tuned"] / p1) if tuned else "",
+                 ", ".join(fmt_rel(rels[b]) for b in cols)))
     print()
     if lat_all:
         print("## Latency, batch 1, one thread and all %d (ms)" % allt)
