@@ -144,8 +144,12 @@ typedef struct ParamTensor {
  * positions x NV vectors of output channels, MR of them a block. */
 typedef struct TileChoice {
     bool bpos;
-    int mr, nv, mp;
+    int mr, nv, mp;           /* mp 0 in the P form */
 } TileChoice;
+
+static inline bool same_tile(TileChoice x, TileChoice y) {
+    return x.bpos == y.bpos && x.mr == y.mr && x.nv == y.nv && x.mp == y.mp;
+}
 
 struct Node {
     int id;                   /* index in Graph.nodes, a topological order */
@@ -569,8 +573,7 @@ typedef struct TuneEntry {
 
 typedef struct TuneFile {
     const char *path;
-    TuneEntry *entries;
-    int count;
+    Vec entries;              /* TuneEntry *, in the file's order */
 } TuneFile;
 
 /* Reads a tune file; NULL after a message naming the file and line. */

@@ -245,8 +245,13 @@ static const Tile *tile_candidates(const ConvGeo *g, const Isa *v, int *count) {
     return c;
 }
 
-static bool same_tile(Tile t, TileChoice c) {
-    return t.bpos == c.bpos && t.mr == c.mr && t.nv == c.nv && (!t.bpos || t.mp == c.mp);
+static TileChoice choice_of(Tile t) {
+    return (TileChoice){.bpos = t.bpos, .mr = t.mr, .nv = t.nv, .mp = t.bpos ? t.mp : 0};
+}
+
+/* C-form tiles much wider than the layer's channels are mostly empty vectors. */
+static bool tile_fits(const ConvGeo *g, Tile t) {
+    return !(t.bpos && g->kg < t.mr / 2);
 }
 
 /* The tile a tune file gave the layer (when it is one of the candidates:
@@ -255,13 +260,13 @@ static Tile conv_tile(const ConvGeo *g, const Isa *v) {
     int count;
     const Tile *c = tile_candidates(g, v, &count);
     for (int i = 0; g->tuned.mr && i < count; i++)
-        if (same_tile(c[i], g->tuned))
+        if (same_tile(choice_of(c[i]), g->tuned))
             return c[i];
     Tile best = c[0];
     double best_score = -1.0;
     for (int i = 0; i < count; i++) {
-        if (c[i].bpos && g->kg < c[i].mr / 2)
-            continue;   /* mostly empty vectors */
+        if (!tile_fits(g, c[i]))
+            continue;
         double s = tile_score(g, c[i], v);
         if (s > best_score + 1e-9) {
             best = c[i];
@@ -279,16 +284,12 @@ bool simd_direct_conv(Target t, const Node *n) {
     return simd_target(t) && simd_conv(n) && !n->winograd && !dw_suits(t, n) && !n->rows_wino;
 }
 
-static TileChoice choice_of(Tile t) {
-    return (TileChoice){.bpos = t.bpos, .mr = t.mr, .nv = t.nv, .mp = t.bpos ? t.mp : 0};
-}
-
 int simd_tile_candidates(Target t, const Node *n, TileChoice *out, int max) {
     ConvGeo g = conv_geo(n);
     int count, k = 0;
     const Tile *c = tile_candidates(&g, isa_of(t), &count);
     for (int i = 0; i < count && k < max; i++)
-        if (!(c[i].bpos && g.kg < c[i].mr / 2))   /* as conv_tile: mostly empty vectors */
+        if (tile_fits(&g, c[i]))
             out[k++] = choice_of(c[i]);
     return k;
 }
@@ -498,7 +499,8 @@ const char *simd_schedule(Emit *e, const Node *n) {
         return rows_schedule(e, n);
     ConvGeo g = conv_geo(n);
     Tile t = conv_tile(&g, v);
-    const char *tuned = g.tuned.mr && same_tile(t, g.tuned) ? " (from the tune file)" : "";
+    const char *tuned = g.tuned.mr && same_tile(choice_of(t), g.tuned) ? " (from the tune file)"
+                                                                        : "";
     if (t.bpos)
         return arena_printf(e->a,
             "%s: tile MP=%d positions x MR=%d output channels%s (%d %s accumulators); "

@@ -55,10 +55,8 @@ static void tune_geometry(const Node *n, int64_t geo[GEO]) {
 
 /* ---- the file ------------------------------------------------------------ */
 
+/* One line, its comment already cut off. */
 static bool parse_line(char *line, TuneEntry *e) {
-    char *hash = strchr(line, '#');
-    if (hash)
-        *hash = 0;
     char *tok = strtok(line, " \t\r\n");
     if (!tok)
         return false;
@@ -90,7 +88,7 @@ static bool parse_line(char *line, TuneEntry *e) {
         return false;
     memcpy(e->geo, v, sizeof e->geo);
     e->tile = (TileChoice){.bpos = form == 'C', .mr = (int)v[GEO], .nv = (int)v[GEO + 1],
-                           .mp = (int)v[GEO + 2]};
+                           .mp = form == 'C' ? (int)v[GEO + 2] : 0};
     return e->tile.mr > 0 && e->tile.nv > 0 && (!e->tile.bpos || e->tile.mp > 0);
 }
 
@@ -102,7 +100,7 @@ TuneFile *tune_read(const char *path, Arena *a) {
     }
     TuneFile *tf = arena_alloc(a, sizeof *tf);
     *tf = (TuneFile){.path = path};
-    int cap = 0, number = 0;
+    int number = 0;
     char line[1024];
     while (fgets(line, sizeof line, f)) {
         number++;
@@ -111,29 +109,20 @@ TuneFile *tune_read(const char *path, Arena *a) {
             fclose(f);
             return NULL;
         }
-        char copy[1024];
-        strcpy(copy, line);
-        char *hash = strchr(copy, '#');
+        char *hash = strchr(line, '#');
         if (hash)
             *hash = 0;
-        if (strspn(copy, " \t\r\n") == strlen(copy))
+        if (strspn(line, " \t\r\n") == strlen(line))
             continue;
-        TuneEntry e;
-        if (!parse_line(line, &e)) {
+        TuneEntry *e = arena_alloc(a, sizeof *e);
+        if (!parse_line(line, e)) {
             fprintf(stderr, "cnnc: %s:%d: expected 'TARGET CIN H W FILTERS KH KW SH SW DH DW "
                     "TOP BOTTOM LEFT RIGHT GROUPS P|C MR NV MP' (TARGET avx2 or avx512; "
                     "'cnnc tune' writes such files)\n", path, number);
             fclose(f);
             return NULL;
         }
-        if (tf->count == cap) {
-            cap = cap ? 2 * cap : 16;
-            TuneEntry *grown = arena_alloc(a, sizeof *grown * (size_t)cap);
-            if (tf->count)
-                memcpy(grown, tf->entries, sizeof *grown * (size_t)tf->count);
-            tf->entries = grown;
-        }
-        tf->entries[tf->count++] = e;
+        vec_push(a, &tf->entries, e);
     }
     fclose(f);
     return tf;
@@ -147,9 +136,11 @@ void tune_apply(Graph *g, const TuneFile *f, Target t) {
             continue;
         int64_t geo[GEO];
         tune_geometry(n, geo);
-        for (int k = 0; k < f->count; k++)   /* the last line for a size wins */
-            if (f->entries[k].target == t && !memcmp(f->entries[k].geo, geo, sizeof geo))
-                n->tile = f->entries[k].tile;
+        for (int k = 0; k < f->entries.len; k++) {   /* the last line for a size wins */
+            const TuneEntry *e = f->entries.items[k];
+            if (e->target == t && !memcmp(e->geo, geo, sizeof geo))
+                n->tile = e->tile;
+        }
     }
 }
 
@@ -284,10 +275,6 @@ static const char *tile_str(TileChoice t, Target target, Arena *a) {
     return arena_printf(a, "P MR=%d x NR=%d", t.mr, t.nv * w);
 }
 
-static bool same_choice(TileChoice x, TileChoice y) {
-    return x.bpos == y.bpos && x.mr == y.mr && x.nv == y.nv && x.mp == y.mp;
-}
-
 /* One convolution size of the network: its layers and candidate tiles. */
 typedef struct Size {
     int64_t geo[GEO];
@@ -306,16 +293,12 @@ static void set_entry(TuneEntry *e, Target t, const Size *z, TileChoice tile) {
     memcpy(e->geo, z->geo, sizeof e->geo);
 }
 
-static bool time_round(const Compilation *c, const char *network, const BuildOptions *base,
-                       const TuneFile *tiles, const char *dir, double *seconds, Arena *a);
-
 /* One build with these entries; sums[k]: the seconds of size k's layers
  * (negative when one was not timed). */
 static bool time_sizes(const Compilation *c, const char *network, const BuildOptions *base,
-                       TuneEntry *entries, int distinct, const int *size_of, const char *dir,
+                       const TuneFile *tf, int distinct, const int *size_of, const char *dir,
                        double *seconds, double *sums, Arena *a) {
-    TuneFile tf = {.path = "(cnnc tune)", .entries = entries, .count = distinct};
-    if (!time_round(c, network, base, &tf, dir, seconds, a))
+    if (!time_round(c, network, base, tf, dir, seconds, a))
         return false;
     for (int k = 0; k < distinct; k++)
         sums[k] = 0.0;
@@ -394,6 +377,9 @@ int cmd_tune(Compilation *c, const CliOptions *o) {
     double *seconds = arena_alloc(a, sizeof(double) * (size_t)(g->nodes.len + 1));
     TuneEntry *entries = arena_alloc(a, sizeof *entries * (size_t)(distinct + 1));
     double *sums = arena_alloc(a, sizeof(double) * (size_t)(distinct + 1));
+    TuneFile tf = {.path = "(cnnc tune)"};   /* each build's tiles, set in entries */
+    for (int k = 0; k < distinct; k++)
+        vec_push(a, &tf.entries, &entries[k]);
     int failed_rounds = 0;
     int builds = rounds + (rounds ? 2 * CONFIRM : 0);
     for (int r = 0; r < rounds; r++) {
@@ -402,8 +388,7 @@ int cmd_tune(Compilation *c, const CliOptions *o) {
         for (int k = 0; k < distinct; k++)
             set_entry(&entries[k], t, &sizes[k],
                       r < sizes[k].count ? sizes[k].tiles[r] : sizes[k].dflt);
-        bool ok = time_sizes(c, o->network, &base, entries, distinct, size_of, dir, seconds, sums,
-                             a);
+        bool ok = time_sizes(c, o->network, &base, &tf, distinct, size_of, dir, seconds, sums, a);
         failed_rounds += !ok;
         for (int k = 0; ok && k < distinct; k++)
             if (r < sizes[k].count)
@@ -420,7 +405,7 @@ int cmd_tune(Compilation *c, const CliOptions *o) {
                 continue;
             if (z->best < 0 || z->seconds[j] < z->seconds[z->best])
                 z->best = j;
-            if (same_choice(z->tiles[j], z->dflt))
+            if (same_tile(z->tiles[j], z->dflt))
                 z->at_default = j;
         }
         z->chosen = z->dflt;
@@ -434,8 +419,7 @@ int cmd_tune(Compilation *c, const CliOptions *o) {
         int side = r % 2;   /* 0: the chosen tiles, 1: the defaults */
         for (int k = 0; k < distinct; k++)
             set_entry(&entries[k], t, &sizes[k], side ? sizes[k].dflt : sizes[k].chosen);
-        bool ok = time_sizes(c, o->network, &base, entries, distinct, size_of, dir, seconds, sums,
-                             a);
+        bool ok = time_sizes(c, o->network, &base, &tf, distinct, size_of, dir, seconds, sums, a);
         for (int k = 0; ok && k < distinct; k++) {
             double *m = &sizes[k].confirm[side];
             if (sums[k] >= 0 && (*m < 0 || sums[k] < *m))
@@ -467,10 +451,10 @@ int cmd_tune(Compilation *c, const CliOptions *o) {
             continue;
         }
         TileChoice b = z->chosen;
-        bool kept = !same_choice(b, z->dflt) && z->confirm[0] >= 0 && z->confirm[1] >= 0 &&
+        bool kept = !same_tile(b, z->dflt) && z->confirm[0] >= 0 && z->confirm[1] >= 0 &&
                     z->confirm[0] < (1.0 - MARGIN) * z->confirm[1];
         const char *why;
-        if (same_choice(b, z->dflt))
+        if (same_tile(b, z->dflt))
             why = arena_printf(a, "default %s %.4g ms; fastest %s %.4g ms, within %.0f%%",
                                tile_str(z->dflt, t, a), z->seconds[z->at_default] * 1e3,
                                tile_str(z->tiles[z->best], t, a), z->seconds[z->best] * 1e3,
@@ -483,7 +467,7 @@ int cmd_tune(Compilation *c, const CliOptions *o) {
         if (!kept)
             b = z->dflt;
         fprintf(stderr, "cnnc tune: %s: %s: %s\n", what, why,
-                kept ? "takes it" : same_choice(z->chosen, z->dflt) ? "keeps the default"
+                kept ? "takes it" : same_tile(z->chosen, z->dflt) ? "keeps the default"
                                                                     : "not confirmed, keeps the default");
         out = arena_printf(a, "%s%s", out, target_name(t));
         for (int i = 0; i < GEO; i++)
