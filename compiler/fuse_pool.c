@@ -4,9 +4,9 @@
  * kernel. Its output is the pool's (plan.c gives the convolution the
  * pool's storage).
  *
- * Two kernels do it: Winograd's (winograd.c), whose 2x2 output tiles are
- * the pooling windows (F(2x2, 3x3), which wino_choose gives every layer
- * whose pool qualifies, fused or not), and depthwise.c's, whose tile is
+ * Two kernels do it: Winograd's (winograd.c), whose output tiles hold
+ * whole pooling windows (one an F(2x2) tile, four an F(4x4) one), and
+ * depthwise.c's, whose tile is
  * R = 4 output rows by a vector along the row, so each pair of rows and
  * each pair of lanes is in registers together. Other kernels keep their pools apart. The epilogue (bias, activation, residual sum) runs
  * on every convolution output first, then the maximum, with the scalar
@@ -35,7 +35,7 @@ bool pool_suits(Target t, const Node *p) {
     int64_t ho = conv->shape.d[1], wo = conv->shape.d[2];
     if (ho % 2 || wo % 2)
         return false;
-    /* Winograd: each 2x2 tile of outputs is a window; a residual sum's
+    /* Winograd: each tile of outputs holds whole windows; a residual sum's
      * operand would have to be read by tiles too */
     if (conv->winograd) {
         for (int i = 0; conv->epi && i < conv->epi->n; i++)

@@ -29,8 +29,9 @@
  * largest value on ResNet-50, within the conformance suite's 1e-4 against
  * PyTorch. wino_choose takes F(4x4) where it saves clearly more work than
  * F(2x2) once the empty lanes of its shorter rows of tiles are counted,
- * F(2x2) on small planes (7x7) and before a 2x2 max pool the output
- * transform takes (fuse_pool.c: each F(2x2) tile is a pooling window).
+ * F(2x2) on small planes (7x7). A 2x2 max pool after the layer can go
+ * into either output transform (fuse_pool.c): an F(2x2) tile is one
+ * pooling window, an F(4x4) tile four.
  */
 #include "emit.h"
 
@@ -38,14 +39,19 @@
 
 static long long ll(int64_t v) { return (long long)v; }
 
-enum { L2_BYTES = 1 << 20 };
-
 /* The GEMM register tiles: MR output channels x NV vectors of tiles, each
  * with its accumulators, NV loaded vectors and a broadcast in the register
  * file (16 ymm, 32 zmm), and none so large that the C compiler spills
- * accumulators (12 x 2 did, with gcc -O2). */
-static const int AVX2_GEMM[][2] = {{4, 3}, {6, 2}, {3, 4}};
-static const int AVX512_GEMM[][2] = {{8, 3}, {6, 4}, {4, 6}, {24, 1}};
+ * accumulators (12 x 2 did, with gcc -O2). AVX-512's 16 x 1 is for
+ * planes of one vector of tiles with 16 or 32 channels, where 24 x 1
+ * computes a third of its products in vain (the MNIST network's 32-channel
+ * 14x14 layer: 29 -> 18 us). It loads a vector and a broadcast for each
+ * FMA, as 24 x 1 does, but has fewer FMAs to hide the loads behind, so
+ * its share of useful lanes counts at 0.8 (the third column): it must
+ * waste a fifth fewer to be taken. */
+static const double AVX2_GEMM[][3] = {{4, 3, 1}, {6, 2, 1}, {3, 4, 1}};
+static const double AVX512_GEMM[][3] = {{8, 3, 1}, {6, 4, 1}, {4, 6, 1}, {24, 1, 1},
+                                        {16, 1, 0.8}};
 
 typedef struct WinoGeo {
     int64_t c, k, h, w;       /* input channels and plane, output channels */
@@ -96,12 +102,12 @@ static WinoGeo wino_geo_m(Target t, const Node *n, int m) {
     int64_t fit = (L2_BYTES / 2) / row_bytes;
     if (m == 2 && g.nx * 4 * g.c * g.k > L2_BYTES / 2 && fit * g.slot < 128)
         fit = (128 + g.slot - 1) / g.slot;
-    const int (*tiles)[2] = width == 16 ? AVX512_GEMM : AVX2_GEMM;
+    const double (*tiles)[3] = width == 16 ? AVX512_GEMM : AVX2_GEMM;
     int count = width == 16 ? (int)(sizeof AVX512_GEMM / sizeof *AVX512_GEMM)
                             : (int)(sizeof AVX2_GEMM / sizeof *AVX2_GEMM);
     double best = -1.0;
     for (int i = 0; i < count; i++) {
-        int mr = tiles[i][0], nv = tiles[i][1];
+        int mr = (int)tiles[i][0], nv = (int)tiles[i][1];
         int64_t unit = g.rv;   /* tile rows making whole tiles of NV vectors */
         while (unit / g.rv * g.vr % nv)
             unit += g.rv;
@@ -117,7 +123,7 @@ static WinoGeo wino_geo_m(Target t, const Node *n, int m) {
             padded += (vecs + nv - 1) / nv * nv;
         }
         int64_t kp = (g.k + mr - 1) / mr * mr;
-        double use = (double)used / (double)padded * (double)g.k / (double)kp;
+        double use = (double)used / (double)padded * (double)g.k / (double)kp * tiles[i][2];
         if (use > best + 1e-9) {
             best = use;
             g.mr = mr;
@@ -176,20 +182,6 @@ static int wino_tile(Target t, const Node *n) {
     return wino_saving(t, n, 4) >= RATIO4 * wino_saving(t, n, 2) ? 4 : 2;
 }
 
-/* A layer feeding a 2x2 max pool its Winograd kernel can take
- * (fuse_pool.c) stays on F(2x2), whose tiles are the pooling windows,
- * whether the pool is fused or not (--no-fuse=pool): the same sums. */
-static void wino_pooled_f2(Graph *g, Target t) {
-    for (int i = 0; i < g->nodes.len; i++) {
-        Node *p = g->nodes.items[i];
-        if (p->op != OP_MAXPOOL || p->inputs.len != 1)
-            continue;
-        Node *conv = fusion_root(p->inputs.items[0]);
-        if (conv->winograd == 4 && pool_suits(t, p))
-            conv->winograd = wino_suits(t, conv, 2) ? 2 : 0;
-    }
-}
-
 void wino_choose(Graph *g, Target t, bool off) {
     for (int i = 0; i < g->nodes.len; i++) {
         Node *n = g->nodes.items[i];
@@ -198,7 +190,6 @@ void wino_choose(Graph *g, Target t, bool off) {
         n->winograd = m && wino_suits(t, n, m) ? m : 0;
         n->rows_wino = on && rows_suits(t, n);
     }
-    wino_pooled_f2(g, t);
 }
 
 int wino_mr(Target t, const Node *n) {
@@ -551,6 +542,54 @@ static void emit_input_transform4(Emit *e, const WinoGeo *g) {
     P(e, "            }\n");
 }
 
+/* With a 2x2 max pool fused, each F(4x4) tile holds four pooling windows:
+ * output rows 2a and 2a + 1 (each through the epilogue: y = s A plus the
+ * bias) give pooled row a, columns 0-1 and 2-3 its two pooled columns,
+ * taken by cnn_vmax in the pooling kernel's order. Zipping the two
+ * columns puts each tile's pair side by side, so a row of tiles is a run
+ * of 2W / rv pooled values, copied lane by lane up to the plane's edge. */
+static void emit_pooled_store4(Emit *e, const Node *n, const WinoGeo *g) {
+    const char *in = "                    ";
+    int64_t ph = g->ho / 2, pw = g->wo / 2, run = 2 * g->width / g->rv;
+    for (int a = 0; a < 2; a++) {
+        P(e, "%s{\n", in);
+        for (int i = 2 * a; i < 2 * a + 2; i++) {
+            const char *y = arena_printf(e->a, "y%d", i);
+            emit_at6(e, arena_printf(e->a, "%s    ", in), arena_printf(e->a, "s%d", i), y);
+            for (int j = 0; j < 4; j++) {
+                P(e, "%s    __m256 o%d%d;\n", in, i - 2 * a, j);
+                P(e, "%s    {\n%s        __m256 x = _mm256_add_ps(%s%d, bk);\n", in, in, y, j);
+                simd_epilogue_vector(e, n, arena_printf(e->a, "%s        ", in), "0");
+                P(e, "%s        o%d%d = x;\n%s    }\n", in, i - 2 * a, j, in);
+            }
+        }
+        for (int b = 0; b < 2; b++) {
+            P(e, "%s    __m256 p%d = o0%d;\n", in, b, 2 * b);
+            P(e, "%s    p%d = cnn_vmax(p%d, o0%d);\n", in, b, b, 2 * b + 1);
+            P(e, "%s    p%d = cnn_vmax(p%d, o1%d);\n", in, b, b, 2 * b);
+            P(e, "%s    p%d = cnn_vmax(p%d, o1%d);\n", in, b, b, 2 * b + 1);
+        }
+        P(e, "%s    __m256 lo, hi;\n", in);
+        P(e, "%s    cnn_zip(p0, p1, &lo, &hi);\n", in);
+        P(e, "%s    float lane[2 * W];\n", in);
+        P(e, "%s    _mm256_storeu_ps(lane, lo);\n", in);
+        P(e, "%s    _mm256_storeu_ps(lane + W, hi);\n", in);
+        P(e, "%s    for (int q = 0; q < %lld; q++) {\n", in, ll(g->rv));
+        P(e, "%s        const int py = 2 * (ty0 + r + q) + %d, px = %s;\n", in, a,
+          g->rv == 1 ? "2 * xv * W" : "0");
+        P(e, "%s        const int count = px + %lld <= %lld ? %lld : %lld - px;\n", in, ll(run),
+          ll(pw), ll(run), ll(pw));
+        P(e, "%s        if (py >= %lld || count <= 0)\n", in, ll(ph));
+        P(e, "%s            break;\n", in);
+        P(e, "%s        float *py_row = yb + k * %lld + py * %lld + px;\n", in, ll(ph * pw),
+          ll(pw));
+        P(e, "%s        for (int l = 0; l < count; l++)\n", in);
+        P(e, "%s            py_row[l] = lane[q * %lld + l];\n", in, ll(run));
+        P(e, "%s    }\n", in);
+        P(e, "%s}\n", in);
+    }
+}
+
 /* Output transform for F(4x4, 3x3), a vector of W tiles at a time: the
  * column transform of each of the six columns of M, then the row transform
  * of each output row plus the bias, its four columns of results
@@ -565,7 +604,8 @@ static void emit_output_transform4(Emit *e, const Node *n, const WinoGeo *g) {
     P(e, "                const __m256 bk = _mm256_set1_ps(bias[k]);\n");
     P(e, "                for (int v = 0; v < used; v++) {\n");
     emit_vector_place(e, g, in);
-    P(e, "%sconst int oh = 4 * (ty0 + r);\n", in);
+    if (!n->pool)
+        P(e, "%sconst int oh = 4 * (ty0 + r);\n", in);
     P(e, "%sconst float *m = M + k * TB + v * W;\n", in);
     P(e, "%sconst __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), "
          "eight = _mm256_set1_ps(8.0f);\n", in);
@@ -579,6 +619,12 @@ static void emit_output_transform4(Emit *e, const Node *n, const WinoGeo *g) {
         P(e, "%s    s0%d = u0;\n%s    s1%d = u1;\n%s    s2%d = u2;\n%s    s3%d = u3;\n", in, j,
           in, j, in, j, in, j);
         P(e, "%s}\n", in);
+    }
+    if (n->pool) {
+        emit_pooled_store4(e, n, g);
+        P(e, "                }\n");
+        P(e, "            }\n");
+        return;
     }
     const char *ow0 = g->rv == 1 ? "4 * xv * W" : "0";
     for (int i = 0; i < 4; i++) {
@@ -606,12 +652,11 @@ static void emit_output_transform4(Emit *e, const Node *n, const WinoGeo *g) {
 void emit_wino_conv(Emit *e, const Node *n) {
     WinoGeo g = wino_geo(e->opt->target, n);
     int64_t copy = g.c * g.hp * g.wp, per_sample = copy + g.nx * (g.c + g.kp) * g.tb;
-    e->need_zip |= !n->pool;
+    e->need_zip |= !n->pool || g.m == 4;
     simd_need_unzip(e);
-    assert(g.m == 2 || !n->pool);   /* fuse_pool keeps pooled layers on F(2x2) */
     if (n->pool)
         simd_need_vmax(e);
-    e->need_load2x8 |= g.rv == 4;
+    e->need_load2x8 |= g.rv == 4 && g.m == 2;
     e->need_pad = true;
     P(e, "    enum { MR = %d, NV = %d, W = %d, BR = %lld, TB = %lld, NX = %d };\n", g.mr, g.nv,
       g.width, ll(g.br), ll(g.tb), g.nx);

@@ -4,8 +4,8 @@
  * command: cnnc build examples/mnist.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
- * arena:   334528 bytes (340288 without reuse; 334528 live at most)
- * weights: 799078 canonical floats, 806758 packed
+ * arena:   234176 bytes (239936 without reuse; 234176 live at most)
+ * weights: 799078 canonical floats, 831334 packed
  *
  * Inference calls no library function but memcpy/memset (which a
  * compiler may emit for plain loops) and needs no libm. */
@@ -179,6 +179,13 @@ static CNN_SIMD void cnn_unzip(__m256 a, __m256 b, __m256 *even, __m256 *odd) {
     *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xd8));
 }
 
+/* a and b interleaved: lanes 0..3 of each into lo, 4..7 into hi. */
+static CNN_SIMD void cnn_zip(__m256 a, __m256 b, __m256 *lo, __m256 *hi) {
+    const __m256 l = _mm256_unpacklo_ps(a, b), h = _mm256_unpackhi_ps(a, b);
+    *lo = _mm256_permute2f128_ps(l, h, 0x20);
+    *hi = _mm256_permute2f128_ps(l, h, 0x31);
+}
+
 static void cnn_copy(const float *src, float *dst, ptrdiff_t n) {
     for (ptrdiff_t i = 0; i < n; i++)
         dst[i] = src[i];
@@ -213,16 +220,23 @@ static void cnn_pack_conv(const float *w, const float *bias, const float *bn,
             }
 }
 
-/* A 3x3 convolution's weights [k][c][3][3] and bias (NULL: none), batch
- * norm bn (NULL: none) folded in as cnn_pack_conv folds it, to the order
- * its Winograd kernel reads: U = G g G^T for each kernel g, with
- * G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1], as [16][k in blocks of mr]
- * [c][mr] (zeros past the last channel); then the k biases. pack.c does
- * the same arithmetic. */
-static void cnn_pack_wino(const float *w, const float *bias, const float *bn,
-                          double eps, float *out, int k, int c, int mr) {
+/* The same for F(4x4, 3x3): U = G g G^T with G = [1/4 0 0; -1/6 -1/6 -1/6;
+ * -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1], as [36][k in blocks
+ * of mr][c][mr], then the k biases. The sums are scaled last, so no
+ * product can be contracted into an FMA: pack.c gets the same bits. */
+static void cnn_wino4_g(const double *x, int s, double *out, int os) {
+    out[0] = x[0] * 0.25;
+    out[os] = -(x[0] + x[s] + x[2 * s]) / 6.0;
+    out[2 * os] = -(x[0] - x[s] + x[2 * s]) / 6.0;
+    out[3 * os] = (x[0] + 2.0 * x[s] + 4.0 * x[2 * s]) / 24.0;
+    out[4 * os] = (x[0] - 2.0 * x[s] + 4.0 * x[2 * s]) / 24.0;
+    out[5 * os] = x[2 * s];
+}
+
+static void cnn_pack_wino4(const float *w, const float *bias, const float *bn,
+                           double eps, float *out, int k, int c, int mr) {
     int blocks = (k + mr - 1) / mr;
-    float *ob = out + (ptrdiff_t)16 * blocks * mr * c;
+    float *ob = out + (ptrdiff_t)36 * blocks * mr * c;
     for (int oc = 0; oc < blocks * mr; oc++) {
         double scale = 1.0, shift = 0.0;
         if (oc < k && bn) {
@@ -230,25 +244,17 @@ static void cnn_pack_wino(const float *w, const float *bias, const float *bn,
             shift = bn[k + oc] - (double)bn[2 * k + oc] * scale;
         }
         for (int ci = 0; ci < c; ci++) {
-            double g[3][3], t[4][3], u[4][4];
+            double g[3][3], t[6][3], u[6][6];
             for (int i = 0; i < 9; i++)
                 g[i / 3][i % 3] =
                     oc < k ? (float)(w[((ptrdiff_t)oc * c + ci) * 9 + i] * scale) : 0.0f;
-            for (int j = 0; j < 3; j++) {
-                t[0][j] = g[0][j];
-                t[1][j] = (g[0][j] + g[1][j] + g[2][j]) * 0.5;
-                t[2][j] = (g[0][j] - g[1][j] + g[2][j]) * 0.5;
-                t[3][j] = g[2][j];
-            }
-            for (int i = 0; i < 4; i++) {
-                u[i][0] = t[i][0];
-                u[i][1] = (t[i][0] + t[i][1] + t[i][2]) * 0.5;
-                u[i][2] = (t[i][0] - t[i][1] + t[i][2]) * 0.5;
-                u[i][3] = t[i][2];
-            }
-            for (int xi = 0; xi < 16; xi++)
+            for (int j = 0; j < 3; j++)
+                cnn_wino4_g(&g[0][j], 3, &t[0][j], 3);
+            for (int i = 0; i < 6; i++)
+                cnn_wino4_g(t[i], 1, u[i], 1);
+            for (int xi = 0; xi < 36; xi++)
                 out[(((ptrdiff_t)xi * blocks + oc / mr) * c + ci) * mr + oc % mr] =
-                    (float)u[xi / 4][xi % 4];
+                    (float)u[xi / 6][xi % 6];
         }
         if (oc < k)
             ob[oc] = (float)((bias ? bias[oc] : 0.0) * scale + shift);
@@ -409,177 +415,575 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
 
 /* conv2 — examples/mnist.cnn:12: conv 3x3 p1 32
  *   in [32,14,14] -> out [32,14,14]
- *   weights at packed[320]: weight [32,32,3,3] + bias [32] (packed in blocks of 3 output channels)
- *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs from 4x4 patches, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); then relu2; then the 2x2 max pool maxpool2 in registers, so it stores [32,7,7]
+ *   weights at packed[320]: weight [32,32,3,3] + bias [32] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(4x4,3x3), 4x4 tiles of 4x4 outputs from 6x6 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then relu2; then the 2x2 max pool maxpool2 in registers, so it stores [32,7,7]
  */
 static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 3, NV = 4, W = 8, BR = 7, TB = 64, NX = 16 };
+    enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 16, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
-     * rows a band; TB tiles a row of V and M; NX products, F(2x2,3x3) */
-    const float *bias = w + 16896;
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 41472;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 6272;
         float *yb = y + (ptrdiff_t)b * 1568;
-        float *in = s + (ptrdiff_t)b * 75776; /* this sample's padded input, */
-        float *V = in + 9216; /* the band transformed, [NX][32][TB], */
-        float *M = V + 32768; /* the NX products, [NX][33][TB] */
-        cnn_pad(xb0, in, 32, 14, 14, 1, 1, 16, 18, 0);
-        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
-            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
-            const int used = rows / 1 * 1; /* vectors of tiles */
+        float *in = s + (ptrdiff_t)b * 50688; /* this sample's padded input, */
+        float *V = in + 11520; /* the band transformed, [NX][32][TB], */
+        float *M = V + 18432; /* the NX products, [NX][36][TB] */
+        cnn_pad(xb0, in, 32, 14, 14, 1, 1, 18, 20, 0);
+        for (int ty0 = 0; ty0 < 4; ty0 += BR) {
+            const int rows = ty0 + BR <= 4 ? BR : 4 - ty0;
+            const int used = rows / 2 * 1; /* vectors of tiles */
             const int nvec = (used + NV - 1) / NV * NV;
             for (int c = 0; c < 32; c++) {
                 float *vc = V + c * TB;
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 1, xv = v - r * 1;
-                    const float *d = in + (ptrdiff_t)c * 288 + (2 * (ty0 + r)) * 18 + 2 * xv * W;
-                    __m256 d0, d1, d2, d3;
-                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
-                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
-                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 18), _mm256_loadu_ps(d + 26), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &d2, &d3);
-                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
-                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 38), _mm256_loadu_ps(d + 46), &d2, &d3);
-                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
-                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 54), _mm256_loadu_ps(d + 62), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &d2, &d3);
-                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
-                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    const int r = 2 * v;
+                    const float *d = in + (ptrdiff_t)c * 360 + (4 * (ty0 + r)) * 20;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 80), _mm256_loadu_ps(d + 88), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 84), _mm256_loadu_ps(d + 92), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 100), _mm256_loadu_ps(d + 108), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 24), _mm256_loadu_ps(d + 32), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 40), _mm256_loadu_ps(d + 48), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 120), _mm256_loadu_ps(d + 128), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 44), _mm256_loadu_ps(d + 52), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 124), _mm256_loadu_ps(d + 132), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 60), _mm256_loadu_ps(d + 68), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 140), _mm256_loadu_ps(d + 148), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 64), _mm256_loadu_ps(d + 72), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 144), _mm256_loadu_ps(d + 152), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 80), _mm256_loadu_ps(d + 88), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 160), _mm256_loadu_ps(d + 168), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 84), _mm256_loadu_ps(d + 92), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 164), _mm256_loadu_ps(d + 172), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 100), _mm256_loadu_ps(d + 108), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 180), _mm256_loadu_ps(d + 188), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 184), _mm256_loadu_ps(d + 192), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
                     float *o = vc + v * W;
-                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
-                    _mm256_storeu_ps(o + 8192, _mm256_add_ps(t10, t20));
-                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t20, t10));
-                    _mm256_storeu_ps(o + 24576, _mm256_sub_ps(t10, t30));
-                    _mm256_storeu_ps(o + 2048, _mm256_sub_ps(t01, t21));
-                    _mm256_storeu_ps(o + 10240, _mm256_add_ps(t11, t21));
-                    _mm256_storeu_ps(o + 18432, _mm256_sub_ps(t21, t11));
-                    _mm256_storeu_ps(o + 26624, _mm256_sub_ps(t11, t31));
-                    _mm256_storeu_ps(o + 4096, _mm256_sub_ps(t02, t22));
-                    _mm256_storeu_ps(o + 12288, _mm256_add_ps(t12, t22));
-                    _mm256_storeu_ps(o + 20480, _mm256_sub_ps(t22, t12));
-                    _mm256_storeu_ps(o + 28672, _mm256_sub_ps(t12, t32));
-                    _mm256_storeu_ps(o + 6144, _mm256_sub_ps(t03, t23));
-                    _mm256_storeu_ps(o + 14336, _mm256_add_ps(t13, t23));
-                    _mm256_storeu_ps(o + 22528, _mm256_sub_ps(t23, t13));
-                    _mm256_storeu_ps(o + 30720, _mm256_sub_ps(t13, t33));
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 3072, u1);
+                        _mm256_storeu_ps(o + 6144, u2);
+                        _mm256_storeu_ps(o + 9216, u3);
+                        _mm256_storeu_ps(o + 12288, u4);
+                        _mm256_storeu_ps(o + 15360, u5);
+                    }
+                    {
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 512, u0);
+                        _mm256_storeu_ps(o + 3584, u1);
+                        _mm256_storeu_ps(o + 6656, u2);
+                        _mm256_storeu_ps(o + 9728, u3);
+                        _mm256_storeu_ps(o + 12800, u4);
+                        _mm256_storeu_ps(o + 15872, u5);
+                    }
+                    {
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 1024, u0);
+                        _mm256_storeu_ps(o + 4096, u1);
+                        _mm256_storeu_ps(o + 7168, u2);
+                        _mm256_storeu_ps(o + 10240, u3);
+                        _mm256_storeu_ps(o + 13312, u4);
+                        _mm256_storeu_ps(o + 16384, u5);
+                    }
+                    {
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 1536, u0);
+                        _mm256_storeu_ps(o + 4608, u1);
+                        _mm256_storeu_ps(o + 7680, u2);
+                        _mm256_storeu_ps(o + 10752, u3);
+                        _mm256_storeu_ps(o + 13824, u4);
+                        _mm256_storeu_ps(o + 16896, u5);
+                    }
+                    {
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 2048, u0);
+                        _mm256_storeu_ps(o + 5120, u1);
+                        _mm256_storeu_ps(o + 8192, u2);
+                        _mm256_storeu_ps(o + 11264, u3);
+                        _mm256_storeu_ps(o + 14336, u4);
+                        _mm256_storeu_ps(o + 17408, u5);
+                    }
+                    {
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 2560, u0);
+                        _mm256_storeu_ps(o + 5632, u1);
+                        _mm256_storeu_ps(o + 8704, u2);
+                        _mm256_storeu_ps(o + 11776, u3);
+                        _mm256_storeu_ps(o + 14848, u4);
+                        _mm256_storeu_ps(o + 17920, u5);
+                    }
                 }
                 for (int v = used; v < nvec; v++)
                     for (int xi = 0; xi < NX; xi++)
-                        _mm256_storeu_ps(vc + xi * 2048 + v * W, _mm256_setzero_ps());
+                        _mm256_storeu_ps(vc + xi * 512 + v * W, _mm256_setzero_ps());
             }
-            for (int it = 0; it < NX * 11 * (nvec / NV); it++) {
+            for (int it = 0; it < NX * 6 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
-                const int xi = kx / 11, kb = kx - xi * 11;
-                const float *wp = w + (ptrdiff_t)kx * 96;
-                const float *xp = V + (ptrdiff_t)xi * 2048 + tg * NV * W;
+                const int xi = kx / 6, kb = kx - xi * 6;
+                const float *wp = w + (ptrdiff_t)kx * 192;
+                const float *xp = V + (ptrdiff_t)xi * 512 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
-                __m256 c02 = _mm256_setzero_ps();
-                __m256 c03 = _mm256_setzero_ps();
                 __m256 c10 = _mm256_setzero_ps();
                 __m256 c11 = _mm256_setzero_ps();
-                __m256 c12 = _mm256_setzero_ps();
-                __m256 c13 = _mm256_setzero_ps();
                 __m256 c20 = _mm256_setzero_ps();
                 __m256 c21 = _mm256_setzero_ps();
-                __m256 c22 = _mm256_setzero_ps();
-                __m256 c23 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c40 = _mm256_setzero_ps();
+                __m256 c41 = _mm256_setzero_ps();
+                __m256 c50 = _mm256_setzero_ps();
+                __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 32; c++, xp += TB, wp += MR) {
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
-                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
-                    const __m256 xv3 = _mm256_loadu_ps(xp + 24);
                     __m256 wv = _mm256_set1_ps(wp[0]);
                     c00 = _mm256_fmadd_ps(wv, xv0, c00);
                     c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                    c03 = _mm256_fmadd_ps(wv, xv3, c03);
                     wv = _mm256_set1_ps(wp[1]);
                     c10 = _mm256_fmadd_ps(wv, xv0, c10);
                     c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                    c13 = _mm256_fmadd_ps(wv, xv3, c13);
                     wv = _mm256_set1_ps(wp[2]);
                     c20 = _mm256_fmadd_ps(wv, xv0, c20);
                     c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                    c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    wv = _mm256_set1_ps(wp[4]);
+                    c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                    c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                    wv = _mm256_set1_ps(wp[5]);
+                    c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                    c51 = _mm256_fmadd_ps(wv, xv1, c51);
                 }
-                float *mp = M + (ptrdiff_t)xi * 2112 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 576 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
-                _mm256_storeu_ps(mp + 16, c02);
-                _mm256_storeu_ps(mp + 24, c03);
-                _mm256_storeu_ps(mp + 64, c10);
-                _mm256_storeu_ps(mp + 72, c11);
-                _mm256_storeu_ps(mp + 80, c12);
-                _mm256_storeu_ps(mp + 88, c13);
-                _mm256_storeu_ps(mp + 128, c20);
-                _mm256_storeu_ps(mp + 136, c21);
-                _mm256_storeu_ps(mp + 144, c22);
-                _mm256_storeu_ps(mp + 152, c23);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
             }
             for (int k = 0; k < 32; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 1, xv = v - r * 1;
+                    const int r = 2 * v;
                     const float *m = M + k * TB + v * W;
-                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 8448),
-                                 m20 = _mm256_loadu_ps(m + 16896), m30 = _mm256_loadu_ps(m + 25344);
-                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
-                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
-                    const __m256 m01 = _mm256_loadu_ps(m + 2112), m11 = _mm256_loadu_ps(m + 10560),
-                                 m21 = _mm256_loadu_ps(m + 19008), m31 = _mm256_loadu_ps(m + 27456);
-                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
-                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
-                    const __m256 m02 = _mm256_loadu_ps(m + 4224), m12 = _mm256_loadu_ps(m + 12672),
-                                 m22 = _mm256_loadu_ps(m + 21120), m32 = _mm256_loadu_ps(m + 29568);
-                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
-                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
-                    const __m256 m03 = _mm256_loadu_ps(m + 6336), m13 = _mm256_loadu_ps(m + 14784),
-                                 m23 = _mm256_loadu_ps(m + 23232), m33 = _mm256_loadu_ps(m + 31680);
-                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
-                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
-                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
-                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
-                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
-                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
-                    __m256 best;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
                     {
-                        __m256 x = y00;
-                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                        best = x;
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 3456);
+                        const __m256 x2 = _mm256_loadu_ps(m + 6912);
+                        const __m256 x3 = _mm256_loadu_ps(m + 10368);
+                        const __m256 x4 = _mm256_loadu_ps(m + 13824);
+                        const __m256 x5 = _mm256_loadu_ps(m + 17280);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 576);
+                        const __m256 x1 = _mm256_loadu_ps(m + 4032);
+                        const __m256 x2 = _mm256_loadu_ps(m + 7488);
+                        const __m256 x3 = _mm256_loadu_ps(m + 10944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 14400);
+                        const __m256 x5 = _mm256_loadu_ps(m + 17856);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 1152);
+                        const __m256 x1 = _mm256_loadu_ps(m + 4608);
+                        const __m256 x2 = _mm256_loadu_ps(m + 8064);
+                        const __m256 x3 = _mm256_loadu_ps(m + 11520);
+                        const __m256 x4 = _mm256_loadu_ps(m + 14976);
+                        const __m256 x5 = _mm256_loadu_ps(m + 18432);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 1728);
+                        const __m256 x1 = _mm256_loadu_ps(m + 5184);
+                        const __m256 x2 = _mm256_loadu_ps(m + 8640);
+                        const __m256 x3 = _mm256_loadu_ps(m + 12096);
+                        const __m256 x4 = _mm256_loadu_ps(m + 15552);
+                        const __m256 x5 = _mm256_loadu_ps(m + 19008);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 2304);
+                        const __m256 x1 = _mm256_loadu_ps(m + 5760);
+                        const __m256 x2 = _mm256_loadu_ps(m + 9216);
+                        const __m256 x3 = _mm256_loadu_ps(m + 12672);
+                        const __m256 x4 = _mm256_loadu_ps(m + 16128);
+                        const __m256 x5 = _mm256_loadu_ps(m + 19584);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 2880);
+                        const __m256 x1 = _mm256_loadu_ps(m + 6336);
+                        const __m256 x2 = _mm256_loadu_ps(m + 9792);
+                        const __m256 x3 = _mm256_loadu_ps(m + 13248);
+                        const __m256 x4 = _mm256_loadu_ps(m + 16704);
+                        const __m256 x5 = _mm256_loadu_ps(m + 20160);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
                     }
                     {
-                        __m256 x = y01;
-                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                        best = cnn_vmax(best, x);
+                        const __m256 y0p = _mm256_add_ps(s01, s02), y0q = _mm256_sub_ps(s01, s02),
+                                     y0r = _mm256_add_ps(s03, s04), y0s = _mm256_sub_ps(s03, s04);
+                        const __m256 y00 = _mm256_add_ps(_mm256_add_ps(s00, y0p), y0r),
+                                     y01 = _mm256_fmadd_ps(two, y0s, y0q),
+                                     y02 = _mm256_fmadd_ps(four, y0r, y0p),
+                                     y03 = _mm256_add_ps(_mm256_fmadd_ps(eight, y0s, y0q), s05);
+                        __m256 o00;
+                        {
+                            __m256 x = _mm256_add_ps(y00, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o00 = x;
+                        }
+                        __m256 o01;
+                        {
+                            __m256 x = _mm256_add_ps(y01, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o01 = x;
+                        }
+                        __m256 o02;
+                        {
+                            __m256 x = _mm256_add_ps(y02, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o02 = x;
+                        }
+                        __m256 o03;
+                        {
+                            __m256 x = _mm256_add_ps(y03, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o03 = x;
+                        }
+                        const __m256 y1p = _mm256_add_ps(s11, s12), y1q = _mm256_sub_ps(s11, s12),
+                                     y1r = _mm256_add_ps(s13, s14), y1s = _mm256_sub_ps(s13, s14);
+                        const __m256 y10 = _mm256_add_ps(_mm256_add_ps(s10, y1p), y1r),
+                                     y11 = _mm256_fmadd_ps(two, y1s, y1q),
+                                     y12 = _mm256_fmadd_ps(four, y1r, y1p),
+                                     y13 = _mm256_add_ps(_mm256_fmadd_ps(eight, y1s, y1q), s15);
+                        __m256 o10;
+                        {
+                            __m256 x = _mm256_add_ps(y10, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o10 = x;
+                        }
+                        __m256 o11;
+                        {
+                            __m256 x = _mm256_add_ps(y11, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o11 = x;
+                        }
+                        __m256 o12;
+                        {
+                            __m256 x = _mm256_add_ps(y12, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o12 = x;
+                        }
+                        __m256 o13;
+                        {
+                            __m256 x = _mm256_add_ps(y13, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o13 = x;
+                        }
+                        __m256 p0 = o00;
+                        p0 = cnn_vmax(p0, o01);
+                        p0 = cnn_vmax(p0, o10);
+                        p0 = cnn_vmax(p0, o11);
+                        __m256 p1 = o02;
+                        p1 = cnn_vmax(p1, o03);
+                        p1 = cnn_vmax(p1, o12);
+                        p1 = cnn_vmax(p1, o13);
+                        __m256 lo, hi;
+                        cnn_zip(p0, p1, &lo, &hi);
+                        float lane[2 * W];
+                        _mm256_storeu_ps(lane, lo);
+                        _mm256_storeu_ps(lane + W, hi);
+                        for (int q = 0; q < 2; q++) {
+                            const int py = 2 * (ty0 + r + q) + 0, px = 0;
+                            const int count = px + 8 <= 7 ? 8 : 7 - px;
+                            if (py >= 7 || count <= 0)
+                                break;
+                            float *py_row = yb + k * 49 + py * 7 + px;
+                            for (int l = 0; l < count; l++)
+                                py_row[l] = lane[q * 8 + l];
+                        }
                     }
                     {
-                        __m256 x = y10;
-                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                        best = cnn_vmax(best, x);
-                    }
-                    {
-                        __m256 x = y11;
-                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                        best = cnn_vmax(best, x);
-                    }
-                    float lane[W];
-                    _mm256_storeu_ps(lane, best);
-                    for (int q = 0; q < 1; q++) {
-                        const int py = ty0 + r + q, px = xv * W;
-                        const int count = px + 8 <= 7 ? 8 : 7 - px;
-                        if (py >= 7 || count <= 0)
-                            break;
-                        float *py_row = yb + k * 49 + py * 7 + px;
-                        for (int l = 0; l < count; l++)
-                            py_row[l] = lane[q * 8 + l];
+                        const __m256 y2p = _mm256_add_ps(s21, s22), y2q = _mm256_sub_ps(s21, s22),
+                                     y2r = _mm256_add_ps(s23, s24), y2s = _mm256_sub_ps(s23, s24);
+                        const __m256 y20 = _mm256_add_ps(_mm256_add_ps(s20, y2p), y2r),
+                                     y21 = _mm256_fmadd_ps(two, y2s, y2q),
+                                     y22 = _mm256_fmadd_ps(four, y2r, y2p),
+                                     y23 = _mm256_add_ps(_mm256_fmadd_ps(eight, y2s, y2q), s25);
+                        __m256 o00;
+                        {
+                            __m256 x = _mm256_add_ps(y20, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o00 = x;
+                        }
+                        __m256 o01;
+                        {
+                            __m256 x = _mm256_add_ps(y21, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o01 = x;
+                        }
+                        __m256 o02;
+                        {
+                            __m256 x = _mm256_add_ps(y22, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o02 = x;
+                        }
+                        __m256 o03;
+                        {
+                            __m256 x = _mm256_add_ps(y23, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o03 = x;
+                        }
+                        const __m256 y3p = _mm256_add_ps(s31, s32), y3q = _mm256_sub_ps(s31, s32),
+                                     y3r = _mm256_add_ps(s33, s34), y3s = _mm256_sub_ps(s33, s34);
+                        const __m256 y30 = _mm256_add_ps(_mm256_add_ps(s30, y3p), y3r),
+                                     y31 = _mm256_fmadd_ps(two, y3s, y3q),
+                                     y32 = _mm256_fmadd_ps(four, y3r, y3p),
+                                     y33 = _mm256_add_ps(_mm256_fmadd_ps(eight, y3s, y3q), s35);
+                        __m256 o10;
+                        {
+                            __m256 x = _mm256_add_ps(y30, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o10 = x;
+                        }
+                        __m256 o11;
+                        {
+                            __m256 x = _mm256_add_ps(y31, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o11 = x;
+                        }
+                        __m256 o12;
+                        {
+                            __m256 x = _mm256_add_ps(y32, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o12 = x;
+                        }
+                        __m256 o13;
+                        {
+                            __m256 x = _mm256_add_ps(y33, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o13 = x;
+                        }
+                        __m256 p0 = o00;
+                        p0 = cnn_vmax(p0, o01);
+                        p0 = cnn_vmax(p0, o10);
+                        p0 = cnn_vmax(p0, o11);
+                        __m256 p1 = o02;
+                        p1 = cnn_vmax(p1, o03);
+                        p1 = cnn_vmax(p1, o12);
+                        p1 = cnn_vmax(p1, o13);
+                        __m256 lo, hi;
+                        cnn_zip(p0, p1, &lo, &hi);
+                        float lane[2 * W];
+                        _mm256_storeu_ps(lane, lo);
+                        _mm256_storeu_ps(lane + W, hi);
+                        for (int q = 0; q < 2; q++) {
+                            const int py = 2 * (ty0 + r + q) + 1, px = 0;
+                            const int count = px + 8 <= 7 ? 8 : 7 - px;
+                            if (py >= 7 || count <= 0)
+                                break;
+                            float *py_row = yb + k * 49 + py * 7 + px;
+                            for (int l = 0; l < count; l++)
+                                py_row[l] = lane[q * 8 + l];
+                        }
                     }
                 }
             }
@@ -589,7 +993,7 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
 
 /* dense1 — examples/mnist.cnn:13: dense 500
  *   in [32,7,7] -> out [500]
- *   weights at packed[17248]: weight [500,1568] + bias [500]
+ *   weights at packed[41824]: weight [500,1568] + bias [500]
  *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); rows walked forwards and backwards on alternate calls; then relu3
  */
 static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
@@ -653,7 +1057,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
 
 /* dense2 — examples/mnist.cnn:13: dense 10
  *   in [500] -> out [10]
- *   weights at packed[801748]: weight [10,500] + bias [10]
+ *   weights at packed[826324]: weight [10,500] + bias [10]
  *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4)
  */
 static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -715,12 +1119,12 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
 }
 
 /* Canonical parameters (DSL.md order, 799078 floats) to the packed layout
- * the kernels read (806758 floats). */
+ * the kernels read (831334 floats). */
 void mnist_pack(const float *params, float *packed) {
     cnn_pack_conv(params + 0, params + 288, NULL, 0.0, packed + 0, 32, 9, 1, 1); /* conv1 */
-    cnn_pack_wino(params + 320, params + 9536, NULL, 0.0, packed + 320, 32, 32, 3); /* conv2: Winograd */
-    cnn_copy(params + 9568, packed + 17248, 784500); /* dense1 */
-    cnn_copy(params + 794068, packed + 801748, 5010); /* dense2 */
+    cnn_pack_wino4(params + 320, params + 9536, NULL, 0.0, packed + 320, 32, 32, 6); /* conv2: Winograd F(4x4) */
+    cnn_copy(params + 9568, packed + 41824, 784500); /* dense1 */
+    cnn_copy(params + 794068, packed + 826324, 5010); /* dense2 */
 }
 
 /* Inference on `batch` samples (1..mnist_BATCH), NCHW in and out. Returns 0,
@@ -732,9 +1136,9 @@ int mnist_forward(const float *packed, const float *in_img, float *out_logits, i
         return 1;
     if ((uintptr_t)arena % 64 != 0 || (mnist_ARENA_BYTES > 0 && !arena))
         return 2;
-    conv1(in_img, A + 75776, packed + 0, A + 0, batch);
-    conv2(A + 75776, A + 82048, packed + 320, A + 0, batch);
-    dense1(A + 82048, A + 0, packed + 17248, A + 83616, batch);
-    dense2(A + 0, out_logits, packed + 801748, batch);
+    conv1(in_img, A + 50688, packed + 0, A + 0, batch);
+    conv2(A + 50688, A + 56960, packed + 320, A + 0, batch);
+    dense1(A + 56960, A + 0, packed + 41824, A + 58528, batch);
+    dense2(A + 0, out_logits, packed + 826324, batch);
     return 0;
 }

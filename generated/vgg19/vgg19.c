@@ -4,8 +4,8 @@
  * command: cnnc build examples/vgg19.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
- * arena:   31884480 bytes (136262016 without reuse; 31884480 live at most)
- * weights: 143667240 canonical floats, 191852840 packed
+ * arena:   32344256 bytes (128063360 without reuse; 32344256 live at most)
+ * weights: 143667240 canonical floats, 204149544 packed
  *
  * Inference calls no library function but memcpy/memset (which a
  * compiler may emit for plain loops) and needs no libm. */
@@ -218,48 +218,6 @@ static void cnn_pack_conv(const float *w, const float *bias, const float *bn,
                 ob[(g * blocks + b) * mr + i] =
                     oc < kg ? (float)((bias ? bias[ch] : 0.0) * scale + shift) : 0.0f;
             }
-}
-
-/* A 3x3 convolution's weights [k][c][3][3] and bias (NULL: none), batch
- * norm bn (NULL: none) folded in as cnn_pack_conv folds it, to the order
- * its Winograd kernel reads: U = G g G^T for each kernel g, with
- * G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1], as [16][k in blocks of mr]
- * [c][mr] (zeros past the last channel); then the k biases. pack.c does
- * the same arithmetic. */
-static void cnn_pack_wino(const float *w, const float *bias, const float *bn,
-                          double eps, float *out, int k, int c, int mr) {
-    int blocks = (k + mr - 1) / mr;
-    float *ob = out + (ptrdiff_t)16 * blocks * mr * c;
-    for (int oc = 0; oc < blocks * mr; oc++) {
-        double scale = 1.0, shift = 0.0;
-        if (oc < k && bn) {
-            scale = (double)(float)(bn[oc] / cnn_sqrt((double)bn[3 * k + oc] + eps));
-            shift = bn[k + oc] - (double)bn[2 * k + oc] * scale;
-        }
-        for (int ci = 0; ci < c; ci++) {
-            double g[3][3], t[4][3], u[4][4];
-            for (int i = 0; i < 9; i++)
-                g[i / 3][i % 3] =
-                    oc < k ? (float)(w[((ptrdiff_t)oc * c + ci) * 9 + i] * scale) : 0.0f;
-            for (int j = 0; j < 3; j++) {
-                t[0][j] = g[0][j];
-                t[1][j] = (g[0][j] + g[1][j] + g[2][j]) * 0.5;
-                t[2][j] = (g[0][j] - g[1][j] + g[2][j]) * 0.5;
-                t[3][j] = g[2][j];
-            }
-            for (int i = 0; i < 4; i++) {
-                u[i][0] = t[i][0];
-                u[i][1] = (t[i][0] + t[i][1] + t[i][2]) * 0.5;
-                u[i][2] = (t[i][0] - t[i][1] + t[i][2]) * 0.5;
-                u[i][3] = t[i][2];
-            }
-            for (int xi = 0; xi < 16; xi++)
-                out[(((ptrdiff_t)xi * blocks + oc / mr) * c + ci) * mr + oc % mr] =
-                    (float)u[xi / 4][xi % 4];
-        }
-        if (oc < k)
-            ob[oc] = (float)((bias ? bias[oc] : 0.0) * scale + shift);
-    }
 }
 
 /* The same for F(4x4, 3x3): U = G g G^T with G = [1/4 0 0; -1/6 -1/6 -1/6;
@@ -578,73 +536,239 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
 /* conv2 — examples/vgg19.cnn:13: conv 3x3 p1 64
  *   in [64,224,224] -> out [64,224,224]
  *   weights at packed[1792]: weight [64,64,3,3] + bias [64] (packed in blocks of 4 output channels)
- *   avx2: Winograd F(2x2,3x3), 112x112 tiles of 2x2 outputs from 4x4 patches, 8 a vector; bands of BR=3 tile rows; 16 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); then relu2; then the 2x2 max pool maxpool1 in registers, so it stores [64,112,112]
+ *   avx2: Winograd F(4x4,3x3), 56x56 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=3 tile rows; 36 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); then relu2; then the 2x2 max pool maxpool1 in registers, so it stores [64,112,112]
  */
 static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, W = 8, BR = 3, TB = 336, NX = 16 };
+    enum { MR = 4, NV = 3, W = 8, BR = 3, TB = 168, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
-     * rows a band; TB tiles a row of V and M; NX products, F(2x2,3x3) */
-    const float *bias = w + 65536;
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 147456;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 3211264;
         float *yb = y + (ptrdiff_t)b * 802816;
-        float *in = s + (ptrdiff_t)b * 3956992; /* this sample's padded input, */
-        float *V = in + 3268864; /* the band transformed, [NX][64][TB], */
-        float *M = V + 344064; /* the NX products, [NX][64][TB] */
-        cnn_pad(xb0, in, 64, 224, 224, 1, 1, 226, 226, 0);
-        for (int ty0 = 0; ty0 < 112; ty0 += BR) {
-            const int rows = ty0 + BR <= 112 ? BR : 112 - ty0;
-            const int used = rows / 1 * 14; /* vectors of tiles */
+        float *in = s + (ptrdiff_t)b * 4071936; /* this sample's padded input, */
+        float *V = in + 3297792; /* the band transformed, [NX][64][TB], */
+        float *M = V + 387072; /* the NX products, [NX][64][TB] */
+        cnn_pad(xb0, in, 64, 224, 224, 1, 1, 226, 228, 0);
+        for (int ty0 = 0; ty0 < 56; ty0 += BR) {
+            const int rows = ty0 + BR <= 56 ? BR : 56 - ty0;
+            const int used = rows / 1 * 7; /* vectors of tiles */
             const int nvec = (used + NV - 1) / NV * NV;
             for (int c = 0; c < 64; c++) {
                 float *vc = V + c * TB;
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 14, xv = v - r * 14;
-                    const float *d = in + (ptrdiff_t)c * 51076 + (2 * (ty0 + r)) * 226 + 2 * xv * W;
-                    __m256 d0, d1, d2, d3;
-                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
-                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
-                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 226), _mm256_loadu_ps(d + 234), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 228), _mm256_loadu_ps(d + 236), &d2, &d3);
-                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
-                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 452), _mm256_loadu_ps(d + 460), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 454), _mm256_loadu_ps(d + 462), &d2, &d3);
-                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
-                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 678), _mm256_loadu_ps(d + 686), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 680), _mm256_loadu_ps(d + 688), &d2, &d3);
-                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
-                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    const int r = v / 7, xv = v - r * 7;
+                    const float *d = in + (ptrdiff_t)c * 51528 + (4 * (ty0 + r)) * 228 + 4 * xv * W;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 16), _mm256_loadu_ps(d + 24), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 228), _mm256_loadu_ps(d + 236), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 244), _mm256_loadu_ps(d + 252), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 232), _mm256_loadu_ps(d + 240), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 248), _mm256_loadu_ps(d + 256), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 456), _mm256_loadu_ps(d + 464), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 472), _mm256_loadu_ps(d + 480), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 460), _mm256_loadu_ps(d + 468), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 476), _mm256_loadu_ps(d + 484), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 684), _mm256_loadu_ps(d + 692), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 700), _mm256_loadu_ps(d + 708), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 688), _mm256_loadu_ps(d + 696), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 704), _mm256_loadu_ps(d + 712), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 912), _mm256_loadu_ps(d + 920), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 928), _mm256_loadu_ps(d + 936), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 916), _mm256_loadu_ps(d + 924), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 932), _mm256_loadu_ps(d + 940), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 1140), _mm256_loadu_ps(d + 1148), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 1156), _mm256_loadu_ps(d + 1164), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 1144), _mm256_loadu_ps(d + 1152), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 1160), _mm256_loadu_ps(d + 1168), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
                     float *o = vc + v * W;
-                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
-                    _mm256_storeu_ps(o + 86016, _mm256_add_ps(t10, t20));
-                    _mm256_storeu_ps(o + 172032, _mm256_sub_ps(t20, t10));
-                    _mm256_storeu_ps(o + 258048, _mm256_sub_ps(t10, t30));
-                    _mm256_storeu_ps(o + 21504, _mm256_sub_ps(t01, t21));
-                    _mm256_storeu_ps(o + 107520, _mm256_add_ps(t11, t21));
-                    _mm256_storeu_ps(o + 193536, _mm256_sub_ps(t21, t11));
-                    _mm256_storeu_ps(o + 279552, _mm256_sub_ps(t11, t31));
-                    _mm256_storeu_ps(o + 43008, _mm256_sub_ps(t02, t22));
-                    _mm256_storeu_ps(o + 129024, _mm256_add_ps(t12, t22));
-                    _mm256_storeu_ps(o + 215040, _mm256_sub_ps(t22, t12));
-                    _mm256_storeu_ps(o + 301056, _mm256_sub_ps(t12, t32));
-                    _mm256_storeu_ps(o + 64512, _mm256_sub_ps(t03, t23));
-                    _mm256_storeu_ps(o + 150528, _mm256_add_ps(t13, t23));
-                    _mm256_storeu_ps(o + 236544, _mm256_sub_ps(t23, t13));
-                    _mm256_storeu_ps(o + 322560, _mm256_sub_ps(t13, t33));
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 64512, u1);
+                        _mm256_storeu_ps(o + 129024, u2);
+                        _mm256_storeu_ps(o + 193536, u3);
+                        _mm256_storeu_ps(o + 258048, u4);
+                        _mm256_storeu_ps(o + 322560, u5);
+                    }
+                    {
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 10752, u0);
+                        _mm256_storeu_ps(o + 75264, u1);
+                        _mm256_storeu_ps(o + 139776, u2);
+                        _mm256_storeu_ps(o + 204288, u3);
+                        _mm256_storeu_ps(o + 268800, u4);
+                        _mm256_storeu_ps(o + 333312, u5);
+                    }
+                    {
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 21504, u0);
+                        _mm256_storeu_ps(o + 86016, u1);
+                        _mm256_storeu_ps(o + 150528, u2);
+                        _mm256_storeu_ps(o + 215040, u3);
+                        _mm256_storeu_ps(o + 279552, u4);
+                        _mm256_storeu_ps(o + 344064, u5);
+                    }
+                    {
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 32256, u0);
+                        _mm256_storeu_ps(o + 96768, u1);
+                        _mm256_storeu_ps(o + 161280, u2);
+                        _mm256_storeu_ps(o + 225792, u3);
+                        _mm256_storeu_ps(o + 290304, u4);
+                        _mm256_storeu_ps(o + 354816, u5);
+                    }
+                    {
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 43008, u0);
+                        _mm256_storeu_ps(o + 107520, u1);
+                        _mm256_storeu_ps(o + 172032, u2);
+                        _mm256_storeu_ps(o + 236544, u3);
+                        _mm256_storeu_ps(o + 301056, u4);
+                        _mm256_storeu_ps(o + 365568, u5);
+                    }
+                    {
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 53760, u0);
+                        _mm256_storeu_ps(o + 118272, u1);
+                        _mm256_storeu_ps(o + 182784, u2);
+                        _mm256_storeu_ps(o + 247296, u3);
+                        _mm256_storeu_ps(o + 311808, u4);
+                        _mm256_storeu_ps(o + 376320, u5);
+                    }
                 }
                 for (int v = used; v < nvec; v++)
                     for (int xi = 0; xi < NX; xi++)
-                        _mm256_storeu_ps(vc + xi * 21504 + v * W, _mm256_setzero_ps());
+                        _mm256_storeu_ps(vc + xi * 10752 + v * W, _mm256_setzero_ps());
             }
             for (int it = 0; it < NX * 16 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 16, kb = kx - xi * 16;
                 const float *wp = w + (ptrdiff_t)kx * 256;
-                const float *xp = V + (ptrdiff_t)xi * 21504 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 10752 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c02 = _mm256_setzero_ps();
@@ -678,76 +802,307 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                     c31 = _mm256_fmadd_ps(wv, xv1, c31);
                     c32 = _mm256_fmadd_ps(wv, xv2, c32);
                 }
-                float *mp = M + (ptrdiff_t)xi * 21504 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 10752 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
                 _mm256_storeu_ps(mp + 16, c02);
-                _mm256_storeu_ps(mp + 336, c10);
-                _mm256_storeu_ps(mp + 344, c11);
-                _mm256_storeu_ps(mp + 352, c12);
-                _mm256_storeu_ps(mp + 672, c20);
-                _mm256_storeu_ps(mp + 680, c21);
-                _mm256_storeu_ps(mp + 688, c22);
-                _mm256_storeu_ps(mp + 1008, c30);
-                _mm256_storeu_ps(mp + 1016, c31);
-                _mm256_storeu_ps(mp + 1024, c32);
+                _mm256_storeu_ps(mp + 168, c10);
+                _mm256_storeu_ps(mp + 176, c11);
+                _mm256_storeu_ps(mp + 184, c12);
+                _mm256_storeu_ps(mp + 336, c20);
+                _mm256_storeu_ps(mp + 344, c21);
+                _mm256_storeu_ps(mp + 352, c22);
+                _mm256_storeu_ps(mp + 504, c30);
+                _mm256_storeu_ps(mp + 512, c31);
+                _mm256_storeu_ps(mp + 520, c32);
             }
             for (int k = 0; k < 64; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 14, xv = v - r * 14;
+                    const int r = v / 7, xv = v - r * 7;
                     const float *m = M + k * TB + v * W;
-                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 86016),
-                                 m20 = _mm256_loadu_ps(m + 172032), m30 = _mm256_loadu_ps(m + 258048);
-                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
-                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
-                    const __m256 m01 = _mm256_loadu_ps(m + 21504), m11 = _mm256_loadu_ps(m + 107520),
-                                 m21 = _mm256_loadu_ps(m + 193536), m31 = _mm256_loadu_ps(m + 279552);
-                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
-                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
-                    const __m256 m02 = _mm256_loadu_ps(m + 43008), m12 = _mm256_loadu_ps(m + 129024),
-                                 m22 = _mm256_loadu_ps(m + 215040), m32 = _mm256_loadu_ps(m + 301056);
-                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
-                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
-                    const __m256 m03 = _mm256_loadu_ps(m + 64512), m13 = _mm256_loadu_ps(m + 150528),
-                                 m23 = _mm256_loadu_ps(m + 236544), m33 = _mm256_loadu_ps(m + 322560);
-                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
-                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
-                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
-                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
-                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
-                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
-                    __m256 best;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
                     {
-                        __m256 x = y00;
-                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                        best = x;
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 64512);
+                        const __m256 x2 = _mm256_loadu_ps(m + 129024);
+                        const __m256 x3 = _mm256_loadu_ps(m + 193536);
+                        const __m256 x4 = _mm256_loadu_ps(m + 258048);
+                        const __m256 x5 = _mm256_loadu_ps(m + 322560);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 10752);
+                        const __m256 x1 = _mm256_loadu_ps(m + 75264);
+                        const __m256 x2 = _mm256_loadu_ps(m + 139776);
+                        const __m256 x3 = _mm256_loadu_ps(m + 204288);
+                        const __m256 x4 = _mm256_loadu_ps(m + 268800);
+                        const __m256 x5 = _mm256_loadu_ps(m + 333312);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 21504);
+                        const __m256 x1 = _mm256_loadu_ps(m + 86016);
+                        const __m256 x2 = _mm256_loadu_ps(m + 150528);
+                        const __m256 x3 = _mm256_loadu_ps(m + 215040);
+                        const __m256 x4 = _mm256_loadu_ps(m + 279552);
+                        const __m256 x5 = _mm256_loadu_ps(m + 344064);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 32256);
+                        const __m256 x1 = _mm256_loadu_ps(m + 96768);
+                        const __m256 x2 = _mm256_loadu_ps(m + 161280);
+                        const __m256 x3 = _mm256_loadu_ps(m + 225792);
+                        const __m256 x4 = _mm256_loadu_ps(m + 290304);
+                        const __m256 x5 = _mm256_loadu_ps(m + 354816);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 43008);
+                        const __m256 x1 = _mm256_loadu_ps(m + 107520);
+                        const __m256 x2 = _mm256_loadu_ps(m + 172032);
+                        const __m256 x3 = _mm256_loadu_ps(m + 236544);
+                        const __m256 x4 = _mm256_loadu_ps(m + 301056);
+                        const __m256 x5 = _mm256_loadu_ps(m + 365568);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 53760);
+                        const __m256 x1 = _mm256_loadu_ps(m + 118272);
+                        const __m256 x2 = _mm256_loadu_ps(m + 182784);
+                        const __m256 x3 = _mm256_loadu_ps(m + 247296);
+                        const __m256 x4 = _mm256_loadu_ps(m + 311808);
+                        const __m256 x5 = _mm256_loadu_ps(m + 376320);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
                     }
                     {
-                        __m256 x = y01;
-                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                        best = cnn_vmax(best, x);
+                        const __m256 y0p = _mm256_add_ps(s01, s02), y0q = _mm256_sub_ps(s01, s02),
+                                     y0r = _mm256_add_ps(s03, s04), y0s = _mm256_sub_ps(s03, s04);
+                        const __m256 y00 = _mm256_add_ps(_mm256_add_ps(s00, y0p), y0r),
+                                     y01 = _mm256_fmadd_ps(two, y0s, y0q),
+                                     y02 = _mm256_fmadd_ps(four, y0r, y0p),
+                                     y03 = _mm256_add_ps(_mm256_fmadd_ps(eight, y0s, y0q), s05);
+                        __m256 o00;
+                        {
+                            __m256 x = _mm256_add_ps(y00, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o00 = x;
+                        }
+                        __m256 o01;
+                        {
+                            __m256 x = _mm256_add_ps(y01, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o01 = x;
+                        }
+                        __m256 o02;
+                        {
+                            __m256 x = _mm256_add_ps(y02, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o02 = x;
+                        }
+                        __m256 o03;
+                        {
+                            __m256 x = _mm256_add_ps(y03, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o03 = x;
+                        }
+                        const __m256 y1p = _mm256_add_ps(s11, s12), y1q = _mm256_sub_ps(s11, s12),
+                                     y1r = _mm256_add_ps(s13, s14), y1s = _mm256_sub_ps(s13, s14);
+                        const __m256 y10 = _mm256_add_ps(_mm256_add_ps(s10, y1p), y1r),
+                                     y11 = _mm256_fmadd_ps(two, y1s, y1q),
+                                     y12 = _mm256_fmadd_ps(four, y1r, y1p),
+                                     y13 = _mm256_add_ps(_mm256_fmadd_ps(eight, y1s, y1q), s15);
+                        __m256 o10;
+                        {
+                            __m256 x = _mm256_add_ps(y10, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o10 = x;
+                        }
+                        __m256 o11;
+                        {
+                            __m256 x = _mm256_add_ps(y11, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o11 = x;
+                        }
+                        __m256 o12;
+                        {
+                            __m256 x = _mm256_add_ps(y12, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o12 = x;
+                        }
+                        __m256 o13;
+                        {
+                            __m256 x = _mm256_add_ps(y13, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o13 = x;
+                        }
+                        __m256 p0 = o00;
+                        p0 = cnn_vmax(p0, o01);
+                        p0 = cnn_vmax(p0, o10);
+                        p0 = cnn_vmax(p0, o11);
+                        __m256 p1 = o02;
+                        p1 = cnn_vmax(p1, o03);
+                        p1 = cnn_vmax(p1, o12);
+                        p1 = cnn_vmax(p1, o13);
+                        __m256 lo, hi;
+                        cnn_zip(p0, p1, &lo, &hi);
+                        float lane[2 * W];
+                        _mm256_storeu_ps(lane, lo);
+                        _mm256_storeu_ps(lane + W, hi);
+                        for (int q = 0; q < 1; q++) {
+                            const int py = 2 * (ty0 + r + q) + 0, px = 2 * xv * W;
+                            const int count = px + 16 <= 112 ? 16 : 112 - px;
+                            if (py >= 112 || count <= 0)
+                                break;
+                            float *py_row = yb + k * 12544 + py * 112 + px;
+                            for (int l = 0; l < count; l++)
+                                py_row[l] = lane[q * 16 + l];
+                        }
                     }
                     {
-                        __m256 x = y10;
-                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                        best = cnn_vmax(best, x);
-                    }
-                    {
-                        __m256 x = y11;
-                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                        best = cnn_vmax(best, x);
-                    }
-                    float lane[W];
-                    _mm256_storeu_ps(lane, best);
-                    for (int q = 0; q < 1; q++) {
-                        const int py = ty0 + r + q, px = xv * W;
-                        const int count = px + 8 <= 112 ? 8 : 112 - px;
-                        if (py >= 112 || count <= 0)
-                            break;
-                        float *py_row = yb + k * 12544 + py * 112 + px;
-                        for (int l = 0; l < count; l++)
-                            py_row[l] = lane[q * 8 + l];
+                        const __m256 y2p = _mm256_add_ps(s21, s22), y2q = _mm256_sub_ps(s21, s22),
+                                     y2r = _mm256_add_ps(s23, s24), y2s = _mm256_sub_ps(s23, s24);
+                        const __m256 y20 = _mm256_add_ps(_mm256_add_ps(s20, y2p), y2r),
+                                     y21 = _mm256_fmadd_ps(two, y2s, y2q),
+                                     y22 = _mm256_fmadd_ps(four, y2r, y2p),
+                                     y23 = _mm256_add_ps(_mm256_fmadd_ps(eight, y2s, y2q), s25);
+                        __m256 o00;
+                        {
+                            __m256 x = _mm256_add_ps(y20, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o00 = x;
+                        }
+                        __m256 o01;
+                        {
+                            __m256 x = _mm256_add_ps(y21, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o01 = x;
+                        }
+                        __m256 o02;
+                        {
+                            __m256 x = _mm256_add_ps(y22, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o02 = x;
+                        }
+                        __m256 o03;
+                        {
+                            __m256 x = _mm256_add_ps(y23, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o03 = x;
+                        }
+                        const __m256 y3p = _mm256_add_ps(s31, s32), y3q = _mm256_sub_ps(s31, s32),
+                                     y3r = _mm256_add_ps(s33, s34), y3s = _mm256_sub_ps(s33, s34);
+                        const __m256 y30 = _mm256_add_ps(_mm256_add_ps(s30, y3p), y3r),
+                                     y31 = _mm256_fmadd_ps(two, y3s, y3q),
+                                     y32 = _mm256_fmadd_ps(four, y3r, y3p),
+                                     y33 = _mm256_add_ps(_mm256_fmadd_ps(eight, y3s, y3q), s35);
+                        __m256 o10;
+                        {
+                            __m256 x = _mm256_add_ps(y30, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o10 = x;
+                        }
+                        __m256 o11;
+                        {
+                            __m256 x = _mm256_add_ps(y31, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o11 = x;
+                        }
+                        __m256 o12;
+                        {
+                            __m256 x = _mm256_add_ps(y32, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o12 = x;
+                        }
+                        __m256 o13;
+                        {
+                            __m256 x = _mm256_add_ps(y33, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o13 = x;
+                        }
+                        __m256 p0 = o00;
+                        p0 = cnn_vmax(p0, o01);
+                        p0 = cnn_vmax(p0, o10);
+                        p0 = cnn_vmax(p0, o11);
+                        __m256 p1 = o02;
+                        p1 = cnn_vmax(p1, o03);
+                        p1 = cnn_vmax(p1, o12);
+                        p1 = cnn_vmax(p1, o13);
+                        __m256 lo, hi;
+                        cnn_zip(p0, p1, &lo, &hi);
+                        float lane[2 * W];
+                        _mm256_storeu_ps(lane, lo);
+                        _mm256_storeu_ps(lane + W, hi);
+                        for (int q = 0; q < 1; q++) {
+                            const int py = 2 * (ty0 + r + q) + 1, px = 2 * xv * W;
+                            const int count = px + 16 <= 112 ? 16 : 112 - px;
+                            if (py >= 112 || count <= 0)
+                                break;
+                            float *py_row = yb + k * 12544 + py * 112 + px;
+                            for (int l = 0; l < count; l++)
+                                py_row[l] = lane[q * 16 + l];
+                        }
                     }
                 }
             }
@@ -757,7 +1112,7 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
 
 /* conv3 — examples/vgg19.cnn:14: conv 3x3 p1 128
  *   in [64,112,112] -> out [128,112,112]
- *   weights at packed[67392]: weight [128,64,3,3] + bias [128] (packed in blocks of 3 output channels)
+ *   weights at packed[149312]: weight [128,64,3,3] + bias [128] (packed in blocks of 3 output channels)
  *   avx2: Winograd F(4x4,3x3), 28x28 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=1 tile rows; 36 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); then relu3
  */
 static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -1491,177 +1846,574 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
 
 /* conv4 — examples/vgg19.cnn:14: conv 3x3 p1 128
  *   in [128,112,112] -> out [128,112,112]
- *   weights at packed[364736]: weight [128,128,3,3] + bias [128] (packed in blocks of 4 output channels)
- *   avx2: Winograd F(2x2,3x3), 56x56 tiles of 2x2 outputs from 4x4 patches, 8 a vector; bands of BR=3 tile rows; 16 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); then relu4; then the 2x2 max pool maxpool2 in registers, so it stores [128,56,56]
+ *   weights at packed[446656]: weight [128,128,3,3] + bias [128] (packed in blocks of 3 output channels)
+ *   avx2: Winograd F(4x4,3x3), 28x28 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=1 tile rows; 36 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); then relu4; then the 2x2 max pool maxpool2 in registers, so it stores [128,56,56]
  */
 static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, W = 8, BR = 3, TB = 168, NX = 16 };
+    enum { MR = 3, NV = 4, W = 8, BR = 1, TB = 32, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
-     * rows a band; TB tiles a row of V and M; NX products, F(2x2,3x3) */
-    const float *bias = w + 262144;
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 594432;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 1605632;
         float *yb = y + (ptrdiff_t)b * 401408;
-        float *in = s + (ptrdiff_t)b * 2351616; /* this sample's padded input, */
-        float *V = in + 1663488; /* the band transformed, [NX][128][TB], */
-        float *M = V + 344064; /* the NX products, [NX][128][TB] */
-        cnn_pad(xb0, in, 128, 112, 112, 1, 1, 114, 114, 0);
-        for (int ty0 = 0; ty0 < 56; ty0 += BR) {
-            const int rows = ty0 + BR <= 56 ? BR : 56 - ty0;
-            const int used = rows / 1 * 7; /* vectors of tiles */
+        float *in = s + (ptrdiff_t)b * 2222208; /* this sample's padded input, */
+        float *V = in + 1926144; /* the band transformed, [NX][128][TB], */
+        float *M = V + 147456; /* the NX products, [NX][129][TB] */
+        cnn_pad(xb0, in, 128, 112, 112, 1, 1, 114, 132, 0);
+        for (int ty0 = 0; ty0 < 28; ty0 += BR) {
+            const int rows = ty0 + BR <= 28 ? BR : 28 - ty0;
+            const int used = rows / 1 * 4; /* vectors of tiles */
             const int nvec = (used + NV - 1) / NV * NV;
             for (int c = 0; c < 128; c++) {
                 float *vc = V + c * TB;
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 7, xv = v - r * 7;
-                    const float *d = in + (ptrdiff_t)c * 12996 + (2 * (ty0 + r)) * 114 + 2 * xv * W;
-                    __m256 d0, d1, d2, d3;
-                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
-                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
-                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 114), _mm256_loadu_ps(d + 122), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 116), _mm256_loadu_ps(d + 124), &d2, &d3);
-                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
-                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 228), _mm256_loadu_ps(d + 236), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 230), _mm256_loadu_ps(d + 238), &d2, &d3);
-                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
-                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 342), _mm256_loadu_ps(d + 350), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 344), _mm256_loadu_ps(d + 352), &d2, &d3);
-                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
-                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    const int r = v / 4, xv = v - r * 4;
+                    const float *d = in + (ptrdiff_t)c * 15048 + (4 * (ty0 + r)) * 132 + 4 * xv * W;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 16), _mm256_loadu_ps(d + 24), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 132), _mm256_loadu_ps(d + 140), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 148), _mm256_loadu_ps(d + 156), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 136), _mm256_loadu_ps(d + 144), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 152), _mm256_loadu_ps(d + 160), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 264), _mm256_loadu_ps(d + 272), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 280), _mm256_loadu_ps(d + 288), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 268), _mm256_loadu_ps(d + 276), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 284), _mm256_loadu_ps(d + 292), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 396), _mm256_loadu_ps(d + 404), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 412), _mm256_loadu_ps(d + 420), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 400), _mm256_loadu_ps(d + 408), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 416), _mm256_loadu_ps(d + 424), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 528), _mm256_loadu_ps(d + 536), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 544), _mm256_loadu_ps(d + 552), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 532), _mm256_loadu_ps(d + 540), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 548), _mm256_loadu_ps(d + 556), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 660), _mm256_loadu_ps(d + 668), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 676), _mm256_loadu_ps(d + 684), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 664), _mm256_loadu_ps(d + 672), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 680), _mm256_loadu_ps(d + 688), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
                     float *o = vc + v * W;
-                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
-                    _mm256_storeu_ps(o + 86016, _mm256_add_ps(t10, t20));
-                    _mm256_storeu_ps(o + 172032, _mm256_sub_ps(t20, t10));
-                    _mm256_storeu_ps(o + 258048, _mm256_sub_ps(t10, t30));
-                    _mm256_storeu_ps(o + 21504, _mm256_sub_ps(t01, t21));
-                    _mm256_storeu_ps(o + 107520, _mm256_add_ps(t11, t21));
-                    _mm256_storeu_ps(o + 193536, _mm256_sub_ps(t21, t11));
-                    _mm256_storeu_ps(o + 279552, _mm256_sub_ps(t11, t31));
-                    _mm256_storeu_ps(o + 43008, _mm256_sub_ps(t02, t22));
-                    _mm256_storeu_ps(o + 129024, _mm256_add_ps(t12, t22));
-                    _mm256_storeu_ps(o + 215040, _mm256_sub_ps(t22, t12));
-                    _mm256_storeu_ps(o + 301056, _mm256_sub_ps(t12, t32));
-                    _mm256_storeu_ps(o + 64512, _mm256_sub_ps(t03, t23));
-                    _mm256_storeu_ps(o + 150528, _mm256_add_ps(t13, t23));
-                    _mm256_storeu_ps(o + 236544, _mm256_sub_ps(t23, t13));
-                    _mm256_storeu_ps(o + 322560, _mm256_sub_ps(t13, t33));
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 24576, u1);
+                        _mm256_storeu_ps(o + 49152, u2);
+                        _mm256_storeu_ps(o + 73728, u3);
+                        _mm256_storeu_ps(o + 98304, u4);
+                        _mm256_storeu_ps(o + 122880, u5);
+                    }
+                    {
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 28672, u1);
+                        _mm256_storeu_ps(o + 53248, u2);
+                        _mm256_storeu_ps(o + 77824, u3);
+                        _mm256_storeu_ps(o + 102400, u4);
+                        _mm256_storeu_ps(o + 126976, u5);
+                    }
+                    {
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 8192, u0);
+                        _mm256_storeu_ps(o + 32768, u1);
+                        _mm256_storeu_ps(o + 57344, u2);
+                        _mm256_storeu_ps(o + 81920, u3);
+                        _mm256_storeu_ps(o + 106496, u4);
+                        _mm256_storeu_ps(o + 131072, u5);
+                    }
+                    {
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 12288, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 61440, u2);
+                        _mm256_storeu_ps(o + 86016, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 135168, u5);
+                    }
+                    {
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 16384, u0);
+                        _mm256_storeu_ps(o + 40960, u1);
+                        _mm256_storeu_ps(o + 65536, u2);
+                        _mm256_storeu_ps(o + 90112, u3);
+                        _mm256_storeu_ps(o + 114688, u4);
+                        _mm256_storeu_ps(o + 139264, u5);
+                    }
+                    {
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 20480, u0);
+                        _mm256_storeu_ps(o + 45056, u1);
+                        _mm256_storeu_ps(o + 69632, u2);
+                        _mm256_storeu_ps(o + 94208, u3);
+                        _mm256_storeu_ps(o + 118784, u4);
+                        _mm256_storeu_ps(o + 143360, u5);
+                    }
                 }
                 for (int v = used; v < nvec; v++)
                     for (int xi = 0; xi < NX; xi++)
-                        _mm256_storeu_ps(vc + xi * 21504 + v * W, _mm256_setzero_ps());
+                        _mm256_storeu_ps(vc + xi * 4096 + v * W, _mm256_setzero_ps());
             }
-            for (int it = 0; it < NX * 32 * (nvec / NV); it++) {
+            for (int it = 0; it < NX * 43 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
-                const int xi = kx / 32, kb = kx - xi * 32;
-                const float *wp = w + (ptrdiff_t)kx * 512;
-                const float *xp = V + (ptrdiff_t)xi * 21504 + tg * NV * W;
+                const int xi = kx / 43, kb = kx - xi * 43;
+                const float *wp = w + (ptrdiff_t)kx * 384;
+                const float *xp = V + (ptrdiff_t)xi * 4096 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c02 = _mm256_setzero_ps();
+                __m256 c03 = _mm256_setzero_ps();
                 __m256 c10 = _mm256_setzero_ps();
                 __m256 c11 = _mm256_setzero_ps();
                 __m256 c12 = _mm256_setzero_ps();
+                __m256 c13 = _mm256_setzero_ps();
                 __m256 c20 = _mm256_setzero_ps();
                 __m256 c21 = _mm256_setzero_ps();
                 __m256 c22 = _mm256_setzero_ps();
-                __m256 c30 = _mm256_setzero_ps();
-                __m256 c31 = _mm256_setzero_ps();
-                __m256 c32 = _mm256_setzero_ps();
+                __m256 c23 = _mm256_setzero_ps();
                 for (int c = 0; c < 128; c++, xp += TB, wp += MR) {
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     const __m256 xv2 = _mm256_loadu_ps(xp + 16);
+                    const __m256 xv3 = _mm256_loadu_ps(xp + 24);
                     __m256 wv = _mm256_set1_ps(wp[0]);
                     c00 = _mm256_fmadd_ps(wv, xv0, c00);
                     c01 = _mm256_fmadd_ps(wv, xv1, c01);
                     c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                    c03 = _mm256_fmadd_ps(wv, xv3, c03);
                     wv = _mm256_set1_ps(wp[1]);
                     c10 = _mm256_fmadd_ps(wv, xv0, c10);
                     c11 = _mm256_fmadd_ps(wv, xv1, c11);
                     c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                    c13 = _mm256_fmadd_ps(wv, xv3, c13);
                     wv = _mm256_set1_ps(wp[2]);
                     c20 = _mm256_fmadd_ps(wv, xv0, c20);
                     c21 = _mm256_fmadd_ps(wv, xv1, c21);
                     c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                    wv = _mm256_set1_ps(wp[3]);
-                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                    c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                    c23 = _mm256_fmadd_ps(wv, xv3, c23);
                 }
-                float *mp = M + (ptrdiff_t)xi * 21504 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 4128 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
                 _mm256_storeu_ps(mp + 16, c02);
-                _mm256_storeu_ps(mp + 168, c10);
-                _mm256_storeu_ps(mp + 176, c11);
-                _mm256_storeu_ps(mp + 184, c12);
-                _mm256_storeu_ps(mp + 336, c20);
-                _mm256_storeu_ps(mp + 344, c21);
-                _mm256_storeu_ps(mp + 352, c22);
-                _mm256_storeu_ps(mp + 504, c30);
-                _mm256_storeu_ps(mp + 512, c31);
-                _mm256_storeu_ps(mp + 520, c32);
+                _mm256_storeu_ps(mp + 24, c03);
+                _mm256_storeu_ps(mp + 32, c10);
+                _mm256_storeu_ps(mp + 40, c11);
+                _mm256_storeu_ps(mp + 48, c12);
+                _mm256_storeu_ps(mp + 56, c13);
+                _mm256_storeu_ps(mp + 64, c20);
+                _mm256_storeu_ps(mp + 72, c21);
+                _mm256_storeu_ps(mp + 80, c22);
+                _mm256_storeu_ps(mp + 88, c23);
             }
             for (int k = 0; k < 128; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 7, xv = v - r * 7;
+                    const int r = v / 4, xv = v - r * 4;
                     const float *m = M + k * TB + v * W;
-                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 86016),
-                                 m20 = _mm256_loadu_ps(m + 172032), m30 = _mm256_loadu_ps(m + 258048);
-                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
-                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
-                    const __m256 m01 = _mm256_loadu_ps(m + 21504), m11 = _mm256_loadu_ps(m + 107520),
-                                 m21 = _mm256_loadu_ps(m + 193536), m31 = _mm256_loadu_ps(m + 279552);
-                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
-                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
-                    const __m256 m02 = _mm256_loadu_ps(m + 43008), m12 = _mm256_loadu_ps(m + 129024),
-                                 m22 = _mm256_loadu_ps(m + 215040), m32 = _mm256_loadu_ps(m + 301056);
-                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
-                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
-                    const __m256 m03 = _mm256_loadu_ps(m + 64512), m13 = _mm256_loadu_ps(m + 150528),
-                                 m23 = _mm256_loadu_ps(m + 236544), m33 = _mm256_loadu_ps(m + 322560);
-                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
-                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
-                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
-                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
-                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
-                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
-                    __m256 best;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
                     {
-                        __m256 x = y00;
-                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                        best = x;
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 24768);
+                        const __m256 x2 = _mm256_loadu_ps(m + 49536);
+                        const __m256 x3 = _mm256_loadu_ps(m + 74304);
+                        const __m256 x4 = _mm256_loadu_ps(m + 99072);
+                        const __m256 x5 = _mm256_loadu_ps(m + 123840);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 4128);
+                        const __m256 x1 = _mm256_loadu_ps(m + 28896);
+                        const __m256 x2 = _mm256_loadu_ps(m + 53664);
+                        const __m256 x3 = _mm256_loadu_ps(m + 78432);
+                        const __m256 x4 = _mm256_loadu_ps(m + 103200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 127968);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 8256);
+                        const __m256 x1 = _mm256_loadu_ps(m + 33024);
+                        const __m256 x2 = _mm256_loadu_ps(m + 57792);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82560);
+                        const __m256 x4 = _mm256_loadu_ps(m + 107328);
+                        const __m256 x5 = _mm256_loadu_ps(m + 132096);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 12384);
+                        const __m256 x1 = _mm256_loadu_ps(m + 37152);
+                        const __m256 x2 = _mm256_loadu_ps(m + 61920);
+                        const __m256 x3 = _mm256_loadu_ps(m + 86688);
+                        const __m256 x4 = _mm256_loadu_ps(m + 111456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 136224);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 16512);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41280);
+                        const __m256 x2 = _mm256_loadu_ps(m + 66048);
+                        const __m256 x3 = _mm256_loadu_ps(m + 90816);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115584);
+                        const __m256 x5 = _mm256_loadu_ps(m + 140352);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 20640);
+                        const __m256 x1 = _mm256_loadu_ps(m + 45408);
+                        const __m256 x2 = _mm256_loadu_ps(m + 70176);
+                        const __m256 x3 = _mm256_loadu_ps(m + 94944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119712);
+                        const __m256 x5 = _mm256_loadu_ps(m + 144480);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
                     }
                     {
-                        __m256 x = y01;
-                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                        best = cnn_vmax(best, x);
+                        const __m256 y0p = _mm256_add_ps(s01, s02), y0q = _mm256_sub_ps(s01, s02),
+                                     y0r = _mm256_add_ps(s03, s04), y0s = _mm256_sub_ps(s03, s04);
+                        const __m256 y00 = _mm256_add_ps(_mm256_add_ps(s00, y0p), y0r),
+                                     y01 = _mm256_fmadd_ps(two, y0s, y0q),
+                                     y02 = _mm256_fmadd_ps(four, y0r, y0p),
+                                     y03 = _mm256_add_ps(_mm256_fmadd_ps(eight, y0s, y0q), s05);
+                        __m256 o00;
+                        {
+                            __m256 x = _mm256_add_ps(y00, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o00 = x;
+                        }
+                        __m256 o01;
+                        {
+                            __m256 x = _mm256_add_ps(y01, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o01 = x;
+                        }
+                        __m256 o02;
+                        {
+                            __m256 x = _mm256_add_ps(y02, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o02 = x;
+                        }
+                        __m256 o03;
+                        {
+                            __m256 x = _mm256_add_ps(y03, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o03 = x;
+                        }
+                        const __m256 y1p = _mm256_add_ps(s11, s12), y1q = _mm256_sub_ps(s11, s12),
+                                     y1r = _mm256_add_ps(s13, s14), y1s = _mm256_sub_ps(s13, s14);
+                        const __m256 y10 = _mm256_add_ps(_mm256_add_ps(s10, y1p), y1r),
+                                     y11 = _mm256_fmadd_ps(two, y1s, y1q),
+                                     y12 = _mm256_fmadd_ps(four, y1r, y1p),
+                                     y13 = _mm256_add_ps(_mm256_fmadd_ps(eight, y1s, y1q), s15);
+                        __m256 o10;
+                        {
+                            __m256 x = _mm256_add_ps(y10, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o10 = x;
+                        }
+                        __m256 o11;
+                        {
+                            __m256 x = _mm256_add_ps(y11, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o11 = x;
+                        }
+                        __m256 o12;
+                        {
+                            __m256 x = _mm256_add_ps(y12, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o12 = x;
+                        }
+                        __m256 o13;
+                        {
+                            __m256 x = _mm256_add_ps(y13, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o13 = x;
+                        }
+                        __m256 p0 = o00;
+                        p0 = cnn_vmax(p0, o01);
+                        p0 = cnn_vmax(p0, o10);
+                        p0 = cnn_vmax(p0, o11);
+                        __m256 p1 = o02;
+                        p1 = cnn_vmax(p1, o03);
+                        p1 = cnn_vmax(p1, o12);
+                        p1 = cnn_vmax(p1, o13);
+                        __m256 lo, hi;
+                        cnn_zip(p0, p1, &lo, &hi);
+                        float lane[2 * W];
+                        _mm256_storeu_ps(lane, lo);
+                        _mm256_storeu_ps(lane + W, hi);
+                        for (int q = 0; q < 1; q++) {
+                            const int py = 2 * (ty0 + r + q) + 0, px = 2 * xv * W;
+                            const int count = px + 16 <= 56 ? 16 : 56 - px;
+                            if (py >= 56 || count <= 0)
+                                break;
+                            float *py_row = yb + k * 3136 + py * 56 + px;
+                            for (int l = 0; l < count; l++)
+                                py_row[l] = lane[q * 16 + l];
+                        }
                     }
                     {
-                        __m256 x = y10;
-                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                        best = cnn_vmax(best, x);
-                    }
-                    {
-                        __m256 x = y11;
-                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                        best = cnn_vmax(best, x);
-                    }
-                    float lane[W];
-                    _mm256_storeu_ps(lane, best);
-                    for (int q = 0; q < 1; q++) {
-                        const int py = ty0 + r + q, px = xv * W;
-                        const int count = px + 8 <= 56 ? 8 : 56 - px;
-                        if (py >= 56 || count <= 0)
-                            break;
-                        float *py_row = yb + k * 3136 + py * 56 + px;
-                        for (int l = 0; l < count; l++)
-                            py_row[l] = lane[q * 8 + l];
+                        const __m256 y2p = _mm256_add_ps(s21, s22), y2q = _mm256_sub_ps(s21, s22),
+                                     y2r = _mm256_add_ps(s23, s24), y2s = _mm256_sub_ps(s23, s24);
+                        const __m256 y20 = _mm256_add_ps(_mm256_add_ps(s20, y2p), y2r),
+                                     y21 = _mm256_fmadd_ps(two, y2s, y2q),
+                                     y22 = _mm256_fmadd_ps(four, y2r, y2p),
+                                     y23 = _mm256_add_ps(_mm256_fmadd_ps(eight, y2s, y2q), s25);
+                        __m256 o00;
+                        {
+                            __m256 x = _mm256_add_ps(y20, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o00 = x;
+                        }
+                        __m256 o01;
+                        {
+                            __m256 x = _mm256_add_ps(y21, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o01 = x;
+                        }
+                        __m256 o02;
+                        {
+                            __m256 x = _mm256_add_ps(y22, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o02 = x;
+                        }
+                        __m256 o03;
+                        {
+                            __m256 x = _mm256_add_ps(y23, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o03 = x;
+                        }
+                        const __m256 y3p = _mm256_add_ps(s31, s32), y3q = _mm256_sub_ps(s31, s32),
+                                     y3r = _mm256_add_ps(s33, s34), y3s = _mm256_sub_ps(s33, s34);
+                        const __m256 y30 = _mm256_add_ps(_mm256_add_ps(s30, y3p), y3r),
+                                     y31 = _mm256_fmadd_ps(two, y3s, y3q),
+                                     y32 = _mm256_fmadd_ps(four, y3r, y3p),
+                                     y33 = _mm256_add_ps(_mm256_fmadd_ps(eight, y3s, y3q), s35);
+                        __m256 o10;
+                        {
+                            __m256 x = _mm256_add_ps(y30, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o10 = x;
+                        }
+                        __m256 o11;
+                        {
+                            __m256 x = _mm256_add_ps(y31, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o11 = x;
+                        }
+                        __m256 o12;
+                        {
+                            __m256 x = _mm256_add_ps(y32, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o12 = x;
+                        }
+                        __m256 o13;
+                        {
+                            __m256 x = _mm256_add_ps(y33, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o13 = x;
+                        }
+                        __m256 p0 = o00;
+                        p0 = cnn_vmax(p0, o01);
+                        p0 = cnn_vmax(p0, o10);
+                        p0 = cnn_vmax(p0, o11);
+                        __m256 p1 = o02;
+                        p1 = cnn_vmax(p1, o03);
+                        p1 = cnn_vmax(p1, o12);
+                        p1 = cnn_vmax(p1, o13);
+                        __m256 lo, hi;
+                        cnn_zip(p0, p1, &lo, &hi);
+                        float lane[2 * W];
+                        _mm256_storeu_ps(lane, lo);
+                        _mm256_storeu_ps(lane + W, hi);
+                        for (int q = 0; q < 1; q++) {
+                            const int py = 2 * (ty0 + r + q) + 1, px = 2 * xv * W;
+                            const int count = px + 16 <= 56 ? 16 : 56 - px;
+                            if (py >= 56 || count <= 0)
+                                break;
+                            float *py_row = yb + k * 3136 + py * 56 + px;
+                            for (int l = 0; l < count; l++)
+                                py_row[l] = lane[q * 16 + l];
+                        }
                     }
                 }
             }
@@ -1671,7 +2423,7 @@ static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const fl
 
 /* conv5 — examples/vgg19.cnn:15: conv 3x3 p1 256
  *   in [128,56,56] -> out [256,56,56]
- *   weights at packed[627008]: weight [256,128,3,3] + bias [256] (packed in blocks of 6 output channels)
+ *   weights at packed[1041216]: weight [256,128,3,3] + bias [256] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(4x4,3x3), 14x14 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=1 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then relu5
  */
 static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -2406,7 +3158,7 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
 
 /* conv6 — examples/vgg19.cnn:15: conv 3x3 p1 256
  *   in [256,56,56] -> out [256,56,56]
- *   weights at packed[1816128]: weight [256,256,3,3] + bias [256] (packed in blocks of 6 output channels)
+ *   weights at packed[2230336]: weight [256,256,3,3] + bias [256] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(4x4,3x3), 14x14 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=1 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then relu6
  */
 static CNN_SIMD void conv6(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -3141,7 +3893,7 @@ static CNN_SIMD void conv6(const float *restrict x0, float *restrict y, const fl
 
 /* conv7 — examples/vgg19.cnn:15: conv 3x3 p1 256
  *   in [256,56,56] -> out [256,56,56]
- *   weights at packed[4194112]: weight [256,256,3,3] + bias [256] (packed in blocks of 6 output channels)
+ *   weights at packed[4608320]: weight [256,256,3,3] + bias [256] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(4x4,3x3), 14x14 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=1 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then relu7
  */
 static CNN_SIMD void conv7(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -3876,74 +4628,240 @@ static CNN_SIMD void conv7(const float *restrict x0, float *restrict y, const fl
 
 /* conv8 — examples/vgg19.cnn:15: conv 3x3 p1 256
  *   in [256,56,56] -> out [256,56,56]
- *   weights at packed[6572096]: weight [256,256,3,3] + bias [256] (packed in blocks of 6 output channels)
- *   avx2: Winograd F(2x2,3x3), 28x28 tiles of 2x2 outputs from 4x4 patches, 8 a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then relu8; then the 2x2 max pool maxpool3 in registers, so it stores [256,28,28]
+ *   weights at packed[6986304]: weight [256,256,3,3] + bias [256] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(4x4,3x3), 14x14 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=1 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then relu8; then the 2x2 max pool maxpool3 in registers, so it stores [256,28,28]
  */
 static CNN_SIMD void conv8(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 128, NX = 16 };
+    enum { MR = 6, NV = 2, W = 8, BR = 1, TB = 16, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
-     * rows a band; TB tiles a row of V and M; NX products, F(2x2,3x3) */
-    const float *bias = w + 1056768;
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 2377728;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 802816;
         float *yb = y + (ptrdiff_t)b * 200704;
-        float *in = s + (ptrdiff_t)b * 2032640; /* this sample's padded input, */
-        float *V = in + 979968; /* the band transformed, [NX][256][TB], */
-        float *M = V + 524288; /* the NX products, [NX][258][TB] */
-        cnn_pad(xb0, in, 256, 56, 56, 1, 1, 58, 66, 0);
-        for (int ty0 = 0; ty0 < 28; ty0 += BR) {
-            const int rows = ty0 + BR <= 28 ? BR : 28 - ty0;
-            const int used = rows / 1 * 4; /* vectors of tiles */
+        float *in = s + (ptrdiff_t)b * 1305728; /* this sample's padded input, */
+        float *V = in + 1009664; /* the band transformed, [NX][256][TB], */
+        float *M = V + 147456; /* the NX products, [NX][258][TB] */
+        cnn_pad(xb0, in, 256, 56, 56, 1, 1, 58, 68, 0);
+        for (int ty0 = 0; ty0 < 14; ty0 += BR) {
+            const int rows = ty0 + BR <= 14 ? BR : 14 - ty0;
+            const int used = rows / 1 * 2; /* vectors of tiles */
             const int nvec = (used + NV - 1) / NV * NV;
             for (int c = 0; c < 256; c++) {
                 float *vc = V + c * TB;
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 4, xv = v - r * 4;
-                    const float *d = in + (ptrdiff_t)c * 3828 + (2 * (ty0 + r)) * 66 + 2 * xv * W;
-                    __m256 d0, d1, d2, d3;
-                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
-                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
-                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 66), _mm256_loadu_ps(d + 74), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &d2, &d3);
-                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
-                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 132), _mm256_loadu_ps(d + 140), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 134), _mm256_loadu_ps(d + 142), &d2, &d3);
-                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
-                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 198), _mm256_loadu_ps(d + 206), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 200), _mm256_loadu_ps(d + 208), &d2, &d3);
-                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
-                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    const int r = v / 2, xv = v - r * 2;
+                    const float *d = in + (ptrdiff_t)c * 3944 + (4 * (ty0 + r)) * 68 + 4 * xv * W;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 16), _mm256_loadu_ps(d + 24), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 84), _mm256_loadu_ps(d + 92), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 72), _mm256_loadu_ps(d + 80), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 88), _mm256_loadu_ps(d + 96), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 136), _mm256_loadu_ps(d + 144), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 152), _mm256_loadu_ps(d + 160), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 140), _mm256_loadu_ps(d + 148), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 156), _mm256_loadu_ps(d + 164), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 204), _mm256_loadu_ps(d + 212), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 220), _mm256_loadu_ps(d + 228), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 208), _mm256_loadu_ps(d + 216), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 224), _mm256_loadu_ps(d + 232), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 272), _mm256_loadu_ps(d + 280), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 288), _mm256_loadu_ps(d + 296), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 276), _mm256_loadu_ps(d + 284), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 292), _mm256_loadu_ps(d + 300), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 340), _mm256_loadu_ps(d + 348), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 356), _mm256_loadu_ps(d + 364), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 344), _mm256_loadu_ps(d + 352), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 360), _mm256_loadu_ps(d + 368), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
                     float *o = vc + v * W;
-                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
-                    _mm256_storeu_ps(o + 131072, _mm256_add_ps(t10, t20));
-                    _mm256_storeu_ps(o + 262144, _mm256_sub_ps(t20, t10));
-                    _mm256_storeu_ps(o + 393216, _mm256_sub_ps(t10, t30));
-                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t01, t21));
-                    _mm256_storeu_ps(o + 163840, _mm256_add_ps(t11, t21));
-                    _mm256_storeu_ps(o + 294912, _mm256_sub_ps(t21, t11));
-                    _mm256_storeu_ps(o + 425984, _mm256_sub_ps(t11, t31));
-                    _mm256_storeu_ps(o + 65536, _mm256_sub_ps(t02, t22));
-                    _mm256_storeu_ps(o + 196608, _mm256_add_ps(t12, t22));
-                    _mm256_storeu_ps(o + 327680, _mm256_sub_ps(t22, t12));
-                    _mm256_storeu_ps(o + 458752, _mm256_sub_ps(t12, t32));
-                    _mm256_storeu_ps(o + 98304, _mm256_sub_ps(t03, t23));
-                    _mm256_storeu_ps(o + 229376, _mm256_add_ps(t13, t23));
-                    _mm256_storeu_ps(o + 360448, _mm256_sub_ps(t23, t13));
-                    _mm256_storeu_ps(o + 491520, _mm256_sub_ps(t13, t33));
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 24576, u1);
+                        _mm256_storeu_ps(o + 49152, u2);
+                        _mm256_storeu_ps(o + 73728, u3);
+                        _mm256_storeu_ps(o + 98304, u4);
+                        _mm256_storeu_ps(o + 122880, u5);
+                    }
+                    {
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 4096, u0);
+                        _mm256_storeu_ps(o + 28672, u1);
+                        _mm256_storeu_ps(o + 53248, u2);
+                        _mm256_storeu_ps(o + 77824, u3);
+                        _mm256_storeu_ps(o + 102400, u4);
+                        _mm256_storeu_ps(o + 126976, u5);
+                    }
+                    {
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 8192, u0);
+                        _mm256_storeu_ps(o + 32768, u1);
+                        _mm256_storeu_ps(o + 57344, u2);
+                        _mm256_storeu_ps(o + 81920, u3);
+                        _mm256_storeu_ps(o + 106496, u4);
+                        _mm256_storeu_ps(o + 131072, u5);
+                    }
+                    {
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 12288, u0);
+                        _mm256_storeu_ps(o + 36864, u1);
+                        _mm256_storeu_ps(o + 61440, u2);
+                        _mm256_storeu_ps(o + 86016, u3);
+                        _mm256_storeu_ps(o + 110592, u4);
+                        _mm256_storeu_ps(o + 135168, u5);
+                    }
+                    {
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 16384, u0);
+                        _mm256_storeu_ps(o + 40960, u1);
+                        _mm256_storeu_ps(o + 65536, u2);
+                        _mm256_storeu_ps(o + 90112, u3);
+                        _mm256_storeu_ps(o + 114688, u4);
+                        _mm256_storeu_ps(o + 139264, u5);
+                    }
+                    {
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 20480, u0);
+                        _mm256_storeu_ps(o + 45056, u1);
+                        _mm256_storeu_ps(o + 69632, u2);
+                        _mm256_storeu_ps(o + 94208, u3);
+                        _mm256_storeu_ps(o + 118784, u4);
+                        _mm256_storeu_ps(o + 143360, u5);
+                    }
                 }
                 for (int v = used; v < nvec; v++)
                     for (int xi = 0; xi < NX; xi++)
-                        _mm256_storeu_ps(vc + xi * 32768 + v * W, _mm256_setzero_ps());
+                        _mm256_storeu_ps(vc + xi * 4096 + v * W, _mm256_setzero_ps());
             }
             for (int it = 0; it < NX * 43 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 43, kb = kx - xi * 43;
                 const float *wp = w + (ptrdiff_t)kx * 1536;
-                const float *xp = V + (ptrdiff_t)xi * 32768 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 4096 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c10 = _mm256_setzero_ps();
@@ -3978,76 +4896,307 @@ static CNN_SIMD void conv8(const float *restrict x0, float *restrict y, const fl
                     c50 = _mm256_fmadd_ps(wv, xv0, c50);
                     c51 = _mm256_fmadd_ps(wv, xv1, c51);
                 }
-                float *mp = M + (ptrdiff_t)xi * 33024 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 4128 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
-                _mm256_storeu_ps(mp + 128, c10);
-                _mm256_storeu_ps(mp + 136, c11);
-                _mm256_storeu_ps(mp + 256, c20);
-                _mm256_storeu_ps(mp + 264, c21);
-                _mm256_storeu_ps(mp + 384, c30);
-                _mm256_storeu_ps(mp + 392, c31);
-                _mm256_storeu_ps(mp + 512, c40);
-                _mm256_storeu_ps(mp + 520, c41);
-                _mm256_storeu_ps(mp + 640, c50);
-                _mm256_storeu_ps(mp + 648, c51);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
             }
             for (int k = 0; k < 256; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 4, xv = v - r * 4;
+                    const int r = v / 2, xv = v - r * 2;
                     const float *m = M + k * TB + v * W;
-                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 132096),
-                                 m20 = _mm256_loadu_ps(m + 264192), m30 = _mm256_loadu_ps(m + 396288);
-                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
-                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
-                    const __m256 m01 = _mm256_loadu_ps(m + 33024), m11 = _mm256_loadu_ps(m + 165120),
-                                 m21 = _mm256_loadu_ps(m + 297216), m31 = _mm256_loadu_ps(m + 429312);
-                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
-                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
-                    const __m256 m02 = _mm256_loadu_ps(m + 66048), m12 = _mm256_loadu_ps(m + 198144),
-                                 m22 = _mm256_loadu_ps(m + 330240), m32 = _mm256_loadu_ps(m + 462336);
-                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
-                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
-                    const __m256 m03 = _mm256_loadu_ps(m + 99072), m13 = _mm256_loadu_ps(m + 231168),
-                                 m23 = _mm256_loadu_ps(m + 363264), m33 = _mm256_loadu_ps(m + 495360);
-                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
-                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
-                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
-                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
-                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
-                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
-                    __m256 best;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
                     {
-                        __m256 x = y00;
-                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                        best = x;
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 24768);
+                        const __m256 x2 = _mm256_loadu_ps(m + 49536);
+                        const __m256 x3 = _mm256_loadu_ps(m + 74304);
+                        const __m256 x4 = _mm256_loadu_ps(m + 99072);
+                        const __m256 x5 = _mm256_loadu_ps(m + 123840);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 4128);
+                        const __m256 x1 = _mm256_loadu_ps(m + 28896);
+                        const __m256 x2 = _mm256_loadu_ps(m + 53664);
+                        const __m256 x3 = _mm256_loadu_ps(m + 78432);
+                        const __m256 x4 = _mm256_loadu_ps(m + 103200);
+                        const __m256 x5 = _mm256_loadu_ps(m + 127968);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 8256);
+                        const __m256 x1 = _mm256_loadu_ps(m + 33024);
+                        const __m256 x2 = _mm256_loadu_ps(m + 57792);
+                        const __m256 x3 = _mm256_loadu_ps(m + 82560);
+                        const __m256 x4 = _mm256_loadu_ps(m + 107328);
+                        const __m256 x5 = _mm256_loadu_ps(m + 132096);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 12384);
+                        const __m256 x1 = _mm256_loadu_ps(m + 37152);
+                        const __m256 x2 = _mm256_loadu_ps(m + 61920);
+                        const __m256 x3 = _mm256_loadu_ps(m + 86688);
+                        const __m256 x4 = _mm256_loadu_ps(m + 111456);
+                        const __m256 x5 = _mm256_loadu_ps(m + 136224);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 16512);
+                        const __m256 x1 = _mm256_loadu_ps(m + 41280);
+                        const __m256 x2 = _mm256_loadu_ps(m + 66048);
+                        const __m256 x3 = _mm256_loadu_ps(m + 90816);
+                        const __m256 x4 = _mm256_loadu_ps(m + 115584);
+                        const __m256 x5 = _mm256_loadu_ps(m + 140352);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 20640);
+                        const __m256 x1 = _mm256_loadu_ps(m + 45408);
+                        const __m256 x2 = _mm256_loadu_ps(m + 70176);
+                        const __m256 x3 = _mm256_loadu_ps(m + 94944);
+                        const __m256 x4 = _mm256_loadu_ps(m + 119712);
+                        const __m256 x5 = _mm256_loadu_ps(m + 144480);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
                     }
                     {
-                        __m256 x = y01;
-                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                        best = cnn_vmax(best, x);
+                        const __m256 y0p = _mm256_add_ps(s01, s02), y0q = _mm256_sub_ps(s01, s02),
+                                     y0r = _mm256_add_ps(s03, s04), y0s = _mm256_sub_ps(s03, s04);
+                        const __m256 y00 = _mm256_add_ps(_mm256_add_ps(s00, y0p), y0r),
+                                     y01 = _mm256_fmadd_ps(two, y0s, y0q),
+                                     y02 = _mm256_fmadd_ps(four, y0r, y0p),
+                                     y03 = _mm256_add_ps(_mm256_fmadd_ps(eight, y0s, y0q), s05);
+                        __m256 o00;
+                        {
+                            __m256 x = _mm256_add_ps(y00, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o00 = x;
+                        }
+                        __m256 o01;
+                        {
+                            __m256 x = _mm256_add_ps(y01, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o01 = x;
+                        }
+                        __m256 o02;
+                        {
+                            __m256 x = _mm256_add_ps(y02, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o02 = x;
+                        }
+                        __m256 o03;
+                        {
+                            __m256 x = _mm256_add_ps(y03, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o03 = x;
+                        }
+                        const __m256 y1p = _mm256_add_ps(s11, s12), y1q = _mm256_sub_ps(s11, s12),
+                                     y1r = _mm256_add_ps(s13, s14), y1s = _mm256_sub_ps(s13, s14);
+                        const __m256 y10 = _mm256_add_ps(_mm256_add_ps(s10, y1p), y1r),
+                                     y11 = _mm256_fmadd_ps(two, y1s, y1q),
+                                     y12 = _mm256_fmadd_ps(four, y1r, y1p),
+                                     y13 = _mm256_add_ps(_mm256_fmadd_ps(eight, y1s, y1q), s15);
+                        __m256 o10;
+                        {
+                            __m256 x = _mm256_add_ps(y10, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o10 = x;
+                        }
+                        __m256 o11;
+                        {
+                            __m256 x = _mm256_add_ps(y11, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o11 = x;
+                        }
+                        __m256 o12;
+                        {
+                            __m256 x = _mm256_add_ps(y12, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o12 = x;
+                        }
+                        __m256 o13;
+                        {
+                            __m256 x = _mm256_add_ps(y13, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o13 = x;
+                        }
+                        __m256 p0 = o00;
+                        p0 = cnn_vmax(p0, o01);
+                        p0 = cnn_vmax(p0, o10);
+                        p0 = cnn_vmax(p0, o11);
+                        __m256 p1 = o02;
+                        p1 = cnn_vmax(p1, o03);
+                        p1 = cnn_vmax(p1, o12);
+                        p1 = cnn_vmax(p1, o13);
+                        __m256 lo, hi;
+                        cnn_zip(p0, p1, &lo, &hi);
+                        float lane[2 * W];
+                        _mm256_storeu_ps(lane, lo);
+                        _mm256_storeu_ps(lane + W, hi);
+                        for (int q = 0; q < 1; q++) {
+                            const int py = 2 * (ty0 + r + q) + 0, px = 2 * xv * W;
+                            const int count = px + 16 <= 28 ? 16 : 28 - px;
+                            if (py >= 28 || count <= 0)
+                                break;
+                            float *py_row = yb + k * 784 + py * 28 + px;
+                            for (int l = 0; l < count; l++)
+                                py_row[l] = lane[q * 16 + l];
+                        }
                     }
                     {
-                        __m256 x = y10;
-                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                        best = cnn_vmax(best, x);
-                    }
-                    {
-                        __m256 x = y11;
-                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                        best = cnn_vmax(best, x);
-                    }
-                    float lane[W];
-                    _mm256_storeu_ps(lane, best);
-                    for (int q = 0; q < 1; q++) {
-                        const int py = ty0 + r + q, px = xv * W;
-                        const int count = px + 8 <= 28 ? 8 : 28 - px;
-                        if (py >= 28 || count <= 0)
-                            break;
-                        float *py_row = yb + k * 784 + py * 28 + px;
-                        for (int l = 0; l < count; l++)
-                            py_row[l] = lane[q * 8 + l];
+                        const __m256 y2p = _mm256_add_ps(s21, s22), y2q = _mm256_sub_ps(s21, s22),
+                                     y2r = _mm256_add_ps(s23, s24), y2s = _mm256_sub_ps(s23, s24);
+                        const __m256 y20 = _mm256_add_ps(_mm256_add_ps(s20, y2p), y2r),
+                                     y21 = _mm256_fmadd_ps(two, y2s, y2q),
+                                     y22 = _mm256_fmadd_ps(four, y2r, y2p),
+                                     y23 = _mm256_add_ps(_mm256_fmadd_ps(eight, y2s, y2q), s25);
+                        __m256 o00;
+                        {
+                            __m256 x = _mm256_add_ps(y20, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o00 = x;
+                        }
+                        __m256 o01;
+                        {
+                            __m256 x = _mm256_add_ps(y21, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o01 = x;
+                        }
+                        __m256 o02;
+                        {
+                            __m256 x = _mm256_add_ps(y22, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o02 = x;
+                        }
+                        __m256 o03;
+                        {
+                            __m256 x = _mm256_add_ps(y23, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o03 = x;
+                        }
+                        const __m256 y3p = _mm256_add_ps(s31, s32), y3q = _mm256_sub_ps(s31, s32),
+                                     y3r = _mm256_add_ps(s33, s34), y3s = _mm256_sub_ps(s33, s34);
+                        const __m256 y30 = _mm256_add_ps(_mm256_add_ps(s30, y3p), y3r),
+                                     y31 = _mm256_fmadd_ps(two, y3s, y3q),
+                                     y32 = _mm256_fmadd_ps(four, y3r, y3p),
+                                     y33 = _mm256_add_ps(_mm256_fmadd_ps(eight, y3s, y3q), s35);
+                        __m256 o10;
+                        {
+                            __m256 x = _mm256_add_ps(y30, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o10 = x;
+                        }
+                        __m256 o11;
+                        {
+                            __m256 x = _mm256_add_ps(y31, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o11 = x;
+                        }
+                        __m256 o12;
+                        {
+                            __m256 x = _mm256_add_ps(y32, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o12 = x;
+                        }
+                        __m256 o13;
+                        {
+                            __m256 x = _mm256_add_ps(y33, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o13 = x;
+                        }
+                        __m256 p0 = o00;
+                        p0 = cnn_vmax(p0, o01);
+                        p0 = cnn_vmax(p0, o10);
+                        p0 = cnn_vmax(p0, o11);
+                        __m256 p1 = o02;
+                        p1 = cnn_vmax(p1, o03);
+                        p1 = cnn_vmax(p1, o12);
+                        p1 = cnn_vmax(p1, o13);
+                        __m256 lo, hi;
+                        cnn_zip(p0, p1, &lo, &hi);
+                        float lane[2 * W];
+                        _mm256_storeu_ps(lane, lo);
+                        _mm256_storeu_ps(lane + W, hi);
+                        for (int q = 0; q < 1; q++) {
+                            const int py = 2 * (ty0 + r + q) + 1, px = 2 * xv * W;
+                            const int count = px + 16 <= 28 ? 16 : 28 - px;
+                            if (py >= 28 || count <= 0)
+                                break;
+                            float *py_row = yb + k * 784 + py * 28 + px;
+                            for (int l = 0; l < count; l++)
+                                py_row[l] = lane[q * 16 + l];
+                        }
                     }
                 }
             }
@@ -4057,7 +5206,7 @@ static CNN_SIMD void conv8(const float *restrict x0, float *restrict y, const fl
 
 /* conv9 — examples/vgg19.cnn:16: conv 3x3 p1 512
  *   in [256,28,28] -> out [512,28,28]
- *   weights at packed[7629120]: weight [512,256,3,3] + bias [512] (packed in blocks of 3 output channels)
+ *   weights at packed[9364288]: weight [512,256,3,3] + bias [512] (packed in blocks of 3 output channels)
  *   avx2: Winograd F(4x4,3x3), 7x7 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=4 tile rows; 36 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); then relu9
  */
 static CNN_SIMD void conv9(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -4791,7 +5940,7 @@ static CNN_SIMD void conv9(const float *restrict x0, float *restrict y, const fl
 
 /* conv10 — examples/vgg19.cnn:16: conv 3x3 p1 512
  *   in [512,28,28] -> out [512,28,28]
- *   weights at packed[12357440]: weight [512,512,3,3] + bias [512] (packed in blocks of 3 output channels)
+ *   weights at packed[14092608]: weight [512,512,3,3] + bias [512] (packed in blocks of 3 output channels)
  *   avx2: Winograd F(4x4,3x3), 7x7 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=4 tile rows; 36 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); then relu10
  */
 static CNN_SIMD void conv10(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -5525,7 +6674,7 @@ static CNN_SIMD void conv10(const float *restrict x0, float *restrict y, const f
 
 /* conv11 — examples/vgg19.cnn:16: conv 3x3 p1 512
  *   in [512,28,28] -> out [512,28,28]
- *   weights at packed[21813568]: weight [512,512,3,3] + bias [512] (packed in blocks of 3 output channels)
+ *   weights at packed[23548736]: weight [512,512,3,3] + bias [512] (packed in blocks of 3 output channels)
  *   avx2: Winograd F(4x4,3x3), 7x7 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=4 tile rows; 36 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); then relu11
  */
 static CNN_SIMD void conv11(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -6259,74 +7408,240 @@ static CNN_SIMD void conv11(const float *restrict x0, float *restrict y, const f
 
 /* conv12 — examples/vgg19.cnn:16: conv 3x3 p1 512
  *   in [512,28,28] -> out [512,28,28]
- *   weights at packed[31269696]: weight [512,512,3,3] + bias [512] (packed in blocks of 3 output channels)
- *   avx2: Winograd F(2x2,3x3), 14x14 tiles of 2x2 outputs from 4x4 patches, 8 a vector; bands of BR=8 tile rows; 16 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); then relu12; then the 2x2 max pool maxpool4 in registers, so it stores [512,14,14]
+ *   weights at packed[33004864]: weight [512,512,3,3] + bias [512] (packed in blocks of 3 output channels)
+ *   avx2: Winograd F(4x4,3x3), 7x7 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=4 tile rows; 36 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); then relu12; then the 2x2 max pool maxpool4 in registers, so it stores [512,14,14]
  */
 static CNN_SIMD void conv12(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 3, NV = 4, W = 8, BR = 8, TB = 128, NX = 16 };
+    enum { MR = 3, NV = 4, W = 8, BR = 4, TB = 32, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
-     * rows a band; TB tiles a row of V and M; NX products, F(2x2,3x3) */
-    const float *bias = w + 4202496;
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 9455616;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 100352;
-        float *in = s + (ptrdiff_t)b * 2621440; /* this sample's padded input, */
-        float *V = in + 522240; /* the band transformed, [NX][512][TB], */
-        float *M = V + 1048576; /* the NX products, [NX][513][TB] */
-        cnn_pad(xb0, in, 512, 28, 28, 1, 1, 30, 34, 0);
-        for (int ty0 = 0; ty0 < 14; ty0 += BR) {
-            const int rows = ty0 + BR <= 14 ? BR : 14 - ty0;
-            const int used = rows / 1 * 2; /* vectors of tiles */
+        float *in = s + (ptrdiff_t)b * 1733760; /* this sample's padded input, */
+        float *V = in + 552960; /* the band transformed, [NX][512][TB], */
+        float *M = V + 589824; /* the NX products, [NX][513][TB] */
+        cnn_pad(xb0, in, 512, 28, 28, 1, 1, 30, 36, 0);
+        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
+            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
+            const int used = rows / 1 * 1; /* vectors of tiles */
             const int nvec = (used + NV - 1) / NV * NV;
             for (int c = 0; c < 512; c++) {
                 float *vc = V + c * TB;
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 2, xv = v - r * 2;
-                    const float *d = in + (ptrdiff_t)c * 1020 + (2 * (ty0 + r)) * 34 + 2 * xv * W;
-                    __m256 d0, d1, d2, d3;
-                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
-                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
-                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 34), _mm256_loadu_ps(d + 42), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d2, &d3);
-                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
-                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 70), _mm256_loadu_ps(d + 78), &d2, &d3);
-                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
-                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 102), _mm256_loadu_ps(d + 110), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &d2, &d3);
-                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
-                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    const int r = v / 1, xv = v - r * 1;
+                    const float *d = in + (ptrdiff_t)c * 1080 + (4 * (ty0 + r)) * 36 + 4 * xv * W;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 16), _mm256_loadu_ps(d + 24), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 52), _mm256_loadu_ps(d + 60), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 40), _mm256_loadu_ps(d + 48), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 72), _mm256_loadu_ps(d + 80), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 88), _mm256_loadu_ps(d + 96), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 76), _mm256_loadu_ps(d + 84), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 92), _mm256_loadu_ps(d + 100), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 108), _mm256_loadu_ps(d + 116), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 124), _mm256_loadu_ps(d + 132), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 112), _mm256_loadu_ps(d + 120), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 128), _mm256_loadu_ps(d + 136), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 144), _mm256_loadu_ps(d + 152), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 160), _mm256_loadu_ps(d + 168), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 148), _mm256_loadu_ps(d + 156), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 164), _mm256_loadu_ps(d + 172), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 180), _mm256_loadu_ps(d + 188), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 196), _mm256_loadu_ps(d + 204), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 184), _mm256_loadu_ps(d + 192), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 200), _mm256_loadu_ps(d + 208), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
                     float *o = vc + v * W;
-                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
-                    _mm256_storeu_ps(o + 262144, _mm256_add_ps(t10, t20));
-                    _mm256_storeu_ps(o + 524288, _mm256_sub_ps(t20, t10));
-                    _mm256_storeu_ps(o + 786432, _mm256_sub_ps(t10, t30));
-                    _mm256_storeu_ps(o + 65536, _mm256_sub_ps(t01, t21));
-                    _mm256_storeu_ps(o + 327680, _mm256_add_ps(t11, t21));
-                    _mm256_storeu_ps(o + 589824, _mm256_sub_ps(t21, t11));
-                    _mm256_storeu_ps(o + 851968, _mm256_sub_ps(t11, t31));
-                    _mm256_storeu_ps(o + 131072, _mm256_sub_ps(t02, t22));
-                    _mm256_storeu_ps(o + 393216, _mm256_add_ps(t12, t22));
-                    _mm256_storeu_ps(o + 655360, _mm256_sub_ps(t22, t12));
-                    _mm256_storeu_ps(o + 917504, _mm256_sub_ps(t12, t32));
-                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t03, t23));
-                    _mm256_storeu_ps(o + 458752, _mm256_add_ps(t13, t23));
-                    _mm256_storeu_ps(o + 720896, _mm256_sub_ps(t23, t13));
-                    _mm256_storeu_ps(o + 983040, _mm256_sub_ps(t13, t33));
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 98304, u1);
+                        _mm256_storeu_ps(o + 196608, u2);
+                        _mm256_storeu_ps(o + 294912, u3);
+                        _mm256_storeu_ps(o + 393216, u4);
+                        _mm256_storeu_ps(o + 491520, u5);
+                    }
+                    {
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 16384, u0);
+                        _mm256_storeu_ps(o + 114688, u1);
+                        _mm256_storeu_ps(o + 212992, u2);
+                        _mm256_storeu_ps(o + 311296, u3);
+                        _mm256_storeu_ps(o + 409600, u4);
+                        _mm256_storeu_ps(o + 507904, u5);
+                    }
+                    {
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 32768, u0);
+                        _mm256_storeu_ps(o + 131072, u1);
+                        _mm256_storeu_ps(o + 229376, u2);
+                        _mm256_storeu_ps(o + 327680, u3);
+                        _mm256_storeu_ps(o + 425984, u4);
+                        _mm256_storeu_ps(o + 524288, u5);
+                    }
+                    {
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 49152, u0);
+                        _mm256_storeu_ps(o + 147456, u1);
+                        _mm256_storeu_ps(o + 245760, u2);
+                        _mm256_storeu_ps(o + 344064, u3);
+                        _mm256_storeu_ps(o + 442368, u4);
+                        _mm256_storeu_ps(o + 540672, u5);
+                    }
+                    {
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 65536, u0);
+                        _mm256_storeu_ps(o + 163840, u1);
+                        _mm256_storeu_ps(o + 262144, u2);
+                        _mm256_storeu_ps(o + 360448, u3);
+                        _mm256_storeu_ps(o + 458752, u4);
+                        _mm256_storeu_ps(o + 557056, u5);
+                    }
+                    {
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 81920, u0);
+                        _mm256_storeu_ps(o + 180224, u1);
+                        _mm256_storeu_ps(o + 278528, u2);
+                        _mm256_storeu_ps(o + 376832, u3);
+                        _mm256_storeu_ps(o + 475136, u4);
+                        _mm256_storeu_ps(o + 573440, u5);
+                    }
                 }
                 for (int v = used; v < nvec; v++)
                     for (int xi = 0; xi < NX; xi++)
-                        _mm256_storeu_ps(vc + xi * 65536 + v * W, _mm256_setzero_ps());
+                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
             }
             for (int it = 0; it < NX * 171 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
                 const int xi = kx / 171, kb = kx - xi * 171;
                 const float *wp = w + (ptrdiff_t)kx * 1536;
-                const float *xp = V + (ptrdiff_t)xi * 65536 + tg * NV * W;
+                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
                 __m256 c02 = _mm256_setzero_ps();
@@ -6360,76 +7675,307 @@ static CNN_SIMD void conv12(const float *restrict x0, float *restrict y, const f
                     c22 = _mm256_fmadd_ps(wv, xv2, c22);
                     c23 = _mm256_fmadd_ps(wv, xv3, c23);
                 }
-                float *mp = M + (ptrdiff_t)xi * 65664 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 16416 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
                 _mm256_storeu_ps(mp + 16, c02);
                 _mm256_storeu_ps(mp + 24, c03);
-                _mm256_storeu_ps(mp + 128, c10);
-                _mm256_storeu_ps(mp + 136, c11);
-                _mm256_storeu_ps(mp + 144, c12);
-                _mm256_storeu_ps(mp + 152, c13);
-                _mm256_storeu_ps(mp + 256, c20);
-                _mm256_storeu_ps(mp + 264, c21);
-                _mm256_storeu_ps(mp + 272, c22);
-                _mm256_storeu_ps(mp + 280, c23);
+                _mm256_storeu_ps(mp + 32, c10);
+                _mm256_storeu_ps(mp + 40, c11);
+                _mm256_storeu_ps(mp + 48, c12);
+                _mm256_storeu_ps(mp + 56, c13);
+                _mm256_storeu_ps(mp + 64, c20);
+                _mm256_storeu_ps(mp + 72, c21);
+                _mm256_storeu_ps(mp + 80, c22);
+                _mm256_storeu_ps(mp + 88, c23);
             }
             for (int k = 0; k < 512; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 2, xv = v - r * 2;
+                    const int r = v / 1, xv = v - r * 1;
                     const float *m = M + k * TB + v * W;
-                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 262656),
-                                 m20 = _mm256_loadu_ps(m + 525312), m30 = _mm256_loadu_ps(m + 787968);
-                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
-                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
-                    const __m256 m01 = _mm256_loadu_ps(m + 65664), m11 = _mm256_loadu_ps(m + 328320),
-                                 m21 = _mm256_loadu_ps(m + 590976), m31 = _mm256_loadu_ps(m + 853632);
-                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
-                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
-                    const __m256 m02 = _mm256_loadu_ps(m + 131328), m12 = _mm256_loadu_ps(m + 393984),
-                                 m22 = _mm256_loadu_ps(m + 656640), m32 = _mm256_loadu_ps(m + 919296);
-                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
-                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
-                    const __m256 m03 = _mm256_loadu_ps(m + 196992), m13 = _mm256_loadu_ps(m + 459648),
-                                 m23 = _mm256_loadu_ps(m + 722304), m33 = _mm256_loadu_ps(m + 984960);
-                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
-                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
-                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
-                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
-                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
-                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
-                    __m256 best;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
                     {
-                        __m256 x = y00;
-                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                        best = x;
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 98496);
+                        const __m256 x2 = _mm256_loadu_ps(m + 196992);
+                        const __m256 x3 = _mm256_loadu_ps(m + 295488);
+                        const __m256 x4 = _mm256_loadu_ps(m + 393984);
+                        const __m256 x5 = _mm256_loadu_ps(m + 492480);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 16416);
+                        const __m256 x1 = _mm256_loadu_ps(m + 114912);
+                        const __m256 x2 = _mm256_loadu_ps(m + 213408);
+                        const __m256 x3 = _mm256_loadu_ps(m + 311904);
+                        const __m256 x4 = _mm256_loadu_ps(m + 410400);
+                        const __m256 x5 = _mm256_loadu_ps(m + 508896);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 32832);
+                        const __m256 x1 = _mm256_loadu_ps(m + 131328);
+                        const __m256 x2 = _mm256_loadu_ps(m + 229824);
+                        const __m256 x3 = _mm256_loadu_ps(m + 328320);
+                        const __m256 x4 = _mm256_loadu_ps(m + 426816);
+                        const __m256 x5 = _mm256_loadu_ps(m + 525312);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 49248);
+                        const __m256 x1 = _mm256_loadu_ps(m + 147744);
+                        const __m256 x2 = _mm256_loadu_ps(m + 246240);
+                        const __m256 x3 = _mm256_loadu_ps(m + 344736);
+                        const __m256 x4 = _mm256_loadu_ps(m + 443232);
+                        const __m256 x5 = _mm256_loadu_ps(m + 541728);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 65664);
+                        const __m256 x1 = _mm256_loadu_ps(m + 164160);
+                        const __m256 x2 = _mm256_loadu_ps(m + 262656);
+                        const __m256 x3 = _mm256_loadu_ps(m + 361152);
+                        const __m256 x4 = _mm256_loadu_ps(m + 459648);
+                        const __m256 x5 = _mm256_loadu_ps(m + 558144);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 82080);
+                        const __m256 x1 = _mm256_loadu_ps(m + 180576);
+                        const __m256 x2 = _mm256_loadu_ps(m + 279072);
+                        const __m256 x3 = _mm256_loadu_ps(m + 377568);
+                        const __m256 x4 = _mm256_loadu_ps(m + 476064);
+                        const __m256 x5 = _mm256_loadu_ps(m + 574560);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
                     }
                     {
-                        __m256 x = y01;
-                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                        best = cnn_vmax(best, x);
+                        const __m256 y0p = _mm256_add_ps(s01, s02), y0q = _mm256_sub_ps(s01, s02),
+                                     y0r = _mm256_add_ps(s03, s04), y0s = _mm256_sub_ps(s03, s04);
+                        const __m256 y00 = _mm256_add_ps(_mm256_add_ps(s00, y0p), y0r),
+                                     y01 = _mm256_fmadd_ps(two, y0s, y0q),
+                                     y02 = _mm256_fmadd_ps(four, y0r, y0p),
+                                     y03 = _mm256_add_ps(_mm256_fmadd_ps(eight, y0s, y0q), s05);
+                        __m256 o00;
+                        {
+                            __m256 x = _mm256_add_ps(y00, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o00 = x;
+                        }
+                        __m256 o01;
+                        {
+                            __m256 x = _mm256_add_ps(y01, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o01 = x;
+                        }
+                        __m256 o02;
+                        {
+                            __m256 x = _mm256_add_ps(y02, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o02 = x;
+                        }
+                        __m256 o03;
+                        {
+                            __m256 x = _mm256_add_ps(y03, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o03 = x;
+                        }
+                        const __m256 y1p = _mm256_add_ps(s11, s12), y1q = _mm256_sub_ps(s11, s12),
+                                     y1r = _mm256_add_ps(s13, s14), y1s = _mm256_sub_ps(s13, s14);
+                        const __m256 y10 = _mm256_add_ps(_mm256_add_ps(s10, y1p), y1r),
+                                     y11 = _mm256_fmadd_ps(two, y1s, y1q),
+                                     y12 = _mm256_fmadd_ps(four, y1r, y1p),
+                                     y13 = _mm256_add_ps(_mm256_fmadd_ps(eight, y1s, y1q), s15);
+                        __m256 o10;
+                        {
+                            __m256 x = _mm256_add_ps(y10, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o10 = x;
+                        }
+                        __m256 o11;
+                        {
+                            __m256 x = _mm256_add_ps(y11, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o11 = x;
+                        }
+                        __m256 o12;
+                        {
+                            __m256 x = _mm256_add_ps(y12, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o12 = x;
+                        }
+                        __m256 o13;
+                        {
+                            __m256 x = _mm256_add_ps(y13, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o13 = x;
+                        }
+                        __m256 p0 = o00;
+                        p0 = cnn_vmax(p0, o01);
+                        p0 = cnn_vmax(p0, o10);
+                        p0 = cnn_vmax(p0, o11);
+                        __m256 p1 = o02;
+                        p1 = cnn_vmax(p1, o03);
+                        p1 = cnn_vmax(p1, o12);
+                        p1 = cnn_vmax(p1, o13);
+                        __m256 lo, hi;
+                        cnn_zip(p0, p1, &lo, &hi);
+                        float lane[2 * W];
+                        _mm256_storeu_ps(lane, lo);
+                        _mm256_storeu_ps(lane + W, hi);
+                        for (int q = 0; q < 1; q++) {
+                            const int py = 2 * (ty0 + r + q) + 0, px = 2 * xv * W;
+                            const int count = px + 16 <= 14 ? 16 : 14 - px;
+                            if (py >= 14 || count <= 0)
+                                break;
+                            float *py_row = yb + k * 196 + py * 14 + px;
+                            for (int l = 0; l < count; l++)
+                                py_row[l] = lane[q * 16 + l];
+                        }
                     }
                     {
-                        __m256 x = y10;
-                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                        best = cnn_vmax(best, x);
-                    }
-                    {
-                        __m256 x = y11;
-                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                        best = cnn_vmax(best, x);
-                    }
-                    float lane[W];
-                    _mm256_storeu_ps(lane, best);
-                    for (int q = 0; q < 1; q++) {
-                        const int py = ty0 + r + q, px = xv * W;
-                        const int count = px + 8 <= 14 ? 8 : 14 - px;
-                        if (py >= 14 || count <= 0)
-                            break;
-                        float *py_row = yb + k * 196 + py * 14 + px;
-                        for (int l = 0; l < count; l++)
-                            py_row[l] = lane[q * 8 + l];
+                        const __m256 y2p = _mm256_add_ps(s21, s22), y2q = _mm256_sub_ps(s21, s22),
+                                     y2r = _mm256_add_ps(s23, s24), y2s = _mm256_sub_ps(s23, s24);
+                        const __m256 y20 = _mm256_add_ps(_mm256_add_ps(s20, y2p), y2r),
+                                     y21 = _mm256_fmadd_ps(two, y2s, y2q),
+                                     y22 = _mm256_fmadd_ps(four, y2r, y2p),
+                                     y23 = _mm256_add_ps(_mm256_fmadd_ps(eight, y2s, y2q), s25);
+                        __m256 o00;
+                        {
+                            __m256 x = _mm256_add_ps(y20, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o00 = x;
+                        }
+                        __m256 o01;
+                        {
+                            __m256 x = _mm256_add_ps(y21, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o01 = x;
+                        }
+                        __m256 o02;
+                        {
+                            __m256 x = _mm256_add_ps(y22, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o02 = x;
+                        }
+                        __m256 o03;
+                        {
+                            __m256 x = _mm256_add_ps(y23, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o03 = x;
+                        }
+                        const __m256 y3p = _mm256_add_ps(s31, s32), y3q = _mm256_sub_ps(s31, s32),
+                                     y3r = _mm256_add_ps(s33, s34), y3s = _mm256_sub_ps(s33, s34);
+                        const __m256 y30 = _mm256_add_ps(_mm256_add_ps(s30, y3p), y3r),
+                                     y31 = _mm256_fmadd_ps(two, y3s, y3q),
+                                     y32 = _mm256_fmadd_ps(four, y3r, y3p),
+                                     y33 = _mm256_add_ps(_mm256_fmadd_ps(eight, y3s, y3q), s35);
+                        __m256 o10;
+                        {
+                            __m256 x = _mm256_add_ps(y30, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o10 = x;
+                        }
+                        __m256 o11;
+                        {
+                            __m256 x = _mm256_add_ps(y31, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o11 = x;
+                        }
+                        __m256 o12;
+                        {
+                            __m256 x = _mm256_add_ps(y32, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o12 = x;
+                        }
+                        __m256 o13;
+                        {
+                            __m256 x = _mm256_add_ps(y33, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o13 = x;
+                        }
+                        __m256 p0 = o00;
+                        p0 = cnn_vmax(p0, o01);
+                        p0 = cnn_vmax(p0, o10);
+                        p0 = cnn_vmax(p0, o11);
+                        __m256 p1 = o02;
+                        p1 = cnn_vmax(p1, o03);
+                        p1 = cnn_vmax(p1, o12);
+                        p1 = cnn_vmax(p1, o13);
+                        __m256 lo, hi;
+                        cnn_zip(p0, p1, &lo, &hi);
+                        float lane[2 * W];
+                        _mm256_storeu_ps(lane, lo);
+                        _mm256_storeu_ps(lane + W, hi);
+                        for (int q = 0; q < 1; q++) {
+                            const int py = 2 * (ty0 + r + q) + 1, px = 2 * xv * W;
+                            const int count = px + 16 <= 14 ? 16 : 14 - px;
+                            if (py >= 14 || count <= 0)
+                                break;
+                            float *py_row = yb + k * 196 + py * 14 + px;
+                            for (int l = 0; l < count; l++)
+                                py_row[l] = lane[q * 16 + l];
+                        }
                     }
                 }
             }
@@ -6439,7 +7985,7 @@ static CNN_SIMD void conv12(const float *restrict x0, float *restrict y, const f
 
 /* conv13 — examples/vgg19.cnn:17: conv 3x3 p1 512
  *   in [512,14,14] -> out [512,14,14]
- *   weights at packed[35472704]: weight [512,512,3,3] + bias [512] (packed in blocks of 6 output channels)
+ *   weights at packed[42460992]: weight [512,512,3,3] + bias [512] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(4x4,3x3), 4x4 tiles of 4x4 outputs from 6x6 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then relu13
  */
 static CNN_SIMD void conv13(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -7174,7 +8720,7 @@ static CNN_SIMD void conv13(const float *restrict x0, float *restrict y, const f
 
 /* conv14 — examples/vgg19.cnn:17: conv 3x3 p1 512
  *   in [512,14,14] -> out [512,14,14]
- *   weights at packed[44984128]: weight [512,512,3,3] + bias [512] (packed in blocks of 6 output channels)
+ *   weights at packed[51972416]: weight [512,512,3,3] + bias [512] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(4x4,3x3), 4x4 tiles of 4x4 outputs from 6x6 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then relu14
  */
 static CNN_SIMD void conv14(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -7909,7 +9455,7 @@ static CNN_SIMD void conv14(const float *restrict x0, float *restrict y, const f
 
 /* conv15 — examples/vgg19.cnn:17: conv 3x3 p1 512
  *   in [512,14,14] -> out [512,14,14]
- *   weights at packed[54495552]: weight [512,512,3,3] + bias [512] (packed in blocks of 6 output channels)
+ *   weights at packed[61483840]: weight [512,512,3,3] + bias [512] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(4x4,3x3), 4x4 tiles of 4x4 outputs from 6x6 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then relu15
  */
 static CNN_SIMD void conv15(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -8644,177 +10190,575 @@ static CNN_SIMD void conv15(const float *restrict x0, float *restrict y, const f
 
 /* conv16 — examples/vgg19.cnn:17: conv 3x3 p1 512
  *   in [512,14,14] -> out [512,14,14]
- *   weights at packed[64006976]: weight [512,512,3,3] + bias [512] (packed in blocks of 3 output channels)
- *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs from 4x4 patches, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); then relu16; then the 2x2 max pool maxpool5 in registers, so it stores [512,7,7]
+ *   weights at packed[70995264]: weight [512,512,3,3] + bias [512] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(4x4,3x3), 4x4 tiles of 4x4 outputs from 6x6 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then relu16; then the 2x2 max pool maxpool5 in registers, so it stores [512,7,7]
  */
 static CNN_SIMD void conv16(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 3, NV = 4, W = 8, BR = 7, TB = 64, NX = 16 };
+    enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 16, NX = 36 };
     /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
-     * rows a band; TB tiles a row of V and M; NX products, F(2x2,3x3) */
-    const float *bias = w + 4202496;
+     * rows a band; TB tiles a row of V and M; NX products, F(4x4,3x3) */
+    const float *bias = w + 9510912;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 25088;
-        float *in = s + (ptrdiff_t)b * 1197056; /* this sample's padded input, */
-        float *V = in + 147456; /* the band transformed, [NX][512][TB], */
-        float *M = V + 524288; /* the NX products, [NX][513][TB] */
-        cnn_pad(xb0, in, 512, 14, 14, 1, 1, 16, 18, 0);
-        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
-            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
-            const int used = rows / 1 * 1; /* vectors of tiles */
+        float *in = s + (ptrdiff_t)b * 776448; /* this sample's padded input, */
+        float *V = in + 184320; /* the band transformed, [NX][512][TB], */
+        float *M = V + 294912; /* the NX products, [NX][516][TB] */
+        cnn_pad(xb0, in, 512, 14, 14, 1, 1, 18, 20, 0);
+        for (int ty0 = 0; ty0 < 4; ty0 += BR) {
+            const int rows = ty0 + BR <= 4 ? BR : 4 - ty0;
+            const int used = rows / 2 * 1; /* vectors of tiles */
             const int nvec = (used + NV - 1) / NV * NV;
             for (int c = 0; c < 512; c++) {
                 float *vc = V + c * TB;
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 1, xv = v - r * 1;
-                    const float *d = in + (ptrdiff_t)c * 288 + (2 * (ty0 + r)) * 18 + 2 * xv * W;
-                    __m256 d0, d1, d2, d3;
-                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
-                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
-                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 18), _mm256_loadu_ps(d + 26), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &d2, &d3);
-                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
-                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 38), _mm256_loadu_ps(d + 46), &d2, &d3);
-                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
-                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
-                    cnn_unzip(_mm256_loadu_ps(d + 54), _mm256_loadu_ps(d + 62), &d0, &d1);
-                    cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &d2, &d3);
-                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
-                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    const int r = 2 * v;
+                    const float *d = in + (ptrdiff_t)c * 360 + (4 * (ty0 + r)) * 20;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+                    __m256 d00, d01, d02, d03, d04, d05;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 80), _mm256_loadu_ps(d + 88), &e1, &o1);
+                        cnn_unzip(e0, e1, &d00, &d02);
+                        cnn_unzip(o0, o1, &d01, &d03);
+                        cnn_unzip(_mm256_loadu_ps(d + 4), _mm256_loadu_ps(d + 12), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 84), _mm256_loadu_ps(d + 92), &e1, &o1);
+                        cnn_unzip(e0, e1, &d04, &unused);
+                        cnn_unzip(o0, o1, &d05, &unused);
+                    }
+                    const __m256 t0a = _mm256_fnmadd_ps(four, d02, d04), t0b = _mm256_fnmadd_ps(four, d01, d03),
+                                 t0c = _mm256_sub_ps(d04, d02), t0d = _mm256_sub_ps(d03, d01);
+                    const __m256 t00 = _mm256_fnmadd_ps(five, d02, _mm256_fmadd_ps(four, d00, d04)),
+                                 t01 = _mm256_add_ps(t0a, t0b), t02 = _mm256_sub_ps(t0a, t0b),
+                                 t03 = _mm256_fmadd_ps(two, t0d, t0c), t04 = _mm256_fnmadd_ps(two, t0d, t0c),
+                                 t05 = _mm256_fnmadd_ps(five, d03, _mm256_fmadd_ps(four, d01, d05));
+                    __m256 d10, d11, d12, d13, d14, d15;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 100), _mm256_loadu_ps(d + 108), &e1, &o1);
+                        cnn_unzip(e0, e1, &d10, &d12);
+                        cnn_unzip(o0, o1, &d11, &d13);
+                        cnn_unzip(_mm256_loadu_ps(d + 24), _mm256_loadu_ps(d + 32), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &e1, &o1);
+                        cnn_unzip(e0, e1, &d14, &unused);
+                        cnn_unzip(o0, o1, &d15, &unused);
+                    }
+                    const __m256 t1a = _mm256_fnmadd_ps(four, d12, d14), t1b = _mm256_fnmadd_ps(four, d11, d13),
+                                 t1c = _mm256_sub_ps(d14, d12), t1d = _mm256_sub_ps(d13, d11);
+                    const __m256 t10 = _mm256_fnmadd_ps(five, d12, _mm256_fmadd_ps(four, d10, d14)),
+                                 t11 = _mm256_add_ps(t1a, t1b), t12 = _mm256_sub_ps(t1a, t1b),
+                                 t13 = _mm256_fmadd_ps(two, t1d, t1c), t14 = _mm256_fnmadd_ps(two, t1d, t1c),
+                                 t15 = _mm256_fnmadd_ps(five, d13, _mm256_fmadd_ps(four, d11, d15));
+                    __m256 d20, d21, d22, d23, d24, d25;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 40), _mm256_loadu_ps(d + 48), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 120), _mm256_loadu_ps(d + 128), &e1, &o1);
+                        cnn_unzip(e0, e1, &d20, &d22);
+                        cnn_unzip(o0, o1, &d21, &d23);
+                        cnn_unzip(_mm256_loadu_ps(d + 44), _mm256_loadu_ps(d + 52), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 124), _mm256_loadu_ps(d + 132), &e1, &o1);
+                        cnn_unzip(e0, e1, &d24, &unused);
+                        cnn_unzip(o0, o1, &d25, &unused);
+                    }
+                    const __m256 t2a = _mm256_fnmadd_ps(four, d22, d24), t2b = _mm256_fnmadd_ps(four, d21, d23),
+                                 t2c = _mm256_sub_ps(d24, d22), t2d = _mm256_sub_ps(d23, d21);
+                    const __m256 t20 = _mm256_fnmadd_ps(five, d22, _mm256_fmadd_ps(four, d20, d24)),
+                                 t21 = _mm256_add_ps(t2a, t2b), t22 = _mm256_sub_ps(t2a, t2b),
+                                 t23 = _mm256_fmadd_ps(two, t2d, t2c), t24 = _mm256_fnmadd_ps(two, t2d, t2c),
+                                 t25 = _mm256_fnmadd_ps(five, d23, _mm256_fmadd_ps(four, d21, d25));
+                    __m256 d30, d31, d32, d33, d34, d35;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 60), _mm256_loadu_ps(d + 68), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 140), _mm256_loadu_ps(d + 148), &e1, &o1);
+                        cnn_unzip(e0, e1, &d30, &d32);
+                        cnn_unzip(o0, o1, &d31, &d33);
+                        cnn_unzip(_mm256_loadu_ps(d + 64), _mm256_loadu_ps(d + 72), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 144), _mm256_loadu_ps(d + 152), &e1, &o1);
+                        cnn_unzip(e0, e1, &d34, &unused);
+                        cnn_unzip(o0, o1, &d35, &unused);
+                    }
+                    const __m256 t3a = _mm256_fnmadd_ps(four, d32, d34), t3b = _mm256_fnmadd_ps(four, d31, d33),
+                                 t3c = _mm256_sub_ps(d34, d32), t3d = _mm256_sub_ps(d33, d31);
+                    const __m256 t30 = _mm256_fnmadd_ps(five, d32, _mm256_fmadd_ps(four, d30, d34)),
+                                 t31 = _mm256_add_ps(t3a, t3b), t32 = _mm256_sub_ps(t3a, t3b),
+                                 t33 = _mm256_fmadd_ps(two, t3d, t3c), t34 = _mm256_fnmadd_ps(two, t3d, t3c),
+                                 t35 = _mm256_fnmadd_ps(five, d33, _mm256_fmadd_ps(four, d31, d35));
+                    __m256 d40, d41, d42, d43, d44, d45;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 80), _mm256_loadu_ps(d + 88), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 160), _mm256_loadu_ps(d + 168), &e1, &o1);
+                        cnn_unzip(e0, e1, &d40, &d42);
+                        cnn_unzip(o0, o1, &d41, &d43);
+                        cnn_unzip(_mm256_loadu_ps(d + 84), _mm256_loadu_ps(d + 92), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 164), _mm256_loadu_ps(d + 172), &e1, &o1);
+                        cnn_unzip(e0, e1, &d44, &unused);
+                        cnn_unzip(o0, o1, &d45, &unused);
+                    }
+                    const __m256 t4a = _mm256_fnmadd_ps(four, d42, d44), t4b = _mm256_fnmadd_ps(four, d41, d43),
+                                 t4c = _mm256_sub_ps(d44, d42), t4d = _mm256_sub_ps(d43, d41);
+                    const __m256 t40 = _mm256_fnmadd_ps(five, d42, _mm256_fmadd_ps(four, d40, d44)),
+                                 t41 = _mm256_add_ps(t4a, t4b), t42 = _mm256_sub_ps(t4a, t4b),
+                                 t43 = _mm256_fmadd_ps(two, t4d, t4c), t44 = _mm256_fnmadd_ps(two, t4d, t4c),
+                                 t45 = _mm256_fnmadd_ps(five, d43, _mm256_fmadd_ps(four, d41, d45));
+                    __m256 d50, d51, d52, d53, d54, d55;
+                    {
+                        __m256 e0, o0, e1, o1, unused;
+                        cnn_unzip(_mm256_loadu_ps(d + 100), _mm256_loadu_ps(d + 108), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 180), _mm256_loadu_ps(d + 188), &e1, &o1);
+                        cnn_unzip(e0, e1, &d50, &d52);
+                        cnn_unzip(o0, o1, &d51, &d53);
+                        cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &e0, &o0);
+                        cnn_unzip(_mm256_loadu_ps(d + 184), _mm256_loadu_ps(d + 192), &e1, &o1);
+                        cnn_unzip(e0, e1, &d54, &unused);
+                        cnn_unzip(o0, o1, &d55, &unused);
+                    }
+                    const __m256 t5a = _mm256_fnmadd_ps(four, d52, d54), t5b = _mm256_fnmadd_ps(four, d51, d53),
+                                 t5c = _mm256_sub_ps(d54, d52), t5d = _mm256_sub_ps(d53, d51);
+                    const __m256 t50 = _mm256_fnmadd_ps(five, d52, _mm256_fmadd_ps(four, d50, d54)),
+                                 t51 = _mm256_add_ps(t5a, t5b), t52 = _mm256_sub_ps(t5a, t5b),
+                                 t53 = _mm256_fmadd_ps(two, t5d, t5c), t54 = _mm256_fnmadd_ps(two, t5d, t5c),
+                                 t55 = _mm256_fnmadd_ps(five, d53, _mm256_fmadd_ps(four, d51, d55));
                     float *o = vc + v * W;
-                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
-                    _mm256_storeu_ps(o + 131072, _mm256_add_ps(t10, t20));
-                    _mm256_storeu_ps(o + 262144, _mm256_sub_ps(t20, t10));
-                    _mm256_storeu_ps(o + 393216, _mm256_sub_ps(t10, t30));
-                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t01, t21));
-                    _mm256_storeu_ps(o + 163840, _mm256_add_ps(t11, t21));
-                    _mm256_storeu_ps(o + 294912, _mm256_sub_ps(t21, t11));
-                    _mm256_storeu_ps(o + 425984, _mm256_sub_ps(t11, t31));
-                    _mm256_storeu_ps(o + 65536, _mm256_sub_ps(t02, t22));
-                    _mm256_storeu_ps(o + 196608, _mm256_add_ps(t12, t22));
-                    _mm256_storeu_ps(o + 327680, _mm256_sub_ps(t22, t12));
-                    _mm256_storeu_ps(o + 458752, _mm256_sub_ps(t12, t32));
-                    _mm256_storeu_ps(o + 98304, _mm256_sub_ps(t03, t23));
-                    _mm256_storeu_ps(o + 229376, _mm256_add_ps(t13, t23));
-                    _mm256_storeu_ps(o + 360448, _mm256_sub_ps(t23, t13));
-                    _mm256_storeu_ps(o + 491520, _mm256_sub_ps(t13, t33));
+                    {
+                        const __m256 x0 = t00, x1 = t10, x2 = t20, x3 = t30, x4 = t40, x5 = t50;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 0, u0);
+                        _mm256_storeu_ps(o + 49152, u1);
+                        _mm256_storeu_ps(o + 98304, u2);
+                        _mm256_storeu_ps(o + 147456, u3);
+                        _mm256_storeu_ps(o + 196608, u4);
+                        _mm256_storeu_ps(o + 245760, u5);
+                    }
+                    {
+                        const __m256 x0 = t01, x1 = t11, x2 = t21, x3 = t31, x4 = t41, x5 = t51;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 8192, u0);
+                        _mm256_storeu_ps(o + 57344, u1);
+                        _mm256_storeu_ps(o + 106496, u2);
+                        _mm256_storeu_ps(o + 155648, u3);
+                        _mm256_storeu_ps(o + 204800, u4);
+                        _mm256_storeu_ps(o + 253952, u5);
+                    }
+                    {
+                        const __m256 x0 = t02, x1 = t12, x2 = t22, x3 = t32, x4 = t42, x5 = t52;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 16384, u0);
+                        _mm256_storeu_ps(o + 65536, u1);
+                        _mm256_storeu_ps(o + 114688, u2);
+                        _mm256_storeu_ps(o + 163840, u3);
+                        _mm256_storeu_ps(o + 212992, u4);
+                        _mm256_storeu_ps(o + 262144, u5);
+                    }
+                    {
+                        const __m256 x0 = t03, x1 = t13, x2 = t23, x3 = t33, x4 = t43, x5 = t53;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 24576, u0);
+                        _mm256_storeu_ps(o + 73728, u1);
+                        _mm256_storeu_ps(o + 122880, u2);
+                        _mm256_storeu_ps(o + 172032, u3);
+                        _mm256_storeu_ps(o + 221184, u4);
+                        _mm256_storeu_ps(o + 270336, u5);
+                    }
+                    {
+                        const __m256 x0 = t04, x1 = t14, x2 = t24, x3 = t34, x4 = t44, x5 = t54;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 32768, u0);
+                        _mm256_storeu_ps(o + 81920, u1);
+                        _mm256_storeu_ps(o + 131072, u2);
+                        _mm256_storeu_ps(o + 180224, u3);
+                        _mm256_storeu_ps(o + 229376, u4);
+                        _mm256_storeu_ps(o + 278528, u5);
+                    }
+                    {
+                        const __m256 x0 = t05, x1 = t15, x2 = t25, x3 = t35, x4 = t45, x5 = t55;
+                        const __m256 ua = _mm256_fnmadd_ps(four, x2, x4), ub = _mm256_fnmadd_ps(four, x1, x3),
+                                     uc = _mm256_sub_ps(x4, x2), ud = _mm256_sub_ps(x3, x1);
+                        const __m256 u0 = _mm256_fnmadd_ps(five, x2, _mm256_fmadd_ps(four, x0, x4)),
+                                     u1 = _mm256_add_ps(ua, ub), u2 = _mm256_sub_ps(ua, ub),
+                                     u3 = _mm256_fmadd_ps(two, ud, uc), u4 = _mm256_fnmadd_ps(two, ud, uc),
+                                     u5 = _mm256_fnmadd_ps(five, x3, _mm256_fmadd_ps(four, x1, x5));
+                        _mm256_storeu_ps(o + 40960, u0);
+                        _mm256_storeu_ps(o + 90112, u1);
+                        _mm256_storeu_ps(o + 139264, u2);
+                        _mm256_storeu_ps(o + 188416, u3);
+                        _mm256_storeu_ps(o + 237568, u4);
+                        _mm256_storeu_ps(o + 286720, u5);
+                    }
                 }
                 for (int v = used; v < nvec; v++)
                     for (int xi = 0; xi < NX; xi++)
-                        _mm256_storeu_ps(vc + xi * 32768 + v * W, _mm256_setzero_ps());
+                        _mm256_storeu_ps(vc + xi * 8192 + v * W, _mm256_setzero_ps());
             }
-            for (int it = 0; it < NX * 171 * (nvec / NV); it++) {
+            for (int it = 0; it < NX * 86 * (nvec / NV); it++) {
                 const int tg = it % (nvec / NV), kx = it / (nvec / NV);
-                const int xi = kx / 171, kb = kx - xi * 171;
-                const float *wp = w + (ptrdiff_t)kx * 1536;
-                const float *xp = V + (ptrdiff_t)xi * 32768 + tg * NV * W;
+                const int xi = kx / 86, kb = kx - xi * 86;
+                const float *wp = w + (ptrdiff_t)kx * 3072;
+                const float *xp = V + (ptrdiff_t)xi * 8192 + tg * NV * W;
                 __m256 c00 = _mm256_setzero_ps();
                 __m256 c01 = _mm256_setzero_ps();
-                __m256 c02 = _mm256_setzero_ps();
-                __m256 c03 = _mm256_setzero_ps();
                 __m256 c10 = _mm256_setzero_ps();
                 __m256 c11 = _mm256_setzero_ps();
-                __m256 c12 = _mm256_setzero_ps();
-                __m256 c13 = _mm256_setzero_ps();
                 __m256 c20 = _mm256_setzero_ps();
                 __m256 c21 = _mm256_setzero_ps();
-                __m256 c22 = _mm256_setzero_ps();
-                __m256 c23 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c40 = _mm256_setzero_ps();
+                __m256 c41 = _mm256_setzero_ps();
+                __m256 c50 = _mm256_setzero_ps();
+                __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 512; c++, xp += TB, wp += MR) {
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
-                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
-                    const __m256 xv3 = _mm256_loadu_ps(xp + 24);
                     __m256 wv = _mm256_set1_ps(wp[0]);
                     c00 = _mm256_fmadd_ps(wv, xv0, c00);
                     c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                    c03 = _mm256_fmadd_ps(wv, xv3, c03);
                     wv = _mm256_set1_ps(wp[1]);
                     c10 = _mm256_fmadd_ps(wv, xv0, c10);
                     c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                    c13 = _mm256_fmadd_ps(wv, xv3, c13);
                     wv = _mm256_set1_ps(wp[2]);
                     c20 = _mm256_fmadd_ps(wv, xv0, c20);
                     c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                    c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    wv = _mm256_set1_ps(wp[4]);
+                    c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                    c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                    wv = _mm256_set1_ps(wp[5]);
+                    c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                    c51 = _mm256_fmadd_ps(wv, xv1, c51);
                 }
-                float *mp = M + (ptrdiff_t)xi * 32832 + kb * MR * TB + tg * NV * W;
+                float *mp = M + (ptrdiff_t)xi * 8256 + kb * MR * TB + tg * NV * W;
                 _mm256_storeu_ps(mp + 0, c00);
                 _mm256_storeu_ps(mp + 8, c01);
-                _mm256_storeu_ps(mp + 16, c02);
-                _mm256_storeu_ps(mp + 24, c03);
-                _mm256_storeu_ps(mp + 64, c10);
-                _mm256_storeu_ps(mp + 72, c11);
-                _mm256_storeu_ps(mp + 80, c12);
-                _mm256_storeu_ps(mp + 88, c13);
-                _mm256_storeu_ps(mp + 128, c20);
-                _mm256_storeu_ps(mp + 136, c21);
-                _mm256_storeu_ps(mp + 144, c22);
-                _mm256_storeu_ps(mp + 152, c23);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
             }
             for (int k = 0; k < 512; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
                 for (int v = 0; v < used; v++) {
-                    const int r = v / 1, xv = v - r * 1;
+                    const int r = 2 * v;
                     const float *m = M + k * TB + v * W;
-                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 131328),
-                                 m20 = _mm256_loadu_ps(m + 262656), m30 = _mm256_loadu_ps(m + 393984);
-                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
-                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
-                    const __m256 m01 = _mm256_loadu_ps(m + 32832), m11 = _mm256_loadu_ps(m + 164160),
-                                 m21 = _mm256_loadu_ps(m + 295488), m31 = _mm256_loadu_ps(m + 426816);
-                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
-                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
-                    const __m256 m02 = _mm256_loadu_ps(m + 65664), m12 = _mm256_loadu_ps(m + 196992),
-                                 m22 = _mm256_loadu_ps(m + 328320), m32 = _mm256_loadu_ps(m + 459648);
-                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
-                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
-                    const __m256 m03 = _mm256_loadu_ps(m + 98496), m13 = _mm256_loadu_ps(m + 229824),
-                                 m23 = _mm256_loadu_ps(m + 361152), m33 = _mm256_loadu_ps(m + 492480);
-                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
-                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
-                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
-                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
-                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
-                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
-                    __m256 best;
+                    const __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), eight = _mm256_set1_ps(8.0f);
+                    __m256 s00, s10, s20, s30;
                     {
-                        __m256 x = y00;
-                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                        best = x;
+                        const __m256 x0 = _mm256_loadu_ps(m + 0);
+                        const __m256 x1 = _mm256_loadu_ps(m + 49536);
+                        const __m256 x2 = _mm256_loadu_ps(m + 99072);
+                        const __m256 x3 = _mm256_loadu_ps(m + 148608);
+                        const __m256 x4 = _mm256_loadu_ps(m + 198144);
+                        const __m256 x5 = _mm256_loadu_ps(m + 247680);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s00 = u0;
+                        s10 = u1;
+                        s20 = u2;
+                        s30 = u3;
+                    }
+                    __m256 s01, s11, s21, s31;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 8256);
+                        const __m256 x1 = _mm256_loadu_ps(m + 57792);
+                        const __m256 x2 = _mm256_loadu_ps(m + 107328);
+                        const __m256 x3 = _mm256_loadu_ps(m + 156864);
+                        const __m256 x4 = _mm256_loadu_ps(m + 206400);
+                        const __m256 x5 = _mm256_loadu_ps(m + 255936);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s01 = u0;
+                        s11 = u1;
+                        s21 = u2;
+                        s31 = u3;
+                    }
+                    __m256 s02, s12, s22, s32;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 16512);
+                        const __m256 x1 = _mm256_loadu_ps(m + 66048);
+                        const __m256 x2 = _mm256_loadu_ps(m + 115584);
+                        const __m256 x3 = _mm256_loadu_ps(m + 165120);
+                        const __m256 x4 = _mm256_loadu_ps(m + 214656);
+                        const __m256 x5 = _mm256_loadu_ps(m + 264192);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s02 = u0;
+                        s12 = u1;
+                        s22 = u2;
+                        s32 = u3;
+                    }
+                    __m256 s03, s13, s23, s33;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 24768);
+                        const __m256 x1 = _mm256_loadu_ps(m + 74304);
+                        const __m256 x2 = _mm256_loadu_ps(m + 123840);
+                        const __m256 x3 = _mm256_loadu_ps(m + 173376);
+                        const __m256 x4 = _mm256_loadu_ps(m + 222912);
+                        const __m256 x5 = _mm256_loadu_ps(m + 272448);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s03 = u0;
+                        s13 = u1;
+                        s23 = u2;
+                        s33 = u3;
+                    }
+                    __m256 s04, s14, s24, s34;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 33024);
+                        const __m256 x1 = _mm256_loadu_ps(m + 82560);
+                        const __m256 x2 = _mm256_loadu_ps(m + 132096);
+                        const __m256 x3 = _mm256_loadu_ps(m + 181632);
+                        const __m256 x4 = _mm256_loadu_ps(m + 231168);
+                        const __m256 x5 = _mm256_loadu_ps(m + 280704);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s04 = u0;
+                        s14 = u1;
+                        s24 = u2;
+                        s34 = u3;
+                    }
+                    __m256 s05, s15, s25, s35;
+                    {
+                        const __m256 x0 = _mm256_loadu_ps(m + 41280);
+                        const __m256 x1 = _mm256_loadu_ps(m + 90816);
+                        const __m256 x2 = _mm256_loadu_ps(m + 140352);
+                        const __m256 x3 = _mm256_loadu_ps(m + 189888);
+                        const __m256 x4 = _mm256_loadu_ps(m + 239424);
+                        const __m256 x5 = _mm256_loadu_ps(m + 288960);
+                        const __m256 up = _mm256_add_ps(x1, x2), uq = _mm256_sub_ps(x1, x2),
+                                     ur = _mm256_add_ps(x3, x4), us = _mm256_sub_ps(x3, x4);
+                        const __m256 u0 = _mm256_add_ps(_mm256_add_ps(x0, up), ur),
+                                     u1 = _mm256_fmadd_ps(two, us, uq),
+                                     u2 = _mm256_fmadd_ps(four, ur, up),
+                                     u3 = _mm256_add_ps(_mm256_fmadd_ps(eight, us, uq), x5);
+                        s05 = u0;
+                        s15 = u1;
+                        s25 = u2;
+                        s35 = u3;
                     }
                     {
-                        __m256 x = y01;
-                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                        best = cnn_vmax(best, x);
+                        const __m256 y0p = _mm256_add_ps(s01, s02), y0q = _mm256_sub_ps(s01, s02),
+                                     y0r = _mm256_add_ps(s03, s04), y0s = _mm256_sub_ps(s03, s04);
+                        const __m256 y00 = _mm256_add_ps(_mm256_add_ps(s00, y0p), y0r),
+                                     y01 = _mm256_fmadd_ps(two, y0s, y0q),
+                                     y02 = _mm256_fmadd_ps(four, y0r, y0p),
+                                     y03 = _mm256_add_ps(_mm256_fmadd_ps(eight, y0s, y0q), s05);
+                        __m256 o00;
+                        {
+                            __m256 x = _mm256_add_ps(y00, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o00 = x;
+                        }
+                        __m256 o01;
+                        {
+                            __m256 x = _mm256_add_ps(y01, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o01 = x;
+                        }
+                        __m256 o02;
+                        {
+                            __m256 x = _mm256_add_ps(y02, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o02 = x;
+                        }
+                        __m256 o03;
+                        {
+                            __m256 x = _mm256_add_ps(y03, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o03 = x;
+                        }
+                        const __m256 y1p = _mm256_add_ps(s11, s12), y1q = _mm256_sub_ps(s11, s12),
+                                     y1r = _mm256_add_ps(s13, s14), y1s = _mm256_sub_ps(s13, s14);
+                        const __m256 y10 = _mm256_add_ps(_mm256_add_ps(s10, y1p), y1r),
+                                     y11 = _mm256_fmadd_ps(two, y1s, y1q),
+                                     y12 = _mm256_fmadd_ps(four, y1r, y1p),
+                                     y13 = _mm256_add_ps(_mm256_fmadd_ps(eight, y1s, y1q), s15);
+                        __m256 o10;
+                        {
+                            __m256 x = _mm256_add_ps(y10, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o10 = x;
+                        }
+                        __m256 o11;
+                        {
+                            __m256 x = _mm256_add_ps(y11, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o11 = x;
+                        }
+                        __m256 o12;
+                        {
+                            __m256 x = _mm256_add_ps(y12, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o12 = x;
+                        }
+                        __m256 o13;
+                        {
+                            __m256 x = _mm256_add_ps(y13, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o13 = x;
+                        }
+                        __m256 p0 = o00;
+                        p0 = cnn_vmax(p0, o01);
+                        p0 = cnn_vmax(p0, o10);
+                        p0 = cnn_vmax(p0, o11);
+                        __m256 p1 = o02;
+                        p1 = cnn_vmax(p1, o03);
+                        p1 = cnn_vmax(p1, o12);
+                        p1 = cnn_vmax(p1, o13);
+                        __m256 lo, hi;
+                        cnn_zip(p0, p1, &lo, &hi);
+                        float lane[2 * W];
+                        _mm256_storeu_ps(lane, lo);
+                        _mm256_storeu_ps(lane + W, hi);
+                        for (int q = 0; q < 2; q++) {
+                            const int py = 2 * (ty0 + r + q) + 0, px = 0;
+                            const int count = px + 8 <= 7 ? 8 : 7 - px;
+                            if (py >= 7 || count <= 0)
+                                break;
+                            float *py_row = yb + k * 49 + py * 7 + px;
+                            for (int l = 0; l < count; l++)
+                                py_row[l] = lane[q * 8 + l];
+                        }
                     }
                     {
-                        __m256 x = y10;
-                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                        best = cnn_vmax(best, x);
-                    }
-                    {
-                        __m256 x = y11;
-                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                        best = cnn_vmax(best, x);
-                    }
-                    float lane[W];
-                    _mm256_storeu_ps(lane, best);
-                    for (int q = 0; q < 1; q++) {
-                        const int py = ty0 + r + q, px = xv * W;
-                        const int count = px + 8 <= 7 ? 8 : 7 - px;
-                        if (py >= 7 || count <= 0)
-                            break;
-                        float *py_row = yb + k * 49 + py * 7 + px;
-                        for (int l = 0; l < count; l++)
-                            py_row[l] = lane[q * 8 + l];
+                        const __m256 y2p = _mm256_add_ps(s21, s22), y2q = _mm256_sub_ps(s21, s22),
+                                     y2r = _mm256_add_ps(s23, s24), y2s = _mm256_sub_ps(s23, s24);
+                        const __m256 y20 = _mm256_add_ps(_mm256_add_ps(s20, y2p), y2r),
+                                     y21 = _mm256_fmadd_ps(two, y2s, y2q),
+                                     y22 = _mm256_fmadd_ps(four, y2r, y2p),
+                                     y23 = _mm256_add_ps(_mm256_fmadd_ps(eight, y2s, y2q), s25);
+                        __m256 o00;
+                        {
+                            __m256 x = _mm256_add_ps(y20, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o00 = x;
+                        }
+                        __m256 o01;
+                        {
+                            __m256 x = _mm256_add_ps(y21, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o01 = x;
+                        }
+                        __m256 o02;
+                        {
+                            __m256 x = _mm256_add_ps(y22, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o02 = x;
+                        }
+                        __m256 o03;
+                        {
+                            __m256 x = _mm256_add_ps(y23, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o03 = x;
+                        }
+                        const __m256 y3p = _mm256_add_ps(s31, s32), y3q = _mm256_sub_ps(s31, s32),
+                                     y3r = _mm256_add_ps(s33, s34), y3s = _mm256_sub_ps(s33, s34);
+                        const __m256 y30 = _mm256_add_ps(_mm256_add_ps(s30, y3p), y3r),
+                                     y31 = _mm256_fmadd_ps(two, y3s, y3q),
+                                     y32 = _mm256_fmadd_ps(four, y3r, y3p),
+                                     y33 = _mm256_add_ps(_mm256_fmadd_ps(eight, y3s, y3q), s35);
+                        __m256 o10;
+                        {
+                            __m256 x = _mm256_add_ps(y30, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o10 = x;
+                        }
+                        __m256 o11;
+                        {
+                            __m256 x = _mm256_add_ps(y31, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o11 = x;
+                        }
+                        __m256 o12;
+                        {
+                            __m256 x = _mm256_add_ps(y32, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o12 = x;
+                        }
+                        __m256 o13;
+                        {
+                            __m256 x = _mm256_add_ps(y33, bk);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            o13 = x;
+                        }
+                        __m256 p0 = o00;
+                        p0 = cnn_vmax(p0, o01);
+                        p0 = cnn_vmax(p0, o10);
+                        p0 = cnn_vmax(p0, o11);
+                        __m256 p1 = o02;
+                        p1 = cnn_vmax(p1, o03);
+                        p1 = cnn_vmax(p1, o12);
+                        p1 = cnn_vmax(p1, o13);
+                        __m256 lo, hi;
+                        cnn_zip(p0, p1, &lo, &hi);
+                        float lane[2 * W];
+                        _mm256_storeu_ps(lane, lo);
+                        _mm256_storeu_ps(lane + W, hi);
+                        for (int q = 0; q < 2; q++) {
+                            const int py = 2 * (ty0 + r + q) + 1, px = 0;
+                            const int count = px + 8 <= 7 ? 8 : 7 - px;
+                            if (py >= 7 || count <= 0)
+                                break;
+                            float *py_row = yb + k * 49 + py * 7 + px;
+                            for (int l = 0; l < count; l++)
+                                py_row[l] = lane[q * 8 + l];
+                        }
                     }
                 }
             }
@@ -8824,7 +10768,7 @@ static CNN_SIMD void conv16(const float *restrict x0, float *restrict y, const f
 
 /* dense1 — examples/vgg19.cnn:18: dense 4096
  *   in [512,7,7] -> out [4096]
- *   weights at packed[68209984]: weight [4096,25088] + bias [4096]
+ *   weights at packed[80506688]: weight [4096,25088] + bias [4096]
  *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); rows walked forwards and backwards on alternate calls; then relu17
  */
 static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
@@ -8888,7 +10832,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
 
 /* dense2 — examples/vgg19.cnn:18: dense 4096
  *   in [4096] -> out [4096]
- *   weights at packed[170974528]: weight [4096,4096] + bias [4096]
+ *   weights at packed[183271232]: weight [4096,4096] + bias [4096]
  *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); rows walked forwards and backwards on alternate calls; then relu18
  */
 static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
@@ -8952,7 +10896,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
 
 /* dense3 — examples/vgg19.cnn:18: dense 1000
  *   in [4096] -> out [1000]
- *   weights at packed[187755840]: weight [1000,4096] + bias [1000]
+ *   weights at packed[200052544]: weight [1000,4096] + bias [1000]
  *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); rows walked forwards and backwards on alternate calls
  */
 static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
@@ -9014,27 +10958,27 @@ static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const f
 }
 
 /* Canonical parameters (DSL.md order, 143667240 floats) to the packed layout
- * the kernels read (191852840 floats). */
+ * the kernels read (204149544 floats). */
 void vgg19_pack(const float *params, float *packed) {
     cnn_pack_conv(params + 0, params + 1728, NULL, 0.0, packed + 0, 64, 27, 1, 4); /* conv1 */
-    cnn_pack_wino(params + 1792, params + 38656, NULL, 0.0, packed + 1792, 64, 64, 4); /* conv2: Winograd */
-    cnn_pack_wino4(params + 38720, params + 112448, NULL, 0.0, packed + 67392, 128, 64, 3); /* conv3: Winograd F(4x4) */
-    cnn_pack_wino(params + 112576, params + 260032, NULL, 0.0, packed + 364736, 128, 128, 4); /* conv4: Winograd */
-    cnn_pack_wino4(params + 260160, params + 555072, NULL, 0.0, packed + 627008, 256, 128, 6); /* conv5: Winograd F(4x4) */
-    cnn_pack_wino4(params + 555328, params + 1145152, NULL, 0.0, packed + 1816128, 256, 256, 6); /* conv6: Winograd F(4x4) */
-    cnn_pack_wino4(params + 1145408, params + 1735232, NULL, 0.0, packed + 4194112, 256, 256, 6); /* conv7: Winograd F(4x4) */
-    cnn_pack_wino(params + 1735488, params + 2325312, NULL, 0.0, packed + 6572096, 256, 256, 6); /* conv8: Winograd */
-    cnn_pack_wino4(params + 2325568, params + 3505216, NULL, 0.0, packed + 7629120, 512, 256, 3); /* conv9: Winograd F(4x4) */
-    cnn_pack_wino4(params + 3505728, params + 5865024, NULL, 0.0, packed + 12357440, 512, 512, 3); /* conv10: Winograd F(4x4) */
-    cnn_pack_wino4(params + 5865536, params + 8224832, NULL, 0.0, packed + 21813568, 512, 512, 3); /* conv11: Winograd F(4x4) */
-    cnn_pack_wino(params + 8225344, params + 10584640, NULL, 0.0, packed + 31269696, 512, 512, 3); /* conv12: Winograd */
-    cnn_pack_wino4(params + 10585152, params + 12944448, NULL, 0.0, packed + 35472704, 512, 512, 6); /* conv13: Winograd F(4x4) */
-    cnn_pack_wino4(params + 12944960, params + 15304256, NULL, 0.0, packed + 44984128, 512, 512, 6); /* conv14: Winograd F(4x4) */
-    cnn_pack_wino4(params + 15304768, params + 17664064, NULL, 0.0, packed + 54495552, 512, 512, 6); /* conv15: Winograd F(4x4) */
-    cnn_pack_wino(params + 17664576, params + 20023872, NULL, 0.0, packed + 64006976, 512, 512, 3); /* conv16: Winograd */
-    cnn_copy(params + 20024384, packed + 68209984, 102764544); /* dense1 */
-    cnn_copy(params + 122788928, packed + 170974528, 16781312); /* dense2 */
-    cnn_copy(params + 139570240, packed + 187755840, 4097000); /* dense3 */
+    cnn_pack_wino4(params + 1792, params + 38656, NULL, 0.0, packed + 1792, 64, 64, 4); /* conv2: Winograd F(4x4) */
+    cnn_pack_wino4(params + 38720, params + 112448, NULL, 0.0, packed + 149312, 128, 64, 3); /* conv3: Winograd F(4x4) */
+    cnn_pack_wino4(params + 112576, params + 260032, NULL, 0.0, packed + 446656, 128, 128, 3); /* conv4: Winograd F(4x4) */
+    cnn_pack_wino4(params + 260160, params + 555072, NULL, 0.0, packed + 1041216, 256, 128, 6); /* conv5: Winograd F(4x4) */
+    cnn_pack_wino4(params + 555328, params + 1145152, NULL, 0.0, packed + 2230336, 256, 256, 6); /* conv6: Winograd F(4x4) */
+    cnn_pack_wino4(params + 1145408, params + 1735232, NULL, 0.0, packed + 4608320, 256, 256, 6); /* conv7: Winograd F(4x4) */
+    cnn_pack_wino4(params + 1735488, params + 2325312, NULL, 0.0, packed + 6986304, 256, 256, 6); /* conv8: Winograd F(4x4) */
+    cnn_pack_wino4(params + 2325568, params + 3505216, NULL, 0.0, packed + 9364288, 512, 256, 3); /* conv9: Winograd F(4x4) */
+    cnn_pack_wino4(params + 3505728, params + 5865024, NULL, 0.0, packed + 14092608, 512, 512, 3); /* conv10: Winograd F(4x4) */
+    cnn_pack_wino4(params + 5865536, params + 8224832, NULL, 0.0, packed + 23548736, 512, 512, 3); /* conv11: Winograd F(4x4) */
+    cnn_pack_wino4(params + 8225344, params + 10584640, NULL, 0.0, packed + 33004864, 512, 512, 3); /* conv12: Winograd F(4x4) */
+    cnn_pack_wino4(params + 10585152, params + 12944448, NULL, 0.0, packed + 42460992, 512, 512, 6); /* conv13: Winograd F(4x4) */
+    cnn_pack_wino4(params + 12944960, params + 15304256, NULL, 0.0, packed + 51972416, 512, 512, 6); /* conv14: Winograd F(4x4) */
+    cnn_pack_wino4(params + 15304768, params + 17664064, NULL, 0.0, packed + 61483840, 512, 512, 6); /* conv15: Winograd F(4x4) */
+    cnn_pack_wino4(params + 17664576, params + 20023872, NULL, 0.0, packed + 70995264, 512, 512, 6); /* conv16: Winograd F(4x4) */
+    cnn_copy(params + 20024384, packed + 80506688, 102764544); /* dense1 */
+    cnn_copy(params + 122788928, packed + 183271232, 16781312); /* dense2 */
+    cnn_copy(params + 139570240, packed + 200052544, 4097000); /* dense3 */
 }
 
 /* Inference on `batch` samples (1..vgg19_BATCH), NCHW in and out. Returns 0,
@@ -9046,24 +10990,24 @@ int vgg19_forward(const float *packed, const float *in_img, float *out_logits, i
         return 1;
     if ((uintptr_t)arena % 64 != 0 || (vgg19_ARENA_BYTES > 0 && !arena))
         return 2;
-    conv1(in_img, A + 3956992, packed + 0, A + 0, batch);
-    conv2(A + 3956992, A + 7168256, packed + 1792, A + 0, batch);
-    conv3(A + 7168256, A + 2351616, packed + 67392, A + 0, batch);
-    conv4(A + 2351616, A + 3957248, packed + 364736, A + 0, batch);
-    conv5(A + 3957248, A + 1305728, packed + 627008, A + 0, batch);
-    conv6(A + 1305728, A + 2108544, packed + 1816128, A + 0, batch);
-    conv7(A + 2108544, A + 2911360, packed + 4194112, A + 0, batch);
-    conv8(A + 2911360, A + 2135168, packed + 6572096, A + 0, batch);
-    conv9(A + 2135168, A + 1733760, packed + 7629120, A + 0, batch);
-    conv10(A + 1733760, A + 2135168, packed + 12357440, A + 0, batch);
-    conv11(A + 2135168, A + 2621440, packed + 21813568, A + 0, batch);
-    conv12(A + 2621440, A + 3022848, packed + 31269696, A + 0, batch);
-    conv13(A + 3022848, A + 776448, packed + 35472704, A + 0, batch);
-    conv14(A + 776448, A + 876800, packed + 44984128, A + 0, batch);
-    conv15(A + 876800, A + 1197056, packed + 54495552, A + 0, batch);
-    conv16(A + 1197056, A + 1297408, packed + 64006976, A + 0, batch);
-    dense1(A + 1297408, A + 0, packed + 68209984, A + 7971072, batch);
-    dense2(A + 0, A + 4096, packed + 170974528, A + 7971088, batch);
-    dense3(A + 4096, out_logits, packed + 187755840, A + 7971104, batch);
+    conv1(in_img, A + 4071936, packed + 0, A + 0, batch);
+    conv2(A + 4071936, A + 7283200, packed + 1792, A + 0, batch);
+    conv3(A + 7283200, A + 2222208, packed + 149312, A + 0, batch);
+    conv4(A + 2222208, A + 3827840, packed + 446656, A + 0, batch);
+    conv5(A + 3827840, A + 1305728, packed + 1041216, A + 0, batch);
+    conv6(A + 1305728, A + 2108544, packed + 2230336, A + 0, batch);
+    conv7(A + 2108544, A + 1305728, packed + 4608320, A + 0, batch);
+    conv8(A + 1305728, A + 2135168, packed + 6986304, A + 0, batch);
+    conv9(A + 2135168, A + 1733760, packed + 9364288, A + 0, batch);
+    conv10(A + 1733760, A + 2135168, packed + 14092608, A + 0, batch);
+    conv11(A + 2135168, A + 1733760, packed + 23548736, A + 0, batch);
+    conv12(A + 1733760, A + 2135168, packed + 33004864, A + 0, batch);
+    conv13(A + 2135168, A + 776448, packed + 42460992, A + 0, batch);
+    conv14(A + 776448, A + 876800, packed + 51972416, A + 0, batch);
+    conv15(A + 876800, A + 776448, packed + 61483840, A + 0, batch);
+    conv16(A + 776448, A + 876800, packed + 70995264, A + 0, batch);
+    dense1(A + 876800, A + 0, packed + 80506688, A + 8086016, batch);
+    dense2(A + 0, A + 4096, packed + 183271232, A + 8086032, batch);
+    dense3(A + 4096, out_logits, packed + 200052544, A + 8086048, batch);
     return 0;
 }
