@@ -19,11 +19,13 @@
  * ends a chain, and so does a network output (its bytes are the caller's).
  * Dense layers stay out: at batch > 1 their kernels read each weight once
  * for all the samples. A chain needs two members, and only builds for more
- * than one sample without OpenMP make any. With OpenMP, the Winograd,
- * depthwise and scalar kernels give whole samples to the threads when the
- * batch has several, which one sample a call would take away: measured on
- * 2 threads at batch 16, ResNet-50 ran at 16.7 images/s with chains and
- * 23.0 without (on 1 thread chains gave 13.0-13.5 against 12.0-12.5).
+ * than one sample make any.
+ *
+ * With OpenMP the threads take the chain's samples whole, each running
+ * every member on its sample with the kernels' loops to itself; each
+ * sample in flight has its own slot of the chain's buffers (plan.c). The
+ * threads meet once a chain instead of once a layer, and each works in its
+ * own cache.
  */
 #include "emit.h"
 
@@ -42,11 +44,21 @@ static bool silent(const Node *n) {
 }
 
 /* Ends the run from node `first` (a member) to before `end`: chain *next
- * when it has two members. The silent nodes among and after the members
- * belong to it too: a fused residual add reads its operand at its own
- * step in the plan, which must count as inside the chain. */
-static void close_run(Graph *g, int first, int end, int members, int *next) {
-    if (members < 2)
+ * when it has two members and one of them stores more than L2 holds for
+ * the whole batch (below that, layer by layer stays in cache too, and
+ * the kernels' batch loops cost less than a call a sample: LeNet-5 at
+ * batch 64 ran 8% slower in chains). The silent nodes among and after
+ * the members belong to it too: a fused residual add reads its operand at
+ * its own step in the plan, which must count as inside the chain. */
+static void close_run(Graph *g, int first, int end, int members, int batch, int *next) {
+    int64_t most = 0;
+    for (int i = first; members >= 2 && i < end; i++) {
+        const Node *n = g->nodes.items[i];
+        int64_t stored = shape_elems(n->pool ? n->pool->shape : n->shape);
+        if (member(n) && stored > most)
+            most = stored;
+    }
+    if (members < 2 || most * 4 * batch <= L2_BYTES)
         return;
     for (int i = first; i < end; i++)
         ((Node *)g->nodes.items[i])->chain = *next;
@@ -54,7 +66,7 @@ static void close_run(Graph *g, int first, int end, int members, int *next) {
 }
 
 void chain_samples(Graph *g, const BuildOptions *opt) {
-    if (opt->batch < 2 || opt->openmp)
+    if (opt->batch < 2)
         return;
     int next = 1, first = -1, members = 0;
     for (int i = 0; i < g->nodes.len; i++) {
@@ -63,10 +75,10 @@ void chain_samples(Graph *g, const BuildOptions *opt) {
             if (members++ == 0)
                 first = i;
         } else if (!silent(n) || members == 0) {
-            close_run(g, first, i, members, &next);
+            close_run(g, first, i, members, opt->batch, &next);
             first = -1;
             members = 0;
         }
     }
-    close_run(g, first, g->nodes.len, members, &next);
+    close_run(g, first, g->nodes.len, members, opt->batch, &next);
 }

@@ -39,9 +39,15 @@ struct Emit {
 /* With --openmp, a layer's own loops are shared among the threads only
  * when one sample's work pays for waking them: a parallel region costs a
  * few microseconds here (2.5 us measured on 2 cores of an EPYC), so below
- * about a quarter of a million multiply-adds or elements a second thread
- * costs more than it saves (LeNet-5's layers are all below). */
+ * about a quarter of a million multiply-adds a second thread
+ * costs more than it saves (LeNet-5's layers are all below; omp_work
+ * counts an element moved as four multiply-adds). */
 enum { OMP_SPLIT_WORK = 1 << 18 };
+
+/* The L2 cache one core has to itself, which tile and band sizes aim to
+ * stay within: 1 MB on the Zen 4 and recent Xeon cores this was tuned on
+ * (Skylake-SP and later: 1-2 MB). */
+enum { L2_BYTES = 1 << 20 };
 int64_t omp_work(const Node *n);
 bool omp_split(const Emit *e, const Node *n);
 /* "#pragma omp parallel for" for a loop over the whole batch, with an if

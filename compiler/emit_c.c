@@ -849,13 +849,24 @@ static void emit_io_params(FILE *o, const Graph *g) {
         fprintf(o, "float *out_%s, ", (const char *)g->output_names.items[i]);
 }
 
+/* The slot of the chain workspace that buffer x lies in that the thread
+ * running the chain's calls uses, as floats to add ("" when the workspace
+ * has one slot). */
+static const char *slot_of(Emit *e, const Buffer *x) {
+    if (x->ws->slots == 1)
+        return "";
+    return arena_printf(e->a, " + (ptrdiff_t)slot * %lld", ll(x->ws->slot_bytes / 4));
+}
+
 /* storage(e, n) in a chain's loop over samples (chain.c): at sample b's
- * part, unless its buffer holds one sample only. */
+ * part, or in the thread's slot when its buffer is the chain's own. */
 static const char *sample_storage(Emit *e, const Node *n, bool in_chain) {
     const char *at = storage(e, n);
     const Node *home = n->home;
-    if (!in_chain || (home->buf && home->buf->one_sample))
+    if (!in_chain)
         return at;
+    if (home->buf && home->buf->one_sample)
+        return arena_printf(e->a, "%s%s", at, slot_of(e, home->buf));
     return arena_printf(e->a, "%s + (ptrdiff_t)b * %lld", at, ll(shape_elems(home->shape)));
 }
 
@@ -876,7 +887,8 @@ static void emit_call(Emit *e, FILE *o, const Node *n) {
     if (n->nparams)
         fprintf(o, "packed + %lld, ", ll(n->packed));
     if (n->scratch)
-        fprintf(o, "A + %lld, ", ll(n->scratch->offset / 4));
+        fprintf(o, "A + %lld%s, ", ll(n->scratch->offset / 4),
+                n->scratch->ws ? slot_of(e, n->scratch) : "");
     if (n->state)
         fprintf(o, "A + %lld, ", ll(n->state->offset / 4));
     fprintf(o, "%s);\n", in_chain ? "1" : "batch");
@@ -884,16 +896,46 @@ static void emit_call(Emit *e, FILE *o, const Node *n) {
         fprintf(o, "%scnn_tick(%d);\n", in_chain ? "        " : "    ", n->id);
 }
 
-/* The loop of chain n->chain over the samples, with what it is for. */
-static void open_chain(Emit *e, FILE *o, const Node *n) {
+/* The loop of chain c over the samples, with what it is for, its calls
+ * and its end. With OpenMP, several samples go to the threads whole, one
+ * at a time as each is free; each thread works in its own slot of the
+ * chain's workspace (there are as many as samples, and no more threads
+ * than samples), which stays in its cache from one sample to the next.
+ * The kernels see they are inside a parallel region and run on their
+ * thread alone. A lone sample opens no region (the kernels share its
+ * loops), so the calls are written twice. */
+static void emit_chain(Emit *e, FILE *o, int c) {
+    const Graph *g = e->g;
     int members = 0;
-    for (int i = n->id; i < e->g->nodes.len; i++) {
-        const Node *m = e->g->nodes.items[i];
-        members += m->chain == n->chain && has_code(m);
+    for (int i = 0; i < g->nodes.len; i++) {
+        const Node *m = g->nodes.items[i];
+        members += m->chain == c && has_code(m);
     }
     fprintf(o, "    /* %d layers a sample at a time (chain.c): what they pass each other\n"
-               "     * stays in cache and takes one sample's bytes of the arena */\n"
-               "    for (int b = 0; b < batch; b++) {\n", members);
+               "     * stays in cache and takes one sample's bytes of the arena%s */\n",
+            members, e->opt->openmp ? ",\n     * a slot of them for each sample" : "");
+    for (int twice = 0; twice < (e->opt->openmp ? 2 : 1); twice++) {
+        if (e->opt->openmp && twice == 0)
+            fprintf(o, "    if (batch == 1) {\n        const int b = 0, slot = 0;\n"
+                       "        (void)slot;\n");
+        else if (e->opt->openmp)
+            fprintf(o, "    } else {\n"
+                       "    const int threads = omp_get_max_threads();\n"
+                       "    #pragma omp parallel num_threads(threads < batch ? threads : batch)\n"
+                       "    {\n"
+                       "    const int slot = omp_get_thread_num();\n"
+                       "    (void)slot;\n"
+                       "    #pragma omp for schedule(dynamic)\n"
+                       "    for (int b = 0; b < batch; b++) {\n");
+        else
+            fprintf(o, "    for (int b = 0; b < batch; b++) {\n");
+        for (int i = 0; i < g->nodes.len; i++) {
+            const Node *n = g->nodes.items[i];
+            if (n->chain == c && has_code(n))
+                emit_call(e, o, n);
+        }
+    }
+    fprintf(o, e->opt->openmp ? "    }\n    }\n    }\n" : "    }\n");
 }
 
 static void emit_forward(Emit *e, FILE *o) {
@@ -917,22 +959,17 @@ static void emit_forward(Emit *e, FILE *o) {
         fprintf(o, "    (void)A;\n");
     if (!uses_packed)
         fprintf(o, "    (void)packed;\n");
-    int chain = 0;   /* the chain whose loop is open */
+    int chain = 0;   /* the last chain written */
     for (int i = 0; i < g->nodes.len; i++) {
         const Node *n = g->nodes.items[i];
         if (!has_code(n))
             continue;
-        if (n->chain != chain) {
-            if (chain)
-                fprintf(o, "    }\n");
-            if (n->chain)
-                open_chain(e, o, n);
-            chain = n->chain;
-        }
-        emit_call(e, o, n);
+        if (n->chain && n->chain != chain)
+            emit_chain(e, o, n->chain);
+        chain = n->chain;
+        if (!n->chain)
+            emit_call(e, o, n);
     }
-    if (chain)
-        fprintf(o, "    }\n");
     fprintf(o, "    return 0;\n}\n");
 }
 
@@ -1075,9 +1112,10 @@ Generated *emit_c(Graph *g, const BuildOptions *opt, Arena *a, Diags *d) {
     if (!opt->fuse.no_chain)
         chain_samples(g, opt);
     tune_apply(g, opt->tune, opt->target);
+    int slots = opt->openmp ? opt->batch : 1;   /* samples a chain holds at once */
     Plan *plan = simd ? plan_with_state(g, opt->batch, simd_scratch_fn(opt->target),
-                                        simd_state_floats, a, d)
-                      : plan_memory(g, opt->batch, scalar_scratch, a, d);
+                                        simd_state_floats, slots, a, d)
+                      : plan_with_state(g, opt->batch, scalar_scratch, NULL, slots, a, d);
     if (!plan || !fits_int(g, d))
         return NULL;
     const char *bad = plan_verify(g, plan, a);

@@ -354,14 +354,21 @@ typedef struct Buffer {
     int first, last;          /* live steps, inclusive */
     int64_t offset;           /* in the arena, a multiple of ARENA_ALIGN */
     const Node *owner;        /* the node that first writes it */
+    int64_t sample_bytes;     /* what one sample of it takes */
     bool one_sample;          /* only a chain (chain.c) writes and reads it,
-                                 one sample at a time: it holds one sample */
+                                 one sample at a time: it holds one sample
+                                 in each slot of the chain's workspace */
+    struct Buffer *ws;        /* that workspace (offset: in its first slot) */
+    int slots;                /* a workspace: samples it holds at once, each
+                                 in a slot of slot_bytes */
+    int64_t slot_bytes;
 } Buffer;
 
 enum { ARENA_ALIGN = 64 };
 
 typedef struct Plan {
     int batch;                /* samples the arena is sized for */
+    int slots;                /* samples a chain holds at once (plan_chains) */
     Vec buffers;              /* Buffer * */
     int64_t arena_bytes;      /* the arena after reuse */
     int64_t no_reuse_bytes;   /* every buffer at its own offset */
@@ -376,9 +383,11 @@ typedef int64_t (*ScratchFn)(const Node *n, int batch);
 Plan *plan_memory(Graph *g, int batch, ScratchFn scratch, Arena *a, Diags *d);
 /* The same, and `state` floats for each node (NULL: none) that stay put
  * from one call of NAME_forward to the next: a kernel's memory of its last
- * run, which may steer how it runs but never what it computes. */
-Plan *plan_with_state(Graph *g, int batch, ScratchFn scratch, ScratchFn state, Arena *a,
-                      Diags *d);
+ * run, which may steer how it runs but never what it computes. Each chain
+ * (chain.c) holds `slots` samples at once: 1, or the batch when threads
+ * take its samples. */
+Plan *plan_with_state(Graph *g, int batch, ScratchFn scratch, ScratchFn state, int slots,
+                      Arena *a, Diags *d);
 /* The training plan: activations kept until the backward steps that read
  * them, gradients from their first writer to their reader, scratch for
  * both directions. Sets every node's `train`, with `lanes` (1 or more)

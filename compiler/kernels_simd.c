@@ -83,7 +83,7 @@ const char *simd_attribute(Target t) {
     return isa_of(t)->attribute;
 }
 
-enum { L1_BYTES = 32 << 10, L2_BYTES = 1 << 20, UNROLL_TAPS = 9 };
+enum { L1_BYTES = 32 << 10, UNROLL_TAPS = 9 };
 
 /* Relative speed measured on the layers of bench/layers.py: the P form on
  * strides above 1 must copy its input first (im2col). */

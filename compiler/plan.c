@@ -40,6 +40,7 @@ static Buffer *new_buffer(Plan *p, Arena *a, const Node *owner, int64_t bytes,
     Buffer *b = arena_alloc(a, sizeof *b);
     b->id = p->buffers.len;
     b->bytes = round_up(bytes, ARENA_ALIGN);
+    b->sample_bytes = b->bytes;
     b->first = first;
     b->last = last;
     b->owner = owner;
@@ -70,6 +71,7 @@ static Buffer *written_early(Plan *p, Arena *a, Node *to, int first, const int *
     if (!to->buf && !to->is_output) {
         int last = last_read[to->id] > to->id ? last_read[to->id] : to->id;
         to->buf = new_buffer(p, a, to, shape_elems(to->shape) * 4 * p->batch, first, last);
+        to->buf->sample_bytes = round_up(shape_elems(to->shape) * 4, ARENA_ALIGN);
     }
     return to->buf;
 }
@@ -120,6 +122,7 @@ static void choose_homes(Graph *g, Plan *p, const int *last_read, Arena *a) {
         }
         int64_t bytes = shape_elems(n->shape) * 4 * p->batch;
         n->buf = new_buffer(p, a, n, bytes, n->id, last);
+        n->buf->sample_bytes = round_up(shape_elems(n->shape) * 4, ARENA_ALIGN);
     }
 }
 
@@ -140,12 +143,22 @@ static bool overlap_in_time(const Buffer *a, const Buffer *b) {
 }
 
 /* The runs of convolutions that take one sample at a time (chain.c). A
- * buffer that only chain c writes and reads holds one sample, since sample
- * b+1 overwrites it only after sample b is through the chain. One the
- * chain writes for a later layer is live from the chain's first step (it
- * keeps sample 0 while the chain goes on with the rest); one it reads from
- * an earlier layer, to the chain's last step. */
-static void plan_chains(const Graph *g, Plan *p) {
+ * buffer that only chain c writes and reads (a member's scratch too) holds
+ * one sample, since sample b+1 overwrites it only after sample b is
+ * through the chain. One the chain writes for a later layer is live from
+ * the chain's first step (it keeps sample 0 while the chain goes on with
+ * the rest); one it reads from an earlier layer, to the chain's last step.
+ *
+ * The chain's own buffers are placed among themselves, by their steps,
+ * in one sample's workspace; the chain's workspace buffer holds p->slots
+ * of those, one for each sample in flight, and is live at every step of
+ * the chain. With threads, one slot a sample: two threads at different
+ * members of the chain never share bytes, whatever steps they are at. */
+static void place_buffers(Buffer **list, int n, int64_t *top);
+
+static void plan_chains(const Graph *g, Plan *p, Arena *a) {
+    int count = p->buffers.len;
+    Buffer **inside = malloc(sizeof(Buffer *) * (size_t)(count + 1));
     for (int c = 1;; c++) {
         int first = -1, last = -1;
         for (int i = 0; i < g->nodes.len; i++)
@@ -154,29 +167,42 @@ static void plan_chains(const Graph *g, Plan *p) {
                 last = i;
             }
         if (first < 0)
-            return;
-        for (int i = 0; i < p->buffers.len; i++) {
+            break;
+        int n = 0;
+        for (int i = 0; i < count; i++) {
             Buffer *b = p->buffers.items[i];
             if (b->first >= first && b->last <= last) {
                 b->one_sample = true;
-                b->bytes = round_up(shape_elems(b->owner->shape) * 4, ARENA_ALIGN);
+                b->bytes = b->sample_bytes;
+                inside[n++] = b;
             } else if (b->first < first && b->last >= first && b->last < last) {
                 b->last = last;
             } else if (b->first >= first && b->first <= last && b->last > last) {
                 b->first = first;
             }
         }
+        if (n == 0)
+            continue;
+        int64_t slot = 0;
+        place_buffers(inside, n, &slot);
+        Buffer *ws = new_buffer(p, a, g->nodes.items[first], slot * p->slots, first, last);
+        ws->slots = p->slots;
+        ws->slot_bytes = slot;
+        ws->sample_bytes = slot;
+        for (int i = 0; i < n; i++)
+            inside[i]->ws = ws;
     }
+    free(inside);
 }
 
-/* Greedy by size, best fit. */
-static void place(Plan *p) {
-    int n = p->buffers.len;
+/* Greedy by size, best fit: the n buffers of `list` get offsets from 0,
+ * and *top the end of the highest. */
+static void place_buffers(Buffer **list, int n, int64_t *top) {
     Buffer **order = malloc(sizeof(Buffer *) * (size_t)(n + 1));
     Buffer **placed = malloc(sizeof(Buffer *) * (size_t)(n + 1));
     Buffer **conflicts = malloc(sizeof(Buffer *) * (size_t)(n + 1));
     for (int i = 0; i < n; i++)
-        order[i] = p->buffers.items[i];
+        order[i] = list[i];
     qsort(order, (size_t)n, sizeof *order, by_size_desc);
     int nplaced = 0;
     for (int i = 0; i < n; i++) {
@@ -198,13 +224,31 @@ static void place(Plan *p) {
         }
         b->offset = best >= 0 ? best : end;
         placed[nplaced++] = b;
-        int64_t top = b->offset + b->bytes;
-        if (top > p->arena_bytes)
-            p->arena_bytes = top;
+        if (b->offset + b->bytes > *top)
+            *top = b->offset + b->bytes;
     }
     free(order);
     free(placed);
     free(conflicts);
+}
+
+/* Every buffer outside a workspace in the arena, then those inside at
+ * their workspace's offset. */
+static void place(Plan *p) {
+    int n = 0;
+    Buffer **list = malloc(sizeof(Buffer *) * (size_t)(p->buffers.len + 1));
+    for (int i = 0; i < p->buffers.len; i++) {
+        Buffer *b = p->buffers.items[i];
+        if (!b->ws)
+            list[n++] = b;
+    }
+    place_buffers(list, n, &p->arena_bytes);
+    free(list);
+    for (int i = 0; i < p->buffers.len; i++) {
+        Buffer *b = p->buffers.items[i];
+        if (b->ws)
+            b->offset += b->ws->offset;
+    }
 }
 
 /* The most bytes live at one step: no placement can do better. */
@@ -212,8 +256,9 @@ static int64_t lower_bound(const Plan *p, int steps) {
     int64_t *delta = calloc((size_t)steps + 2, sizeof *delta);
     for (int i = 0; i < p->buffers.len; i++) {
         const Buffer *b = p->buffers.items[i];
-        delta[b->first] += b->bytes;
-        delta[b->last + 1] -= b->bytes;
+        int64_t bytes = b->ws ? 0 : b->bytes;   /* counted in its workspace */
+        delta[b->first] += bytes;
+        delta[b->last + 1] -= bytes;
     }
     int64_t live = 0, most = 0;
     for (int t = 0; t <= steps; t++) {
@@ -239,13 +284,14 @@ static void arena_too_big(const Plan *p, Diags *d, const char *what) {
 }
 
 Plan *plan_memory(Graph *g, int batch, ScratchFn scratch, Arena *a, Diags *d) {
-    return plan_with_state(g, batch, scratch, NULL, a, d);
+    return plan_with_state(g, batch, scratch, NULL, 1, a, d);
 }
 
-Plan *plan_with_state(Graph *g, int batch, ScratchFn scratch, ScratchFn state, Arena *a,
-                      Diags *d) {
+Plan *plan_with_state(Graph *g, int batch, ScratchFn scratch, ScratchFn state, int slots,
+                      Arena *a, Diags *d) {
     Plan *p = arena_alloc(a, sizeof *p);
     p->batch = batch;
+    p->slots = slots;
     int steps = g->nodes.len;
 
     /* The bytes for all samples must stay below the 2^40 limit too. */
@@ -278,24 +324,22 @@ Plan *plan_with_state(Graph *g, int batch, ScratchFn scratch, ScratchFn state, A
     }
     choose_homes(g, p, last_read, a);
     free(last_read);
-    plan_chains(g, p);
 
     for (int i = 0; i < steps; i++) {
         Node *n = g->nodes.items[i];
         /* a chain's convolution runs on one sample a call */
         int64_t floats = scratch ? scratch(n, n->chain ? 1 : batch) : 0;
-        if (floats > 0) {
+        if (floats > 0)
             n->scratch = new_buffer(p, a, n, floats * 4, n->id, n->id);
-            n->scratch->one_sample = n->chain > 0;
-        }
         /* live at every step, so nothing else ever writes over it */
         int64_t kept = state ? state(n, batch) : 0;
         if (kept > 0)
             n->state = new_buffer(p, a, n, kept * 4, 0, steps - 1);
     }
+    plan_chains(g, p, a);
     for (int i = 0; i < p->buffers.len; i++) {
         const Buffer *b = p->buffers.items[i];
-        p->no_reuse_bytes += b->bytes;
+        p->no_reuse_bytes += b->slots ? 0 : b->ws ? b->bytes * b->ws->slots : b->bytes;
     }
     place(p);
     p->lower_bound = lower_bound(p, steps);
@@ -314,8 +358,14 @@ const char *plan_verify(const Graph *g, const Plan *p, Arena *a) {
             x->offset + x->bytes > p->arena_bytes)
             return arena_printf(a, "buffer %d of %s is misplaced", x->id,
                                 x->owner->name);
+        if (x->ws && (x->offset < x->ws->offset ||
+                      x->offset + x->bytes > x->ws->offset + x->ws->slot_bytes))
+            return arena_printf(a, "buffer %d of %s is outside its slot", x->id,
+                                x->owner->name);
         for (int k = i + 1; k < p->buffers.len; k++) {
             const Buffer *y = p->buffers.items[k];
+            if (x->ws == y || y->ws == x)
+                continue;   /* a workspace holds its chain's buffers */
             if (overlap_in_time(x, y) && x->offset < y->offset + y->bytes &&
                 y->offset < x->offset + x->bytes)
                 return arena_printf(a, "buffers of %s and %s overlap while both "

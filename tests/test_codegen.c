@@ -177,8 +177,9 @@ static long long arena_bytes(const char *header, const char *name) {
 
 /* chain.c: at batch 8, ResNet-18's convolutions and first pool take a
  * sample at a time, in one loop, and the arena holds one sample of what
- * they pass each other; at batch 1, with --no-fuse=chain, and with OpenMP
- * there is no such loop. */
+ * they pass each other; at batch 1, with --no-fuse=chain, and for LeNet-5,
+ * whose layers' outputs for 64 samples fit in L2, there is no such loop.
+ * With OpenMP the loop's samples go to the threads, each in its own slot. */
 Test(codegen, chains_take_a_sample_at_a_time, .timeout = 60) {
     const char *f = "build/chain/resnet18.c", *h = "build/chain/resnet18.h";
     const char *loop = "a sample at a time (chain.c)";
@@ -186,6 +187,7 @@ Test(codegen, chains_take_a_sample_at_a_time, .timeout = 60) {
     cr_expect_eq(count_in(f, loop), 1);
     cr_expect_eq(count_in(f, "        conv1(in_img + (ptrdiff_t)b * 150528, "), 1,
                  "the first convolution reads sample b of the input");
+    cr_expect_eq(count_in(f, "slot"), 0, "one slot without OpenMP");
     cr_expect_eq(sh("gcc -std=c99 -Wall -Wextra -Werror -pedantic -O1 -c %s -o /dev/null", f), 0);
     long long chained = arena_bytes(h, "resnet18");
     cr_assert_eq(sh("./cnnc build examples/resnet18.cnn --target avx2 --batch 8 "
@@ -195,9 +197,18 @@ Test(codegen, chains_take_a_sample_at_a_time, .timeout = 60) {
     cr_expect_lt(chained * 4, layered, "arena %lld with chains, %lld without", chained, layered);
     cr_assert_eq(sh("./cnnc build examples/resnet18.cnn --target avx2 -o build/chain"), 0);
     cr_expect_eq(count_in(f, loop), 0, "nothing to chain at batch 1");
+    cr_assert_eq(sh("./cnnc build examples/lenet5.cnn --target avx2 --batch 64 -o build/chain"),
+                 0);
+    cr_expect_eq(count_in("build/chain/lenet5.c", loop), 0, "LeNet-5 fits in L2 layer by layer");
     cr_assert_eq(sh("./cnnc build examples/resnet18.cnn --target avx2 --openmp --batch 8 "
                     "-o build/chain"), 0);
-    cr_expect_eq(count_in(f, loop), 0, "with OpenMP the kernels share out whole samples");
+    cr_expect_eq(count_in(f, loop), 1);
+    cr_expect_eq(count_in(f, "    const int slot = omp_get_thread_num();"), 1);
+    cr_expect_eq(count_in(f, "        conv1(in_img + (ptrdiff_t)b * 150528, "), 2,
+                 "the chain's calls are written twice: one sample, several");
+    cr_expect_gt(count_in(f, "(ptrdiff_t)slot * "), 40, "the chain's buffers in the thread's slot");
+    cr_expect_eq(sh("gcc -std=c99 -Wall -Wextra -Werror -pedantic -fopenmp -O1 -c %s "
+                    "-o /dev/null", f), 0);
 }
 
 /* OpenMP pragmas appear with --openmp and only then. */
@@ -467,7 +478,7 @@ Test(codegen, dense_direction_never_changes_results, .timeout = 120) {
 }
 
 /* fuse_pool.c: a max pool taken in the convolution's registers (depthwise
- * and Winograd kernels) gives the bits of the two layers apart (the convolution's sums are the same; the
+ * and Winograd F(2x2) and F(4x4) kernels) gives the bits of the two layers apart (the convolution's sums are the same; the
  * maxima follow the pooling kernel's rule for ties, signed zeros and NaN
  * payloads), on each vector target this CPU runs. */
 Test(codegen, pool_in_conv_matches_the_two_layers_bit_for_bit, .timeout = 120) {
@@ -486,7 +497,9 @@ Test(codegen, pool_in_conv_matches_the_two_layers_bit_for_bit, .timeout = 120) {
             snprintf(code, sizeof code, "%s/poolconv.c", dir);
             cr_assert_eq(sh("./cnnc build tests/api/poolconv.cnn --target %s %s -o %s",
                             targets[i], fused ? "" : "--no-fuse=pool", dir), 0);
-            cr_expect_eq(count_in(code, "then the 2x2 max pool"), fused ? 3 : 0);
+            cr_expect_eq(count_in(code, "then the 2x2 max pool"), fused ? 4 : 0);
+            cr_expect_eq(count_in(code, ": Winograd F(2x2,3x3)"), 1, "v is not on F(2x2)");
+            cr_expect_eq(count_in(code, ": Winograd F(4x4,3x3)"), 1, "w is not on F(4x4)");
             cr_assert_eq(sh("cc -std=c11 -O1 -I%s tests/api/poolconv_main.c %s/poolconv.c "
                             "-o %s/main && ./%s/main > %s.bin", dir, dir, dir, dir, dir), 0);
         }

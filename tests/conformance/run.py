@@ -415,6 +415,21 @@ network t {
     output c, d, e
 }
 """),
+    # chain.c: layers a sample at a time (at batch 3: their outputs outgrow L2), through a
+    # strided 7x7 conv, a pool, a bottleneck with its residual sum, a depthwise layer, a
+    # concat its convs write, a Winograd conv with its pool, into a dense head
+    ("chain_net", """network t {
+    input x: [3, 128, 128]
+    a = x -> conv(24, 7, stride=2, pad=3) -> bn -> relu -> maxpool(3, stride=2, pad=1)
+    b = a -> conv(16, 1) -> relu -> conv(16, 3, pad=1) -> bn -> relu -> conv(24, 1) -> bn
+    c = a + b -> relu
+    d = c -> conv(24, 3, pad=1, groups=24) -> relu6
+    e = concat(d -> conv(16, 1), d -> conv(16, 3, pad=1) -> relu)
+    f = e -> conv(32, 3, pad=1) -> relu -> maxpool(2)
+    y = f -> globalavgpool -> dense(10)
+    output y
+}
+"""),
     ("concat_same_twice", """network t {
     input x: [3, 5, 5]
     a = x -> conv(2, 3, pad=1) -> relu
@@ -490,6 +505,7 @@ BATCH3 = ["layer:conv_stride2_pad1", "layer:conv_rows7_s2", "layer:conv_one_chan
           "layer:dense_chw", "layer:bn_vec", "layer:softmax_chw",
           "layer:local_stride_pad", "layer:lrn4_even", "layer:prelu_vec", "layer:maxpool3_s2_pad1",
           "net:concat3", "net:concat_slices", "net:pool_in_conv", "net:multi_io", "net:residual_block", "net:dense_chain_vec",
+          "net:chain_net",
           "example:lenet5", "example:resnet18", "example:mobilenetv2", "example:sentence_cnn"]
 
 

@@ -10500,10 +10500,10 @@ int resnet18_forward(const float *packed, const float *in_img, float *out_logits
     for (int b = 0; b < batch; b++) {
         conv1(in_img + (ptrdiff_t)b * 150528, A + 0, packed + 0, A + 802816, 1);
         maxpool1(A + 0, A + 802816, A + 1003520, 1);
-        basic1_conv1(A + 802816, A + 1003520, packed + 9472, A + 0, 1);
-        basic1_conv2(A + 1003520, A + 802816, A + 327296, packed + 161600, A + 0, 1);
-        basic2_conv1(A + 327296, A + 528000, packed + 313728, A + 0, 1);
-        basic2_conv2(A + 528000, A + 327296, A + 728704, packed + 465856, A + 0, 1);
+        basic1_conv1(A + 802816, A + 327296, packed + 9472, A + 0, 1);
+        basic1_conv2(A + 327296, A + 802816, A + 528000, packed + 161600, A + 0, 1);
+        basic2_conv1(A + 528000, A + 327296, packed + 313728, A + 0, 1);
+        basic2_conv2(A + 327296, A + 528000, A + 728704, packed + 465856, A + 0, 1);
         basic_down1_conv1(A + 728704, A + 434304, packed + 617984, A + 0, 1);
         basic_down1_conv2(A + 434304, A + 534656, packed + 691840, A + 0, 1);
         basic_down1_conv3(A + 728704, A + 534656, A + 434304, packed + 1286400, A + 635008, 1);
