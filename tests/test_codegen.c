@@ -477,6 +477,59 @@ Test(codegen, dense_direction_never_changes_results, .timeout = 120) {
                  "one, two and three threads disagree");
 }
 
+/* chain.c with OpenMP: each thread takes whole samples through the chain
+ * in a slot of its own. A slot shared by two threads, or a sample's
+ * buffers read from the wrong slot, would change outputs; so one, two and
+ * three threads (uneven shares, dynamic order) must give the bits of the
+ * build without OpenMP, for 48 different samples, twice in a row. */
+Test(codegen, openmp_chains_give_the_serial_bits, .timeout = 120) {
+    const char *loop = "a sample at a time (chain.c)";
+    cr_assert_eq(sh("./cnnc build examples/mnist.cnn --target avx2 --batch 48 -o build/slots"), 0);
+    cr_assert_eq(sh("./cnnc build examples/mnist.cnn --target avx2 --batch 48 --openmp "
+                    "-o build/slots/omp"), 0);
+    cr_expect_eq(count_in("build/slots/mnist.c", loop), 1);
+    cr_expect_eq(count_in("build/slots/omp/mnist.c", loop), 1);
+    /* main.c apart from both builds: #include "mnist.h" looks beside it first */
+    cr_assert_eq(sh("mkdir -p build/slots/run"), 0);
+    FILE *f = fopen("build/slots/run/main.c", "w");
+    cr_assert(f);
+    fputs("#include <stdio.h>\n#include <string.h>\n#include \"mnist.h\"\n"
+          "enum { B = 48 };\n"
+          "static float params[mnist_PARAM_COUNT], packed[mnist_PACKED_COUNT];\n"
+          "static float x[B * mnist_INPUT_SIZE], first[B * 10], y[B * 10];\n"
+          "static _Alignas(64) unsigned char arena[mnist_ARENA_BYTES];\n"
+          "int main(int argc, char **argv) {\n"
+          "    unsigned s = 11;\n"
+          "    if (argc != 2)\n"
+          "        return 1;\n"
+          "    for (int i = 0; i < mnist_PARAM_COUNT; i++) {\n"
+          "        s = s * 1103515245u + 12345u;\n"
+          "        params[i] = ((float)(s >> 8) / 16777216.0f - 0.5f) * 0.1f;\n"
+          "    }\n"
+          "    for (int i = 0; i < B * mnist_INPUT_SIZE; i++) {\n"
+          "        s = s * 1103515245u + 12345u;\n"
+          "        x[i] = (float)(s >> 8) / 16777216.0f;\n"
+          "    }\n"
+          "    mnist_pack(params, packed);\n"
+          "    if (mnist_forward(packed, x, first, B, arena)) return 2;\n"
+          "    if (mnist_forward(packed, x, y, B, arena)) return 3;\n"
+          "    if (memcmp(first, y, sizeof y)) return 4;\n"
+          "    FILE *out = fopen(argv[1], \"wb\");\n"
+          "    return out && fwrite(first, sizeof first, 1, out) == 1 && !fclose(out) ? 0 : 5;\n"
+          "}\n", f);
+    fclose(f);
+    cr_assert_eq(sh("cc -std=c11 -O1 -Ibuild/slots build/slots/run/main.c build/slots/mnist.c "
+                    "-o build/slots/run/serial"), 0);
+    cr_assert_eq(sh("cc -std=c11 -O1 -fopenmp -Ibuild/slots/omp build/slots/run/main.c "
+                    "build/slots/omp/mnist.c -o build/slots/main_omp"), 0);
+    cr_expect_eq(sh("./build/slots/run/serial build/slots/y0"), 0);
+    for (int t = 1; t <= 3; t++) {
+        cr_expect_eq(sh("OMP_NUM_THREADS=%d ./build/slots/main_omp build/slots/y%d", t, t), 0);
+        cr_expect_eq(sh("cmp -s build/slots/y0 build/slots/y%d", t), 0,
+                     "%d threads disagree with the serial build", t);
+    }
+}
+
 /* fuse_pool.c: a max pool taken in the convolution's registers (depthwise
  * and Winograd F(2x2) and F(4x4) kernels) gives the bits of the two layers apart (the convolution's sums are the same; the
  * maxima follow the pooling kernel's rule for ties, signed zeros and NaN
