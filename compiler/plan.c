@@ -48,6 +48,14 @@ static Buffer *new_buffer(Plan *p, Arena *a, const Node *owner, int64_t bytes,
     return b;
 }
 
+/* A buffer for the output of `owner`, every sample of it. */
+static Buffer *tensor_buffer(Plan *p, Arena *a, const Node *owner, int first, int last) {
+    int64_t one = shape_elems(owner->shape) * 4;
+    Buffer *b = new_buffer(p, a, owner, one * p->batch, first, last);
+    b->sample_bytes = round_up(one, ARENA_ALIGN);
+    return b;
+}
+
 /* Gives n the storage of its input `in` (a view or an in-place layer). */
 static void share(Node *n, Node *in, int last_read) {
     n->home = in->home;
@@ -70,8 +78,7 @@ static bool can_overwrite(const Node *n, int i) {
 static Buffer *written_early(Plan *p, Arena *a, Node *to, int first, const int *last_read) {
     if (!to->buf && !to->is_output) {
         int last = last_read[to->id] > to->id ? last_read[to->id] : to->id;
-        to->buf = new_buffer(p, a, to, shape_elems(to->shape) * 4 * p->batch, first, last);
-        to->buf->sample_bytes = round_up(shape_elems(to->shape) * 4, ARENA_ALIGN);
+        to->buf = tensor_buffer(p, a, to, first, last);
     }
     return to->buf;
 }
@@ -120,9 +127,7 @@ static void choose_homes(Graph *g, Plan *p, const int *last_read, Arena *a) {
                 continue;
             }
         }
-        int64_t bytes = shape_elems(n->shape) * 4 * p->batch;
-        n->buf = new_buffer(p, a, n, bytes, n->id, last);
-        n->buf->sample_bytes = round_up(shape_elems(n->shape) * 4, ARENA_ALIGN);
+        n->buf = tensor_buffer(p, a, n, n->id, last);
     }
 }
 

@@ -353,6 +353,24 @@ static void emit_store_quarter(Emit *e, const Node *n, const WinoGeo *g, const c
     P(e, "%s}\n", in);
 }
 
+/* The pooled values in `lane`, `run` for each of the vector's rv rows of
+ * tiles, to pooled row `py` from column `px` (expressions of q, the row
+ * of tiles in the vector), cut at the plane's right and bottom edges. */
+static void emit_lane_rows(Emit *e, const WinoGeo *g, const char *in, int64_t run,
+                           const char *py, const char *px) {
+    int64_t ph = g->ho / 2, pw = g->wo / 2;
+    P(e, "%sfor (int q = 0; q < %lld; q++) {\n", in, ll(g->rv));
+    P(e, "%s    const int py = %s, px = %s;\n", in, py, px);
+    P(e, "%s    const int count = px + %lld <= %lld ? %lld : %lld - px;\n", in, ll(run),
+      ll(pw), ll(run), ll(pw));
+    P(e, "%s    if (py >= %lld || count <= 0)\n", in, ll(ph));
+    P(e, "%s        break;\n", in);
+    P(e, "%s    float *py_row = yb + k * %lld + py * %lld + px;\n", in, ll(ph * pw), ll(pw));
+    P(e, "%s    for (int l = 0; l < count; l++)\n", in);
+    P(e, "%s        py_row[l] = lane[q * %lld + l];\n", in, ll(run));
+    P(e, "%s}\n", in);
+}
+
 /* With a 2x2 max pool fused (fuse_pool.c), each tile is one pooling
  * window: its four outputs through the epilogue (no residual sum: its
  * operand is laid out by rows, not tiles), then cnn_vmax in the pooling
@@ -361,7 +379,7 @@ static void emit_store_quarter(Emit *e, const Node *n, const WinoGeo *g, const c
  * xv * W of pooled row r, or W / rv from each of rv rows. */
 static void emit_pooled_store(Emit *e, const Node *n, const WinoGeo *g) {
     const char *in = "                    ";
-    int64_t ph = g->ho / 2, pw = g->wo / 2, per_row = g->width / g->rv;
+    int64_t per_row = g->width / g->rv;
     P(e, "%s__m256 best;\n", in);
     const char *taps[] = {"y00", "y01", "y10", "y11"};
     for (int i = 0; i < 4; i++) {
@@ -371,16 +389,7 @@ static void emit_pooled_store(Emit *e, const Node *n, const WinoGeo *g) {
     }
     P(e, "%sfloat lane[W];\n", in);
     P(e, "%s_mm256_storeu_ps(lane, best);\n", in);
-    P(e, "%sfor (int q = 0; q < %lld; q++) {\n", in, ll(g->rv));
-    P(e, "%s    const int py = ty0 + r + q, px = %s;\n", in, g->rv == 1 ? "xv * W" : "0");
-    P(e, "%s    const int count = px + %lld <= %lld ? %lld : %lld - px;\n", in, ll(per_row),
-      ll(pw), ll(per_row), ll(pw));
-    P(e, "%s    if (py >= %lld || count <= 0)\n", in, ll(ph));
-    P(e, "%s        break;\n", in);
-    P(e, "%s    float *py_row = yb + k * %lld + py * %lld + px;\n", in, ll(ph * pw), ll(pw));
-    P(e, "%s    for (int l = 0; l < count; l++)\n", in);
-    P(e, "%s        py_row[l] = lane[q * %lld + l];\n", in, ll(per_row));
-    P(e, "%s}\n", in);
+    emit_lane_rows(e, g, in, per_row, "ty0 + r + q", g->rv == 1 ? "xv * W" : "0");
 }
 
 /* Output transform, a vector of W tiles at a time: s = A^T M (rows), then
@@ -550,7 +559,7 @@ static void emit_input_transform4(Emit *e, const WinoGeo *g) {
  * of 2W / rv pooled values, copied lane by lane up to the plane's edge. */
 static void emit_pooled_store4(Emit *e, const Node *n, const WinoGeo *g) {
     const char *in = "                    ";
-    int64_t ph = g->ho / 2, pw = g->wo / 2, run = 2 * g->width / g->rv;
+    int64_t run = 2 * g->width / g->rv;
     for (int a = 0; a < 2; a++) {
         P(e, "%s{\n", in);
         for (int i = 2 * a; i < 2 * a + 2; i++) {
@@ -574,18 +583,9 @@ static void emit_pooled_store4(Emit *e, const Node *n, const WinoGeo *g) {
         P(e, "%s    float lane[2 * W];\n", in);
         P(e, "%s    _mm256_storeu_ps(lane, lo);\n", in);
         P(e, "%s    _mm256_storeu_ps(lane + W, hi);\n", in);
-        P(e, "%s    for (int q = 0; q < %lld; q++) {\n", in, ll(g->rv));
-        P(e, "%s        const int py = 2 * (ty0 + r + q) + %d, px = %s;\n", in, a,
-          g->rv == 1 ? "2 * xv * W" : "0");
-        P(e, "%s        const int count = px + %lld <= %lld ? %lld : %lld - px;\n", in, ll(run),
-          ll(pw), ll(run), ll(pw));
-        P(e, "%s        if (py >= %lld || count <= 0)\n", in, ll(ph));
-        P(e, "%s            break;\n", in);
-        P(e, "%s        float *py_row = yb + k * %lld + py * %lld + px;\n", in, ll(ph * pw),
-          ll(pw));
-        P(e, "%s        for (int l = 0; l < count; l++)\n", in);
-        P(e, "%s            py_row[l] = lane[q * %lld + l];\n", in, ll(run));
-        P(e, "%s    }\n", in);
+        emit_lane_rows(e, g, arena_printf(e->a, "%s    ", in), run,
+                       arena_printf(e->a, "2 * (ty0 + r + q) + %d", a),
+                       g->rv == 1 ? "2 * xv * W" : "0");
         P(e, "%s}\n", in);
     }
 }
