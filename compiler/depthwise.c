@@ -43,14 +43,21 @@ typedef struct DwGeo {
     PadMode mode;
 } DwGeo;
 
-/* The kernel's vector width: on AVX-512, output rows narrower than 16
+/* The kernel's vector width. On AVX-512, output rows narrower than 16
  * take AVX2's 8-wide vectors (AVX-512 CPUs run them too). Rows of 8 to 15
  * otherwise fell to the general kernel (stride 1) or went out lane by lane
  * (stride 2); on an EPYC (Zen 4) MobileNetV2's 14x14 depthwise layers took
- * 0.15-0.23 ms that way against 0.06-0.09 ms 8-wide. */
+ * 0.15-0.23 ms that way against 0.06-0.09 ms 8-wide. So do rows that 8-wide
+ * vectors cover with fewer lanes: a row of 56 is 64 lanes 16-wide and 56
+ * lanes 8-wide, and every 16-wide load of it splits a cache line. On the
+ * same EPYC MobileNetV2's 56-wide layers ran 6-15% faster 8-wide; its
+ * 28-wide ones (32 lanes either way) ran as fast or faster 16-wide. */
 int dw_width(Target t, const Node *n) {
     int w = simd_width(t);
-    return w == 16 && n->shape.rank == 3 && n->shape.d[2] < 16 ? 8 : w;
+    if (w != 16 || n->shape.rank != 3)
+        return w;
+    int64_t wo = n->shape.d[2], rest = wo % 16;
+    return wo < 16 || (rest > 0 && rest <= 8) ? 8 : 16;
 }
 
 /* One filter per output channel that reads a single input channel (groups
@@ -105,7 +112,7 @@ const char *dw_schedule(Emit *e, const Node *n) {
                                               ll(g.m));
     const char *isa = g.width == 16 ? "avx512"
                       : simd_width(e->opt->target) == 16 ? "avx512 in AVX2's 8-wide vectors "
-                                                           "(rows under 16)"
+                                                           "(rows they fit better)"
                                                          : "avx2";
     return arena_printf(e->a, "%s: %s; tile R=%lld output rows x %d positions, "
                         "%lld weights in registers", isa, how,

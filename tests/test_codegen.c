@@ -107,8 +107,6 @@ Test(codegen, avx512_and_training_code_is_clean, .timeout = 300) {
     }
 }
 
-/* The LeNet-5 inference code needs nothing: built freestanding without any
- * library, its only undefined symbols may be memcpy and memset. */
 /* How many times `needle` occurs in file `path`. */
 static int count_in(const char *path, const char *needle) {
     size_t len;
@@ -119,6 +117,30 @@ static int count_in(const char *path, const char *needle) {
         n++;
     free(text);
     return n;
+}
+
+/* The conformance cases written for a kernel get that kernel on AVX-512
+ * (writing the code needs no AVX-512 CPU): 7x7 outputs of 1x1 layers take
+ * the MP=7 x MR=48 tile, and depthwise rows of 20 and 24 outputs, which
+ * 8-wide vectors cover with fewer lanes, take AVX2's vectors. */
+Test(codegen, avx512_cases_get_their_kernels, .timeout = 60) {
+    struct { const char *shape, *layer, *needle; } cases[] = {
+        {"256, 7, 7", "conv(96, 1, bias=false) -> relu", "tile MP=7 positions x MR=48"},
+        {"64, 14, 14", "conv(48, 1, stride=2)", "tile MP=7 positions x MR=48"},
+        {"8, 6, 20", "conv(8, 3, pad=1, groups=8, bias=false) -> relu6", "8-wide vectors"},
+        {"8, 7, 48", "conv(8, 3, stride=2, pad=1, groups=8)", "8-wide vectors"},
+        {"144, 4, 32", "conv(144, 3, pad=1, groups=144)", "avx512: depthwise"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        FILE *f = fopen("build/case512.cnn", "w");
+        cr_assert(f);
+        fprintf(f, "network t {\n    input x: [%s]\n    y = x -> %s\n    output y\n}\n",
+                cases[i].shape, cases[i].layer);
+        fclose(f);
+        cr_assert_eq(sh("./cnnc build build/case512.cnn --target avx512 -o build/case512"), 0);
+        cr_expect_eq(count_in("build/case512/t.c", cases[i].needle), 1, "[%s] -> %s: no \"%s\"",
+                     cases[i].shape, cases[i].layer, cases[i].needle);
+    }
 }
 
 /* Each fusion pass removes the kernels of what it fuses, and says so in the
@@ -341,6 +363,8 @@ Test(codegen, clang_openmp_asks_for_the_isa_flags, .timeout = 120) {
                     "-c build/clomp/mnist.c -o /dev/null"), 0);
 }
 
+/* The LeNet-5 inference code needs nothing: built freestanding without any
+ * library, its only undefined symbols may be memcpy and memset. */
 Test(codegen, lenet5_is_freestanding, .timeout = 60) {
     cr_assert_eq(sh("mkdir -p build/free && gcc -std=c99 -O2 -ffreestanding -nostdlib "
                     "-c generated/lenet5/lenet5.c -o build/free/lenet5.o"), 0);

@@ -91,6 +91,10 @@ LAYER_CASES = [
      "leakyrelu(0.1)", 1),
     ("conv_depthwise_pool_w10", [8, 10, 10], "conv(8, 3, pad=1, groups=8) -> leakyrelu(0.2) "
      "-> maxpool(2)", 1),
+    # rows that 8-wide vectors cover with fewer lanes than 16-wide ones (20 and 24 outputs)
+    # also take them on AVX-512
+    ("conv_depthwise_w20", [8, 6, 20], "conv(8, 3, pad=1, groups=8, bias=false) -> relu6", 1),
+    ("conv_depthwise_s2_w24", [8, 7, 48], "conv(8, 3, stride=2, pad=1, groups=8)", 1),
     # one input channel to many outputs: depthwise.c's multiplier form (rows of 16 or more
     # outputs, so the avx512 build takes it too)
     ("conv_one_channel", [1, 12, 19], "conv(6, 3, pad=1)", 1),
@@ -126,6 +130,9 @@ LAYER_CASES = [
     ("conv_stride2_dil2", [3, 11, 11], "conv(4, 3, stride=2, dilation=2, pad=2)", 1),
     ("conv_depthwise_dil2", [6, 9, 9], "conv(6, 3, pad=2, dilation=2, groups=6)", 1),
     ("conv_1x1_big_tail", [37, 3, 3], "conv(131, 1)", 1),
+    # 7x7 outputs: AVX-512's C-form tile of MP=7 positions x MR=48 channels, stride 1 and 2
+    ("conv_1x1_mp7", [256, 7, 7], "conv(96, 1, bias=false) -> relu", 1),
+    ("conv_1x1_s2_mp7", [64, 14, 14], "conv(48, 1, stride=2)", 1),
     # Winograd on the vector targets (winograd.c): rows of whole vectors of tiles with an odd
     # last row and column, two and four tile rows a vector, no padding, channel counts that
     # leave the register tile ragged. wino_tile gives the 7x7 and 8x8 planes F(2x2,3x3), the
