@@ -191,6 +191,17 @@ def time_exe(exe, batch, samples, min_seconds, params="-", inp="-", out=None, th
     return statistics.median(ts), ts
 
 
+def in_turns(timers, rounds):
+    """The median of `rounds` samples of each timer (a function returning one sample's seconds
+    per call), taken in turns: one sample of each timer a round. A spell of other work on the
+    machine then falls on every timer alike instead of on one of them."""
+    ts = {k: [] for k in timers}
+    for _ in range(rounds):
+        for k, fn in timers.items():
+            ts[k].append(fn())
+    return {k: statistics.median(v) for k, v in ts.items()}
+
+
 def time_py(fn, samples, min_seconds):
     """Median seconds per call of fn() after one warm-up call; each sample repeats fn until it
     has run min_seconds."""

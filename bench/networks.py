@@ -33,7 +33,9 @@ the "rel. diff" columns; batch 1 for the latency builds, the whole batch for the
 build), so the timing is of a correct computation.
 
 Every figure is the median of the samples listed per network, each sample at least --min-time
-seconds of calls after one warm-up call. The throughput batch is 64 unless the throughput
+seconds of calls after one warm-up call. The latencies take their samples in turns (one of
+each cnnc build, then one of PyTorch, round after round), so that a spell of other work on the
+machine slows both sides of a ratio alike. The throughput batch is 64 unless the throughput
 measurements of a network (cnnc and PyTorch, 1 and all threads, warm-up included), estimated
 from the batch-1 latencies, would take more than --budget seconds: then it is halved until they
 fit, and the table's notes say so. --batch N fixes the batch for every network.
@@ -65,7 +67,7 @@ NETS = [
     ("mnist",       7, 64, 5),
     ("lenet5",      7, 64, 5),
     ("resnet18",    5, 64, 3),
-    ("resnet50",    3, 64, 3),
+    ("resnet50",    5, 64, 3),
     ("vgg16",       3, 64, 3),
     ("mobilenetv2", 5, 64, 3),
     ("googlenet",   5, 64, 3),
@@ -164,7 +166,8 @@ def main():
     for line in B.torch_lines(torch):
         print("- " + line)
     print("- same parameters and inputs on both sides; medians of the samples given per row, each "
-          ">= %.2f s of calls after one warm-up call" % o.min_time)
+          ">= %.2f s of calls after one warm-up call; latency samples taken in turns (each cnnc "
+          "build, then PyTorch, round after round)" % o.min_time)
     busy = B.busy_warning()
     if busy:
         print("- **" + busy + "**")
@@ -192,8 +195,8 @@ def main():
         x1 = [torch.from_numpy(np.ascontiguousarray(x[:1])) for x in xs]
         with torch.inference_mode():
             ref1 = torch.cat([r.reshape(-1) for r in twin.evaluate(g, pt, x1)]).numpy()
-        # --- latency: each cnnc build at batch 1, one thread
-        c_lat, rels, ctimes = {}, {}, []
+        # --- latency: each cnnc build at batch 1, one thread, and PyTorch, in turns
+        rels, ctimes, exes = {}, [], {}
         for b in builds:
             target, comp, _ = B.BUILDS[b]
             d = os.path.join(base, b)
@@ -201,9 +204,8 @@ def main():
             B.harness(nm, d)
             exe, ct = B.compile_harness(nm, d, comp)
             ctimes.append("%s %.0f s" % (b, ct))
-            yf = os.path.join(d, "y.f32")
-            c_lat[b] = B.time_exe(exe, 1, ls, o.min_time, pf, x1f, yf)[0]
-            rels[b] = rel_diff(np.fromfile(yf, dtype=np.float32), ref1)
+            exes[b] = (exe, os.path.join(d, "y.f32"))
+        tune_s = None
         if tuned:
             target, comp, _ = B.BUILDS[tuned]
             d = os.path.join(base, tuned + "-tuned")
@@ -217,13 +219,21 @@ def main():
             nm, _ = B.build(cnn, d, batch=1, target=target, tune=tf)
             B.harness(nm, d)
             exe, ct = B.compile_harness(nm, d, comp)
-            yf = os.path.join(d, "y.f32")
-            c_lat["tuned"] = B.time_exe(exe, 1, ls, o.min_time, pf, x1f, yf)[0]
-            rels["tuned"] = rel_diff(np.fromfile(yf, dtype=np.float32), ref1)
+            exes["tuned"] = (exe, os.path.join(d, "y.f32"))
+        timers = {b: (lambda exe=exe, yf=yf: B.time_exe(exe, 1, 1, o.min_time, pf, x1f, yf)[0])
+                  for b, (exe, yf) in exes.items()}
+
+        def torch_1t():
+            with torch.inference_mode():
+                torch.set_num_threads(1)
+                return B.time_py(lambda: twin.evaluate(g, pt, x1), 1, o.min_time)[0]
+        timers["torch"] = torch_1t
+        c_lat = B.in_turns(timers, ls)
+        t_lat = c_lat.pop("torch")
+        for b, (exe, yf) in exes.items():
+            rels[b] = rel_diff(np.fromfile(yf, dtype=np.float32), ref1)
+        if tuned:
             c_lat["tune_s"] = tune_s
-        with torch.inference_mode():
-            torch.set_num_threads(1)
-            t_lat = B.time_py(lambda: twin.evaluate(g, pt, x1), ls, o.min_time)[0]
         lat.append((name, ls, c_lat, t_lat, rels))
         print("  %-12s latency: %s; torch 1T %.2f ms; rel. diff %s; compile %s; elapsed %.0f s, load %s"
               % (name, ", ".join("%s %.2f ms" % (b, c_lat[b] * 1e3) for b in builds), t_lat * 1e3,
@@ -272,11 +282,16 @@ def main():
             if lat_busy:
                 notes.append("%s: %s other work used %.1f cores just before the %d-thread latency "
                              "runs: those figures are unreliable" % (name, MARK, before, allt))
-            c_lat_all = B.time_exe(exe, 1, ls, o.min_time, pf, x1f, y1f, threads=allt)[0]
+
+            def torch_all():
+                with torch.inference_mode():
+                    torch.set_num_threads(allt)
+                    return B.time_py(lambda: twin.evaluate(g, pt, x1), 1, o.min_time)[0]
+            both = B.in_turns({"cnnc": lambda: B.time_exe(exe, 1, 1, o.min_time, pf, x1f, y1f,
+                                                          threads=allt)[0],
+                               "torch": torch_all}, ls)
+            c_lat_all, t_lat_all = both["cnnc"], both["torch"]
             rel_all = rel_diff(np.fromfile(y1f, dtype=np.float32), ref1)
-            with torch.inference_mode():
-                torch.set_num_threads(allt)
-                t_lat_all = B.time_py(lambda: twin.evaluate(g, pt, x1), ls, o.min_time)[0]
             lat_all.append((name, ls, c_lat[thr_build], c_lat_all, t_lat, t_lat_all, rel_all, lat_busy))
         c_thr = {}
         for th in thr_threads:
