@@ -37,12 +37,15 @@ struct Emit {
 };
 
 /* With --openmp, a layer's own loops are shared among the threads only
- * when one sample's work pays for waking them: a parallel region costs a
- * few microseconds here (2.5 us measured on 2 cores of an EPYC), so below
- * about a quarter of a million multiply-adds a second thread
- * costs more than it saves (LeNet-5's layers are all below; omp_work
- * counts an element moved as four multiply-adds). */
-enum { OMP_SPLIT_WORK = 1 << 18 };
+ * when one sample's work pays for waking them. Parallel regions one after
+ * another cost about 0.6 us each with libgomp on 2 cores of an EPYC (Zen
+ * 4), a barrier 0.3 us: below about 64K multiply-adds (a microsecond's
+ * work) a second thread costs more than it saves. At 256K, the earlier
+ * bound, LeNet-5 at batch 1 ran no faster on 2 threads than on one; at 64K
+ * its second convolution is shared too, and it took 13.2 us against 18.2
+ * (the MNIST network 38 against 41 us), one thread losing nothing
+ * measurable. omp_work counts an element moved as four multiply-adds. */
+enum { OMP_SPLIT_WORK = 1 << 16 };
 
 /* The L2 cache one core has to itself, which tile and band sizes aim to
  * stay within: 1 MB on the Zen 4 and recent Xeon cores this was tuned on
