@@ -994,7 +994,7 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
 /* dense1 — examples/mnist.cnn:13: dense 500
  *   in [32,7,7] -> out [500]
  *   weights at packed[41824]: weight [500,1568] + bias [500]
- *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); rows walked forwards and backwards on alternate calls; then relu3
+ *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); rows walked forwards and backwards on alternate calls; one sample: the rows one by one; then relu3
  */
 static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
     enum { DENSE_ROWS = 4, W = 8 }; /* W floats a vector */
@@ -1006,6 +1006,34 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
     for (int k = 0; k < 500; k += DENSE_ROWS) {
         const int u0 = back ? 496 - k : k;
         const int rows = u0 + DENSE_ROWS <= 500 ? DENSE_ROWS : 500 - u0;
+        if (batch == 1) { /* one stream of weights */
+            const float *x = x0;
+            for (int r = 0; r < rows; r++) {
+                const int u = u0 + r;
+                const float *wr = w + (ptrdiff_t)u * 1568;
+                float sum;
+                if (rows == DENSE_ROWS) {
+                    __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
+                    for (int i = 0; i < 1568; i += 2 * W) {
+                        a = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i), _mm256_loadu_ps(x + i), a);
+                        b = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i + W), _mm256_loadu_ps(x + i + W), b);
+                    }
+                    sum = cnn_hsum(_mm256_add_ps(a, b));
+                } else {
+                    __m256 a = _mm256_setzero_ps();
+                    int i = 0;
+                    for (; i + W <= 1568; i += W)
+                        a = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i), _mm256_loadu_ps(x + i), a);
+                    sum = cnn_hsum(a);
+                    for (; i < 1568; i++)
+                        sum += wr[i] * x[i];
+                }
+                float v = sum + w[784000 + u];
+                v = v < 0.0f ? 0.0f : v;
+                y[u] = v;
+            }
+            continue;
+        }
         for (int b = 0; b < batch; b++) {
             const float *x = x0 + (ptrdiff_t)b * 1568;
             float sum[DENSE_ROWS];

@@ -10400,7 +10400,7 @@ static CNN_SIMD void globalavgpool1(const float *restrict x0, float *restrict y,
 /* dense1 — examples/resnet18.cnn:37: dense 1000
  *   in [512,1,1] -> out [1000]
  *   weights at packed[23940480]: weight [1000,512] + bias [1000]
- *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); rows walked forwards and backwards on alternate calls
+ *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); rows walked forwards and backwards on alternate calls; one sample: the rows one by one
  */
 static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
     enum { DENSE_ROWS = 4, W = 8 }; /* W floats a vector */
@@ -10412,6 +10412,33 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
     for (int k = 0; k < 1000; k += DENSE_ROWS) {
         const int u0 = back ? 996 - k : k;
         const int rows = u0 + DENSE_ROWS <= 1000 ? DENSE_ROWS : 1000 - u0;
+        if (batch == 1) { /* one stream of weights */
+            const float *x = x0;
+            for (int r = 0; r < rows; r++) {
+                const int u = u0 + r;
+                const float *wr = w + (ptrdiff_t)u * 512;
+                float sum;
+                if (rows == DENSE_ROWS) {
+                    __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
+                    for (int i = 0; i < 512; i += 2 * W) {
+                        a = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i), _mm256_loadu_ps(x + i), a);
+                        b = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i + W), _mm256_loadu_ps(x + i + W), b);
+                    }
+                    sum = cnn_hsum(_mm256_add_ps(a, b));
+                } else {
+                    __m256 a = _mm256_setzero_ps();
+                    int i = 0;
+                    for (; i + W <= 512; i += W)
+                        a = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i), _mm256_loadu_ps(x + i), a);
+                    sum = cnn_hsum(a);
+                    for (; i < 512; i++)
+                        sum += wr[i] * x[i];
+                }
+                float v = sum + w[512000 + u];
+                y[u] = v;
+            }
+            continue;
+        }
         for (int b = 0; b < batch; b++) {
             const float *x = x0 + (ptrdiff_t)b * 512;
             float sum[DENSE_ROWS];
