@@ -220,14 +220,14 @@ def main():
             B.harness(nm, d)
             exe, ct = B.compile_harness(nm, d, comp)
             exes["tuned"] = (exe, os.path.join(d, "y.f32"))
+        def torch_sample(threads):
+            """One PyTorch latency sample at `threads` threads."""
+            with torch.inference_mode():
+                torch.set_num_threads(threads)
+                return B.time_py(lambda: twin.evaluate(g, pt, x1), 1, o.min_time)[0]
         timers = {b: (lambda exe=exe, yf=yf: B.time_exe(exe, 1, 1, o.min_time, pf, x1f, yf)[0])
                   for b, (exe, yf) in exes.items()}
-
-        def torch_1t():
-            with torch.inference_mode():
-                torch.set_num_threads(1)
-                return B.time_py(lambda: twin.evaluate(g, pt, x1), 1, o.min_time)[0]
-        timers["torch"] = torch_1t
+        timers["torch"] = lambda: torch_sample(1)
         c_lat = B.in_turns(timers, ls)
         t_lat = c_lat.pop("torch")
         for b, (exe, yf) in exes.items():
@@ -282,14 +282,9 @@ def main():
             if lat_busy:
                 notes.append("%s: %s other work used %.1f cores just before the %d-thread latency "
                              "runs: those figures are unreliable" % (name, MARK, before, allt))
-
-            def torch_all():
-                with torch.inference_mode():
-                    torch.set_num_threads(allt)
-                    return B.time_py(lambda: twin.evaluate(g, pt, x1), 1, o.min_time)[0]
             both = B.in_turns({"cnnc": lambda: B.time_exe(exe, 1, 1, o.min_time, pf, x1f, y1f,
                                                           threads=allt)[0],
-                               "torch": torch_all}, ls)
+                               "torch": lambda: torch_sample(allt)}, ls)
             c_lat_all, t_lat_all = both["cnnc"], both["torch"]
             rel_all = rel_diff(np.fromfile(y1f, dtype=np.float32), ref1)
             lat_all.append((name, ls, c_lat[thr_build], c_lat_all, t_lat, t_lat_all, rel_all, lat_busy))

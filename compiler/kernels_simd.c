@@ -1020,19 +1020,13 @@ static bool dense_rows_one_by_one(const Node *n) {
     return dense_turns(n) && in_elems(n, 0) <= 2048;
 }
 
-static void emit_dense_rows_one_by_one(Emit *e, const Node *n, int64_t main) {
-    int64_t units = n->a.units, in = in_elems(n, 0);
-    if (!dense_rows_one_by_one(n))
-        return;
-    P(e, "        if (batch == 1) { /* one stream of weights */\n");
-    P(e, "            const float *x = x0;\n");
-    for (int k = 0; k < epilogue_operands(e, n); k++)
-        P(e, "            const float *rb%d = r%d;\n", k, k);
-    P(e, "            for (int r = 0; r < rows; r++) {\n");
-    P(e, "                const int u = u0 + r;\n");
-    P(e, "                const float *wr = w + (ptrdiff_t)u * %lld;\n", ll(in));
-    P(e, "                float sum;\n");
-    P(e, "                if (rows == DENSE_ROWS) {\n");
+/* The branch that sums a full block's rows one after another, each as
+ * the four-row branch after it does (even and odd vectors apart, then the
+ * tail): the same bits. */
+static void emit_dense_rows_one_by_one(Emit *e, int64_t in, int64_t main) {
+    P(e, "            if (rows == DENSE_ROWS && batch == 1) { /* one stream of weights */\n");
+    P(e, "                for (int r = 0; r < DENSE_ROWS; r++) {\n");
+    P(e, "                    const float *wr = w + (ptrdiff_t)(u0 + r) * %lld;\n", ll(in));
     P(e, "                    __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();\n");
     P(e, "                    for (int i = 0; i < %lld; i += 2 * W) {\n", ll(main));
     P(e, "                        a = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i), "
@@ -1040,27 +1034,12 @@ static void emit_dense_rows_one_by_one(Emit *e, const Node *n, int64_t main) {
     P(e, "                        b = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i + W), "
          "_mm256_loadu_ps(x + i + W), b);\n");
     P(e, "                    }\n");
-    P(e, "                    sum = cnn_hsum(_mm256_add_ps(a, b));\n");
+    P(e, "                    sum[r] = cnn_hsum(_mm256_add_ps(a, b));\n");
     if (main < in)
         P(e, "                    for (int i = %lld; i < %lld; i++)\n"
-             "                        sum += wr[i] * x[i];\n", ll(main), ll(in));
-    P(e, "                } else {\n");
-    P(e, "                    __m256 a = _mm256_setzero_ps();\n");
-    P(e, "                    int i = 0;\n");
-    P(e, "                    for (; i + W <= %lld; i += W)\n", ll(in));
-    P(e, "                        a = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i), "
-         "_mm256_loadu_ps(x + i), a);\n");
-    P(e, "                    sum = cnn_hsum(a);\n");
-    P(e, "                    for (; i < %lld; i++)\n", ll(in));
-    P(e, "                        sum += wr[i] * x[i];\n");
+             "                        sum[r] += wr[i] * x[i];\n", ll(main), ll(in));
     P(e, "                }\n");
-    P(e, "                float v = sum%s;\n",
-      has_bias(e, n) ? arena_printf(e->a, " + w[%lld + u]", ll(units * in)) : "");
-    emit_epilogue_scalar(e, n, "                ", "u");
-    P(e, "                y[u] = v;\n");
-    P(e, "            }\n");
-    P(e, "            continue;\n");
-    P(e, "        }\n");
+    P(e, "            } else ");
 }
 
 /* y = W x + b: four weight rows at a time against the same input, sixteen
@@ -1076,13 +1055,16 @@ static void emit_dense(Emit *e, const Node *n) {
     bool team = open_dense_rows(e, n);
     P(e, "        const int rows = u0 + DENSE_ROWS <= %lld ? DENSE_ROWS : %lld - u0;\n",
       ll(units), ll(units));
-    emit_dense_rows_one_by_one(e, n, main);
     P(e, "        for (int b = 0; b < batch; b++) {\n");
     P(e, "            const float *x = x0 + (ptrdiff_t)b * %lld;\n", ll(in));
     for (int k = 0; k < epilogue_operands(e, n); k++)
         P(e, "            const float *rb%d = r%d + (ptrdiff_t)b * %lld;\n", k, k, ll(units));
     P(e, "            float sum[DENSE_ROWS];\n");
-    P(e, "            if (rows == DENSE_ROWS) {\n");
+    if (dense_rows_one_by_one(n))
+        emit_dense_rows_one_by_one(e, in, main);
+    else
+        P(e, "            ");
+    P(e, "if (rows == DENSE_ROWS) {\n");
     P(e, "                const float *w0 = w + (ptrdiff_t)u0 * %lld;\n", ll(in));
     for (int r = 1; r < 4; r++)
         P(e, "                const float *w%d = w0 + %lld;\n", r, ll(r * in));

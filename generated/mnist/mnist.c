@@ -1006,38 +1006,20 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
     for (int k = 0; k < 500; k += DENSE_ROWS) {
         const int u0 = back ? 496 - k : k;
         const int rows = u0 + DENSE_ROWS <= 500 ? DENSE_ROWS : 500 - u0;
-        if (batch == 1) { /* one stream of weights */
-            const float *x = x0;
-            for (int r = 0; r < rows; r++) {
-                const int u = u0 + r;
-                const float *wr = w + (ptrdiff_t)u * 1568;
-                float sum;
-                if (rows == DENSE_ROWS) {
+        for (int b = 0; b < batch; b++) {
+            const float *x = x0 + (ptrdiff_t)b * 1568;
+            float sum[DENSE_ROWS];
+            if (rows == DENSE_ROWS && batch == 1) { /* one stream of weights */
+                for (int r = 0; r < DENSE_ROWS; r++) {
+                    const float *wr = w + (ptrdiff_t)(u0 + r) * 1568;
                     __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
                     for (int i = 0; i < 1568; i += 2 * W) {
                         a = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i), _mm256_loadu_ps(x + i), a);
                         b = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i + W), _mm256_loadu_ps(x + i + W), b);
                     }
-                    sum = cnn_hsum(_mm256_add_ps(a, b));
-                } else {
-                    __m256 a = _mm256_setzero_ps();
-                    int i = 0;
-                    for (; i + W <= 1568; i += W)
-                        a = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i), _mm256_loadu_ps(x + i), a);
-                    sum = cnn_hsum(a);
-                    for (; i < 1568; i++)
-                        sum += wr[i] * x[i];
+                    sum[r] = cnn_hsum(_mm256_add_ps(a, b));
                 }
-                float v = sum + w[784000 + u];
-                v = v < 0.0f ? 0.0f : v;
-                y[u] = v;
-            }
-            continue;
-        }
-        for (int b = 0; b < batch; b++) {
-            const float *x = x0 + (ptrdiff_t)b * 1568;
-            float sum[DENSE_ROWS];
-            if (rows == DENSE_ROWS) {
+            } else if (rows == DENSE_ROWS) {
                 const float *w0 = w + (ptrdiff_t)u0 * 1568;
                 const float *w1 = w0 + 1568;
                 const float *w2 = w0 + 3136;
