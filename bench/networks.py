@@ -33,9 +33,10 @@ the "rel. diff" columns; batch 1 for the latency builds, the whole batch for the
 build), so the timing is of a correct computation.
 
 Every figure is the median of the samples listed per network, each sample at least --min-time
-seconds of calls after one warm-up call. The latencies take their samples in turns (one of
-each cnnc build, then one of PyTorch, round after round), so that a spell of other work on the
-machine slows both sides of a ratio alike. The throughput batch is 64 unless the throughput
+seconds of calls after one warm-up call. Samples are taken in turns, round after round (the
+latencies: one of each cnnc build, then one of PyTorch; the throughputs: one of cnnc at each
+thread count, then one of PyTorch at each), so that a spell of other work on the machine slows
+both sides of a ratio alike, the 2T/1T ratios included. The throughput batch is 64 unless the throughput
 measurements of a network (cnnc and PyTorch, 1 and all threads, warm-up included), estimated
 from the batch-1 latencies, would take more than --budget seconds: then it is halved until they
 fit, and the table's notes say so. --batch N fixes the batch for every network.
@@ -89,10 +90,11 @@ def fmt_rel(r):
 
 def choose_batch(tb, ts, per_image, min_time, runs, budget):
     """The largest of tb, tb/2, ... (at least 1) whose throughput runs fit the budget: `runs`
-    timed runs of ts samples plus one warm-up call each, per_image seconds per image in all
-    (summed over the runs). Returns (batch, estimated seconds at tb)."""
+    timed runs of ts samples each, a sample being one warm-up call and then calls for at least
+    min_time, per_image seconds per image in all (summed over the runs). Returns (batch,
+    estimated seconds at tb)."""
     def est(b):
-        return (ts + 1) * b * per_image + runs * ts * min_time
+        return 2 * ts * b * per_image + runs * ts * min_time
     b = tb
     while b > 1 and est(b) > budget:
         b //= 2
@@ -166,8 +168,9 @@ def main():
     for line in B.torch_lines(torch):
         print("- " + line)
     print("- same parameters and inputs on both sides; medians of the samples given per row, each "
-          ">= %.2f s of calls after one warm-up call; latency samples taken in turns (each cnnc "
-          "build, then PyTorch, round after round)" % o.min_time)
+          ">= %.2f s of calls after one warm-up call; samples taken in turns (latency: each cnnc "
+          "build, then PyTorch; throughput: cnnc and then PyTorch at each thread count; round "
+          "after round)" % o.min_time)
     busy = B.busy_warning()
     if busy:
         print("- **" + busy + "**")
@@ -288,21 +291,27 @@ def main():
             c_lat_all, t_lat_all = both["cnnc"], both["torch"]
             rel_all = rel_diff(np.fromfile(y1f, dtype=np.float32), ref1)
             lat_all.append((name, ls, c_lat[thr_build], c_lat_all, t_lat, t_lat_all, rel_all, lat_busy))
-        c_thr = {}
-        for th in thr_threads:
-            check_busy(th)
-            c_thr[th] = nb / B.time_exe(exe, nb, ts, o.min_time, pf, xf, yf if th == thr_threads[-1] else None,
-                                        threads=th if omp else None)[0]
+        # one sample of each (cnnc and PyTorch at each thread count) a round, as the latencies
         xb = [torch.from_numpy(np.ascontiguousarray(x[:nb])) for x in xs]
-        t_thr, refb = {}, {}
-        with torch.inference_mode():
-            for th in sorted({1, allt}):
+        refb = {}
+
+        def cnnc_batch(th):
+            check_busy(th)
+            return B.time_exe(exe, nb, 1, o.min_time, pf, xf, yf if th == thr_threads[-1] else None,
+                              threads=th if omp else None)[0]
+
+        def torch_batch(th):
+            def run_twin():
+                refb["y"] = twin.evaluate(g, pt, xb)
+            with torch.inference_mode():
                 torch.set_num_threads(th)
                 check_busy(th)
-
-                def run_twin():
-                    refb["y"] = twin.evaluate(g, pt, xb)
-                t_thr[th] = nb / B.time_py(run_twin, ts, o.min_time)[0]
+                return B.time_py(run_twin, 1, o.min_time)[0]
+        timers = {("cnnc", th): (lambda th=th: cnnc_batch(th)) for th in thr_threads}
+        timers.update({("torch", th): (lambda th=th: torch_batch(th)) for th in sorted({1, allt})})
+        per_call = B.in_turns(timers, ts)
+        c_thr = {th: nb / per_call[("cnnc", th)] for th in thr_threads}
+        t_thr = {th: nb / per_call[("torch", th)] for th in sorted({1, allt})}
         busy = max(busy) if busy else 0.0
         if busy >= BUSY:
             notes.append("%s: %s other work used up to %.1f cores just before the %d-thread runs: "
