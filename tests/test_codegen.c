@@ -119,27 +119,33 @@ static int count_in(const char *path, const char *needle) {
     return n;
 }
 
-/* The conformance cases written for a kernel get that kernel on AVX-512
- * (writing the code needs no AVX-512 CPU): 7x7 outputs of 1x1 layers take
- * the MP=7 x MR=48 tile, and depthwise rows of 20 and 24 outputs, which
- * 8-wide vectors cover with fewer lanes, take AVX2's vectors. */
-Test(codegen, avx512_cases_get_their_kernels, .timeout = 60) {
-    struct { const char *shape, *layer, *needle; } cases[] = {
-        {"256, 7, 7", "conv(96, 1, bias=false) -> relu", "tile MP=7 positions x MR=48"},
-        {"64, 14, 14", "conv(48, 1, stride=2)", "tile MP=7 positions x MR=48"},
-        {"8, 6, 20", "conv(8, 3, pad=1, groups=8, bias=false) -> relu6", "8-wide vectors"},
-        {"8, 7, 48", "conv(8, 3, stride=2, pad=1, groups=8)", "8-wide vectors"},
-        {"144, 4, 32", "conv(144, 3, pad=1, groups=144)", "avx512: depthwise"},
+/* The conformance cases written for a kernel get that kernel (writing the
+ * code needs no AVX-512 CPU): on AVX-512 7x7 outputs of 1x1 layers take the
+ * MP=7 x MR=48 tile, and depthwise rows of 20 and 24 outputs, which 8-wide
+ * vectors cover with fewer lanes, take AVX2's vectors; on AVX2 7x7 outputs
+ * take the MP=5 x MR=16 tile. */
+Test(codegen, cases_get_their_kernels, .timeout = 60) {
+    struct { const char *target, *shape, *layer, *needle; } cases[] = {
+        {"avx512", "256, 7, 7", "conv(96, 1, bias=false) -> relu", "tile MP=7 positions x MR=48"},
+        {"avx512", "64, 14, 14", "conv(48, 1, stride=2)", "tile MP=7 positions x MR=48"},
+        {"avx512", "8, 6, 20", "conv(8, 3, pad=1, groups=8, bias=false) -> relu6", "8-wide vectors"},
+        {"avx512", "8, 7, 48", "conv(8, 3, stride=2, pad=1, groups=8)", "8-wide vectors"},
+        {"avx512", "144, 4, 32", "conv(144, 3, pad=1, groups=144)", "avx512: depthwise"},
+        {"avx2", "256, 7, 7", "conv(96, 1, bias=false) -> relu", "tile MP=5 positions x MR=16"},
+        {"avx2", "64, 14, 14", "conv(48, 1, stride=2)", "tile MP=5 positions x MR=16"},
+        {"avx2", "32, 14, 14", "conv(40, 3, stride=2, pad=1)", "tile MP=5 positions x MR=16"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        FILE *f = fopen("build/case512.cnn", "w");
+        FILE *f = fopen("build/case_kernel.cnn", "w");
         cr_assert(f);
         fprintf(f, "network t {\n    input x: [%s]\n    y = x -> %s\n    output y\n}\n",
                 cases[i].shape, cases[i].layer);
         fclose(f);
-        cr_assert_eq(sh("./cnnc build build/case512.cnn --target avx512 -o build/case512"), 0);
-        cr_expect_eq(count_in("build/case512/t.c", cases[i].needle), 1, "[%s] -> %s: no \"%s\"",
-                     cases[i].shape, cases[i].layer, cases[i].needle);
+        cr_assert_eq(sh("./cnnc build build/case_kernel.cnn --target %s -o build/case_kernel",
+                        cases[i].target), 0);
+        cr_expect_eq(count_in("build/case_kernel/t.c", cases[i].needle), 1,
+                     "%s: [%s] -> %s: no \"%s\"", cases[i].target, cases[i].shape,
+                     cases[i].layer, cases[i].needle);
     }
 }
 

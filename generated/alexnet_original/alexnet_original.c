@@ -264,20 +264,20 @@ static void cnn_pack_wino4(const float *w, const float *bias, const float *bn,
 /* conv1 — examples/alexnet_original.cnn:23: conv 11x11/4 96
  *   in [3,227,227] -> out [96,55,55]
  *   weights at packed[0]: weight [96,3,11,11] + bias [96] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; then relu1
+ *   avx2: tile MP=5 positions x MR=16 output channels (10 ymm accumulators); input values broadcast from the input, weights in vectors; then relu1
  */
 static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
+    enum { MP = 5, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 34848;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 154587;
         float *yb = y + (ptrdiff_t)b * 290400;
         const float *in = xb0;
-        for (int it = 0; it < 3030; it++) {
-            /* bands of 15 tiles, every block of output channels on a band */
-            const int band = it / 90, rest = it - band * 90;
-            const int in_band = 505 - band * 15 < 15 ? 505 - band * 15 : 15;
-            const int gb = rest / in_band, tile = band * 15 + rest - gb * in_band;
+        for (int it = 0; it < 3630; it++) {
+            /* bands of 18 tiles, every block of output channels on a band */
+            const int band = it / 108, rest = it - band * 108;
+            const int in_band = 605 - band * 18 < 18 ? 605 - band * 18 : 18;
+            const int gb = rest / in_band, tile = band * 18 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 96 + ob * MR;
             (void)grp;
@@ -295,8 +295,6 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
             const int o3 = q[3] / 55 * 908 + q[3] % 55 * 4;
             q[4] = tile * MP + 4 < 3025 ? tile * MP + 4 : 3024;
             const int o4 = q[4] / 55 * 908 + q[4] % 55 * 4;
-            q[5] = tile * MP + 5 < 3025 ? tile * MP + 5 : 3024;
-            const int o5 = q[5] / 55 * 908 + q[5] % 55 * 4;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
@@ -307,8 +305,6 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
             __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
             for (int c = 0; c < 3; c++, xp += 51529)
                 for (int i = 0; i < 11; i++)
                     for (int j = 0; j < 11; j++, wp += MR)
@@ -330,9 +326,6 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
                             xb = _mm256_set1_ps(xp[o4 + i * 227 + j * 1]);
                             c40 = _mm256_fmadd_ps(xb, wv0, c40);
                             c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                            xb = _mm256_set1_ps(xp[o5 + i * 227 + j * 1]);
-                            c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                            c51 = _mm256_fmadd_ps(xb, wv1, c51);
                         }
             _mm256_storeu_ps(t[0] + 0, c00);
             _mm256_storeu_ps(t[0] + 8, c01);
@@ -344,8 +337,6 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
             _mm256_storeu_ps(t[3] + 8, c31);
             _mm256_storeu_ps(t[4] + 0, c40);
             _mm256_storeu_ps(t[4] + 8, c41);
-            _mm256_storeu_ps(t[5] + 0, c50);
-            _mm256_storeu_ps(t[5] + 8, c51);
             for (int k = 0; k < MR; k++) {
                 const int at = (oc0 + k) * 3025;
                 for (int i = 0; i < MP; i++) {

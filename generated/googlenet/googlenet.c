@@ -16276,11 +16276,11 @@ static CNN_SIMD void inception8_conv4(const float *restrict x0, float *restrict 
 
 /* inception8.conv5 — examples/googlenet.cnn:24: conv 5x5 p2 128
  *   in [32,7,7] -> out [128,7,7]
- *   weights at packed[10698628]: weight [128,32,5,5] + bias [128] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception8.relu5; stores into channels 576..703 of inception8.concat1, which copies nothing
+ *   weights at packed[10698628]: weight [128,32,5,5] + bias [128] (packed in blocks of 16 output channels)
+ *   avx2: tile MP=5 positions x MR=16 output channels (10 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception8.relu5; stores into channels 576..703 of inception8.concat1, which copies nothing
  */
 static CNN_SIMD void inception8_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
+    enum { MP = 5, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 102400;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 1568;
@@ -16288,15 +16288,15 @@ static CNN_SIMD void inception8_conv5(const float *restrict x0, float *restrict 
         float *sb = s + (ptrdiff_t)b * 3872; /* this sample's scratch */
         cnn_pad(xb0, sb, 32, 7, 7, 2, 2, 11, 11, 0);
         const float *in = sb;
-        for (int it = 0; it < 68; it++) {
-            /* bands of 13 tiles, every block of output channels on a band */
-            const int band = it / 52, rest = it - band * 52;
-            const int in_band = 17 - band * 13 < 13 ? 17 - band * 13 : 13;
-            const int gb = rest / in_band, tile = band * 13 + rest - gb * in_band;
+        for (int it = 0; it < 80; it++) {
+            /* bands of 8 tiles, every block of output channels on a band */
+            const int band = it / 64, rest = it - band * 64;
+            const int in_band = 10 - band * 8 < 8 ? 10 - band * 8 : 8;
+            const int gb = rest / in_band, tile = band * 8 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 25600;
+            const float *wp = w + (ptrdiff_t)gb * 12800;
             const float *xp = in + grp * 3872;
             int q[MP];
             float t[MP][MR];
@@ -16306,139 +16306,129 @@ static CNN_SIMD void inception8_conv5(const float *restrict x0, float *restrict 
             const int o1 = q[1] / 7 * 11 + q[1] % 7 * 1;
             q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
             const int o2 = q[2] / 7 * 11 + q[2] % 7 * 1;
+            q[3] = tile * MP + 3 < 49 ? tile * MP + 3 : 48;
+            const int o3 = q[3] / 7 * 11 + q[3] % 7 * 1;
+            q[4] = tile * MP + 4 < 49 ? tile * MP + 4 : 48;
+            const int o4 = q[4] / 7 * 11 + q[4] % 7 * 1;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
             __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
+            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
             for (int c = 0; c < 32; c++, xp += 121)
-                for (int i = 0; i < 5; i++, wp += 160) {
+                for (int i = 0; i < 5; i++, wp += 80) {
                     const int r = i * 11;
                     {
                         const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                         const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                        const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                        const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
                         __m256 xb = _mm256_set1_ps(xp[o0 + r + 0]);
                         c00 = _mm256_fmadd_ps(xb, wv0, c00);
                         c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                        c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                        c03 = _mm256_fmadd_ps(xb, wv3, c03);
                         xb = _mm256_set1_ps(xp[o1 + r + 0]);
                         c10 = _mm256_fmadd_ps(xb, wv0, c10);
                         c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                        c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                        c13 = _mm256_fmadd_ps(xb, wv3, c13);
                         xb = _mm256_set1_ps(xp[o2 + r + 0]);
                         c20 = _mm256_fmadd_ps(xb, wv0, c20);
                         c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                        c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                        c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                        xb = _mm256_set1_ps(xp[o3 + r + 0]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + r + 0]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 1]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        xb = _mm256_set1_ps(xp[o1 + r + 1]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        xb = _mm256_set1_ps(xp[o2 + r + 1]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        xb = _mm256_set1_ps(xp[o3 + r + 1]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + r + 1]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
                     }
                     {
                         const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
                         const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                        const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
-                        const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 1]);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 2]);
                         c00 = _mm256_fmadd_ps(xb, wv0, c00);
                         c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                        c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                        c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                        xb = _mm256_set1_ps(xp[o1 + r + 1]);
+                        xb = _mm256_set1_ps(xp[o1 + r + 2]);
                         c10 = _mm256_fmadd_ps(xb, wv0, c10);
                         c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                        c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                        c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                        xb = _mm256_set1_ps(xp[o2 + r + 1]);
+                        xb = _mm256_set1_ps(xp[o2 + r + 2]);
                         c20 = _mm256_fmadd_ps(xb, wv0, c20);
                         c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                        c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                        c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                        xb = _mm256_set1_ps(xp[o3 + r + 2]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + r + 2]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 3]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        xb = _mm256_set1_ps(xp[o1 + r + 3]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        xb = _mm256_set1_ps(xp[o2 + r + 3]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        xb = _mm256_set1_ps(xp[o3 + r + 3]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + r + 3]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
                     }
                     {
                         const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
                         const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                        const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
-                        const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 2]);
-                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                        c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                        c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                        xb = _mm256_set1_ps(xp[o1 + r + 2]);
-                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                        c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                        c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                        xb = _mm256_set1_ps(xp[o2 + r + 2]);
-                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                        c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                        c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                    }
-                    {
-                        const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                        const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                        const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                        const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 3]);
-                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                        c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                        c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                        xb = _mm256_set1_ps(xp[o1 + r + 3]);
-                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                        c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                        c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                        xb = _mm256_set1_ps(xp[o2 + r + 3]);
-                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                        c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                        c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                    }
-                    {
-                        const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                        const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                        const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
-                        const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
                         __m256 xb = _mm256_set1_ps(xp[o0 + r + 4]);
                         c00 = _mm256_fmadd_ps(xb, wv0, c00);
                         c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                        c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                        c03 = _mm256_fmadd_ps(xb, wv3, c03);
                         xb = _mm256_set1_ps(xp[o1 + r + 4]);
                         c10 = _mm256_fmadd_ps(xb, wv0, c10);
                         c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                        c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                        c13 = _mm256_fmadd_ps(xb, wv3, c13);
                         xb = _mm256_set1_ps(xp[o2 + r + 4]);
                         c20 = _mm256_fmadd_ps(xb, wv0, c20);
                         c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                        c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                        c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                        xb = _mm256_set1_ps(xp[o3 + r + 4]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + r + 4]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
                     }
                 }
             _mm256_storeu_ps(t[0] + 0, c00);
             _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
             _mm256_storeu_ps(t[1] + 0, c10);
             _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
             _mm256_storeu_ps(t[2] + 0, c20);
             _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
+            _mm256_storeu_ps(t[3] + 0, c30);
+            _mm256_storeu_ps(t[3] + 8, c31);
+            _mm256_storeu_ps(t[4] + 0, c40);
+            _mm256_storeu_ps(t[4] + 8, c41);
             for (int k = 0; k < MR; k++) {
                 const int at = (oc0 + k) * 49;
                 for (int i = 0; i < MP; i++) {
@@ -17830,11 +17820,11 @@ static CNN_SIMD void inception9_conv4(const float *restrict x0, float *restrict 
 
 /* inception9.conv5 — examples/googlenet.cnn:24: conv 5x5 p2 128
  *   in [48,7,7] -> out [128,7,7]
- *   weights at packed[12608437]: weight [128,48,5,5] + bias [128] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception9.relu5; stores into channels 768..895 of inception9.concat1, which copies nothing
+ *   weights at packed[12608437]: weight [128,48,5,5] + bias [128] (packed in blocks of 16 output channels)
+ *   avx2: tile MP=5 positions x MR=16 output channels (10 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception9.relu5; stores into channels 768..895 of inception9.concat1, which copies nothing
  */
 static CNN_SIMD void inception9_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
+    enum { MP = 5, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 153600;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 2352;
@@ -17842,12 +17832,12 @@ static CNN_SIMD void inception9_conv5(const float *restrict x0, float *restrict 
         float *sb = s + (ptrdiff_t)b * 5808; /* this sample's scratch */
         cnn_pad(xb0, sb, 48, 7, 7, 2, 2, 11, 11, 0);
         const float *in = sb;
-        for (int it = 0; it < 68; it++) {
-            const int gb = it / 17, tile = it - gb * 17;
+        for (int it = 0; it < 80; it++) {
+            const int gb = it / 10, tile = it - gb * 10;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 38400;
+            const float *wp = w + (ptrdiff_t)gb * 19200;
             const float *xp = in + grp * 5808;
             int q[MP];
             float t[MP][MR];
@@ -17857,139 +17847,129 @@ static CNN_SIMD void inception9_conv5(const float *restrict x0, float *restrict 
             const int o1 = q[1] / 7 * 11 + q[1] % 7 * 1;
             q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
             const int o2 = q[2] / 7 * 11 + q[2] % 7 * 1;
+            q[3] = tile * MP + 3 < 49 ? tile * MP + 3 : 48;
+            const int o3 = q[3] / 7 * 11 + q[3] % 7 * 1;
+            q[4] = tile * MP + 4 < 49 ? tile * MP + 4 : 48;
+            const int o4 = q[4] / 7 * 11 + q[4] % 7 * 1;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
             __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
+            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
             for (int c = 0; c < 48; c++, xp += 121)
-                for (int i = 0; i < 5; i++, wp += 160) {
+                for (int i = 0; i < 5; i++, wp += 80) {
                     const int r = i * 11;
                     {
                         const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                         const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                        const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                        const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
                         __m256 xb = _mm256_set1_ps(xp[o0 + r + 0]);
                         c00 = _mm256_fmadd_ps(xb, wv0, c00);
                         c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                        c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                        c03 = _mm256_fmadd_ps(xb, wv3, c03);
                         xb = _mm256_set1_ps(xp[o1 + r + 0]);
                         c10 = _mm256_fmadd_ps(xb, wv0, c10);
                         c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                        c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                        c13 = _mm256_fmadd_ps(xb, wv3, c13);
                         xb = _mm256_set1_ps(xp[o2 + r + 0]);
                         c20 = _mm256_fmadd_ps(xb, wv0, c20);
                         c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                        c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                        c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                        xb = _mm256_set1_ps(xp[o3 + r + 0]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + r + 0]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 1]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        xb = _mm256_set1_ps(xp[o1 + r + 1]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        xb = _mm256_set1_ps(xp[o2 + r + 1]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        xb = _mm256_set1_ps(xp[o3 + r + 1]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + r + 1]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
                     }
                     {
                         const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
                         const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                        const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
-                        const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 1]);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 2]);
                         c00 = _mm256_fmadd_ps(xb, wv0, c00);
                         c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                        c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                        c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                        xb = _mm256_set1_ps(xp[o1 + r + 1]);
+                        xb = _mm256_set1_ps(xp[o1 + r + 2]);
                         c10 = _mm256_fmadd_ps(xb, wv0, c10);
                         c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                        c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                        c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                        xb = _mm256_set1_ps(xp[o2 + r + 1]);
+                        xb = _mm256_set1_ps(xp[o2 + r + 2]);
                         c20 = _mm256_fmadd_ps(xb, wv0, c20);
                         c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                        c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                        c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                        xb = _mm256_set1_ps(xp[o3 + r + 2]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + r + 2]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 3]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        xb = _mm256_set1_ps(xp[o1 + r + 3]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        xb = _mm256_set1_ps(xp[o2 + r + 3]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        xb = _mm256_set1_ps(xp[o3 + r + 3]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + r + 3]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
                     }
                     {
                         const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
                         const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                        const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
-                        const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 2]);
-                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                        c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                        c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                        xb = _mm256_set1_ps(xp[o1 + r + 2]);
-                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                        c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                        c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                        xb = _mm256_set1_ps(xp[o2 + r + 2]);
-                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                        c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                        c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                    }
-                    {
-                        const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                        const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                        const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                        const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 3]);
-                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                        c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                        c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                        xb = _mm256_set1_ps(xp[o1 + r + 3]);
-                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                        c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                        c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                        xb = _mm256_set1_ps(xp[o2 + r + 3]);
-                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                        c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                        c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                    }
-                    {
-                        const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                        const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                        const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
-                        const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
                         __m256 xb = _mm256_set1_ps(xp[o0 + r + 4]);
                         c00 = _mm256_fmadd_ps(xb, wv0, c00);
                         c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                        c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                        c03 = _mm256_fmadd_ps(xb, wv3, c03);
                         xb = _mm256_set1_ps(xp[o1 + r + 4]);
                         c10 = _mm256_fmadd_ps(xb, wv0, c10);
                         c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                        c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                        c13 = _mm256_fmadd_ps(xb, wv3, c13);
                         xb = _mm256_set1_ps(xp[o2 + r + 4]);
                         c20 = _mm256_fmadd_ps(xb, wv0, c20);
                         c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                        c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                        c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                        xb = _mm256_set1_ps(xp[o3 + r + 4]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + r + 4]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
                     }
                 }
             _mm256_storeu_ps(t[0] + 0, c00);
             _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
             _mm256_storeu_ps(t[1] + 0, c10);
             _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
             _mm256_storeu_ps(t[2] + 0, c20);
             _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
+            _mm256_storeu_ps(t[3] + 0, c30);
+            _mm256_storeu_ps(t[3] + 8, c31);
+            _mm256_storeu_ps(t[4] + 0, c40);
+            _mm256_storeu_ps(t[4] + 8, c41);
             for (int k = 0; k < MR; k++) {
                 const int at = (oc0 + k) * 49;
                 for (int i = 0; i < MP; i++) {
@@ -18450,13 +18430,13 @@ void googlenet_pack(const float *params, float *packed) {
     cnn_pack_conv(params + 3699264, params + 3832384, NULL, 0.0, packed + 9706433, 160, 832, 1, 6); /* inception8.conv2 */
     cnn_pack_wino(params + 3832544, params + 4293344, NULL, 0.0, packed + 9841379, 320, 160, 6); /* inception8.conv3: Winograd */
     cnn_pack_conv(params + 4293664, params + 4320288, NULL, 0.0, packed + 10671139, 32, 832, 1, 3); /* inception8.conv4 */
-    cnn_pack_conv(params + 4320320, params + 4422720, NULL, 0.0, packed + 10698628, 128, 800, 1, 32); /* inception8.conv5 */
+    cnn_pack_conv(params + 4320320, params + 4422720, NULL, 0.0, packed + 10698628, 128, 800, 1, 16); /* inception8.conv5 */
     cnn_pack_conv(params + 4422848, params + 4529344, NULL, 0.0, packed + 10801156, 128, 832, 1, 3); /* inception8.conv6 */
     cnn_pack_conv(params + 4529472, params + 4848960, NULL, 0.0, packed + 10908613, 384, 832, 1, 12); /* inception9.conv1 */
     cnn_pack_conv(params + 4849344, params + 5009088, NULL, 0.0, packed + 11228485, 192, 832, 1, 12); /* inception9.conv2 */
     cnn_pack_wino(params + 5009280, params + 5672832, NULL, 0.0, packed + 11388421, 384, 192, 6); /* inception9.conv3: Winograd */
     cnn_pack_conv(params + 5673216, params + 5713152, NULL, 0.0, packed + 12568453, 48, 832, 1, 12); /* inception9.conv4 */
-    cnn_pack_conv(params + 5713200, params + 5866800, NULL, 0.0, packed + 12608437, 128, 1200, 1, 32); /* inception9.conv5 */
+    cnn_pack_conv(params + 5713200, params + 5866800, NULL, 0.0, packed + 12608437, 128, 1200, 1, 16); /* inception9.conv5 */
     cnn_pack_conv(params + 5866928, params + 5973424, NULL, 0.0, packed + 12762165, 128, 832, 1, 3); /* inception9.conv6 */
     cnn_copy(params + 5973552, packed + 12869622, 1025000); /* dense1 */
 }

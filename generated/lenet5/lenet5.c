@@ -476,20 +476,20 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
 /* conv2 — examples/lenet5.cnn:15: conv 5x5 16
  *   in [6,14,14] -> out [16,10,10]
  *   weights at packed[156]: weight [16,6,5,5] + bias [16] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; then relu2
+ *   avx2: tile MP=5 positions x MR=16 output channels (10 ymm accumulators); input values broadcast from the input, weights in vectors; then relu2
  */
 static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
+    enum { MP = 5, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 2400;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 1176;
         float *yb = y + (ptrdiff_t)b * 1600;
         const float *in = xb0;
-        for (int it = 0; it < 17; it++) {
-            /* bands of 17 tiles, every block of output channels on a band */
-            const int band = it / 17, rest = it - band * 17;
-            const int in_band = 17 - band * 17 < 17 ? 17 - band * 17 : 17;
-            const int gb = rest / in_band, tile = band * 17 + rest - gb * in_band;
+        for (int it = 0; it < 20; it++) {
+            /* bands of 20 tiles, every block of output channels on a band */
+            const int band = it / 20, rest = it - band * 20;
+            const int in_band = 20 - band * 20 < 20 ? 20 - band * 20 : 20;
+            const int gb = rest / in_band, tile = band * 20 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 16 + ob * MR;
             (void)grp;
@@ -507,8 +507,6 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
             const int o3 = q[3] / 10 * 14 + q[3] % 10 * 1;
             q[4] = tile * MP + 4 < 100 ? tile * MP + 4 : 99;
             const int o4 = q[4] / 10 * 14 + q[4] % 10 * 1;
-            q[5] = tile * MP + 5 < 100 ? tile * MP + 5 : 99;
-            const int o5 = q[5] / 10 * 14 + q[5] % 10 * 1;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
@@ -519,8 +517,6 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
             __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
             for (int c = 0; c < 6; c++, xp += 196)
                 for (int i = 0; i < 5; i++, wp += 80) {
                     const int r = i * 14;
@@ -542,9 +538,6 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                         xb = _mm256_set1_ps(xp[o4 + r + 0]);
                         c40 = _mm256_fmadd_ps(xb, wv0, c40);
                         c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                        xb = _mm256_set1_ps(xp[o5 + r + 0]);
-                        c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                        c51 = _mm256_fmadd_ps(xb, wv1, c51);
                     }
                     {
                         const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
@@ -564,9 +557,6 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                         xb = _mm256_set1_ps(xp[o4 + r + 1]);
                         c40 = _mm256_fmadd_ps(xb, wv0, c40);
                         c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                        xb = _mm256_set1_ps(xp[o5 + r + 1]);
-                        c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                        c51 = _mm256_fmadd_ps(xb, wv1, c51);
                     }
                     {
                         const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
@@ -586,9 +576,6 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                         xb = _mm256_set1_ps(xp[o4 + r + 2]);
                         c40 = _mm256_fmadd_ps(xb, wv0, c40);
                         c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                        xb = _mm256_set1_ps(xp[o5 + r + 2]);
-                        c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                        c51 = _mm256_fmadd_ps(xb, wv1, c51);
                     }
                     {
                         const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
@@ -608,9 +595,6 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                         xb = _mm256_set1_ps(xp[o4 + r + 3]);
                         c40 = _mm256_fmadd_ps(xb, wv0, c40);
                         c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                        xb = _mm256_set1_ps(xp[o5 + r + 3]);
-                        c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                        c51 = _mm256_fmadd_ps(xb, wv1, c51);
                     }
                     {
                         const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
@@ -630,9 +614,6 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                         xb = _mm256_set1_ps(xp[o4 + r + 4]);
                         c40 = _mm256_fmadd_ps(xb, wv0, c40);
                         c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                        xb = _mm256_set1_ps(xp[o5 + r + 4]);
-                        c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                        c51 = _mm256_fmadd_ps(xb, wv1, c51);
                     }
                 }
             _mm256_storeu_ps(t[0] + 0, c00);
@@ -645,8 +626,6 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
             _mm256_storeu_ps(t[3] + 8, c31);
             _mm256_storeu_ps(t[4] + 0, c40);
             _mm256_storeu_ps(t[4] + 8, c41);
-            _mm256_storeu_ps(t[5] + 0, c50);
-            _mm256_storeu_ps(t[5] + 8, c51);
             for (int k = 0; k < MR; k++) {
                 const int at = (oc0 + k) * 100;
                 for (int i = 0; i < MP; i++) {

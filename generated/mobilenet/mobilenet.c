@@ -4,7 +4,7 @@
  * command: cnnc build examples/mobilenet.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
- * arena:   8150848 bytes (44137152 without reuse; 7348032 live at most)
+ * arena:   8150848 bytes (44128960 without reuse; 7348032 live at most)
  * weights: 4253864 canonical floats, 4241292 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -5036,31 +5036,31 @@ static CNN_SIMD void dwsep12_conv1(const float *restrict x0, float *restrict y, 
 /* dwsep12.conv2 — examples/mobilenet.cnn:20: conv 1x1 1024
  *   in [512,7,7] -> out [1024,7,7]
  *   weights at packed[1622940]: weight [1024,512,1,1] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; dwsep12.bn2 folded into the weights; then dwsep12.relu2
+ *   avx2: tile MP=5 positions x MR=16 output channels (10 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; dwsep12.bn2 folded into the weights; then dwsep12.relu2
  */
 static CNN_SIMD void dwsep12_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
+    enum { MP = 5, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 524288;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 50176;
-        float *sb = s + (ptrdiff_t)b * 27648; /* this sample's scratch */
+        float *sb = s + (ptrdiff_t)b * 25600; /* this sample's scratch */
         const float *in = xb0;
-        for (int tile = 0; tile < 9; tile++)
+        for (int tile = 0; tile < 10; tile++)
             for (int i = 0; i < MP; i++) {
                 const int q = tile * MP + i < 49 ? tile * MP + i : 48;
                 const float *src = in + q / 7 * 7 + q % 7 * 1;
-                float *dst = sb + tile * 3072 + i;
+                float *dst = sb + tile * 2560 + i;
                 for (int c = 0; c < 512; c++)
                     dst[c * MP] = src[c * 49];
             }
-        for (int it = 0; it < 576; it++) {
-            const int gb = it / 9, tile = it - gb * 9;
+        for (int it = 0; it < 640; it++) {
+            const int gb = it / 10, tile = it - gb * 10;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 1024 + ob * MR;
             (void)grp;
             const float *wp = w + (ptrdiff_t)gb * 8192;
-            const float *xp = sb + tile * 3072;
+            const float *xp = sb + tile * 2560;
             int q[MP];
             float t[MP][MR];
             q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
@@ -5073,8 +5073,6 @@ static CNN_SIMD void dwsep12_conv2(const float *restrict x0, float *restrict y, 
             const int o3 = 3;
             q[4] = tile * MP + 4 < 49 ? tile * MP + 4 : 48;
             const int o4 = 4;
-            q[5] = tile * MP + 5 < 49 ? tile * MP + 5 : 48;
-            const int o5 = 5;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
@@ -5085,9 +5083,7 @@ static CNN_SIMD void dwsep12_conv2(const float *restrict x0, float *restrict y, 
             __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 512; c += 8, xp += 48, wp += 128) {
+            for (int c = 0; c < 512; c += 8, xp += 40, wp += 128) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
@@ -5106,101 +5102,105 @@ static CNN_SIMD void dwsep12_conv2(const float *restrict x0, float *restrict y, 
                     xb = _mm256_set1_ps(xp[o4 + 0]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 0]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 6]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 5]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 6]);
+                    xb = _mm256_set1_ps(xp[o1 + 5]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 6]);
+                    xb = _mm256_set1_ps(xp[o2 + 5]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 6]);
+                    xb = _mm256_set1_ps(xp[o3 + 5]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 6]);
+                    xb = _mm256_set1_ps(xp[o4 + 5]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 6]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 12]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 10]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 12]);
+                    xb = _mm256_set1_ps(xp[o1 + 10]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 12]);
+                    xb = _mm256_set1_ps(xp[o2 + 10]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 12]);
+                    xb = _mm256_set1_ps(xp[o3 + 10]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 12]);
+                    xb = _mm256_set1_ps(xp[o4 + 10]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 12]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 15]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 18]);
+                    xb = _mm256_set1_ps(xp[o1 + 15]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 18]);
+                    xb = _mm256_set1_ps(xp[o2 + 15]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 18]);
+                    xb = _mm256_set1_ps(xp[o3 + 15]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 18]);
+                    xb = _mm256_set1_ps(xp[o4 + 15]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 18]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 24]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 20]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 24]);
+                    xb = _mm256_set1_ps(xp[o1 + 20]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 24]);
+                    xb = _mm256_set1_ps(xp[o2 + 20]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 24]);
+                    xb = _mm256_set1_ps(xp[o3 + 20]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 24]);
+                    xb = _mm256_set1_ps(xp[o4 + 20]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 24]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 25]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 25]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 25]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 25]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 25]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
                     __m256 xb = _mm256_set1_ps(xp[o0 + 30]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
@@ -5216,53 +5216,25 @@ static CNN_SIMD void dwsep12_conv2(const float *restrict x0, float *restrict y, 
                     xb = _mm256_set1_ps(xp[o4 + 30]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 30]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 36]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 36]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 36]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 36]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 36]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 36]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 42]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 35]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 42]);
+                    xb = _mm256_set1_ps(xp[o1 + 35]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 42]);
+                    xb = _mm256_set1_ps(xp[o2 + 35]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 42]);
+                    xb = _mm256_set1_ps(xp[o3 + 35]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 42]);
+                    xb = _mm256_set1_ps(xp[o4 + 35]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 42]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
             }
             _mm256_storeu_ps(t[0] + 0, c00);
@@ -5275,8 +5247,6 @@ static CNN_SIMD void dwsep12_conv2(const float *restrict x0, float *restrict y, 
             _mm256_storeu_ps(t[3] + 8, c31);
             _mm256_storeu_ps(t[4] + 0, c40);
             _mm256_storeu_ps(t[4] + 8, c41);
-            _mm256_storeu_ps(t[5] + 0, c50);
-            _mm256_storeu_ps(t[5] + 8, c51);
             for (int k = 0; k < MR; k++) {
                 const int at = (oc0 + k) * 49;
                 for (int i = 0; i < MP; i++) {

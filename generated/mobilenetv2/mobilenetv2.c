@@ -4,8 +4,8 @@
  * command: cnnc build examples/mobilenetv2.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
- * arena:   11022016 bytes (57793088 without reuse; 11022016 live at most)
- * weights: 3538984 canonical floats, 3504490 packed
+ * arena:   11022016 bytes (57790528 without reuse; 11022016 live at most)
+ * weights: 3538984 canonical floats, 3499354 packed
  *
  * Inference calls no library function but memcpy/memset (which a
  * compiler may emit for plain loops) and needs no libm. */
@@ -11697,32 +11697,32 @@ static CNN_SIMD void inverted6_conv3(const float *restrict x0, float *restrict y
 
 /* conv2 — examples/mobilenetv2.cnn:50: conv 1x1 1280
  *   in [320,7,7] -> out [1280,7,7]
- *   weights at packed[1807474]: weight [1280,320,1,1] (packed in blocks of 24 output channels)
- *   avx2: tile MP=4 positions x MR=24 output channels (12 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; bn2 folded into the weights; then relu62
+ *   weights at packed[1807474]: weight [1280,320,1,1] (packed in blocks of 16 output channels)
+ *   avx2: tile MP=5 positions x MR=16 output channels (10 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; bn2 folded into the weights; then relu62
  */
 static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 4, NV = 3, MR = 24, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 414720;
+    enum { MP = 5, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 409600;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 15680;
         float *yb = y + (ptrdiff_t)b * 62720;
-        float *sb = s + (ptrdiff_t)b * 16640; /* this sample's scratch */
+        float *sb = s + (ptrdiff_t)b * 16000; /* this sample's scratch */
         const float *in = xb0;
-        for (int tile = 0; tile < 13; tile++)
+        for (int tile = 0; tile < 10; tile++)
             for (int i = 0; i < MP; i++) {
                 const int q = tile * MP + i < 49 ? tile * MP + i : 48;
                 const float *src = in + q / 7 * 7 + q % 7 * 1;
-                float *dst = sb + tile * 1280 + i;
+                float *dst = sb + tile * 1600 + i;
                 for (int c = 0; c < 320; c++)
                     dst[c * MP] = src[c * 49];
             }
-        for (int it = 0; it < 702; it++) {
-            const int gb = it / 13, tile = it - gb * 13;
+        for (int it = 0; it < 800; it++) {
+            const int gb = it / 10, tile = it - gb * 10;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 1280 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 7680;
-            const float *xp = sb + tile * 1280;
+            const float *wp = w + (ptrdiff_t)gb * 5120;
+            const float *xp = sb + tile * 1600;
             int q[MP];
             float t[MP][MR];
             q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
@@ -11733,203 +11733,183 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
             const int o2 = 2;
             q[3] = tile * MP + 3 < 49 ? tile * MP + 3 : 48;
             const int o3 = 3;
+            q[4] = tile * MP + 4 < 49 ? tile * MP + 4 : 48;
+            const int o4 = 4;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
             __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
             __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c32 = _mm256_loadu_ps(bias + gb * MR + 16);
-            for (int c = 0; c < 320; c += 8, xp += 32, wp += 192) {
+            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
+            for (int c = 0; c < 320; c += 8, xp += 40, wp += 128) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
                     __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     xb = _mm256_set1_ps(xp[o1 + 0]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     xb = _mm256_set1_ps(xp[o2 + 0]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
                     xb = _mm256_set1_ps(xp[o3 + 0]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
+                    xb = _mm256_set1_ps(xp[o4 + 0]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
                 }
                 {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 24 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 24 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 24 + 16);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 4]);
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 5]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_set1_ps(xp[o1 + 4]);
+                    xb = _mm256_set1_ps(xp[o1 + 5]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_set1_ps(xp[o2 + 4]);
+                    xb = _mm256_set1_ps(xp[o2 + 5]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_set1_ps(xp[o3 + 4]);
+                    xb = _mm256_set1_ps(xp[o3 + 5]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
+                    xb = _mm256_set1_ps(xp[o4 + 5]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 10]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 10]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 10]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 10]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 10]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 48 + 16);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 8]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 15]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_set1_ps(xp[o1 + 8]);
+                    xb = _mm256_set1_ps(xp[o1 + 15]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_set1_ps(xp[o2 + 8]);
+                    xb = _mm256_set1_ps(xp[o2 + 15]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_set1_ps(xp[o3 + 8]);
+                    xb = _mm256_set1_ps(xp[o3 + 15]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
+                    xb = _mm256_set1_ps(xp[o4 + 15]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
                 }
                 {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 72 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 72 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 72 + 16);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 12]);
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 20]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_set1_ps(xp[o1 + 12]);
+                    xb = _mm256_set1_ps(xp[o1 + 20]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_set1_ps(xp[o2 + 12]);
+                    xb = _mm256_set1_ps(xp[o2 + 20]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_set1_ps(xp[o3 + 12]);
+                    xb = _mm256_set1_ps(xp[o3 + 20]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
+                    xb = _mm256_set1_ps(xp[o4 + 20]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 25]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 25]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 25]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 25]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 25]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 30]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_set1_ps(xp[o1 + 16]);
+                    xb = _mm256_set1_ps(xp[o1 + 30]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_set1_ps(xp[o2 + 16]);
+                    xb = _mm256_set1_ps(xp[o2 + 30]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_set1_ps(xp[o3 + 16]);
+                    xb = _mm256_set1_ps(xp[o3 + 30]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
+                    xb = _mm256_set1_ps(xp[o4 + 30]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
                 }
                 {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 120 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 120 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 120 + 16);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 20]);
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 35]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_set1_ps(xp[o1 + 20]);
+                    xb = _mm256_set1_ps(xp[o1 + 35]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_set1_ps(xp[o2 + 20]);
+                    xb = _mm256_set1_ps(xp[o2 + 35]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_set1_ps(xp[o3 + 20]);
+                    xb = _mm256_set1_ps(xp[o3 + 35]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 144 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 144 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 144 + 16);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 24]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_set1_ps(xp[o1 + 24]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_set1_ps(xp[o2 + 24]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_set1_ps(xp[o3 + 24]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 168 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 168 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 168 + 16);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 28]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_set1_ps(xp[o1 + 28]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_set1_ps(xp[o2 + 28]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_set1_ps(xp[o3 + 28]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
+                    xb = _mm256_set1_ps(xp[o4 + 35]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
                 }
             }
             _mm256_storeu_ps(t[0] + 0, c00);
             _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
             _mm256_storeu_ps(t[1] + 0, c10);
             _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
             _mm256_storeu_ps(t[2] + 0, c20);
             _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
             _mm256_storeu_ps(t[3] + 0, c30);
             _mm256_storeu_ps(t[3] + 8, c31);
-            _mm256_storeu_ps(t[3] + 16, c32);
+            _mm256_storeu_ps(t[4] + 0, c40);
+            _mm256_storeu_ps(t[4] + 8, c41);
             for (int k = 0; k < MR; k++) {
-                if (ob * MR + k >= 1280)
-                    break;
                 const int at = (oc0 + k) * 49;
                 for (int i = 0; i < MP; i++) {
                     float v = t[i][k];
@@ -11961,7 +11941,7 @@ static CNN_SIMD void globalavgpool1(const float *restrict x0, float *restrict y,
 
 /* dense1 — examples/mobilenetv2.cnn:51: dense 1000
  *   in [1280,1,1] -> out [1000]
- *   weights at packed[2223490]: weight [1000,1280] + bias [1000]
+ *   weights at packed[2218354]: weight [1000,1280] + bias [1000]
  *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); rows walked forwards and backwards on alternate calls; one sample: the rows one by one
  */
 static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
@@ -12033,7 +12013,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
 }
 
 /* Canonical parameters (DSL.md order, 3538984 floats) to the packed layout
- * the kernels read (3504490 floats). */
+ * the kernels read (3499354 floats). */
 void mobilenetv2_pack(const float *params, float *packed) {
     cnn_pack_conv(params + 0, NULL, params + 864, 1.0000000000000001e-05, packed + 0, 32, 27, 1, 4); /* conv1 + bn1 */
     cnn_pack_conv(params + 992, NULL, params + 1280, 1.0000000000000001e-05, packed + 896, 32, 9, 32, 1); /* separable1.conv1 + separable1.bn1 */
@@ -12086,8 +12066,8 @@ void mobilenetv2_pack(const float *params, float *packed) {
     cnn_pack_conv(params + 1364864, NULL, params + 1518464, 1.0000000000000001e-05, packed + 1331950, 960, 160, 1, 12); /* inverted6.conv1 + inverted6.bn1 */
     cnn_pack_conv(params + 1522304, NULL, params + 1530944, 1.0000000000000001e-05, packed + 1486510, 960, 9, 960, 1); /* inverted6.conv2 + inverted6.bn2 */
     cnn_pack_conv(params + 1534784, NULL, params + 1841984, 1.0000000000000001e-05, packed + 1496110, 320, 960, 1, 12); /* inverted6.conv3 + inverted6.bn3 */
-    cnn_pack_conv(params + 1843264, NULL, params + 2252864, 1.0000000000000001e-05, packed + 1807474, 1280, 320, 1, 24); /* conv2 + bn2 */
-    cnn_copy(params + 2257984, packed + 2223490, 1281000); /* dense1 */
+    cnn_pack_conv(params + 1843264, NULL, params + 2252864, 1.0000000000000001e-05, packed + 1807474, 1280, 320, 1, 16); /* conv2 + bn2 */
+    cnn_copy(params + 2257984, packed + 2218354, 1281000); /* dense1 */
 }
 
 /* Inference on `batch` samples (1..mobilenetv2_BATCH), NCHW in and out. Returns 0,
@@ -12149,9 +12129,9 @@ int mobilenetv2_forward(const float *packed, const float *in_img, float *out_log
     inverted_res10_inverted1_conv3(A + 124864, A + 179744, A + 171904, packed + 1176268, A + 0, batch);
     inverted6_conv1(A + 171904, A + 77824, packed + 1331950, A + 0, batch);
     inverted6_conv2(A + 77824, A + 124864, packed + 1486510, A + 0, batch);
-    inverted6_conv3(A + 124864, A + 79360, packed + 1496110, A + 0, batch);
-    conv2(A + 79360, A + 0, packed + 1807474, A + 62720, batch);
+    inverted6_conv3(A + 124864, A + 78720, packed + 1496110, A + 0, batch);
+    conv2(A + 78720, A + 0, packed + 1807474, A + 62720, batch);
     globalavgpool1(A + 0, A + 62720, batch);
-    dense1(A + 62720, out_logits, packed + 2223490, A + 2755488, batch);
+    dense1(A + 62720, out_logits, packed + 2218354, A + 2755488, batch);
     return 0;
 }

@@ -4,7 +4,7 @@
  * command: cnnc build examples/resnet34.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
- * arena:   5291072 bytes (63212928 without reuse; 5291072 live at most)
+ * arena:   5291072 bytes (63211648 without reuse; 5291072 live at most)
  * weights: 21814696 canonical floats, 54615016 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -6218,35 +6218,35 @@ static CNN_SIMD void basic_down1_conv2(const float *restrict x0, float *restrict
 /* basic_down1.conv3 — examples/resnet34.cnn:26: conv 1x1/2 128
  *   in [64,56,56] -> out [128,28,28]
  *   weights at packed[1590656]: weight [128,64,1,1] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; basic_down1.bn3 folded into the weights; then + basic_down1.bn2 (basic_down1.add1); then basic_down1.relu2
+ *   avx2: tile MP=5 positions x MR=16 output channels (10 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; basic_down1.bn3 folded into the weights; then + basic_down1.bn2 (basic_down1.add1); then basic_down1.relu2
  */
 static CNN_SIMD void basic_down1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
+    enum { MP = 5, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 8192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 100352;
         const float *rb0 = r0 + (ptrdiff_t)b * 100352;
-        float *sb = s + (ptrdiff_t)b * 50304; /* this sample's scratch */
+        float *sb = s + (ptrdiff_t)b * 50240; /* this sample's scratch */
         const float *in = xb0;
-        for (int tile = 0; tile < 131; tile++)
+        for (int tile = 0; tile < 157; tile++)
             for (int i = 0; i < MP; i++) {
                 const int q = tile * MP + i < 784 ? tile * MP + i : 783;
                 const float *src = in + q / 28 * 112 + q % 28 * 2;
-                float *dst = sb + tile * 384 + i;
+                float *dst = sb + tile * 320 + i;
                 for (int c = 0; c < 64; c++)
                     dst[c * MP] = src[c * 3136];
             }
-        for (int it = 0; it < 1048; it++) {
-            /* bands of 85 tiles, every block of output channels on a band */
-            const int band = it / 680, rest = it - band * 680;
-            const int in_band = 131 - band * 85 < 85 ? 131 - band * 85 : 85;
-            const int gb = rest / in_band, tile = band * 85 + rest - gb * in_band;
+        for (int it = 0; it < 1256; it++) {
+            /* bands of 102 tiles, every block of output channels on a band */
+            const int band = it / 816, rest = it - band * 816;
+            const int in_band = 157 - band * 102 < 102 ? 157 - band * 102 : 102;
+            const int gb = rest / in_band, tile = band * 102 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
             const float *wp = w + (ptrdiff_t)gb * 1024;
-            const float *xp = sb + tile * 384;
+            const float *xp = sb + tile * 320;
             int q[MP];
             float t[MP][MR];
             q[0] = tile * MP + 0 < 784 ? tile * MP + 0 : 783;
@@ -6259,8 +6259,6 @@ static CNN_SIMD void basic_down1_conv3(const float *restrict x0, const float *re
             const int o3 = 3;
             q[4] = tile * MP + 4 < 784 ? tile * MP + 4 : 783;
             const int o4 = 4;
-            q[5] = tile * MP + 5 < 784 ? tile * MP + 5 : 783;
-            const int o5 = 5;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
@@ -6271,9 +6269,7 @@ static CNN_SIMD void basic_down1_conv3(const float *restrict x0, const float *re
             __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 64; c += 8, xp += 48, wp += 128) {
+            for (int c = 0; c < 64; c += 8, xp += 40, wp += 128) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
@@ -6292,101 +6288,105 @@ static CNN_SIMD void basic_down1_conv3(const float *restrict x0, const float *re
                     xb = _mm256_set1_ps(xp[o4 + 0]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 0]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 6]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 5]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 6]);
+                    xb = _mm256_set1_ps(xp[o1 + 5]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 6]);
+                    xb = _mm256_set1_ps(xp[o2 + 5]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 6]);
+                    xb = _mm256_set1_ps(xp[o3 + 5]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 6]);
+                    xb = _mm256_set1_ps(xp[o4 + 5]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 6]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 12]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 10]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 12]);
+                    xb = _mm256_set1_ps(xp[o1 + 10]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 12]);
+                    xb = _mm256_set1_ps(xp[o2 + 10]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 12]);
+                    xb = _mm256_set1_ps(xp[o3 + 10]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 12]);
+                    xb = _mm256_set1_ps(xp[o4 + 10]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 12]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 15]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 18]);
+                    xb = _mm256_set1_ps(xp[o1 + 15]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 18]);
+                    xb = _mm256_set1_ps(xp[o2 + 15]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 18]);
+                    xb = _mm256_set1_ps(xp[o3 + 15]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 18]);
+                    xb = _mm256_set1_ps(xp[o4 + 15]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 18]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 24]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 20]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 24]);
+                    xb = _mm256_set1_ps(xp[o1 + 20]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 24]);
+                    xb = _mm256_set1_ps(xp[o2 + 20]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 24]);
+                    xb = _mm256_set1_ps(xp[o3 + 20]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 24]);
+                    xb = _mm256_set1_ps(xp[o4 + 20]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 24]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 25]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 25]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 25]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 25]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 25]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
                     __m256 xb = _mm256_set1_ps(xp[o0 + 30]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
@@ -6402,53 +6402,25 @@ static CNN_SIMD void basic_down1_conv3(const float *restrict x0, const float *re
                     xb = _mm256_set1_ps(xp[o4 + 30]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 30]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 36]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 36]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 36]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 36]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 36]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 36]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 42]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 35]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 42]);
+                    xb = _mm256_set1_ps(xp[o1 + 35]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 42]);
+                    xb = _mm256_set1_ps(xp[o2 + 35]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 42]);
+                    xb = _mm256_set1_ps(xp[o3 + 35]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 42]);
+                    xb = _mm256_set1_ps(xp[o4 + 35]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 42]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
             }
             _mm256_storeu_ps(t[0] + 0, c00);
@@ -6461,8 +6433,6 @@ static CNN_SIMD void basic_down1_conv3(const float *restrict x0, const float *re
             _mm256_storeu_ps(t[3] + 8, c31);
             _mm256_storeu_ps(t[4] + 0, c40);
             _mm256_storeu_ps(t[4] + 8, c41);
-            _mm256_storeu_ps(t[5] + 0, c50);
-            _mm256_storeu_ps(t[5] + 8, c51);
             for (int k = 0; k < MR; k++) {
                 const int at = (oc0 + k) * 784;
                 for (int i = 0; i < MP; i++) {
@@ -19731,11 +19701,11 @@ static CNN_SIMD void basic11_conv2(const float *restrict x0, const float *restri
 
 /* basic_down3.conv1 — examples/resnet34.cnn:24: conv 3x3/2 p1 512
  *   in [256,14,14] -> out [512,7,7]
- *   weights at packed[31652352]: weight [512,256,3,3] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; basic_down3.bn1 folded into the weights; then basic_down3.relu1
+ *   weights at packed[31652352]: weight [512,256,3,3] (packed in blocks of 16 output channels)
+ *   avx2: tile MP=5 positions x MR=16 output channels (10 ymm accumulators); input values broadcast from the padded input, weights in vectors; basic_down3.bn1 folded into the weights; then basic_down3.relu1
  */
 static CNN_SIMD void basic_down3_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
+    enum { MP = 5, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 1179648;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
@@ -19743,12 +19713,12 @@ static CNN_SIMD void basic_down3_conv1(const float *restrict x0, float *restrict
         float *sb = s + (ptrdiff_t)b * 65536; /* this sample's scratch */
         cnn_pad(xb0, sb, 256, 14, 14, 1, 1, 16, 16, 0);
         const float *in = sb;
-        for (int it = 0; it < 272; it++) {
-            const int gb = it / 17, tile = it - gb * 17;
+        for (int it = 0; it < 320; it++) {
+            const int gb = it / 10, tile = it - gb * 10;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 512 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 73728;
+            const float *wp = w + (ptrdiff_t)gb * 36864;
             const float *xp = in + grp * 65536;
             int q[MP];
             float t[MP][MR];
@@ -19758,221 +19728,203 @@ static CNN_SIMD void basic_down3_conv1(const float *restrict x0, float *restrict
             const int o1 = q[1] / 7 * 32 + q[1] % 7 * 2;
             q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
             const int o2 = q[2] / 7 * 32 + q[2] % 7 * 2;
+            q[3] = tile * MP + 3 < 49 ? tile * MP + 3 : 48;
+            const int o3 = q[3] / 7 * 32 + q[3] % 7 * 2;
+            q[4] = tile * MP + 4 < 49 ? tile * MP + 4 : 48;
+            const int o4 = q[4] / 7 * 32 + q[4] % 7 * 2;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
             __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 256; c += 1, xp += 256, wp += 288) {
+            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
+            for (int c = 0; c < 256; c += 1, xp += 256, wp += 144) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
                     __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
                     xb = _mm256_set1_ps(xp[o1 + 0]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
                     xb = _mm256_set1_ps(xp[o2 + 0]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 0]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 0]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 1]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 1]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 1]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 1]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 1]);
+                    xb = _mm256_set1_ps(xp[o1 + 2]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 1]);
+                    xb = _mm256_set1_ps(xp[o2 + 2]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 2]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 2]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 16]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 16]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 16]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 16]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 2]);
+                    xb = _mm256_set1_ps(xp[o1 + 17]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 2]);
+                    xb = _mm256_set1_ps(xp[o2 + 17]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 17]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 17]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 18]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 18]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 18]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 18]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 16]);
+                    xb = _mm256_set1_ps(xp[o1 + 32]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 16]);
+                    xb = _mm256_set1_ps(xp[o2 + 32]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 32]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 32]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 33]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 33]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 33]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 33]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 33]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 17]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 17]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 18]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 18]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 32]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 32]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 33]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 33]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 33]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 256 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 256 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 256 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 256 + 24);
                     __m256 xb = _mm256_set1_ps(xp[o0 + 34]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
                     xb = _mm256_set1_ps(xp[o1 + 34]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
                     xb = _mm256_set1_ps(xp[o2 + 34]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 34]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 34]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
                 }
             }
             _mm256_storeu_ps(t[0] + 0, c00);
             _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
             _mm256_storeu_ps(t[1] + 0, c10);
             _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
             _mm256_storeu_ps(t[2] + 0, c20);
             _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
+            _mm256_storeu_ps(t[3] + 0, c30);
+            _mm256_storeu_ps(t[3] + 8, c31);
+            _mm256_storeu_ps(t[4] + 0, c40);
+            _mm256_storeu_ps(t[4] + 8, c41);
             for (int k = 0; k < MR; k++) {
                 const int at = (oc0 + k) * 49;
                 for (int i = 0; i < MP; i++) {
@@ -20200,36 +20152,36 @@ static CNN_SIMD void basic_down3_conv2(const float *restrict x0, float *restrict
 
 /* basic_down3.conv3 — examples/resnet34.cnn:26: conv 1x1/2 512
  *   in [256,14,14] -> out [512,7,7]
- *   weights at packed[37060096]: weight [512,256,1,1] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; basic_down3.bn3 folded into the weights; then + basic_down3.bn2 (basic_down3.add1); then basic_down3.relu2
+ *   weights at packed[37060096]: weight [512,256,1,1] (packed in blocks of 16 output channels)
+ *   avx2: tile MP=5 positions x MR=16 output channels (10 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; basic_down3.bn3 folded into the weights; then + basic_down3.bn2 (basic_down3.add1); then basic_down3.relu2
  */
 static CNN_SIMD void basic_down3_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
+    enum { MP = 5, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 131072;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 25088;
         const float *rb0 = r0 + (ptrdiff_t)b * 25088;
-        float *sb = s + (ptrdiff_t)b * 13056; /* this sample's scratch */
+        float *sb = s + (ptrdiff_t)b * 12800; /* this sample's scratch */
         const float *in = xb0;
-        for (int tile = 0; tile < 17; tile++)
+        for (int tile = 0; tile < 10; tile++)
             for (int i = 0; i < MP; i++) {
                 const int q = tile * MP + i < 49 ? tile * MP + i : 48;
                 const float *src = in + q / 7 * 28 + q % 7 * 2;
-                float *dst = sb + tile * 768 + i;
+                float *dst = sb + tile * 1280 + i;
                 for (int c = 0; c < 256; c++)
                     dst[c * MP] = src[c * 196];
             }
-        for (int it = 0; it < 272; it++) {
-            /* bands of 17 tiles, every block of output channels on a band */
-            const int band = it / 272, rest = it - band * 272;
-            const int in_band = 17 - band * 17 < 17 ? 17 - band * 17 : 17;
-            const int gb = rest / in_band, tile = band * 17 + rest - gb * in_band;
+        for (int it = 0; it < 320; it++) {
+            /* bands of 10 tiles, every block of output channels on a band */
+            const int band = it / 320, rest = it - band * 320;
+            const int in_band = 10 - band * 10 < 10 ? 10 - band * 10 : 10;
+            const int gb = rest / in_band, tile = band * 10 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 512 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 8192;
-            const float *xp = sb + tile * 768;
+            const float *wp = w + (ptrdiff_t)gb * 4096;
+            const float *xp = sb + tile * 1280;
             int q[MP];
             float t[MP][MR];
             q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
@@ -20238,200 +20190,184 @@ static CNN_SIMD void basic_down3_conv3(const float *restrict x0, const float *re
             const int o1 = 1;
             q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
             const int o2 = 2;
+            q[3] = tile * MP + 3 < 49 ? tile * MP + 3 : 48;
+            const int o3 = 3;
+            q[4] = tile * MP + 4 < 49 ? tile * MP + 4 : 48;
+            const int o4 = 4;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
             __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 256; c += 8, xp += 24, wp += 256) {
+            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
+            for (int c = 0; c < 256; c += 8, xp += 40, wp += 128) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
                     __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
                     xb = _mm256_set1_ps(xp[o1 + 0]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
                     xb = _mm256_set1_ps(xp[o2 + 0]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 0]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 0]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 5]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 5]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 5]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 5]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 5]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 3]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 10]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 3]);
+                    xb = _mm256_set1_ps(xp[o1 + 10]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 3]);
+                    xb = _mm256_set1_ps(xp[o2 + 10]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 10]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 10]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 15]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 15]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 15]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 15]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 15]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 6]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 20]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 6]);
+                    xb = _mm256_set1_ps(xp[o1 + 20]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 6]);
+                    xb = _mm256_set1_ps(xp[o2 + 20]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 20]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 20]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 25]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 25]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 25]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 25]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 25]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 9]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 30]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 9]);
+                    xb = _mm256_set1_ps(xp[o1 + 30]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 9]);
+                    xb = _mm256_set1_ps(xp[o2 + 30]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 30]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 30]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
                 }
                 {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 12]);
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 35]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 12]);
+                    xb = _mm256_set1_ps(xp[o1 + 35]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 12]);
+                    xb = _mm256_set1_ps(xp[o2 + 35]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 15]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 15]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 15]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 18]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 18]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 21]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 21]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 21]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 35]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 35]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
                 }
             }
             _mm256_storeu_ps(t[0] + 0, c00);
             _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
             _mm256_storeu_ps(t[1] + 0, c10);
             _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
             _mm256_storeu_ps(t[2] + 0, c20);
             _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
+            _mm256_storeu_ps(t[3] + 0, c30);
+            _mm256_storeu_ps(t[3] + 8, c31);
+            _mm256_storeu_ps(t[4] + 0, c40);
+            _mm256_storeu_ps(t[4] + 8, c41);
             for (int k = 0; k < MR; k++) {
                 const int at = (oc0 + k) * 49;
                 for (int i = 0; i < MP; i++) {
@@ -21470,9 +21406,9 @@ void resnet34_pack(const float *params, float *packed) {
     cnn_pack_wino4(params + 6407616, NULL, params + 6997440, 1.0000000000000001e-05, packed + 24518400, 256, 256, 6); /* basic10.conv2 + basic10.bn2: Winograd F(4x4) */
     cnn_pack_wino4(params + 6998464, NULL, params + 7588288, 1.0000000000000001e-05, packed + 26896384, 256, 256, 6); /* basic11.conv1 + basic11.bn1: Winograd F(4x4) */
     cnn_pack_wino4(params + 7589312, NULL, params + 8179136, 1.0000000000000001e-05, packed + 29274368, 256, 256, 6); /* basic11.conv2 + basic11.bn2: Winograd F(4x4) */
-    cnn_pack_conv(params + 8180160, NULL, params + 9359808, 1.0000000000000001e-05, packed + 31652352, 512, 2304, 1, 32); /* basic_down3.conv1 + basic_down3.bn1 */
+    cnn_pack_conv(params + 8180160, NULL, params + 9359808, 1.0000000000000001e-05, packed + 31652352, 512, 2304, 1, 16); /* basic_down3.conv1 + basic_down3.bn1 */
     cnn_pack_wino(params + 9361856, NULL, params + 11721152, 1.0000000000000001e-05, packed + 32832512, 512, 512, 6); /* basic_down3.conv2 + basic_down3.bn2: Winograd */
-    cnn_pack_conv(params + 11723200, NULL, params + 11854272, 1.0000000000000001e-05, packed + 37060096, 512, 256, 1, 32); /* basic_down3.conv3 + basic_down3.bn3 */
+    cnn_pack_conv(params + 11723200, NULL, params + 11854272, 1.0000000000000001e-05, packed + 37060096, 512, 256, 1, 16); /* basic_down3.conv3 + basic_down3.bn3 */
     cnn_pack_wino(params + 11856320, NULL, params + 14215616, 1.0000000000000001e-05, packed + 37191680, 512, 512, 6); /* basic12.conv1 + basic12.bn1: Winograd */
     cnn_pack_wino(params + 14217664, NULL, params + 16576960, 1.0000000000000001e-05, packed + 41419264, 512, 512, 6); /* basic12.conv2 + basic12.bn2: Winograd */
     cnn_pack_wino(params + 16579008, NULL, params + 18938304, 1.0000000000000001e-05, packed + 45646848, 512, 512, 6); /* basic13.conv1 + basic13.bn1: Winograd */

@@ -4,7 +4,7 @@
  * command: cnnc build examples/resnet50.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
- * arena:   9642048 bytes (100803968 without reuse; 8036416 live at most)
+ * arena:   9642048 bytes (100774272 without reuse; 8036416 live at most)
  * weights: 25610152 canonical floats, 39928988 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -4822,10 +4822,10 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv1(const float *restri
 /* bottleneck_proj2.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3/2 p1 128
  *   in [128,56,56] -> out [128,28,28]
  *   weights at packed[602368]: weight [128,128,3,3] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; bottleneck_proj2.bottleneck_path1.bn2 folded into the weights; then bottleneck_proj2.bottleneck_path1.relu2
+ *   avx2: tile MP=5 positions x MR=16 output channels (10 ymm accumulators); input values broadcast from the padded input, weights in vectors; bottleneck_proj2.bottleneck_path1.bn2 folded into the weights; then bottleneck_proj2.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
+    enum { MP = 5, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 147456;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
@@ -4833,8 +4833,8 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv2(const float *restri
         float *sb = s + (ptrdiff_t)b * 430592; /* this sample's scratch */
         cnn_pad(xb0, sb, 128, 56, 56, 1, 1, 58, 58, 0);
         const float *in = sb;
-        for (int it = 0; it < 1048; it++) {
-            const int gb = it / 131, tile = it - gb * 131;
+        for (int it = 0; it < 1256; it++) {
+            const int gb = it / 157, tile = it - gb * 157;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
@@ -4852,8 +4852,6 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv2(const float *restri
             const int o3 = q[3] / 28 * 116 + q[3] % 28 * 2;
             q[4] = tile * MP + 4 < 784 ? tile * MP + 4 : 783;
             const int o4 = q[4] / 28 * 116 + q[4] % 28 * 2;
-            q[5] = tile * MP + 5 < 784 ? tile * MP + 5 : 783;
-            const int o5 = q[5] / 28 * 116 + q[5] % 28 * 2;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
@@ -4864,8 +4862,6 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv2(const float *restri
             __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
             for (int c = 0; c < 128; c += 1, xp += 3364, wp += 144) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
@@ -4885,9 +4881,6 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv2(const float *restri
                     xb = _mm256_set1_ps(xp[o4 + 0]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 0]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
@@ -4907,9 +4900,6 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv2(const float *restri
                     xb = _mm256_set1_ps(xp[o4 + 1]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 1]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
@@ -4929,9 +4919,6 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv2(const float *restri
                     xb = _mm256_set1_ps(xp[o4 + 2]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 2]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
@@ -4951,9 +4938,6 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv2(const float *restri
                     xb = _mm256_set1_ps(xp[o4 + 58]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 58]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
@@ -4973,9 +4957,6 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv2(const float *restri
                     xb = _mm256_set1_ps(xp[o4 + 59]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 59]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
@@ -4995,9 +4976,6 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv2(const float *restri
                     xb = _mm256_set1_ps(xp[o4 + 60]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 60]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
@@ -5017,9 +4995,6 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv2(const float *restri
                     xb = _mm256_set1_ps(xp[o4 + 116]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 116]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
@@ -5039,9 +5014,6 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv2(const float *restri
                     xb = _mm256_set1_ps(xp[o4 + 117]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 117]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
@@ -5061,9 +5033,6 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv2(const float *restri
                     xb = _mm256_set1_ps(xp[o4 + 118]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 118]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
             }
             _mm256_storeu_ps(t[0] + 0, c00);
@@ -5076,8 +5045,6 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv2(const float *restri
             _mm256_storeu_ps(t[3] + 8, c31);
             _mm256_storeu_ps(t[4] + 0, c40);
             _mm256_storeu_ps(t[4] + 8, c41);
-            _mm256_storeu_ps(t[5] + 0, c50);
-            _mm256_storeu_ps(t[5] + 8, c51);
             for (int k = 0; k < MR; k++) {
                 const int at = (oc0 + k) * 784;
                 for (int i = 0; i < MP; i++) {
@@ -5344,35 +5311,35 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv3(const float *restri
 /* bottleneck_proj2.conv1 — examples/resnet50.cnn:32: conv 1x1/2 512
  *   in [256,56,56] -> out [512,28,28]
  *   weights at packed[816516]: weight [512,256,1,1] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; bottleneck_proj2.bn1 folded into the weights; then + bottleneck_proj2.bottleneck_path1.bn3 (bottleneck_proj2.add1); then bottleneck_proj2.relu1
+ *   avx2: tile MP=5 positions x MR=16 output channels (10 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; bottleneck_proj2.bn1 folded into the weights; then + bottleneck_proj2.bottleneck_path1.bn3 (bottleneck_proj2.add1); then bottleneck_proj2.relu1
  */
 static CNN_SIMD void bottleneck_proj2_conv1(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
+    enum { MP = 5, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 131072;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 802816;
         float *yb = y + (ptrdiff_t)b * 401408;
         const float *rb0 = r0 + (ptrdiff_t)b * 401408;
-        float *sb = s + (ptrdiff_t)b * 201216; /* this sample's scratch */
+        float *sb = s + (ptrdiff_t)b * 200960; /* this sample's scratch */
         const float *in = xb0;
-        for (int tile = 0; tile < 131; tile++)
+        for (int tile = 0; tile < 157; tile++)
             for (int i = 0; i < MP; i++) {
                 const int q = tile * MP + i < 784 ? tile * MP + i : 783;
                 const float *src = in + q / 28 * 112 + q % 28 * 2;
-                float *dst = sb + tile * 1536 + i;
+                float *dst = sb + tile * 1280 + i;
                 for (int c = 0; c < 256; c++)
                     dst[c * MP] = src[c * 3136];
             }
-        for (int it = 0; it < 4192; it++) {
-            /* bands of 21 tiles, every block of output channels on a band */
-            const int band = it / 672, rest = it - band * 672;
-            const int in_band = 131 - band * 21 < 21 ? 131 - band * 21 : 21;
-            const int gb = rest / in_band, tile = band * 21 + rest - gb * in_band;
+        for (int it = 0; it < 5024; it++) {
+            /* bands of 25 tiles, every block of output channels on a band */
+            const int band = it / 800, rest = it - band * 800;
+            const int in_band = 157 - band * 25 < 25 ? 157 - band * 25 : 25;
+            const int gb = rest / in_band, tile = band * 25 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 512 + ob * MR;
             (void)grp;
             const float *wp = w + (ptrdiff_t)gb * 4096;
-            const float *xp = sb + tile * 1536;
+            const float *xp = sb + tile * 1280;
             int q[MP];
             float t[MP][MR];
             q[0] = tile * MP + 0 < 784 ? tile * MP + 0 : 783;
@@ -5385,8 +5352,6 @@ static CNN_SIMD void bottleneck_proj2_conv1(const float *restrict x0, const floa
             const int o3 = 3;
             q[4] = tile * MP + 4 < 784 ? tile * MP + 4 : 783;
             const int o4 = 4;
-            q[5] = tile * MP + 5 < 784 ? tile * MP + 5 : 783;
-            const int o5 = 5;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
@@ -5397,9 +5362,7 @@ static CNN_SIMD void bottleneck_proj2_conv1(const float *restrict x0, const floa
             __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 256; c += 8, xp += 48, wp += 128) {
+            for (int c = 0; c < 256; c += 8, xp += 40, wp += 128) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
@@ -5418,101 +5381,105 @@ static CNN_SIMD void bottleneck_proj2_conv1(const float *restrict x0, const floa
                     xb = _mm256_set1_ps(xp[o4 + 0]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 0]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 6]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 5]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 6]);
+                    xb = _mm256_set1_ps(xp[o1 + 5]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 6]);
+                    xb = _mm256_set1_ps(xp[o2 + 5]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 6]);
+                    xb = _mm256_set1_ps(xp[o3 + 5]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 6]);
+                    xb = _mm256_set1_ps(xp[o4 + 5]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 6]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 12]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 10]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 12]);
+                    xb = _mm256_set1_ps(xp[o1 + 10]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 12]);
+                    xb = _mm256_set1_ps(xp[o2 + 10]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 12]);
+                    xb = _mm256_set1_ps(xp[o3 + 10]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 12]);
+                    xb = _mm256_set1_ps(xp[o4 + 10]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 12]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 15]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 18]);
+                    xb = _mm256_set1_ps(xp[o1 + 15]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 18]);
+                    xb = _mm256_set1_ps(xp[o2 + 15]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 18]);
+                    xb = _mm256_set1_ps(xp[o3 + 15]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 18]);
+                    xb = _mm256_set1_ps(xp[o4 + 15]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 18]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 24]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 20]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 24]);
+                    xb = _mm256_set1_ps(xp[o1 + 20]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 24]);
+                    xb = _mm256_set1_ps(xp[o2 + 20]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 24]);
+                    xb = _mm256_set1_ps(xp[o3 + 20]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 24]);
+                    xb = _mm256_set1_ps(xp[o4 + 20]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 24]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 25]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 25]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 25]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 25]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 25]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
                     __m256 xb = _mm256_set1_ps(xp[o0 + 30]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
@@ -5528,53 +5495,25 @@ static CNN_SIMD void bottleneck_proj2_conv1(const float *restrict x0, const floa
                     xb = _mm256_set1_ps(xp[o4 + 30]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 30]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 36]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 36]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 36]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 36]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 36]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 36]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 42]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 35]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 42]);
+                    xb = _mm256_set1_ps(xp[o1 + 35]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 42]);
+                    xb = _mm256_set1_ps(xp[o2 + 35]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 42]);
+                    xb = _mm256_set1_ps(xp[o3 + 35]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 42]);
+                    xb = _mm256_set1_ps(xp[o4 + 35]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 42]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
             }
             _mm256_storeu_ps(t[0] + 0, c00);
@@ -5587,8 +5526,6 @@ static CNN_SIMD void bottleneck_proj2_conv1(const float *restrict x0, const floa
             _mm256_storeu_ps(t[3] + 8, c31);
             _mm256_storeu_ps(t[4] + 0, c40);
             _mm256_storeu_ps(t[4] + 8, c41);
-            _mm256_storeu_ps(t[5] + 0, c50);
-            _mm256_storeu_ps(t[5] + 8, c51);
             for (int k = 0; k < MR; k++) {
                 const int at = (oc0 + k) * 784;
                 for (int i = 0; i < MP; i++) {
@@ -16747,11 +16684,11 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv1(const float *restri
 
 /* bottleneck_proj4.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3/2 p1 512
  *   in [512,14,14] -> out [512,7,7]
- *   weights at packed[19699372]: weight [512,512,3,3] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; bottleneck_proj4.bottleneck_path1.bn2 folded into the weights; then bottleneck_proj4.bottleneck_path1.relu2
+ *   weights at packed[19699372]: weight [512,512,3,3] (packed in blocks of 16 output channels)
+ *   avx2: tile MP=5 positions x MR=16 output channels (10 ymm accumulators); input values broadcast from the padded input, weights in vectors; bottleneck_proj4.bottleneck_path1.bn2 folded into the weights; then bottleneck_proj4.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
+    enum { MP = 5, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 2359296;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
@@ -16759,12 +16696,12 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv2(const float *restri
         float *sb = s + (ptrdiff_t)b * 131072; /* this sample's scratch */
         cnn_pad(xb0, sb, 512, 14, 14, 1, 1, 16, 16, 0);
         const float *in = sb;
-        for (int it = 0; it < 272; it++) {
-            const int gb = it / 17, tile = it - gb * 17;
+        for (int it = 0; it < 320; it++) {
+            const int gb = it / 10, tile = it - gb * 10;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 512 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 147456;
+            const float *wp = w + (ptrdiff_t)gb * 73728;
             const float *xp = in + grp * 131072;
             int q[MP];
             float t[MP][MR];
@@ -16774,275 +16711,10 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv2(const float *restri
             const int o1 = q[1] / 7 * 32 + q[1] % 7 * 2;
             q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
             const int o2 = q[2] / 7 * 32 + q[2] % 7 * 2;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 512; c += 1, xp += 256, wp += 288) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 1]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 1]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 2]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 2]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 16]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 16]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 17]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 17]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 18]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 18]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 32]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 32]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 33]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 33]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 33]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 256 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 256 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 256 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 256 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 34]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 34]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 34]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-            }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 49;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
-                }
-            }
-        }
-    }
-}
-
-/* bottleneck_proj4.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 2048
- *   in [512,7,7] -> out [2048,7,7]
- *   weights at packed[22059180]: weight [2048,512,1,1] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; bottleneck_proj4.bottleneck_path1.bn3 folded into the weights
- */
-static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 1048576;
-    for (int b = 0; b < batch; b++) {
-        const float *xb0 = x0 + (ptrdiff_t)b * 25088;
-        float *yb = y + (ptrdiff_t)b * 100352;
-        float *sb = s + (ptrdiff_t)b * 27648; /* this sample's scratch */
-        const float *in = xb0;
-        for (int tile = 0; tile < 9; tile++)
-            for (int i = 0; i < MP; i++) {
-                const int q = tile * MP + i < 49 ? tile * MP + i : 48;
-                const float *src = in + q / 7 * 7 + q % 7 * 1;
-                float *dst = sb + tile * 3072 + i;
-                for (int c = 0; c < 512; c++)
-                    dst[c * MP] = src[c * 49];
-            }
-        for (int it = 0; it < 1152; it++) {
-            const int gb = it / 9, tile = it - gb * 9;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 2048 + ob * MR;
-            (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 8192;
-            const float *xp = sb + tile * 3072;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
-            const int o0 = 0;
-            q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
-            const int o1 = 1;
-            q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
-            const int o2 = 2;
             q[3] = tile * MP + 3 < 49 ? tile * MP + 3 : 48;
-            const int o3 = 3;
+            const int o3 = q[3] / 7 * 32 + q[3] % 7 * 2;
             q[4] = tile * MP + 4 < 49 ? tile * MP + 4 : 48;
-            const int o4 = 4;
-            q[5] = tile * MP + 5 < 49 ? tile * MP + 5 : 48;
-            const int o5 = 5;
+            const int o4 = q[4] / 7 * 32 + q[4] % 7 * 2;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
@@ -17053,9 +16725,7 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv3(const float *restri
             __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 512; c += 8, xp += 48, wp += 128) {
+            for (int c = 0; c < 512; c += 1, xp += 256, wp += 144) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
@@ -17074,57 +16744,86 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv3(const float *restri
                     xb = _mm256_set1_ps(xp[o4 + 0]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 0]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 6]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 6]);
+                    xb = _mm256_set1_ps(xp[o1 + 1]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 6]);
+                    xb = _mm256_set1_ps(xp[o2 + 1]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 6]);
+                    xb = _mm256_set1_ps(xp[o3 + 1]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 6]);
+                    xb = _mm256_set1_ps(xp[o4 + 1]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 6]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 12]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 12]);
+                    xb = _mm256_set1_ps(xp[o1 + 2]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 12]);
+                    xb = _mm256_set1_ps(xp[o2 + 2]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 12]);
+                    xb = _mm256_set1_ps(xp[o3 + 2]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 12]);
+                    xb = _mm256_set1_ps(xp[o4 + 2]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 12]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 16]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 16]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 16]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 16]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 17]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 17]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 17]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 17]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
                     __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
@@ -17140,35 +16839,255 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv3(const float *restri
                     xb = _mm256_set1_ps(xp[o4 + 18]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 18]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 32]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 32]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 32]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 32]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 33]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 33]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 33]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 33]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 33]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 34]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 34]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 34]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 34]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 34]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                }
+            }
+            _mm256_storeu_ps(t[0] + 0, c00);
+            _mm256_storeu_ps(t[0] + 8, c01);
+            _mm256_storeu_ps(t[1] + 0, c10);
+            _mm256_storeu_ps(t[1] + 8, c11);
+            _mm256_storeu_ps(t[2] + 0, c20);
+            _mm256_storeu_ps(t[2] + 8, c21);
+            _mm256_storeu_ps(t[3] + 0, c30);
+            _mm256_storeu_ps(t[3] + 8, c31);
+            _mm256_storeu_ps(t[4] + 0, c40);
+            _mm256_storeu_ps(t[4] + 8, c41);
+            for (int k = 0; k < MR; k++) {
+                const int at = (oc0 + k) * 49;
+                for (int i = 0; i < MP; i++) {
+                    float v = t[i][k];
+                    v = v < 0.0f ? 0.0f : v;
+                    yb[at + q[i]] = v;
+                }
+            }
+        }
+    }
+}
+
+/* bottleneck_proj4.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 2048
+ *   in [512,7,7] -> out [2048,7,7]
+ *   weights at packed[22059180]: weight [2048,512,1,1] (packed in blocks of 16 output channels)
+ *   avx2: tile MP=5 positions x MR=16 output channels (10 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; bottleneck_proj4.bottleneck_path1.bn3 folded into the weights
+ */
+static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MP = 5, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 1048576;
+    for (int b = 0; b < batch; b++) {
+        const float *xb0 = x0 + (ptrdiff_t)b * 25088;
+        float *yb = y + (ptrdiff_t)b * 100352;
+        float *sb = s + (ptrdiff_t)b * 25600; /* this sample's scratch */
+        const float *in = xb0;
+        for (int tile = 0; tile < 10; tile++)
+            for (int i = 0; i < MP; i++) {
+                const int q = tile * MP + i < 49 ? tile * MP + i : 48;
+                const float *src = in + q / 7 * 7 + q % 7 * 1;
+                float *dst = sb + tile * 2560 + i;
+                for (int c = 0; c < 512; c++)
+                    dst[c * MP] = src[c * 49];
+            }
+        for (int it = 0; it < 1280; it++) {
+            const int gb = it / 10, tile = it - gb * 10;
+            const int grp = 0, ob = gb;
+            const int oc0 = grp * 2048 + ob * MR;
+            (void)grp;
+            const float *wp = w + (ptrdiff_t)gb * 8192;
+            const float *xp = sb + tile * 2560;
+            int q[MP];
+            float t[MP][MR];
+            q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
+            const int o0 = 0;
+            q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
+            const int o1 = 1;
+            q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
+            const int o2 = 2;
+            q[3] = tile * MP + 3 < 49 ? tile * MP + 3 : 48;
+            const int o3 = 3;
+            q[4] = tile * MP + 4 < 49 ? tile * MP + 4 : 48;
+            const int o4 = 4;
+            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
+            for (int c = 0; c < 512; c += 8, xp += 40, wp += 128) {
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 0]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 0]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 0]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 0]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 5]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 5]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 5]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 5]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 5]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 10]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 10]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 10]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 10]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 10]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 15]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 15]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 15]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 15]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 15]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 24]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 20]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 24]);
+                    xb = _mm256_set1_ps(xp[o1 + 20]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 24]);
+                    xb = _mm256_set1_ps(xp[o2 + 20]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 24]);
+                    xb = _mm256_set1_ps(xp[o3 + 20]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 24]);
+                    xb = _mm256_set1_ps(xp[o4 + 20]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 24]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 25]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 25]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 25]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 25]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 25]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
                     __m256 xb = _mm256_set1_ps(xp[o0 + 30]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
@@ -17184,53 +17103,25 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv3(const float *restri
                     xb = _mm256_set1_ps(xp[o4 + 30]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 30]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 36]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 36]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 36]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 36]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 36]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 36]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 42]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 35]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 42]);
+                    xb = _mm256_set1_ps(xp[o1 + 35]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 42]);
+                    xb = _mm256_set1_ps(xp[o2 + 35]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 42]);
+                    xb = _mm256_set1_ps(xp[o3 + 35]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 42]);
+                    xb = _mm256_set1_ps(xp[o4 + 35]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 42]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
             }
             _mm256_storeu_ps(t[0] + 0, c00);
@@ -17243,8 +17134,6 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv3(const float *restri
             _mm256_storeu_ps(t[3] + 8, c31);
             _mm256_storeu_ps(t[4] + 0, c40);
             _mm256_storeu_ps(t[4] + 8, c41);
-            _mm256_storeu_ps(t[5] + 0, c50);
-            _mm256_storeu_ps(t[5] + 8, c51);
             for (int k = 0; k < MR; k++) {
                 const int at = (oc0 + k) * 49;
                 for (int i = 0; i < MP; i++) {
@@ -17258,33 +17147,33 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv3(const float *restri
 
 /* bottleneck_proj4.conv1 — examples/resnet50.cnn:32: conv 1x1/2 2048
  *   in [1024,14,14] -> out [2048,7,7]
- *   weights at packed[23109804]: weight [2048,1024,1,1] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; bottleneck_proj4.bn1 folded into the weights; then + bottleneck_proj4.bottleneck_path1.bn3 (bottleneck_proj4.add1); then bottleneck_proj4.relu1
+ *   weights at packed[23109804]: weight [2048,1024,1,1] (packed in blocks of 16 output channels)
+ *   avx2: tile MP=5 positions x MR=16 output channels (10 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; bottleneck_proj4.bn1 folded into the weights; then + bottleneck_proj4.bottleneck_path1.bn3 (bottleneck_proj4.add1); then bottleneck_proj4.relu1
  */
 static CNN_SIMD void bottleneck_proj4_conv1(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
+    enum { MP = 5, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 2097152;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 100352;
         const float *rb0 = r0 + (ptrdiff_t)b * 100352;
-        float *sb = s + (ptrdiff_t)b * 52224; /* this sample's scratch */
+        float *sb = s + (ptrdiff_t)b * 51200; /* this sample's scratch */
         const float *in = xb0;
-        for (int tile = 0; tile < 17; tile++)
+        for (int tile = 0; tile < 10; tile++)
             for (int i = 0; i < MP; i++) {
                 const int q = tile * MP + i < 49 ? tile * MP + i : 48;
                 const float *src = in + q / 7 * 28 + q % 7 * 2;
-                float *dst = sb + tile * 3072 + i;
+                float *dst = sb + tile * 5120 + i;
                 for (int c = 0; c < 1024; c++)
                     dst[c * MP] = src[c * 196];
             }
-        for (int it = 0; it < 1088; it++) {
-            const int gb = it / 17, tile = it - gb * 17;
+        for (int it = 0; it < 1280; it++) {
+            const int gb = it / 10, tile = it - gb * 10;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 2048 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 32768;
-            const float *xp = sb + tile * 3072;
+            const float *wp = w + (ptrdiff_t)gb * 16384;
+            const float *xp = sb + tile * 5120;
             int q[MP];
             float t[MP][MR];
             q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
@@ -17293,200 +17182,184 @@ static CNN_SIMD void bottleneck_proj4_conv1(const float *restrict x0, const floa
             const int o1 = 1;
             q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
             const int o2 = 2;
+            q[3] = tile * MP + 3 < 49 ? tile * MP + 3 : 48;
+            const int o3 = 3;
+            q[4] = tile * MP + 4 < 49 ? tile * MP + 4 : 48;
+            const int o4 = 4;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
             __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 1024; c += 8, xp += 24, wp += 256) {
+            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
+            for (int c = 0; c < 1024; c += 8, xp += 40, wp += 128) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
                     __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
                     xb = _mm256_set1_ps(xp[o1 + 0]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
                     xb = _mm256_set1_ps(xp[o2 + 0]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 0]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 0]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 5]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 5]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 5]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 5]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 5]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 3]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 10]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 3]);
+                    xb = _mm256_set1_ps(xp[o1 + 10]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 3]);
+                    xb = _mm256_set1_ps(xp[o2 + 10]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 10]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 10]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 15]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 15]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 15]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 15]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 15]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 6]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 20]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 6]);
+                    xb = _mm256_set1_ps(xp[o1 + 20]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 6]);
+                    xb = _mm256_set1_ps(xp[o2 + 20]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 20]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 20]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 25]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 25]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 25]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 25]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 25]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 9]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 30]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 9]);
+                    xb = _mm256_set1_ps(xp[o1 + 30]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 9]);
+                    xb = _mm256_set1_ps(xp[o2 + 30]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 30]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 30]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
                 }
                 {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 12]);
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 35]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 12]);
+                    xb = _mm256_set1_ps(xp[o1 + 35]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 12]);
+                    xb = _mm256_set1_ps(xp[o2 + 35]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 15]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 15]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 15]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 18]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 18]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 21]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 21]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 21]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    xb = _mm256_set1_ps(xp[o3 + 35]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 35]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
                 }
             }
             _mm256_storeu_ps(t[0] + 0, c00);
             _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
             _mm256_storeu_ps(t[1] + 0, c10);
             _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
             _mm256_storeu_ps(t[2] + 0, c20);
             _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
+            _mm256_storeu_ps(t[3] + 0, c30);
+            _mm256_storeu_ps(t[3] + 8, c31);
+            _mm256_storeu_ps(t[4] + 0, c40);
+            _mm256_storeu_ps(t[4] + 8, c41);
             for (int k = 0; k < MR; k++) {
                 const int at = (oc0 + k) * 49;
                 for (int i = 0; i < MP; i++) {
@@ -18013,32 +17886,32 @@ static CNN_SIMD void bottleneck11_bottleneck_path1_conv2(const float *restrict x
 /* bottleneck11.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 2048
  *   in [512,7,7] -> out [2048,7,7]
  *   weights at packed[30493872]: weight [2048,512,1,1] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; bottleneck11.bottleneck_path1.bn3 folded into the weights; then + bottleneck_proj4.relu1 (bottleneck11.add1); then bottleneck11.relu1
+ *   avx2: tile MP=5 positions x MR=16 output channels (10 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; bottleneck11.bottleneck_path1.bn3 folded into the weights; then + bottleneck_proj4.relu1 (bottleneck11.add1); then bottleneck11.relu1
  */
 static CNN_SIMD void bottleneck11_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
+    enum { MP = 5, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 1048576;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 100352;
         const float *rb0 = r0 + (ptrdiff_t)b * 100352;
-        float *sb = s + (ptrdiff_t)b * 27648; /* this sample's scratch */
+        float *sb = s + (ptrdiff_t)b * 25600; /* this sample's scratch */
         const float *in = xb0;
-        for (int tile = 0; tile < 9; tile++)
+        for (int tile = 0; tile < 10; tile++)
             for (int i = 0; i < MP; i++) {
                 const int q = tile * MP + i < 49 ? tile * MP + i : 48;
                 const float *src = in + q / 7 * 7 + q % 7 * 1;
-                float *dst = sb + tile * 3072 + i;
+                float *dst = sb + tile * 2560 + i;
                 for (int c = 0; c < 512; c++)
                     dst[c * MP] = src[c * 49];
             }
-        for (int it = 0; it < 1152; it++) {
-            const int gb = it / 9, tile = it - gb * 9;
+        for (int it = 0; it < 1280; it++) {
+            const int gb = it / 10, tile = it - gb * 10;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 2048 + ob * MR;
             (void)grp;
             const float *wp = w + (ptrdiff_t)gb * 8192;
-            const float *xp = sb + tile * 3072;
+            const float *xp = sb + tile * 2560;
             int q[MP];
             float t[MP][MR];
             q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
@@ -18051,8 +17924,6 @@ static CNN_SIMD void bottleneck11_bottleneck_path1_conv3(const float *restrict x
             const int o3 = 3;
             q[4] = tile * MP + 4 < 49 ? tile * MP + 4 : 48;
             const int o4 = 4;
-            q[5] = tile * MP + 5 < 49 ? tile * MP + 5 : 48;
-            const int o5 = 5;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
@@ -18063,9 +17934,7 @@ static CNN_SIMD void bottleneck11_bottleneck_path1_conv3(const float *restrict x
             __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 512; c += 8, xp += 48, wp += 128) {
+            for (int c = 0; c < 512; c += 8, xp += 40, wp += 128) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
@@ -18084,101 +17953,105 @@ static CNN_SIMD void bottleneck11_bottleneck_path1_conv3(const float *restrict x
                     xb = _mm256_set1_ps(xp[o4 + 0]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 0]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 6]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 5]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 6]);
+                    xb = _mm256_set1_ps(xp[o1 + 5]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 6]);
+                    xb = _mm256_set1_ps(xp[o2 + 5]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 6]);
+                    xb = _mm256_set1_ps(xp[o3 + 5]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 6]);
+                    xb = _mm256_set1_ps(xp[o4 + 5]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 6]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 12]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 10]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 12]);
+                    xb = _mm256_set1_ps(xp[o1 + 10]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 12]);
+                    xb = _mm256_set1_ps(xp[o2 + 10]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 12]);
+                    xb = _mm256_set1_ps(xp[o3 + 10]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 12]);
+                    xb = _mm256_set1_ps(xp[o4 + 10]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 12]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 15]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 18]);
+                    xb = _mm256_set1_ps(xp[o1 + 15]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 18]);
+                    xb = _mm256_set1_ps(xp[o2 + 15]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 18]);
+                    xb = _mm256_set1_ps(xp[o3 + 15]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 18]);
+                    xb = _mm256_set1_ps(xp[o4 + 15]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 18]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 24]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 20]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 24]);
+                    xb = _mm256_set1_ps(xp[o1 + 20]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 24]);
+                    xb = _mm256_set1_ps(xp[o2 + 20]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 24]);
+                    xb = _mm256_set1_ps(xp[o3 + 20]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 24]);
+                    xb = _mm256_set1_ps(xp[o4 + 20]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 24]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 25]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 25]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 25]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 25]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 25]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
                     __m256 xb = _mm256_set1_ps(xp[o0 + 30]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
@@ -18194,53 +18067,25 @@ static CNN_SIMD void bottleneck11_bottleneck_path1_conv3(const float *restrict x
                     xb = _mm256_set1_ps(xp[o4 + 30]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 30]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 36]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 36]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 36]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 36]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 36]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 36]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 42]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 35]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 42]);
+                    xb = _mm256_set1_ps(xp[o1 + 35]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 42]);
+                    xb = _mm256_set1_ps(xp[o2 + 35]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 42]);
+                    xb = _mm256_set1_ps(xp[o3 + 35]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 42]);
+                    xb = _mm256_set1_ps(xp[o4 + 35]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 42]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
             }
             _mm256_storeu_ps(t[0] + 0, c00);
@@ -18253,8 +18098,6 @@ static CNN_SIMD void bottleneck11_bottleneck_path1_conv3(const float *restrict x
             _mm256_storeu_ps(t[3] + 8, c31);
             _mm256_storeu_ps(t[4] + 0, c40);
             _mm256_storeu_ps(t[4] + 8, c41);
-            _mm256_storeu_ps(t[5] + 0, c50);
-            _mm256_storeu_ps(t[5] + 8, c51);
             for (int k = 0; k < MR; k++) {
                 const int at = (oc0 + k) * 49;
                 for (int i = 0; i < MP; i++) {
@@ -18781,32 +18624,32 @@ static CNN_SIMD void bottleneck12_bottleneck_path1_conv2(const float *restrict x
 /* bottleneck12.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 2048
  *   in [512,7,7] -> out [2048,7,7]
  *   weights at packed[36829364]: weight [2048,512,1,1] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; bottleneck12.bottleneck_path1.bn3 folded into the weights; then + bottleneck11.relu1 (bottleneck12.add1); then bottleneck12.relu1
+ *   avx2: tile MP=5 positions x MR=16 output channels (10 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; bottleneck12.bottleneck_path1.bn3 folded into the weights; then + bottleneck11.relu1 (bottleneck12.add1); then bottleneck12.relu1
  */
 static CNN_SIMD void bottleneck12_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
+    enum { MP = 5, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 1048576;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 100352;
         const float *rb0 = r0 + (ptrdiff_t)b * 100352;
-        float *sb = s + (ptrdiff_t)b * 27648; /* this sample's scratch */
+        float *sb = s + (ptrdiff_t)b * 25600; /* this sample's scratch */
         const float *in = xb0;
-        for (int tile = 0; tile < 9; tile++)
+        for (int tile = 0; tile < 10; tile++)
             for (int i = 0; i < MP; i++) {
                 const int q = tile * MP + i < 49 ? tile * MP + i : 48;
                 const float *src = in + q / 7 * 7 + q % 7 * 1;
-                float *dst = sb + tile * 3072 + i;
+                float *dst = sb + tile * 2560 + i;
                 for (int c = 0; c < 512; c++)
                     dst[c * MP] = src[c * 49];
             }
-        for (int it = 0; it < 1152; it++) {
-            const int gb = it / 9, tile = it - gb * 9;
+        for (int it = 0; it < 1280; it++) {
+            const int gb = it / 10, tile = it - gb * 10;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 2048 + ob * MR;
             (void)grp;
             const float *wp = w + (ptrdiff_t)gb * 8192;
-            const float *xp = sb + tile * 3072;
+            const float *xp = sb + tile * 2560;
             int q[MP];
             float t[MP][MR];
             q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
@@ -18819,8 +18662,6 @@ static CNN_SIMD void bottleneck12_bottleneck_path1_conv3(const float *restrict x
             const int o3 = 3;
             q[4] = tile * MP + 4 < 49 ? tile * MP + 4 : 48;
             const int o4 = 4;
-            q[5] = tile * MP + 5 < 49 ? tile * MP + 5 : 48;
-            const int o5 = 5;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
@@ -18831,9 +18672,7 @@ static CNN_SIMD void bottleneck12_bottleneck_path1_conv3(const float *restrict x
             __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 512; c += 8, xp += 48, wp += 128) {
+            for (int c = 0; c < 512; c += 8, xp += 40, wp += 128) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
@@ -18852,101 +18691,105 @@ static CNN_SIMD void bottleneck12_bottleneck_path1_conv3(const float *restrict x
                     xb = _mm256_set1_ps(xp[o4 + 0]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 0]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 6]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 5]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 6]);
+                    xb = _mm256_set1_ps(xp[o1 + 5]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 6]);
+                    xb = _mm256_set1_ps(xp[o2 + 5]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 6]);
+                    xb = _mm256_set1_ps(xp[o3 + 5]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 6]);
+                    xb = _mm256_set1_ps(xp[o4 + 5]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 6]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 12]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 10]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 12]);
+                    xb = _mm256_set1_ps(xp[o1 + 10]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 12]);
+                    xb = _mm256_set1_ps(xp[o2 + 10]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 12]);
+                    xb = _mm256_set1_ps(xp[o3 + 10]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 12]);
+                    xb = _mm256_set1_ps(xp[o4 + 10]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 12]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 15]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 18]);
+                    xb = _mm256_set1_ps(xp[o1 + 15]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 18]);
+                    xb = _mm256_set1_ps(xp[o2 + 15]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 18]);
+                    xb = _mm256_set1_ps(xp[o3 + 15]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 18]);
+                    xb = _mm256_set1_ps(xp[o4 + 15]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 18]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 24]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 20]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 24]);
+                    xb = _mm256_set1_ps(xp[o1 + 20]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 24]);
+                    xb = _mm256_set1_ps(xp[o2 + 20]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 24]);
+                    xb = _mm256_set1_ps(xp[o3 + 20]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 24]);
+                    xb = _mm256_set1_ps(xp[o4 + 20]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 24]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 25]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 25]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 25]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 25]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 25]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
                     __m256 xb = _mm256_set1_ps(xp[o0 + 30]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
@@ -18962,53 +18805,25 @@ static CNN_SIMD void bottleneck12_bottleneck_path1_conv3(const float *restrict x
                     xb = _mm256_set1_ps(xp[o4 + 30]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 30]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 36]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 36]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 36]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 36]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 36]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 36]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 42]);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 35]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 42]);
+                    xb = _mm256_set1_ps(xp[o1 + 35]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 42]);
+                    xb = _mm256_set1_ps(xp[o2 + 35]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 42]);
+                    xb = _mm256_set1_ps(xp[o3 + 35]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 42]);
+                    xb = _mm256_set1_ps(xp[o4 + 35]);
                     c40 = _mm256_fmadd_ps(xb, wv0, c40);
                     c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 42]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
             }
             _mm256_storeu_ps(t[0] + 0, c00);
@@ -19021,8 +18836,6 @@ static CNN_SIMD void bottleneck12_bottleneck_path1_conv3(const float *restrict x
             _mm256_storeu_ps(t[3] + 8, c31);
             _mm256_storeu_ps(t[4] + 0, c40);
             _mm256_storeu_ps(t[4] + 8, c41);
-            _mm256_storeu_ps(t[5] + 0, c50);
-            _mm256_storeu_ps(t[5] + 8, c51);
             for (int k = 0; k < MR; k++) {
                 const int at = (oc0 + k) * 49;
                 for (int i = 0; i < MP; i++) {
@@ -19174,9 +18987,9 @@ void resnet50_pack(const float *params, float *packed) {
     cnn_pack_wino4(params + 7716800, NULL, params + 8306624, 1.0000000000000001e-05, packed + 16528806, 256, 256, 6); /* bottleneck10.bottleneck_path1.conv2 + bottleneck10.bottleneck_path1.bn2: Winograd F(4x4) */
     cnn_pack_conv(params + 8307648, NULL, params + 8569792, 1.0000000000000001e-05, packed + 18906790, 1024, 256, 1, 6); /* bottleneck10.bottleneck_path1.conv3 + bottleneck10.bottleneck_path1.bn3 */
     cnn_pack_conv(params + 8573888, NULL, params + 9098176, 1.0000000000000001e-05, packed + 19170472, 512, 1024, 1, 6); /* bottleneck_proj4.bottleneck_path1.conv1 + bottleneck_proj4.bottleneck_path1.bn1 */
-    cnn_pack_conv(params + 9100224, NULL, params + 11459520, 1.0000000000000001e-05, packed + 19699372, 512, 4608, 1, 32); /* bottleneck_proj4.bottleneck_path1.conv2 + bottleneck_proj4.bottleneck_path1.bn2 */
+    cnn_pack_conv(params + 9100224, NULL, params + 11459520, 1.0000000000000001e-05, packed + 19699372, 512, 4608, 1, 16); /* bottleneck_proj4.bottleneck_path1.conv2 + bottleneck_proj4.bottleneck_path1.bn2 */
     cnn_pack_conv(params + 11461568, NULL, params + 12510144, 1.0000000000000001e-05, packed + 22059180, 2048, 512, 1, 16); /* bottleneck_proj4.bottleneck_path1.conv3 + bottleneck_proj4.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 12518336, NULL, params + 14615488, 1.0000000000000001e-05, packed + 23109804, 2048, 1024, 1, 32); /* bottleneck_proj4.conv1 + bottleneck_proj4.bn1 */
+    cnn_pack_conv(params + 12518336, NULL, params + 14615488, 1.0000000000000001e-05, packed + 23109804, 2048, 1024, 1, 16); /* bottleneck_proj4.conv1 + bottleneck_proj4.bn1 */
     cnn_pack_conv(params + 14623680, NULL, params + 15672256, 1.0000000000000001e-05, packed + 25209004, 512, 2048, 1, 12); /* bottleneck11.bottleneck_path1.conv1 + bottleneck11.bottleneck_path1.bn1 */
     cnn_pack_wino(params + 15674304, NULL, params + 18033600, 1.0000000000000001e-05, packed + 26266288, 512, 512, 6); /* bottleneck11.bottleneck_path1.conv2 + bottleneck11.bottleneck_path1.bn2: Winograd */
     cnn_pack_conv(params + 18035648, NULL, params + 19084224, 1.0000000000000001e-05, packed + 30493872, 2048, 512, 1, 16); /* bottleneck11.bottleneck_path1.conv3 + bottleneck11.bottleneck_path1.bn3 */

@@ -133,6 +133,9 @@ LAYER_CASES = [
     # 7x7 outputs: AVX-512's C-form tile of MP=7 positions x MR=48 channels, stride 1 and 2
     ("conv_1x1_mp7", [256, 7, 7], "conv(96, 1, bias=false) -> relu", 1),
     ("conv_1x1_s2_mp7", [64, 14, 14], "conv(48, 1, stride=2)", 1),
+    # 7x7 outputs on AVX2: the C-form tile of MP=5 positions x MR=16 channels (the two above
+    # take it too), here from a padded 3x3 stride-2 input with a ragged last channel block
+    ("conv_3x3_s2_mp5", [32, 14, 14], "conv(40, 3, stride=2, pad=1)", 1),
     # Winograd on the vector targets (winograd.c): rows of whole vectors of tiles with an odd
     # last row and column, two and four tile rows a vector, no padding, channel counts that
     # leave the register tile ragged. wino_tile gives the 7x7 and 8x8 planes F(2x2,3x3), the
