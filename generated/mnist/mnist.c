@@ -279,7 +279,7 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
             for (int i = 900; i < 919; i++)
                 pl[i] = 0.0f; /* what the last vectors read past the plane */
         }
-        for (int oc = 0; oc < 32; oc++) {
+        for (int oc = 0; oc < 32; oc += 1) {
             const float *pl = sb + (ptrdiff_t)(oc / 32) * 919;
             const float *wc = w + oc * 9;
             const __m256 k0 = _mm256_set1_ps(wc[0]);
@@ -291,16 +291,16 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[oc]);
+            const __m256 ba = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 28; t += R) {
                 const int oh = t + R <= 28 ? t : 24; /* the last tile moved up */
                 for (int o = 0; o < 28; o += 8) {
                     const int ow = o + W <= 28 ? o : 20; /* the last vector moved back */
                     const float *p = pl + (ptrdiff_t)oh * 30;
-                    __m256 a0 = bc;
-                    __m256 a1 = bc;
-                    __m256 a2 = bc;
-                    __m256 a3 = bc;
+                    __m256 a0 = ba;
+                    __m256 a1 = ba;
+                    __m256 a2 = ba;
+                    __m256 a3 = ba;
                     {
                     const float *in = p + 0;
                     const __m256 x0 = _mm256_loadu_ps(in + ow + 0);

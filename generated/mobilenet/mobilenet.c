@@ -505,16 +505,16 @@ static CNN_SIMD void dwsep1_conv1(const float *restrict x0, float *restrict y, c
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[oc]);
+            const __m256 ba = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 112; t += R) {
                 const int oh = t + R <= 112 ? t : 108; /* the last tile moved up */
                 for (int o = 0; o < 112; o += 8) {
                     const int ow = o + W <= 112 ? o : 104; /* the last vector moved back */
                     const float *p = pl + (ptrdiff_t)oh * 114;
-                    __m256 a0 = bc;
-                    __m256 a1 = bc;
-                    __m256 a2 = bc;
-                    __m256 a3 = bc;
+                    __m256 a0 = ba;
+                    __m256 a1 = ba;
+                    __m256 a2 = ba;
+                    __m256 a3 = ba;
                     {
                     const float *in = p + 0;
                     const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
@@ -886,16 +886,16 @@ static CNN_SIMD void dwsep2_conv1(const float *restrict x0, float *restrict y, c
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[oc]);
+            const __m256 ba = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 56; t += R) {
                 const int oh = t + R <= 56 ? t : 52; /* the last tile moved up */
                 for (int o = 0; o < 56; o += 8) {
                     const int ow = o + W <= 56 ? o : 48; /* the last vector moved back */
                     const float *p = pl + (ptrdiff_t)oh * 228;
-                    __m256 a0 = bc;
-                    __m256 a1 = bc;
-                    __m256 a2 = bc;
-                    __m256 a3 = bc;
+                    __m256 a0 = ba;
+                    __m256 a1 = ba;
+                    __m256 a2 = ba;
+                    __m256 a3 = ba;
                     {
                     const float *in = p + 0;
                     __m256 x0, x1;
@@ -1303,16 +1303,16 @@ static CNN_SIMD void dwsep3_conv1(const float *restrict x0, float *restrict y, c
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[oc]);
+            const __m256 ba = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 56; t += R) {
                 const int oh = t + R <= 56 ? t : 52; /* the last tile moved up */
                 for (int o = 0; o < 56; o += 8) {
                     const int ow = o + W <= 56 ? o : 48; /* the last vector moved back */
                     const float *p = pl + (ptrdiff_t)oh * 58;
-                    __m256 a0 = bc;
-                    __m256 a1 = bc;
-                    __m256 a2 = bc;
-                    __m256 a3 = bc;
+                    __m256 a0 = ba;
+                    __m256 a1 = ba;
+                    __m256 a2 = ba;
+                    __m256 a3 = ba;
                     {
                     const float *in = p + 0;
                     const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
@@ -1684,16 +1684,16 @@ static CNN_SIMD void dwsep4_conv1(const float *restrict x0, float *restrict y, c
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[oc]);
+            const __m256 ba = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 28; t += R) {
                 const int oh = t + R <= 28 ? t : 24; /* the last tile moved up */
                 for (int o = 0; o < 28; o += 8) {
                     const int ow = o + W <= 28 ? o : 20; /* the last vector moved back */
                     const float *p = pl + (ptrdiff_t)oh * 116;
-                    __m256 a0 = bc;
-                    __m256 a1 = bc;
-                    __m256 a2 = bc;
-                    __m256 a3 = bc;
+                    __m256 a0 = ba;
+                    __m256 a1 = ba;
+                    __m256 a2 = ba;
+                    __m256 a3 = ba;
                     {
                     const float *in = p + 0;
                     __m256 x0, x1;
@@ -2111,16 +2111,16 @@ static CNN_SIMD void dwsep5_conv1(const float *restrict x0, float *restrict y, c
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[oc]);
+            const __m256 ba = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 28; t += R) {
                 const int oh = t + R <= 28 ? t : 24; /* the last tile moved up */
                 for (int o = 0; o < 28; o += 8) {
                     const int ow = o + W <= 28 ? o : 20; /* the last vector moved back */
                     const float *p = pl + (ptrdiff_t)oh * 30;
-                    __m256 a0 = bc;
-                    __m256 a1 = bc;
-                    __m256 a2 = bc;
-                    __m256 a3 = bc;
+                    __m256 a0 = ba;
+                    __m256 a1 = ba;
+                    __m256 a2 = ba;
+                    __m256 a3 = ba;
                     {
                     const float *in = p + 0;
                     const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
@@ -2502,16 +2502,16 @@ static CNN_SIMD void dwsep6_conv1(const float *restrict x0, float *restrict y, c
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[oc]);
+            const __m256 ba = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 14; t += R) {
                 const int oh = t + R <= 14 ? t : 10; /* the last tile moved up */
                 for (int o = 0; o < 14; o += 8) {
                     const int ow = o + W <= 14 ? o : 6; /* the last vector moved back */
                     const float *p = pl + (ptrdiff_t)oh * 60;
-                    __m256 a0 = bc;
-                    __m256 a1 = bc;
-                    __m256 a2 = bc;
-                    __m256 a3 = bc;
+                    __m256 a0 = ba;
+                    __m256 a1 = ba;
+                    __m256 a2 = ba;
+                    __m256 a3 = ba;
                     {
                     const float *in = p + 0;
                     __m256 x0, x1;
@@ -2929,16 +2929,16 @@ static CNN_SIMD void dwsep7_conv1(const float *restrict x0, float *restrict y, c
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[oc]);
+            const __m256 ba = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 14; t += R) {
                 const int oh = t + R <= 14 ? t : 10; /* the last tile moved up */
                 for (int o = 0; o < 14; o += 8) {
                     const int ow = o + W <= 14 ? o : 6; /* the last vector moved back */
                     const float *p = pl + (ptrdiff_t)oh * 16;
-                    __m256 a0 = bc;
-                    __m256 a1 = bc;
-                    __m256 a2 = bc;
-                    __m256 a3 = bc;
+                    __m256 a0 = ba;
+                    __m256 a1 = ba;
+                    __m256 a2 = ba;
+                    __m256 a3 = ba;
                     {
                     const float *in = p + 0;
                     const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
@@ -3317,16 +3317,16 @@ static CNN_SIMD void dwsep8_conv1(const float *restrict x0, float *restrict y, c
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[oc]);
+            const __m256 ba = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 14; t += R) {
                 const int oh = t + R <= 14 ? t : 10; /* the last tile moved up */
                 for (int o = 0; o < 14; o += 8) {
                     const int ow = o + W <= 14 ? o : 6; /* the last vector moved back */
                     const float *p = pl + (ptrdiff_t)oh * 16;
-                    __m256 a0 = bc;
-                    __m256 a1 = bc;
-                    __m256 a2 = bc;
-                    __m256 a3 = bc;
+                    __m256 a0 = ba;
+                    __m256 a1 = ba;
+                    __m256 a2 = ba;
+                    __m256 a3 = ba;
                     {
                     const float *in = p + 0;
                     const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
@@ -3705,16 +3705,16 @@ static CNN_SIMD void dwsep9_conv1(const float *restrict x0, float *restrict y, c
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[oc]);
+            const __m256 ba = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 14; t += R) {
                 const int oh = t + R <= 14 ? t : 10; /* the last tile moved up */
                 for (int o = 0; o < 14; o += 8) {
                     const int ow = o + W <= 14 ? o : 6; /* the last vector moved back */
                     const float *p = pl + (ptrdiff_t)oh * 16;
-                    __m256 a0 = bc;
-                    __m256 a1 = bc;
-                    __m256 a2 = bc;
-                    __m256 a3 = bc;
+                    __m256 a0 = ba;
+                    __m256 a1 = ba;
+                    __m256 a2 = ba;
+                    __m256 a3 = ba;
                     {
                     const float *in = p + 0;
                     const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
@@ -4093,16 +4093,16 @@ static CNN_SIMD void dwsep10_conv1(const float *restrict x0, float *restrict y, 
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[oc]);
+            const __m256 ba = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 14; t += R) {
                 const int oh = t + R <= 14 ? t : 10; /* the last tile moved up */
                 for (int o = 0; o < 14; o += 8) {
                     const int ow = o + W <= 14 ? o : 6; /* the last vector moved back */
                     const float *p = pl + (ptrdiff_t)oh * 16;
-                    __m256 a0 = bc;
-                    __m256 a1 = bc;
-                    __m256 a2 = bc;
-                    __m256 a3 = bc;
+                    __m256 a0 = ba;
+                    __m256 a1 = ba;
+                    __m256 a2 = ba;
+                    __m256 a3 = ba;
                     {
                     const float *in = p + 0;
                     const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
@@ -4481,16 +4481,16 @@ static CNN_SIMD void dwsep11_conv1(const float *restrict x0, float *restrict y, 
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[oc]);
+            const __m256 ba = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 14; t += R) {
                 const int oh = t + R <= 14 ? t : 10; /* the last tile moved up */
                 for (int o = 0; o < 14; o += 8) {
                     const int ow = o + W <= 14 ? o : 6; /* the last vector moved back */
                     const float *p = pl + (ptrdiff_t)oh * 16;
-                    __m256 a0 = bc;
-                    __m256 a1 = bc;
-                    __m256 a2 = bc;
-                    __m256 a3 = bc;
+                    __m256 a0 = ba;
+                    __m256 a1 = ba;
+                    __m256 a2 = ba;
+                    __m256 a3 = ba;
                     {
                     const float *in = p + 0;
                     const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
@@ -4869,16 +4869,16 @@ static CNN_SIMD void dwsep12_conv1(const float *restrict x0, float *restrict y, 
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[oc]);
+            const __m256 ba = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 7; t += R) {
                 const int oh = t + R <= 7 ? t : 3; /* the last tile moved up */
                 for (int o = 0; o < 7; o += 7) {
                     const int ow = o;
                     const float *p = pl + (ptrdiff_t)oh * 32;
-                    __m256 a0 = bc;
-                    __m256 a1 = bc;
-                    __m256 a2 = bc;
-                    __m256 a3 = bc;
+                    __m256 a0 = ba;
+                    __m256 a1 = ba;
+                    __m256 a2 = ba;
+                    __m256 a3 = ba;
                     {
                     const float *in = p + 0;
                     __m256 x0, x1;

@@ -505,16 +505,16 @@ static CNN_SIMD void separable1_conv1(const float *restrict x0, float *restrict 
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[oc]);
+            const __m256 ba = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 112; t += R) {
                 const int oh = t + R <= 112 ? t : 108; /* the last tile moved up */
                 for (int o = 0; o < 112; o += 8) {
                     const int ow = o + W <= 112 ? o : 104; /* the last vector moved back */
                     const float *p = pl + (ptrdiff_t)oh * 114;
-                    __m256 a0 = bc;
-                    __m256 a1 = bc;
-                    __m256 a2 = bc;
-                    __m256 a3 = bc;
+                    __m256 a0 = ba;
+                    __m256 a1 = ba;
+                    __m256 a2 = ba;
+                    __m256 a3 = ba;
                     {
                     const float *in = p + 0;
                     const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
@@ -1135,16 +1135,16 @@ static CNN_SIMD void inverted1_conv2(const float *restrict x0, float *restrict y
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[oc]);
+            const __m256 ba = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 56; t += R) {
                 const int oh = t + R <= 56 ? t : 52; /* the last tile moved up */
                 for (int o = 0; o < 56; o += 8) {
                     const int ow = o + W <= 56 ? o : 48; /* the last vector moved back */
                     const float *p = pl + (ptrdiff_t)oh * 228;
-                    __m256 a0 = bc;
-                    __m256 a1 = bc;
-                    __m256 a2 = bc;
-                    __m256 a3 = bc;
+                    __m256 a0 = ba;
+                    __m256 a1 = ba;
+                    __m256 a2 = ba;
+                    __m256 a3 = ba;
                     {
                     const float *in = p + 0;
                     __m256 x0, x1;
@@ -1809,16 +1809,16 @@ static CNN_SIMD void inverted_res1_inverted1_conv2(const float *restrict x0, flo
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[oc]);
+            const __m256 ba = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 56; t += R) {
                 const int oh = t + R <= 56 ? t : 52; /* the last tile moved up */
                 for (int o = 0; o < 56; o += 8) {
                     const int ow = o + W <= 56 ? o : 48; /* the last vector moved back */
                     const float *p = pl + (ptrdiff_t)oh * 58;
-                    __m256 a0 = bc;
-                    __m256 a1 = bc;
-                    __m256 a2 = bc;
-                    __m256 a3 = bc;
+                    __m256 a0 = ba;
+                    __m256 a1 = ba;
+                    __m256 a2 = ba;
+                    __m256 a3 = ba;
                     {
                     const float *in = p + 0;
                     const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
@@ -2449,16 +2449,16 @@ static CNN_SIMD void inverted2_conv2(const float *restrict x0, float *restrict y
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[oc]);
+            const __m256 ba = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 28; t += R) {
                 const int oh = t + R <= 28 ? t : 24; /* the last tile moved up */
                 for (int o = 0; o < 28; o += 8) {
                     const int ow = o + W <= 28 ? o : 20; /* the last vector moved back */
                     const float *p = pl + (ptrdiff_t)oh * 116;
-                    __m256 a0 = bc;
-                    __m256 a1 = bc;
-                    __m256 a2 = bc;
-                    __m256 a3 = bc;
+                    __m256 a0 = ba;
+                    __m256 a1 = ba;
+                    __m256 a2 = ba;
+                    __m256 a3 = ba;
                     {
                     const float *in = p + 0;
                     __m256 x0, x1;
@@ -3115,16 +3115,16 @@ static CNN_SIMD void inverted_res2_inverted1_conv2(const float *restrict x0, flo
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[oc]);
+            const __m256 ba = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 28; t += R) {
                 const int oh = t + R <= 28 ? t : 24; /* the last tile moved up */
                 for (int o = 0; o < 28; o += 8) {
                     const int ow = o + W <= 28 ? o : 20; /* the last vector moved back */
                     const float *p = pl + (ptrdiff_t)oh * 30;
-                    __m256 a0 = bc;
-                    __m256 a1 = bc;
-                    __m256 a2 = bc;
-                    __m256 a3 = bc;
+                    __m256 a0 = ba;
+                    __m256 a1 = ba;
+                    __m256 a2 = ba;
+                    __m256 a3 = ba;
                     {
                     const float *in = p + 0;
                     const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
@@ -3747,16 +3747,16 @@ static CNN_SIMD void inverted_res3_inverted1_conv2(const float *restrict x0, flo
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[oc]);
+            const __m256 ba = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 28; t += R) {
                 const int oh = t + R <= 28 ? t : 24; /* the last tile moved up */
                 for (int o = 0; o < 28; o += 8) {
                     const int ow = o + W <= 28 ? o : 20; /* the last vector moved back */
                     const float *p = pl + (ptrdiff_t)oh * 30;
-                    __m256 a0 = bc;
-                    __m256 a1 = bc;
-                    __m256 a2 = bc;
-                    __m256 a3 = bc;
+                    __m256 a0 = ba;
+                    __m256 a1 = ba;
+                    __m256 a2 = ba;
+                    __m256 a3 = ba;
                     {
                     const float *in = p + 0;
                     const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
@@ -4379,16 +4379,16 @@ static CNN_SIMD void inverted3_conv2(const float *restrict x0, float *restrict y
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[oc]);
+            const __m256 ba = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 14; t += R) {
                 const int oh = t + R <= 14 ? t : 10; /* the last tile moved up */
                 for (int o = 0; o < 14; o += 8) {
                     const int ow = o + W <= 14 ? o : 6; /* the last vector moved back */
                     const float *p = pl + (ptrdiff_t)oh * 60;
-                    __m256 a0 = bc;
-                    __m256 a1 = bc;
-                    __m256 a2 = bc;
-                    __m256 a3 = bc;
+                    __m256 a0 = ba;
+                    __m256 a1 = ba;
+                    __m256 a2 = ba;
+                    __m256 a3 = ba;
                     {
                     const float *in = p + 0;
                     __m256 x0, x1;
@@ -5055,16 +5055,16 @@ static CNN_SIMD void inverted_res4_inverted1_conv2(const float *restrict x0, flo
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[oc]);
+            const __m256 ba = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 14; t += R) {
                 const int oh = t + R <= 14 ? t : 10; /* the last tile moved up */
                 for (int o = 0; o < 14; o += 8) {
                     const int ow = o + W <= 14 ? o : 6; /* the last vector moved back */
                     const float *p = pl + (ptrdiff_t)oh * 16;
-                    __m256 a0 = bc;
-                    __m256 a1 = bc;
-                    __m256 a2 = bc;
-                    __m256 a3 = bc;
+                    __m256 a0 = ba;
+                    __m256 a1 = ba;
+                    __m256 a2 = ba;
+                    __m256 a3 = ba;
                     {
                     const float *in = p + 0;
                     const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
@@ -5697,16 +5697,16 @@ static CNN_SIMD void inverted_res5_inverted1_conv2(const float *restrict x0, flo
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[oc]);
+            const __m256 ba = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 14; t += R) {
                 const int oh = t + R <= 14 ? t : 10; /* the last tile moved up */
                 for (int o = 0; o < 14; o += 8) {
                     const int ow = o + W <= 14 ? o : 6; /* the last vector moved back */
                     const float *p = pl + (ptrdiff_t)oh * 16;
-                    __m256 a0 = bc;
-                    __m256 a1 = bc;
-                    __m256 a2 = bc;
-                    __m256 a3 = bc;
+                    __m256 a0 = ba;
+                    __m256 a1 = ba;
+                    __m256 a2 = ba;
+                    __m256 a3 = ba;
                     {
                     const float *in = p + 0;
                     const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
@@ -6339,16 +6339,16 @@ static CNN_SIMD void inverted_res6_inverted1_conv2(const float *restrict x0, flo
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[oc]);
+            const __m256 ba = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 14; t += R) {
                 const int oh = t + R <= 14 ? t : 10; /* the last tile moved up */
                 for (int o = 0; o < 14; o += 8) {
                     const int ow = o + W <= 14 ? o : 6; /* the last vector moved back */
                     const float *p = pl + (ptrdiff_t)oh * 16;
-                    __m256 a0 = bc;
-                    __m256 a1 = bc;
-                    __m256 a2 = bc;
-                    __m256 a3 = bc;
+                    __m256 a0 = ba;
+                    __m256 a1 = ba;
+                    __m256 a2 = ba;
+                    __m256 a3 = ba;
                     {
                     const float *in = p + 0;
                     const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
@@ -6981,16 +6981,16 @@ static CNN_SIMD void inverted4_conv2(const float *restrict x0, float *restrict y
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[oc]);
+            const __m256 ba = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 14; t += R) {
                 const int oh = t + R <= 14 ? t : 10; /* the last tile moved up */
                 for (int o = 0; o < 14; o += 8) {
                     const int ow = o + W <= 14 ? o : 6; /* the last vector moved back */
                     const float *p = pl + (ptrdiff_t)oh * 16;
-                    __m256 a0 = bc;
-                    __m256 a1 = bc;
-                    __m256 a2 = bc;
-                    __m256 a3 = bc;
+                    __m256 a0 = ba;
+                    __m256 a1 = ba;
+                    __m256 a2 = ba;
+                    __m256 a3 = ba;
                     {
                     const float *in = p + 0;
                     const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
@@ -7619,16 +7619,16 @@ static CNN_SIMD void inverted_res7_inverted1_conv2(const float *restrict x0, flo
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[oc]);
+            const __m256 ba = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 14; t += R) {
                 const int oh = t + R <= 14 ? t : 10; /* the last tile moved up */
                 for (int o = 0; o < 14; o += 8) {
                     const int ow = o + W <= 14 ? o : 6; /* the last vector moved back */
                     const float *p = pl + (ptrdiff_t)oh * 16;
-                    __m256 a0 = bc;
-                    __m256 a1 = bc;
-                    __m256 a2 = bc;
-                    __m256 a3 = bc;
+                    __m256 a0 = ba;
+                    __m256 a1 = ba;
+                    __m256 a2 = ba;
+                    __m256 a3 = ba;
                     {
                     const float *in = p + 0;
                     const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
@@ -8259,16 +8259,16 @@ static CNN_SIMD void inverted_res8_inverted1_conv2(const float *restrict x0, flo
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[oc]);
+            const __m256 ba = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 14; t += R) {
                 const int oh = t + R <= 14 ? t : 10; /* the last tile moved up */
                 for (int o = 0; o < 14; o += 8) {
                     const int ow = o + W <= 14 ? o : 6; /* the last vector moved back */
                     const float *p = pl + (ptrdiff_t)oh * 16;
-                    __m256 a0 = bc;
-                    __m256 a1 = bc;
-                    __m256 a2 = bc;
-                    __m256 a3 = bc;
+                    __m256 a0 = ba;
+                    __m256 a1 = ba;
+                    __m256 a2 = ba;
+                    __m256 a3 = ba;
                     {
                     const float *in = p + 0;
                     const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
@@ -8899,16 +8899,16 @@ static CNN_SIMD void inverted5_conv2(const float *restrict x0, float *restrict y
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[oc]);
+            const __m256 ba = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 7; t += R) {
                 const int oh = t + R <= 7 ? t : 3; /* the last tile moved up */
                 for (int o = 0; o < 7; o += 7) {
                     const int ow = o;
                     const float *p = pl + (ptrdiff_t)oh * 32;
-                    __m256 a0 = bc;
-                    __m256 a1 = bc;
-                    __m256 a2 = bc;
-                    __m256 a3 = bc;
+                    __m256 a0 = ba;
+                    __m256 a1 = ba;
+                    __m256 a2 = ba;
+                    __m256 a3 = ba;
                     {
                     const float *in = p + 0;
                     __m256 x0, x1;

@@ -98,6 +98,10 @@ LAYER_CASES = [
     # one input channel to many outputs: depthwise.c's multiplier form (rows of 16 or more
     # outputs, so the avx512 build takes it too)
     ("conv_one_channel", [1, 12, 19], "conv(6, 3, pad=1)", 1),
+    # an even multiplier with a 3x3 kernel: on AVX-512 a tile computes two output channels of
+    # a plane (MNIST's first layer's form), with a fused pool, and with stride 2
+    ("conv_mult_pair_pool", [2, 12, 28], "conv(8, 3, pad=1, groups=2) -> relu -> maxpool(2)", 1),
+    ("conv_mult_pair_s2", [3, 11, 40], "conv(6, 3, stride=2, pad=1, groups=3) -> relu6", 1),
     ("conv_one_channel_5x5_s2", [1, 20, 33], "conv(5, 5, stride=2, pad=2, bias=false)", 1),
     ("conv_depthwise_mult3_reflect", [4, 9, 17], "conv(12, 3, pad=(1, 2), groups=4, "
      "pad_mode=reflect)", 1),
