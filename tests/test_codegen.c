@@ -123,8 +123,9 @@ static int count_in(const char *path, const char *needle) {
  * code needs no AVX-512 CPU): on AVX-512 7x7 outputs of 1x1 layers take the
  * MP=7 x MR=48 tile, and depthwise rows of 20 and 24 outputs, which 8-wide
  * vectors cover with fewer lanes, take AVX2's vectors, and an even channel
- * multiplier takes tiles of two output channels; on AVX2 7x7 outputs take
- * the MP=5 x MR=16 tile. */
+ * multiplier takes tiles of two output channels, and a 1x1 layer on a 14x14
+ * plane takes vectors of positions; on AVX2 7x7 outputs take the MP=5 x
+ * MR=16 tile. */
 Test(codegen, cases_get_their_kernels, .timeout = 60) {
     struct { const char *target, *shape, *layer, *needle; } cases[] = {
         {"avx512", "256, 7, 7", "conv(96, 1, bias=false) -> relu", "tile MP=7 positions x MR=48"},
@@ -136,6 +137,7 @@ Test(codegen, cases_get_their_kernels, .timeout = 60) {
          "two output channels"},
         {"avx512", "3, 11, 40", "conv(6, 3, stride=2, pad=1, groups=3) -> relu6",
          "two output channels"},
+        {"avx512", "512, 14, 14", "conv(128, 1) -> relu", "tile MR=12 output channels x NR=32"},
         {"avx2", "256, 7, 7", "conv(96, 1, bias=false) -> relu", "tile MP=5 positions x MR=16"},
         {"avx2", "64, 14, 14", "conv(48, 1, stride=2)", "tile MP=5 positions x MR=16"},
         {"avx2", "32, 14, 14", "conv(40, 3, stride=2, pad=1)", "tile MP=5 positions x MR=16"},

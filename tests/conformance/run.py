@@ -137,6 +137,8 @@ LAYER_CASES = [
     # 7x7 outputs: AVX-512's C-form tile of MP=7 positions x MR=48 channels, stride 1 and 2
     ("conv_1x1_mp7", [256, 7, 7], "conv(96, 1, bias=false) -> relu", 1),
     ("conv_1x1_s2_mp7", [64, 14, 14], "conv(48, 1, stride=2)", 1),
+    # 14x14 1x1 on AVX-512: vectors of positions, MR=12 x NR=32 (its last tile 4 positions)
+    ("conv_1x1_p14", [512, 14, 14], "conv(128, 1) -> relu", 1),
     # 7x7 outputs on AVX2: the C-form tile of MP=5 positions x MR=16 channels (the two above
     # take it too), here from a padded 3x3 stride-2 input with a ragged last channel block
     ("conv_3x3_s2_mp5", [32, 14, 14], "conv(40, 3, stride=2, pad=1)", 1),
