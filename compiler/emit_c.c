@@ -1112,6 +1112,10 @@ Generated *emit_c(Graph *g, const BuildOptions *opt, Arena *a, Diags *d) {
     if (!opt->fuse.no_chain)
         chain_samples(g, opt);
     tune_apply(g, opt->tune, opt->target);
+    for (int i = 0; i < g->nodes.len; i++) {
+        Node *n = g->nodes.items[i];
+        n->lone_split = opt->openmp && !n->chain && omp_work(n) >= OMP_SPLIT_WORK;
+    }
     int slots = opt->openmp ? opt->batch : 1;   /* samples a chain holds at once */
     Plan *plan = simd ? plan_with_state(g, opt->batch, simd_scratch_fn(opt->target),
                                         simd_state_floats, slots, a, d)

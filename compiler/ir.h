@@ -226,6 +226,11 @@ struct Node {
                                  convolutions NAME_forward takes one sample
                                  at a time that has it: one of them, or a
                                  node without code among or after them */
+    bool lone_split;          /* with --openmp, outside chains: a lone
+                                 sample's loops are shared among the
+                                 threads (omp_split), so a kernel's
+                                 per-channel scratch needs a part per
+                                 channel, not one per sample */
 
     /* set by pack.c */
     int64_t packed;           /* first float of its weights in the packed vector */

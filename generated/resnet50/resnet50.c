@@ -616,9 +616,9 @@ static CNN_SIMD void maxpool1(const float *restrict x0, float *restrict y, float
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 802816;
         float *yb = y + (ptrdiff_t)b * 200704;
-        float *pl = s + (ptrdiff_t)b * 12996; /* the padded plane */
         const float ninf = _mm_cvtss_f32(_mm_castsi128_ps(_mm_set1_epi32(-8388608)));
         for (int c = 0; c < 64; c++) {
+            float *pl = s + (ptrdiff_t)b * 12996; /* the padded plane */
                 for (int i = 0; i < 114; i++) {
                     float *row = pl + i * 114;
                     const int ih = i - 1;

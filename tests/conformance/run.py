@@ -203,6 +203,10 @@ LAYER_CASES = [
     ("maxpool_tuple_pad", [3, 8, 9], "maxpool((3, 2), stride=(1, 2), pad=(1, 1))", 1),
     ("maxpool3_s3", [3, 9, 9], "maxpool(3, stride=3)", 1),
     ("maxpool_s1_pad", [3, 6, 6], "maxpool(3, stride=1, pad=1)", 1),
+    # big enough that with --openmp a lone sample's channels are shared among the threads,
+    # each padded into a plane of its own (kernels_simd.c, lone_split)
+    ("maxpool_big_s2_pad", [24, 40, 40], "maxpool(3, stride=2, pad=1)", 1),
+    ("maxpool_big_s1_pad", [20, 30, 30], "maxpool(3, stride=1, pad=1)", 1),
     ("maxpool_out1", [2, 5, 5], "maxpool(5)", 1),
     ("maxpool_negative", [3, 6, 6], "maxpool(3, stride=2, pad=1)", -1),
     ("maxpool2_pad1", [3, 5, 5], "maxpool(2, pad=1)", -1),
