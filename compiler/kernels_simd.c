@@ -222,12 +222,11 @@ static double tile_score(const ConvGeo *g, Tile t, const Isa *v) {
 
 /* Candidate tiles {w, C form?, MR, NV, MP}, in order of preference on a
  * tie: all keep accumulators, loaded vectors and a broadcast within the
- * register file. */
-/* AVX2's MP=5 x MR=16 C-form tile (10 accumulators) covers a 7x7 plane in
- * 10 tiles, 50 positions for 49, where MP=6 computes 54 and MP=3 x MR=32
- * 51 with twice the weights a block. On an EPYC (Zen 4) ResNet-50's 7x7
- * layers ran 5% (1x1) to 40% (the 3x3/2 and 1x1/2 of its last projection,
- * which had MP=3 x MR=32) faster with it, the network 4%. */
+ * register file. AVX2's MP=5 x MR=16 C-form tile (10 accumulators) covers
+ * a 7x7 plane in 10 tiles, 50 positions for 49, where MP=6 computes 54 and
+ * MP=3 x MR=32 51 with twice the weights a block. On an EPYC (Zen 4)
+ * ResNet-50's 7x7 layers ran 5% (1x1) to 40% (the 3x3/2 and 1x1/2 of its
+ * last projection, which had MP=3 x MR=32) faster with it, the network 4%. */
 static const Tile AVX2_TILES[] = {
     {8, false, 4, 3, 0}, {8, false, 6, 2, 0}, {8, false, 3, 4, 0}, {8, false, 2, 6, 0},
     {8, false, 12, 1, 0}, {8, false, 8, 1, 0}, {8, false, 4, 2, 0}, {8, false, 4, 1, 0},
@@ -1407,23 +1406,22 @@ static void emit_maxpool(Emit *e, const Node *n, int w) {
     /* a lone sample's channels are shared among the threads, each channel
      * padded into a plane of its own (GoogLeNet's pools took 1.1 ms at
      * batch 1 on one thread while the other waited) */
-    bool lone = e->split && !e->plain && n->lone_split;
-    if (g.pads)
+    bool lone = n->lone_split && !e->plain;
+    if (g.pads) {
         /* -infinity, from its bits: the generated code has no math.h */
         P(e, "        const float ninf = _mm_cvtss_f32(_mm_castsi128_ps(_mm_set1_epi32(-8388608)));\n");
-    if (g.pads && lone)   /* (asked outside the loop's own region) */
-        P(e, "        const int lone = batch == 1 && omp_get_level() == 0;\n");
+        if (lone)   /* asked here, outside the loop's own region */
+            P(e, "        const int lone = batch == 1 && omp_get_level() == 0;\n");
+    }
     if (lone)
         P(e, "        #pragma omp parallel for schedule(static)\n");
     P(e, "        for (int c = 0; c < %lld; c++) {\n", ll(g.c));
-    if (g.pads && lone)
-        P(e, "            float *pl = s + (ptrdiff_t)(lone ? c : b) * %lld; /* the padded plane: "
-             "a lone sample's channel's, else the sample's */\n", ll(g.hp * g.wp));
-    else if (g.pads)
-        P(e, "            float *pl = s + (ptrdiff_t)b * %lld; /* the padded plane */\n",
-          ll(g.hp * g.wp));
-    if (g.pads)
+    if (g.pads) {
+        P(e, "            float *pl = s + (ptrdiff_t)%s * %lld; /* the padded plane%s */\n",
+          lone ? "(lone ? c : b)" : "b", ll(g.hp * g.wp),
+          lone ? ": a lone sample's channel's, else the sample's" : "");
         pool_pad_plane(e, &g, w);
+    }
     P(e, "            for (int oh = 0; oh < %lld; oh++) {\n", ll(g.ho));
     P(e, "                const float *xr = %s + oh * %lld;\n",
       g.pads ? "pl" : arena_printf(e->a, "xb0 + c * %lld", ll(g.h * g.wi)), ll(g.sh * g.wp));
