@@ -156,6 +156,8 @@ int simd_conv_mr(Target t, const Node *n);
 /* Training's forward pass runs n's SIMD kernel too, on weights packed from
  * the canonical parameters at each step into the end of its scratch. */
 bool simd_packs_for_training(const Node *n);
+/* A max pool the vector kernel takes (training's forward pass uses it too). */
+bool simd_vector_pool(Target t, const Node *n);
 int64_t simd_train_fscratch(Target t, const Node *n, int batch);
 /* The input gradient of stride-1 convolution n as a convolution node of its
  * own (NULL when n is not such), and the backward scratch with room for it. */
@@ -240,6 +242,9 @@ int64_t train_bscratch(const Node *n, int batch);
 /* A convolution's backward scratch for one lane, and for all its lanes
  * given one lane's (other nodes: the same). */
 int64_t train_bscratch_lane(const Node *n);
+/* The vector weight gradient's dyT and gT, part of a lane's scratch on the
+ * vector targets (0 where it does not apply). */
+int64_t train_dw_floats(Target t, const Node *n);
 int64_t train_lane_total(const Node *n, int64_t per_lane);
 /* The lanes a convolution's backward splits the batch into (1: none). */
 int train_lanes(const BuildOptions *opt);

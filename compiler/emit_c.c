@@ -241,12 +241,14 @@ static void emit_plain_kernels(Emit *e) {
             continue;
         e->tfn[i] = arena_printf(e->a, "%s_t", e->fn[i]);
         /* the vector dense kernel reads the canonical weights as they are;
-         * a convolution's are packed for it at each step */
+         * a convolution's are packed for it at each step; a max pool the
+         * inference fused into its convolution runs as the vector pool */
         if (simd_target(e->opt->target) &&
-            (n->op == OP_DENSE || simd_packs_for_training(n))) {
+            (n->op == OP_DENSE || simd_packs_for_training(n) ||
+             simd_vector_pool(e->opt->target, n))) {
             emit_kernel_comment(e, n, arena_printf(e->a, "%s; unfused, for training's "
                                 "forward pass%s", simd_schedule(e, n),
-                                n->op == OP_DENSE ? "" : " (weights packed at each step)"));
+                                n->op == OP_CONV ? " (weights packed at each step)" : ""));
             emit_signature(e, n, e->tfn[i],
                            simd_scratch(e->opt->target, n, e->opt->batch) > 0);
             emit_simd_kernel(e, n);

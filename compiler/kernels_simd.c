@@ -388,6 +388,10 @@ bool simd_packs_for_training(const Node *n) {
     return simd_conv(n);
 }
 
+bool simd_vector_pool(Target t, const Node *n) {
+    return pool_width(t, n) > 0;
+}
+
 int64_t simd_train_fscratch(Target t, const Node *n, int batch) {
     if (!simd_conv(n))
         return simd_scratch(t, n, batch);
@@ -443,7 +447,7 @@ int64_t simd_train_bscratch_lane(Target t, const Node *n) {
                 simd_scratch(t, bx, 1);
     }
     arena_free(&a);
-    return base + extra;
+    return base + extra + train_dw_floats(t, n);
 }
 
 int64_t simd_train_bscratch(Target t, const Node *n, int batch) {

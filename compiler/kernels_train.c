@@ -59,6 +59,72 @@ int64_t train_bscratch_lane(const Node *n) {
     return total;
 }
 
+/* ---- the weight gradient in vectors of output channels (vector targets) ------ */
+
+/* gw[k][r] = sum over positions p of dy[k][p] * X[r][p], X the input's rows
+ * (r = c, i, j of the kernel). As dot products along p every (k, r) pair
+ * ends in a horizontal sum, and a 14x14 plane gives only 196 terms to
+ * share it; so on the vector targets the sum runs with vectors of output
+ * channels instead: dy transposed to dyT[p][k], each X[r][p] broadcast,
+ * MR rows of X by NV vectors of channels in registers for the whole run
+ * of positions, and the tile added into gT[r][k], the lane's transposed
+ * gradient, which goes into gw once after the lane's samples. At stride 1
+ * X[r] is read straight from the (padded) input, rows wp apart as the
+ * forward kernels read it: dyT holds zeros at the dropped columns, so they
+ * add nothing. */
+typedef struct DwVec {
+    int w;           /* floats a vector */
+    int64_t kgp;     /* a group's output channels, rounded up to whole vectors */
+    int64_t kt;      /* dyT's and gT's row: groups * kgp */
+    int nv, mr;      /* the register tile: MR rows of X by NV vectors of channels */
+    bool flat;       /* stride 1: X read from the input itself */
+    int64_t len, pitch;   /* positions summed over, and their row pitch */
+} DwVec;
+
+static DwVec dw_vec(Target t, const Node *n) {
+    DwVec d = {0};
+    const Attrs *a = &n->a;
+    if (!simd_target(t) || n->op != OP_CONV)
+        return d;
+    Shape in = in_shape_of(n, 0);
+    int w = simd_width(t);
+    int64_t kg = a->units / a->groups;
+    int64_t kgp = (kg + w - 1) / w * w;
+    int64_t per = in.d[0] / a->groups * a->kernel[0] * a->kernel[1];
+    /* channels padded to whole vectors: at least two lanes in three used,
+     * else the dot products stay (a depthwise layer's single channel); and
+     * rows of X enough to pay for transposing dy (a first layer's 9 or 27
+     * rows keep the dot products, whose runs of positions are long) */
+    if (3 * kg < 2 * kgp || per < 4 * w)
+        return d;
+    d.w = w;
+    d.kgp = kgp;
+    d.kt = a->groups * kgp;
+    int64_t vecs = kgp / w;
+    d.nv = vecs % 4 == 0 ? 4 : vecs % 3 == 0 ? 3 : vecs % 2 == 0 ? 2 : 1;
+    /* accumulators, NV loads and a broadcast within the register file,
+     * and no more loads than FMAs a position */
+    static const int mr16[] = {0, 12, 6, 4, 3}, mr32[] = {0, 12, 12, 8, 6};
+    d.mr = (w == 16 ? mr32 : mr16)[d.nv];
+    d.flat = a->stride[0] == 1 && a->stride[1] == 1;
+    int64_t wp = in.d[2] + a->pad_lo[1] + a->pad_hi[1];
+    int64_t oh = n->shape.d[1], ow = n->shape.d[2];
+    d.pitch = d.flat ? wp : ow;
+    d.len = d.flat ? (oh - 1) * wp + ow : oh * ow;
+    return d;
+}
+
+/* dyT [len][kt] and gT [cg*kh*kw + 1][kt] (its last row the bias
+ * gradient) at the end of a lane's scratch. */
+int64_t train_dw_floats(Target t, const Node *n) {
+    DwVec d = dw_vec(t, n);
+    if (!d.w)
+        return 0;
+    const Attrs *a = &n->a;
+    int64_t per = in_shape_of(n, 0).d[0] / a->groups * a->kernel[0] * a->kernel[1];
+    return d.len * d.kt + (per + 1) * d.kt;
+}
+
 /* ---- lanes: a convolution's backward on several threads ----------------------- */
 
 /* With --openmp a convolution's backward splits the batch into at most
@@ -196,6 +262,8 @@ typedef struct ConvBack {
     int lanes;          /* 1: the samples in one loop, no OpenMP */
     int64_t per;        /* floats of a lane's scratch; its weight gradient follows */
     int64_t stride;     /* floats from one lane's block to the next */
+    DwVec dv;           /* the weight gradient in vectors of channels (dv.w 0: not) */
+    int64_t dyt_at, gt_at;
 } ConvBack;
 
 static ConvBack conv_back_layout(Emit *e, const BackSig *b) {
@@ -229,6 +297,11 @@ static ConvBack conv_back_layout(Emit *e, const BackSig *b) {
     c.per = simd_target(e->opt->target) ? simd_train_bscratch_lane(e->opt->target, n)
                                         : train_bscratch_lane(n);
     c.stride = lane_stride(n, c.per);
+    c.dv = dw_vec(e->opt->target, n);
+    if (c.dv.w) {
+        c.dyt_at = c.per - train_dw_floats(e->opt->target, n);
+        c.gt_at = c.dyt_at + c.dv.len * c.dv.kt;
+    }
     return c;
 }
 
@@ -257,23 +330,108 @@ static void emit_conv_back_setup(Emit *e, const BackSig *b, const ConvBack *c) {
           ll(n->a.groups), simd_conv_mr(e->opt->target, c->bx));
 }
 
-/* The weight gradient's share of samples first..last-1: a correlation of
- * the input with the output gradient, as dot products of dy's rows with the
- * input's columns col[c][i][j][oh*OW + ow] = in[c][oh*sh + i*dh][ow*sw + j*dw],
- * added to gl. ls: the lane's scratch. */
-static void emit_conv_back_weights(Emit *e, const BackSig *b, const ConvBack *c,
-                                   const char *ls, const char *gl) {
+/* One register tile of the vector weight gradient: rows r0..r0+rows-1 of
+ * X (q0.. point at them) by NV vectors of channels, over all positions. */
+static void emit_dw_tile(Emit *e, const ConvBack *c, int rows) {
+    const DwVec *d = &c->dv;
+    for (int i = 0; i < rows; i++) {
+        const char *r = arena_printf(e->a, "(r0 + %d)", i);
+        if (d->flat)
+            P(e, "                const float *q%d = xg + %s / %lld * %lld + %s / %lld %% %lld * %lld"
+                 " + %s %% %lld * %lld;\n", i, r, ll(c->kh * c->kw), ll(c->hp * c->wp), r,
+              ll(c->kw), ll(c->kh), ll(c->dh * c->wp), r, ll(c->kw), ll(c->dw));
+        else
+            P(e, "                const float *q%d = xg + %s * %lld;\n", i, r, ll(c->plane));
+    }
+    P(e, "                for (int v = 0; v < %lld; v += %d) {\n", ll(d->kgp), d->nv * d->w);
+    for (int i = 0; i < rows; i++)
+        for (int v = 0; v < d->nv; v++)
+            P(e, "                    __m256 a%d_%d = _mm256_setzero_ps();\n", i, v);
+    P(e, "                    const float *dp = dyt + g * %lld + v;\n", ll(d->kgp));
+    P(e, "                    for (int p = 0; p < %lld; p++, dp += %lld) {\n", ll(d->len),
+      ll(d->kt));
+    for (int v = 0; v < d->nv; v++)
+        P(e, "                        const __m256 d%d = _mm256_loadu_ps(dp + %d);\n", v,
+          v * d->w);
+    for (int i = 0; i < rows; i++) {
+        P(e, "                        %sxb = _mm256_set1_ps(q%d[p]);\n", i ? "" : "__m256 ", i);
+        for (int v = 0; v < d->nv; v++)
+            P(e, "                        a%d_%d = _mm256_fmadd_ps(xb, d%d, a%d_%d);\n", i, v, v,
+              i, v);
+    }
+    P(e, "                    }\n");
+    P(e, "                    float *gt = gT + r0 * %lld + g * %lld + v;\n", ll(d->kt),
+      ll(d->kgp));
+    for (int i = 0; i < rows; i++)
+        for (int v = 0; v < d->nv; v++) {
+            const char *at = arena_printf(e->a, "gt + %lld", ll(i * d->kt + v * d->w));
+            P(e, "                    _mm256_storeu_ps(%s, _mm256_add_ps(_mm256_loadu_ps(%s), "
+                 "a%d_%d));\n", at, at, i, v);
+        }
+    P(e, "                }\n");
+}
+
+/* One sample's weight gradient in vectors of channels (DwVec), added to
+ * the lane's gT; `in` (stride 1) or `col` holds the sample's X. */
+static void emit_dw_vec(Emit *e, const BackSig *b, const ConvBack *c, const char *ls) {
     const Node *n = b->n;
     const Attrs *a = &n->a;
-    if (pads(a)) {
-        e->need_pad = true;
-        P(e, "        cnn_pad(xb0, %s, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %d);\n", ls,
-          ll(c->in.d[0]), ll(c->in.d[1]), ll(c->in.d[2]), ll(a->pad_lo[0]), ll(a->pad_lo[1]),
-          ll(c->hp), ll(c->wp), (int)a->pad_mode);
-        P(e, "        const float *in = %s;\n", ls);
+    const DwVec *d = &c->dv;
+    bool was_wide = e->wide;
+    e->wide = d->w == 16;
+    int64_t per = c->cg * c->kh * c->kw;
+    P(e, "        /* dy transposed, dyT[p][g * %lld + kk]", ll(d->kgp));
+    if (d->len * d->kt != c->plane * a->units) {
+        P(e, ", zeros where no output is */\n");
+        P(e, "        float *dyt = %s + %lld, *gT = %s + %lld;\n", ls, ll(c->dyt_at), ls,
+          ll(c->gt_at));
+        P(e, "        for (int i = 0; i < %lld; i++)\n", ll(d->len * d->kt));
+        P(e, "            dyt[i] = 0.0f;\n");
     } else {
-        P(e, "        const float *in = xb0;\n");
+        P(e, " */\n");
+        P(e, "        float *dyt = %s + %lld, *gT = %s + %lld;\n", ls, ll(c->dyt_at), ls,
+          ll(c->gt_at));
     }
+    /* written in order, read from one line of each channel's plane at a time */
+    P(e, "        for (int oh = 0; oh < %lld; oh++)\n", ll(c->oh));
+    P(e, "            for (int ow = 0; ow < %lld; ow++)\n", ll(c->ow));
+    P(e, "                for (int k = 0; k < %lld; k++)\n", ll(a->units));
+    P(e, "                    dyt[(oh * %lld + ow) * %lld + k / %lld * %lld + k %% %lld] = "
+         "dyb[(k * %lld + oh) * %lld + ow];\n", ll(d->pitch), ll(d->kt), ll(c->kg),
+      ll(d->kgp), ll(c->kg), ll(c->oh), ll(c->ow));
+    P(e, "        for (int g = 0; g < %lld; g++) {\n", ll(a->groups));
+    if (d->flat)
+        P(e, "            const float *xg = in + g * %lld;\n", ll(c->cg * c->hp * c->wp));
+    else
+        P(e, "            const float *xg = col + g * %lld;\n", ll(per * c->plane));
+    P(e, "            int r0 = 0;\n");
+    P(e, "            for (; r0 + %d <= %lld; r0 += %d) {\n", d->mr, ll(per), d->mr);
+    emit_dw_tile(e, c, d->mr);
+    P(e, "            }\n");
+    if (per % d->mr) {
+        P(e, "            {\n");
+        emit_dw_tile(e, c, (int)(per % d->mr));
+        P(e, "            }\n");
+    }
+    P(e, "        }\n");
+    if (a->bias) {
+        P(e, "        for (int v = 0; v < %lld; v += %d) { /* the bias: dyT's rows summed */\n",
+          ll(d->kt), d->w);
+        P(e, "            __m256 sum = _mm256_loadu_ps(gT + %lld + v);\n", ll(per * d->kt));
+        P(e, "            for (int p = 0; p < %lld; p++)\n", ll(d->len));
+        P(e, "                sum = _mm256_add_ps(sum, _mm256_loadu_ps(dyt + p * %lld + v));\n",
+          ll(d->kt));
+        P(e, "            _mm256_storeu_ps(gT + %lld + v, sum);\n", ll(per * d->kt));
+        P(e, "        }\n");
+    }
+    e->wide = was_wide;
+}
+
+/* The input's columns col[c][i][j][oh*OW + ow] = in[c][oh*sh + i*dh][ow*sw +
+ * j*dw], for the weight gradient of a strided layer (or on the portable
+ * target, of any layer). */
+static void emit_back_columns(Emit *e, const BackSig *b, const ConvBack *c, const char *ls) {
+    const Attrs *a = &b->n->a;
     P(e, "        float *col = %s + %lld;\n", ls, ll(c->col_at));
     P(e, "        for (int c = 0; c < %lld; c++)\n", ll(c->in.d[0]));
     P(e, "            for (int i = 0; i < %lld; i++)\n", ll(c->kh));
@@ -288,9 +446,33 @@ static void emit_conv_back_weights(Emit *e, const BackSig *b, const ConvBack *c,
       ll(a->stride[0] * c->wp),
       a->stride[1] == 1 ? "" : arena_printf(e->a, " * %lld", ll(a->stride[1])));
     P(e, "                }\n");
+}
+
+/* The weight gradient's share of samples first..last-1: a correlation of
+ * the input with the output gradient, added to gl (on the vector targets
+ * with DwVec, to the lane's gT, which emit_dw_out adds to gl after the
+ * samples). ls: the lane's scratch. */
+static void emit_conv_back_weights(Emit *e, const BackSig *b, const ConvBack *c,
+                                   const char *ls, const char *gl) {
+    const Node *n = b->n;
+    const Attrs *a = &n->a;
+    if (pads(a)) {
+        e->need_pad = true;
+        P(e, "        cnn_pad(xb0, %s, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %d);\n", ls,
+          ll(c->in.d[0]), ll(c->in.d[1]), ll(c->in.d[2]), ll(a->pad_lo[0]), ll(a->pad_lo[1]),
+          ll(c->hp), ll(c->wp), (int)a->pad_mode);
+        P(e, "        const float *in = %s;\n", ls);
+    } else {
+        P(e, "        const float *in = xb0;\n");
+    }
     int64_t per = c->cg * c->kh * c->kw, plane = c->plane;
-    bool tiled = simd_target(e->opt->target) && c->kg % 4 == 0 && per >= 3;
-    if (tiled) {
+    bool vec = c->dv.w > 0;
+    bool tiled = !vec && simd_target(e->opt->target) && c->kg % 4 == 0 && per >= 3;
+    if (!vec || !c->dv.flat)
+        emit_back_columns(e, b, c, ls);
+    if (vec) {
+        emit_dw_vec(e, b, c, ls);
+    } else if (tiled) {
         /* four output channels by three columns at a time, in registers */
         int64_t main = per / 3 * 3;
         e->need_dot4x3 = true;
@@ -312,17 +494,30 @@ static void emit_conv_back_weights(Emit *e, const BackSig *b, const ConvBack *c,
     } else {
         e->need_dot = true;
     }
-    if (tiled && !a->bias)
+    bool dots = !vec && !tiled;
+    if ((!a->bias || vec) && !dots)
         return;
     P(e, "        for (int k = 0; k < %lld; k++) {\n", ll(a->units));
     P(e, "            const float *dyk = dyb + k * %lld;\n", ll(plane));
-    if (a->bias) {
+    if (a->bias && plane >= 16) {
+        /* eight running sums: one would wait on each add before the next */
+        P(e, "            float part[8] = {0};\n");
+        P(e, "            for (int i = 0; i < %lld; i += 8)\n", ll(plane / 8 * 8));
+        P(e, "                for (int j = 0; j < 8; j++)\n");
+        P(e, "                    part[j] += dyk[i + j];\n");
+        P(e, "            float db = ((part[0] + part[1]) + (part[2] + part[3])) +\n"
+             "                       ((part[4] + part[5]) + (part[6] + part[7]));\n");
+        if (plane % 8)
+            P(e, "            for (int i = %lld; i < %lld; i++)\n"
+                 "                db += dyk[i];\n", ll(plane / 8 * 8), ll(plane));
+        P(e, "            %s[%lld + k] += db;\n", gl, ll(c->wsize));
+    } else if (a->bias) {
         P(e, "            float db = 0.0f;\n");
         P(e, "            for (int i = 0; i < %lld; i++)\n", ll(plane));
         P(e, "                db += dyk[i];\n");
         P(e, "            %s[%lld + k] += db;\n", gl, ll(c->wsize));
     }
-    if (!tiled) {
+    if (dots) {
         P(e, "            const float *cg = col + (k / %lld) * %lld;\n", ll(c->kg),
           ll(per * plane));
         P(e, "            float *gk = %s + k * %lld;\n", gl, ll(per));
@@ -331,6 +526,33 @@ static void emit_conv_back_weights(Emit *e, const BackSig *b, const ConvBack *c,
           ll(plane));
     }
     P(e, "        }\n");
+}
+
+/* Around the loop over a lane's samples, with DwVec: gT zeroed before it,
+ * and added into gl (gw's layout, [k][r]) after it. */
+static void emit_dw_open(Emit *e, const ConvBack *c, const char *ls) {
+    if (!c->dv.w)
+        return;
+    P(e, "    for (int i = 0; i < %lld; i++) /* the lane's transposed weight gradient */\n",
+      ll((c->cg * c->kh * c->kw + 1) * c->dv.kt));
+    P(e, "        %s[%lld + i] = 0.0f;\n", ls, ll(c->gt_at));
+}
+
+static void emit_dw_out(Emit *e, const BackSig *b, const ConvBack *c, const char *ls,
+                        const char *gl) {
+    if (!c->dv.w)
+        return;
+    int64_t per = c->cg * c->kh * c->kw;
+    P(e, "    for (int k = 0; k < %lld; k++)\n", ll(c->kg * (c->dv.kt / c->dv.kgp)));
+    P(e, "        for (int r = 0; r < %lld; r++)\n", ll(per));
+    P(e, "            %s[k * %lld + r] += %s[%lld + r * %lld + k / %lld * %lld + k %% %lld];\n",
+      gl, ll(per), ls, ll(c->gt_at), ll(c->dv.kt), ll(c->kg), ll(c->dv.kgp), ll(c->kg));
+    if (b->n->a.bias) {
+        P(e, "    for (int k = 0; k < %lld; k++)\n", ll(b->n->a.units));
+        P(e, "        %s[%lld + k] += %s[%lld + k / %lld * %lld + k %% %lld];\n", gl,
+          ll(c->wsize), ls, ll(c->gt_at + per * c->dv.kt), ll(c->kg), ll(c->dv.kgp),
+          ll(c->kg));
+    }
 }
 
 /* The input gradient of one sample: the convolution of dy with the
@@ -384,10 +606,12 @@ static void emit_conv_back_data(Emit *e, const BackSig *b, const ConvBack *c, co
 static void emit_conv_back_samples(Emit *e, const BackSig *b, const ConvBack *c,
                                    const char *first, const char *last, const char *ls,
                                    const char *gl) {
+    emit_dw_open(e, c, ls);
     open_back_range(e, b, first, last, false);
     emit_conv_back_weights(e, b, c, ls, gl);
     emit_conv_back_data(e, b, c, ls);
     P(e, "    }\n");
+    emit_dw_out(e, b, c, ls, gl);
 }
 
 /* The samples first..last-1 of one lane, for NAME_backward's parallel loop
@@ -638,6 +862,42 @@ void emit_dropout_train(Emit *e, const Node *n) {
 
 /* ---- pooling ---------------------------------------------------------------- */
 
+/* A 2x2 max pool of stride 2 that tiles its input exactly: each input
+ * belongs to one window, so each window writes its four gradients itself
+ * (dy at the maximum, zeros elsewhere) and nothing is zeroed first. The
+ * maximum is the first largest in the window's order, a NaN taking its
+ * place as in the general loop below. */
+static void emit_pool2_back(Emit *e, const BackSig *b) {
+    const Node *n = b->n;
+    Shape in = in_shape_of(n, 0), out = n->shape;
+    int64_t w = in.d[2];
+    open_back_batch(e, b, true);
+    P(e, "        for (int c = 0; c < %lld; c++)\n", ll(out.d[0]));
+    P(e, "            for (int oh = 0; oh < %lld; oh++)\n", ll(out.d[1]));
+    P(e, "                for (int ow = 0; ow < %lld; ow++) {\n", ll(out.d[2]));
+    P(e, "                    const ptrdiff_t at = (c * %lld + 2 * oh) * %lld + 2 * ow;\n",
+      ll(in.d[1]), ll(w));
+    P(e, "                    const float *x = xb0 + at, g = dyb[(c * %lld + oh) * %lld + ow];\n",
+      ll(out.d[1]), ll(out.d[2]));
+    P(e, "                    float best = x[0];\n");
+    P(e, "                    int k = 0;\n");
+    for (int t = 0; t < 3; t++) {
+        const char *o = t == 0 ? "1" : arena_printf(e->a, "%lld", ll(t == 1 ? w : w + 1));
+        P(e, "                    if (x[%s] > best || x[%s] != x[%s]) {\n", o, o, o);
+        if (t < 2)
+            P(e, "                        best = x[%s];\n", o);
+        P(e, "                        k = %d;\n", t + 1);
+        P(e, "                    }\n");
+    }
+    P(e, "                    float *d = dxb0 + at;\n");
+    P(e, "                    d[0] = k == 0 ? g : 0.0f;\n");
+    P(e, "                    d[1] = k == 1 ? g : 0.0f;\n");
+    P(e, "                    d[%lld] = k == 2 ? g : 0.0f;\n", ll(w));
+    P(e, "                    d[%lld] = k == 3 ? g : 0.0f;\n", ll(w + 1));
+    P(e, "                }\n");
+    P(e, "    }\n");
+}
+
 static void emit_pool_back(Emit *e, const BackSig *b) {
     const Node *n = b->n;
     const Attrs *a = &n->a;
@@ -645,6 +905,13 @@ static void emit_pool_back(Emit *e, const BackSig *b) {
     bool is_max = n->op == OP_MAXPOOL, is_l2 = n->op == OP_L2POOL;
     if (!b->dx[0])
         return;
+    if (is_max && !b->acc[0] && a->kernel[0] == 2 && a->kernel[1] == 2 &&
+        a->stride[0] == 2 && a->stride[1] == 2 && a->dilation[0] == 1 &&
+        a->dilation[1] == 1 && !pads(a) && in.d[1] == 2 * out.d[1] &&
+        in.d[2] == 2 * out.d[2]) {
+        emit_pool2_back(e, b);
+        return;
+    }
     zero_dx(e, b, 0, in_elems(n, 0));
     open_back_batch(e, b, true);
     P(e, "        for (int c = 0; c < %lld; c++)\n", ll(out.d[0]));

@@ -26,6 +26,14 @@ CASES = {
     "add_concat_reuse": ("[3, 4, 4]", "a = x -> conv(3, 3, pad=1)\n"
                                       "    b = a + a + x\n"
                                       "    y = concat(b, a, x -> relu) -> conv(2, 1)"),
+    # enough channels for the vector targets' weight gradient in vectors of
+    # output channels (kernels_train.c, DwVec): 90 and 108 rows of X, a
+    # ragged last tile of rows, 12 and 11 channels padded to vectors, stride 2
+    # (columns), groups and dilation; and a 2x2 max pool tiling its input
+    "conv_grads_in_vectors": ("[10, 8, 8]",
+                              "y = x -> conv(12, 3, pad=1) -> relu -> maxpool(2)\n"
+                              "        -> conv(24, 3, stride=2, pad=1, bias=false)\n"
+                              "        -> conv(22, 3, pad=(1, 2), dilation=(1, 2), groups=2)"),
     "two_outputs": ("[2, 4, 4]", "a = x -> conv(3, 3, pad=1) -> relu\n"
                                  "    y = a -> globalavgpool -> flatten\n"
                                  "    z = a -> conv(1, 1) -> sigmoid"),
