@@ -20,6 +20,7 @@ struct Emit {
     bool need_pad, need_exp, need_tanh, need_log, need_copy, need_dot;
     bool need_sqrt, need_unpad, need_uniform;   /* training helpers */
     bool need_hsum, need_dot4x3, need_zip, need_load2x8;   /* simd */
+    bool need_pack_wino2, need_pack_wino4;   /* training packs Winograd weights */
     bool need_unzip, need_unzip512;   /* cnn_unzip: 8 and 16 wide */
     bool need_pool, need_pool512;     /* cnn_vmax: 8 and 16 wide */
     bool wide;                /* writing an AVX-512 kernel */
@@ -162,6 +163,11 @@ int64_t simd_train_fscratch(Target t, const Node *n, int batch);
 /* The input gradient of stride-1 convolution n as a convolution node of its
  * own (NULL when n is not such), and the backward scratch with room for it. */
 Node *simd_backward_data_node(const Node *n, Arena *a);
+/* That node as the build writes it: Winograd where it suits and the build
+ * allows it. Its packed weights and scratch, one sample. */
+Node *simd_dx_node(const Emit *e, const Node *n);
+int64_t simd_dx_packed(Target t, const Node *bx);
+int64_t simd_dx_scratch(Target t, const Node *bx);
 int64_t simd_train_bscratch(Target t, const Node *n, int batch);
 /* The same for one lane of a convolution's backward (train_lane_total). */
 int64_t simd_train_bscratch_lane(Target t, const Node *n);
@@ -204,6 +210,9 @@ bool pool_suits(Target t, const Node *p);
  * at a time (n->chain); run after fuse_pool(). */
 void chain_samples(Graph *g, const BuildOptions *opt);
 bool wino_suits(Target t, const Node *n, int m);
+/* The tile side F(m x m) the layer n takes (0: none), as wino_choose
+ * chooses it. */
+int wino_pick(Target t, const Node *n);
 int wino_mr(Target t, const Node *n);
 int64_t wino_scratch(Target t, const Node *n, int batch);
 const char *wino_schedule(Emit *e, const Node *n);

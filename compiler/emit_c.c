@@ -1168,7 +1168,8 @@ Generated *emit_c(Graph *g, const BuildOptions *opt, Arena *a, Diags *d) {
     bool bn = any_pack_op(e.packing, PACK_BN);
     bool copy = e.need_copy || any_pack_op(e.packing, PACK_COPY);
     bool pconv = any_pack_op(e.packing, PACK_CONV);
-    bool pwino = any_wino_op(e.packing, 2), pwino4 = any_wino_op(e.packing, 4);
+    bool pwino = any_wino_op(e.packing, 2) || e.need_pack_wino2;
+    bool pwino4 = any_wino_op(e.packing, 4) || e.need_pack_wino4;
     bool sqrt_ = bn || pconv || pwino || pwino4 || e.need_sqrt, log_ = e.need_log || sqrt_;
     if (e.need_exp || e.need_tanh || log_)
         fputs(exp_text, o);

@@ -93,7 +93,7 @@ void emit_training_kernels(Emit *e) {
         if (!back_needed(&b))
             continue;
         Node *bx = simd_target(e->opt->target) && n->op == OP_CONV && b.dx[0]
-                 ? simd_backward_data_node(n, e->a) : NULL;
+                 ? simd_dx_node(e, n) : NULL;
         if (bx) {
             /* with lanes it runs on one sample inside a lane, and the
              * lanes are shared out among the threads: no threads of its own */
@@ -104,7 +104,7 @@ void emit_training_kernels(Emit *e) {
             emit_kernel_comment(e, bx, simd_schedule(e, bx));
             P(e, "static CNN_SIMD void %s_dx(const float *restrict x0, float *restrict y, "
                  "const float *restrict w, %sint batch) {\n", e->fn[n->id],
-              simd_scratch(e->opt->target, bx, 1) > 0 ? "float *restrict s, " : "");
+              simd_dx_scratch(e->opt->target, bx) > 0 ? "float *restrict s, " : "");
             emit_simd_kernel(e, bx);
             P(e, "}\n\n");
             e->opt = opt;

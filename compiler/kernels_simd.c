@@ -432,8 +432,31 @@ Node *simd_backward_data_node(const Node *n, Arena *a) {
     return bx;
 }
 
+/* The input gradient of a 3x3 stride-1 layer is a 3x3 stride-1
+ * convolution too, and runs as Winograd where the forward layer's shape
+ * would (its weights transformed at each step, like the direct kernel's
+ * packing): on the MNIST network's conv2, 70 -> 30 us a sample. */
+Node *simd_dx_node(const Emit *e, const Node *n) {
+    Node *bx = simd_backward_data_node(n, e->a);
+    if (bx && !e->opt->no_winograd)
+        bx->winograd = wino_pick(e->opt->target, bx);
+    return bx;
+}
+
+int64_t simd_dx_packed(Target t, const Node *bx) {
+    ConvGeo g = conv_geo(bx);
+    if (bx->winograd)
+        return pack_wino_floats(g.k, g.cin, wino_mr(t, bx), bx->winograd);
+    return pack_conv_floats(g.k, g.per, g.groups, conv_tile(&g, isa_of(t)).mr);
+}
+
+int64_t simd_dx_scratch(Target t, const Node *bx) {
+    return bx->winograd ? wino_scratch(t, bx, 1) : simd_scratch(t, bx, 1);
+}
+
 /* The scalar backward's scratch, then for the input-gradient convolution
- * its packed weights and its own scratch: one lane's worth. */
+ * its packed weights and its own scratch: one lane's worth, the larger of
+ * the direct and the Winograd kernel's (--no-winograd is not known here). */
 int64_t simd_train_bscratch_lane(Target t, const Node *n) {
     int64_t base = train_bscratch_lane(n);
     Arena a;
@@ -442,9 +465,10 @@ int64_t simd_train_bscratch_lane(Target t, const Node *n) {
              ? simd_backward_data_node(n, &a) : NULL;
     int64_t extra = 0;
     if (bx) {
-        ConvGeo g = conv_geo(bx);
-        extra = pack_conv_floats(g.k, g.per, g.groups, conv_tile(&g, isa_of(t)).mr) +
-                simd_scratch(t, bx, 1);
+        extra = simd_dx_packed(t, bx) + simd_dx_scratch(t, bx);
+        bx->winograd = wino_pick(t, bx);
+        int64_t wino = bx->winograd ? simd_dx_packed(t, bx) + simd_dx_scratch(t, bx) : 0;
+        extra = wino > extra ? wino : extra;
     }
     arena_free(&a);
     return base + extra + train_dw_floats(t, n);

@@ -288,11 +288,10 @@ static ConvBack conv_back_layout(Emit *e, const BackSig *b) {
     c.tmp_at = c.dxp_at + c.padded;
     /* on the vector targets a stride-1 input gradient runs through the
      * forward kernels, as a convolution node of its own (NAME_dx) */
-    c.bx = simd_target(e->opt->target) && b->dx[0] ? simd_backward_data_node(n, e->a) : NULL;
+    c.bx = simd_target(e->opt->target) && b->dx[0] ? simd_dx_node(e, n) : NULL;
     c.pk_at = train_bscratch_lane(n);
     if (c.bx)
-        c.bs_at = c.pk_at + pack_conv_floats(c.in.d[0], c.kg * c.kh * c.kw, a->groups,
-                                             simd_conv_mr(e->opt->target, c.bx));
+        c.bs_at = c.pk_at + simd_dx_packed(e->opt->target, c.bx);
     c.lanes = lanes_of(n);
     c.per = simd_target(e->opt->target) ? simd_train_bscratch_lane(e->opt->target, n)
                                         : train_bscratch_lane(n);
@@ -324,10 +323,18 @@ static void emit_conv_back_setup(Emit *e, const BackSig *b, const ConvBack *c) {
          "+ %lld - i) * %lld + %lld - j];\n",
       ll(c->cg), ll(c->kg), ll(c->cg), ll(c->cg), ll(c->kh), ll(c->kh - 1), ll(c->kw),
       ll(c->kw - 1));
-    if (c->bx)
+    if (c->bx && c->bx->winograd) {
+        bool f4 = c->bx->winograd == 4;
+        e->need_pack_wino4 |= f4;
+        e->need_pack_wino2 |= !f4;
+        P(e, "    cnn_pack_wino%s(s + %lld, NULL, NULL, 0.0, s + %lld, %lld, %lld, %d);\n",
+          f4 ? "4" : "", ll(c->wf_at), ll(c->pk_at), ll(c->in.d[0]), ll(c->kg),
+          wino_mr(e->opt->target, c->bx));
+    } else if (c->bx) {
         P(e, "    cnn_pack_conv(s + %lld, NULL, NULL, 0.0, s + %lld, %lld, %lld, %lld, %d);\n",
           ll(c->wf_at), ll(c->pk_at), ll(c->in.d[0]), ll(c->kg * c->kh * c->kw),
           ll(n->a.groups), simd_conv_mr(e->opt->target, c->bx));
+    }
 }
 
 /* One register tile of the vector weight gradient: rows r0..r0+rows-1 of
@@ -566,7 +573,7 @@ static void emit_conv_back_data(Emit *e, const BackSig *b, const ConvBack *c, co
     if (c->bx) {
         P(e, "        float *dxp = %s + %lld;\n", ls, ll(c->dxp_at));
         P(e, "        %s_dx(dyb, dxp, s + %lld, %s1);\n", e->fn[n->id], ll(c->pk_at),
-          simd_scratch(e->opt->target, c->bx, 1) > 0
+          simd_dx_scratch(e->opt->target, c->bx) > 0
               ? arena_printf(e->a, "%s + %lld, ", ls, ll(c->bs_at)) : "");
     } else {
         /* spread dy by the stride into z, pad it by the kernel's extent,

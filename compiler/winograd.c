@@ -182,12 +182,16 @@ static int wino_tile(Target t, const Node *n) {
     return wino_saving(t, n, 4) >= RATIO4 * wino_saving(t, n, 2) ? 4 : 2;
 }
 
+int wino_pick(Target t, const Node *n) {
+    int m = simd_target(t) && wino_applies(n) ? wino_tile(t, n) : 0;
+    return m && wino_suits(t, n, m) ? m : 0;
+}
+
 void wino_choose(Graph *g, Target t, bool off) {
     for (int i = 0; i < g->nodes.len; i++) {
         Node *n = g->nodes.items[i];
         bool on = !off && simd_target(t) && !n->fused_into;
-        int m = on && wino_applies(n) ? wino_tile(t, n) : 0;
-        n->winograd = m && wino_suits(t, n, m) ? m : 0;
+        n->winograd = on ? wino_pick(t, n) : 0;
         n->rows_wino = on && rows_suits(t, n);
     }
 }

@@ -34,6 +34,10 @@ CASES = {
                               "y = x -> conv(12, 3, pad=1) -> relu -> maxpool(2)\n"
                               "        -> conv(24, 3, stride=2, pad=1, bias=false)\n"
                               "        -> conv(22, 3, pad=(1, 2), dilation=(1, 2), groups=2)"),
+    # the input gradient of a 3x3 stride-1 layer as Winograd on the vector
+    # targets (simd_dx_node): 20 and 24 channels, no padding in the layer
+    "conv_input_grad_winograd": ("[16, 12, 12]",
+                                 "y = x -> conv(20, 3, pad=1) -> relu -> conv(24, 3) -> conv(2, 1)"),
     "two_outputs": ("[2, 4, 4]", "a = x -> conv(3, 3, pad=1) -> relu\n"
                                  "    y = a -> globalavgpool -> flatten\n"
                                  "    z = a -> conv(1, 1) -> sigmoid"),
