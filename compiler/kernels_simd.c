@@ -1221,11 +1221,16 @@ static void dense_back(Emit *e, const BackSig *b) {
     if (!b->dx[0])
         return;
     const char *op = b->acc[0] ? "+=" : "=";
+    /* Columns outermost: a panel of 2W columns of w (units x 2W floats)
+     * serves every block of samples from L2. With the samples outermost
+     * each block of four read all of w again, from L3 when it is larger
+     * than L2 (the MNIST network's 3 MB layer, both gradients at batch 64:
+     * 3.4 -> 3.1 ms). Each sum runs over u in the same order. */
     if (e->opt->openmp)
         P(e, "    #pragma omp parallel for schedule(static)\n");
-    P(e, "    for (int b0 = 0; b0 < batch; b0 += 4) {\n");
-    P(e, "        const int samples = b0 + 4 <= batch ? 4 : batch - b0;\n");
-    P(e, "        for (int i = 0; i < %lld; i += 2 * W) {\n", ll(main));
+    P(e, "    for (int i = 0; i < %lld; i += 2 * W)\n", ll(main));
+    P(e, "        for (int b0 = 0; b0 < batch; b0 += 4) {\n");
+    P(e, "            const int samples = b0 + 4 <= batch ? 4 : batch - b0;\n");
     for (int r = 0; r < 4; r++)
         P(e, "            __m256 a%d = _mm256_setzero_ps(), c%d = _mm256_setzero_ps();\n", r, r);
     P(e, "            for (int u = 0; u < %lld; u++) {\n", ll(units));
@@ -1253,16 +1258,17 @@ static void dense_back(Emit *e, const BackSig *b) {
     }
     P(e, "        }\n");
     if (main < in) {
-        P(e, "        for (int r = 0; r < samples; r++)\n");
-        P(e, "            for (int i = %lld; i < %lld; i++) {\n", ll(main), ll(in));
-        P(e, "                float sum = 0.0f;\n");
-        P(e, "                for (int u = 0; u < %lld; u++)\n", ll(units));
-        P(e, "                    sum += dy[(ptrdiff_t)(b0 + r) * %lld + u] * w[(ptrdiff_t)u * %lld + i];\n",
+        if (e->opt->openmp)
+            P(e, "    #pragma omp parallel for schedule(static)\n");
+        P(e, "    for (int r = 0; r < batch; r++)\n");
+        P(e, "        for (int i = %lld; i < %lld; i++) {\n", ll(main), ll(in));
+        P(e, "            float sum = 0.0f;\n");
+        P(e, "            for (int u = 0; u < %lld; u++)\n", ll(units));
+        P(e, "                sum += dy[(ptrdiff_t)r * %lld + u] * w[(ptrdiff_t)u * %lld + i];\n",
           ll(units), ll(in));
-        P(e, "                dx0[(ptrdiff_t)(b0 + r) * %lld + i] %s sum;\n", ll(in), op);
-        P(e, "            }\n");
+        P(e, "            dx0[(ptrdiff_t)r * %lld + i] %s sum;\n", ll(in), op);
+        P(e, "        }\n");
     }
-    P(e, "    }\n");
 }
 
 /* ---- max pooling ----------------------------------------------------------- */
