@@ -224,16 +224,22 @@ static void emit_train_forward(Emit *e, FILE *o) {
             /* the weights in the order of the direct kernel training runs
              * (inference may have packed them for Winograd), after its own
              * scratch */
-            int64_t s = simd_scratch(e->opt->target, n, e->opt->batch);
+            Target t = e->opt->target;
+            int64_t s = n->winograd ? wino_scratch(t, n, e->opt->batch)
+                                    : simd_scratch(t, n, e->opt->batch);
             int64_t per = n->params[0].count / n->a.units;
             const char *packed = arena_printf(e->a, "%s + %lld", at(e, n->train->fscratch), ll(s));
-            fprintf(o, "    cnn_pack_conv(params + %lld, ", ll(n->params[0].offset));
-            if (n->a.bias)
-                fprintf(o, "params + %lld", ll(n->params[0].offset + n->a.units * per));
+            const char *bias = n->a.bias ? arena_printf(e->a, "params + %lld",
+                                                        ll(n->params[0].offset + n->a.units * per))
+                                         : "NULL";
+            if (n->winograd)   /* transformed for the Winograd kernel (winograd.c) */
+                fprintf(o, "    cnn_pack_wino%s(params + %lld, %s, NULL, 0.0, %s, %lld, %lld, "
+                        "%d);\n", n->winograd == 4 ? "4" : "", ll(n->params[0].offset), bias,
+                        packed, ll(n->a.units), ll(in_shape_of(n, 0).d[0]), wino_mr(t, n));
             else
-                fprintf(o, "NULL");
-            fprintf(o, ", NULL, 0.0, %s, %lld, %lld, %lld, %d);\n", packed, ll(n->a.units),
-                    ll(per), ll(n->a.groups), simd_conv_mr(e->opt->target, n));
+                fprintf(o, "    cnn_pack_conv(params + %lld, %s, NULL, 0.0, %s, %lld, %lld, %lld, "
+                        "%d);\n", ll(n->params[0].offset), bias, packed, ll(n->a.units),
+                        ll(per), ll(n->a.groups), simd_conv_mr(t, n));
             fprintf(o, "    %s(", fn);
             for (int k = 0; k < n->inputs.len; k++)
                 fprintf(o, "%s, ", act(e, n->inputs.items[k]));

@@ -396,6 +396,9 @@ int64_t simd_train_fscratch(Target t, const Node *n, int batch) {
     if (!simd_conv(n))
         return simd_scratch(t, n, batch);
     ConvGeo g = conv_geo(n);
+    if (n->winograd)
+        return wino_scratch(t, n, batch) +
+               pack_wino_floats(g.k, g.cin, wino_mr(t, n), n->winograd);
     int mr = n->rows_wino ? rows_mr(t, n) : conv_tile(&g, isa_of(t)).mr;
     return simd_scratch(t, n, batch) + pack_conv_floats(g.k, g.per, g.groups, mr);
 }
@@ -540,7 +543,7 @@ const char *simd_schedule(Emit *e, const Node *n) {
                             dense_rows_one_by_one(n) ? "; one sample: the rows one by one" : "");
     if (!simd_conv(n))
         return NULL;
-    if (n->winograd && !e->plain)
+    if (n->winograd)
         return wino_schedule(e, n);
     if (dw_suits(e->opt->target, n))
         return dw_schedule(e, n);
@@ -1546,7 +1549,7 @@ static bool emit_lrn(Emit *e, const Node *n) {
 static bool kernel(Emit *e, const Node *n) {
     if (n->op == OP_LRN)
         return emit_lrn(e, n);
-    if (simd_conv(n) && n->winograd && !e->plain) {
+    if (simd_conv(n) && n->winograd) {
         emit_wino_conv(e, n);
         return true;
     }

@@ -137,6 +137,13 @@ static WinoGeo wino_geo_m(Target t, const Node *n, int m) {
     return g;
 }
 
+/* The 2x2 max pool the output transform applies (fuse_pool.c): none in
+ * the plain kernels training's forward pass calls, which store every
+ * output for the backward pass. */
+static const Node *pool_of(const Emit *e, const Node *n) {
+    return e->plain ? NULL : n->pool;
+}
+
 /* The geometry of the tile size wino_choose gave n (F(2x2) before it). */
 static WinoGeo wino_geo(Target t, const Node *n) {
     return wino_geo_m(t, n, n->winograd == 4 ? 4 : 2);
@@ -407,7 +414,7 @@ static void emit_output_transform(Emit *e, const Node *n, const WinoGeo *g) {
     P(e, "                const __m256 bk = _mm256_set1_ps(bias[k]);\n");
     P(e, "                for (int v = 0; v < used; v++) {\n");
     emit_vector_place(e, g, "                    ");
-    if (!n->pool)
+    if (!pool_of(e, n))
         P(e, "                    const int oh = 2 * (ty0 + r);\n");
     P(e, "                    const float *m = M + k * TB + v * W;\n");
     for (int j = 0; j < 4; j++) {
@@ -426,7 +433,7 @@ static void emit_output_transform(Emit *e, const Node *n, const WinoGeo *g) {
         P(e, "                    const __m256 y%d1 = _mm256_add_ps(_mm256_sub_ps("
              "_mm256_sub_ps(s%d1, s%d2), s%d3), bk);\n", i, i, i, i);
     }
-    if (n->pool) {
+    if (pool_of(e, n)) {
         emit_pooled_store(e, n, g);
         P(e, "                }\n");
         P(e, "            }\n");
@@ -608,7 +615,7 @@ static void emit_output_transform4(Emit *e, const Node *n, const WinoGeo *g) {
     P(e, "                const __m256 bk = _mm256_set1_ps(bias[k]);\n");
     P(e, "                for (int v = 0; v < used; v++) {\n");
     emit_vector_place(e, g, in);
-    if (!n->pool)
+    if (!pool_of(e, n))
         P(e, "%sconst int oh = 4 * (ty0 + r);\n", in);
     P(e, "%sconst float *m = M + k * TB + v * W;\n", in);
     P(e, "%sconst __m256 two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f), "
@@ -624,7 +631,7 @@ static void emit_output_transform4(Emit *e, const Node *n, const WinoGeo *g) {
           in, j, in, j, in, j);
         P(e, "%s}\n", in);
     }
-    if (n->pool) {
+    if (pool_of(e, n)) {
         emit_pooled_store4(e, n, g);
         P(e, "                }\n");
         P(e, "            }\n");
@@ -656,9 +663,9 @@ static void emit_output_transform4(Emit *e, const Node *n, const WinoGeo *g) {
 void emit_wino_conv(Emit *e, const Node *n) {
     WinoGeo g = wino_geo(e->opt->target, n);
     int64_t copy = g.c * g.hp * g.wp, per_sample = copy + g.nx * (g.c + g.kp) * g.tb;
-    e->need_zip |= !n->pool || g.m == 4;
+    e->need_zip |= !pool_of(e, n) || g.m == 4;
     simd_need_unzip(e);
-    if (n->pool)
+    if (pool_of(e, n))
         simd_need_vmax(e);
     e->need_load2x8 |= g.rv == 4 && g.m == 2;
     e->need_pad = true;
