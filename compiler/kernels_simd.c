@@ -86,8 +86,15 @@ const char *simd_attribute(Target t) {
 enum { L1_BYTES = 32 << 10, UNROLL_TAPS = 9 };
 
 /* Relative speed measured on the layers of bench/layers.py: the P form on
- * strides above 1 must copy its input first (im2col). */
+ * strides above 1 must copy its input first (im2col). A 1x1 layer's copy
+ * is 1/K of its work, not kh*kw/K: at 0.8 for those whose positions fill
+ * 90% of their vectors, ResNet-50's first 1x1/2 projection (256->512, 28x28
+ * out) took MR=12 x NR=32 and ran 10% faster on AVX-512 than with MP=6 x
+ * MR=64 (2.27 -> 2.05 ms), ResNet-18's 1x1/2 downsamples 4-9% (EPYC, Zen
+ * 4; cnnc tune had found the P form). 7x7 outputs keep the C form, whose
+ * MP=7 (AVX-512) and MP=5 (AVX2) tiles waste no lanes there. */
 #define GATHER_COST 0.6
+#define GATHER_COST_1X1 0.8
 /* Cycles to store one output of a C-form tile through its epilogue. */
 #define STORE_CYCLES 1.5
 
@@ -189,6 +196,9 @@ static double tile_score(const ConvGeo *g, Tile t, const Isa *v) {
         latency *= acc / loads;
     int64_t blocks = (g->kg + t.mr - 1) / t.mr;
     double channels = (double)g->kg / (double)(blocks * t.mr);
+    /* whether vectors of positions would fill 90% of their lanes */
+    int64_t lanes = (positions + v->width - 1) / v->width * v->width;
+    bool filled = (double)positions >= 0.9 * (double)lanes;
     if (t.bpos) {
         /* the tile leaves through scalar stores, one per output: a cost
          * against the per * MP * NV / 2 cycles of its FMAs */
@@ -208,15 +218,14 @@ static double tile_score(const ConvGeo *g, Tile t, const Isa *v) {
          * same). On 7x7 planes, 49 positions in 64 lanes, the two forms were
          * even or the C form faster, and 3x3 and 5x5 layers ran 11% slower
          * in the P form: those keep the score as it was. */
-        int64_t lanes = (positions + v->width - 1) / v->width * v->width;
-        double one_by_one = v->width == 16 && g->kh * g->kw == 1 &&
-                            (double)positions >= 0.9 * (double)lanes ? 0.88 : 1.0;
+        double one_by_one = v->width == 16 && g->kh * g->kw == 1 && filled ? 0.88 : 1.0;
         return channels * (double)positions / (double)(tiles * t.mp) * latency *
                fma / (fma + store) * v->bpos_cost * spill * one_by_one;
     }
     int64_t nr = (int64_t)t.nv * t.w;
     int64_t tiles = g->len >= nr ? (g->len + nr - 1) / nr : 1;
-    double gather = g->flat ? 1.0 : GATHER_COST;
+    double gather = g->flat ? 1.0
+                    : g->kh * g->kw == 1 && filled ? GATHER_COST_1X1 : GATHER_COST;
     return channels * (double)positions / (double)(tiles * nr) * latency * gather;
 }
 

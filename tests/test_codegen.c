@@ -124,7 +124,8 @@ static int count_in(const char *path, const char *needle) {
  * MP=7 x MR=48 tile, and depthwise rows of 20 and 24 outputs, which 8-wide
  * vectors cover with fewer lanes, take AVX2's vectors, and an even channel
  * multiplier takes tiles of two output channels, and a 1x1 layer on a 14x14
- * plane takes vectors of positions; on AVX2 7x7 outputs take the MP=5 x
+ * plane takes vectors of positions, as does a 1x1 stride-2 layer whose
+ * outputs fill them (both targets); on AVX2 7x7 outputs take the MP=5 x
  * MR=16 tile. */
 Test(codegen, cases_get_their_kernels, .timeout = 60) {
     struct { const char *target, *shape, *layer, *needle; } cases[] = {
@@ -138,6 +139,10 @@ Test(codegen, cases_get_their_kernels, .timeout = 60) {
         {"avx512", "3, 11, 40", "conv(6, 3, stride=2, pad=1, groups=3) -> relu6",
          "two output channels"},
         {"avx512", "512, 14, 14", "conv(128, 1) -> relu", "tile MR=12 output channels x NR=32"},
+        {"avx512", "96, 28, 28", "conv(128, 1, stride=2) -> relu",
+         "tile MR=12 output channels x NR=32"},
+        {"avx2", "96, 28, 28", "conv(128, 1, stride=2) -> relu",
+         "tile MR=6 output channels x NR=16"},
         {"avx2", "256, 7, 7", "conv(96, 1, bias=false) -> relu", "tile MP=5 positions x MR=16"},
         {"avx2", "64, 14, 14", "conv(48, 1, stride=2)", "tile MP=5 positions x MR=16"},
         {"avx2", "32, 14, 14", "conv(40, 3, stride=2, pad=1)", "tile MP=5 positions x MR=16"},
@@ -450,10 +455,11 @@ Test(codegen, embedded_weights_equal_packed_ones, .timeout = 60) {
 }
 
 /* Winograd computes the large 3x3 stride-1 layers on the vector targets,
- * none with --no-winograd, and never training's forward pass. */
+ * none with --no-winograd; with --train their training forward pass too
+ * (packed at each step) and the input gradients whose shape suits it. */
 Test(codegen, winograd_where_it_pays_and_only_then, .timeout = 60) {
     const char *f = "build/wino/resnet18.c";
-    cr_assert_eq(sh("./cnnc build examples/resnet18.cnn --target avx2 --train -o build/wino"), 0);
+    cr_assert_eq(sh("./cnnc build examples/resnet18.cnn --target avx2 -o build/wino"), 0);
     int wino = count_in(f, "Winograd F(2x2,3x3)"), wino4 = count_in(f, "Winograd F(4x4,3x3)");
     cr_expect_gt(wino + wino4, 10, "the 3x3 stride-1 layers of resnet18");
     cr_expect_eq(count_in(f, "cnn_pack_wino(params"), wino);
@@ -462,9 +468,18 @@ Test(codegen, winograd_where_it_pays_and_only_then, .timeout = 60) {
                  "the four 64-channel 56x56 layers");
     cr_expect_eq(count_in(f, "Winograd F(2x2,3x3), 4x4 tiles of 2x2 outputs"), 3,
                  "the three 512-channel 7x7 layers");
-    cr_assert_eq(sh("./cnnc build examples/resnet18.cnn --target avx2 --no-winograd "
+    cr_assert_eq(sh("./cnnc build examples/resnet18.cnn --target avx2 --train -o build/wino"), 0);
+    cr_expect_eq(count_in(f, "cnn_pack_wino(params"), 2 * wino,
+                 "inference's packing and the training forward pass's");
+    cr_expect_eq(count_in(f, "cnn_pack_wino4(params"), 2 * wino4);
+    cr_expect_eq(count_in(f, "cnn_pack_wino4(s + "), wino4,
+                 "the input gradients of the F(4x4) layers (full 3x3 convolutions of dy)");
+    cr_expect_eq(count_in(f, "cnn_pack_wino(s + "), 0,
+                 "the 7x7 layers' input gradients (9x9) stay direct");
+    cr_assert_eq(sh("./cnnc build examples/resnet18.cnn --target avx2 --no-winograd --train "
                     "-o build/wino"), 0);
     cr_expect_eq(count_in(f, "Winograd"), 0);
+    cr_expect_eq(count_in(f, "cnn_pack_wino"), 0);
     cr_assert_eq(sh("./cnnc build examples/resnet18.cnn --target scalar -o build/wino"), 0);
     cr_expect_eq(count_in(f, "Winograd"), 0);
 }

@@ -4,7 +4,7 @@
  * command: cnnc build examples/resnet18.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
- * arena:   5291072 bytes (33688704 without reuse; 5291072 live at most)
+ * arena:   5291072 bytes (33688576 without reuse; 5291072 live at most)
  * weights: 11699112 canonical floats, 24453480 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -4714,229 +4714,248 @@ static CNN_SIMD void basic_down1_conv2(const float *restrict x0, float *restrict
 
 /* basic_down1.conv3 — examples/resnet18.cnn:25: conv 1x1/2 128
  *   in [64,56,56] -> out [128,28,28]
- *   weights at packed[1286400]: weight [128,64,1,1] (packed in blocks of 16 output channels)
- *   avx2: tile MP=5 positions x MR=16 output channels (10 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; basic_down1.bn3 folded into the weights; then + basic_down1.bn2 (basic_down1.add1); then basic_down1.relu2
+ *   weights at packed[1286400]: weight [128,64,1,1] (packed in blocks of 4 output channels)
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); stride 2x2: input rows gathered (im2col) into scratch; basic_down1.bn3 folded into the weights; then + basic_down1.bn2 (basic_down1.add1); then basic_down1.relu2
  */
 static CNN_SIMD void basic_down1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 5, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 8192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 100352;
         const float *rb0 = r0 + (ptrdiff_t)b * 100352;
-        float *sb = s + (ptrdiff_t)b * 50240; /* this sample's scratch */
+        float *sb = s + (ptrdiff_t)b * 50200; /* this sample's scratch */
         const float *in = xb0;
-        for (int tile = 0; tile < 157; tile++)
-            for (int i = 0; i < MP; i++) {
-                const int q = tile * MP + i < 784 ? tile * MP + i : 783;
-                const float *src = in + q / 28 * 112 + q % 28 * 2;
-                float *dst = sb + tile * 320 + i;
-                for (int c = 0; c < 64; c++)
-                    dst[c * MP] = src[c * 3136];
-            }
-        for (int it = 0; it < 1256; it++) {
-            /* bands of 102 tiles, every block of output channels on a band */
-            const int band = it / 816, rest = it - band * 816;
-            const int in_band = 157 - band * 102 < 102 ? 157 - band * 102 : 102;
-            const int gb = rest / in_band, tile = band * 102 + rest - gb * in_band;
+        float *col = sb + 0;
+        for (int c = 0; c < 64; c++)
+            for (int i = 0; i < 1; i++)
+                for (int j = 0; j < 1; j++) {
+                    float *row = col + ((c * 1 + i) * 1 + j) * 784;
+                    const float *src = in + c * 3136 + i * 56 + j * 1;
+                    for (int oh = 0; oh < 28; oh++)
+                        for (int ow = 0; ow < 28; ow++)
+                            row[oh * 28 + ow] = src[oh * 112 + ow * 2];
+                }
+        for (int i = 50176; i < 50200; i++)
+            col[i] = 0.0f;
+        for (int it = 0; it < 1056; it++) {
+            /* bands of 21 tiles, every block of output channels on a band */
+            const int band = it / 672, rest = it - band * 672;
+            const int in_band = 33 - band * 21 < 21 ? 33 - band * 21 : 21;
+            const int gb = rest / in_band, tile = band * 21 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 1024;
-            const float *xp = sb + tile * 320;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 784 ? tile * MP + 0 : 783;
-            const int o0 = 0;
-            q[1] = tile * MP + 1 < 784 ? tile * MP + 1 : 783;
-            const int o1 = 1;
-            q[2] = tile * MP + 2 < 784 ? tile * MP + 2 : 783;
-            const int o2 = 2;
-            q[3] = tile * MP + 3 < 784 ? tile * MP + 3 : 783;
-            const int o3 = 3;
-            q[4] = tile * MP + 4 < 784 ? tile * MP + 4 : 783;
-            const int o4 = 4;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 64; c += 8, xp += 40, wp += 128) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 0]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 0]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+            const float *wb = w + (ptrdiff_t)gb * 256;
+            const float *xg = col + grp * 50176;
+            float t[MR][NR];
+            {
+                const int p = tile < 32 ? tile * NR : 760;
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
+                const float *xp = xg + p;
+                const float *wp = wb;
+                for (int c = 0; c < 64; c += 8, xp += 6272, wp += 32) {
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 784 + 16);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 1568 + 16);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 2352 + 16);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 3920 + 16);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 4704 + 16);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 5488 + 16);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                    }
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 5]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 5]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 5]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 5]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 5]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 10]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 10]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 10]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 10]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 10]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 15]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 15]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 15]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 15]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 15]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 20]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 20]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 20]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 20]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 20]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 25]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 25]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 25]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 25]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 25]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 30]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 30]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 30]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 30]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 30]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 35]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 35]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 35]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 35]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 35]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                }
-            }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[3] + 0, c30);
-            _mm256_storeu_ps(t[3] + 8, c31);
-            _mm256_storeu_ps(t[4] + 0, c40);
-            _mm256_storeu_ps(t[4] + 8, c41);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 784;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v += rb0[at + q[i]];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+                _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[0] + 8, c01);
+                _mm256_storeu_ps(t[0] + 16, c02);
+                _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[1] + 8, c11);
+                _mm256_storeu_ps(t[1] + 16, c12);
+                _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[2] + 8, c21);
+                _mm256_storeu_ps(t[2] + 16, c22);
+                _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[3] + 8, c31);
+                _mm256_storeu_ps(t[3] + 16, c32);
+                for (int i = 0; i < MR; i++) {
+                    const int at = (oc0 + i) * 784;
+                    for (int vi = 0; vi < NV; vi++) {
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
+                        x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at + q));
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at + q, x);
+                    }
                 }
             }
         }
@@ -10416,7 +10435,7 @@ void resnet18_pack(const float *params, float *packed) {
     cnn_pack_wino4(params + 121024, NULL, params + 157888, 1.0000000000000001e-05, packed + 465856, 64, 64, 6); /* basic2.conv2 + basic2.bn2: Winograd F(4x4) */
     cnn_pack_conv(params + 158144, NULL, params + 231872, 1.0000000000000001e-05, packed + 617984, 128, 576, 1, 8); /* basic_down1.conv1 + basic_down1.bn1 */
     cnn_pack_wino4(params + 232384, NULL, params + 379840, 1.0000000000000001e-05, packed + 691840, 128, 128, 3); /* basic_down1.conv2 + basic_down1.bn2: Winograd F(4x4) */
-    cnn_pack_conv(params + 380352, NULL, params + 388544, 1.0000000000000001e-05, packed + 1286400, 128, 64, 1, 16); /* basic_down1.conv3 + basic_down1.bn3 */
+    cnn_pack_conv(params + 380352, NULL, params + 388544, 1.0000000000000001e-05, packed + 1286400, 128, 64, 1, 4); /* basic_down1.conv3 + basic_down1.bn3 */
     cnn_pack_wino4(params + 389056, NULL, params + 536512, 1.0000000000000001e-05, packed + 1294720, 128, 128, 3); /* basic3.conv1 + basic3.bn1: Winograd F(4x4) */
     cnn_pack_wino4(params + 537024, NULL, params + 684480, 1.0000000000000001e-05, packed + 1889280, 128, 128, 3); /* basic3.conv2 + basic3.bn2: Winograd F(4x4) */
     cnn_pack_conv(params + 684992, NULL, params + 979904, 1.0000000000000001e-05, packed + 2483840, 256, 1152, 1, 16); /* basic_down2.conv1 + basic_down2.bn1 */

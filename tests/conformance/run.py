@@ -139,6 +139,9 @@ LAYER_CASES = [
     ("conv_1x1_s2_mp7", [64, 14, 14], "conv(48, 1, stride=2)", 1),
     # 14x14 1x1 on AVX-512: vectors of positions, MR=12 x NR=32 (its last tile 4 positions)
     ("conv_1x1_p14", [512, 14, 14], "conv(128, 1) -> relu", 1),
+    # a 1x1 stride-2 layer whose 14x14 outputs fill vectors: vectors of positions after
+    # the gather (im2col) on both targets, MR=12 x NR=32 and MR=6 x NR=16
+    ("conv_1x1_s2_gather", [96, 28, 28], "conv(128, 1, stride=2) -> relu", 1),
     # 7x7 outputs on AVX2: the C-form tile of MP=5 positions x MR=16 channels (the two above
     # take it too), here from a padded 3x3 stride-2 input with a ragged last channel block
     ("conv_3x3_s2_mp5", [32, 14, 14], "conv(40, 3, stride=2, pad=1)", 1),
