@@ -387,17 +387,16 @@ static void emit_dw_vec(Emit *e, const BackSig *b, const ConvBack *c, const char
     bool was_wide = e->wide;
     e->wide = d->w == 16;
     int64_t per = c->cg * c->kh * c->kw;
-    P(e, "        /* dy transposed, dyT[p][g * %lld + kk]", ll(d->kgp));
-    if (d->len * d->kt != c->plane * a->units) {
-        P(e, ", zeros where no output is */\n");
-        P(e, "        float *dyt = %s + %lld, *gT = %s + %lld;\n", ls, ll(c->dyt_at), ls,
-          ll(c->gt_at));
+    /* positions past a row's end (stride 1) and lanes past a group's
+     * channels have no dy: zeros there add nothing */
+    bool holes = d->len * d->kt != c->plane * a->units;
+    P(e, "        /* dy transposed, dyT[p][g * %lld + kk]%s */\n", ll(d->kgp),
+      holes ? ", zeros where no output is" : "");
+    P(e, "        float *dyt = %s + %lld, *gT = %s + %lld;\n", ls, ll(c->dyt_at), ls,
+      ll(c->gt_at));
+    if (holes) {
         P(e, "        for (int i = 0; i < %lld; i++)\n", ll(d->len * d->kt));
         P(e, "            dyt[i] = 0.0f;\n");
-    } else {
-        P(e, " */\n");
-        P(e, "        float *dyt = %s + %lld, *gT = %s + %lld;\n", ls, ll(c->dyt_at), ls,
-          ll(c->gt_at));
     }
     /* written in order, read from one line of each channel's plane at a time */
     P(e, "        for (int oh = 0; oh < %lld; oh++)\n", ll(c->oh));
@@ -645,11 +644,16 @@ void emit_backward_lane(Emit *e, const BackSig *b) {
 /* What the kernel comment says of a backward kernel's threads. */
 const char *backward_schedule(Emit *e, const BackSig *b) {
     int lanes = lanes_of(b->n);
+    DwVec d = b->n->op == OP_CONV && b->gw ? dw_vec(e->opt->target, b->n) : (DwVec){0};
+    const char *dw = d.w ? arena_printf(e->a, "; weight gradient in vectors of output "
+                                        "channels, tiles of MR=%d input rows x NV=%d vectors",
+                                        d.mr, d.nv)
+                         : "";
     if (lanes == 1 || !back_needed(b))
-        return "backward: input and weight gradients";
-    return arena_printf(e->a, "backward: input and weight gradients; OpenMP: the batch in "
+        return arena_printf(e->a, "backward: input and weight gradients%s", dw);
+    return arena_printf(e->a, "backward: input and weight gradients%s; OpenMP: the batch in "
                         "up to %d lanes, each with its own scratch and weight gradient, "
-                        "added in lane order", lanes);
+                        "added in lane order", dw, lanes);
 }
 
 static void emit_conv_back(Emit *e, const BackSig *b) {

@@ -858,3 +858,21 @@ Test(plan, random_graphs_never_overlap_live_tensors, .timeout = 120) {
         free(src);
     }
 }
+
+/* Training on the vector targets: a convolution's weight gradient runs in
+ * vectors of output channels where it has enough input rows (the MNIST
+ * network's conv2: 288), dot products where it has few (conv1: 9), and the
+ * max pools that inference fuses into conv1 and conv2 run as the vector
+ * pool kernel in training's forward pass. */
+Test(codegen, training_takes_the_vector_paths, .timeout = 60) {
+    const char *f = "build/trainvec/mnist.c";
+    for (int t = 0; t < 2; t++) {
+        cr_assert_eq(sh("./cnnc build examples/mnist.cnn --train --target %s -o build/trainvec",
+                        t ? "avx2" : "avx512"), 0);
+        cr_expect_eq(count_in(f, "weight gradient in vectors of output channels"), 1,
+                     "conv2 only (%s)", t ? "avx2" : "avx512");
+        cr_expect_eq(count_in(f, "cnn_dot4x3("), 2, "conv1's dot products and the helper");
+        cr_expect_eq(count_in(f, "scalar loops, unfused, canonical weights"), 3,
+                     "the three relus only: no scalar pool in the training forward pass");
+    }
+}
