@@ -166,8 +166,10 @@ Node *simd_backward_data_node(const Node *n, Arena *a);
 /* That node as the build writes it: Winograd where it suits and the build
  * allows it. Its packed weights and scratch, one sample. */
 Node *simd_dx_node(const Emit *e, const Node *n);
-int64_t simd_dx_packed(Target t, const Node *bx);
-int64_t simd_dx_scratch(Target t, const Node *bx);
+/* The scratch of the kernel that computes conv n (Winograd's where it takes
+ * it), and the floats of its weights as training packs them for it. */
+int64_t simd_kernel_scratch(Target t, const Node *n, int batch);
+int64_t simd_train_packed(Target t, const Node *n);
 int64_t simd_train_bscratch(Target t, const Node *n, int batch);
 /* The same for one lane of a convolution's backward (train_lane_total). */
 int64_t simd_train_bscratch_lane(Target t, const Node *n);

@@ -249,10 +249,8 @@ static void emit_plain_kernels(Emit *e) {
             emit_kernel_comment(e, n, arena_printf(e->a, "%s; unfused, for training's "
                                 "forward pass%s", simd_schedule(e, n),
                                 n->op == OP_CONV ? " (weights packed at each step)" : ""));
-            Target t = e->opt->target;
-            int64_t scratch = n->winograd ? wino_scratch(t, n, e->opt->batch)
-                                          : simd_scratch(t, n, e->opt->batch);
-            emit_signature(e, n, e->tfn[i], scratch > 0);
+            emit_signature(e, n, e->tfn[i],
+                           simd_kernel_scratch(e->opt->target, n, e->opt->batch) > 0);
             emit_simd_kernel(e, n);
             P(e, "}\n\n");
             continue;

@@ -104,7 +104,7 @@ void emit_training_kernels(Emit *e) {
             emit_kernel_comment(e, bx, simd_schedule(e, bx));
             P(e, "static CNN_SIMD void %s_dx(const float *restrict x0, float *restrict y, "
                  "const float *restrict w, %sint batch) {\n", e->fn[n->id],
-              simd_dx_scratch(e->opt->target, bx) > 0 ? "float *restrict s, " : "");
+              simd_kernel_scratch(e->opt->target, bx, 1) > 0 ? "float *restrict s, " : "");
             emit_simd_kernel(e, bx);
             P(e, "}\n\n");
             e->opt = opt;
@@ -221,12 +221,11 @@ static void emit_train_forward(Emit *e, FILE *o) {
             fprintf(o, "    %s_train(%s, %s, %s, batch, seed, dropout);\n", fn, x,
                     act(e, n), at(e, n->train->aux));
         } else if (simd_target(e->opt->target) && simd_packs_for_training(n)) {
-            /* the weights in the order of the direct kernel training runs
-             * (inference may have packed them for Winograd), after its own
-             * scratch */
+            /* the weights in the order the kernel training runs reads them
+             * (Winograd's transformed ones where the layer takes it), after
+             * the kernel's own scratch */
             Target t = e->opt->target;
-            int64_t s = n->winograd ? wino_scratch(t, n, e->opt->batch)
-                                    : simd_scratch(t, n, e->opt->batch);
+            int64_t s = simd_kernel_scratch(t, n, e->opt->batch);
             int64_t per = n->params[0].count / n->a.units;
             const char *packed = arena_printf(e->a, "%s + %lld", at(e, n->train->fscratch), ll(s));
             const char *bias = n->a.bias ? arena_printf(e->a, "params + %lld",

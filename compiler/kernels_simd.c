@@ -401,15 +401,25 @@ bool simd_vector_pool(Target t, const Node *n) {
     return pool_width(t, n) > 0;
 }
 
+/* The scratch of the kernel that computes n: Winograd's where n takes it. */
+int64_t simd_kernel_scratch(Target t, const Node *n, int batch) {
+    return n->winograd ? wino_scratch(t, n, batch) : simd_scratch(t, n, batch);
+}
+
+/* Floats of a convolution's weights as training packs them at each step,
+ * for the kernel that computes it. */
+int64_t simd_train_packed(Target t, const Node *n) {
+    ConvGeo g = conv_geo(n);
+    if (n->winograd)
+        return pack_wino_floats(g.k, g.cin, wino_mr(t, n), n->winograd);
+    int mr = n->rows_wino ? rows_mr(t, n) : conv_tile(&g, isa_of(t)).mr;
+    return pack_conv_floats(g.k, g.per, g.groups, mr);
+}
+
 int64_t simd_train_fscratch(Target t, const Node *n, int batch) {
     if (!simd_conv(n))
         return simd_scratch(t, n, batch);
-    ConvGeo g = conv_geo(n);
-    if (n->winograd)
-        return wino_scratch(t, n, batch) +
-               pack_wino_floats(g.k, g.cin, wino_mr(t, n), n->winograd);
-    int mr = n->rows_wino ? rows_mr(t, n) : conv_tile(&g, isa_of(t)).mr;
-    return simd_scratch(t, n, batch) + pack_conv_floats(g.k, g.per, g.groups, mr);
+    return simd_kernel_scratch(t, n, batch) + simd_train_packed(t, n);
 }
 
 /* The input gradient of a stride-1 convolution is itself a convolution:
@@ -455,17 +465,6 @@ Node *simd_dx_node(const Emit *e, const Node *n) {
     return bx;
 }
 
-int64_t simd_dx_packed(Target t, const Node *bx) {
-    ConvGeo g = conv_geo(bx);
-    if (bx->winograd)
-        return pack_wino_floats(g.k, g.cin, wino_mr(t, bx), bx->winograd);
-    return pack_conv_floats(g.k, g.per, g.groups, conv_tile(&g, isa_of(t)).mr);
-}
-
-int64_t simd_dx_scratch(Target t, const Node *bx) {
-    return bx->winograd ? wino_scratch(t, bx, 1) : simd_scratch(t, bx, 1);
-}
-
 /* The scalar backward's scratch, then for the input-gradient convolution
  * its packed weights and its own scratch: one lane's worth, the larger of
  * the direct and the Winograd kernel's (--no-winograd is not known here). */
@@ -477,9 +476,10 @@ int64_t simd_train_bscratch_lane(Target t, const Node *n) {
              ? simd_backward_data_node(n, &a) : NULL;
     int64_t extra = 0;
     if (bx) {
-        extra = simd_dx_packed(t, bx) + simd_dx_scratch(t, bx);
+        extra = simd_train_packed(t, bx) + simd_kernel_scratch(t, bx, 1);
         bx->winograd = wino_pick(t, bx);
-        int64_t wino = bx->winograd ? simd_dx_packed(t, bx) + simd_dx_scratch(t, bx) : 0;
+        int64_t wino = bx->winograd ? simd_train_packed(t, bx) + simd_kernel_scratch(t, bx, 1)
+                                    : 0;
         extra = wino > extra ? wino : extra;
     }
     arena_free(&a);
@@ -500,14 +500,11 @@ int simd_conv_mr(Target t, const Node *n) {
     return conv_tile(&g, isa_of(t)).mr;
 }
 
-/* Inference's scratch: the Winograd kernel's where it computes n. */
-static int64_t infer_scratch(Target t, const Node *n, int batch) {
-    return n->winograd ? wino_scratch(t, n, batch) : simd_scratch(t, n, batch);
-}
-
 /* The planner's and the packer's callbacks, one set per target. */
-static int64_t avx2_scratch(const Node *n, int b) { return infer_scratch(TARGET_AVX2, n, b); }
-static int64_t avx512_scratch(const Node *n, int b) { return infer_scratch(TARGET_AVX512, n, b); }
+static int64_t avx2_scratch(const Node *n, int b) { return simd_kernel_scratch(TARGET_AVX2, n, b); }
+static int64_t avx512_scratch(const Node *n, int b) {
+    return simd_kernel_scratch(TARGET_AVX512, n, b);
+}
 static int64_t avx2_fscratch(const Node *n, int b) { return simd_train_fscratch(TARGET_AVX2, n, b); }
 static int64_t avx512_fscratch(const Node *n, int b) {
     return simd_train_fscratch(TARGET_AVX512, n, b);

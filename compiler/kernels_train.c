@@ -76,7 +76,9 @@ typedef struct DwVec {
     int w;           /* floats a vector */
     int64_t kgp;     /* a group's output channels, rounded up to whole vectors */
     int64_t kt;      /* dyT's and gT's row: groups * kgp */
+    int64_t rows;    /* rows of X: a group's input channels * kh * kw */
     int nv, mr;      /* the register tile: MR rows of X by NV vectors of channels */
+    bool holes;      /* dyT has entries no dy fills (zeroed once a lane) */
     bool flat;       /* stride 1: X read from the input itself */
     int64_t len, pitch;   /* positions summed over, and their row pitch */
 } DwVec;
@@ -100,6 +102,7 @@ static DwVec dw_vec(Target t, const Node *n) {
     d.w = w;
     d.kgp = kgp;
     d.kt = a->groups * kgp;
+    d.rows = per;
     int64_t vecs = kgp / w;
     d.nv = vecs % 4 == 0 ? 4 : vecs % 3 == 0 ? 3 : vecs % 2 == 0 ? 2 : 1;
     /* accumulators, NV loads and a broadcast within the register file,
@@ -111,6 +114,9 @@ static DwVec dw_vec(Target t, const Node *n) {
     int64_t oh = n->shape.d[1], ow = n->shape.d[2];
     d.pitch = d.flat ? wp : ow;
     d.len = d.flat ? (oh - 1) * wp + ow : oh * ow;
+    /* positions past a row's end (stride 1) and lanes past a group's
+     * channels: no dy lands there, and zeros add nothing */
+    d.holes = d.len * d.kt != oh * ow * a->units;
     return d;
 }
 
@@ -118,11 +124,7 @@ static DwVec dw_vec(Target t, const Node *n) {
  * gradient) at the end of a lane's scratch. */
 int64_t train_dw_floats(Target t, const Node *n) {
     DwVec d = dw_vec(t, n);
-    if (!d.w)
-        return 0;
-    const Attrs *a = &n->a;
-    int64_t per = in_shape_of(n, 0).d[0] / a->groups * a->kernel[0] * a->kernel[1];
-    return d.len * d.kt + (per + 1) * d.kt;
+    return d.w ? d.len * d.kt + (d.rows + 1) * d.kt : 0;
 }
 
 /* ---- lanes: a convolution's backward on several threads ----------------------- */
@@ -291,7 +293,7 @@ static ConvBack conv_back_layout(Emit *e, const BackSig *b) {
     c.bx = simd_target(e->opt->target) && b->dx[0] ? simd_dx_node(e, n) : NULL;
     c.pk_at = train_bscratch_lane(n);
     if (c.bx)
-        c.bs_at = c.pk_at + simd_dx_packed(e->opt->target, c.bx);
+        c.bs_at = c.pk_at + simd_train_packed(e->opt->target, c.bx);
     c.lanes = lanes_of(n);
     c.per = simd_target(e->opt->target) ? simd_train_bscratch_lane(e->opt->target, n)
                                         : train_bscratch_lane(n);
@@ -386,18 +388,11 @@ static void emit_dw_vec(Emit *e, const BackSig *b, const ConvBack *c, const char
     const DwVec *d = &c->dv;
     bool was_wide = e->wide;
     e->wide = d->w == 16;
-    int64_t per = c->cg * c->kh * c->kw;
-    /* positions past a row's end (stride 1) and lanes past a group's
-     * channels have no dy: zeros there add nothing */
-    bool holes = d->len * d->kt != c->plane * a->units;
+    int64_t per = d->rows;
     P(e, "        /* dy transposed, dyT[p][g * %lld + kk]%s */\n", ll(d->kgp),
-      holes ? ", zeros where no output is" : "");
+      d->holes ? " (its zeros written before the samples)" : "");
     P(e, "        float *dyt = %s + %lld, *gT = %s + %lld;\n", ls, ll(c->dyt_at), ls,
       ll(c->gt_at));
-    if (holes) {
-        P(e, "        for (int i = 0; i < %lld; i++)\n", ll(d->len * d->kt));
-        P(e, "            dyt[i] = 0.0f;\n");
-    }
     /* written in order, read from one line of each channel's plane at a time */
     P(e, "        for (int oh = 0; oh < %lld; oh++)\n", ll(c->oh));
     P(e, "            for (int ow = 0; ow < %lld; ow++)\n", ll(c->ow));
@@ -534,21 +529,27 @@ static void emit_conv_back_weights(Emit *e, const BackSig *b, const ConvBack *c,
     P(e, "        }\n");
 }
 
-/* Around the loop over a lane's samples, with DwVec: gT zeroed before it,
- * and added into gl (gw's layout, [k][r]) after it. */
+/* Around the loop over a lane's samples, with DwVec: gT (and dyT's holes,
+ * which no sample writes) zeroed before it, and gT added into gl (gw's
+ * layout, [k][r]) after it. */
 static void emit_dw_open(Emit *e, const ConvBack *c, const char *ls) {
     if (!c->dv.w)
         return;
     P(e, "    for (int i = 0; i < %lld; i++) /* the lane's transposed weight gradient */\n",
-      ll((c->cg * c->kh * c->kw + 1) * c->dv.kt));
+      ll((c->dv.rows + 1) * c->dv.kt));
     P(e, "        %s[%lld + i] = 0.0f;\n", ls, ll(c->gt_at));
+    if (c->dv.holes) {
+        P(e, "    for (int i = 0; i < %lld; i++) /* dyT, zeros where no output is */\n",
+          ll(c->dv.len * c->dv.kt));
+        P(e, "        %s[%lld + i] = 0.0f;\n", ls, ll(c->dyt_at));
+    }
 }
 
 static void emit_dw_out(Emit *e, const BackSig *b, const ConvBack *c, const char *ls,
                         const char *gl) {
     if (!c->dv.w)
         return;
-    int64_t per = c->cg * c->kh * c->kw;
+    int64_t per = c->dv.rows;
     P(e, "    for (int k = 0; k < %lld; k++)\n", ll(c->kg * (c->dv.kt / c->dv.kgp)));
     P(e, "        for (int r = 0; r < %lld; r++)\n", ll(per));
     P(e, "            %s[k * %lld + r] += %s[%lld + r * %lld + k / %lld * %lld + k %% %lld];\n",
@@ -572,7 +573,7 @@ static void emit_conv_back_data(Emit *e, const BackSig *b, const ConvBack *c, co
     if (c->bx) {
         P(e, "        float *dxp = %s + %lld;\n", ls, ll(c->dxp_at));
         P(e, "        %s_dx(dyb, dxp, s + %lld, %s1);\n", e->fn[n->id], ll(c->pk_at),
-          simd_dx_scratch(e->opt->target, c->bx) > 0
+          simd_kernel_scratch(e->opt->target, c->bx, 1) > 0
               ? arena_printf(e->a, "%s + %lld, ", ls, ll(c->bs_at)) : "");
     } else {
         /* spread dy by the stride into z, pad it by the kernel's extent,
