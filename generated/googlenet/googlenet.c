@@ -112,22 +112,26 @@ static int cnn_pad_index(int i, int n, int mode) {
 }
 
 /* Row `row` of wp floats: zeros, src[0 .. b-a) from column a, zeros from b;
- * eight at a time. */
+ * eight at a time, src's columns by masked loads. */
 static inline CNN_SIMD void cnn_pad_row(float *row, const float *src, int a, int b, int wp) {
-    const __m256 zero = _mm256_setzero_ps();
-    int j = 0;
-    for (; j + 8 <= a; j += 8)
-        _mm256_storeu_ps(row + j, zero);
-    for (; j < a; j++)
-        row[j] = 0.0f;
-    for (; j + 8 <= b; j += 8)
-        _mm256_storeu_ps(row + j, _mm256_loadu_ps(src + j - a));
-    for (; j < b; j++)
-        row[j] = src[j - a];
-    for (; j + 8 <= wp; j += 8)
-        _mm256_storeu_ps(row + j, zero);
-    for (; j < wp; j++)
-        row[j] = 0.0f;
+    if (wp < 8) {
+        for (int j = 0; j < wp; j++)
+            row[j] = j >= a && j < b ? src[j - a] : 0.0f;
+        return;
+    }
+    const uintptr_t at = (uintptr_t)src - (uintptr_t)a * sizeof(float); /* column 0 */
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i before = _mm256_set1_epi32(a - 1), end = _mm256_set1_epi32(b);
+    for (int j = 0;; j += 8) {
+        if (j > wp - 8)
+            j = wp - 8;
+        const __m256i col = _mm256_add_epi32(_mm256_set1_epi32(j), lane);
+        const __m256i in = _mm256_and_si256(_mm256_cmpgt_epi32(col, before), _mm256_cmpgt_epi32(end, col));
+        const float *from = (const float *)(at + (uintptr_t)j * sizeof(float));
+        _mm256_storeu_ps(row + j, _mm256_maskload_ps(from, in));
+        if (j == wp - 8)
+            break;
+    }
 }
 
 /* One sample [c][h][w] into [c][hp][wp], `top` rows and `left` columns of
