@@ -170,7 +170,6 @@ typedef struct Tile {
  *     and no dropped columns, but it needs at least eight channels.
  * The score is the fraction of FMA lanes doing useful work. */
 static bool pos_panel(const ConvGeo *g, Tile t);
-static bool dense_rows_one_by_one(const Node *n);
 
 static double tile_score(const ConvGeo *g, Tile t, const Isa *v) {
     int64_t positions = g->ho * g->wo;
@@ -329,7 +328,23 @@ TileChoice simd_default_tile(Target t, const Node *n) {
     return choice_of(conv_tile(&g, isa_of(t)));
 }
 
+/* A dense layer's panels of units and tile of samples (emit_dense_panels,
+ * where the choice is explained). */
+enum { DENSE_PANELS_AT_ONCE = 4 };
+
+static int dense_nr(Target t) {
+    return 2 * isa_of(t)->width;
+}
+
+/* Samples a tile: accumulators MR x 2 with two weight vectors and a
+ * broadcast beside them in the register file. */
+static int dense_mr(Target t) {
+    return isa_of(t)->width == 16 ? 8 : 6;
+}
+
 int simd_pack_mr(Target t, const Node *n) {
+    if (n->op == OP_DENSE)
+        return dense_nr(t);   /* panels of units (emit_dense_panels) */
     if (!simd_conv(n))
         return 0;
     if (n->winograd)
@@ -541,12 +556,17 @@ const char *simd_schedule(Emit *e, const Node *n) {
                                                   "shuffles" : "",
                             pool_scratch(e->opt->target, n, 1) ? "; each channel padded with -infinity into "
                                                "scratch first" : "");
-    if (n->op == OP_DENSE)
+    if (n->op == OP_DENSE && e->plain)
         return arena_printf(e->a, "%s: 4 rows x %d inputs a step in 8 %s accumulators "
-                            "(DENSE_ROWS 4)%s%s", v->name, 2 * v->width, reg,
-                            has_state(e, n) ? "; rows walked forwards and backwards on "
-                                              "alternate calls" : "",
-                            dense_rows_one_by_one(n) ? "; one sample: the rows one by one" : "");
+                            "(DENSE_ROWS 4)", v->name, 2 * v->width, reg);
+    if (n->op == OP_DENSE)
+        return arena_printf(e->a, "%s: panels of NR=%d units; a tile of MR=%d samples x 2 %s "
+                            "vectors of units (%d accumulators), each input broadcast; the "
+                            "samples left over one at a time, G=%d panels at once%s",
+                            v->name, 2 * v->width, dense_mr(e->opt->target), reg,
+                            2 * dense_mr(e->opt->target), DENSE_PANELS_AT_ONCE,
+                            has_state(e, n) ? "; panels walked forwards and backwards on "
+                                              "alternate calls" : "");
     if (!simd_conv(n))
         return NULL;
     if (n->winograd)
@@ -1024,87 +1044,18 @@ int64_t simd_state_floats(const Node *n, int batch) {
     return dense_turns(n) ? 1 : 0;   /* the direction of the last call */
 }
 
-/* The loop over blocks of DENSE_ROWS rows; with state, backwards when the
- * last call went forwards. The blocks are the same either way and each
- * row's sum is taken in the same order, so the results are too. With
- * OpenMP and state, each thread keeps the same blocks at every call (the
- * rows its own L2 holds) and turns its own direction; the caller closes
- * the extra brace when this returns true. */
-static bool open_dense_rows(Emit *e, const Node *n) {
-    int64_t units = n->a.units;
-    if (!has_state(e, n)) {
-        omp_batch_for(e, n, "    ");
-        P(e, "    for (int u0 = 0; u0 < %lld; u0 += DENSE_ROWS) {\n", ll(units));
-        return false;
-    }
-    P(e, "    /* the weights do not stay in L2: walk them the other way round from\n"
-         "     * the last call, which left its last rows there (any value of\n"
-         "     * state[0] is a direction) */\n");
-    P(e, "    const int back = state[0] != 1.0f;\n");
-    P(e, "    state[0] = back ? 1.0f : 0.0f;\n");
-    int64_t blocks = (units + 3) / 4;
-    if (!e->opt->openmp) {
-        P(e, "    for (int k = 0; k < %lld; k += DENSE_ROWS) {\n", ll(units));
-        P(e, "        const int u0 = back ? %lld - k : k;\n", ll((units - 1) / 4 * 4));
-        return false;
-    }
-    P(e, "    /* each thread the same blocks lo..hi-1 at every call: its L2 keeps them */\n");
-    P(e, "    #pragma omp parallel if(batch * %lldLL >= %d)\n", ll(omp_work(n)),
-      OMP_SPLIT_WORK);
-    P(e, "    {\n");
-    P(e, "    const int nt = omp_get_num_threads(), t = omp_get_thread_num();\n");
-    P(e, "    const int lo = %lld * t / nt, hi = %lld * (t + 1) / nt;\n", ll(blocks), ll(blocks));
-    P(e, "    for (int k = lo; k < hi; k++) {\n");
-    P(e, "        const int u0 = (back ? lo + hi - 1 - k : k) * DENSE_ROWS;\n");
-    return true;
-}
-
-/* One sample and weights that stream from beyond L2 in rows of at most
- * 8 KB: the block's rows one after another, each summed in the order the
- * four-row loop below takes it (the same bits). Nothing is reused across
- * rows at batch 1, and one stream of such rows is what the prefetchers
- * follow best. Measured on an EPYC (Zen 4), one thread: 3-8 MB of rows of
- * 1568-2048 floats came from L3 10-20% faster (the MNIST network's dense
- * layer 33.4 -> 32.0 us in place), 100 MB from DRAM 10% faster; rows of
- * 3072 floats were even, and rows of 4096-9216 came from DRAM 20-25%
- * faster four at a time; weights held in L2 came 4% faster four at a time. */
-static bool dense_rows_one_by_one(const Node *n) {
-    return dense_turns(n) && in_elems(n, 0) <= 2048;
-}
-
-/* The branch that sums a full block's rows one after another, each as
- * the four-row branch after it does (even and odd vectors apart, then the
- * tail): the same bits. */
-static void emit_dense_rows_one_by_one(Emit *e, int64_t in, int64_t main) {
-    P(e, "            if (rows == DENSE_ROWS && batch == 1) { /* one stream of weights */\n");
-    P(e, "                for (int r = 0; r < DENSE_ROWS; r++) {\n");
-    P(e, "                    const float *wr = w + (ptrdiff_t)(u0 + r) * %lld;\n", ll(in));
-    P(e, "                    __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();\n");
-    P(e, "                    for (int i = 0; i < %lld; i += 2 * W) {\n", ll(main));
-    P(e, "                        a = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i), "
-         "_mm256_loadu_ps(x + i), a);\n");
-    P(e, "                        b = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i + W), "
-         "_mm256_loadu_ps(x + i + W), b);\n");
-    P(e, "                    }\n");
-    P(e, "                    sum[r] = cnn_hsum(_mm256_add_ps(a, b));\n");
-    if (main < in)
-        P(e, "                    for (int i = %lld; i < %lld; i++)\n"
-             "                        sum[r] += wr[i] * x[i];\n", ll(main), ll(in));
-    P(e, "                }\n");
-    P(e, "            } else ");
-}
-
-/* y = W x + b: four weight rows at a time against the same input, sixteen
- * inputs a step in two vectors per row (eight accumulators), the sums
- * reduced across lanes at the end. At batch 1 this streams the weights
- * once, which is the bound. */
-static void emit_dense(Emit *e, const Node *n) {
+/* Training's forward pass reads the canonical weights [units][inputs] as
+ * they are: y = W x + b by dot products, four weight rows at a time
+ * against the same sample, sixteen inputs a step in two vectors per row
+ * (eight accumulators), the sums reduced across lanes at the end. */
+static void emit_dense_rows(Emit *e, const Node *n) {
     int w = isa_of(e->opt->target)->width;
     int64_t units = n->a.units, in = in_elems(n, 0);
     int64_t main = in / (2 * w) * (2 * w);
     e->need_hsum = true;
     P(e, "    enum { DENSE_ROWS = 4, W = %d }; /* W floats a vector */\n", w);
-    bool team = open_dense_rows(e, n);
+    omp_batch_for(e, n, "    ");
+    P(e, "    for (int u0 = 0; u0 < %lld; u0 += DENSE_ROWS) {\n", ll(units));
     P(e, "        const int rows = u0 + DENSE_ROWS <= %lld ? DENSE_ROWS : %lld - u0;\n",
       ll(units), ll(units));
     P(e, "        for (int b = 0; b < batch; b++) {\n");
@@ -1112,11 +1063,7 @@ static void emit_dense(Emit *e, const Node *n) {
     for (int k = 0; k < epilogue_operands(e, n); k++)
         P(e, "            const float *rb%d = r%d + (ptrdiff_t)b * %lld;\n", k, k, ll(units));
     P(e, "            float sum[DENSE_ROWS];\n");
-    if (dense_rows_one_by_one(n))
-        emit_dense_rows_one_by_one(e, in, main);
-    else
-        P(e, "            ");
-    P(e, "if (rows == DENSE_ROWS) {\n");
+    P(e, "            if (rows == DENSE_ROWS) {\n");
     P(e, "                const float *w0 = w + (ptrdiff_t)u0 * %lld;\n", ll(in));
     for (int r = 1; r < 4; r++)
         P(e, "                const float *w%d = w0 + %lld;\n", r, ll(r * in));
@@ -1161,8 +1108,150 @@ static void emit_dense(Emit *e, const Node *n) {
     P(e, "            }\n");
     P(e, "        }\n");
     P(e, "    }\n");
-    if (team)
-        P(e, "    }\n");
+}
+
+/* ---- dense: inference ----------------------------------------------------- */
+
+/* Inference reads a dense layer's weights packed in panels of NR = 2W
+ * units, [panel][input][NR] with zeros past the last unit, then a bias for
+ * each padded unit (PACK_CONV with mr = NR), and computes y = W x + b as a
+ * matrix product: a register tile of MR samples x one panel, each input of
+ * each sample broadcast against the panel's two vectors. Every output is
+ * one accumulator lane, summed over the inputs in order and then given its
+ * bias, so the samples left over after whole tiles (all of them at batch 1)
+ * get the same bits from a one-sample loop, which keeps G = 4 panels going
+ * at once: eight chains of FMAs to cover their latency. The dot products
+ * training's forward pass still runs (four rows against one sample, ten
+ * loads for eight FMAs, the rows' 25 KB sharing L1 with the sample) reached
+ * 66-80 GFLOP/s on the MNIST network's 1568 -> 500 layer at batch 64; this
+ * tile, 113-117, near the FMA peak (Zen 4, one core). At batch 1 the one
+ * loop streams the weights as fast as the rows one by one did (33 us from
+ * L3, alternating directions as before). */
+
+/* Stores `vec`, units u .. u + W - 1 of sample `s`, plus their biases,
+ * through the epilogue, cut at the last unit. */
+static void dense_store(Emit *e, const Node *n, const char *in, const char *s, const char *vec,
+                        const char *u) {
+    int64_t units = n->a.units;
+    int w = isa_of(e->opt->target)->width;
+    P(e, "%s{\n", in);
+    P(e, "%s    float *yb = y + (ptrdiff_t)(%s) * %lld;\n", in, s, ll(units));
+    for (int k = 0; k < epilogue_operands(e, n); k++)
+        P(e, "%s    const float *rb%d = r%d + (ptrdiff_t)(%s) * %lld;\n", in, k, k, s, ll(units));
+    P(e, "%s    const int u = %s;\n", in, u);
+    P(e, "%s    const __m256 sum = %s;\n", in,
+      has_bias(e, n) ? arena_printf(e->a, "_mm256_add_ps(%s, _mm256_loadu_ps(bias + u))", vec)
+                     : vec);
+    const char *deeper = arena_printf(e->a, "%s        ", in);
+    if (units % (2 * w) == 0) {   /* whole panels */
+        simd_store_vector(e, n, arena_printf(e->a, "%s    ", in), "sum", "u");
+    } else if (units % w == 0) {   /* whole vectors, the last panel's second one past the end */
+        P(e, "%s    if (u < %lld) {\n", in, ll(units));
+        simd_store_vector(e, n, deeper, "sum", "u");
+        P(e, "%s    }\n", in);
+    } else {
+        P(e, "%s    if (u + W <= %lld) {\n", in, ll(units));
+        simd_store_vector(e, n, deeper, "sum", "u");
+        P(e, "%s    } else if (u < %lld) {\n", in, ll(units));
+        simd_store_lanes(e, n, deeper, "sum", "0", arena_printf(e->a, "%lld - u", ll(units)), "u");
+        P(e, "%s    }\n", in);
+    }
+    P(e, "%s}\n", in);
+}
+
+/* One sample b against panels p0 .. p0 + count - 1, `count` a constant. */
+static void dense_one_sample(Emit *e, const Node *n, int count, const char *in) {
+    int64_t inputs = in_elems(n, 0);
+    P(e, "%s{\n", in);
+    P(e, "%s    const float *xb = x0 + (ptrdiff_t)b * %lld;\n", in, ll(inputs));
+    P(e, "%s    const float *wp = w + (ptrdiff_t)p0 * %lld;\n", in, ll(inputs * dense_nr(e->opt->target)));
+    for (int g = 0; g < count; g++)
+        P(e, "%s    __m256 c%d0 = _mm256_setzero_ps(), c%d1 = _mm256_setzero_ps();\n", in, g, g);
+    P(e, "%s    for (int i = 0; i < %lld; i++, wp += NR) {\n", in, ll(inputs));
+    P(e, "%s        const __m256 xv = _mm256_set1_ps(xb[i]);\n", in);
+    for (int g = 0; g < count; g++) {
+        int64_t at = g * inputs * dense_nr(e->opt->target);
+        P(e, "%s        c%d0 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + %lld), xv, c%d0);\n", in, g,
+          ll(at), g);
+        P(e, "%s        c%d1 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + %lld), xv, c%d1);\n", in, g,
+          ll(at + isa_of(e->opt->target)->width), g);
+    }
+    P(e, "%s    }\n", in);
+    for (int g = 0; g < count; g++)
+        for (int v = 0; v < 2; v++)
+            dense_store(e, n, arena_printf(e->a, "%s    ", in), "b", arena_printf(e->a, "c%d%d", g, v),
+                        arena_printf(e->a, "(p0 + %d) * NR + %d", g, v * isa_of(e->opt->target)->width));
+    P(e, "%s}\n", in);
+}
+
+static void emit_dense_panels(Emit *e, const Node *n) {
+    Target t = e->opt->target;
+    int w = isa_of(t)->width, nr = dense_nr(t), mr = dense_mr(t);
+    int64_t units = n->a.units, inputs = in_elems(n, 0);
+    int64_t panels = (units + nr - 1) / nr;
+    int64_t groups = (panels + DENSE_PANELS_AT_ONCE - 1) / DENSE_PANELS_AT_ONCE;
+    bool omp = e->opt->openmp;
+    P(e, "    enum { W = %d, NR = %d, MR = %d, G = %d }; /* W floats a vector; NR units a panel; "
+         "MR samples a tile; G panels at once for one sample */\n", w, nr, mr,
+      DENSE_PANELS_AT_ONCE);
+    if (has_bias(e, n))
+        P(e, "    const float *bias = w + %lld;\n", ll(panels * nr * inputs));
+    if (has_state(e, n)) {
+        P(e, "    /* the weights do not stay in L2: a lone sample walks them the other way\n"
+             "     * round from the last call, which left its last panels there (any\n"
+             "     * value of state[0] is a direction) */\n");
+        P(e, "    const int back = state[0] != 1.0f;\n");
+        P(e, "    state[0] = back ? 1.0f : 0.0f;\n");
+    } else {
+        P(e, "    const int back = 0;\n");
+    }
+    P(e, "    const int tiles = batch / MR; /* whole tiles of samples, then one by one */\n");
+    if (omp) {
+        P(e, "    #pragma omp parallel if(batch * %lldLL >= %d)\n", ll(omp_work(n)), OMP_SPLIT_WORK);
+        P(e, "    {\n");
+        P(e, "    const int nt = omp_get_num_threads(), t = omp_get_thread_num();\n");
+        P(e, "    #pragma omp for schedule(static) nowait\n");
+    } else {
+        P(e, "    {\n");
+        P(e, "    const int nt = 1, t = 0;\n");
+    }
+    P(e, "    for (int p = 0; p < %lld; p++)\n", ll(panels));
+    P(e, "        for (int tile = 0; tile < tiles; tile++) {\n");
+    P(e, "            const float *xs = x0 + (ptrdiff_t)tile * MR * %lld;\n", ll(inputs));
+    P(e, "            const float *wp = w + (ptrdiff_t)p * %lld;\n", ll(inputs * nr));
+    for (int m = 0; m < mr; m++)
+        P(e, "            __m256 c%d0 = _mm256_setzero_ps(), c%d1 = _mm256_setzero_ps();\n", m, m);
+    P(e, "            for (int i = 0; i < %lld; i++, wp += NR) {\n", ll(inputs));
+    P(e, "                const __m256 w0 = _mm256_loadu_ps(wp), w1 = _mm256_loadu_ps(wp + W);\n");
+    P(e, "                __m256 xv;\n");
+    for (int m = 0; m < mr; m++) {
+        P(e, "                xv = _mm256_set1_ps(xs[%lld + i]);\n", ll(m * inputs));
+        P(e, "                c%d0 = _mm256_fmadd_ps(w0, xv, c%d0);\n", m, m);
+        P(e, "                c%d1 = _mm256_fmadd_ps(w1, xv, c%d1);\n", m, m);
+    }
+    P(e, "            }\n");
+    for (int m = 0; m < mr; m++)
+        for (int v = 0; v < 2; v++)
+            dense_store(e, n, "            ", arena_printf(e->a, "tile * MR + %d", m),
+                        arena_printf(e->a, "c%d%d", m, v), arena_printf(e->a, "p * NR + %d", v * w));
+    P(e, "        }\n");
+    /* each thread the same groups of panels lo..hi-1 at every call: its L2
+     * keeps what it can of them */
+    P(e, "    const int lo = %lld * t / nt, hi = %lld * (t + 1) / nt;\n", ll(groups), ll(groups));
+    P(e, "    for (int b = tiles * MR; b < batch; b++)\n");
+    P(e, "        for (int k = lo; k < hi; k++) {\n");
+    P(e, "            const int p0 = (back ? lo + hi - 1 - k : k) * G;\n");
+    int64_t last = panels - (groups - 1) * DENSE_PANELS_AT_ONCE;   /* panels of the last group */
+    if (last == DENSE_PANELS_AT_ONCE) {
+        dense_one_sample(e, n, DENSE_PANELS_AT_ONCE, "            ");
+    } else {
+        P(e, "            if (p0 + G <= %lld)\n", ll(panels));
+        dense_one_sample(e, n, DENSE_PANELS_AT_ONCE, "            ");
+        P(e, "            else\n");
+        dense_one_sample(e, n, (int)last, "            ");
+    }
+    P(e, "        }\n");
+    P(e, "    }\n");
 }
 
 /* ---- dense backward ------------------------------------------------------------ */
@@ -1572,7 +1661,10 @@ static bool kernel(Emit *e, const Node *n) {
         return true;
     }
     if (n->op == OP_DENSE) {
-        emit_dense(e, n);
+        if (e->plain)
+            emit_dense_rows(e, n);
+        else
+            emit_dense_panels(e, n);
         return true;
     }
     int pool = pool_width(e->opt->target, n);

@@ -5,7 +5,7 @@
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
  * arena:   2603328 bytes (7934912 without reuse; 2323392 live at most)
- * weights: 60965224 canonical floats, 63633264 packed
+ * weights: 60965224 canonical floats, 63666040 packed
  *
  * Inference calls no library function but memcpy/memset (which a
  * compiler may emit for plain loops) and needs no libm. */
@@ -161,14 +161,6 @@ static CNN_SIMD void cnn_pad(const float *x, float *xp, int c, int h, int w, int
         }
 }
 
-/* The sum of a vector's eight lanes. */
-static CNN_SIMD float cnn_hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-    return _mm_cvtss_f32(s);
-}
-
 /* Max pooling's step in each lane, as the scalar kernels take it: v when it
  * is greater or NaN, else best, so a NaN wins and of equal values (+0 and
  * -0) the first stays. max_ps(v, best) is v > best ? v : best. */
@@ -188,11 +180,6 @@ static CNN_SIMD void cnn_zip(__m256 a, __m256 b, __m256 *lo, __m256 *hi) {
     const __m256 l = _mm256_unpacklo_ps(a, b), h = _mm256_unpackhi_ps(a, b);
     *lo = _mm256_permute2f128_ps(l, h, 0x20);
     *hi = _mm256_permute2f128_ps(l, h, 0x31);
-}
-
-static void cnn_copy(const float *src, float *dst, ptrdiff_t n) {
-    for (ptrdiff_t i = 0; i < n; i++)
-        dst[i] = src[i];
 }
 
 /* A convolution's or dense layer's weights [k][per] and bias (NULL: none)
@@ -1958,63 +1945,235 @@ static CNN_SIMD void maxpool3(const float *restrict x0, float *restrict y, int b
 
 /* dense1 — examples/alexnet_original.cnn:33: dense 4096
  *   in [256,6,6] -> out [4096]
- *   weights at packed[5002120]: weight [4096,9216] + bias [4096]
- *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); rows walked forwards and backwards on alternate calls; then relu6
+ *   weights at packed[5002120]: weight [4096,9216] + bias [4096] (packed in blocks of 16 output channels)
+ *   avx2: panels of NR=16 units; a tile of MR=6 samples x 2 ymm vectors of units (12 accumulators), each input broadcast; the samples left over one at a time, G=4 panels at once; panels walked forwards and backwards on alternate calls; then relu6
  */
 static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
-    enum { DENSE_ROWS = 4, W = 8 }; /* W floats a vector */
-    /* the weights do not stay in L2: walk them the other way round from
-     * the last call, which left its last rows there (any value of
-     * state[0] is a direction) */
+    enum { W = 8, NR = 16, MR = 6, G = 4 }; /* W floats a vector; NR units a panel; MR samples a tile; G panels at once for one sample */
+    const float *bias = w + 37748736;
+    /* the weights do not stay in L2: a lone sample walks them the other way
+     * round from the last call, which left its last panels there (any
+     * value of state[0] is a direction) */
     const int back = state[0] != 1.0f;
     state[0] = back ? 1.0f : 0.0f;
-    for (int k = 0; k < 4096; k += DENSE_ROWS) {
-        const int u0 = back ? 4092 - k : k;
-        const int rows = u0 + DENSE_ROWS <= 4096 ? DENSE_ROWS : 4096 - u0;
-        for (int b = 0; b < batch; b++) {
-            const float *x = x0 + (ptrdiff_t)b * 9216;
-            float sum[DENSE_ROWS];
-            if (rows == DENSE_ROWS) {
-                const float *w0 = w + (ptrdiff_t)u0 * 9216;
-                const float *w1 = w0 + 9216;
-                const float *w2 = w0 + 18432;
-                const float *w3 = w0 + 27648;
-                __m256 a0 = _mm256_setzero_ps(), b0 = _mm256_setzero_ps();
-                __m256 a1 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
-                __m256 a2 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps();
-                __m256 a3 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
-                for (int i = 0; i < 9216; i += 2 * W) {
-                    const __m256 xa = _mm256_loadu_ps(x + i), xb = _mm256_loadu_ps(x + i + W);
-                    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i), xa, a0);
-                    b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i + W), xb, b0);
-                    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i), xa, a1);
-                    b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i + W), xb, b1);
-                    a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i), xa, a2);
-                    b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i + W), xb, b2);
-                    a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i), xa, a3);
-                    b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i + W), xb, b3);
-                }
-                sum[0] = cnn_hsum(_mm256_add_ps(a0, b0));
-                sum[1] = cnn_hsum(_mm256_add_ps(a1, b1));
-                sum[2] = cnn_hsum(_mm256_add_ps(a2, b2));
-                sum[3] = cnn_hsum(_mm256_add_ps(a3, b3));
-            } else {
-                for (int r = 0; r < rows; r++) {
-                    const float *wr = w + (ptrdiff_t)(u0 + r) * 9216;
-                    __m256 a = _mm256_setzero_ps();
-                    int i = 0;
-                    for (; i + W <= 9216; i += W)
-                        a = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i), _mm256_loadu_ps(x + i), a);
-                    sum[r] = cnn_hsum(a);
-                    for (; i < 9216; i++)
-                        sum[r] += wr[i] * x[i];
-                }
+    const int tiles = batch / MR; /* whole tiles of samples, then one by one */
+    {
+    const int nt = 1, t = 0;
+    for (int p = 0; p < 256; p++)
+        for (int tile = 0; tile < tiles; tile++) {
+            const float *xs = x0 + (ptrdiff_t)tile * MR * 9216;
+            const float *wp = w + (ptrdiff_t)p * 147456;
+            __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+            __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+            __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+            __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+            __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+            __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+            for (int i = 0; i < 9216; i++, wp += NR) {
+                const __m256 w0 = _mm256_loadu_ps(wp), w1 = _mm256_loadu_ps(wp + W);
+                __m256 xv;
+                xv = _mm256_set1_ps(xs[0 + i]);
+                c00 = _mm256_fmadd_ps(w0, xv, c00);
+                c01 = _mm256_fmadd_ps(w1, xv, c01);
+                xv = _mm256_set1_ps(xs[9216 + i]);
+                c10 = _mm256_fmadd_ps(w0, xv, c10);
+                c11 = _mm256_fmadd_ps(w1, xv, c11);
+                xv = _mm256_set1_ps(xs[18432 + i]);
+                c20 = _mm256_fmadd_ps(w0, xv, c20);
+                c21 = _mm256_fmadd_ps(w1, xv, c21);
+                xv = _mm256_set1_ps(xs[27648 + i]);
+                c30 = _mm256_fmadd_ps(w0, xv, c30);
+                c31 = _mm256_fmadd_ps(w1, xv, c31);
+                xv = _mm256_set1_ps(xs[36864 + i]);
+                c40 = _mm256_fmadd_ps(w0, xv, c40);
+                c41 = _mm256_fmadd_ps(w1, xv, c41);
+                xv = _mm256_set1_ps(xs[46080 + i]);
+                c50 = _mm256_fmadd_ps(w0, xv, c50);
+                c51 = _mm256_fmadd_ps(w1, xv, c51);
             }
-            for (int r = 0; r < rows; r++) {
-                const int u = u0 + r;
-                float v = sum[r] + w[37748736 + u];
-                v = v < 0.0f ? 0.0f : v;
-                y[(ptrdiff_t)b * 4096 + u] = v;
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 0) * 4096;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c00, _mm256_loadu_ps(bias + u));
+                __m256 x = sum;
+                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                _mm256_storeu_ps(yb + u, x);
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 0) * 4096;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c01, _mm256_loadu_ps(bias + u));
+                __m256 x = sum;
+                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                _mm256_storeu_ps(yb + u, x);
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 1) * 4096;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c10, _mm256_loadu_ps(bias + u));
+                __m256 x = sum;
+                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                _mm256_storeu_ps(yb + u, x);
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 1) * 4096;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c11, _mm256_loadu_ps(bias + u));
+                __m256 x = sum;
+                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                _mm256_storeu_ps(yb + u, x);
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 2) * 4096;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c20, _mm256_loadu_ps(bias + u));
+                __m256 x = sum;
+                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                _mm256_storeu_ps(yb + u, x);
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 2) * 4096;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c21, _mm256_loadu_ps(bias + u));
+                __m256 x = sum;
+                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                _mm256_storeu_ps(yb + u, x);
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 3) * 4096;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c30, _mm256_loadu_ps(bias + u));
+                __m256 x = sum;
+                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                _mm256_storeu_ps(yb + u, x);
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 3) * 4096;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c31, _mm256_loadu_ps(bias + u));
+                __m256 x = sum;
+                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                _mm256_storeu_ps(yb + u, x);
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 4) * 4096;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c40, _mm256_loadu_ps(bias + u));
+                __m256 x = sum;
+                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                _mm256_storeu_ps(yb + u, x);
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 4) * 4096;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c41, _mm256_loadu_ps(bias + u));
+                __m256 x = sum;
+                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                _mm256_storeu_ps(yb + u, x);
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 5) * 4096;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c50, _mm256_loadu_ps(bias + u));
+                __m256 x = sum;
+                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                _mm256_storeu_ps(yb + u, x);
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 5) * 4096;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c51, _mm256_loadu_ps(bias + u));
+                __m256 x = sum;
+                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                _mm256_storeu_ps(yb + u, x);
+            }
+        }
+    const int lo = 64 * t / nt, hi = 64 * (t + 1) / nt;
+    for (int b = tiles * MR; b < batch; b++)
+        for (int k = lo; k < hi; k++) {
+            const int p0 = (back ? lo + hi - 1 - k : k) * G;
+            {
+                const float *xb = x0 + (ptrdiff_t)b * 9216;
+                const float *wp = w + (ptrdiff_t)p0 * 147456;
+                __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+                for (int i = 0; i < 9216; i++, wp += NR) {
+                    const __m256 xv = _mm256_set1_ps(xb[i]);
+                    c00 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 0), xv, c00);
+                    c01 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 8), xv, c01);
+                    c10 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 147456), xv, c10);
+                    c11 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 147464), xv, c11);
+                    c20 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 294912), xv, c20);
+                    c21 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 294920), xv, c21);
+                    c30 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 442368), xv, c30);
+                    c31 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 442376), xv, c31);
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 4096;
+                    const int u = (p0 + 0) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c00, _mm256_loadu_ps(bias + u));
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 4096;
+                    const int u = (p0 + 0) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c01, _mm256_loadu_ps(bias + u));
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 4096;
+                    const int u = (p0 + 1) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c10, _mm256_loadu_ps(bias + u));
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 4096;
+                    const int u = (p0 + 1) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c11, _mm256_loadu_ps(bias + u));
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 4096;
+                    const int u = (p0 + 2) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c20, _mm256_loadu_ps(bias + u));
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 4096;
+                    const int u = (p0 + 2) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c21, _mm256_loadu_ps(bias + u));
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 4096;
+                    const int u = (p0 + 3) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c30, _mm256_loadu_ps(bias + u));
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 4096;
+                    const int u = (p0 + 3) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c31, _mm256_loadu_ps(bias + u));
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                }
             }
         }
     }
@@ -2022,63 +2181,235 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
 
 /* dense2 — examples/alexnet_original.cnn:33: dense 4096
  *   in [4096] -> out [4096]
- *   weights at packed[42754952]: weight [4096,4096] + bias [4096]
- *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); rows walked forwards and backwards on alternate calls; then relu7
+ *   weights at packed[42754952]: weight [4096,4096] + bias [4096] (packed in blocks of 16 output channels)
+ *   avx2: panels of NR=16 units; a tile of MR=6 samples x 2 ymm vectors of units (12 accumulators), each input broadcast; the samples left over one at a time, G=4 panels at once; panels walked forwards and backwards on alternate calls; then relu7
  */
 static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
-    enum { DENSE_ROWS = 4, W = 8 }; /* W floats a vector */
-    /* the weights do not stay in L2: walk them the other way round from
-     * the last call, which left its last rows there (any value of
-     * state[0] is a direction) */
+    enum { W = 8, NR = 16, MR = 6, G = 4 }; /* W floats a vector; NR units a panel; MR samples a tile; G panels at once for one sample */
+    const float *bias = w + 16777216;
+    /* the weights do not stay in L2: a lone sample walks them the other way
+     * round from the last call, which left its last panels there (any
+     * value of state[0] is a direction) */
     const int back = state[0] != 1.0f;
     state[0] = back ? 1.0f : 0.0f;
-    for (int k = 0; k < 4096; k += DENSE_ROWS) {
-        const int u0 = back ? 4092 - k : k;
-        const int rows = u0 + DENSE_ROWS <= 4096 ? DENSE_ROWS : 4096 - u0;
-        for (int b = 0; b < batch; b++) {
-            const float *x = x0 + (ptrdiff_t)b * 4096;
-            float sum[DENSE_ROWS];
-            if (rows == DENSE_ROWS) {
-                const float *w0 = w + (ptrdiff_t)u0 * 4096;
-                const float *w1 = w0 + 4096;
-                const float *w2 = w0 + 8192;
-                const float *w3 = w0 + 12288;
-                __m256 a0 = _mm256_setzero_ps(), b0 = _mm256_setzero_ps();
-                __m256 a1 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
-                __m256 a2 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps();
-                __m256 a3 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
-                for (int i = 0; i < 4096; i += 2 * W) {
-                    const __m256 xa = _mm256_loadu_ps(x + i), xb = _mm256_loadu_ps(x + i + W);
-                    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i), xa, a0);
-                    b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i + W), xb, b0);
-                    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i), xa, a1);
-                    b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i + W), xb, b1);
-                    a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i), xa, a2);
-                    b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i + W), xb, b2);
-                    a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i), xa, a3);
-                    b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i + W), xb, b3);
-                }
-                sum[0] = cnn_hsum(_mm256_add_ps(a0, b0));
-                sum[1] = cnn_hsum(_mm256_add_ps(a1, b1));
-                sum[2] = cnn_hsum(_mm256_add_ps(a2, b2));
-                sum[3] = cnn_hsum(_mm256_add_ps(a3, b3));
-            } else {
-                for (int r = 0; r < rows; r++) {
-                    const float *wr = w + (ptrdiff_t)(u0 + r) * 4096;
-                    __m256 a = _mm256_setzero_ps();
-                    int i = 0;
-                    for (; i + W <= 4096; i += W)
-                        a = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i), _mm256_loadu_ps(x + i), a);
-                    sum[r] = cnn_hsum(a);
-                    for (; i < 4096; i++)
-                        sum[r] += wr[i] * x[i];
-                }
+    const int tiles = batch / MR; /* whole tiles of samples, then one by one */
+    {
+    const int nt = 1, t = 0;
+    for (int p = 0; p < 256; p++)
+        for (int tile = 0; tile < tiles; tile++) {
+            const float *xs = x0 + (ptrdiff_t)tile * MR * 4096;
+            const float *wp = w + (ptrdiff_t)p * 65536;
+            __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+            __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+            __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+            __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+            __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+            __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+            for (int i = 0; i < 4096; i++, wp += NR) {
+                const __m256 w0 = _mm256_loadu_ps(wp), w1 = _mm256_loadu_ps(wp + W);
+                __m256 xv;
+                xv = _mm256_set1_ps(xs[0 + i]);
+                c00 = _mm256_fmadd_ps(w0, xv, c00);
+                c01 = _mm256_fmadd_ps(w1, xv, c01);
+                xv = _mm256_set1_ps(xs[4096 + i]);
+                c10 = _mm256_fmadd_ps(w0, xv, c10);
+                c11 = _mm256_fmadd_ps(w1, xv, c11);
+                xv = _mm256_set1_ps(xs[8192 + i]);
+                c20 = _mm256_fmadd_ps(w0, xv, c20);
+                c21 = _mm256_fmadd_ps(w1, xv, c21);
+                xv = _mm256_set1_ps(xs[12288 + i]);
+                c30 = _mm256_fmadd_ps(w0, xv, c30);
+                c31 = _mm256_fmadd_ps(w1, xv, c31);
+                xv = _mm256_set1_ps(xs[16384 + i]);
+                c40 = _mm256_fmadd_ps(w0, xv, c40);
+                c41 = _mm256_fmadd_ps(w1, xv, c41);
+                xv = _mm256_set1_ps(xs[20480 + i]);
+                c50 = _mm256_fmadd_ps(w0, xv, c50);
+                c51 = _mm256_fmadd_ps(w1, xv, c51);
             }
-            for (int r = 0; r < rows; r++) {
-                const int u = u0 + r;
-                float v = sum[r] + w[16777216 + u];
-                v = v < 0.0f ? 0.0f : v;
-                y[(ptrdiff_t)b * 4096 + u] = v;
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 0) * 4096;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c00, _mm256_loadu_ps(bias + u));
+                __m256 x = sum;
+                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                _mm256_storeu_ps(yb + u, x);
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 0) * 4096;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c01, _mm256_loadu_ps(bias + u));
+                __m256 x = sum;
+                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                _mm256_storeu_ps(yb + u, x);
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 1) * 4096;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c10, _mm256_loadu_ps(bias + u));
+                __m256 x = sum;
+                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                _mm256_storeu_ps(yb + u, x);
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 1) * 4096;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c11, _mm256_loadu_ps(bias + u));
+                __m256 x = sum;
+                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                _mm256_storeu_ps(yb + u, x);
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 2) * 4096;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c20, _mm256_loadu_ps(bias + u));
+                __m256 x = sum;
+                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                _mm256_storeu_ps(yb + u, x);
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 2) * 4096;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c21, _mm256_loadu_ps(bias + u));
+                __m256 x = sum;
+                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                _mm256_storeu_ps(yb + u, x);
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 3) * 4096;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c30, _mm256_loadu_ps(bias + u));
+                __m256 x = sum;
+                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                _mm256_storeu_ps(yb + u, x);
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 3) * 4096;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c31, _mm256_loadu_ps(bias + u));
+                __m256 x = sum;
+                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                _mm256_storeu_ps(yb + u, x);
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 4) * 4096;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c40, _mm256_loadu_ps(bias + u));
+                __m256 x = sum;
+                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                _mm256_storeu_ps(yb + u, x);
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 4) * 4096;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c41, _mm256_loadu_ps(bias + u));
+                __m256 x = sum;
+                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                _mm256_storeu_ps(yb + u, x);
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 5) * 4096;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c50, _mm256_loadu_ps(bias + u));
+                __m256 x = sum;
+                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                _mm256_storeu_ps(yb + u, x);
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 5) * 4096;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c51, _mm256_loadu_ps(bias + u));
+                __m256 x = sum;
+                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                _mm256_storeu_ps(yb + u, x);
+            }
+        }
+    const int lo = 64 * t / nt, hi = 64 * (t + 1) / nt;
+    for (int b = tiles * MR; b < batch; b++)
+        for (int k = lo; k < hi; k++) {
+            const int p0 = (back ? lo + hi - 1 - k : k) * G;
+            {
+                const float *xb = x0 + (ptrdiff_t)b * 4096;
+                const float *wp = w + (ptrdiff_t)p0 * 65536;
+                __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+                for (int i = 0; i < 4096; i++, wp += NR) {
+                    const __m256 xv = _mm256_set1_ps(xb[i]);
+                    c00 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 0), xv, c00);
+                    c01 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 8), xv, c01);
+                    c10 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 65536), xv, c10);
+                    c11 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 65544), xv, c11);
+                    c20 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 131072), xv, c20);
+                    c21 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 131080), xv, c21);
+                    c30 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 196608), xv, c30);
+                    c31 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 196616), xv, c31);
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 4096;
+                    const int u = (p0 + 0) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c00, _mm256_loadu_ps(bias + u));
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 4096;
+                    const int u = (p0 + 0) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c01, _mm256_loadu_ps(bias + u));
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 4096;
+                    const int u = (p0 + 1) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c10, _mm256_loadu_ps(bias + u));
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 4096;
+                    const int u = (p0 + 1) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c11, _mm256_loadu_ps(bias + u));
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 4096;
+                    const int u = (p0 + 2) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c20, _mm256_loadu_ps(bias + u));
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 4096;
+                    const int u = (p0 + 2) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c21, _mm256_loadu_ps(bias + u));
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 4096;
+                    const int u = (p0 + 3) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c30, _mm256_loadu_ps(bias + u));
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 4096;
+                    const int u = (p0 + 3) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c31, _mm256_loadu_ps(bias + u));
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                }
             }
         }
     }
@@ -2086,78 +2417,343 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
 
 /* dense3 — examples/alexnet_original.cnn:33: dense 1000
  *   in [4096] -> out [1000]
- *   weights at packed[59536264]: weight [1000,4096] + bias [1000]
- *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); rows walked forwards and backwards on alternate calls
+ *   weights at packed[59536264]: weight [1000,4096] + bias [1000] (packed in blocks of 16 output channels)
+ *   avx2: panels of NR=16 units; a tile of MR=6 samples x 2 ymm vectors of units (12 accumulators), each input broadcast; the samples left over one at a time, G=4 panels at once; panels walked forwards and backwards on alternate calls
  */
 static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
-    enum { DENSE_ROWS = 4, W = 8 }; /* W floats a vector */
-    /* the weights do not stay in L2: walk them the other way round from
-     * the last call, which left its last rows there (any value of
-     * state[0] is a direction) */
+    enum { W = 8, NR = 16, MR = 6, G = 4 }; /* W floats a vector; NR units a panel; MR samples a tile; G panels at once for one sample */
+    const float *bias = w + 4128768;
+    /* the weights do not stay in L2: a lone sample walks them the other way
+     * round from the last call, which left its last panels there (any
+     * value of state[0] is a direction) */
     const int back = state[0] != 1.0f;
     state[0] = back ? 1.0f : 0.0f;
-    for (int k = 0; k < 1000; k += DENSE_ROWS) {
-        const int u0 = back ? 996 - k : k;
-        const int rows = u0 + DENSE_ROWS <= 1000 ? DENSE_ROWS : 1000 - u0;
-        for (int b = 0; b < batch; b++) {
-            const float *x = x0 + (ptrdiff_t)b * 4096;
-            float sum[DENSE_ROWS];
-            if (rows == DENSE_ROWS) {
-                const float *w0 = w + (ptrdiff_t)u0 * 4096;
-                const float *w1 = w0 + 4096;
-                const float *w2 = w0 + 8192;
-                const float *w3 = w0 + 12288;
-                __m256 a0 = _mm256_setzero_ps(), b0 = _mm256_setzero_ps();
-                __m256 a1 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
-                __m256 a2 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps();
-                __m256 a3 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
-                for (int i = 0; i < 4096; i += 2 * W) {
-                    const __m256 xa = _mm256_loadu_ps(x + i), xb = _mm256_loadu_ps(x + i + W);
-                    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i), xa, a0);
-                    b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i + W), xb, b0);
-                    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i), xa, a1);
-                    b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i + W), xb, b1);
-                    a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i), xa, a2);
-                    b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i + W), xb, b2);
-                    a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i), xa, a3);
-                    b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i + W), xb, b3);
-                }
-                sum[0] = cnn_hsum(_mm256_add_ps(a0, b0));
-                sum[1] = cnn_hsum(_mm256_add_ps(a1, b1));
-                sum[2] = cnn_hsum(_mm256_add_ps(a2, b2));
-                sum[3] = cnn_hsum(_mm256_add_ps(a3, b3));
-            } else {
-                for (int r = 0; r < rows; r++) {
-                    const float *wr = w + (ptrdiff_t)(u0 + r) * 4096;
-                    __m256 a = _mm256_setzero_ps();
-                    int i = 0;
-                    for (; i + W <= 4096; i += W)
-                        a = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i), _mm256_loadu_ps(x + i), a);
-                    sum[r] = cnn_hsum(a);
-                    for (; i < 4096; i++)
-                        sum[r] += wr[i] * x[i];
+    const int tiles = batch / MR; /* whole tiles of samples, then one by one */
+    {
+    const int nt = 1, t = 0;
+    for (int p = 0; p < 63; p++)
+        for (int tile = 0; tile < tiles; tile++) {
+            const float *xs = x0 + (ptrdiff_t)tile * MR * 4096;
+            const float *wp = w + (ptrdiff_t)p * 65536;
+            __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+            __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+            __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+            __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+            __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+            __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+            for (int i = 0; i < 4096; i++, wp += NR) {
+                const __m256 w0 = _mm256_loadu_ps(wp), w1 = _mm256_loadu_ps(wp + W);
+                __m256 xv;
+                xv = _mm256_set1_ps(xs[0 + i]);
+                c00 = _mm256_fmadd_ps(w0, xv, c00);
+                c01 = _mm256_fmadd_ps(w1, xv, c01);
+                xv = _mm256_set1_ps(xs[4096 + i]);
+                c10 = _mm256_fmadd_ps(w0, xv, c10);
+                c11 = _mm256_fmadd_ps(w1, xv, c11);
+                xv = _mm256_set1_ps(xs[8192 + i]);
+                c20 = _mm256_fmadd_ps(w0, xv, c20);
+                c21 = _mm256_fmadd_ps(w1, xv, c21);
+                xv = _mm256_set1_ps(xs[12288 + i]);
+                c30 = _mm256_fmadd_ps(w0, xv, c30);
+                c31 = _mm256_fmadd_ps(w1, xv, c31);
+                xv = _mm256_set1_ps(xs[16384 + i]);
+                c40 = _mm256_fmadd_ps(w0, xv, c40);
+                c41 = _mm256_fmadd_ps(w1, xv, c41);
+                xv = _mm256_set1_ps(xs[20480 + i]);
+                c50 = _mm256_fmadd_ps(w0, xv, c50);
+                c51 = _mm256_fmadd_ps(w1, xv, c51);
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 0) * 1000;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c00, _mm256_loadu_ps(bias + u));
+                if (u < 1000) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
                 }
             }
-            for (int r = 0; r < rows; r++) {
-                const int u = u0 + r;
-                float v = sum[r] + w[4096000 + u];
-                y[(ptrdiff_t)b * 1000 + u] = v;
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 0) * 1000;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c01, _mm256_loadu_ps(bias + u));
+                if (u < 1000) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 1) * 1000;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c10, _mm256_loadu_ps(bias + u));
+                if (u < 1000) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 1) * 1000;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c11, _mm256_loadu_ps(bias + u));
+                if (u < 1000) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 2) * 1000;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c20, _mm256_loadu_ps(bias + u));
+                if (u < 1000) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 2) * 1000;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c21, _mm256_loadu_ps(bias + u));
+                if (u < 1000) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 3) * 1000;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c30, _mm256_loadu_ps(bias + u));
+                if (u < 1000) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 3) * 1000;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c31, _mm256_loadu_ps(bias + u));
+                if (u < 1000) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 4) * 1000;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c40, _mm256_loadu_ps(bias + u));
+                if (u < 1000) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 4) * 1000;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c41, _mm256_loadu_ps(bias + u));
+                if (u < 1000) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 5) * 1000;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c50, _mm256_loadu_ps(bias + u));
+                if (u < 1000) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 5) * 1000;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c51, _mm256_loadu_ps(bias + u));
+                if (u < 1000) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                }
+            }
+        }
+    const int lo = 16 * t / nt, hi = 16 * (t + 1) / nt;
+    for (int b = tiles * MR; b < batch; b++)
+        for (int k = lo; k < hi; k++) {
+            const int p0 = (back ? lo + hi - 1 - k : k) * G;
+            if (p0 + G <= 63)
+            {
+                const float *xb = x0 + (ptrdiff_t)b * 4096;
+                const float *wp = w + (ptrdiff_t)p0 * 65536;
+                __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+                for (int i = 0; i < 4096; i++, wp += NR) {
+                    const __m256 xv = _mm256_set1_ps(xb[i]);
+                    c00 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 0), xv, c00);
+                    c01 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 8), xv, c01);
+                    c10 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 65536), xv, c10);
+                    c11 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 65544), xv, c11);
+                    c20 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 131072), xv, c20);
+                    c21 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 131080), xv, c21);
+                    c30 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 196608), xv, c30);
+                    c31 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 196616), xv, c31);
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 1000;
+                    const int u = (p0 + 0) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c00, _mm256_loadu_ps(bias + u));
+                    if (u < 1000) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 1000;
+                    const int u = (p0 + 0) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c01, _mm256_loadu_ps(bias + u));
+                    if (u < 1000) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 1000;
+                    const int u = (p0 + 1) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c10, _mm256_loadu_ps(bias + u));
+                    if (u < 1000) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 1000;
+                    const int u = (p0 + 1) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c11, _mm256_loadu_ps(bias + u));
+                    if (u < 1000) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 1000;
+                    const int u = (p0 + 2) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c20, _mm256_loadu_ps(bias + u));
+                    if (u < 1000) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 1000;
+                    const int u = (p0 + 2) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c21, _mm256_loadu_ps(bias + u));
+                    if (u < 1000) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 1000;
+                    const int u = (p0 + 3) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c30, _mm256_loadu_ps(bias + u));
+                    if (u < 1000) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 1000;
+                    const int u = (p0 + 3) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c31, _mm256_loadu_ps(bias + u));
+                    if (u < 1000) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    }
+                }
+            }
+            else
+            {
+                const float *xb = x0 + (ptrdiff_t)b * 4096;
+                const float *wp = w + (ptrdiff_t)p0 * 65536;
+                __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+                for (int i = 0; i < 4096; i++, wp += NR) {
+                    const __m256 xv = _mm256_set1_ps(xb[i]);
+                    c00 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 0), xv, c00);
+                    c01 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 8), xv, c01);
+                    c10 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 65536), xv, c10);
+                    c11 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 65544), xv, c11);
+                    c20 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 131072), xv, c20);
+                    c21 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 131080), xv, c21);
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 1000;
+                    const int u = (p0 + 0) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c00, _mm256_loadu_ps(bias + u));
+                    if (u < 1000) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 1000;
+                    const int u = (p0 + 0) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c01, _mm256_loadu_ps(bias + u));
+                    if (u < 1000) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 1000;
+                    const int u = (p0 + 1) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c10, _mm256_loadu_ps(bias + u));
+                    if (u < 1000) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 1000;
+                    const int u = (p0 + 1) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c11, _mm256_loadu_ps(bias + u));
+                    if (u < 1000) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 1000;
+                    const int u = (p0 + 2) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c20, _mm256_loadu_ps(bias + u));
+                    if (u < 1000) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 1000;
+                    const int u = (p0 + 2) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c21, _mm256_loadu_ps(bias + u));
+                    if (u < 1000) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    }
+                }
             }
         }
     }
 }
 
 /* Canonical parameters (DSL.md order, 60965224 floats) to the packed layout
- * the kernels read (63633264 floats). */
+ * the kernels read (63666040 floats). */
 void alexnet_original_pack(const float *params, float *packed) {
     cnn_pack_conv(params + 0, params + 34848, NULL, 0.0, packed + 0, 96, 363, 1, 16); /* conv1 */
     cnn_pack_conv(params + 34944, params + 342144, NULL, 0.0, packed + 34944, 256, 1200, 2, 4); /* conv2 */
     cnn_pack_wino4(params + 342400, params + 1227136, NULL, 0.0, packed + 342400, 384, 256, 6); /* conv3: Winograd F(4x4) */
     cnn_pack_conv(params + 1227520, params + 1891072, NULL, 0.0, packed + 3881728, 384, 1728, 2, 6); /* conv4 */
     cnn_pack_conv(params + 1891456, params + 2333824, NULL, 0.0, packed + 4545664, 256, 1728, 2, 6); /* conv5 */
-    cnn_copy(params + 2334080, packed + 5002120, 37752832); /* dense1 */
-    cnn_copy(params + 40086912, packed + 42754952, 16781312); /* dense2 */
-    cnn_copy(params + 56868224, packed + 59536264, 4097000); /* dense3 */
+    cnn_pack_conv(params + 2334080, params + 40082816, NULL, 0.0, packed + 5002120, 4096, 9216, 1, 16); /* dense1 */
+    cnn_pack_conv(params + 40086912, params + 56864128, NULL, 0.0, packed + 42754952, 4096, 4096, 1, 16); /* dense2 */
+    cnn_pack_conv(params + 56868224, params + 60964224, NULL, 0.0, packed + 59536264, 1000, 4096, 1, 16); /* dense3 */
 }
 
 /* Inference on `batch` samples (1..alexnet_original_BATCH), NCHW in and out. Returns 0,

@@ -5,7 +5,7 @@
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
  * arena:   234176 bytes (239936 without reuse; 234176 live at most)
- * weights: 799270 canonical floats, 831334 packed
+ * weights: 799270 canonical floats, 853168 packed
  *
  * Inference calls no library function but memcpy/memset (which a
  * compiler may emit for plain loops) and needs no libm. */
@@ -161,14 +161,6 @@ static CNN_SIMD void cnn_pad(const float *x, float *xp, int c, int h, int w, int
         }
 }
 
-/* The sum of a vector's eight lanes. */
-static CNN_SIMD float cnn_hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-    return _mm_cvtss_f32(s);
-}
-
 /* Max pooling's step in each lane, as the scalar kernels take it: v when it
  * is greater or NaN, else best, so a NaN wins and of equal values (+0 and
  * -0) the first stays. max_ps(v, best) is v > best ? v : best. */
@@ -188,11 +180,6 @@ static CNN_SIMD void cnn_zip(__m256 a, __m256 b, __m256 *lo, __m256 *hi) {
     const __m256 l = _mm256_unpacklo_ps(a, b), h = _mm256_unpackhi_ps(a, b);
     *lo = _mm256_permute2f128_ps(l, h, 0x20);
     *hi = _mm256_permute2f128_ps(l, h, 0x31);
-}
-
-static void cnn_copy(const float *src, float *dst, ptrdiff_t n) {
-    for (ptrdiff_t i = 0; i < n; i++)
-        dst[i] = src[i];
 }
 
 /* A convolution's or dense layer's weights [k][per] and bias (NULL: none)
@@ -997,73 +984,435 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
 
 /* dense1 — examples/fashion_bn.cnn:8: dense 500
  *   in [32,7,7] -> out [500]
- *   weights at packed[41824]: weight [500,1568] + bias [500]
- *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); rows walked forwards and backwards on alternate calls; one sample: the rows one by one; then relu3
+ *   weights at packed[41824]: weight [500,1568] + bias [500] (packed in blocks of 16 output channels)
+ *   avx2: panels of NR=16 units; a tile of MR=6 samples x 2 ymm vectors of units (12 accumulators), each input broadcast; the samples left over one at a time, G=4 panels at once; panels walked forwards and backwards on alternate calls; then relu3
  */
 static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
-    enum { DENSE_ROWS = 4, W = 8 }; /* W floats a vector */
-    /* the weights do not stay in L2: walk them the other way round from
-     * the last call, which left its last rows there (any value of
-     * state[0] is a direction) */
+    enum { W = 8, NR = 16, MR = 6, G = 4 }; /* W floats a vector; NR units a panel; MR samples a tile; G panels at once for one sample */
+    const float *bias = w + 802816;
+    /* the weights do not stay in L2: a lone sample walks them the other way
+     * round from the last call, which left its last panels there (any
+     * value of state[0] is a direction) */
     const int back = state[0] != 1.0f;
     state[0] = back ? 1.0f : 0.0f;
-    for (int k = 0; k < 500; k += DENSE_ROWS) {
-        const int u0 = back ? 496 - k : k;
-        const int rows = u0 + DENSE_ROWS <= 500 ? DENSE_ROWS : 500 - u0;
-        for (int b = 0; b < batch; b++) {
-            const float *x = x0 + (ptrdiff_t)b * 1568;
-            float sum[DENSE_ROWS];
-            if (rows == DENSE_ROWS && batch == 1) { /* one stream of weights */
-                for (int r = 0; r < DENSE_ROWS; r++) {
-                    const float *wr = w + (ptrdiff_t)(u0 + r) * 1568;
-                    __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
-                    for (int i = 0; i < 1568; i += 2 * W) {
-                        a = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i), _mm256_loadu_ps(x + i), a);
-                        b = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i + W), _mm256_loadu_ps(x + i + W), b);
+    const int tiles = batch / MR; /* whole tiles of samples, then one by one */
+    {
+    const int nt = 1, t = 0;
+    for (int p = 0; p < 32; p++)
+        for (int tile = 0; tile < tiles; tile++) {
+            const float *xs = x0 + (ptrdiff_t)tile * MR * 1568;
+            const float *wp = w + (ptrdiff_t)p * 25088;
+            __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+            __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+            __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+            __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+            __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+            __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+            for (int i = 0; i < 1568; i++, wp += NR) {
+                const __m256 w0 = _mm256_loadu_ps(wp), w1 = _mm256_loadu_ps(wp + W);
+                __m256 xv;
+                xv = _mm256_set1_ps(xs[0 + i]);
+                c00 = _mm256_fmadd_ps(w0, xv, c00);
+                c01 = _mm256_fmadd_ps(w1, xv, c01);
+                xv = _mm256_set1_ps(xs[1568 + i]);
+                c10 = _mm256_fmadd_ps(w0, xv, c10);
+                c11 = _mm256_fmadd_ps(w1, xv, c11);
+                xv = _mm256_set1_ps(xs[3136 + i]);
+                c20 = _mm256_fmadd_ps(w0, xv, c20);
+                c21 = _mm256_fmadd_ps(w1, xv, c21);
+                xv = _mm256_set1_ps(xs[4704 + i]);
+                c30 = _mm256_fmadd_ps(w0, xv, c30);
+                c31 = _mm256_fmadd_ps(w1, xv, c31);
+                xv = _mm256_set1_ps(xs[6272 + i]);
+                c40 = _mm256_fmadd_ps(w0, xv, c40);
+                c41 = _mm256_fmadd_ps(w1, xv, c41);
+                xv = _mm256_set1_ps(xs[7840 + i]);
+                c50 = _mm256_fmadd_ps(w0, xv, c50);
+                c51 = _mm256_fmadd_ps(w1, xv, c51);
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 0) * 500;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c00, _mm256_loadu_ps(bias + u));
+                if (u + W <= 500) {
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 500) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 500 - u; l++) {
+                        float v = lane[0 + l];
+                        v = v < 0.0f ? 0.0f : v;
+                        yb[u + l] = v;
                     }
-                    sum[r] = cnn_hsum(_mm256_add_ps(a, b));
-                }
-            } else if (rows == DENSE_ROWS) {
-                const float *w0 = w + (ptrdiff_t)u0 * 1568;
-                const float *w1 = w0 + 1568;
-                const float *w2 = w0 + 3136;
-                const float *w3 = w0 + 4704;
-                __m256 a0 = _mm256_setzero_ps(), b0 = _mm256_setzero_ps();
-                __m256 a1 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
-                __m256 a2 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps();
-                __m256 a3 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
-                for (int i = 0; i < 1568; i += 2 * W) {
-                    const __m256 xa = _mm256_loadu_ps(x + i), xb = _mm256_loadu_ps(x + i + W);
-                    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i), xa, a0);
-                    b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i + W), xb, b0);
-                    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i), xa, a1);
-                    b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i + W), xb, b1);
-                    a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i), xa, a2);
-                    b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i + W), xb, b2);
-                    a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i), xa, a3);
-                    b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i + W), xb, b3);
-                }
-                sum[0] = cnn_hsum(_mm256_add_ps(a0, b0));
-                sum[1] = cnn_hsum(_mm256_add_ps(a1, b1));
-                sum[2] = cnn_hsum(_mm256_add_ps(a2, b2));
-                sum[3] = cnn_hsum(_mm256_add_ps(a3, b3));
-            } else {
-                for (int r = 0; r < rows; r++) {
-                    const float *wr = w + (ptrdiff_t)(u0 + r) * 1568;
-                    __m256 a = _mm256_setzero_ps();
-                    int i = 0;
-                    for (; i + W <= 1568; i += W)
-                        a = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i), _mm256_loadu_ps(x + i), a);
-                    sum[r] = cnn_hsum(a);
-                    for (; i < 1568; i++)
-                        sum[r] += wr[i] * x[i];
                 }
             }
-            for (int r = 0; r < rows; r++) {
-                const int u = u0 + r;
-                float v = sum[r] + w[784000 + u];
-                v = v < 0.0f ? 0.0f : v;
-                y[(ptrdiff_t)b * 500 + u] = v;
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 0) * 500;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c01, _mm256_loadu_ps(bias + u));
+                if (u + W <= 500) {
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 500) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 500 - u; l++) {
+                        float v = lane[0 + l];
+                        v = v < 0.0f ? 0.0f : v;
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 1) * 500;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c10, _mm256_loadu_ps(bias + u));
+                if (u + W <= 500) {
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 500) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 500 - u; l++) {
+                        float v = lane[0 + l];
+                        v = v < 0.0f ? 0.0f : v;
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 1) * 500;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c11, _mm256_loadu_ps(bias + u));
+                if (u + W <= 500) {
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 500) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 500 - u; l++) {
+                        float v = lane[0 + l];
+                        v = v < 0.0f ? 0.0f : v;
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 2) * 500;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c20, _mm256_loadu_ps(bias + u));
+                if (u + W <= 500) {
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 500) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 500 - u; l++) {
+                        float v = lane[0 + l];
+                        v = v < 0.0f ? 0.0f : v;
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 2) * 500;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c21, _mm256_loadu_ps(bias + u));
+                if (u + W <= 500) {
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 500) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 500 - u; l++) {
+                        float v = lane[0 + l];
+                        v = v < 0.0f ? 0.0f : v;
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 3) * 500;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c30, _mm256_loadu_ps(bias + u));
+                if (u + W <= 500) {
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 500) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 500 - u; l++) {
+                        float v = lane[0 + l];
+                        v = v < 0.0f ? 0.0f : v;
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 3) * 500;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c31, _mm256_loadu_ps(bias + u));
+                if (u + W <= 500) {
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 500) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 500 - u; l++) {
+                        float v = lane[0 + l];
+                        v = v < 0.0f ? 0.0f : v;
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 4) * 500;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c40, _mm256_loadu_ps(bias + u));
+                if (u + W <= 500) {
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 500) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 500 - u; l++) {
+                        float v = lane[0 + l];
+                        v = v < 0.0f ? 0.0f : v;
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 4) * 500;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c41, _mm256_loadu_ps(bias + u));
+                if (u + W <= 500) {
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 500) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 500 - u; l++) {
+                        float v = lane[0 + l];
+                        v = v < 0.0f ? 0.0f : v;
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 5) * 500;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c50, _mm256_loadu_ps(bias + u));
+                if (u + W <= 500) {
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 500) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 500 - u; l++) {
+                        float v = lane[0 + l];
+                        v = v < 0.0f ? 0.0f : v;
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 5) * 500;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c51, _mm256_loadu_ps(bias + u));
+                if (u + W <= 500) {
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 500) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 500 - u; l++) {
+                        float v = lane[0 + l];
+                        v = v < 0.0f ? 0.0f : v;
+                        yb[u + l] = v;
+                    }
+                }
+            }
+        }
+    const int lo = 8 * t / nt, hi = 8 * (t + 1) / nt;
+    for (int b = tiles * MR; b < batch; b++)
+        for (int k = lo; k < hi; k++) {
+            const int p0 = (back ? lo + hi - 1 - k : k) * G;
+            {
+                const float *xb = x0 + (ptrdiff_t)b * 1568;
+                const float *wp = w + (ptrdiff_t)p0 * 25088;
+                __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+                for (int i = 0; i < 1568; i++, wp += NR) {
+                    const __m256 xv = _mm256_set1_ps(xb[i]);
+                    c00 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 0), xv, c00);
+                    c01 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 8), xv, c01);
+                    c10 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 25088), xv, c10);
+                    c11 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 25096), xv, c11);
+                    c20 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 50176), xv, c20);
+                    c21 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 50184), xv, c21);
+                    c30 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 75264), xv, c30);
+                    c31 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 75272), xv, c31);
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 500;
+                    const int u = (p0 + 0) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c00, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 500) {
+                        __m256 x = sum;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 500) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 500 - u; l++) {
+                            float v = lane[0 + l];
+                            v = v < 0.0f ? 0.0f : v;
+                            yb[u + l] = v;
+                        }
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 500;
+                    const int u = (p0 + 0) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c01, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 500) {
+                        __m256 x = sum;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 500) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 500 - u; l++) {
+                            float v = lane[0 + l];
+                            v = v < 0.0f ? 0.0f : v;
+                            yb[u + l] = v;
+                        }
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 500;
+                    const int u = (p0 + 1) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c10, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 500) {
+                        __m256 x = sum;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 500) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 500 - u; l++) {
+                            float v = lane[0 + l];
+                            v = v < 0.0f ? 0.0f : v;
+                            yb[u + l] = v;
+                        }
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 500;
+                    const int u = (p0 + 1) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c11, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 500) {
+                        __m256 x = sum;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 500) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 500 - u; l++) {
+                            float v = lane[0 + l];
+                            v = v < 0.0f ? 0.0f : v;
+                            yb[u + l] = v;
+                        }
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 500;
+                    const int u = (p0 + 2) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c20, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 500) {
+                        __m256 x = sum;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 500) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 500 - u; l++) {
+                            float v = lane[0 + l];
+                            v = v < 0.0f ? 0.0f : v;
+                            yb[u + l] = v;
+                        }
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 500;
+                    const int u = (p0 + 2) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c21, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 500) {
+                        __m256 x = sum;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 500) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 500 - u; l++) {
+                            float v = lane[0 + l];
+                            v = v < 0.0f ? 0.0f : v;
+                            yb[u + l] = v;
+                        }
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 500;
+                    const int u = (p0 + 3) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c30, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 500) {
+                        __m256 x = sum;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 500) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 500 - u; l++) {
+                            float v = lane[0 + l];
+                            v = v < 0.0f ? 0.0f : v;
+                            yb[u + l] = v;
+                        }
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 500;
+                    const int u = (p0 + 3) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c31, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 500) {
+                        __m256 x = sum;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 500) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 500 - u; l++) {
+                            float v = lane[0 + l];
+                            v = v < 0.0f ? 0.0f : v;
+                            yb[u + l] = v;
+                        }
+                    }
+                }
             }
         }
     }
@@ -1071,74 +1420,447 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
 
 /* dense2 — examples/fashion_bn.cnn:8: dense 10
  *   in [500] -> out [10]
- *   weights at packed[826324]: weight [10,500] + bias [10]
- *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4)
+ *   weights at packed[845152]: weight [10,500] + bias [10] (packed in blocks of 16 output channels)
+ *   avx2: panels of NR=16 units; a tile of MR=6 samples x 2 ymm vectors of units (12 accumulators), each input broadcast; the samples left over one at a time, G=4 panels at once
  */
 static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { DENSE_ROWS = 4, W = 8 }; /* W floats a vector */
-    for (int u0 = 0; u0 < 10; u0 += DENSE_ROWS) {
-        const int rows = u0 + DENSE_ROWS <= 10 ? DENSE_ROWS : 10 - u0;
-        for (int b = 0; b < batch; b++) {
-            const float *x = x0 + (ptrdiff_t)b * 500;
-            float sum[DENSE_ROWS];
-            if (rows == DENSE_ROWS) {
-                const float *w0 = w + (ptrdiff_t)u0 * 500;
-                const float *w1 = w0 + 500;
-                const float *w2 = w0 + 1000;
-                const float *w3 = w0 + 1500;
-                __m256 a0 = _mm256_setzero_ps(), b0 = _mm256_setzero_ps();
-                __m256 a1 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
-                __m256 a2 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps();
-                __m256 a3 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
-                for (int i = 0; i < 496; i += 2 * W) {
-                    const __m256 xa = _mm256_loadu_ps(x + i), xb = _mm256_loadu_ps(x + i + W);
-                    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i), xa, a0);
-                    b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i + W), xb, b0);
-                    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i), xa, a1);
-                    b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i + W), xb, b1);
-                    a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i), xa, a2);
-                    b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i + W), xb, b2);
-                    a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i), xa, a3);
-                    b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i + W), xb, b3);
-                }
-                sum[0] = cnn_hsum(_mm256_add_ps(a0, b0));
-                sum[1] = cnn_hsum(_mm256_add_ps(a1, b1));
-                sum[2] = cnn_hsum(_mm256_add_ps(a2, b2));
-                sum[3] = cnn_hsum(_mm256_add_ps(a3, b3));
-                for (int i = 496; i < 500; i++) {
-                    sum[0] += w0[i] * x[i];
-                    sum[1] += w1[i] * x[i];
-                    sum[2] += w2[i] * x[i];
-                    sum[3] += w3[i] * x[i];
-                }
-            } else {
-                for (int r = 0; r < rows; r++) {
-                    const float *wr = w + (ptrdiff_t)(u0 + r) * 500;
-                    __m256 a = _mm256_setzero_ps();
-                    int i = 0;
-                    for (; i + W <= 500; i += W)
-                        a = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i), _mm256_loadu_ps(x + i), a);
-                    sum[r] = cnn_hsum(a);
-                    for (; i < 500; i++)
-                        sum[r] += wr[i] * x[i];
+    enum { W = 8, NR = 16, MR = 6, G = 4 }; /* W floats a vector; NR units a panel; MR samples a tile; G panels at once for one sample */
+    const float *bias = w + 8000;
+    const int back = 0;
+    const int tiles = batch / MR; /* whole tiles of samples, then one by one */
+    {
+    const int nt = 1, t = 0;
+    for (int p = 0; p < 1; p++)
+        for (int tile = 0; tile < tiles; tile++) {
+            const float *xs = x0 + (ptrdiff_t)tile * MR * 500;
+            const float *wp = w + (ptrdiff_t)p * 8000;
+            __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+            __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+            __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+            __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+            __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+            __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+            for (int i = 0; i < 500; i++, wp += NR) {
+                const __m256 w0 = _mm256_loadu_ps(wp), w1 = _mm256_loadu_ps(wp + W);
+                __m256 xv;
+                xv = _mm256_set1_ps(xs[0 + i]);
+                c00 = _mm256_fmadd_ps(w0, xv, c00);
+                c01 = _mm256_fmadd_ps(w1, xv, c01);
+                xv = _mm256_set1_ps(xs[500 + i]);
+                c10 = _mm256_fmadd_ps(w0, xv, c10);
+                c11 = _mm256_fmadd_ps(w1, xv, c11);
+                xv = _mm256_set1_ps(xs[1000 + i]);
+                c20 = _mm256_fmadd_ps(w0, xv, c20);
+                c21 = _mm256_fmadd_ps(w1, xv, c21);
+                xv = _mm256_set1_ps(xs[1500 + i]);
+                c30 = _mm256_fmadd_ps(w0, xv, c30);
+                c31 = _mm256_fmadd_ps(w1, xv, c31);
+                xv = _mm256_set1_ps(xs[2000 + i]);
+                c40 = _mm256_fmadd_ps(w0, xv, c40);
+                c41 = _mm256_fmadd_ps(w1, xv, c41);
+                xv = _mm256_set1_ps(xs[2500 + i]);
+                c50 = _mm256_fmadd_ps(w0, xv, c50);
+                c51 = _mm256_fmadd_ps(w1, xv, c51);
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 0) * 10;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c00, _mm256_loadu_ps(bias + u));
+                if (u + W <= 10) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 10) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 10 - u; l++) {
+                        float v = lane[0 + l];
+                        yb[u + l] = v;
+                    }
                 }
             }
-            for (int r = 0; r < rows; r++) {
-                const int u = u0 + r;
-                float v = sum[r] + w[5000 + u];
-                y[(ptrdiff_t)b * 10 + u] = v;
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 0) * 10;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c01, _mm256_loadu_ps(bias + u));
+                if (u + W <= 10) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 10) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 10 - u; l++) {
+                        float v = lane[0 + l];
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 1) * 10;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c10, _mm256_loadu_ps(bias + u));
+                if (u + W <= 10) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 10) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 10 - u; l++) {
+                        float v = lane[0 + l];
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 1) * 10;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c11, _mm256_loadu_ps(bias + u));
+                if (u + W <= 10) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 10) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 10 - u; l++) {
+                        float v = lane[0 + l];
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 2) * 10;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c20, _mm256_loadu_ps(bias + u));
+                if (u + W <= 10) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 10) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 10 - u; l++) {
+                        float v = lane[0 + l];
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 2) * 10;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c21, _mm256_loadu_ps(bias + u));
+                if (u + W <= 10) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 10) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 10 - u; l++) {
+                        float v = lane[0 + l];
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 3) * 10;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c30, _mm256_loadu_ps(bias + u));
+                if (u + W <= 10) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 10) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 10 - u; l++) {
+                        float v = lane[0 + l];
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 3) * 10;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c31, _mm256_loadu_ps(bias + u));
+                if (u + W <= 10) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 10) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 10 - u; l++) {
+                        float v = lane[0 + l];
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 4) * 10;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c40, _mm256_loadu_ps(bias + u));
+                if (u + W <= 10) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 10) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 10 - u; l++) {
+                        float v = lane[0 + l];
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 4) * 10;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c41, _mm256_loadu_ps(bias + u));
+                if (u + W <= 10) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 10) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 10 - u; l++) {
+                        float v = lane[0 + l];
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 5) * 10;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c50, _mm256_loadu_ps(bias + u));
+                if (u + W <= 10) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 10) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 10 - u; l++) {
+                        float v = lane[0 + l];
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 5) * 10;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c51, _mm256_loadu_ps(bias + u));
+                if (u + W <= 10) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 10) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 10 - u; l++) {
+                        float v = lane[0 + l];
+                        yb[u + l] = v;
+                    }
+                }
+            }
+        }
+    const int lo = 1 * t / nt, hi = 1 * (t + 1) / nt;
+    for (int b = tiles * MR; b < batch; b++)
+        for (int k = lo; k < hi; k++) {
+            const int p0 = (back ? lo + hi - 1 - k : k) * G;
+            if (p0 + G <= 1)
+            {
+                const float *xb = x0 + (ptrdiff_t)b * 500;
+                const float *wp = w + (ptrdiff_t)p0 * 8000;
+                __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+                for (int i = 0; i < 500; i++, wp += NR) {
+                    const __m256 xv = _mm256_set1_ps(xb[i]);
+                    c00 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 0), xv, c00);
+                    c01 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 8), xv, c01);
+                    c10 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 8000), xv, c10);
+                    c11 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 8008), xv, c11);
+                    c20 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 16000), xv, c20);
+                    c21 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 16008), xv, c21);
+                    c30 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 24000), xv, c30);
+                    c31 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 24008), xv, c31);
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 10;
+                    const int u = (p0 + 0) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c00, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 10) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 10) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 10 - u; l++) {
+                            float v = lane[0 + l];
+                            yb[u + l] = v;
+                        }
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 10;
+                    const int u = (p0 + 0) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c01, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 10) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 10) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 10 - u; l++) {
+                            float v = lane[0 + l];
+                            yb[u + l] = v;
+                        }
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 10;
+                    const int u = (p0 + 1) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c10, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 10) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 10) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 10 - u; l++) {
+                            float v = lane[0 + l];
+                            yb[u + l] = v;
+                        }
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 10;
+                    const int u = (p0 + 1) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c11, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 10) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 10) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 10 - u; l++) {
+                            float v = lane[0 + l];
+                            yb[u + l] = v;
+                        }
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 10;
+                    const int u = (p0 + 2) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c20, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 10) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 10) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 10 - u; l++) {
+                            float v = lane[0 + l];
+                            yb[u + l] = v;
+                        }
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 10;
+                    const int u = (p0 + 2) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c21, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 10) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 10) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 10 - u; l++) {
+                            float v = lane[0 + l];
+                            yb[u + l] = v;
+                        }
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 10;
+                    const int u = (p0 + 3) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c30, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 10) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 10) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 10 - u; l++) {
+                            float v = lane[0 + l];
+                            yb[u + l] = v;
+                        }
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 10;
+                    const int u = (p0 + 3) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c31, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 10) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 10) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 10 - u; l++) {
+                            float v = lane[0 + l];
+                            yb[u + l] = v;
+                        }
+                    }
+                }
+            }
+            else
+            {
+                const float *xb = x0 + (ptrdiff_t)b * 500;
+                const float *wp = w + (ptrdiff_t)p0 * 8000;
+                __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+                for (int i = 0; i < 500; i++, wp += NR) {
+                    const __m256 xv = _mm256_set1_ps(xb[i]);
+                    c00 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 0), xv, c00);
+                    c01 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 8), xv, c01);
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 10;
+                    const int u = (p0 + 0) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c00, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 10) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 10) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 10 - u; l++) {
+                            float v = lane[0 + l];
+                            yb[u + l] = v;
+                        }
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 10;
+                    const int u = (p0 + 0) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c01, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 10) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 10) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 10 - u; l++) {
+                            float v = lane[0 + l];
+                            yb[u + l] = v;
+                        }
+                    }
+                }
             }
         }
     }
 }
 
 /* Canonical parameters (DSL.md order, 799270 floats) to the packed layout
- * the kernels read (831334 floats). */
+ * the kernels read (853168 floats). */
 void fashion_bn_pack(const float *params, float *packed) {
     cnn_pack_conv(params + 0, NULL, params + 288, 1.0000000000000001e-05, packed + 0, 32, 9, 1, 1); /* conv1 + bn1 */
     cnn_pack_wino4(params + 416, NULL, params + 9632, 1.0000000000000001e-05, packed + 320, 32, 32, 6); /* conv2 + bn2: Winograd F(4x4) */
-    cnn_copy(params + 9760, packed + 41824, 784500); /* dense1 */
-    cnn_copy(params + 794260, packed + 826324, 5010); /* dense2 */
+    cnn_pack_conv(params + 9760, params + 793760, NULL, 0.0, packed + 41824, 500, 1568, 1, 16); /* dense1 */
+    cnn_pack_conv(params + 794260, params + 799260, NULL, 0.0, packed + 845152, 10, 500, 1, 16); /* dense2 */
 }
 
 /* Inference on `batch` samples (1..fashion_bn_BATCH), NCHW in and out. Returns 0,
@@ -1153,6 +1875,6 @@ int fashion_bn_forward(const float *packed, const float *in_img, float *out_logi
     conv1(in_img, A + 50688, packed + 0, A + 0, batch);
     conv2(A + 50688, A + 56960, packed + 320, A + 0, batch);
     dense1(A + 56960, A + 0, packed + 41824, A + 58528, batch);
-    dense2(A + 0, out_logits, packed + 826324, batch);
+    dense2(A + 0, out_logits, packed + 845152, batch);
     return 0;
 }

@@ -13,7 +13,7 @@ extern "C" {
 #define fashion_bn_IN_img_SIZE 784
 #define fashion_bn_OUT_logits_SIZE 10
 #define fashion_bn_PARAM_COUNT 799270
-#define fashion_bn_PACKED_COUNT 831334
+#define fashion_bn_PACKED_COUNT 853168
 #define fashion_bn_ARENA_BYTES 234176
 
 /* Canonical parameters (the order of DSL.md, as in a --weights file) to

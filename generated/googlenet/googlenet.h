@@ -13,7 +13,7 @@ extern "C" {
 #define googlenet_IN_img_SIZE 150528
 #define googlenet_OUT_logits_SIZE 1000
 #define googlenet_PARAM_COUNT 6998552
-#define googlenet_PACKED_COUNT 13894622
+#define googlenet_PACKED_COUNT 13902822
 #define googlenet_ARENA_BYTES 5291072
 
 /* Canonical parameters (the order of DSL.md, as in a --weights file) to

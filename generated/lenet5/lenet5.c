@@ -5,7 +5,7 @@
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
  * arena:   11136 bytes (17856 without reuse; 11136 live at most)
- * weights: 61706 canonical floats, 61706 packed
+ * weights: 61706 canonical floats, 66876 packed
  *
  * Inference calls no library function but memcpy/memset (which a
  * compiler may emit for plain loops) and needs no libm. */
@@ -161,14 +161,6 @@ static CNN_SIMD void cnn_pad(const float *x, float *xp, int c, int h, int w, int
         }
 }
 
-/* The sum of a vector's eight lanes. */
-static CNN_SIMD float cnn_hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-    return _mm_cvtss_f32(s);
-}
-
 /* Max pooling's step in each lane, as the scalar kernels take it: v when it
  * is greater or NaN, else best, so a NaN wins and of equal values (+0 and
  * -0) the first stays. max_ps(v, best) is v > best ? v : best. */
@@ -181,11 +173,6 @@ static CNN_SIMD void cnn_unzip(__m256 a, __m256 b, __m256 *even, __m256 *odd) {
     const __m256 e = _mm256_shuffle_ps(a, b, 0x88), o = _mm256_shuffle_ps(a, b, 0xdd);
     *even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xd8));
     *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xd8));
-}
-
-static void cnn_copy(const float *src, float *dst, ptrdiff_t n) {
-    for (ptrdiff_t i = 0; i < n; i++)
-        dst[i] = src[i];
 }
 
 /* A convolution's or dense layer's weights [k][per] and bias (NULL: none)
@@ -678,57 +665,271 @@ static CNN_SIMD void maxpool2(const float *restrict x0, float *restrict y, int b
 
 /* dense1 — examples/lenet5.cnn:16: dense 120
  *   in [16,5,5] -> out [120]
- *   weights at packed[2572]: weight [120,400] + bias [120]
- *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); then relu3
+ *   weights at packed[2572]: weight [120,400] + bias [120] (packed in blocks of 16 output channels)
+ *   avx2: panels of NR=16 units; a tile of MR=6 samples x 2 ymm vectors of units (12 accumulators), each input broadcast; the samples left over one at a time, G=4 panels at once; then relu3
  */
 static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { DENSE_ROWS = 4, W = 8 }; /* W floats a vector */
-    for (int u0 = 0; u0 < 120; u0 += DENSE_ROWS) {
-        const int rows = u0 + DENSE_ROWS <= 120 ? DENSE_ROWS : 120 - u0;
-        for (int b = 0; b < batch; b++) {
-            const float *x = x0 + (ptrdiff_t)b * 400;
-            float sum[DENSE_ROWS];
-            if (rows == DENSE_ROWS) {
-                const float *w0 = w + (ptrdiff_t)u0 * 400;
-                const float *w1 = w0 + 400;
-                const float *w2 = w0 + 800;
-                const float *w3 = w0 + 1200;
-                __m256 a0 = _mm256_setzero_ps(), b0 = _mm256_setzero_ps();
-                __m256 a1 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
-                __m256 a2 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps();
-                __m256 a3 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
-                for (int i = 0; i < 400; i += 2 * W) {
-                    const __m256 xa = _mm256_loadu_ps(x + i), xb = _mm256_loadu_ps(x + i + W);
-                    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i), xa, a0);
-                    b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i + W), xb, b0);
-                    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i), xa, a1);
-                    b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i + W), xb, b1);
-                    a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i), xa, a2);
-                    b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i + W), xb, b2);
-                    a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i), xa, a3);
-                    b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i + W), xb, b3);
-                }
-                sum[0] = cnn_hsum(_mm256_add_ps(a0, b0));
-                sum[1] = cnn_hsum(_mm256_add_ps(a1, b1));
-                sum[2] = cnn_hsum(_mm256_add_ps(a2, b2));
-                sum[3] = cnn_hsum(_mm256_add_ps(a3, b3));
-            } else {
-                for (int r = 0; r < rows; r++) {
-                    const float *wr = w + (ptrdiff_t)(u0 + r) * 400;
-                    __m256 a = _mm256_setzero_ps();
-                    int i = 0;
-                    for (; i + W <= 400; i += W)
-                        a = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i), _mm256_loadu_ps(x + i), a);
-                    sum[r] = cnn_hsum(a);
-                    for (; i < 400; i++)
-                        sum[r] += wr[i] * x[i];
+    enum { W = 8, NR = 16, MR = 6, G = 4 }; /* W floats a vector; NR units a panel; MR samples a tile; G panels at once for one sample */
+    const float *bias = w + 51200;
+    const int back = 0;
+    const int tiles = batch / MR; /* whole tiles of samples, then one by one */
+    {
+    const int nt = 1, t = 0;
+    for (int p = 0; p < 8; p++)
+        for (int tile = 0; tile < tiles; tile++) {
+            const float *xs = x0 + (ptrdiff_t)tile * MR * 400;
+            const float *wp = w + (ptrdiff_t)p * 6400;
+            __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+            __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+            __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+            __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+            __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+            __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+            for (int i = 0; i < 400; i++, wp += NR) {
+                const __m256 w0 = _mm256_loadu_ps(wp), w1 = _mm256_loadu_ps(wp + W);
+                __m256 xv;
+                xv = _mm256_set1_ps(xs[0 + i]);
+                c00 = _mm256_fmadd_ps(w0, xv, c00);
+                c01 = _mm256_fmadd_ps(w1, xv, c01);
+                xv = _mm256_set1_ps(xs[400 + i]);
+                c10 = _mm256_fmadd_ps(w0, xv, c10);
+                c11 = _mm256_fmadd_ps(w1, xv, c11);
+                xv = _mm256_set1_ps(xs[800 + i]);
+                c20 = _mm256_fmadd_ps(w0, xv, c20);
+                c21 = _mm256_fmadd_ps(w1, xv, c21);
+                xv = _mm256_set1_ps(xs[1200 + i]);
+                c30 = _mm256_fmadd_ps(w0, xv, c30);
+                c31 = _mm256_fmadd_ps(w1, xv, c31);
+                xv = _mm256_set1_ps(xs[1600 + i]);
+                c40 = _mm256_fmadd_ps(w0, xv, c40);
+                c41 = _mm256_fmadd_ps(w1, xv, c41);
+                xv = _mm256_set1_ps(xs[2000 + i]);
+                c50 = _mm256_fmadd_ps(w0, xv, c50);
+                c51 = _mm256_fmadd_ps(w1, xv, c51);
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 0) * 120;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c00, _mm256_loadu_ps(bias + u));
+                if (u < 120) {
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
                 }
             }
-            for (int r = 0; r < rows; r++) {
-                const int u = u0 + r;
-                float v = sum[r] + w[48000 + u];
-                v = v < 0.0f ? 0.0f : v;
-                y[(ptrdiff_t)b * 120 + u] = v;
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 0) * 120;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c01, _mm256_loadu_ps(bias + u));
+                if (u < 120) {
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 1) * 120;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c10, _mm256_loadu_ps(bias + u));
+                if (u < 120) {
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 1) * 120;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c11, _mm256_loadu_ps(bias + u));
+                if (u < 120) {
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 2) * 120;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c20, _mm256_loadu_ps(bias + u));
+                if (u < 120) {
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 2) * 120;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c21, _mm256_loadu_ps(bias + u));
+                if (u < 120) {
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 3) * 120;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c30, _mm256_loadu_ps(bias + u));
+                if (u < 120) {
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 3) * 120;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c31, _mm256_loadu_ps(bias + u));
+                if (u < 120) {
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 4) * 120;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c40, _mm256_loadu_ps(bias + u));
+                if (u < 120) {
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 4) * 120;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c41, _mm256_loadu_ps(bias + u));
+                if (u < 120) {
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 5) * 120;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c50, _mm256_loadu_ps(bias + u));
+                if (u < 120) {
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 5) * 120;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c51, _mm256_loadu_ps(bias + u));
+                if (u < 120) {
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                }
+            }
+        }
+    const int lo = 2 * t / nt, hi = 2 * (t + 1) / nt;
+    for (int b = tiles * MR; b < batch; b++)
+        for (int k = lo; k < hi; k++) {
+            const int p0 = (back ? lo + hi - 1 - k : k) * G;
+            {
+                const float *xb = x0 + (ptrdiff_t)b * 400;
+                const float *wp = w + (ptrdiff_t)p0 * 6400;
+                __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+                for (int i = 0; i < 400; i++, wp += NR) {
+                    const __m256 xv = _mm256_set1_ps(xb[i]);
+                    c00 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 0), xv, c00);
+                    c01 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 8), xv, c01);
+                    c10 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 6400), xv, c10);
+                    c11 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 6408), xv, c11);
+                    c20 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 12800), xv, c20);
+                    c21 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 12808), xv, c21);
+                    c30 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 19200), xv, c30);
+                    c31 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 19208), xv, c31);
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 120;
+                    const int u = (p0 + 0) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c00, _mm256_loadu_ps(bias + u));
+                    if (u < 120) {
+                        __m256 x = sum;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + u, x);
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 120;
+                    const int u = (p0 + 0) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c01, _mm256_loadu_ps(bias + u));
+                    if (u < 120) {
+                        __m256 x = sum;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + u, x);
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 120;
+                    const int u = (p0 + 1) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c10, _mm256_loadu_ps(bias + u));
+                    if (u < 120) {
+                        __m256 x = sum;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + u, x);
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 120;
+                    const int u = (p0 + 1) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c11, _mm256_loadu_ps(bias + u));
+                    if (u < 120) {
+                        __m256 x = sum;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + u, x);
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 120;
+                    const int u = (p0 + 2) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c20, _mm256_loadu_ps(bias + u));
+                    if (u < 120) {
+                        __m256 x = sum;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + u, x);
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 120;
+                    const int u = (p0 + 2) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c21, _mm256_loadu_ps(bias + u));
+                    if (u < 120) {
+                        __m256 x = sum;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + u, x);
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 120;
+                    const int u = (p0 + 3) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c30, _mm256_loadu_ps(bias + u));
+                    if (u < 120) {
+                        __m256 x = sum;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + u, x);
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 120;
+                    const int u = (p0 + 3) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c31, _mm256_loadu_ps(bias + u));
+                    if (u < 120) {
+                        __m256 x = sum;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + u, x);
+                    }
+                }
             }
         }
     }
@@ -736,63 +937,518 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
 
 /* dense2 — examples/lenet5.cnn:16: dense 84
  *   in [120] -> out [84]
- *   weights at packed[50692]: weight [84,120] + bias [84]
- *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); then relu4
+ *   weights at packed[53900]: weight [84,120] + bias [84] (packed in blocks of 16 output channels)
+ *   avx2: panels of NR=16 units; a tile of MR=6 samples x 2 ymm vectors of units (12 accumulators), each input broadcast; the samples left over one at a time, G=4 panels at once; then relu4
  */
 static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { DENSE_ROWS = 4, W = 8 }; /* W floats a vector */
-    for (int u0 = 0; u0 < 84; u0 += DENSE_ROWS) {
-        const int rows = u0 + DENSE_ROWS <= 84 ? DENSE_ROWS : 84 - u0;
-        for (int b = 0; b < batch; b++) {
-            const float *x = x0 + (ptrdiff_t)b * 120;
-            float sum[DENSE_ROWS];
-            if (rows == DENSE_ROWS) {
-                const float *w0 = w + (ptrdiff_t)u0 * 120;
-                const float *w1 = w0 + 120;
-                const float *w2 = w0 + 240;
-                const float *w3 = w0 + 360;
-                __m256 a0 = _mm256_setzero_ps(), b0 = _mm256_setzero_ps();
-                __m256 a1 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
-                __m256 a2 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps();
-                __m256 a3 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
-                for (int i = 0; i < 112; i += 2 * W) {
-                    const __m256 xa = _mm256_loadu_ps(x + i), xb = _mm256_loadu_ps(x + i + W);
-                    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i), xa, a0);
-                    b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i + W), xb, b0);
-                    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i), xa, a1);
-                    b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i + W), xb, b1);
-                    a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i), xa, a2);
-                    b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i + W), xb, b2);
-                    a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i), xa, a3);
-                    b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i + W), xb, b3);
-                }
-                sum[0] = cnn_hsum(_mm256_add_ps(a0, b0));
-                sum[1] = cnn_hsum(_mm256_add_ps(a1, b1));
-                sum[2] = cnn_hsum(_mm256_add_ps(a2, b2));
-                sum[3] = cnn_hsum(_mm256_add_ps(a3, b3));
-                for (int i = 112; i < 120; i++) {
-                    sum[0] += w0[i] * x[i];
-                    sum[1] += w1[i] * x[i];
-                    sum[2] += w2[i] * x[i];
-                    sum[3] += w3[i] * x[i];
-                }
-            } else {
-                for (int r = 0; r < rows; r++) {
-                    const float *wr = w + (ptrdiff_t)(u0 + r) * 120;
-                    __m256 a = _mm256_setzero_ps();
-                    int i = 0;
-                    for (; i + W <= 120; i += W)
-                        a = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i), _mm256_loadu_ps(x + i), a);
-                    sum[r] = cnn_hsum(a);
-                    for (; i < 120; i++)
-                        sum[r] += wr[i] * x[i];
+    enum { W = 8, NR = 16, MR = 6, G = 4 }; /* W floats a vector; NR units a panel; MR samples a tile; G panels at once for one sample */
+    const float *bias = w + 11520;
+    const int back = 0;
+    const int tiles = batch / MR; /* whole tiles of samples, then one by one */
+    {
+    const int nt = 1, t = 0;
+    for (int p = 0; p < 6; p++)
+        for (int tile = 0; tile < tiles; tile++) {
+            const float *xs = x0 + (ptrdiff_t)tile * MR * 120;
+            const float *wp = w + (ptrdiff_t)p * 1920;
+            __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+            __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+            __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+            __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+            __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+            __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+            for (int i = 0; i < 120; i++, wp += NR) {
+                const __m256 w0 = _mm256_loadu_ps(wp), w1 = _mm256_loadu_ps(wp + W);
+                __m256 xv;
+                xv = _mm256_set1_ps(xs[0 + i]);
+                c00 = _mm256_fmadd_ps(w0, xv, c00);
+                c01 = _mm256_fmadd_ps(w1, xv, c01);
+                xv = _mm256_set1_ps(xs[120 + i]);
+                c10 = _mm256_fmadd_ps(w0, xv, c10);
+                c11 = _mm256_fmadd_ps(w1, xv, c11);
+                xv = _mm256_set1_ps(xs[240 + i]);
+                c20 = _mm256_fmadd_ps(w0, xv, c20);
+                c21 = _mm256_fmadd_ps(w1, xv, c21);
+                xv = _mm256_set1_ps(xs[360 + i]);
+                c30 = _mm256_fmadd_ps(w0, xv, c30);
+                c31 = _mm256_fmadd_ps(w1, xv, c31);
+                xv = _mm256_set1_ps(xs[480 + i]);
+                c40 = _mm256_fmadd_ps(w0, xv, c40);
+                c41 = _mm256_fmadd_ps(w1, xv, c41);
+                xv = _mm256_set1_ps(xs[600 + i]);
+                c50 = _mm256_fmadd_ps(w0, xv, c50);
+                c51 = _mm256_fmadd_ps(w1, xv, c51);
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 0) * 84;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c00, _mm256_loadu_ps(bias + u));
+                if (u + W <= 84) {
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 84) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 84 - u; l++) {
+                        float v = lane[0 + l];
+                        v = v < 0.0f ? 0.0f : v;
+                        yb[u + l] = v;
+                    }
                 }
             }
-            for (int r = 0; r < rows; r++) {
-                const int u = u0 + r;
-                float v = sum[r] + w[10080 + u];
-                v = v < 0.0f ? 0.0f : v;
-                y[(ptrdiff_t)b * 84 + u] = v;
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 0) * 84;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c01, _mm256_loadu_ps(bias + u));
+                if (u + W <= 84) {
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 84) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 84 - u; l++) {
+                        float v = lane[0 + l];
+                        v = v < 0.0f ? 0.0f : v;
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 1) * 84;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c10, _mm256_loadu_ps(bias + u));
+                if (u + W <= 84) {
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 84) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 84 - u; l++) {
+                        float v = lane[0 + l];
+                        v = v < 0.0f ? 0.0f : v;
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 1) * 84;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c11, _mm256_loadu_ps(bias + u));
+                if (u + W <= 84) {
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 84) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 84 - u; l++) {
+                        float v = lane[0 + l];
+                        v = v < 0.0f ? 0.0f : v;
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 2) * 84;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c20, _mm256_loadu_ps(bias + u));
+                if (u + W <= 84) {
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 84) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 84 - u; l++) {
+                        float v = lane[0 + l];
+                        v = v < 0.0f ? 0.0f : v;
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 2) * 84;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c21, _mm256_loadu_ps(bias + u));
+                if (u + W <= 84) {
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 84) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 84 - u; l++) {
+                        float v = lane[0 + l];
+                        v = v < 0.0f ? 0.0f : v;
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 3) * 84;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c30, _mm256_loadu_ps(bias + u));
+                if (u + W <= 84) {
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 84) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 84 - u; l++) {
+                        float v = lane[0 + l];
+                        v = v < 0.0f ? 0.0f : v;
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 3) * 84;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c31, _mm256_loadu_ps(bias + u));
+                if (u + W <= 84) {
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 84) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 84 - u; l++) {
+                        float v = lane[0 + l];
+                        v = v < 0.0f ? 0.0f : v;
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 4) * 84;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c40, _mm256_loadu_ps(bias + u));
+                if (u + W <= 84) {
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 84) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 84 - u; l++) {
+                        float v = lane[0 + l];
+                        v = v < 0.0f ? 0.0f : v;
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 4) * 84;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c41, _mm256_loadu_ps(bias + u));
+                if (u + W <= 84) {
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 84) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 84 - u; l++) {
+                        float v = lane[0 + l];
+                        v = v < 0.0f ? 0.0f : v;
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 5) * 84;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c50, _mm256_loadu_ps(bias + u));
+                if (u + W <= 84) {
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 84) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 84 - u; l++) {
+                        float v = lane[0 + l];
+                        v = v < 0.0f ? 0.0f : v;
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 5) * 84;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c51, _mm256_loadu_ps(bias + u));
+                if (u + W <= 84) {
+                    __m256 x = sum;
+                    x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 84) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 84 - u; l++) {
+                        float v = lane[0 + l];
+                        v = v < 0.0f ? 0.0f : v;
+                        yb[u + l] = v;
+                    }
+                }
+            }
+        }
+    const int lo = 2 * t / nt, hi = 2 * (t + 1) / nt;
+    for (int b = tiles * MR; b < batch; b++)
+        for (int k = lo; k < hi; k++) {
+            const int p0 = (back ? lo + hi - 1 - k : k) * G;
+            if (p0 + G <= 6)
+            {
+                const float *xb = x0 + (ptrdiff_t)b * 120;
+                const float *wp = w + (ptrdiff_t)p0 * 1920;
+                __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+                for (int i = 0; i < 120; i++, wp += NR) {
+                    const __m256 xv = _mm256_set1_ps(xb[i]);
+                    c00 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 0), xv, c00);
+                    c01 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 8), xv, c01);
+                    c10 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 1920), xv, c10);
+                    c11 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 1928), xv, c11);
+                    c20 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 3840), xv, c20);
+                    c21 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 3848), xv, c21);
+                    c30 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 5760), xv, c30);
+                    c31 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 5768), xv, c31);
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 84;
+                    const int u = (p0 + 0) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c00, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 84) {
+                        __m256 x = sum;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 84) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 84 - u; l++) {
+                            float v = lane[0 + l];
+                            v = v < 0.0f ? 0.0f : v;
+                            yb[u + l] = v;
+                        }
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 84;
+                    const int u = (p0 + 0) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c01, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 84) {
+                        __m256 x = sum;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 84) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 84 - u; l++) {
+                            float v = lane[0 + l];
+                            v = v < 0.0f ? 0.0f : v;
+                            yb[u + l] = v;
+                        }
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 84;
+                    const int u = (p0 + 1) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c10, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 84) {
+                        __m256 x = sum;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 84) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 84 - u; l++) {
+                            float v = lane[0 + l];
+                            v = v < 0.0f ? 0.0f : v;
+                            yb[u + l] = v;
+                        }
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 84;
+                    const int u = (p0 + 1) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c11, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 84) {
+                        __m256 x = sum;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 84) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 84 - u; l++) {
+                            float v = lane[0 + l];
+                            v = v < 0.0f ? 0.0f : v;
+                            yb[u + l] = v;
+                        }
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 84;
+                    const int u = (p0 + 2) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c20, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 84) {
+                        __m256 x = sum;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 84) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 84 - u; l++) {
+                            float v = lane[0 + l];
+                            v = v < 0.0f ? 0.0f : v;
+                            yb[u + l] = v;
+                        }
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 84;
+                    const int u = (p0 + 2) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c21, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 84) {
+                        __m256 x = sum;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 84) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 84 - u; l++) {
+                            float v = lane[0 + l];
+                            v = v < 0.0f ? 0.0f : v;
+                            yb[u + l] = v;
+                        }
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 84;
+                    const int u = (p0 + 3) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c30, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 84) {
+                        __m256 x = sum;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 84) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 84 - u; l++) {
+                            float v = lane[0 + l];
+                            v = v < 0.0f ? 0.0f : v;
+                            yb[u + l] = v;
+                        }
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 84;
+                    const int u = (p0 + 3) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c31, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 84) {
+                        __m256 x = sum;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 84) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 84 - u; l++) {
+                            float v = lane[0 + l];
+                            v = v < 0.0f ? 0.0f : v;
+                            yb[u + l] = v;
+                        }
+                    }
+                }
+            }
+            else
+            {
+                const float *xb = x0 + (ptrdiff_t)b * 120;
+                const float *wp = w + (ptrdiff_t)p0 * 1920;
+                __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+                for (int i = 0; i < 120; i++, wp += NR) {
+                    const __m256 xv = _mm256_set1_ps(xb[i]);
+                    c00 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 0), xv, c00);
+                    c01 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 8), xv, c01);
+                    c10 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 1920), xv, c10);
+                    c11 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 1928), xv, c11);
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 84;
+                    const int u = (p0 + 0) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c00, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 84) {
+                        __m256 x = sum;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 84) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 84 - u; l++) {
+                            float v = lane[0 + l];
+                            v = v < 0.0f ? 0.0f : v;
+                            yb[u + l] = v;
+                        }
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 84;
+                    const int u = (p0 + 0) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c01, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 84) {
+                        __m256 x = sum;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 84) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 84 - u; l++) {
+                            float v = lane[0 + l];
+                            v = v < 0.0f ? 0.0f : v;
+                            yb[u + l] = v;
+                        }
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 84;
+                    const int u = (p0 + 1) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c10, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 84) {
+                        __m256 x = sum;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 84) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 84 - u; l++) {
+                            float v = lane[0 + l];
+                            v = v < 0.0f ? 0.0f : v;
+                            yb[u + l] = v;
+                        }
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 84;
+                    const int u = (p0 + 1) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c11, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 84) {
+                        __m256 x = sum;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 84) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 84 - u; l++) {
+                            float v = lane[0 + l];
+                            v = v < 0.0f ? 0.0f : v;
+                            yb[u + l] = v;
+                        }
+                    }
+                }
             }
         }
     }
@@ -800,75 +1456,448 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
 
 /* dense3 — examples/lenet5.cnn:16: dense 10
  *   in [84] -> out [10]
- *   weights at packed[60856]: weight [10,84] + bias [10]
- *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4)
+ *   weights at packed[65516]: weight [10,84] + bias [10] (packed in blocks of 16 output channels)
+ *   avx2: panels of NR=16 units; a tile of MR=6 samples x 2 ymm vectors of units (12 accumulators), each input broadcast; the samples left over one at a time, G=4 panels at once
  */
 static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { DENSE_ROWS = 4, W = 8 }; /* W floats a vector */
-    for (int u0 = 0; u0 < 10; u0 += DENSE_ROWS) {
-        const int rows = u0 + DENSE_ROWS <= 10 ? DENSE_ROWS : 10 - u0;
-        for (int b = 0; b < batch; b++) {
-            const float *x = x0 + (ptrdiff_t)b * 84;
-            float sum[DENSE_ROWS];
-            if (rows == DENSE_ROWS) {
-                const float *w0 = w + (ptrdiff_t)u0 * 84;
-                const float *w1 = w0 + 84;
-                const float *w2 = w0 + 168;
-                const float *w3 = w0 + 252;
-                __m256 a0 = _mm256_setzero_ps(), b0 = _mm256_setzero_ps();
-                __m256 a1 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
-                __m256 a2 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps();
-                __m256 a3 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
-                for (int i = 0; i < 80; i += 2 * W) {
-                    const __m256 xa = _mm256_loadu_ps(x + i), xb = _mm256_loadu_ps(x + i + W);
-                    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i), xa, a0);
-                    b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i + W), xb, b0);
-                    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i), xa, a1);
-                    b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i + W), xb, b1);
-                    a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i), xa, a2);
-                    b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i + W), xb, b2);
-                    a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i), xa, a3);
-                    b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i + W), xb, b3);
-                }
-                sum[0] = cnn_hsum(_mm256_add_ps(a0, b0));
-                sum[1] = cnn_hsum(_mm256_add_ps(a1, b1));
-                sum[2] = cnn_hsum(_mm256_add_ps(a2, b2));
-                sum[3] = cnn_hsum(_mm256_add_ps(a3, b3));
-                for (int i = 80; i < 84; i++) {
-                    sum[0] += w0[i] * x[i];
-                    sum[1] += w1[i] * x[i];
-                    sum[2] += w2[i] * x[i];
-                    sum[3] += w3[i] * x[i];
-                }
-            } else {
-                for (int r = 0; r < rows; r++) {
-                    const float *wr = w + (ptrdiff_t)(u0 + r) * 84;
-                    __m256 a = _mm256_setzero_ps();
-                    int i = 0;
-                    for (; i + W <= 84; i += W)
-                        a = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i), _mm256_loadu_ps(x + i), a);
-                    sum[r] = cnn_hsum(a);
-                    for (; i < 84; i++)
-                        sum[r] += wr[i] * x[i];
+    enum { W = 8, NR = 16, MR = 6, G = 4 }; /* W floats a vector; NR units a panel; MR samples a tile; G panels at once for one sample */
+    const float *bias = w + 1344;
+    const int back = 0;
+    const int tiles = batch / MR; /* whole tiles of samples, then one by one */
+    {
+    const int nt = 1, t = 0;
+    for (int p = 0; p < 1; p++)
+        for (int tile = 0; tile < tiles; tile++) {
+            const float *xs = x0 + (ptrdiff_t)tile * MR * 84;
+            const float *wp = w + (ptrdiff_t)p * 1344;
+            __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+            __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+            __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+            __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+            __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+            __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+            for (int i = 0; i < 84; i++, wp += NR) {
+                const __m256 w0 = _mm256_loadu_ps(wp), w1 = _mm256_loadu_ps(wp + W);
+                __m256 xv;
+                xv = _mm256_set1_ps(xs[0 + i]);
+                c00 = _mm256_fmadd_ps(w0, xv, c00);
+                c01 = _mm256_fmadd_ps(w1, xv, c01);
+                xv = _mm256_set1_ps(xs[84 + i]);
+                c10 = _mm256_fmadd_ps(w0, xv, c10);
+                c11 = _mm256_fmadd_ps(w1, xv, c11);
+                xv = _mm256_set1_ps(xs[168 + i]);
+                c20 = _mm256_fmadd_ps(w0, xv, c20);
+                c21 = _mm256_fmadd_ps(w1, xv, c21);
+                xv = _mm256_set1_ps(xs[252 + i]);
+                c30 = _mm256_fmadd_ps(w0, xv, c30);
+                c31 = _mm256_fmadd_ps(w1, xv, c31);
+                xv = _mm256_set1_ps(xs[336 + i]);
+                c40 = _mm256_fmadd_ps(w0, xv, c40);
+                c41 = _mm256_fmadd_ps(w1, xv, c41);
+                xv = _mm256_set1_ps(xs[420 + i]);
+                c50 = _mm256_fmadd_ps(w0, xv, c50);
+                c51 = _mm256_fmadd_ps(w1, xv, c51);
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 0) * 10;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c00, _mm256_loadu_ps(bias + u));
+                if (u + W <= 10) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 10) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 10 - u; l++) {
+                        float v = lane[0 + l];
+                        yb[u + l] = v;
+                    }
                 }
             }
-            for (int r = 0; r < rows; r++) {
-                const int u = u0 + r;
-                float v = sum[r] + w[840 + u];
-                y[(ptrdiff_t)b * 10 + u] = v;
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 0) * 10;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c01, _mm256_loadu_ps(bias + u));
+                if (u + W <= 10) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 10) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 10 - u; l++) {
+                        float v = lane[0 + l];
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 1) * 10;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c10, _mm256_loadu_ps(bias + u));
+                if (u + W <= 10) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 10) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 10 - u; l++) {
+                        float v = lane[0 + l];
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 1) * 10;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c11, _mm256_loadu_ps(bias + u));
+                if (u + W <= 10) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 10) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 10 - u; l++) {
+                        float v = lane[0 + l];
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 2) * 10;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c20, _mm256_loadu_ps(bias + u));
+                if (u + W <= 10) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 10) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 10 - u; l++) {
+                        float v = lane[0 + l];
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 2) * 10;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c21, _mm256_loadu_ps(bias + u));
+                if (u + W <= 10) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 10) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 10 - u; l++) {
+                        float v = lane[0 + l];
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 3) * 10;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c30, _mm256_loadu_ps(bias + u));
+                if (u + W <= 10) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 10) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 10 - u; l++) {
+                        float v = lane[0 + l];
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 3) * 10;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c31, _mm256_loadu_ps(bias + u));
+                if (u + W <= 10) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 10) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 10 - u; l++) {
+                        float v = lane[0 + l];
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 4) * 10;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c40, _mm256_loadu_ps(bias + u));
+                if (u + W <= 10) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 10) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 10 - u; l++) {
+                        float v = lane[0 + l];
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 4) * 10;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c41, _mm256_loadu_ps(bias + u));
+                if (u + W <= 10) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 10) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 10 - u; l++) {
+                        float v = lane[0 + l];
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 5) * 10;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c50, _mm256_loadu_ps(bias + u));
+                if (u + W <= 10) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 10) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 10 - u; l++) {
+                        float v = lane[0 + l];
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 5) * 10;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c51, _mm256_loadu_ps(bias + u));
+                if (u + W <= 10) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 10) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 10 - u; l++) {
+                        float v = lane[0 + l];
+                        yb[u + l] = v;
+                    }
+                }
+            }
+        }
+    const int lo = 1 * t / nt, hi = 1 * (t + 1) / nt;
+    for (int b = tiles * MR; b < batch; b++)
+        for (int k = lo; k < hi; k++) {
+            const int p0 = (back ? lo + hi - 1 - k : k) * G;
+            if (p0 + G <= 1)
+            {
+                const float *xb = x0 + (ptrdiff_t)b * 84;
+                const float *wp = w + (ptrdiff_t)p0 * 1344;
+                __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+                for (int i = 0; i < 84; i++, wp += NR) {
+                    const __m256 xv = _mm256_set1_ps(xb[i]);
+                    c00 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 0), xv, c00);
+                    c01 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 8), xv, c01);
+                    c10 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 1344), xv, c10);
+                    c11 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 1352), xv, c11);
+                    c20 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 2688), xv, c20);
+                    c21 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 2696), xv, c21);
+                    c30 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 4032), xv, c30);
+                    c31 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 4040), xv, c31);
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 10;
+                    const int u = (p0 + 0) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c00, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 10) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 10) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 10 - u; l++) {
+                            float v = lane[0 + l];
+                            yb[u + l] = v;
+                        }
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 10;
+                    const int u = (p0 + 0) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c01, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 10) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 10) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 10 - u; l++) {
+                            float v = lane[0 + l];
+                            yb[u + l] = v;
+                        }
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 10;
+                    const int u = (p0 + 1) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c10, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 10) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 10) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 10 - u; l++) {
+                            float v = lane[0 + l];
+                            yb[u + l] = v;
+                        }
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 10;
+                    const int u = (p0 + 1) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c11, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 10) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 10) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 10 - u; l++) {
+                            float v = lane[0 + l];
+                            yb[u + l] = v;
+                        }
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 10;
+                    const int u = (p0 + 2) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c20, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 10) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 10) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 10 - u; l++) {
+                            float v = lane[0 + l];
+                            yb[u + l] = v;
+                        }
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 10;
+                    const int u = (p0 + 2) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c21, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 10) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 10) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 10 - u; l++) {
+                            float v = lane[0 + l];
+                            yb[u + l] = v;
+                        }
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 10;
+                    const int u = (p0 + 3) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c30, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 10) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 10) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 10 - u; l++) {
+                            float v = lane[0 + l];
+                            yb[u + l] = v;
+                        }
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 10;
+                    const int u = (p0 + 3) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c31, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 10) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 10) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 10 - u; l++) {
+                            float v = lane[0 + l];
+                            yb[u + l] = v;
+                        }
+                    }
+                }
+            }
+            else
+            {
+                const float *xb = x0 + (ptrdiff_t)b * 84;
+                const float *wp = w + (ptrdiff_t)p0 * 1344;
+                __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+                for (int i = 0; i < 84; i++, wp += NR) {
+                    const __m256 xv = _mm256_set1_ps(xb[i]);
+                    c00 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 0), xv, c00);
+                    c01 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 8), xv, c01);
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 10;
+                    const int u = (p0 + 0) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c00, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 10) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 10) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 10 - u; l++) {
+                            float v = lane[0 + l];
+                            yb[u + l] = v;
+                        }
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 10;
+                    const int u = (p0 + 0) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c01, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 10) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 10) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 10 - u; l++) {
+                            float v = lane[0 + l];
+                            yb[u + l] = v;
+                        }
+                    }
+                }
             }
         }
     }
 }
 
 /* Canonical parameters (DSL.md order, 61706 floats) to the packed layout
- * the kernels read (61706 floats). */
+ * the kernels read (66876 floats). */
 void lenet5_pack(const float *params, float *packed) {
     cnn_pack_conv(params + 0, params + 150, NULL, 0.0, packed + 0, 6, 25, 1, 1); /* conv1 */
     cnn_pack_conv(params + 156, params + 2556, NULL, 0.0, packed + 156, 16, 150, 1, 16); /* conv2 */
-    cnn_copy(params + 2572, packed + 2572, 48120); /* dense1 */
-    cnn_copy(params + 50692, packed + 50692, 10164); /* dense2 */
-    cnn_copy(params + 60856, packed + 60856, 850); /* dense3 */
+    cnn_pack_conv(params + 2572, params + 50572, NULL, 0.0, packed + 2572, 120, 400, 1, 16); /* dense1 */
+    cnn_pack_conv(params + 50692, params + 60772, NULL, 0.0, packed + 53900, 84, 120, 1, 16); /* dense2 */
+    cnn_pack_conv(params + 60856, params + 61696, NULL, 0.0, packed + 65516, 10, 84, 1, 16); /* dense3 */
 }
 
 /* Inference on `batch` samples (1..lenet5_BATCH), NCHW in and out. Returns 0,
@@ -884,7 +1913,7 @@ int lenet5_forward(const float *packed, const float *in_img, float *out_logits, 
     conv2(A + 1600, A + 0, packed + 156, batch);
     maxpool2(A + 0, A + 1600, batch);
     dense1(A + 1600, A + 0, packed + 2572, batch);
-    dense2(A + 0, A + 128, packed + 50692, batch);
-    dense3(A + 128, out_logits, packed + 60856, batch);
+    dense2(A + 0, A + 128, packed + 53900, batch);
+    dense3(A + 128, out_logits, packed + 65516, batch);
     return 0;
 }

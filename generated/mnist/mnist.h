@@ -13,7 +13,7 @@ extern "C" {
 #define mnist_IN_img_SIZE 784
 #define mnist_OUT_logits_SIZE 10
 #define mnist_PARAM_COUNT 799078
-#define mnist_PACKED_COUNT 831334
+#define mnist_PACKED_COUNT 853168
 #define mnist_ARENA_BYTES 234176
 
 /* Canonical parameters (the order of DSL.md, as in a --weights file) to

@@ -13,7 +13,7 @@ extern "C" {
 #define mobilenet_IN_img_SIZE 150528
 #define mobilenet_OUT_logits_SIZE 1000
 #define mobilenet_PARAM_COUNT 4253864
-#define mobilenet_PACKED_COUNT 4241292
+#define mobilenet_PACKED_COUNT 4249492
 #define mobilenet_ARENA_BYTES 8150848
 
 /* Canonical parameters (the order of DSL.md, as in a --weights file) to

@@ -5,7 +5,7 @@
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
  * arena:   11022016 bytes (57790528 without reuse; 11022016 live at most)
- * weights: 3538984 canonical floats, 3499354 packed
+ * weights: 3538984 canonical floats, 3509602 packed
  *
  * Inference calls no library function but memcpy/memset (which a
  * compiler may emit for plain loops) and needs no libm. */
@@ -161,24 +161,11 @@ static CNN_SIMD void cnn_pad(const float *x, float *xp, int c, int h, int w, int
         }
 }
 
-/* The sum of a vector's eight lanes. */
-static CNN_SIMD float cnn_hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-    return _mm_cvtss_f32(s);
-}
-
 /* The even lanes of a then of b, and the odd ones. */
 static CNN_SIMD void cnn_unzip(__m256 a, __m256 b, __m256 *even, __m256 *odd) {
     const __m256 e = _mm256_shuffle_ps(a, b, 0x88), o = _mm256_shuffle_ps(a, b, 0xdd);
     *even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xd8));
     *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xd8));
-}
-
-static void cnn_copy(const float *src, float *dst, ptrdiff_t n) {
-    for (ptrdiff_t i = 0; i < n; i++)
-        dst[i] = src[i];
 }
 
 /* A convolution's or dense layer's weights [k][per] and bias (NULL: none)
@@ -11945,79 +11932,334 @@ static CNN_SIMD void globalavgpool1(const float *restrict x0, float *restrict y,
 
 /* dense1 — examples/mobilenetv2.cnn:51: dense 1000
  *   in [1280,1,1] -> out [1000]
- *   weights at packed[2218354]: weight [1000,1280] + bias [1000]
- *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); rows walked forwards and backwards on alternate calls; one sample: the rows one by one
+ *   weights at packed[2218354]: weight [1000,1280] + bias [1000] (packed in blocks of 16 output channels)
+ *   avx2: panels of NR=16 units; a tile of MR=6 samples x 2 ymm vectors of units (12 accumulators), each input broadcast; the samples left over one at a time, G=4 panels at once; panels walked forwards and backwards on alternate calls
  */
 static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
-    enum { DENSE_ROWS = 4, W = 8 }; /* W floats a vector */
-    /* the weights do not stay in L2: walk them the other way round from
-     * the last call, which left its last rows there (any value of
-     * state[0] is a direction) */
+    enum { W = 8, NR = 16, MR = 6, G = 4 }; /* W floats a vector; NR units a panel; MR samples a tile; G panels at once for one sample */
+    const float *bias = w + 1290240;
+    /* the weights do not stay in L2: a lone sample walks them the other way
+     * round from the last call, which left its last panels there (any
+     * value of state[0] is a direction) */
     const int back = state[0] != 1.0f;
     state[0] = back ? 1.0f : 0.0f;
-    for (int k = 0; k < 1000; k += DENSE_ROWS) {
-        const int u0 = back ? 996 - k : k;
-        const int rows = u0 + DENSE_ROWS <= 1000 ? DENSE_ROWS : 1000 - u0;
-        for (int b = 0; b < batch; b++) {
-            const float *x = x0 + (ptrdiff_t)b * 1280;
-            float sum[DENSE_ROWS];
-            if (rows == DENSE_ROWS && batch == 1) { /* one stream of weights */
-                for (int r = 0; r < DENSE_ROWS; r++) {
-                    const float *wr = w + (ptrdiff_t)(u0 + r) * 1280;
-                    __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
-                    for (int i = 0; i < 1280; i += 2 * W) {
-                        a = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i), _mm256_loadu_ps(x + i), a);
-                        b = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i + W), _mm256_loadu_ps(x + i + W), b);
-                    }
-                    sum[r] = cnn_hsum(_mm256_add_ps(a, b));
-                }
-            } else if (rows == DENSE_ROWS) {
-                const float *w0 = w + (ptrdiff_t)u0 * 1280;
-                const float *w1 = w0 + 1280;
-                const float *w2 = w0 + 2560;
-                const float *w3 = w0 + 3840;
-                __m256 a0 = _mm256_setzero_ps(), b0 = _mm256_setzero_ps();
-                __m256 a1 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
-                __m256 a2 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps();
-                __m256 a3 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
-                for (int i = 0; i < 1280; i += 2 * W) {
-                    const __m256 xa = _mm256_loadu_ps(x + i), xb = _mm256_loadu_ps(x + i + W);
-                    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i), xa, a0);
-                    b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i + W), xb, b0);
-                    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i), xa, a1);
-                    b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i + W), xb, b1);
-                    a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i), xa, a2);
-                    b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i + W), xb, b2);
-                    a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i), xa, a3);
-                    b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i + W), xb, b3);
-                }
-                sum[0] = cnn_hsum(_mm256_add_ps(a0, b0));
-                sum[1] = cnn_hsum(_mm256_add_ps(a1, b1));
-                sum[2] = cnn_hsum(_mm256_add_ps(a2, b2));
-                sum[3] = cnn_hsum(_mm256_add_ps(a3, b3));
-            } else {
-                for (int r = 0; r < rows; r++) {
-                    const float *wr = w + (ptrdiff_t)(u0 + r) * 1280;
-                    __m256 a = _mm256_setzero_ps();
-                    int i = 0;
-                    for (; i + W <= 1280; i += W)
-                        a = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i), _mm256_loadu_ps(x + i), a);
-                    sum[r] = cnn_hsum(a);
-                    for (; i < 1280; i++)
-                        sum[r] += wr[i] * x[i];
+    const int tiles = batch / MR; /* whole tiles of samples, then one by one */
+    {
+    const int nt = 1, t = 0;
+    for (int p = 0; p < 63; p++)
+        for (int tile = 0; tile < tiles; tile++) {
+            const float *xs = x0 + (ptrdiff_t)tile * MR * 1280;
+            const float *wp = w + (ptrdiff_t)p * 20480;
+            __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+            __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+            __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+            __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+            __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+            __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+            for (int i = 0; i < 1280; i++, wp += NR) {
+                const __m256 w0 = _mm256_loadu_ps(wp), w1 = _mm256_loadu_ps(wp + W);
+                __m256 xv;
+                xv = _mm256_set1_ps(xs[0 + i]);
+                c00 = _mm256_fmadd_ps(w0, xv, c00);
+                c01 = _mm256_fmadd_ps(w1, xv, c01);
+                xv = _mm256_set1_ps(xs[1280 + i]);
+                c10 = _mm256_fmadd_ps(w0, xv, c10);
+                c11 = _mm256_fmadd_ps(w1, xv, c11);
+                xv = _mm256_set1_ps(xs[2560 + i]);
+                c20 = _mm256_fmadd_ps(w0, xv, c20);
+                c21 = _mm256_fmadd_ps(w1, xv, c21);
+                xv = _mm256_set1_ps(xs[3840 + i]);
+                c30 = _mm256_fmadd_ps(w0, xv, c30);
+                c31 = _mm256_fmadd_ps(w1, xv, c31);
+                xv = _mm256_set1_ps(xs[5120 + i]);
+                c40 = _mm256_fmadd_ps(w0, xv, c40);
+                c41 = _mm256_fmadd_ps(w1, xv, c41);
+                xv = _mm256_set1_ps(xs[6400 + i]);
+                c50 = _mm256_fmadd_ps(w0, xv, c50);
+                c51 = _mm256_fmadd_ps(w1, xv, c51);
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 0) * 1000;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c00, _mm256_loadu_ps(bias + u));
+                if (u < 1000) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
                 }
             }
-            for (int r = 0; r < rows; r++) {
-                const int u = u0 + r;
-                float v = sum[r] + w[1280000 + u];
-                y[(ptrdiff_t)b * 1000 + u] = v;
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 0) * 1000;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c01, _mm256_loadu_ps(bias + u));
+                if (u < 1000) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 1) * 1000;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c10, _mm256_loadu_ps(bias + u));
+                if (u < 1000) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 1) * 1000;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c11, _mm256_loadu_ps(bias + u));
+                if (u < 1000) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 2) * 1000;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c20, _mm256_loadu_ps(bias + u));
+                if (u < 1000) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 2) * 1000;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c21, _mm256_loadu_ps(bias + u));
+                if (u < 1000) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 3) * 1000;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c30, _mm256_loadu_ps(bias + u));
+                if (u < 1000) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 3) * 1000;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c31, _mm256_loadu_ps(bias + u));
+                if (u < 1000) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 4) * 1000;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c40, _mm256_loadu_ps(bias + u));
+                if (u < 1000) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 4) * 1000;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c41, _mm256_loadu_ps(bias + u));
+                if (u < 1000) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 5) * 1000;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c50, _mm256_loadu_ps(bias + u));
+                if (u < 1000) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 5) * 1000;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c51, _mm256_loadu_ps(bias + u));
+                if (u < 1000) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                }
+            }
+        }
+    const int lo = 16 * t / nt, hi = 16 * (t + 1) / nt;
+    for (int b = tiles * MR; b < batch; b++)
+        for (int k = lo; k < hi; k++) {
+            const int p0 = (back ? lo + hi - 1 - k : k) * G;
+            if (p0 + G <= 63)
+            {
+                const float *xb = x0 + (ptrdiff_t)b * 1280;
+                const float *wp = w + (ptrdiff_t)p0 * 20480;
+                __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+                for (int i = 0; i < 1280; i++, wp += NR) {
+                    const __m256 xv = _mm256_set1_ps(xb[i]);
+                    c00 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 0), xv, c00);
+                    c01 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 8), xv, c01);
+                    c10 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 20480), xv, c10);
+                    c11 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 20488), xv, c11);
+                    c20 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 40960), xv, c20);
+                    c21 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 40968), xv, c21);
+                    c30 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 61440), xv, c30);
+                    c31 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 61448), xv, c31);
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 1000;
+                    const int u = (p0 + 0) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c00, _mm256_loadu_ps(bias + u));
+                    if (u < 1000) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 1000;
+                    const int u = (p0 + 0) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c01, _mm256_loadu_ps(bias + u));
+                    if (u < 1000) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 1000;
+                    const int u = (p0 + 1) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c10, _mm256_loadu_ps(bias + u));
+                    if (u < 1000) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 1000;
+                    const int u = (p0 + 1) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c11, _mm256_loadu_ps(bias + u));
+                    if (u < 1000) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 1000;
+                    const int u = (p0 + 2) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c20, _mm256_loadu_ps(bias + u));
+                    if (u < 1000) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 1000;
+                    const int u = (p0 + 2) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c21, _mm256_loadu_ps(bias + u));
+                    if (u < 1000) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 1000;
+                    const int u = (p0 + 3) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c30, _mm256_loadu_ps(bias + u));
+                    if (u < 1000) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 1000;
+                    const int u = (p0 + 3) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c31, _mm256_loadu_ps(bias + u));
+                    if (u < 1000) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    }
+                }
+            }
+            else
+            {
+                const float *xb = x0 + (ptrdiff_t)b * 1280;
+                const float *wp = w + (ptrdiff_t)p0 * 20480;
+                __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+                for (int i = 0; i < 1280; i++, wp += NR) {
+                    const __m256 xv = _mm256_set1_ps(xb[i]);
+                    c00 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 0), xv, c00);
+                    c01 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 8), xv, c01);
+                    c10 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 20480), xv, c10);
+                    c11 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 20488), xv, c11);
+                    c20 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 40960), xv, c20);
+                    c21 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 40968), xv, c21);
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 1000;
+                    const int u = (p0 + 0) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c00, _mm256_loadu_ps(bias + u));
+                    if (u < 1000) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 1000;
+                    const int u = (p0 + 0) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c01, _mm256_loadu_ps(bias + u));
+                    if (u < 1000) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 1000;
+                    const int u = (p0 + 1) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c10, _mm256_loadu_ps(bias + u));
+                    if (u < 1000) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 1000;
+                    const int u = (p0 + 1) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c11, _mm256_loadu_ps(bias + u));
+                    if (u < 1000) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 1000;
+                    const int u = (p0 + 2) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c20, _mm256_loadu_ps(bias + u));
+                    if (u < 1000) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 1000;
+                    const int u = (p0 + 2) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c21, _mm256_loadu_ps(bias + u));
+                    if (u < 1000) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    }
+                }
             }
         }
     }
 }
 
 /* Canonical parameters (DSL.md order, 3538984 floats) to the packed layout
- * the kernels read (3499354 floats). */
+ * the kernels read (3509602 floats). */
 void mobilenetv2_pack(const float *params, float *packed) {
     cnn_pack_conv(params + 0, NULL, params + 864, 1.0000000000000001e-05, packed + 0, 32, 27, 1, 4); /* conv1 + bn1 */
     cnn_pack_conv(params + 992, NULL, params + 1280, 1.0000000000000001e-05, packed + 896, 32, 9, 32, 1); /* separable1.conv1 + separable1.bn1 */
@@ -12071,7 +12313,7 @@ void mobilenetv2_pack(const float *params, float *packed) {
     cnn_pack_conv(params + 1522304, NULL, params + 1530944, 1.0000000000000001e-05, packed + 1486510, 960, 9, 960, 1); /* inverted6.conv2 + inverted6.bn2 */
     cnn_pack_conv(params + 1534784, NULL, params + 1841984, 1.0000000000000001e-05, packed + 1496110, 320, 960, 1, 12); /* inverted6.conv3 + inverted6.bn3 */
     cnn_pack_conv(params + 1843264, NULL, params + 2252864, 1.0000000000000001e-05, packed + 1807474, 1280, 320, 1, 16); /* conv2 + bn2 */
-    cnn_copy(params + 2257984, packed + 2218354, 1281000); /* dense1 */
+    cnn_pack_conv(params + 2257984, params + 3537984, NULL, 0.0, packed + 2218354, 1000, 1280, 1, 16); /* dense1 */
 }
 
 /* Inference on `batch` samples (1..mobilenetv2_BATCH), NCHW in and out. Returns 0,

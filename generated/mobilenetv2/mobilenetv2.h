@@ -13,7 +13,7 @@ extern "C" {
 #define mobilenetv2_IN_img_SIZE 150528
 #define mobilenetv2_OUT_logits_SIZE 1000
 #define mobilenetv2_PARAM_COUNT 3538984
-#define mobilenetv2_PACKED_COUNT 3499354
+#define mobilenetv2_PACKED_COUNT 3509602
 #define mobilenetv2_ARENA_BYTES 11022016
 
 /* Canonical parameters (the order of DSL.md, as in a --weights file) to

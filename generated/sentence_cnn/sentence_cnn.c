@@ -5,7 +5,7 @@
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
  * arena:   22528 bytes (66240 without reuse; 22144 live at most)
- * weights: 360902 canonical floats, 396930 packed
+ * weights: 360902 canonical floats, 401144 packed
  *
  * Inference calls no library function but memcpy/memset (which a
  * compiler may emit for plain loops) and needs no libm. */
@@ -96,14 +96,6 @@ static double cnn_sqrt(double x) {
     y = cnn_exp(0.5 * cnn_log(x));
     y = 0.5 * (y + x / y);
     return 0.5 * (y + x / y);
-}
-
-/* The sum of a vector's eight lanes. */
-static CNN_SIMD float cnn_hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-    return _mm_cvtss_f32(s);
 }
 
 static void cnn_copy(const float *src, float *dst, ptrdiff_t n) {
@@ -523,74 +515,447 @@ static CNN_SIMD void concat1(const float *restrict x0, const float *restrict x1,
 
 /* dense1 — examples/sentence_cnn.cnn:25: dense 2
  *   in [300,1,1] -> out [2]
- *   weights at packed[396328]: weight [2,300] + bias [2]
- *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4)
+ *   weights at packed[396328]: weight [2,300] + bias [2] (packed in blocks of 16 output channels)
+ *   avx2: panels of NR=16 units; a tile of MR=6 samples x 2 ymm vectors of units (12 accumulators), each input broadcast; the samples left over one at a time, G=4 panels at once
  */
 static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { DENSE_ROWS = 4, W = 8 }; /* W floats a vector */
-    for (int u0 = 0; u0 < 2; u0 += DENSE_ROWS) {
-        const int rows = u0 + DENSE_ROWS <= 2 ? DENSE_ROWS : 2 - u0;
-        for (int b = 0; b < batch; b++) {
-            const float *x = x0 + (ptrdiff_t)b * 300;
-            float sum[DENSE_ROWS];
-            if (rows == DENSE_ROWS) {
-                const float *w0 = w + (ptrdiff_t)u0 * 300;
-                const float *w1 = w0 + 300;
-                const float *w2 = w0 + 600;
-                const float *w3 = w0 + 900;
-                __m256 a0 = _mm256_setzero_ps(), b0 = _mm256_setzero_ps();
-                __m256 a1 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
-                __m256 a2 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps();
-                __m256 a3 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
-                for (int i = 0; i < 288; i += 2 * W) {
-                    const __m256 xa = _mm256_loadu_ps(x + i), xb = _mm256_loadu_ps(x + i + W);
-                    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i), xa, a0);
-                    b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i + W), xb, b0);
-                    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i), xa, a1);
-                    b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i + W), xb, b1);
-                    a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i), xa, a2);
-                    b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i + W), xb, b2);
-                    a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i), xa, a3);
-                    b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i + W), xb, b3);
-                }
-                sum[0] = cnn_hsum(_mm256_add_ps(a0, b0));
-                sum[1] = cnn_hsum(_mm256_add_ps(a1, b1));
-                sum[2] = cnn_hsum(_mm256_add_ps(a2, b2));
-                sum[3] = cnn_hsum(_mm256_add_ps(a3, b3));
-                for (int i = 288; i < 300; i++) {
-                    sum[0] += w0[i] * x[i];
-                    sum[1] += w1[i] * x[i];
-                    sum[2] += w2[i] * x[i];
-                    sum[3] += w3[i] * x[i];
-                }
-            } else {
-                for (int r = 0; r < rows; r++) {
-                    const float *wr = w + (ptrdiff_t)(u0 + r) * 300;
-                    __m256 a = _mm256_setzero_ps();
-                    int i = 0;
-                    for (; i + W <= 300; i += W)
-                        a = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i), _mm256_loadu_ps(x + i), a);
-                    sum[r] = cnn_hsum(a);
-                    for (; i < 300; i++)
-                        sum[r] += wr[i] * x[i];
+    enum { W = 8, NR = 16, MR = 6, G = 4 }; /* W floats a vector; NR units a panel; MR samples a tile; G panels at once for one sample */
+    const float *bias = w + 4800;
+    const int back = 0;
+    const int tiles = batch / MR; /* whole tiles of samples, then one by one */
+    {
+    const int nt = 1, t = 0;
+    for (int p = 0; p < 1; p++)
+        for (int tile = 0; tile < tiles; tile++) {
+            const float *xs = x0 + (ptrdiff_t)tile * MR * 300;
+            const float *wp = w + (ptrdiff_t)p * 4800;
+            __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+            __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+            __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+            __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+            __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+            __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+            for (int i = 0; i < 300; i++, wp += NR) {
+                const __m256 w0 = _mm256_loadu_ps(wp), w1 = _mm256_loadu_ps(wp + W);
+                __m256 xv;
+                xv = _mm256_set1_ps(xs[0 + i]);
+                c00 = _mm256_fmadd_ps(w0, xv, c00);
+                c01 = _mm256_fmadd_ps(w1, xv, c01);
+                xv = _mm256_set1_ps(xs[300 + i]);
+                c10 = _mm256_fmadd_ps(w0, xv, c10);
+                c11 = _mm256_fmadd_ps(w1, xv, c11);
+                xv = _mm256_set1_ps(xs[600 + i]);
+                c20 = _mm256_fmadd_ps(w0, xv, c20);
+                c21 = _mm256_fmadd_ps(w1, xv, c21);
+                xv = _mm256_set1_ps(xs[900 + i]);
+                c30 = _mm256_fmadd_ps(w0, xv, c30);
+                c31 = _mm256_fmadd_ps(w1, xv, c31);
+                xv = _mm256_set1_ps(xs[1200 + i]);
+                c40 = _mm256_fmadd_ps(w0, xv, c40);
+                c41 = _mm256_fmadd_ps(w1, xv, c41);
+                xv = _mm256_set1_ps(xs[1500 + i]);
+                c50 = _mm256_fmadd_ps(w0, xv, c50);
+                c51 = _mm256_fmadd_ps(w1, xv, c51);
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 0) * 2;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c00, _mm256_loadu_ps(bias + u));
+                if (u + W <= 2) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 2) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 2 - u; l++) {
+                        float v = lane[0 + l];
+                        yb[u + l] = v;
+                    }
                 }
             }
-            for (int r = 0; r < rows; r++) {
-                const int u = u0 + r;
-                float v = sum[r] + w[600 + u];
-                y[(ptrdiff_t)b * 2 + u] = v;
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 0) * 2;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c01, _mm256_loadu_ps(bias + u));
+                if (u + W <= 2) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 2) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 2 - u; l++) {
+                        float v = lane[0 + l];
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 1) * 2;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c10, _mm256_loadu_ps(bias + u));
+                if (u + W <= 2) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 2) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 2 - u; l++) {
+                        float v = lane[0 + l];
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 1) * 2;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c11, _mm256_loadu_ps(bias + u));
+                if (u + W <= 2) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 2) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 2 - u; l++) {
+                        float v = lane[0 + l];
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 2) * 2;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c20, _mm256_loadu_ps(bias + u));
+                if (u + W <= 2) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 2) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 2 - u; l++) {
+                        float v = lane[0 + l];
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 2) * 2;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c21, _mm256_loadu_ps(bias + u));
+                if (u + W <= 2) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 2) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 2 - u; l++) {
+                        float v = lane[0 + l];
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 3) * 2;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c30, _mm256_loadu_ps(bias + u));
+                if (u + W <= 2) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 2) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 2 - u; l++) {
+                        float v = lane[0 + l];
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 3) * 2;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c31, _mm256_loadu_ps(bias + u));
+                if (u + W <= 2) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 2) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 2 - u; l++) {
+                        float v = lane[0 + l];
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 4) * 2;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c40, _mm256_loadu_ps(bias + u));
+                if (u + W <= 2) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 2) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 2 - u; l++) {
+                        float v = lane[0 + l];
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 4) * 2;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c41, _mm256_loadu_ps(bias + u));
+                if (u + W <= 2) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 2) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 2 - u; l++) {
+                        float v = lane[0 + l];
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 5) * 2;
+                const int u = p * NR + 0;
+                const __m256 sum = _mm256_add_ps(c50, _mm256_loadu_ps(bias + u));
+                if (u + W <= 2) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 2) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 2 - u; l++) {
+                        float v = lane[0 + l];
+                        yb[u + l] = v;
+                    }
+                }
+            }
+            {
+                float *yb = y + (ptrdiff_t)(tile * MR + 5) * 2;
+                const int u = p * NR + 8;
+                const __m256 sum = _mm256_add_ps(c51, _mm256_loadu_ps(bias + u));
+                if (u + W <= 2) {
+                    __m256 x = sum;
+                    _mm256_storeu_ps(yb + u, x);
+                } else if (u < 2) {
+                    float lane[W];
+                    _mm256_storeu_ps(lane, sum);
+                    for (int l = 0; l < 2 - u; l++) {
+                        float v = lane[0 + l];
+                        yb[u + l] = v;
+                    }
+                }
+            }
+        }
+    const int lo = 1 * t / nt, hi = 1 * (t + 1) / nt;
+    for (int b = tiles * MR; b < batch; b++)
+        for (int k = lo; k < hi; k++) {
+            const int p0 = (back ? lo + hi - 1 - k : k) * G;
+            if (p0 + G <= 1)
+            {
+                const float *xb = x0 + (ptrdiff_t)b * 300;
+                const float *wp = w + (ptrdiff_t)p0 * 4800;
+                __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+                for (int i = 0; i < 300; i++, wp += NR) {
+                    const __m256 xv = _mm256_set1_ps(xb[i]);
+                    c00 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 0), xv, c00);
+                    c01 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 8), xv, c01);
+                    c10 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 4800), xv, c10);
+                    c11 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 4808), xv, c11);
+                    c20 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 9600), xv, c20);
+                    c21 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 9608), xv, c21);
+                    c30 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 14400), xv, c30);
+                    c31 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 14408), xv, c31);
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 2;
+                    const int u = (p0 + 0) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c00, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 2) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 2) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 2 - u; l++) {
+                            float v = lane[0 + l];
+                            yb[u + l] = v;
+                        }
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 2;
+                    const int u = (p0 + 0) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c01, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 2) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 2) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 2 - u; l++) {
+                            float v = lane[0 + l];
+                            yb[u + l] = v;
+                        }
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 2;
+                    const int u = (p0 + 1) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c10, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 2) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 2) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 2 - u; l++) {
+                            float v = lane[0 + l];
+                            yb[u + l] = v;
+                        }
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 2;
+                    const int u = (p0 + 1) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c11, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 2) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 2) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 2 - u; l++) {
+                            float v = lane[0 + l];
+                            yb[u + l] = v;
+                        }
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 2;
+                    const int u = (p0 + 2) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c20, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 2) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 2) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 2 - u; l++) {
+                            float v = lane[0 + l];
+                            yb[u + l] = v;
+                        }
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 2;
+                    const int u = (p0 + 2) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c21, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 2) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 2) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 2 - u; l++) {
+                            float v = lane[0 + l];
+                            yb[u + l] = v;
+                        }
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 2;
+                    const int u = (p0 + 3) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c30, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 2) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 2) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 2 - u; l++) {
+                            float v = lane[0 + l];
+                            yb[u + l] = v;
+                        }
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 2;
+                    const int u = (p0 + 3) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c31, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 2) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 2) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 2 - u; l++) {
+                            float v = lane[0 + l];
+                            yb[u + l] = v;
+                        }
+                    }
+                }
+            }
+            else
+            {
+                const float *xb = x0 + (ptrdiff_t)b * 300;
+                const float *wp = w + (ptrdiff_t)p0 * 4800;
+                __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+                for (int i = 0; i < 300; i++, wp += NR) {
+                    const __m256 xv = _mm256_set1_ps(xb[i]);
+                    c00 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 0), xv, c00);
+                    c01 = _mm256_fmadd_ps(_mm256_loadu_ps(wp + 8), xv, c01);
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 2;
+                    const int u = (p0 + 0) * NR + 0;
+                    const __m256 sum = _mm256_add_ps(c00, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 2) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 2) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 2 - u; l++) {
+                            float v = lane[0 + l];
+                            yb[u + l] = v;
+                        }
+                    }
+                }
+                {
+                    float *yb = y + (ptrdiff_t)(b) * 2;
+                    const int u = (p0 + 0) * NR + 8;
+                    const __m256 sum = _mm256_add_ps(c01, _mm256_loadu_ps(bias + u));
+                    if (u + W <= 2) {
+                        __m256 x = sum;
+                        _mm256_storeu_ps(yb + u, x);
+                    } else if (u < 2) {
+                        float lane[W];
+                        _mm256_storeu_ps(lane, sum);
+                        for (int l = 0; l < 2 - u; l++) {
+                            float v = lane[0 + l];
+                            yb[u + l] = v;
+                        }
+                    }
+                }
             }
         }
     }
 }
 
 /* Canonical parameters (DSL.md order, 360902 floats) to the packed layout
- * the kernels read (396930 floats). */
+ * the kernels read (401144 floats). */
 void sentence_cnn_pack(const float *params, float *packed) {
     cnn_pack_conv(params + 0, params + 90000, NULL, 0.0, packed + 0, 100, 900, 1, 8); /* ngram1.conv1 */
     cnn_pack_conv(params + 90100, params + 210100, NULL, 0.0, packed + 93704, 100, 1200, 1, 16); /* ngram2.conv1 */
     cnn_pack_conv(params + 210200, params + 360200, NULL, 0.0, packed + 228216, 100, 1500, 1, 16); /* ngram3.conv1 */
-    cnn_copy(params + 360300, packed + 396328, 602); /* dense1 */
+    cnn_pack_conv(params + 360300, params + 360900, NULL, 0.0, packed + 396328, 2, 300, 1, 16); /* dense1 */
 }
 
 /* Inference on `batch` samples (1..sentence_cnn_BATCH), NCHW in and out. Returns 0,

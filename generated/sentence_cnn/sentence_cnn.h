@@ -13,7 +13,7 @@ extern "C" {
 #define sentence_cnn_IN_words_SIZE 16800
 #define sentence_cnn_OUT_logits_SIZE 2
 #define sentence_cnn_PARAM_COUNT 360902
-#define sentence_cnn_PACKED_COUNT 396930
+#define sentence_cnn_PACKED_COUNT 401144
 #define sentence_cnn_ARENA_BYTES 22528
 
 /* Canonical parameters (the order of DSL.md, as in a --weights file) to

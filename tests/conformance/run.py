@@ -190,6 +190,9 @@ LAYER_CASES = [
     ("fc_nobias", [33], "fc(5, bias=false)", 1),
     ("dense_1unit", [3, 2, 2], "dense(1)", 1),
     ("dense_wide", [300], "dense(257)", 1),
+    # the vector kernels' panels of 2W units: 48 and 40 whole vectors with a
+    # last panel half empty on one target, 24 a ragged vector on AVX-512
+    ("dense_panels_ragged", [3, 4, 4], "dense(48) -> relu -> dense(24) -> dense(40)", 1),
     # bn
     ("bn_chw", [5, 4, 4], "bn", 1),
     ("bn_vec", [12], "bn", 1),
@@ -524,6 +527,11 @@ EXAMPLES = {
 # alphago's 19x19 board). With --full every example runs at its declared size only.
 ALSO_FULL = ["googlenet", "mobilenet", "alphago"]
 
+# batch 9: whole register tiles of samples in the vector dense kernel (6 or 8
+# samples), then samples left over
+BATCH9 = ["layer:dense_panels_ragged", "layer:dense_wide", "net:dense_chain_vec",
+          "example:mnist"]
+
 BATCH3 = ["layer:conv_stride2_pad1", "layer:conv_rows7_s2", "layer:conv_one_channel", "layer:conv_wino_pool", "layer:conv_wino4_leftover", "net:wino4_residual",
           "layer:dense_chw", "layer:bn_vec", "layer:softmax_chw",
           "layer:local_stride_pad", "layer:lrn4_even", "layer:prelu_vec", "layer:maxpool3_s2_pad1",
@@ -553,10 +561,11 @@ def all_cases(full=False):
             text = open(os.path.join(REPO, "examples", ex + ".cnn")).read()
             cases.append(Case("example:" + ex, text, note=ex))
     by_name = {c.name.split("@")[0] if c.name.startswith("example:") else c.name: c for c in cases}
-    for n in BATCH3:
-        c = by_name[n]
-        cases.append(Case(c.name + "@b3", c.text, batch=3, scale=c.scale, network=c.network,
-                          note=c.note))
+    for batch, names in ((3, BATCH3), (9, BATCH9)):
+        for n in names:
+            c = by_name[n]
+            cases.append(Case(c.name + "@b%d" % batch, c.text, batch=batch, scale=c.scale,
+                              network=c.network, note=c.note))
     return cases
 
 
