@@ -250,7 +250,7 @@ static void emit_plain_kernels(Emit *e) {
                                 "forward pass%s", simd_schedule(e, n),
                                 n->op == OP_CONV ? " (weights packed at each step)" : ""));
             emit_signature(e, n, e->tfn[i],
-                           simd_kernel_scratch(e->opt->target, n, e->opt->batch) > 0);
+                           simd_train_kernel_scratch(e->opt->target, n, e->opt->batch) > 0);
             emit_simd_kernel(e, n);
             P(e, "}\n\n");
             continue;
