@@ -1481,14 +1481,15 @@ static PoolGeo pool_geo(const Node *n) {
 }
 
 /* The vector width, or 0: the layer takes the scalar kernel (another
- * stride, wider windows, a window wholly in the padding, or a last vector
+ * stride, wider windows, a one-column window at stride 2, whose first tap
+ * would take two columns, a window wholly in the padding, or a last vector
  * that would read past its row). */
 static int pool_width(Target t, const Node *n) {
     const Attrs *a = &n->a;
     if (n->op != OP_MAXPOOL || n->shape.rank != 3)
         return 0;
     PoolGeo g = pool_geo(n);
-    if ((g.sw == 2 ? g.kw > 3 : g.sw != 1 || g.kw > 7) || g.kh > 7 ||
+    if ((g.sw == 2 ? g.kw < 2 || g.kw > 3 : g.sw != 1 || g.kw > 7) || g.kh > 7 ||
         a->pad_lo[0] >= g.kh || a->pad_hi[0] >= g.kh || a->pad_lo[1] >= g.kw ||
         a->pad_hi[1] >= g.kw)
         return 0;

@@ -92,10 +92,10 @@ static bool window_shape(Check *c, Node *n, int64_t channels) {
     for (int i = 0; i < 2; i++) {
         int64_t in = s.d[1 + i];
         if (a->pad_mode == PAD_REFLECT && a->pad_hi[i] >= in) {
-            check_error(c, n, "reflect padding of %lld needs an input wider "
+            check_error(c, n, "reflect padding of %lld needs an input %s "
                         "than that, but %s is %lld %s",
-                        (long long)a->pad_hi[i], in_desc(n, 0), (long long)in,
-                        i ? "wide" : "high");
+                        (long long)a->pad_hi[i], i ? "wider" : "taller", in_desc(n, 0),
+                        (long long)in, i ? "wide" : "high");
             return false;
         }
         if (a->pad_mode == PAD_CIRCULAR && a->pad_hi[i] > in) {

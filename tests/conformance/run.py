@@ -201,6 +201,10 @@ LAYER_CASES = [
     ("maxpool2", [3, 8, 8], "maxpool(2)", 1),
     ("maxpool2_odd_in", [3, 7, 9], "maxpool(2)", 1),
     ("maxpool3_s2_pad1", [3, 9, 9], "maxpool(3, stride=2, pad=1)", 1),
+    # one-column windows at column stride 2 take the scalar kernel: the vector
+    # one's stride-2 taps read two columns at once (found by random networks)
+    ("maxpool_one_column_s2", [2, 5, 10],
+     "maxpool((2, 1), stride=2) -> maxpool((3, 1), stride=(1, 2), pad=(1, 0)) -> maxpool(1, stride=2)", 1),
     ("maxpool3_s2_pad1_even", [3, 8, 8], "maxpool(3, stride=2, pad=1)", 1),
     # rows copied into the padded plane a vector at a time, with a tail (37 = 32 + 5)
     ("maxpool3_s2_pad1_wide", [2, 6, 37], "maxpool(3, stride=2, pad=1)", 1),
