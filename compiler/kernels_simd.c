@@ -1090,19 +1090,18 @@ static void emit_dense_train(Emit *e, const Node *n) {
     } else {
         P(e, "    {\n");
     }
-    P(e, "    for (int g = 0; g < groups; g++)\n");
-    P(e, "        for (int l = 0; l < SW; l++) {\n");
-    P(e, "            const int b = g * SW + l;\n");
-    P(e, "            float *col = xt + (ptrdiff_t)g * %lld + l;\n", ll(in * sv * w));
-    P(e, "            if (b < batch) {\n");
-    P(e, "                const float *x = x0 + (ptrdiff_t)b * %lld;\n", ll(in));
-    P(e, "                for (int i = 0; i < %lld; i++)\n", ll(in));
-    P(e, "                    col[(ptrdiff_t)i * SW] = x[i];\n");
-    P(e, "            } else {\n");
-    P(e, "                for (int i = 0; i < %lld; i++)\n", ll(in));
-    P(e, "                    col[(ptrdiff_t)i * SW] = 0.0f;\n");
-    P(e, "            }\n");
+    /* a sample (or a lane of zeros) a trip: the threads share a group */
+    P(e, "    for (int b = 0; b < groups * SW; b++) {\n");
+    P(e, "        float *col = xt + (ptrdiff_t)(b / SW) * %lld + b %% SW;\n", ll(in * sv * w));
+    P(e, "        if (b < batch) {\n");
+    P(e, "            const float *x = x0 + (ptrdiff_t)b * %lld;\n", ll(in));
+    P(e, "            for (int i = 0; i < %lld; i++)\n", ll(in));
+    P(e, "                col[(ptrdiff_t)i * SW] = x[i];\n");
+    P(e, "        } else {\n");
+    P(e, "            for (int i = 0; i < %lld; i++)\n", ll(in));
+    P(e, "                col[(ptrdiff_t)i * SW] = 0.0f;\n");
     P(e, "        }\n");
+    P(e, "    }\n");
     if (omp)
         P(e, "    #pragma omp for schedule(static)\n");
     P(e, "    for (int u0 = 0; u0 < %lld; u0 += UR)\n", ll(units));

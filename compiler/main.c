@@ -3,6 +3,7 @@
  * global state of the compiler is what this file parses. */
 #include "ir.h"
 
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -131,10 +132,13 @@ static void usage(FILE *f) {
                "error, 2 on a usage error\n");
 }
 
-static int usage_error(const char *fmt, const char *arg) {
+static int usage_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
     fprintf(stderr, "cnnc: ");
-    fprintf(stderr, fmt, arg);
+    vfprintf(stderr, fmt, ap);
     fprintf(stderr, "\nrun 'cnnc --help' for usage\n");
+    va_end(ap);
     return 2;
 }
 
@@ -268,15 +272,15 @@ static int parse_args(int argc, char **argv, CliOptions *o) {
                 o->tune_file = v;
             } else if (!strcmp(a, "--dout")) {
                 if (o->ndouts == MAX_IO_FILES)
-                    return usage_error("too many %s files", a);
+                    return usage_error("too many %s files (at most %d)", a, MAX_IO_FILES);
                 o->douts[o->ndouts++] = v;
             } else if (!strcmp(a, "--input")) {
                 if (o->ninputs == MAX_IO_FILES)
-                    return usage_error("too many %s files", a);
+                    return usage_error("too many %s files (at most %d)", a, MAX_IO_FILES);
                 o->inputs[o->ninputs++] = v;
             } else {
                 if (o->noutputs == MAX_IO_FILES)
-                    return usage_error("too many %s files", a);
+                    return usage_error("too many %s files (at most %d)", a, MAX_IO_FILES);
                 o->outputs[o->noutputs++] = v;
             }
         } else if (!strncmp(a, "--network=", 10)) {
