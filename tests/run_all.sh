@@ -67,6 +67,11 @@ else
     echo "== the avx2 conformance suites did NOT run: this CPU lacks AVX2 or FMA"
     failed=$((failed + 1)); broken="$broken avx2-not-run"
 fi
+# random networks (a fixed sample of 24) on each target the CPU has
+targets=(--flags "--target scalar")
+grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo && targets+=(--flags "--target avx2")
+grep -qw avx512f /proc/cpuinfo && targets+=(--flags "--target avx512")
+run "random networks against the twin" $py tests/conformance/random_nets.py --count 24 "${targets[@]}"
 run "gradients: finite differences" $py tests/conformance/fd_check.py
 run "gradients: cnnc grad against torch autograd" $py tests/conformance/grad.py
 # the training kernels with OpenMP: every layer, and the two small networks
