@@ -342,6 +342,14 @@ static int dense_mr(Target t) {
     return isa_of(t)->width == 16 ? 8 : 6;
 }
 
+/* Training's forward pass: units a tile, and vectors of samples
+ * (emit_dense_train). */
+enum { DENSE_TRAIN_UNITS = 6 };
+
+static int dense_train_vectors(Target t) {
+    return isa_of(t)->width == 16 ? 4 : 2;
+}
+
 int simd_pack_mr(Target t, const Node *n) {
     if (n->op == OP_DENSE)
         return dense_nr(t);   /* panels of units (emit_dense_panels) */
@@ -566,8 +574,11 @@ const char *simd_schedule(Emit *e, const Node *n) {
                             pool_scratch(e->opt->target, n, 1) ? "; each channel padded with -infinity into "
                                                "scratch first" : "");
     if (n->op == OP_DENSE && e->plain)
-        return arena_printf(e->a, "%s: 4 rows x %d inputs a step in 8 %s accumulators "
-                            "(DENSE_ROWS 4)", v->name, 2 * v->width, reg);
+        return arena_printf(e->a, "%s: the batch transposed into scratch; a tile of UR=%d "
+                            "units x SV=%d %s vectors of samples (%d accumulators), each "
+                            "weight broadcast from its canonical row", v->name,
+                            DENSE_TRAIN_UNITS, dense_train_vectors(e->opt->target), reg,
+                            DENSE_TRAIN_UNITS * dense_train_vectors(e->opt->target));
     if (n->op == OP_DENSE)
         return arena_printf(e->a, "%s: panels of NR=%d units; a tile of MR=%d samples x 2 %s "
                             "vectors of units (%d accumulators), each input broadcast; the "
@@ -1062,11 +1073,6 @@ int64_t simd_state_floats(const Node *n, int batch) {
  * given its bias: the bits of the inference kernel. Dot products of four
  * rows against a sample, as before, took the MNIST network's 1568 -> 500
  * layer at batch 64 in 2.0 ms (50 GFLOP/s in the training step). */
-enum { DENSE_TRAIN_UNITS = 6 };
-
-static int dense_train_vectors(Target t) {
-    return isa_of(t)->width == 16 ? 4 : 2;
-}
 
 /* Floats of xt: whole groups of samples for `batch`. */
 static int64_t dense_train_scratch(Target t, const Node *n, int batch) {
