@@ -160,6 +160,8 @@ bool simd_packs_for_training(const Node *n);
 /* A max pool the vector kernel takes (training's forward pass uses it too). */
 bool simd_vector_pool(Target t, const Node *n);
 int64_t simd_train_fscratch(Target t, const Node *n, int batch);
+/* The scratch of the kernel training's forward pass calls for n (a dense
+ * layer's transposed batch, else the inference kernel's). */
 int64_t simd_train_kernel_scratch(Target t, const Node *n, int batch);
 /* The input gradient of stride-1 convolution n as a convolution node of its
  * own (NULL when n is not such), and the backward scratch with room for it. */

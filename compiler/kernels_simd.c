@@ -1064,6 +1064,28 @@ int64_t simd_state_floats(const Node *n, int batch) {
     return dense_turns(n) ? 1 : 0;   /* the direction of the last call */
 }
 
+/* A register tile of `rows` x `nv` accumulators a<r><v>, zeroed. */
+static void emit_tile_zero(Emit *e, const char *in, int rows, int nv) {
+    for (int r = 0; r < rows; r++)
+        for (int v = 0; v < nv; v++)
+            P(e, "%s__m256 a%d%d = _mm256_setzero_ps();\n", in, r, v);
+}
+
+/* One step of such a tile, the shape every dense kernel shares: nv vectors
+ * v<v> loaded from `base` + v * W, then each row's value bcast[r]
+ * broadcast and multiplied into the row's accumulators. */
+static void emit_tile_step(Emit *e, const char *in, int rows, int nv, const char *base,
+                           const char *const *bcast) {
+    for (int v = 0; v < nv; v++)
+        P(e, "%sconst __m256 v%d = _mm256_loadu_ps(%s + %d * W);\n", in, v, base, v);
+    P(e, "%s__m256 bv;\n", in);
+    for (int r = 0; r < rows; r++) {
+        P(e, "%sbv = _mm256_set1_ps(%s);\n", in, bcast[r]);
+        for (int v = 0; v < nv; v++)
+            P(e, "%sa%d%d = _mm256_fmadd_ps(bv, v%d, a%d%d);\n", in, r, v, v, r, v);
+    }
+}
+
 /* Training's forward pass reads the canonical weights [units][inputs], not
  * the panels inference packs. It transposes the batch into scratch first,
  * xt [group][input][SW], SW = SV vectors of samples a group (zeros past the
@@ -1117,24 +1139,18 @@ static void emit_dense_train(Emit *e, const Node *n) {
     for (int r = 1; r < ur; r++)   /* rows past the last read the first again */
         P(e, "            const float *w%d = w0 + (%d < rows ? %lld : 0);\n", r, r, ll(r * in));
     P(e, "            const float *xg = xt + (ptrdiff_t)g * %lld;\n", ll(in * sv * w));
-    for (int r = 0; r < ur; r++)
-        for (int v = 0; v < sv; v++)
-            P(e, "            __m256 c%d%d = _mm256_setzero_ps();\n", r, v);
+    emit_tile_zero(e, "            ", ur, sv);
     P(e, "            for (int i = 0; i < %lld; i++, xg += SW) {\n", ll(in));
-    for (int v = 0; v < sv; v++)
-        P(e, "                const __m256 x%d = _mm256_loadu_ps(xg + %d);\n", v, v * w);
-    P(e, "                __m256 wv;\n");
-    for (int r = 0; r < ur; r++) {
-        P(e, "                wv = _mm256_set1_ps(w%d[i]);\n", r);
-        for (int v = 0; v < sv; v++)
-            P(e, "                c%d%d = _mm256_fmadd_ps(wv, x%d, c%d%d);\n", r, v, v, r, v);
-    }
+    const char *weight[DENSE_TRAIN_UNITS];
+    for (int r = 0; r < ur; r++)
+        weight[r] = arena_printf(e->a, "w%d[i]", r);
+    emit_tile_step(e, "                ", ur, sv, "xg", weight);
     P(e, "            }\n");
     P(e, "            float lane[SW];\n");
     for (int r = 0; r < ur; r++) {
         P(e, "            if (%d < rows) {\n", r);
         for (int v = 0; v < sv; v++)
-            P(e, "                _mm256_storeu_ps(lane + %d, c%d%d);\n", v * w, r, v);
+            P(e, "                _mm256_storeu_ps(lane + %d, a%d%d);\n", v * w, r, v);
         P(e, "                for (int l = 0; l < SW && g * SW + l < batch; l++)\n");
         P(e, "                    y[(ptrdiff_t)(g * SW + l) * %lld + u0 + %d] = lane[l]%s;\n",
           ll(units), r,
@@ -1156,8 +1172,8 @@ static void emit_dense_train(Emit *e, const Node *n) {
  * bias, so the samples left over after whole tiles (all of them at batch 1)
  * get the same bits from a one-sample loop, which keeps G = 4 panels going
  * at once: eight chains of FMAs to cover their latency. The dot products
- * training's forward pass still runs (four rows against one sample, ten
- * loads for eight FMAs, the rows' 25 KB sharing L1 with the sample) reached
+ * that ran before (four rows against one sample, ten loads for eight FMAs,
+ * the rows' 25 KB sharing L1 with the sample) reached
  * 66-80 GFLOP/s on the MNIST network's 1568 -> 500 layer at batch 64; this
  * tile, 113-117, near the FMA peak (Zen 4, one core). At batch 1 the one
  * loop streams the weights as fast as the rows one by one did (33 us from
@@ -1254,21 +1270,17 @@ static void emit_dense_panels(Emit *e, const Node *n) {
     P(e, "        for (int tile = 0; tile < tiles; tile++) {\n");
     P(e, "            const float *xs = x0 + (ptrdiff_t)tile * MR * %lld;\n", ll(inputs));
     P(e, "            const float *wp = w + (ptrdiff_t)p * %lld;\n", ll(inputs * nr));
-    for (int m = 0; m < mr; m++)
-        P(e, "            __m256 c%d0 = _mm256_setzero_ps(), c%d1 = _mm256_setzero_ps();\n", m, m);
+    emit_tile_zero(e, "            ", mr, 2);
     P(e, "            for (int i = 0; i < %lld; i++, wp += NR) {\n", ll(inputs));
-    P(e, "                const __m256 w0 = _mm256_loadu_ps(wp), w1 = _mm256_loadu_ps(wp + W);\n");
-    P(e, "                __m256 xv;\n");
-    for (int m = 0; m < mr; m++) {
-        P(e, "                xv = _mm256_set1_ps(xs[%lld + i]);\n", ll(m * inputs));
-        P(e, "                c%d0 = _mm256_fmadd_ps(w0, xv, c%d0);\n", m, m);
-        P(e, "                c%d1 = _mm256_fmadd_ps(w1, xv, c%d1);\n", m, m);
-    }
+    const char *sample[8];   /* dense_mr(): 6 or 8 */
+    for (int m = 0; m < mr; m++)
+        sample[m] = arena_printf(e->a, "xs[%lld + i]", ll(m * inputs));
+    emit_tile_step(e, "                ", mr, 2, "wp", sample);
     P(e, "            }\n");
     for (int m = 0; m < mr; m++)
         for (int v = 0; v < 2; v++)
             dense_store(e, n, "            ", arena_printf(e->a, "tile * MR + %d", m),
-                        arena_printf(e->a, "c%d%d", m, v), arena_printf(e->a, "p * NR + %d", v * w));
+                        arena_printf(e->a, "a%d%d", m, v), arena_printf(e->a, "p * NR + %d", v * w));
     P(e, "        }\n");
     /* each thread the same groups of panels lo..hi-1 at every call: its L2
      * keeps what it can of them */
@@ -1313,20 +1325,14 @@ static int dense_back_vectors(Target t) {
 /* dW's tile: DR rows from u0 by `nv` vectors of inputs from i, summed over
  * the batch and stored. */
 static void dense_dw_tile(Emit *e, int64_t in, int64_t units, int nv, const char *indent) {
-    for (int r = 0; r < DENSE_BACK_ROWS; r++)
-        for (int v = 0; v < nv; v++)
-            P(e, "%s__m256 a%d%d = _mm256_setzero_ps();\n", indent, r, v);
+    emit_tile_zero(e, indent, DENSE_BACK_ROWS, nv);
     P(e, "%sfor (int b = 0; b < batch; b++) {\n", indent);
     P(e, "%s    const float *xb = x0 + (ptrdiff_t)b * %lld + i;\n", indent, ll(in));
     P(e, "%s    const float *g = dy + (ptrdiff_t)b * %lld + u0;\n", indent, ll(units));
-    for (int v = 0; v < nv; v++)
-        P(e, "%s    const __m256 x%dv = _mm256_loadu_ps(xb + %d * W);\n", indent, v, v);
-    P(e, "%s    __m256 gv;\n", indent);
-    for (int r = 0; r < DENSE_BACK_ROWS; r++) {
-        P(e, "%s    gv = _mm256_set1_ps(g[%d < rows ? %d : 0]);\n", indent, r, r);
-        for (int v = 0; v < nv; v++)
-            P(e, "%s    a%d%d = _mm256_fmadd_ps(gv, x%dv, a%d%d);\n", indent, r, v, v, r, v);
-    }
+    const char *grad[DENSE_BACK_ROWS];
+    for (int r = 0; r < DENSE_BACK_ROWS; r++)
+        grad[r] = arena_printf(e->a, "g[%d < rows ? %d : 0]", r, r);
+    emit_tile_step(e, arena_printf(e->a, "%s    ", indent), DENSE_BACK_ROWS, nv, "xb", grad);
     P(e, "%s}\n", indent);
     for (int r = 0; r < DENSE_BACK_ROWS; r++) {
         P(e, "%sif (%d < rows) {\n", indent, r);
@@ -1341,20 +1347,14 @@ static void dense_dw_tile(Emit *e, int64_t in, int64_t units, int nv, const char
  * over the units and stored (or added, `acc`). */
 static void dense_dx_tile(Emit *e, int64_t in, int64_t units, int nv, bool acc,
                           const char *indent) {
-    for (int r = 0; r < DENSE_BACK_ROWS; r++)
-        for (int v = 0; v < nv; v++)
-            P(e, "%s__m256 a%d%d = _mm256_setzero_ps();\n", indent, r, v);
+    emit_tile_zero(e, indent, DENSE_BACK_ROWS, nv);
     P(e, "%sfor (int u = 0; u < %lld; u++) {\n", indent, ll(units));
     P(e, "%s    const float *wu = w + (ptrdiff_t)u * %lld + i;\n", indent, ll(in));
-    for (int v = 0; v < nv; v++)
-        P(e, "%s    const __m256 w%d = _mm256_loadu_ps(wu + %d * W);\n", indent, v, v);
-    P(e, "%s    __m256 gv;\n", indent);
-    for (int r = 0; r < DENSE_BACK_ROWS; r++) {
-        P(e, "%s    gv = _mm256_set1_ps(dy[(ptrdiff_t)(b0 + (%d < samples ? %d : 0)) * %lld + u]);\n",
-          indent, r, r, ll(units));
-        for (int v = 0; v < nv; v++)
-            P(e, "%s    a%d%d = _mm256_fmadd_ps(gv, w%d, a%d%d);\n", indent, r, v, v, r, v);
-    }
+    const char *grad[DENSE_BACK_ROWS];
+    for (int r = 0; r < DENSE_BACK_ROWS; r++)
+        grad[r] = arena_printf(e->a, "dy[(ptrdiff_t)(b0 + (%d < samples ? %d : 0)) * %lld + u]",
+                               r, r, ll(units));
+    emit_tile_step(e, arena_printf(e->a, "%s    ", indent), DENSE_BACK_ROWS, nv, "wu", grad);
     P(e, "%s}\n", indent);
     for (int r = 0; r < DENSE_BACK_ROWS; r++) {
         P(e, "%sif (%d < samples) {\n", indent, r);

@@ -1963,38 +1963,45 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
         for (int tile = 0; tile < tiles; tile++) {
             const float *xs = x0 + (ptrdiff_t)tile * MR * 9216;
             const float *wp = w + (ptrdiff_t)p * 147456;
-            __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-            __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-            __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-            __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-            __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
-            __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+            __m256 a00 = _mm256_setzero_ps();
+            __m256 a01 = _mm256_setzero_ps();
+            __m256 a10 = _mm256_setzero_ps();
+            __m256 a11 = _mm256_setzero_ps();
+            __m256 a20 = _mm256_setzero_ps();
+            __m256 a21 = _mm256_setzero_ps();
+            __m256 a30 = _mm256_setzero_ps();
+            __m256 a31 = _mm256_setzero_ps();
+            __m256 a40 = _mm256_setzero_ps();
+            __m256 a41 = _mm256_setzero_ps();
+            __m256 a50 = _mm256_setzero_ps();
+            __m256 a51 = _mm256_setzero_ps();
             for (int i = 0; i < 9216; i++, wp += NR) {
-                const __m256 w0 = _mm256_loadu_ps(wp), w1 = _mm256_loadu_ps(wp + W);
-                __m256 xv;
-                xv = _mm256_set1_ps(xs[0 + i]);
-                c00 = _mm256_fmadd_ps(w0, xv, c00);
-                c01 = _mm256_fmadd_ps(w1, xv, c01);
-                xv = _mm256_set1_ps(xs[9216 + i]);
-                c10 = _mm256_fmadd_ps(w0, xv, c10);
-                c11 = _mm256_fmadd_ps(w1, xv, c11);
-                xv = _mm256_set1_ps(xs[18432 + i]);
-                c20 = _mm256_fmadd_ps(w0, xv, c20);
-                c21 = _mm256_fmadd_ps(w1, xv, c21);
-                xv = _mm256_set1_ps(xs[27648 + i]);
-                c30 = _mm256_fmadd_ps(w0, xv, c30);
-                c31 = _mm256_fmadd_ps(w1, xv, c31);
-                xv = _mm256_set1_ps(xs[36864 + i]);
-                c40 = _mm256_fmadd_ps(w0, xv, c40);
-                c41 = _mm256_fmadd_ps(w1, xv, c41);
-                xv = _mm256_set1_ps(xs[46080 + i]);
-                c50 = _mm256_fmadd_ps(w0, xv, c50);
-                c51 = _mm256_fmadd_ps(w1, xv, c51);
+                const __m256 v0 = _mm256_loadu_ps(wp + 0 * W);
+                const __m256 v1 = _mm256_loadu_ps(wp + 1 * W);
+                __m256 bv;
+                bv = _mm256_set1_ps(xs[0 + i]);
+                a00 = _mm256_fmadd_ps(bv, v0, a00);
+                a01 = _mm256_fmadd_ps(bv, v1, a01);
+                bv = _mm256_set1_ps(xs[9216 + i]);
+                a10 = _mm256_fmadd_ps(bv, v0, a10);
+                a11 = _mm256_fmadd_ps(bv, v1, a11);
+                bv = _mm256_set1_ps(xs[18432 + i]);
+                a20 = _mm256_fmadd_ps(bv, v0, a20);
+                a21 = _mm256_fmadd_ps(bv, v1, a21);
+                bv = _mm256_set1_ps(xs[27648 + i]);
+                a30 = _mm256_fmadd_ps(bv, v0, a30);
+                a31 = _mm256_fmadd_ps(bv, v1, a31);
+                bv = _mm256_set1_ps(xs[36864 + i]);
+                a40 = _mm256_fmadd_ps(bv, v0, a40);
+                a41 = _mm256_fmadd_ps(bv, v1, a41);
+                bv = _mm256_set1_ps(xs[46080 + i]);
+                a50 = _mm256_fmadd_ps(bv, v0, a50);
+                a51 = _mm256_fmadd_ps(bv, v1, a51);
             }
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 0) * 4096;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c00, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a00, _mm256_loadu_ps(bias + u));
                 __m256 x = sum;
                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                 _mm256_storeu_ps(yb + u, x);
@@ -2002,7 +2009,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 0) * 4096;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c01, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a01, _mm256_loadu_ps(bias + u));
                 __m256 x = sum;
                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                 _mm256_storeu_ps(yb + u, x);
@@ -2010,7 +2017,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 1) * 4096;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c10, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a10, _mm256_loadu_ps(bias + u));
                 __m256 x = sum;
                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                 _mm256_storeu_ps(yb + u, x);
@@ -2018,7 +2025,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 1) * 4096;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c11, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a11, _mm256_loadu_ps(bias + u));
                 __m256 x = sum;
                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                 _mm256_storeu_ps(yb + u, x);
@@ -2026,7 +2033,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 2) * 4096;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c20, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a20, _mm256_loadu_ps(bias + u));
                 __m256 x = sum;
                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                 _mm256_storeu_ps(yb + u, x);
@@ -2034,7 +2041,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 2) * 4096;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c21, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a21, _mm256_loadu_ps(bias + u));
                 __m256 x = sum;
                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                 _mm256_storeu_ps(yb + u, x);
@@ -2042,7 +2049,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 3) * 4096;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c30, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a30, _mm256_loadu_ps(bias + u));
                 __m256 x = sum;
                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                 _mm256_storeu_ps(yb + u, x);
@@ -2050,7 +2057,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 3) * 4096;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c31, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a31, _mm256_loadu_ps(bias + u));
                 __m256 x = sum;
                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                 _mm256_storeu_ps(yb + u, x);
@@ -2058,7 +2065,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 4) * 4096;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c40, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a40, _mm256_loadu_ps(bias + u));
                 __m256 x = sum;
                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                 _mm256_storeu_ps(yb + u, x);
@@ -2066,7 +2073,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 4) * 4096;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c41, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a41, _mm256_loadu_ps(bias + u));
                 __m256 x = sum;
                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                 _mm256_storeu_ps(yb + u, x);
@@ -2074,7 +2081,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 5) * 4096;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c50, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a50, _mm256_loadu_ps(bias + u));
                 __m256 x = sum;
                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                 _mm256_storeu_ps(yb + u, x);
@@ -2082,7 +2089,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 5) * 4096;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c51, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a51, _mm256_loadu_ps(bias + u));
                 __m256 x = sum;
                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                 _mm256_storeu_ps(yb + u, x);
@@ -2199,38 +2206,45 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
         for (int tile = 0; tile < tiles; tile++) {
             const float *xs = x0 + (ptrdiff_t)tile * MR * 4096;
             const float *wp = w + (ptrdiff_t)p * 65536;
-            __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-            __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-            __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-            __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-            __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
-            __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+            __m256 a00 = _mm256_setzero_ps();
+            __m256 a01 = _mm256_setzero_ps();
+            __m256 a10 = _mm256_setzero_ps();
+            __m256 a11 = _mm256_setzero_ps();
+            __m256 a20 = _mm256_setzero_ps();
+            __m256 a21 = _mm256_setzero_ps();
+            __m256 a30 = _mm256_setzero_ps();
+            __m256 a31 = _mm256_setzero_ps();
+            __m256 a40 = _mm256_setzero_ps();
+            __m256 a41 = _mm256_setzero_ps();
+            __m256 a50 = _mm256_setzero_ps();
+            __m256 a51 = _mm256_setzero_ps();
             for (int i = 0; i < 4096; i++, wp += NR) {
-                const __m256 w0 = _mm256_loadu_ps(wp), w1 = _mm256_loadu_ps(wp + W);
-                __m256 xv;
-                xv = _mm256_set1_ps(xs[0 + i]);
-                c00 = _mm256_fmadd_ps(w0, xv, c00);
-                c01 = _mm256_fmadd_ps(w1, xv, c01);
-                xv = _mm256_set1_ps(xs[4096 + i]);
-                c10 = _mm256_fmadd_ps(w0, xv, c10);
-                c11 = _mm256_fmadd_ps(w1, xv, c11);
-                xv = _mm256_set1_ps(xs[8192 + i]);
-                c20 = _mm256_fmadd_ps(w0, xv, c20);
-                c21 = _mm256_fmadd_ps(w1, xv, c21);
-                xv = _mm256_set1_ps(xs[12288 + i]);
-                c30 = _mm256_fmadd_ps(w0, xv, c30);
-                c31 = _mm256_fmadd_ps(w1, xv, c31);
-                xv = _mm256_set1_ps(xs[16384 + i]);
-                c40 = _mm256_fmadd_ps(w0, xv, c40);
-                c41 = _mm256_fmadd_ps(w1, xv, c41);
-                xv = _mm256_set1_ps(xs[20480 + i]);
-                c50 = _mm256_fmadd_ps(w0, xv, c50);
-                c51 = _mm256_fmadd_ps(w1, xv, c51);
+                const __m256 v0 = _mm256_loadu_ps(wp + 0 * W);
+                const __m256 v1 = _mm256_loadu_ps(wp + 1 * W);
+                __m256 bv;
+                bv = _mm256_set1_ps(xs[0 + i]);
+                a00 = _mm256_fmadd_ps(bv, v0, a00);
+                a01 = _mm256_fmadd_ps(bv, v1, a01);
+                bv = _mm256_set1_ps(xs[4096 + i]);
+                a10 = _mm256_fmadd_ps(bv, v0, a10);
+                a11 = _mm256_fmadd_ps(bv, v1, a11);
+                bv = _mm256_set1_ps(xs[8192 + i]);
+                a20 = _mm256_fmadd_ps(bv, v0, a20);
+                a21 = _mm256_fmadd_ps(bv, v1, a21);
+                bv = _mm256_set1_ps(xs[12288 + i]);
+                a30 = _mm256_fmadd_ps(bv, v0, a30);
+                a31 = _mm256_fmadd_ps(bv, v1, a31);
+                bv = _mm256_set1_ps(xs[16384 + i]);
+                a40 = _mm256_fmadd_ps(bv, v0, a40);
+                a41 = _mm256_fmadd_ps(bv, v1, a41);
+                bv = _mm256_set1_ps(xs[20480 + i]);
+                a50 = _mm256_fmadd_ps(bv, v0, a50);
+                a51 = _mm256_fmadd_ps(bv, v1, a51);
             }
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 0) * 4096;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c00, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a00, _mm256_loadu_ps(bias + u));
                 __m256 x = sum;
                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                 _mm256_storeu_ps(yb + u, x);
@@ -2238,7 +2252,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 0) * 4096;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c01, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a01, _mm256_loadu_ps(bias + u));
                 __m256 x = sum;
                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                 _mm256_storeu_ps(yb + u, x);
@@ -2246,7 +2260,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 1) * 4096;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c10, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a10, _mm256_loadu_ps(bias + u));
                 __m256 x = sum;
                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                 _mm256_storeu_ps(yb + u, x);
@@ -2254,7 +2268,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 1) * 4096;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c11, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a11, _mm256_loadu_ps(bias + u));
                 __m256 x = sum;
                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                 _mm256_storeu_ps(yb + u, x);
@@ -2262,7 +2276,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 2) * 4096;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c20, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a20, _mm256_loadu_ps(bias + u));
                 __m256 x = sum;
                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                 _mm256_storeu_ps(yb + u, x);
@@ -2270,7 +2284,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 2) * 4096;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c21, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a21, _mm256_loadu_ps(bias + u));
                 __m256 x = sum;
                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                 _mm256_storeu_ps(yb + u, x);
@@ -2278,7 +2292,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 3) * 4096;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c30, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a30, _mm256_loadu_ps(bias + u));
                 __m256 x = sum;
                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                 _mm256_storeu_ps(yb + u, x);
@@ -2286,7 +2300,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 3) * 4096;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c31, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a31, _mm256_loadu_ps(bias + u));
                 __m256 x = sum;
                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                 _mm256_storeu_ps(yb + u, x);
@@ -2294,7 +2308,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 4) * 4096;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c40, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a40, _mm256_loadu_ps(bias + u));
                 __m256 x = sum;
                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                 _mm256_storeu_ps(yb + u, x);
@@ -2302,7 +2316,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 4) * 4096;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c41, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a41, _mm256_loadu_ps(bias + u));
                 __m256 x = sum;
                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                 _mm256_storeu_ps(yb + u, x);
@@ -2310,7 +2324,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 5) * 4096;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c50, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a50, _mm256_loadu_ps(bias + u));
                 __m256 x = sum;
                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                 _mm256_storeu_ps(yb + u, x);
@@ -2318,7 +2332,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 5) * 4096;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c51, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a51, _mm256_loadu_ps(bias + u));
                 __m256 x = sum;
                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                 _mm256_storeu_ps(yb + u, x);
@@ -2435,38 +2449,45 @@ static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const f
         for (int tile = 0; tile < tiles; tile++) {
             const float *xs = x0 + (ptrdiff_t)tile * MR * 4096;
             const float *wp = w + (ptrdiff_t)p * 65536;
-            __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-            __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-            __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-            __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-            __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
-            __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+            __m256 a00 = _mm256_setzero_ps();
+            __m256 a01 = _mm256_setzero_ps();
+            __m256 a10 = _mm256_setzero_ps();
+            __m256 a11 = _mm256_setzero_ps();
+            __m256 a20 = _mm256_setzero_ps();
+            __m256 a21 = _mm256_setzero_ps();
+            __m256 a30 = _mm256_setzero_ps();
+            __m256 a31 = _mm256_setzero_ps();
+            __m256 a40 = _mm256_setzero_ps();
+            __m256 a41 = _mm256_setzero_ps();
+            __m256 a50 = _mm256_setzero_ps();
+            __m256 a51 = _mm256_setzero_ps();
             for (int i = 0; i < 4096; i++, wp += NR) {
-                const __m256 w0 = _mm256_loadu_ps(wp), w1 = _mm256_loadu_ps(wp + W);
-                __m256 xv;
-                xv = _mm256_set1_ps(xs[0 + i]);
-                c00 = _mm256_fmadd_ps(w0, xv, c00);
-                c01 = _mm256_fmadd_ps(w1, xv, c01);
-                xv = _mm256_set1_ps(xs[4096 + i]);
-                c10 = _mm256_fmadd_ps(w0, xv, c10);
-                c11 = _mm256_fmadd_ps(w1, xv, c11);
-                xv = _mm256_set1_ps(xs[8192 + i]);
-                c20 = _mm256_fmadd_ps(w0, xv, c20);
-                c21 = _mm256_fmadd_ps(w1, xv, c21);
-                xv = _mm256_set1_ps(xs[12288 + i]);
-                c30 = _mm256_fmadd_ps(w0, xv, c30);
-                c31 = _mm256_fmadd_ps(w1, xv, c31);
-                xv = _mm256_set1_ps(xs[16384 + i]);
-                c40 = _mm256_fmadd_ps(w0, xv, c40);
-                c41 = _mm256_fmadd_ps(w1, xv, c41);
-                xv = _mm256_set1_ps(xs[20480 + i]);
-                c50 = _mm256_fmadd_ps(w0, xv, c50);
-                c51 = _mm256_fmadd_ps(w1, xv, c51);
+                const __m256 v0 = _mm256_loadu_ps(wp + 0 * W);
+                const __m256 v1 = _mm256_loadu_ps(wp + 1 * W);
+                __m256 bv;
+                bv = _mm256_set1_ps(xs[0 + i]);
+                a00 = _mm256_fmadd_ps(bv, v0, a00);
+                a01 = _mm256_fmadd_ps(bv, v1, a01);
+                bv = _mm256_set1_ps(xs[4096 + i]);
+                a10 = _mm256_fmadd_ps(bv, v0, a10);
+                a11 = _mm256_fmadd_ps(bv, v1, a11);
+                bv = _mm256_set1_ps(xs[8192 + i]);
+                a20 = _mm256_fmadd_ps(bv, v0, a20);
+                a21 = _mm256_fmadd_ps(bv, v1, a21);
+                bv = _mm256_set1_ps(xs[12288 + i]);
+                a30 = _mm256_fmadd_ps(bv, v0, a30);
+                a31 = _mm256_fmadd_ps(bv, v1, a31);
+                bv = _mm256_set1_ps(xs[16384 + i]);
+                a40 = _mm256_fmadd_ps(bv, v0, a40);
+                a41 = _mm256_fmadd_ps(bv, v1, a41);
+                bv = _mm256_set1_ps(xs[20480 + i]);
+                a50 = _mm256_fmadd_ps(bv, v0, a50);
+                a51 = _mm256_fmadd_ps(bv, v1, a51);
             }
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 0) * 1000;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c00, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a00, _mm256_loadu_ps(bias + u));
                 if (u < 1000) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -2475,7 +2496,7 @@ static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 0) * 1000;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c01, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a01, _mm256_loadu_ps(bias + u));
                 if (u < 1000) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -2484,7 +2505,7 @@ static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 1) * 1000;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c10, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a10, _mm256_loadu_ps(bias + u));
                 if (u < 1000) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -2493,7 +2514,7 @@ static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 1) * 1000;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c11, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a11, _mm256_loadu_ps(bias + u));
                 if (u < 1000) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -2502,7 +2523,7 @@ static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 2) * 1000;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c20, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a20, _mm256_loadu_ps(bias + u));
                 if (u < 1000) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -2511,7 +2532,7 @@ static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 2) * 1000;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c21, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a21, _mm256_loadu_ps(bias + u));
                 if (u < 1000) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -2520,7 +2541,7 @@ static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 3) * 1000;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c30, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a30, _mm256_loadu_ps(bias + u));
                 if (u < 1000) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -2529,7 +2550,7 @@ static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 3) * 1000;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c31, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a31, _mm256_loadu_ps(bias + u));
                 if (u < 1000) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -2538,7 +2559,7 @@ static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 4) * 1000;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c40, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a40, _mm256_loadu_ps(bias + u));
                 if (u < 1000) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -2547,7 +2568,7 @@ static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 4) * 1000;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c41, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a41, _mm256_loadu_ps(bias + u));
                 if (u < 1000) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -2556,7 +2577,7 @@ static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 5) * 1000;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c50, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a50, _mm256_loadu_ps(bias + u));
                 if (u < 1000) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -2565,7 +2586,7 @@ static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 5) * 1000;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c51, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a51, _mm256_loadu_ps(bias + u));
                 if (u < 1000) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);

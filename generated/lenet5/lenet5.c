@@ -679,38 +679,45 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
         for (int tile = 0; tile < tiles; tile++) {
             const float *xs = x0 + (ptrdiff_t)tile * MR * 400;
             const float *wp = w + (ptrdiff_t)p * 6400;
-            __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-            __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-            __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-            __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-            __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
-            __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+            __m256 a00 = _mm256_setzero_ps();
+            __m256 a01 = _mm256_setzero_ps();
+            __m256 a10 = _mm256_setzero_ps();
+            __m256 a11 = _mm256_setzero_ps();
+            __m256 a20 = _mm256_setzero_ps();
+            __m256 a21 = _mm256_setzero_ps();
+            __m256 a30 = _mm256_setzero_ps();
+            __m256 a31 = _mm256_setzero_ps();
+            __m256 a40 = _mm256_setzero_ps();
+            __m256 a41 = _mm256_setzero_ps();
+            __m256 a50 = _mm256_setzero_ps();
+            __m256 a51 = _mm256_setzero_ps();
             for (int i = 0; i < 400; i++, wp += NR) {
-                const __m256 w0 = _mm256_loadu_ps(wp), w1 = _mm256_loadu_ps(wp + W);
-                __m256 xv;
-                xv = _mm256_set1_ps(xs[0 + i]);
-                c00 = _mm256_fmadd_ps(w0, xv, c00);
-                c01 = _mm256_fmadd_ps(w1, xv, c01);
-                xv = _mm256_set1_ps(xs[400 + i]);
-                c10 = _mm256_fmadd_ps(w0, xv, c10);
-                c11 = _mm256_fmadd_ps(w1, xv, c11);
-                xv = _mm256_set1_ps(xs[800 + i]);
-                c20 = _mm256_fmadd_ps(w0, xv, c20);
-                c21 = _mm256_fmadd_ps(w1, xv, c21);
-                xv = _mm256_set1_ps(xs[1200 + i]);
-                c30 = _mm256_fmadd_ps(w0, xv, c30);
-                c31 = _mm256_fmadd_ps(w1, xv, c31);
-                xv = _mm256_set1_ps(xs[1600 + i]);
-                c40 = _mm256_fmadd_ps(w0, xv, c40);
-                c41 = _mm256_fmadd_ps(w1, xv, c41);
-                xv = _mm256_set1_ps(xs[2000 + i]);
-                c50 = _mm256_fmadd_ps(w0, xv, c50);
-                c51 = _mm256_fmadd_ps(w1, xv, c51);
+                const __m256 v0 = _mm256_loadu_ps(wp + 0 * W);
+                const __m256 v1 = _mm256_loadu_ps(wp + 1 * W);
+                __m256 bv;
+                bv = _mm256_set1_ps(xs[0 + i]);
+                a00 = _mm256_fmadd_ps(bv, v0, a00);
+                a01 = _mm256_fmadd_ps(bv, v1, a01);
+                bv = _mm256_set1_ps(xs[400 + i]);
+                a10 = _mm256_fmadd_ps(bv, v0, a10);
+                a11 = _mm256_fmadd_ps(bv, v1, a11);
+                bv = _mm256_set1_ps(xs[800 + i]);
+                a20 = _mm256_fmadd_ps(bv, v0, a20);
+                a21 = _mm256_fmadd_ps(bv, v1, a21);
+                bv = _mm256_set1_ps(xs[1200 + i]);
+                a30 = _mm256_fmadd_ps(bv, v0, a30);
+                a31 = _mm256_fmadd_ps(bv, v1, a31);
+                bv = _mm256_set1_ps(xs[1600 + i]);
+                a40 = _mm256_fmadd_ps(bv, v0, a40);
+                a41 = _mm256_fmadd_ps(bv, v1, a41);
+                bv = _mm256_set1_ps(xs[2000 + i]);
+                a50 = _mm256_fmadd_ps(bv, v0, a50);
+                a51 = _mm256_fmadd_ps(bv, v1, a51);
             }
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 0) * 120;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c00, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a00, _mm256_loadu_ps(bias + u));
                 if (u < 120) {
                     __m256 x = sum;
                     x = _mm256_max_ps(_mm256_setzero_ps(), x);
@@ -720,7 +727,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 0) * 120;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c01, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a01, _mm256_loadu_ps(bias + u));
                 if (u < 120) {
                     __m256 x = sum;
                     x = _mm256_max_ps(_mm256_setzero_ps(), x);
@@ -730,7 +737,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 1) * 120;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c10, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a10, _mm256_loadu_ps(bias + u));
                 if (u < 120) {
                     __m256 x = sum;
                     x = _mm256_max_ps(_mm256_setzero_ps(), x);
@@ -740,7 +747,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 1) * 120;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c11, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a11, _mm256_loadu_ps(bias + u));
                 if (u < 120) {
                     __m256 x = sum;
                     x = _mm256_max_ps(_mm256_setzero_ps(), x);
@@ -750,7 +757,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 2) * 120;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c20, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a20, _mm256_loadu_ps(bias + u));
                 if (u < 120) {
                     __m256 x = sum;
                     x = _mm256_max_ps(_mm256_setzero_ps(), x);
@@ -760,7 +767,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 2) * 120;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c21, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a21, _mm256_loadu_ps(bias + u));
                 if (u < 120) {
                     __m256 x = sum;
                     x = _mm256_max_ps(_mm256_setzero_ps(), x);
@@ -770,7 +777,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 3) * 120;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c30, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a30, _mm256_loadu_ps(bias + u));
                 if (u < 120) {
                     __m256 x = sum;
                     x = _mm256_max_ps(_mm256_setzero_ps(), x);
@@ -780,7 +787,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 3) * 120;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c31, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a31, _mm256_loadu_ps(bias + u));
                 if (u < 120) {
                     __m256 x = sum;
                     x = _mm256_max_ps(_mm256_setzero_ps(), x);
@@ -790,7 +797,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 4) * 120;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c40, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a40, _mm256_loadu_ps(bias + u));
                 if (u < 120) {
                     __m256 x = sum;
                     x = _mm256_max_ps(_mm256_setzero_ps(), x);
@@ -800,7 +807,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 4) * 120;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c41, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a41, _mm256_loadu_ps(bias + u));
                 if (u < 120) {
                     __m256 x = sum;
                     x = _mm256_max_ps(_mm256_setzero_ps(), x);
@@ -810,7 +817,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 5) * 120;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c50, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a50, _mm256_loadu_ps(bias + u));
                 if (u < 120) {
                     __m256 x = sum;
                     x = _mm256_max_ps(_mm256_setzero_ps(), x);
@@ -820,7 +827,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 5) * 120;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c51, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a51, _mm256_loadu_ps(bias + u));
                 if (u < 120) {
                     __m256 x = sum;
                     x = _mm256_max_ps(_mm256_setzero_ps(), x);
@@ -951,38 +958,45 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
         for (int tile = 0; tile < tiles; tile++) {
             const float *xs = x0 + (ptrdiff_t)tile * MR * 120;
             const float *wp = w + (ptrdiff_t)p * 1920;
-            __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-            __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-            __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-            __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-            __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
-            __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+            __m256 a00 = _mm256_setzero_ps();
+            __m256 a01 = _mm256_setzero_ps();
+            __m256 a10 = _mm256_setzero_ps();
+            __m256 a11 = _mm256_setzero_ps();
+            __m256 a20 = _mm256_setzero_ps();
+            __m256 a21 = _mm256_setzero_ps();
+            __m256 a30 = _mm256_setzero_ps();
+            __m256 a31 = _mm256_setzero_ps();
+            __m256 a40 = _mm256_setzero_ps();
+            __m256 a41 = _mm256_setzero_ps();
+            __m256 a50 = _mm256_setzero_ps();
+            __m256 a51 = _mm256_setzero_ps();
             for (int i = 0; i < 120; i++, wp += NR) {
-                const __m256 w0 = _mm256_loadu_ps(wp), w1 = _mm256_loadu_ps(wp + W);
-                __m256 xv;
-                xv = _mm256_set1_ps(xs[0 + i]);
-                c00 = _mm256_fmadd_ps(w0, xv, c00);
-                c01 = _mm256_fmadd_ps(w1, xv, c01);
-                xv = _mm256_set1_ps(xs[120 + i]);
-                c10 = _mm256_fmadd_ps(w0, xv, c10);
-                c11 = _mm256_fmadd_ps(w1, xv, c11);
-                xv = _mm256_set1_ps(xs[240 + i]);
-                c20 = _mm256_fmadd_ps(w0, xv, c20);
-                c21 = _mm256_fmadd_ps(w1, xv, c21);
-                xv = _mm256_set1_ps(xs[360 + i]);
-                c30 = _mm256_fmadd_ps(w0, xv, c30);
-                c31 = _mm256_fmadd_ps(w1, xv, c31);
-                xv = _mm256_set1_ps(xs[480 + i]);
-                c40 = _mm256_fmadd_ps(w0, xv, c40);
-                c41 = _mm256_fmadd_ps(w1, xv, c41);
-                xv = _mm256_set1_ps(xs[600 + i]);
-                c50 = _mm256_fmadd_ps(w0, xv, c50);
-                c51 = _mm256_fmadd_ps(w1, xv, c51);
+                const __m256 v0 = _mm256_loadu_ps(wp + 0 * W);
+                const __m256 v1 = _mm256_loadu_ps(wp + 1 * W);
+                __m256 bv;
+                bv = _mm256_set1_ps(xs[0 + i]);
+                a00 = _mm256_fmadd_ps(bv, v0, a00);
+                a01 = _mm256_fmadd_ps(bv, v1, a01);
+                bv = _mm256_set1_ps(xs[120 + i]);
+                a10 = _mm256_fmadd_ps(bv, v0, a10);
+                a11 = _mm256_fmadd_ps(bv, v1, a11);
+                bv = _mm256_set1_ps(xs[240 + i]);
+                a20 = _mm256_fmadd_ps(bv, v0, a20);
+                a21 = _mm256_fmadd_ps(bv, v1, a21);
+                bv = _mm256_set1_ps(xs[360 + i]);
+                a30 = _mm256_fmadd_ps(bv, v0, a30);
+                a31 = _mm256_fmadd_ps(bv, v1, a31);
+                bv = _mm256_set1_ps(xs[480 + i]);
+                a40 = _mm256_fmadd_ps(bv, v0, a40);
+                a41 = _mm256_fmadd_ps(bv, v1, a41);
+                bv = _mm256_set1_ps(xs[600 + i]);
+                a50 = _mm256_fmadd_ps(bv, v0, a50);
+                a51 = _mm256_fmadd_ps(bv, v1, a51);
             }
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 0) * 84;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c00, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a00, _mm256_loadu_ps(bias + u));
                 if (u + W <= 84) {
                     __m256 x = sum;
                     x = _mm256_max_ps(_mm256_setzero_ps(), x);
@@ -1000,7 +1014,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 0) * 84;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c01, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a01, _mm256_loadu_ps(bias + u));
                 if (u + W <= 84) {
                     __m256 x = sum;
                     x = _mm256_max_ps(_mm256_setzero_ps(), x);
@@ -1018,7 +1032,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 1) * 84;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c10, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a10, _mm256_loadu_ps(bias + u));
                 if (u + W <= 84) {
                     __m256 x = sum;
                     x = _mm256_max_ps(_mm256_setzero_ps(), x);
@@ -1036,7 +1050,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 1) * 84;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c11, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a11, _mm256_loadu_ps(bias + u));
                 if (u + W <= 84) {
                     __m256 x = sum;
                     x = _mm256_max_ps(_mm256_setzero_ps(), x);
@@ -1054,7 +1068,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 2) * 84;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c20, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a20, _mm256_loadu_ps(bias + u));
                 if (u + W <= 84) {
                     __m256 x = sum;
                     x = _mm256_max_ps(_mm256_setzero_ps(), x);
@@ -1072,7 +1086,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 2) * 84;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c21, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a21, _mm256_loadu_ps(bias + u));
                 if (u + W <= 84) {
                     __m256 x = sum;
                     x = _mm256_max_ps(_mm256_setzero_ps(), x);
@@ -1090,7 +1104,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 3) * 84;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c30, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a30, _mm256_loadu_ps(bias + u));
                 if (u + W <= 84) {
                     __m256 x = sum;
                     x = _mm256_max_ps(_mm256_setzero_ps(), x);
@@ -1108,7 +1122,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 3) * 84;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c31, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a31, _mm256_loadu_ps(bias + u));
                 if (u + W <= 84) {
                     __m256 x = sum;
                     x = _mm256_max_ps(_mm256_setzero_ps(), x);
@@ -1126,7 +1140,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 4) * 84;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c40, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a40, _mm256_loadu_ps(bias + u));
                 if (u + W <= 84) {
                     __m256 x = sum;
                     x = _mm256_max_ps(_mm256_setzero_ps(), x);
@@ -1144,7 +1158,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 4) * 84;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c41, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a41, _mm256_loadu_ps(bias + u));
                 if (u + W <= 84) {
                     __m256 x = sum;
                     x = _mm256_max_ps(_mm256_setzero_ps(), x);
@@ -1162,7 +1176,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 5) * 84;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c50, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a50, _mm256_loadu_ps(bias + u));
                 if (u + W <= 84) {
                     __m256 x = sum;
                     x = _mm256_max_ps(_mm256_setzero_ps(), x);
@@ -1180,7 +1194,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 5) * 84;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c51, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a51, _mm256_loadu_ps(bias + u));
                 if (u + W <= 84) {
                     __m256 x = sum;
                     x = _mm256_max_ps(_mm256_setzero_ps(), x);
@@ -1470,38 +1484,45 @@ static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const f
         for (int tile = 0; tile < tiles; tile++) {
             const float *xs = x0 + (ptrdiff_t)tile * MR * 84;
             const float *wp = w + (ptrdiff_t)p * 1344;
-            __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-            __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-            __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-            __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-            __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
-            __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+            __m256 a00 = _mm256_setzero_ps();
+            __m256 a01 = _mm256_setzero_ps();
+            __m256 a10 = _mm256_setzero_ps();
+            __m256 a11 = _mm256_setzero_ps();
+            __m256 a20 = _mm256_setzero_ps();
+            __m256 a21 = _mm256_setzero_ps();
+            __m256 a30 = _mm256_setzero_ps();
+            __m256 a31 = _mm256_setzero_ps();
+            __m256 a40 = _mm256_setzero_ps();
+            __m256 a41 = _mm256_setzero_ps();
+            __m256 a50 = _mm256_setzero_ps();
+            __m256 a51 = _mm256_setzero_ps();
             for (int i = 0; i < 84; i++, wp += NR) {
-                const __m256 w0 = _mm256_loadu_ps(wp), w1 = _mm256_loadu_ps(wp + W);
-                __m256 xv;
-                xv = _mm256_set1_ps(xs[0 + i]);
-                c00 = _mm256_fmadd_ps(w0, xv, c00);
-                c01 = _mm256_fmadd_ps(w1, xv, c01);
-                xv = _mm256_set1_ps(xs[84 + i]);
-                c10 = _mm256_fmadd_ps(w0, xv, c10);
-                c11 = _mm256_fmadd_ps(w1, xv, c11);
-                xv = _mm256_set1_ps(xs[168 + i]);
-                c20 = _mm256_fmadd_ps(w0, xv, c20);
-                c21 = _mm256_fmadd_ps(w1, xv, c21);
-                xv = _mm256_set1_ps(xs[252 + i]);
-                c30 = _mm256_fmadd_ps(w0, xv, c30);
-                c31 = _mm256_fmadd_ps(w1, xv, c31);
-                xv = _mm256_set1_ps(xs[336 + i]);
-                c40 = _mm256_fmadd_ps(w0, xv, c40);
-                c41 = _mm256_fmadd_ps(w1, xv, c41);
-                xv = _mm256_set1_ps(xs[420 + i]);
-                c50 = _mm256_fmadd_ps(w0, xv, c50);
-                c51 = _mm256_fmadd_ps(w1, xv, c51);
+                const __m256 v0 = _mm256_loadu_ps(wp + 0 * W);
+                const __m256 v1 = _mm256_loadu_ps(wp + 1 * W);
+                __m256 bv;
+                bv = _mm256_set1_ps(xs[0 + i]);
+                a00 = _mm256_fmadd_ps(bv, v0, a00);
+                a01 = _mm256_fmadd_ps(bv, v1, a01);
+                bv = _mm256_set1_ps(xs[84 + i]);
+                a10 = _mm256_fmadd_ps(bv, v0, a10);
+                a11 = _mm256_fmadd_ps(bv, v1, a11);
+                bv = _mm256_set1_ps(xs[168 + i]);
+                a20 = _mm256_fmadd_ps(bv, v0, a20);
+                a21 = _mm256_fmadd_ps(bv, v1, a21);
+                bv = _mm256_set1_ps(xs[252 + i]);
+                a30 = _mm256_fmadd_ps(bv, v0, a30);
+                a31 = _mm256_fmadd_ps(bv, v1, a31);
+                bv = _mm256_set1_ps(xs[336 + i]);
+                a40 = _mm256_fmadd_ps(bv, v0, a40);
+                a41 = _mm256_fmadd_ps(bv, v1, a41);
+                bv = _mm256_set1_ps(xs[420 + i]);
+                a50 = _mm256_fmadd_ps(bv, v0, a50);
+                a51 = _mm256_fmadd_ps(bv, v1, a51);
             }
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 0) * 10;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c00, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a00, _mm256_loadu_ps(bias + u));
                 if (u + W <= 10) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -1517,7 +1538,7 @@ static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 0) * 10;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c01, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a01, _mm256_loadu_ps(bias + u));
                 if (u + W <= 10) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -1533,7 +1554,7 @@ static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 1) * 10;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c10, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a10, _mm256_loadu_ps(bias + u));
                 if (u + W <= 10) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -1549,7 +1570,7 @@ static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 1) * 10;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c11, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a11, _mm256_loadu_ps(bias + u));
                 if (u + W <= 10) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -1565,7 +1586,7 @@ static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 2) * 10;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c20, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a20, _mm256_loadu_ps(bias + u));
                 if (u + W <= 10) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -1581,7 +1602,7 @@ static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 2) * 10;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c21, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a21, _mm256_loadu_ps(bias + u));
                 if (u + W <= 10) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -1597,7 +1618,7 @@ static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 3) * 10;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c30, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a30, _mm256_loadu_ps(bias + u));
                 if (u + W <= 10) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -1613,7 +1634,7 @@ static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 3) * 10;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c31, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a31, _mm256_loadu_ps(bias + u));
                 if (u + W <= 10) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -1629,7 +1650,7 @@ static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 4) * 10;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c40, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a40, _mm256_loadu_ps(bias + u));
                 if (u + W <= 10) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -1645,7 +1666,7 @@ static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 4) * 10;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c41, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a41, _mm256_loadu_ps(bias + u));
                 if (u + W <= 10) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -1661,7 +1682,7 @@ static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 5) * 10;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c50, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a50, _mm256_loadu_ps(bias + u));
                 if (u + W <= 10) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -1677,7 +1698,7 @@ static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 5) * 10;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c51, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a51, _mm256_loadu_ps(bias + u));
                 if (u + W <= 10) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);

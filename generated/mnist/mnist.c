@@ -1002,38 +1002,45 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
         for (int tile = 0; tile < tiles; tile++) {
             const float *xs = x0 + (ptrdiff_t)tile * MR * 1568;
             const float *wp = w + (ptrdiff_t)p * 25088;
-            __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-            __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-            __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-            __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-            __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
-            __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+            __m256 a00 = _mm256_setzero_ps();
+            __m256 a01 = _mm256_setzero_ps();
+            __m256 a10 = _mm256_setzero_ps();
+            __m256 a11 = _mm256_setzero_ps();
+            __m256 a20 = _mm256_setzero_ps();
+            __m256 a21 = _mm256_setzero_ps();
+            __m256 a30 = _mm256_setzero_ps();
+            __m256 a31 = _mm256_setzero_ps();
+            __m256 a40 = _mm256_setzero_ps();
+            __m256 a41 = _mm256_setzero_ps();
+            __m256 a50 = _mm256_setzero_ps();
+            __m256 a51 = _mm256_setzero_ps();
             for (int i = 0; i < 1568; i++, wp += NR) {
-                const __m256 w0 = _mm256_loadu_ps(wp), w1 = _mm256_loadu_ps(wp + W);
-                __m256 xv;
-                xv = _mm256_set1_ps(xs[0 + i]);
-                c00 = _mm256_fmadd_ps(w0, xv, c00);
-                c01 = _mm256_fmadd_ps(w1, xv, c01);
-                xv = _mm256_set1_ps(xs[1568 + i]);
-                c10 = _mm256_fmadd_ps(w0, xv, c10);
-                c11 = _mm256_fmadd_ps(w1, xv, c11);
-                xv = _mm256_set1_ps(xs[3136 + i]);
-                c20 = _mm256_fmadd_ps(w0, xv, c20);
-                c21 = _mm256_fmadd_ps(w1, xv, c21);
-                xv = _mm256_set1_ps(xs[4704 + i]);
-                c30 = _mm256_fmadd_ps(w0, xv, c30);
-                c31 = _mm256_fmadd_ps(w1, xv, c31);
-                xv = _mm256_set1_ps(xs[6272 + i]);
-                c40 = _mm256_fmadd_ps(w0, xv, c40);
-                c41 = _mm256_fmadd_ps(w1, xv, c41);
-                xv = _mm256_set1_ps(xs[7840 + i]);
-                c50 = _mm256_fmadd_ps(w0, xv, c50);
-                c51 = _mm256_fmadd_ps(w1, xv, c51);
+                const __m256 v0 = _mm256_loadu_ps(wp + 0 * W);
+                const __m256 v1 = _mm256_loadu_ps(wp + 1 * W);
+                __m256 bv;
+                bv = _mm256_set1_ps(xs[0 + i]);
+                a00 = _mm256_fmadd_ps(bv, v0, a00);
+                a01 = _mm256_fmadd_ps(bv, v1, a01);
+                bv = _mm256_set1_ps(xs[1568 + i]);
+                a10 = _mm256_fmadd_ps(bv, v0, a10);
+                a11 = _mm256_fmadd_ps(bv, v1, a11);
+                bv = _mm256_set1_ps(xs[3136 + i]);
+                a20 = _mm256_fmadd_ps(bv, v0, a20);
+                a21 = _mm256_fmadd_ps(bv, v1, a21);
+                bv = _mm256_set1_ps(xs[4704 + i]);
+                a30 = _mm256_fmadd_ps(bv, v0, a30);
+                a31 = _mm256_fmadd_ps(bv, v1, a31);
+                bv = _mm256_set1_ps(xs[6272 + i]);
+                a40 = _mm256_fmadd_ps(bv, v0, a40);
+                a41 = _mm256_fmadd_ps(bv, v1, a41);
+                bv = _mm256_set1_ps(xs[7840 + i]);
+                a50 = _mm256_fmadd_ps(bv, v0, a50);
+                a51 = _mm256_fmadd_ps(bv, v1, a51);
             }
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 0) * 500;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c00, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a00, _mm256_loadu_ps(bias + u));
                 if (u + W <= 500) {
                     __m256 x = sum;
                     x = _mm256_max_ps(_mm256_setzero_ps(), x);
@@ -1051,7 +1058,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 0) * 500;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c01, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a01, _mm256_loadu_ps(bias + u));
                 if (u + W <= 500) {
                     __m256 x = sum;
                     x = _mm256_max_ps(_mm256_setzero_ps(), x);
@@ -1069,7 +1076,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 1) * 500;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c10, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a10, _mm256_loadu_ps(bias + u));
                 if (u + W <= 500) {
                     __m256 x = sum;
                     x = _mm256_max_ps(_mm256_setzero_ps(), x);
@@ -1087,7 +1094,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 1) * 500;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c11, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a11, _mm256_loadu_ps(bias + u));
                 if (u + W <= 500) {
                     __m256 x = sum;
                     x = _mm256_max_ps(_mm256_setzero_ps(), x);
@@ -1105,7 +1112,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 2) * 500;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c20, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a20, _mm256_loadu_ps(bias + u));
                 if (u + W <= 500) {
                     __m256 x = sum;
                     x = _mm256_max_ps(_mm256_setzero_ps(), x);
@@ -1123,7 +1130,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 2) * 500;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c21, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a21, _mm256_loadu_ps(bias + u));
                 if (u + W <= 500) {
                     __m256 x = sum;
                     x = _mm256_max_ps(_mm256_setzero_ps(), x);
@@ -1141,7 +1148,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 3) * 500;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c30, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a30, _mm256_loadu_ps(bias + u));
                 if (u + W <= 500) {
                     __m256 x = sum;
                     x = _mm256_max_ps(_mm256_setzero_ps(), x);
@@ -1159,7 +1166,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 3) * 500;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c31, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a31, _mm256_loadu_ps(bias + u));
                 if (u + W <= 500) {
                     __m256 x = sum;
                     x = _mm256_max_ps(_mm256_setzero_ps(), x);
@@ -1177,7 +1184,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 4) * 500;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c40, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a40, _mm256_loadu_ps(bias + u));
                 if (u + W <= 500) {
                     __m256 x = sum;
                     x = _mm256_max_ps(_mm256_setzero_ps(), x);
@@ -1195,7 +1202,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 4) * 500;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c41, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a41, _mm256_loadu_ps(bias + u));
                 if (u + W <= 500) {
                     __m256 x = sum;
                     x = _mm256_max_ps(_mm256_setzero_ps(), x);
@@ -1213,7 +1220,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 5) * 500;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c50, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a50, _mm256_loadu_ps(bias + u));
                 if (u + W <= 500) {
                     __m256 x = sum;
                     x = _mm256_max_ps(_mm256_setzero_ps(), x);
@@ -1231,7 +1238,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 5) * 500;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c51, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a51, _mm256_loadu_ps(bias + u));
                 if (u + W <= 500) {
                     __m256 x = sum;
                     x = _mm256_max_ps(_mm256_setzero_ps(), x);
@@ -1434,38 +1441,45 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
         for (int tile = 0; tile < tiles; tile++) {
             const float *xs = x0 + (ptrdiff_t)tile * MR * 500;
             const float *wp = w + (ptrdiff_t)p * 8000;
-            __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-            __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-            __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-            __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-            __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
-            __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+            __m256 a00 = _mm256_setzero_ps();
+            __m256 a01 = _mm256_setzero_ps();
+            __m256 a10 = _mm256_setzero_ps();
+            __m256 a11 = _mm256_setzero_ps();
+            __m256 a20 = _mm256_setzero_ps();
+            __m256 a21 = _mm256_setzero_ps();
+            __m256 a30 = _mm256_setzero_ps();
+            __m256 a31 = _mm256_setzero_ps();
+            __m256 a40 = _mm256_setzero_ps();
+            __m256 a41 = _mm256_setzero_ps();
+            __m256 a50 = _mm256_setzero_ps();
+            __m256 a51 = _mm256_setzero_ps();
             for (int i = 0; i < 500; i++, wp += NR) {
-                const __m256 w0 = _mm256_loadu_ps(wp), w1 = _mm256_loadu_ps(wp + W);
-                __m256 xv;
-                xv = _mm256_set1_ps(xs[0 + i]);
-                c00 = _mm256_fmadd_ps(w0, xv, c00);
-                c01 = _mm256_fmadd_ps(w1, xv, c01);
-                xv = _mm256_set1_ps(xs[500 + i]);
-                c10 = _mm256_fmadd_ps(w0, xv, c10);
-                c11 = _mm256_fmadd_ps(w1, xv, c11);
-                xv = _mm256_set1_ps(xs[1000 + i]);
-                c20 = _mm256_fmadd_ps(w0, xv, c20);
-                c21 = _mm256_fmadd_ps(w1, xv, c21);
-                xv = _mm256_set1_ps(xs[1500 + i]);
-                c30 = _mm256_fmadd_ps(w0, xv, c30);
-                c31 = _mm256_fmadd_ps(w1, xv, c31);
-                xv = _mm256_set1_ps(xs[2000 + i]);
-                c40 = _mm256_fmadd_ps(w0, xv, c40);
-                c41 = _mm256_fmadd_ps(w1, xv, c41);
-                xv = _mm256_set1_ps(xs[2500 + i]);
-                c50 = _mm256_fmadd_ps(w0, xv, c50);
-                c51 = _mm256_fmadd_ps(w1, xv, c51);
+                const __m256 v0 = _mm256_loadu_ps(wp + 0 * W);
+                const __m256 v1 = _mm256_loadu_ps(wp + 1 * W);
+                __m256 bv;
+                bv = _mm256_set1_ps(xs[0 + i]);
+                a00 = _mm256_fmadd_ps(bv, v0, a00);
+                a01 = _mm256_fmadd_ps(bv, v1, a01);
+                bv = _mm256_set1_ps(xs[500 + i]);
+                a10 = _mm256_fmadd_ps(bv, v0, a10);
+                a11 = _mm256_fmadd_ps(bv, v1, a11);
+                bv = _mm256_set1_ps(xs[1000 + i]);
+                a20 = _mm256_fmadd_ps(bv, v0, a20);
+                a21 = _mm256_fmadd_ps(bv, v1, a21);
+                bv = _mm256_set1_ps(xs[1500 + i]);
+                a30 = _mm256_fmadd_ps(bv, v0, a30);
+                a31 = _mm256_fmadd_ps(bv, v1, a31);
+                bv = _mm256_set1_ps(xs[2000 + i]);
+                a40 = _mm256_fmadd_ps(bv, v0, a40);
+                a41 = _mm256_fmadd_ps(bv, v1, a41);
+                bv = _mm256_set1_ps(xs[2500 + i]);
+                a50 = _mm256_fmadd_ps(bv, v0, a50);
+                a51 = _mm256_fmadd_ps(bv, v1, a51);
             }
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 0) * 10;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c00, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a00, _mm256_loadu_ps(bias + u));
                 if (u + W <= 10) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -1481,7 +1495,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 0) * 10;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c01, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a01, _mm256_loadu_ps(bias + u));
                 if (u + W <= 10) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -1497,7 +1511,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 1) * 10;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c10, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a10, _mm256_loadu_ps(bias + u));
                 if (u + W <= 10) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -1513,7 +1527,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 1) * 10;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c11, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a11, _mm256_loadu_ps(bias + u));
                 if (u + W <= 10) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -1529,7 +1543,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 2) * 10;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c20, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a20, _mm256_loadu_ps(bias + u));
                 if (u + W <= 10) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -1545,7 +1559,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 2) * 10;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c21, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a21, _mm256_loadu_ps(bias + u));
                 if (u + W <= 10) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -1561,7 +1575,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 3) * 10;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c30, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a30, _mm256_loadu_ps(bias + u));
                 if (u + W <= 10) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -1577,7 +1591,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 3) * 10;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c31, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a31, _mm256_loadu_ps(bias + u));
                 if (u + W <= 10) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -1593,7 +1607,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 4) * 10;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c40, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a40, _mm256_loadu_ps(bias + u));
                 if (u + W <= 10) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -1609,7 +1623,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 4) * 10;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c41, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a41, _mm256_loadu_ps(bias + u));
                 if (u + W <= 10) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -1625,7 +1639,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 5) * 10;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c50, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a50, _mm256_loadu_ps(bias + u));
                 if (u + W <= 10) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -1641,7 +1655,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 5) * 10;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c51, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a51, _mm256_loadu_ps(bias + u));
                 if (u + W <= 10) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);

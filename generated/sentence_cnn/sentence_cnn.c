@@ -529,38 +529,45 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
         for (int tile = 0; tile < tiles; tile++) {
             const float *xs = x0 + (ptrdiff_t)tile * MR * 300;
             const float *wp = w + (ptrdiff_t)p * 4800;
-            __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-            __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-            __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-            __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-            __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
-            __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+            __m256 a00 = _mm256_setzero_ps();
+            __m256 a01 = _mm256_setzero_ps();
+            __m256 a10 = _mm256_setzero_ps();
+            __m256 a11 = _mm256_setzero_ps();
+            __m256 a20 = _mm256_setzero_ps();
+            __m256 a21 = _mm256_setzero_ps();
+            __m256 a30 = _mm256_setzero_ps();
+            __m256 a31 = _mm256_setzero_ps();
+            __m256 a40 = _mm256_setzero_ps();
+            __m256 a41 = _mm256_setzero_ps();
+            __m256 a50 = _mm256_setzero_ps();
+            __m256 a51 = _mm256_setzero_ps();
             for (int i = 0; i < 300; i++, wp += NR) {
-                const __m256 w0 = _mm256_loadu_ps(wp), w1 = _mm256_loadu_ps(wp + W);
-                __m256 xv;
-                xv = _mm256_set1_ps(xs[0 + i]);
-                c00 = _mm256_fmadd_ps(w0, xv, c00);
-                c01 = _mm256_fmadd_ps(w1, xv, c01);
-                xv = _mm256_set1_ps(xs[300 + i]);
-                c10 = _mm256_fmadd_ps(w0, xv, c10);
-                c11 = _mm256_fmadd_ps(w1, xv, c11);
-                xv = _mm256_set1_ps(xs[600 + i]);
-                c20 = _mm256_fmadd_ps(w0, xv, c20);
-                c21 = _mm256_fmadd_ps(w1, xv, c21);
-                xv = _mm256_set1_ps(xs[900 + i]);
-                c30 = _mm256_fmadd_ps(w0, xv, c30);
-                c31 = _mm256_fmadd_ps(w1, xv, c31);
-                xv = _mm256_set1_ps(xs[1200 + i]);
-                c40 = _mm256_fmadd_ps(w0, xv, c40);
-                c41 = _mm256_fmadd_ps(w1, xv, c41);
-                xv = _mm256_set1_ps(xs[1500 + i]);
-                c50 = _mm256_fmadd_ps(w0, xv, c50);
-                c51 = _mm256_fmadd_ps(w1, xv, c51);
+                const __m256 v0 = _mm256_loadu_ps(wp + 0 * W);
+                const __m256 v1 = _mm256_loadu_ps(wp + 1 * W);
+                __m256 bv;
+                bv = _mm256_set1_ps(xs[0 + i]);
+                a00 = _mm256_fmadd_ps(bv, v0, a00);
+                a01 = _mm256_fmadd_ps(bv, v1, a01);
+                bv = _mm256_set1_ps(xs[300 + i]);
+                a10 = _mm256_fmadd_ps(bv, v0, a10);
+                a11 = _mm256_fmadd_ps(bv, v1, a11);
+                bv = _mm256_set1_ps(xs[600 + i]);
+                a20 = _mm256_fmadd_ps(bv, v0, a20);
+                a21 = _mm256_fmadd_ps(bv, v1, a21);
+                bv = _mm256_set1_ps(xs[900 + i]);
+                a30 = _mm256_fmadd_ps(bv, v0, a30);
+                a31 = _mm256_fmadd_ps(bv, v1, a31);
+                bv = _mm256_set1_ps(xs[1200 + i]);
+                a40 = _mm256_fmadd_ps(bv, v0, a40);
+                a41 = _mm256_fmadd_ps(bv, v1, a41);
+                bv = _mm256_set1_ps(xs[1500 + i]);
+                a50 = _mm256_fmadd_ps(bv, v0, a50);
+                a51 = _mm256_fmadd_ps(bv, v1, a51);
             }
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 0) * 2;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c00, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a00, _mm256_loadu_ps(bias + u));
                 if (u + W <= 2) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -576,7 +583,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 0) * 2;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c01, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a01, _mm256_loadu_ps(bias + u));
                 if (u + W <= 2) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -592,7 +599,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 1) * 2;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c10, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a10, _mm256_loadu_ps(bias + u));
                 if (u + W <= 2) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -608,7 +615,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 1) * 2;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c11, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a11, _mm256_loadu_ps(bias + u));
                 if (u + W <= 2) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -624,7 +631,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 2) * 2;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c20, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a20, _mm256_loadu_ps(bias + u));
                 if (u + W <= 2) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -640,7 +647,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 2) * 2;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c21, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a21, _mm256_loadu_ps(bias + u));
                 if (u + W <= 2) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -656,7 +663,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 3) * 2;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c30, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a30, _mm256_loadu_ps(bias + u));
                 if (u + W <= 2) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -672,7 +679,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 3) * 2;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c31, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a31, _mm256_loadu_ps(bias + u));
                 if (u + W <= 2) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -688,7 +695,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 4) * 2;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c40, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a40, _mm256_loadu_ps(bias + u));
                 if (u + W <= 2) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -704,7 +711,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 4) * 2;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c41, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a41, _mm256_loadu_ps(bias + u));
                 if (u + W <= 2) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -720,7 +727,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 5) * 2;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c50, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a50, _mm256_loadu_ps(bias + u));
                 if (u + W <= 2) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -736,7 +743,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 5) * 2;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c51, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a51, _mm256_loadu_ps(bias + u));
                 if (u + W <= 2) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);

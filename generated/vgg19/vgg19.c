@@ -10777,38 +10777,45 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
         for (int tile = 0; tile < tiles; tile++) {
             const float *xs = x0 + (ptrdiff_t)tile * MR * 25088;
             const float *wp = w + (ptrdiff_t)p * 401408;
-            __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-            __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-            __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-            __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-            __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
-            __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+            __m256 a00 = _mm256_setzero_ps();
+            __m256 a01 = _mm256_setzero_ps();
+            __m256 a10 = _mm256_setzero_ps();
+            __m256 a11 = _mm256_setzero_ps();
+            __m256 a20 = _mm256_setzero_ps();
+            __m256 a21 = _mm256_setzero_ps();
+            __m256 a30 = _mm256_setzero_ps();
+            __m256 a31 = _mm256_setzero_ps();
+            __m256 a40 = _mm256_setzero_ps();
+            __m256 a41 = _mm256_setzero_ps();
+            __m256 a50 = _mm256_setzero_ps();
+            __m256 a51 = _mm256_setzero_ps();
             for (int i = 0; i < 25088; i++, wp += NR) {
-                const __m256 w0 = _mm256_loadu_ps(wp), w1 = _mm256_loadu_ps(wp + W);
-                __m256 xv;
-                xv = _mm256_set1_ps(xs[0 + i]);
-                c00 = _mm256_fmadd_ps(w0, xv, c00);
-                c01 = _mm256_fmadd_ps(w1, xv, c01);
-                xv = _mm256_set1_ps(xs[25088 + i]);
-                c10 = _mm256_fmadd_ps(w0, xv, c10);
-                c11 = _mm256_fmadd_ps(w1, xv, c11);
-                xv = _mm256_set1_ps(xs[50176 + i]);
-                c20 = _mm256_fmadd_ps(w0, xv, c20);
-                c21 = _mm256_fmadd_ps(w1, xv, c21);
-                xv = _mm256_set1_ps(xs[75264 + i]);
-                c30 = _mm256_fmadd_ps(w0, xv, c30);
-                c31 = _mm256_fmadd_ps(w1, xv, c31);
-                xv = _mm256_set1_ps(xs[100352 + i]);
-                c40 = _mm256_fmadd_ps(w0, xv, c40);
-                c41 = _mm256_fmadd_ps(w1, xv, c41);
-                xv = _mm256_set1_ps(xs[125440 + i]);
-                c50 = _mm256_fmadd_ps(w0, xv, c50);
-                c51 = _mm256_fmadd_ps(w1, xv, c51);
+                const __m256 v0 = _mm256_loadu_ps(wp + 0 * W);
+                const __m256 v1 = _mm256_loadu_ps(wp + 1 * W);
+                __m256 bv;
+                bv = _mm256_set1_ps(xs[0 + i]);
+                a00 = _mm256_fmadd_ps(bv, v0, a00);
+                a01 = _mm256_fmadd_ps(bv, v1, a01);
+                bv = _mm256_set1_ps(xs[25088 + i]);
+                a10 = _mm256_fmadd_ps(bv, v0, a10);
+                a11 = _mm256_fmadd_ps(bv, v1, a11);
+                bv = _mm256_set1_ps(xs[50176 + i]);
+                a20 = _mm256_fmadd_ps(bv, v0, a20);
+                a21 = _mm256_fmadd_ps(bv, v1, a21);
+                bv = _mm256_set1_ps(xs[75264 + i]);
+                a30 = _mm256_fmadd_ps(bv, v0, a30);
+                a31 = _mm256_fmadd_ps(bv, v1, a31);
+                bv = _mm256_set1_ps(xs[100352 + i]);
+                a40 = _mm256_fmadd_ps(bv, v0, a40);
+                a41 = _mm256_fmadd_ps(bv, v1, a41);
+                bv = _mm256_set1_ps(xs[125440 + i]);
+                a50 = _mm256_fmadd_ps(bv, v0, a50);
+                a51 = _mm256_fmadd_ps(bv, v1, a51);
             }
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 0) * 4096;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c00, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a00, _mm256_loadu_ps(bias + u));
                 __m256 x = sum;
                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                 _mm256_storeu_ps(yb + u, x);
@@ -10816,7 +10823,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 0) * 4096;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c01, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a01, _mm256_loadu_ps(bias + u));
                 __m256 x = sum;
                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                 _mm256_storeu_ps(yb + u, x);
@@ -10824,7 +10831,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 1) * 4096;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c10, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a10, _mm256_loadu_ps(bias + u));
                 __m256 x = sum;
                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                 _mm256_storeu_ps(yb + u, x);
@@ -10832,7 +10839,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 1) * 4096;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c11, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a11, _mm256_loadu_ps(bias + u));
                 __m256 x = sum;
                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                 _mm256_storeu_ps(yb + u, x);
@@ -10840,7 +10847,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 2) * 4096;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c20, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a20, _mm256_loadu_ps(bias + u));
                 __m256 x = sum;
                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                 _mm256_storeu_ps(yb + u, x);
@@ -10848,7 +10855,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 2) * 4096;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c21, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a21, _mm256_loadu_ps(bias + u));
                 __m256 x = sum;
                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                 _mm256_storeu_ps(yb + u, x);
@@ -10856,7 +10863,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 3) * 4096;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c30, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a30, _mm256_loadu_ps(bias + u));
                 __m256 x = sum;
                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                 _mm256_storeu_ps(yb + u, x);
@@ -10864,7 +10871,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 3) * 4096;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c31, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a31, _mm256_loadu_ps(bias + u));
                 __m256 x = sum;
                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                 _mm256_storeu_ps(yb + u, x);
@@ -10872,7 +10879,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 4) * 4096;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c40, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a40, _mm256_loadu_ps(bias + u));
                 __m256 x = sum;
                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                 _mm256_storeu_ps(yb + u, x);
@@ -10880,7 +10887,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 4) * 4096;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c41, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a41, _mm256_loadu_ps(bias + u));
                 __m256 x = sum;
                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                 _mm256_storeu_ps(yb + u, x);
@@ -10888,7 +10895,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 5) * 4096;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c50, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a50, _mm256_loadu_ps(bias + u));
                 __m256 x = sum;
                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                 _mm256_storeu_ps(yb + u, x);
@@ -10896,7 +10903,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 5) * 4096;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c51, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a51, _mm256_loadu_ps(bias + u));
                 __m256 x = sum;
                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                 _mm256_storeu_ps(yb + u, x);
@@ -11013,38 +11020,45 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
         for (int tile = 0; tile < tiles; tile++) {
             const float *xs = x0 + (ptrdiff_t)tile * MR * 4096;
             const float *wp = w + (ptrdiff_t)p * 65536;
-            __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-            __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-            __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-            __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-            __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
-            __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+            __m256 a00 = _mm256_setzero_ps();
+            __m256 a01 = _mm256_setzero_ps();
+            __m256 a10 = _mm256_setzero_ps();
+            __m256 a11 = _mm256_setzero_ps();
+            __m256 a20 = _mm256_setzero_ps();
+            __m256 a21 = _mm256_setzero_ps();
+            __m256 a30 = _mm256_setzero_ps();
+            __m256 a31 = _mm256_setzero_ps();
+            __m256 a40 = _mm256_setzero_ps();
+            __m256 a41 = _mm256_setzero_ps();
+            __m256 a50 = _mm256_setzero_ps();
+            __m256 a51 = _mm256_setzero_ps();
             for (int i = 0; i < 4096; i++, wp += NR) {
-                const __m256 w0 = _mm256_loadu_ps(wp), w1 = _mm256_loadu_ps(wp + W);
-                __m256 xv;
-                xv = _mm256_set1_ps(xs[0 + i]);
-                c00 = _mm256_fmadd_ps(w0, xv, c00);
-                c01 = _mm256_fmadd_ps(w1, xv, c01);
-                xv = _mm256_set1_ps(xs[4096 + i]);
-                c10 = _mm256_fmadd_ps(w0, xv, c10);
-                c11 = _mm256_fmadd_ps(w1, xv, c11);
-                xv = _mm256_set1_ps(xs[8192 + i]);
-                c20 = _mm256_fmadd_ps(w0, xv, c20);
-                c21 = _mm256_fmadd_ps(w1, xv, c21);
-                xv = _mm256_set1_ps(xs[12288 + i]);
-                c30 = _mm256_fmadd_ps(w0, xv, c30);
-                c31 = _mm256_fmadd_ps(w1, xv, c31);
-                xv = _mm256_set1_ps(xs[16384 + i]);
-                c40 = _mm256_fmadd_ps(w0, xv, c40);
-                c41 = _mm256_fmadd_ps(w1, xv, c41);
-                xv = _mm256_set1_ps(xs[20480 + i]);
-                c50 = _mm256_fmadd_ps(w0, xv, c50);
-                c51 = _mm256_fmadd_ps(w1, xv, c51);
+                const __m256 v0 = _mm256_loadu_ps(wp + 0 * W);
+                const __m256 v1 = _mm256_loadu_ps(wp + 1 * W);
+                __m256 bv;
+                bv = _mm256_set1_ps(xs[0 + i]);
+                a00 = _mm256_fmadd_ps(bv, v0, a00);
+                a01 = _mm256_fmadd_ps(bv, v1, a01);
+                bv = _mm256_set1_ps(xs[4096 + i]);
+                a10 = _mm256_fmadd_ps(bv, v0, a10);
+                a11 = _mm256_fmadd_ps(bv, v1, a11);
+                bv = _mm256_set1_ps(xs[8192 + i]);
+                a20 = _mm256_fmadd_ps(bv, v0, a20);
+                a21 = _mm256_fmadd_ps(bv, v1, a21);
+                bv = _mm256_set1_ps(xs[12288 + i]);
+                a30 = _mm256_fmadd_ps(bv, v0, a30);
+                a31 = _mm256_fmadd_ps(bv, v1, a31);
+                bv = _mm256_set1_ps(xs[16384 + i]);
+                a40 = _mm256_fmadd_ps(bv, v0, a40);
+                a41 = _mm256_fmadd_ps(bv, v1, a41);
+                bv = _mm256_set1_ps(xs[20480 + i]);
+                a50 = _mm256_fmadd_ps(bv, v0, a50);
+                a51 = _mm256_fmadd_ps(bv, v1, a51);
             }
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 0) * 4096;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c00, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a00, _mm256_loadu_ps(bias + u));
                 __m256 x = sum;
                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                 _mm256_storeu_ps(yb + u, x);
@@ -11052,7 +11066,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 0) * 4096;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c01, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a01, _mm256_loadu_ps(bias + u));
                 __m256 x = sum;
                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                 _mm256_storeu_ps(yb + u, x);
@@ -11060,7 +11074,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 1) * 4096;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c10, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a10, _mm256_loadu_ps(bias + u));
                 __m256 x = sum;
                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                 _mm256_storeu_ps(yb + u, x);
@@ -11068,7 +11082,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 1) * 4096;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c11, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a11, _mm256_loadu_ps(bias + u));
                 __m256 x = sum;
                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                 _mm256_storeu_ps(yb + u, x);
@@ -11076,7 +11090,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 2) * 4096;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c20, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a20, _mm256_loadu_ps(bias + u));
                 __m256 x = sum;
                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                 _mm256_storeu_ps(yb + u, x);
@@ -11084,7 +11098,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 2) * 4096;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c21, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a21, _mm256_loadu_ps(bias + u));
                 __m256 x = sum;
                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                 _mm256_storeu_ps(yb + u, x);
@@ -11092,7 +11106,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 3) * 4096;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c30, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a30, _mm256_loadu_ps(bias + u));
                 __m256 x = sum;
                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                 _mm256_storeu_ps(yb + u, x);
@@ -11100,7 +11114,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 3) * 4096;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c31, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a31, _mm256_loadu_ps(bias + u));
                 __m256 x = sum;
                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                 _mm256_storeu_ps(yb + u, x);
@@ -11108,7 +11122,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 4) * 4096;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c40, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a40, _mm256_loadu_ps(bias + u));
                 __m256 x = sum;
                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                 _mm256_storeu_ps(yb + u, x);
@@ -11116,7 +11130,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 4) * 4096;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c41, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a41, _mm256_loadu_ps(bias + u));
                 __m256 x = sum;
                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                 _mm256_storeu_ps(yb + u, x);
@@ -11124,7 +11138,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 5) * 4096;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c50, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a50, _mm256_loadu_ps(bias + u));
                 __m256 x = sum;
                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                 _mm256_storeu_ps(yb + u, x);
@@ -11132,7 +11146,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 5) * 4096;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c51, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a51, _mm256_loadu_ps(bias + u));
                 __m256 x = sum;
                 x = _mm256_max_ps(_mm256_setzero_ps(), x);
                 _mm256_storeu_ps(yb + u, x);
@@ -11249,38 +11263,45 @@ static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const f
         for (int tile = 0; tile < tiles; tile++) {
             const float *xs = x0 + (ptrdiff_t)tile * MR * 4096;
             const float *wp = w + (ptrdiff_t)p * 65536;
-            __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-            __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-            __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-            __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-            __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
-            __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+            __m256 a00 = _mm256_setzero_ps();
+            __m256 a01 = _mm256_setzero_ps();
+            __m256 a10 = _mm256_setzero_ps();
+            __m256 a11 = _mm256_setzero_ps();
+            __m256 a20 = _mm256_setzero_ps();
+            __m256 a21 = _mm256_setzero_ps();
+            __m256 a30 = _mm256_setzero_ps();
+            __m256 a31 = _mm256_setzero_ps();
+            __m256 a40 = _mm256_setzero_ps();
+            __m256 a41 = _mm256_setzero_ps();
+            __m256 a50 = _mm256_setzero_ps();
+            __m256 a51 = _mm256_setzero_ps();
             for (int i = 0; i < 4096; i++, wp += NR) {
-                const __m256 w0 = _mm256_loadu_ps(wp), w1 = _mm256_loadu_ps(wp + W);
-                __m256 xv;
-                xv = _mm256_set1_ps(xs[0 + i]);
-                c00 = _mm256_fmadd_ps(w0, xv, c00);
-                c01 = _mm256_fmadd_ps(w1, xv, c01);
-                xv = _mm256_set1_ps(xs[4096 + i]);
-                c10 = _mm256_fmadd_ps(w0, xv, c10);
-                c11 = _mm256_fmadd_ps(w1, xv, c11);
-                xv = _mm256_set1_ps(xs[8192 + i]);
-                c20 = _mm256_fmadd_ps(w0, xv, c20);
-                c21 = _mm256_fmadd_ps(w1, xv, c21);
-                xv = _mm256_set1_ps(xs[12288 + i]);
-                c30 = _mm256_fmadd_ps(w0, xv, c30);
-                c31 = _mm256_fmadd_ps(w1, xv, c31);
-                xv = _mm256_set1_ps(xs[16384 + i]);
-                c40 = _mm256_fmadd_ps(w0, xv, c40);
-                c41 = _mm256_fmadd_ps(w1, xv, c41);
-                xv = _mm256_set1_ps(xs[20480 + i]);
-                c50 = _mm256_fmadd_ps(w0, xv, c50);
-                c51 = _mm256_fmadd_ps(w1, xv, c51);
+                const __m256 v0 = _mm256_loadu_ps(wp + 0 * W);
+                const __m256 v1 = _mm256_loadu_ps(wp + 1 * W);
+                __m256 bv;
+                bv = _mm256_set1_ps(xs[0 + i]);
+                a00 = _mm256_fmadd_ps(bv, v0, a00);
+                a01 = _mm256_fmadd_ps(bv, v1, a01);
+                bv = _mm256_set1_ps(xs[4096 + i]);
+                a10 = _mm256_fmadd_ps(bv, v0, a10);
+                a11 = _mm256_fmadd_ps(bv, v1, a11);
+                bv = _mm256_set1_ps(xs[8192 + i]);
+                a20 = _mm256_fmadd_ps(bv, v0, a20);
+                a21 = _mm256_fmadd_ps(bv, v1, a21);
+                bv = _mm256_set1_ps(xs[12288 + i]);
+                a30 = _mm256_fmadd_ps(bv, v0, a30);
+                a31 = _mm256_fmadd_ps(bv, v1, a31);
+                bv = _mm256_set1_ps(xs[16384 + i]);
+                a40 = _mm256_fmadd_ps(bv, v0, a40);
+                a41 = _mm256_fmadd_ps(bv, v1, a41);
+                bv = _mm256_set1_ps(xs[20480 + i]);
+                a50 = _mm256_fmadd_ps(bv, v0, a50);
+                a51 = _mm256_fmadd_ps(bv, v1, a51);
             }
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 0) * 1000;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c00, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a00, _mm256_loadu_ps(bias + u));
                 if (u < 1000) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -11289,7 +11310,7 @@ static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 0) * 1000;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c01, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a01, _mm256_loadu_ps(bias + u));
                 if (u < 1000) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -11298,7 +11319,7 @@ static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 1) * 1000;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c10, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a10, _mm256_loadu_ps(bias + u));
                 if (u < 1000) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -11307,7 +11328,7 @@ static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 1) * 1000;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c11, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a11, _mm256_loadu_ps(bias + u));
                 if (u < 1000) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -11316,7 +11337,7 @@ static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 2) * 1000;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c20, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a20, _mm256_loadu_ps(bias + u));
                 if (u < 1000) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -11325,7 +11346,7 @@ static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 2) * 1000;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c21, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a21, _mm256_loadu_ps(bias + u));
                 if (u < 1000) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -11334,7 +11355,7 @@ static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 3) * 1000;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c30, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a30, _mm256_loadu_ps(bias + u));
                 if (u < 1000) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -11343,7 +11364,7 @@ static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 3) * 1000;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c31, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a31, _mm256_loadu_ps(bias + u));
                 if (u < 1000) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -11352,7 +11373,7 @@ static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 4) * 1000;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c40, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a40, _mm256_loadu_ps(bias + u));
                 if (u < 1000) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -11361,7 +11382,7 @@ static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 4) * 1000;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c41, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a41, _mm256_loadu_ps(bias + u));
                 if (u < 1000) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -11370,7 +11391,7 @@ static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 5) * 1000;
                 const int u = p * NR + 0;
-                const __m256 sum = _mm256_add_ps(c50, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a50, _mm256_loadu_ps(bias + u));
                 if (u < 1000) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
@@ -11379,7 +11400,7 @@ static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const f
             {
                 float *yb = y + (ptrdiff_t)(tile * MR + 5) * 1000;
                 const int u = p * NR + 8;
-                const __m256 sum = _mm256_add_ps(c51, _mm256_loadu_ps(bias + u));
+                const __m256 sum = _mm256_add_ps(a51, _mm256_loadu_ps(bias + u));
                 if (u < 1000) {
                     __m256 x = sum;
                     _mm256_storeu_ps(yb + u, x);
