@@ -595,6 +595,14 @@ TuneFile *tune_read(const char *path, Arena *a);
 /* Gives every direct convolution of g on target t the tile of its line. */
 void tune_apply(Graph *g, const TuneFile *f, Target t);
 int cmd_tune(Compilation *c, const CliOptions *o);
+/* Builds the network as b says with a timer after each kernel, compiles
+ * it with $CC -O2 in dir and runs it at batch 1; seconds[node id]: that
+ * kernel's fastest call (negative: the node has no kernel). */
+bool time_kernels(const Compilation *c, const char *network, const BuildOptions *b,
+                  const char *dir, double *seconds, Arena *a);
+
+/* ---- profile.c: cnnc profile, each kernel's time in one inference ------ */
+int cmd_profile(Compilation *c, const CliOptions *o);
 
 /* ---- train.c: cnnc train ---------------------------------------------------- */
 int cmd_train(Compilation *c, const CliOptions *o);

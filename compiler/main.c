@@ -47,6 +47,10 @@ static void usage(FILE *f) {
 "                     machine (each compiled with $CC -O2), and write the\n"
 "                     fastest to NET.tune for build --tune; progress on\n"
 "                     stderr (minutes for a large network)\n"
+"  profile NET.cnn    time each kernel of one inference on this machine (one\n"
+"                     sample, one thread; compiled with $CC -O2) and print a\n"
+"                     table: what it fuses, the algorithm and tile it took,\n"
+"                     its time, GFLOP/s and share of the whole\n"
 "  train NET.cnn [--data fashion-mnist] [--epochs N] [training options]\n"
 "                     train the first output as logits (softmax cross-entropy\n"
 "                     against integer labels); one line per epoch ending in\n"
@@ -67,7 +71,7 @@ static void usage(FILE *f) {
 "                     too with --train (compile the result with -fopenmp);\n"
 "                     run, grad, train: also compile with it (threads:\n"
 "                     OMP_NUM_THREADS, default all cores)\n"
-"  --tune FILE        build, run, grad, train: the register tiles cnnc tune\n"
+"  --tune FILE        build, run, grad, train, profile: the tiles cnnc tune\n"
 "                     measured (convolutions it has no line for, and other\n"
 "                     targets', keep the default tiles)\n"
 "  --no-fuse          no fusion: every layer its own kernel\n"
@@ -326,7 +330,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     static const char *const commands[] = {"check", "summary", "dot", "graph",
-                                           "build", "run", "grad", "train", "tune"};
+                                           "build", "run", "grad", "train", "tune",
+                                           "profile"};
     bool known = false;
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         known |= !strcmp(o.command, commands[i]);
@@ -357,6 +362,8 @@ int main(int argc, char **argv) {
             rc = cmd_train(&c, &o);
         } else if (!strcmp(o.command, "tune")) {
             rc = cmd_tune(&c, &o);
+        } else if (!strcmp(o.command, "profile")) {
+            rc = cmd_profile(&c, &o);
         }
     }
     comp_free(&c);

@@ -228,22 +228,23 @@ static bool write_text(const char *path, const char *text) {
     return ok;
 }
 
-/* Builds the network with these tiles and the profile hooks, compiles and
- * runs it; fills seconds[node id] (negative: not timed). */
-static bool time_round(const Compilation *c, const char *network, const BuildOptions *base,
-                       const TuneFile *tiles, const char *dir, double *seconds, Arena *a) {
+/* Builds the network as `base` says, with the profile hooks, in dir;
+ * compiles and runs it; fills seconds[node id] (negative: not timed).
+ * cnnc tune and cnnc profile (profile.c) both time through it. */
+bool time_kernels(const Compilation *c, const char *network, const BuildOptions *base,
+                  const char *dir, double *seconds, Arena *a) {
     Compilation rc;
     if (!compile_front(&rc, c->filename, c->src, c->src_len, network, stderr)) {
         comp_free(&rc);
         return false;
     }
     BuildOptions b = *base;
-    b.tune = tiles;
     b.profile = true;
     Generated *gen = emit_c(rc.graph, &b, &rc.arena, &rc.diags);
-    const char *nm = rc.graph->name;
-    bool ok = gen && write_text(arena_printf(a, "%s/%s.c", dir, nm), gen->c_text) &&
-              write_text(arena_printf(a, "%s/%s.h", dir, nm), gen->h_text) &&
+    /* the names go into `a`: rc's arena is freed before they are used */
+    const char *net_c = arena_printf(a, "%s/%s.c", dir, rc.graph->name);
+    bool ok = gen && write_text(net_c, gen->c_text) &&
+              write_text(arena_printf(a, "%s/%s.h", dir, rc.graph->name), gen->h_text) &&
               write_text(arena_printf(a, "%s/main.c", dir), harness_text(rc.graph, a));
     int nodes = rc.graph->nodes.len;
     comp_free(&rc);
@@ -251,8 +252,7 @@ static bool time_round(const Compilation *c, const char *network, const BuildOpt
         return false;
     const char *cc = getenv("CC");
     const char *exe = arena_printf(a, "%s/net", dir);
-    const char *rest[] = {"-O2", "-o", exe, arena_printf(a, "%s/main.c", dir),
-                          arena_printf(a, "%s/%s.c", dir, nm), NULL};
+    const char *rest[] = {"-O2", "-o", exe, arena_printf(a, "%s/main.c", dir), net_c, NULL};
     if (run_process(compiler_argv(cc && *cc ? cc : "cc", rest, a)) != 0)
         return false;
     for (int i = 0; i < nodes; i++)
@@ -298,7 +298,9 @@ static void set_entry(TuneEntry *e, Target t, const Size *z, TileChoice tile) {
 static bool time_sizes(const Compilation *c, const char *network, const BuildOptions *base,
                        const TuneFile *tf, int distinct, const int *size_of, const char *dir,
                        double *seconds, double *sums, Arena *a) {
-    if (!time_round(c, network, base, tf, dir, seconds, a))
+    BuildOptions b = *base;
+    b.tune = tf;
+    if (!time_kernels(c, network, &b, dir, seconds, a))
         return false;
     for (int k = 0; k < distinct; k++)
         sums[k] = 0.0;

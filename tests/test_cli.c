@@ -295,3 +295,55 @@ Test(cli, tune_writes_a_line_per_size_that_build_applies, .timeout = 300) {
                       "--tune build/cli/tune.tune -o build/cli/tuned"), 0, "%s", err);
     cr_expect_eq(count_text("build/cli/tuned/tune.c", "(from the tune file)"), 3);
 }
+
+/* ---- cnnc profile -------------------------------------------------------- */
+
+/* A line a kernel: its layer, what it fused, the algorithm it took on the
+ * vector target, a positive time; the shares add up to the whole (each
+ * share is printed to 0.1%, so three lines round off at most 0.15%). */
+Test(cli, profile_times_each_kernel_once, .timeout = 300) {
+    char cmd[512], out[64];
+    snprintf(out, sizeof out, "build/cli/profile.%ld.txt", (long)getpid());
+    /* the sanitized compiler: it frees one compilation while it times */
+    snprintf(cmd, sizeof cmd, "build/cnnc-san profile tests/api/tune.cnn --target avx2 "
+             ">%s 2>/dev/null", out);
+    cr_assert_eq(system(cmd), 0);
+    cr_expect_eq(count_lines_starting(out, "conv1 "), 1);
+    cr_expect_eq(count_lines_starting(out, "conv3 "), 1);
+    cr_expect_eq(count_lines_starting(out, "relu"), 0, "a fused relu has a line of its own");
+    cr_expect_eq(count_text(out, "conv 1x1 16 +relu "), 2);
+    cr_expect_eq(count_text(out, "direct P MR="), 2);
+    cr_expect_eq(count_text(out, "direct C MP="), 1, "conv3, 3x3/2 on 6x6, takes the C form");
+    cr_expect_eq(count_lines_starting(out, "total: "), 1);
+    size_t len;
+    char *text = slurp(out, &len);
+    cr_assert(text);
+    double share = 0.0;
+    int lines = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        if (strncmp(line, "conv", 4))
+            continue;
+        char *pct = strchr(line, '%');
+        cr_assert(pct, "no share on: %s", line);
+        char *p = pct;
+        while (p > line && p[-1] != ' ')
+            p--;
+        share += strtod(p, NULL);
+        double ms = 0.0;
+        cr_expect_eq(sscanf(strchr(line, ']') + 1, "%*f %lf", &ms), 1, "%s", line);
+        cr_expect_gt(ms, 0.0, "%s", line);
+        lines++;
+    }
+    free(text);
+    cr_expect_eq(lines, 3);
+    cr_expect(fabs(share - 100.0) < 0.2, "shares add up to %g%%", share);
+}
+
+/* It times one sample on one thread; asking for more is a usage error. */
+Test(cli, profile_refuses_threads_and_batches) {
+    char err[4096];
+    cr_expect_eq(cnnc(err, sizeof err, "profile tests/api/tune.cnn --openmp"), 2);
+    cr_expect(strstr(err, "times one thread"), "got: %s", err);
+    cr_expect_eq(cnnc(err, sizeof err, "profile tests/api/tune.cnn --batch 4"), 2);
+    cr_expect(strstr(err, "one sample a call"), "got: %s", err);
+}
