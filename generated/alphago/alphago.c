@@ -603,6 +603,7 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                 __m256 c31 = _mm256_setzero_ps();
                 __m256 c32 = _mm256_setzero_ps();
                 for (int c = 0; c < 192; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     const __m256 xv2 = _mm256_loadu_ps(xp + 16);
@@ -1337,6 +1338,7 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                 __m256 c31 = _mm256_setzero_ps();
                 __m256 c32 = _mm256_setzero_ps();
                 for (int c = 0; c < 192; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     const __m256 xv2 = _mm256_loadu_ps(xp + 16);
@@ -2071,6 +2073,7 @@ static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const fl
                 __m256 c31 = _mm256_setzero_ps();
                 __m256 c32 = _mm256_setzero_ps();
                 for (int c = 0; c < 192; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     const __m256 xv2 = _mm256_loadu_ps(xp + 16);
@@ -2805,6 +2808,7 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                 __m256 c31 = _mm256_setzero_ps();
                 __m256 c32 = _mm256_setzero_ps();
                 for (int c = 0; c < 192; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     const __m256 xv2 = _mm256_loadu_ps(xp + 16);
@@ -3539,6 +3543,7 @@ static CNN_SIMD void conv6(const float *restrict x0, float *restrict y, const fl
                 __m256 c31 = _mm256_setzero_ps();
                 __m256 c32 = _mm256_setzero_ps();
                 for (int c = 0; c < 192; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     const __m256 xv2 = _mm256_loadu_ps(xp + 16);
@@ -4273,6 +4278,7 @@ static CNN_SIMD void conv7(const float *restrict x0, float *restrict y, const fl
                 __m256 c31 = _mm256_setzero_ps();
                 __m256 c32 = _mm256_setzero_ps();
                 for (int c = 0; c < 192; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     const __m256 xv2 = _mm256_loadu_ps(xp + 16);
@@ -5007,6 +5013,7 @@ static CNN_SIMD void conv8(const float *restrict x0, float *restrict y, const fl
                 __m256 c31 = _mm256_setzero_ps();
                 __m256 c32 = _mm256_setzero_ps();
                 for (int c = 0; c < 192; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     const __m256 xv2 = _mm256_loadu_ps(xp + 16);
@@ -5741,6 +5748,7 @@ static CNN_SIMD void conv9(const float *restrict x0, float *restrict y, const fl
                 __m256 c31 = _mm256_setzero_ps();
                 __m256 c32 = _mm256_setzero_ps();
                 for (int c = 0; c < 192; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     const __m256 xv2 = _mm256_loadu_ps(xp + 16);
@@ -6475,6 +6483,7 @@ static CNN_SIMD void conv10(const float *restrict x0, float *restrict y, const f
                 __m256 c31 = _mm256_setzero_ps();
                 __m256 c32 = _mm256_setzero_ps();
                 for (int c = 0; c < 192; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     const __m256 xv2 = _mm256_loadu_ps(xp + 16);
@@ -7209,6 +7218,7 @@ static CNN_SIMD void conv11(const float *restrict x0, float *restrict y, const f
                 __m256 c31 = _mm256_setzero_ps();
                 __m256 c32 = _mm256_setzero_ps();
                 for (int c = 0; c < 192; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     const __m256 xv2 = _mm256_loadu_ps(xp + 16);
@@ -7943,6 +7953,7 @@ static CNN_SIMD void conv12(const float *restrict x0, float *restrict y, const f
                 __m256 c31 = _mm256_setzero_ps();
                 __m256 c32 = _mm256_setzero_ps();
                 for (int c = 0; c < 192; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     const __m256 xv2 = _mm256_loadu_ps(xp + 16);

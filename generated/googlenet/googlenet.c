@@ -1187,6 +1187,7 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 64; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);
@@ -2512,6 +2513,7 @@ static CNN_SIMD void inception1_conv3(const float *restrict x0, float *restrict 
                 __m256 c22 = _mm256_setzero_ps();
                 __m256 c23 = _mm256_setzero_ps();
                 for (int c = 0; c < 96; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     const __m256 xv2 = _mm256_loadu_ps(xp + 16);
@@ -4373,6 +4375,7 @@ static CNN_SIMD void inception2_conv3(const float *restrict x0, float *restrict 
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 128; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);
@@ -6320,6 +6323,7 @@ static CNN_SIMD void inception3_conv3(const float *restrict x0, float *restrict 
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 96; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);
@@ -8294,6 +8298,7 @@ static CNN_SIMD void inception4_conv3(const float *restrict x0, float *restrict 
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 112; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);
@@ -10194,6 +10199,7 @@ static CNN_SIMD void inception5_conv3(const float *restrict x0, float *restrict 
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 128; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);
@@ -12092,6 +12098,7 @@ static CNN_SIMD void inception6_conv3(const float *restrict x0, float *restrict 
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 144; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);
@@ -14100,6 +14107,7 @@ static CNN_SIMD void inception7_conv3(const float *restrict x0, float *restrict 
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 160; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);
@@ -15886,6 +15894,7 @@ static CNN_SIMD void inception8_conv3(const float *restrict x0, float *restrict 
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 160; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);
@@ -17381,6 +17390,7 @@ static CNN_SIMD void inception9_conv3(const float *restrict x0, float *restrict 
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 192; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);

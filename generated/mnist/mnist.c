@@ -653,6 +653,7 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 32; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);

@@ -913,6 +913,7 @@ static CNN_SIMD void basic1_conv1(const float *restrict x0, float *restrict y, c
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 64; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);
@@ -1649,6 +1650,7 @@ static CNN_SIMD void basic1_conv2(const float *restrict x0, const float *restric
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 64; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);
@@ -2416,6 +2418,7 @@ static CNN_SIMD void basic2_conv1(const float *restrict x0, float *restrict y, c
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 64; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);
@@ -3152,6 +3155,7 @@ static CNN_SIMD void basic2_conv2(const float *restrict x0, const float *restric
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 64; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);
@@ -3919,6 +3923,7 @@ static CNN_SIMD void basic3_conv1(const float *restrict x0, float *restrict y, c
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 64; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);
@@ -4655,6 +4660,7 @@ static CNN_SIMD void basic3_conv2(const float *restrict x0, const float *restric
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 64; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);
@@ -5753,6 +5759,7 @@ static CNN_SIMD void basic_down1_conv2(const float *restrict x0, float *restrict
                 __m256 c22 = _mm256_setzero_ps();
                 __m256 c23 = _mm256_setzero_ps();
                 for (int c = 0; c < 128; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     const __m256 xv2 = _mm256_loadu_ps(xp + 16);
@@ -6705,6 +6712,7 @@ static CNN_SIMD void basic4_conv1(const float *restrict x0, float *restrict y, c
                 __m256 c22 = _mm256_setzero_ps();
                 __m256 c23 = _mm256_setzero_ps();
                 for (int c = 0; c < 128; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     const __m256 xv2 = _mm256_loadu_ps(xp + 16);
@@ -7440,6 +7448,7 @@ static CNN_SIMD void basic4_conv2(const float *restrict x0, const float *restric
                 __m256 c22 = _mm256_setzero_ps();
                 __m256 c23 = _mm256_setzero_ps();
                 for (int c = 0; c < 128; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     const __m256 xv2 = _mm256_loadu_ps(xp + 16);
@@ -8206,6 +8215,7 @@ static CNN_SIMD void basic5_conv1(const float *restrict x0, float *restrict y, c
                 __m256 c22 = _mm256_setzero_ps();
                 __m256 c23 = _mm256_setzero_ps();
                 for (int c = 0; c < 128; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     const __m256 xv2 = _mm256_loadu_ps(xp + 16);
@@ -8941,6 +8951,7 @@ static CNN_SIMD void basic5_conv2(const float *restrict x0, const float *restric
                 __m256 c22 = _mm256_setzero_ps();
                 __m256 c23 = _mm256_setzero_ps();
                 for (int c = 0; c < 128; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     const __m256 xv2 = _mm256_loadu_ps(xp + 16);
@@ -9707,6 +9718,7 @@ static CNN_SIMD void basic6_conv1(const float *restrict x0, float *restrict y, c
                 __m256 c22 = _mm256_setzero_ps();
                 __m256 c23 = _mm256_setzero_ps();
                 for (int c = 0; c < 128; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     const __m256 xv2 = _mm256_loadu_ps(xp + 16);
@@ -10442,6 +10454,7 @@ static CNN_SIMD void basic6_conv2(const float *restrict x0, const float *restric
                 __m256 c22 = _mm256_setzero_ps();
                 __m256 c23 = _mm256_setzero_ps();
                 for (int c = 0; c < 128; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     const __m256 xv2 = _mm256_loadu_ps(xp + 16);
@@ -11479,6 +11492,7 @@ static CNN_SIMD void basic_down2_conv2(const float *restrict x0, float *restrict
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 256; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);
@@ -12443,6 +12457,7 @@ static CNN_SIMD void basic7_conv1(const float *restrict x0, float *restrict y, c
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 256; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);
@@ -13179,6 +13194,7 @@ static CNN_SIMD void basic7_conv2(const float *restrict x0, const float *restric
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 256; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);
@@ -13946,6 +13962,7 @@ static CNN_SIMD void basic8_conv1(const float *restrict x0, float *restrict y, c
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 256; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);
@@ -14682,6 +14699,7 @@ static CNN_SIMD void basic8_conv2(const float *restrict x0, const float *restric
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 256; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);
@@ -15449,6 +15467,7 @@ static CNN_SIMD void basic9_conv1(const float *restrict x0, float *restrict y, c
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 256; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);
@@ -16185,6 +16204,7 @@ static CNN_SIMD void basic9_conv2(const float *restrict x0, const float *restric
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 256; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);
@@ -16952,6 +16972,7 @@ static CNN_SIMD void basic10_conv1(const float *restrict x0, float *restrict y, 
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 256; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);
@@ -17688,6 +17709,7 @@ static CNN_SIMD void basic10_conv2(const float *restrict x0, const float *restri
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 256; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);
@@ -18455,6 +18477,7 @@ static CNN_SIMD void basic11_conv1(const float *restrict x0, float *restrict y, 
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 256; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);
@@ -19191,6 +19214,7 @@ static CNN_SIMD void basic11_conv2(const float *restrict x0, const float *restri
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 256; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);
@@ -20030,6 +20054,7 @@ static CNN_SIMD void basic_down3_conv2(const float *restrict x0, float *restrict
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 512; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);
@@ -20474,6 +20499,7 @@ static CNN_SIMD void basic12_conv1(const float *restrict x0, float *restrict y, 
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 512; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);
@@ -20696,6 +20722,7 @@ static CNN_SIMD void basic12_conv2(const float *restrict x0, const float *restri
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 512; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);
@@ -20925,6 +20952,7 @@ static CNN_SIMD void basic13_conv1(const float *restrict x0, float *restrict y, 
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 512; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);
@@ -21147,6 +21175,7 @@ static CNN_SIMD void basic13_conv2(const float *restrict x0, const float *restri
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 512; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);

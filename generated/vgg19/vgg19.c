@@ -773,6 +773,7 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                 __m256 c31 = _mm256_setzero_ps();
                 __m256 c32 = _mm256_setzero_ps();
                 for (int c = 0; c < 64; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     const __m256 xv2 = _mm256_loadu_ps(xp + 16);
@@ -1350,6 +1351,7 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                 __m256 c22 = _mm256_setzero_ps();
                 __m256 c23 = _mm256_setzero_ps();
                 for (int c = 0; c < 64; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     const __m256 xv2 = _mm256_loadu_ps(xp + 16);
@@ -2084,6 +2086,7 @@ static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const fl
                 __m256 c22 = _mm256_setzero_ps();
                 __m256 c23 = _mm256_setzero_ps();
                 for (int c = 0; c < 128; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     const __m256 xv2 = _mm256_loadu_ps(xp + 16);
@@ -2661,6 +2664,7 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 128; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);
@@ -3396,6 +3400,7 @@ static CNN_SIMD void conv6(const float *restrict x0, float *restrict y, const fl
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 256; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);
@@ -4131,6 +4136,7 @@ static CNN_SIMD void conv7(const float *restrict x0, float *restrict y, const fl
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 256; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);
@@ -4866,6 +4872,7 @@ static CNN_SIMD void conv8(const float *restrict x0, float *restrict y, const fl
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 256; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);
@@ -5444,6 +5451,7 @@ static CNN_SIMD void conv9(const float *restrict x0, float *restrict y, const fl
                 __m256 c22 = _mm256_setzero_ps();
                 __m256 c23 = _mm256_setzero_ps();
                 for (int c = 0; c < 256; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     const __m256 xv2 = _mm256_loadu_ps(xp + 16);
@@ -6178,6 +6186,7 @@ static CNN_SIMD void conv10(const float *restrict x0, float *restrict y, const f
                 __m256 c22 = _mm256_setzero_ps();
                 __m256 c23 = _mm256_setzero_ps();
                 for (int c = 0; c < 512; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     const __m256 xv2 = _mm256_loadu_ps(xp + 16);
@@ -6912,6 +6921,7 @@ static CNN_SIMD void conv11(const float *restrict x0, float *restrict y, const f
                 __m256 c22 = _mm256_setzero_ps();
                 __m256 c23 = _mm256_setzero_ps();
                 for (int c = 0; c < 512; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     const __m256 xv2 = _mm256_loadu_ps(xp + 16);
@@ -7646,6 +7656,7 @@ static CNN_SIMD void conv12(const float *restrict x0, float *restrict y, const f
                 __m256 c22 = _mm256_setzero_ps();
                 __m256 c23 = _mm256_setzero_ps();
                 for (int c = 0; c < 512; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     const __m256 xv2 = _mm256_loadu_ps(xp + 16);
@@ -8223,6 +8234,7 @@ static CNN_SIMD void conv13(const float *restrict x0, float *restrict y, const f
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 512; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);
@@ -8958,6 +8970,7 @@ static CNN_SIMD void conv14(const float *restrict x0, float *restrict y, const f
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 512; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);
@@ -9693,6 +9706,7 @@ static CNN_SIMD void conv15(const float *restrict x0, float *restrict y, const f
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 512; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);
@@ -10428,6 +10442,7 @@ static CNN_SIMD void conv16(const float *restrict x0, float *restrict y, const f
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 512; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);

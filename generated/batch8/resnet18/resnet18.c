@@ -913,6 +913,7 @@ static CNN_SIMD void basic1_conv1(const float *restrict x0, float *restrict y, c
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 64; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);
@@ -1649,6 +1650,7 @@ static CNN_SIMD void basic1_conv2(const float *restrict x0, const float *restric
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 64; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);
@@ -2416,6 +2418,7 @@ static CNN_SIMD void basic2_conv1(const float *restrict x0, float *restrict y, c
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 64; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);
@@ -3152,6 +3155,7 @@ static CNN_SIMD void basic2_conv2(const float *restrict x0, const float *restric
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 64; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);
@@ -4250,6 +4254,7 @@ static CNN_SIMD void basic_down1_conv2(const float *restrict x0, float *restrict
                 __m256 c22 = _mm256_setzero_ps();
                 __m256 c23 = _mm256_setzero_ps();
                 for (int c = 0; c < 128; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     const __m256 xv2 = _mm256_loadu_ps(xp + 16);
@@ -5202,6 +5207,7 @@ static CNN_SIMD void basic3_conv1(const float *restrict x0, float *restrict y, c
                 __m256 c22 = _mm256_setzero_ps();
                 __m256 c23 = _mm256_setzero_ps();
                 for (int c = 0; c < 128; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     const __m256 xv2 = _mm256_loadu_ps(xp + 16);
@@ -5937,6 +5943,7 @@ static CNN_SIMD void basic3_conv2(const float *restrict x0, const float *restric
                 __m256 c22 = _mm256_setzero_ps();
                 __m256 c23 = _mm256_setzero_ps();
                 for (int c = 0; c < 128; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     const __m256 xv2 = _mm256_loadu_ps(xp + 16);
@@ -6974,6 +6981,7 @@ static CNN_SIMD void basic_down2_conv2(const float *restrict x0, float *restrict
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 256; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);
@@ -7938,6 +7946,7 @@ static CNN_SIMD void basic4_conv1(const float *restrict x0, float *restrict y, c
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 256; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);
@@ -8674,6 +8683,7 @@ static CNN_SIMD void basic4_conv2(const float *restrict x0, const float *restric
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 256; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);
@@ -9513,6 +9523,7 @@ static CNN_SIMD void basic_down3_conv2(const float *restrict x0, float *restrict
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 512; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);
@@ -9957,6 +9968,7 @@ static CNN_SIMD void basic5_conv1(const float *restrict x0, float *restrict y, c
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 512; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);
@@ -10179,6 +10191,7 @@ static CNN_SIMD void basic5_conv2(const float *restrict x0, const float *restric
                 __m256 c50 = _mm256_setzero_ps();
                 __m256 c51 = _mm256_setzero_ps();
                 for (int c = 0; c < 512; c++, xp += TB, wp += MR) {
+                    _mm_prefetch((const char *)(wp + 1024), _MM_HINT_T0);
                     const __m256 xv0 = _mm256_loadu_ps(xp + 0);
                     const __m256 xv1 = _mm256_loadu_ps(xp + 8);
                     __m256 wv = _mm256_set1_ps(wp[0]);
