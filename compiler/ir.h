@@ -595,6 +595,12 @@ TuneFile *tune_read(const char *path, Arena *a);
 /* Gives every direct convolution of g on target t the tile of its line. */
 void tune_apply(Graph *g, const TuneFile *f, Target t);
 int cmd_tune(Compilation *c, const CliOptions *o);
+const char *target_name(Target t);                          /* "avx512" */
+const char *tile_str(TileChoice t, Target target, Arena *a);  /* "P MR=6 x NR=64" */
+/* A fresh $TMPDIR/cnnc-COMMAND-XXXXXX for time_kernels' files (NULL after
+ * a message), and its removal with them. */
+const char *timing_dir(const char *command, Arena *a);
+void timing_dir_remove(const char *dir, const Graph *g, Arena *a);
 /* Builds the network as b says with a timer after each kernel, compiles
  * it with $CC -O2 in dir and runs it at batch 1; seconds[node id]: that
  * kernel's fastest call (negative: the node has no kernel). */

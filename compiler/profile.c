@@ -9,13 +9,9 @@
  * multiply-adds and its share of the sum; a reader sees at once which
  * layers to look at. Times are one core's, batch 1.
  */
-#define _POSIX_C_SOURCE 200809L   /* mkdtemp */
 #include "emit.h"
 
-#include <errno.h>
 #include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 
 /* The algorithm a convolution's kernel takes on target t, as its comment
  * in the generated code names it; "" for other layers. */
@@ -32,10 +28,8 @@ static const char *kernel_of(Target t, const Node *n, Arena *a) {
         return "depthwise";
     if (!simd_direct_conv(t, n))
         return "";
-    TileChoice k = n->tile.mr ? n->tile : simd_default_tile(t, n);
-    int w = simd_width(t);
-    return k.bpos ? arena_printf(a, "direct C MP=%d x MR=%d", k.mp, k.nv * w)
-                  : arena_printf(a, "direct P MR=%d x NR=%d", k.mr, k.nv * w);
+    return arena_printf(a, "direct %s",
+                        tile_str(n->tile.mr ? n->tile : simd_default_tile(t, n), t, a));
 }
 
 /* "conv 3x3/1 p1 64 +bn +relu +add +maxpool": the layer and what its
@@ -73,23 +67,15 @@ int cmd_profile(Compilation *c, const CliOptions *o) {
     if (!emit_c(c->graph, &base, a, &c->diags))
         return 1;
     Graph *g = c->graph;
-    const char *tmpdir = getenv("TMPDIR");
-    char *dir = arena_printf(a, "%s/cnnc-profile-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
-    if (!mkdtemp(dir)) {
-        fprintf(stderr, "cnnc profile: cannot make a working directory: %s\n", strerror(errno));
+    const char *dir = timing_dir("profile", a);
+    if (!dir)
         return 1;
-    }
     const char *cc = getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
     fprintf(stderr, "cnnc profile: %s, target %s: compiling with %s -O2 and timing each "
-            "kernel (its fastest of at least 8 calls)\n", g->name, simd_target(t) ?
-            (t == TARGET_AVX512 ? "avx512" : "avx2") : "scalar", cc);
+            "kernel (its fastest of at least 8 calls)\n", g->name, target_name(t), cc);
     double *sec = arena_alloc(a, sizeof(double) * (size_t)(g->nodes.len + 1));
     bool ok = time_kernels(c, o->network, &base, dir, sec, a);
-    const char *files[] = {"main.c", "net", arena_printf(a, "%s.c", g->name),
-                           arena_printf(a, "%s.h", g->name)};
-    for (size_t i = 0; i < sizeof files / sizeof *files; i++)
-        remove(arena_printf(a, "%s/%s", dir, files[i]));
-    rmdir(dir);
+    timing_dir_remove(dir, g, a);
     if (!ok) {
         fprintf(stderr, "cnnc profile: the timed build failed (see the messages above)\n");
         return 1;

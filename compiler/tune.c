@@ -38,7 +38,7 @@ enum { GEO = 15, MAX_TILES = 32, SAMPLES = 9, CONFIRM = 2 };
  * build ran 6% slower than its default one. */
 #define MARGIN 0.03
 
-static const char *target_name(Target t) {
+const char *target_name(Target t) {
     return t == TARGET_AVX512 ? "avx512" : t == TARGET_AVX2 ? "avx2" : "scalar";
 }
 
@@ -228,6 +228,26 @@ static bool write_text(const char *path, const char *text) {
     return ok;
 }
 
+const char *timing_dir(const char *command, Arena *a) {
+    const char *tmpdir = getenv("TMPDIR");
+    char *dir = arena_printf(a, "%s/cnnc-%s-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp",
+                             command);
+    if (!mkdtemp(dir)) {
+        fprintf(stderr, "cnnc %s: cannot make a working directory: %s\n", command,
+                strerror(errno));
+        return NULL;
+    }
+    return dir;
+}
+
+void timing_dir_remove(const char *dir, const Graph *g, Arena *a) {
+    const char *files[] = {"main.c", "net", arena_printf(a, "%s.c", g->name),
+                           arena_printf(a, "%s.h", g->name)};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++)
+        remove(arena_printf(a, "%s/%s", dir, files[i]));
+    rmdir(dir);
+}
+
 /* Builds the network as `base` says, with the profile hooks, in dir;
  * compiles and runs it; fills seconds[node id] (negative: not timed).
  * cnnc tune and cnnc profile (profile.c) both time through it. */
@@ -268,7 +288,7 @@ bool time_kernels(const Compilation *c, const char *network, const BuildOptions 
     return pclose(p) == 0;
 }
 
-static const char *tile_str(TileChoice t, Target target, Arena *a) {
+const char *tile_str(TileChoice t, Target target, Arena *a) {
     int w = simd_width(target);
     if (t.bpos)
         return arena_printf(a, "C MP=%d x MR=%d", t.mp, t.nv * w);
@@ -370,12 +390,9 @@ int cmd_tune(Compilation *c, const CliOptions *o) {
         fprintf(stderr, "cnnc tune: nothing to time: the other kernels have no tile to "
                 "choose; the tune file says so\n");
     }
-    const char *tmpdir = getenv("TMPDIR");
-    char *dir = arena_printf(a, "%s/cnnc-tune-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
-    if (distinct && !mkdtemp(dir)) {
-        fprintf(stderr, "cnnc tune: cannot make a working directory: %s\n", strerror(errno));
+    const char *dir = NULL;
+    if (distinct && !(dir = timing_dir("tune", a)))
         return 1;
-    }
     double *seconds = arena_alloc(a, sizeof(double) * (size_t)(g->nodes.len + 1));
     TuneEntry *entries = arena_alloc(a, sizeof *entries * (size_t)(distinct + 1));
     double *sums = arena_alloc(a, sizeof(double) * (size_t)(distinct + 1));
@@ -479,13 +496,8 @@ int cmd_tune(Compilation *c, const CliOptions *o) {
         written++;
         changed += kept;
     }
-    if (distinct) {
-        const char *files[] = {"main.c", "net",
-                               arena_printf(a, "%s.c", g->name), arena_printf(a, "%s.h", g->name)};
-        for (size_t i = 0; i < sizeof files / sizeof *files; i++)
-            remove(arena_printf(a, "%s/%s", dir, files[i]));
-        rmdir(dir);
-    }
+    if (distinct)
+        timing_dir_remove(dir, g, a);
     if (distinct && !written) {
         fprintf(stderr, "cnnc tune: no build could be timed%s; no tune file written\n",
                 failed_rounds ? " (see the compiler's messages above)" : "");
