@@ -31,6 +31,9 @@ struct Emit {
     char *batch_text;         /* which close_batch writes out twice */
     size_t batch_len;
     int64_t batch_work;       /* omp_work of the kernel in open_batch */
+    FILE *bands_o;            /* bands_open's capture of a tile loop, */
+    char *bands_text;         /* which bands_close writes inside its chunks */
+    size_t bands_len;
     bool plain;               /* writing the unfused scalar kernels that
                                  training's forward pass calls */
     Plan *train_plan;         /* --train */
@@ -206,6 +209,41 @@ void simd_store_lanes(Emit *e, const Node *n, const char *indent, const char *ve
 /* ---- winograd.c: 3x3 stride-1 convolutions by F(2x2, 3x3) or F(4x4, 3x3) ---- */
 /* Marks the convolutions Winograd computes on target t (none when off). */
 void wino_choose(Graph *g, Target t, bool off);
+/* pool_bands.c: a max pool taken after each chunk of a convolution's tile
+ * loop. A kernel's flat loop of trips finishes its output in one of two
+ * orders: */
+typedef struct TripOrder {
+    int64_t trips;          /* the loop's trips */
+    bool by_channels;       /* channel blocks outermost: */
+    int64_t per_block;      /*   trips a block of mr channels, every row */
+    int64_t mr, kg, blocks; /*   channels a block, a group, blocks a group */
+    /* positions outermost: each `unit` trips finish `unit_pos` more
+     * positions of the kernel's run, `pitch` of them a row */
+    int64_t unit, unit_pos, pitch;
+    int64_t last_start;     /* where the last tile starts (shifted back) */
+} TripOrder;
+/* The order of conv's kernel (kernels_simd.c: direct or wino_rows.c's). */
+TripOrder trip_order(Target t, const Node *conv);
+TripOrder rows_trip_order(Target t, const Node *conv);
+/* Does conv take its pool this way (rather than in registers)? */
+bool pool_in_bands(Target t, const Node *conv);
+/* Floats a sample of scratch for it: the convolution's output and the
+ * pool's padded rows. */
+int64_t bands_scratch(Target t, const Node *conv);
+/* Floats a channel of the convolution's output takes in scratch: its
+ * kernel stores channel c's output at c * this - sub (bands_close). */
+int64_t bands_plane(Target t, const Node *conv);
+/* "float *yb" (the convolution's output in scratch at `base`) and "pl". */
+void bands_pointers(Emit *e, const Node *conv, const char *base);
+/* Around the kernel's tile loop "for (int it = it0; it < it1; it++)". */
+void bands_open(Emit *e, const Node *conv);
+void bands_close(Emit *e, const Node *conv);
+/* The pool's function (kernels_simd.c). */
+void simd_emit_band_pool(Emit *e, const Node *conv, const char *name);
+/* `body` with `extra` more spaces a line, without OpenMP pragmas when
+ * `serial` (kernels_scalar.c). */
+void emit_indented(FILE *o, const char *body, const char *extra, bool serial);
+
 /* fuse_pool.c: marks each 2x2 stride-2 max pool that the kernel of the
  * convolution before it computes (n->pool); run after fuse_graph(). */
 void fuse_pool(Graph *g, Target t);

@@ -1,18 +1,22 @@
-/* fuse_pool.c — a 2x2 stride-2 max pool computed in the registers of the
- * convolution before it, which then stores the pooled values only: the
- * convolution's full output never goes to memory and the pool has no
- * kernel. Its output is the pool's (plan.c gives the convolution the
- * pool's storage).
+/* fuse_pool.c — a max pool taken by the kernel of the convolution before
+ * it, which then stores the pooled values only: the pool has no kernel of
+ * its own, and the convolution's output is the pool's (plan.c gives the
+ * convolution the pool's storage).
  *
- * Two kernels do it: Winograd's (winograd.c), whose output tiles hold
- * whole pooling windows (one an F(2x2) tile, four an F(4x4) one), and
- * depthwise.c's, whose tile is
- * R = 4 output rows by a vector along the row, so each pair of rows and
- * each pair of lanes is in registers together. Other kernels keep their pools apart. The epilogue (bias, activation, residual sum) runs
- * on every convolution output first, then the maximum, with the scalar
- * kernel's rule for NaN and signed zeros, so the result is the same bits as
- * the two layers apart. The pass runs after the target is known (like
- * wino_choose), since whether the kernel qualifies depends on it. */
+ * The direct kernels and wino_rows.c take any max pool the vector pool
+ * kernel takes, a chunk of their tiles at a time, their own output kept
+ * in scratch a chunk's rows (or channels) at a time (pool_bands.c). A 2x2
+ * stride-2 pool goes further in two kernels, which compute it in their
+ * registers, so the convolution's output never goes to memory at all:
+ * Winograd's (winograd.c), whose output tiles hold whole pooling windows
+ * (one an F(2x2) tile, four an F(4x4) one), and depthwise.c's, whose tile
+ * is R = 4 output rows by a vector along the row, so each pair of rows and
+ * each pair of lanes is in registers together. Either way the epilogue
+ * (bias, activation, residual sum) runs on every convolution output first,
+ * then the maximum, with the scalar kernel's rule for NaN and signed zeros,
+ * so the result is the same bits as the two layers apart. The pass runs
+ * after the target is known (like wino_choose), since whether the kernel
+ * qualifies depends on it. */
 #include "emit.h"
 
 bool pooled_in_conv(const Node *p) {
@@ -20,16 +24,26 @@ bool pooled_in_conv(const Node *p) {
            fusion_root(p->inputs.items[0])->pool == p;
 }
 
+/* Can a kernel other than Winograd's and depthwise.c's take pool p after
+ * conv a chunk at a time (pool_bands.c)? Any max pool the vector pool
+ * kernel takes, after the direct kernels or wino_rows.c's. */
+static bool banded(Target t, const Node *conv, const Node *p) {
+    return !conv->winograd && !dw_suits(t, conv) && simd_vector_pool(t, p);
+}
+
 bool pool_suits(Target t, const Node *p) {
     const Attrs *a = &p->a;
-    if (p->op != OP_MAXPOOL || p->bad || a->kernel[0] != 2 || a->kernel[1] != 2 ||
-        a->stride[0] != 2 || a->stride[1] != 2 || a->pad_lo[0] || a->pad_lo[1] ||
-        a->pad_hi[0] || a->pad_hi[1])
+    if (p->op != OP_MAXPOOL || p->bad || p->inputs.len != 1 || p->shape.rank != 3)
         return false;
     const Node *in = p->inputs.items[0];
     const Node *conv = fusion_root(in);
     if (conv->op != OP_CONV || in->users != 1 || in->is_output || conv->slice_of ||
-        conv->pool || !simd_target(t))
+        conv->pool || !simd_target(t) || conv->shape.rank != 3)
+        return false;
+    if (banded(t, conv, p))
+        return true;
+    if (a->kernel[0] != 2 || a->kernel[1] != 2 || a->stride[0] != 2 || a->stride[1] != 2 ||
+        a->pad_lo[0] || a->pad_lo[1] || a->pad_hi[0] || a->pad_hi[1])
         return false;
     /* whole windows only: no row or column left over */
     int64_t ho = conv->shape.d[1], wo = conv->shape.d[2];

@@ -205,9 +205,10 @@ struct Node {
                                  concat's output, in floats */
 
     /* set by fuse_pool() (fuse_pool.c) before planning, for inference */
-    struct Node *pool;        /* conv: the 2x2 max pool its kernel applies
-                                 before it stores; it then writes the pool's
-                                 output, and the pool has no code */
+    struct Node *pool;        /* conv: the max pool its kernel applies (in
+                                 registers, or to each chunk of its tiles'
+                                 output: pool_bands.c); it then writes the
+                                 pool's output, and the pool has no code */
 
     /* set by wino_choose() (winograd.c) before planning, for inference */
     int winograd;             /* conv: 0, or the side m of the output tiles

@@ -84,7 +84,10 @@ void open_batch(Emit *e, const Node *n) {
     for (int k = 0; k < n->inputs.len; k++)
         P(e, "        const float *xb%d = x%d + (ptrdiff_t)b * %lld;\n", k, k,
           ll(in_elems(n, k)));
-    P(e, "        float *yb = y + (ptrdiff_t)b * %lld;\n", ll(out_stride(e, n)));
+    /* pool_bands.c: the convolution's own output goes to scratch (yb) */
+    bool bands = !e->plain && simd_target(e->opt->target) && pool_in_bands(e->opt->target, n);
+    P(e, "        float *%s = y + (ptrdiff_t)b * %lld;%s\n", bands ? "pb" : "yb",
+      ll(out_stride(e, n)), bands ? " /* the pool's output */" : "");
     for (int k = 0; k < epilogue_operands(e, n); k++)
         P(e, "        const float *rb%d = r%d + (ptrdiff_t)b * %lld;\n", k, k,
           ll(out_elems(n)));
@@ -92,7 +95,7 @@ void open_batch(Emit *e, const Node *n) {
 
 /* Writes `body` with `extra` more spaces on each line, leaving out the
  * OpenMP pragmas when `serial`. */
-static void put_body(FILE *o, const char *body, const char *extra, bool serial) {
+void emit_indented(FILE *o, const char *body, const char *extra, bool serial) {
     for (const char *p = body; *p;) {
         const char *end = strchr(p, '\n');
         size_t len = end ? (size_t)(end - p + 1) : strlen(p);
@@ -130,12 +133,12 @@ void close_batch(Emit *e) {
          * the loop has one thread: the sample stays on its thread. */
         fputs("    if (batch == 1 && omp_get_level() == 0) { /* the threads share the sample's loops */\n"
               "        const int b = 0;\n", e->o);
-        put_body(e->o, body, "", false);
+        emit_indented(e->o, body, "", false);
         fprintf(e->o, "    } else { /* each thread takes whole samples, or a chain's thread one */\n"
                       "    #pragma omp parallel for if(batch * %lldLL >= %d && omp_get_level() == 0) "
                       "schedule(dynamic)\n"
                       "    for (int b = 0; b < batch; b++) {\n", work, OMP_SPLIT_WORK);
-        put_body(e->o, body, "    ", true);
+        emit_indented(e->o, body, "    ", true);
         fputs("    }\n    }\n", e->o);
     }
     free(e->batch_text);

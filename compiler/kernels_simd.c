@@ -416,6 +416,13 @@ int64_t simd_scratch(Target target, const Node *n, int batch) {
     return (int64_t)batch * (conv_copy_floats(&g, t) + conv_col_floats(&g, t));
 }
 
+/* The scratch of a kernel of the inference: with a pool taken in chunks
+ * (pool_bands.c), a sample's output and the pool's rows too. */
+static int64_t inference_scratch(Target t, const Node *n, int batch) {
+    return simd_kernel_scratch(t, n, batch) +
+           (pool_in_bands(t, n) ? (int64_t)batch * bands_scratch(t, n) : 0);
+}
+
 bool simd_packs_for_training(const Node *n) {
     return simd_conv(n);
 }
@@ -533,9 +540,9 @@ int simd_conv_mr(Target t, const Node *n) {
 }
 
 /* The planner's and the packer's callbacks, one set per target. */
-static int64_t avx2_scratch(const Node *n, int b) { return simd_kernel_scratch(TARGET_AVX2, n, b); }
+static int64_t avx2_scratch(const Node *n, int b) { return inference_scratch(TARGET_AVX2, n, b); }
 static int64_t avx512_scratch(const Node *n, int b) {
-    return simd_kernel_scratch(TARGET_AVX512, n, b);
+    return inference_scratch(TARGET_AVX512, n, b);
 }
 static int64_t avx2_fscratch(const Node *n, int b) { return simd_train_fscratch(TARGET_AVX2, n, b); }
 static int64_t avx512_fscratch(const Node *n, int b) {
@@ -713,7 +720,11 @@ static void emit_conv_store(Emit *e, const Node *n, const ConvGeo *g, Tile t) {
     if (g->kg % t.mr)
         P(e, "                    if (ob * MR + i >= %lld)\n"
              "                        break;\n", ll(g->kg));
-    P(e, "                    const int at = (oc0 + i) * %lld;\n", ll(plane));
+    if (!e->plain && pool_in_bands(e->opt->target, n))   /* pool_bands.c's buffer */
+        P(e, "                    const int at = (oc0 + i) * %lld - sub;\n",
+          ll(bands_plane(e->opt->target, n)));
+    else
+        P(e, "                    const int at = (oc0 + i) * %lld;\n", ll(plane));
     P(e, "                    for (int vi = 0; vi < NV; vi++) {\n");
     P(e, "                        const int q = p + vi * W;\n");
     if (g->pitch == g->wo) {
@@ -797,15 +808,21 @@ static void emit_tap_bpos(Emit *e, Tile t, const char *in, const char *off, cons
     P(e, "%s}\n", in);
 }
 
-/* The loop header shared by both forms: one flat loop over (tile, block)
- * pairs. With the weights small enough to stay in L2, position tiles
+/* The order of the flat loop over (tile, block) pairs shared by both
+ * forms. With the weights small enough to stay in L2, position tiles
  * outermost, so the input a tile reads stays in L1 while every block of
  * output channels passes over it; otherwise channel blocks outermost, so
- * each block's weights stay in cache while the tiles pass. OpenMP splits
- * the one loop evenly. */
-static void open_tile_loop(Emit *e, const ConvGeo *g, Tile t, int64_t tiles) {
-    int64_t blocks = (g->kg + t.mr - 1) / t.mr, all_blocks = g->groups * blocks;
-    bool tiles_outer = g->k * g->per * 4 <= L2_BYTES / 2;
+ * each block's weights stay in cache while the tiles pass. */
+typedef struct TileLoop {
+    int64_t tiles, blocks, all_blocks;
+    bool tiles_outer;
+    int64_t band;   /* tiles outermost: tiles a band */
+} TileLoop;
+
+static TileLoop tile_loop(const ConvGeo *g, Tile t, int64_t tiles) {
+    TileLoop l = {.tiles = tiles, .blocks = (g->kg + t.mr - 1) / t.mr};
+    l.all_blocks = g->groups * l.blocks;
+    l.tiles_outer = g->k * g->per * 4 <= L2_BYTES / 2;
     /* Tiles outermost, each block writes only a tile's positions of its
      * rows before the next block's rows: hundreds of short runs at once,
      * which no prefetcher follows. Bands of tiles whose inputs together
@@ -813,10 +830,52 @@ static void open_tile_loop(Emit *e, const ConvGeo *g, Tile t, int64_t tiles) {
      * with its residual add: 1.60 -> 1.40 ms on AVX2). */
     int64_t tile_bytes = g->per * (t.bpos ? t.mp : t.nv * t.w) * 4;
     int64_t band = tile_bytes > 0 ? L2_BYTES / 8 / tile_bytes : 1;
-    band = band < 1 ? 1 : band > tiles ? tiles : band;
+    l.band = band < 1 ? 1 : band > tiles ? tiles : band;
+    return l;
+}
+
+/* Tiles of a sample in either form. */
+static int64_t tiles_of(const ConvGeo *g, Tile t) {
+    if (t.bpos)
+        return (g->ho * g->wo + t.mp - 1) / t.mp;
+    int64_t nr = (int64_t)t.nv * t.w;
+    return g->len >= nr ? (g->len + nr - 1) / nr : 1;
+}
+
+TripOrder trip_order(Target target, const Node *n) {
+    if (n->rows_wino)
+        return rows_trip_order(target, n);
+    ConvGeo g = conv_geo(n);
+    Tile t = conv_tile(&g, isa_of(target));
+    TileLoop l = tile_loop(&g, t, tiles_of(&g, t));
+    TripOrder o = {.trips = l.tiles * l.all_blocks, .by_channels = !l.tiles_outer,
+                   .per_block = l.tiles, .mr = t.mr, .kg = g.kg, .blocks = l.blocks};
+    int64_t band = l.band > 1 ? l.band : 1;
+    o.unit = band * l.all_blocks;
+    o.unit_pos = band * (t.bpos ? t.mp : t.nv * t.w);
+    o.pitch = t.bpos ? g.wo : g.pitch;
+    /* the P form's last tile is shifted back to end at the run's end */
+    o.last_start = t.bpos ? (l.tiles - 1) * t.mp
+                 : g.len >= t.nv * t.w ? g.len - t.nv * t.w : 0;
+    return o;
+}
+
+/* The loop header: "for (int it = 0; it < trips; it++)" with the tile and
+ * block of each trip; OpenMP splits the one loop evenly. With a pool taken
+ * in chunks (pool_bands.c), the loop runs from it0 to it1. */
+static void open_tile_loop(Emit *e, const Node *n, const ConvGeo *g, Tile t, int64_t tiles) {
+    TileLoop l = tile_loop(g, t, tiles);
+    int64_t blocks = l.blocks, all_blocks = l.all_blocks, band = l.band;
+    bool tiles_outer = l.tiles_outer;
+    bool bands = !e->plain && pool_in_bands(e->opt->target, n);
+    if (bands)
+        bands_open(e, n);
     if (e->split)
         P(e, "        #pragma omp parallel for schedule(static)\n");
-    P(e, "        for (int it = 0; it < %lld; it++) {\n", ll(tiles * all_blocks));
+    if (bands)
+        P(e, "        for (int it = it0; it < it1; it++) {\n");
+    else
+        P(e, "        for (int it = 0; it < %lld; it++) {\n", ll(tiles * all_blocks));
     if (tiles_outer && band > 1) {
         P(e, "            /* bands of %lld tiles, every block of output channels on a band */\n",
           ll(band));
@@ -841,6 +900,13 @@ static void open_tile_loop(Emit *e, const ConvGeo *g, Tile t, int64_t tiles) {
     P(e, "            (void)grp;\n");
 }
 
+/* The end of the tile loop, then the pool's chunk (pool_bands.c). */
+static void close_tile_loop(Emit *e, const Node *n) {
+    P(e, "        }\n");
+    if (!e->plain && pool_in_bands(e->opt->target, n))
+        bands_close(e, n);
+}
+
 /* The C form: vectors of output channels, input values broadcast. Each
  * tile's MP positions are clamped to the last one, so a short last tile
  * recomputes that position instead of reading past the input. */
@@ -855,11 +921,15 @@ static void emit_conv_bpos(Emit *e, const Node *n, const ConvGeo *g, Tile t) {
     open_batch(e, n);
     e->scratch_per_sample = false;
     bool panel = bpos_panel(g);
+    bool bands = !e->plain && pool_in_bands(e->opt->target, n);
     /* the distance between a position's values in consecutive channels */
     int64_t cstep = panel ? t.mp : g->hp * g->wp;
-    if (g->pads || panel)
+    int64_t own = conv_copy_floats(g, t);
+    if (g->pads || panel || bands)
         P(e, "        float *sb = s + (ptrdiff_t)b * %lld; /* this sample's scratch */\n",
-          ll(conv_copy_floats(g, t)));
+          ll(own + (bands ? bands_scratch(e->opt->target, n) : 0)));
+    if (bands)
+        bands_pointers(e, n, arena_printf(e->a, "sb + %lld", ll(own)));
     input_of_sample(e, n, g, g->pads);
     if (panel) {
         P(e, "        for (int tile = 0; tile < %lld; tile++)\n", ll(tiles));
@@ -873,7 +943,7 @@ static void emit_conv_bpos(Emit *e, const Node *n, const ConvGeo *g, Tile t) {
         P(e, "                    dst[c * MP] = src[c * %lld];\n", ll(g->hp * g->wp));
         P(e, "            }\n");
     }
-    open_tile_loop(e, g, t, tiles);
+    open_tile_loop(e, n, g, t, tiles);
     P(e, "            const float *wp = w + (ptrdiff_t)gb * %lld;\n", ll(t.mr * g->per));
     if (panel)
         P(e, "            const float *xp = sb + tile * %lld;\n", ll(g->cin * t.mp));
@@ -937,14 +1007,18 @@ static void emit_conv_bpos(Emit *e, const Node *n, const ConvGeo *g, Tile t) {
     if (g->kg % t.mr)
         P(e, "                if (ob * MR + k >= %lld)\n"
              "                    break;\n", ll(g->kg));
-    P(e, "                const int at = (oc0 + k) * %lld;\n", ll(positions));
+    if (!e->plain && pool_in_bands(e->opt->target, n))   /* pool_bands.c's buffer */
+        P(e, "                const int at = (oc0 + k) * %lld - sub;\n",
+          ll(bands_plane(e->opt->target, n)));
+    else
+        P(e, "                const int at = (oc0 + k) * %lld;\n", ll(positions));
     P(e, "                for (int i = 0; i < MP; i++) {\n");
     P(e, "                    float v = t[i][k];\n");
     emit_epilogue_scalar(e, n, "                    ", "at + q[i]");
     P(e, "                    yb[at + q[i]] = v;\n");
     P(e, "                }\n");
     P(e, "            }\n");
-    P(e, "        }\n");
+    close_tile_loop(e, n);
     close_batch(e);
 }
 
@@ -962,12 +1036,15 @@ static void emit_conv(Emit *e, const Node *n) {
          "vector */\n", t.mr, t.nv, ll(nr), t.w);
     P(e, "    const float *bias = w + %lld;\n", ll(g.groups * blocks * t.mr * g.per));
     int64_t per_sample = copy + conv_col_floats(&g, t);
+    bool bands = !e->plain && pool_in_bands(e->opt->target, n);
     e->scratch_per_sample = true;
     open_batch(e, n);
     e->scratch_per_sample = false;
-    if (per_sample)
+    if (per_sample || bands)
         P(e, "        float *sb = s + (ptrdiff_t)b * %lld; /* this sample's scratch */\n",
-          ll(per_sample));
+          ll(per_sample + (bands ? bands_scratch(e->opt->target, n) : 0)));
+    if (bands)
+        bands_pointers(e, n, arena_printf(e->a, "sb + %lld", ll(per_sample)));
     input_of_sample(e, n, &g, copy > 0);
     if (copy) {
         P(e, "        for (int i = %lld; i < %lld; i++)\n", ll(copy - nr), ll(copy));
@@ -996,7 +1073,7 @@ static void emit_conv(Emit *e, const Node *n) {
           ll(g.cin), ll(g.cs));
         P(e, "        }\n");
     }
-    open_tile_loop(e, &g, t, tiles);
+    open_tile_loop(e, n, &g, t, tiles);
     P(e, "            const float *wb = w + (ptrdiff_t)gb * %lld;\n", ll(t.mr * g.per));
     P(e, "            const float *xg = %s + grp * %lld;\n", panel ? "sb" : x,
       ll(g.cin_g * g.cs));
@@ -1043,7 +1120,7 @@ static void emit_conv(Emit *e, const Node *n) {
             P(e, "                _mm256_storeu_ps(t[%d] + %d, c%d%d);\n", i, v * t.w, i, v);
     emit_conv_store(e, n, &g, t);
     P(e, "            }\n");
-    P(e, "        }\n");
+    close_tile_loop(e, n);
     close_batch(e);
 }
 
@@ -1573,43 +1650,88 @@ static void pool_taps(Emit *e, const PoolGeo *g, int w, const char *in, bool mas
     }
 }
 
-/* Channel c's plane into pl with -infinity around it: rows outside the
- * input all -infinity, the others a vector copy between -infinity borders
- * (a per-element test here cost more than the pooling after it). */
-static void pool_pad_plane(Emit *e, const PoolGeo *g, int w) {
+/* Padded rows i0 .. i1-1 of channel c's plane into pl (row i0 first) with
+ * -infinity around them: rows outside the input all -infinity, the others a
+ * vector copy between -infinity borders (a per-element test here cost more
+ * than the pooling after it). `src`: where input row ih starts. */
+static void pool_pad_rows(Emit *e, const PoolGeo *g, int w, const char *in, const char *src,
+                          const char *i0, const char *i1) {
     int64_t full = g->wi / w * w;
-    P(e, "                for (int i = 0; i < %lld; i++) {\n", ll(g->hp));
-    P(e, "                    float *row = pl + i * %lld;\n", ll(g->wp));
-    P(e, "                    const int ih = i - %lld;\n", ll(g->top));
-    P(e, "                    if (ih < 0 || ih >= %lld) {\n", ll(g->h));
-    P(e, "                        for (int j = 0; j < %lld; j++)\n", ll(g->wp));
-    P(e, "                            row[j] = ninf;\n");
-    P(e, "                        continue;\n");
-    P(e, "                    }\n");
-    P(e, "                    const float *src = xb0 + (c * %lld + ih) * %lld;\n", ll(g->h), ll(g->wi));
+    P(e, "%sfor (int i = %s; i < %s; i++) {\n", in, i0, i1);
+    if (!strcmp(i0, "0"))
+        P(e, "%s    float *row = pl + i * %lld;\n", in, ll(g->wp));
+    else
+        P(e, "%s    float *row = pl + (i - %s) * %lld;\n", in, i0, ll(g->wp));
+    P(e, "%s    const int ih = i - %lld;\n", in, ll(g->top));
+    P(e, "%s    if (ih < 0 || ih >= %lld) {\n", in, ll(g->h));
+    P(e, "%s        for (int j = 0; j < %lld; j++)\n", in, ll(g->wp));
+    P(e, "%s            row[j] = ninf;\n", in);
+    P(e, "%s        continue;\n", in);
+    P(e, "%s    }\n", in);
+    P(e, "%s    const float *src = %s;\n", in, src);
     if (g->left > 0) {
-        P(e, "                    for (int j = 0; j < %lld; j++)\n", ll(g->left));
-        P(e, "                        row[j] = ninf;\n");
+        P(e, "%s    for (int j = 0; j < %lld; j++)\n", in, ll(g->left));
+        P(e, "%s        row[j] = ninf;\n", in);
     }
     if (full > 0) {
-        P(e, "                    for (int j = 0; j < %lld; j += W)\n", ll(full));
-        P(e, "                        _mm256_storeu_ps(row + %lld + j, _mm256_loadu_ps(src + j));\n",
+        P(e, "%s    for (int j = 0; j < %lld; j += W)\n", in, ll(full));
+        P(e, "%s        _mm256_storeu_ps(row + %lld + j, _mm256_loadu_ps(src + j));\n", in,
           ll(g->left));
     }
     if (full < g->wi) {
-        P(e, "                    for (int j = %lld; j < %lld; j++)\n", ll(full), ll(g->wi));
-        P(e, "                        row[%lld + j] = src[j];\n", ll(g->left));
+        P(e, "%s    for (int j = %lld; j < %lld; j++)\n", in, ll(full), ll(g->wi));
+        P(e, "%s        row[%lld + j] = src[j];\n", in, ll(g->left));
     }
     if (g->left + g->wi < g->wp) {
-        P(e, "                    for (int j = %lld; j < %lld; j++)\n", ll(g->left + g->wi), ll(g->wp));
-        P(e, "                        row[j] = ninf;\n");
+        P(e, "%s    for (int j = %lld; j < %lld; j++)\n", in, ll(g->left + g->wi), ll(g->wp));
+        P(e, "%s        row[j] = ninf;\n", in);
     }
-    P(e, "                }\n");
+    P(e, "%s}\n", in);
 }
+
+/* Output rows r0 .. r1-1 of channel c: row oh's windows start at `xr`
+ * (an expression in oh), its outputs go to yr. */
+static void pool_rows(Emit *e, const PoolGeo *g, int w, const char *in, const char *r0,
+                      const char *r1, const char *xr, const char *y) {
+    int64_t vectors = (g->wo + w - 1) / w;
+    const char *in4 = arena_printf(e->a, "%s    ", in);
+    P(e, "%sfor (int oh = %s; oh < %s; oh++) {\n", in, r0, r1);
+    P(e, "%s    const float *xr = %s;\n", in, xr);
+    P(e, "%s    float *yr = %s + (c * %lld + oh) * %lld;\n", in, y, ll(g->ho), ll(g->wo));
+    if (g->wo < w) {
+        /* one vector, each load masked to the row's columns (the lanes past
+         * it read zeros and are never stored) */
+        P(e, "%s    const float *xp = xr;\n", in);
+        if (g->sw == 1) {
+            for (int64_t j = 0; j < g->kw; j++)
+                P(e, "%s    const __m256i m%lld = %s;\n", in, ll(j), lane_mask(e, j, g->wp));
+        } else {
+            P(e, "%s    const __m256i m0 = %s, m1 = %s;\n", in, lane_mask(e, 0, g->wp),
+              lane_mask(e, 8, g->wp));
+            if (g->kw == 3)
+                P(e, "%s    const __m256i m2 = %s, m3 = %s;\n", in, lane_mask(e, 1, g->wp),
+                  lane_mask(e, 9, g->wp));
+        }
+        pool_taps(e, g, 8, in4, true);
+        P(e, "%s    _mm256_maskstore_ps(yr, %s, best);\n", in, lane_mask(e, 0, g->wo));
+    } else {
+        P(e, "%s    for (int v = 0; v < %lld; v++) {\n", in, ll(vectors));
+        P(e, "%s        const int ow = v < %lld ? v * W : %lld;\n", in, ll(vectors - 1),
+          ll(g->wo - w));
+        P(e, "%s        const float *xp = xr + %sow;\n", in, g->sw == 2 ? "2 * " : "");
+        pool_taps(e, g, w, arena_printf(e->a, "%s        ", in), false);
+        P(e, "%s        _mm256_storeu_ps(yr + ow, best);\n", in);
+        P(e, "%s    }\n", in);
+    }
+    P(e, "%s}\n", in);
+}
+
+/* -infinity, from its bits: the generated code has no math.h */
+static const char NINF[] =
+    "const float ninf = _mm_cvtss_f32(_mm_castsi128_ps(_mm_set1_epi32(-8388608)));\n";
 
 static void emit_maxpool(Emit *e, const Node *n, int w) {
     PoolGeo g = pool_geo(n);
-    int64_t vectors = (g.wo + w - 1) / w;
     e->wide = w == 16;
     simd_need_vmax(e);
     if (g.sw == 2)
@@ -1623,8 +1745,7 @@ static void emit_maxpool(Emit *e, const Node *n, int w) {
      * batch 1 on one thread while the other waited) */
     bool lone = n->lone_split && !e->plain;
     if (g.pads) {
-        /* -infinity, from its bits: the generated code has no math.h */
-        P(e, "        const float ninf = _mm_cvtss_f32(_mm_castsi128_ps(_mm_set1_epi32(-8388608)));\n");
+        P(e, "        %s", NINF);
         if (lone)   /* asked here, outside the loop's own region */
             P(e, "        const int lone = batch == 1 && omp_get_level() == 0;\n");
     }
@@ -1635,40 +1756,56 @@ static void emit_maxpool(Emit *e, const Node *n, int w) {
         P(e, "            float *pl = s + (ptrdiff_t)%s * %lld; /* the padded plane%s */\n",
           lone ? "(lone ? c : b)" : "b", ll(g.hp * g.wp),
           lone ? ": a lone sample's channel's, else the sample's" : "");
-        pool_pad_plane(e, &g, w);
+        pool_pad_rows(e, &g, w, "                ",
+                      arena_printf(e->a, "xb0 + (c * %lld + ih) * %lld", ll(g.h), ll(g.wi)),
+                      "0", arena_printf(e->a, "%lld", ll(g.hp)));
     }
-    P(e, "            for (int oh = 0; oh < %lld; oh++) {\n", ll(g.ho));
-    P(e, "                const float *xr = %s + oh * %lld;\n",
-      g.pads ? "pl" : arena_printf(e->a, "xb0 + c * %lld", ll(g.h * g.wi)), ll(g.sh * g.wp));
-    P(e, "                float *yr = yb + (c * %lld + oh) * %lld;\n", ll(g.ho), ll(g.wo));
-    if (g.wo < w) {
-        /* one vector, each load masked to the row's columns (the lanes past
-         * it read zeros and are never stored) */
-        P(e, "                const float *xp = xr;\n");
-        if (g.sw == 1) {
-            for (int64_t j = 0; j < g.kw; j++)
-                P(e, "                const __m256i m%lld = %s;\n", ll(j), lane_mask(e, j, g.wp));
-        } else {
-            P(e, "                const __m256i m0 = %s, m1 = %s;\n", lane_mask(e, 0, g.wp),
-              lane_mask(e, 8, g.wp));
-            if (g.kw == 3)
-                P(e, "                const __m256i m2 = %s, m3 = %s;\n", lane_mask(e, 1, g.wp),
-                  lane_mask(e, 9, g.wp));
-        }
-        pool_taps(e, &g, 8, "                ", true);
-        P(e, "                _mm256_maskstore_ps(yr, %s, best);\n", lane_mask(e, 0, g.wo));
-    } else {
-        P(e, "                for (int v = 0; v < %lld; v++) {\n", ll(vectors));
-        P(e, "                    const int ow = v < %lld ? v * W : %lld;\n", ll(vectors - 1),
-          ll(g.wo - w));
-        P(e, "                    const float *xp = xr + %sow;\n", g.sw == 2 ? "2 * " : "");
-        pool_taps(e, &g, w, "                    ", false);
-        P(e, "                    _mm256_storeu_ps(yr + ow, best);\n");
-        P(e, "                }\n");
-    }
-    P(e, "            }\n");
+    pool_rows(e, &g, w, "            ", "0", arena_printf(e->a, "%lld", ll(g.ho)),
+              g.pads ? arena_printf(e->a, "pl + oh * %lld", ll(g.sh * g.wp))
+                     : arena_printf(e->a, "xb0 + c * %lld + oh * %lld", ll(g.h * g.wi),
+                                    ll(g.sh * g.wp)),
+              "yb");
     P(e, "        }\n");
     close_batch(e);
+}
+
+/* The max pool that convolution `conv` takes after each chunk of its tiles
+ * (pool_bands.c), as a function of its own named for the pool: output rows
+ * r0 .. r1-1 of channel c from x, the convolution's rows of that channel
+ * from row0 on, the rows the windows read first padded with -infinity
+ * into pl where the pool pads. */
+void simd_emit_band_pool(Emit *e, const Node *conv, const char *name) {
+    const Node *n = conv->pool;
+    int w = pool_width(e->opt->target, n);
+    PoolGeo g = pool_geo(n);
+    e->wide = w == 16;
+    simd_need_vmax(e);
+    if (g.sw == 2)
+        simd_need_unzip(e);
+    P(e, "/* %s — %s:%d: %s, taken by %s after each chunk of its tiles\n", name,
+      e->opt->source_name, n->loc.line, layer_describe(e->a, n), conv->name);
+    P(e, " *   rows r0..r1-1 of channel c: [%lld,%lld,%lld] -> [%lld,%lld,%lld]; x holds the "
+         "channel's rows from row0 on%s\n */\n", ll(g.c), ll(g.h), ll(g.wi), ll(g.c), ll(g.ho),
+      ll(g.wo), g.pads ? "; the rows the windows read padded with -infinity into pl first"
+                       : "");
+    P(e, "static CNN_SIMD void %s(const float *restrict x, int row0, float *restrict y, "
+         "float *restrict pl, int c, int r0, int r1) {\n", name);
+    P(e, "    enum { W = %d }; /* floats a vector */\n", w);
+    if (g.pads) {
+        P(e, "    %s", NINF);
+        P(e, "    if (r0 >= r1)\n        return;\n");
+        pool_pad_rows(e, &g, w, "    ", arena_printf(e->a, "x + (ih - row0) * %lld", ll(g.wi)),
+                      arena_printf(e->a, "r0 * %lld", ll(g.sh)),
+                      arena_printf(e->a, "(r1 - 1) * %lld + %lld", ll(g.sh), ll(g.kh)));
+        pool_rows(e, &g, w, "    ", "r0", "r1",
+                  arena_printf(e->a, "pl + (oh - r0) * %lld", ll(g.sh * g.wp)), "y");
+    } else {
+        P(e, "    (void)pl;\n");
+        pool_rows(e, &g, w, "    ", "r0", "r1",
+                  arena_printf(e->a, "x + (oh * %lld - row0) * %lld", ll(g.sh), ll(g.wi)), "y");
+    }
+    P(e, "}\n\n");
+    e->wide = false;
 }
 
 /* ---- local response normalisation ------------------------------------------ */

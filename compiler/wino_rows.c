@@ -171,7 +171,7 @@ static void emit_v(Emit *e, const RowGeo *g) {
         P(e, "        #pragma omp parallel for schedule(static)\n");
     P(e, "        for (int ch = 0; ch < %lld; ch++) {\n", ll(g->cin * g->hr));
     P(e, "            const int c = ch / %lld, h = ch - c * %lld;\n", ll(g->hr), ll(g->hr));
-    P(e, "            const float *r = pl + (ptrdiff_t)ch * %lld;\n", ll(g->wr));
+    P(e, "            const float *r = xpad + (ptrdiff_t)ch * %lld;\n", ll(g->wr));
     P(e, "            float *o = v + (ptrdiff_t)(c * 2 + (h & 1)) * %lld + (h >> 1) * %lld;\n",
       ll(g->ps), ll(g->tw));
     P(e, "            for (int t0 = 0; t0 < %lld; t0 += W) {\n", ll(g->tw));
@@ -220,7 +220,11 @@ static void emit_out(Emit *e, const Node *n, const RowGeo *g) {
     P(e, "            for (int k = 0; k < MR; k++) {\n");
     if (g->k % g->mr)
         P(e, "                if (gb * MR + k >= %lld)\n                    break;\n", ll(g->k));
-    P(e, "                const int at = (gb * MR + k) * %lld;\n", ll(plane));
+    if (!e->plain && pool_in_bands(e->opt->target, n))   /* pool_bands.c's buffer */
+        P(e, "                const int at = (gb * MR + k) * %lld - sub;\n",
+          ll(bands_plane(e->opt->target, n)));
+    else
+        P(e, "                const int at = (gb * MR + k) * %lld;\n", ll(plane));
     P(e, "                const __m256 b = _mm256_set1_ps(bias[gb * MR + k]);\n");
     P(e, "                for (int vi = 0; vi < NV; vi++) {\n");
     P(e, "                    const float *mk = m[0][k] + vi * W;\n");
@@ -272,9 +276,15 @@ static void emit_out(Emit *e, const Node *n, const RowGeo *g) {
 static void emit_products(Emit *e, const Node *n, const RowGeo *g) {
     int64_t nr = (int64_t)g->nv * g->width, tiles = (g->len + nr - 1) / nr;
     int64_t xs = g->cin * 2 * g->ps;
+    bool bands = !e->plain && pool_in_bands(e->opt->target, n);
+    if (bands)
+        bands_open(e, n);
     if (e->split)
         P(e, "        #pragma omp parallel for schedule(static)\n");
-    P(e, "        for (int it = 0; it < %lld; it++) {\n", ll(tiles * g->kb));
+    if (bands)
+        P(e, "        for (int it = it0; it < it1; it++) {\n");
+    else
+        P(e, "        for (int it = 0; it < %lld; it++) {\n", ll(tiles * g->kb));
     P(e, "            const int tile = it / %lld, gb = it - tile * %lld;\n", ll(g->kb),
       ll(g->kb));
     P(e, "            const int p = tile < %lld ? tile * NR : %lld;\n", ll(tiles - 1),
@@ -299,6 +309,16 @@ static void emit_products(Emit *e, const Node *n, const RowGeo *g) {
     P(e, "            }\n");
     emit_out(e, n, g);
     P(e, "        }\n");
+    if (bands)
+        bands_close(e, n);
+}
+
+/* Tiles of pairs outermost, every block of output channels on each. */
+TripOrder rows_trip_order(Target t, const Node *n) {
+    RowGeo g = row_geo(t, n);
+    int64_t nr = (int64_t)g.nv * g.width, tiles = (g.len + nr - 1) / nr;
+    return (TripOrder){.trips = tiles * g.kb, .unit = g.kb, .unit_pos = nr, .pitch = g.tw,
+                       .last_start = g.len - nr};
 }
 
 void emit_rows_conv(Emit *e, const Node *n) {
@@ -315,11 +335,15 @@ void emit_rows_conv(Emit *e, const Node *n) {
     e->scratch_per_sample = true;
     open_batch(e, n);
     e->scratch_per_sample = false;
-    P(e, "        float *pl = s + %lld + (ptrdiff_t)b * %lld; /* the padded copy */\n",
-      ll(u_floats(&g)), ll(sample_floats(&g)));
-    P(e, "        float *v = pl + %lld; /* V[xi][c][row parity][row][pair] */\n",
+    /* pool_bands.c: the output and the pool's rows after V */
+    bool bands = !e->plain && pool_in_bands(e->opt->target, n);
+    P(e, "        float *xpad = s + %lld + (ptrdiff_t)b * %lld; /* the padded copy */\n",
+      ll(u_floats(&g)), ll(sample_floats(&g) + (bands ? bands_scratch(e->opt->target, n) : 0)));
+    P(e, "        float *v = xpad + %lld; /* V[xi][c][row parity][row][pair] */\n",
       ll(g.cin * g.hr * g.wr));
-    P(e, "        cnn_pad(xb0, pl, %lld, %lld, %lld, %lld, %lld, %lld, %lld, 0);\n", ll(g.cin),
+    if (bands)
+        bands_pointers(e, n, arena_printf(e->a, "v + %lld", ll(XI * g.cin * 2 * g.ps)));
+    P(e, "        cnn_pad(xb0, xpad, %lld, %lld, %lld, %lld, %lld, %lld, %lld, 0);\n", ll(g.cin),
       ll(g.h), ll(g.w), ll(g.top), ll(g.left), ll(g.hr), ll(g.wr));
     emit_v(e, &g);
     emit_products(e, n, &g);

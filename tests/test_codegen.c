@@ -667,6 +667,46 @@ Test(codegen, pool_in_conv_matches_the_two_layers_bit_for_bit, .timeout = 120) {
     }
 }
 
+/* pool_bands.c: a max pool that a direct kernel or the row Winograd takes
+ * after each chunk of its tiles (positions or channel blocks outermost, a
+ * residual sum in the epilogue) gives the bits of the two layers apart, on
+ * each vector target this CPU runs; the fused build runs under
+ * AddressSanitizer and UBSan, the chunks' buffers being smaller than the
+ * convolutions' outputs. */
+Test(codegen, pool_in_bands_matches_the_two_layers_bit_for_bit, .timeout = 180) {
+    const char *targets[] = {"avx2", "avx512"};
+    const bool runs[] = {__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"),
+                         __builtin_cpu_supports("avx512f")};
+    cr_assert(runs[0], "this suite needs a CPU with AVX2 and FMA");
+    for (int i = 0; i < 2; i++) {
+        if (!runs[i]) {
+            cr_log_warn("--target %s left out: this CPU lacks it", targets[i]);
+            continue;
+        }
+        for (int fused = 0; fused < 2; fused++) {
+            char dir[64], code[80];
+            snprintf(dir, sizeof dir, "build/poolbands/%s%s", targets[i], fused ? "" : "-apart");
+            snprintf(code, sizeof code, "%s/poolbands.c", dir);
+            cr_assert_eq(sh("./cnnc build tests/api/poolbands.cnn --target %s %s -o %s",
+                            targets[i], fused ? "" : "--no-fuse=pool", dir), 0);
+            cr_expect_eq(count_in(code, ", taken by conv"), fused ? 5 : 0);
+            cr_expect_eq(count_in(code, "rows of each channel at a time"), fused ? 3 : 0,
+                         "a, b and d do not keep a chunk's rows");
+            cr_expect_eq(count_in(code, " channels at a time"), fused ? 1 : 0,
+                         "c does not keep a chunk's channels");
+            cr_expect_eq(count_in(code, "static const int span[3]"), fused ? 2 : 0,
+                         "a and d are not in three chunks");
+            cr_expect_eq(count_in(code, ": 1-D Winograd along rows"), 1, "d left the rows");
+            cr_assert_eq(sh("cc -std=c11 -O1 %s -I%s tests/api/poolbands_main.c %s/poolbands.c "
+                            "-o %s/main && ./%s/main > %s.bin",
+                            fused ? "-fsanitize=address,undefined -fno-sanitize-recover=all" : "",
+                            dir, dir, dir, dir, dir), 0);
+        }
+        cr_expect_eq(sh("cmp build/poolbands/%s.bin build/poolbands/%s-apart.bin", targets[i],
+                        targets[i]), 0, "%s: fused and apart differ", targets[i]);
+    }
+}
+
 /* The vector max pooling kernels take the scalar kernel's steps in its
  * order: the same bits on ties, signed zeros and NaN payloads, in every
  * form (tests/api/pools.cnn). Targets this CPU lacks are left out. */

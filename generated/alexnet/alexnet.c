@@ -4,7 +4,7 @@
  * command: cnnc build examples/alexnet.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
- * arena:   2464960 bytes (8384768 without reuse; 2464960 live at most)
+ * arena:   2464960 bytes (7588672 without reuse; 2464960 live at most)
  * weights: 61100840 canonical floats, 67594032 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -252,140 +252,192 @@ static void cnn_pack_wino4(const float *w, const float *bias, const float *bn,
     }
 }
 
+/* maxpool1 — examples/alexnet.cnn:16: maxpool 3x3/2, taken by conv1 after each chunk of its tiles
+ *   rows r0..r1-1 of channel c: [64,55,55] -> [64,27,27]; x holds the channel's rows from row0 on
+ */
+static CNN_SIMD void maxpool1(const float *restrict x, int row0, float *restrict y, float *restrict pl, int c, int r0, int r1) {
+    enum { W = 8 }; /* floats a vector */
+    (void)pl;
+    for (int oh = r0; oh < r1; oh++) {
+        const float *xr = x + (oh * 2 - row0) * 55;
+        float *yr = y + (c * 27 + oh) * 27;
+        for (int v = 0; v < 4; v++) {
+            const int ow = v < 3 ? v * W : 19;
+            const float *xp = xr + 2 * ow;
+            __m256 best;
+            {
+                __m256 even, odd;
+                cnn_unzip(_mm256_loadu_ps(xp + 0), _mm256_loadu_ps(xp + 8), &even, &odd);
+                best = even;
+                best = cnn_vmax(best, odd);
+                cnn_unzip(_mm256_loadu_ps(xp + 1), _mm256_loadu_ps(xp + 9), &even, &odd);
+                best = cnn_vmax(best, odd);
+            }
+            {
+                __m256 even, odd;
+                cnn_unzip(_mm256_loadu_ps(xp + 55), _mm256_loadu_ps(xp + 63), &even, &odd);
+                best = cnn_vmax(best, even);
+                best = cnn_vmax(best, odd);
+                cnn_unzip(_mm256_loadu_ps(xp + 56), _mm256_loadu_ps(xp + 64), &even, &odd);
+                best = cnn_vmax(best, odd);
+            }
+            {
+                __m256 even, odd;
+                cnn_unzip(_mm256_loadu_ps(xp + 110), _mm256_loadu_ps(xp + 118), &even, &odd);
+                best = cnn_vmax(best, even);
+                best = cnn_vmax(best, odd);
+                cnn_unzip(_mm256_loadu_ps(xp + 111), _mm256_loadu_ps(xp + 119), &even, &odd);
+                best = cnn_vmax(best, odd);
+            }
+            _mm256_storeu_ps(yr + ow, best);
+        }
+    }
+}
+
 /* conv1 — examples/alexnet.cnn:15: conv 11x11/4 p2 64
  *   in [3,224,224] -> out [64,55,55]
  *   weights at packed[0]: weight [64,3,11,11] + bias [64] (packed in blocks of 16 output channels)
- *   avx2: tile MP=5 positions x MR=16 output channels (10 ymm accumulators); input values broadcast from the padded input, weights in vectors; then relu1
+ *   avx2: tile MP=5 positions x MR=16 output channels (10 ymm accumulators); input values broadcast from the padded input, weights in vectors; then relu1; its output kept in scratch a chunk of tiles at a time, each chunk's finished rows max pooled by maxpool1() (maxpool1), so it stores [64,27,27]
  */
 static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MP = 5, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 23232;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
-        float *yb = y + (ptrdiff_t)b * 193600;
-        float *sb = s + (ptrdiff_t)b * 155952; /* this sample's scratch */
+        float *pb = y + (ptrdiff_t)b * 46656; /* the pool's output */
+        float *sb = s + (ptrdiff_t)b * 226352; /* this sample's scratch */
+        float *yb = sb + 155952; /* conv1's output, 20 rows of each channel at a time, pooled chunk by chunk into pb */
+        float *pl = NULL; /* the pool reads the rows in place */
         cnn_pad(xb0, sb, 3, 224, 224, 2, 2, 228, 228, 0);
         const float *in = sb;
-        for (int it = 0; it < 2420; it++) {
-            /* bands of 18 tiles, every block of output channels on a band */
-            const int band = it / 72, rest = it - band * 72;
-            const int in_band = 605 - band * 18 < 18 ? 605 - band * 18 : 18;
-            const int gb = rest / in_band, tile = band * 18 + rest - gb * in_band;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 64 + ob * MR;
-            (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 5808;
-            const float *xp = in + grp * 155952;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 3025 ? tile * MP + 0 : 3024;
-            const int o0 = q[0] / 55 * 912 + q[0] % 55 * 4;
-            q[1] = tile * MP + 1 < 3025 ? tile * MP + 1 : 3024;
-            const int o1 = q[1] / 55 * 912 + q[1] % 55 * 4;
-            q[2] = tile * MP + 2 < 3025 ? tile * MP + 2 : 3024;
-            const int o2 = q[2] / 55 * 912 + q[2] % 55 * 4;
-            q[3] = tile * MP + 3 < 3025 ? tile * MP + 3 : 3024;
-            const int o3 = q[3] / 55 * 912 + q[3] % 55 * 4;
-            q[4] = tile * MP + 4 < 3025 ? tile * MP + 4 : 3024;
-            const int o4 = q[4] / 55 * 912 + q[4] % 55 * 4;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 3; c++, xp += 51984)
-                for (int i = 0; i < 11; i++)
-                    for (int j = 0; j < 11; j++, wp += MR)
-                        {
-                            const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                            const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                            __m256 xb = _mm256_set1_ps(xp[o0 + i * 228 + j * 1]);
-                            c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                            c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                            xb = _mm256_set1_ps(xp[o1 + i * 228 + j * 1]);
-                            c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                            c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                            xb = _mm256_set1_ps(xp[o2 + i * 228 + j * 1]);
-                            c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                            c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                            xb = _mm256_set1_ps(xp[o3 + i * 228 + j * 1]);
-                            c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                            c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                            xb = _mm256_set1_ps(xp[o4 + i * 228 + j * 1]);
-                            c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                            c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                        }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[3] + 0, c30);
-            _mm256_storeu_ps(t[3] + 8, c31);
-            _mm256_storeu_ps(t[4] + 0, c40);
-            _mm256_storeu_ps(t[4] + 8, c41);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 3025;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+        /* chunks of 792 trips; chunk ch: channels span[ch][0].., pool rows span[ch][2]..; its output from channel span[ch][4] and row span[ch][5] on at yb, after span[ch][7] floats of each channel move down from span[ch][6] */
+        static const int span[4][8] = {{0, 64, 0, 8, 0, 0, 0, 0},
+            {0, 64, 8, 17, 0, 16, 880, 110},
+            {0, 64, 17, 26, 0, 34, 990, 110},
+            {0, 64, 26, 27, 0, 52, 990, 110}};
+        for (int ch = 0; ch < 4; ch++) {
+            const int it0 = ch * 792, it1 = it0 + 792 < 2420 ? it0 + 792 : 2420;
+            const int sub = span[ch][4] * 1100 + span[ch][5] * 55;
+            for (int c = 0; c < 64; c++)
+                for (int i = 0; i < span[ch][7]; i++)
+                    yb[c * 1100 + i] = yb[c * 1100 + span[ch][6] + i];
+            for (int it = it0; it < it1; it++) {
+                /* bands of 18 tiles, every block of output channels on a band */
+                const int band = it / 72, rest = it - band * 72;
+                const int in_band = 605 - band * 18 < 18 ? 605 - band * 18 : 18;
+                const int gb = rest / in_band, tile = band * 18 + rest - gb * in_band;
+                const int grp = 0, ob = gb;
+                const int oc0 = grp * 64 + ob * MR;
+                (void)grp;
+                const float *wp = w + (ptrdiff_t)gb * 5808;
+                const float *xp = in + grp * 155952;
+                int q[MP];
+                float t[MP][MR];
+                q[0] = tile * MP + 0 < 3025 ? tile * MP + 0 : 3024;
+                const int o0 = q[0] / 55 * 912 + q[0] % 55 * 4;
+                q[1] = tile * MP + 1 < 3025 ? tile * MP + 1 : 3024;
+                const int o1 = q[1] / 55 * 912 + q[1] % 55 * 4;
+                q[2] = tile * MP + 2 < 3025 ? tile * MP + 2 : 3024;
+                const int o2 = q[2] / 55 * 912 + q[2] % 55 * 4;
+                q[3] = tile * MP + 3 < 3025 ? tile * MP + 3 : 3024;
+                const int o3 = q[3] / 55 * 912 + q[3] % 55 * 4;
+                q[4] = tile * MP + 4 < 3025 ? tile * MP + 4 : 3024;
+                const int o4 = q[4] / 55 * 912 + q[4] % 55 * 4;
+                __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
+                __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
+                __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
+                __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
+                __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
+                __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
+                __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
+                __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
+                __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
+                __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
+                for (int c = 0; c < 3; c++, xp += 51984)
+                    for (int i = 0; i < 11; i++)
+                        for (int j = 0; j < 11; j++, wp += MR)
+                            {
+                                const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
+                                const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
+                                __m256 xb = _mm256_set1_ps(xp[o0 + i * 228 + j * 1]);
+                                c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                                c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                                xb = _mm256_set1_ps(xp[o1 + i * 228 + j * 1]);
+                                c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                                c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                                xb = _mm256_set1_ps(xp[o2 + i * 228 + j * 1]);
+                                c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                                c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                                xb = _mm256_set1_ps(xp[o3 + i * 228 + j * 1]);
+                                c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                                c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                                xb = _mm256_set1_ps(xp[o4 + i * 228 + j * 1]);
+                                c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                                c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                            }
+                _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[0] + 8, c01);
+                _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[1] + 8, c11);
+                _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[2] + 8, c21);
+                _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[3] + 8, c31);
+                _mm256_storeu_ps(t[4] + 0, c40);
+                _mm256_storeu_ps(t[4] + 8, c41);
+                for (int k = 0; k < MR; k++) {
+                    const int at = (oc0 + k) * 1100 - sub;
+                    for (int i = 0; i < MP; i++) {
+                        float v = t[i][k];
+                        v = v < 0.0f ? 0.0f : v;
+                        yb[at + q[i]] = v;
+                    }
                 }
             }
+            for (int c = span[ch][0]; c < span[ch][1]; c++)
+                maxpool1(yb + (c - span[ch][4]) * 1100, span[ch][5], pb, pl, c, span[ch][2], span[ch][3]);
         }
     }
 }
 
-/* maxpool1 — examples/alexnet.cnn:16: maxpool 3x3/2
- *   in [64,55,55] -> out [64,27,27]
- *   avx2: 8 outputs of a row a vector (ymm), even and odd input columns split by shuffles
+/* maxpool2 — examples/alexnet.cnn:18: maxpool 3x3/2, taken by conv2 after each chunk of its tiles
+ *   rows r0..r1-1 of channel c: [192,27,27] -> [192,13,13]; x holds the channel's rows from row0 on
  */
-static CNN_SIMD void maxpool1(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void maxpool2(const float *restrict x, int row0, float *restrict y, float *restrict pl, int c, int r0, int r1) {
     enum { W = 8 }; /* floats a vector */
-    for (int b = 0; b < batch; b++) {
-        const float *xb0 = x0 + (ptrdiff_t)b * 193600;
-        float *yb = y + (ptrdiff_t)b * 46656;
-        for (int c = 0; c < 64; c++) {
-            for (int oh = 0; oh < 27; oh++) {
-                const float *xr = xb0 + c * 3025 + oh * 110;
-                float *yr = yb + (c * 27 + oh) * 27;
-                for (int v = 0; v < 4; v++) {
-                    const int ow = v < 3 ? v * W : 19;
-                    const float *xp = xr + 2 * ow;
-                    __m256 best;
-                    {
-                        __m256 even, odd;
-                        cnn_unzip(_mm256_loadu_ps(xp + 0), _mm256_loadu_ps(xp + 8), &even, &odd);
-                        best = even;
-                        best = cnn_vmax(best, odd);
-                        cnn_unzip(_mm256_loadu_ps(xp + 1), _mm256_loadu_ps(xp + 9), &even, &odd);
-                        best = cnn_vmax(best, odd);
-                    }
-                    {
-                        __m256 even, odd;
-                        cnn_unzip(_mm256_loadu_ps(xp + 55), _mm256_loadu_ps(xp + 63), &even, &odd);
-                        best = cnn_vmax(best, even);
-                        best = cnn_vmax(best, odd);
-                        cnn_unzip(_mm256_loadu_ps(xp + 56), _mm256_loadu_ps(xp + 64), &even, &odd);
-                        best = cnn_vmax(best, odd);
-                    }
-                    {
-                        __m256 even, odd;
-                        cnn_unzip(_mm256_loadu_ps(xp + 110), _mm256_loadu_ps(xp + 118), &even, &odd);
-                        best = cnn_vmax(best, even);
-                        best = cnn_vmax(best, odd);
-                        cnn_unzip(_mm256_loadu_ps(xp + 111), _mm256_loadu_ps(xp + 119), &even, &odd);
-                        best = cnn_vmax(best, odd);
-                    }
-                    _mm256_storeu_ps(yr + ow, best);
-                }
+    (void)pl;
+    for (int oh = r0; oh < r1; oh++) {
+        const float *xr = x + (oh * 2 - row0) * 27;
+        float *yr = y + (c * 13 + oh) * 13;
+        for (int v = 0; v < 2; v++) {
+            const int ow = v < 1 ? v * W : 5;
+            const float *xp = xr + 2 * ow;
+            __m256 best;
+            {
+                __m256 even, odd;
+                cnn_unzip(_mm256_loadu_ps(xp + 0), _mm256_loadu_ps(xp + 8), &even, &odd);
+                best = even;
+                best = cnn_vmax(best, odd);
+                cnn_unzip(_mm256_loadu_ps(xp + 1), _mm256_loadu_ps(xp + 9), &even, &odd);
+                best = cnn_vmax(best, odd);
             }
+            {
+                __m256 even, odd;
+                cnn_unzip(_mm256_loadu_ps(xp + 27), _mm256_loadu_ps(xp + 35), &even, &odd);
+                best = cnn_vmax(best, even);
+                best = cnn_vmax(best, odd);
+                cnn_unzip(_mm256_loadu_ps(xp + 28), _mm256_loadu_ps(xp + 36), &even, &odd);
+                best = cnn_vmax(best, odd);
+            }
+            {
+                __m256 even, odd;
+                cnn_unzip(_mm256_loadu_ps(xp + 54), _mm256_loadu_ps(xp + 62), &even, &odd);
+                best = cnn_vmax(best, even);
+                best = cnn_vmax(best, odd);
+                cnn_unzip(_mm256_loadu_ps(xp + 55), _mm256_loadu_ps(xp + 63), &even, &odd);
+                best = cnn_vmax(best, odd);
+            }
+            _mm256_storeu_ps(yr + ow, best);
         }
     }
 }
@@ -393,150 +445,114 @@ static CNN_SIMD void maxpool1(const float *restrict x0, float *restrict y, int b
 /* conv2 — examples/alexnet.cnn:17: conv 5x5 p2 192
  *   in [64,27,27] -> out [192,27,27]
  *   weights at packed[23296]: weight [192,64,5,5] + bias [192] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 31 apart (27 kept); then relu2
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 31 apart (27 kept); then relu2; its output kept in scratch a chunk of tiles at a time, each chunk's finished rows max pooled by maxpool2() (maxpool2), so it stores [192,13,13]
  */
 static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 307200;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 46656;
-        float *yb = y + (ptrdiff_t)b * 139968;
-        float *sb = s + (ptrdiff_t)b * 61528; /* this sample's scratch */
+        float *pb = y + (ptrdiff_t)b * 32448; /* the pool's output */
+        float *sb = s + (ptrdiff_t)b * 125680; /* this sample's scratch */
+        float *yb = sb + 61528; /* conv2's output, 88 channels at a time, pooled chunk by chunk into pb */
+        float *pl = NULL; /* the pool reads the rows in place */
         cnn_pad(xb0, sb, 64, 27, 27, 2, 2, 31, 31, 0);
         const float *in = sb;
         for (int i = 61504; i < 61528; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 1680; it++) {
-            const int gb = it / 35, tile = it - gb * 35;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 192 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 6400;
-            const float *xg = in + grp * 61504;
-            float t[MR][NR];
-            {
-                const int p = tile < 34 ? tile * NR : 809;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 64; c++)
-                    for (int i = 0; i < 5; i++)
-                        for (int j = 0; j < 5; j++, wp += MR) {
-                            {
-                                const __m256 xv0 = _mm256_loadu_ps(xp + c * 961 + i * 31 + j * 1 + 0);
-                                const __m256 xv1 = _mm256_loadu_ps(xp + c * 961 + i * 31 + j * 1 + 8);
-                                const __m256 xv2 = _mm256_loadu_ps(xp + c * 961 + i * 31 + j * 1 + 16);
-                                __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                                c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                                c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                                c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                                wv = _mm256_set1_ps(wp[0 + 1]);
-                                c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                                c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                                c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                                wv = _mm256_set1_ps(wp[0 + 2]);
-                                c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                                c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                                c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                                wv = _mm256_set1_ps(wp[0 + 3]);
-                                c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                                c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                                c32 = _mm256_fmadd_ps(wv, xv2, c32);
+        /* chunks of 770 trips; chunk ch: channels span[ch][0].., pool rows span[ch][2]..; its output from channel span[ch][4] and row span[ch][5] on at yb */
+        static const int span[3][8] = {{0, 88, 0, 13, 0, 0, 0, 0},
+            {88, 176, 0, 13, 88, 0, 0, 0},
+            {176, 192, 0, 13, 176, 0, 0, 0}};
+        for (int ch = 0; ch < 3; ch++) {
+            const int it0 = ch * 770, it1 = it0 + 770 < 1680 ? it0 + 770 : 1680;
+            const int sub = span[ch][4] * 729 + span[ch][5] * 27;
+            for (int it = it0; it < it1; it++) {
+                const int gb = it / 35, tile = it - gb * 35;
+                const int grp = 0, ob = gb;
+                const int oc0 = grp * 192 + ob * MR;
+                (void)grp;
+                const float *wb = w + (ptrdiff_t)gb * 6400;
+                const float *xg = in + grp * 61504;
+                float t[MR][NR];
+                {
+                    const int p = tile < 34 ? tile * NR : 809;
+                    __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                    __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                    __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                    __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                    __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                    __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                    __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                    __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                    __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                    __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                    __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                    __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
+                    const float *xp = xg + p;
+                    const float *wp = wb;
+                    for (int c = 0; c < 64; c++)
+                        for (int i = 0; i < 5; i++)
+                            for (int j = 0; j < 5; j++, wp += MR) {
+                                {
+                                    const __m256 xv0 = _mm256_loadu_ps(xp + c * 961 + i * 31 + j * 1 + 0);
+                                    const __m256 xv1 = _mm256_loadu_ps(xp + c * 961 + i * 31 + j * 1 + 8);
+                                    const __m256 xv2 = _mm256_loadu_ps(xp + c * 961 + i * 31 + j * 1 + 16);
+                                    __m256 wv = _mm256_set1_ps(wp[0 + 0]);
+                                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                                    wv = _mm256_set1_ps(wp[0 + 1]);
+                                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                                    wv = _mm256_set1_ps(wp[0 + 2]);
+                                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                                    wv = _mm256_set1_ps(wp[0 + 3]);
+                                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                                    c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                                }
+                            }
+                    _mm256_storeu_ps(t[0] + 0, c00);
+                    _mm256_storeu_ps(t[0] + 8, c01);
+                    _mm256_storeu_ps(t[0] + 16, c02);
+                    _mm256_storeu_ps(t[1] + 0, c10);
+                    _mm256_storeu_ps(t[1] + 8, c11);
+                    _mm256_storeu_ps(t[1] + 16, c12);
+                    _mm256_storeu_ps(t[2] + 0, c20);
+                    _mm256_storeu_ps(t[2] + 8, c21);
+                    _mm256_storeu_ps(t[2] + 16, c22);
+                    _mm256_storeu_ps(t[3] + 0, c30);
+                    _mm256_storeu_ps(t[3] + 8, c31);
+                    _mm256_storeu_ps(t[3] + 16, c32);
+                    for (int i = 0; i < MR; i++) {
+                        const int at = (oc0 + i) * 729 - sub;
+                        for (int vi = 0; vi < NV; vi++) {
+                            const int q = p + vi * W;
+                            const int oh = q / 31, ow = q - oh * 31;
+                            if (ow + W <= 27 && q + W <= 833) {
+                                __m256 x = _mm256_loadu_ps(t[i] + vi * W);
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at + oh * 27 + ow, x);
+                                continue;
+                            }
+                            for (int l = 0; l < W; l++) {
+                                const int h = (q + l) / 31, c = q + l - h * 31;
+                                if (c >= 27 || q + l >= 833)
+                                    continue;
+                                float v = t[i][vi * W + l];
+                                v = v < 0.0f ? 0.0f : v;
+                                yb[at + h * 27 + c] = v;
                             }
                         }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[0] + 16, c02);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[1] + 16, c12);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[2] + 16, c22);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[3] + 16, c32);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 729;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 31, ow = q - oh * 31;
-                        if (ow + W <= 27 && q + W <= 833) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 27 + ow, x);
-                            continue;
-                        }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 31, c = q + l - h * 31;
-                            if (c >= 27 || q + l >= 833)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 27 + c] = v;
-                        }
                     }
                 }
             }
-        }
-    }
-}
-
-/* maxpool2 — examples/alexnet.cnn:18: maxpool 3x3/2
- *   in [192,27,27] -> out [192,13,13]
- *   avx2: 8 outputs of a row a vector (ymm), even and odd input columns split by shuffles
- */
-static CNN_SIMD void maxpool2(const float *restrict x0, float *restrict y, int batch) {
-    enum { W = 8 }; /* floats a vector */
-    for (int b = 0; b < batch; b++) {
-        const float *xb0 = x0 + (ptrdiff_t)b * 139968;
-        float *yb = y + (ptrdiff_t)b * 32448;
-        for (int c = 0; c < 192; c++) {
-            for (int oh = 0; oh < 13; oh++) {
-                const float *xr = xb0 + c * 729 + oh * 54;
-                float *yr = yb + (c * 13 + oh) * 13;
-                for (int v = 0; v < 2; v++) {
-                    const int ow = v < 1 ? v * W : 5;
-                    const float *xp = xr + 2 * ow;
-                    __m256 best;
-                    {
-                        __m256 even, odd;
-                        cnn_unzip(_mm256_loadu_ps(xp + 0), _mm256_loadu_ps(xp + 8), &even, &odd);
-                        best = even;
-                        best = cnn_vmax(best, odd);
-                        cnn_unzip(_mm256_loadu_ps(xp + 1), _mm256_loadu_ps(xp + 9), &even, &odd);
-                        best = cnn_vmax(best, odd);
-                    }
-                    {
-                        __m256 even, odd;
-                        cnn_unzip(_mm256_loadu_ps(xp + 27), _mm256_loadu_ps(xp + 35), &even, &odd);
-                        best = cnn_vmax(best, even);
-                        best = cnn_vmax(best, odd);
-                        cnn_unzip(_mm256_loadu_ps(xp + 28), _mm256_loadu_ps(xp + 36), &even, &odd);
-                        best = cnn_vmax(best, odd);
-                    }
-                    {
-                        __m256 even, odd;
-                        cnn_unzip(_mm256_loadu_ps(xp + 54), _mm256_loadu_ps(xp + 62), &even, &odd);
-                        best = cnn_vmax(best, even);
-                        best = cnn_vmax(best, odd);
-                        cnn_unzip(_mm256_loadu_ps(xp + 55), _mm256_loadu_ps(xp + 63), &even, &odd);
-                        best = cnn_vmax(best, odd);
-                    }
-                    _mm256_storeu_ps(yr + ow, best);
-                }
-            }
+            for (int c = span[ch][0]; c < span[ch][1]; c++)
+                maxpool2(yb + (c - span[ch][4]) * 729, span[ch][5], pb, pl, c, span[ch][2], span[ch][3]);
         }
     }
 }
@@ -3639,10 +3655,8 @@ int alexnet_forward(const float *packed, const float *in_img, float *out_logits,
         return 1;
     if ((uintptr_t)arena % 64 != 0 || (alexnet_ARENA_BYTES > 0 && !arena))
         return 2;
-    conv1(in_img, A + 0, packed + 0, A + 193600, batch);
-    maxpool1(A + 0, A + 201504, batch);
-    conv2(A + 201504, A + 0, packed + 23296, A + 139968, batch);
-    maxpool2(A + 0, A + 400896, batch);
+    conv1(in_img, A + 226352, packed + 0, A + 0, batch);
+    conv2(A + 226352, A + 400896, packed + 23296, A + 0, batch);
     conv3(A + 400896, A + 508032, packed + 330688, A + 0, batch);
     conv4(A + 508032, A + 572928, packed + 2985280, A + 0, batch);
     conv5(A + 572928, A + 388224, packed + 6552128, A + 0, batch);

@@ -1617,329 +1617,333 @@ static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const fl
     }
 }
 
+/* maxpool3 — examples/alexnet_original.cnn:32: maxpool 3x3/2, taken by conv5 after each chunk of its tiles
+ *   rows r0..r1-1 of channel c: [256,13,13] -> [256,6,6]; x holds the channel's rows from row0 on
+ */
+static CNN_SIMD void maxpool3(const float *restrict x, int row0, float *restrict y, float *restrict pl, int c, int r0, int r1) {
+    enum { W = 8 }; /* floats a vector */
+    (void)pl;
+    for (int oh = r0; oh < r1; oh++) {
+        const float *xr = x + (oh * 2 - row0) * 13;
+        float *yr = y + (c * 6 + oh) * 6;
+        const float *xp = xr;
+        const __m256i m0 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, -1), m1 = _mm256_setr_epi32(-1, -1, -1, -1, -1, 0, 0, 0);
+        const __m256i m2 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, -1), m3 = _mm256_setr_epi32(-1, -1, -1, -1, 0, 0, 0, 0);
+        __m256 best;
+        {
+            __m256 even, odd;
+            cnn_unzip(_mm256_maskload_ps(xp + 0, m0), _mm256_maskload_ps(xp + 8, m1), &even, &odd);
+            best = even;
+            best = cnn_vmax(best, odd);
+            cnn_unzip(_mm256_maskload_ps(xp + 1, m2), _mm256_maskload_ps(xp + 9, m3), &even, &odd);
+            best = cnn_vmax(best, odd);
+        }
+        {
+            __m256 even, odd;
+            cnn_unzip(_mm256_maskload_ps(xp + 13, m0), _mm256_maskload_ps(xp + 21, m1), &even, &odd);
+            best = cnn_vmax(best, even);
+            best = cnn_vmax(best, odd);
+            cnn_unzip(_mm256_maskload_ps(xp + 14, m2), _mm256_maskload_ps(xp + 22, m3), &even, &odd);
+            best = cnn_vmax(best, odd);
+        }
+        {
+            __m256 even, odd;
+            cnn_unzip(_mm256_maskload_ps(xp + 26, m0), _mm256_maskload_ps(xp + 34, m1), &even, &odd);
+            best = cnn_vmax(best, even);
+            best = cnn_vmax(best, odd);
+            cnn_unzip(_mm256_maskload_ps(xp + 27, m2), _mm256_maskload_ps(xp + 35, m3), &even, &odd);
+            best = cnn_vmax(best, odd);
+        }
+        _mm256_maskstore_ps(yr, _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0), best);
+    }
+}
+
 /* conv5 — examples/alexnet_original.cnn:31: conv 3x3 p1 256 g2
  *   in [384,13,13] -> out [256,13,13]
  *   weights at packed[4545664]: weight [256,192,3,3] + bias [256] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the padded input, rows 15 apart (13 kept); then relu5
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the padded input, rows 15 apart (13 kept); then relu5; its output kept in scratch a chunk of tiles at a time, each chunk's finished rows max pooled by maxpool3() (maxpool3), so it stores [256,6,6]
  */
 static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 456192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 64896;
-        float *yb = y + (ptrdiff_t)b * 43264;
-        float *sb = s + (ptrdiff_t)b * 86416; /* this sample's scratch */
+        float *pb = y + (ptrdiff_t)b * 9216; /* the pool's output */
+        float *sb = s + (ptrdiff_t)b * 129680; /* this sample's scratch */
+        float *yb = sb + 86416; /* conv5's output, 256 channels at a time, pooled chunk by chunk into pb */
+        float *pl = NULL; /* the pool reads the rows in place */
         cnn_pad(xb0, sb, 384, 13, 13, 1, 1, 15, 15, 0);
         const float *in = sb;
         for (int i = 86400; i < 86416; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 572; it++) {
-            const int gb = it / 13, tile = it - gb * 13;
-            const int grp = gb / 22, ob = gb - grp * 22;
-            const int oc0 = grp * 128 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 10368;
-            const float *xg = in + grp * 43200;
-            float t[MR][NR];
-            {
-                const int p = tile < 12 ? tile * NR : 177;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
-                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
-                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 192; c += 1, xp += 225, wp += 54) {
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[0 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[0 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[6 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[6 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[6 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[6 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[6 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 15 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 15 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[18 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[18 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[18 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[18 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[18 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 17 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 17 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[30 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[30 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[30 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[30 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[30 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 30 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 30 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 31 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 31 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[42 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[42 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[42 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[42 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[42 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[4] + 0, c40);
-                _mm256_storeu_ps(t[4] + 8, c41);
-                _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[5] + 8, c51);
-                for (int i = 0; i < MR; i++) {
-                    if (ob * MR + i >= 128)
-                        break;
-                    const int at = (oc0 + i) * 169;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 15, ow = q - oh * 15;
-                        if (ow + W <= 13 && q + W <= 193) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 13 + ow, x);
-                            continue;
+        /* chunks of 572 trips; chunk ch: channels span[ch][0].., pool rows span[ch][2]..; its output from channel span[ch][4] and row span[ch][5] on at yb */
+        static const int span[1][8] = {{0, 256, 0, 6, 0, 0, 0, 0}};
+        for (int ch = 0; ch < 1; ch++) {
+            const int it0 = ch * 572, it1 = it0 + 572 < 572 ? it0 + 572 : 572;
+            const int sub = span[ch][4] * 169 + span[ch][5] * 13;
+            for (int it = it0; it < it1; it++) {
+                const int gb = it / 13, tile = it - gb * 13;
+                const int grp = gb / 22, ob = gb - grp * 22;
+                const int oc0 = grp * 128 + ob * MR;
+                (void)grp;
+                const float *wb = w + (ptrdiff_t)gb * 10368;
+                const float *xg = in + grp * 43200;
+                float t[MR][NR];
+                {
+                    const int p = tile < 12 ? tile * NR : 177;
+                    __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                    __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                    __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                    __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                    __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                    __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                    __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                    __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                    __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                    __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                    __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                    __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
+                    const float *xp = xg + p;
+                    const float *wp = wb;
+                    for (int c = 0; c < 192; c += 1, xp += 225, wp += 54) {
+                        {
+                            const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                            const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
+                            __m256 wv = _mm256_set1_ps(wp[0 + 0]);
+                            c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                            c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                            wv = _mm256_set1_ps(wp[0 + 1]);
+                            c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                            c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                            wv = _mm256_set1_ps(wp[0 + 2]);
+                            c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                            c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                            wv = _mm256_set1_ps(wp[0 + 3]);
+                            c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                            c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                            wv = _mm256_set1_ps(wp[0 + 4]);
+                            c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                            c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                            wv = _mm256_set1_ps(wp[0 + 5]);
+                            c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                            c51 = _mm256_fmadd_ps(wv, xv1, c51);
                         }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 15, c = q + l - h * 15;
-                            if (c >= 13 || q + l >= 193)
+                        {
+                            const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
+                            const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
+                            __m256 wv = _mm256_set1_ps(wp[6 + 0]);
+                            c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                            c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                            wv = _mm256_set1_ps(wp[6 + 1]);
+                            c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                            c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                            wv = _mm256_set1_ps(wp[6 + 2]);
+                            c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                            c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                            wv = _mm256_set1_ps(wp[6 + 3]);
+                            c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                            c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                            wv = _mm256_set1_ps(wp[6 + 4]);
+                            c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                            c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                            wv = _mm256_set1_ps(wp[6 + 5]);
+                            c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                            c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        }
+                        {
+                            const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
+                            const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
+                            __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                            c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                            c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                            wv = _mm256_set1_ps(wp[12 + 1]);
+                            c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                            c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                            wv = _mm256_set1_ps(wp[12 + 2]);
+                            c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                            c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                            wv = _mm256_set1_ps(wp[12 + 3]);
+                            c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                            c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                            wv = _mm256_set1_ps(wp[12 + 4]);
+                            c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                            c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                            wv = _mm256_set1_ps(wp[12 + 5]);
+                            c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                            c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        }
+                        {
+                            const __m256 xv0 = _mm256_loadu_ps(xp + 15 + 0);
+                            const __m256 xv1 = _mm256_loadu_ps(xp + 15 + 8);
+                            __m256 wv = _mm256_set1_ps(wp[18 + 0]);
+                            c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                            c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                            wv = _mm256_set1_ps(wp[18 + 1]);
+                            c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                            c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                            wv = _mm256_set1_ps(wp[18 + 2]);
+                            c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                            c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                            wv = _mm256_set1_ps(wp[18 + 3]);
+                            c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                            c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                            wv = _mm256_set1_ps(wp[18 + 4]);
+                            c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                            c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                            wv = _mm256_set1_ps(wp[18 + 5]);
+                            c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                            c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        }
+                        {
+                            const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                            const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
+                            __m256 wv = _mm256_set1_ps(wp[24 + 0]);
+                            c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                            c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                            wv = _mm256_set1_ps(wp[24 + 1]);
+                            c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                            c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                            wv = _mm256_set1_ps(wp[24 + 2]);
+                            c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                            c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                            wv = _mm256_set1_ps(wp[24 + 3]);
+                            c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                            c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                            wv = _mm256_set1_ps(wp[24 + 4]);
+                            c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                            c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                            wv = _mm256_set1_ps(wp[24 + 5]);
+                            c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                            c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        }
+                        {
+                            const __m256 xv0 = _mm256_loadu_ps(xp + 17 + 0);
+                            const __m256 xv1 = _mm256_loadu_ps(xp + 17 + 8);
+                            __m256 wv = _mm256_set1_ps(wp[30 + 0]);
+                            c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                            c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                            wv = _mm256_set1_ps(wp[30 + 1]);
+                            c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                            c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                            wv = _mm256_set1_ps(wp[30 + 2]);
+                            c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                            c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                            wv = _mm256_set1_ps(wp[30 + 3]);
+                            c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                            c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                            wv = _mm256_set1_ps(wp[30 + 4]);
+                            c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                            c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                            wv = _mm256_set1_ps(wp[30 + 5]);
+                            c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                            c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        }
+                        {
+                            const __m256 xv0 = _mm256_loadu_ps(xp + 30 + 0);
+                            const __m256 xv1 = _mm256_loadu_ps(xp + 30 + 8);
+                            __m256 wv = _mm256_set1_ps(wp[36 + 0]);
+                            c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                            c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                            wv = _mm256_set1_ps(wp[36 + 1]);
+                            c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                            c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                            wv = _mm256_set1_ps(wp[36 + 2]);
+                            c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                            c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                            wv = _mm256_set1_ps(wp[36 + 3]);
+                            c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                            c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                            wv = _mm256_set1_ps(wp[36 + 4]);
+                            c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                            c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                            wv = _mm256_set1_ps(wp[36 + 5]);
+                            c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                            c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        }
+                        {
+                            const __m256 xv0 = _mm256_loadu_ps(xp + 31 + 0);
+                            const __m256 xv1 = _mm256_loadu_ps(xp + 31 + 8);
+                            __m256 wv = _mm256_set1_ps(wp[42 + 0]);
+                            c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                            c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                            wv = _mm256_set1_ps(wp[42 + 1]);
+                            c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                            c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                            wv = _mm256_set1_ps(wp[42 + 2]);
+                            c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                            c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                            wv = _mm256_set1_ps(wp[42 + 3]);
+                            c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                            c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                            wv = _mm256_set1_ps(wp[42 + 4]);
+                            c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                            c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                            wv = _mm256_set1_ps(wp[42 + 5]);
+                            c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                            c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        }
+                        {
+                            const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                            const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
+                            __m256 wv = _mm256_set1_ps(wp[48 + 0]);
+                            c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                            c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                            wv = _mm256_set1_ps(wp[48 + 1]);
+                            c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                            c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                            wv = _mm256_set1_ps(wp[48 + 2]);
+                            c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                            c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                            wv = _mm256_set1_ps(wp[48 + 3]);
+                            c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                            c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                            wv = _mm256_set1_ps(wp[48 + 4]);
+                            c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                            c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                            wv = _mm256_set1_ps(wp[48 + 5]);
+                            c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                            c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                        }
+                    }
+                    _mm256_storeu_ps(t[0] + 0, c00);
+                    _mm256_storeu_ps(t[0] + 8, c01);
+                    _mm256_storeu_ps(t[1] + 0, c10);
+                    _mm256_storeu_ps(t[1] + 8, c11);
+                    _mm256_storeu_ps(t[2] + 0, c20);
+                    _mm256_storeu_ps(t[2] + 8, c21);
+                    _mm256_storeu_ps(t[3] + 0, c30);
+                    _mm256_storeu_ps(t[3] + 8, c31);
+                    _mm256_storeu_ps(t[4] + 0, c40);
+                    _mm256_storeu_ps(t[4] + 8, c41);
+                    _mm256_storeu_ps(t[5] + 0, c50);
+                    _mm256_storeu_ps(t[5] + 8, c51);
+                    for (int i = 0; i < MR; i++) {
+                        if (ob * MR + i >= 128)
+                            break;
+                        const int at = (oc0 + i) * 169 - sub;
+                        for (int vi = 0; vi < NV; vi++) {
+                            const int q = p + vi * W;
+                            const int oh = q / 15, ow = q - oh * 15;
+                            if (ow + W <= 13 && q + W <= 193) {
+                                __m256 x = _mm256_loadu_ps(t[i] + vi * W);
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at + oh * 13 + ow, x);
                                 continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 13 + c] = v;
+                            }
+                            for (int l = 0; l < W; l++) {
+                                const int h = (q + l) / 15, c = q + l - h * 15;
+                                if (c >= 13 || q + l >= 193)
+                                    continue;
+                                float v = t[i][vi * W + l];
+                                v = v < 0.0f ? 0.0f : v;
+                                yb[at + h * 13 + c] = v;
+                            }
                         }
                     }
                 }
             }
-        }
-    }
-}
-
-/* maxpool3 — examples/alexnet_original.cnn:32: maxpool 3x3/2
- *   in [256,13,13] -> out [256,6,6]
- *   avx2: one ymm vector a row, loads and store masked to it, even and odd input columns split by shuffles
- */
-static CNN_SIMD void maxpool3(const float *restrict x0, float *restrict y, int batch) {
-    enum { W = 8 }; /* floats a vector */
-    for (int b = 0; b < batch; b++) {
-        const float *xb0 = x0 + (ptrdiff_t)b * 43264;
-        float *yb = y + (ptrdiff_t)b * 9216;
-        for (int c = 0; c < 256; c++) {
-            for (int oh = 0; oh < 6; oh++) {
-                const float *xr = xb0 + c * 169 + oh * 26;
-                float *yr = yb + (c * 6 + oh) * 6;
-                const float *xp = xr;
-                const __m256i m0 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, -1), m1 = _mm256_setr_epi32(-1, -1, -1, -1, -1, 0, 0, 0);
-                const __m256i m2 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, -1), m3 = _mm256_setr_epi32(-1, -1, -1, -1, 0, 0, 0, 0);
-                __m256 best;
-                {
-                    __m256 even, odd;
-                    cnn_unzip(_mm256_maskload_ps(xp + 0, m0), _mm256_maskload_ps(xp + 8, m1), &even, &odd);
-                    best = even;
-                    best = cnn_vmax(best, odd);
-                    cnn_unzip(_mm256_maskload_ps(xp + 1, m2), _mm256_maskload_ps(xp + 9, m3), &even, &odd);
-                    best = cnn_vmax(best, odd);
-                }
-                {
-                    __m256 even, odd;
-                    cnn_unzip(_mm256_maskload_ps(xp + 13, m0), _mm256_maskload_ps(xp + 21, m1), &even, &odd);
-                    best = cnn_vmax(best, even);
-                    best = cnn_vmax(best, odd);
-                    cnn_unzip(_mm256_maskload_ps(xp + 14, m2), _mm256_maskload_ps(xp + 22, m3), &even, &odd);
-                    best = cnn_vmax(best, odd);
-                }
-                {
-                    __m256 even, odd;
-                    cnn_unzip(_mm256_maskload_ps(xp + 26, m0), _mm256_maskload_ps(xp + 34, m1), &even, &odd);
-                    best = cnn_vmax(best, even);
-                    best = cnn_vmax(best, odd);
-                    cnn_unzip(_mm256_maskload_ps(xp + 27, m2), _mm256_maskload_ps(xp + 35, m3), &even, &odd);
-                    best = cnn_vmax(best, odd);
-                }
-                _mm256_maskstore_ps(yr, _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0), best);
-            }
+            for (int c = span[ch][0]; c < span[ch][1]; c++)
+                maxpool3(yb + (c - span[ch][4]) * 169, span[ch][5], pb, pl, c, span[ch][2], span[ch][3]);
         }
     }
 }
@@ -2794,11 +2798,10 @@ int alexnet_original_forward(const float *packed, const float *in_img, float *ou
     lrn2(A + 0, A + 186624, batch);
     maxpool2(A + 186624, A + 525696, batch);
     conv3(A + 525696, A + 460800, packed + 342400, A + 0, batch);
-    conv4(A + 460800, A + 86416, packed + 3881728, A + 0, batch);
-    conv5(A + 86416, A + 151312, packed + 4545664, A + 0, batch);
-    maxpool3(A + 151312, A + 0, batch);
-    dense1(A + 0, A + 9216, packed + 5002120, A + 650784, batch);
-    dense2(A + 9216, A + 0, packed + 42754952, A + 650800, batch);
-    dense3(A + 0, out_logits, packed + 59536264, A + 650816, batch);
+    conv4(A + 460800, A + 129680, packed + 3881728, A + 0, batch);
+    conv5(A + 129680, A + 194576, packed + 4545664, A + 0, batch);
+    dense1(A + 194576, A + 0, packed + 5002120, A + 650784, batch);
+    dense2(A + 0, A + 4096, packed + 42754952, A + 650800, batch);
+    dense3(A + 4096, out_logits, packed + 59536264, A + 650816, batch);
     return 0;
 }

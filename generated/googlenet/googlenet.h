@@ -14,7 +14,7 @@ extern "C" {
 #define googlenet_OUT_logits_SIZE 1000
 #define googlenet_PARAM_COUNT 6998552
 #define googlenet_PACKED_COUNT 13902822
-#define googlenet_ARENA_BYTES 5291072
+#define googlenet_ARENA_BYTES 4816960
 
 /* Canonical parameters (the order of DSL.md, as in a --weights file) to
  * the layout the kernels read: params holds googlenet_PARAM_COUNT floats,

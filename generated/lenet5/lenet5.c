@@ -4,7 +4,7 @@
  * command: cnnc build examples/lenet5.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
- * arena:   11136 bytes (17856 without reuse; 11136 live at most)
+ * arena:   12736 bytes (17856 without reuse; 12736 live at most)
  * weights: 61706 canonical floats, 66876 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -464,201 +464,209 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
     }
 }
 
+/* maxpool2 — examples/lenet5.cnn:15: maxpool 2x2/2, taken by conv2 after each chunk of its tiles
+ *   rows r0..r1-1 of channel c: [16,10,10] -> [16,5,5]; x holds the channel's rows from row0 on
+ */
+static CNN_SIMD void maxpool2(const float *restrict x, int row0, float *restrict y, float *restrict pl, int c, int r0, int r1) {
+    enum { W = 8 }; /* floats a vector */
+    (void)pl;
+    for (int oh = r0; oh < r1; oh++) {
+        const float *xr = x + (oh * 2 - row0) * 10;
+        float *yr = y + (c * 5 + oh) * 5;
+        const float *xp = xr;
+        const __m256i m0 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, -1), m1 = _mm256_setr_epi32(-1, -1, 0, 0, 0, 0, 0, 0);
+        __m256 best;
+        {
+            __m256 even, odd;
+            cnn_unzip(_mm256_maskload_ps(xp + 0, m0), _mm256_maskload_ps(xp + 8, m1), &even, &odd);
+            best = even;
+            best = cnn_vmax(best, odd);
+        }
+        {
+            __m256 even, odd;
+            cnn_unzip(_mm256_maskload_ps(xp + 10, m0), _mm256_maskload_ps(xp + 18, m1), &even, &odd);
+            best = cnn_vmax(best, even);
+            best = cnn_vmax(best, odd);
+        }
+        _mm256_maskstore_ps(yr, _mm256_setr_epi32(-1, -1, -1, -1, -1, 0, 0, 0), best);
+    }
+}
+
 /* conv2 — examples/lenet5.cnn:15: conv 5x5 16
  *   in [6,14,14] -> out [16,10,10]
  *   weights at packed[156]: weight [16,6,5,5] + bias [16] (packed in blocks of 16 output channels)
- *   avx2: tile MP=5 positions x MR=16 output channels (10 ymm accumulators); input values broadcast from the input, weights in vectors; then relu2
+ *   avx2: tile MP=5 positions x MR=16 output channels (10 ymm accumulators); input values broadcast from the input, weights in vectors; then relu2; its output kept in scratch a chunk of tiles at a time, each chunk's finished rows max pooled by maxpool2() (maxpool2), so it stores [16,5,5]
  */
-static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MP = 5, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 2400;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 1176;
-        float *yb = y + (ptrdiff_t)b * 1600;
+        float *pb = y + (ptrdiff_t)b * 400; /* the pool's output */
+        float *sb = s + (ptrdiff_t)b * 1600; /* this sample's scratch */
+        float *yb = sb + 0; /* conv2's output, 10 rows of each channel at a time, pooled chunk by chunk into pb */
+        float *pl = NULL; /* the pool reads the rows in place */
         const float *in = xb0;
-        for (int it = 0; it < 20; it++) {
-            /* bands of 20 tiles, every block of output channels on a band */
-            const int band = it / 20, rest = it - band * 20;
-            const int in_band = 20 - band * 20 < 20 ? 20 - band * 20 : 20;
-            const int gb = rest / in_band, tile = band * 20 + rest - gb * in_band;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 16 + ob * MR;
-            (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 2400;
-            const float *xp = in + grp * 1176;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 100 ? tile * MP + 0 : 99;
-            const int o0 = q[0] / 10 * 14 + q[0] % 10 * 1;
-            q[1] = tile * MP + 1 < 100 ? tile * MP + 1 : 99;
-            const int o1 = q[1] / 10 * 14 + q[1] % 10 * 1;
-            q[2] = tile * MP + 2 < 100 ? tile * MP + 2 : 99;
-            const int o2 = q[2] / 10 * 14 + q[2] % 10 * 1;
-            q[3] = tile * MP + 3 < 100 ? tile * MP + 3 : 99;
-            const int o3 = q[3] / 10 * 14 + q[3] % 10 * 1;
-            q[4] = tile * MP + 4 < 100 ? tile * MP + 4 : 99;
-            const int o4 = q[4] / 10 * 14 + q[4] % 10 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 6; c++, xp += 196)
-                for (int i = 0; i < 5; i++, wp += 80) {
-                    const int r = i * 14;
-                    {
-                        const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                        const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 0]);
-                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                        xb = _mm256_set1_ps(xp[o1 + r + 0]);
-                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                        xb = _mm256_set1_ps(xp[o2 + r + 0]);
-                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                        xb = _mm256_set1_ps(xp[o3 + r + 0]);
-                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                        xb = _mm256_set1_ps(xp[o4 + r + 0]);
-                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
+        /* chunks of 20 trips; chunk ch: channels span[ch][0].., pool rows span[ch][2]..; its output from channel span[ch][4] and row span[ch][5] on at yb, after span[ch][7] floats of each channel move down from span[ch][6] */
+        static const int span[1][8] = {{0, 16, 0, 5, 0, 0, 0, 0}};
+        for (int ch = 0; ch < 1; ch++) {
+            const int it0 = ch * 20, it1 = it0 + 20 < 20 ? it0 + 20 : 20;
+            const int sub = span[ch][4] * 100 + span[ch][5] * 10;
+            for (int c = 0; c < 16; c++)
+                for (int i = 0; i < span[ch][7]; i++)
+                    yb[c * 100 + i] = yb[c * 100 + span[ch][6] + i];
+            for (int it = it0; it < it1; it++) {
+                /* bands of 20 tiles, every block of output channels on a band */
+                const int band = it / 20, rest = it - band * 20;
+                const int in_band = 20 - band * 20 < 20 ? 20 - band * 20 : 20;
+                const int gb = rest / in_band, tile = band * 20 + rest - gb * in_band;
+                const int grp = 0, ob = gb;
+                const int oc0 = grp * 16 + ob * MR;
+                (void)grp;
+                const float *wp = w + (ptrdiff_t)gb * 2400;
+                const float *xp = in + grp * 1176;
+                int q[MP];
+                float t[MP][MR];
+                q[0] = tile * MP + 0 < 100 ? tile * MP + 0 : 99;
+                const int o0 = q[0] / 10 * 14 + q[0] % 10 * 1;
+                q[1] = tile * MP + 1 < 100 ? tile * MP + 1 : 99;
+                const int o1 = q[1] / 10 * 14 + q[1] % 10 * 1;
+                q[2] = tile * MP + 2 < 100 ? tile * MP + 2 : 99;
+                const int o2 = q[2] / 10 * 14 + q[2] % 10 * 1;
+                q[3] = tile * MP + 3 < 100 ? tile * MP + 3 : 99;
+                const int o3 = q[3] / 10 * 14 + q[3] % 10 * 1;
+                q[4] = tile * MP + 4 < 100 ? tile * MP + 4 : 99;
+                const int o4 = q[4] / 10 * 14 + q[4] % 10 * 1;
+                __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
+                __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
+                __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
+                __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
+                __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
+                __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
+                __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
+                __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
+                __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
+                __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
+                for (int c = 0; c < 6; c++, xp += 196)
+                    for (int i = 0; i < 5; i++, wp += 80) {
+                        const int r = i * 14;
+                        {
+                            const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
+                            const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
+                            __m256 xb = _mm256_set1_ps(xp[o0 + r + 0]);
+                            c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                            c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                            xb = _mm256_set1_ps(xp[o1 + r + 0]);
+                            c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                            c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                            xb = _mm256_set1_ps(xp[o2 + r + 0]);
+                            c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                            c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                            xb = _mm256_set1_ps(xp[o3 + r + 0]);
+                            c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                            c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                            xb = _mm256_set1_ps(xp[o4 + r + 0]);
+                            c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                            c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                        }
+                        {
+                            const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
+                            const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
+                            __m256 xb = _mm256_set1_ps(xp[o0 + r + 1]);
+                            c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                            c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                            xb = _mm256_set1_ps(xp[o1 + r + 1]);
+                            c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                            c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                            xb = _mm256_set1_ps(xp[o2 + r + 1]);
+                            c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                            c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                            xb = _mm256_set1_ps(xp[o3 + r + 1]);
+                            c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                            c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                            xb = _mm256_set1_ps(xp[o4 + r + 1]);
+                            c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                            c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                        }
+                        {
+                            const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
+                            const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
+                            __m256 xb = _mm256_set1_ps(xp[o0 + r + 2]);
+                            c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                            c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                            xb = _mm256_set1_ps(xp[o1 + r + 2]);
+                            c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                            c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                            xb = _mm256_set1_ps(xp[o2 + r + 2]);
+                            c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                            c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                            xb = _mm256_set1_ps(xp[o3 + r + 2]);
+                            c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                            c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                            xb = _mm256_set1_ps(xp[o4 + r + 2]);
+                            c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                            c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                        }
+                        {
+                            const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
+                            const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
+                            __m256 xb = _mm256_set1_ps(xp[o0 + r + 3]);
+                            c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                            c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                            xb = _mm256_set1_ps(xp[o1 + r + 3]);
+                            c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                            c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                            xb = _mm256_set1_ps(xp[o2 + r + 3]);
+                            c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                            c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                            xb = _mm256_set1_ps(xp[o3 + r + 3]);
+                            c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                            c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                            xb = _mm256_set1_ps(xp[o4 + r + 3]);
+                            c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                            c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                        }
+                        {
+                            const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
+                            const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
+                            __m256 xb = _mm256_set1_ps(xp[o0 + r + 4]);
+                            c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                            c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                            xb = _mm256_set1_ps(xp[o1 + r + 4]);
+                            c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                            c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                            xb = _mm256_set1_ps(xp[o2 + r + 4]);
+                            c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                            c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                            xb = _mm256_set1_ps(xp[o3 + r + 4]);
+                            c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                            c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                            xb = _mm256_set1_ps(xp[o4 + r + 4]);
+                            c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                            c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                        }
                     }
-                    {
-                        const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
-                        const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 1]);
-                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                        xb = _mm256_set1_ps(xp[o1 + r + 1]);
-                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                        xb = _mm256_set1_ps(xp[o2 + r + 1]);
-                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                        xb = _mm256_set1_ps(xp[o3 + r + 1]);
-                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                        xb = _mm256_set1_ps(xp[o4 + r + 1]);
-                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[0] + 8, c01);
+                _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[1] + 8, c11);
+                _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[2] + 8, c21);
+                _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[3] + 8, c31);
+                _mm256_storeu_ps(t[4] + 0, c40);
+                _mm256_storeu_ps(t[4] + 8, c41);
+                for (int k = 0; k < MR; k++) {
+                    const int at = (oc0 + k) * 100 - sub;
+                    for (int i = 0; i < MP; i++) {
+                        float v = t[i][k];
+                        v = v < 0.0f ? 0.0f : v;
+                        yb[at + q[i]] = v;
                     }
-                    {
-                        const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                        const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 2]);
-                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                        xb = _mm256_set1_ps(xp[o1 + r + 2]);
-                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                        xb = _mm256_set1_ps(xp[o2 + r + 2]);
-                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                        xb = _mm256_set1_ps(xp[o3 + r + 2]);
-                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                        xb = _mm256_set1_ps(xp[o4 + r + 2]);
-                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    }
-                    {
-                        const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
-                        const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 3]);
-                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                        xb = _mm256_set1_ps(xp[o1 + r + 3]);
-                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                        xb = _mm256_set1_ps(xp[o2 + r + 3]);
-                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                        xb = _mm256_set1_ps(xp[o3 + r + 3]);
-                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                        xb = _mm256_set1_ps(xp[o4 + r + 3]);
-                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    }
-                    {
-                        const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                        const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 4]);
-                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                        xb = _mm256_set1_ps(xp[o1 + r + 4]);
-                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                        xb = _mm256_set1_ps(xp[o2 + r + 4]);
-                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                        xb = _mm256_set1_ps(xp[o3 + r + 4]);
-                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                        xb = _mm256_set1_ps(xp[o4 + r + 4]);
-                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    }
-                }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[3] + 0, c30);
-            _mm256_storeu_ps(t[3] + 8, c31);
-            _mm256_storeu_ps(t[4] + 0, c40);
-            _mm256_storeu_ps(t[4] + 8, c41);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 100;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
                 }
             }
-        }
-    }
-}
-
-/* maxpool2 — examples/lenet5.cnn:15: maxpool 2x2/2
- *   in [16,10,10] -> out [16,5,5]
- *   avx2: one ymm vector a row, loads and store masked to it, even and odd input columns split by shuffles
- */
-static CNN_SIMD void maxpool2(const float *restrict x0, float *restrict y, int batch) {
-    enum { W = 8 }; /* floats a vector */
-    for (int b = 0; b < batch; b++) {
-        const float *xb0 = x0 + (ptrdiff_t)b * 1600;
-        float *yb = y + (ptrdiff_t)b * 400;
-        for (int c = 0; c < 16; c++) {
-            for (int oh = 0; oh < 5; oh++) {
-                const float *xr = xb0 + c * 100 + oh * 20;
-                float *yr = yb + (c * 5 + oh) * 5;
-                const float *xp = xr;
-                const __m256i m0 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, -1), m1 = _mm256_setr_epi32(-1, -1, 0, 0, 0, 0, 0, 0);
-                __m256 best;
-                {
-                    __m256 even, odd;
-                    cnn_unzip(_mm256_maskload_ps(xp + 0, m0), _mm256_maskload_ps(xp + 8, m1), &even, &odd);
-                    best = even;
-                    best = cnn_vmax(best, odd);
-                }
-                {
-                    __m256 even, odd;
-                    cnn_unzip(_mm256_maskload_ps(xp + 10, m0), _mm256_maskload_ps(xp + 18, m1), &even, &odd);
-                    best = cnn_vmax(best, even);
-                    best = cnn_vmax(best, odd);
-                }
-                _mm256_maskstore_ps(yr, _mm256_setr_epi32(-1, -1, -1, -1, -1, 0, 0, 0), best);
-            }
+            for (int c = span[ch][0]; c < span[ch][1]; c++)
+                maxpool2(yb + (c - span[ch][4]) * 100, span[ch][5], pb, pl, c, span[ch][2], span[ch][3]);
         }
     }
 }
@@ -1931,9 +1939,8 @@ int lenet5_forward(const float *packed, const float *in_img, float *out_logits, 
     if ((uintptr_t)arena % 64 != 0 || (lenet5_ARENA_BYTES > 0 && !arena))
         return 2;
     conv1(in_img, A + 1600, packed + 0, A + 0, batch);
-    conv2(A + 1600, A + 0, packed + 156, batch);
-    maxpool2(A + 0, A + 1600, batch);
-    dense1(A + 1600, A + 0, packed + 2572, batch);
+    conv2(A + 1600, A + 2784, packed + 156, A + 0, batch);
+    dense1(A + 2784, A + 0, packed + 2572, batch);
     dense2(A + 0, A + 128, packed + 53900, batch);
     dense3(A + 128, out_logits, packed + 65516, batch);
     return 0;

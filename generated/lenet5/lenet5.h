@@ -14,7 +14,7 @@ extern "C" {
 #define lenet5_OUT_logits_SIZE 10
 #define lenet5_PARAM_COUNT 61706
 #define lenet5_PACKED_COUNT 66876
-#define lenet5_ARENA_BYTES 11136
+#define lenet5_ARENA_BYTES 12736
 
 /* Canonical parameters (the order of DSL.md, as in a --weights file) to
  * the layout the kernels read: params holds lenet5_PARAM_COUNT floats,

@@ -14,7 +14,7 @@ extern "C" {
 #define resnet34_OUT_logits_SIZE 1000
 #define resnet34_PARAM_COUNT 21814696
 #define resnet34_PACKED_COUNT 54619120
-#define resnet34_ARENA_BYTES 5291072
+#define resnet34_ARENA_BYTES 4005888
 
 /* Canonical parameters (the order of DSL.md, as in a --weights file) to
  * the layout the kernels read: params holds resnet34_PARAM_COUNT floats,

@@ -4,7 +4,7 @@
  * command: cnnc build examples/resnet50.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
- * arena:   9642048 bytes (100774272 without reuse; 8036416 live at most)
+ * arena:   9642048 bytes (97883456 without reuse; 8036416 live at most)
  * weights: 25610152 canonical floats, 39945380 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -294,10 +294,70 @@ static void cnn_pack_wino4(const float *w, const float *bias, const float *bn,
     }
 }
 
+/* maxpool1 — examples/resnet50.cnn:39: maxpool 3x3/2 p1, taken by conv1 after each chunk of its tiles
+ *   rows r0..r1-1 of channel c: [64,112,112] -> [64,56,56]; x holds the channel's rows from row0 on; the rows the windows read padded with -infinity into pl first
+ */
+static CNN_SIMD void maxpool1(const float *restrict x, int row0, float *restrict y, float *restrict pl, int c, int r0, int r1) {
+    enum { W = 8 }; /* floats a vector */
+    const float ninf = _mm_cvtss_f32(_mm_castsi128_ps(_mm_set1_epi32(-8388608)));
+    if (r0 >= r1)
+        return;
+    for (int i = r0 * 2; i < (r1 - 1) * 2 + 3; i++) {
+        float *row = pl + (i - r0 * 2) * 114;
+        const int ih = i - 1;
+        if (ih < 0 || ih >= 112) {
+            for (int j = 0; j < 114; j++)
+                row[j] = ninf;
+            continue;
+        }
+        const float *src = x + (ih - row0) * 112;
+        for (int j = 0; j < 1; j++)
+            row[j] = ninf;
+        for (int j = 0; j < 112; j += W)
+            _mm256_storeu_ps(row + 1 + j, _mm256_loadu_ps(src + j));
+        for (int j = 113; j < 114; j++)
+            row[j] = ninf;
+    }
+    for (int oh = r0; oh < r1; oh++) {
+        const float *xr = pl + (oh - r0) * 228;
+        float *yr = y + (c * 56 + oh) * 56;
+        for (int v = 0; v < 7; v++) {
+            const int ow = v < 6 ? v * W : 48;
+            const float *xp = xr + 2 * ow;
+            __m256 best;
+            {
+                __m256 even, odd;
+                cnn_unzip(_mm256_loadu_ps(xp + 0), _mm256_loadu_ps(xp + 8), &even, &odd);
+                best = even;
+                best = cnn_vmax(best, odd);
+                cnn_unzip(_mm256_loadu_ps(xp + 1), _mm256_loadu_ps(xp + 9), &even, &odd);
+                best = cnn_vmax(best, odd);
+            }
+            {
+                __m256 even, odd;
+                cnn_unzip(_mm256_loadu_ps(xp + 114), _mm256_loadu_ps(xp + 122), &even, &odd);
+                best = cnn_vmax(best, even);
+                best = cnn_vmax(best, odd);
+                cnn_unzip(_mm256_loadu_ps(xp + 115), _mm256_loadu_ps(xp + 123), &even, &odd);
+                best = cnn_vmax(best, odd);
+            }
+            {
+                __m256 even, odd;
+                cnn_unzip(_mm256_loadu_ps(xp + 228), _mm256_loadu_ps(xp + 236), &even, &odd);
+                best = cnn_vmax(best, even);
+                best = cnn_vmax(best, odd);
+                cnn_unzip(_mm256_loadu_ps(xp + 229), _mm256_loadu_ps(xp + 237), &even, &odd);
+                best = cnn_vmax(best, odd);
+            }
+            _mm256_storeu_ps(yr + ow, best);
+        }
+    }
+}
+
 /* conv1 — examples/resnet50.cnn:38: conv 7x7/2 p3 64
  *   in [3,224,224] -> out [64,112,112]
  *   weights at packed[0]: weight [64,3,7,7] (packed in blocks of 4 output channels)
- *   avx2: 1-D Winograd along rows, F(2,4) on the even columns and F(2,3) on the odd ones (9 products per 2 outputs instead of 14); input padded, split into column phases and transformed into scratch first; tile MR=4 output channels x NR=24 pairs of outputs (12 ymm accumulators) per product, summed over 21 (channel, kernel row) pairs; bn1 folded into the weights; then relu1
+ *   avx2: 1-D Winograd along rows, F(2,4) on the even columns and F(2,3) on the odd ones (9 products per 2 outputs instead of 14); input padded, split into column phases and transformed into scratch first; tile MR=4 output channels x NR=24 pairs of outputs (12 ymm accumulators) per product, summed over 21 (channel, kernel row) pairs; bn1 folded into the weights; then relu1; its output kept in scratch a chunk of tiles at a time, each chunk's finished rows max pooled by maxpool1() (maxpool1), so it stores [64,56,56]
  */
 static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
@@ -322,13 +382,15 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
             }
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
-        float *yb = y + (ptrdiff_t)b * 802816;
-        float *pl = s + 12096 + (ptrdiff_t)b * 507840; /* the padded copy */
-        float *v = pl + 160080; /* V[xi][c][row parity][row][pair] */
-        cnn_pad(xb0, pl, 3, 224, 224, 3, 3, 230, 232, 0);
+        float *pb = y + (ptrdiff_t)b * 200704; /* the pool's output */
+        float *xpad = s + 12096 + (ptrdiff_t)b * 587942; /* the padded copy */
+        float *v = xpad + 160080; /* V[xi][c][row parity][row][pair] */
+        float *yb = v + 347760; /* conv1's output, 11 rows of each channel at a time, pooled chunk by chunk into pb */
+        float *pl = yb + 78848; /* the rows the pool reads, padded */
+        cnn_pad(xb0, xpad, 3, 224, 224, 3, 3, 230, 232, 0);
         for (int ch = 0; ch < 690; ch++) {
             const int c = ch / 230, h = ch - c * 230;
-            const float *r = pl + (ptrdiff_t)ch * 232;
+            const float *r = xpad + (ptrdiff_t)ch * 232;
             float *o = v + (ptrdiff_t)(c * 2 + (h & 1)) * 6440 + (h >> 1) * 56;
             for (int t0 = 0; t0 < 56; t0 += W) {
                 const int t = t0 + W <= 56 ? t0 : 48;
@@ -368,298 +430,255 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
                 _mm256_storeu_ps(o + 309120 + t, _mm256_sub_ps(q3b, q3a));
             }
         }
-        for (int it = 0; it < 4192; it++) {
-            const int tile = it / 16, gb = it - tile * 16;
-            const int p = tile < 261 ? tile * NR : 6248;
-            float m[9][MR][NR];
-            for (int x = 0; x < 9; x++) {
-                const float *xp = v + (ptrdiff_t)x * 38640 + p;
-                const float *wp = u + ((ptrdiff_t)gb * 9 + x) * 84;
-                __m256 c00 = _mm256_setzero_ps();
-                __m256 c01 = _mm256_setzero_ps();
-                __m256 c02 = _mm256_setzero_ps();
-                __m256 c10 = _mm256_setzero_ps();
-                __m256 c11 = _mm256_setzero_ps();
-                __m256 c12 = _mm256_setzero_ps();
-                __m256 c20 = _mm256_setzero_ps();
-                __m256 c21 = _mm256_setzero_ps();
-                __m256 c22 = _mm256_setzero_ps();
-                __m256 c30 = _mm256_setzero_ps();
-                __m256 c31 = _mm256_setzero_ps();
-                __m256 c32 = _mm256_setzero_ps();
-                for (int c = 0; c < 3; c++, xp += 12880, wp += 28) {
-                    {
-                        const __m256 x0 = _mm256_loadu_ps(xp + 0);
-                        const __m256 x1 = _mm256_loadu_ps(xp + 8);
-                        const __m256 x2 = _mm256_loadu_ps(xp + 16);
-                        __m256 wv = _mm256_set1_ps(wp[0]);
-                        c00 = _mm256_fmadd_ps(wv, x0, c00);
-                        c01 = _mm256_fmadd_ps(wv, x1, c01);
-                        c02 = _mm256_fmadd_ps(wv, x2, c02);
-                        wv = _mm256_set1_ps(wp[1]);
-                        c10 = _mm256_fmadd_ps(wv, x0, c10);
-                        c11 = _mm256_fmadd_ps(wv, x1, c11);
-                        c12 = _mm256_fmadd_ps(wv, x2, c12);
-                        wv = _mm256_set1_ps(wp[2]);
-                        c20 = _mm256_fmadd_ps(wv, x0, c20);
-                        c21 = _mm256_fmadd_ps(wv, x1, c21);
-                        c22 = _mm256_fmadd_ps(wv, x2, c22);
-                        wv = _mm256_set1_ps(wp[3]);
-                        c30 = _mm256_fmadd_ps(wv, x0, c30);
-                        c31 = _mm256_fmadd_ps(wv, x1, c31);
-                        c32 = _mm256_fmadd_ps(wv, x2, c32);
-                    }
-                    {
-                        const __m256 x0 = _mm256_loadu_ps(xp + 6440);
-                        const __m256 x1 = _mm256_loadu_ps(xp + 6448);
-                        const __m256 x2 = _mm256_loadu_ps(xp + 6456);
-                        __m256 wv = _mm256_set1_ps(wp[4]);
-                        c00 = _mm256_fmadd_ps(wv, x0, c00);
-                        c01 = _mm256_fmadd_ps(wv, x1, c01);
-                        c02 = _mm256_fmadd_ps(wv, x2, c02);
-                        wv = _mm256_set1_ps(wp[5]);
-                        c10 = _mm256_fmadd_ps(wv, x0, c10);
-                        c11 = _mm256_fmadd_ps(wv, x1, c11);
-                        c12 = _mm256_fmadd_ps(wv, x2, c12);
-                        wv = _mm256_set1_ps(wp[6]);
-                        c20 = _mm256_fmadd_ps(wv, x0, c20);
-                        c21 = _mm256_fmadd_ps(wv, x1, c21);
-                        c22 = _mm256_fmadd_ps(wv, x2, c22);
-                        wv = _mm256_set1_ps(wp[7]);
-                        c30 = _mm256_fmadd_ps(wv, x0, c30);
-                        c31 = _mm256_fmadd_ps(wv, x1, c31);
-                        c32 = _mm256_fmadd_ps(wv, x2, c32);
-                    }
-                    {
-                        const __m256 x0 = _mm256_loadu_ps(xp + 56);
-                        const __m256 x1 = _mm256_loadu_ps(xp + 64);
-                        const __m256 x2 = _mm256_loadu_ps(xp + 72);
-                        __m256 wv = _mm256_set1_ps(wp[8]);
-                        c00 = _mm256_fmadd_ps(wv, x0, c00);
-                        c01 = _mm256_fmadd_ps(wv, x1, c01);
-                        c02 = _mm256_fmadd_ps(wv, x2, c02);
-                        wv = _mm256_set1_ps(wp[9]);
-                        c10 = _mm256_fmadd_ps(wv, x0, c10);
-                        c11 = _mm256_fmadd_ps(wv, x1, c11);
-                        c12 = _mm256_fmadd_ps(wv, x2, c12);
-                        wv = _mm256_set1_ps(wp[10]);
-                        c20 = _mm256_fmadd_ps(wv, x0, c20);
-                        c21 = _mm256_fmadd_ps(wv, x1, c21);
-                        c22 = _mm256_fmadd_ps(wv, x2, c22);
-                        wv = _mm256_set1_ps(wp[11]);
-                        c30 = _mm256_fmadd_ps(wv, x0, c30);
-                        c31 = _mm256_fmadd_ps(wv, x1, c31);
-                        c32 = _mm256_fmadd_ps(wv, x2, c32);
-                    }
-                    {
-                        const __m256 x0 = _mm256_loadu_ps(xp + 6496);
-                        const __m256 x1 = _mm256_loadu_ps(xp + 6504);
-                        const __m256 x2 = _mm256_loadu_ps(xp + 6512);
-                        __m256 wv = _mm256_set1_ps(wp[12]);
-                        c00 = _mm256_fmadd_ps(wv, x0, c00);
-                        c01 = _mm256_fmadd_ps(wv, x1, c01);
-                        c02 = _mm256_fmadd_ps(wv, x2, c02);
-                        wv = _mm256_set1_ps(wp[13]);
-                        c10 = _mm256_fmadd_ps(wv, x0, c10);
-                        c11 = _mm256_fmadd_ps(wv, x1, c11);
-                        c12 = _mm256_fmadd_ps(wv, x2, c12);
-                        wv = _mm256_set1_ps(wp[14]);
-                        c20 = _mm256_fmadd_ps(wv, x0, c20);
-                        c21 = _mm256_fmadd_ps(wv, x1, c21);
-                        c22 = _mm256_fmadd_ps(wv, x2, c22);
-                        wv = _mm256_set1_ps(wp[15]);
-                        c30 = _mm256_fmadd_ps(wv, x0, c30);
-                        c31 = _mm256_fmadd_ps(wv, x1, c31);
-                        c32 = _mm256_fmadd_ps(wv, x2, c32);
-                    }
-                    {
-                        const __m256 x0 = _mm256_loadu_ps(xp + 112);
-                        const __m256 x1 = _mm256_loadu_ps(xp + 120);
-                        const __m256 x2 = _mm256_loadu_ps(xp + 128);
-                        __m256 wv = _mm256_set1_ps(wp[16]);
-                        c00 = _mm256_fmadd_ps(wv, x0, c00);
-                        c01 = _mm256_fmadd_ps(wv, x1, c01);
-                        c02 = _mm256_fmadd_ps(wv, x2, c02);
-                        wv = _mm256_set1_ps(wp[17]);
-                        c10 = _mm256_fmadd_ps(wv, x0, c10);
-                        c11 = _mm256_fmadd_ps(wv, x1, c11);
-                        c12 = _mm256_fmadd_ps(wv, x2, c12);
-                        wv = _mm256_set1_ps(wp[18]);
-                        c20 = _mm256_fmadd_ps(wv, x0, c20);
-                        c21 = _mm256_fmadd_ps(wv, x1, c21);
-                        c22 = _mm256_fmadd_ps(wv, x2, c22);
-                        wv = _mm256_set1_ps(wp[19]);
-                        c30 = _mm256_fmadd_ps(wv, x0, c30);
-                        c31 = _mm256_fmadd_ps(wv, x1, c31);
-                        c32 = _mm256_fmadd_ps(wv, x2, c32);
-                    }
-                    {
-                        const __m256 x0 = _mm256_loadu_ps(xp + 6552);
-                        const __m256 x1 = _mm256_loadu_ps(xp + 6560);
-                        const __m256 x2 = _mm256_loadu_ps(xp + 6568);
-                        __m256 wv = _mm256_set1_ps(wp[20]);
-                        c00 = _mm256_fmadd_ps(wv, x0, c00);
-                        c01 = _mm256_fmadd_ps(wv, x1, c01);
-                        c02 = _mm256_fmadd_ps(wv, x2, c02);
-                        wv = _mm256_set1_ps(wp[21]);
-                        c10 = _mm256_fmadd_ps(wv, x0, c10);
-                        c11 = _mm256_fmadd_ps(wv, x1, c11);
-                        c12 = _mm256_fmadd_ps(wv, x2, c12);
-                        wv = _mm256_set1_ps(wp[22]);
-                        c20 = _mm256_fmadd_ps(wv, x0, c20);
-                        c21 = _mm256_fmadd_ps(wv, x1, c21);
-                        c22 = _mm256_fmadd_ps(wv, x2, c22);
-                        wv = _mm256_set1_ps(wp[23]);
-                        c30 = _mm256_fmadd_ps(wv, x0, c30);
-                        c31 = _mm256_fmadd_ps(wv, x1, c31);
-                        c32 = _mm256_fmadd_ps(wv, x2, c32);
-                    }
-                    {
-                        const __m256 x0 = _mm256_loadu_ps(xp + 168);
-                        const __m256 x1 = _mm256_loadu_ps(xp + 176);
-                        const __m256 x2 = _mm256_loadu_ps(xp + 184);
-                        __m256 wv = _mm256_set1_ps(wp[24]);
-                        c00 = _mm256_fmadd_ps(wv, x0, c00);
-                        c01 = _mm256_fmadd_ps(wv, x1, c01);
-                        c02 = _mm256_fmadd_ps(wv, x2, c02);
-                        wv = _mm256_set1_ps(wp[25]);
-                        c10 = _mm256_fmadd_ps(wv, x0, c10);
-                        c11 = _mm256_fmadd_ps(wv, x1, c11);
-                        c12 = _mm256_fmadd_ps(wv, x2, c12);
-                        wv = _mm256_set1_ps(wp[26]);
-                        c20 = _mm256_fmadd_ps(wv, x0, c20);
-                        c21 = _mm256_fmadd_ps(wv, x1, c21);
-                        c22 = _mm256_fmadd_ps(wv, x2, c22);
-                        wv = _mm256_set1_ps(wp[27]);
-                        c30 = _mm256_fmadd_ps(wv, x0, c30);
-                        c31 = _mm256_fmadd_ps(wv, x1, c31);
-                        c32 = _mm256_fmadd_ps(wv, x2, c32);
-                    }
-                }
-                _mm256_storeu_ps(m[x][0] + 0, c00);
-                _mm256_storeu_ps(m[x][0] + 8, c01);
-                _mm256_storeu_ps(m[x][0] + 16, c02);
-                _mm256_storeu_ps(m[x][1] + 0, c10);
-                _mm256_storeu_ps(m[x][1] + 8, c11);
-                _mm256_storeu_ps(m[x][1] + 16, c12);
-                _mm256_storeu_ps(m[x][2] + 0, c20);
-                _mm256_storeu_ps(m[x][2] + 8, c21);
-                _mm256_storeu_ps(m[x][2] + 16, c22);
-                _mm256_storeu_ps(m[x][3] + 0, c30);
-                _mm256_storeu_ps(m[x][3] + 8, c31);
-                _mm256_storeu_ps(m[x][3] + 16, c32);
-            }
-            for (int k = 0; k < MR; k++) {
-                const int at = (gb * MR + k) * 12544;
-                const __m256 b = _mm256_set1_ps(bias[gb * MR + k]);
-                for (int vi = 0; vi < NV; vi++) {
-                    const float *mk = m[0][k] + vi * W;
-                    const __m256 m0 = _mm256_loadu_ps(mk + 0 * MR * NR);
-                    const __m256 m1 = _mm256_loadu_ps(mk + 1 * MR * NR);
-                    const __m256 m2 = _mm256_loadu_ps(mk + 2 * MR * NR);
-                    const __m256 m3 = _mm256_loadu_ps(mk + 3 * MR * NR);
-                    const __m256 m4 = _mm256_loadu_ps(mk + 4 * MR * NR);
-                    const __m256 m5 = _mm256_loadu_ps(mk + 5 * MR * NR);
-                    const __m256 m6 = _mm256_loadu_ps(mk + 6 * MR * NR);
-                    const __m256 m7 = _mm256_loadu_ps(mk + 7 * MR * NR);
-                    const __m256 m8 = _mm256_loadu_ps(mk + 8 * MR * NR);
-                    const __m256 y0 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(m0, m1), _mm256_add_ps(m2, m3)), _mm256_add_ps(_mm256_add_ps(m5, m6), _mm256_add_ps(m7, b)));
-                    const __m256 y1 = _mm256_add_ps(_mm256_add_ps(_mm256_sub_ps(m1, m2), _mm256_fmadd_ps(two, m3, m4)), _mm256_add_ps(_mm256_sub_ps(m6, m7), _mm256_add_ps(m8, b)));
-                    const int q = p + vi * W, oh = q / 56, t = q - oh * 56;
-                    if (t + W <= 56 && 2 * (t + W) <= 112) {
-                        __m256 lo, hi;
-                        cnn_zip(y0, y1, &lo, &hi);
+        /* chunks of 336 trips; chunk ch: channels span[ch][0].., pool rows span[ch][2]..; its output from channel span[ch][4] and row span[ch][5] on at yb, after span[ch][7] floats of each channel move down from span[ch][6] */
+        static const int span[13][8] = {{0, 64, 0, 4, 0, 0, 0, 0},
+            {0, 64, 4, 9, 0, 7, 784, 224},
+            {0, 64, 9, 13, 0, 17, 1120, 112},
+            {0, 64, 13, 18, 0, 25, 896, 224},
+            {0, 64, 18, 22, 0, 35, 1120, 112},
+            {0, 64, 22, 27, 0, 43, 896, 224},
+            {0, 64, 27, 31, 0, 53, 1120, 112},
+            {0, 64, 31, 36, 0, 61, 896, 224},
+            {0, 64, 36, 40, 0, 71, 1120, 112},
+            {0, 64, 40, 45, 0, 79, 896, 224},
+            {0, 64, 45, 49, 0, 89, 1120, 112},
+            {0, 64, 49, 54, 0, 97, 896, 224},
+            {0, 64, 54, 56, 0, 107, 1120, 112}};
+        for (int ch = 0; ch < 13; ch++) {
+            const int it0 = ch * 336, it1 = it0 + 336 < 4192 ? it0 + 336 : 4192;
+            const int sub = span[ch][4] * 1232 + span[ch][5] * 112;
+            for (int c = 0; c < 64; c++)
+                for (int i = 0; i < span[ch][7]; i++)
+                    yb[c * 1232 + i] = yb[c * 1232 + span[ch][6] + i];
+            for (int it = it0; it < it1; it++) {
+                const int tile = it / 16, gb = it - tile * 16;
+                const int p = tile < 261 ? tile * NR : 6248;
+                float m[9][MR][NR];
+                for (int x = 0; x < 9; x++) {
+                    const float *xp = v + (ptrdiff_t)x * 38640 + p;
+                    const float *wp = u + ((ptrdiff_t)gb * 9 + x) * 84;
+                    __m256 c00 = _mm256_setzero_ps();
+                    __m256 c01 = _mm256_setzero_ps();
+                    __m256 c02 = _mm256_setzero_ps();
+                    __m256 c10 = _mm256_setzero_ps();
+                    __m256 c11 = _mm256_setzero_ps();
+                    __m256 c12 = _mm256_setzero_ps();
+                    __m256 c20 = _mm256_setzero_ps();
+                    __m256 c21 = _mm256_setzero_ps();
+                    __m256 c22 = _mm256_setzero_ps();
+                    __m256 c30 = _mm256_setzero_ps();
+                    __m256 c31 = _mm256_setzero_ps();
+                    __m256 c32 = _mm256_setzero_ps();
+                    for (int c = 0; c < 3; c++, xp += 12880, wp += 28) {
                         {
-                            __m256 x = lo;
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 112 + 2 * t, x);
+                            const __m256 x0 = _mm256_loadu_ps(xp + 0);
+                            const __m256 x1 = _mm256_loadu_ps(xp + 8);
+                            const __m256 x2 = _mm256_loadu_ps(xp + 16);
+                            __m256 wv = _mm256_set1_ps(wp[0]);
+                            c00 = _mm256_fmadd_ps(wv, x0, c00);
+                            c01 = _mm256_fmadd_ps(wv, x1, c01);
+                            c02 = _mm256_fmadd_ps(wv, x2, c02);
+                            wv = _mm256_set1_ps(wp[1]);
+                            c10 = _mm256_fmadd_ps(wv, x0, c10);
+                            c11 = _mm256_fmadd_ps(wv, x1, c11);
+                            c12 = _mm256_fmadd_ps(wv, x2, c12);
+                            wv = _mm256_set1_ps(wp[2]);
+                            c20 = _mm256_fmadd_ps(wv, x0, c20);
+                            c21 = _mm256_fmadd_ps(wv, x1, c21);
+                            c22 = _mm256_fmadd_ps(wv, x2, c22);
+                            wv = _mm256_set1_ps(wp[3]);
+                            c30 = _mm256_fmadd_ps(wv, x0, c30);
+                            c31 = _mm256_fmadd_ps(wv, x1, c31);
+                            c32 = _mm256_fmadd_ps(wv, x2, c32);
                         }
                         {
-                            __m256 x = hi;
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 112 + 2 * t + W, x);
+                            const __m256 x0 = _mm256_loadu_ps(xp + 6440);
+                            const __m256 x1 = _mm256_loadu_ps(xp + 6448);
+                            const __m256 x2 = _mm256_loadu_ps(xp + 6456);
+                            __m256 wv = _mm256_set1_ps(wp[4]);
+                            c00 = _mm256_fmadd_ps(wv, x0, c00);
+                            c01 = _mm256_fmadd_ps(wv, x1, c01);
+                            c02 = _mm256_fmadd_ps(wv, x2, c02);
+                            wv = _mm256_set1_ps(wp[5]);
+                            c10 = _mm256_fmadd_ps(wv, x0, c10);
+                            c11 = _mm256_fmadd_ps(wv, x1, c11);
+                            c12 = _mm256_fmadd_ps(wv, x2, c12);
+                            wv = _mm256_set1_ps(wp[6]);
+                            c20 = _mm256_fmadd_ps(wv, x0, c20);
+                            c21 = _mm256_fmadd_ps(wv, x1, c21);
+                            c22 = _mm256_fmadd_ps(wv, x2, c22);
+                            wv = _mm256_set1_ps(wp[7]);
+                            c30 = _mm256_fmadd_ps(wv, x0, c30);
+                            c31 = _mm256_fmadd_ps(wv, x1, c31);
+                            c32 = _mm256_fmadd_ps(wv, x2, c32);
                         }
-                        continue;
+                        {
+                            const __m256 x0 = _mm256_loadu_ps(xp + 56);
+                            const __m256 x1 = _mm256_loadu_ps(xp + 64);
+                            const __m256 x2 = _mm256_loadu_ps(xp + 72);
+                            __m256 wv = _mm256_set1_ps(wp[8]);
+                            c00 = _mm256_fmadd_ps(wv, x0, c00);
+                            c01 = _mm256_fmadd_ps(wv, x1, c01);
+                            c02 = _mm256_fmadd_ps(wv, x2, c02);
+                            wv = _mm256_set1_ps(wp[9]);
+                            c10 = _mm256_fmadd_ps(wv, x0, c10);
+                            c11 = _mm256_fmadd_ps(wv, x1, c11);
+                            c12 = _mm256_fmadd_ps(wv, x2, c12);
+                            wv = _mm256_set1_ps(wp[10]);
+                            c20 = _mm256_fmadd_ps(wv, x0, c20);
+                            c21 = _mm256_fmadd_ps(wv, x1, c21);
+                            c22 = _mm256_fmadd_ps(wv, x2, c22);
+                            wv = _mm256_set1_ps(wp[11]);
+                            c30 = _mm256_fmadd_ps(wv, x0, c30);
+                            c31 = _mm256_fmadd_ps(wv, x1, c31);
+                            c32 = _mm256_fmadd_ps(wv, x2, c32);
+                        }
+                        {
+                            const __m256 x0 = _mm256_loadu_ps(xp + 6496);
+                            const __m256 x1 = _mm256_loadu_ps(xp + 6504);
+                            const __m256 x2 = _mm256_loadu_ps(xp + 6512);
+                            __m256 wv = _mm256_set1_ps(wp[12]);
+                            c00 = _mm256_fmadd_ps(wv, x0, c00);
+                            c01 = _mm256_fmadd_ps(wv, x1, c01);
+                            c02 = _mm256_fmadd_ps(wv, x2, c02);
+                            wv = _mm256_set1_ps(wp[13]);
+                            c10 = _mm256_fmadd_ps(wv, x0, c10);
+                            c11 = _mm256_fmadd_ps(wv, x1, c11);
+                            c12 = _mm256_fmadd_ps(wv, x2, c12);
+                            wv = _mm256_set1_ps(wp[14]);
+                            c20 = _mm256_fmadd_ps(wv, x0, c20);
+                            c21 = _mm256_fmadd_ps(wv, x1, c21);
+                            c22 = _mm256_fmadd_ps(wv, x2, c22);
+                            wv = _mm256_set1_ps(wp[15]);
+                            c30 = _mm256_fmadd_ps(wv, x0, c30);
+                            c31 = _mm256_fmadd_ps(wv, x1, c31);
+                            c32 = _mm256_fmadd_ps(wv, x2, c32);
+                        }
+                        {
+                            const __m256 x0 = _mm256_loadu_ps(xp + 112);
+                            const __m256 x1 = _mm256_loadu_ps(xp + 120);
+                            const __m256 x2 = _mm256_loadu_ps(xp + 128);
+                            __m256 wv = _mm256_set1_ps(wp[16]);
+                            c00 = _mm256_fmadd_ps(wv, x0, c00);
+                            c01 = _mm256_fmadd_ps(wv, x1, c01);
+                            c02 = _mm256_fmadd_ps(wv, x2, c02);
+                            wv = _mm256_set1_ps(wp[17]);
+                            c10 = _mm256_fmadd_ps(wv, x0, c10);
+                            c11 = _mm256_fmadd_ps(wv, x1, c11);
+                            c12 = _mm256_fmadd_ps(wv, x2, c12);
+                            wv = _mm256_set1_ps(wp[18]);
+                            c20 = _mm256_fmadd_ps(wv, x0, c20);
+                            c21 = _mm256_fmadd_ps(wv, x1, c21);
+                            c22 = _mm256_fmadd_ps(wv, x2, c22);
+                            wv = _mm256_set1_ps(wp[19]);
+                            c30 = _mm256_fmadd_ps(wv, x0, c30);
+                            c31 = _mm256_fmadd_ps(wv, x1, c31);
+                            c32 = _mm256_fmadd_ps(wv, x2, c32);
+                        }
+                        {
+                            const __m256 x0 = _mm256_loadu_ps(xp + 6552);
+                            const __m256 x1 = _mm256_loadu_ps(xp + 6560);
+                            const __m256 x2 = _mm256_loadu_ps(xp + 6568);
+                            __m256 wv = _mm256_set1_ps(wp[20]);
+                            c00 = _mm256_fmadd_ps(wv, x0, c00);
+                            c01 = _mm256_fmadd_ps(wv, x1, c01);
+                            c02 = _mm256_fmadd_ps(wv, x2, c02);
+                            wv = _mm256_set1_ps(wp[21]);
+                            c10 = _mm256_fmadd_ps(wv, x0, c10);
+                            c11 = _mm256_fmadd_ps(wv, x1, c11);
+                            c12 = _mm256_fmadd_ps(wv, x2, c12);
+                            wv = _mm256_set1_ps(wp[22]);
+                            c20 = _mm256_fmadd_ps(wv, x0, c20);
+                            c21 = _mm256_fmadd_ps(wv, x1, c21);
+                            c22 = _mm256_fmadd_ps(wv, x2, c22);
+                            wv = _mm256_set1_ps(wp[23]);
+                            c30 = _mm256_fmadd_ps(wv, x0, c30);
+                            c31 = _mm256_fmadd_ps(wv, x1, c31);
+                            c32 = _mm256_fmadd_ps(wv, x2, c32);
+                        }
+                        {
+                            const __m256 x0 = _mm256_loadu_ps(xp + 168);
+                            const __m256 x1 = _mm256_loadu_ps(xp + 176);
+                            const __m256 x2 = _mm256_loadu_ps(xp + 184);
+                            __m256 wv = _mm256_set1_ps(wp[24]);
+                            c00 = _mm256_fmadd_ps(wv, x0, c00);
+                            c01 = _mm256_fmadd_ps(wv, x1, c01);
+                            c02 = _mm256_fmadd_ps(wv, x2, c02);
+                            wv = _mm256_set1_ps(wp[25]);
+                            c10 = _mm256_fmadd_ps(wv, x0, c10);
+                            c11 = _mm256_fmadd_ps(wv, x1, c11);
+                            c12 = _mm256_fmadd_ps(wv, x2, c12);
+                            wv = _mm256_set1_ps(wp[26]);
+                            c20 = _mm256_fmadd_ps(wv, x0, c20);
+                            c21 = _mm256_fmadd_ps(wv, x1, c21);
+                            c22 = _mm256_fmadd_ps(wv, x2, c22);
+                            wv = _mm256_set1_ps(wp[27]);
+                            c30 = _mm256_fmadd_ps(wv, x0, c30);
+                            c31 = _mm256_fmadd_ps(wv, x1, c31);
+                            c32 = _mm256_fmadd_ps(wv, x2, c32);
+                        }
                     }
-                    float l0[W], l1[W];
-                    _mm256_storeu_ps(l0, y0);
-                    _mm256_storeu_ps(l1, y1);
-                    for (int l = 0; l < W; l++) {
-                        const int hh = (q + l) / 56, ow = 2 * (q + l - hh * 56);
-                        for (int s1 = 0; s1 < 2 && ow + s1 < 112; s1++) {
-                            float v = s1 ? l1[l] : l0[l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + hh * 112 + ow + s1] = v;
+                    _mm256_storeu_ps(m[x][0] + 0, c00);
+                    _mm256_storeu_ps(m[x][0] + 8, c01);
+                    _mm256_storeu_ps(m[x][0] + 16, c02);
+                    _mm256_storeu_ps(m[x][1] + 0, c10);
+                    _mm256_storeu_ps(m[x][1] + 8, c11);
+                    _mm256_storeu_ps(m[x][1] + 16, c12);
+                    _mm256_storeu_ps(m[x][2] + 0, c20);
+                    _mm256_storeu_ps(m[x][2] + 8, c21);
+                    _mm256_storeu_ps(m[x][2] + 16, c22);
+                    _mm256_storeu_ps(m[x][3] + 0, c30);
+                    _mm256_storeu_ps(m[x][3] + 8, c31);
+                    _mm256_storeu_ps(m[x][3] + 16, c32);
+                }
+                for (int k = 0; k < MR; k++) {
+                    const int at = (gb * MR + k) * 1232 - sub;
+                    const __m256 b = _mm256_set1_ps(bias[gb * MR + k]);
+                    for (int vi = 0; vi < NV; vi++) {
+                        const float *mk = m[0][k] + vi * W;
+                        const __m256 m0 = _mm256_loadu_ps(mk + 0 * MR * NR);
+                        const __m256 m1 = _mm256_loadu_ps(mk + 1 * MR * NR);
+                        const __m256 m2 = _mm256_loadu_ps(mk + 2 * MR * NR);
+                        const __m256 m3 = _mm256_loadu_ps(mk + 3 * MR * NR);
+                        const __m256 m4 = _mm256_loadu_ps(mk + 4 * MR * NR);
+                        const __m256 m5 = _mm256_loadu_ps(mk + 5 * MR * NR);
+                        const __m256 m6 = _mm256_loadu_ps(mk + 6 * MR * NR);
+                        const __m256 m7 = _mm256_loadu_ps(mk + 7 * MR * NR);
+                        const __m256 m8 = _mm256_loadu_ps(mk + 8 * MR * NR);
+                        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(m0, m1), _mm256_add_ps(m2, m3)), _mm256_add_ps(_mm256_add_ps(m5, m6), _mm256_add_ps(m7, b)));
+                        const __m256 y1 = _mm256_add_ps(_mm256_add_ps(_mm256_sub_ps(m1, m2), _mm256_fmadd_ps(two, m3, m4)), _mm256_add_ps(_mm256_sub_ps(m6, m7), _mm256_add_ps(m8, b)));
+                        const int q = p + vi * W, oh = q / 56, t = q - oh * 56;
+                        if (t + W <= 56 && 2 * (t + W) <= 112) {
+                            __m256 lo, hi;
+                            cnn_zip(y0, y1, &lo, &hi);
+                            {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at + oh * 112 + 2 * t, x);
+                            }
+                            {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at + oh * 112 + 2 * t + W, x);
+                            }
+                            continue;
+                        }
+                        float l0[W], l1[W];
+                        _mm256_storeu_ps(l0, y0);
+                        _mm256_storeu_ps(l1, y1);
+                        for (int l = 0; l < W; l++) {
+                            const int hh = (q + l) / 56, ow = 2 * (q + l - hh * 56);
+                            for (int s1 = 0; s1 < 2 && ow + s1 < 112; s1++) {
+                                float v = s1 ? l1[l] : l0[l];
+                                v = v < 0.0f ? 0.0f : v;
+                                yb[at + hh * 112 + ow + s1] = v;
+                            }
                         }
                     }
                 }
             }
-        }
-    }
-}
-
-/* maxpool1 — examples/resnet50.cnn:39: maxpool 3x3/2 p1
- *   in [64,112,112] -> out [64,56,56]
- *   avx2: 8 outputs of a row a vector (ymm), even and odd input columns split by shuffles; each channel padded with -infinity into scratch first
- */
-static CNN_SIMD void maxpool1(const float *restrict x0, float *restrict y, float *restrict s, int batch) {
-    enum { W = 8 }; /* floats a vector */
-    for (int b = 0; b < batch; b++) {
-        const float *xb0 = x0 + (ptrdiff_t)b * 802816;
-        float *yb = y + (ptrdiff_t)b * 200704;
-        const float ninf = _mm_cvtss_f32(_mm_castsi128_ps(_mm_set1_epi32(-8388608)));
-        for (int c = 0; c < 64; c++) {
-            float *pl = s + (ptrdiff_t)b * 12996; /* the padded plane */
-                for (int i = 0; i < 114; i++) {
-                    float *row = pl + i * 114;
-                    const int ih = i - 1;
-                    if (ih < 0 || ih >= 112) {
-                        for (int j = 0; j < 114; j++)
-                            row[j] = ninf;
-                        continue;
-                    }
-                    const float *src = xb0 + (c * 112 + ih) * 112;
-                    for (int j = 0; j < 1; j++)
-                        row[j] = ninf;
-                    for (int j = 0; j < 112; j += W)
-                        _mm256_storeu_ps(row + 1 + j, _mm256_loadu_ps(src + j));
-                    for (int j = 113; j < 114; j++)
-                        row[j] = ninf;
-                }
-            for (int oh = 0; oh < 56; oh++) {
-                const float *xr = pl + oh * 228;
-                float *yr = yb + (c * 56 + oh) * 56;
-                for (int v = 0; v < 7; v++) {
-                    const int ow = v < 6 ? v * W : 48;
-                    const float *xp = xr + 2 * ow;
-                    __m256 best;
-                    {
-                        __m256 even, odd;
-                        cnn_unzip(_mm256_loadu_ps(xp + 0), _mm256_loadu_ps(xp + 8), &even, &odd);
-                        best = even;
-                        best = cnn_vmax(best, odd);
-                        cnn_unzip(_mm256_loadu_ps(xp + 1), _mm256_loadu_ps(xp + 9), &even, &odd);
-                        best = cnn_vmax(best, odd);
-                    }
-                    {
-                        __m256 even, odd;
-                        cnn_unzip(_mm256_loadu_ps(xp + 114), _mm256_loadu_ps(xp + 122), &even, &odd);
-                        best = cnn_vmax(best, even);
-                        best = cnn_vmax(best, odd);
-                        cnn_unzip(_mm256_loadu_ps(xp + 115), _mm256_loadu_ps(xp + 123), &even, &odd);
-                        best = cnn_vmax(best, odd);
-                    }
-                    {
-                        __m256 even, odd;
-                        cnn_unzip(_mm256_loadu_ps(xp + 228), _mm256_loadu_ps(xp + 236), &even, &odd);
-                        best = cnn_vmax(best, even);
-                        best = cnn_vmax(best, odd);
-                        cnn_unzip(_mm256_loadu_ps(xp + 229), _mm256_loadu_ps(xp + 237), &even, &odd);
-                        best = cnn_vmax(best, odd);
-                    }
-                    _mm256_storeu_ps(yr + ow, best);
-                }
-            }
+            for (int c = span[ch][0]; c < span[ch][1]; c++)
+                maxpool1(yb + (c - span[ch][4]) * 1232, span[ch][5], pb, pl, c, span[ch][2], span[ch][3]);
         }
     }
 }
@@ -19274,8 +19293,7 @@ int resnet50_forward(const float *packed, const float *in_img, float *out_logits
         return 1;
     if ((uintptr_t)arena % 64 != 0 || (resnet50_ARENA_BYTES > 0 && !arena))
         return 2;
-    conv1(in_img, A + 0, packed + 0, A + 802816, batch);
-    maxpool1(A + 0, A + 1808896, A + 802816, batch);
+    conv1(in_img, A + 1808896, packed + 0, A + 0, batch);
     bottleneck_proj1_bottleneck_path1_conv1(A + 1808896, A + 327296, packed + 9472, A + 0, batch);
     bottleneck_proj1_bottleneck_path1_conv2(A + 327296, A + 1004032, packed + 13632, A + 0, batch);
     bottleneck_proj1_bottleneck_path1_conv3(A + 1004032, A + 0, packed + 165760, A + 802816, batch);

@@ -168,6 +168,18 @@ LAYER_CASES = [
     ("conv_wino_pool_two_rows", [16, 14, 14], "conv(24, 3, pad=1, bias=false) -> maxpool(2)", 1),
     ("conv_wino_pool_four_rows", [16, 8, 8], "conv(20, 3, pad=1) -> leakyrelu(0.2) -> maxpool(2)", 1),
     ("conv_wino_pool_odd_tiles", [16, 12, 26], "conv(16, 3, pad=1) -> relu6 -> maxpool(2)", 1),
+    # ... and any vector max pool after the direct kernels or the row Winograd, taken a chunk
+    # of the convolution's tiles at a time (pool_bands.c): tiles outermost with the output in
+    # several chunks (16x80x80 is 400 KB) and a padded pool; a strided conv (the channel or
+    # im2col form) into a stride-1 pool; channel blocks outermost (128x1200 weights, 600 KB),
+    # also with groups whose 110 channels leave the last block of each ragged; a pool window
+    # as big as the plane; ResNet's first layer and pool (several chunks of row pairs)
+    ("conv_band_pool", [3, 80, 80], "conv(16, 5, pad=2) -> relu -> maxpool(3, stride=2, pad=1)", 1),
+    ("conv_band_pool_s2", [6, 23, 21], "conv(16, 3, stride=2, pad=1) -> maxpool(3, stride=1, pad=1)", 1),
+    ("conv_band_pool_blocks", [48, 12, 12], "conv(128, 5, pad=2) -> relu -> maxpool(2)", 1),
+    ("conv_band_pool_groups", [48, 9, 9], "conv(330, 5, pad=2, groups=3) -> maxpool(3, stride=2)", 1),
+    ("conv_band_pool_whole", [5, 11, 11], "conv(9, 3, stride=2, bias=false) -> maxpool(5)", 1),
+    ("conv_band_pool_rows7", [3, 96, 96], "conv(16, 7, stride=2, pad=3) -> relu -> maxpool(3, stride=2, pad=1)", 1),
     # 7-wide stride-2 layers by 1-D Winograd along rows (wino_rows.c): an odd output width
     # (a last pair half used), rows that end inside a vector, four input channels, output
     # channels that leave the register tile ragged, no padding, a 3-row kernel, and a fused
@@ -445,6 +457,17 @@ network t {
     output c, d, e
 }
 """),
+    # pool_bands.c: a max pool after a direct conv with a residual sum in its epilogue,
+    # whose operand is read in the conv's own layout, and a pool the vector kernel does not
+    # take (a 9-wide window), which stays apart
+    ("pool_band_residual", """network t {
+    input x: [6, 30, 30]
+    a = x -> conv(12, 5, pad=2)
+    b = (a -> conv(12, 5, pad=2)) + a -> relu -> maxpool(3, stride=2, pad=1)
+    c = a -> conv(4, 1) -> maxpool(9, stride=3)
+    output b, c
+}
+"""),
     # chain.c: layers a sample at a time (at batch 3: their outputs outgrow L2), through a
     # strided 7x7 conv, a pool, a bottleneck with its residual sum, a depthwise layer, a
     # concat its convs write, a Winograd conv with its pool, into a dense head
@@ -536,7 +559,8 @@ ALSO_FULL = ["googlenet", "mobilenet", "alphago"]
 BATCH9 = ["layer:dense_panels_ragged", "layer:dense_wide", "net:dense_chain_vec",
           "example:mnist"]
 
-BATCH3 = ["layer:conv_stride2_pad1", "layer:conv_rows7_s2", "layer:conv_one_channel", "layer:conv_wino_pool", "layer:conv_wino4_leftover", "net:wino4_residual",
+BATCH3 = ["layer:conv_stride2_pad1", "layer:conv_rows7_s2", "layer:conv_band_pool",
+          "layer:conv_band_pool_blocks", "layer:conv_band_pool_rows7", "net:pool_band_residual", "layer:conv_one_channel", "layer:conv_wino_pool", "layer:conv_wino4_leftover", "net:wino4_residual",
           "layer:dense_chw", "layer:bn_vec", "layer:softmax_chw",
           "layer:local_stride_pad", "layer:lrn4_even", "layer:prelu_vec", "layer:maxpool3_s2_pad1",
           "net:concat3", "net:concat_slices", "net:pool_in_conv", "net:multi_io", "net:residual_block", "net:dense_chain_vec",
