@@ -95,6 +95,11 @@ enum { L1_BYTES = 32 << 10, UNROLL_TAPS = 9 };
  * MP=7 (AVX-512) and MP=5 (AVX2) tiles waste no lanes there. */
 #define GATHER_COST 0.6
 #define GATHER_COST_1X1 0.8
+/* AVX2 the same, from cnnc tune on the same EPYC: its 1x1/2 projections
+ * with outputs filling vectors ran 10-18% faster in the P form (MR=6 x
+ * NR=16) than in the C form 0.8 still chose (ResNet-50's 256->512 at 28x28
+ * out, 2.42 -> 2.15 ms; ResNet-18's 128->256 at 14x14 0.19 -> 0.16 ms). */
+#define GATHER_COST_1X1_AVX2 0.9
 /* Cycles to store one output of a C-form tile through its epilogue. */
 #define STORE_CYCLES 1.5
 
@@ -207,8 +212,15 @@ static double tile_score(const ConvGeo *g, Tile t, const Isa *v) {
          * they stream from L2 every time. That costs AVX2 (on the 1x1
          * 512->2048 7x7 layer MR=32 x MP=3, 64 KB a block, ran 0.8x as fast
          * as MR=16 x MP=6); AVX-512's tiles reuse each weight load across
-         * more positions and run fastest with their 128 KB blocks. */
-        double spill = v->registers < 32 && t.mr * g->per * 4 > L1_BYTES ? 0.8 : 1.0;
+         * more positions and run fastest with their 128 KB blocks. Where
+         * even 8 channels' weights outgrow L1 every tile streams them, and
+         * none pays more for it: ResNet-50's 2048->512 7x7 layers ran 19%
+         * faster with MP=5 x MR=16 (128 KB a block) than with the P form's
+         * MR=12 x NR=8 this rule used to pick, AlexNet's 5x5 64->192 layer
+         * 12% faster with MP=3 x MR=32 than with MR=4 x NR=24 (cnnc profile
+         * and cnnc tune on an EPYC, Zen 4). */
+        double spill = v->registers < 32 && t.mr * g->per * 4 > L1_BYTES &&
+                       8 * g->per * 4 <= L1_BYTES ? 0.8 : 1.0;
         /* AVX-512's 1x1 layers ran 7-27% faster in vectors of positions
          * where those fill 90% of their lanes or more, though this score
          * had put the C form 5-25% ahead: ResNet-50's 1024->256 14x14 layers
@@ -224,7 +236,9 @@ static double tile_score(const ConvGeo *g, Tile t, const Isa *v) {
     int64_t nr = (int64_t)t.nv * t.w;
     int64_t tiles = g->len >= nr ? (g->len + nr - 1) / nr : 1;
     double gather = g->flat ? 1.0
-                    : g->kh * g->kw == 1 && filled ? GATHER_COST_1X1 : GATHER_COST;
+                    : g->kh * g->kw == 1 && filled
+                        ? (v->width == 16 ? GATHER_COST_1X1 : GATHER_COST_1X1_AVX2)
+                        : GATHER_COST;
     return channels * (double)positions / (double)(tiles * nr) * latency * gather;
 }
 

@@ -4,7 +4,7 @@
  * command: cnnc build examples/alexnet.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
- * arena:   2464960 bytes (7588672 without reuse; 2464960 live at most)
+ * arena:   2464960 bytes (7518592 without reuse; 2464960 live at most)
  * weights: 61100840 canonical floats, 67594032 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -444,110 +444,181 @@ static CNN_SIMD void maxpool2(const float *restrict x, int row0, float *restrict
 
 /* conv2 — examples/alexnet.cnn:17: conv 5x5 p2 192
  *   in [64,27,27] -> out [192,27,27]
- *   weights at packed[23296]: weight [192,64,5,5] + bias [192] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 31 apart (27 kept); then relu2; its output kept in scratch a chunk of tiles at a time, each chunk's finished rows max pooled by maxpool2() (maxpool2), so it stores [192,13,13]
+ *   weights at packed[23296]: weight [192,64,5,5] + bias [192] (packed in blocks of 32 output channels)
+ *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then relu2; its output kept in scratch a chunk of tiles at a time, each chunk's finished rows max pooled by maxpool2() (maxpool2), so it stores [192,13,13]
  */
 static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
+    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 307200;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 46656;
         float *pb = y + (ptrdiff_t)b * 32448; /* the pool's output */
-        float *sb = s + (ptrdiff_t)b * 125680; /* this sample's scratch */
-        float *yb = sb + 61528; /* conv2's output, 88 channels at a time, pooled chunk by chunk into pb */
+        float *sb = s + (ptrdiff_t)b * 108160; /* this sample's scratch */
+        float *yb = sb + 61504; /* conv2's output, 64 channels at a time, pooled chunk by chunk into pb */
         float *pl = NULL; /* the pool reads the rows in place */
         cnn_pad(xb0, sb, 64, 27, 27, 2, 2, 31, 31, 0);
         const float *in = sb;
-        for (int i = 61504; i < 61528; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        /* chunks of 770 trips; chunk ch: channels span[ch][0].., pool rows span[ch][2]..; its output from channel span[ch][4] and row span[ch][5] on at yb */
-        static const int span[3][8] = {{0, 88, 0, 13, 0, 0, 0, 0},
-            {88, 176, 0, 13, 88, 0, 0, 0},
-            {176, 192, 0, 13, 176, 0, 0, 0}};
+        /* chunks of 486 trips; chunk ch: channels span[ch][0].., pool rows span[ch][2]..; its output from channel span[ch][4] and row span[ch][5] on at yb */
+        static const int span[3][8] = {{0, 64, 0, 13, 0, 0, 0, 0},
+            {64, 128, 0, 13, 64, 0, 0, 0},
+            {128, 192, 0, 13, 128, 0, 0, 0}};
         for (int ch = 0; ch < 3; ch++) {
-            const int it0 = ch * 770, it1 = it0 + 770 < 1680 ? it0 + 770 : 1680;
+            const int it0 = ch * 486, it1 = it0 + 486 < 1458 ? it0 + 486 : 1458;
             const int sub = span[ch][4] * 729 + span[ch][5] * 27;
             for (int it = it0; it < it1; it++) {
-                const int gb = it / 35, tile = it - gb * 35;
+                const int gb = it / 243, tile = it - gb * 243;
                 const int grp = 0, ob = gb;
                 const int oc0 = grp * 192 + ob * MR;
                 (void)grp;
-                const float *wb = w + (ptrdiff_t)gb * 6400;
-                const float *xg = in + grp * 61504;
-                float t[MR][NR];
-                {
-                    const int p = tile < 34 ? tile * NR : 809;
-                    __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                    __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                    __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
-                    __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                    __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                    __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
-                    __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                    __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                    __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
-                    __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                    __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                    __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                    const float *xp = xg + p;
-                    const float *wp = wb;
-                    for (int c = 0; c < 64; c++)
-                        for (int i = 0; i < 5; i++)
-                            for (int j = 0; j < 5; j++, wp += MR) {
-                                {
-                                    const __m256 xv0 = _mm256_loadu_ps(xp + c * 961 + i * 31 + j * 1 + 0);
-                                    const __m256 xv1 = _mm256_loadu_ps(xp + c * 961 + i * 31 + j * 1 + 8);
-                                    const __m256 xv2 = _mm256_loadu_ps(xp + c * 961 + i * 31 + j * 1 + 16);
-                                    __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                                    wv = _mm256_set1_ps(wp[0 + 1]);
-                                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                                    wv = _mm256_set1_ps(wp[0 + 2]);
-                                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                                    wv = _mm256_set1_ps(wp[0 + 3]);
-                                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                                    c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                                }
-                            }
-                    _mm256_storeu_ps(t[0] + 0, c00);
-                    _mm256_storeu_ps(t[0] + 8, c01);
-                    _mm256_storeu_ps(t[0] + 16, c02);
-                    _mm256_storeu_ps(t[1] + 0, c10);
-                    _mm256_storeu_ps(t[1] + 8, c11);
-                    _mm256_storeu_ps(t[1] + 16, c12);
-                    _mm256_storeu_ps(t[2] + 0, c20);
-                    _mm256_storeu_ps(t[2] + 8, c21);
-                    _mm256_storeu_ps(t[2] + 16, c22);
-                    _mm256_storeu_ps(t[3] + 0, c30);
-                    _mm256_storeu_ps(t[3] + 8, c31);
-                    _mm256_storeu_ps(t[3] + 16, c32);
-                    for (int i = 0; i < MR; i++) {
-                        const int at = (oc0 + i) * 729 - sub;
-                        for (int vi = 0; vi < NV; vi++) {
-                            const int q = p + vi * W;
-                            const int oh = q / 31, ow = q - oh * 31;
-                            if (ow + W <= 27 && q + W <= 833) {
-                                __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at + oh * 27 + ow, x);
-                                continue;
-                            }
-                            for (int l = 0; l < W; l++) {
-                                const int h = (q + l) / 31, c = q + l - h * 31;
-                                if (c >= 27 || q + l >= 833)
-                                    continue;
-                                float v = t[i][vi * W + l];
-                                v = v < 0.0f ? 0.0f : v;
-                                yb[at + h * 27 + c] = v;
-                            }
+                const float *wp = w + (ptrdiff_t)gb * 51200;
+                const float *xp = in + grp * 61504;
+                int q[MP];
+                float t[MP][MR];
+                q[0] = tile * MP + 0 < 729 ? tile * MP + 0 : 728;
+                const int o0 = q[0] / 27 * 31 + q[0] % 27 * 1;
+                q[1] = tile * MP + 1 < 729 ? tile * MP + 1 : 728;
+                const int o1 = q[1] / 27 * 31 + q[1] % 27 * 1;
+                q[2] = tile * MP + 2 < 729 ? tile * MP + 2 : 728;
+                const int o2 = q[2] / 27 * 31 + q[2] % 27 * 1;
+                __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
+                __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
+                __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
+                __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
+                __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
+                __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
+                __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
+                __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
+                __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
+                __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
+                __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
+                __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
+                for (int c = 0; c < 64; c++, xp += 961)
+                    for (int i = 0; i < 5; i++, wp += 160) {
+                        const int r = i * 31;
+                        {
+                            const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
+                            const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
+                            const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
+                            const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
+                            __m256 xb = _mm256_set1_ps(xp[o0 + r + 0]);
+                            c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                            c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                            c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                            c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                            xb = _mm256_set1_ps(xp[o1 + r + 0]);
+                            c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                            c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                            c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                            c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                            xb = _mm256_set1_ps(xp[o2 + r + 0]);
+                            c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                            c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                            c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                            c23 = _mm256_fmadd_ps(xb, wv3, c23);
                         }
+                        {
+                            const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
+                            const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
+                            const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
+                            const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
+                            __m256 xb = _mm256_set1_ps(xp[o0 + r + 1]);
+                            c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                            c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                            c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                            c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                            xb = _mm256_set1_ps(xp[o1 + r + 1]);
+                            c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                            c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                            c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                            c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                            xb = _mm256_set1_ps(xp[o2 + r + 1]);
+                            c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                            c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                            c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                            c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                        }
+                        {
+                            const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
+                            const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
+                            const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
+                            const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
+                            __m256 xb = _mm256_set1_ps(xp[o0 + r + 2]);
+                            c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                            c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                            c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                            c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                            xb = _mm256_set1_ps(xp[o1 + r + 2]);
+                            c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                            c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                            c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                            c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                            xb = _mm256_set1_ps(xp[o2 + r + 2]);
+                            c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                            c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                            c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                            c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                        }
+                        {
+                            const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
+                            const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
+                            const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
+                            const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
+                            __m256 xb = _mm256_set1_ps(xp[o0 + r + 3]);
+                            c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                            c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                            c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                            c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                            xb = _mm256_set1_ps(xp[o1 + r + 3]);
+                            c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                            c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                            c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                            c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                            xb = _mm256_set1_ps(xp[o2 + r + 3]);
+                            c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                            c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                            c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                            c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                        }
+                        {
+                            const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
+                            const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
+                            const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
+                            const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
+                            __m256 xb = _mm256_set1_ps(xp[o0 + r + 4]);
+                            c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                            c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                            c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                            c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                            xb = _mm256_set1_ps(xp[o1 + r + 4]);
+                            c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                            c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                            c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                            c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                            xb = _mm256_set1_ps(xp[o2 + r + 4]);
+                            c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                            c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                            c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                            c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                        }
+                    }
+                _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[0] + 8, c01);
+                _mm256_storeu_ps(t[0] + 16, c02);
+                _mm256_storeu_ps(t[0] + 24, c03);
+                _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[1] + 8, c11);
+                _mm256_storeu_ps(t[1] + 16, c12);
+                _mm256_storeu_ps(t[1] + 24, c13);
+                _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[2] + 8, c21);
+                _mm256_storeu_ps(t[2] + 16, c22);
+                _mm256_storeu_ps(t[2] + 24, c23);
+                for (int k = 0; k < MR; k++) {
+                    const int at = (oc0 + k) * 729 - sub;
+                    for (int i = 0; i < MP; i++) {
+                        float v = t[i][k];
+                        v = v < 0.0f ? 0.0f : v;
+                        yb[at + q[i]] = v;
                     }
                 }
             }
@@ -3637,7 +3708,7 @@ static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const f
  * the kernels read (67594032 floats). */
 void alexnet_pack(const float *params, float *packed) {
     cnn_pack_conv(params + 0, params + 23232, NULL, 0.0, packed + 0, 64, 363, 1, 16); /* conv1 */
-    cnn_pack_conv(params + 23296, params + 330496, NULL, 0.0, packed + 23296, 192, 1600, 1, 4); /* conv2 */
+    cnn_pack_conv(params + 23296, params + 330496, NULL, 0.0, packed + 23296, 192, 1600, 1, 32); /* conv2 */
     cnn_pack_wino4(params + 330688, params + 994240, NULL, 0.0, packed + 330688, 384, 192, 6); /* conv3: Winograd F(4x4) */
     cnn_pack_wino4(params + 994624, params + 1879360, NULL, 0.0, packed + 2985280, 256, 384, 6); /* conv4: Winograd F(4x4) */
     cnn_pack_wino4(params + 1879616, params + 2469440, NULL, 0.0, packed + 6552128, 256, 256, 6); /* conv5: Winograd F(4x4) */

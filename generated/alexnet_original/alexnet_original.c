@@ -4,8 +4,8 @@
  * command: cnnc build examples/alexnet_original.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
- * arena:   2603328 bytes (7934912 without reuse; 2323392 live at most)
- * weights: 60965224 canonical floats, 63666040 packed
+ * arena:   2603328 bytes (7934656 without reuse; 2323392 live at most)
+ * weights: 60965224 canonical floats, 63652208 packed
  *
  * Inference calls no library function but memcpy/memset (which a
  * compiler may emit for plain loops) and needs no libm. */
@@ -422,101 +422,172 @@ static CNN_SIMD void maxpool1(const float *restrict x0, float *restrict y, int b
 
 /* conv2 — examples/alexnet_original.cnn:26: conv 5x5 p2 256 g2
  *   in [96,27,27] -> out [256,27,27]
- *   weights at packed[34944]: weight [256,48,5,5] + bias [256] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 31 apart (27 kept); then relu2
+ *   weights at packed[34944]: weight [256,48,5,5] + bias [256] (packed in blocks of 32 output channels)
+ *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then relu2
  */
 static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
+    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 307200;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69984;
         float *yb = y + (ptrdiff_t)b * 186624;
-        float *sb = s + (ptrdiff_t)b * 92280; /* this sample's scratch */
+        float *sb = s + (ptrdiff_t)b * 92256; /* this sample's scratch */
         cnn_pad(xb0, sb, 96, 27, 27, 2, 2, 31, 31, 0);
         const float *in = sb;
-        for (int i = 92256; i < 92280; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 2240; it++) {
-            const int gb = it / 35, tile = it - gb * 35;
-            const int grp = gb / 32, ob = gb - grp * 32;
+        for (int it = 0; it < 1944; it++) {
+            const int gb = it / 243, tile = it - gb * 243;
+            const int grp = gb / 4, ob = gb - grp * 4;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 4800;
-            const float *xg = in + grp * 46128;
-            float t[MR][NR];
-            {
-                const int p = tile < 34 ? tile * NR : 809;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 48; c++)
-                    for (int i = 0; i < 5; i++)
-                        for (int j = 0; j < 5; j++, wp += MR) {
-                            {
-                                const __m256 xv0 = _mm256_loadu_ps(xp + c * 961 + i * 31 + j * 1 + 0);
-                                const __m256 xv1 = _mm256_loadu_ps(xp + c * 961 + i * 31 + j * 1 + 8);
-                                const __m256 xv2 = _mm256_loadu_ps(xp + c * 961 + i * 31 + j * 1 + 16);
-                                __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                                c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                                c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                                c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                                wv = _mm256_set1_ps(wp[0 + 1]);
-                                c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                                c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                                c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                                wv = _mm256_set1_ps(wp[0 + 2]);
-                                c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                                c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                                c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                                wv = _mm256_set1_ps(wp[0 + 3]);
-                                c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                                c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                                c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                            }
-                        }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[0] + 16, c02);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[1] + 16, c12);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[2] + 16, c22);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[3] + 16, c32);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 729;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 31, ow = q - oh * 31;
-                        if (ow + W <= 27 && q + W <= 833) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 27 + ow, x);
-                            continue;
-                        }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 31, c = q + l - h * 31;
-                            if (c >= 27 || q + l >= 833)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 27 + c] = v;
-                        }
+            const float *wp = w + (ptrdiff_t)gb * 38400;
+            const float *xp = in + grp * 46128;
+            int q[MP];
+            float t[MP][MR];
+            q[0] = tile * MP + 0 < 729 ? tile * MP + 0 : 728;
+            const int o0 = q[0] / 27 * 31 + q[0] % 27 * 1;
+            q[1] = tile * MP + 1 < 729 ? tile * MP + 1 : 728;
+            const int o1 = q[1] / 27 * 31 + q[1] % 27 * 1;
+            q[2] = tile * MP + 2 < 729 ? tile * MP + 2 : 728;
+            const int o2 = q[2] / 27 * 31 + q[2] % 27 * 1;
+            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
+            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
+            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
+            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
+            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
+            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
+            for (int c = 0; c < 48; c++, xp += 961)
+                for (int i = 0; i < 5; i++, wp += 160) {
+                    const int r = i * 31;
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
+                        const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
+                        const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 0]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                        c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                        xb = _mm256_set1_ps(xp[o1 + r + 0]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                        c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                        xb = _mm256_set1_ps(xp[o2 + r + 0]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                        c23 = _mm256_fmadd_ps(xb, wv3, c23);
                     }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
+                        const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
+                        const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 1]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                        c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                        xb = _mm256_set1_ps(xp[o1 + r + 1]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                        c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                        xb = _mm256_set1_ps(xp[o2 + r + 1]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                        c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
+                        const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
+                        const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 2]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                        c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                        xb = _mm256_set1_ps(xp[o1 + r + 2]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                        c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                        xb = _mm256_set1_ps(xp[o2 + r + 2]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                        c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
+                        const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
+                        const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 3]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                        c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                        xb = _mm256_set1_ps(xp[o1 + r + 3]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                        c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                        xb = _mm256_set1_ps(xp[o2 + r + 3]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                        c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
+                        const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
+                        const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 4]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                        c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                        xb = _mm256_set1_ps(xp[o1 + r + 4]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                        c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                        xb = _mm256_set1_ps(xp[o2 + r + 4]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                        c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    }
+                }
+            _mm256_storeu_ps(t[0] + 0, c00);
+            _mm256_storeu_ps(t[0] + 8, c01);
+            _mm256_storeu_ps(t[0] + 16, c02);
+            _mm256_storeu_ps(t[0] + 24, c03);
+            _mm256_storeu_ps(t[1] + 0, c10);
+            _mm256_storeu_ps(t[1] + 8, c11);
+            _mm256_storeu_ps(t[1] + 16, c12);
+            _mm256_storeu_ps(t[1] + 24, c13);
+            _mm256_storeu_ps(t[2] + 0, c20);
+            _mm256_storeu_ps(t[2] + 8, c21);
+            _mm256_storeu_ps(t[2] + 16, c22);
+            _mm256_storeu_ps(t[2] + 24, c23);
+            for (int k = 0; k < MR; k++) {
+                const int at = (oc0 + k) * 729;
+                for (int i = 0; i < MP; i++) {
+                    float v = t[i][k];
+                    v = v < 0.0f ? 0.0f : v;
+                    yb[at + q[i]] = v;
                 }
             }
         }
@@ -1341,276 +1412,236 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
 
 /* conv4 — examples/alexnet_original.cnn:30: conv 3x3 p1 384 g2
  *   in [384,13,13] -> out [384,13,13]
- *   weights at packed[3881728]: weight [384,192,3,3] + bias [384] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the padded input, rows 15 apart (13 kept); then relu4
+ *   weights at packed[3881728]: weight [384,192,3,3] + bias [384] (packed in blocks of 16 output channels)
+ *   avx2: tile MP=5 positions x MR=16 output channels (10 ymm accumulators); input values broadcast from the padded input, weights in vectors; then relu4
  */
 static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
+    enum { MP = 5, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 663552;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 64896;
         float *yb = y + (ptrdiff_t)b * 64896;
-        float *sb = s + (ptrdiff_t)b * 86416; /* this sample's scratch */
+        float *sb = s + (ptrdiff_t)b * 86400; /* this sample's scratch */
         cnn_pad(xb0, sb, 384, 13, 13, 1, 1, 15, 15, 0);
         const float *in = sb;
-        for (int i = 86400; i < 86416; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 832; it++) {
-            const int gb = it / 13, tile = it - gb * 13;
-            const int grp = gb / 32, ob = gb - grp * 32;
+        for (int it = 0; it < 816; it++) {
+            const int gb = it / 34, tile = it - gb * 34;
+            const int grp = gb / 12, ob = gb - grp * 12;
             const int oc0 = grp * 192 + ob * MR;
             (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 10368;
-            const float *xg = in + grp * 43200;
-            float t[MR][NR];
-            {
-                const int p = tile < 12 ? tile * NR : 177;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
-                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
-                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 192; c += 1, xp += 225, wp += 54) {
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[0 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[0 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[6 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[6 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[6 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[6 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[6 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 15 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 15 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[18 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[18 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[18 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[18 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[18 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 17 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 17 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[30 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[30 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[30 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[30 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[30 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 30 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 30 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 31 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 31 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[42 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[42 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[42 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[42 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[42 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
+            const float *wp = w + (ptrdiff_t)gb * 27648;
+            const float *xp = in + grp * 43200;
+            int q[MP];
+            float t[MP][MR];
+            q[0] = tile * MP + 0 < 169 ? tile * MP + 0 : 168;
+            const int o0 = q[0] / 13 * 15 + q[0] % 13 * 1;
+            q[1] = tile * MP + 1 < 169 ? tile * MP + 1 : 168;
+            const int o1 = q[1] / 13 * 15 + q[1] % 13 * 1;
+            q[2] = tile * MP + 2 < 169 ? tile * MP + 2 : 168;
+            const int o2 = q[2] / 13 * 15 + q[2] % 13 * 1;
+            q[3] = tile * MP + 3 < 169 ? tile * MP + 3 : 168;
+            const int o3 = q[3] / 13 * 15 + q[3] % 13 * 1;
+            q[4] = tile * MP + 4 < 169 ? tile * MP + 4 : 168;
+            const int o4 = q[4] / 13 * 15 + q[4] % 13 * 1;
+            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
+            for (int c = 0; c < 192; c += 1, xp += 225, wp += 144) {
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 0]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 0]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 0]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 0]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[4] + 0, c40);
-                _mm256_storeu_ps(t[4] + 8, c41);
-                _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[5] + 8, c51);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 169;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 15, ow = q - oh * 15;
-                        if (ow + W <= 13 && q + W <= 193) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 13 + ow, x);
-                            continue;
-                        }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 15, c = q + l - h * 15;
-                            if (c >= 13 || q + l >= 193)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 13 + c] = v;
-                        }
-                    }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 1]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 1]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 1]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 1]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 2]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 2]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 2]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 2]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 15]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 15]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 15]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 15]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 15]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 16]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 16]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 16]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 16]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 17]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 17]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 17]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 17]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 30]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 30]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 30]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 30]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 30]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 31]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 31]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 31]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 31]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 31]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 32]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 32]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 32]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 32]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                }
+            }
+            _mm256_storeu_ps(t[0] + 0, c00);
+            _mm256_storeu_ps(t[0] + 8, c01);
+            _mm256_storeu_ps(t[1] + 0, c10);
+            _mm256_storeu_ps(t[1] + 8, c11);
+            _mm256_storeu_ps(t[2] + 0, c20);
+            _mm256_storeu_ps(t[2] + 8, c21);
+            _mm256_storeu_ps(t[3] + 0, c30);
+            _mm256_storeu_ps(t[3] + 8, c31);
+            _mm256_storeu_ps(t[4] + 0, c40);
+            _mm256_storeu_ps(t[4] + 8, c41);
+            for (int k = 0; k < MR; k++) {
+                const int at = (oc0 + k) * 169;
+                for (int i = 0; i < MP; i++) {
+                    float v = t[i][k];
+                    v = v < 0.0f ? 0.0f : v;
+                    yb[at + q[i]] = v;
                 }
             }
         }
@@ -1660,285 +1691,243 @@ static CNN_SIMD void maxpool3(const float *restrict x, int row0, float *restrict
 
 /* conv5 — examples/alexnet_original.cnn:31: conv 3x3 p1 256 g2
  *   in [384,13,13] -> out [256,13,13]
- *   weights at packed[4545664]: weight [256,192,3,3] + bias [256] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the padded input, rows 15 apart (13 kept); then relu5; its output kept in scratch a chunk of tiles at a time, each chunk's finished rows max pooled by maxpool3() (maxpool3), so it stores [256,6,6]
+ *   weights at packed[4545664]: weight [256,192,3,3] + bias [256] (packed in blocks of 16 output channels)
+ *   avx2: tile MP=5 positions x MR=16 output channels (10 ymm accumulators); input values broadcast from the padded input, weights in vectors; then relu5; its output kept in scratch a chunk of tiles at a time, each chunk's finished rows max pooled by maxpool3() (maxpool3), so it stores [256,6,6]
  */
 static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 456192;
+    enum { MP = 5, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 442368;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 64896;
         float *pb = y + (ptrdiff_t)b * 9216; /* the pool's output */
-        float *sb = s + (ptrdiff_t)b * 129680; /* this sample's scratch */
-        float *yb = sb + 86416; /* conv5's output, 256 channels at a time, pooled chunk by chunk into pb */
+        float *sb = s + (ptrdiff_t)b * 129664; /* this sample's scratch */
+        float *yb = sb + 86400; /* conv5's output, 256 channels at a time, pooled chunk by chunk into pb */
         float *pl = NULL; /* the pool reads the rows in place */
         cnn_pad(xb0, sb, 384, 13, 13, 1, 1, 15, 15, 0);
         const float *in = sb;
-        for (int i = 86400; i < 86416; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        /* chunks of 572 trips; chunk ch: channels span[ch][0].., pool rows span[ch][2]..; its output from channel span[ch][4] and row span[ch][5] on at yb */
+        /* chunks of 544 trips; chunk ch: channels span[ch][0].., pool rows span[ch][2]..; its output from channel span[ch][4] and row span[ch][5] on at yb */
         static const int span[1][8] = {{0, 256, 0, 6, 0, 0, 0, 0}};
         for (int ch = 0; ch < 1; ch++) {
-            const int it0 = ch * 572, it1 = it0 + 572 < 572 ? it0 + 572 : 572;
+            const int it0 = ch * 544, it1 = it0 + 544 < 544 ? it0 + 544 : 544;
             const int sub = span[ch][4] * 169 + span[ch][5] * 13;
             for (int it = it0; it < it1; it++) {
-                const int gb = it / 13, tile = it - gb * 13;
-                const int grp = gb / 22, ob = gb - grp * 22;
+                const int gb = it / 34, tile = it - gb * 34;
+                const int grp = gb / 8, ob = gb - grp * 8;
                 const int oc0 = grp * 128 + ob * MR;
                 (void)grp;
-                const float *wb = w + (ptrdiff_t)gb * 10368;
-                const float *xg = in + grp * 43200;
-                float t[MR][NR];
-                {
-                    const int p = tile < 12 ? tile * NR : 177;
-                    __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                    __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                    __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                    __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                    __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                    __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                    __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                    __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                    __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
-                    __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
-                    __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                    __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                    const float *xp = xg + p;
-                    const float *wp = wb;
-                    for (int c = 0; c < 192; c += 1, xp += 225, wp += 54) {
-                        {
-                            const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                            const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                            __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                            c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                            c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                            wv = _mm256_set1_ps(wp[0 + 1]);
-                            c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                            c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                            wv = _mm256_set1_ps(wp[0 + 2]);
-                            c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                            c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                            wv = _mm256_set1_ps(wp[0 + 3]);
-                            c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                            c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                            wv = _mm256_set1_ps(wp[0 + 4]);
-                            c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                            c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                            wv = _mm256_set1_ps(wp[0 + 5]);
-                            c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                            c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                        }
-                        {
-                            const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                            const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                            __m256 wv = _mm256_set1_ps(wp[6 + 0]);
-                            c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                            c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                            wv = _mm256_set1_ps(wp[6 + 1]);
-                            c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                            c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                            wv = _mm256_set1_ps(wp[6 + 2]);
-                            c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                            c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                            wv = _mm256_set1_ps(wp[6 + 3]);
-                            c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                            c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                            wv = _mm256_set1_ps(wp[6 + 4]);
-                            c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                            c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                            wv = _mm256_set1_ps(wp[6 + 5]);
-                            c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                            c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                        }
-                        {
-                            const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                            const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                            __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                            c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                            c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                            wv = _mm256_set1_ps(wp[12 + 1]);
-                            c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                            c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                            wv = _mm256_set1_ps(wp[12 + 2]);
-                            c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                            c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                            wv = _mm256_set1_ps(wp[12 + 3]);
-                            c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                            c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                            wv = _mm256_set1_ps(wp[12 + 4]);
-                            c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                            c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                            wv = _mm256_set1_ps(wp[12 + 5]);
-                            c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                            c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                        }
-                        {
-                            const __m256 xv0 = _mm256_loadu_ps(xp + 15 + 0);
-                            const __m256 xv1 = _mm256_loadu_ps(xp + 15 + 8);
-                            __m256 wv = _mm256_set1_ps(wp[18 + 0]);
-                            c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                            c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                            wv = _mm256_set1_ps(wp[18 + 1]);
-                            c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                            c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                            wv = _mm256_set1_ps(wp[18 + 2]);
-                            c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                            c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                            wv = _mm256_set1_ps(wp[18 + 3]);
-                            c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                            c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                            wv = _mm256_set1_ps(wp[18 + 4]);
-                            c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                            c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                            wv = _mm256_set1_ps(wp[18 + 5]);
-                            c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                            c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                        }
-                        {
-                            const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
-                            const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
-                            __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                            c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                            c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                            wv = _mm256_set1_ps(wp[24 + 1]);
-                            c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                            c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                            wv = _mm256_set1_ps(wp[24 + 2]);
-                            c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                            c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                            wv = _mm256_set1_ps(wp[24 + 3]);
-                            c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                            c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                            wv = _mm256_set1_ps(wp[24 + 4]);
-                            c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                            c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                            wv = _mm256_set1_ps(wp[24 + 5]);
-                            c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                            c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                        }
-                        {
-                            const __m256 xv0 = _mm256_loadu_ps(xp + 17 + 0);
-                            const __m256 xv1 = _mm256_loadu_ps(xp + 17 + 8);
-                            __m256 wv = _mm256_set1_ps(wp[30 + 0]);
-                            c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                            c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                            wv = _mm256_set1_ps(wp[30 + 1]);
-                            c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                            c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                            wv = _mm256_set1_ps(wp[30 + 2]);
-                            c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                            c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                            wv = _mm256_set1_ps(wp[30 + 3]);
-                            c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                            c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                            wv = _mm256_set1_ps(wp[30 + 4]);
-                            c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                            c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                            wv = _mm256_set1_ps(wp[30 + 5]);
-                            c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                            c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                        }
-                        {
-                            const __m256 xv0 = _mm256_loadu_ps(xp + 30 + 0);
-                            const __m256 xv1 = _mm256_loadu_ps(xp + 30 + 8);
-                            __m256 wv = _mm256_set1_ps(wp[36 + 0]);
-                            c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                            c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                            wv = _mm256_set1_ps(wp[36 + 1]);
-                            c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                            c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                            wv = _mm256_set1_ps(wp[36 + 2]);
-                            c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                            c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                            wv = _mm256_set1_ps(wp[36 + 3]);
-                            c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                            c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                            wv = _mm256_set1_ps(wp[36 + 4]);
-                            c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                            c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                            wv = _mm256_set1_ps(wp[36 + 5]);
-                            c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                            c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                        }
-                        {
-                            const __m256 xv0 = _mm256_loadu_ps(xp + 31 + 0);
-                            const __m256 xv1 = _mm256_loadu_ps(xp + 31 + 8);
-                            __m256 wv = _mm256_set1_ps(wp[42 + 0]);
-                            c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                            c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                            wv = _mm256_set1_ps(wp[42 + 1]);
-                            c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                            c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                            wv = _mm256_set1_ps(wp[42 + 2]);
-                            c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                            c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                            wv = _mm256_set1_ps(wp[42 + 3]);
-                            c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                            c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                            wv = _mm256_set1_ps(wp[42 + 4]);
-                            c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                            c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                            wv = _mm256_set1_ps(wp[42 + 5]);
-                            c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                            c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                        }
-                        {
-                            const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
-                            const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
-                            __m256 wv = _mm256_set1_ps(wp[48 + 0]);
-                            c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                            c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                            wv = _mm256_set1_ps(wp[48 + 1]);
-                            c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                            c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                            wv = _mm256_set1_ps(wp[48 + 2]);
-                            c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                            c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                            wv = _mm256_set1_ps(wp[48 + 3]);
-                            c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                            c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                            wv = _mm256_set1_ps(wp[48 + 4]);
-                            c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                            c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                            wv = _mm256_set1_ps(wp[48 + 5]);
-                            c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                            c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                        }
+                const float *wp = w + (ptrdiff_t)gb * 27648;
+                const float *xp = in + grp * 43200;
+                int q[MP];
+                float t[MP][MR];
+                q[0] = tile * MP + 0 < 169 ? tile * MP + 0 : 168;
+                const int o0 = q[0] / 13 * 15 + q[0] % 13 * 1;
+                q[1] = tile * MP + 1 < 169 ? tile * MP + 1 : 168;
+                const int o1 = q[1] / 13 * 15 + q[1] % 13 * 1;
+                q[2] = tile * MP + 2 < 169 ? tile * MP + 2 : 168;
+                const int o2 = q[2] / 13 * 15 + q[2] % 13 * 1;
+                q[3] = tile * MP + 3 < 169 ? tile * MP + 3 : 168;
+                const int o3 = q[3] / 13 * 15 + q[3] % 13 * 1;
+                q[4] = tile * MP + 4 < 169 ? tile * MP + 4 : 168;
+                const int o4 = q[4] / 13 * 15 + q[4] % 13 * 1;
+                __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
+                __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
+                __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
+                __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
+                __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
+                __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
+                __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
+                __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
+                __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
+                __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
+                for (int c = 0; c < 192; c += 1, xp += 225, wp += 144) {
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        xb = _mm256_set1_ps(xp[o1 + 0]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        xb = _mm256_set1_ps(xp[o2 + 0]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        xb = _mm256_set1_ps(xp[o3 + 0]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + 0]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
                     }
-                    _mm256_storeu_ps(t[0] + 0, c00);
-                    _mm256_storeu_ps(t[0] + 8, c01);
-                    _mm256_storeu_ps(t[1] + 0, c10);
-                    _mm256_storeu_ps(t[1] + 8, c11);
-                    _mm256_storeu_ps(t[2] + 0, c20);
-                    _mm256_storeu_ps(t[2] + 8, c21);
-                    _mm256_storeu_ps(t[3] + 0, c30);
-                    _mm256_storeu_ps(t[3] + 8, c31);
-                    _mm256_storeu_ps(t[4] + 0, c40);
-                    _mm256_storeu_ps(t[4] + 8, c41);
-                    _mm256_storeu_ps(t[5] + 0, c50);
-                    _mm256_storeu_ps(t[5] + 8, c51);
-                    for (int i = 0; i < MR; i++) {
-                        if (ob * MR + i >= 128)
-                            break;
-                        const int at = (oc0 + i) * 169 - sub;
-                        for (int vi = 0; vi < NV; vi++) {
-                            const int q = p + vi * W;
-                            const int oh = q / 15, ow = q - oh * 15;
-                            if (ow + W <= 13 && q + W <= 193) {
-                                __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at + oh * 13 + ow, x);
-                                continue;
-                            }
-                            for (int l = 0; l < W; l++) {
-                                const int h = (q + l) / 15, c = q + l - h * 15;
-                                if (c >= 13 || q + l >= 193)
-                                    continue;
-                                float v = t[i][vi * W + l];
-                                v = v < 0.0f ? 0.0f : v;
-                                yb[at + h * 13 + c] = v;
-                            }
-                        }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        xb = _mm256_set1_ps(xp[o1 + 1]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        xb = _mm256_set1_ps(xp[o2 + 1]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        xb = _mm256_set1_ps(xp[o3 + 1]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + 1]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        xb = _mm256_set1_ps(xp[o1 + 2]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        xb = _mm256_set1_ps(xp[o2 + 2]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        xb = _mm256_set1_ps(xp[o3 + 2]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + 2]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + 15]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        xb = _mm256_set1_ps(xp[o1 + 15]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        xb = _mm256_set1_ps(xp[o2 + 15]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        xb = _mm256_set1_ps(xp[o3 + 15]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + 15]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        xb = _mm256_set1_ps(xp[o1 + 16]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        xb = _mm256_set1_ps(xp[o2 + 16]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        xb = _mm256_set1_ps(xp[o3 + 16]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + 16]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        xb = _mm256_set1_ps(xp[o1 + 17]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        xb = _mm256_set1_ps(xp[o2 + 17]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        xb = _mm256_set1_ps(xp[o3 + 17]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + 17]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + 30]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        xb = _mm256_set1_ps(xp[o1 + 30]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        xb = _mm256_set1_ps(xp[o2 + 30]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        xb = _mm256_set1_ps(xp[o3 + 30]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + 30]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + 31]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        xb = _mm256_set1_ps(xp[o1 + 31]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        xb = _mm256_set1_ps(xp[o2 + 31]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        xb = _mm256_set1_ps(xp[o3 + 31]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + 31]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        xb = _mm256_set1_ps(xp[o1 + 32]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        xb = _mm256_set1_ps(xp[o2 + 32]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        xb = _mm256_set1_ps(xp[o3 + 32]);
+                        c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                        c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                        xb = _mm256_set1_ps(xp[o4 + 32]);
+                        c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                        c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    }
+                }
+                _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[0] + 8, c01);
+                _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[1] + 8, c11);
+                _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[2] + 8, c21);
+                _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[3] + 8, c31);
+                _mm256_storeu_ps(t[4] + 0, c40);
+                _mm256_storeu_ps(t[4] + 8, c41);
+                for (int k = 0; k < MR; k++) {
+                    const int at = (oc0 + k) * 169 - sub;
+                    for (int i = 0; i < MP; i++) {
+                        float v = t[i][k];
+                        v = v < 0.0f ? 0.0f : v;
+                        yb[at + q[i]] = v;
                     }
                 }
             }
@@ -1950,7 +1939,7 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
 
 /* dense1 — examples/alexnet_original.cnn:33: dense 4096
  *   in [256,6,6] -> out [4096]
- *   weights at packed[5002120]: weight [4096,9216] + bias [4096] (packed in blocks of 16 output channels)
+ *   weights at packed[4988288]: weight [4096,9216] + bias [4096] (packed in blocks of 16 output channels)
  *   avx2: panels of NR=16 units; a tile of MR=6 samples x 2 ymm vectors of units (12 accumulators), each input broadcast; the samples left over one at a time, G=4 panels at once; panels walked forwards and backwards on alternate calls; then relu6
  */
 static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
@@ -2193,7 +2182,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
 
 /* dense2 — examples/alexnet_original.cnn:33: dense 4096
  *   in [4096] -> out [4096]
- *   weights at packed[42754952]: weight [4096,4096] + bias [4096] (packed in blocks of 16 output channels)
+ *   weights at packed[42741120]: weight [4096,4096] + bias [4096] (packed in blocks of 16 output channels)
  *   avx2: panels of NR=16 units; a tile of MR=6 samples x 2 ymm vectors of units (12 accumulators), each input broadcast; the samples left over one at a time, G=4 panels at once; panels walked forwards and backwards on alternate calls; then relu7
  */
 static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
@@ -2436,7 +2425,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
 
 /* dense3 — examples/alexnet_original.cnn:33: dense 1000
  *   in [4096] -> out [1000]
- *   weights at packed[59536264]: weight [1000,4096] + bias [1000] (packed in blocks of 16 output channels)
+ *   weights at packed[59522432]: weight [1000,4096] + bias [1000] (packed in blocks of 16 output channels)
  *   avx2: panels of NR=16 units; a tile of MR=6 samples x 2 ymm vectors of units (12 accumulators), each input broadcast; the samples left over one at a time, G=4 panels at once; panels walked forwards and backwards on alternate calls
  */
 static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
@@ -2770,16 +2759,16 @@ static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const f
 }
 
 /* Canonical parameters (DSL.md order, 60965224 floats) to the packed layout
- * the kernels read (63666040 floats). */
+ * the kernels read (63652208 floats). */
 void alexnet_original_pack(const float *params, float *packed) {
     cnn_pack_conv(params + 0, params + 34848, NULL, 0.0, packed + 0, 96, 363, 1, 16); /* conv1 */
-    cnn_pack_conv(params + 34944, params + 342144, NULL, 0.0, packed + 34944, 256, 1200, 2, 4); /* conv2 */
+    cnn_pack_conv(params + 34944, params + 342144, NULL, 0.0, packed + 34944, 256, 1200, 2, 32); /* conv2 */
     cnn_pack_wino4(params + 342400, params + 1227136, NULL, 0.0, packed + 342400, 384, 256, 6); /* conv3: Winograd F(4x4) */
-    cnn_pack_conv(params + 1227520, params + 1891072, NULL, 0.0, packed + 3881728, 384, 1728, 2, 6); /* conv4 */
-    cnn_pack_conv(params + 1891456, params + 2333824, NULL, 0.0, packed + 4545664, 256, 1728, 2, 6); /* conv5 */
-    cnn_pack_conv(params + 2334080, params + 40082816, NULL, 0.0, packed + 5002120, 4096, 9216, 1, 16); /* dense1 */
-    cnn_pack_conv(params + 40086912, params + 56864128, NULL, 0.0, packed + 42754952, 4096, 4096, 1, 16); /* dense2 */
-    cnn_pack_conv(params + 56868224, params + 60964224, NULL, 0.0, packed + 59536264, 1000, 4096, 1, 16); /* dense3 */
+    cnn_pack_conv(params + 1227520, params + 1891072, NULL, 0.0, packed + 3881728, 384, 1728, 2, 16); /* conv4 */
+    cnn_pack_conv(params + 1891456, params + 2333824, NULL, 0.0, packed + 4545664, 256, 1728, 2, 16); /* conv5 */
+    cnn_pack_conv(params + 2334080, params + 40082816, NULL, 0.0, packed + 4988288, 4096, 9216, 1, 16); /* dense1 */
+    cnn_pack_conv(params + 40086912, params + 56864128, NULL, 0.0, packed + 42741120, 4096, 4096, 1, 16); /* dense2 */
+    cnn_pack_conv(params + 56868224, params + 60964224, NULL, 0.0, packed + 59522432, 1000, 4096, 1, 16); /* dense3 */
 }
 
 /* Inference on `batch` samples (1..alexnet_original_BATCH), NCHW in and out. Returns 0,
@@ -2798,10 +2787,10 @@ int alexnet_original_forward(const float *packed, const float *in_img, float *ou
     lrn2(A + 0, A + 186624, batch);
     maxpool2(A + 186624, A + 525696, batch);
     conv3(A + 525696, A + 460800, packed + 342400, A + 0, batch);
-    conv4(A + 460800, A + 129680, packed + 3881728, A + 0, batch);
-    conv5(A + 129680, A + 194576, packed + 4545664, A + 0, batch);
-    dense1(A + 194576, A + 0, packed + 5002120, A + 650784, batch);
-    dense2(A + 0, A + 4096, packed + 42754952, A + 650800, batch);
-    dense3(A + 4096, out_logits, packed + 59536264, A + 650816, batch);
+    conv4(A + 460800, A + 129664, packed + 3881728, A + 0, batch);
+    conv5(A + 129664, A + 194560, packed + 4545664, A + 0, batch);
+    dense1(A + 194560, A + 0, packed + 4988288, A + 650784, batch);
+    dense2(A + 0, A + 4096, packed + 42741120, A + 650800, batch);
+    dense3(A + 4096, out_logits, packed + 59522432, A + 650816, batch);
     return 0;
 }

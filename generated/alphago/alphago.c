@@ -4,7 +4,7 @@
  * command: cnnc build examples/alphago.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
- * arena:   2489856 bytes (25013952 without reuse; 2489856 live at most)
+ * arena:   2489856 bytes (25013888 without reuse; 2489856 live at most)
  * weights: 3882793 canonical floats, 14831402 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -252,102 +252,172 @@ static void cnn_pack_wino4(const float *w, const float *bias, const float *bn,
 
 /* conv1 — examples/alphago.cnn:17: conv 5x5 p2 192
  *   in [48,19,19] -> out [192,19,19]
- *   weights at packed[0]: weight [192,48,5,5] + bias [192] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the padded input, rows 23 apart (19 kept); then relu1
+ *   weights at packed[0]: weight [192,48,5,5] + bias [192] (packed in blocks of 32 output channels)
+ *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then relu1
  */
 static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
+    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 230400;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 17328;
         float *yb = y + (ptrdiff_t)b * 69312;
-        float *sb = s + (ptrdiff_t)b * 25408; /* this sample's scratch */
+        float *sb = s + (ptrdiff_t)b * 25392; /* this sample's scratch */
         cnn_pad(xb0, sb, 48, 19, 19, 2, 2, 23, 23, 0);
         const float *in = sb;
-        for (int i = 25392; i < 25408; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 896; it++) {
-            const int gb = it / 28, tile = it - gb * 28;
+        for (int it = 0; it < 726; it++) {
+            const int gb = it / 121, tile = it - gb * 121;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 192 + ob * MR;
             (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 7200;
-            const float *xg = in + grp * 25392;
-            float t[MR][NR];
-            {
-                const int p = tile < 27 ? tile * NR : 417;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
-                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
-                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 48; c++)
-                    for (int i = 0; i < 5; i++)
-                        for (int j = 0; j < 5; j++, wp += MR) {
-                            {
-                                const __m256 xv0 = _mm256_loadu_ps(xp + c * 529 + i * 23 + j * 1 + 0);
-                                const __m256 xv1 = _mm256_loadu_ps(xp + c * 529 + i * 23 + j * 1 + 8);
-                                __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                                c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                                c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                                wv = _mm256_set1_ps(wp[0 + 1]);
-                                c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                                c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                                wv = _mm256_set1_ps(wp[0 + 2]);
-                                c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                                c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                                wv = _mm256_set1_ps(wp[0 + 3]);
-                                c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                                c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                                wv = _mm256_set1_ps(wp[0 + 4]);
-                                c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                                c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                                wv = _mm256_set1_ps(wp[0 + 5]);
-                                c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                                c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                            }
-                        }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[4] + 0, c40);
-                _mm256_storeu_ps(t[4] + 8, c41);
-                _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[5] + 8, c51);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 361;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 23, ow = q - oh * 23;
-                        if (ow + W <= 19 && q + W <= 433) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 19 + ow, x);
-                            continue;
-                        }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 23, c = q + l - h * 23;
-                            if (c >= 19 || q + l >= 433)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 19 + c] = v;
-                        }
+            const float *wp = w + (ptrdiff_t)gb * 38400;
+            const float *xp = in + grp * 25392;
+            int q[MP];
+            float t[MP][MR];
+            q[0] = tile * MP + 0 < 361 ? tile * MP + 0 : 360;
+            const int o0 = q[0] / 19 * 23 + q[0] % 19 * 1;
+            q[1] = tile * MP + 1 < 361 ? tile * MP + 1 : 360;
+            const int o1 = q[1] / 19 * 23 + q[1] % 19 * 1;
+            q[2] = tile * MP + 2 < 361 ? tile * MP + 2 : 360;
+            const int o2 = q[2] / 19 * 23 + q[2] % 19 * 1;
+            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
+            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
+            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
+            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
+            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
+            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
+            for (int c = 0; c < 48; c++, xp += 529)
+                for (int i = 0; i < 5; i++, wp += 160) {
+                    const int r = i * 23;
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
+                        const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
+                        const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 0]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                        c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                        xb = _mm256_set1_ps(xp[o1 + r + 0]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                        c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                        xb = _mm256_set1_ps(xp[o2 + r + 0]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                        c23 = _mm256_fmadd_ps(xb, wv3, c23);
                     }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
+                        const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
+                        const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 1]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                        c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                        xb = _mm256_set1_ps(xp[o1 + r + 1]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                        c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                        xb = _mm256_set1_ps(xp[o2 + r + 1]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                        c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
+                        const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
+                        const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 2]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                        c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                        xb = _mm256_set1_ps(xp[o1 + r + 2]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                        c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                        xb = _mm256_set1_ps(xp[o2 + r + 2]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                        c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
+                        const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
+                        const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 3]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                        c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                        xb = _mm256_set1_ps(xp[o1 + r + 3]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                        c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                        xb = _mm256_set1_ps(xp[o2 + r + 3]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                        c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    }
+                    {
+                        const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
+                        const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
+                        const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
+                        const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
+                        __m256 xb = _mm256_set1_ps(xp[o0 + r + 4]);
+                        c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                        c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                        c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                        c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                        xb = _mm256_set1_ps(xp[o1 + r + 4]);
+                        c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                        c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                        c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                        c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                        xb = _mm256_set1_ps(xp[o2 + r + 4]);
+                        c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                        c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                        c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                        c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                    }
+                }
+            _mm256_storeu_ps(t[0] + 0, c00);
+            _mm256_storeu_ps(t[0] + 8, c01);
+            _mm256_storeu_ps(t[0] + 16, c02);
+            _mm256_storeu_ps(t[0] + 24, c03);
+            _mm256_storeu_ps(t[1] + 0, c10);
+            _mm256_storeu_ps(t[1] + 8, c11);
+            _mm256_storeu_ps(t[1] + 16, c12);
+            _mm256_storeu_ps(t[1] + 24, c13);
+            _mm256_storeu_ps(t[2] + 0, c20);
+            _mm256_storeu_ps(t[2] + 8, c21);
+            _mm256_storeu_ps(t[2] + 16, c22);
+            _mm256_storeu_ps(t[2] + 24, c23);
+            for (int k = 0; k < MR; k++) {
+                const int at = (oc0 + k) * 361;
+                for (int i = 0; i < MP; i++) {
+                    float v = t[i][k];
+                    v = v < 0.0f ? 0.0f : v;
+                    yb[at + q[i]] = v;
                 }
             }
         }
@@ -8697,7 +8767,7 @@ static CNN_SIMD void softmax1(const float *restrict x0, float *restrict y, int b
 /* Canonical parameters (DSL.md order, 3882793 floats) to the packed layout
  * the kernels read (14831402 floats). */
 void alphago_pack(const float *params, float *packed) {
-    cnn_pack_conv(params + 0, params + 230400, NULL, 0.0, packed + 0, 192, 1200, 1, 6); /* conv1 */
+    cnn_pack_conv(params + 0, params + 230400, NULL, 0.0, packed + 0, 192, 1200, 1, 32); /* conv1 */
     cnn_pack_wino4(params + 230592, params + 562368, NULL, 0.0, packed + 230592, 192, 192, 4); /* conv2: Winograd F(4x4) */
     cnn_pack_wino4(params + 562560, params + 894336, NULL, 0.0, packed + 1557888, 192, 192, 4); /* conv3: Winograd F(4x4) */
     cnn_pack_wino4(params + 894528, params + 1226304, NULL, 0.0, packed + 2885184, 192, 192, 4); /* conv4: Winograd F(4x4) */

@@ -4,8 +4,8 @@
  * command: cnnc build examples/resnet18.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
- * arena:   4005888 bytes (30797760 without reuse; 3717696 live at most)
- * weights: 11699112 canonical floats, 24457584 packed
+ * arena:   4005888 bytes (30796800 without reuse; 3717696 live at most)
+ * weights: 11699112 canonical floats, 24457842 packed
  *
  * Inference calls no library function but memcpy/memset (which a
  * compiler may emit for plain loops) and needs no libm. */
@@ -7457,259 +7457,258 @@ static CNN_SIMD void basic_down2_conv2(const float *restrict x0, float *restrict
 
 /* basic_down2.conv3 — examples/resnet18.cnn:25: conv 1x1/2 256
  *   in [128,28,28] -> out [256,14,14]
- *   weights at packed[5156992]: weight [256,128,1,1] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; basic_down2.bn3 folded into the weights; then + basic_down2.bn2 (basic_down2.add1); then basic_down2.relu2
+ *   weights at packed[5156992]: weight [256,128,1,1] (packed in blocks of 6 output channels)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); stride 2x2: input rows gathered (im2col) into scratch; basic_down2.bn3 folded into the weights; then + basic_down2.bn2 (basic_down2.add1); then basic_down2.relu2
  */
 static CNN_SIMD void basic_down2_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 32768;
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 33024;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 50176;
         const float *rb0 = r0 + (ptrdiff_t)b * 50176;
-        float *sb = s + (ptrdiff_t)b * 25344; /* this sample's scratch */
+        float *sb = s + (ptrdiff_t)b * 25104; /* this sample's scratch */
         const float *in = xb0;
-        for (int tile = 0; tile < 33; tile++)
-            for (int i = 0; i < MP; i++) {
-                const int q = tile * MP + i < 196 ? tile * MP + i : 195;
-                const float *src = in + q / 14 * 56 + q % 14 * 2;
-                float *dst = sb + tile * 768 + i;
-                for (int c = 0; c < 128; c++)
-                    dst[c * MP] = src[c * 784];
-            }
-        for (int it = 0; it < 528; it++) {
-            /* bands of 33 tiles, every block of output channels on a band */
-            const int band = it / 528, rest = it - band * 528;
-            const int in_band = 33 - band * 33 < 33 ? 33 - band * 33 : 33;
-            const int gb = rest / in_band, tile = band * 33 + rest - gb * in_band;
+        float *col = sb + 0;
+        for (int c = 0; c < 128; c++)
+            for (int i = 0; i < 1; i++)
+                for (int j = 0; j < 1; j++) {
+                    float *row = col + ((c * 1 + i) * 1 + j) * 196;
+                    const float *src = in + c * 784 + i * 28 + j * 1;
+                    for (int oh = 0; oh < 14; oh++)
+                        for (int ow = 0; ow < 14; ow++)
+                            row[oh * 14 + ow] = src[oh * 56 + ow * 2];
+                }
+        for (int i = 25088; i < 25104; i++)
+            col[i] = 0.0f;
+        for (int it = 0; it < 559; it++) {
+            /* bands of 13 tiles, every block of output channels on a band */
+            const int band = it / 559, rest = it - band * 559;
+            const int in_band = 13 - band * 13 < 13 ? 13 - band * 13 : 13;
+            const int gb = rest / in_band, tile = band * 13 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 2048;
-            const float *xp = sb + tile * 768;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 196 ? tile * MP + 0 : 195;
-            const int o0 = 0;
-            q[1] = tile * MP + 1 < 196 ? tile * MP + 1 : 195;
-            const int o1 = 1;
-            q[2] = tile * MP + 2 < 196 ? tile * MP + 2 : 195;
-            const int o2 = 2;
-            q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
-            const int o3 = 3;
-            q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
-            const int o4 = 4;
-            q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
-            const int o5 = 5;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 128; c += 8, xp += 48, wp += 128) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 0]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 0]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 0]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+            const float *wb = w + (ptrdiff_t)gb * 768;
+            const float *xg = col + grp * 25088;
+            float t[MR][NR];
+            {
+                const int p = tile < 12 ? tile * NR : 180;
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
+                const float *xp = xg + p;
+                const float *wp = wb;
+                for (int c = 0; c < 128; c += 8, xp += 1568, wp += 48) {
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 6]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 6]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 6]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 6]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 6]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 6]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 12]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 12]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 12]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 12]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 12]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 12]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 18]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 18]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 18]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 18]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 18]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 24]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 24]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 24]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 24]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 24]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 24]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 30]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 30]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 30]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 30]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 30]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 30]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 36]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 36]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 36]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 36]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 36]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 36]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 42]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 42]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 42]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 42]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 42]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 42]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-            }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[3] + 0, c30);
-            _mm256_storeu_ps(t[3] + 8, c31);
-            _mm256_storeu_ps(t[4] + 0, c40);
-            _mm256_storeu_ps(t[4] + 8, c41);
-            _mm256_storeu_ps(t[5] + 0, c50);
-            _mm256_storeu_ps(t[5] + 8, c51);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 196;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v += rb0[at + q[i]];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+                _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[0] + 8, c01);
+                _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[1] + 8, c11);
+                _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[2] + 8, c21);
+                _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[3] + 8, c31);
+                _mm256_storeu_ps(t[4] + 0, c40);
+                _mm256_storeu_ps(t[4] + 8, c41);
+                _mm256_storeu_ps(t[5] + 0, c50);
+                _mm256_storeu_ps(t[5] + 8, c51);
+                for (int i = 0; i < MR; i++) {
+                    if (ob * MR + i >= 256)
+                        break;
+                    const int at = (oc0 + i) * 196;
+                    for (int vi = 0; vi < NV; vi++) {
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
+                        x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at + q));
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at + q, x);
+                    }
                 }
             }
         }
@@ -7718,7 +7717,7 @@ static CNN_SIMD void basic_down2_conv3(const float *restrict x0, const float *re
 
 /* basic4.conv1 — examples/resnet18.cnn:16: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[5190016]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   weights at packed[5190274]: weight [256,256,3,3] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(4x4,3x3), 4x4 tiles of 4x4 outputs from 6x6 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic4.bn1 folded into the weights; then basic4.relu1
  */
 static CNN_SIMD void basic4_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -8454,7 +8453,7 @@ static CNN_SIMD void basic4_conv1(const float *restrict x0, float *restrict y, c
 
 /* basic4.conv2 — examples/resnet18.cnn:17: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[7568000]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   weights at packed[7568258]: weight [256,256,3,3] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(4x4,3x3), 4x4 tiles of 4x4 outputs from 6x6 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic4.bn2 folded into the weights; then + basic_down2.relu2 (basic4.add1); then basic4.relu2
  */
 static CNN_SIMD void basic4_conv2(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -9223,7 +9222,7 @@ static CNN_SIMD void basic4_conv2(const float *restrict x0, const float *restric
 
 /* basic_down3.conv1 — examples/resnet18.cnn:23: conv 3x3/2 p1 512
  *   in [256,14,14] -> out [512,7,7]
- *   weights at packed[9945984]: weight [512,256,3,3] (packed in blocks of 16 output channels)
+ *   weights at packed[9946242]: weight [512,256,3,3] (packed in blocks of 16 output channels)
  *   avx2: tile MP=5 positions x MR=16 output channels (10 ymm accumulators); input values broadcast from the padded input, weights in vectors; basic_down3.bn1 folded into the weights; then basic_down3.relu1
  */
 static CNN_SIMD void basic_down3_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -9461,7 +9460,7 @@ static CNN_SIMD void basic_down3_conv1(const float *restrict x0, float *restrict
 
 /* basic_down3.conv2 — examples/resnet18.cnn:24: conv 3x3 p1 512
  *   in [512,7,7] -> out [512,7,7]
- *   weights at packed[11126144]: weight [512,512,3,3] (packed in blocks of 6 output channels)
+ *   weights at packed[11126402]: weight [512,512,3,3] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(2x2,3x3), 4x4 tiles of 2x2 outputs from 4x4 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic_down3.bn2 folded into the weights
  */
 static CNN_SIMD void basic_down3_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -9675,7 +9674,7 @@ static CNN_SIMD void basic_down3_conv2(const float *restrict x0, float *restrict
 
 /* basic_down3.conv3 — examples/resnet18.cnn:25: conv 1x1/2 512
  *   in [256,14,14] -> out [512,7,7]
- *   weights at packed[15353728]: weight [512,256,1,1] (packed in blocks of 16 output channels)
+ *   weights at packed[15353986]: weight [512,256,1,1] (packed in blocks of 16 output channels)
  *   avx2: tile MP=5 positions x MR=16 output channels (10 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; basic_down3.bn3 folded into the weights; then + basic_down3.bn2 (basic_down3.add1); then basic_down3.relu2
  */
 static CNN_SIMD void basic_down3_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -9906,7 +9905,7 @@ static CNN_SIMD void basic_down3_conv3(const float *restrict x0, const float *re
 
 /* basic5.conv1 — examples/resnet18.cnn:16: conv 3x3 p1 512
  *   in [512,7,7] -> out [512,7,7]
- *   weights at packed[15485312]: weight [512,512,3,3] (packed in blocks of 6 output channels)
+ *   weights at packed[15485570]: weight [512,512,3,3] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(2x2,3x3), 4x4 tiles of 2x2 outputs from 4x4 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic5.bn1 folded into the weights; then basic5.relu1
  */
 static CNN_SIMD void basic5_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -10128,7 +10127,7 @@ static CNN_SIMD void basic5_conv1(const float *restrict x0, float *restrict y, c
 
 /* basic5.conv2 — examples/resnet18.cnn:17: conv 3x3 p1 512
  *   in [512,7,7] -> out [512,7,7]
- *   weights at packed[19712896]: weight [512,512,3,3] (packed in blocks of 6 output channels)
+ *   weights at packed[19713154]: weight [512,512,3,3] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(2x2,3x3), 4x4 tiles of 2x2 outputs from 4x4 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic5.bn2 folded into the weights; then + basic_down3.relu2 (basic5.add1); then basic5.relu2
  */
 static CNN_SIMD void basic5_conv2(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -10377,7 +10376,7 @@ static CNN_SIMD void globalavgpool1(const float *restrict x0, float *restrict y,
 
 /* dense1 — examples/resnet18.cnn:37: dense 1000
  *   in [512,1,1] -> out [1000]
- *   weights at packed[23940480]: weight [1000,512] + bias [1000] (packed in blocks of 16 output channels)
+ *   weights at packed[23940738]: weight [1000,512] + bias [1000] (packed in blocks of 16 output channels)
  *   avx2: panels of NR=16 units; a tile of MR=6 samples x 2 ymm vectors of units (12 accumulators), each input broadcast; the samples left over one at a time, G=4 panels at once; panels walked forwards and backwards on alternate calls
  */
 static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
@@ -10711,7 +10710,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
 }
 
 /* Canonical parameters (DSL.md order, 11699112 floats) to the packed layout
- * the kernels read (24457584 floats). */
+ * the kernels read (24457842 floats). */
 void resnet18_pack(const float *params, float *packed) {
     cnn_pack_conv(params + 0, NULL, params + 9408, 1.0000000000000001e-05, packed + 0, 64, 147, 1, 4); /* conv1 + bn1 */
     cnn_pack_wino4(params + 9664, NULL, params + 46528, 1.0000000000000001e-05, packed + 9472, 64, 64, 6); /* basic1.conv1 + basic1.bn1: Winograd F(4x4) */
@@ -10725,15 +10724,15 @@ void resnet18_pack(const float *params, float *packed) {
     cnn_pack_wino4(params + 537024, NULL, params + 684480, 1.0000000000000001e-05, packed + 1889280, 128, 128, 3); /* basic3.conv2 + basic3.bn2: Winograd F(4x4) */
     cnn_pack_conv(params + 684992, NULL, params + 979904, 1.0000000000000001e-05, packed + 2483840, 256, 1152, 1, 16); /* basic_down2.conv1 + basic_down2.bn1 */
     cnn_pack_wino4(params + 980928, NULL, params + 1570752, 1.0000000000000001e-05, packed + 2779008, 256, 256, 6); /* basic_down2.conv2 + basic_down2.bn2: Winograd F(4x4) */
-    cnn_pack_conv(params + 1571776, NULL, params + 1604544, 1.0000000000000001e-05, packed + 5156992, 256, 128, 1, 16); /* basic_down2.conv3 + basic_down2.bn3 */
-    cnn_pack_wino4(params + 1605568, NULL, params + 2195392, 1.0000000000000001e-05, packed + 5190016, 256, 256, 6); /* basic4.conv1 + basic4.bn1: Winograd F(4x4) */
-    cnn_pack_wino4(params + 2196416, NULL, params + 2786240, 1.0000000000000001e-05, packed + 7568000, 256, 256, 6); /* basic4.conv2 + basic4.bn2: Winograd F(4x4) */
-    cnn_pack_conv(params + 2787264, NULL, params + 3966912, 1.0000000000000001e-05, packed + 9945984, 512, 2304, 1, 16); /* basic_down3.conv1 + basic_down3.bn1 */
-    cnn_pack_wino(params + 3968960, NULL, params + 6328256, 1.0000000000000001e-05, packed + 11126144, 512, 512, 6); /* basic_down3.conv2 + basic_down3.bn2: Winograd */
-    cnn_pack_conv(params + 6330304, NULL, params + 6461376, 1.0000000000000001e-05, packed + 15353728, 512, 256, 1, 16); /* basic_down3.conv3 + basic_down3.bn3 */
-    cnn_pack_wino(params + 6463424, NULL, params + 8822720, 1.0000000000000001e-05, packed + 15485312, 512, 512, 6); /* basic5.conv1 + basic5.bn1: Winograd */
-    cnn_pack_wino(params + 8824768, NULL, params + 11184064, 1.0000000000000001e-05, packed + 19712896, 512, 512, 6); /* basic5.conv2 + basic5.bn2: Winograd */
-    cnn_pack_conv(params + 11186112, params + 11698112, NULL, 0.0, packed + 23940480, 1000, 512, 1, 16); /* dense1 */
+    cnn_pack_conv(params + 1571776, NULL, params + 1604544, 1.0000000000000001e-05, packed + 5156992, 256, 128, 1, 6); /* basic_down2.conv3 + basic_down2.bn3 */
+    cnn_pack_wino4(params + 1605568, NULL, params + 2195392, 1.0000000000000001e-05, packed + 5190274, 256, 256, 6); /* basic4.conv1 + basic4.bn1: Winograd F(4x4) */
+    cnn_pack_wino4(params + 2196416, NULL, params + 2786240, 1.0000000000000001e-05, packed + 7568258, 256, 256, 6); /* basic4.conv2 + basic4.bn2: Winograd F(4x4) */
+    cnn_pack_conv(params + 2787264, NULL, params + 3966912, 1.0000000000000001e-05, packed + 9946242, 512, 2304, 1, 16); /* basic_down3.conv1 + basic_down3.bn1 */
+    cnn_pack_wino(params + 3968960, NULL, params + 6328256, 1.0000000000000001e-05, packed + 11126402, 512, 512, 6); /* basic_down3.conv2 + basic_down3.bn2: Winograd */
+    cnn_pack_conv(params + 6330304, NULL, params + 6461376, 1.0000000000000001e-05, packed + 15353986, 512, 256, 1, 16); /* basic_down3.conv3 + basic_down3.bn3 */
+    cnn_pack_wino(params + 6463424, NULL, params + 8822720, 1.0000000000000001e-05, packed + 15485570, 512, 512, 6); /* basic5.conv1 + basic5.bn1: Winograd */
+    cnn_pack_wino(params + 8824768, NULL, params + 11184064, 1.0000000000000001e-05, packed + 19713154, 512, 512, 6); /* basic5.conv2 + basic5.bn2: Winograd */
+    cnn_pack_conv(params + 11186112, params + 11698112, NULL, 0.0, packed + 23940738, 1000, 512, 1, 16); /* dense1 */
 }
 
 /* Inference on `batch` samples (1..resnet18_BATCH), NCHW in and out. Returns 0,
@@ -10758,14 +10757,14 @@ int resnet18_forward(const float *packed, const float *in_img, float *out_logits
     basic_down2_conv1(A + 534656, A + 388224, packed + 2483840, A + 0, batch);
     basic_down2_conv2(A + 388224, A + 438400, packed + 2779008, A + 0, batch);
     basic_down2_conv3(A + 534656, A + 438400, A + 388224, packed + 5156992, A + 488576, batch);
-    basic4_conv1(A + 388224, A + 438400, packed + 5190016, A + 0, batch);
-    basic4_conv2(A + 438400, A + 388224, A + 488576, packed + 7568000, A + 0, batch);
-    basic_down3_conv1(A + 488576, A + 314368, packed + 9945984, A + 0, batch);
-    basic_down3_conv2(A + 314368, A + 339456, packed + 11126144, A + 0, batch);
-    basic_down3_conv3(A + 488576, A + 339456, A + 314368, packed + 15353728, A + 364544, batch);
-    basic5_conv1(A + 314368, A + 339456, packed + 15485312, A + 0, batch);
-    basic5_conv2(A + 339456, A + 314368, A + 364544, packed + 19712896, A + 0, batch);
+    basic4_conv1(A + 388224, A + 438400, packed + 5190274, A + 0, batch);
+    basic4_conv2(A + 438400, A + 388224, A + 488576, packed + 7568258, A + 0, batch);
+    basic_down3_conv1(A + 488576, A + 314368, packed + 9946242, A + 0, batch);
+    basic_down3_conv2(A + 314368, A + 339456, packed + 11126402, A + 0, batch);
+    basic_down3_conv3(A + 488576, A + 339456, A + 314368, packed + 15353986, A + 364544, batch);
+    basic5_conv1(A + 314368, A + 339456, packed + 15485570, A + 0, batch);
+    basic5_conv2(A + 339456, A + 314368, A + 364544, packed + 19713154, A + 0, batch);
     globalavgpool1(A + 364544, A + 0, batch);
-    dense1(A + 0, out_logits, packed + 23940480, A + 1001456, batch);
+    dense1(A + 0, out_logits, packed + 23940738, A + 1001456, batch);
     return 0;
 }

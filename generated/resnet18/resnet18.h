@@ -13,7 +13,7 @@ extern "C" {
 #define resnet18_IN_img_SIZE 150528
 #define resnet18_OUT_logits_SIZE 1000
 #define resnet18_PARAM_COUNT 11699112
-#define resnet18_PACKED_COUNT 24457584
+#define resnet18_PACKED_COUNT 24457842
 #define resnet18_ARENA_BYTES 4005888
 
 /* Canonical parameters (the order of DSL.md, as in a --weights file) to

@@ -4,8 +4,8 @@
  * command: cnnc build examples/resnet34.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
- * arena:   4005888 bytes (60320704 without reuse; 3717696 live at most)
- * weights: 21814696 canonical floats, 54619120 packed
+ * arena:   4005888 bytes (60319744 without reuse; 3717696 live at most)
+ * weights: 21814696 canonical floats, 54619378 packed
  *
  * Inference calls no library function but memcpy/memset (which a
  * compiler may emit for plain loops) and needs no libm. */
@@ -11968,259 +11968,258 @@ static CNN_SIMD void basic_down2_conv2(const float *restrict x0, float *restrict
 
 /* basic_down2.conv3 — examples/resnet34.cnn:26: conv 1x1/2 256
  *   in [128,28,28] -> out [256,14,14]
- *   weights at packed[7839488]: weight [256,128,1,1] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; basic_down2.bn3 folded into the weights; then + basic_down2.bn2 (basic_down2.add1); then basic_down2.relu2
+ *   weights at packed[7839488]: weight [256,128,1,1] (packed in blocks of 6 output channels)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); stride 2x2: input rows gathered (im2col) into scratch; basic_down2.bn3 folded into the weights; then + basic_down2.bn2 (basic_down2.add1); then basic_down2.relu2
  */
 static CNN_SIMD void basic_down2_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 32768;
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 33024;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 50176;
         const float *rb0 = r0 + (ptrdiff_t)b * 50176;
-        float *sb = s + (ptrdiff_t)b * 25344; /* this sample's scratch */
+        float *sb = s + (ptrdiff_t)b * 25104; /* this sample's scratch */
         const float *in = xb0;
-        for (int tile = 0; tile < 33; tile++)
-            for (int i = 0; i < MP; i++) {
-                const int q = tile * MP + i < 196 ? tile * MP + i : 195;
-                const float *src = in + q / 14 * 56 + q % 14 * 2;
-                float *dst = sb + tile * 768 + i;
-                for (int c = 0; c < 128; c++)
-                    dst[c * MP] = src[c * 784];
-            }
-        for (int it = 0; it < 528; it++) {
-            /* bands of 33 tiles, every block of output channels on a band */
-            const int band = it / 528, rest = it - band * 528;
-            const int in_band = 33 - band * 33 < 33 ? 33 - band * 33 : 33;
-            const int gb = rest / in_band, tile = band * 33 + rest - gb * in_band;
+        float *col = sb + 0;
+        for (int c = 0; c < 128; c++)
+            for (int i = 0; i < 1; i++)
+                for (int j = 0; j < 1; j++) {
+                    float *row = col + ((c * 1 + i) * 1 + j) * 196;
+                    const float *src = in + c * 784 + i * 28 + j * 1;
+                    for (int oh = 0; oh < 14; oh++)
+                        for (int ow = 0; ow < 14; ow++)
+                            row[oh * 14 + ow] = src[oh * 56 + ow * 2];
+                }
+        for (int i = 25088; i < 25104; i++)
+            col[i] = 0.0f;
+        for (int it = 0; it < 559; it++) {
+            /* bands of 13 tiles, every block of output channels on a band */
+            const int band = it / 559, rest = it - band * 559;
+            const int in_band = 13 - band * 13 < 13 ? 13 - band * 13 : 13;
+            const int gb = rest / in_band, tile = band * 13 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 2048;
-            const float *xp = sb + tile * 768;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 196 ? tile * MP + 0 : 195;
-            const int o0 = 0;
-            q[1] = tile * MP + 1 < 196 ? tile * MP + 1 : 195;
-            const int o1 = 1;
-            q[2] = tile * MP + 2 < 196 ? tile * MP + 2 : 195;
-            const int o2 = 2;
-            q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
-            const int o3 = 3;
-            q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
-            const int o4 = 4;
-            q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
-            const int o5 = 5;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 128; c += 8, xp += 48, wp += 128) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 0]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 0]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 0]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+            const float *wb = w + (ptrdiff_t)gb * 768;
+            const float *xg = col + grp * 25088;
+            float t[MR][NR];
+            {
+                const int p = tile < 12 ? tile * NR : 180;
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
+                const float *xp = xg + p;
+                const float *wp = wb;
+                for (int c = 0; c < 128; c += 8, xp += 1568, wp += 48) {
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 6]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 6]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 6]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 6]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 6]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 6]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 12]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 12]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 12]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 12]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 12]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 12]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 18]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 18]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 18]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 18]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 18]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 24]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 24]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 24]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 24]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 24]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 24]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 30]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 30]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 30]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 30]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 30]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 30]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 36]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 36]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 36]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 36]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 36]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 36]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 42]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 42]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 42]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 42]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 42]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 42]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-            }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[3] + 0, c30);
-            _mm256_storeu_ps(t[3] + 8, c31);
-            _mm256_storeu_ps(t[4] + 0, c40);
-            _mm256_storeu_ps(t[4] + 8, c41);
-            _mm256_storeu_ps(t[5] + 0, c50);
-            _mm256_storeu_ps(t[5] + 8, c51);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 196;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v += rb0[at + q[i]];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+                _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[0] + 8, c01);
+                _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[1] + 8, c11);
+                _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[2] + 8, c21);
+                _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[3] + 8, c31);
+                _mm256_storeu_ps(t[4] + 0, c40);
+                _mm256_storeu_ps(t[4] + 8, c41);
+                _mm256_storeu_ps(t[5] + 0, c50);
+                _mm256_storeu_ps(t[5] + 8, c51);
+                for (int i = 0; i < MR; i++) {
+                    if (ob * MR + i >= 256)
+                        break;
+                    const int at = (oc0 + i) * 196;
+                    for (int vi = 0; vi < NV; vi++) {
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
+                        x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at + q));
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at + q, x);
+                    }
                 }
             }
         }
@@ -12229,7 +12228,7 @@ static CNN_SIMD void basic_down2_conv3(const float *restrict x0, const float *re
 
 /* basic7.conv1 — examples/resnet34.cnn:17: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[7872512]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   weights at packed[7872770]: weight [256,256,3,3] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(4x4,3x3), 4x4 tiles of 4x4 outputs from 6x6 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic7.bn1 folded into the weights; then basic7.relu1
  */
 static CNN_SIMD void basic7_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -12965,7 +12964,7 @@ static CNN_SIMD void basic7_conv1(const float *restrict x0, float *restrict y, c
 
 /* basic7.conv2 — examples/resnet34.cnn:18: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[10250496]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   weights at packed[10250754]: weight [256,256,3,3] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(4x4,3x3), 4x4 tiles of 4x4 outputs from 6x6 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic7.bn2 folded into the weights; then + basic_down2.relu2 (basic7.add1); then basic7.relu2
  */
 static CNN_SIMD void basic7_conv2(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -13734,7 +13733,7 @@ static CNN_SIMD void basic7_conv2(const float *restrict x0, const float *restric
 
 /* basic8.conv1 — examples/resnet34.cnn:17: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[12628480]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   weights at packed[12628738]: weight [256,256,3,3] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(4x4,3x3), 4x4 tiles of 4x4 outputs from 6x6 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic8.bn1 folded into the weights; then basic8.relu1
  */
 static CNN_SIMD void basic8_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -14470,7 +14469,7 @@ static CNN_SIMD void basic8_conv1(const float *restrict x0, float *restrict y, c
 
 /* basic8.conv2 — examples/resnet34.cnn:18: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[15006464]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   weights at packed[15006722]: weight [256,256,3,3] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(4x4,3x3), 4x4 tiles of 4x4 outputs from 6x6 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic8.bn2 folded into the weights; then + basic7.relu2 (basic8.add1); then basic8.relu2
  */
 static CNN_SIMD void basic8_conv2(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -15239,7 +15238,7 @@ static CNN_SIMD void basic8_conv2(const float *restrict x0, const float *restric
 
 /* basic9.conv1 — examples/resnet34.cnn:17: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[17384448]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   weights at packed[17384706]: weight [256,256,3,3] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(4x4,3x3), 4x4 tiles of 4x4 outputs from 6x6 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic9.bn1 folded into the weights; then basic9.relu1
  */
 static CNN_SIMD void basic9_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -15975,7 +15974,7 @@ static CNN_SIMD void basic9_conv1(const float *restrict x0, float *restrict y, c
 
 /* basic9.conv2 — examples/resnet34.cnn:18: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[19762432]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   weights at packed[19762690]: weight [256,256,3,3] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(4x4,3x3), 4x4 tiles of 4x4 outputs from 6x6 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic9.bn2 folded into the weights; then + basic8.relu2 (basic9.add1); then basic9.relu2
  */
 static CNN_SIMD void basic9_conv2(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -16744,7 +16743,7 @@ static CNN_SIMD void basic9_conv2(const float *restrict x0, const float *restric
 
 /* basic10.conv1 — examples/resnet34.cnn:17: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[22140416]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   weights at packed[22140674]: weight [256,256,3,3] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(4x4,3x3), 4x4 tiles of 4x4 outputs from 6x6 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic10.bn1 folded into the weights; then basic10.relu1
  */
 static CNN_SIMD void basic10_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -17480,7 +17479,7 @@ static CNN_SIMD void basic10_conv1(const float *restrict x0, float *restrict y, 
 
 /* basic10.conv2 — examples/resnet34.cnn:18: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[24518400]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   weights at packed[24518658]: weight [256,256,3,3] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(4x4,3x3), 4x4 tiles of 4x4 outputs from 6x6 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic10.bn2 folded into the weights; then + basic9.relu2 (basic10.add1); then basic10.relu2
  */
 static CNN_SIMD void basic10_conv2(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -18249,7 +18248,7 @@ static CNN_SIMD void basic10_conv2(const float *restrict x0, const float *restri
 
 /* basic11.conv1 — examples/resnet34.cnn:17: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[26896384]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   weights at packed[26896642]: weight [256,256,3,3] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(4x4,3x3), 4x4 tiles of 4x4 outputs from 6x6 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic11.bn1 folded into the weights; then basic11.relu1
  */
 static CNN_SIMD void basic11_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -18985,7 +18984,7 @@ static CNN_SIMD void basic11_conv1(const float *restrict x0, float *restrict y, 
 
 /* basic11.conv2 — examples/resnet34.cnn:18: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[29274368]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   weights at packed[29274626]: weight [256,256,3,3] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(4x4,3x3), 4x4 tiles of 4x4 outputs from 6x6 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic11.bn2 folded into the weights; then + basic10.relu2 (basic11.add1); then basic11.relu2
  */
 static CNN_SIMD void basic11_conv2(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -19754,7 +19753,7 @@ static CNN_SIMD void basic11_conv2(const float *restrict x0, const float *restri
 
 /* basic_down3.conv1 — examples/resnet34.cnn:24: conv 3x3/2 p1 512
  *   in [256,14,14] -> out [512,7,7]
- *   weights at packed[31652352]: weight [512,256,3,3] (packed in blocks of 16 output channels)
+ *   weights at packed[31652610]: weight [512,256,3,3] (packed in blocks of 16 output channels)
  *   avx2: tile MP=5 positions x MR=16 output channels (10 ymm accumulators); input values broadcast from the padded input, weights in vectors; basic_down3.bn1 folded into the weights; then basic_down3.relu1
  */
 static CNN_SIMD void basic_down3_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -19992,7 +19991,7 @@ static CNN_SIMD void basic_down3_conv1(const float *restrict x0, float *restrict
 
 /* basic_down3.conv2 — examples/resnet34.cnn:25: conv 3x3 p1 512
  *   in [512,7,7] -> out [512,7,7]
- *   weights at packed[32832512]: weight [512,512,3,3] (packed in blocks of 6 output channels)
+ *   weights at packed[32832770]: weight [512,512,3,3] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(2x2,3x3), 4x4 tiles of 2x2 outputs from 4x4 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic_down3.bn2 folded into the weights
  */
 static CNN_SIMD void basic_down3_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -20206,7 +20205,7 @@ static CNN_SIMD void basic_down3_conv2(const float *restrict x0, float *restrict
 
 /* basic_down3.conv3 — examples/resnet34.cnn:26: conv 1x1/2 512
  *   in [256,14,14] -> out [512,7,7]
- *   weights at packed[37060096]: weight [512,256,1,1] (packed in blocks of 16 output channels)
+ *   weights at packed[37060354]: weight [512,256,1,1] (packed in blocks of 16 output channels)
  *   avx2: tile MP=5 positions x MR=16 output channels (10 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; basic_down3.bn3 folded into the weights; then + basic_down3.bn2 (basic_down3.add1); then basic_down3.relu2
  */
 static CNN_SIMD void basic_down3_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -20437,7 +20436,7 @@ static CNN_SIMD void basic_down3_conv3(const float *restrict x0, const float *re
 
 /* basic12.conv1 — examples/resnet34.cnn:17: conv 3x3 p1 512
  *   in [512,7,7] -> out [512,7,7]
- *   weights at packed[37191680]: weight [512,512,3,3] (packed in blocks of 6 output channels)
+ *   weights at packed[37191938]: weight [512,512,3,3] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(2x2,3x3), 4x4 tiles of 2x2 outputs from 4x4 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic12.bn1 folded into the weights; then basic12.relu1
  */
 static CNN_SIMD void basic12_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -20659,7 +20658,7 @@ static CNN_SIMD void basic12_conv1(const float *restrict x0, float *restrict y, 
 
 /* basic12.conv2 — examples/resnet34.cnn:18: conv 3x3 p1 512
  *   in [512,7,7] -> out [512,7,7]
- *   weights at packed[41419264]: weight [512,512,3,3] (packed in blocks of 6 output channels)
+ *   weights at packed[41419522]: weight [512,512,3,3] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(2x2,3x3), 4x4 tiles of 2x2 outputs from 4x4 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic12.bn2 folded into the weights; then + basic_down3.relu2 (basic12.add1); then basic12.relu2
  */
 static CNN_SIMD void basic12_conv2(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -20890,7 +20889,7 @@ static CNN_SIMD void basic12_conv2(const float *restrict x0, const float *restri
 
 /* basic13.conv1 — examples/resnet34.cnn:17: conv 3x3 p1 512
  *   in [512,7,7] -> out [512,7,7]
- *   weights at packed[45646848]: weight [512,512,3,3] (packed in blocks of 6 output channels)
+ *   weights at packed[45647106]: weight [512,512,3,3] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(2x2,3x3), 4x4 tiles of 2x2 outputs from 4x4 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic13.bn1 folded into the weights; then basic13.relu1
  */
 static CNN_SIMD void basic13_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -21112,7 +21111,7 @@ static CNN_SIMD void basic13_conv1(const float *restrict x0, float *restrict y, 
 
 /* basic13.conv2 — examples/resnet34.cnn:18: conv 3x3 p1 512
  *   in [512,7,7] -> out [512,7,7]
- *   weights at packed[49874432]: weight [512,512,3,3] (packed in blocks of 6 output channels)
+ *   weights at packed[49874690]: weight [512,512,3,3] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(2x2,3x3), 4x4 tiles of 2x2 outputs from 4x4 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic13.bn2 folded into the weights; then + basic12.relu2 (basic13.add1); then basic13.relu2
  */
 static CNN_SIMD void basic13_conv2(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -21361,7 +21360,7 @@ static CNN_SIMD void globalavgpool1(const float *restrict x0, float *restrict y,
 
 /* dense1 — examples/resnet34.cnn:38: dense 1000
  *   in [512,1,1] -> out [1000]
- *   weights at packed[54102016]: weight [1000,512] + bias [1000] (packed in blocks of 16 output channels)
+ *   weights at packed[54102274]: weight [1000,512] + bias [1000] (packed in blocks of 16 output channels)
  *   avx2: panels of NR=16 units; a tile of MR=6 samples x 2 ymm vectors of units (12 accumulators), each input broadcast; the samples left over one at a time, G=4 panels at once; panels walked forwards and backwards on alternate calls
  */
 static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
@@ -21695,7 +21694,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
 }
 
 /* Canonical parameters (DSL.md order, 21814696 floats) to the packed layout
- * the kernels read (54619120 floats). */
+ * the kernels read (54619378 floats). */
 void resnet34_pack(const float *params, float *packed) {
     cnn_pack_conv(params + 0, NULL, params + 9408, 1.0000000000000001e-05, packed + 0, 64, 147, 1, 4); /* conv1 + bn1 */
     cnn_pack_wino4(params + 9664, NULL, params + 46528, 1.0000000000000001e-05, packed + 9472, 64, 64, 6); /* basic1.conv1 + basic1.bn1: Winograd F(4x4) */
@@ -21715,25 +21714,25 @@ void resnet34_pack(const float *params, float *packed) {
     cnn_pack_wino4(params + 1203136, NULL, params + 1350592, 1.0000000000000001e-05, packed + 4571776, 128, 128, 3); /* basic6.conv2 + basic6.bn2: Winograd F(4x4) */
     cnn_pack_conv(params + 1351104, NULL, params + 1646016, 1.0000000000000001e-05, packed + 5166336, 256, 1152, 1, 16); /* basic_down2.conv1 + basic_down2.bn1 */
     cnn_pack_wino4(params + 1647040, NULL, params + 2236864, 1.0000000000000001e-05, packed + 5461504, 256, 256, 6); /* basic_down2.conv2 + basic_down2.bn2: Winograd F(4x4) */
-    cnn_pack_conv(params + 2237888, NULL, params + 2270656, 1.0000000000000001e-05, packed + 7839488, 256, 128, 1, 16); /* basic_down2.conv3 + basic_down2.bn3 */
-    cnn_pack_wino4(params + 2271680, NULL, params + 2861504, 1.0000000000000001e-05, packed + 7872512, 256, 256, 6); /* basic7.conv1 + basic7.bn1: Winograd F(4x4) */
-    cnn_pack_wino4(params + 2862528, NULL, params + 3452352, 1.0000000000000001e-05, packed + 10250496, 256, 256, 6); /* basic7.conv2 + basic7.bn2: Winograd F(4x4) */
-    cnn_pack_wino4(params + 3453376, NULL, params + 4043200, 1.0000000000000001e-05, packed + 12628480, 256, 256, 6); /* basic8.conv1 + basic8.bn1: Winograd F(4x4) */
-    cnn_pack_wino4(params + 4044224, NULL, params + 4634048, 1.0000000000000001e-05, packed + 15006464, 256, 256, 6); /* basic8.conv2 + basic8.bn2: Winograd F(4x4) */
-    cnn_pack_wino4(params + 4635072, NULL, params + 5224896, 1.0000000000000001e-05, packed + 17384448, 256, 256, 6); /* basic9.conv1 + basic9.bn1: Winograd F(4x4) */
-    cnn_pack_wino4(params + 5225920, NULL, params + 5815744, 1.0000000000000001e-05, packed + 19762432, 256, 256, 6); /* basic9.conv2 + basic9.bn2: Winograd F(4x4) */
-    cnn_pack_wino4(params + 5816768, NULL, params + 6406592, 1.0000000000000001e-05, packed + 22140416, 256, 256, 6); /* basic10.conv1 + basic10.bn1: Winograd F(4x4) */
-    cnn_pack_wino4(params + 6407616, NULL, params + 6997440, 1.0000000000000001e-05, packed + 24518400, 256, 256, 6); /* basic10.conv2 + basic10.bn2: Winograd F(4x4) */
-    cnn_pack_wino4(params + 6998464, NULL, params + 7588288, 1.0000000000000001e-05, packed + 26896384, 256, 256, 6); /* basic11.conv1 + basic11.bn1: Winograd F(4x4) */
-    cnn_pack_wino4(params + 7589312, NULL, params + 8179136, 1.0000000000000001e-05, packed + 29274368, 256, 256, 6); /* basic11.conv2 + basic11.bn2: Winograd F(4x4) */
-    cnn_pack_conv(params + 8180160, NULL, params + 9359808, 1.0000000000000001e-05, packed + 31652352, 512, 2304, 1, 16); /* basic_down3.conv1 + basic_down3.bn1 */
-    cnn_pack_wino(params + 9361856, NULL, params + 11721152, 1.0000000000000001e-05, packed + 32832512, 512, 512, 6); /* basic_down3.conv2 + basic_down3.bn2: Winograd */
-    cnn_pack_conv(params + 11723200, NULL, params + 11854272, 1.0000000000000001e-05, packed + 37060096, 512, 256, 1, 16); /* basic_down3.conv3 + basic_down3.bn3 */
-    cnn_pack_wino(params + 11856320, NULL, params + 14215616, 1.0000000000000001e-05, packed + 37191680, 512, 512, 6); /* basic12.conv1 + basic12.bn1: Winograd */
-    cnn_pack_wino(params + 14217664, NULL, params + 16576960, 1.0000000000000001e-05, packed + 41419264, 512, 512, 6); /* basic12.conv2 + basic12.bn2: Winograd */
-    cnn_pack_wino(params + 16579008, NULL, params + 18938304, 1.0000000000000001e-05, packed + 45646848, 512, 512, 6); /* basic13.conv1 + basic13.bn1: Winograd */
-    cnn_pack_wino(params + 18940352, NULL, params + 21299648, 1.0000000000000001e-05, packed + 49874432, 512, 512, 6); /* basic13.conv2 + basic13.bn2: Winograd */
-    cnn_pack_conv(params + 21301696, params + 21813696, NULL, 0.0, packed + 54102016, 1000, 512, 1, 16); /* dense1 */
+    cnn_pack_conv(params + 2237888, NULL, params + 2270656, 1.0000000000000001e-05, packed + 7839488, 256, 128, 1, 6); /* basic_down2.conv3 + basic_down2.bn3 */
+    cnn_pack_wino4(params + 2271680, NULL, params + 2861504, 1.0000000000000001e-05, packed + 7872770, 256, 256, 6); /* basic7.conv1 + basic7.bn1: Winograd F(4x4) */
+    cnn_pack_wino4(params + 2862528, NULL, params + 3452352, 1.0000000000000001e-05, packed + 10250754, 256, 256, 6); /* basic7.conv2 + basic7.bn2: Winograd F(4x4) */
+    cnn_pack_wino4(params + 3453376, NULL, params + 4043200, 1.0000000000000001e-05, packed + 12628738, 256, 256, 6); /* basic8.conv1 + basic8.bn1: Winograd F(4x4) */
+    cnn_pack_wino4(params + 4044224, NULL, params + 4634048, 1.0000000000000001e-05, packed + 15006722, 256, 256, 6); /* basic8.conv2 + basic8.bn2: Winograd F(4x4) */
+    cnn_pack_wino4(params + 4635072, NULL, params + 5224896, 1.0000000000000001e-05, packed + 17384706, 256, 256, 6); /* basic9.conv1 + basic9.bn1: Winograd F(4x4) */
+    cnn_pack_wino4(params + 5225920, NULL, params + 5815744, 1.0000000000000001e-05, packed + 19762690, 256, 256, 6); /* basic9.conv2 + basic9.bn2: Winograd F(4x4) */
+    cnn_pack_wino4(params + 5816768, NULL, params + 6406592, 1.0000000000000001e-05, packed + 22140674, 256, 256, 6); /* basic10.conv1 + basic10.bn1: Winograd F(4x4) */
+    cnn_pack_wino4(params + 6407616, NULL, params + 6997440, 1.0000000000000001e-05, packed + 24518658, 256, 256, 6); /* basic10.conv2 + basic10.bn2: Winograd F(4x4) */
+    cnn_pack_wino4(params + 6998464, NULL, params + 7588288, 1.0000000000000001e-05, packed + 26896642, 256, 256, 6); /* basic11.conv1 + basic11.bn1: Winograd F(4x4) */
+    cnn_pack_wino4(params + 7589312, NULL, params + 8179136, 1.0000000000000001e-05, packed + 29274626, 256, 256, 6); /* basic11.conv2 + basic11.bn2: Winograd F(4x4) */
+    cnn_pack_conv(params + 8180160, NULL, params + 9359808, 1.0000000000000001e-05, packed + 31652610, 512, 2304, 1, 16); /* basic_down3.conv1 + basic_down3.bn1 */
+    cnn_pack_wino(params + 9361856, NULL, params + 11721152, 1.0000000000000001e-05, packed + 32832770, 512, 512, 6); /* basic_down3.conv2 + basic_down3.bn2: Winograd */
+    cnn_pack_conv(params + 11723200, NULL, params + 11854272, 1.0000000000000001e-05, packed + 37060354, 512, 256, 1, 16); /* basic_down3.conv3 + basic_down3.bn3 */
+    cnn_pack_wino(params + 11856320, NULL, params + 14215616, 1.0000000000000001e-05, packed + 37191938, 512, 512, 6); /* basic12.conv1 + basic12.bn1: Winograd */
+    cnn_pack_wino(params + 14217664, NULL, params + 16576960, 1.0000000000000001e-05, packed + 41419522, 512, 512, 6); /* basic12.conv2 + basic12.bn2: Winograd */
+    cnn_pack_wino(params + 16579008, NULL, params + 18938304, 1.0000000000000001e-05, packed + 45647106, 512, 512, 6); /* basic13.conv1 + basic13.bn1: Winograd */
+    cnn_pack_wino(params + 18940352, NULL, params + 21299648, 1.0000000000000001e-05, packed + 49874690, 512, 512, 6); /* basic13.conv2 + basic13.bn2: Winograd */
+    cnn_pack_conv(params + 21301696, params + 21813696, NULL, 0.0, packed + 54102274, 1000, 512, 1, 16); /* dense1 */
 }
 
 /* Inference on `batch` samples (1..resnet34_BATCH), NCHW in and out. Returns 0,
@@ -21764,24 +21763,24 @@ int resnet34_forward(const float *packed, const float *in_img, float *out_logits
     basic_down2_conv1(A + 635008, A + 388224, packed + 5166336, A + 0, batch);
     basic_down2_conv2(A + 388224, A + 438400, packed + 5461504, A + 0, batch);
     basic_down2_conv3(A + 635008, A + 438400, A + 388224, packed + 7839488, A + 488576, batch);
-    basic7_conv1(A + 388224, A + 438400, packed + 7872512, A + 0, batch);
-    basic7_conv2(A + 438400, A + 388224, A + 488576, packed + 10250496, A + 0, batch);
-    basic8_conv1(A + 488576, A + 388224, packed + 12628480, A + 0, batch);
-    basic8_conv2(A + 388224, A + 488576, A + 438400, packed + 15006464, A + 0, batch);
-    basic9_conv1(A + 438400, A + 388224, packed + 17384448, A + 0, batch);
-    basic9_conv2(A + 388224, A + 438400, A + 488576, packed + 19762432, A + 0, batch);
-    basic10_conv1(A + 488576, A + 388224, packed + 22140416, A + 0, batch);
-    basic10_conv2(A + 388224, A + 488576, A + 438400, packed + 24518400, A + 0, batch);
-    basic11_conv1(A + 438400, A + 388224, packed + 26896384, A + 0, batch);
-    basic11_conv2(A + 388224, A + 438400, A + 488576, packed + 29274368, A + 0, batch);
-    basic_down3_conv1(A + 488576, A + 314368, packed + 31652352, A + 0, batch);
-    basic_down3_conv2(A + 314368, A + 339456, packed + 32832512, A + 0, batch);
-    basic_down3_conv3(A + 488576, A + 339456, A + 314368, packed + 37060096, A + 364544, batch);
-    basic12_conv1(A + 314368, A + 339456, packed + 37191680, A + 0, batch);
-    basic12_conv2(A + 339456, A + 314368, A + 364544, packed + 41419264, A + 0, batch);
-    basic13_conv1(A + 364544, A + 314368, packed + 45646848, A + 0, batch);
-    basic13_conv2(A + 314368, A + 364544, A + 339456, packed + 49874432, A + 0, batch);
+    basic7_conv1(A + 388224, A + 438400, packed + 7872770, A + 0, batch);
+    basic7_conv2(A + 438400, A + 388224, A + 488576, packed + 10250754, A + 0, batch);
+    basic8_conv1(A + 488576, A + 388224, packed + 12628738, A + 0, batch);
+    basic8_conv2(A + 388224, A + 488576, A + 438400, packed + 15006722, A + 0, batch);
+    basic9_conv1(A + 438400, A + 388224, packed + 17384706, A + 0, batch);
+    basic9_conv2(A + 388224, A + 438400, A + 488576, packed + 19762690, A + 0, batch);
+    basic10_conv1(A + 488576, A + 388224, packed + 22140674, A + 0, batch);
+    basic10_conv2(A + 388224, A + 488576, A + 438400, packed + 24518658, A + 0, batch);
+    basic11_conv1(A + 438400, A + 388224, packed + 26896642, A + 0, batch);
+    basic11_conv2(A + 388224, A + 438400, A + 488576, packed + 29274626, A + 0, batch);
+    basic_down3_conv1(A + 488576, A + 314368, packed + 31652610, A + 0, batch);
+    basic_down3_conv2(A + 314368, A + 339456, packed + 32832770, A + 0, batch);
+    basic_down3_conv3(A + 488576, A + 339456, A + 314368, packed + 37060354, A + 364544, batch);
+    basic12_conv1(A + 314368, A + 339456, packed + 37191938, A + 0, batch);
+    basic12_conv2(A + 339456, A + 314368, A + 364544, packed + 41419522, A + 0, batch);
+    basic13_conv1(A + 364544, A + 314368, packed + 45647106, A + 0, batch);
+    basic13_conv2(A + 314368, A + 364544, A + 339456, packed + 49874690, A + 0, batch);
     globalavgpool1(A + 339456, A + 0, batch);
-    dense1(A + 0, out_logits, packed + 54102016, A + 1001456, batch);
+    dense1(A + 0, out_logits, packed + 54102274, A + 1001456, batch);
     return 0;
 }

@@ -13,7 +13,7 @@ extern "C" {
 #define resnet34_IN_img_SIZE 150528
 #define resnet34_OUT_logits_SIZE 1000
 #define resnet34_PARAM_COUNT 21814696
-#define resnet34_PACKED_COUNT 54619120
+#define resnet34_PACKED_COUNT 54619378
 #define resnet34_ARENA_BYTES 4005888
 
 /* Canonical parameters (the order of DSL.md, as in a --weights file) to

@@ -4,8 +4,8 @@
  * command: cnnc build examples/resnet50.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
- * arena:   9642048 bytes (97883456 without reuse; 8036416 live at most)
- * weights: 25610152 canonical floats, 39945380 packed
+ * arena:   9642048 bytes (97784192 without reuse; 8036416 live at most)
+ * weights: 25610152 canonical floats, 39930016 packed
  *
  * Inference calls no library function but memcpy/memset (which a
  * compiler may emit for plain loops) and needs no libm. */
@@ -5323,229 +5323,258 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv3(const float *restri
 
 /* bottleneck_proj2.conv1 — examples/resnet50.cnn:32: conv 1x1/2 512
  *   in [256,56,56] -> out [512,28,28]
- *   weights at packed[816516]: weight [512,256,1,1] (packed in blocks of 16 output channels)
- *   avx2: tile MP=5 positions x MR=16 output channels (10 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; bottleneck_proj2.bn1 folded into the weights; then + bottleneck_proj2.bottleneck_path1.bn3 (bottleneck_proj2.add1); then bottleneck_proj2.relu1
+ *   weights at packed[816516]: weight [512,256,1,1] (packed in blocks of 6 output channels)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); stride 2x2: input rows gathered (im2col) into scratch; bottleneck_proj2.bn1 folded into the weights; then + bottleneck_proj2.bottleneck_path1.bn3 (bottleneck_proj2.add1); then bottleneck_proj2.relu1
  */
 static CNN_SIMD void bottleneck_proj2_conv1(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 5, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 131072;
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 132096;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 802816;
         float *yb = y + (ptrdiff_t)b * 401408;
         const float *rb0 = r0 + (ptrdiff_t)b * 401408;
-        float *sb = s + (ptrdiff_t)b * 200960; /* this sample's scratch */
+        float *sb = s + (ptrdiff_t)b * 200720; /* this sample's scratch */
         const float *in = xb0;
-        for (int tile = 0; tile < 157; tile++)
-            for (int i = 0; i < MP; i++) {
-                const int q = tile * MP + i < 784 ? tile * MP + i : 783;
-                const float *src = in + q / 28 * 112 + q % 28 * 2;
-                float *dst = sb + tile * 1280 + i;
-                for (int c = 0; c < 256; c++)
-                    dst[c * MP] = src[c * 3136];
-            }
-        for (int it = 0; it < 5024; it++) {
-            /* bands of 25 tiles, every block of output channels on a band */
-            const int band = it / 800, rest = it - band * 800;
-            const int in_band = 157 - band * 25 < 25 ? 157 - band * 25 : 25;
-            const int gb = rest / in_band, tile = band * 25 + rest - gb * in_band;
+        float *col = sb + 0;
+        for (int c = 0; c < 256; c++)
+            for (int i = 0; i < 1; i++)
+                for (int j = 0; j < 1; j++) {
+                    float *row = col + ((c * 1 + i) * 1 + j) * 784;
+                    const float *src = in + c * 3136 + i * 56 + j * 1;
+                    for (int oh = 0; oh < 28; oh++)
+                        for (int ow = 0; ow < 28; ow++)
+                            row[oh * 28 + ow] = src[oh * 112 + ow * 2];
+                }
+        for (int i = 200704; i < 200720; i++)
+            col[i] = 0.0f;
+        for (int it = 0; it < 4214; it++) {
+            /* bands of 8 tiles, every block of output channels on a band */
+            const int band = it / 688, rest = it - band * 688;
+            const int in_band = 49 - band * 8 < 8 ? 49 - band * 8 : 8;
+            const int gb = rest / in_band, tile = band * 8 + rest - gb * in_band;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 512 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 4096;
-            const float *xp = sb + tile * 1280;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 784 ? tile * MP + 0 : 783;
-            const int o0 = 0;
-            q[1] = tile * MP + 1 < 784 ? tile * MP + 1 : 783;
-            const int o1 = 1;
-            q[2] = tile * MP + 2 < 784 ? tile * MP + 2 : 783;
-            const int o2 = 2;
-            q[3] = tile * MP + 3 < 784 ? tile * MP + 3 : 783;
-            const int o3 = 3;
-            q[4] = tile * MP + 4 < 784 ? tile * MP + 4 : 783;
-            const int o4 = 4;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 256; c += 8, xp += 40, wp += 128) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 0]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 0]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+            const float *wb = w + (ptrdiff_t)gb * 1536;
+            const float *xg = col + grp * 200704;
+            float t[MR][NR];
+            {
+                const int p = tile < 48 ? tile * NR : 768;
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
+                const float *xp = xg + p;
+                const float *wp = wb;
+                for (int c = 0; c < 256; c += 8, xp += 6272, wp += 48) {
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
+                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
+                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
+                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                    }
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 5]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 5]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 5]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 5]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 5]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 10]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 10]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 10]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 10]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 10]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 15]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 15]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 15]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 15]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 15]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 20]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 20]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 20]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 20]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 20]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 25]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 25]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 25]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 25]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 25]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 30]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 30]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 30]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 30]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 30]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 35]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 35]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 35]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 35]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 35]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                }
-            }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[3] + 0, c30);
-            _mm256_storeu_ps(t[3] + 8, c31);
-            _mm256_storeu_ps(t[4] + 0, c40);
-            _mm256_storeu_ps(t[4] + 8, c41);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 784;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v += rb0[at + q[i]];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+                _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[0] + 8, c01);
+                _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[1] + 8, c11);
+                _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[2] + 8, c21);
+                _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[3] + 8, c31);
+                _mm256_storeu_ps(t[4] + 0, c40);
+                _mm256_storeu_ps(t[4] + 8, c41);
+                _mm256_storeu_ps(t[5] + 0, c50);
+                _mm256_storeu_ps(t[5] + 8, c51);
+                for (int i = 0; i < MR; i++) {
+                    if (ob * MR + i >= 512)
+                        break;
+                    const int at = (oc0 + i) * 784;
+                    for (int vi = 0; vi < NV; vi++) {
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
+                        x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at + q));
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at + q, x);
+                    }
                 }
             }
         }
@@ -5554,7 +5583,7 @@ static CNN_SIMD void bottleneck_proj2_conv1(const float *restrict x0, const floa
 
 /* bottleneck3.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 128
  *   in [512,28,28] -> out [128,28,28]
- *   weights at packed[948100]: weight [128,512,1,1] (packed in blocks of 4 output channels)
+ *   weights at packed[949128]: weight [128,512,1,1] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck3.bottleneck_path1.bn1 folded into the weights; then bottleneck3.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck3_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -5796,7 +5825,7 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv1(const float *restrict x0
 
 /* bottleneck3.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 128
  *   in [128,28,28] -> out [128,28,28]
- *   weights at packed[1013764]: weight [128,128,3,3] (packed in blocks of 3 output channels)
+ *   weights at packed[1014792]: weight [128,128,3,3] (packed in blocks of 3 output channels)
  *   avx2: Winograd F(4x4,3x3), 7x7 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=4 tile rows; 36 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); bottleneck3.bottleneck_path1.bn2 folded into the weights; then bottleneck3.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck3_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -6531,7 +6560,7 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv2(const float *restrict x0
 
 /* bottleneck3.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 512
  *   in [128,28,28] -> out [512,28,28]
- *   weights at packed[1608324]: weight [512,128,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[1609352]: weight [512,128,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck3.bottleneck_path1.bn3 folded into the weights; then + bottleneck_proj2.relu1 (bottleneck3.add1); then bottleneck3.relu1
  */
 static CNN_SIMD void bottleneck3_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -6785,7 +6814,7 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv3(const float *restrict x0
 
 /* bottleneck4.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 128
  *   in [512,28,28] -> out [128,28,28]
- *   weights at packed[1674888]: weight [128,512,1,1] (packed in blocks of 4 output channels)
+ *   weights at packed[1675916]: weight [128,512,1,1] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck4.bottleneck_path1.bn1 folded into the weights; then bottleneck4.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck4_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -7027,7 +7056,7 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv1(const float *restrict x0
 
 /* bottleneck4.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 128
  *   in [128,28,28] -> out [128,28,28]
- *   weights at packed[1740552]: weight [128,128,3,3] (packed in blocks of 3 output channels)
+ *   weights at packed[1741580]: weight [128,128,3,3] (packed in blocks of 3 output channels)
  *   avx2: Winograd F(4x4,3x3), 7x7 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=4 tile rows; 36 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); bottleneck4.bottleneck_path1.bn2 folded into the weights; then bottleneck4.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck4_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -7762,7 +7791,7 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv2(const float *restrict x0
 
 /* bottleneck4.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 512
  *   in [128,28,28] -> out [512,28,28]
- *   weights at packed[2335112]: weight [512,128,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[2336140]: weight [512,128,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck4.bottleneck_path1.bn3 folded into the weights; then + bottleneck3.relu1 (bottleneck4.add1); then bottleneck4.relu1
  */
 static CNN_SIMD void bottleneck4_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -8016,7 +8045,7 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv3(const float *restrict x0
 
 /* bottleneck5.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 128
  *   in [512,28,28] -> out [128,28,28]
- *   weights at packed[2401676]: weight [128,512,1,1] (packed in blocks of 4 output channels)
+ *   weights at packed[2402704]: weight [128,512,1,1] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck5.bottleneck_path1.bn1 folded into the weights; then bottleneck5.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck5_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -8258,7 +8287,7 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv1(const float *restrict x0
 
 /* bottleneck5.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 128
  *   in [128,28,28] -> out [128,28,28]
- *   weights at packed[2467340]: weight [128,128,3,3] (packed in blocks of 3 output channels)
+ *   weights at packed[2468368]: weight [128,128,3,3] (packed in blocks of 3 output channels)
  *   avx2: Winograd F(4x4,3x3), 7x7 tiles of 4x4 outputs from 6x6 patches, 8 a vector; bands of BR=4 tile rows; 36 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); bottleneck5.bottleneck_path1.bn2 folded into the weights; then bottleneck5.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck5_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -8993,7 +9022,7 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv2(const float *restrict x0
 
 /* bottleneck5.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 512
  *   in [128,28,28] -> out [512,28,28]
- *   weights at packed[3061900]: weight [512,128,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[3062928]: weight [512,128,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck5.bottleneck_path1.bn3 folded into the weights; then + bottleneck4.relu1 (bottleneck5.add1); then bottleneck5.relu1
  */
 static CNN_SIMD void bottleneck5_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -9247,7 +9276,7 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv3(const float *restrict x0
 
 /* bottleneck_proj3.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 256
  *   in [512,28,28] -> out [256,28,28]
- *   weights at packed[3128464]: weight [256,512,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[3129492]: weight [256,512,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck_proj3.bottleneck_path1.bn1 folded into the weights; then bottleneck_proj3.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -9499,7 +9528,7 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv1(const float *restri
 
 /* bottleneck_proj3.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3/2 p1 256
  *   in [256,28,28] -> out [256,14,14]
- *   weights at packed[3260818]: weight [256,256,3,3] (packed in blocks of 16 output channels)
+ *   weights at packed[3261846]: weight [256,256,3,3] (packed in blocks of 16 output channels)
  *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; bottleneck_proj3.bottleneck_path1.bn2 folded into the weights; then bottleneck_proj3.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -9770,7 +9799,7 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv2(const float *restri
 
 /* bottleneck_proj3.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 1024
  *   in [256,14,14] -> out [1024,14,14]
- *   weights at packed[3850898]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[3851926]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck_proj3.bottleneck_path1.bn3 folded into the weights
  */
 static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -10018,7 +10047,7 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv3(const float *restri
 
 /* bottleneck_proj3.conv1 — examples/resnet50.cnn:32: conv 1x1/2 1024
  *   in [512,28,28] -> out [1024,14,14]
- *   weights at packed[4114580]: weight [1024,512,1,1] (packed in blocks of 16 output channels)
+ *   weights at packed[4115608]: weight [1024,512,1,1] (packed in blocks of 16 output channels)
  *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; bottleneck_proj3.bn1 folded into the weights; then + bottleneck_proj3.bottleneck_path1.bn3 (bottleneck_proj3.add1); then bottleneck_proj3.relu1
  */
 static CNN_SIMD void bottleneck_proj3_conv1(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -10276,7 +10305,7 @@ static CNN_SIMD void bottleneck_proj3_conv1(const float *restrict x0, const floa
 
 /* bottleneck6.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 256
  *   in [1024,14,14] -> out [256,14,14]
- *   weights at packed[4639892]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[4640920]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck6.bottleneck_path1.bn1 folded into the weights; then bottleneck6.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck6_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -10525,7 +10554,7 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv1(const float *restrict x0
 
 /* bottleneck6.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[4904342]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   weights at packed[4905370]: weight [256,256,3,3] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(4x4,3x3), 4x4 tiles of 4x4 outputs from 6x6 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck6.bottleneck_path1.bn2 folded into the weights; then bottleneck6.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck6_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -11261,7 +11290,7 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv2(const float *restrict x0
 
 /* bottleneck6.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 1024
  *   in [256,14,14] -> out [1024,14,14]
- *   weights at packed[7282326]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[7283354]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck6.bottleneck_path1.bn3 folded into the weights; then + bottleneck_proj3.relu1 (bottleneck6.add1); then bottleneck6.relu1
  */
 static CNN_SIMD void bottleneck6_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -11512,7 +11541,7 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv3(const float *restrict x0
 
 /* bottleneck7.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 256
  *   in [1024,14,14] -> out [256,14,14]
- *   weights at packed[7546008]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[7547036]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck7.bottleneck_path1.bn1 folded into the weights; then bottleneck7.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck7_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -11761,7 +11790,7 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv1(const float *restrict x0
 
 /* bottleneck7.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[7810458]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   weights at packed[7811486]: weight [256,256,3,3] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(4x4,3x3), 4x4 tiles of 4x4 outputs from 6x6 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck7.bottleneck_path1.bn2 folded into the weights; then bottleneck7.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck7_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -12497,7 +12526,7 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv2(const float *restrict x0
 
 /* bottleneck7.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 1024
  *   in [256,14,14] -> out [1024,14,14]
- *   weights at packed[10188442]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[10189470]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck7.bottleneck_path1.bn3 folded into the weights; then + bottleneck6.relu1 (bottleneck7.add1); then bottleneck7.relu1
  */
 static CNN_SIMD void bottleneck7_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -12748,7 +12777,7 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv3(const float *restrict x0
 
 /* bottleneck8.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 256
  *   in [1024,14,14] -> out [256,14,14]
- *   weights at packed[10452124]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[10453152]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck8.bottleneck_path1.bn1 folded into the weights; then bottleneck8.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck8_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -12997,7 +13026,7 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv1(const float *restrict x0
 
 /* bottleneck8.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[10716574]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   weights at packed[10717602]: weight [256,256,3,3] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(4x4,3x3), 4x4 tiles of 4x4 outputs from 6x6 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck8.bottleneck_path1.bn2 folded into the weights; then bottleneck8.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck8_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -13733,7 +13762,7 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv2(const float *restrict x0
 
 /* bottleneck8.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 1024
  *   in [256,14,14] -> out [1024,14,14]
- *   weights at packed[13094558]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[13095586]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck8.bottleneck_path1.bn3 folded into the weights; then + bottleneck7.relu1 (bottleneck8.add1); then bottleneck8.relu1
  */
 static CNN_SIMD void bottleneck8_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -13984,7 +14013,7 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv3(const float *restrict x0
 
 /* bottleneck9.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 256
  *   in [1024,14,14] -> out [256,14,14]
- *   weights at packed[13358240]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[13359268]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck9.bottleneck_path1.bn1 folded into the weights; then bottleneck9.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck9_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -14233,7 +14262,7 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv1(const float *restrict x0
 
 /* bottleneck9.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[13622690]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   weights at packed[13623718]: weight [256,256,3,3] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(4x4,3x3), 4x4 tiles of 4x4 outputs from 6x6 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck9.bottleneck_path1.bn2 folded into the weights; then bottleneck9.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck9_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -14969,7 +14998,7 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv2(const float *restrict x0
 
 /* bottleneck9.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 1024
  *   in [256,14,14] -> out [1024,14,14]
- *   weights at packed[16000674]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[16001702]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck9.bottleneck_path1.bn3 folded into the weights; then + bottleneck8.relu1 (bottleneck9.add1); then bottleneck9.relu1
  */
 static CNN_SIMD void bottleneck9_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -15220,7 +15249,7 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv3(const float *restrict x0
 
 /* bottleneck10.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 256
  *   in [1024,14,14] -> out [256,14,14]
- *   weights at packed[16264356]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[16265384]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck10.bottleneck_path1.bn1 folded into the weights; then bottleneck10.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck10_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -15469,7 +15498,7 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv1(const float *restrict x
 
 /* bottleneck10.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[16528806]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   weights at packed[16529834]: weight [256,256,3,3] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(4x4,3x3), 4x4 tiles of 4x4 outputs from 6x6 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck10.bottleneck_path1.bn2 folded into the weights; then bottleneck10.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck10_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -16205,7 +16234,7 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv2(const float *restrict x
 
 /* bottleneck10.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 1024
  *   in [256,14,14] -> out [1024,14,14]
- *   weights at packed[18906790]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[18907818]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck10.bottleneck_path1.bn3 folded into the weights; then + bottleneck9.relu1 (bottleneck10.add1); then bottleneck10.relu1
  */
 static CNN_SIMD void bottleneck10_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -16456,7 +16485,7 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv3(const float *restrict x
 
 /* bottleneck_proj4.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 512
  *   in [1024,14,14] -> out [512,14,14]
- *   weights at packed[19170472]: weight [512,1024,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[19171500]: weight [512,1024,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck_proj4.bottleneck_path1.bn1 folded into the weights; then bottleneck_proj4.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -16705,7 +16734,7 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv1(const float *restri
 
 /* bottleneck_proj4.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3/2 p1 512
  *   in [512,14,14] -> out [512,7,7]
- *   weights at packed[19699372]: weight [512,512,3,3] (packed in blocks of 16 output channels)
+ *   weights at packed[19700400]: weight [512,512,3,3] (packed in blocks of 16 output channels)
  *   avx2: tile MP=5 positions x MR=16 output channels (10 ymm accumulators); input values broadcast from the padded input, weights in vectors; bottleneck_proj4.bottleneck_path1.bn2 folded into the weights; then bottleneck_proj4.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -16943,7 +16972,7 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv2(const float *restri
 
 /* bottleneck_proj4.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 2048
  *   in [512,7,7] -> out [2048,7,7]
- *   weights at packed[22059180]: weight [2048,512,1,1] (packed in blocks of 16 output channels)
+ *   weights at packed[22060208]: weight [2048,512,1,1] (packed in blocks of 16 output channels)
  *   avx2: tile MP=5 positions x MR=16 output channels (10 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; bottleneck_proj4.bottleneck_path1.bn3 folded into the weights
  */
 static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -17168,7 +17197,7 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv3(const float *restri
 
 /* bottleneck_proj4.conv1 — examples/resnet50.cnn:32: conv 1x1/2 2048
  *   in [1024,14,14] -> out [2048,7,7]
- *   weights at packed[23109804]: weight [2048,1024,1,1] (packed in blocks of 16 output channels)
+ *   weights at packed[23110832]: weight [2048,1024,1,1] (packed in blocks of 16 output channels)
  *   avx2: tile MP=5 positions x MR=16 output channels (10 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; bottleneck_proj4.bn1 folded into the weights; then + bottleneck_proj4.bottleneck_path1.bn3 (bottleneck_proj4.add1); then bottleneck_proj4.relu1
  */
 static CNN_SIMD void bottleneck_proj4_conv1(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -17396,287 +17425,224 @@ static CNN_SIMD void bottleneck_proj4_conv1(const float *restrict x0, const floa
 
 /* bottleneck11.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 512
  *   in [2048,7,7] -> out [512,7,7]
- *   weights at packed[25209004]: weight [512,2048,1,1] (packed in blocks of 12 output channels)
- *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck11.bottleneck_path1.bn1 folded into the weights; then bottleneck11.bottleneck_path1.relu1
+ *   weights at packed[25210032]: weight [512,2048,1,1] (packed in blocks of 16 output channels)
+ *   avx2: tile MP=5 positions x MR=16 output channels (10 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; bottleneck11.bottleneck_path1.bn1 folded into the weights; then bottleneck11.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck11_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 1056768;
+    enum { MP = 5, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 1048576;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 25088;
-        float *sb = s + (ptrdiff_t)b * 114688; /* this sample's scratch */
+        float *sb = s + (ptrdiff_t)b * 102400; /* this sample's scratch */
         const float *in = xb0;
-        for (int tile = 0; tile < 7; tile++) {
-            const int p = tile < 6 ? tile * NR : 41;
-            for (int c = 0; c < 2048; c++)
-                for (int l = 0; l < NR; l++)
-                    sb[(tile * 2048 + c) * NR + l] = in[c * 49 + p + l];
-        }
-        for (int it = 0; it < 301; it++) {
-            const int gb = it / 7, tile = it - gb * 7;
+        for (int tile = 0; tile < 10; tile++)
+            for (int i = 0; i < MP; i++) {
+                const int q = tile * MP + i < 49 ? tile * MP + i : 48;
+                const float *src = in + q / 7 * 7 + q % 7 * 1;
+                float *dst = sb + tile * 10240 + i;
+                for (int c = 0; c < 2048; c++)
+                    dst[c * MP] = src[c * 49];
+            }
+        for (int it = 0; it < 320; it++) {
+            const int gb = it / 10, tile = it - gb * 10;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 512 + ob * MR;
             (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 24576;
-            const float *xg = sb + grp * 100352;
-            float t[MR][NR];
-            {
-                const int p = tile < 6 ? tile * NR : 41;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
-                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
-                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
-                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
-                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
-                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
-                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
-                const float *xp = xg + tile * 16384;
-                const float *wp = wb;
-                for (int c = 0; c < 2048; c += 8, xp += 64, wp += 96) {
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[0 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[0 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[0 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[0 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[0 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[0 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[0 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[0 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 8 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[12 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[12 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[12 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[12 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[12 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[12 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[24 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[24 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[24 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[24 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[24 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[24 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[36 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[36 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[36 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[36 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[36 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[36 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[48 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[48 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[48 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[48 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[48 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[48 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 40 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[60 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[60 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[60 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[60 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[60 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[60 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[60 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[60 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[60 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[60 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[60 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[72 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[72 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[72 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[72 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[72 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[72 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[72 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[72 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[72 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[72 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[72 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 56 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[84 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[84 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[84 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[84 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[84 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[84 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[84 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[84 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[84 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[84 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[84 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
+            const float *wp = w + (ptrdiff_t)gb * 32768;
+            const float *xp = sb + tile * 10240;
+            int q[MP];
+            float t[MP][MR];
+            q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
+            const int o0 = 0;
+            q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
+            const int o1 = 1;
+            q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
+            const int o2 = 2;
+            q[3] = tile * MP + 3 < 49 ? tile * MP + 3 : 48;
+            const int o3 = 3;
+            q[4] = tile * MP + 4 < 49 ? tile * MP + 4 : 48;
+            const int o4 = 4;
+            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
+            for (int c = 0; c < 2048; c += 8, xp += 40, wp += 128) {
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 0]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 0]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 0]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 0]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[4] + 0, c40);
-                _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[6] + 0, c60);
-                _mm256_storeu_ps(t[7] + 0, c70);
-                _mm256_storeu_ps(t[8] + 0, c80);
-                _mm256_storeu_ps(t[9] + 0, c90);
-                _mm256_storeu_ps(t[10] + 0, c100);
-                _mm256_storeu_ps(t[11] + 0, c110);
-                for (int i = 0; i < MR; i++) {
-                    if (ob * MR + i >= 512)
-                        break;
-                    const int at = (oc0 + i) * 49;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                        _mm256_storeu_ps(yb + at + q, x);
-                    }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 5]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 5]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 5]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 5]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 5]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 10]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 10]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 10]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 10]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 10]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 15]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 15]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 15]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 15]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 15]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 20]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 20]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 20]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 20]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 20]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 25]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 25]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 25]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 25]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 25]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 30]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 30]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 30]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 30]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 30]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 35]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 35]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 35]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 35]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 35]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                }
+            }
+            _mm256_storeu_ps(t[0] + 0, c00);
+            _mm256_storeu_ps(t[0] + 8, c01);
+            _mm256_storeu_ps(t[1] + 0, c10);
+            _mm256_storeu_ps(t[1] + 8, c11);
+            _mm256_storeu_ps(t[2] + 0, c20);
+            _mm256_storeu_ps(t[2] + 8, c21);
+            _mm256_storeu_ps(t[3] + 0, c30);
+            _mm256_storeu_ps(t[3] + 8, c31);
+            _mm256_storeu_ps(t[4] + 0, c40);
+            _mm256_storeu_ps(t[4] + 8, c41);
+            for (int k = 0; k < MR; k++) {
+                const int at = (oc0 + k) * 49;
+                for (int i = 0; i < MP; i++) {
+                    float v = t[i][k];
+                    v = v < 0.0f ? 0.0f : v;
+                    yb[at + q[i]] = v;
                 }
             }
         }
@@ -17685,7 +17651,7 @@ static CNN_SIMD void bottleneck11_bottleneck_path1_conv1(const float *restrict x
 
 /* bottleneck11.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 512
  *   in [512,7,7] -> out [512,7,7]
- *   weights at packed[26266288]: weight [512,512,3,3] (packed in blocks of 6 output channels)
+ *   weights at packed[26259120]: weight [512,512,3,3] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(2x2,3x3), 4x4 tiles of 2x2 outputs from 4x4 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck11.bottleneck_path1.bn2 folded into the weights; then bottleneck11.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck11_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -17907,7 +17873,7 @@ static CNN_SIMD void bottleneck11_bottleneck_path1_conv2(const float *restrict x
 
 /* bottleneck11.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 2048
  *   in [512,7,7] -> out [2048,7,7]
- *   weights at packed[30493872]: weight [2048,512,1,1] (packed in blocks of 16 output channels)
+ *   weights at packed[30486704]: weight [2048,512,1,1] (packed in blocks of 16 output channels)
  *   avx2: tile MP=5 positions x MR=16 output channels (10 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; bottleneck11.bottleneck_path1.bn3 folded into the weights; then + bottleneck_proj4.relu1 (bottleneck11.add1); then bottleneck11.relu1
  */
 static CNN_SIMD void bottleneck11_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -18135,287 +18101,224 @@ static CNN_SIMD void bottleneck11_bottleneck_path1_conv3(const float *restrict x
 
 /* bottleneck12.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 512
  *   in [2048,7,7] -> out [512,7,7]
- *   weights at packed[31544496]: weight [512,2048,1,1] (packed in blocks of 12 output channels)
- *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); each tile's NR positions of every channel copied into a panel in scratch first; bottleneck12.bottleneck_path1.bn1 folded into the weights; then bottleneck12.bottleneck_path1.relu1
+ *   weights at packed[31537328]: weight [512,2048,1,1] (packed in blocks of 16 output channels)
+ *   avx2: tile MP=5 positions x MR=16 output channels (10 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; bottleneck12.bottleneck_path1.bn1 folded into the weights; then bottleneck12.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck12_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 1056768;
+    enum { MP = 5, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 1048576;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 25088;
-        float *sb = s + (ptrdiff_t)b * 114688; /* this sample's scratch */
+        float *sb = s + (ptrdiff_t)b * 102400; /* this sample's scratch */
         const float *in = xb0;
-        for (int tile = 0; tile < 7; tile++) {
-            const int p = tile < 6 ? tile * NR : 41;
-            for (int c = 0; c < 2048; c++)
-                for (int l = 0; l < NR; l++)
-                    sb[(tile * 2048 + c) * NR + l] = in[c * 49 + p + l];
-        }
-        for (int it = 0; it < 301; it++) {
-            const int gb = it / 7, tile = it - gb * 7;
+        for (int tile = 0; tile < 10; tile++)
+            for (int i = 0; i < MP; i++) {
+                const int q = tile * MP + i < 49 ? tile * MP + i : 48;
+                const float *src = in + q / 7 * 7 + q % 7 * 1;
+                float *dst = sb + tile * 10240 + i;
+                for (int c = 0; c < 2048; c++)
+                    dst[c * MP] = src[c * 49];
+            }
+        for (int it = 0; it < 320; it++) {
+            const int gb = it / 10, tile = it - gb * 10;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 512 + ob * MR;
             (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 24576;
-            const float *xg = sb + grp * 100352;
-            float t[MR][NR];
-            {
-                const int p = tile < 6 ? tile * NR : 41;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
-                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
-                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
-                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
-                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
-                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
-                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
-                const float *xp = xg + tile * 16384;
-                const float *wp = wb;
-                for (int c = 0; c < 2048; c += 8, xp += 64, wp += 96) {
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[0 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[0 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[0 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[0 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[0 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[0 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[0 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[0 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 8 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[12 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[12 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[12 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[12 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[12 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[12 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[24 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[24 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[24 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[24 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[24 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[24 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 24 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[36 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[36 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[36 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[36 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[36 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[36 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[48 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[48 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[48 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[48 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[48 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[48 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 40 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[60 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[60 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[60 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[60 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[60 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[60 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[60 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[60 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[60 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[60 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[60 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 48 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[72 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[72 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[72 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[72 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[72 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[72 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[72 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[72 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[72 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[72 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[72 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 56 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[84 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[84 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[84 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[84 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[84 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[84 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[84 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[84 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[84 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[84 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[84 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
+            const float *wp = w + (ptrdiff_t)gb * 32768;
+            const float *xp = sb + tile * 10240;
+            int q[MP];
+            float t[MP][MR];
+            q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
+            const int o0 = 0;
+            q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
+            const int o1 = 1;
+            q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
+            const int o2 = 2;
+            q[3] = tile * MP + 3 < 49 ? tile * MP + 3 : 48;
+            const int o3 = 3;
+            q[4] = tile * MP + 4 < 49 ? tile * MP + 4 : 48;
+            const int o4 = 4;
+            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
+            for (int c = 0; c < 2048; c += 8, xp += 40, wp += 128) {
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 0]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 0]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 0]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 0]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[4] + 0, c40);
-                _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[6] + 0, c60);
-                _mm256_storeu_ps(t[7] + 0, c70);
-                _mm256_storeu_ps(t[8] + 0, c80);
-                _mm256_storeu_ps(t[9] + 0, c90);
-                _mm256_storeu_ps(t[10] + 0, c100);
-                _mm256_storeu_ps(t[11] + 0, c110);
-                for (int i = 0; i < MR; i++) {
-                    if (ob * MR + i >= 512)
-                        break;
-                    const int at = (oc0 + i) * 49;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                        _mm256_storeu_ps(yb + at + q, x);
-                    }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 5]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 5]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 5]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 5]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 5]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 10]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 10]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 10]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 10]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 10]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 15]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 15]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 15]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 15]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 15]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 20]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 20]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 20]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 20]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 20]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 25]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 25]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 25]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 25]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 25]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 30]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 30]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 30]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 30]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 30]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 35]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    xb = _mm256_set1_ps(xp[o1 + 35]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    xb = _mm256_set1_ps(xp[o2 + 35]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    xb = _mm256_set1_ps(xp[o3 + 35]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 35]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                }
+            }
+            _mm256_storeu_ps(t[0] + 0, c00);
+            _mm256_storeu_ps(t[0] + 8, c01);
+            _mm256_storeu_ps(t[1] + 0, c10);
+            _mm256_storeu_ps(t[1] + 8, c11);
+            _mm256_storeu_ps(t[2] + 0, c20);
+            _mm256_storeu_ps(t[2] + 8, c21);
+            _mm256_storeu_ps(t[3] + 0, c30);
+            _mm256_storeu_ps(t[3] + 8, c31);
+            _mm256_storeu_ps(t[4] + 0, c40);
+            _mm256_storeu_ps(t[4] + 8, c41);
+            for (int k = 0; k < MR; k++) {
+                const int at = (oc0 + k) * 49;
+                for (int i = 0; i < MP; i++) {
+                    float v = t[i][k];
+                    v = v < 0.0f ? 0.0f : v;
+                    yb[at + q[i]] = v;
                 }
             }
         }
@@ -18424,7 +18327,7 @@ static CNN_SIMD void bottleneck12_bottleneck_path1_conv1(const float *restrict x
 
 /* bottleneck12.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 512
  *   in [512,7,7] -> out [512,7,7]
- *   weights at packed[32601780]: weight [512,512,3,3] (packed in blocks of 6 output channels)
+ *   weights at packed[32586416]: weight [512,512,3,3] (packed in blocks of 6 output channels)
  *   avx2: Winograd F(2x2,3x3), 4x4 tiles of 2x2 outputs from 4x4 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck12.bottleneck_path1.bn2 folded into the weights; then bottleneck12.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck12_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -18646,7 +18549,7 @@ static CNN_SIMD void bottleneck12_bottleneck_path1_conv2(const float *restrict x
 
 /* bottleneck12.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 2048
  *   in [512,7,7] -> out [2048,7,7]
- *   weights at packed[36829364]: weight [2048,512,1,1] (packed in blocks of 16 output channels)
+ *   weights at packed[36814000]: weight [2048,512,1,1] (packed in blocks of 16 output channels)
  *   avx2: tile MP=5 positions x MR=16 output channels (10 ymm accumulators); input values broadcast from the tile's MP positions of every channel, copied into a panel in scratch first, weights in vectors; bottleneck12.bottleneck_path1.bn3 folded into the weights; then + bottleneck11.relu1 (bottleneck12.add1); then bottleneck12.relu1
  */
 static CNN_SIMD void bottleneck12_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -18892,7 +18795,7 @@ static CNN_SIMD void globalavgpool1(const float *restrict x0, float *restrict y,
 
 /* dense1 — examples/resnet50.cnn:44: dense 1000
  *   in [2048,1,1] -> out [1000]
- *   weights at packed[37879988]: weight [1000,2048] + bias [1000] (packed in blocks of 16 output channels)
+ *   weights at packed[37864624]: weight [1000,2048] + bias [1000] (packed in blocks of 16 output channels)
  *   avx2: panels of NR=16 units; a tile of MR=6 samples x 2 ymm vectors of units (12 accumulators), each input broadcast; the samples left over one at a time, G=4 panels at once; panels walked forwards and backwards on alternate calls
  */
 static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
@@ -19226,7 +19129,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
 }
 
 /* Canonical parameters (DSL.md order, 25610152 floats) to the packed layout
- * the kernels read (39945380 floats). */
+ * the kernels read (39930016 floats). */
 void resnet50_pack(const float *params, float *packed) {
     cnn_pack_conv(params + 0, NULL, params + 9408, 1.0000000000000001e-05, packed + 0, 64, 147, 1, 4); /* conv1 + bn1 */
     cnn_pack_conv(params + 9664, NULL, params + 13760, 1.0000000000000001e-05, packed + 9472, 64, 64, 1, 4); /* bottleneck_proj1.bottleneck_path1.conv1 + bottleneck_proj1.bottleneck_path1.bn1 */
@@ -19242,46 +19145,46 @@ void resnet50_pack(const float *params, float *packed) {
     cnn_pack_conv(params + 228288, NULL, params + 261056, 1.0000000000000001e-05, packed + 569472, 128, 256, 1, 4); /* bottleneck_proj2.bottleneck_path1.conv1 + bottleneck_proj2.bottleneck_path1.bn1 */
     cnn_pack_conv(params + 261568, NULL, params + 409024, 1.0000000000000001e-05, packed + 602368, 128, 1152, 1, 16); /* bottleneck_proj2.bottleneck_path1.conv2 + bottleneck_proj2.bottleneck_path1.bn2 */
     cnn_pack_conv(params + 409536, NULL, params + 475072, 1.0000000000000001e-05, packed + 749952, 512, 128, 1, 6); /* bottleneck_proj2.bottleneck_path1.conv3 + bottleneck_proj2.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 477120, NULL, params + 608192, 1.0000000000000001e-05, packed + 816516, 512, 256, 1, 16); /* bottleneck_proj2.conv1 + bottleneck_proj2.bn1 */
-    cnn_pack_conv(params + 610240, NULL, params + 675776, 1.0000000000000001e-05, packed + 948100, 128, 512, 1, 4); /* bottleneck3.bottleneck_path1.conv1 + bottleneck3.bottleneck_path1.bn1 */
-    cnn_pack_wino4(params + 676288, NULL, params + 823744, 1.0000000000000001e-05, packed + 1013764, 128, 128, 3); /* bottleneck3.bottleneck_path1.conv2 + bottleneck3.bottleneck_path1.bn2: Winograd F(4x4) */
-    cnn_pack_conv(params + 824256, NULL, params + 889792, 1.0000000000000001e-05, packed + 1608324, 512, 128, 1, 6); /* bottleneck3.bottleneck_path1.conv3 + bottleneck3.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 891840, NULL, params + 957376, 1.0000000000000001e-05, packed + 1674888, 128, 512, 1, 4); /* bottleneck4.bottleneck_path1.conv1 + bottleneck4.bottleneck_path1.bn1 */
-    cnn_pack_wino4(params + 957888, NULL, params + 1105344, 1.0000000000000001e-05, packed + 1740552, 128, 128, 3); /* bottleneck4.bottleneck_path1.conv2 + bottleneck4.bottleneck_path1.bn2: Winograd F(4x4) */
-    cnn_pack_conv(params + 1105856, NULL, params + 1171392, 1.0000000000000001e-05, packed + 2335112, 512, 128, 1, 6); /* bottleneck4.bottleneck_path1.conv3 + bottleneck4.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 1173440, NULL, params + 1238976, 1.0000000000000001e-05, packed + 2401676, 128, 512, 1, 4); /* bottleneck5.bottleneck_path1.conv1 + bottleneck5.bottleneck_path1.bn1 */
-    cnn_pack_wino4(params + 1239488, NULL, params + 1386944, 1.0000000000000001e-05, packed + 2467340, 128, 128, 3); /* bottleneck5.bottleneck_path1.conv2 + bottleneck5.bottleneck_path1.bn2: Winograd F(4x4) */
-    cnn_pack_conv(params + 1387456, NULL, params + 1452992, 1.0000000000000001e-05, packed + 3061900, 512, 128, 1, 6); /* bottleneck5.bottleneck_path1.conv3 + bottleneck5.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 1455040, NULL, params + 1586112, 1.0000000000000001e-05, packed + 3128464, 256, 512, 1, 6); /* bottleneck_proj3.bottleneck_path1.conv1 + bottleneck_proj3.bottleneck_path1.bn1 */
-    cnn_pack_conv(params + 1587136, NULL, params + 2176960, 1.0000000000000001e-05, packed + 3260818, 256, 2304, 1, 16); /* bottleneck_proj3.bottleneck_path1.conv2 + bottleneck_proj3.bottleneck_path1.bn2 */
-    cnn_pack_conv(params + 2177984, NULL, params + 2440128, 1.0000000000000001e-05, packed + 3850898, 1024, 256, 1, 6); /* bottleneck_proj3.bottleneck_path1.conv3 + bottleneck_proj3.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 2444224, NULL, params + 2968512, 1.0000000000000001e-05, packed + 4114580, 1024, 512, 1, 16); /* bottleneck_proj3.conv1 + bottleneck_proj3.bn1 */
-    cnn_pack_conv(params + 2972608, NULL, params + 3234752, 1.0000000000000001e-05, packed + 4639892, 256, 1024, 1, 6); /* bottleneck6.bottleneck_path1.conv1 + bottleneck6.bottleneck_path1.bn1 */
-    cnn_pack_wino4(params + 3235776, NULL, params + 3825600, 1.0000000000000001e-05, packed + 4904342, 256, 256, 6); /* bottleneck6.bottleneck_path1.conv2 + bottleneck6.bottleneck_path1.bn2: Winograd F(4x4) */
-    cnn_pack_conv(params + 3826624, NULL, params + 4088768, 1.0000000000000001e-05, packed + 7282326, 1024, 256, 1, 6); /* bottleneck6.bottleneck_path1.conv3 + bottleneck6.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 4092864, NULL, params + 4355008, 1.0000000000000001e-05, packed + 7546008, 256, 1024, 1, 6); /* bottleneck7.bottleneck_path1.conv1 + bottleneck7.bottleneck_path1.bn1 */
-    cnn_pack_wino4(params + 4356032, NULL, params + 4945856, 1.0000000000000001e-05, packed + 7810458, 256, 256, 6); /* bottleneck7.bottleneck_path1.conv2 + bottleneck7.bottleneck_path1.bn2: Winograd F(4x4) */
-    cnn_pack_conv(params + 4946880, NULL, params + 5209024, 1.0000000000000001e-05, packed + 10188442, 1024, 256, 1, 6); /* bottleneck7.bottleneck_path1.conv3 + bottleneck7.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 5213120, NULL, params + 5475264, 1.0000000000000001e-05, packed + 10452124, 256, 1024, 1, 6); /* bottleneck8.bottleneck_path1.conv1 + bottleneck8.bottleneck_path1.bn1 */
-    cnn_pack_wino4(params + 5476288, NULL, params + 6066112, 1.0000000000000001e-05, packed + 10716574, 256, 256, 6); /* bottleneck8.bottleneck_path1.conv2 + bottleneck8.bottleneck_path1.bn2: Winograd F(4x4) */
-    cnn_pack_conv(params + 6067136, NULL, params + 6329280, 1.0000000000000001e-05, packed + 13094558, 1024, 256, 1, 6); /* bottleneck8.bottleneck_path1.conv3 + bottleneck8.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 6333376, NULL, params + 6595520, 1.0000000000000001e-05, packed + 13358240, 256, 1024, 1, 6); /* bottleneck9.bottleneck_path1.conv1 + bottleneck9.bottleneck_path1.bn1 */
-    cnn_pack_wino4(params + 6596544, NULL, params + 7186368, 1.0000000000000001e-05, packed + 13622690, 256, 256, 6); /* bottleneck9.bottleneck_path1.conv2 + bottleneck9.bottleneck_path1.bn2: Winograd F(4x4) */
-    cnn_pack_conv(params + 7187392, NULL, params + 7449536, 1.0000000000000001e-05, packed + 16000674, 1024, 256, 1, 6); /* bottleneck9.bottleneck_path1.conv3 + bottleneck9.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 7453632, NULL, params + 7715776, 1.0000000000000001e-05, packed + 16264356, 256, 1024, 1, 6); /* bottleneck10.bottleneck_path1.conv1 + bottleneck10.bottleneck_path1.bn1 */
-    cnn_pack_wino4(params + 7716800, NULL, params + 8306624, 1.0000000000000001e-05, packed + 16528806, 256, 256, 6); /* bottleneck10.bottleneck_path1.conv2 + bottleneck10.bottleneck_path1.bn2: Winograd F(4x4) */
-    cnn_pack_conv(params + 8307648, NULL, params + 8569792, 1.0000000000000001e-05, packed + 18906790, 1024, 256, 1, 6); /* bottleneck10.bottleneck_path1.conv3 + bottleneck10.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 8573888, NULL, params + 9098176, 1.0000000000000001e-05, packed + 19170472, 512, 1024, 1, 6); /* bottleneck_proj4.bottleneck_path1.conv1 + bottleneck_proj4.bottleneck_path1.bn1 */
-    cnn_pack_conv(params + 9100224, NULL, params + 11459520, 1.0000000000000001e-05, packed + 19699372, 512, 4608, 1, 16); /* bottleneck_proj4.bottleneck_path1.conv2 + bottleneck_proj4.bottleneck_path1.bn2 */
-    cnn_pack_conv(params + 11461568, NULL, params + 12510144, 1.0000000000000001e-05, packed + 22059180, 2048, 512, 1, 16); /* bottleneck_proj4.bottleneck_path1.conv3 + bottleneck_proj4.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 12518336, NULL, params + 14615488, 1.0000000000000001e-05, packed + 23109804, 2048, 1024, 1, 16); /* bottleneck_proj4.conv1 + bottleneck_proj4.bn1 */
-    cnn_pack_conv(params + 14623680, NULL, params + 15672256, 1.0000000000000001e-05, packed + 25209004, 512, 2048, 1, 12); /* bottleneck11.bottleneck_path1.conv1 + bottleneck11.bottleneck_path1.bn1 */
-    cnn_pack_wino(params + 15674304, NULL, params + 18033600, 1.0000000000000001e-05, packed + 26266288, 512, 512, 6); /* bottleneck11.bottleneck_path1.conv2 + bottleneck11.bottleneck_path1.bn2: Winograd */
-    cnn_pack_conv(params + 18035648, NULL, params + 19084224, 1.0000000000000001e-05, packed + 30493872, 2048, 512, 1, 16); /* bottleneck11.bottleneck_path1.conv3 + bottleneck11.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 19092416, NULL, params + 20140992, 1.0000000000000001e-05, packed + 31544496, 512, 2048, 1, 12); /* bottleneck12.bottleneck_path1.conv1 + bottleneck12.bottleneck_path1.bn1 */
-    cnn_pack_wino(params + 20143040, NULL, params + 22502336, 1.0000000000000001e-05, packed + 32601780, 512, 512, 6); /* bottleneck12.bottleneck_path1.conv2 + bottleneck12.bottleneck_path1.bn2: Winograd */
-    cnn_pack_conv(params + 22504384, NULL, params + 23552960, 1.0000000000000001e-05, packed + 36829364, 2048, 512, 1, 16); /* bottleneck12.bottleneck_path1.conv3 + bottleneck12.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 23561152, params + 25609152, NULL, 0.0, packed + 37879988, 1000, 2048, 1, 16); /* dense1 */
+    cnn_pack_conv(params + 477120, NULL, params + 608192, 1.0000000000000001e-05, packed + 816516, 512, 256, 1, 6); /* bottleneck_proj2.conv1 + bottleneck_proj2.bn1 */
+    cnn_pack_conv(params + 610240, NULL, params + 675776, 1.0000000000000001e-05, packed + 949128, 128, 512, 1, 4); /* bottleneck3.bottleneck_path1.conv1 + bottleneck3.bottleneck_path1.bn1 */
+    cnn_pack_wino4(params + 676288, NULL, params + 823744, 1.0000000000000001e-05, packed + 1014792, 128, 128, 3); /* bottleneck3.bottleneck_path1.conv2 + bottleneck3.bottleneck_path1.bn2: Winograd F(4x4) */
+    cnn_pack_conv(params + 824256, NULL, params + 889792, 1.0000000000000001e-05, packed + 1609352, 512, 128, 1, 6); /* bottleneck3.bottleneck_path1.conv3 + bottleneck3.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 891840, NULL, params + 957376, 1.0000000000000001e-05, packed + 1675916, 128, 512, 1, 4); /* bottleneck4.bottleneck_path1.conv1 + bottleneck4.bottleneck_path1.bn1 */
+    cnn_pack_wino4(params + 957888, NULL, params + 1105344, 1.0000000000000001e-05, packed + 1741580, 128, 128, 3); /* bottleneck4.bottleneck_path1.conv2 + bottleneck4.bottleneck_path1.bn2: Winograd F(4x4) */
+    cnn_pack_conv(params + 1105856, NULL, params + 1171392, 1.0000000000000001e-05, packed + 2336140, 512, 128, 1, 6); /* bottleneck4.bottleneck_path1.conv3 + bottleneck4.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 1173440, NULL, params + 1238976, 1.0000000000000001e-05, packed + 2402704, 128, 512, 1, 4); /* bottleneck5.bottleneck_path1.conv1 + bottleneck5.bottleneck_path1.bn1 */
+    cnn_pack_wino4(params + 1239488, NULL, params + 1386944, 1.0000000000000001e-05, packed + 2468368, 128, 128, 3); /* bottleneck5.bottleneck_path1.conv2 + bottleneck5.bottleneck_path1.bn2: Winograd F(4x4) */
+    cnn_pack_conv(params + 1387456, NULL, params + 1452992, 1.0000000000000001e-05, packed + 3062928, 512, 128, 1, 6); /* bottleneck5.bottleneck_path1.conv3 + bottleneck5.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 1455040, NULL, params + 1586112, 1.0000000000000001e-05, packed + 3129492, 256, 512, 1, 6); /* bottleneck_proj3.bottleneck_path1.conv1 + bottleneck_proj3.bottleneck_path1.bn1 */
+    cnn_pack_conv(params + 1587136, NULL, params + 2176960, 1.0000000000000001e-05, packed + 3261846, 256, 2304, 1, 16); /* bottleneck_proj3.bottleneck_path1.conv2 + bottleneck_proj3.bottleneck_path1.bn2 */
+    cnn_pack_conv(params + 2177984, NULL, params + 2440128, 1.0000000000000001e-05, packed + 3851926, 1024, 256, 1, 6); /* bottleneck_proj3.bottleneck_path1.conv3 + bottleneck_proj3.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 2444224, NULL, params + 2968512, 1.0000000000000001e-05, packed + 4115608, 1024, 512, 1, 16); /* bottleneck_proj3.conv1 + bottleneck_proj3.bn1 */
+    cnn_pack_conv(params + 2972608, NULL, params + 3234752, 1.0000000000000001e-05, packed + 4640920, 256, 1024, 1, 6); /* bottleneck6.bottleneck_path1.conv1 + bottleneck6.bottleneck_path1.bn1 */
+    cnn_pack_wino4(params + 3235776, NULL, params + 3825600, 1.0000000000000001e-05, packed + 4905370, 256, 256, 6); /* bottleneck6.bottleneck_path1.conv2 + bottleneck6.bottleneck_path1.bn2: Winograd F(4x4) */
+    cnn_pack_conv(params + 3826624, NULL, params + 4088768, 1.0000000000000001e-05, packed + 7283354, 1024, 256, 1, 6); /* bottleneck6.bottleneck_path1.conv3 + bottleneck6.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 4092864, NULL, params + 4355008, 1.0000000000000001e-05, packed + 7547036, 256, 1024, 1, 6); /* bottleneck7.bottleneck_path1.conv1 + bottleneck7.bottleneck_path1.bn1 */
+    cnn_pack_wino4(params + 4356032, NULL, params + 4945856, 1.0000000000000001e-05, packed + 7811486, 256, 256, 6); /* bottleneck7.bottleneck_path1.conv2 + bottleneck7.bottleneck_path1.bn2: Winograd F(4x4) */
+    cnn_pack_conv(params + 4946880, NULL, params + 5209024, 1.0000000000000001e-05, packed + 10189470, 1024, 256, 1, 6); /* bottleneck7.bottleneck_path1.conv3 + bottleneck7.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 5213120, NULL, params + 5475264, 1.0000000000000001e-05, packed + 10453152, 256, 1024, 1, 6); /* bottleneck8.bottleneck_path1.conv1 + bottleneck8.bottleneck_path1.bn1 */
+    cnn_pack_wino4(params + 5476288, NULL, params + 6066112, 1.0000000000000001e-05, packed + 10717602, 256, 256, 6); /* bottleneck8.bottleneck_path1.conv2 + bottleneck8.bottleneck_path1.bn2: Winograd F(4x4) */
+    cnn_pack_conv(params + 6067136, NULL, params + 6329280, 1.0000000000000001e-05, packed + 13095586, 1024, 256, 1, 6); /* bottleneck8.bottleneck_path1.conv3 + bottleneck8.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 6333376, NULL, params + 6595520, 1.0000000000000001e-05, packed + 13359268, 256, 1024, 1, 6); /* bottleneck9.bottleneck_path1.conv1 + bottleneck9.bottleneck_path1.bn1 */
+    cnn_pack_wino4(params + 6596544, NULL, params + 7186368, 1.0000000000000001e-05, packed + 13623718, 256, 256, 6); /* bottleneck9.bottleneck_path1.conv2 + bottleneck9.bottleneck_path1.bn2: Winograd F(4x4) */
+    cnn_pack_conv(params + 7187392, NULL, params + 7449536, 1.0000000000000001e-05, packed + 16001702, 1024, 256, 1, 6); /* bottleneck9.bottleneck_path1.conv3 + bottleneck9.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 7453632, NULL, params + 7715776, 1.0000000000000001e-05, packed + 16265384, 256, 1024, 1, 6); /* bottleneck10.bottleneck_path1.conv1 + bottleneck10.bottleneck_path1.bn1 */
+    cnn_pack_wino4(params + 7716800, NULL, params + 8306624, 1.0000000000000001e-05, packed + 16529834, 256, 256, 6); /* bottleneck10.bottleneck_path1.conv2 + bottleneck10.bottleneck_path1.bn2: Winograd F(4x4) */
+    cnn_pack_conv(params + 8307648, NULL, params + 8569792, 1.0000000000000001e-05, packed + 18907818, 1024, 256, 1, 6); /* bottleneck10.bottleneck_path1.conv3 + bottleneck10.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 8573888, NULL, params + 9098176, 1.0000000000000001e-05, packed + 19171500, 512, 1024, 1, 6); /* bottleneck_proj4.bottleneck_path1.conv1 + bottleneck_proj4.bottleneck_path1.bn1 */
+    cnn_pack_conv(params + 9100224, NULL, params + 11459520, 1.0000000000000001e-05, packed + 19700400, 512, 4608, 1, 16); /* bottleneck_proj4.bottleneck_path1.conv2 + bottleneck_proj4.bottleneck_path1.bn2 */
+    cnn_pack_conv(params + 11461568, NULL, params + 12510144, 1.0000000000000001e-05, packed + 22060208, 2048, 512, 1, 16); /* bottleneck_proj4.bottleneck_path1.conv3 + bottleneck_proj4.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 12518336, NULL, params + 14615488, 1.0000000000000001e-05, packed + 23110832, 2048, 1024, 1, 16); /* bottleneck_proj4.conv1 + bottleneck_proj4.bn1 */
+    cnn_pack_conv(params + 14623680, NULL, params + 15672256, 1.0000000000000001e-05, packed + 25210032, 512, 2048, 1, 16); /* bottleneck11.bottleneck_path1.conv1 + bottleneck11.bottleneck_path1.bn1 */
+    cnn_pack_wino(params + 15674304, NULL, params + 18033600, 1.0000000000000001e-05, packed + 26259120, 512, 512, 6); /* bottleneck11.bottleneck_path1.conv2 + bottleneck11.bottleneck_path1.bn2: Winograd */
+    cnn_pack_conv(params + 18035648, NULL, params + 19084224, 1.0000000000000001e-05, packed + 30486704, 2048, 512, 1, 16); /* bottleneck11.bottleneck_path1.conv3 + bottleneck11.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 19092416, NULL, params + 20140992, 1.0000000000000001e-05, packed + 31537328, 512, 2048, 1, 16); /* bottleneck12.bottleneck_path1.conv1 + bottleneck12.bottleneck_path1.bn1 */
+    cnn_pack_wino(params + 20143040, NULL, params + 22502336, 1.0000000000000001e-05, packed + 32586416, 512, 512, 6); /* bottleneck12.bottleneck_path1.conv2 + bottleneck12.bottleneck_path1.bn2: Winograd */
+    cnn_pack_conv(params + 22504384, NULL, params + 23552960, 1.0000000000000001e-05, packed + 36814000, 2048, 512, 1, 16); /* bottleneck12.bottleneck_path1.conv3 + bottleneck12.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 23561152, params + 25609152, NULL, 0.0, packed + 37864624, 1000, 2048, 1, 16); /* dense1 */
 }
 
 /* Inference on `batch` samples (1..resnet50_BATCH), NCHW in and out. Returns 0,
@@ -19308,45 +19211,45 @@ int resnet50_forward(const float *packed, const float *in_img, float *out_logits
     bottleneck_proj2_bottleneck_path1_conv2(A + 1607680, A + 430592, packed + 602368, A + 0, batch);
     bottleneck_proj2_bottleneck_path1_conv3(A + 430592, A + 0, packed + 749952, A + 530944, batch);
     bottleneck_proj2_conv1(A + 804864, A + 0, A + 1607680, packed + 816516, A + 401408, batch);
-    bottleneck3_bottleneck_path1_conv1(A + 1607680, A + 434304, packed + 948100, A + 0, batch);
-    bottleneck3_bottleneck_path1_conv2(A + 434304, A + 835712, packed + 1013764, A + 0, batch);
-    bottleneck3_bottleneck_path1_conv3(A + 835712, A + 1607680, A + 434304, packed + 1608324, A + 0, batch);
-    bottleneck4_bottleneck_path1_conv1(A + 434304, A + 835712, packed + 1674888, A + 0, batch);
-    bottleneck4_bottleneck_path1_conv2(A + 835712, A + 1237120, packed + 1740552, A + 0, batch);
-    bottleneck4_bottleneck_path1_conv3(A + 1237120, A + 434304, A + 835712, packed + 2335112, A + 0, batch);
-    bottleneck5_bottleneck_path1_conv1(A + 835712, A + 434304, packed + 2401676, A + 0, batch);
-    bottleneck5_bottleneck_path1_conv2(A + 434304, A + 534656, packed + 2467340, A + 0, batch);
-    bottleneck5_bottleneck_path1_conv3(A + 534656, A + 835712, A + 0, packed + 3061900, A + 401408, batch);
-    bottleneck_proj3_bottleneck_path1_conv1(A + 0, A + 802816, packed + 3128464, A + 401408, batch);
-    bottleneck_proj3_bottleneck_path1_conv2(A + 802816, A + 655360, packed + 3260818, A + 401408, batch);
-    bottleneck_proj3_bottleneck_path1_conv3(A + 655360, A + 401408, packed + 3850898, A + 602112, batch);
-    bottleneck_proj3_conv1(A + 0, A + 401408, A + 602112, packed + 4114580, A + 802816, batch);
-    bottleneck6_bottleneck_path1_conv1(A + 602112, A + 388224, packed + 4639892, A + 0, batch);
-    bottleneck6_bottleneck_path1_conv2(A + 388224, A + 802816, packed + 4904342, A + 0, batch);
-    bottleneck6_bottleneck_path1_conv3(A + 802816, A + 602112, A + 388224, packed + 7282326, A + 0, batch);
-    bottleneck7_bottleneck_path1_conv1(A + 388224, A + 588928, packed + 7546008, A + 0, batch);
-    bottleneck7_bottleneck_path1_conv2(A + 588928, A + 789632, packed + 7810458, A + 0, batch);
-    bottleneck7_bottleneck_path1_conv3(A + 789632, A + 388224, A + 588928, packed + 10188442, A + 0, batch);
-    bottleneck8_bottleneck_path1_conv1(A + 588928, A + 388224, packed + 10452124, A + 0, batch);
-    bottleneck8_bottleneck_path1_conv2(A + 388224, A + 789632, packed + 10716574, A + 0, batch);
-    bottleneck8_bottleneck_path1_conv3(A + 789632, A + 588928, A + 388224, packed + 13094558, A + 0, batch);
-    bottleneck9_bottleneck_path1_conv1(A + 388224, A + 588928, packed + 13358240, A + 0, batch);
-    bottleneck9_bottleneck_path1_conv2(A + 588928, A + 789632, packed + 13622690, A + 0, batch);
-    bottleneck9_bottleneck_path1_conv3(A + 789632, A + 388224, A + 588928, packed + 16000674, A + 0, batch);
-    bottleneck10_bottleneck_path1_conv1(A + 588928, A + 388224, packed + 16264356, A + 0, batch);
-    bottleneck10_bottleneck_path1_conv2(A + 388224, A + 466944, packed + 16528806, A + 0, batch);
-    bottleneck10_bottleneck_path1_conv3(A + 466944, A + 588928, A + 212992, packed + 18906790, A + 413696, batch);
-    bottleneck_proj4_bottleneck_path1_conv1(A + 212992, A + 413696, packed + 19170472, A + 0, batch);
-    bottleneck_proj4_bottleneck_path1_conv2(A + 413696, A + 131072, packed + 19699372, A + 0, batch);
-    bottleneck_proj4_bottleneck_path1_conv3(A + 131072, A + 0, packed + 22059180, A + 100352, batch);
-    bottleneck_proj4_conv1(A + 212992, A + 0, A + 413696, packed + 23109804, A + 100352, batch);
-    bottleneck11_bottleneck_path1_conv1(A + 413696, A + 314368, packed + 25209004, A + 0, batch);
-    bottleneck11_bottleneck_path1_conv2(A + 314368, A + 339456, packed + 26266288, A + 0, batch);
-    bottleneck11_bottleneck_path1_conv3(A + 339456, A + 413696, A + 514048, packed + 30493872, A + 0, batch);
-    bottleneck12_bottleneck_path1_conv1(A + 514048, A + 314368, packed + 31544496, A + 0, batch);
-    bottleneck12_bottleneck_path1_conv2(A + 314368, A + 339456, packed + 32601780, A + 0, batch);
-    bottleneck12_bottleneck_path1_conv3(A + 339456, A + 514048, A + 0, packed + 36829364, A + 100352, batch);
+    bottleneck3_bottleneck_path1_conv1(A + 1607680, A + 434304, packed + 949128, A + 0, batch);
+    bottleneck3_bottleneck_path1_conv2(A + 434304, A + 835712, packed + 1014792, A + 0, batch);
+    bottleneck3_bottleneck_path1_conv3(A + 835712, A + 1607680, A + 434304, packed + 1609352, A + 0, batch);
+    bottleneck4_bottleneck_path1_conv1(A + 434304, A + 835712, packed + 1675916, A + 0, batch);
+    bottleneck4_bottleneck_path1_conv2(A + 835712, A + 1237120, packed + 1741580, A + 0, batch);
+    bottleneck4_bottleneck_path1_conv3(A + 1237120, A + 434304, A + 835712, packed + 2336140, A + 0, batch);
+    bottleneck5_bottleneck_path1_conv1(A + 835712, A + 434304, packed + 2402704, A + 0, batch);
+    bottleneck5_bottleneck_path1_conv2(A + 434304, A + 534656, packed + 2468368, A + 0, batch);
+    bottleneck5_bottleneck_path1_conv3(A + 534656, A + 835712, A + 0, packed + 3062928, A + 401408, batch);
+    bottleneck_proj3_bottleneck_path1_conv1(A + 0, A + 802816, packed + 3129492, A + 401408, batch);
+    bottleneck_proj3_bottleneck_path1_conv2(A + 802816, A + 655360, packed + 3261846, A + 401408, batch);
+    bottleneck_proj3_bottleneck_path1_conv3(A + 655360, A + 401408, packed + 3851926, A + 602112, batch);
+    bottleneck_proj3_conv1(A + 0, A + 401408, A + 602112, packed + 4115608, A + 802816, batch);
+    bottleneck6_bottleneck_path1_conv1(A + 602112, A + 388224, packed + 4640920, A + 0, batch);
+    bottleneck6_bottleneck_path1_conv2(A + 388224, A + 802816, packed + 4905370, A + 0, batch);
+    bottleneck6_bottleneck_path1_conv3(A + 802816, A + 602112, A + 388224, packed + 7283354, A + 0, batch);
+    bottleneck7_bottleneck_path1_conv1(A + 388224, A + 588928, packed + 7547036, A + 0, batch);
+    bottleneck7_bottleneck_path1_conv2(A + 588928, A + 789632, packed + 7811486, A + 0, batch);
+    bottleneck7_bottleneck_path1_conv3(A + 789632, A + 388224, A + 588928, packed + 10189470, A + 0, batch);
+    bottleneck8_bottleneck_path1_conv1(A + 588928, A + 388224, packed + 10453152, A + 0, batch);
+    bottleneck8_bottleneck_path1_conv2(A + 388224, A + 789632, packed + 10717602, A + 0, batch);
+    bottleneck8_bottleneck_path1_conv3(A + 789632, A + 588928, A + 388224, packed + 13095586, A + 0, batch);
+    bottleneck9_bottleneck_path1_conv1(A + 388224, A + 588928, packed + 13359268, A + 0, batch);
+    bottleneck9_bottleneck_path1_conv2(A + 588928, A + 789632, packed + 13623718, A + 0, batch);
+    bottleneck9_bottleneck_path1_conv3(A + 789632, A + 388224, A + 588928, packed + 16001702, A + 0, batch);
+    bottleneck10_bottleneck_path1_conv1(A + 588928, A + 388224, packed + 16265384, A + 0, batch);
+    bottleneck10_bottleneck_path1_conv2(A + 388224, A + 466944, packed + 16529834, A + 0, batch);
+    bottleneck10_bottleneck_path1_conv3(A + 466944, A + 588928, A + 212992, packed + 18907818, A + 413696, batch);
+    bottleneck_proj4_bottleneck_path1_conv1(A + 212992, A + 413696, packed + 19171500, A + 0, batch);
+    bottleneck_proj4_bottleneck_path1_conv2(A + 413696, A + 131072, packed + 19700400, A + 0, batch);
+    bottleneck_proj4_bottleneck_path1_conv3(A + 131072, A + 0, packed + 22060208, A + 100352, batch);
+    bottleneck_proj4_conv1(A + 212992, A + 0, A + 413696, packed + 23110832, A + 100352, batch);
+    bottleneck11_bottleneck_path1_conv1(A + 413696, A + 314368, packed + 25210032, A + 0, batch);
+    bottleneck11_bottleneck_path1_conv2(A + 314368, A + 339456, packed + 26259120, A + 0, batch);
+    bottleneck11_bottleneck_path1_conv3(A + 339456, A + 413696, A + 514048, packed + 30486704, A + 0, batch);
+    bottleneck12_bottleneck_path1_conv1(A + 514048, A + 314368, packed + 31537328, A + 0, batch);
+    bottleneck12_bottleneck_path1_conv2(A + 314368, A + 339456, packed + 32586416, A + 0, batch);
+    bottleneck12_bottleneck_path1_conv3(A + 339456, A + 514048, A + 0, packed + 36814000, A + 100352, batch);
     globalavgpool1(A + 0, A + 100352, batch);
-    dense1(A + 100352, out_logits, packed + 37879988, A + 2410496, batch);
+    dense1(A + 100352, out_logits, packed + 37864624, A + 2410496, batch);
     return 0;
 }

@@ -13,7 +13,7 @@ extern "C" {
 #define resnet50_IN_img_SIZE 150528
 #define resnet50_OUT_logits_SIZE 1000
 #define resnet50_PARAM_COUNT 25610152
-#define resnet50_PACKED_COUNT 39945380
+#define resnet50_PACKED_COUNT 39930016
 #define resnet50_ARENA_BYTES 9642048
 
 /* Canonical parameters (the order of DSL.md, as in a --weights file) to
