@@ -636,34 +636,58 @@ Test(codegen, openmp_chains_give_the_serial_bits, .timeout = 120) {
     }
 }
 
+/* The two pool tests' steps. Whether this CPU runs vector target i of
+ * {"avx2", "avx512"} (AVX2 it must have). */
+static const char *const POOL_TARGETS[] = {"avx2", "avx512"};
+static bool pool_target_runs(int i) {
+    bool runs = i == 0 ? __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
+                       : __builtin_cpu_supports("avx512f");
+    cr_assert(runs || i > 0, "this suite needs a CPU with AVX2 and FMA");
+    if (!runs)
+        cr_log_warn("--target %s left out: this CPU lacks it", POOL_TARGETS[i]);
+    return runs;
+}
+
+/* tests/api/NAME.cnn built for target i, its pools fused or not, into
+ * build/NAME/TARGET[-apart]/ (the .c's path into `code`). */
+static void build_pool_case(const char *name, int i, bool fused, char *code, size_t size) {
+    snprintf(code, size, "build/%s/%s%s/%s.c", name, POOL_TARGETS[i], fused ? "" : "-apart",
+             name);
+    cr_assert_eq(sh("./cnnc build tests/api/%s.cnn --target %s %s -o build/%s/%s%s", name,
+                    POOL_TARGETS[i], fused ? "" : "--no-fuse=pool", name, POOL_TARGETS[i],
+                    fused ? "" : "-apart"), 0);
+}
+
+/* Compiles that build with tests/api/NAME_main.c (and `cflags`), runs it
+ * into build/NAME/TARGET[-apart].bin; after both, the two must match. */
+static void run_pool_case(const char *name, int i, bool fused, const char *cflags) {
+    const char *t = POOL_TARGETS[i], *apart = fused ? "" : "-apart";
+    cr_assert_eq(sh("cc -std=c11 -O1 %s -Ibuild/%s/%s%s tests/api/%s_main.c "
+                    "build/%s/%s%s/%s.c -o build/%s/%s%s/main && "
+                    "./build/%s/%s%s/main > build/%s/%s%s.bin", cflags, name, t, apart, name,
+                    name, t, apart, name, name, t, apart, name, t, apart, name, t, apart), 0);
+    if (fused)
+        cr_expect_eq(sh("cmp build/%s/%s.bin build/%s/%s-apart.bin", name, t, name, t), 0,
+                     "%s: fused and apart differ", t);
+}
+
 /* fuse_pool.c: a max pool taken in the convolution's registers (depthwise
- * and Winograd F(2x2) and F(4x4) kernels) gives the bits of the two layers apart (the convolution's sums are the same; the
- * maxima follow the pooling kernel's rule for ties, signed zeros and NaN
- * payloads), on each vector target this CPU runs. */
+ * and Winograd F(2x2) and F(4x4) kernels) gives the bits of the two layers
+ * apart (the convolution's sums are the same; the maxima follow the
+ * pooling kernel's rule for ties, signed zeros and NaN payloads), on each
+ * vector target this CPU runs. */
 Test(codegen, pool_in_conv_matches_the_two_layers_bit_for_bit, .timeout = 120) {
-    const char *targets[] = {"avx2", "avx512"};
-    const bool runs[] = {__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"),
-                         __builtin_cpu_supports("avx512f")};
-    cr_assert(runs[0], "this suite needs a CPU with AVX2 and FMA");
     for (int i = 0; i < 2; i++) {
-        if (!runs[i]) {
-            cr_log_warn("--target %s left out: this CPU lacks it", targets[i]);
+        if (!pool_target_runs(i))
             continue;
-        }
         for (int fused = 0; fused < 2; fused++) {
-            char dir[64], code[80];
-            snprintf(dir, sizeof dir, "build/poolconv/%s%s", targets[i], fused ? "" : "-apart");
-            snprintf(code, sizeof code, "%s/poolconv.c", dir);
-            cr_assert_eq(sh("./cnnc build tests/api/poolconv.cnn --target %s %s -o %s",
-                            targets[i], fused ? "" : "--no-fuse=pool", dir), 0);
+            char code[96];
+            build_pool_case("poolconv", i, fused, code, sizeof code);
             cr_expect_eq(count_in(code, "then the 2x2 max pool"), fused ? 4 : 0);
             cr_expect_eq(count_in(code, ": Winograd F(2x2,3x3)"), 1, "v is not on F(2x2)");
             cr_expect_eq(count_in(code, ": Winograd F(4x4,3x3)"), 1, "w is not on F(4x4)");
-            cr_assert_eq(sh("cc -std=c11 -O1 -I%s tests/api/poolconv_main.c %s/poolconv.c "
-                            "-o %s/main && ./%s/main > %s.bin", dir, dir, dir, dir, dir), 0);
+            run_pool_case("poolconv", i, fused, "");
         }
-        cr_expect_eq(sh("cmp build/poolconv/%s.bin build/poolconv/%s-apart.bin", targets[i],
-                        targets[i]), 0, "%s: fused and apart differ", targets[i]);
     }
 }
 
@@ -674,21 +698,12 @@ Test(codegen, pool_in_conv_matches_the_two_layers_bit_for_bit, .timeout = 120) {
  * AddressSanitizer and UBSan, the chunks' buffers being smaller than the
  * convolutions' outputs. */
 Test(codegen, pool_in_bands_matches_the_two_layers_bit_for_bit, .timeout = 180) {
-    const char *targets[] = {"avx2", "avx512"};
-    const bool runs[] = {__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"),
-                         __builtin_cpu_supports("avx512f")};
-    cr_assert(runs[0], "this suite needs a CPU with AVX2 and FMA");
     for (int i = 0; i < 2; i++) {
-        if (!runs[i]) {
-            cr_log_warn("--target %s left out: this CPU lacks it", targets[i]);
+        if (!pool_target_runs(i))
             continue;
-        }
         for (int fused = 0; fused < 2; fused++) {
-            char dir[64], code[80];
-            snprintf(dir, sizeof dir, "build/poolbands/%s%s", targets[i], fused ? "" : "-apart");
-            snprintf(code, sizeof code, "%s/poolbands.c", dir);
-            cr_assert_eq(sh("./cnnc build tests/api/poolbands.cnn --target %s %s -o %s",
-                            targets[i], fused ? "" : "--no-fuse=pool", dir), 0);
+            char code[96];
+            build_pool_case("poolbands", i, fused, code, sizeof code);
             cr_expect_eq(count_in(code, ", taken by conv"), fused ? 5 : 0);
             cr_expect_eq(count_in(code, "rows of each channel at a time"), fused ? 3 : 0,
                          "a, b and d do not keep a chunk's rows");
@@ -697,13 +712,9 @@ Test(codegen, pool_in_bands_matches_the_two_layers_bit_for_bit, .timeout = 180) 
             cr_expect_eq(count_in(code, "static const int span[3]"), fused ? 2 : 0,
                          "a and d are not in three chunks");
             cr_expect_eq(count_in(code, ": 1-D Winograd along rows"), 1, "d left the rows");
-            cr_assert_eq(sh("cc -std=c11 -O1 %s -I%s tests/api/poolbands_main.c %s/poolbands.c "
-                            "-o %s/main && ./%s/main > %s.bin",
-                            fused ? "-fsanitize=address,undefined -fno-sanitize-recover=all" : "",
-                            dir, dir, dir, dir, dir), 0);
+            run_pool_case("poolbands", i, fused,
+                          fused ? "-fsanitize=address,undefined -fno-sanitize-recover=all" : "");
         }
-        cr_expect_eq(sh("cmp build/poolbands/%s.bin build/poolbands/%s-apart.bin", targets[i],
-                        targets[i]), 0, "%s: fused and apart differ", targets[i]);
     }
 }
 
