@@ -271,8 +271,11 @@ void bands_close(Emit *e, const Node *conv) {
     emit_indented(e->o, e->bands_text, "    ", false);
     free(e->bands_text);
     e->bands_text = NULL;
+    /* a lone sample's channels go to the threads, each padding its rows in
+     * a buffer of its own; a member of a chain (chain.c) has one buffer a
+     * sample, so its pool stays on one thread even where its tiles do not */
     int64_t pad = pad_floats(&b, conv);
-    if (e->split)
+    if (e->split && conv->lone_split)
         P(e, "            #pragma omp parallel for schedule(static)\n");
     P(e, "            for (int c = span[ch][0]; c < span[ch][1]; c++)\n");
     P(e, "                %s(yb + (c - span[ch][4]) * %lld, span[ch][5], pb, pl%s, c, "

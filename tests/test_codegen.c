@@ -718,6 +718,38 @@ Test(codegen, pool_in_bands_matches_the_two_layers_bit_for_bit, .timeout = 180) 
     }
 }
 
+/* pool_bands.c inside chain.c's runs (tests/api/chainpool.cnn): built for 8
+ * samples with --openmp, called with 8 and then with one sample (whose
+ * layers share their loops among the threads, the pools' padded rows
+ * included), at one to three threads, the bits of the serial build. */
+Test(codegen, pools_in_bands_in_chains_give_the_serial_bits, .timeout = 180) {
+    for (int i = 0; i < 2; i++) {
+        if (!pool_target_runs(i))
+            continue;
+        const char *t = POOL_TARGETS[i];
+        cr_assert_eq(sh("./cnnc build tests/api/chainpool.cnn --target %s --batch 8 "
+                        "-o build/chainpool/%s && ./cnnc build tests/api/chainpool.cnn "
+                        "--target %s --batch 8 --openmp -o build/chainpool/%s-omp", t, t, t, t),
+                     0);
+        char code[64];
+        snprintf(code, sizeof code, "build/chainpool/%s-omp/chainpool.c", t);
+        cr_expect_eq(count_in(code, "a sample at a time (chain.c)"), 1);
+        cr_expect_eq(count_in(code, ", taken by conv"), 2, "conv1 and conv3 take their pools");
+        cr_assert_eq(sh("cc -std=c11 -O1 -Ibuild/chainpool/%s tests/api/chainpool_main.c "
+                        "build/chainpool/%s/chainpool.c -o build/chainpool/%s/main && "
+                        "./build/chainpool/%s/main build/chainpool/%s.bin", t, t, t, t, t), 0);
+        cr_assert_eq(sh("cc -std=c11 -O1 -fopenmp -Ibuild/chainpool/%s-omp "
+                        "tests/api/chainpool_main.c build/chainpool/%s-omp/chainpool.c "
+                        "-o build/chainpool/%s-omp/main", t, t, t), 0);
+        for (int threads = 1; threads <= 3; threads++) {
+            cr_expect_eq(sh("OMP_NUM_THREADS=%d ./build/chainpool/%s-omp/main "
+                            "build/chainpool/%s-omp.bin && cmp -s build/chainpool/%s.bin "
+                            "build/chainpool/%s-omp.bin", threads, t, t, t, t), 0,
+                         "%s: %d threads disagree with the serial build", t, threads);
+        }
+    }
+}
+
 /* The vector max pooling kernels take the scalar kernel's steps in its
  * order: the same bits on ties, signed zeros and NaN payloads, in every
  * form (tests/api/pools.cnn). Targets this CPU lacks are left out. */
