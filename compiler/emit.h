@@ -227,6 +227,9 @@ TripOrder trip_order(Target t, const Node *conv);
 TripOrder rows_trip_order(Target t, const Node *conv);
 /* Does conv take its pool this way (rather than in registers)? */
 bool pool_in_bands(Target t, const Node *conv);
+/* ... in the kernel being written: inference on a vector target (training's
+ * forward pass keeps its pools apart). */
+bool bands_here(const Emit *e, const Node *conv);
 /* Floats a sample of scratch for it: the convolution's output and the
  * pool's padded rows. */
 int64_t bands_scratch(Target t, const Node *conv);

@@ -181,7 +181,7 @@ static const char *fused_note(Emit *e, const Node *n) {
                              ? arena_printf(e->a, "+ %s (%s)", st->operand->name, st->node->name)
                              : st->node->name);
     }
-    if (n->pool && simd_target(e->opt->target) && pool_in_bands(e->opt->target, n))
+    if (bands_here(e, n))
         s = arena_printf(e->a, "%s; its output kept in scratch a chunk of tiles at a time, "
                          "each chunk's finished rows max pooled by %s() (%s), so it stores %s",
                          s, e->fn[n->pool->id], n->pool->name, shape_str(e->a, n->pool->shape));
@@ -214,7 +214,7 @@ static void emit_kernels(Emit *e) {
         const Node *n = e->g->nodes.items[i];
         if (!has_code(n))
             continue;
-        if (n->pool && simd_target(e->opt->target) && pool_in_bands(e->opt->target, n))
+        if (bands_here(e, n))
             simd_emit_band_pool(e, n, e->fn[n->pool->id]);
         emit_kernel_comment(e, n, schedule_of(e, n));
         emit_signature(e, n, e->fn[n->id], n->scratch != NULL);

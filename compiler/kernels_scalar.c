@@ -85,7 +85,7 @@ void open_batch(Emit *e, const Node *n) {
         P(e, "        const float *xb%d = x%d + (ptrdiff_t)b * %lld;\n", k, k,
           ll(in_elems(n, k)));
     /* pool_bands.c: the convolution's own output goes to scratch (yb) */
-    bool bands = !e->plain && simd_target(e->opt->target) && pool_in_bands(e->opt->target, n);
+    bool bands = bands_here(e, n);
     P(e, "        float *%s = y + (ptrdiff_t)b * %lld;%s\n", bands ? "pb" : "yb",
       ll(out_stride(e, n)), bands ? " /* the pool's output */" : "");
     for (int k = 0; k < epilogue_operands(e, n); k++)

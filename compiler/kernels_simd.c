@@ -734,7 +734,7 @@ static void emit_conv_store(Emit *e, const Node *n, const ConvGeo *g, Tile t) {
     if (g->kg % t.mr)
         P(e, "                    if (ob * MR + i >= %lld)\n"
              "                        break;\n", ll(g->kg));
-    if (!e->plain && pool_in_bands(e->opt->target, n))   /* pool_bands.c's buffer */
+    if (bands_here(e, n))   /* pool_bands.c's buffer */
         P(e, "                    const int at = (oc0 + i) * %lld - sub;\n",
           ll(bands_plane(e->opt->target, n)));
     else
@@ -881,7 +881,7 @@ static void open_tile_loop(Emit *e, const Node *n, const ConvGeo *g, Tile t, int
     TileLoop l = tile_loop(g, t, tiles);
     int64_t blocks = l.blocks, all_blocks = l.all_blocks, band = l.band;
     bool tiles_outer = l.tiles_outer;
-    bool bands = !e->plain && pool_in_bands(e->opt->target, n);
+    bool bands = bands_here(e, n);
     if (bands)
         bands_open(e, n);
     if (e->split)
@@ -917,7 +917,7 @@ static void open_tile_loop(Emit *e, const Node *n, const ConvGeo *g, Tile t, int
 /* The end of the tile loop, then the pool's chunk (pool_bands.c). */
 static void close_tile_loop(Emit *e, const Node *n) {
     P(e, "        }\n");
-    if (!e->plain && pool_in_bands(e->opt->target, n))
+    if (bands_here(e, n))
         bands_close(e, n);
 }
 
@@ -935,7 +935,7 @@ static void emit_conv_bpos(Emit *e, const Node *n, const ConvGeo *g, Tile t) {
     open_batch(e, n);
     e->scratch_per_sample = false;
     bool panel = bpos_panel(g);
-    bool bands = !e->plain && pool_in_bands(e->opt->target, n);
+    bool bands = bands_here(e, n);
     /* the distance between a position's values in consecutive channels */
     int64_t cstep = panel ? t.mp : g->hp * g->wp;
     int64_t own = conv_copy_floats(g, t);
@@ -1021,7 +1021,7 @@ static void emit_conv_bpos(Emit *e, const Node *n, const ConvGeo *g, Tile t) {
     if (g->kg % t.mr)
         P(e, "                if (ob * MR + k >= %lld)\n"
              "                    break;\n", ll(g->kg));
-    if (!e->plain && pool_in_bands(e->opt->target, n))   /* pool_bands.c's buffer */
+    if (bands_here(e, n))   /* pool_bands.c's buffer */
         P(e, "                const int at = (oc0 + k) * %lld - sub;\n",
           ll(bands_plane(e->opt->target, n)));
     else
@@ -1050,7 +1050,7 @@ static void emit_conv(Emit *e, const Node *n) {
          "vector */\n", t.mr, t.nv, ll(nr), t.w);
     P(e, "    const float *bias = w + %lld;\n", ll(g.groups * blocks * t.mr * g.per));
     int64_t per_sample = copy + conv_col_floats(&g, t);
-    bool bands = !e->plain && pool_in_bands(e->opt->target, n);
+    bool bands = bands_here(e, n);
     e->scratch_per_sample = true;
     open_batch(e, n);
     e->scratch_per_sample = false;

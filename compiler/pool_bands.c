@@ -15,9 +15,10 @@
  *
  * Which rows each chunk completes is known here, so the kernel carries it
  * as a table: span[ch] = {first channel, end channel, first pooled row, end
- * pooled row}. The pool itself is the vector pool kernel's loop, written as
- * a function named for the pool (kernels_simd.c, simd_emit_band_pool), one
- * channel a call. The results are the same bits as the two layers apart:
+ * pooled row, the buffer's first channel and row, and the move before the
+ * chunk: from where and how many floats} (Chunk, below). The pool itself
+ * is the vector pool kernel's loop, written as a function named for the
+ * pool (kernels_simd.c, simd_emit_band_pool), one channel a call. The results are the same bits as the two layers apart:
  * the convolution computes each output exactly as before, and the pool
  * reads the same values in the same order. */
 #define _POSIX_C_SOURCE 200809L   /* open_memstream */
@@ -29,6 +30,10 @@ static long long ll(int64_t v) { return (long long)v; }
 
 bool pool_in_bands(Target t, const Node *conv) {
     return conv->op == OP_CONV && conv->pool && !conv->winograd && !dw_suits(t, conv);
+}
+
+bool bands_here(const Emit *e, const Node *conv) {
+    return !e->plain && simd_target(e->opt->target) && pool_in_bands(e->opt->target, conv);
 }
 
 /* Trips a chunk: whole units (blocks of channels, or runs of positions)

@@ -220,7 +220,7 @@ static void emit_out(Emit *e, const Node *n, const RowGeo *g) {
     P(e, "            for (int k = 0; k < MR; k++) {\n");
     if (g->k % g->mr)
         P(e, "                if (gb * MR + k >= %lld)\n                    break;\n", ll(g->k));
-    if (!e->plain && pool_in_bands(e->opt->target, n))   /* pool_bands.c's buffer */
+    if (bands_here(e, n))   /* pool_bands.c's buffer */
         P(e, "                const int at = (gb * MR + k) * %lld - sub;\n",
           ll(bands_plane(e->opt->target, n)));
     else
@@ -276,7 +276,7 @@ static void emit_out(Emit *e, const Node *n, const RowGeo *g) {
 static void emit_products(Emit *e, const Node *n, const RowGeo *g) {
     int64_t nr = (int64_t)g->nv * g->width, tiles = (g->len + nr - 1) / nr;
     int64_t xs = g->cin * 2 * g->ps;
-    bool bands = !e->plain && pool_in_bands(e->opt->target, n);
+    bool bands = bands_here(e, n);
     if (bands)
         bands_open(e, n);
     if (e->split)
@@ -336,7 +336,7 @@ void emit_rows_conv(Emit *e, const Node *n) {
     open_batch(e, n);
     e->scratch_per_sample = false;
     /* pool_bands.c: the output and the pool's rows after V */
-    bool bands = !e->plain && pool_in_bands(e->opt->target, n);
+    bool bands = bands_here(e, n);
     P(e, "        float *xpad = s + %lld + (ptrdiff_t)b * %lld; /* the padded copy */\n",
       ll(u_floats(&g)), ll(sample_floats(&g) + (bands ? bands_scratch(e->opt->target, n) : 0)));
     P(e, "        float *v = xpad + %lld; /* V[xi][c][row parity][row][pair] */\n",
