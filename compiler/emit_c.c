@@ -927,8 +927,10 @@ static void emit_call(Emit *e, FILE *o, const Node *n) {
     if (n->state)
         fprintf(o, "A + %lld, ", ll(n->state->offset / 4));
     fprintf(o, "%s);\n", in_chain ? "1" : "batch");
-    if (e->opt->profile)
-        fprintf(o, "%scnn_tick(%d);\n", in_chain ? "        " : "    ", n->id);
+    /* a chain ticks once, after its loop (emit_chain): inside, its
+     * members run a sample at a time, on several threads with OpenMP */
+    if (e->opt->profile && !in_chain)
+        fprintf(o, "    cnn_tick(%d);\n", n->id);
 }
 
 /* The loop of chain c over the samples, with what it is for, its calls
@@ -941,10 +943,13 @@ static void emit_call(Emit *e, FILE *o, const Node *n) {
  * loops), so the calls are written twice. */
 static void emit_chain(Emit *e, FILE *o, int c) {
     const Graph *g = e->g;
-    int members = 0;
+    int members = 0, last = 0;
     for (int i = 0; i < g->nodes.len; i++) {
         const Node *m = g->nodes.items[i];
-        members += m->chain == c && has_code(m);
+        if (m->chain == c && has_code(m)) {
+            members++;
+            last = m->id;
+        }
     }
     fprintf(o, "    /* %d layers a sample at a time (chain.c): what they pass each other\n"
                "     * stays in cache and takes one sample's bytes of the arena%s */\n",
@@ -971,6 +976,8 @@ static void emit_chain(Emit *e, FILE *o, int c) {
         }
     }
     fprintf(o, e->opt->openmp ? "    }\n    }\n    }\n" : "    }\n");
+    if (e->opt->profile)   /* the whole chain's time, on its last member */
+        fprintf(o, "    cnn_tick(%d);\n", last);
 }
 
 static void emit_forward(Emit *e, FILE *o) {

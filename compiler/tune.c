@@ -152,7 +152,7 @@ void tune_apply(Graph *g, const TuneFile *f, Target t) {
  * A layer is timed where it runs, after the layers before it: alone, the
  * same tiles ranked differently (ResNet-50's 1x1 layers at 56x56 ran 20%
  * slower in the network with the tile that won by 1% alone). */
-static const char *harness_text(const Graph *g, Arena *a) {
+static const char *harness_text(const Graph *g, int batch, Arena *a) {
     const char *N = g->name;
     const char *s = arena_printf(a,
         "#define _POSIX_C_SOURCE 200809L\n"
@@ -189,17 +189,17 @@ static const char *harness_text(const Graph *g, Arena *a) {
         "    void *arena = floats(%s_ARENA_BYTES / 4 + 1, &s, 0.0f);\n",
         N, g->nodes.len, N, N, N);
     for (int i = 0; i < g->inputs.len; i++)
-        s = arena_printf(a, "%s    float *in%d = floats(%s_IN_%s_SIZE, &s, 2.0f);\n", s, i, N,
-                         ((const Node *)g->inputs.items[i])->name);
+        s = arena_printf(a, "%s    float *in%d = floats(%d * %s_IN_%s_SIZE, &s, 2.0f);\n", s, i,
+                         batch, N, ((const Node *)g->inputs.items[i])->name);
     for (int i = 0; i < g->outputs.len; i++)
-        s = arena_printf(a, "%s    float *out%d = floats(%s_OUT_%s_SIZE, &s, 0.0f);\n", s, i, N,
-                         (const char *)g->output_names.items[i]);
+        s = arena_printf(a, "%s    float *out%d = floats(%d * %s_OUT_%s_SIZE, &s, 0.0f);\n", s,
+                         i, batch, N, (const char *)g->output_names.items[i]);
     const char *call = arena_printf(a, "%s_forward(packed", N);
     for (int i = 0; i < g->inputs.len; i++)
         call = arena_printf(a, "%s, in%d", call, i);
     for (int i = 0; i < g->outputs.len; i++)
         call = arena_printf(a, "%s, out%d", call, i);
-    call = arena_printf(a, "%s, 1, arena)", call);
+    call = arena_printf(a, "%s, %d, arena)", call, batch);
     return arena_printf(a,
         "%s"
         "    %s_pack(params, packed);\n"
@@ -265,14 +265,16 @@ bool time_kernels(const Compilation *c, const char *network, const BuildOptions 
     const char *net_c = arena_printf(a, "%s/%s.c", dir, rc.graph->name);
     bool ok = gen && write_text(net_c, gen->c_text) &&
               write_text(arena_printf(a, "%s/%s.h", dir, rc.graph->name), gen->h_text) &&
-              write_text(arena_printf(a, "%s/main.c", dir), harness_text(rc.graph, a));
+              write_text(arena_printf(a, "%s/main.c", dir), harness_text(rc.graph, b.batch, a));
     int nodes = rc.graph->nodes.len;
     comp_free(&rc);
     if (!ok)
         return false;
     const char *cc = getenv("CC");
     const char *exe = arena_printf(a, "%s/net", dir);
-    const char *rest[] = {"-O2", "-o", exe, arena_printf(a, "%s/main.c", dir), net_c, NULL};
+    /* -fopenmp last: the list ends at the NULL where a serial build has it */
+    const char *rest[] = {"-O2", "-o", exe, arena_printf(a, "%s/main.c", dir), net_c,
+                          b.openmp ? "-fopenmp" : NULL, NULL};
     if (run_process(compiler_argv(cc && *cc ? cc : "cc", rest, a)) != 0)
         return false;
     for (int i = 0; i < nodes; i++)
