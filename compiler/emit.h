@@ -221,10 +221,13 @@ typedef struct TripOrder {
      * positions of the kernel's run, `pitch` of them a row */
     int64_t unit, unit_pos, pitch;
     int64_t last_start;     /* where the last tile starts (shifted back) */
+    bool chunk_a_trip;      /* a trip is a chunk (winograd.c: a band) */
 } TripOrder;
-/* The order of conv's kernel (kernels_simd.c: direct or wino_rows.c's). */
+/* The order of conv's kernel (kernels_simd.c: direct, wino_rows.c's or
+ * winograd.c's). */
 TripOrder trip_order(Target t, const Node *conv);
 TripOrder rows_trip_order(Target t, const Node *conv);
+TripOrder wino_trip_order(Target t, const Node *conv);
 /* Does conv take its pool this way (rather than in registers)? */
 bool pool_in_bands(Target t, const Node *conv);
 /* ... in the kernel being written: inference on a vector target (training's
@@ -241,17 +244,24 @@ void bands_pointers(Emit *e, const Node *conv, const char *base);
 /* Around the kernel's tile loop "for (int it = it0; it < it1; it++)". */
 void bands_open(Emit *e, const Node *conv);
 void bands_close(Emit *e, const Node *conv);
+/* Or, in a kernel whose own loop is the chunks, with `ch` the chunk: the
+ * table before the loop, the start of each chunk, the pool after it. */
+void bands_table(Emit *e, const Node *conv, const char *indent);
+void bands_chunk_start(Emit *e, const Node *conv, const char *indent);
+void bands_chunk_pool(Emit *e, const Node *conv, const char *indent);
 /* The pool's function (kernels_simd.c). */
 void simd_emit_band_pool(Emit *e, const Node *conv, const char *name);
 /* `body` with `extra` more spaces a line, without OpenMP pragmas when
  * `serial` (kernels_scalar.c). */
 void emit_indented(FILE *o, const char *body, const char *extra, bool serial);
 
-/* fuse_pool.c: marks each 2x2 stride-2 max pool that the kernel of the
- * convolution before it computes (n->pool); run after fuse_graph(). */
+/* fuse_pool.c: marks each max pool that the kernel of the convolution
+ * before it computes (n->pool); run after fuse_graph() and wino_choose(). */
 void fuse_pool(Graph *g, Target t);
 /* Whether the kernel of the convolution before max pool p can take it. */
 bool pool_suits(Target t, const Node *p);
+/* ... in its registers: a 2x2 stride-2 pool after Winograd or depthwise. */
+bool pool_in_registers(Target t, const Node *conv, const Node *p);
 /* chain.c: numbers the runs of convolutions NAME_forward takes one sample
  * at a time (n->chain); run after fuse_pool(). */
 void chain_samples(Graph *g, const BuildOptions *opt);

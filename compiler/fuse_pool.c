@@ -3,11 +3,12 @@
  * its own, and the convolution's output is the pool's (plan.c gives the
  * convolution the pool's storage).
  *
- * The direct kernels and wino_rows.c take any max pool the vector pool
- * kernel takes, a chunk of their tiles at a time, their own output kept
- * in scratch a chunk's rows (or channels) at a time (pool_bands.c). A 2x2
- * stride-2 pool goes further in two kernels, which compute it in their
- * registers, so the convolution's output never goes to memory at all:
+ * The direct kernels, wino_rows.c's and Winograd's take any max pool the
+ * vector pool kernel takes, a chunk of their tiles (Winograd: a band of
+ * tile rows) at a time, their own output kept in scratch a chunk's rows
+ * (or channels) at a time (pool_bands.c). A 2x2 stride-2 pool goes further
+ * in two kernels, which compute it in their registers, so the
+ * convolution's output never goes to memory at all:
  * Winograd's (winograd.c), whose output tiles hold whole pooling windows
  * (one an F(2x2) tile, four an F(4x4) one), and depthwise.c's, whose tile
  * is R = 4 output rows by a vector along the row, so each pair of rows and
@@ -24,24 +25,8 @@ bool pooled_in_conv(const Node *p) {
            fusion_root(p->inputs.items[0])->pool == p;
 }
 
-/* Can a kernel other than Winograd's and depthwise.c's take pool p after
- * conv a chunk at a time (pool_bands.c)? Any max pool the vector pool
- * kernel takes, after the direct kernels or wino_rows.c's. */
-static bool banded(Target t, const Node *conv, const Node *p) {
-    return !conv->winograd && !dw_suits(t, conv) && simd_vector_pool(t, p);
-}
-
-bool pool_suits(Target t, const Node *p) {
+bool pool_in_registers(Target t, const Node *conv, const Node *p) {
     const Attrs *a = &p->a;
-    if (p->op != OP_MAXPOOL || p->bad || p->inputs.len != 1 || p->shape.rank != 3)
-        return false;
-    const Node *in = p->inputs.items[0];
-    const Node *conv = fusion_root(in);
-    if (conv->op != OP_CONV || in->users != 1 || in->is_output || conv->slice_of ||
-        conv->pool || !simd_target(t) || conv->shape.rank != 3)
-        return false;
-    if (banded(t, conv, p))
-        return true;
     if (a->kernel[0] != 2 || a->kernel[1] != 2 || a->stride[0] != 2 || a->stride[1] != 2 ||
         a->pad_lo[0] || a->pad_lo[1] || a->pad_hi[0] || a->pad_hi[1])
         return false;
@@ -61,6 +46,20 @@ bool pool_suits(Target t, const Node *p) {
      * columns (the last tile moves up by R = 4 rows, the last vector back
      * by W lanes: even when the plane is) */
     return dw_suits(t, conv) && wo >= dw_width(t, conv);
+}
+
+bool pool_suits(Target t, const Node *p) {
+    if (p->op != OP_MAXPOOL || p->bad || p->inputs.len != 1 || p->shape.rank != 3)
+        return false;
+    const Node *in = p->inputs.items[0];
+    const Node *conv = fusion_root(in);
+    if (conv->op != OP_CONV || in->users != 1 || in->is_output || conv->slice_of ||
+        conv->pool || !simd_target(t) || conv->shape.rank != 3)
+        return false;
+    /* else a chunk of the kernel's loop at a time (pool_bands.c): the
+     * direct kernels, wino_rows.c's and Winograd's, any pool the vector
+     * pool kernel takes */
+    return pool_in_registers(t, conv, p) || (!dw_suits(t, conv) && simd_vector_pool(t, p));
 }
 
 void fuse_pool(Graph *g, Target t) {

@@ -859,6 +859,8 @@ static int64_t tiles_of(const ConvGeo *g, Tile t) {
 TripOrder trip_order(Target target, const Node *n) {
     if (n->rows_wino)
         return rows_trip_order(target, n);
+    if (n->winograd)
+        return wino_trip_order(target, n);
     ConvGeo g = conv_geo(n);
     Tile t = conv_tile(&g, isa_of(target));
     TileLoop l = tile_loop(&g, t, tiles_of(&g, t));

@@ -1,15 +1,21 @@
 /* pool_bands.c — a max pool after a convolution whose kernel cannot take it
- * in its registers (the direct kernels of kernels_simd.c and the row
- * Winograd of wino_rows.c), taken a chunk of the convolution at a time.
+ * in its registers (the direct kernels of kernels_simd.c, the row Winograd
+ * of wino_rows.c, and Winograd's with a pool other than 2x2/2 or a
+ * residual sum), taken a chunk of the convolution at a time.
  *
- * Those kernels are one flat loop of tile trips. Cut into chunks whose
- * output fills about a quarter of L2, the loop leaves, after each chunk,
- * either some more whole rows of every channel (position tiles outermost)
- * or every row of some more channels (channel blocks outermost). The
- * convolution writes its output, one sample, into scratch as before, and
- * after each chunk the pool takes the rows whose windows that chunk
- * completed, while they are still in cache: the convolution's output never
- * goes to the arena and is read back from L2, not memory. ResNet's and
+ * The first two kernels are one flat loop of tile trips. Cut into chunks
+ * whose output fills about a quarter of L2, the loop leaves, after each
+ * chunk, either some more whole rows of every channel (position tiles
+ * outermost) or every row of some more channels (channel blocks
+ * outermost). The convolution writes its output, one sample, into scratch
+ * as before, and after each chunk the pool takes the rows whose windows
+ * that chunk completed, while they are still in cache: the convolution's
+ * output never goes to the arena and is read back from L2, not memory.
+ * Winograd's kernel already runs in bands of tile rows sized for L2
+ * (winograd.c), so each band is a chunk, and the kernel writes the table,
+ * each chunk's start and its pool into its own loop (bands_table and the
+ * two after it); a lone sample's bands run inside one OpenMP region, whose
+ * threads share the moves and the pool's channels. ResNet's and
  * GoogLeNet's first layers (64x112x112, 3.2 MB) and AlexNet's three pools
  * are the cases in the examples.
  *
@@ -18,9 +24,10 @@
  * pooled row, the buffer's first channel and row, and the move before the
  * chunk: from where and how many floats} (Chunk, below). The pool itself
  * is the vector pool kernel's loop, written as a function named for the
- * pool (kernels_simd.c, simd_emit_band_pool), one channel a call. The results are the same bits as the two layers apart:
- * the convolution computes each output exactly as before, and the pool
- * reads the same values in the same order. */
+ * pool (kernels_simd.c, simd_emit_band_pool), one channel a call. The
+ * results are the same bits as the two layers apart: the convolution
+ * computes each output exactly as before, and the pool reads the same
+ * values in the same order. */
 #define _POSIX_C_SOURCE 200809L   /* open_memstream */
 #include <stdlib.h>
 
@@ -29,7 +36,8 @@
 static long long ll(int64_t v) { return (long long)v; }
 
 bool pool_in_bands(Target t, const Node *conv) {
-    return conv->op == OP_CONV && conv->pool && !conv->winograd && !dw_suits(t, conv);
+    return conv->op == OP_CONV && conv->pool && !dw_suits(t, conv) &&
+           !(conv->winograd && pool_in_registers(t, conv, conv->pool));
 }
 
 bool bands_here(const Emit *e, const Node *conv) {
@@ -39,6 +47,8 @@ bool bands_here(const Emit *e, const Node *conv) {
 /* Trips a chunk: whole units (blocks of channels, or runs of positions)
  * whose output comes to about a quarter of L2, at least one unit. */
 static int64_t chunk_trips(const TripOrder *o, const Node *conv) {
+    if (o->chunk_a_trip)
+        return 1;
     int64_t k = conv->shape.d[0], h = conv->shape.d[1], w = conv->shape.d[2];
     int64_t budget = L2_BYTES / 4 / 4;   /* floats */
     int64_t units;
@@ -244,48 +254,88 @@ void bands_open(Emit *e, const Node *conv) {
     }
 }
 
+/* The table of chunks, span[ch][8] (Chunk). */
+static void emit_span(Emit *e, const Node *conv, const BandPlan *b, const char *in) {
+    bool moves = b->slide && !b->o.by_channels;
+    P(e, "%s/* chunk ch: channels span[ch][0].., pool rows span[ch][2]..; its output from "
+         "channel span[ch][4] and row span[ch][5] on at yb%s */\n", in, moves
+          ? ", after span[ch][7] floats of each channel move down from span[ch][6]" : "");
+    P(e, "%sstatic const int span[%lld][8] = {", in, ll(b->chunks));
+    for (int64_t ch = 0; ch < b->chunks; ch++) {
+        Chunk c = chunk_at(b, conv, ch);
+        P(e, "%s{%lld, %lld, %lld, %lld, %lld, %lld, %lld, %lld}",
+          ch ? arena_printf(e->a, ",\n%s    ", in) : "", ll(c.c0), ll(c.c1), ll(c.r0),
+          ll(c.r1), ll(c.cb), ll(c.row0), ll(c.mv_from), ll(c.mv_len));
+    }
+    P(e, "};\n");
+}
+
+/* Chunk ch's start: `sub`, where the stores' index starts, and the move of
+ * the rows the last chunk left that this one still needs. In an OpenMP
+ * region (`region`) the threads share the move's channels. */
+static void emit_chunk_start(Emit *e, const Node *conv, const BandPlan *b, const char *in,
+                             bool region) {
+    int64_t w = conv->shape.d[2], plane = b->rows * w;
+    P(e, "%sconst int sub = span[ch][4] * %lld + span[ch][5] * %lld;\n", in, ll(plane), ll(w));
+    if (!b->slide || b->o.by_channels)
+        return;
+    if (region && e->split)
+        P(e, "%s#pragma omp for schedule(static)\n", in);
+    P(e, "%sfor (int c = 0; c < %lld; c++)\n", in, ll(b->chans));
+    P(e, "%s    for (int i = 0; i < span[ch][7]; i++)\n", in);
+    P(e, "%s        yb[c * %lld + i] = yb[c * %lld + span[ch][6] + i];\n", in, ll(plane),
+      ll(plane));
+}
+
+/* Chunk ch's end: the pool takes the rows the chunk finished, channel by
+ * channel. A lone sample's channels go to the threads, each padding its
+ * rows in a buffer of its own; a member of a chain (chain.c) has one
+ * buffer a sample, so its pool stays on one thread even where its tiles
+ * do not. */
+static void emit_chunk_pool(Emit *e, const Node *conv, const BandPlan *b, const char *in,
+                            bool region) {
+    int64_t pad = pad_floats(b, conv);
+    if (e->split && conv->lone_split)
+        P(e, "%s#pragma omp %sfor schedule(static)\n", in, region ? "" : "parallel ");
+    else if (e->split && region)
+        P(e, "%s#pragma omp single\n", in);
+    P(e, "%sfor (int c = span[ch][0]; c < span[ch][1]; c++)\n", in);
+    P(e, "%s    %s(yb + (c - span[ch][4]) * %lld, span[ch][5], pb, pl%s, c, "
+         "span[ch][2], span[ch][3]);\n", in, e->fn[conv->pool->id], ll(b->rows * conv->shape.d[2]),
+      pad && conv->lone_split
+          ? arena_printf(e->a, " + (batch == 1 ? (ptrdiff_t)c * %lld : 0)", ll(pad)) : "");
+}
+
 void bands_close(Emit *e, const Node *conv) {
     fclose(e->o);
     e->o = e->bands_o;
     BandPlan b = bands_plan(e->opt->target, conv);
-    bool moves = b.slide && !b.o.by_channels;
-    int64_t w = conv->shape.d[2], plane = b.rows * w;
-    P(e, "        /* chunks of %lld trips; chunk ch: channels span[ch][0].., pool rows "
-         "span[ch][2]..; its output from channel span[ch][4] and row span[ch][5] on "
-         "at yb%s */\n", ll(b.chunk), moves
-          ? ", after span[ch][7] floats of each channel move down from span[ch][6]" : "");
-    P(e, "        static const int span[%lld][8] = {", ll(b.chunks));
-    for (int64_t ch = 0; ch < b.chunks; ch++) {
-        Chunk c = chunk_at(&b, conv, ch);
-        P(e, "%s{%lld, %lld, %lld, %lld, %lld, %lld, %lld, %lld}", ch ? ",\n            " : "",
-          ll(c.c0), ll(c.c1), ll(c.r0), ll(c.r1), ll(c.cb), ll(c.row0), ll(c.mv_from),
-          ll(c.mv_len));
-    }
-    P(e, "};\n");
+    P(e, "        /* chunks of %lld trips */\n", ll(b.chunk));
+    emit_span(e, conv, &b, "        ");
     P(e, "        for (int ch = 0; ch < %lld; ch++) {\n", ll(b.chunks));
     P(e, "            const int it0 = ch * %lld, it1 = it0 + %lld < %lld ? it0 + %lld : %lld;\n",
       ll(b.chunk), ll(b.chunk), ll(b.o.trips), ll(b.chunk), ll(b.o.trips));
-    P(e, "            const int sub = span[ch][4] * %lld + span[ch][5] * %lld;\n", ll(plane),
-      ll(w));
-    if (moves) {
-        P(e, "            for (int c = 0; c < %lld; c++)\n", ll(b.chans));
-        P(e, "                for (int i = 0; i < span[ch][7]; i++)\n");
-        P(e, "                    yb[c * %lld + i] = yb[c * %lld + span[ch][6] + i];\n",
-          ll(plane), ll(plane));
-    }
+    emit_chunk_start(e, conv, &b, "            ", false);
     emit_indented(e->o, e->bands_text, "    ", false);
     free(e->bands_text);
     e->bands_text = NULL;
-    /* a lone sample's channels go to the threads, each padding its rows in
-     * a buffer of its own; a member of a chain (chain.c) has one buffer a
-     * sample, so its pool stays on one thread even where its tiles do not */
-    int64_t pad = pad_floats(&b, conv);
-    if (e->split && conv->lone_split)
-        P(e, "            #pragma omp parallel for schedule(static)\n");
-    P(e, "            for (int c = span[ch][0]; c < span[ch][1]; c++)\n");
-    P(e, "                %s(yb + (c - span[ch][4]) * %lld, span[ch][5], pb, pl%s, c, "
-         "span[ch][2], span[ch][3]);\n", e->fn[conv->pool->id], ll(plane),
-      pad && conv->lone_split
-          ? arena_printf(e->a, " + (batch == 1 ? (ptrdiff_t)c * %lld : 0)", ll(pad)) : "");
+    emit_chunk_pool(e, conv, &b, "            ", false);
     P(e, "        }\n");
+}
+
+/* A kernel whose own loop is the chunks (winograd.c: one band of tile rows
+ * a chunk, inside an OpenMP region when the threads share a sample). */
+void bands_table(Emit *e, const Node *conv, const char *in) {
+    BandPlan b = bands_plan(e->opt->target, conv);
+    emit_span(e, conv, &b, in);
+}
+
+void bands_chunk_start(Emit *e, const Node *conv, const char *in) {
+    BandPlan b = bands_plan(e->opt->target, conv);
+    emit_chunk_start(e, conv, &b, in, true);
+}
+
+void bands_chunk_pool(Emit *e, const Node *conv, const char *in) {
+    BandPlan b = bands_plan(e->opt->target, conv);
+    emit_chunk_pool(e, conv, &b, in, true);
 }

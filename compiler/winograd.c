@@ -31,7 +31,9 @@
  * F(2x2) once the empty lanes of its shorter rows of tiles are counted,
  * F(2x2) on small planes (7x7). A 2x2 max pool after the layer can go
  * into either output transform (fuse_pool.c): an F(2x2) tile is one
- * pooling window, an F(4x4) tile four.
+ * pooling window, an F(4x4) tile four. Any other vector max pool (or a
+ * 2x2 one after a residual sum) is taken after each band, from the band's
+ * rows of output kept in scratch (pool_bands.c).
  */
 #include "emit.h"
 
@@ -139,9 +141,10 @@ static WinoGeo wino_geo_m(Target t, const Node *n, int m) {
 
 /* The 2x2 max pool the output transform applies (fuse_pool.c): none in
  * the plain kernels training's forward pass calls, which store every
- * output for the backward pass. */
+ * output for the backward pass, nor where the pool is taken after each
+ * band (pool_bands.c). */
 static const Node *pool_of(const Emit *e, const Node *n) {
-    return e->plain ? NULL : n->pool;
+    return e->plain || bands_here(e, n) ? NULL : n->pool;
 }
 
 /* The geometry of the tile size wino_choose gave n (F(2x2) before it). */
@@ -201,6 +204,17 @@ void wino_choose(Graph *g, Target t, bool off) {
         n->winograd = on ? wino_pick(t, n) : 0;
         n->rows_wino = on && rows_suits(t, n);
     }
+}
+
+/* pool_bands.c's view of the kernel: each trip a band of BR tile rows,
+ * which finishes m * BR more rows of every channel; a pool after the
+ * layer that the output transform does not take in registers takes the
+ * rows after each band. */
+TripOrder wino_trip_order(Target t, const Node *n) {
+    WinoGeo g = wino_geo(t, n);
+    int64_t bands = (g.thp + g.br - 1) / g.br, step = g.m * g.br * g.wo;
+    return (TripOrder){.trips = bands, .unit = 1, .unit_pos = step, .pitch = g.wo,
+                       .last_start = (bands - 1) * step, .chunk_a_trip = true};
 }
 
 int wino_mr(Target t, const Node *n) {
@@ -344,6 +358,12 @@ static void emit_gemm(Emit *e, const WinoGeo *g) {
     P(e, "            }\n");
 }
 
+/* Floats a channel of the output takes where the stores go: the plane, or
+ * pool_bands.c's rows of it in scratch (at k * this - sub). */
+static int64_t out_plane(Emit *e, const Node *n, const WinoGeo *g) {
+    return bands_here(e, n) ? bands_plane(e->opt->target, n) : g->ho * g->wo;
+}
+
 /* Stores vector `vec`: W outputs of channel k from row `oh`, column `ow`
  * on, through the epilogue; past the row's end, lane by lane; nothing
  * past the last row. */
@@ -351,8 +371,8 @@ static void emit_store(Emit *e, const Node *n, const WinoGeo *g, const char *vec
                        const char *oh, const char *ow) {
     const char *in = "                        ";
     P(e, "%s{\n", in);
-    P(e, "%s    const int oy = %s, ow = %s, at = k * %lld + oy * %lld + ow;\n", in, oh, ow,
-      ll(g->ho * g->wo), ll(g->wo));
+    P(e, "%s    const int oy = %s, ow = %s, at = k * %lld + oy * %lld + ow%s;\n", in, oh, ow,
+      ll(out_plane(e, n, g)), ll(g->wo), bands_here(e, n) ? " - sub" : "");
     P(e, "%s    if (oy >= %lld) {\n", in, ll(g->ho));
     P(e, "%s    } else if (ow + W <= %lld) {\n", in, ll(g->wo));
     simd_store_vector(e, n, arena_printf(e->a, "%s        ", in), vec, "at");
@@ -370,8 +390,8 @@ static void emit_store_quarter(Emit *e, const Node *n, const WinoGeo *g, const c
                                const char *oh) {
     const char *in = "                    ";
     P(e, "%sfor (int q = 0; q < 2; q++) {\n", in);
-    P(e, "%s    const int oy = %s + 2 * q, at = k * %lld + oy * %lld;\n", in, oh,
-      ll(g->ho * g->wo), ll(g->wo));
+    P(e, "%s    const int oy = %s + 2 * q, at = k * %lld + oy * %lld%s;\n", in, oh,
+      ll(out_plane(e, n, g)), ll(g->wo), bands_here(e, n) ? " - sub" : "");
     P(e, "%s    if (oy >= %lld)\n", in, ll(g->ho));
     P(e, "%s        break;\n", in);
     simd_store_lanes(e, n, arena_printf(e->a, "%s    ", in), vec, "q * W / 2",
@@ -677,7 +697,9 @@ static void emit_output_transform4(Emit *e, const Node *n, const WinoGeo *g) {
 
 void emit_wino_conv(Emit *e, const Node *n) {
     WinoGeo g = wino_geo(e->opt->target, n);
-    int64_t copy = g.c * g.hp * g.wp, per_sample = copy + g.nx * (g.c + g.kp) * g.tb;
+    bool bands = bands_here(e, n);
+    int64_t copy = g.c * g.hp * g.wp, own = copy + g.nx * (g.c + g.kp) * g.tb;
+    int64_t per_sample = own + (bands ? bands_scratch(e->opt->target, n) : 0);
     e->need_zip |= !pool_of(e, n) || g.m == 4;
     simd_need_unzip(e);
     if (pool_of(e, n))
@@ -698,6 +720,11 @@ void emit_wino_conv(Emit *e, const Node *n) {
       ll(g.c));
     P(e, "        float *M = V + %lld; /* the NX products, [NX][%lld][TB] */\n",
       ll(g.nx * g.c * g.tb), ll(g.kp));
+    if (bands) {
+        bands_pointers(e, n, arena_printf(e->a, "in + %lld", ll(own)));
+        P(e, "        /* band ch of BR tile rows is chunk ch */\n");
+        bands_table(e, n, "        ");
+    }
     if (e->split) {
         /* the threads pad the channels they transform: the same static
          * shares of the same count, so each reads its own writes (the
@@ -719,6 +746,10 @@ void emit_wino_conv(Emit *e, const Node *n) {
     P(e, "            const int used = rows / %lld * %lld; /* vectors of tiles */\n", ll(g.rv),
       ll(g.vr));
     P(e, "            const int nvec = (used + NV - 1) / NV * NV;\n");
+    if (bands) {
+        P(e, "            const int ch = ty0 / BR;\n");
+        bands_chunk_start(e, n, "            ");
+    }
     if (g.m == 4)
         emit_input_transform4(e, &g);
     else
@@ -728,6 +759,8 @@ void emit_wino_conv(Emit *e, const Node *n) {
         emit_output_transform4(e, n, &g);
     else
         emit_output_transform(e, n, &g);
+    if (bands)
+        bands_chunk_pool(e, n, "            ");
     P(e, "        }\n");
     if (e->split)
         P(e, "        }\n");

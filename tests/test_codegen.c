@@ -691,12 +691,12 @@ Test(codegen, pool_in_conv_matches_the_two_layers_bit_for_bit, .timeout = 120) {
     }
 }
 
-/* pool_bands.c: a max pool that a direct kernel or the row Winograd takes
- * after each chunk of its tiles (positions or channel blocks outermost, a
- * residual sum in the epilogue) gives the bits of the two layers apart, on
- * each vector target this CPU runs; the fused build runs under
- * AddressSanitizer and UBSan, the chunks' buffers being smaller than the
- * convolutions' outputs. */
+/* pool_bands.c: a max pool that a direct kernel, the row Winograd or
+ * Winograd takes after each chunk of its tiles (positions or channel
+ * blocks outermost, bands of tile rows, a residual sum in the epilogue)
+ * gives the bits of the two layers apart, on each vector target this CPU
+ * runs; the fused build runs under AddressSanitizer and UBSan, the chunks'
+ * buffers being smaller than the convolutions' outputs. */
 Test(codegen, pool_in_bands_matches_the_two_layers_bit_for_bit, .timeout = 180) {
     for (int i = 0; i < 2; i++) {
         if (!pool_target_runs(i))
@@ -704,14 +704,19 @@ Test(codegen, pool_in_bands_matches_the_two_layers_bit_for_bit, .timeout = 180) 
         for (int fused = 0; fused < 2; fused++) {
             char code[96];
             build_pool_case("poolbands", i, fused, code, sizeof code);
-            cr_expect_eq(count_in(code, ", taken by conv"), fused ? 5 : 0);
-            cr_expect_eq(count_in(code, "rows of each channel at a time"), fused ? 3 : 0,
-                         "a, b and d do not keep a chunk's rows");
+            cr_expect_eq(count_in(code, ", taken by conv"), fused ? 7 : 0);
+            cr_expect_eq(count_in(code, "rows of each channel at a time"), fused ? 4 : 0,
+                         "a, b, d and f do not keep a chunk's rows");
+            cr_expect_eq(count_in(code, "band ch of BR tile rows is chunk ch"), fused ? 2 : 0,
+                         "f and g do not pool after each Winograd band");
+            cr_expect_eq(count_in(code, "then the 2x2 max pool"), 0,
+                         "g's pool went into Winograd's registers despite its residual sum");
             cr_expect_eq(count_in(code, " channels at a time"), fused ? 1 : 0,
                          "c does not keep a chunk's channels");
             cr_expect_eq(count_in(code, "static const int span[3]"), fused ? 2 : 0,
                          "a and d are not in three chunks");
             cr_expect_eq(count_in(code, ": 1-D Winograd along rows"), 1, "d left the rows");
+            cr_expect_eq(count_in(code, ": Winograd F(4x4,3x3)"), 2, "f or g left Winograd");
             run_pool_case("poolbands", i, fused,
                           fused ? "-fsanitize=address,undefined -fno-sanitize-recover=all" : "");
         }

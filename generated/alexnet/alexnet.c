@@ -310,7 +310,8 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
         float *pl = NULL; /* the pool reads the rows in place */
         cnn_pad(xb0, sb, 3, 224, 224, 2, 2, 228, 228, 0);
         const float *in = sb;
-        /* chunks of 792 trips; chunk ch: channels span[ch][0].., pool rows span[ch][2]..; its output from channel span[ch][4] and row span[ch][5] on at yb, after span[ch][7] floats of each channel move down from span[ch][6] */
+        /* chunks of 792 trips */
+        /* chunk ch: channels span[ch][0].., pool rows span[ch][2]..; its output from channel span[ch][4] and row span[ch][5] on at yb, after span[ch][7] floats of each channel move down from span[ch][6] */
         static const int span[4][8] = {{0, 64, 0, 8, 0, 0, 0, 0},
             {0, 64, 8, 17, 0, 16, 880, 110},
             {0, 64, 17, 26, 0, 34, 990, 110},
@@ -458,7 +459,8 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
         float *pl = NULL; /* the pool reads the rows in place */
         cnn_pad(xb0, sb, 64, 27, 27, 2, 2, 31, 31, 0);
         const float *in = sb;
-        /* chunks of 486 trips; chunk ch: channels span[ch][0].., pool rows span[ch][2]..; its output from channel span[ch][4] and row span[ch][5] on at yb */
+        /* chunks of 486 trips */
+        /* chunk ch: channels span[ch][0].., pool rows span[ch][2]..; its output from channel span[ch][4] and row span[ch][5] on at yb */
         static const int span[3][8] = {{0, 64, 0, 13, 0, 0, 0, 0},
             {64, 128, 0, 13, 64, 0, 0, 0},
             {128, 192, 0, 13, 128, 0, 0, 0}};
@@ -2100,10 +2102,51 @@ static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const fl
     }
 }
 
+/* maxpool3 — examples/alexnet.cnn:22: maxpool 3x3/2, taken by conv5 after each chunk of its tiles
+ *   rows r0..r1-1 of channel c: [256,13,13] -> [256,6,6]; x holds the channel's rows from row0 on
+ */
+static CNN_SIMD void maxpool3(const float *restrict x, int row0, float *restrict y, float *restrict pl, int c, int r0, int r1) {
+    enum { W = 8 }; /* floats a vector */
+    (void)pl;
+    for (int oh = r0; oh < r1; oh++) {
+        const float *xr = x + (oh * 2 - row0) * 13;
+        float *yr = y + (c * 6 + oh) * 6;
+        const float *xp = xr;
+        const __m256i m0 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, -1), m1 = _mm256_setr_epi32(-1, -1, -1, -1, -1, 0, 0, 0);
+        const __m256i m2 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, -1), m3 = _mm256_setr_epi32(-1, -1, -1, -1, 0, 0, 0, 0);
+        __m256 best;
+        {
+            __m256 even, odd;
+            cnn_unzip(_mm256_maskload_ps(xp + 0, m0), _mm256_maskload_ps(xp + 8, m1), &even, &odd);
+            best = even;
+            best = cnn_vmax(best, odd);
+            cnn_unzip(_mm256_maskload_ps(xp + 1, m2), _mm256_maskload_ps(xp + 9, m3), &even, &odd);
+            best = cnn_vmax(best, odd);
+        }
+        {
+            __m256 even, odd;
+            cnn_unzip(_mm256_maskload_ps(xp + 13, m0), _mm256_maskload_ps(xp + 21, m1), &even, &odd);
+            best = cnn_vmax(best, even);
+            best = cnn_vmax(best, odd);
+            cnn_unzip(_mm256_maskload_ps(xp + 14, m2), _mm256_maskload_ps(xp + 22, m3), &even, &odd);
+            best = cnn_vmax(best, odd);
+        }
+        {
+            __m256 even, odd;
+            cnn_unzip(_mm256_maskload_ps(xp + 26, m0), _mm256_maskload_ps(xp + 34, m1), &even, &odd);
+            best = cnn_vmax(best, even);
+            best = cnn_vmax(best, odd);
+            cnn_unzip(_mm256_maskload_ps(xp + 27, m2), _mm256_maskload_ps(xp + 35, m3), &even, &odd);
+            best = cnn_vmax(best, odd);
+        }
+        _mm256_maskstore_ps(yr, _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0), best);
+    }
+}
+
 /* conv5 — examples/alexnet.cnn:21: conv 3x3 p1 256
  *   in [256,13,13] -> out [256,13,13]
  *   weights at packed[6552128]: weight [256,256,3,3] + bias [256] (packed in blocks of 6 output channels)
- *   avx2: Winograd F(4x4,3x3), 4x4 tiles of 4x4 outputs from 6x6 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then relu5
+ *   avx2: Winograd F(4x4,3x3), 4x4 tiles of 4x4 outputs from 6x6 patches, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 36 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then relu5; its output kept in scratch a chunk of tiles at a time, each chunk's finished rows max pooled by maxpool3() (maxpool3), so it stores [256,6,6]
  */
 static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 16, NX = 36 };
@@ -2112,15 +2155,25 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
     const float *bias = w + 2377728;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 43264;
-        float *yb = y + (ptrdiff_t)b * 43264;
-        float *in = s + (ptrdiff_t)b * 388224; /* this sample's padded input, */
+        float *pb = y + (ptrdiff_t)b * 9216; /* the pool's output */
+        float *in = s + (ptrdiff_t)b * 431488; /* this sample's padded input, */
         float *V = in + 92160; /* the band transformed, [NX][256][TB], */
         float *M = V + 147456; /* the NX products, [NX][258][TB] */
+        float *yb = in + 388224; /* conv5's output, 13 rows of each channel at a time, pooled chunk by chunk into pb */
+        float *pl = NULL; /* the pool reads the rows in place */
+        /* band ch of BR tile rows is chunk ch */
+        /* chunk ch: channels span[ch][0].., pool rows span[ch][2]..; its output from channel span[ch][4] and row span[ch][5] on at yb, after span[ch][7] floats of each channel move down from span[ch][6] */
+        static const int span[1][8] = {{0, 256, 0, 6, 0, 0, 0, 0}};
         cnn_pad(xb0, in, 256, 13, 13, 1, 1, 18, 20, 0);
         for (int ty0 = 0; ty0 < 4; ty0 += BR) {
             const int rows = ty0 + BR <= 4 ? BR : 4 - ty0;
             const int used = rows / 2 * 1; /* vectors of tiles */
             const int nvec = (used + NV - 1) / NV * NV;
+            const int ch = ty0 / BR;
+            const int sub = span[ch][4] * 169 + span[ch][5] * 13;
+            for (int c = 0; c < 256; c++)
+                for (int i = 0; i < span[ch][7]; i++)
+                    yb[c * 169 + i] = yb[c * 169 + span[ch][6] + i];
             for (int c = 0; c < 256; c++) {
                 float *vc = V + c * TB;
                 for (int v = 0; v < used; v++) {
@@ -2519,7 +2572,7 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                         cnn_zip(lo0, lo1, &q0, &q1);
                         cnn_zip(hi0, hi1, &q2, &q3);
                         {
-                            const int oy = oh + 0, ow = 0 + 0, at = k * 169 + oy * 13 + ow;
+                            const int oy = oh + 0, ow = 0 + 0, at = k * 169 + oy * 13 + ow - sub;
                             if (oy >= 13) {
                             } else if (ow + W <= 13) {
                                 __m256 x = q0;
@@ -2536,7 +2589,7 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                             }
                         }
                         {
-                            const int oy = oh + 0, ow = 0 + 8, at = k * 169 + oy * 13 + ow;
+                            const int oy = oh + 0, ow = 0 + 8, at = k * 169 + oy * 13 + ow - sub;
                             if (oy >= 13) {
                             } else if (ow + W <= 13) {
                                 __m256 x = q1;
@@ -2553,7 +2606,7 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                             }
                         }
                         {
-                            const int oy = oh + 4, ow = 0 + 0, at = k * 169 + oy * 13 + ow;
+                            const int oy = oh + 4, ow = 0 + 0, at = k * 169 + oy * 13 + ow - sub;
                             if (oy >= 13) {
                             } else if (ow + W <= 13) {
                                 __m256 x = q2;
@@ -2570,7 +2623,7 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                             }
                         }
                         {
-                            const int oy = oh + 4, ow = 0 + 8, at = k * 169 + oy * 13 + ow;
+                            const int oy = oh + 4, ow = 0 + 8, at = k * 169 + oy * 13 + ow - sub;
                             if (oy >= 13) {
                             } else if (ow + W <= 13) {
                                 __m256 x = q3;
@@ -2600,7 +2653,7 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                         cnn_zip(lo0, lo1, &q0, &q1);
                         cnn_zip(hi0, hi1, &q2, &q3);
                         {
-                            const int oy = oh + 1, ow = 0 + 0, at = k * 169 + oy * 13 + ow;
+                            const int oy = oh + 1, ow = 0 + 0, at = k * 169 + oy * 13 + ow - sub;
                             if (oy >= 13) {
                             } else if (ow + W <= 13) {
                                 __m256 x = q0;
@@ -2617,7 +2670,7 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                             }
                         }
                         {
-                            const int oy = oh + 1, ow = 0 + 8, at = k * 169 + oy * 13 + ow;
+                            const int oy = oh + 1, ow = 0 + 8, at = k * 169 + oy * 13 + ow - sub;
                             if (oy >= 13) {
                             } else if (ow + W <= 13) {
                                 __m256 x = q1;
@@ -2634,7 +2687,7 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                             }
                         }
                         {
-                            const int oy = oh + 5, ow = 0 + 0, at = k * 169 + oy * 13 + ow;
+                            const int oy = oh + 5, ow = 0 + 0, at = k * 169 + oy * 13 + ow - sub;
                             if (oy >= 13) {
                             } else if (ow + W <= 13) {
                                 __m256 x = q2;
@@ -2651,7 +2704,7 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                             }
                         }
                         {
-                            const int oy = oh + 5, ow = 0 + 8, at = k * 169 + oy * 13 + ow;
+                            const int oy = oh + 5, ow = 0 + 8, at = k * 169 + oy * 13 + ow - sub;
                             if (oy >= 13) {
                             } else if (ow + W <= 13) {
                                 __m256 x = q3;
@@ -2681,7 +2734,7 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                         cnn_zip(lo0, lo1, &q0, &q1);
                         cnn_zip(hi0, hi1, &q2, &q3);
                         {
-                            const int oy = oh + 2, ow = 0 + 0, at = k * 169 + oy * 13 + ow;
+                            const int oy = oh + 2, ow = 0 + 0, at = k * 169 + oy * 13 + ow - sub;
                             if (oy >= 13) {
                             } else if (ow + W <= 13) {
                                 __m256 x = q0;
@@ -2698,7 +2751,7 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                             }
                         }
                         {
-                            const int oy = oh + 2, ow = 0 + 8, at = k * 169 + oy * 13 + ow;
+                            const int oy = oh + 2, ow = 0 + 8, at = k * 169 + oy * 13 + ow - sub;
                             if (oy >= 13) {
                             } else if (ow + W <= 13) {
                                 __m256 x = q1;
@@ -2715,7 +2768,7 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                             }
                         }
                         {
-                            const int oy = oh + 6, ow = 0 + 0, at = k * 169 + oy * 13 + ow;
+                            const int oy = oh + 6, ow = 0 + 0, at = k * 169 + oy * 13 + ow - sub;
                             if (oy >= 13) {
                             } else if (ow + W <= 13) {
                                 __m256 x = q2;
@@ -2732,7 +2785,7 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                             }
                         }
                         {
-                            const int oy = oh + 6, ow = 0 + 8, at = k * 169 + oy * 13 + ow;
+                            const int oy = oh + 6, ow = 0 + 8, at = k * 169 + oy * 13 + ow - sub;
                             if (oy >= 13) {
                             } else if (ow + W <= 13) {
                                 __m256 x = q3;
@@ -2762,7 +2815,7 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                         cnn_zip(lo0, lo1, &q0, &q1);
                         cnn_zip(hi0, hi1, &q2, &q3);
                         {
-                            const int oy = oh + 3, ow = 0 + 0, at = k * 169 + oy * 13 + ow;
+                            const int oy = oh + 3, ow = 0 + 0, at = k * 169 + oy * 13 + ow - sub;
                             if (oy >= 13) {
                             } else if (ow + W <= 13) {
                                 __m256 x = q0;
@@ -2779,7 +2832,7 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                             }
                         }
                         {
-                            const int oy = oh + 3, ow = 0 + 8, at = k * 169 + oy * 13 + ow;
+                            const int oy = oh + 3, ow = 0 + 8, at = k * 169 + oy * 13 + ow - sub;
                             if (oy >= 13) {
                             } else if (ow + W <= 13) {
                                 __m256 x = q1;
@@ -2796,7 +2849,7 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                             }
                         }
                         {
-                            const int oy = oh + 7, ow = 0 + 0, at = k * 169 + oy * 13 + ow;
+                            const int oy = oh + 7, ow = 0 + 0, at = k * 169 + oy * 13 + ow - sub;
                             if (oy >= 13) {
                             } else if (ow + W <= 13) {
                                 __m256 x = q2;
@@ -2813,7 +2866,7 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                             }
                         }
                         {
-                            const int oy = oh + 7, ow = 0 + 8, at = k * 169 + oy * 13 + ow;
+                            const int oy = oh + 7, ow = 0 + 8, at = k * 169 + oy * 13 + ow - sub;
                             if (oy >= 13) {
                             } else if (ow + W <= 13) {
                                 __m256 x = q3;
@@ -2832,53 +2885,8 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                     }
                 }
             }
-        }
-    }
-}
-
-/* maxpool3 — examples/alexnet.cnn:22: maxpool 3x3/2
- *   in [256,13,13] -> out [256,6,6]
- *   avx2: one ymm vector a row, loads and store masked to it, even and odd input columns split by shuffles
- */
-static CNN_SIMD void maxpool3(const float *restrict x0, float *restrict y, int batch) {
-    enum { W = 8 }; /* floats a vector */
-    for (int b = 0; b < batch; b++) {
-        const float *xb0 = x0 + (ptrdiff_t)b * 43264;
-        float *yb = y + (ptrdiff_t)b * 9216;
-        for (int c = 0; c < 256; c++) {
-            for (int oh = 0; oh < 6; oh++) {
-                const float *xr = xb0 + c * 169 + oh * 26;
-                float *yr = yb + (c * 6 + oh) * 6;
-                const float *xp = xr;
-                const __m256i m0 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, -1), m1 = _mm256_setr_epi32(-1, -1, -1, -1, -1, 0, 0, 0);
-                const __m256i m2 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, -1), m3 = _mm256_setr_epi32(-1, -1, -1, -1, 0, 0, 0, 0);
-                __m256 best;
-                {
-                    __m256 even, odd;
-                    cnn_unzip(_mm256_maskload_ps(xp + 0, m0), _mm256_maskload_ps(xp + 8, m1), &even, &odd);
-                    best = even;
-                    best = cnn_vmax(best, odd);
-                    cnn_unzip(_mm256_maskload_ps(xp + 1, m2), _mm256_maskload_ps(xp + 9, m3), &even, &odd);
-                    best = cnn_vmax(best, odd);
-                }
-                {
-                    __m256 even, odd;
-                    cnn_unzip(_mm256_maskload_ps(xp + 13, m0), _mm256_maskload_ps(xp + 21, m1), &even, &odd);
-                    best = cnn_vmax(best, even);
-                    best = cnn_vmax(best, odd);
-                    cnn_unzip(_mm256_maskload_ps(xp + 14, m2), _mm256_maskload_ps(xp + 22, m3), &even, &odd);
-                    best = cnn_vmax(best, odd);
-                }
-                {
-                    __m256 even, odd;
-                    cnn_unzip(_mm256_maskload_ps(xp + 26, m0), _mm256_maskload_ps(xp + 34, m1), &even, &odd);
-                    best = cnn_vmax(best, even);
-                    best = cnn_vmax(best, odd);
-                    cnn_unzip(_mm256_maskload_ps(xp + 27, m2), _mm256_maskload_ps(xp + 35, m3), &even, &odd);
-                    best = cnn_vmax(best, odd);
-                }
-                _mm256_maskstore_ps(yr, _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0), best);
-            }
+            for (int c = span[ch][0]; c < span[ch][1]; c++)
+                maxpool3(yb + (c - span[ch][4]) * 169, span[ch][5], pb, pl, c, span[ch][2], span[ch][3]);
         }
     }
 }
@@ -3730,10 +3738,9 @@ int alexnet_forward(const float *packed, const float *in_img, float *out_logits,
     conv2(A + 226352, A + 400896, packed + 23296, A + 0, batch);
     conv3(A + 400896, A + 508032, packed + 330688, A + 0, batch);
     conv4(A + 508032, A + 572928, packed + 2985280, A + 0, batch);
-    conv5(A + 572928, A + 388224, packed + 6552128, A + 0, batch);
-    maxpool3(A + 388224, A + 0, batch);
-    dense1(A + 0, A + 9216, packed + 8930112, A + 616192, batch);
-    dense2(A + 9216, A + 0, packed + 46682944, A + 616208, batch);
-    dense3(A + 0, out_logits, packed + 63464256, A + 616224, batch);
+    conv5(A + 572928, A + 431488, packed + 6552128, A + 0, batch);
+    dense1(A + 431488, A + 0, packed + 8930112, A + 616192, batch);
+    dense2(A + 0, A + 4096, packed + 46682944, A + 616208, batch);
+    dense3(A + 4096, out_logits, packed + 63464256, A + 616224, batch);
     return 0;
 }

@@ -1705,7 +1705,8 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
         float *pl = NULL; /* the pool reads the rows in place */
         cnn_pad(xb0, sb, 384, 13, 13, 1, 1, 15, 15, 0);
         const float *in = sb;
-        /* chunks of 544 trips; chunk ch: channels span[ch][0].., pool rows span[ch][2]..; its output from channel span[ch][4] and row span[ch][5] on at yb */
+        /* chunks of 544 trips */
+        /* chunk ch: channels span[ch][0].., pool rows span[ch][2]..; its output from channel span[ch][4] and row span[ch][5] on at yb */
         static const int span[1][8] = {{0, 256, 0, 6, 0, 0, 0, 0}};
         for (int ch = 0; ch < 1; ch++) {
             const int it0 = ch * 544, it1 = it0 + 544 < 544 ? it0 + 544 : 544;

@@ -507,7 +507,8 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
         float *yb = sb + 0; /* conv2's output, 10 rows of each channel at a time, pooled chunk by chunk into pb */
         float *pl = NULL; /* the pool reads the rows in place */
         const float *in = xb0;
-        /* chunks of 20 trips; chunk ch: channels span[ch][0].., pool rows span[ch][2]..; its output from channel span[ch][4] and row span[ch][5] on at yb, after span[ch][7] floats of each channel move down from span[ch][6] */
+        /* chunks of 20 trips */
+        /* chunk ch: channels span[ch][0].., pool rows span[ch][2]..; its output from channel span[ch][4] and row span[ch][5] on at yb, after span[ch][7] floats of each channel move down from span[ch][6] */
         static const int span[1][8] = {{0, 16, 0, 5, 0, 0, 0, 0}};
         for (int ch = 0; ch < 1; ch++) {
             const int it0 = ch * 20, it1 = it0 + 20 < 20 ? it0 + 20 : 20;

@@ -430,7 +430,8 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
                 _mm256_storeu_ps(o + 309120 + t, _mm256_sub_ps(q3b, q3a));
             }
         }
-        /* chunks of 336 trips; chunk ch: channels span[ch][0].., pool rows span[ch][2]..; its output from channel span[ch][4] and row span[ch][5] on at yb, after span[ch][7] floats of each channel move down from span[ch][6] */
+        /* chunks of 336 trips */
+        /* chunk ch: channels span[ch][0].., pool rows span[ch][2]..; its output from channel span[ch][4] and row span[ch][5] on at yb, after span[ch][7] floats of each channel move down from span[ch][6] */
         static const int span[13][8] = {{0, 64, 0, 4, 0, 0, 0, 0},
             {0, 64, 4, 9, 0, 7, 784, 224},
             {0, 64, 9, 13, 0, 17, 1120, 112},

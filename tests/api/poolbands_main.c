@@ -37,9 +37,11 @@ static void put(float *v, uint32_t n) {
 
 int main(void) {
     static float params[poolbands_PARAM_COUNT], packed[poolbands_PACKED_COUNT];
-    static float x[poolbands_IN_x_SIZE], y[poolbands_IN_y_SIZE], z[poolbands_IN_z_SIZE];
+    static float x[poolbands_IN_x_SIZE], y[poolbands_IN_y_SIZE], z[poolbands_IN_z_SIZE],
+                 u[poolbands_IN_u_SIZE];
     static float a[poolbands_OUT_a_SIZE], b[poolbands_OUT_b_SIZE], c[poolbands_OUT_c_SIZE],
-                 d[poolbands_OUT_d_SIZE], e[poolbands_OUT_e_SIZE];
+                 d[poolbands_OUT_d_SIZE], e[poolbands_OUT_e_SIZE], f[poolbands_OUT_f_SIZE],
+                 g[poolbands_OUT_g_SIZE];
     static _Alignas(64) unsigned char arena[poolbands_ARENA_BYTES + 1];
     uint32_t seed = 99;
     for (uint32_t i = 0; i < poolbands_PARAM_COUNT; i++) {
@@ -49,13 +51,16 @@ int main(void) {
     fill(x, poolbands_IN_x_SIZE, 0);
     fill(y, poolbands_IN_y_SIZE, 11);
     fill(z, poolbands_IN_z_SIZE, 23);
+    fill(u, poolbands_IN_u_SIZE, 37);
     poolbands_pack(params, packed);
-    if (poolbands_forward(packed, x, y, z, a, b, c, d, e, 1, arena))
+    if (poolbands_forward(packed, x, y, z, u, a, b, c, d, e, f, g, 1, arena))
         return 1;
     put(a, poolbands_OUT_a_SIZE);
     put(b, poolbands_OUT_b_SIZE);
     put(c, poolbands_OUT_c_SIZE);
     put(d, poolbands_OUT_d_SIZE);
     put(e, poolbands_OUT_e_SIZE);
+    put(f, poolbands_OUT_f_SIZE);
+    put(g, poolbands_OUT_g_SIZE);
     return 0;
 }

@@ -168,6 +168,14 @@ LAYER_CASES = [
     ("conv_wino_pool_two_rows", [16, 14, 14], "conv(24, 3, pad=1, bias=false) -> maxpool(2)", 1),
     ("conv_wino_pool_four_rows", [16, 8, 8], "conv(20, 3, pad=1) -> leakyrelu(0.2) -> maxpool(2)", 1),
     ("conv_wino_pool_odd_tiles", [16, 12, 26], "conv(16, 3, pad=1) -> relu6 -> maxpool(2)", 1),
+    # ... and other pools after it a band of tile rows at a time (pool_bands.c): F(4x4) in
+    # several bands into a padded 3x3/2 pool (rows moved down between bands); AlexNet's conv5
+    # and pool3 (F(4x4), rows of tiles two or four a vector); F(2x2) on 7x7 (four rows a
+    # vector); a 2x2 pool on an odd plane, which the registers cannot take
+    ("conv_wino_band_pool", [32, 40, 40], "conv(32, 3, pad=1) -> relu -> maxpool(3, stride=2, pad=1)", 1),
+    ("conv_wino_band_pool_alexnet5", [64, 13, 13], "conv(64, 3, pad=1) -> relu -> maxpool(3, stride=2)", 1),
+    ("conv_wino2_band_pool", [32, 7, 7], "conv(32, 3, pad=1) -> relu -> maxpool(3, stride=2, pad=1)", 1),
+    ("conv_wino_band_pool_odd", [16, 15, 15], "conv(24, 3, pad=1) -> maxpool(2)", 1),
     # ... and any vector max pool after the direct kernels or the row Winograd, taken a chunk
     # of the convolution's tiles at a time (pool_bands.c): tiles outermost with the output in
     # several chunks (16x80x80 is 400 KB) and a padded pool; a strided conv (the channel or
@@ -468,6 +476,15 @@ network t {
     output b, c
 }
 """),
+    # a Winograd convolution with a residual sum and a pool after each band (its whole output
+    # kept, the operand read at the store's index)
+    ("wino_band_pool_residual", """network t {
+    input x: [16, 28, 28]
+    a = x -> conv(16, 3, pad=1) -> relu
+    b = (a -> conv(16, 3, pad=1)) + a -> relu -> maxpool(3, stride=2, pad=1)
+    output b
+}
+"""),
     # chain.c: layers a sample at a time (at batch 3: their outputs outgrow L2), through a
     # strided 7x7 conv, a pool, a bottleneck with its residual sum, a depthwise layer, a
     # concat its convs write, a Winograd conv with its pool, into a dense head
@@ -560,7 +577,8 @@ BATCH9 = ["layer:dense_panels_ragged", "layer:dense_wide", "net:dense_chain_vec"
           "example:mnist"]
 
 BATCH3 = ["layer:conv_stride2_pad1", "layer:conv_rows7_s2", "layer:conv_band_pool",
-          "layer:conv_band_pool_blocks", "layer:conv_band_pool_rows7", "net:pool_band_residual", "layer:conv_one_channel", "layer:conv_wino_pool", "layer:conv_wino4_leftover", "net:wino4_residual",
+          "layer:conv_band_pool_blocks", "layer:conv_band_pool_rows7", "net:pool_band_residual",
+          "layer:conv_wino_band_pool", "layer:conv_wino_band_pool_alexnet5", "net:wino_band_pool_residual", "layer:conv_one_channel", "layer:conv_wino_pool", "layer:conv_wino4_leftover", "net:wino4_residual",
           "layer:dense_chw", "layer:bn_vec", "layer:softmax_chw",
           "layer:local_stride_pad", "layer:lrn4_even", "layer:prelu_vec", "layer:maxpool3_s2_pad1",
           "net:concat3", "net:concat_slices", "net:pool_in_conv", "net:multi_io", "net:residual_block", "net:dense_chain_vec",
