@@ -726,7 +726,9 @@ Test(codegen, pool_in_bands_matches_the_two_layers_bit_for_bit, .timeout = 180) 
 /* pool_bands.c inside chain.c's runs (tests/api/chainpool.cnn): built for 8
  * samples with --openmp, called with 8 and then with one sample (whose
  * layers share their loops among the threads, the pools' padded rows
- * included), at one to three threads, the bits of the serial build. */
+ * included: one buffer a sample in a chain, so Winograd's pool after each
+ * band stays on one thread), at one to three threads, the bits of the
+ * serial build. */
 Test(codegen, pools_in_bands_in_chains_give_the_serial_bits, .timeout = 180) {
     for (int i = 0; i < 2; i++) {
         if (!pool_target_runs(i))
@@ -739,7 +741,10 @@ Test(codegen, pools_in_bands_in_chains_give_the_serial_bits, .timeout = 180) {
         char code[64];
         snprintf(code, sizeof code, "build/chainpool/%s-omp/chainpool.c", t);
         cr_expect_eq(count_in(code, "a sample at a time (chain.c)"), 1);
-        cr_expect_eq(count_in(code, ", taken by conv"), 2, "conv1 and conv3 take their pools");
+        cr_expect_eq(count_in(code, ", taken by conv"), 3, "conv1, conv2 and conv3 take their pools");
+        /* twice: the kernel's body for a lone sample and for whole samples */
+        cr_expect_eq(count_in(code, "band ch of BR tile rows is chunk ch"), 2,
+                     "conv2 (Winograd) does not take its pool after each band");
         cr_assert_eq(sh("cc -std=c11 -O1 -Ibuild/chainpool/%s tests/api/chainpool_main.c "
                         "build/chainpool/%s/chainpool.c -o build/chainpool/%s/main && "
                         "./build/chainpool/%s/main build/chainpool/%s.bin", t, t, t, t, t), 0);
