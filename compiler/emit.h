@@ -99,17 +99,16 @@ typedef struct ConvLoops {
     const char *in, *out, *w;   /* C pointer expressions */
     int64_t cin_g, k, groups;   /* input channels per group, outputs, groups */
     int64_t kh, kw, dh, dw, sh, sw;
-    int64_t hin, win;           /* the (padded) input plane */
+    int64_t hin, win;           /* the (padded) input plane; with a stride over
+                                   1, a plane of its stride phases, sh x sw
+                                   planes of every channel in turn */
     int64_t hout, wout;         /* the outputs computed */
     int64_t out_rows, out_row_stride;  /* the output plane holding them */
-    const char *init;           /* start value, or NULL to add to what is there */
-    const char *tmp;            /* stride 1: a scratch plane of hout * win floats
-                                   for the long-loop form, or NULL */
+    const char *init;           /* start value (an expression of k, the output
+                                   channel), or NULL to add to what is there */
+    bool blocked;               /* weights in blocks of a tile's channels
+                                   (scalar_pack_mr), else canonical */
 } ConvLoops;
-
-/* Floats of the scratch plane ConvLoops.tmp for these sizes, or 0 when
- * the long-loop form does not apply (stride above 1). */
-int64_t conv_tmp_floats(int64_t sh, int64_t sw, int64_t hout, int64_t win);
 
 void emit_conv_loops(Emit *e, const ConvLoops *c);
 /* Per-sample loop with xb0.., yb pointers; its closing brace. */

@@ -1171,7 +1171,7 @@ Generated *emit_c(Graph *g, const BuildOptions *opt, Arena *a, Diags *d) {
         return NULL;
     }
     Emit e = {.g = g, .plan = plan, .opt = opt, .a = a};
-    e.packing = pack_plan(g, simd ? simd_mr_fn(opt->target) : NULL, a);
+    e.packing = pack_plan(g, simd ? simd_mr_fn(opt->target) : scalar_pack_mr, a);
     float *embedded = NULL;
     if (opt->embed && !(embedded = packed_for_embed(e.packing, opt->weights, a, d)))
         return NULL;

@@ -490,6 +490,9 @@ Generated *emit_c(Graph *g, const BuildOptions *opt, Arena *a, Diags *d);
 
 /* Scratch floats each kernel needs (the planner asks before emitting). */
 int64_t scalar_scratch(const Node *n, int batch);
+/* The blocks of output channels NAME_pack gives the scalar target's
+ * convolution kernels (0: the canonical order). */
+int scalar_pack_mr(const Node *n);
 
 typedef struct Emit Emit;
 /* Writes the kernel function for node n (kernels_scalar.c). */

@@ -53,8 +53,7 @@ int64_t train_bscratch_lane(const Node *n) {
         int64_t hz = (out.d[1] - 1) * a->stride[0] + 1 + 2 * (a->kernel[0] - 1) * a->dilation[0];
         int64_t wz = (out.d[2] - 1) * a->stride[1] + 1 + 2 * (a->kernel[1] - 1) * a->dilation[1];
         total += a->units * hz * wz + in.d[0] * (a->units / a->groups) * a->kernel[0] *
-                 a->kernel[1] + padded +
-                 conv_tmp_floats(1, 1, hp, wz);
+                 a->kernel[1] + padded;
     }
     return total;
 }
@@ -259,7 +258,7 @@ static void open_back_batch(Emit *e, const BackSig *b, bool parallel) {
 typedef struct ConvBack {
     Shape in, out;
     int64_t cg, kg, kh, kw, dh, dw, hp, wp, oh, ow, plane, padded, hz, wz, wsize;
-    int64_t col_at, z_at, wf_at, dxp_at, tmp_at, pk_at, bs_at;
+    int64_t col_at, z_at, wf_at, dxp_at, pk_at, bs_at;
     Node *bx;           /* the input gradient as a forward convolution, or NULL */
     int lanes;          /* 1: the samples in one loop, no OpenMP */
     int64_t per;        /* floats of a lane's scratch; its weight gradient follows */
@@ -287,7 +286,6 @@ static ConvBack conv_back_layout(Emit *e, const BackSig *b) {
     c.z_at = c.col_at + ckk * c.plane;
     c.wf_at = c.z_at + a->units * c.hz * c.wz;
     c.dxp_at = c.wf_at + c.in.d[0] * c.kg * c.kh * c.kw;
-    c.tmp_at = c.dxp_at + c.padded;
     /* on the vector targets a stride-1 input gradient runs through the
      * forward kernels, as a convolution node of its own (NAME_dx) */
     c.bx = simd_target(e->opt->target) && b->dx[0] ? simd_dx_node(e, n) : NULL;
@@ -598,7 +596,6 @@ static void emit_conv_back_data(Emit *e, const BackSig *b, const ConvBack *c, co
             .hout = (c->oh - 1) * a->stride[0] + (c->kh - 1) * c->dh + 1,
             .wout = (c->ow - 1) * a->stride[1] + (c->kw - 1) * c->dw + 1,
             .out_rows = c->hp, .out_row_stride = c->wp, .init = NULL,
-            .tmp = arena_printf(e->a, "%s + %lld", ls, ll(c->tmp_at)),
         };
         emit_conv_loops(e, &cl);
     }

@@ -4,7 +4,7 @@
  * command: cnnc build examples/lenet5.cnn --target scalar
  * target:  portable C (scalar); batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
- * arena:   23552 bytes (36608 without reuse; 23552 live at most)
+ * arena:   23552 bytes (32448 without reuse; 23552 live at most)
  * weights: 61706 canonical floats, 61706 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -13,6 +13,81 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+/* exp and log in double precision, so the generated code needs no libm.
+ * exp: x = k ln2 + r with |r| <= ln2/2; exp(r) by Taylor to r^13 (error
+ * below 1e-17), scaled by 2^k through the exponent bits. log: x = m 2^e
+ * with m in [sqrt(1/2), sqrt(2)); log m = 2 atanh(s), s = (m-1)/(m+1),
+ * |s| < 0.172, by its series to s^21. */
+static double cnn_exp(double x) {
+    union { double d; uint64_t u; } scale;
+    double r, p;
+    int k;
+    if (x > 709.0)
+        x = 709.0;
+    if (x < -708.0)
+        return 0.0;
+    k = (int)(x * 1.4426950408889634 + (x < 0.0 ? -0.5 : 0.5));
+    r = (x - k * 6.93147180369123816490e-01) - k * 1.90821492927058770002e-10;
+    p = 1.0 + r / 13.0;
+    p = 1.0 + r / 12.0 * p;
+    p = 1.0 + r / 11.0 * p;
+    p = 1.0 + r / 10.0 * p;
+    p = 1.0 + r / 9.0 * p;
+    p = 1.0 + r / 8.0 * p;
+    p = 1.0 + r / 7.0 * p;
+    p = 1.0 + r / 6.0 * p;
+    p = 1.0 + r / 5.0 * p;
+    p = 1.0 + r / 4.0 * p;
+    p = 1.0 + r / 3.0 * p;
+    p = 1.0 + r / 2.0 * p;
+    p = 1.0 + r * p;
+    scale.u = (uint64_t)(k + 1023) << 52;
+    return p * scale.d;
+}
+
+static double cnn_log(double x) {
+    union { double d; uint64_t u; } v;
+    double m, s, s2, series;
+    int e;
+    if (!(x > 0.0))
+        return -1e300;
+    v.d = x;
+    e = (int)((v.u >> 52) & 0x7ff) - 1023;
+    if (e == -1023) { /* subnormal: scale into the normal range first */
+        v.d = x * 18014398509481984.0;
+        e = (int)((v.u >> 52) & 0x7ff) - 1023 - 54;
+    }
+    v.u = (v.u & 0x000fffffffffffffULL) | 0x3ff0000000000000ULL;
+    m = v.d;
+    if (m > 1.4142135623730951) {
+        m *= 0.5;
+        e++;
+    }
+    s = (m - 1.0) / (m + 1.0);
+    s2 = s * s;
+    series = 1.0 / 21.0;
+    series = 1.0 / 19.0 + s2 * series;
+    series = 1.0 / 17.0 + s2 * series;
+    series = 1.0 / 15.0 + s2 * series;
+    series = 1.0 / 13.0 + s2 * series;
+    series = 1.0 / 11.0 + s2 * series;
+    series = 1.0 / 9.0 + s2 * series;
+    series = 1.0 / 7.0 + s2 * series;
+    series = 1.0 / 5.0 + s2 * series;
+    series = 1.0 / 3.0 + s2 * series;
+    series = 1.0 + s2 * series;
+    return e * 6.93147180559945309417e-01 + 2.0 * s * series;
+}
+
+static double cnn_sqrt(double x) {
+    double y;
+    if (!(x > 0.0))
+        return 0.0;
+    y = cnn_exp(0.5 * cnn_log(x));
+    y = 0.5 * (y + x / y);
+    return 0.5 * (y + x / y);
+}
 
 /* A dot product in eight independent lanes: compilers vectorise it
  * without having to reorder one running sum (which they may not). */
@@ -34,34 +109,107 @@ static void cnn_copy(const float *src, float *dst, ptrdiff_t n) {
         dst[i] = src[i];
 }
 
+/* A convolution's or dense layer's weights [k][per] and bias (NULL: none)
+ * to the order its kernel reads: per group, output channels in blocks of
+ * mr, [block][per][mr], zeros past the last channel; then one bias per
+ * padded channel. bn (NULL: none) holds gamma, beta, mean, var of a batch
+ * norm folded in: scale = gamma / sqrt(var + eps) multiplies weights and
+ * bias, beta - mean * scale is added. pack.c does the same arithmetic. */
+static void cnn_pack_conv(const float *w, const float *bias, const float *bn,
+                          double eps, float *out, int k, int per, int groups,
+                          int mr) {
+    int kg = k / groups, blocks = (kg + mr - 1) / mr;
+    float *ob = out + (ptrdiff_t)groups * blocks * mr * per;
+    for (int g = 0; g < groups; g++)
+        for (int b = 0; b < blocks; b++)
+            for (int i = 0; i < mr; i++) {
+                int oc = b * mr + i, ch = g * kg + oc;
+                ptrdiff_t at = (ptrdiff_t)(g * blocks + b) * mr * per;
+                double scale = 1.0, shift = 0.0;
+                if (oc < kg && bn) {
+                    scale = (double)(float)(bn[ch] / cnn_sqrt((double)bn[3 * k + ch] + eps));
+                    shift = bn[k + ch] - (double)bn[2 * k + ch] * scale;
+                }
+                for (int j = 0; j < per; j++)
+                    out[at + (ptrdiff_t)j * mr + i] =
+                        oc < kg ? (float)(w[(ptrdiff_t)ch * per + j] * scale) : 0.0f;
+                ob[(g * blocks + b) * mr + i] =
+                    oc < kg ? (float)((bias ? bias[ch] : 0.0) * scale + shift) : 0.0f;
+            }
+}
+
 /* conv1 — examples/lenet5.cnn:14: conv 5x5 6
  *   in [1,32,32] -> out [6,28,28]
- *   weights at packed[0]: weight [6,1,5,5] + bias [6]
- *   scalar loops; the padded input goes to scratch; then relu1
+ *   weights at packed[0]: weight [6,1,5,5] + bias [6] (packed in blocks of 3 output channels)
+ *   scalar loops; then relu1
  */
-static void conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+static void conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 1024;
         float *yb = y + (ptrdiff_t)b * 4704;
         const float *in = xb0;
-        for (int k = 0; k < 6; k++) {
-            const float *wk = w + k * 25;
-            const float *xg = in;
-            float *yk = yb + k * 784;
-            float *t = s + 0;
-            for (int p = 0; p < 892; p++)
-                t[p] = w[150 + k];
+        /* tiles of 16 positions (then 12) by 3 output channels, tiles outermost */
+        for (int p = 0; p < 880; p += 16)
+            for (int k0 = 0; k0 < 6; k0 += 3) {
+                float a0[16], a1[16], a2[16];
+                { const int k = k0 + 0; (void)k; for (int l = 0; l < 16; l++) a0[l] = w[150 + k]; }
+                { const int k = k0 + 1; (void)k; for (int l = 0; l < 16; l++) a1[l] = w[150 + k]; }
+                { const int k = k0 + 2; (void)k; for (int l = 0; l < 16; l++) a2[l] = w[150 + k]; }
+                const float *xg = in + p;
+                const float *wk = w + (ptrdiff_t)k0 * 25;
+                for (int c = 0; c < 1; c++)
+                    for (int i = 0; i < 5; i++)
+                        for (int j = 0; j < 5; j++) {
+                            const int r = (c * 5 + i) * 5 + j;
+                            const float *xr = xg + c * 1024 + i * 32 + j * 1;
+                            const float w0 = wk[r * 3 + 0], w1 = wk[r * 3 + 1], w2 = wk[r * 3 + 2];
+                            for (int l = 0; l < 16; l++) {
+                                const float x = xr[l];
+                                a0[l] += w0 * x;
+                                a1[l] += w1 * x;
+                                a2[l] += w2 * x;
+                            }
+                        }
+                for (int l = 0; l < 16; l++) {
+                    const int oh = (p + l) / 32, ow = p + l - oh * 32;
+                    if (ow >= 28)
+                        continue;
+                    float *yo = yb + (ptrdiff_t)k0 * 784 + oh * 28 + ow;
+                    yo[0] = a0[l];
+                    yo[784] = a1[l];
+                    yo[1568] = a2[l];
+                }
+            }
+        for (int k0 = 0; k0 < 6; k0 += 3) {
+            const int p = 880;
+            float a0[12], a1[12], a2[12];
+            { const int k = k0 + 0; (void)k; for (int l = 0; l < 12; l++) a0[l] = w[150 + k]; }
+            { const int k = k0 + 1; (void)k; for (int l = 0; l < 12; l++) a1[l] = w[150 + k]; }
+            { const int k = k0 + 2; (void)k; for (int l = 0; l < 12; l++) a2[l] = w[150 + k]; }
+            const float *xg = in + p;
+            const float *wk = w + (ptrdiff_t)k0 * 25;
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 5; i++)
                     for (int j = 0; j < 5; j++) {
-                        const float wv = wk[(c * 5 + i) * 5 + j];
+                        const int r = (c * 5 + i) * 5 + j;
                         const float *xr = xg + c * 1024 + i * 32 + j * 1;
-                        for (int p = 0; p < 892; p++)
-                            t[p] += wv * xr[p];
+                        const float w0 = wk[r * 3 + 0], w1 = wk[r * 3 + 1], w2 = wk[r * 3 + 2];
+                        for (int l = 0; l < 12; l++) {
+                            const float x = xr[l];
+                            a0[l] += w0 * x;
+                            a1[l] += w1 * x;
+                            a2[l] += w2 * x;
+                        }
                     }
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yk[oh * 28 + ow] = t[oh * 32 + ow];
+            for (int l = 0; l < 12; l++) {
+                const int oh = (p + l) / 32, ow = p + l - oh * 32;
+                if (ow >= 28)
+                    continue;
+                float *yo = yb + (ptrdiff_t)k0 * 784 + oh * 28 + ow;
+                yo[0] = a0[l];
+                yo[784] = a1[l];
+                yo[1568] = a2[l];
+            }
         }
         for (int i = 0; i < 4704; i++) {
             float v = yb[i];
@@ -121,32 +269,82 @@ static void maxpool1(const float *restrict x0, float *restrict y, int batch) {
 
 /* conv2 — examples/lenet5.cnn:15: conv 5x5 16
  *   in [6,14,14] -> out [16,10,10]
- *   weights at packed[156]: weight [16,6,5,5] + bias [16]
- *   scalar loops; the padded input goes to scratch; then relu2
+ *   weights at packed[156]: weight [16,6,5,5] + bias [16] (packed in blocks of 4 output channels)
+ *   scalar loops; then relu2
  */
-static void conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+static void conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 1176;
         float *yb = y + (ptrdiff_t)b * 1600;
         const float *in = xb0;
-        for (int k = 0; k < 16; k++) {
-            const float *wk = w + k * 150;
-            const float *xg = in;
-            float *yk = yb + k * 100;
-            float *t = s + 0;
-            for (int p = 0; p < 136; p++)
-                t[p] = w[2400 + k];
+        /* tiles of 16 positions (then 8) by 4 output channels, tiles outermost */
+        for (int p = 0; p < 128; p += 16)
+            for (int k0 = 0; k0 < 16; k0 += 4) {
+                float a0[16], a1[16], a2[16], a3[16];
+                { const int k = k0 + 0; (void)k; for (int l = 0; l < 16; l++) a0[l] = w[2400 + k]; }
+                { const int k = k0 + 1; (void)k; for (int l = 0; l < 16; l++) a1[l] = w[2400 + k]; }
+                { const int k = k0 + 2; (void)k; for (int l = 0; l < 16; l++) a2[l] = w[2400 + k]; }
+                { const int k = k0 + 3; (void)k; for (int l = 0; l < 16; l++) a3[l] = w[2400 + k]; }
+                const float *xg = in + p;
+                const float *wk = w + (ptrdiff_t)k0 * 150;
+                for (int c = 0; c < 6; c++)
+                    for (int i = 0; i < 5; i++)
+                        for (int j = 0; j < 5; j++) {
+                            const int r = (c * 5 + i) * 5 + j;
+                            const float *xr = xg + c * 196 + i * 14 + j * 1;
+                            const float w0 = wk[r * 4 + 0], w1 = wk[r * 4 + 1], w2 = wk[r * 4 + 2], w3 = wk[r * 4 + 3];
+                            for (int l = 0; l < 16; l++) {
+                                const float x = xr[l];
+                                a0[l] += w0 * x;
+                                a1[l] += w1 * x;
+                                a2[l] += w2 * x;
+                                a3[l] += w3 * x;
+                            }
+                        }
+                for (int l = 0; l < 16; l++) {
+                    const int oh = (p + l) / 14, ow = p + l - oh * 14;
+                    if (ow >= 10)
+                        continue;
+                    float *yo = yb + (ptrdiff_t)k0 * 100 + oh * 10 + ow;
+                    yo[0] = a0[l];
+                    yo[100] = a1[l];
+                    yo[200] = a2[l];
+                    yo[300] = a3[l];
+                }
+            }
+        for (int k0 = 0; k0 < 16; k0 += 4) {
+            const int p = 128;
+            float a0[8], a1[8], a2[8], a3[8];
+            { const int k = k0 + 0; (void)k; for (int l = 0; l < 8; l++) a0[l] = w[2400 + k]; }
+            { const int k = k0 + 1; (void)k; for (int l = 0; l < 8; l++) a1[l] = w[2400 + k]; }
+            { const int k = k0 + 2; (void)k; for (int l = 0; l < 8; l++) a2[l] = w[2400 + k]; }
+            { const int k = k0 + 3; (void)k; for (int l = 0; l < 8; l++) a3[l] = w[2400 + k]; }
+            const float *xg = in + p;
+            const float *wk = w + (ptrdiff_t)k0 * 150;
             for (int c = 0; c < 6; c++)
                 for (int i = 0; i < 5; i++)
                     for (int j = 0; j < 5; j++) {
-                        const float wv = wk[(c * 5 + i) * 5 + j];
+                        const int r = (c * 5 + i) * 5 + j;
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 136; p++)
-                            t[p] += wv * xr[p];
+                        const float w0 = wk[r * 4 + 0], w1 = wk[r * 4 + 1], w2 = wk[r * 4 + 2], w3 = wk[r * 4 + 3];
+                        for (int l = 0; l < 8; l++) {
+                            const float x = xr[l];
+                            a0[l] += w0 * x;
+                            a1[l] += w1 * x;
+                            a2[l] += w2 * x;
+                            a3[l] += w3 * x;
+                        }
                     }
-            for (int oh = 0; oh < 10; oh++)
-                for (int ow = 0; ow < 10; ow++)
-                    yk[oh * 10 + ow] = t[oh * 14 + ow];
+            for (int l = 0; l < 8; l++) {
+                const int oh = (p + l) / 14, ow = p + l - oh * 14;
+                if (ow >= 10)
+                    continue;
+                float *yo = yb + (ptrdiff_t)k0 * 100 + oh * 10 + ow;
+                yo[0] = a0[l];
+                yo[100] = a1[l];
+                yo[200] = a2[l];
+                yo[300] = a3[l];
+            }
         }
         for (int i = 0; i < 1600; i++) {
             float v = yb[i];
@@ -254,8 +452,8 @@ static void dense3(const float *restrict x0, float *restrict y, const float *res
 /* Canonical parameters (DSL.md order, 61706 floats) to the packed layout
  * the kernels read (61706 floats). */
 void lenet5_pack(const float *params, float *packed) {
-    cnn_copy(params + 0, packed + 0, 156); /* conv1 */
-    cnn_copy(params + 156, packed + 156, 2416); /* conv2 */
+    cnn_pack_conv(params + 0, params + 150, NULL, 0.0, packed + 0, 6, 25, 1, 3); /* conv1 */
+    cnn_pack_conv(params + 156, params + 2556, NULL, 0.0, packed + 156, 16, 150, 1, 4); /* conv2 */
     cnn_copy(params + 2572, packed + 2572, 48120); /* dense1 */
     cnn_copy(params + 50692, packed + 50692, 10164); /* dense2 */
     cnn_copy(params + 60856, packed + 60856, 850); /* dense3 */
@@ -270,9 +468,9 @@ int lenet5_forward(const float *packed, const float *in_img, float *out_logits, 
         return 1;
     if ((uintptr_t)arena % 64 != 0 || (lenet5_ARENA_BYTES > 0 && !arena))
         return 2;
-    conv1(in_img, A + 0, packed + 0, A + 4704, batch);
+    conv1(in_img, A + 0, packed + 0, batch);
     maxpool1(A + 0, A + 4704, batch);
-    conv2(A + 4704, A + 0, packed + 156, A + 1600, batch);
+    conv2(A + 4704, A + 0, packed + 156, batch);
     maxpool2(A + 0, A + 1600, batch);
     dense1(A + 1600, A + 0, packed + 2572, batch);
     dense2(A + 0, A + 128, packed + 50692, batch);

@@ -4,7 +4,7 @@
  * command: cnnc build examples/resnet18.cnn --target scalar
  * target:  portable C (scalar); batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions, chains a sample at a time
- * arena:   4014080 bytes (19135488 without reuse; 4014080 live at most)
+ * arena:   4480896 bytes (22693760 without reuse; 4480896 live at most)
  * weights: 11699112 canonical floats, 11684712 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -190,7 +190,7 @@ static void cnn_pack_conv(const float *w, const float *bias, const float *bn,
 
 /* conv1 — examples/resnet18.cnn:31: conv 7x7/2 p3 64
  *   in [3,224,224] -> out [64,112,112]
- *   weights at packed[0]: weight [64,3,7,7]
+ *   weights at packed[0]: weight [64,3,7,7] (packed in blocks of 4 output channels)
  *   scalar loops; the padded input goes to scratch; bn1 folded into the weights; then relu1
  */
 static void conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -199,21 +199,85 @@ static void conv1(const float *restrict x0, float *restrict y, const float *rest
         float *yb = y + (ptrdiff_t)b * 802816;
         cnn_pad(xb0, s, 3, 224, 224, 3, 3, 230, 230, 0);
         const float *in = s;
-        for (int k = 0; k < 64; k++) {
-            const float *wk = w + k * 147;
-            const float *xg = in;
-            float *yk = yb + k * 12544;
-            for (int i = 0; i < 12544; i++)
-                yk[i] = w[9408 + k];
+        /* split by stride phase: plane (a, b) of channel c holds rows a, a + 2, ... and columns b, b + 2, ... */
+        float *ph = s + 158700;
+        for (int a = 0; a < 2; a++)
+            for (int b2 = 0; b2 < 2; b2++)
+                for (int c = 0; c < 3; c++)
+                    for (int h = 0; h < 115; h++)
+                        for (int w2 = 0; w2 < 115; w2++) {
+                            const int ih = h * 2 + a, iw = w2 * 2 + b2;
+                            ph[(((a * 2 + b2) * 3 + c) * 115 + h) * 115 + w2] =
+                                ih < 230 && iw < 230 ? in[(c * 230 + ih) * 230 + iw] : 0.0f;
+                        }
+        /* tiles of 16 positions (then 13) by 4 output channels, tiles outermost */
+        for (int p = 0; p < 12864; p += 16)
+            for (int k0 = 0; k0 < 64; k0 += 4) {
+                float a0[16], a1[16], a2[16], a3[16];
+                { const int k = k0 + 0; (void)k; for (int l = 0; l < 16; l++) a0[l] = w[9408 + k]; }
+                { const int k = k0 + 1; (void)k; for (int l = 0; l < 16; l++) a1[l] = w[9408 + k]; }
+                { const int k = k0 + 2; (void)k; for (int l = 0; l < 16; l++) a2[l] = w[9408 + k]; }
+                { const int k = k0 + 3; (void)k; for (int l = 0; l < 16; l++) a3[l] = w[9408 + k]; }
+                const float *xg = ph + p;
+                const float *wk = w + (ptrdiff_t)k0 * 147;
+                for (int c = 0; c < 3; c++)
+                    for (int i = 0; i < 7; i++)
+                        for (int j = 0; j < 7; j++) {
+                            const int r = (c * 7 + i) * 7 + j;
+                            const float *xr = xg + c * 13225 + (i * 1 % 2 * 2 + j * 1 % 2) * 39675 + i * 1 / 2 * 115 + j * 1 / 2;
+                            const float w0 = wk[r * 4 + 0], w1 = wk[r * 4 + 1], w2 = wk[r * 4 + 2], w3 = wk[r * 4 + 3];
+                            for (int l = 0; l < 16; l++) {
+                                const float x = xr[l];
+                                a0[l] += w0 * x;
+                                a1[l] += w1 * x;
+                                a2[l] += w2 * x;
+                                a3[l] += w3 * x;
+                            }
+                        }
+                for (int l = 0; l < 16; l++) {
+                    const int oh = (p + l) / 115, ow = p + l - oh * 115;
+                    if (ow >= 112)
+                        continue;
+                    float *yo = yb + (ptrdiff_t)k0 * 12544 + oh * 112 + ow;
+                    yo[0] = a0[l];
+                    yo[12544] = a1[l];
+                    yo[25088] = a2[l];
+                    yo[37632] = a3[l];
+                }
+            }
+        for (int k0 = 0; k0 < 64; k0 += 4) {
+            const int p = 12864;
+            float a0[13], a1[13], a2[13], a3[13];
+            { const int k = k0 + 0; (void)k; for (int l = 0; l < 13; l++) a0[l] = w[9408 + k]; }
+            { const int k = k0 + 1; (void)k; for (int l = 0; l < 13; l++) a1[l] = w[9408 + k]; }
+            { const int k = k0 + 2; (void)k; for (int l = 0; l < 13; l++) a2[l] = w[9408 + k]; }
+            { const int k = k0 + 3; (void)k; for (int l = 0; l < 13; l++) a3[l] = w[9408 + k]; }
+            const float *xg = ph + p;
+            const float *wk = w + (ptrdiff_t)k0 * 147;
             for (int c = 0; c < 3; c++)
                 for (int i = 0; i < 7; i++)
                     for (int j = 0; j < 7; j++) {
-                        const float wv = wk[(c * 7 + i) * 7 + j];
-                        const float *xr = xg + c * 52900 + i * 230 + j * 1;
-                        for (int oh = 0; oh < 112; oh++)
-                            for (int ow = 0; ow < 112; ow++)
-                                yk[oh * 112 + ow] += wv * xr[oh * 460 + ow * 2];
+                        const int r = (c * 7 + i) * 7 + j;
+                        const float *xr = xg + c * 13225 + (i * 1 % 2 * 2 + j * 1 % 2) * 39675 + i * 1 / 2 * 115 + j * 1 / 2;
+                        const float w0 = wk[r * 4 + 0], w1 = wk[r * 4 + 1], w2 = wk[r * 4 + 2], w3 = wk[r * 4 + 3];
+                        for (int l = 0; l < 13; l++) {
+                            const float x = xr[l];
+                            a0[l] += w0 * x;
+                            a1[l] += w1 * x;
+                            a2[l] += w2 * x;
+                            a3[l] += w3 * x;
+                        }
                     }
+            for (int l = 0; l < 13; l++) {
+                const int oh = (p + l) / 115, ow = p + l - oh * 115;
+                if (ow >= 112)
+                    continue;
+                float *yo = yb + (ptrdiff_t)k0 * 12544 + oh * 112 + ow;
+                yo[0] = a0[l];
+                yo[12544] = a1[l];
+                yo[25088] = a2[l];
+                yo[37632] = a3[l];
+            }
         }
         for (int i = 0; i < 802816; i++) {
             float v = yb[i];
@@ -273,7 +337,7 @@ static void maxpool1(const float *restrict x0, float *restrict y, int batch) {
 
 /* basic1.conv1 — examples/resnet18.cnn:16: conv 3x3 p1 64
  *   in [64,56,56] -> out [64,56,56]
- *   weights at packed[9472]: weight [64,64,3,3]
+ *   weights at packed[9472]: weight [64,64,3,3] (packed in blocks of 4 output channels)
  *   scalar loops; the padded input goes to scratch; basic1.bn1 folded into the weights; then basic1.relu1
  */
 static void basic1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -282,24 +346,74 @@ static void basic1_conv1(const float *restrict x0, float *restrict y, const floa
         float *yb = y + (ptrdiff_t)b * 200704;
         cnn_pad(xb0, s, 64, 56, 56, 1, 1, 58, 58, 0);
         const float *in = s;
-        for (int k = 0; k < 64; k++) {
-            const float *wk = w + k * 576;
-            const float *xg = in;
-            float *yk = yb + k * 3136;
-            float *t = s + 215296;
-            for (int p = 0; p < 3246; p++)
-                t[p] = w[36864 + k];
+        /* tiles of 16 positions (then 14) by 4 output channels, tiles outermost */
+        for (int p = 0; p < 3232; p += 16)
+            for (int k0 = 0; k0 < 64; k0 += 4) {
+                float a0[16], a1[16], a2[16], a3[16];
+                { const int k = k0 + 0; (void)k; for (int l = 0; l < 16; l++) a0[l] = w[36864 + k]; }
+                { const int k = k0 + 1; (void)k; for (int l = 0; l < 16; l++) a1[l] = w[36864 + k]; }
+                { const int k = k0 + 2; (void)k; for (int l = 0; l < 16; l++) a2[l] = w[36864 + k]; }
+                { const int k = k0 + 3; (void)k; for (int l = 0; l < 16; l++) a3[l] = w[36864 + k]; }
+                const float *xg = in + p;
+                const float *wk = w + (ptrdiff_t)k0 * 576;
+                for (int c = 0; c < 64; c++)
+                    for (int i = 0; i < 3; i++)
+                        for (int j = 0; j < 3; j++) {
+                            const int r = (c * 3 + i) * 3 + j;
+                            const float *xr = xg + c * 3364 + i * 58 + j * 1;
+                            const float w0 = wk[r * 4 + 0], w1 = wk[r * 4 + 1], w2 = wk[r * 4 + 2], w3 = wk[r * 4 + 3];
+                            for (int l = 0; l < 16; l++) {
+                                const float x = xr[l];
+                                a0[l] += w0 * x;
+                                a1[l] += w1 * x;
+                                a2[l] += w2 * x;
+                                a3[l] += w3 * x;
+                            }
+                        }
+                for (int l = 0; l < 16; l++) {
+                    const int oh = (p + l) / 58, ow = p + l - oh * 58;
+                    if (ow >= 56)
+                        continue;
+                    float *yo = yb + (ptrdiff_t)k0 * 3136 + oh * 56 + ow;
+                    yo[0] = a0[l];
+                    yo[3136] = a1[l];
+                    yo[6272] = a2[l];
+                    yo[9408] = a3[l];
+                }
+            }
+        for (int k0 = 0; k0 < 64; k0 += 4) {
+            const int p = 3232;
+            float a0[14], a1[14], a2[14], a3[14];
+            { const int k = k0 + 0; (void)k; for (int l = 0; l < 14; l++) a0[l] = w[36864 + k]; }
+            { const int k = k0 + 1; (void)k; for (int l = 0; l < 14; l++) a1[l] = w[36864 + k]; }
+            { const int k = k0 + 2; (void)k; for (int l = 0; l < 14; l++) a2[l] = w[36864 + k]; }
+            { const int k = k0 + 3; (void)k; for (int l = 0; l < 14; l++) a3[l] = w[36864 + k]; }
+            const float *xg = in + p;
+            const float *wk = w + (ptrdiff_t)k0 * 576;
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const float wv = wk[(c * 3 + i) * 3 + j];
+                        const int r = (c * 3 + i) * 3 + j;
                         const float *xr = xg + c * 3364 + i * 58 + j * 1;
-                        for (int p = 0; p < 3246; p++)
-                            t[p] += wv * xr[p];
+                        const float w0 = wk[r * 4 + 0], w1 = wk[r * 4 + 1], w2 = wk[r * 4 + 2], w3 = wk[r * 4 + 3];
+                        for (int l = 0; l < 14; l++) {
+                            const float x = xr[l];
+                            a0[l] += w0 * x;
+                            a1[l] += w1 * x;
+                            a2[l] += w2 * x;
+                            a3[l] += w3 * x;
+                        }
                     }
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yk[oh * 56 + ow] = t[oh * 58 + ow];
+            for (int l = 0; l < 14; l++) {
+                const int oh = (p + l) / 58, ow = p + l - oh * 58;
+                if (ow >= 56)
+                    continue;
+                float *yo = yb + (ptrdiff_t)k0 * 3136 + oh * 56 + ow;
+                yo[0] = a0[l];
+                yo[3136] = a1[l];
+                yo[6272] = a2[l];
+                yo[9408] = a3[l];
+            }
         }
         for (int i = 0; i < 200704; i++) {
             float v = yb[i];
@@ -311,7 +425,7 @@ static void basic1_conv1(const float *restrict x0, float *restrict y, const floa
 
 /* basic1.conv2 — examples/resnet18.cnn:17: conv 3x3 p1 64
  *   in [64,56,56] -> out [64,56,56]
- *   weights at packed[46400]: weight [64,64,3,3]
+ *   weights at packed[46400]: weight [64,64,3,3] (packed in blocks of 4 output channels)
  *   scalar loops; the padded input goes to scratch; basic1.bn2 folded into the weights; then + maxpool1 (basic1.add1); then basic1.relu2
  */
 static void basic1_conv2(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -321,24 +435,74 @@ static void basic1_conv2(const float *restrict x0, const float *restrict r0, flo
         const float *rb0 = r0 + (ptrdiff_t)b * 200704;
         cnn_pad(xb0, s, 64, 56, 56, 1, 1, 58, 58, 0);
         const float *in = s;
-        for (int k = 0; k < 64; k++) {
-            const float *wk = w + k * 576;
-            const float *xg = in;
-            float *yk = yb + k * 3136;
-            float *t = s + 215296;
-            for (int p = 0; p < 3246; p++)
-                t[p] = w[36864 + k];
+        /* tiles of 16 positions (then 14) by 4 output channels, tiles outermost */
+        for (int p = 0; p < 3232; p += 16)
+            for (int k0 = 0; k0 < 64; k0 += 4) {
+                float a0[16], a1[16], a2[16], a3[16];
+                { const int k = k0 + 0; (void)k; for (int l = 0; l < 16; l++) a0[l] = w[36864 + k]; }
+                { const int k = k0 + 1; (void)k; for (int l = 0; l < 16; l++) a1[l] = w[36864 + k]; }
+                { const int k = k0 + 2; (void)k; for (int l = 0; l < 16; l++) a2[l] = w[36864 + k]; }
+                { const int k = k0 + 3; (void)k; for (int l = 0; l < 16; l++) a3[l] = w[36864 + k]; }
+                const float *xg = in + p;
+                const float *wk = w + (ptrdiff_t)k0 * 576;
+                for (int c = 0; c < 64; c++)
+                    for (int i = 0; i < 3; i++)
+                        for (int j = 0; j < 3; j++) {
+                            const int r = (c * 3 + i) * 3 + j;
+                            const float *xr = xg + c * 3364 + i * 58 + j * 1;
+                            const float w0 = wk[r * 4 + 0], w1 = wk[r * 4 + 1], w2 = wk[r * 4 + 2], w3 = wk[r * 4 + 3];
+                            for (int l = 0; l < 16; l++) {
+                                const float x = xr[l];
+                                a0[l] += w0 * x;
+                                a1[l] += w1 * x;
+                                a2[l] += w2 * x;
+                                a3[l] += w3 * x;
+                            }
+                        }
+                for (int l = 0; l < 16; l++) {
+                    const int oh = (p + l) / 58, ow = p + l - oh * 58;
+                    if (ow >= 56)
+                        continue;
+                    float *yo = yb + (ptrdiff_t)k0 * 3136 + oh * 56 + ow;
+                    yo[0] = a0[l];
+                    yo[3136] = a1[l];
+                    yo[6272] = a2[l];
+                    yo[9408] = a3[l];
+                }
+            }
+        for (int k0 = 0; k0 < 64; k0 += 4) {
+            const int p = 3232;
+            float a0[14], a1[14], a2[14], a3[14];
+            { const int k = k0 + 0; (void)k; for (int l = 0; l < 14; l++) a0[l] = w[36864 + k]; }
+            { const int k = k0 + 1; (void)k; for (int l = 0; l < 14; l++) a1[l] = w[36864 + k]; }
+            { const int k = k0 + 2; (void)k; for (int l = 0; l < 14; l++) a2[l] = w[36864 + k]; }
+            { const int k = k0 + 3; (void)k; for (int l = 0; l < 14; l++) a3[l] = w[36864 + k]; }
+            const float *xg = in + p;
+            const float *wk = w + (ptrdiff_t)k0 * 576;
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const float wv = wk[(c * 3 + i) * 3 + j];
+                        const int r = (c * 3 + i) * 3 + j;
                         const float *xr = xg + c * 3364 + i * 58 + j * 1;
-                        for (int p = 0; p < 3246; p++)
-                            t[p] += wv * xr[p];
+                        const float w0 = wk[r * 4 + 0], w1 = wk[r * 4 + 1], w2 = wk[r * 4 + 2], w3 = wk[r * 4 + 3];
+                        for (int l = 0; l < 14; l++) {
+                            const float x = xr[l];
+                            a0[l] += w0 * x;
+                            a1[l] += w1 * x;
+                            a2[l] += w2 * x;
+                            a3[l] += w3 * x;
+                        }
                     }
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yk[oh * 56 + ow] = t[oh * 58 + ow];
+            for (int l = 0; l < 14; l++) {
+                const int oh = (p + l) / 58, ow = p + l - oh * 58;
+                if (ow >= 56)
+                    continue;
+                float *yo = yb + (ptrdiff_t)k0 * 3136 + oh * 56 + ow;
+                yo[0] = a0[l];
+                yo[3136] = a1[l];
+                yo[6272] = a2[l];
+                yo[9408] = a3[l];
+            }
         }
         for (int i = 0; i < 200704; i++) {
             float v = yb[i];
@@ -351,7 +515,7 @@ static void basic1_conv2(const float *restrict x0, const float *restrict r0, flo
 
 /* basic2.conv1 — examples/resnet18.cnn:16: conv 3x3 p1 64
  *   in [64,56,56] -> out [64,56,56]
- *   weights at packed[83328]: weight [64,64,3,3]
+ *   weights at packed[83328]: weight [64,64,3,3] (packed in blocks of 4 output channels)
  *   scalar loops; the padded input goes to scratch; basic2.bn1 folded into the weights; then basic2.relu1
  */
 static void basic2_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -360,24 +524,74 @@ static void basic2_conv1(const float *restrict x0, float *restrict y, const floa
         float *yb = y + (ptrdiff_t)b * 200704;
         cnn_pad(xb0, s, 64, 56, 56, 1, 1, 58, 58, 0);
         const float *in = s;
-        for (int k = 0; k < 64; k++) {
-            const float *wk = w + k * 576;
-            const float *xg = in;
-            float *yk = yb + k * 3136;
-            float *t = s + 215296;
-            for (int p = 0; p < 3246; p++)
-                t[p] = w[36864 + k];
+        /* tiles of 16 positions (then 14) by 4 output channels, tiles outermost */
+        for (int p = 0; p < 3232; p += 16)
+            for (int k0 = 0; k0 < 64; k0 += 4) {
+                float a0[16], a1[16], a2[16], a3[16];
+                { const int k = k0 + 0; (void)k; for (int l = 0; l < 16; l++) a0[l] = w[36864 + k]; }
+                { const int k = k0 + 1; (void)k; for (int l = 0; l < 16; l++) a1[l] = w[36864 + k]; }
+                { const int k = k0 + 2; (void)k; for (int l = 0; l < 16; l++) a2[l] = w[36864 + k]; }
+                { const int k = k0 + 3; (void)k; for (int l = 0; l < 16; l++) a3[l] = w[36864 + k]; }
+                const float *xg = in + p;
+                const float *wk = w + (ptrdiff_t)k0 * 576;
+                for (int c = 0; c < 64; c++)
+                    for (int i = 0; i < 3; i++)
+                        for (int j = 0; j < 3; j++) {
+                            const int r = (c * 3 + i) * 3 + j;
+                            const float *xr = xg + c * 3364 + i * 58 + j * 1;
+                            const float w0 = wk[r * 4 + 0], w1 = wk[r * 4 + 1], w2 = wk[r * 4 + 2], w3 = wk[r * 4 + 3];
+                            for (int l = 0; l < 16; l++) {
+                                const float x = xr[l];
+                                a0[l] += w0 * x;
+                                a1[l] += w1 * x;
+                                a2[l] += w2 * x;
+                                a3[l] += w3 * x;
+                            }
+                        }
+                for (int l = 0; l < 16; l++) {
+                    const int oh = (p + l) / 58, ow = p + l - oh * 58;
+                    if (ow >= 56)
+                        continue;
+                    float *yo = yb + (ptrdiff_t)k0 * 3136 + oh * 56 + ow;
+                    yo[0] = a0[l];
+                    yo[3136] = a1[l];
+                    yo[6272] = a2[l];
+                    yo[9408] = a3[l];
+                }
+            }
+        for (int k0 = 0; k0 < 64; k0 += 4) {
+            const int p = 3232;
+            float a0[14], a1[14], a2[14], a3[14];
+            { const int k = k0 + 0; (void)k; for (int l = 0; l < 14; l++) a0[l] = w[36864 + k]; }
+            { const int k = k0 + 1; (void)k; for (int l = 0; l < 14; l++) a1[l] = w[36864 + k]; }
+            { const int k = k0 + 2; (void)k; for (int l = 0; l < 14; l++) a2[l] = w[36864 + k]; }
+            { const int k = k0 + 3; (void)k; for (int l = 0; l < 14; l++) a3[l] = w[36864 + k]; }
+            const float *xg = in + p;
+            const float *wk = w + (ptrdiff_t)k0 * 576;
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const float wv = wk[(c * 3 + i) * 3 + j];
+                        const int r = (c * 3 + i) * 3 + j;
                         const float *xr = xg + c * 3364 + i * 58 + j * 1;
-                        for (int p = 0; p < 3246; p++)
-                            t[p] += wv * xr[p];
+                        const float w0 = wk[r * 4 + 0], w1 = wk[r * 4 + 1], w2 = wk[r * 4 + 2], w3 = wk[r * 4 + 3];
+                        for (int l = 0; l < 14; l++) {
+                            const float x = xr[l];
+                            a0[l] += w0 * x;
+                            a1[l] += w1 * x;
+                            a2[l] += w2 * x;
+                            a3[l] += w3 * x;
+                        }
                     }
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yk[oh * 56 + ow] = t[oh * 58 + ow];
+            for (int l = 0; l < 14; l++) {
+                const int oh = (p + l) / 58, ow = p + l - oh * 58;
+                if (ow >= 56)
+                    continue;
+                float *yo = yb + (ptrdiff_t)k0 * 3136 + oh * 56 + ow;
+                yo[0] = a0[l];
+                yo[3136] = a1[l];
+                yo[6272] = a2[l];
+                yo[9408] = a3[l];
+            }
         }
         for (int i = 0; i < 200704; i++) {
             float v = yb[i];
@@ -389,7 +603,7 @@ static void basic2_conv1(const float *restrict x0, float *restrict y, const floa
 
 /* basic2.conv2 — examples/resnet18.cnn:17: conv 3x3 p1 64
  *   in [64,56,56] -> out [64,56,56]
- *   weights at packed[120256]: weight [64,64,3,3]
+ *   weights at packed[120256]: weight [64,64,3,3] (packed in blocks of 4 output channels)
  *   scalar loops; the padded input goes to scratch; basic2.bn2 folded into the weights; then + basic1.relu2 (basic2.add1); then basic2.relu2
  */
 static void basic2_conv2(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -399,24 +613,74 @@ static void basic2_conv2(const float *restrict x0, const float *restrict r0, flo
         const float *rb0 = r0 + (ptrdiff_t)b * 200704;
         cnn_pad(xb0, s, 64, 56, 56, 1, 1, 58, 58, 0);
         const float *in = s;
-        for (int k = 0; k < 64; k++) {
-            const float *wk = w + k * 576;
-            const float *xg = in;
-            float *yk = yb + k * 3136;
-            float *t = s + 215296;
-            for (int p = 0; p < 3246; p++)
-                t[p] = w[36864 + k];
+        /* tiles of 16 positions (then 14) by 4 output channels, tiles outermost */
+        for (int p = 0; p < 3232; p += 16)
+            for (int k0 = 0; k0 < 64; k0 += 4) {
+                float a0[16], a1[16], a2[16], a3[16];
+                { const int k = k0 + 0; (void)k; for (int l = 0; l < 16; l++) a0[l] = w[36864 + k]; }
+                { const int k = k0 + 1; (void)k; for (int l = 0; l < 16; l++) a1[l] = w[36864 + k]; }
+                { const int k = k0 + 2; (void)k; for (int l = 0; l < 16; l++) a2[l] = w[36864 + k]; }
+                { const int k = k0 + 3; (void)k; for (int l = 0; l < 16; l++) a3[l] = w[36864 + k]; }
+                const float *xg = in + p;
+                const float *wk = w + (ptrdiff_t)k0 * 576;
+                for (int c = 0; c < 64; c++)
+                    for (int i = 0; i < 3; i++)
+                        for (int j = 0; j < 3; j++) {
+                            const int r = (c * 3 + i) * 3 + j;
+                            const float *xr = xg + c * 3364 + i * 58 + j * 1;
+                            const float w0 = wk[r * 4 + 0], w1 = wk[r * 4 + 1], w2 = wk[r * 4 + 2], w3 = wk[r * 4 + 3];
+                            for (int l = 0; l < 16; l++) {
+                                const float x = xr[l];
+                                a0[l] += w0 * x;
+                                a1[l] += w1 * x;
+                                a2[l] += w2 * x;
+                                a3[l] += w3 * x;
+                            }
+                        }
+                for (int l = 0; l < 16; l++) {
+                    const int oh = (p + l) / 58, ow = p + l - oh * 58;
+                    if (ow >= 56)
+                        continue;
+                    float *yo = yb + (ptrdiff_t)k0 * 3136 + oh * 56 + ow;
+                    yo[0] = a0[l];
+                    yo[3136] = a1[l];
+                    yo[6272] = a2[l];
+                    yo[9408] = a3[l];
+                }
+            }
+        for (int k0 = 0; k0 < 64; k0 += 4) {
+            const int p = 3232;
+            float a0[14], a1[14], a2[14], a3[14];
+            { const int k = k0 + 0; (void)k; for (int l = 0; l < 14; l++) a0[l] = w[36864 + k]; }
+            { const int k = k0 + 1; (void)k; for (int l = 0; l < 14; l++) a1[l] = w[36864 + k]; }
+            { const int k = k0 + 2; (void)k; for (int l = 0; l < 14; l++) a2[l] = w[36864 + k]; }
+            { const int k = k0 + 3; (void)k; for (int l = 0; l < 14; l++) a3[l] = w[36864 + k]; }
+            const float *xg = in + p;
+            const float *wk = w + (ptrdiff_t)k0 * 576;
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const float wv = wk[(c * 3 + i) * 3 + j];
+                        const int r = (c * 3 + i) * 3 + j;
                         const float *xr = xg + c * 3364 + i * 58 + j * 1;
-                        for (int p = 0; p < 3246; p++)
-                            t[p] += wv * xr[p];
+                        const float w0 = wk[r * 4 + 0], w1 = wk[r * 4 + 1], w2 = wk[r * 4 + 2], w3 = wk[r * 4 + 3];
+                        for (int l = 0; l < 14; l++) {
+                            const float x = xr[l];
+                            a0[l] += w0 * x;
+                            a1[l] += w1 * x;
+                            a2[l] += w2 * x;
+                            a3[l] += w3 * x;
+                        }
                     }
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yk[oh * 56 + ow] = t[oh * 58 + ow];
+            for (int l = 0; l < 14; l++) {
+                const int oh = (p + l) / 58, ow = p + l - oh * 58;
+                if (ow >= 56)
+                    continue;
+                float *yo = yb + (ptrdiff_t)k0 * 3136 + oh * 56 + ow;
+                yo[0] = a0[l];
+                yo[3136] = a1[l];
+                yo[6272] = a2[l];
+                yo[9408] = a3[l];
+            }
         }
         for (int i = 0; i < 200704; i++) {
             float v = yb[i];
@@ -429,7 +693,7 @@ static void basic2_conv2(const float *restrict x0, const float *restrict r0, flo
 
 /* basic_down1.conv1 — examples/resnet18.cnn:23: conv 3x3/2 p1 128
  *   in [64,56,56] -> out [128,28,28]
- *   weights at packed[157184]: weight [128,64,3,3]
+ *   weights at packed[157184]: weight [128,64,3,3] (packed in blocks of 4 output channels)
  *   scalar loops; the padded input goes to scratch; basic_down1.bn1 folded into the weights; then basic_down1.relu1
  */
 static void basic_down1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -438,21 +702,85 @@ static void basic_down1_conv1(const float *restrict x0, float *restrict y, const
         float *yb = y + (ptrdiff_t)b * 100352;
         cnn_pad(xb0, s, 64, 56, 56, 1, 1, 58, 58, 0);
         const float *in = s;
-        for (int k = 0; k < 128; k++) {
-            const float *wk = w + k * 576;
-            const float *xg = in;
-            float *yk = yb + k * 784;
-            for (int i = 0; i < 784; i++)
-                yk[i] = w[73728 + k];
+        /* split by stride phase: plane (a, b) of channel c holds rows a, a + 2, ... and columns b, b + 2, ... */
+        float *ph = s + 215296;
+        for (int a = 0; a < 2; a++)
+            for (int b2 = 0; b2 < 2; b2++)
+                for (int c = 0; c < 64; c++)
+                    for (int h = 0; h < 29; h++)
+                        for (int w2 = 0; w2 < 29; w2++) {
+                            const int ih = h * 2 + a, iw = w2 * 2 + b2;
+                            ph[(((a * 2 + b2) * 64 + c) * 29 + h) * 29 + w2] =
+                                ih < 58 && iw < 58 ? in[(c * 58 + ih) * 58 + iw] : 0.0f;
+                        }
+        /* tiles of 16 positions (then 11) by 4 output channels, tiles outermost */
+        for (int p = 0; p < 800; p += 16)
+            for (int k0 = 0; k0 < 128; k0 += 4) {
+                float a0[16], a1[16], a2[16], a3[16];
+                { const int k = k0 + 0; (void)k; for (int l = 0; l < 16; l++) a0[l] = w[73728 + k]; }
+                { const int k = k0 + 1; (void)k; for (int l = 0; l < 16; l++) a1[l] = w[73728 + k]; }
+                { const int k = k0 + 2; (void)k; for (int l = 0; l < 16; l++) a2[l] = w[73728 + k]; }
+                { const int k = k0 + 3; (void)k; for (int l = 0; l < 16; l++) a3[l] = w[73728 + k]; }
+                const float *xg = ph + p;
+                const float *wk = w + (ptrdiff_t)k0 * 576;
+                for (int c = 0; c < 64; c++)
+                    for (int i = 0; i < 3; i++)
+                        for (int j = 0; j < 3; j++) {
+                            const int r = (c * 3 + i) * 3 + j;
+                            const float *xr = xg + c * 841 + (i * 1 % 2 * 2 + j * 1 % 2) * 53824 + i * 1 / 2 * 29 + j * 1 / 2;
+                            const float w0 = wk[r * 4 + 0], w1 = wk[r * 4 + 1], w2 = wk[r * 4 + 2], w3 = wk[r * 4 + 3];
+                            for (int l = 0; l < 16; l++) {
+                                const float x = xr[l];
+                                a0[l] += w0 * x;
+                                a1[l] += w1 * x;
+                                a2[l] += w2 * x;
+                                a3[l] += w3 * x;
+                            }
+                        }
+                for (int l = 0; l < 16; l++) {
+                    const int oh = (p + l) / 29, ow = p + l - oh * 29;
+                    if (ow >= 28)
+                        continue;
+                    float *yo = yb + (ptrdiff_t)k0 * 784 + oh * 28 + ow;
+                    yo[0] = a0[l];
+                    yo[784] = a1[l];
+                    yo[1568] = a2[l];
+                    yo[2352] = a3[l];
+                }
+            }
+        for (int k0 = 0; k0 < 128; k0 += 4) {
+            const int p = 800;
+            float a0[11], a1[11], a2[11], a3[11];
+            { const int k = k0 + 0; (void)k; for (int l = 0; l < 11; l++) a0[l] = w[73728 + k]; }
+            { const int k = k0 + 1; (void)k; for (int l = 0; l < 11; l++) a1[l] = w[73728 + k]; }
+            { const int k = k0 + 2; (void)k; for (int l = 0; l < 11; l++) a2[l] = w[73728 + k]; }
+            { const int k = k0 + 3; (void)k; for (int l = 0; l < 11; l++) a3[l] = w[73728 + k]; }
+            const float *xg = ph + p;
+            const float *wk = w + (ptrdiff_t)k0 * 576;
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const float wv = wk[(c * 3 + i) * 3 + j];
-                        const float *xr = xg + c * 3364 + i * 58 + j * 1;
-                        for (int oh = 0; oh < 28; oh++)
-                            for (int ow = 0; ow < 28; ow++)
-                                yk[oh * 28 + ow] += wv * xr[oh * 116 + ow * 2];
+                        const int r = (c * 3 + i) * 3 + j;
+                        const float *xr = xg + c * 841 + (i * 1 % 2 * 2 + j * 1 % 2) * 53824 + i * 1 / 2 * 29 + j * 1 / 2;
+                        const float w0 = wk[r * 4 + 0], w1 = wk[r * 4 + 1], w2 = wk[r * 4 + 2], w3 = wk[r * 4 + 3];
+                        for (int l = 0; l < 11; l++) {
+                            const float x = xr[l];
+                            a0[l] += w0 * x;
+                            a1[l] += w1 * x;
+                            a2[l] += w2 * x;
+                            a3[l] += w3 * x;
+                        }
                     }
+            for (int l = 0; l < 11; l++) {
+                const int oh = (p + l) / 29, ow = p + l - oh * 29;
+                if (ow >= 28)
+                    continue;
+                float *yo = yb + (ptrdiff_t)k0 * 784 + oh * 28 + ow;
+                yo[0] = a0[l];
+                yo[784] = a1[l];
+                yo[1568] = a2[l];
+                yo[2352] = a3[l];
+            }
         }
         for (int i = 0; i < 100352; i++) {
             float v = yb[i];
@@ -464,7 +792,7 @@ static void basic_down1_conv1(const float *restrict x0, float *restrict y, const
 
 /* basic_down1.conv2 — examples/resnet18.cnn:24: conv 3x3 p1 128
  *   in [128,28,28] -> out [128,28,28]
- *   weights at packed[231040]: weight [128,128,3,3]
+ *   weights at packed[231040]: weight [128,128,3,3] (packed in blocks of 4 output channels)
  *   scalar loops; the padded input goes to scratch; basic_down1.bn2 folded into the weights
  */
 static void basic_down1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -473,55 +801,135 @@ static void basic_down1_conv2(const float *restrict x0, float *restrict y, const
         float *yb = y + (ptrdiff_t)b * 100352;
         cnn_pad(xb0, s, 128, 28, 28, 1, 1, 30, 30, 0);
         const float *in = s;
-        for (int k = 0; k < 128; k++) {
-            const float *wk = w + k * 1152;
-            const float *xg = in;
-            float *yk = yb + k * 784;
-            float *t = s + 115200;
-            for (int p = 0; p < 838; p++)
-                t[p] = w[147456 + k];
+        /* tiles of 16 positions (then 6) by 4 output channels, channel blocks outermost */
+        for (int k0 = 0; k0 < 128; k0 += 4)
+            for (int p = 0; p < 832; p += 16) {
+                float a0[16], a1[16], a2[16], a3[16];
+                { const int k = k0 + 0; (void)k; for (int l = 0; l < 16; l++) a0[l] = w[147456 + k]; }
+                { const int k = k0 + 1; (void)k; for (int l = 0; l < 16; l++) a1[l] = w[147456 + k]; }
+                { const int k = k0 + 2; (void)k; for (int l = 0; l < 16; l++) a2[l] = w[147456 + k]; }
+                { const int k = k0 + 3; (void)k; for (int l = 0; l < 16; l++) a3[l] = w[147456 + k]; }
+                const float *xg = in + p;
+                const float *wk = w + (ptrdiff_t)k0 * 1152;
+                for (int c = 0; c < 128; c++)
+                    for (int i = 0; i < 3; i++)
+                        for (int j = 0; j < 3; j++) {
+                            const int r = (c * 3 + i) * 3 + j;
+                            const float *xr = xg + c * 900 + i * 30 + j * 1;
+                            const float w0 = wk[r * 4 + 0], w1 = wk[r * 4 + 1], w2 = wk[r * 4 + 2], w3 = wk[r * 4 + 3];
+                            for (int l = 0; l < 16; l++) {
+                                const float x = xr[l];
+                                a0[l] += w0 * x;
+                                a1[l] += w1 * x;
+                                a2[l] += w2 * x;
+                                a3[l] += w3 * x;
+                            }
+                        }
+                for (int l = 0; l < 16; l++) {
+                    const int oh = (p + l) / 30, ow = p + l - oh * 30;
+                    if (ow >= 28)
+                        continue;
+                    float *yo = yb + (ptrdiff_t)k0 * 784 + oh * 28 + ow;
+                    yo[0] = a0[l];
+                    yo[784] = a1[l];
+                    yo[1568] = a2[l];
+                    yo[2352] = a3[l];
+                }
+            }
+        for (int k0 = 0; k0 < 128; k0 += 4) {
+            const int p = 832;
+            float a0[6], a1[6], a2[6], a3[6];
+            { const int k = k0 + 0; (void)k; for (int l = 0; l < 6; l++) a0[l] = w[147456 + k]; }
+            { const int k = k0 + 1; (void)k; for (int l = 0; l < 6; l++) a1[l] = w[147456 + k]; }
+            { const int k = k0 + 2; (void)k; for (int l = 0; l < 6; l++) a2[l] = w[147456 + k]; }
+            { const int k = k0 + 3; (void)k; for (int l = 0; l < 6; l++) a3[l] = w[147456 + k]; }
+            const float *xg = in + p;
+            const float *wk = w + (ptrdiff_t)k0 * 1152;
             for (int c = 0; c < 128; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const float wv = wk[(c * 3 + i) * 3 + j];
+                        const int r = (c * 3 + i) * 3 + j;
                         const float *xr = xg + c * 900 + i * 30 + j * 1;
-                        for (int p = 0; p < 838; p++)
-                            t[p] += wv * xr[p];
+                        const float w0 = wk[r * 4 + 0], w1 = wk[r * 4 + 1], w2 = wk[r * 4 + 2], w3 = wk[r * 4 + 3];
+                        for (int l = 0; l < 6; l++) {
+                            const float x = xr[l];
+                            a0[l] += w0 * x;
+                            a1[l] += w1 * x;
+                            a2[l] += w2 * x;
+                            a3[l] += w3 * x;
+                        }
                     }
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yk[oh * 28 + ow] = t[oh * 30 + ow];
+            for (int l = 0; l < 6; l++) {
+                const int oh = (p + l) / 30, ow = p + l - oh * 30;
+                if (ow >= 28)
+                    continue;
+                float *yo = yb + (ptrdiff_t)k0 * 784 + oh * 28 + ow;
+                yo[0] = a0[l];
+                yo[784] = a1[l];
+                yo[1568] = a2[l];
+                yo[2352] = a3[l];
+            }
         }
     }
 }
 
 /* basic_down1.conv3 — examples/resnet18.cnn:25: conv 1x1/2 128
  *   in [64,56,56] -> out [128,28,28]
- *   weights at packed[378624]: weight [128,64,1,1]
- *   scalar loops; basic_down1.bn3 folded into the weights; then + basic_down1.bn2 (basic_down1.add1); then basic_down1.relu2
+ *   weights at packed[378624]: weight [128,64,1,1] (packed in blocks of 4 output channels)
+ *   scalar loops; the padded input goes to scratch; basic_down1.bn3 folded into the weights; then + basic_down1.bn2 (basic_down1.add1); then basic_down1.relu2
  */
-static void basic_down1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+static void basic_down1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 100352;
         const float *rb0 = r0 + (ptrdiff_t)b * 100352;
         const float *in = xb0;
-        for (int k = 0; k < 128; k++) {
-            const float *wk = w + k * 64;
-            const float *xg = in;
-            float *yk = yb + k * 784;
-            for (int i = 0; i < 784; i++)
-                yk[i] = w[8192 + k];
-            for (int c = 0; c < 64; c++)
-                for (int i = 0; i < 1; i++)
-                    for (int j = 0; j < 1; j++) {
-                        const float wv = wk[(c * 1 + i) * 1 + j];
-                        const float *xr = xg + c * 3136 + i * 56 + j * 1;
-                        for (int oh = 0; oh < 28; oh++)
-                            for (int ow = 0; ow < 28; ow++)
-                                yk[oh * 28 + ow] += wv * xr[oh * 112 + ow * 2];
-                    }
-        }
+        /* split by stride phase: plane (a, b) of channel c holds rows a, a + 2, ... and columns b, b + 2, ... */
+        float *ph = s + 0;
+        for (int a = 0; a < 2; a++)
+            for (int b2 = 0; b2 < 2; b2++)
+                for (int c = 0; c < 64; c++)
+                    for (int h = 0; h < 28; h++)
+                        for (int w2 = 0; w2 < 28; w2++) {
+                            const int ih = h * 2 + a, iw = w2 * 2 + b2;
+                            ph[(((a * 2 + b2) * 64 + c) * 28 + h) * 28 + w2] =
+                                ih < 56 && iw < 56 ? in[(c * 56 + ih) * 56 + iw] : 0.0f;
+                        }
+        /* tiles of 16 positions (then 0) by 4 output channels, tiles outermost */
+        for (int p = 0; p < 784; p += 16)
+            for (int k0 = 0; k0 < 128; k0 += 4) {
+                float a0[16], a1[16], a2[16], a3[16];
+                { const int k = k0 + 0; (void)k; for (int l = 0; l < 16; l++) a0[l] = w[8192 + k]; }
+                { const int k = k0 + 1; (void)k; for (int l = 0; l < 16; l++) a1[l] = w[8192 + k]; }
+                { const int k = k0 + 2; (void)k; for (int l = 0; l < 16; l++) a2[l] = w[8192 + k]; }
+                { const int k = k0 + 3; (void)k; for (int l = 0; l < 16; l++) a3[l] = w[8192 + k]; }
+                const float *xg = ph + p;
+                const float *wk = w + (ptrdiff_t)k0 * 64;
+                for (int c = 0; c < 64; c++)
+                    for (int i = 0; i < 1; i++)
+                        for (int j = 0; j < 1; j++) {
+                            const int r = (c * 1 + i) * 1 + j;
+                            const float *xr = xg + c * 784 + (i * 1 % 2 * 2 + j * 1 % 2) * 50176 + i * 1 / 2 * 28 + j * 1 / 2;
+                            const float w0 = wk[r * 4 + 0], w1 = wk[r * 4 + 1], w2 = wk[r * 4 + 2], w3 = wk[r * 4 + 3];
+                            for (int l = 0; l < 16; l++) {
+                                const float x = xr[l];
+                                a0[l] += w0 * x;
+                                a1[l] += w1 * x;
+                                a2[l] += w2 * x;
+                                a3[l] += w3 * x;
+                            }
+                        }
+                for (int l = 0; l < 16; l++) {
+                    const int oh = (p + l) / 28, ow = p + l - oh * 28;
+                    if (ow >= 28)
+                        continue;
+                    float *yo = yb + (ptrdiff_t)k0 * 784 + oh * 28 + ow;
+                    yo[0] = a0[l];
+                    yo[784] = a1[l];
+                    yo[1568] = a2[l];
+                    yo[2352] = a3[l];
+                }
+            }
         for (int i = 0; i < 100352; i++) {
             float v = yb[i];
             v += rb0[i];
@@ -533,7 +941,7 @@ static void basic_down1_conv3(const float *restrict x0, const float *restrict r0
 
 /* basic3.conv1 — examples/resnet18.cnn:16: conv 3x3 p1 128
  *   in [128,28,28] -> out [128,28,28]
- *   weights at packed[386944]: weight [128,128,3,3]
+ *   weights at packed[386944]: weight [128,128,3,3] (packed in blocks of 4 output channels)
  *   scalar loops; the padded input goes to scratch; basic3.bn1 folded into the weights; then basic3.relu1
  */
 static void basic3_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -542,24 +950,74 @@ static void basic3_conv1(const float *restrict x0, float *restrict y, const floa
         float *yb = y + (ptrdiff_t)b * 100352;
         cnn_pad(xb0, s, 128, 28, 28, 1, 1, 30, 30, 0);
         const float *in = s;
-        for (int k = 0; k < 128; k++) {
-            const float *wk = w + k * 1152;
-            const float *xg = in;
-            float *yk = yb + k * 784;
-            float *t = s + 115200;
-            for (int p = 0; p < 838; p++)
-                t[p] = w[147456 + k];
+        /* tiles of 16 positions (then 6) by 4 output channels, channel blocks outermost */
+        for (int k0 = 0; k0 < 128; k0 += 4)
+            for (int p = 0; p < 832; p += 16) {
+                float a0[16], a1[16], a2[16], a3[16];
+                { const int k = k0 + 0; (void)k; for (int l = 0; l < 16; l++) a0[l] = w[147456 + k]; }
+                { const int k = k0 + 1; (void)k; for (int l = 0; l < 16; l++) a1[l] = w[147456 + k]; }
+                { const int k = k0 + 2; (void)k; for (int l = 0; l < 16; l++) a2[l] = w[147456 + k]; }
+                { const int k = k0 + 3; (void)k; for (int l = 0; l < 16; l++) a3[l] = w[147456 + k]; }
+                const float *xg = in + p;
+                const float *wk = w + (ptrdiff_t)k0 * 1152;
+                for (int c = 0; c < 128; c++)
+                    for (int i = 0; i < 3; i++)
+                        for (int j = 0; j < 3; j++) {
+                            const int r = (c * 3 + i) * 3 + j;
+                            const float *xr = xg + c * 900 + i * 30 + j * 1;
+                            const float w0 = wk[r * 4 + 0], w1 = wk[r * 4 + 1], w2 = wk[r * 4 + 2], w3 = wk[r * 4 + 3];
+                            for (int l = 0; l < 16; l++) {
+                                const float x = xr[l];
+                                a0[l] += w0 * x;
+                                a1[l] += w1 * x;
+                                a2[l] += w2 * x;
+                                a3[l] += w3 * x;
+                            }
+                        }
+                for (int l = 0; l < 16; l++) {
+                    const int oh = (p + l) / 30, ow = p + l - oh * 30;
+                    if (ow >= 28)
+                        continue;
+                    float *yo = yb + (ptrdiff_t)k0 * 784 + oh * 28 + ow;
+                    yo[0] = a0[l];
+                    yo[784] = a1[l];
+                    yo[1568] = a2[l];
+                    yo[2352] = a3[l];
+                }
+            }
+        for (int k0 = 0; k0 < 128; k0 += 4) {
+            const int p = 832;
+            float a0[6], a1[6], a2[6], a3[6];
+            { const int k = k0 + 0; (void)k; for (int l = 0; l < 6; l++) a0[l] = w[147456 + k]; }
+            { const int k = k0 + 1; (void)k; for (int l = 0; l < 6; l++) a1[l] = w[147456 + k]; }
+            { const int k = k0 + 2; (void)k; for (int l = 0; l < 6; l++) a2[l] = w[147456 + k]; }
+            { const int k = k0 + 3; (void)k; for (int l = 0; l < 6; l++) a3[l] = w[147456 + k]; }
+            const float *xg = in + p;
+            const float *wk = w + (ptrdiff_t)k0 * 1152;
             for (int c = 0; c < 128; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const float wv = wk[(c * 3 + i) * 3 + j];
+                        const int r = (c * 3 + i) * 3 + j;
                         const float *xr = xg + c * 900 + i * 30 + j * 1;
-                        for (int p = 0; p < 838; p++)
-                            t[p] += wv * xr[p];
+                        const float w0 = wk[r * 4 + 0], w1 = wk[r * 4 + 1], w2 = wk[r * 4 + 2], w3 = wk[r * 4 + 3];
+                        for (int l = 0; l < 6; l++) {
+                            const float x = xr[l];
+                            a0[l] += w0 * x;
+                            a1[l] += w1 * x;
+                            a2[l] += w2 * x;
+                            a3[l] += w3 * x;
+                        }
                     }
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yk[oh * 28 + ow] = t[oh * 30 + ow];
+            for (int l = 0; l < 6; l++) {
+                const int oh = (p + l) / 30, ow = p + l - oh * 30;
+                if (ow >= 28)
+                    continue;
+                float *yo = yb + (ptrdiff_t)k0 * 784 + oh * 28 + ow;
+                yo[0] = a0[l];
+                yo[784] = a1[l];
+                yo[1568] = a2[l];
+                yo[2352] = a3[l];
+            }
         }
         for (int i = 0; i < 100352; i++) {
             float v = yb[i];
@@ -571,7 +1029,7 @@ static void basic3_conv1(const float *restrict x0, float *restrict y, const floa
 
 /* basic3.conv2 — examples/resnet18.cnn:17: conv 3x3 p1 128
  *   in [128,28,28] -> out [128,28,28]
- *   weights at packed[534528]: weight [128,128,3,3]
+ *   weights at packed[534528]: weight [128,128,3,3] (packed in blocks of 4 output channels)
  *   scalar loops; the padded input goes to scratch; basic3.bn2 folded into the weights; then + basic_down1.relu2 (basic3.add1); then basic3.relu2
  */
 static void basic3_conv2(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -581,24 +1039,74 @@ static void basic3_conv2(const float *restrict x0, const float *restrict r0, flo
         const float *rb0 = r0 + (ptrdiff_t)b * 100352;
         cnn_pad(xb0, s, 128, 28, 28, 1, 1, 30, 30, 0);
         const float *in = s;
-        for (int k = 0; k < 128; k++) {
-            const float *wk = w + k * 1152;
-            const float *xg = in;
-            float *yk = yb + k * 784;
-            float *t = s + 115200;
-            for (int p = 0; p < 838; p++)
-                t[p] = w[147456 + k];
+        /* tiles of 16 positions (then 6) by 4 output channels, channel blocks outermost */
+        for (int k0 = 0; k0 < 128; k0 += 4)
+            for (int p = 0; p < 832; p += 16) {
+                float a0[16], a1[16], a2[16], a3[16];
+                { const int k = k0 + 0; (void)k; for (int l = 0; l < 16; l++) a0[l] = w[147456 + k]; }
+                { const int k = k0 + 1; (void)k; for (int l = 0; l < 16; l++) a1[l] = w[147456 + k]; }
+                { const int k = k0 + 2; (void)k; for (int l = 0; l < 16; l++) a2[l] = w[147456 + k]; }
+                { const int k = k0 + 3; (void)k; for (int l = 0; l < 16; l++) a3[l] = w[147456 + k]; }
+                const float *xg = in + p;
+                const float *wk = w + (ptrdiff_t)k0 * 1152;
+                for (int c = 0; c < 128; c++)
+                    for (int i = 0; i < 3; i++)
+                        for (int j = 0; j < 3; j++) {
+                            const int r = (c * 3 + i) * 3 + j;
+                            const float *xr = xg + c * 900 + i * 30 + j * 1;
+                            const float w0 = wk[r * 4 + 0], w1 = wk[r * 4 + 1], w2 = wk[r * 4 + 2], w3 = wk[r * 4 + 3];
+                            for (int l = 0; l < 16; l++) {
+                                const float x = xr[l];
+                                a0[l] += w0 * x;
+                                a1[l] += w1 * x;
+                                a2[l] += w2 * x;
+                                a3[l] += w3 * x;
+                            }
+                        }
+                for (int l = 0; l < 16; l++) {
+                    const int oh = (p + l) / 30, ow = p + l - oh * 30;
+                    if (ow >= 28)
+                        continue;
+                    float *yo = yb + (ptrdiff_t)k0 * 784 + oh * 28 + ow;
+                    yo[0] = a0[l];
+                    yo[784] = a1[l];
+                    yo[1568] = a2[l];
+                    yo[2352] = a3[l];
+                }
+            }
+        for (int k0 = 0; k0 < 128; k0 += 4) {
+            const int p = 832;
+            float a0[6], a1[6], a2[6], a3[6];
+            { const int k = k0 + 0; (void)k; for (int l = 0; l < 6; l++) a0[l] = w[147456 + k]; }
+            { const int k = k0 + 1; (void)k; for (int l = 0; l < 6; l++) a1[l] = w[147456 + k]; }
+            { const int k = k0 + 2; (void)k; for (int l = 0; l < 6; l++) a2[l] = w[147456 + k]; }
+            { const int k = k0 + 3; (void)k; for (int l = 0; l < 6; l++) a3[l] = w[147456 + k]; }
+            const float *xg = in + p;
+            const float *wk = w + (ptrdiff_t)k0 * 1152;
             for (int c = 0; c < 128; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const float wv = wk[(c * 3 + i) * 3 + j];
+                        const int r = (c * 3 + i) * 3 + j;
                         const float *xr = xg + c * 900 + i * 30 + j * 1;
-                        for (int p = 0; p < 838; p++)
-                            t[p] += wv * xr[p];
+                        const float w0 = wk[r * 4 + 0], w1 = wk[r * 4 + 1], w2 = wk[r * 4 + 2], w3 = wk[r * 4 + 3];
+                        for (int l = 0; l < 6; l++) {
+                            const float x = xr[l];
+                            a0[l] += w0 * x;
+                            a1[l] += w1 * x;
+                            a2[l] += w2 * x;
+                            a3[l] += w3 * x;
+                        }
                     }
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yk[oh * 28 + ow] = t[oh * 30 + ow];
+            for (int l = 0; l < 6; l++) {
+                const int oh = (p + l) / 30, ow = p + l - oh * 30;
+                if (ow >= 28)
+                    continue;
+                float *yo = yb + (ptrdiff_t)k0 * 784 + oh * 28 + ow;
+                yo[0] = a0[l];
+                yo[784] = a1[l];
+                yo[1568] = a2[l];
+                yo[2352] = a3[l];
+            }
         }
         for (int i = 0; i < 100352; i++) {
             float v = yb[i];
@@ -611,7 +1119,7 @@ static void basic3_conv2(const float *restrict x0, const float *restrict r0, flo
 
 /* basic_down2.conv1 — examples/resnet18.cnn:23: conv 3x3/2 p1 256
  *   in [128,28,28] -> out [256,14,14]
- *   weights at packed[682112]: weight [256,128,3,3]
+ *   weights at packed[682112]: weight [256,128,3,3] (packed in blocks of 4 output channels)
  *   scalar loops; the padded input goes to scratch; basic_down2.bn1 folded into the weights; then basic_down2.relu1
  */
 static void basic_down2_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -620,21 +1128,85 @@ static void basic_down2_conv1(const float *restrict x0, float *restrict y, const
         float *yb = y + (ptrdiff_t)b * 50176;
         cnn_pad(xb0, s, 128, 28, 28, 1, 1, 30, 30, 0);
         const float *in = s;
-        for (int k = 0; k < 256; k++) {
-            const float *wk = w + k * 1152;
-            const float *xg = in;
-            float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = w[294912 + k];
+        /* split by stride phase: plane (a, b) of channel c holds rows a, a + 2, ... and columns b, b + 2, ... */
+        float *ph = s + 115200;
+        for (int a = 0; a < 2; a++)
+            for (int b2 = 0; b2 < 2; b2++)
+                for (int c = 0; c < 128; c++)
+                    for (int h = 0; h < 15; h++)
+                        for (int w2 = 0; w2 < 15; w2++) {
+                            const int ih = h * 2 + a, iw = w2 * 2 + b2;
+                            ph[(((a * 2 + b2) * 128 + c) * 15 + h) * 15 + w2] =
+                                ih < 30 && iw < 30 ? in[(c * 30 + ih) * 30 + iw] : 0.0f;
+                        }
+        /* tiles of 16 positions (then 1) by 4 output channels, channel blocks outermost */
+        for (int k0 = 0; k0 < 256; k0 += 4)
+            for (int p = 0; p < 208; p += 16) {
+                float a0[16], a1[16], a2[16], a3[16];
+                { const int k = k0 + 0; (void)k; for (int l = 0; l < 16; l++) a0[l] = w[294912 + k]; }
+                { const int k = k0 + 1; (void)k; for (int l = 0; l < 16; l++) a1[l] = w[294912 + k]; }
+                { const int k = k0 + 2; (void)k; for (int l = 0; l < 16; l++) a2[l] = w[294912 + k]; }
+                { const int k = k0 + 3; (void)k; for (int l = 0; l < 16; l++) a3[l] = w[294912 + k]; }
+                const float *xg = ph + p;
+                const float *wk = w + (ptrdiff_t)k0 * 1152;
+                for (int c = 0; c < 128; c++)
+                    for (int i = 0; i < 3; i++)
+                        for (int j = 0; j < 3; j++) {
+                            const int r = (c * 3 + i) * 3 + j;
+                            const float *xr = xg + c * 225 + (i * 1 % 2 * 2 + j * 1 % 2) * 28800 + i * 1 / 2 * 15 + j * 1 / 2;
+                            const float w0 = wk[r * 4 + 0], w1 = wk[r * 4 + 1], w2 = wk[r * 4 + 2], w3 = wk[r * 4 + 3];
+                            for (int l = 0; l < 16; l++) {
+                                const float x = xr[l];
+                                a0[l] += w0 * x;
+                                a1[l] += w1 * x;
+                                a2[l] += w2 * x;
+                                a3[l] += w3 * x;
+                            }
+                        }
+                for (int l = 0; l < 16; l++) {
+                    const int oh = (p + l) / 15, ow = p + l - oh * 15;
+                    if (ow >= 14)
+                        continue;
+                    float *yo = yb + (ptrdiff_t)k0 * 196 + oh * 14 + ow;
+                    yo[0] = a0[l];
+                    yo[196] = a1[l];
+                    yo[392] = a2[l];
+                    yo[588] = a3[l];
+                }
+            }
+        for (int k0 = 0; k0 < 256; k0 += 4) {
+            const int p = 208;
+            float a0[1], a1[1], a2[1], a3[1];
+            { const int k = k0 + 0; (void)k; for (int l = 0; l < 1; l++) a0[l] = w[294912 + k]; }
+            { const int k = k0 + 1; (void)k; for (int l = 0; l < 1; l++) a1[l] = w[294912 + k]; }
+            { const int k = k0 + 2; (void)k; for (int l = 0; l < 1; l++) a2[l] = w[294912 + k]; }
+            { const int k = k0 + 3; (void)k; for (int l = 0; l < 1; l++) a3[l] = w[294912 + k]; }
+            const float *xg = ph + p;
+            const float *wk = w + (ptrdiff_t)k0 * 1152;
             for (int c = 0; c < 128; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const float wv = wk[(c * 3 + i) * 3 + j];
-                        const float *xr = xg + c * 900 + i * 30 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 60 + ow * 2];
+                        const int r = (c * 3 + i) * 3 + j;
+                        const float *xr = xg + c * 225 + (i * 1 % 2 * 2 + j * 1 % 2) * 28800 + i * 1 / 2 * 15 + j * 1 / 2;
+                        const float w0 = wk[r * 4 + 0], w1 = wk[r * 4 + 1], w2 = wk[r * 4 + 2], w3 = wk[r * 4 + 3];
+                        for (int l = 0; l < 1; l++) {
+                            const float x = xr[l];
+                            a0[l] += w0 * x;
+                            a1[l] += w1 * x;
+                            a2[l] += w2 * x;
+                            a3[l] += w3 * x;
+                        }
                     }
+            for (int l = 0; l < 1; l++) {
+                const int oh = (p + l) / 15, ow = p + l - oh * 15;
+                if (ow >= 14)
+                    continue;
+                float *yo = yb + (ptrdiff_t)k0 * 196 + oh * 14 + ow;
+                yo[0] = a0[l];
+                yo[196] = a1[l];
+                yo[392] = a2[l];
+                yo[588] = a3[l];
+            }
         }
         for (int i = 0; i < 50176; i++) {
             float v = yb[i];
@@ -646,7 +1218,7 @@ static void basic_down2_conv1(const float *restrict x0, float *restrict y, const
 
 /* basic_down2.conv2 — examples/resnet18.cnn:24: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[977280]: weight [256,256,3,3]
+ *   weights at packed[977280]: weight [256,256,3,3] (packed in blocks of 4 output channels)
  *   scalar loops; the padded input goes to scratch; basic_down2.bn2 folded into the weights
  */
 static void basic_down2_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -655,54 +1227,168 @@ static void basic_down2_conv2(const float *restrict x0, float *restrict y, const
         float *yb = y + (ptrdiff_t)b * 50176;
         cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int k = 0; k < 256; k++) {
-            const float *wk = w + k * 2304;
-            const float *xg = in;
-            float *yk = yb + k * 196;
-            float *t = s + 65536;
-            for (int p = 0; p < 222; p++)
-                t[p] = w[589824 + k];
+        /* tiles of 16 positions (then 14) by 4 output channels, channel blocks outermost */
+        for (int k0 = 0; k0 < 256; k0 += 4)
+            for (int p = 0; p < 208; p += 16) {
+                float a0[16], a1[16], a2[16], a3[16];
+                { const int k = k0 + 0; (void)k; for (int l = 0; l < 16; l++) a0[l] = w[589824 + k]; }
+                { const int k = k0 + 1; (void)k; for (int l = 0; l < 16; l++) a1[l] = w[589824 + k]; }
+                { const int k = k0 + 2; (void)k; for (int l = 0; l < 16; l++) a2[l] = w[589824 + k]; }
+                { const int k = k0 + 3; (void)k; for (int l = 0; l < 16; l++) a3[l] = w[589824 + k]; }
+                const float *xg = in + p;
+                const float *wk = w + (ptrdiff_t)k0 * 2304;
+                for (int c = 0; c < 256; c++)
+                    for (int i = 0; i < 3; i++)
+                        for (int j = 0; j < 3; j++) {
+                            const int r = (c * 3 + i) * 3 + j;
+                            const float *xr = xg + c * 256 + i * 16 + j * 1;
+                            const float w0 = wk[r * 4 + 0], w1 = wk[r * 4 + 1], w2 = wk[r * 4 + 2], w3 = wk[r * 4 + 3];
+                            for (int l = 0; l < 16; l++) {
+                                const float x = xr[l];
+                                a0[l] += w0 * x;
+                                a1[l] += w1 * x;
+                                a2[l] += w2 * x;
+                                a3[l] += w3 * x;
+                            }
+                        }
+                for (int l = 0; l < 16; l++) {
+                    const int oh = (p + l) / 16, ow = p + l - oh * 16;
+                    if (ow >= 14)
+                        continue;
+                    float *yo = yb + (ptrdiff_t)k0 * 196 + oh * 14 + ow;
+                    yo[0] = a0[l];
+                    yo[196] = a1[l];
+                    yo[392] = a2[l];
+                    yo[588] = a3[l];
+                }
+            }
+        for (int k0 = 0; k0 < 256; k0 += 4) {
+            const int p = 208;
+            float a0[14], a1[14], a2[14], a3[14];
+            { const int k = k0 + 0; (void)k; for (int l = 0; l < 14; l++) a0[l] = w[589824 + k]; }
+            { const int k = k0 + 1; (void)k; for (int l = 0; l < 14; l++) a1[l] = w[589824 + k]; }
+            { const int k = k0 + 2; (void)k; for (int l = 0; l < 14; l++) a2[l] = w[589824 + k]; }
+            { const int k = k0 + 3; (void)k; for (int l = 0; l < 14; l++) a3[l] = w[589824 + k]; }
+            const float *xg = in + p;
+            const float *wk = w + (ptrdiff_t)k0 * 2304;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const float wv = wk[(c * 3 + i) * 3 + j];
+                        const int r = (c * 3 + i) * 3 + j;
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int p = 0; p < 222; p++)
-                            t[p] += wv * xr[p];
+                        const float w0 = wk[r * 4 + 0], w1 = wk[r * 4 + 1], w2 = wk[r * 4 + 2], w3 = wk[r * 4 + 3];
+                        for (int l = 0; l < 14; l++) {
+                            const float x = xr[l];
+                            a0[l] += w0 * x;
+                            a1[l] += w1 * x;
+                            a2[l] += w2 * x;
+                            a3[l] += w3 * x;
+                        }
                     }
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yk[oh * 14 + ow] = t[oh * 16 + ow];
+            for (int l = 0; l < 14; l++) {
+                const int oh = (p + l) / 16, ow = p + l - oh * 16;
+                if (ow >= 14)
+                    continue;
+                float *yo = yb + (ptrdiff_t)k0 * 196 + oh * 14 + ow;
+                yo[0] = a0[l];
+                yo[196] = a1[l];
+                yo[392] = a2[l];
+                yo[588] = a3[l];
+            }
         }
     }
 }
 
 /* basic_down2.conv3 — examples/resnet18.cnn:25: conv 1x1/2 256
  *   in [128,28,28] -> out [256,14,14]
- *   weights at packed[1567360]: weight [256,128,1,1]
- *   scalar loops; basic_down2.bn3 folded into the weights; then + basic_down2.bn2 (basic_down2.add1); then basic_down2.relu2
+ *   weights at packed[1567360]: weight [256,128,1,1] (packed in blocks of 4 output channels)
+ *   scalar loops; the padded input goes to scratch; basic_down2.bn3 folded into the weights; then + basic_down2.bn2 (basic_down2.add1); then basic_down2.relu2
  */
-static void basic_down2_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+static void basic_down2_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 50176;
         const float *rb0 = r0 + (ptrdiff_t)b * 50176;
         const float *in = xb0;
-        for (int k = 0; k < 256; k++) {
-            const float *wk = w + k * 128;
-            const float *xg = in;
-            float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = w[32768 + k];
+        /* split by stride phase: plane (a, b) of channel c holds rows a, a + 2, ... and columns b, b + 2, ... */
+        float *ph = s + 0;
+        for (int a = 0; a < 2; a++)
+            for (int b2 = 0; b2 < 2; b2++)
+                for (int c = 0; c < 128; c++)
+                    for (int h = 0; h < 14; h++)
+                        for (int w2 = 0; w2 < 14; w2++) {
+                            const int ih = h * 2 + a, iw = w2 * 2 + b2;
+                            ph[(((a * 2 + b2) * 128 + c) * 14 + h) * 14 + w2] =
+                                ih < 28 && iw < 28 ? in[(c * 28 + ih) * 28 + iw] : 0.0f;
+                        }
+        /* tiles of 16 positions (then 4) by 4 output channels, tiles outermost */
+        for (int p = 0; p < 192; p += 16)
+            for (int k0 = 0; k0 < 256; k0 += 4) {
+                float a0[16], a1[16], a2[16], a3[16];
+                { const int k = k0 + 0; (void)k; for (int l = 0; l < 16; l++) a0[l] = w[32768 + k]; }
+                { const int k = k0 + 1; (void)k; for (int l = 0; l < 16; l++) a1[l] = w[32768 + k]; }
+                { const int k = k0 + 2; (void)k; for (int l = 0; l < 16; l++) a2[l] = w[32768 + k]; }
+                { const int k = k0 + 3; (void)k; for (int l = 0; l < 16; l++) a3[l] = w[32768 + k]; }
+                const float *xg = ph + p;
+                const float *wk = w + (ptrdiff_t)k0 * 128;
+                for (int c = 0; c < 128; c++)
+                    for (int i = 0; i < 1; i++)
+                        for (int j = 0; j < 1; j++) {
+                            const int r = (c * 1 + i) * 1 + j;
+                            const float *xr = xg + c * 196 + (i * 1 % 2 * 2 + j * 1 % 2) * 25088 + i * 1 / 2 * 14 + j * 1 / 2;
+                            const float w0 = wk[r * 4 + 0], w1 = wk[r * 4 + 1], w2 = wk[r * 4 + 2], w3 = wk[r * 4 + 3];
+                            for (int l = 0; l < 16; l++) {
+                                const float x = xr[l];
+                                a0[l] += w0 * x;
+                                a1[l] += w1 * x;
+                                a2[l] += w2 * x;
+                                a3[l] += w3 * x;
+                            }
+                        }
+                for (int l = 0; l < 16; l++) {
+                    const int oh = (p + l) / 14, ow = p + l - oh * 14;
+                    if (ow >= 14)
+                        continue;
+                    float *yo = yb + (ptrdiff_t)k0 * 196 + oh * 14 + ow;
+                    yo[0] = a0[l];
+                    yo[196] = a1[l];
+                    yo[392] = a2[l];
+                    yo[588] = a3[l];
+                }
+            }
+        for (int k0 = 0; k0 < 256; k0 += 4) {
+            const int p = 192;
+            float a0[4], a1[4], a2[4], a3[4];
+            { const int k = k0 + 0; (void)k; for (int l = 0; l < 4; l++) a0[l] = w[32768 + k]; }
+            { const int k = k0 + 1; (void)k; for (int l = 0; l < 4; l++) a1[l] = w[32768 + k]; }
+            { const int k = k0 + 2; (void)k; for (int l = 0; l < 4; l++) a2[l] = w[32768 + k]; }
+            { const int k = k0 + 3; (void)k; for (int l = 0; l < 4; l++) a3[l] = w[32768 + k]; }
+            const float *xg = ph + p;
+            const float *wk = w + (ptrdiff_t)k0 * 128;
             for (int c = 0; c < 128; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const float wv = wk[(c * 1 + i) * 1 + j];
-                        const float *xr = xg + c * 784 + i * 28 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 56 + ow * 2];
+                        const int r = (c * 1 + i) * 1 + j;
+                        const float *xr = xg + c * 196 + (i * 1 % 2 * 2 + j * 1 % 2) * 25088 + i * 1 / 2 * 14 + j * 1 / 2;
+                        const float w0 = wk[r * 4 + 0], w1 = wk[r * 4 + 1], w2 = wk[r * 4 + 2], w3 = wk[r * 4 + 3];
+                        for (int l = 0; l < 4; l++) {
+                            const float x = xr[l];
+                            a0[l] += w0 * x;
+                            a1[l] += w1 * x;
+                            a2[l] += w2 * x;
+                            a3[l] += w3 * x;
+                        }
                     }
+            for (int l = 0; l < 4; l++) {
+                const int oh = (p + l) / 14, ow = p + l - oh * 14;
+                if (ow >= 14)
+                    continue;
+                float *yo = yb + (ptrdiff_t)k0 * 196 + oh * 14 + ow;
+                yo[0] = a0[l];
+                yo[196] = a1[l];
+                yo[392] = a2[l];
+                yo[588] = a3[l];
+            }
         }
         for (int i = 0; i < 50176; i++) {
             float v = yb[i];
@@ -715,7 +1401,7 @@ static void basic_down2_conv3(const float *restrict x0, const float *restrict r0
 
 /* basic4.conv1 — examples/resnet18.cnn:16: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[1600384]: weight [256,256,3,3]
+ *   weights at packed[1600384]: weight [256,256,3,3] (packed in blocks of 4 output channels)
  *   scalar loops; the padded input goes to scratch; basic4.bn1 folded into the weights; then basic4.relu1
  */
 static void basic4_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -724,24 +1410,74 @@ static void basic4_conv1(const float *restrict x0, float *restrict y, const floa
         float *yb = y + (ptrdiff_t)b * 50176;
         cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int k = 0; k < 256; k++) {
-            const float *wk = w + k * 2304;
-            const float *xg = in;
-            float *yk = yb + k * 196;
-            float *t = s + 65536;
-            for (int p = 0; p < 222; p++)
-                t[p] = w[589824 + k];
+        /* tiles of 16 positions (then 14) by 4 output channels, channel blocks outermost */
+        for (int k0 = 0; k0 < 256; k0 += 4)
+            for (int p = 0; p < 208; p += 16) {
+                float a0[16], a1[16], a2[16], a3[16];
+                { const int k = k0 + 0; (void)k; for (int l = 0; l < 16; l++) a0[l] = w[589824 + k]; }
+                { const int k = k0 + 1; (void)k; for (int l = 0; l < 16; l++) a1[l] = w[589824 + k]; }
+                { const int k = k0 + 2; (void)k; for (int l = 0; l < 16; l++) a2[l] = w[589824 + k]; }
+                { const int k = k0 + 3; (void)k; for (int l = 0; l < 16; l++) a3[l] = w[589824 + k]; }
+                const float *xg = in + p;
+                const float *wk = w + (ptrdiff_t)k0 * 2304;
+                for (int c = 0; c < 256; c++)
+                    for (int i = 0; i < 3; i++)
+                        for (int j = 0; j < 3; j++) {
+                            const int r = (c * 3 + i) * 3 + j;
+                            const float *xr = xg + c * 256 + i * 16 + j * 1;
+                            const float w0 = wk[r * 4 + 0], w1 = wk[r * 4 + 1], w2 = wk[r * 4 + 2], w3 = wk[r * 4 + 3];
+                            for (int l = 0; l < 16; l++) {
+                                const float x = xr[l];
+                                a0[l] += w0 * x;
+                                a1[l] += w1 * x;
+                                a2[l] += w2 * x;
+                                a3[l] += w3 * x;
+                            }
+                        }
+                for (int l = 0; l < 16; l++) {
+                    const int oh = (p + l) / 16, ow = p + l - oh * 16;
+                    if (ow >= 14)
+                        continue;
+                    float *yo = yb + (ptrdiff_t)k0 * 196 + oh * 14 + ow;
+                    yo[0] = a0[l];
+                    yo[196] = a1[l];
+                    yo[392] = a2[l];
+                    yo[588] = a3[l];
+                }
+            }
+        for (int k0 = 0; k0 < 256; k0 += 4) {
+            const int p = 208;
+            float a0[14], a1[14], a2[14], a3[14];
+            { const int k = k0 + 0; (void)k; for (int l = 0; l < 14; l++) a0[l] = w[589824 + k]; }
+            { const int k = k0 + 1; (void)k; for (int l = 0; l < 14; l++) a1[l] = w[589824 + k]; }
+            { const int k = k0 + 2; (void)k; for (int l = 0; l < 14; l++) a2[l] = w[589824 + k]; }
+            { const int k = k0 + 3; (void)k; for (int l = 0; l < 14; l++) a3[l] = w[589824 + k]; }
+            const float *xg = in + p;
+            const float *wk = w + (ptrdiff_t)k0 * 2304;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const float wv = wk[(c * 3 + i) * 3 + j];
+                        const int r = (c * 3 + i) * 3 + j;
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int p = 0; p < 222; p++)
-                            t[p] += wv * xr[p];
+                        const float w0 = wk[r * 4 + 0], w1 = wk[r * 4 + 1], w2 = wk[r * 4 + 2], w3 = wk[r * 4 + 3];
+                        for (int l = 0; l < 14; l++) {
+                            const float x = xr[l];
+                            a0[l] += w0 * x;
+                            a1[l] += w1 * x;
+                            a2[l] += w2 * x;
+                            a3[l] += w3 * x;
+                        }
                     }
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yk[oh * 14 + ow] = t[oh * 16 + ow];
+            for (int l = 0; l < 14; l++) {
+                const int oh = (p + l) / 16, ow = p + l - oh * 16;
+                if (ow >= 14)
+                    continue;
+                float *yo = yb + (ptrdiff_t)k0 * 196 + oh * 14 + ow;
+                yo[0] = a0[l];
+                yo[196] = a1[l];
+                yo[392] = a2[l];
+                yo[588] = a3[l];
+            }
         }
         for (int i = 0; i < 50176; i++) {
             float v = yb[i];
@@ -753,7 +1489,7 @@ static void basic4_conv1(const float *restrict x0, float *restrict y, const floa
 
 /* basic4.conv2 — examples/resnet18.cnn:17: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[2190464]: weight [256,256,3,3]
+ *   weights at packed[2190464]: weight [256,256,3,3] (packed in blocks of 4 output channels)
  *   scalar loops; the padded input goes to scratch; basic4.bn2 folded into the weights; then + basic_down2.relu2 (basic4.add1); then basic4.relu2
  */
 static void basic4_conv2(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -763,24 +1499,74 @@ static void basic4_conv2(const float *restrict x0, const float *restrict r0, flo
         const float *rb0 = r0 + (ptrdiff_t)b * 50176;
         cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int k = 0; k < 256; k++) {
-            const float *wk = w + k * 2304;
-            const float *xg = in;
-            float *yk = yb + k * 196;
-            float *t = s + 65536;
-            for (int p = 0; p < 222; p++)
-                t[p] = w[589824 + k];
+        /* tiles of 16 positions (then 14) by 4 output channels, channel blocks outermost */
+        for (int k0 = 0; k0 < 256; k0 += 4)
+            for (int p = 0; p < 208; p += 16) {
+                float a0[16], a1[16], a2[16], a3[16];
+                { const int k = k0 + 0; (void)k; for (int l = 0; l < 16; l++) a0[l] = w[589824 + k]; }
+                { const int k = k0 + 1; (void)k; for (int l = 0; l < 16; l++) a1[l] = w[589824 + k]; }
+                { const int k = k0 + 2; (void)k; for (int l = 0; l < 16; l++) a2[l] = w[589824 + k]; }
+                { const int k = k0 + 3; (void)k; for (int l = 0; l < 16; l++) a3[l] = w[589824 + k]; }
+                const float *xg = in + p;
+                const float *wk = w + (ptrdiff_t)k0 * 2304;
+                for (int c = 0; c < 256; c++)
+                    for (int i = 0; i < 3; i++)
+                        for (int j = 0; j < 3; j++) {
+                            const int r = (c * 3 + i) * 3 + j;
+                            const float *xr = xg + c * 256 + i * 16 + j * 1;
+                            const float w0 = wk[r * 4 + 0], w1 = wk[r * 4 + 1], w2 = wk[r * 4 + 2], w3 = wk[r * 4 + 3];
+                            for (int l = 0; l < 16; l++) {
+                                const float x = xr[l];
+                                a0[l] += w0 * x;
+                                a1[l] += w1 * x;
+                                a2[l] += w2 * x;
+                                a3[l] += w3 * x;
+                            }
+                        }
+                for (int l = 0; l < 16; l++) {
+                    const int oh = (p + l) / 16, ow = p + l - oh * 16;
+                    if (ow >= 14)
+                        continue;
+                    float *yo = yb + (ptrdiff_t)k0 * 196 + oh * 14 + ow;
+                    yo[0] = a0[l];
+                    yo[196] = a1[l];
+                    yo[392] = a2[l];
+                    yo[588] = a3[l];
+                }
+            }
+        for (int k0 = 0; k0 < 256; k0 += 4) {
+            const int p = 208;
+            float a0[14], a1[14], a2[14], a3[14];
+            { const int k = k0 + 0; (void)k; for (int l = 0; l < 14; l++) a0[l] = w[589824 + k]; }
+            { const int k = k0 + 1; (void)k; for (int l = 0; l < 14; l++) a1[l] = w[589824 + k]; }
+            { const int k = k0 + 2; (void)k; for (int l = 0; l < 14; l++) a2[l] = w[589824 + k]; }
+            { const int k = k0 + 3; (void)k; for (int l = 0; l < 14; l++) a3[l] = w[589824 + k]; }
+            const float *xg = in + p;
+            const float *wk = w + (ptrdiff_t)k0 * 2304;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const float wv = wk[(c * 3 + i) * 3 + j];
+                        const int r = (c * 3 + i) * 3 + j;
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int p = 0; p < 222; p++)
-                            t[p] += wv * xr[p];
+                        const float w0 = wk[r * 4 + 0], w1 = wk[r * 4 + 1], w2 = wk[r * 4 + 2], w3 = wk[r * 4 + 3];
+                        for (int l = 0; l < 14; l++) {
+                            const float x = xr[l];
+                            a0[l] += w0 * x;
+                            a1[l] += w1 * x;
+                            a2[l] += w2 * x;
+                            a3[l] += w3 * x;
+                        }
                     }
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yk[oh * 14 + ow] = t[oh * 16 + ow];
+            for (int l = 0; l < 14; l++) {
+                const int oh = (p + l) / 16, ow = p + l - oh * 16;
+                if (ow >= 14)
+                    continue;
+                float *yo = yb + (ptrdiff_t)k0 * 196 + oh * 14 + ow;
+                yo[0] = a0[l];
+                yo[196] = a1[l];
+                yo[392] = a2[l];
+                yo[588] = a3[l];
+            }
         }
         for (int i = 0; i < 50176; i++) {
             float v = yb[i];
@@ -793,7 +1579,7 @@ static void basic4_conv2(const float *restrict x0, const float *restrict r0, flo
 
 /* basic_down3.conv1 — examples/resnet18.cnn:23: conv 3x3/2 p1 512
  *   in [256,14,14] -> out [512,7,7]
- *   weights at packed[2780544]: weight [512,256,3,3]
+ *   weights at packed[2780544]: weight [512,256,3,3] (packed in blocks of 4 output channels)
  *   scalar loops; the padded input goes to scratch; basic_down3.bn1 folded into the weights; then basic_down3.relu1
  */
 static void basic_down3_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -802,21 +1588,85 @@ static void basic_down3_conv1(const float *restrict x0, float *restrict y, const
         float *yb = y + (ptrdiff_t)b * 25088;
         cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int k = 0; k < 512; k++) {
-            const float *wk = w + k * 2304;
-            const float *xg = in;
-            float *yk = yb + k * 49;
-            for (int i = 0; i < 49; i++)
-                yk[i] = w[1179648 + k];
+        /* split by stride phase: plane (a, b) of channel c holds rows a, a + 2, ... and columns b, b + 2, ... */
+        float *ph = s + 65536;
+        for (int a = 0; a < 2; a++)
+            for (int b2 = 0; b2 < 2; b2++)
+                for (int c = 0; c < 256; c++)
+                    for (int h = 0; h < 8; h++)
+                        for (int w2 = 0; w2 < 8; w2++) {
+                            const int ih = h * 2 + a, iw = w2 * 2 + b2;
+                            ph[(((a * 2 + b2) * 256 + c) * 8 + h) * 8 + w2] =
+                                ih < 16 && iw < 16 ? in[(c * 16 + ih) * 16 + iw] : 0.0f;
+                        }
+        /* tiles of 16 positions (then 7) by 4 output channels, channel blocks outermost */
+        for (int k0 = 0; k0 < 512; k0 += 4)
+            for (int p = 0; p < 48; p += 16) {
+                float a0[16], a1[16], a2[16], a3[16];
+                { const int k = k0 + 0; (void)k; for (int l = 0; l < 16; l++) a0[l] = w[1179648 + k]; }
+                { const int k = k0 + 1; (void)k; for (int l = 0; l < 16; l++) a1[l] = w[1179648 + k]; }
+                { const int k = k0 + 2; (void)k; for (int l = 0; l < 16; l++) a2[l] = w[1179648 + k]; }
+                { const int k = k0 + 3; (void)k; for (int l = 0; l < 16; l++) a3[l] = w[1179648 + k]; }
+                const float *xg = ph + p;
+                const float *wk = w + (ptrdiff_t)k0 * 2304;
+                for (int c = 0; c < 256; c++)
+                    for (int i = 0; i < 3; i++)
+                        for (int j = 0; j < 3; j++) {
+                            const int r = (c * 3 + i) * 3 + j;
+                            const float *xr = xg + c * 64 + (i * 1 % 2 * 2 + j * 1 % 2) * 16384 + i * 1 / 2 * 8 + j * 1 / 2;
+                            const float w0 = wk[r * 4 + 0], w1 = wk[r * 4 + 1], w2 = wk[r * 4 + 2], w3 = wk[r * 4 + 3];
+                            for (int l = 0; l < 16; l++) {
+                                const float x = xr[l];
+                                a0[l] += w0 * x;
+                                a1[l] += w1 * x;
+                                a2[l] += w2 * x;
+                                a3[l] += w3 * x;
+                            }
+                        }
+                for (int l = 0; l < 16; l++) {
+                    const int oh = (p + l) / 8, ow = p + l - oh * 8;
+                    if (ow >= 7)
+                        continue;
+                    float *yo = yb + (ptrdiff_t)k0 * 49 + oh * 7 + ow;
+                    yo[0] = a0[l];
+                    yo[49] = a1[l];
+                    yo[98] = a2[l];
+                    yo[147] = a3[l];
+                }
+            }
+        for (int k0 = 0; k0 < 512; k0 += 4) {
+            const int p = 48;
+            float a0[7], a1[7], a2[7], a3[7];
+            { const int k = k0 + 0; (void)k; for (int l = 0; l < 7; l++) a0[l] = w[1179648 + k]; }
+            { const int k = k0 + 1; (void)k; for (int l = 0; l < 7; l++) a1[l] = w[1179648 + k]; }
+            { const int k = k0 + 2; (void)k; for (int l = 0; l < 7; l++) a2[l] = w[1179648 + k]; }
+            { const int k = k0 + 3; (void)k; for (int l = 0; l < 7; l++) a3[l] = w[1179648 + k]; }
+            const float *xg = ph + p;
+            const float *wk = w + (ptrdiff_t)k0 * 2304;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const float wv = wk[(c * 3 + i) * 3 + j];
-                        const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int oh = 0; oh < 7; oh++)
-                            for (int ow = 0; ow < 7; ow++)
-                                yk[oh * 7 + ow] += wv * xr[oh * 32 + ow * 2];
+                        const int r = (c * 3 + i) * 3 + j;
+                        const float *xr = xg + c * 64 + (i * 1 % 2 * 2 + j * 1 % 2) * 16384 + i * 1 / 2 * 8 + j * 1 / 2;
+                        const float w0 = wk[r * 4 + 0], w1 = wk[r * 4 + 1], w2 = wk[r * 4 + 2], w3 = wk[r * 4 + 3];
+                        for (int l = 0; l < 7; l++) {
+                            const float x = xr[l];
+                            a0[l] += w0 * x;
+                            a1[l] += w1 * x;
+                            a2[l] += w2 * x;
+                            a3[l] += w3 * x;
+                        }
                     }
+            for (int l = 0; l < 7; l++) {
+                const int oh = (p + l) / 8, ow = p + l - oh * 8;
+                if (ow >= 7)
+                    continue;
+                float *yo = yb + (ptrdiff_t)k0 * 49 + oh * 7 + ow;
+                yo[0] = a0[l];
+                yo[49] = a1[l];
+                yo[98] = a2[l];
+                yo[147] = a3[l];
+            }
         }
         for (int i = 0; i < 25088; i++) {
             float v = yb[i];
@@ -828,7 +1678,7 @@ static void basic_down3_conv1(const float *restrict x0, float *restrict y, const
 
 /* basic_down3.conv2 — examples/resnet18.cnn:24: conv 3x3 p1 512
  *   in [512,7,7] -> out [512,7,7]
- *   weights at packed[3960704]: weight [512,512,3,3]
+ *   weights at packed[3960704]: weight [512,512,3,3] (packed in blocks of 4 output channels)
  *   scalar loops; the padded input goes to scratch; basic_down3.bn2 folded into the weights
  */
 static void basic_down3_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -837,54 +1687,168 @@ static void basic_down3_conv2(const float *restrict x0, float *restrict y, const
         float *yb = y + (ptrdiff_t)b * 25088;
         cnn_pad(xb0, s, 512, 7, 7, 1, 1, 9, 9, 0);
         const float *in = s;
-        for (int k = 0; k < 512; k++) {
-            const float *wk = w + k * 4608;
-            const float *xg = in;
-            float *yk = yb + k * 49;
-            float *t = s + 41472;
-            for (int p = 0; p < 61; p++)
-                t[p] = w[2359296 + k];
+        /* tiles of 16 positions (then 13) by 4 output channels, channel blocks outermost */
+        for (int k0 = 0; k0 < 512; k0 += 4)
+            for (int p = 0; p < 48; p += 16) {
+                float a0[16], a1[16], a2[16], a3[16];
+                { const int k = k0 + 0; (void)k; for (int l = 0; l < 16; l++) a0[l] = w[2359296 + k]; }
+                { const int k = k0 + 1; (void)k; for (int l = 0; l < 16; l++) a1[l] = w[2359296 + k]; }
+                { const int k = k0 + 2; (void)k; for (int l = 0; l < 16; l++) a2[l] = w[2359296 + k]; }
+                { const int k = k0 + 3; (void)k; for (int l = 0; l < 16; l++) a3[l] = w[2359296 + k]; }
+                const float *xg = in + p;
+                const float *wk = w + (ptrdiff_t)k0 * 4608;
+                for (int c = 0; c < 512; c++)
+                    for (int i = 0; i < 3; i++)
+                        for (int j = 0; j < 3; j++) {
+                            const int r = (c * 3 + i) * 3 + j;
+                            const float *xr = xg + c * 81 + i * 9 + j * 1;
+                            const float w0 = wk[r * 4 + 0], w1 = wk[r * 4 + 1], w2 = wk[r * 4 + 2], w3 = wk[r * 4 + 3];
+                            for (int l = 0; l < 16; l++) {
+                                const float x = xr[l];
+                                a0[l] += w0 * x;
+                                a1[l] += w1 * x;
+                                a2[l] += w2 * x;
+                                a3[l] += w3 * x;
+                            }
+                        }
+                for (int l = 0; l < 16; l++) {
+                    const int oh = (p + l) / 9, ow = p + l - oh * 9;
+                    if (ow >= 7)
+                        continue;
+                    float *yo = yb + (ptrdiff_t)k0 * 49 + oh * 7 + ow;
+                    yo[0] = a0[l];
+                    yo[49] = a1[l];
+                    yo[98] = a2[l];
+                    yo[147] = a3[l];
+                }
+            }
+        for (int k0 = 0; k0 < 512; k0 += 4) {
+            const int p = 48;
+            float a0[13], a1[13], a2[13], a3[13];
+            { const int k = k0 + 0; (void)k; for (int l = 0; l < 13; l++) a0[l] = w[2359296 + k]; }
+            { const int k = k0 + 1; (void)k; for (int l = 0; l < 13; l++) a1[l] = w[2359296 + k]; }
+            { const int k = k0 + 2; (void)k; for (int l = 0; l < 13; l++) a2[l] = w[2359296 + k]; }
+            { const int k = k0 + 3; (void)k; for (int l = 0; l < 13; l++) a3[l] = w[2359296 + k]; }
+            const float *xg = in + p;
+            const float *wk = w + (ptrdiff_t)k0 * 4608;
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const float wv = wk[(c * 3 + i) * 3 + j];
+                        const int r = (c * 3 + i) * 3 + j;
                         const float *xr = xg + c * 81 + i * 9 + j * 1;
-                        for (int p = 0; p < 61; p++)
-                            t[p] += wv * xr[p];
+                        const float w0 = wk[r * 4 + 0], w1 = wk[r * 4 + 1], w2 = wk[r * 4 + 2], w3 = wk[r * 4 + 3];
+                        for (int l = 0; l < 13; l++) {
+                            const float x = xr[l];
+                            a0[l] += w0 * x;
+                            a1[l] += w1 * x;
+                            a2[l] += w2 * x;
+                            a3[l] += w3 * x;
+                        }
                     }
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yk[oh * 7 + ow] = t[oh * 9 + ow];
+            for (int l = 0; l < 13; l++) {
+                const int oh = (p + l) / 9, ow = p + l - oh * 9;
+                if (ow >= 7)
+                    continue;
+                float *yo = yb + (ptrdiff_t)k0 * 49 + oh * 7 + ow;
+                yo[0] = a0[l];
+                yo[49] = a1[l];
+                yo[98] = a2[l];
+                yo[147] = a3[l];
+            }
         }
     }
 }
 
 /* basic_down3.conv3 — examples/resnet18.cnn:25: conv 1x1/2 512
  *   in [256,14,14] -> out [512,7,7]
- *   weights at packed[6320512]: weight [512,256,1,1]
- *   scalar loops; basic_down3.bn3 folded into the weights; then + basic_down3.bn2 (basic_down3.add1); then basic_down3.relu2
+ *   weights at packed[6320512]: weight [512,256,1,1] (packed in blocks of 4 output channels)
+ *   scalar loops; the padded input goes to scratch; basic_down3.bn3 folded into the weights; then + basic_down3.bn2 (basic_down3.add1); then basic_down3.relu2
  */
-static void basic_down3_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+static void basic_down3_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 25088;
         const float *rb0 = r0 + (ptrdiff_t)b * 25088;
         const float *in = xb0;
-        for (int k = 0; k < 512; k++) {
-            const float *wk = w + k * 256;
-            const float *xg = in;
-            float *yk = yb + k * 49;
-            for (int i = 0; i < 49; i++)
-                yk[i] = w[131072 + k];
+        /* split by stride phase: plane (a, b) of channel c holds rows a, a + 2, ... and columns b, b + 2, ... */
+        float *ph = s + 0;
+        for (int a = 0; a < 2; a++)
+            for (int b2 = 0; b2 < 2; b2++)
+                for (int c = 0; c < 256; c++)
+                    for (int h = 0; h < 7; h++)
+                        for (int w2 = 0; w2 < 7; w2++) {
+                            const int ih = h * 2 + a, iw = w2 * 2 + b2;
+                            ph[(((a * 2 + b2) * 256 + c) * 7 + h) * 7 + w2] =
+                                ih < 14 && iw < 14 ? in[(c * 14 + ih) * 14 + iw] : 0.0f;
+                        }
+        /* tiles of 16 positions (then 1) by 4 output channels, tiles outermost */
+        for (int p = 0; p < 48; p += 16)
+            for (int k0 = 0; k0 < 512; k0 += 4) {
+                float a0[16], a1[16], a2[16], a3[16];
+                { const int k = k0 + 0; (void)k; for (int l = 0; l < 16; l++) a0[l] = w[131072 + k]; }
+                { const int k = k0 + 1; (void)k; for (int l = 0; l < 16; l++) a1[l] = w[131072 + k]; }
+                { const int k = k0 + 2; (void)k; for (int l = 0; l < 16; l++) a2[l] = w[131072 + k]; }
+                { const int k = k0 + 3; (void)k; for (int l = 0; l < 16; l++) a3[l] = w[131072 + k]; }
+                const float *xg = ph + p;
+                const float *wk = w + (ptrdiff_t)k0 * 256;
+                for (int c = 0; c < 256; c++)
+                    for (int i = 0; i < 1; i++)
+                        for (int j = 0; j < 1; j++) {
+                            const int r = (c * 1 + i) * 1 + j;
+                            const float *xr = xg + c * 49 + (i * 1 % 2 * 2 + j * 1 % 2) * 12544 + i * 1 / 2 * 7 + j * 1 / 2;
+                            const float w0 = wk[r * 4 + 0], w1 = wk[r * 4 + 1], w2 = wk[r * 4 + 2], w3 = wk[r * 4 + 3];
+                            for (int l = 0; l < 16; l++) {
+                                const float x = xr[l];
+                                a0[l] += w0 * x;
+                                a1[l] += w1 * x;
+                                a2[l] += w2 * x;
+                                a3[l] += w3 * x;
+                            }
+                        }
+                for (int l = 0; l < 16; l++) {
+                    const int oh = (p + l) / 7, ow = p + l - oh * 7;
+                    if (ow >= 7)
+                        continue;
+                    float *yo = yb + (ptrdiff_t)k0 * 49 + oh * 7 + ow;
+                    yo[0] = a0[l];
+                    yo[49] = a1[l];
+                    yo[98] = a2[l];
+                    yo[147] = a3[l];
+                }
+            }
+        for (int k0 = 0; k0 < 512; k0 += 4) {
+            const int p = 48;
+            float a0[1], a1[1], a2[1], a3[1];
+            { const int k = k0 + 0; (void)k; for (int l = 0; l < 1; l++) a0[l] = w[131072 + k]; }
+            { const int k = k0 + 1; (void)k; for (int l = 0; l < 1; l++) a1[l] = w[131072 + k]; }
+            { const int k = k0 + 2; (void)k; for (int l = 0; l < 1; l++) a2[l] = w[131072 + k]; }
+            { const int k = k0 + 3; (void)k; for (int l = 0; l < 1; l++) a3[l] = w[131072 + k]; }
+            const float *xg = ph + p;
+            const float *wk = w + (ptrdiff_t)k0 * 256;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const float wv = wk[(c * 1 + i) * 1 + j];
-                        const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int oh = 0; oh < 7; oh++)
-                            for (int ow = 0; ow < 7; ow++)
-                                yk[oh * 7 + ow] += wv * xr[oh * 28 + ow * 2];
+                        const int r = (c * 1 + i) * 1 + j;
+                        const float *xr = xg + c * 49 + (i * 1 % 2 * 2 + j * 1 % 2) * 12544 + i * 1 / 2 * 7 + j * 1 / 2;
+                        const float w0 = wk[r * 4 + 0], w1 = wk[r * 4 + 1], w2 = wk[r * 4 + 2], w3 = wk[r * 4 + 3];
+                        for (int l = 0; l < 1; l++) {
+                            const float x = xr[l];
+                            a0[l] += w0 * x;
+                            a1[l] += w1 * x;
+                            a2[l] += w2 * x;
+                            a3[l] += w3 * x;
+                        }
                     }
+            for (int l = 0; l < 1; l++) {
+                const int oh = (p + l) / 7, ow = p + l - oh * 7;
+                if (ow >= 7)
+                    continue;
+                float *yo = yb + (ptrdiff_t)k0 * 49 + oh * 7 + ow;
+                yo[0] = a0[l];
+                yo[49] = a1[l];
+                yo[98] = a2[l];
+                yo[147] = a3[l];
+            }
         }
         for (int i = 0; i < 25088; i++) {
             float v = yb[i];
@@ -897,7 +1861,7 @@ static void basic_down3_conv3(const float *restrict x0, const float *restrict r0
 
 /* basic5.conv1 — examples/resnet18.cnn:16: conv 3x3 p1 512
  *   in [512,7,7] -> out [512,7,7]
- *   weights at packed[6452096]: weight [512,512,3,3]
+ *   weights at packed[6452096]: weight [512,512,3,3] (packed in blocks of 4 output channels)
  *   scalar loops; the padded input goes to scratch; basic5.bn1 folded into the weights; then basic5.relu1
  */
 static void basic5_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -906,24 +1870,74 @@ static void basic5_conv1(const float *restrict x0, float *restrict y, const floa
         float *yb = y + (ptrdiff_t)b * 25088;
         cnn_pad(xb0, s, 512, 7, 7, 1, 1, 9, 9, 0);
         const float *in = s;
-        for (int k = 0; k < 512; k++) {
-            const float *wk = w + k * 4608;
-            const float *xg = in;
-            float *yk = yb + k * 49;
-            float *t = s + 41472;
-            for (int p = 0; p < 61; p++)
-                t[p] = w[2359296 + k];
+        /* tiles of 16 positions (then 13) by 4 output channels, channel blocks outermost */
+        for (int k0 = 0; k0 < 512; k0 += 4)
+            for (int p = 0; p < 48; p += 16) {
+                float a0[16], a1[16], a2[16], a3[16];
+                { const int k = k0 + 0; (void)k; for (int l = 0; l < 16; l++) a0[l] = w[2359296 + k]; }
+                { const int k = k0 + 1; (void)k; for (int l = 0; l < 16; l++) a1[l] = w[2359296 + k]; }
+                { const int k = k0 + 2; (void)k; for (int l = 0; l < 16; l++) a2[l] = w[2359296 + k]; }
+                { const int k = k0 + 3; (void)k; for (int l = 0; l < 16; l++) a3[l] = w[2359296 + k]; }
+                const float *xg = in + p;
+                const float *wk = w + (ptrdiff_t)k0 * 4608;
+                for (int c = 0; c < 512; c++)
+                    for (int i = 0; i < 3; i++)
+                        for (int j = 0; j < 3; j++) {
+                            const int r = (c * 3 + i) * 3 + j;
+                            const float *xr = xg + c * 81 + i * 9 + j * 1;
+                            const float w0 = wk[r * 4 + 0], w1 = wk[r * 4 + 1], w2 = wk[r * 4 + 2], w3 = wk[r * 4 + 3];
+                            for (int l = 0; l < 16; l++) {
+                                const float x = xr[l];
+                                a0[l] += w0 * x;
+                                a1[l] += w1 * x;
+                                a2[l] += w2 * x;
+                                a3[l] += w3 * x;
+                            }
+                        }
+                for (int l = 0; l < 16; l++) {
+                    const int oh = (p + l) / 9, ow = p + l - oh * 9;
+                    if (ow >= 7)
+                        continue;
+                    float *yo = yb + (ptrdiff_t)k0 * 49 + oh * 7 + ow;
+                    yo[0] = a0[l];
+                    yo[49] = a1[l];
+                    yo[98] = a2[l];
+                    yo[147] = a3[l];
+                }
+            }
+        for (int k0 = 0; k0 < 512; k0 += 4) {
+            const int p = 48;
+            float a0[13], a1[13], a2[13], a3[13];
+            { const int k = k0 + 0; (void)k; for (int l = 0; l < 13; l++) a0[l] = w[2359296 + k]; }
+            { const int k = k0 + 1; (void)k; for (int l = 0; l < 13; l++) a1[l] = w[2359296 + k]; }
+            { const int k = k0 + 2; (void)k; for (int l = 0; l < 13; l++) a2[l] = w[2359296 + k]; }
+            { const int k = k0 + 3; (void)k; for (int l = 0; l < 13; l++) a3[l] = w[2359296 + k]; }
+            const float *xg = in + p;
+            const float *wk = w + (ptrdiff_t)k0 * 4608;
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const float wv = wk[(c * 3 + i) * 3 + j];
+                        const int r = (c * 3 + i) * 3 + j;
                         const float *xr = xg + c * 81 + i * 9 + j * 1;
-                        for (int p = 0; p < 61; p++)
-                            t[p] += wv * xr[p];
+                        const float w0 = wk[r * 4 + 0], w1 = wk[r * 4 + 1], w2 = wk[r * 4 + 2], w3 = wk[r * 4 + 3];
+                        for (int l = 0; l < 13; l++) {
+                            const float x = xr[l];
+                            a0[l] += w0 * x;
+                            a1[l] += w1 * x;
+                            a2[l] += w2 * x;
+                            a3[l] += w3 * x;
+                        }
                     }
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yk[oh * 7 + ow] = t[oh * 9 + ow];
+            for (int l = 0; l < 13; l++) {
+                const int oh = (p + l) / 9, ow = p + l - oh * 9;
+                if (ow >= 7)
+                    continue;
+                float *yo = yb + (ptrdiff_t)k0 * 49 + oh * 7 + ow;
+                yo[0] = a0[l];
+                yo[49] = a1[l];
+                yo[98] = a2[l];
+                yo[147] = a3[l];
+            }
         }
         for (int i = 0; i < 25088; i++) {
             float v = yb[i];
@@ -935,7 +1949,7 @@ static void basic5_conv1(const float *restrict x0, float *restrict y, const floa
 
 /* basic5.conv2 — examples/resnet18.cnn:17: conv 3x3 p1 512
  *   in [512,7,7] -> out [512,7,7]
- *   weights at packed[8811904]: weight [512,512,3,3]
+ *   weights at packed[8811904]: weight [512,512,3,3] (packed in blocks of 4 output channels)
  *   scalar loops; the padded input goes to scratch; basic5.bn2 folded into the weights; then + basic_down3.relu2 (basic5.add1); then basic5.relu2
  */
 static void basic5_conv2(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -945,24 +1959,74 @@ static void basic5_conv2(const float *restrict x0, const float *restrict r0, flo
         const float *rb0 = r0 + (ptrdiff_t)b * 25088;
         cnn_pad(xb0, s, 512, 7, 7, 1, 1, 9, 9, 0);
         const float *in = s;
-        for (int k = 0; k < 512; k++) {
-            const float *wk = w + k * 4608;
-            const float *xg = in;
-            float *yk = yb + k * 49;
-            float *t = s + 41472;
-            for (int p = 0; p < 61; p++)
-                t[p] = w[2359296 + k];
+        /* tiles of 16 positions (then 13) by 4 output channels, channel blocks outermost */
+        for (int k0 = 0; k0 < 512; k0 += 4)
+            for (int p = 0; p < 48; p += 16) {
+                float a0[16], a1[16], a2[16], a3[16];
+                { const int k = k0 + 0; (void)k; for (int l = 0; l < 16; l++) a0[l] = w[2359296 + k]; }
+                { const int k = k0 + 1; (void)k; for (int l = 0; l < 16; l++) a1[l] = w[2359296 + k]; }
+                { const int k = k0 + 2; (void)k; for (int l = 0; l < 16; l++) a2[l] = w[2359296 + k]; }
+                { const int k = k0 + 3; (void)k; for (int l = 0; l < 16; l++) a3[l] = w[2359296 + k]; }
+                const float *xg = in + p;
+                const float *wk = w + (ptrdiff_t)k0 * 4608;
+                for (int c = 0; c < 512; c++)
+                    for (int i = 0; i < 3; i++)
+                        for (int j = 0; j < 3; j++) {
+                            const int r = (c * 3 + i) * 3 + j;
+                            const float *xr = xg + c * 81 + i * 9 + j * 1;
+                            const float w0 = wk[r * 4 + 0], w1 = wk[r * 4 + 1], w2 = wk[r * 4 + 2], w3 = wk[r * 4 + 3];
+                            for (int l = 0; l < 16; l++) {
+                                const float x = xr[l];
+                                a0[l] += w0 * x;
+                                a1[l] += w1 * x;
+                                a2[l] += w2 * x;
+                                a3[l] += w3 * x;
+                            }
+                        }
+                for (int l = 0; l < 16; l++) {
+                    const int oh = (p + l) / 9, ow = p + l - oh * 9;
+                    if (ow >= 7)
+                        continue;
+                    float *yo = yb + (ptrdiff_t)k0 * 49 + oh * 7 + ow;
+                    yo[0] = a0[l];
+                    yo[49] = a1[l];
+                    yo[98] = a2[l];
+                    yo[147] = a3[l];
+                }
+            }
+        for (int k0 = 0; k0 < 512; k0 += 4) {
+            const int p = 48;
+            float a0[13], a1[13], a2[13], a3[13];
+            { const int k = k0 + 0; (void)k; for (int l = 0; l < 13; l++) a0[l] = w[2359296 + k]; }
+            { const int k = k0 + 1; (void)k; for (int l = 0; l < 13; l++) a1[l] = w[2359296 + k]; }
+            { const int k = k0 + 2; (void)k; for (int l = 0; l < 13; l++) a2[l] = w[2359296 + k]; }
+            { const int k = k0 + 3; (void)k; for (int l = 0; l < 13; l++) a3[l] = w[2359296 + k]; }
+            const float *xg = in + p;
+            const float *wk = w + (ptrdiff_t)k0 * 4608;
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const float wv = wk[(c * 3 + i) * 3 + j];
+                        const int r = (c * 3 + i) * 3 + j;
                         const float *xr = xg + c * 81 + i * 9 + j * 1;
-                        for (int p = 0; p < 61; p++)
-                            t[p] += wv * xr[p];
+                        const float w0 = wk[r * 4 + 0], w1 = wk[r * 4 + 1], w2 = wk[r * 4 + 2], w3 = wk[r * 4 + 3];
+                        for (int l = 0; l < 13; l++) {
+                            const float x = xr[l];
+                            a0[l] += w0 * x;
+                            a1[l] += w1 * x;
+                            a2[l] += w2 * x;
+                            a3[l] += w3 * x;
+                        }
                     }
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yk[oh * 7 + ow] = t[oh * 9 + ow];
+            for (int l = 0; l < 13; l++) {
+                const int oh = (p + l) / 9, ow = p + l - oh * 9;
+                if (ow >= 7)
+                    continue;
+                float *yo = yb + (ptrdiff_t)k0 * 49 + oh * 7 + ow;
+                yo[0] = a0[l];
+                yo[49] = a1[l];
+                yo[98] = a2[l];
+                yo[147] = a3[l];
+            }
         }
         for (int i = 0; i < 25088; i++) {
             float v = yb[i];
@@ -1009,26 +2073,26 @@ static void dense1(const float *restrict x0, float *restrict y, const float *res
 /* Canonical parameters (DSL.md order, 11699112 floats) to the packed layout
  * the kernels read (11684712 floats). */
 void resnet18_pack(const float *params, float *packed) {
-    cnn_pack_conv(params + 0, NULL, params + 9408, 1.0000000000000001e-05, packed + 0, 64, 147, 1, 1); /* conv1 + bn1 */
-    cnn_pack_conv(params + 9664, NULL, params + 46528, 1.0000000000000001e-05, packed + 9472, 64, 576, 1, 1); /* basic1.conv1 + basic1.bn1 */
-    cnn_pack_conv(params + 46784, NULL, params + 83648, 1.0000000000000001e-05, packed + 46400, 64, 576, 1, 1); /* basic1.conv2 + basic1.bn2 */
-    cnn_pack_conv(params + 83904, NULL, params + 120768, 1.0000000000000001e-05, packed + 83328, 64, 576, 1, 1); /* basic2.conv1 + basic2.bn1 */
-    cnn_pack_conv(params + 121024, NULL, params + 157888, 1.0000000000000001e-05, packed + 120256, 64, 576, 1, 1); /* basic2.conv2 + basic2.bn2 */
-    cnn_pack_conv(params + 158144, NULL, params + 231872, 1.0000000000000001e-05, packed + 157184, 128, 576, 1, 1); /* basic_down1.conv1 + basic_down1.bn1 */
-    cnn_pack_conv(params + 232384, NULL, params + 379840, 1.0000000000000001e-05, packed + 231040, 128, 1152, 1, 1); /* basic_down1.conv2 + basic_down1.bn2 */
-    cnn_pack_conv(params + 380352, NULL, params + 388544, 1.0000000000000001e-05, packed + 378624, 128, 64, 1, 1); /* basic_down1.conv3 + basic_down1.bn3 */
-    cnn_pack_conv(params + 389056, NULL, params + 536512, 1.0000000000000001e-05, packed + 386944, 128, 1152, 1, 1); /* basic3.conv1 + basic3.bn1 */
-    cnn_pack_conv(params + 537024, NULL, params + 684480, 1.0000000000000001e-05, packed + 534528, 128, 1152, 1, 1); /* basic3.conv2 + basic3.bn2 */
-    cnn_pack_conv(params + 684992, NULL, params + 979904, 1.0000000000000001e-05, packed + 682112, 256, 1152, 1, 1); /* basic_down2.conv1 + basic_down2.bn1 */
-    cnn_pack_conv(params + 980928, NULL, params + 1570752, 1.0000000000000001e-05, packed + 977280, 256, 2304, 1, 1); /* basic_down2.conv2 + basic_down2.bn2 */
-    cnn_pack_conv(params + 1571776, NULL, params + 1604544, 1.0000000000000001e-05, packed + 1567360, 256, 128, 1, 1); /* basic_down2.conv3 + basic_down2.bn3 */
-    cnn_pack_conv(params + 1605568, NULL, params + 2195392, 1.0000000000000001e-05, packed + 1600384, 256, 2304, 1, 1); /* basic4.conv1 + basic4.bn1 */
-    cnn_pack_conv(params + 2196416, NULL, params + 2786240, 1.0000000000000001e-05, packed + 2190464, 256, 2304, 1, 1); /* basic4.conv2 + basic4.bn2 */
-    cnn_pack_conv(params + 2787264, NULL, params + 3966912, 1.0000000000000001e-05, packed + 2780544, 512, 2304, 1, 1); /* basic_down3.conv1 + basic_down3.bn1 */
-    cnn_pack_conv(params + 3968960, NULL, params + 6328256, 1.0000000000000001e-05, packed + 3960704, 512, 4608, 1, 1); /* basic_down3.conv2 + basic_down3.bn2 */
-    cnn_pack_conv(params + 6330304, NULL, params + 6461376, 1.0000000000000001e-05, packed + 6320512, 512, 256, 1, 1); /* basic_down3.conv3 + basic_down3.bn3 */
-    cnn_pack_conv(params + 6463424, NULL, params + 8822720, 1.0000000000000001e-05, packed + 6452096, 512, 4608, 1, 1); /* basic5.conv1 + basic5.bn1 */
-    cnn_pack_conv(params + 8824768, NULL, params + 11184064, 1.0000000000000001e-05, packed + 8811904, 512, 4608, 1, 1); /* basic5.conv2 + basic5.bn2 */
+    cnn_pack_conv(params + 0, NULL, params + 9408, 1.0000000000000001e-05, packed + 0, 64, 147, 1, 4); /* conv1 + bn1 */
+    cnn_pack_conv(params + 9664, NULL, params + 46528, 1.0000000000000001e-05, packed + 9472, 64, 576, 1, 4); /* basic1.conv1 + basic1.bn1 */
+    cnn_pack_conv(params + 46784, NULL, params + 83648, 1.0000000000000001e-05, packed + 46400, 64, 576, 1, 4); /* basic1.conv2 + basic1.bn2 */
+    cnn_pack_conv(params + 83904, NULL, params + 120768, 1.0000000000000001e-05, packed + 83328, 64, 576, 1, 4); /* basic2.conv1 + basic2.bn1 */
+    cnn_pack_conv(params + 121024, NULL, params + 157888, 1.0000000000000001e-05, packed + 120256, 64, 576, 1, 4); /* basic2.conv2 + basic2.bn2 */
+    cnn_pack_conv(params + 158144, NULL, params + 231872, 1.0000000000000001e-05, packed + 157184, 128, 576, 1, 4); /* basic_down1.conv1 + basic_down1.bn1 */
+    cnn_pack_conv(params + 232384, NULL, params + 379840, 1.0000000000000001e-05, packed + 231040, 128, 1152, 1, 4); /* basic_down1.conv2 + basic_down1.bn2 */
+    cnn_pack_conv(params + 380352, NULL, params + 388544, 1.0000000000000001e-05, packed + 378624, 128, 64, 1, 4); /* basic_down1.conv3 + basic_down1.bn3 */
+    cnn_pack_conv(params + 389056, NULL, params + 536512, 1.0000000000000001e-05, packed + 386944, 128, 1152, 1, 4); /* basic3.conv1 + basic3.bn1 */
+    cnn_pack_conv(params + 537024, NULL, params + 684480, 1.0000000000000001e-05, packed + 534528, 128, 1152, 1, 4); /* basic3.conv2 + basic3.bn2 */
+    cnn_pack_conv(params + 684992, NULL, params + 979904, 1.0000000000000001e-05, packed + 682112, 256, 1152, 1, 4); /* basic_down2.conv1 + basic_down2.bn1 */
+    cnn_pack_conv(params + 980928, NULL, params + 1570752, 1.0000000000000001e-05, packed + 977280, 256, 2304, 1, 4); /* basic_down2.conv2 + basic_down2.bn2 */
+    cnn_pack_conv(params + 1571776, NULL, params + 1604544, 1.0000000000000001e-05, packed + 1567360, 256, 128, 1, 4); /* basic_down2.conv3 + basic_down2.bn3 */
+    cnn_pack_conv(params + 1605568, NULL, params + 2195392, 1.0000000000000001e-05, packed + 1600384, 256, 2304, 1, 4); /* basic4.conv1 + basic4.bn1 */
+    cnn_pack_conv(params + 2196416, NULL, params + 2786240, 1.0000000000000001e-05, packed + 2190464, 256, 2304, 1, 4); /* basic4.conv2 + basic4.bn2 */
+    cnn_pack_conv(params + 2787264, NULL, params + 3966912, 1.0000000000000001e-05, packed + 2780544, 512, 2304, 1, 4); /* basic_down3.conv1 + basic_down3.bn1 */
+    cnn_pack_conv(params + 3968960, NULL, params + 6328256, 1.0000000000000001e-05, packed + 3960704, 512, 4608, 1, 4); /* basic_down3.conv2 + basic_down3.bn2 */
+    cnn_pack_conv(params + 6330304, NULL, params + 6461376, 1.0000000000000001e-05, packed + 6320512, 512, 256, 1, 4); /* basic_down3.conv3 + basic_down3.bn3 */
+    cnn_pack_conv(params + 6463424, NULL, params + 8822720, 1.0000000000000001e-05, packed + 6452096, 512, 4608, 1, 4); /* basic5.conv1 + basic5.bn1 */
+    cnn_pack_conv(params + 8824768, NULL, params + 11184064, 1.0000000000000001e-05, packed + 8811904, 512, 4608, 1, 4); /* basic5.conv2 + basic5.bn2 */
     cnn_copy(params + 11186112, packed + 11171712, 513000); /* dense1 */
 }
 
@@ -1043,26 +2107,26 @@ int resnet18_forward(const float *packed, const float *in_img, float *out_logits
         return 2;
     conv1(in_img, A + 0, packed + 0, A + 802816, batch);
     maxpool1(A + 0, A + 802816, batch);
-    basic1_conv1(A + 802816, A + 218544, packed + 9472, A + 0, batch);
-    basic1_conv2(A + 218544, A + 802816, A + 419248, packed + 46400, A + 0, batch);
-    basic2_conv1(A + 419248, A + 218544, packed + 83328, A + 0, batch);
-    basic2_conv2(A + 218544, A + 419248, A + 619952, packed + 120256, A + 0, batch);
-    basic_down1_conv1(A + 619952, A + 215296, packed + 157184, A + 0, batch);
-    basic_down1_conv2(A + 215296, A + 315648, packed + 231040, A + 0, batch);
-    basic_down1_conv3(A + 619952, A + 315648, A + 116048, packed + 378624, batch);
-    basic3_conv1(A + 116048, A + 216400, packed + 386944, A + 0, batch);
-    basic3_conv2(A + 216400, A + 116048, A + 316752, packed + 534528, A + 0, batch);
-    basic_down2_conv1(A + 316752, A + 115200, packed + 682112, A + 0, batch);
-    basic_down2_conv2(A + 115200, A + 165376, packed + 977280, A + 0, batch);
-    basic_down2_conv3(A + 316752, A + 165376, A + 65760, packed + 1567360, batch);
-    basic4_conv1(A + 65760, A + 115936, packed + 1600384, A + 0, batch);
-    basic4_conv2(A + 115936, A + 65760, A + 166112, packed + 2190464, A + 0, batch);
-    basic_down3_conv1(A + 166112, A + 65536, packed + 2780544, A + 0, batch);
-    basic_down3_conv2(A + 65536, A + 90624, packed + 3960704, A + 0, batch);
-    basic_down3_conv3(A + 166112, A + 90624, A + 41536, packed + 6320512, batch);
-    basic5_conv1(A + 41536, A + 66624, packed + 6452096, A + 0, batch);
-    basic5_conv2(A + 66624, A + 41536, A + 91712, packed + 8811904, A + 0, batch);
-    globalavgpool1(A + 91712, A + 0, batch);
+    basic1_conv1(A + 802816, A + 215296, packed + 9472, A + 0, batch);
+    basic1_conv2(A + 215296, A + 802816, A + 416000, packed + 46400, A + 0, batch);
+    basic2_conv1(A + 416000, A + 215296, packed + 83328, A + 0, batch);
+    basic2_conv2(A + 215296, A + 416000, A + 616704, packed + 120256, A + 0, batch);
+    basic_down1_conv1(A + 616704, A + 430592, packed + 157184, A + 0, batch);
+    basic_down1_conv2(A + 430592, A + 200704, packed + 231040, A + 0, batch);
+    basic_down1_conv3(A + 616704, A + 200704, A + 301056, packed + 378624, A + 0, batch);
+    basic3_conv1(A + 301056, A + 115200, packed + 386944, A + 0, batch);
+    basic3_conv2(A + 115200, A + 301056, A + 401408, packed + 534528, A + 0, batch);
+    basic_down2_conv1(A + 401408, A + 230400, packed + 682112, A + 0, batch);
+    basic_down2_conv2(A + 230400, A + 280576, packed + 977280, A + 0, batch);
+    basic_down2_conv3(A + 401408, A + 280576, A + 330752, packed + 1567360, A + 0, batch);
+    basic4_conv1(A + 330752, A + 65536, packed + 1600384, A + 0, batch);
+    basic4_conv2(A + 65536, A + 330752, A + 131072, packed + 2190464, A + 0, batch);
+    basic_down3_conv1(A + 131072, A + 181248, packed + 2780544, A + 0, batch);
+    basic_down3_conv2(A + 181248, A + 50176, packed + 3960704, A + 0, batch);
+    basic_down3_conv3(A + 131072, A + 50176, A + 75264, packed + 6320512, A + 0, batch);
+    basic5_conv1(A + 75264, A + 41472, packed + 6452096, A + 0, batch);
+    basic5_conv2(A + 41472, A + 75264, A + 100352, packed + 8811904, A + 0, batch);
+    globalavgpool1(A + 100352, A + 0, batch);
     dense1(A + 0, out_logits, packed + 11171712, batch);
     return 0;
 }

@@ -14,7 +14,7 @@ extern "C" {
 #define resnet18_OUT_logits_SIZE 1000
 #define resnet18_PARAM_COUNT 11699112
 #define resnet18_PACKED_COUNT 11684712
-#define resnet18_ARENA_BYTES 4014080
+#define resnet18_ARENA_BYTES 4480896
 
 /* Canonical parameters (the order of DSL.md, as in a --weights file) to
  * the layout the kernels read: params holds resnet18_PARAM_COUNT floats,
