@@ -108,6 +108,9 @@ typedef struct ConvLoops {
                                    channel), or NULL to add to what is there */
     bool blocked;               /* weights in blocks of a tile's channels
                                    (scalar_pack_mr), else canonical */
+    const char *tmp;            /* one output channel a group: a scratch run
+                                   of (hout - 1) * win + wout floats for the
+                                   long-loop form, or NULL for tiles */
 } ConvLoops;
 
 void emit_conv_loops(Emit *e, const ConvLoops *c);

@@ -25,6 +25,16 @@ const char *float_lit(Arena *a, double v) {
     return arena_printf(a, "%s%sf", buf, has_point ? "" : ".0");
 }
 
+/* A convolution's tiles (emit_conv_loops): SCALAR_PT positions by up to
+ * SCALAR_KB output channels. */
+enum { SCALAR_PT = 16, SCALAR_KB = 4 };
+
+/* Output channels a tile takes: 4, or fewer that divide the channels of a
+ * group, so a block reads one group's input. */
+static int tile_channels(int64_t kg) {
+    return kg % SCALAR_KB == 0 ? SCALAR_KB : kg % 3 == 0 ? 3 : kg % 2 == 0 ? 2 : 1;
+}
+
 /* A strided convolution's (padded) input split by stride phase: sh x sw
  * planes of every channel, plane (a, b) holding rows a, a + sh, ... and
  * columns b, b + sw, ... (emit_conv). */
@@ -51,6 +61,16 @@ static int64_t phase_floats(const Node *n) {
     return in_shape_of(n, 0).d[0] * p.sh * p.sw * p.hph * p.wph;
 }
 
+/* The run emit_conv_loops_long sums in scratch: a depthwise layer's (one
+ * output channel a group) output rows at the input's pitch; else none. */
+static int64_t long_run_floats(const Node *n) {
+    if (tile_channels(n->a.units / n->a.groups) != 1)
+        return 0;
+    Phases p = phases_of(n);
+    int64_t win = p.sh == 1 && p.sw == 1 ? p.win : p.wph;
+    return (n->shape.d[1] - 1) * win + n->shape.d[2];
+}
+
 /* Scratch floats a kernel needs: a padded copy of one input sample for
  * convolutions and locally connected layers with padding, then a strided
  * convolution's phase planes. */
@@ -63,7 +83,7 @@ int64_t scalar_scratch(const Node *n, int batch) {
     int64_t wp = s.d[2] + a->pad_lo[1] + a->pad_hi[1];
     int64_t padded = s.d[0] * (s.d[1] + a->pad_lo[0] + a->pad_hi[0]) * wp;
     bool pads = a->pad_lo[0] || a->pad_lo[1] || a->pad_hi[0] || a->pad_hi[1];
-    return (pads ? padded : 0) + (n->op == OP_CONV ? phase_floats(n) : 0);
+    return (pads ? padded : 0) + (n->op == OP_CONV ? phase_floats(n) + long_run_floats(n) : 0);
 }
 
 /* An element read or written counts as four multiply-adds: a pool or an
@@ -236,13 +256,6 @@ void padded_input(Emit *e, const Node *n, int64_t *hp, int64_t *wp) {
  * or gcc -O3 -march=native, from 33 to 10 ms with gcc -O2. The columns
  * past wout are computed and dropped. Each output's sum takes its terms
  * in the same order as before, so its bits are those of the plain loop. */
-enum { SCALAR_PT = 16, SCALAR_KB = 4 };
-
-/* Output channels a tile takes: 4, or fewer that divide the channels of a
- * group, so a block reads one group's input. */
-static int tile_channels(int64_t kg) {
-    return kg % SCALAR_KB == 0 ? SCALAR_KB : kg % 3 == 0 ? 3 : kg % 2 == 0 ? 2 : 1;
-}
 
 /* NAME_pack gives the inference kernel a convolution's weights in blocks
  * of its tile's channels, [block][c][kh][kw][channel], so the tile loads
@@ -255,6 +268,55 @@ int scalar_pack_mr(const Node *n) {
         return 0;
     int kb = tile_channels(n->a.units / n->a.groups);
     return kb > 1 ? kb : 0;
+}
+
+/* Where (c, i, j) starts reading, from the group's input xg. */
+static const char *input_at(Emit *e, const ConvLoops *c) {
+    if (c->sh == 1 && c->sw == 1)
+        return arena_printf(e->a, "c * %lld + i * %lld + j * %lld", ll(c->hin * c->win),
+                            ll(c->dh * c->win), ll(c->dw));
+    /* the plane of the stride phase (i * dh, j * dw) falls in, and the place in it */
+    return arena_printf(e->a, "c * %lld + (i * %lld %% %lld * %lld + j * %lld %% %lld) * %lld + "
+                        "i * %lld / %lld * %lld + j * %lld / %lld", ll(c->hin * c->win),
+                        ll(c->dh), ll(c->sh), ll(c->sw), ll(c->dw), ll(c->sw),
+                        ll(c->cin_g * c->groups * c->hin * c->win), ll(c->dh), ll(c->sh),
+                        ll(c->win), ll(c->dw), ll(c->sw));
+}
+
+/* One output channel a group (depthwise layers) with a scratch run `tmp`:
+ * a loop per (c, i, j) along the whole run. With so few terms per output
+ * (9 for a 3x3 depthwise layer) the tiles' bookkeeping did not pay: a
+ * 144-channel depthwise layer at 56x56 took 0.80 ms in tiles against 0.30
+ * with clang -O3 -march=native, which vectorises this long loop well (gcc
+ * -O2: 1.4 against 2.8 ms). */
+static void emit_conv_loops_long(Emit *e, const ConvLoops *c, int64_t len) {
+    int64_t kg = c->k / c->groups;
+    P(e, "        /* one loop along the run of %lld positions per (c, i, j) */\n", ll(len));
+    P(e, "        for (int k = 0; k < %lld; k++) {\n", ll(c->k));
+    P(e, "            const float *wk = %s + k * %lld;\n", c->w, ll(c->cin_g * c->kh * c->kw));
+    if (c->groups > 1)
+        P(e, "            const float *xg = %s + (k / %lld) * %lld;\n", c->in, ll(kg),
+          ll(c->cin_g * c->hin * c->win));
+    else
+        P(e, "            const float *xg = %s;\n", c->in);
+    P(e, "            float *yk = %s + k * %lld;\n", c->out, ll(c->out_rows * c->out_row_stride));
+    P(e, "            float *t = %s;\n", c->tmp);
+    P(e, "            for (int p = 0; p < %lld; p++)\n", ll(len));
+    P(e, "                t[p] = %s;\n", c->init ? c->init : "0.0f");
+    P(e, "            for (int c = 0; c < %lld; c++)\n", ll(c->cin_g));
+    P(e, "                for (int i = 0; i < %lld; i++)\n", ll(c->kh));
+    P(e, "                    for (int j = 0; j < %lld; j++) {\n", ll(c->kw));
+    P(e, "                        const float wv = wk[(c * %lld + i) * %lld + j];\n",
+      ll(c->kh), ll(c->kw));
+    P(e, "                        const float *xr = xg + %s;\n", input_at(e, c));
+    P(e, "                        for (int p = 0; p < %lld; p++)\n", ll(len));
+    P(e, "                            t[p] += wv * xr[p];\n");
+    P(e, "                    }\n");
+    P(e, "            for (int oh = 0; oh < %lld; oh++)\n", ll(c->hout));
+    P(e, "                for (int ow = 0; ow < %lld; ow++)\n", ll(c->wout));
+    P(e, "                    yk[oh * %lld + ow] %s t[oh * %lld + ow];\n", ll(c->out_row_stride),
+      c->init ? "=" : "+=", ll(c->win));
+    P(e, "        }\n");
 }
 
 /* The body of one tile: `pt` positions from p by `kb` channels from k0. */
@@ -279,15 +341,7 @@ static void emit_flat_tile(Emit *e, const ConvLoops *c, int64_t pt, int kb, cons
     P(e, "%s            for (int j = 0; j < %lld; j++) {\n", in, ll(c->kw));
     P(e, "%s                const int r = (c * %lld + i) * %lld + j;\n", in, ll(c->kh),
       ll(c->kw));
-    if (c->sh == 1 && c->sw == 1)
-        P(e, "%s                const float *xr = xg + c * %lld + i * %lld + j * %lld;\n", in,
-          ll(c->hin * c->win), ll(c->dh * c->win), ll(c->dw));
-    else   /* the plane of the stride phase (i * dh, j * dw) falls in, and the place in it */
-        P(e, "%s                const float *xr = xg + c * %lld + (i * %lld %% %lld * %lld + j * "
-             "%lld %% %lld) * %lld + i * %lld / %lld * %lld + j * %lld / %lld;\n", in,
-          ll(c->hin * c->win), ll(c->dh), ll(c->sh), ll(c->sw), ll(c->dw), ll(c->sw),
-          ll(c->cin_g * c->groups * c->hin * c->win), ll(c->dh), ll(c->sh), ll(c->win),
-          ll(c->dw), ll(c->sw));
+    P(e, "%s                const float *xr = xg + %s;\n", in, input_at(e, c));
     P(e, "%s                const float", in);
     for (int q = 0; q < kb; q++) {
         if (c->blocked)
@@ -302,9 +356,11 @@ static void emit_flat_tile(Emit *e, const ConvLoops *c, int64_t pt, int kb, cons
         P(e, "%s                    a%d[l] += w%d * x;\n", in, q, q);
     P(e, "%s                }\n", in);
     P(e, "%s            }\n", in);
-    P(e, "%s    for (int l = 0; l < %lld; l++) {\n", in, ll(pt));
-    P(e, "%s        const int oh = (p + l) / %lld, ow = p + l - oh * %lld;\n", in, ll(c->win),
-      ll(c->win));
+    /* the tile's first row and column, then stepped along */
+    P(e, "%s    int oh = p / %lld, ow = p - oh * %lld;\n", in, ll(c->win), ll(c->win));
+    P(e, "%s    for (int l = 0; l < %lld; l++, ow++) {\n", in, ll(pt));
+    P(e, "%s        if (ow == %lld) {\n%s            ow = 0;\n%s            oh++;\n%s        }\n",
+      in, ll(c->win), in, in, in);
     P(e, "%s        if (ow >= %lld)\n%s            continue;\n", in, ll(c->wout), in);
     P(e, "%s        float *yo = %s + (ptrdiff_t)k0 * %lld + oh * %lld + ow;\n", in, c->out,
       ll(c->out_rows * c->out_row_stride), ll(c->out_row_stride));
@@ -317,23 +373,19 @@ static void emit_flat_tile(Emit *e, const ConvLoops *c, int64_t pt, int kb, cons
 void emit_conv_loops(Emit *e, const ConvLoops *c) {
     int64_t len = (c->hout - 1) * c->win + c->wout;
     int kb = tile_channels(c->k / c->groups);
+    if (kb == 1 && c->tmp) {
+        emit_conv_loops_long(e, c, len);
+        return;
+    }
     int64_t whole = len / SCALAR_PT * SCALAR_PT, rest = len - whole;
-    /* Tiles of positions outermost while all the weights stay in half of
-     * L2 (each tile's inputs are then read from L1 by every block), blocks
-     * of channels outermost past that (a block's weights stay in cache
-     * while the tiles pass): 512 channels at 7x7 read 9.4 MB of weights
-     * once per tile of positions the other way, 16 GFLOP/s against 60. */
-    bool tiles_outer = c->k * c->cin_g * c->kh * c->kw * 4 <= L2_BYTES / 2;
-    P(e, "        /* tiles of %d positions (then %lld) by %d output channels, %s outermost */\n",
-      SCALAR_PT, ll(rest), kb, tiles_outer ? "tiles" : "channel blocks");
-    if (whole && tiles_outer) {
+    /* (tiles outermost: with channel blocks outermost instead, a 512-channel
+     * 3x3 layer at 7x7, whose 9.4 MB of weights are read once a tile this
+     * way, ran no faster) */
+    P(e, "        /* tiles of %d positions (then %lld) by %d output channels */\n", SCALAR_PT,
+      ll(rest), kb);
+    if (whole) {
         P(e, "        for (int p = 0; p < %lld; p += %d)\n", ll(whole), SCALAR_PT);
         P(e, "            for (int k0 = 0; k0 < %lld; k0 += %d) {\n", ll(c->k), kb);
-        emit_flat_tile(e, c, SCALAR_PT, kb, "            ");
-        P(e, "            }\n");
-    } else if (whole) {
-        P(e, "        for (int k0 = 0; k0 < %lld; k0 += %d)\n", ll(c->k), kb);
-        P(e, "            for (int p = 0; p < %lld; p += %d) {\n", ll(whole), SCALAR_PT);
         emit_flat_tile(e, c, SCALAR_PT, kb, "            ");
         P(e, "            }\n");
     }
@@ -371,9 +423,12 @@ static void emit_conv(Emit *e, const Node *n) {
              "iw] : 0.0f;\n", ll(hp), ll(wp), ll(hp), ll(wp));
         P(e, "                        }\n");
     }
+    bool pads = a->pad_lo[0] || a->pad_lo[1] || a->pad_hi[0] || a->pad_hi[1];
+    int64_t run_at = (pads ? in.d[0] * hp * wp : 0) + phase_floats(n);
     ConvLoops c = {
         .in = phase_floats(n) ? "ph" : "in", .out = "yb", .w = "w",
         .blocked = !e->plain && n->pack_mr > 1,
+        .tmp = long_run_floats(n) ? arena_printf(e->a, "s + %lld", ll(run_at)) : NULL,
         .cin_g = in.d[0] / a->groups, .k = a->units, .groups = a->groups,
         .kh = a->kernel[0], .kw = a->kernel[1], .dh = a->dilation[0],
         .dw = a->dilation[1], .sh = a->stride[0], .sw = a->stride[1],

@@ -148,7 +148,7 @@ static void conv1(const float *restrict x0, float *restrict y, const float *rest
         const float *xb0 = x0 + (ptrdiff_t)b * 1024;
         float *yb = y + (ptrdiff_t)b * 4704;
         const float *in = xb0;
-        /* tiles of 16 positions (then 12) by 3 output channels, tiles outermost */
+        /* tiles of 16 positions (then 12) by 3 output channels */
         for (int p = 0; p < 880; p += 16)
             for (int k0 = 0; k0 < 6; k0 += 3) {
                 float a0[16], a1[16], a2[16];
@@ -170,8 +170,12 @@ static void conv1(const float *restrict x0, float *restrict y, const float *rest
                                 a2[l] += w2 * x;
                             }
                         }
-                for (int l = 0; l < 16; l++) {
-                    const int oh = (p + l) / 32, ow = p + l - oh * 32;
+                int oh = p / 32, ow = p - oh * 32;
+                for (int l = 0; l < 16; l++, ow++) {
+                    if (ow == 32) {
+                        ow = 0;
+                        oh++;
+                    }
                     if (ow >= 28)
                         continue;
                     float *yo = yb + (ptrdiff_t)k0 * 784 + oh * 28 + ow;
@@ -201,8 +205,12 @@ static void conv1(const float *restrict x0, float *restrict y, const float *rest
                             a2[l] += w2 * x;
                         }
                     }
-            for (int l = 0; l < 12; l++) {
-                const int oh = (p + l) / 32, ow = p + l - oh * 32;
+            int oh = p / 32, ow = p - oh * 32;
+            for (int l = 0; l < 12; l++, ow++) {
+                if (ow == 32) {
+                    ow = 0;
+                    oh++;
+                }
                 if (ow >= 28)
                     continue;
                 float *yo = yb + (ptrdiff_t)k0 * 784 + oh * 28 + ow;
@@ -277,7 +285,7 @@ static void conv2(const float *restrict x0, float *restrict y, const float *rest
         const float *xb0 = x0 + (ptrdiff_t)b * 1176;
         float *yb = y + (ptrdiff_t)b * 1600;
         const float *in = xb0;
-        /* tiles of 16 positions (then 8) by 4 output channels, tiles outermost */
+        /* tiles of 16 positions (then 8) by 4 output channels */
         for (int p = 0; p < 128; p += 16)
             for (int k0 = 0; k0 < 16; k0 += 4) {
                 float a0[16], a1[16], a2[16], a3[16];
@@ -301,8 +309,12 @@ static void conv2(const float *restrict x0, float *restrict y, const float *rest
                                 a3[l] += w3 * x;
                             }
                         }
-                for (int l = 0; l < 16; l++) {
-                    const int oh = (p + l) / 14, ow = p + l - oh * 14;
+                int oh = p / 14, ow = p - oh * 14;
+                for (int l = 0; l < 16; l++, ow++) {
+                    if (ow == 14) {
+                        ow = 0;
+                        oh++;
+                    }
                     if (ow >= 10)
                         continue;
                     float *yo = yb + (ptrdiff_t)k0 * 100 + oh * 10 + ow;
@@ -335,8 +347,12 @@ static void conv2(const float *restrict x0, float *restrict y, const float *rest
                             a3[l] += w3 * x;
                         }
                     }
-            for (int l = 0; l < 8; l++) {
-                const int oh = (p + l) / 14, ow = p + l - oh * 14;
+            int oh = p / 14, ow = p - oh * 14;
+            for (int l = 0; l < 8; l++, ow++) {
+                if (ow == 14) {
+                    ow = 0;
+                    oh++;
+                }
                 if (ow >= 10)
                     continue;
                 float *yo = yb + (ptrdiff_t)k0 * 100 + oh * 10 + ow;

@@ -210,7 +210,7 @@ static void conv1(const float *restrict x0, float *restrict y, const float *rest
                             ph[(((a * 2 + b2) * 3 + c) * 115 + h) * 115 + w2] =
                                 ih < 230 && iw < 230 ? in[(c * 230 + ih) * 230 + iw] : 0.0f;
                         }
-        /* tiles of 16 positions (then 13) by 4 output channels, tiles outermost */
+        /* tiles of 16 positions (then 13) by 4 output channels */
         for (int p = 0; p < 12864; p += 16)
             for (int k0 = 0; k0 < 64; k0 += 4) {
                 float a0[16], a1[16], a2[16], a3[16];
@@ -234,8 +234,12 @@ static void conv1(const float *restrict x0, float *restrict y, const float *rest
                                 a3[l] += w3 * x;
                             }
                         }
-                for (int l = 0; l < 16; l++) {
-                    const int oh = (p + l) / 115, ow = p + l - oh * 115;
+                int oh = p / 115, ow = p - oh * 115;
+                for (int l = 0; l < 16; l++, ow++) {
+                    if (ow == 115) {
+                        ow = 0;
+                        oh++;
+                    }
                     if (ow >= 112)
                         continue;
                     float *yo = yb + (ptrdiff_t)k0 * 12544 + oh * 112 + ow;
@@ -268,8 +272,12 @@ static void conv1(const float *restrict x0, float *restrict y, const float *rest
                             a3[l] += w3 * x;
                         }
                     }
-            for (int l = 0; l < 13; l++) {
-                const int oh = (p + l) / 115, ow = p + l - oh * 115;
+            int oh = p / 115, ow = p - oh * 115;
+            for (int l = 0; l < 13; l++, ow++) {
+                if (ow == 115) {
+                    ow = 0;
+                    oh++;
+                }
                 if (ow >= 112)
                     continue;
                 float *yo = yb + (ptrdiff_t)k0 * 12544 + oh * 112 + ow;
@@ -346,7 +354,7 @@ static void basic1_conv1(const float *restrict x0, float *restrict y, const floa
         float *yb = y + (ptrdiff_t)b * 200704;
         cnn_pad(xb0, s, 64, 56, 56, 1, 1, 58, 58, 0);
         const float *in = s;
-        /* tiles of 16 positions (then 14) by 4 output channels, tiles outermost */
+        /* tiles of 16 positions (then 14) by 4 output channels */
         for (int p = 0; p < 3232; p += 16)
             for (int k0 = 0; k0 < 64; k0 += 4) {
                 float a0[16], a1[16], a2[16], a3[16];
@@ -370,8 +378,12 @@ static void basic1_conv1(const float *restrict x0, float *restrict y, const floa
                                 a3[l] += w3 * x;
                             }
                         }
-                for (int l = 0; l < 16; l++) {
-                    const int oh = (p + l) / 58, ow = p + l - oh * 58;
+                int oh = p / 58, ow = p - oh * 58;
+                for (int l = 0; l < 16; l++, ow++) {
+                    if (ow == 58) {
+                        ow = 0;
+                        oh++;
+                    }
                     if (ow >= 56)
                         continue;
                     float *yo = yb + (ptrdiff_t)k0 * 3136 + oh * 56 + ow;
@@ -404,8 +416,12 @@ static void basic1_conv1(const float *restrict x0, float *restrict y, const floa
                             a3[l] += w3 * x;
                         }
                     }
-            for (int l = 0; l < 14; l++) {
-                const int oh = (p + l) / 58, ow = p + l - oh * 58;
+            int oh = p / 58, ow = p - oh * 58;
+            for (int l = 0; l < 14; l++, ow++) {
+                if (ow == 58) {
+                    ow = 0;
+                    oh++;
+                }
                 if (ow >= 56)
                     continue;
                 float *yo = yb + (ptrdiff_t)k0 * 3136 + oh * 56 + ow;
@@ -435,7 +451,7 @@ static void basic1_conv2(const float *restrict x0, const float *restrict r0, flo
         const float *rb0 = r0 + (ptrdiff_t)b * 200704;
         cnn_pad(xb0, s, 64, 56, 56, 1, 1, 58, 58, 0);
         const float *in = s;
-        /* tiles of 16 positions (then 14) by 4 output channels, tiles outermost */
+        /* tiles of 16 positions (then 14) by 4 output channels */
         for (int p = 0; p < 3232; p += 16)
             for (int k0 = 0; k0 < 64; k0 += 4) {
                 float a0[16], a1[16], a2[16], a3[16];
@@ -459,8 +475,12 @@ static void basic1_conv2(const float *restrict x0, const float *restrict r0, flo
                                 a3[l] += w3 * x;
                             }
                         }
-                for (int l = 0; l < 16; l++) {
-                    const int oh = (p + l) / 58, ow = p + l - oh * 58;
+                int oh = p / 58, ow = p - oh * 58;
+                for (int l = 0; l < 16; l++, ow++) {
+                    if (ow == 58) {
+                        ow = 0;
+                        oh++;
+                    }
                     if (ow >= 56)
                         continue;
                     float *yo = yb + (ptrdiff_t)k0 * 3136 + oh * 56 + ow;
@@ -493,8 +513,12 @@ static void basic1_conv2(const float *restrict x0, const float *restrict r0, flo
                             a3[l] += w3 * x;
                         }
                     }
-            for (int l = 0; l < 14; l++) {
-                const int oh = (p + l) / 58, ow = p + l - oh * 58;
+            int oh = p / 58, ow = p - oh * 58;
+            for (int l = 0; l < 14; l++, ow++) {
+                if (ow == 58) {
+                    ow = 0;
+                    oh++;
+                }
                 if (ow >= 56)
                     continue;
                 float *yo = yb + (ptrdiff_t)k0 * 3136 + oh * 56 + ow;
@@ -524,7 +548,7 @@ static void basic2_conv1(const float *restrict x0, float *restrict y, const floa
         float *yb = y + (ptrdiff_t)b * 200704;
         cnn_pad(xb0, s, 64, 56, 56, 1, 1, 58, 58, 0);
         const float *in = s;
-        /* tiles of 16 positions (then 14) by 4 output channels, tiles outermost */
+        /* tiles of 16 positions (then 14) by 4 output channels */
         for (int p = 0; p < 3232; p += 16)
             for (int k0 = 0; k0 < 64; k0 += 4) {
                 float a0[16], a1[16], a2[16], a3[16];
@@ -548,8 +572,12 @@ static void basic2_conv1(const float *restrict x0, float *restrict y, const floa
                                 a3[l] += w3 * x;
                             }
                         }
-                for (int l = 0; l < 16; l++) {
-                    const int oh = (p + l) / 58, ow = p + l - oh * 58;
+                int oh = p / 58, ow = p - oh * 58;
+                for (int l = 0; l < 16; l++, ow++) {
+                    if (ow == 58) {
+                        ow = 0;
+                        oh++;
+                    }
                     if (ow >= 56)
                         continue;
                     float *yo = yb + (ptrdiff_t)k0 * 3136 + oh * 56 + ow;
@@ -582,8 +610,12 @@ static void basic2_conv1(const float *restrict x0, float *restrict y, const floa
                             a3[l] += w3 * x;
                         }
                     }
-            for (int l = 0; l < 14; l++) {
-                const int oh = (p + l) / 58, ow = p + l - oh * 58;
+            int oh = p / 58, ow = p - oh * 58;
+            for (int l = 0; l < 14; l++, ow++) {
+                if (ow == 58) {
+                    ow = 0;
+                    oh++;
+                }
                 if (ow >= 56)
                     continue;
                 float *yo = yb + (ptrdiff_t)k0 * 3136 + oh * 56 + ow;
@@ -613,7 +645,7 @@ static void basic2_conv2(const float *restrict x0, const float *restrict r0, flo
         const float *rb0 = r0 + (ptrdiff_t)b * 200704;
         cnn_pad(xb0, s, 64, 56, 56, 1, 1, 58, 58, 0);
         const float *in = s;
-        /* tiles of 16 positions (then 14) by 4 output channels, tiles outermost */
+        /* tiles of 16 positions (then 14) by 4 output channels */
         for (int p = 0; p < 3232; p += 16)
             for (int k0 = 0; k0 < 64; k0 += 4) {
                 float a0[16], a1[16], a2[16], a3[16];
@@ -637,8 +669,12 @@ static void basic2_conv2(const float *restrict x0, const float *restrict r0, flo
                                 a3[l] += w3 * x;
                             }
                         }
-                for (int l = 0; l < 16; l++) {
-                    const int oh = (p + l) / 58, ow = p + l - oh * 58;
+                int oh = p / 58, ow = p - oh * 58;
+                for (int l = 0; l < 16; l++, ow++) {
+                    if (ow == 58) {
+                        ow = 0;
+                        oh++;
+                    }
                     if (ow >= 56)
                         continue;
                     float *yo = yb + (ptrdiff_t)k0 * 3136 + oh * 56 + ow;
@@ -671,8 +707,12 @@ static void basic2_conv2(const float *restrict x0, const float *restrict r0, flo
                             a3[l] += w3 * x;
                         }
                     }
-            for (int l = 0; l < 14; l++) {
-                const int oh = (p + l) / 58, ow = p + l - oh * 58;
+            int oh = p / 58, ow = p - oh * 58;
+            for (int l = 0; l < 14; l++, ow++) {
+                if (ow == 58) {
+                    ow = 0;
+                    oh++;
+                }
                 if (ow >= 56)
                     continue;
                 float *yo = yb + (ptrdiff_t)k0 * 3136 + oh * 56 + ow;
@@ -713,7 +753,7 @@ static void basic_down1_conv1(const float *restrict x0, float *restrict y, const
                             ph[(((a * 2 + b2) * 64 + c) * 29 + h) * 29 + w2] =
                                 ih < 58 && iw < 58 ? in[(c * 58 + ih) * 58 + iw] : 0.0f;
                         }
-        /* tiles of 16 positions (then 11) by 4 output channels, tiles outermost */
+        /* tiles of 16 positions (then 11) by 4 output channels */
         for (int p = 0; p < 800; p += 16)
             for (int k0 = 0; k0 < 128; k0 += 4) {
                 float a0[16], a1[16], a2[16], a3[16];
@@ -737,8 +777,12 @@ static void basic_down1_conv1(const float *restrict x0, float *restrict y, const
                                 a3[l] += w3 * x;
                             }
                         }
-                for (int l = 0; l < 16; l++) {
-                    const int oh = (p + l) / 29, ow = p + l - oh * 29;
+                int oh = p / 29, ow = p - oh * 29;
+                for (int l = 0; l < 16; l++, ow++) {
+                    if (ow == 29) {
+                        ow = 0;
+                        oh++;
+                    }
                     if (ow >= 28)
                         continue;
                     float *yo = yb + (ptrdiff_t)k0 * 784 + oh * 28 + ow;
@@ -771,8 +815,12 @@ static void basic_down1_conv1(const float *restrict x0, float *restrict y, const
                             a3[l] += w3 * x;
                         }
                     }
-            for (int l = 0; l < 11; l++) {
-                const int oh = (p + l) / 29, ow = p + l - oh * 29;
+            int oh = p / 29, ow = p - oh * 29;
+            for (int l = 0; l < 11; l++, ow++) {
+                if (ow == 29) {
+                    ow = 0;
+                    oh++;
+                }
                 if (ow >= 28)
                     continue;
                 float *yo = yb + (ptrdiff_t)k0 * 784 + oh * 28 + ow;
@@ -801,9 +849,9 @@ static void basic_down1_conv2(const float *restrict x0, float *restrict y, const
         float *yb = y + (ptrdiff_t)b * 100352;
         cnn_pad(xb0, s, 128, 28, 28, 1, 1, 30, 30, 0);
         const float *in = s;
-        /* tiles of 16 positions (then 6) by 4 output channels, channel blocks outermost */
-        for (int k0 = 0; k0 < 128; k0 += 4)
-            for (int p = 0; p < 832; p += 16) {
+        /* tiles of 16 positions (then 6) by 4 output channels */
+        for (int p = 0; p < 832; p += 16)
+            for (int k0 = 0; k0 < 128; k0 += 4) {
                 float a0[16], a1[16], a2[16], a3[16];
                 { const int k = k0 + 0; (void)k; for (int l = 0; l < 16; l++) a0[l] = w[147456 + k]; }
                 { const int k = k0 + 1; (void)k; for (int l = 0; l < 16; l++) a1[l] = w[147456 + k]; }
@@ -825,8 +873,12 @@ static void basic_down1_conv2(const float *restrict x0, float *restrict y, const
                                 a3[l] += w3 * x;
                             }
                         }
-                for (int l = 0; l < 16; l++) {
-                    const int oh = (p + l) / 30, ow = p + l - oh * 30;
+                int oh = p / 30, ow = p - oh * 30;
+                for (int l = 0; l < 16; l++, ow++) {
+                    if (ow == 30) {
+                        ow = 0;
+                        oh++;
+                    }
                     if (ow >= 28)
                         continue;
                     float *yo = yb + (ptrdiff_t)k0 * 784 + oh * 28 + ow;
@@ -859,8 +911,12 @@ static void basic_down1_conv2(const float *restrict x0, float *restrict y, const
                             a3[l] += w3 * x;
                         }
                     }
-            for (int l = 0; l < 6; l++) {
-                const int oh = (p + l) / 30, ow = p + l - oh * 30;
+            int oh = p / 30, ow = p - oh * 30;
+            for (int l = 0; l < 6; l++, ow++) {
+                if (ow == 30) {
+                    ow = 0;
+                    oh++;
+                }
                 if (ow >= 28)
                     continue;
                 float *yo = yb + (ptrdiff_t)k0 * 784 + oh * 28 + ow;
@@ -895,7 +951,7 @@ static void basic_down1_conv3(const float *restrict x0, const float *restrict r0
                             ph[(((a * 2 + b2) * 64 + c) * 28 + h) * 28 + w2] =
                                 ih < 56 && iw < 56 ? in[(c * 56 + ih) * 56 + iw] : 0.0f;
                         }
-        /* tiles of 16 positions (then 0) by 4 output channels, tiles outermost */
+        /* tiles of 16 positions (then 0) by 4 output channels */
         for (int p = 0; p < 784; p += 16)
             for (int k0 = 0; k0 < 128; k0 += 4) {
                 float a0[16], a1[16], a2[16], a3[16];
@@ -919,8 +975,12 @@ static void basic_down1_conv3(const float *restrict x0, const float *restrict r0
                                 a3[l] += w3 * x;
                             }
                         }
-                for (int l = 0; l < 16; l++) {
-                    const int oh = (p + l) / 28, ow = p + l - oh * 28;
+                int oh = p / 28, ow = p - oh * 28;
+                for (int l = 0; l < 16; l++, ow++) {
+                    if (ow == 28) {
+                        ow = 0;
+                        oh++;
+                    }
                     if (ow >= 28)
                         continue;
                     float *yo = yb + (ptrdiff_t)k0 * 784 + oh * 28 + ow;
@@ -950,9 +1010,9 @@ static void basic3_conv1(const float *restrict x0, float *restrict y, const floa
         float *yb = y + (ptrdiff_t)b * 100352;
         cnn_pad(xb0, s, 128, 28, 28, 1, 1, 30, 30, 0);
         const float *in = s;
-        /* tiles of 16 positions (then 6) by 4 output channels, channel blocks outermost */
-        for (int k0 = 0; k0 < 128; k0 += 4)
-            for (int p = 0; p < 832; p += 16) {
+        /* tiles of 16 positions (then 6) by 4 output channels */
+        for (int p = 0; p < 832; p += 16)
+            for (int k0 = 0; k0 < 128; k0 += 4) {
                 float a0[16], a1[16], a2[16], a3[16];
                 { const int k = k0 + 0; (void)k; for (int l = 0; l < 16; l++) a0[l] = w[147456 + k]; }
                 { const int k = k0 + 1; (void)k; for (int l = 0; l < 16; l++) a1[l] = w[147456 + k]; }
@@ -974,8 +1034,12 @@ static void basic3_conv1(const float *restrict x0, float *restrict y, const floa
                                 a3[l] += w3 * x;
                             }
                         }
-                for (int l = 0; l < 16; l++) {
-                    const int oh = (p + l) / 30, ow = p + l - oh * 30;
+                int oh = p / 30, ow = p - oh * 30;
+                for (int l = 0; l < 16; l++, ow++) {
+                    if (ow == 30) {
+                        ow = 0;
+                        oh++;
+                    }
                     if (ow >= 28)
                         continue;
                     float *yo = yb + (ptrdiff_t)k0 * 784 + oh * 28 + ow;
@@ -1008,8 +1072,12 @@ static void basic3_conv1(const float *restrict x0, float *restrict y, const floa
                             a3[l] += w3 * x;
                         }
                     }
-            for (int l = 0; l < 6; l++) {
-                const int oh = (p + l) / 30, ow = p + l - oh * 30;
+            int oh = p / 30, ow = p - oh * 30;
+            for (int l = 0; l < 6; l++, ow++) {
+                if (ow == 30) {
+                    ow = 0;
+                    oh++;
+                }
                 if (ow >= 28)
                     continue;
                 float *yo = yb + (ptrdiff_t)k0 * 784 + oh * 28 + ow;
@@ -1039,9 +1107,9 @@ static void basic3_conv2(const float *restrict x0, const float *restrict r0, flo
         const float *rb0 = r0 + (ptrdiff_t)b * 100352;
         cnn_pad(xb0, s, 128, 28, 28, 1, 1, 30, 30, 0);
         const float *in = s;
-        /* tiles of 16 positions (then 6) by 4 output channels, channel blocks outermost */
-        for (int k0 = 0; k0 < 128; k0 += 4)
-            for (int p = 0; p < 832; p += 16) {
+        /* tiles of 16 positions (then 6) by 4 output channels */
+        for (int p = 0; p < 832; p += 16)
+            for (int k0 = 0; k0 < 128; k0 += 4) {
                 float a0[16], a1[16], a2[16], a3[16];
                 { const int k = k0 + 0; (void)k; for (int l = 0; l < 16; l++) a0[l] = w[147456 + k]; }
                 { const int k = k0 + 1; (void)k; for (int l = 0; l < 16; l++) a1[l] = w[147456 + k]; }
@@ -1063,8 +1131,12 @@ static void basic3_conv2(const float *restrict x0, const float *restrict r0, flo
                                 a3[l] += w3 * x;
                             }
                         }
-                for (int l = 0; l < 16; l++) {
-                    const int oh = (p + l) / 30, ow = p + l - oh * 30;
+                int oh = p / 30, ow = p - oh * 30;
+                for (int l = 0; l < 16; l++, ow++) {
+                    if (ow == 30) {
+                        ow = 0;
+                        oh++;
+                    }
                     if (ow >= 28)
                         continue;
                     float *yo = yb + (ptrdiff_t)k0 * 784 + oh * 28 + ow;
@@ -1097,8 +1169,12 @@ static void basic3_conv2(const float *restrict x0, const float *restrict r0, flo
                             a3[l] += w3 * x;
                         }
                     }
-            for (int l = 0; l < 6; l++) {
-                const int oh = (p + l) / 30, ow = p + l - oh * 30;
+            int oh = p / 30, ow = p - oh * 30;
+            for (int l = 0; l < 6; l++, ow++) {
+                if (ow == 30) {
+                    ow = 0;
+                    oh++;
+                }
                 if (ow >= 28)
                     continue;
                 float *yo = yb + (ptrdiff_t)k0 * 784 + oh * 28 + ow;
@@ -1139,9 +1215,9 @@ static void basic_down2_conv1(const float *restrict x0, float *restrict y, const
                             ph[(((a * 2 + b2) * 128 + c) * 15 + h) * 15 + w2] =
                                 ih < 30 && iw < 30 ? in[(c * 30 + ih) * 30 + iw] : 0.0f;
                         }
-        /* tiles of 16 positions (then 1) by 4 output channels, channel blocks outermost */
-        for (int k0 = 0; k0 < 256; k0 += 4)
-            for (int p = 0; p < 208; p += 16) {
+        /* tiles of 16 positions (then 1) by 4 output channels */
+        for (int p = 0; p < 208; p += 16)
+            for (int k0 = 0; k0 < 256; k0 += 4) {
                 float a0[16], a1[16], a2[16], a3[16];
                 { const int k = k0 + 0; (void)k; for (int l = 0; l < 16; l++) a0[l] = w[294912 + k]; }
                 { const int k = k0 + 1; (void)k; for (int l = 0; l < 16; l++) a1[l] = w[294912 + k]; }
@@ -1163,8 +1239,12 @@ static void basic_down2_conv1(const float *restrict x0, float *restrict y, const
                                 a3[l] += w3 * x;
                             }
                         }
-                for (int l = 0; l < 16; l++) {
-                    const int oh = (p + l) / 15, ow = p + l - oh * 15;
+                int oh = p / 15, ow = p - oh * 15;
+                for (int l = 0; l < 16; l++, ow++) {
+                    if (ow == 15) {
+                        ow = 0;
+                        oh++;
+                    }
                     if (ow >= 14)
                         continue;
                     float *yo = yb + (ptrdiff_t)k0 * 196 + oh * 14 + ow;
@@ -1197,8 +1277,12 @@ static void basic_down2_conv1(const float *restrict x0, float *restrict y, const
                             a3[l] += w3 * x;
                         }
                     }
-            for (int l = 0; l < 1; l++) {
-                const int oh = (p + l) / 15, ow = p + l - oh * 15;
+            int oh = p / 15, ow = p - oh * 15;
+            for (int l = 0; l < 1; l++, ow++) {
+                if (ow == 15) {
+                    ow = 0;
+                    oh++;
+                }
                 if (ow >= 14)
                     continue;
                 float *yo = yb + (ptrdiff_t)k0 * 196 + oh * 14 + ow;
@@ -1227,9 +1311,9 @@ static void basic_down2_conv2(const float *restrict x0, float *restrict y, const
         float *yb = y + (ptrdiff_t)b * 50176;
         cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        /* tiles of 16 positions (then 14) by 4 output channels, channel blocks outermost */
-        for (int k0 = 0; k0 < 256; k0 += 4)
-            for (int p = 0; p < 208; p += 16) {
+        /* tiles of 16 positions (then 14) by 4 output channels */
+        for (int p = 0; p < 208; p += 16)
+            for (int k0 = 0; k0 < 256; k0 += 4) {
                 float a0[16], a1[16], a2[16], a3[16];
                 { const int k = k0 + 0; (void)k; for (int l = 0; l < 16; l++) a0[l] = w[589824 + k]; }
                 { const int k = k0 + 1; (void)k; for (int l = 0; l < 16; l++) a1[l] = w[589824 + k]; }
@@ -1251,8 +1335,12 @@ static void basic_down2_conv2(const float *restrict x0, float *restrict y, const
                                 a3[l] += w3 * x;
                             }
                         }
-                for (int l = 0; l < 16; l++) {
-                    const int oh = (p + l) / 16, ow = p + l - oh * 16;
+                int oh = p / 16, ow = p - oh * 16;
+                for (int l = 0; l < 16; l++, ow++) {
+                    if (ow == 16) {
+                        ow = 0;
+                        oh++;
+                    }
                     if (ow >= 14)
                         continue;
                     float *yo = yb + (ptrdiff_t)k0 * 196 + oh * 14 + ow;
@@ -1285,8 +1373,12 @@ static void basic_down2_conv2(const float *restrict x0, float *restrict y, const
                             a3[l] += w3 * x;
                         }
                     }
-            for (int l = 0; l < 14; l++) {
-                const int oh = (p + l) / 16, ow = p + l - oh * 16;
+            int oh = p / 16, ow = p - oh * 16;
+            for (int l = 0; l < 14; l++, ow++) {
+                if (ow == 16) {
+                    ow = 0;
+                    oh++;
+                }
                 if (ow >= 14)
                     continue;
                 float *yo = yb + (ptrdiff_t)k0 * 196 + oh * 14 + ow;
@@ -1321,7 +1413,7 @@ static void basic_down2_conv3(const float *restrict x0, const float *restrict r0
                             ph[(((a * 2 + b2) * 128 + c) * 14 + h) * 14 + w2] =
                                 ih < 28 && iw < 28 ? in[(c * 28 + ih) * 28 + iw] : 0.0f;
                         }
-        /* tiles of 16 positions (then 4) by 4 output channels, tiles outermost */
+        /* tiles of 16 positions (then 4) by 4 output channels */
         for (int p = 0; p < 192; p += 16)
             for (int k0 = 0; k0 < 256; k0 += 4) {
                 float a0[16], a1[16], a2[16], a3[16];
@@ -1345,8 +1437,12 @@ static void basic_down2_conv3(const float *restrict x0, const float *restrict r0
                                 a3[l] += w3 * x;
                             }
                         }
-                for (int l = 0; l < 16; l++) {
-                    const int oh = (p + l) / 14, ow = p + l - oh * 14;
+                int oh = p / 14, ow = p - oh * 14;
+                for (int l = 0; l < 16; l++, ow++) {
+                    if (ow == 14) {
+                        ow = 0;
+                        oh++;
+                    }
                     if (ow >= 14)
                         continue;
                     float *yo = yb + (ptrdiff_t)k0 * 196 + oh * 14 + ow;
@@ -1379,8 +1475,12 @@ static void basic_down2_conv3(const float *restrict x0, const float *restrict r0
                             a3[l] += w3 * x;
                         }
                     }
-            for (int l = 0; l < 4; l++) {
-                const int oh = (p + l) / 14, ow = p + l - oh * 14;
+            int oh = p / 14, ow = p - oh * 14;
+            for (int l = 0; l < 4; l++, ow++) {
+                if (ow == 14) {
+                    ow = 0;
+                    oh++;
+                }
                 if (ow >= 14)
                     continue;
                 float *yo = yb + (ptrdiff_t)k0 * 196 + oh * 14 + ow;
@@ -1410,9 +1510,9 @@ static void basic4_conv1(const float *restrict x0, float *restrict y, const floa
         float *yb = y + (ptrdiff_t)b * 50176;
         cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        /* tiles of 16 positions (then 14) by 4 output channels, channel blocks outermost */
-        for (int k0 = 0; k0 < 256; k0 += 4)
-            for (int p = 0; p < 208; p += 16) {
+        /* tiles of 16 positions (then 14) by 4 output channels */
+        for (int p = 0; p < 208; p += 16)
+            for (int k0 = 0; k0 < 256; k0 += 4) {
                 float a0[16], a1[16], a2[16], a3[16];
                 { const int k = k0 + 0; (void)k; for (int l = 0; l < 16; l++) a0[l] = w[589824 + k]; }
                 { const int k = k0 + 1; (void)k; for (int l = 0; l < 16; l++) a1[l] = w[589824 + k]; }
@@ -1434,8 +1534,12 @@ static void basic4_conv1(const float *restrict x0, float *restrict y, const floa
                                 a3[l] += w3 * x;
                             }
                         }
-                for (int l = 0; l < 16; l++) {
-                    const int oh = (p + l) / 16, ow = p + l - oh * 16;
+                int oh = p / 16, ow = p - oh * 16;
+                for (int l = 0; l < 16; l++, ow++) {
+                    if (ow == 16) {
+                        ow = 0;
+                        oh++;
+                    }
                     if (ow >= 14)
                         continue;
                     float *yo = yb + (ptrdiff_t)k0 * 196 + oh * 14 + ow;
@@ -1468,8 +1572,12 @@ static void basic4_conv1(const float *restrict x0, float *restrict y, const floa
                             a3[l] += w3 * x;
                         }
                     }
-            for (int l = 0; l < 14; l++) {
-                const int oh = (p + l) / 16, ow = p + l - oh * 16;
+            int oh = p / 16, ow = p - oh * 16;
+            for (int l = 0; l < 14; l++, ow++) {
+                if (ow == 16) {
+                    ow = 0;
+                    oh++;
+                }
                 if (ow >= 14)
                     continue;
                 float *yo = yb + (ptrdiff_t)k0 * 196 + oh * 14 + ow;
@@ -1499,9 +1607,9 @@ static void basic4_conv2(const float *restrict x0, const float *restrict r0, flo
         const float *rb0 = r0 + (ptrdiff_t)b * 50176;
         cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        /* tiles of 16 positions (then 14) by 4 output channels, channel blocks outermost */
-        for (int k0 = 0; k0 < 256; k0 += 4)
-            for (int p = 0; p < 208; p += 16) {
+        /* tiles of 16 positions (then 14) by 4 output channels */
+        for (int p = 0; p < 208; p += 16)
+            for (int k0 = 0; k0 < 256; k0 += 4) {
                 float a0[16], a1[16], a2[16], a3[16];
                 { const int k = k0 + 0; (void)k; for (int l = 0; l < 16; l++) a0[l] = w[589824 + k]; }
                 { const int k = k0 + 1; (void)k; for (int l = 0; l < 16; l++) a1[l] = w[589824 + k]; }
@@ -1523,8 +1631,12 @@ static void basic4_conv2(const float *restrict x0, const float *restrict r0, flo
                                 a3[l] += w3 * x;
                             }
                         }
-                for (int l = 0; l < 16; l++) {
-                    const int oh = (p + l) / 16, ow = p + l - oh * 16;
+                int oh = p / 16, ow = p - oh * 16;
+                for (int l = 0; l < 16; l++, ow++) {
+                    if (ow == 16) {
+                        ow = 0;
+                        oh++;
+                    }
                     if (ow >= 14)
                         continue;
                     float *yo = yb + (ptrdiff_t)k0 * 196 + oh * 14 + ow;
@@ -1557,8 +1669,12 @@ static void basic4_conv2(const float *restrict x0, const float *restrict r0, flo
                             a3[l] += w3 * x;
                         }
                     }
-            for (int l = 0; l < 14; l++) {
-                const int oh = (p + l) / 16, ow = p + l - oh * 16;
+            int oh = p / 16, ow = p - oh * 16;
+            for (int l = 0; l < 14; l++, ow++) {
+                if (ow == 16) {
+                    ow = 0;
+                    oh++;
+                }
                 if (ow >= 14)
                     continue;
                 float *yo = yb + (ptrdiff_t)k0 * 196 + oh * 14 + ow;
@@ -1599,9 +1715,9 @@ static void basic_down3_conv1(const float *restrict x0, float *restrict y, const
                             ph[(((a * 2 + b2) * 256 + c) * 8 + h) * 8 + w2] =
                                 ih < 16 && iw < 16 ? in[(c * 16 + ih) * 16 + iw] : 0.0f;
                         }
-        /* tiles of 16 positions (then 7) by 4 output channels, channel blocks outermost */
-        for (int k0 = 0; k0 < 512; k0 += 4)
-            for (int p = 0; p < 48; p += 16) {
+        /* tiles of 16 positions (then 7) by 4 output channels */
+        for (int p = 0; p < 48; p += 16)
+            for (int k0 = 0; k0 < 512; k0 += 4) {
                 float a0[16], a1[16], a2[16], a3[16];
                 { const int k = k0 + 0; (void)k; for (int l = 0; l < 16; l++) a0[l] = w[1179648 + k]; }
                 { const int k = k0 + 1; (void)k; for (int l = 0; l < 16; l++) a1[l] = w[1179648 + k]; }
@@ -1623,8 +1739,12 @@ static void basic_down3_conv1(const float *restrict x0, float *restrict y, const
                                 a3[l] += w3 * x;
                             }
                         }
-                for (int l = 0; l < 16; l++) {
-                    const int oh = (p + l) / 8, ow = p + l - oh * 8;
+                int oh = p / 8, ow = p - oh * 8;
+                for (int l = 0; l < 16; l++, ow++) {
+                    if (ow == 8) {
+                        ow = 0;
+                        oh++;
+                    }
                     if (ow >= 7)
                         continue;
                     float *yo = yb + (ptrdiff_t)k0 * 49 + oh * 7 + ow;
@@ -1657,8 +1777,12 @@ static void basic_down3_conv1(const float *restrict x0, float *restrict y, const
                             a3[l] += w3 * x;
                         }
                     }
-            for (int l = 0; l < 7; l++) {
-                const int oh = (p + l) / 8, ow = p + l - oh * 8;
+            int oh = p / 8, ow = p - oh * 8;
+            for (int l = 0; l < 7; l++, ow++) {
+                if (ow == 8) {
+                    ow = 0;
+                    oh++;
+                }
                 if (ow >= 7)
                     continue;
                 float *yo = yb + (ptrdiff_t)k0 * 49 + oh * 7 + ow;
@@ -1687,9 +1811,9 @@ static void basic_down3_conv2(const float *restrict x0, float *restrict y, const
         float *yb = y + (ptrdiff_t)b * 25088;
         cnn_pad(xb0, s, 512, 7, 7, 1, 1, 9, 9, 0);
         const float *in = s;
-        /* tiles of 16 positions (then 13) by 4 output channels, channel blocks outermost */
-        for (int k0 = 0; k0 < 512; k0 += 4)
-            for (int p = 0; p < 48; p += 16) {
+        /* tiles of 16 positions (then 13) by 4 output channels */
+        for (int p = 0; p < 48; p += 16)
+            for (int k0 = 0; k0 < 512; k0 += 4) {
                 float a0[16], a1[16], a2[16], a3[16];
                 { const int k = k0 + 0; (void)k; for (int l = 0; l < 16; l++) a0[l] = w[2359296 + k]; }
                 { const int k = k0 + 1; (void)k; for (int l = 0; l < 16; l++) a1[l] = w[2359296 + k]; }
@@ -1711,8 +1835,12 @@ static void basic_down3_conv2(const float *restrict x0, float *restrict y, const
                                 a3[l] += w3 * x;
                             }
                         }
-                for (int l = 0; l < 16; l++) {
-                    const int oh = (p + l) / 9, ow = p + l - oh * 9;
+                int oh = p / 9, ow = p - oh * 9;
+                for (int l = 0; l < 16; l++, ow++) {
+                    if (ow == 9) {
+                        ow = 0;
+                        oh++;
+                    }
                     if (ow >= 7)
                         continue;
                     float *yo = yb + (ptrdiff_t)k0 * 49 + oh * 7 + ow;
@@ -1745,8 +1873,12 @@ static void basic_down3_conv2(const float *restrict x0, float *restrict y, const
                             a3[l] += w3 * x;
                         }
                     }
-            for (int l = 0; l < 13; l++) {
-                const int oh = (p + l) / 9, ow = p + l - oh * 9;
+            int oh = p / 9, ow = p - oh * 9;
+            for (int l = 0; l < 13; l++, ow++) {
+                if (ow == 9) {
+                    ow = 0;
+                    oh++;
+                }
                 if (ow >= 7)
                     continue;
                 float *yo = yb + (ptrdiff_t)k0 * 49 + oh * 7 + ow;
@@ -1781,7 +1913,7 @@ static void basic_down3_conv3(const float *restrict x0, const float *restrict r0
                             ph[(((a * 2 + b2) * 256 + c) * 7 + h) * 7 + w2] =
                                 ih < 14 && iw < 14 ? in[(c * 14 + ih) * 14 + iw] : 0.0f;
                         }
-        /* tiles of 16 positions (then 1) by 4 output channels, tiles outermost */
+        /* tiles of 16 positions (then 1) by 4 output channels */
         for (int p = 0; p < 48; p += 16)
             for (int k0 = 0; k0 < 512; k0 += 4) {
                 float a0[16], a1[16], a2[16], a3[16];
@@ -1805,8 +1937,12 @@ static void basic_down3_conv3(const float *restrict x0, const float *restrict r0
                                 a3[l] += w3 * x;
                             }
                         }
-                for (int l = 0; l < 16; l++) {
-                    const int oh = (p + l) / 7, ow = p + l - oh * 7;
+                int oh = p / 7, ow = p - oh * 7;
+                for (int l = 0; l < 16; l++, ow++) {
+                    if (ow == 7) {
+                        ow = 0;
+                        oh++;
+                    }
                     if (ow >= 7)
                         continue;
                     float *yo = yb + (ptrdiff_t)k0 * 49 + oh * 7 + ow;
@@ -1839,8 +1975,12 @@ static void basic_down3_conv3(const float *restrict x0, const float *restrict r0
                             a3[l] += w3 * x;
                         }
                     }
-            for (int l = 0; l < 1; l++) {
-                const int oh = (p + l) / 7, ow = p + l - oh * 7;
+            int oh = p / 7, ow = p - oh * 7;
+            for (int l = 0; l < 1; l++, ow++) {
+                if (ow == 7) {
+                    ow = 0;
+                    oh++;
+                }
                 if (ow >= 7)
                     continue;
                 float *yo = yb + (ptrdiff_t)k0 * 49 + oh * 7 + ow;
@@ -1870,9 +2010,9 @@ static void basic5_conv1(const float *restrict x0, float *restrict y, const floa
         float *yb = y + (ptrdiff_t)b * 25088;
         cnn_pad(xb0, s, 512, 7, 7, 1, 1, 9, 9, 0);
         const float *in = s;
-        /* tiles of 16 positions (then 13) by 4 output channels, channel blocks outermost */
-        for (int k0 = 0; k0 < 512; k0 += 4)
-            for (int p = 0; p < 48; p += 16) {
+        /* tiles of 16 positions (then 13) by 4 output channels */
+        for (int p = 0; p < 48; p += 16)
+            for (int k0 = 0; k0 < 512; k0 += 4) {
                 float a0[16], a1[16], a2[16], a3[16];
                 { const int k = k0 + 0; (void)k; for (int l = 0; l < 16; l++) a0[l] = w[2359296 + k]; }
                 { const int k = k0 + 1; (void)k; for (int l = 0; l < 16; l++) a1[l] = w[2359296 + k]; }
@@ -1894,8 +2034,12 @@ static void basic5_conv1(const float *restrict x0, float *restrict y, const floa
                                 a3[l] += w3 * x;
                             }
                         }
-                for (int l = 0; l < 16; l++) {
-                    const int oh = (p + l) / 9, ow = p + l - oh * 9;
+                int oh = p / 9, ow = p - oh * 9;
+                for (int l = 0; l < 16; l++, ow++) {
+                    if (ow == 9) {
+                        ow = 0;
+                        oh++;
+                    }
                     if (ow >= 7)
                         continue;
                     float *yo = yb + (ptrdiff_t)k0 * 49 + oh * 7 + ow;
@@ -1928,8 +2072,12 @@ static void basic5_conv1(const float *restrict x0, float *restrict y, const floa
                             a3[l] += w3 * x;
                         }
                     }
-            for (int l = 0; l < 13; l++) {
-                const int oh = (p + l) / 9, ow = p + l - oh * 9;
+            int oh = p / 9, ow = p - oh * 9;
+            for (int l = 0; l < 13; l++, ow++) {
+                if (ow == 9) {
+                    ow = 0;
+                    oh++;
+                }
                 if (ow >= 7)
                     continue;
                 float *yo = yb + (ptrdiff_t)k0 * 49 + oh * 7 + ow;
@@ -1959,9 +2107,9 @@ static void basic5_conv2(const float *restrict x0, const float *restrict r0, flo
         const float *rb0 = r0 + (ptrdiff_t)b * 25088;
         cnn_pad(xb0, s, 512, 7, 7, 1, 1, 9, 9, 0);
         const float *in = s;
-        /* tiles of 16 positions (then 13) by 4 output channels, channel blocks outermost */
-        for (int k0 = 0; k0 < 512; k0 += 4)
-            for (int p = 0; p < 48; p += 16) {
+        /* tiles of 16 positions (then 13) by 4 output channels */
+        for (int p = 0; p < 48; p += 16)
+            for (int k0 = 0; k0 < 512; k0 += 4) {
                 float a0[16], a1[16], a2[16], a3[16];
                 { const int k = k0 + 0; (void)k; for (int l = 0; l < 16; l++) a0[l] = w[2359296 + k]; }
                 { const int k = k0 + 1; (void)k; for (int l = 0; l < 16; l++) a1[l] = w[2359296 + k]; }
@@ -1983,8 +2131,12 @@ static void basic5_conv2(const float *restrict x0, const float *restrict r0, flo
                                 a3[l] += w3 * x;
                             }
                         }
-                for (int l = 0; l < 16; l++) {
-                    const int oh = (p + l) / 9, ow = p + l - oh * 9;
+                int oh = p / 9, ow = p - oh * 9;
+                for (int l = 0; l < 16; l++, ow++) {
+                    if (ow == 9) {
+                        ow = 0;
+                        oh++;
+                    }
                     if (ow >= 7)
                         continue;
                     float *yo = yb + (ptrdiff_t)k0 * 49 + oh * 7 + ow;
@@ -2017,8 +2169,12 @@ static void basic5_conv2(const float *restrict x0, const float *restrict r0, flo
                             a3[l] += w3 * x;
                         }
                     }
-            for (int l = 0; l < 13; l++) {
-                const int oh = (p + l) / 9, ow = p + l - oh * 9;
+            int oh = p / 9, ow = p - oh * 9;
+            for (int l = 0; l < 13; l++, ow++) {
+                if (ow == 9) {
+                    ow = 0;
+                    oh++;
+                }
                 if (ow >= 7)
                     continue;
                 float *yo = yb + (ptrdiff_t)k0 * 49 + oh * 7 + ow;
