@@ -31,7 +31,7 @@
 
 /* (is_output comes from the plan the front end made, as in the fusion
  * passes.) */
-static bool member(const Node *n) {
+bool chain_member(const Node *n) {
     bool conv = n->op == OP_CONV && n->shape.rank == 3;
     bool pool = n->op == OP_MAXPOOL && !pooled_in_conv(n);
     return (conv || pool) && !n->fused_into && !n->is_output;
@@ -55,7 +55,7 @@ static void close_run(Graph *g, int first, int end, int members, int batch, int 
     for (int i = first; members >= 2 && i < end; i++) {
         const Node *n = g->nodes.items[i];
         int64_t stored = shape_elems(n->pool ? n->pool->shape : n->shape);
-        if (member(n) && stored > most)
+        if (chain_member(n) && stored > most)
             most = stored;
     }
     if (members < 2 || most * 4 * batch <= L2_BYTES)
@@ -71,7 +71,7 @@ void chain_samples(Graph *g, const BuildOptions *opt) {
     int next = 1, first = -1, members = 0;
     for (int i = 0; i < g->nodes.len; i++) {
         const Node *n = g->nodes.items[i];
-        if (member(n)) {
+        if (chain_member(n)) {
             if (members++ == 0)
                 first = i;
         } else if (!silent(n) || members == 0) {

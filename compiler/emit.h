@@ -267,6 +267,10 @@ bool pool_in_registers(Target t, const Node *conv, const Node *p);
 /* chain.c: numbers the runs of convolutions NAME_forward takes one sample
  * at a time (n->chain); run after fuse_pool(). */
 void chain_samples(Graph *g, const BuildOptions *opt);
+/* A layer that can run inside a chain with a kernel of its own: a
+ * convolution or a max pool not fused into another layer (in a chain
+ * when n->chain is set). */
+bool chain_member(const Node *n);
 bool wino_suits(Target t, const Node *n, int m);
 /* The tile side F(m x m) the layer n takes (0: none), as wino_choose
  * chooses it. */

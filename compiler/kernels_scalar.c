@@ -235,28 +235,6 @@ void padded_input(Emit *e, const Node *n, int64_t *hp, int64_t *wp) {
     }
 }
 
-/* Direct convolution loops for one sample. Each output starts from the
- * bias (or zero, or what is there) and adds one weight times one input per
- * (c, kh, kw), in that order. The backward pass uses the same loops for
- * the input gradient (kernels_train.c). */
-
-/* Stride 1: the output rows, laid end to end with the input's row stride,
- * make one run of positions, since output (oh, ow) reads input (oh + i*dh,
- * ow + j*dw) and so each (c, i, j) reads a contiguous stretch of the input.
- * A stride over 1 comes to the same once the input is split by stride
- * phase (emit_conv): output (oh, ow) reads input row oh*sh + i*dh, which
- * is row oh + (i*dh)/sh of the phase plane holding rows (i*dh)%sh, (i*dh)%sh
- * + sh, ..., and the same along columns.
- * The run goes in tiles of PT positions by KB output channels: each
- * channel's PT sums live in an array of their own (a0, a1, ...), which the
- * C compiler keeps in vector registers, and each (c, i, j) loads PT inputs
- * once for the KB channels. One long loop per (c, i, j) over the whole run
- * (the form before this) read and wrote its sums in memory at every step:
- * a 64-channel 3x3 layer at 56x56 went from 6.3 to 2.3-2.8 ms with clang
- * or gcc -O3 -march=native, from 33 to 10 ms with gcc -O2. The columns
- * past wout are computed and dropped. Each output's sum takes its terms
- * in the same order as before, so its bits are those of the plain loop. */
-
 /* NAME_pack gives the inference kernel a convolution's weights in blocks
  * of its tile's channels, [block][c][kh][kw][channel], so the tile loads
  * the weights of each (c, i, j) together: read one channel's row apart,
@@ -318,6 +296,29 @@ static void emit_conv_loops_long(Emit *e, const ConvLoops *c, int64_t len) {
       c->init ? "=" : "+=", ll(c->win));
     P(e, "        }\n");
 }
+
+/* Direct convolution loops for one sample. Each output starts from the
+ * bias (or zero, or what is there) and adds one weight times one input per
+ * (c, kh, kw), in that order. The backward pass uses the same loops for
+ * the input gradient (kernels_train.c).
+ *
+ * Stride 1: the output rows, laid end to end with the input's row stride,
+ * make one run of positions, since output (oh, ow) reads input (oh + i*dh,
+ * ow + j*dw) and so each (c, i, j) reads a contiguous stretch of the input.
+ * A stride over 1 comes to the same once the input is split by stride
+ * phase (emit_conv): output (oh, ow) reads input row oh*sh + i*dh, which
+ * is row oh + (i*dh)/sh of the phase plane holding rows (i*dh)%sh, (i*dh)%sh
+ * + sh, ..., and the same along columns.
+ * The run goes in tiles of PT positions by KB output channels: each
+ * channel's PT sums live in an array of their own (a0, a1, ...), which the
+ * C compiler keeps in vector registers, and each (c, i, j) loads PT inputs
+ * once for the KB channels. One long loop per (c, i, j) over the whole run
+ * (emit_conv_loops_long, left to depthwise layers) reads and writes its
+ * sums in memory at every step:
+ * a 64-channel 3x3 layer at 56x56 went from 6.3 to 2.3-2.8 ms with clang
+ * or gcc -O3 -march=native, from 33 to 10 ms with gcc -O2. The columns
+ * past wout are computed and dropped. Each output's sum takes its terms
+ * in the same order as before, so its bits are those of the plain loop. */
 
 /* The body of one tile: `pt` positions from p by `kb` channels from k0. */
 static void emit_flat_tile(Emit *e, const ConvLoops *c, int64_t pt, int kb, const char *in) {
@@ -404,8 +405,9 @@ static void emit_conv(Emit *e, const Node *n) {
     open_batch(e, n);
     padded_input(e, n, &hp, &wp);
     Phases ph = phases_of(n);
-    if (phase_floats(n)) {
-        bool pads = a->pad_lo[0] || a->pad_lo[1] || a->pad_hi[0] || a->pad_hi[1];
+    bool pads = a->pad_lo[0] || a->pad_lo[1] || a->pad_hi[0] || a->pad_hi[1];
+    bool split = phase_floats(n) > 0;
+    if (split) {
         int64_t c = in.d[0];
         P(e, "        /* split by stride phase: plane (a, b) of channel c holds rows a, a + %lld, "
              "... and columns b, b + %lld, ... */\n", ll(ph.sh), ll(ph.sw));
@@ -423,16 +425,15 @@ static void emit_conv(Emit *e, const Node *n) {
              "iw] : 0.0f;\n", ll(hp), ll(wp), ll(hp), ll(wp));
         P(e, "                        }\n");
     }
-    bool pads = a->pad_lo[0] || a->pad_lo[1] || a->pad_hi[0] || a->pad_hi[1];
     int64_t run_at = (pads ? in.d[0] * hp * wp : 0) + phase_floats(n);
     ConvLoops c = {
-        .in = phase_floats(n) ? "ph" : "in", .out = "yb", .w = "w",
+        .in = split ? "ph" : "in", .out = "yb", .w = "w",
         .blocked = !e->plain && n->pack_mr > 1,
         .tmp = long_run_floats(n) ? arena_printf(e->a, "s + %lld", ll(run_at)) : NULL,
         .cin_g = in.d[0] / a->groups, .k = a->units, .groups = a->groups,
         .kh = a->kernel[0], .kw = a->kernel[1], .dh = a->dilation[0],
         .dw = a->dilation[1], .sh = a->stride[0], .sw = a->stride[1],
-        .hin = phase_floats(n) ? ph.hph : hp, .win = phase_floats(n) ? ph.wph : wp,
+        .hin = split ? ph.hph : hp, .win = split ? ph.wph : wp,
         .hout = out.d[1], .wout = out.d[2],
         .out_rows = out.d[1], .out_row_stride = out.d[2],
         .init = has_bias(e, n) ? arena_printf(e->a, "w[%lld + k]",

@@ -63,14 +63,6 @@ static int omp_threads(void) {
     return cpus > 0 ? (int)cpus : 1;
 }
 
-/* A kernel of chain c (chain.c) runs inside the chain's loop over the
- * samples, so only the chain as a whole is timed. */
-static bool chain_member(const Node *n) {
-    if (!n->chain || n->fused_into || pooled_in_conv(n))
-        return false;
-    return n->op == OP_CONV || n->op == OP_MAXPOOL;
-}
-
 /* The multiply-adds of one sample that node n's kernel takes: its own and
  * those of the layers fused into it. */
 static int64_t kernel_macs(const Graph *g, const Node *n) {
@@ -141,7 +133,9 @@ int cmd_profile(Compilation *c, const CliOptions *o) {
     int chain_kernels = 0;
     for (int i = 0; i < g->nodes.len; i++) {
         const Node *n = g->nodes.items[i];
-        bool in_chain = chain_member(n);
+        /* a chain's kernels run inside its loop over the samples, so only
+         * the chain as a whole is timed (chain.c) */
+        bool in_chain = n->chain && chain_member(n);
         if (sec[i] < 0 && !in_chain)
             continue;
         const Node *shown = n->pool ? n->pool : n;
