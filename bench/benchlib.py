@@ -234,6 +234,18 @@ def peak(trials=5, workdir=None):
     return d, p.stdout
 
 
+def read_rates(workdir=None):
+    """Runs bench/peak.c --read; returns dict l2_bytes, l2_gbs, beyond_l2_gbs: how fast one
+    core reads from its L2 and from beyond it."""
+    workdir = workdir or "/tmp"
+    exe = os.path.join(workdir, "peak")
+    subprocess.run([os.environ.get("CC", "cc"), "-O2", "-mavx2", "-mfma", "-pthread",
+                    os.path.join(HERE, "peak.c"), "-o", exe], check=True)
+    p = subprocess.run([exe, "--read"], check=True, stdout=subprocess.PIPE, text=True)
+    line = [l for l in p.stdout.splitlines() if l.startswith("READ ")][-1]
+    return {k: float(v) for k, v in (kv.split("=") for kv in line.split()[1:])}
+
+
 def loadavg():
     try:
         return " ".join(open("/proc/loadavg").read().split()[:3])

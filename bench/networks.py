@@ -32,6 +32,12 @@ no denormals slow either side) and the same inputs, at 1 thread and at all threa
 the "rel. diff" columns; batch 1 for the latency builds, the whole batch for the throughput
 build), so the timing is of a correct computation.
 
+The weight-read floor (a table of its own, after the one-thread latencies): at batch 1 every
+weight tensor of the network (its `weight` parameters, float32) is read once a call, and one
+core brings data in no faster than bench/peak.c --read measures (its L2 rate for the first
+L2-size bytes, the rate from beyond L2 for the rest), so no code on this core can take less
+time than those bytes at those rates: the table sets it beside cnnc's and PyTorch's times.
+
 Every figure is the median of the samples listed per network, each sample at least --min-time
 seconds of calls after one warm-up call. Samples are taken in turns, round after round (the
 latencies: one of each cnnc build, then one of PyTorch; the throughputs: one of cnnc at each
@@ -77,6 +83,18 @@ NETS = [
 TARGETS = ("avx512", "avx2", "scalar")
 BUSY = 0.3      # cores of other work that make an all-thread figure unreliable
 MARK = "(busy)"
+
+
+def weight_floor(g, rates):
+    """(MB, seconds): the bytes of the network's weight tensors (float32) and the time one
+    core takes to read them once at the measured rates: the first L2-size bytes at the L2
+    rate, the rest at the rate from beyond L2. At batch 1 each weight is read at least once a
+    call, so this bounds any implementation's latency from below."""
+    n = sum(twin.size_of(p["shape"]) for nd in g["nodes"] for p in nd["params"] if p["name"] == "weight")
+    b = 4.0 * n
+    l2 = rates["l2_bytes"]
+    s = min(b, l2) / (rates["l2_gbs"] * 1e9) + max(0.0, b - l2) / (rates["beyond_l2_gbs"] * 1e9)
+    return b / 1e6, s
 
 
 def rel_diff(y, ref):
@@ -175,7 +193,9 @@ def main():
     if busy:
         print("- **" + busy + "**")
     print(flush=True)
+    rates = B.read_rates(work)
     lat, lat_all, thr, notes = [], [], [], []
+    floors = {}
     for name, ls, tb, ts in nets:
         if o.batch:
             tb = o.batch
@@ -184,6 +204,7 @@ def main():
             ls, ts = 3, min(ts, 3)
         cnn = os.path.join(B.ROOT, "examples", name + ".cnn")
         g = twin.graph_of_file(cnn, cnnc=B.CNNC)
+        floors[name] = weight_floor(g, rates)
         rng = np.random.default_rng(0)
         calib = twin.random_inputs(g, 2, rng)
         params = twin.random_params(g, rng, calib)
@@ -341,6 +362,21 @@ def main():
                  " | %.2f | %.0f" % (c["tuned"] * 1e3, c["tune_s"]) if tuned else "", p1 * 1e3,
                  c[ref] / p1, " | %.2fx" % (c["tuned"] / p1) if tuned else "",
                  ", ".join(fmt_rel(rels[b]) for b in cols)))
+    print()
+    print("## The weight-read floor, batch 1, one thread")
+    print()
+    print("Each network's weight tensors, read once a call at the rates one core reads here "
+          "(bench/peak.c --read: %.1f GB/s for the first %d KiB, from L2; %.1f GB/s for the rest, "
+          "from beyond L2): no code takes less time on this core."
+          % (rates["l2_gbs"], rates["l2_bytes"] / 1024, rates["beyond_l2_gbs"]))
+    print()
+    print("| network | weights, MB | floor, ms | cnnc %s, ms | cnnc / floor | PyTorch 1T, ms "
+          "| floor / PyTorch time |" % ref)
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, ls, c, p1, rels in lat:
+        mb, fl = floors[name]
+        print("| %s | %.2f | %.4f | %.4f | %.1fx | %.4f | %.3fx |"
+              % (name, mb, fl * 1e3, c[ref] * 1e3, c[ref] / fl, p1 * 1e3, fl / p1))
     print()
     if lat_all:
         print("## Latency, batch 1, one thread and all %d (ms)" % allt)

@@ -15,7 +15,16 @@
  * the AVX2 figure, but a library (PyTorch's oneDNN/OpenBLAS) may use AVX-512
  * and so exceed 100 % of the AVX2 peak.
  *
- * Last line, for scripts:  PEAK avx2_1core=X avx2_all=Y threads=N [avx512_1core=Z avx512_all=W]
+ * It also measures how fast one core reads data it does not compute on
+ * (8 independent sums of aligned ymm loads, so only the loads limit it): from
+ * a buffer half its L2's size, read over and over (the L2 rate), and from one
+ * four times its L2 (the rate from L3 or beyond). bench/networks.py divides a
+ * network's weight bytes by these rates: at batch 1 every weight is read once
+ * a call, so no code can take less time than that read.
+ * `--read` measures only the read rates.
+ *
+ * Last lines, for scripts:  PEAK avx2_1core=X avx2_all=Y threads=N [avx512_1core=Z avx512_all=W]
+ *                           READ l2_bytes=B l2_gbs=R2 beyond_l2_gbs=R3
  */
 #define _GNU_SOURCE
 #include <immintrin.h>
@@ -158,15 +167,73 @@ static void measure(int n, int wide, int trials, double *best, double *median) {
     *median = g[trials / 2];
 }
 
+/* One pass over n floats (n a multiple of 64, p 32-byte aligned): 8 sums
+ * in flight, two loads a cycle at most, nothing but the loads to wait on. */
+static float read_pass(const float *p, size_t n) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    for (size_t i = 0; i < n; i += 64) {
+        a0 = _mm256_add_ps(a0, _mm256_load_ps(p + i));
+        a1 = _mm256_add_ps(a1, _mm256_load_ps(p + i + 8));
+        a2 = _mm256_add_ps(a2, _mm256_load_ps(p + i + 16));
+        a3 = _mm256_add_ps(a3, _mm256_load_ps(p + i + 24));
+        a4 = _mm256_add_ps(a4, _mm256_load_ps(p + i + 32));
+        a5 = _mm256_add_ps(a5, _mm256_load_ps(p + i + 40));
+        a6 = _mm256_add_ps(a6, _mm256_load_ps(p + i + 48));
+        a7 = _mm256_add_ps(a7, _mm256_load_ps(p + i + 56));
+    }
+    __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
+                             _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
+    float out[8];
+    _mm256_storeu_ps(out, s);
+    return out[0] + out[7];
+}
+
+/* GB/s of the fastest of `passes` timed passes over `bytes` bytes (after one
+ * untimed pass): the fastest is the least disturbed by other work */
+static double read_rate(size_t bytes, int passes) {
+    size_t n = bytes / sizeof(float) / 64 * 64;
+    float *p = aligned_alloc(64, n * sizeof(float));
+    if (!p) {
+        fprintf(stderr, "peak: out of memory\n");
+        exit(1);
+    }
+    for (size_t i = 0; i < n; i++)
+        p[i] = 1.0f;
+    volatile float sink = read_pass(p, n);
+    double best = 1e30;
+    for (int r = 0; r < passes; r++) {
+        double t0 = now();
+        sink += read_pass(p, n);
+        double dt = now() - t0;
+        if (dt < best)
+            best = dt;
+    }
+    free(p);
+    return (double)n * sizeof(float) / best * 1e-9;
+}
+
+static void measure_reads(void) {
+    long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    if (l2 <= 0)
+        l2 = 1L << 20; /* not reported (some VMs): a typical size */
+    double r2 = read_rate((size_t)l2 / 2, 20000), r3 = read_rate((size_t)l2 * 4, 2000);
+    printf("One core reading (8 sums of ymm loads, fastest pass):\n");
+    printf("  from L2 (%ld KiB buffer):        %6.1f GB/s\n", l2 / 2048, r2);
+    printf("  from beyond L2 (%ld KiB buffer): %6.1f GB/s\n", l2 * 4 / 1024, r3);
+    printf("READ l2_bytes=%ld l2_gbs=%.2f beyond_l2_gbs=%.2f\n", l2, r2, r3);
+}
+
 int main(int argc, char **argv) {
-    int threads = (int)sysconf(_SC_NPROCESSORS_ONLN), trials = 7;
+    int threads = (int)sysconf(_SC_NPROCESSORS_ONLN), trials = 7, reads_only = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--trials") && i + 1 < argc)
             trials = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--read"))
+            reads_only = 1;
         else {
-            fprintf(stderr, "usage: %s [--threads N] [--trials T]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--threads N] [--trials T] [--read]\n", argv[0]);
             return 2;
         }
     }
@@ -178,6 +245,10 @@ int main(int argc, char **argv) {
     if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) {
         fprintf(stderr, "peak: this CPU has no AVX2+FMA\n");
         return 1;
+    }
+    if (reads_only) {
+        measure_reads();
+        return 0;
     }
     double b1, m1, bn, mn;
     measure(1, 0, trials, &b1, &m1);
@@ -199,5 +270,6 @@ int main(int argc, char **argv) {
     if (has512)
         printf(" avx512_1core=%.2f avx512_all=%.2f", z1, zn);
     printf("\n");
+    measure_reads();
     return 0;
 }
