@@ -367,7 +367,7 @@ def main():
     print()
     print("Each network's weight tensors, read once a call at the rates one core reads here "
           "(bench/peak.c --read: %.1f GB/s for the first %d KiB, from L2; %.1f GB/s for the rest, "
-          "from beyond L2): no code takes less time on this core."
+          "from beyond L2): no code that reads them as float32 takes less time on this core."
           % (rates["l2_gbs"], rates["l2_bytes"] / 1024, rates["beyond_l2_gbs"]))
     print()
     print("| network | weights, MB | floor, ms | cnnc %s, ms | cnnc / floor | PyTorch 1T, ms "
