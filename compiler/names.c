@@ -466,46 +466,57 @@ typedef struct BlockCalls {
     int color;          /* 0 unvisited, 1 on the path, 2 done */
 } BlockCalls;
 
-/* The search goes no deeper than this: no real network nests blocks so
- * deep, and the C stack must not overflow on a generated chain of blocks.
- * A longer cycle, if a network uses it, stops the expander instead
- * ("nest too deeply"). */
-enum { MAX_CALL_PATH = 1000 };
-
-/* Depth-first search; `path` holds the blocks on the current call path. A
- * call to a block already on the path closes a cycle. `all` maps a block's
- * name to its BlockCalls. */
-static void find_cycles(Names *x, const Map *all, BlockCalls *b, Vec *path) {
-    b->color = 1;
-    vec_push(x->a, path, (void *)b->def);
-    for (int i = 0; i < b->calls.len; i++) {
+/* Depth-first search from `root`, with an explicit stack so that a chain
+ * of thousands of blocks cannot overflow the C stack; `path` holds the
+ * blocks on the current call path and `next` how many of each one's calls
+ * have been followed. A call to a block already on the path closes a
+ * cycle. `all` maps a block's name to its BlockCalls. */
+static void find_cycles(Names *x, const Map *all, BlockCalls *root) {
+    Vec path = {0}, next = {0};
+    root->color = 1;
+    vec_push(x->a, &path, root);
+    vec_push(x->a, &next, (void *)(intptr_t)0);
+    while (path.len > 0) {
+        BlockCalls *b = path.items[path.len - 1];
+        int i = (int)(intptr_t)next.items[next.len - 1];
+        if (i == b->calls.len) {
+            b->color = 2;
+            path.len--;
+            next.len--;
+            continue;
+        }
+        next.items[next.len - 1] = (void *)(intptr_t)(i + 1);
         const CallRef *r = b->calls.items[i];
         BlockCalls *callee = map_get(all, r->callee->name);
-        if (!callee)
+        if (!callee || callee->color == 2)
             continue;
-        if (callee->color == 1 && x->d->too_many) {
+        if (callee->color == 0) {
+            callee->color = 1;
+            vec_push(x->a, &path, callee);
+            vec_push(x->a, &next, (void *)(intptr_t)0);
+        } else if (x->d->too_many) {
             /* nothing more is printed */
-        } else if (callee->color == 1) {
-            if (callee == b) {
-                diag_error(x->d, r->loc, "block '%s' calls itself", b->def->name);
-            } else {
-                const char *through = "";
-                int start = path->len - 1;
-                while (start > 0 && path->items[start] != callee->def)
-                    start--;
-                for (int k = start + 1; k < path->len; k++)
-                    through = arena_printf(x->a, "%s%s'%s'", through,
-                                           k > start + 1 ? ", " : "",
-                                           ((Def *)path->items[k])->name);
-                diag_error(x->d, r->loc, "block '%s' calls itself through %s",
-                           callee->def->name, through);
+        } else if (callee == b) {
+            diag_error(x->d, r->loc, "block '%s' calls itself", b->def->name);
+        } else {
+            const char *through = "";
+            int start = path.len - 1;
+            while (start > 0 && path.items[start] != callee)
+                start--;
+            int n = path.len - start - 1;   /* blocks between; a long list is cut */
+            for (int k = start + 1; k < path.len; k++) {
+                int j = k - start - 1;
+                if (n > 8 && j == 4)
+                    through = arena_printf(x->a, "%s, ... %d more", through, n - 6);
+                if (n > 8 && j >= 4 && j < n - 2)
+                    continue;
+                through = arena_printf(x->a, "%s%s'%s'", through, j ? ", " : "",
+                                       ((BlockCalls *)path.items[k])->def->name);
             }
-        } else if (callee->color == 0 && path->len < MAX_CALL_PATH) {
-            find_cycles(x, all, callee, path);
+            diag_error(x->d, r->loc, "block '%s' calls itself through %s",
+                       callee->def->name, through);
         }
     }
-    path->len--;
-    b->color = 2;
 }
 
 /* ---- the pass ------------------------------------------------------------------ */
@@ -546,11 +557,10 @@ bool check_names(Program *prog, Diags *d) {
     }
     if (!any_network && !d->too_many)
         diag_error(d, (Loc){0, 0}, "the file defines no network");
-    Vec path = {0};
     for (int i = 0; i < all.len; i++) {
         BlockCalls *b = all.items[i];
         if (b->color == 0)
-            find_cycles(&x, &calls, b, &path);
+            find_cycles(&x, &calls, b);
     }
     return d->errors == errors_before;
 }

@@ -204,6 +204,28 @@ Test(diagnostics, source_too_large) {
     free(src);
 }
 
+/* A cycle through more blocks than any call path the search used to follow
+ * (1000), none of them called by the network: still found, and the list of
+ * blocks in the message is cut. */
+Test(diagnostics, long_block_cycle) {
+    enum { N = 1001 };
+    size_t cap = (size_t)N * 48 + 128, len = 0;
+    char *src = malloc(cap);
+    for (int i = 0; i < N; i++)
+        len += (size_t)snprintf(src + len, cap - len, "block b%d(x) {\n    return x -> b%d\n}\n",
+                                i, (i + 1) % N);
+    len += (size_t)snprintf(src + len, cap - len,
+                            "network n {\n    input x: [3]\n    y = x -> relu\n    output y\n}\n");
+    FrontResult r = {0};
+    front_run(&r, "cycle.cnn", src, len, NULL);
+    cr_expect(!r.ok);
+    cr_expect(strstr(r.diags, "cycle.cnn:3002:17: error: block 'b0' calls itself through "
+                     "'b1', 'b2', 'b3', 'b4', ... 994 more, 'b999', 'b1000'\n") != NULL,
+              "got:\n%.600s", r.diags);
+    front_done(&r);
+    free(src);
+}
+
 /* ---- the command line agrees with compile_front -------------------------- */
 
 /* Runs `build/cnnc-san check FILE [--network NAME]`; returns the exit status
