@@ -541,6 +541,12 @@ bool check_names(Program *prog, Diags *d) {
         if (layer_find(def->name))
             diag_error(d, def->loc, "'%s' is a layer; a %s needs another name",
                        def->name, def->kind == DEF_BLOCK ? "block" : "network");
+        /* a network's name is its files' and functions' prefix: cnnrt.h
+         * and cnnrt_train.h, and the cnnrt_ functions, are the runtime's */
+        if (def->kind == DEF_NETWORK && !strncmp(def->name, "cnnrt", 5) &&
+            (def->name[5] == 0 || def->name[5] == '_'))
+            diag_error(d, def->loc, "'%s': names 'cnnrt' and 'cnnrt_...' are the runtime's "
+                       "(cnnrt.h, cnnrt_train.h); a network needs another name", def->name);
         const Def *first = map_get(&defs, def->name);
         if (first != def)
             diag_error(d, def->loc, "'%s' is already defined on line %d",
