@@ -77,15 +77,30 @@ void emit_text(Emit *e, const char *fmt, ...) {
 
 /* ---- names ------------------------------------------------------------- */
 
-/* A C identifier for each node: its name with '.' made '_', unique. */
+/* Is C identifier `s` taken by the network's own API: NAME, or NAME_...
+ * (NAME_forward, NAME_backward, ...)? A kernel there would clash with it,
+ * or its training kernels (s_backward, s_t, ...) would. */
+static bool in_api(const Emit *e, const char *s) {
+    size_t n = strlen(e->g->name);
+    return !strncmp(s, e->g->name, n) && (s[n] == 0 || s[n] == '_');
+}
+
+/* A C identifier for each node: its name with '.' made '_', unique. Layer
+ * nodes are named by the compiler (conv1, layer2_basic1_bn2); an input's
+ * name is the user's (its kernel, when it is an output too, copies it) and
+ * could be any identifier the file uses (arena, cnn_exp, NAME_forward), so
+ * its kernel is copy_NAME. A name in the API's namespace gets a 'k' in
+ * front until it is not (network conv1: kernel kconv1). */
 static void name_functions(Emit *e) {
     e->fn = arena_alloc(e->a, sizeof(char *) * (size_t)e->g->nodes.len);
     for (int i = 0; i < e->g->nodes.len; i++) {
         const Node *n = e->g->nodes.items[i];
-        char *s = arena_strdup(e->a, n->name);
+        char *s = arena_printf(e->a, "%s%s", n->op == OP_INPUT ? "copy_" : "", n->name);
         for (char *p = s; *p; p++)
             if (!isalnum((unsigned char)*p))
                 *p = '_';
+        while (in_api(e, s))
+            s = arena_printf(e->a, "k%s", s);
         for (int k = 0; k < i; k++)
             if (!strcmp(e->fn[k], s)) {
                 s = arena_printf(e->a, "%s_%d", s, n->id);

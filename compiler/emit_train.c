@@ -190,8 +190,10 @@ static void void_io(FILE *o, const Graph *g, const char *out_prefix) {
         fprintf(o, "    (void)%s_%s;\n", out_prefix, (const char *)g->output_names.items[i]);
 }
 
-static void checks(FILE *o, const Graph *g) {
+static void checks(Emit *e, FILE *o, const Graph *g) {
     fprintf(o, "    float *A = (float *)arena; /* offsets count floats */\n");
+    if (e->train_plan->buffers.len == 0)   /* inputs straight to outputs */
+        fprintf(o, "    (void)A;\n");
     fprintf(o, "    if (batch < 1 || batch > %s_BATCH)\n        return 1;\n", g->name);
     fprintf(o, "    if ((uintptr_t)arena %% 64 != 0 || !arena)\n        return 2;\n");
 }
@@ -205,7 +207,7 @@ static void emit_train_forward(Emit *e, FILE *o) {
     fprintf(o, "int %s_train_forward(float *params, ", g->name);
     io_params(o, g, "out", false);
     fprintf(o, "int batch, void *arena, unsigned long long seed, int dropout) {\n");
-    checks(o, g);
+    checks(e, o, g);
     fprintf(o, "    (void)params;\n    (void)seed;\n    (void)dropout;\n");
     void_io(o, g, "out");
     for (int i = 0; i < g->nodes.len; i++) {
@@ -274,8 +276,13 @@ static void emit_backward_entry(Emit *e, FILE *o) {
     fprintf(o, "int %s_backward(const float *params, ", g->name);
     io_params(o, g, "dout", true);
     fprintf(o, "float *grads, int batch, void *arena) {\n");
-    checks(o, g);
+    checks(e, o, g);
     fprintf(o, "    (void)params;\n");
+    bool any_params = false;
+    for (int i = 0; i < g->nodes.len; i++)
+        any_params |= ((Node *)g->nodes.items[i])->nparams > 0;
+    if (!any_params)
+        fprintf(o, "    (void)grads;\n");
     void_io(o, g, "dout");
     for (int i = 0; i < g->outputs.len; i++) {
         const Node *n = g->outputs.items[i];

@@ -107,6 +107,41 @@ Test(codegen, avx512_and_training_code_is_clean, .timeout = 300) {
     }
 }
 
+/* Names the user chooses become C identifiers: an input that is also an
+ * output gets a copy kernel, and the network's name prefixes the API. Each
+ * of these once clashed with something in the generated file (the arena
+ * parameter, the cnn_exp helper, NAME_forward itself, a training kernel
+ * conv1_backward against the API of a network named conv1), and networks
+ * with no weights or no layers left training's `grads` or `A` unused. */
+Test(codegen, names_users_choose_never_clash, .timeout = 300) {
+    const char *nets[] = {
+        "network n {\n input arena: [3]\n output arena\n}\n",
+        "network n {\n input cnn_exp: [3]\n y = cnn_exp -> sigmoid\n output y, cnn_exp\n}\n",
+        "network n {\n input n_forward: [3]\n output n_forward\n}\n",
+        "network conv1 {\n input x: [3, 8, 8]\n y = x -> conv(4, 3, pad=1) -> dense(3)\n"
+        " output y\n}\n",
+        "network relu1 {\n input x: [4]\n y = x -> relu -> dense(2) -> relu\n output y\n}\n",
+        "network n {\n input x: [3]\n output x\n}\n",
+    };
+    const char *flags[] = {"--target scalar", "--target avx2", "--target avx512 --openmp"};
+    sh("mkdir -p build/names");
+    for (int i = 0; i < 6; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "build/names/net%d.cnn", i);
+        FILE *f = fopen(path, "w");
+        cr_assert(f);
+        fputs(nets[i], f);
+        fclose(f);
+        for (int k = 0; k < 3; k++) {
+            cr_assert_eq(sh("rm -rf build/names/out && ./cnnc build %s %s --train "
+                            "-o build/names/out", path, flags[k]), 0, "%s", nets[i]);
+            cr_expect_eq(sh("cd build/names/out && gcc -fopenmp -std=c99 -Wall -Wextra -Werror "
+                            "-pedantic -O1 -I../../../runtime -c *.c -o /dev/null"),
+                         0, "gcc rejects the code of (%s):\n%s", flags[k], nets[i]);
+        }
+    }
+}
+
 /* How many times `needle` occurs in file `path`. */
 static int count_in(const char *path, const char *needle) {
     size_t len;
