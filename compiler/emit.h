@@ -114,6 +114,10 @@ typedef struct ConvLoops {
 } ConvLoops;
 
 void emit_conv_loops(Emit *e, const ConvLoops *c);
+/* Is input k of n a concat input that its own kernel wrote into the
+ * concat's output (fuse_concat.c)? The concat kernel does not take it: it
+ * would be the same pointer as the output. */
+bool written_in_place(const Emit *e, const Node *n, int k);
 /* Per-sample loop with xb0.., yb pointers; its closing brace. */
 void open_batch(Emit *e, const Node *n);
 void close_batch(Emit *e);

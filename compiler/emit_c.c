@@ -171,7 +171,8 @@ static void emit_signature(Emit *e, const Node *n, const char *name, bool scratc
     if (n->op == OP_INPUT)
         P(e, "const float *%sx0, ", r);
     for (int k = 0; k < n->inputs.len; k++)
-        P(e, "const float *%sx%d, ", r, k);
+        if (!written_in_place(e, n, k))
+            P(e, "const float *%sx%d, ", r, k);
     for (int k = 0; k < epilogue_operands(e, n); k++)
         P(e, "const float *restrict r%d, ", k);
     P(e, "float *%sy, ", r);
@@ -926,7 +927,8 @@ static void emit_call(Emit *e, FILE *o, const Node *n) {
     if (n->op == OP_INPUT)
         fprintf(o, "%s, ", storage(e, n));
     for (int k = 0; k < n->inputs.len; k++)
-        fprintf(o, "%s, ", sample_storage(e, n->inputs.items[k], in_chain));
+        if (!written_in_place(e, n, k))
+            fprintf(o, "%s, ", sample_storage(e, n->inputs.items[k], in_chain));
     for (int k = 0; n->epi && k < n->epi->n; k++)
         if (n->epi->step[k].kind == EPI_ADD)
             fprintf(o, "%s, ", sample_storage(e, n->epi->step[k].operand, in_chain));
@@ -1016,6 +1018,11 @@ static void emit_forward(Emit *e, FILE *o) {
         fprintf(o, "    (void)A;\n");
     if (!uses_packed)
         fprintf(o, "    (void)packed;\n");
+    for (int i = 0; i < g->inputs.len; i++) {   /* declared, never read (a warning) */
+        const Node *in = g->inputs.items[i];
+        if (in->users == 0 && !in->is_output)
+            fprintf(o, "    (void)in_%s;\n", in->name);
+    }
     int chain = 0;   /* the last chain written */
     for (int i = 0; i < g->nodes.len; i++) {
         const Node *n = g->nodes.items[i];

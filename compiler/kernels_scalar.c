@@ -112,6 +112,10 @@ void omp_batch_for(Emit *e, const Node *n, const char *indent) {
  * buffer until close_batch, which writes it out twice when it has parallel
  * loops of its own. The kernels training's forward pass calls (plain) have
  * the training plan's scratch. */
+bool written_in_place(const Emit *e, const Node *n, int k) {
+    return n->op == OP_CONCAT && !e->plain && is_slice_of(n->inputs.items[k], n);
+}
+
 void open_batch(Emit *e, const Node *n) {
     bool scratch = e->plain ? n->train && n->train->fscratch : n->scratch != NULL;
     e->batch_o = NULL;
@@ -127,8 +131,9 @@ void open_batch(Emit *e, const Node *n) {
         P(e, "    for (int b = 0; b < batch; b++) {\n");
     }
     for (int k = 0; k < n->inputs.len; k++)
-        P(e, "        const float *xb%d = x%d + (ptrdiff_t)b * %lld;\n", k, k,
-          ll(in_elems(n, k)));
+        if (!written_in_place(e, n, k))
+            P(e, "        const float *xb%d = x%d + (ptrdiff_t)b * %lld;\n", k, k,
+              ll(in_elems(n, k)));
     /* pool_bands.c: the convolution's own output goes to scratch (yb) */
     bool bands = bands_here(e, n);
     P(e, "        float *%s = y + (ptrdiff_t)b * %lld;%s\n", bands ? "pb" : "yb",
@@ -766,10 +771,8 @@ static void emit_concat(Emit *e, const Node *n) {
     open_batch(e, n);
     int64_t at = 0;
     for (int k = 0; k < n->inputs.len; k++) {
-        if (e->plain || !is_slice_of(n->inputs.items[k], n))
+        if (!written_in_place(e, n, k))
             P(e, "        cnn_copy(xb%d, yb + %lld, %lld);\n", k, ll(at), ll(in_elems(n, k)));
-        else
-            P(e, "        (void)xb%d; /* written there by its kernel */\n", k);
         at += in_elems(n, k);
     }
     close_batch(e);

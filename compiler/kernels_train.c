@@ -820,7 +820,8 @@ static void emit_bn_back(Emit *e, const BackSig *b) {
     const Node *n = b->n;
     int64_t c, hw;
     channels(n, &c, &hw);
-    P(e, "    const double count = (double)batch * %lld;\n", ll(hw));
+    if (b->dx[0])   /* only the input's gradient divides by it */
+        P(e, "    const double count = (double)batch * %lld;\n", ll(hw));
     omp_for(e, "    ");
     P(e, "    for (int c = 0; c < %lld; c++) {\n", ll(c));
     P(e, "        const double mean = aux[c], inv = aux[%lld + c];\n", ll(c));

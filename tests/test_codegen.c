@@ -107,13 +107,17 @@ Test(codegen, avx512_and_training_code_is_clean, .timeout = 300) {
     }
 }
 
-/* Names the user chooses become C identifiers: an input that is also an
- * output gets a copy kernel, and the network's name prefixes the API. Each
- * of these once clashed with something in the generated file (the arena
- * parameter, the cnn_exp helper, NAME_forward itself, a training kernel
- * conv1_backward against the API of a network named conv1), and networks
- * with no weights or no layers left training's `grads` or `A` unused. */
-Test(codegen, names_users_choose_never_clash, .timeout = 300) {
+/* Small networks at the edges of what the emitter meets, each of which
+ * once made C that gcc refused or warned about. Names the user chooses
+ * become C identifiers: an input that is also an output gets a copy
+ * kernel, and the network's name prefixes the API; they clashed with the
+ * arena parameter, the cnn_exp helper, NAME_forward itself, and (network
+ * conv1) the training kernel conv1_backward with the API's. Networks with
+ * no weights or no layers left training's `grads` or `A` unused; so did an
+ * input no layer reads (in_z), and batch norm on an input its `count`. A
+ * concat whose first input a convolution wrote in place was passed the
+ * output twice, to two restrict parameters. */
+Test(codegen, unusual_networks_give_clean_c, .timeout = 300) {
     const char *nets[] = {
         "network n {\n input arena: [3]\n output arena\n}\n",
         "network n {\n input cnn_exp: [3]\n y = cnn_exp -> sigmoid\n output y, cnn_exp\n}\n",
@@ -122,10 +126,14 @@ Test(codegen, names_users_choose_never_clash, .timeout = 300) {
         " output y\n}\n",
         "network relu1 {\n input x: [4]\n y = x -> relu -> dense(2) -> relu\n output y\n}\n",
         "network n {\n input x: [3]\n output x\n}\n",
+        "network n {\n input x: [3]\n input z: [3]\n y = x -> dense(2)\n output y\n}\n",
+        "network n {\n input x: [3, 4, 4]\n y = x -> bn -> dense(2)\n output y\n}\n",
+        "network n {\n input x: [3, 16, 16]\n a = x -> conv(4, 1)\n y = concat(a, x)\n"
+        " output y\n}\n",
     };
     const char *flags[] = {"--target scalar", "--target avx2", "--target avx512 --openmp"};
     sh("mkdir -p build/names");
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < (int)(sizeof nets / sizeof nets[0]); i++) {
         char path[64];
         snprintf(path, sizeof path, "build/names/net%d.cnn", i);
         FILE *f = fopen(path, "w");
