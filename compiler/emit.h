@@ -15,6 +15,8 @@ struct Emit {
     const BuildOptions *opt;
     Arena *a;
     const char **fn;          /* C function name of each node, by id */
+    const char *source;       /* the .cnn path and the command line, as text */
+    const char *command;      /* that can go inside a C comment */
     const char **tfn;         /* the one training's forward pass calls */
     /* helpers the kernels used, so only those are written out */
     bool need_pad, need_exp, need_tanh, need_log, need_copy, need_dot;

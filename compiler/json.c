@@ -45,6 +45,20 @@ static void attrs(FILE *f, const Node *n) {
     fputs("}", f);
 }
 
+/* `s` as the inside of a JSON string: a file name may hold any byte but
+ * NUL, names are identifiers. Bytes from 0x80 up pass as they are (UTF-8,
+ * or at worst not valid UTF-8: a reader may reject it but nothing breaks). */
+static void json_chars(FILE *f, const char *s) {
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f)
+            fprintf(f, "\\u%04x", *p);
+        else
+            fputc(*p, f);
+    }
+}
+
 void print_graph_json(FILE *f, const Graph *g, const char *filename) {
     fprintf(f, "{\n  \"name\": \"%s\",\n  \"param_count\": %lld,\n"
                "  \"learnable_count\": %lld,\n",
@@ -68,11 +82,11 @@ void print_graph_json(FILE *f, const Graph *g, const char *filename) {
     fputs("],\n  \"nodes\": [\n", f);
     for (int i = 0; i < g->nodes.len; i++) {
         const Node *n = g->nodes.items[i];
-        fprintf(f, "    {\"id\": %d, \"name\": \"%s\", \"op\": \"%s\", "
-                   "\"loc\": \"%s:%d:%d\", \"inputs\": [",
+        fprintf(f, "    {\"id\": %d, \"name\": \"%s\", \"op\": \"%s\", \"loc\": \"",
                 n->id, n->name, n->op == OP_INPUT ? "input" : n->op == OP_ADD ? "add"
-                                                                 : n->layer->name,
-                filename, n->loc.line, n->loc.col);
+                                                                 : n->layer->name);
+        json_chars(f, filename);
+        fprintf(f, ":%d:%d\", \"inputs\": [", n->loc.line, n->loc.col);
         for (int k = 0; k < n->inputs.len; k++)
             fprintf(f, "%s%d", k ? ", " : "", ((Node *)n->inputs.items[k])->id);
         fputs("], \"shape\": ", f);

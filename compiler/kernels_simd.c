@@ -1799,7 +1799,7 @@ void simd_emit_band_pool(Emit *e, const Node *conv, const char *name) {
     if (g.sw == 2)
         simd_need_unzip(e);
     P(e, "/* %s — %s:%d: %s, taken by %s after each chunk of its tiles\n", name,
-      e->opt->source_name, n->loc.line, layer_describe(e->a, n), conv->name);
+      e->source, n->loc.line, layer_describe(e->a, n), conv->name);
     P(e, " *   rows r0..r1-1 of channel c: [%lld,%lld,%lld] -> [%lld,%lld,%lld]; x holds the "
          "channel's rows from row0 on%s\n */\n", ll(g.c), ll(g.h), ll(g.wi), ll(g.c), ll(g.ho),
       ll(g.wo), g.pads ? "; the rows the windows read padded with -infinity into pl first"

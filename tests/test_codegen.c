@@ -150,6 +150,28 @@ Test(codegen, unusual_networks_give_clean_c, .timeout = 300) {
     }
 }
 
+/* A path may hold any byte: in the generated C it sits in comments (where
+ * a star-slash would end one early and a slash-star warns), in `cnnc graph`
+ * inside JSON strings (where a quote or backslash must be escaped). */
+Test(codegen, odd_paths_stay_inside_comments_and_strings, .timeout = 60) {
+    cr_assert_eq(sh("rm -rf 'build/paths' && mkdir -p 'build/paths/a*/b/*c/q\"r\\s' && "
+                    "printf 'network n {\\n input x: [3, 8, 8]\\n y = x -> conv(4, 3) -> "
+                    "dense(5)\\n output y\\n}\\n' > 'build/paths/a*/b/*c/q\"r\\s/t.cnn'"), 0);
+    for (int k = 0; k < 2; k++) {
+        cr_assert_eq(sh("./cnnc build 'build/paths/a*/b/*c/q\"r\\s/t.cnn' -o build/paths/out "
+                        "--target %s", k ? "avx2" : "scalar"), 0);
+        cr_expect_eq(sh("gcc -std=c99 -Wall -Wextra -Werror -pedantic -O1 -c build/paths/out/n.c "
+                        "-o /dev/null"), 0, "the path broke a comment (target %s)",
+                     k ? "avx2" : "scalar");
+    }
+    cr_assert_eq(sh("./cnnc graph 'build/paths/a*/b/*c/q\"r\\s/t.cnn' > build/paths/g.json"), 0);
+    /* the path read back from the JSON names the file */
+    cr_expect_eq(sh("/usr/bin/python3 -c 'import json, os; "
+                    "d = json.load(open(\"build/paths/g.json\")); "
+                    "assert os.path.isfile(d[\"nodes\"][1][\"loc\"].rsplit(\":\", 2)[0])'"),
+                 0, "cnnc graph's JSON is not valid or loses the path");
+}
+
 /* How many times `needle` occurs in file `path`. */
 static int count_in(const char *path, const char *needle) {
     size_t len;
