@@ -78,6 +78,11 @@ static float *read_f32(const char *path, int64_t count, const char *what, Arena 
         return NULL;
     }
     struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "cnnc: %s '%s' is a directory, not a file\n", what, path);
+        fclose(f);
+        return NULL;
+    }
     if (fstat(fileno(f), &st) != 0 || st.st_size != count * 4) {
         fprintf(stderr, "cnnc: %s '%s' holds %lld bytes, but %lld floats "
                 "(%lld bytes) are expected\n", what, path, (long long)st.st_size,

@@ -26,6 +26,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -96,6 +97,12 @@ TuneFile *tune_read(const char *path, Arena *a) {
     FILE *f = fopen(path, "r");
     if (!f) {
         fprintf(stderr, "cnnc: cannot read the tune file '%s': %s\n", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "cnnc: the tune file '%s' is a directory, not a file\n", path);
+        fclose(f);
         return NULL;
     }
     TuneFile *tf = arena_alloc(a, sizeof *tf);

@@ -59,6 +59,21 @@ Test(cli, run_refuses_weights_of_the_wrong_size) {
     cr_expect_neq(stat("build/cli/y.f32", &st), 0, "an output was written");
 }
 
+/* A directory where a file belongs is named as such, not read as a file
+ * of 4096 bytes (--weights) or of no lines (--tune, which then built with
+ * no word of it). */
+Test(cli, a_directory_is_not_a_weights_or_tune_file) {
+    char err[4096];
+    int rc = cnnc(err, sizeof err, "build examples/lenet5.cnn -o build/cli/dir --embed "
+                  "--weights build/cli");
+    cr_expect_eq(rc, 1);
+    cr_expect(strstr(err, "weights file 'build/cli' is a directory"), "got: %s", err);
+    rc = cnnc(err, sizeof err, "build examples/lenet5.cnn -o build/cli/dir --target avx2 "
+              "--tune build/cli");
+    cr_expect_eq(rc, 1);
+    cr_expect(strstr(err, "the tune file 'build/cli' is a directory"), "got: %s", err);
+}
+
 Test(cli, run_refuses_an_input_of_the_wrong_size) {
     char err[4096];
     char args[512];
