@@ -60,6 +60,11 @@ bool compile_front(Compilation *c, const char *path, const char *src,
     } else if (!read_source(c, path, out)) {
         return false;
     }
+    /* a UTF-8 byte order mark, which some editors write first: not text */
+    if (c->src_len >= 3 && !memcmp(c->src, "\xEF\xBB\xBF", 3)) {
+        c->src += 3;
+        c->src_len -= 3;
+    }
     Diags *d = &c->diags;
     diags_init(d, &c->arena, path, c->src, c->src_len, out);
 
