@@ -46,7 +46,11 @@ typedef struct Phases {
 static Phases phases_of(const Node *n) {
     const Attrs *a = &n->a;
     Shape s = in_shape_of(n, 0);
-    Phases p = {.sh = a->stride[0], .sw = a->stride[1],
+    /* along a dimension with one output the stride reads nothing: taken as
+     * 1, a stride larger than the input splits it into no planes of
+     * (stride - 1) rows of zeros (stride 10000 on 224x224: 1.2 GB) */
+    Phases p = {.sh = n->shape.d[1] == 1 ? 1 : a->stride[0],
+                .sw = n->shape.d[2] == 1 ? 1 : a->stride[1],
                 .hin = s.d[1] + a->pad_lo[0] + a->pad_hi[0],
                 .win = s.d[2] + a->pad_lo[1] + a->pad_hi[1]};
     p.hph = (p.hin + p.sh - 1) / p.sh;
@@ -437,7 +441,7 @@ static void emit_conv(Emit *e, const Node *n) {
         .tmp = long_run_floats(n) ? arena_printf(e->a, "s + %lld", ll(run_at)) : NULL,
         .cin_g = in.d[0] / a->groups, .k = a->units, .groups = a->groups,
         .kh = a->kernel[0], .kw = a->kernel[1], .dh = a->dilation[0],
-        .dw = a->dilation[1], .sh = a->stride[0], .sw = a->stride[1],
+        .dw = a->dilation[1], .sh = ph.sh, .sw = ph.sw,
         .hin = split ? ph.hph : hp, .win = split ? ph.wph : wp,
         .hout = out.d[1], .wout = out.d[2],
         .out_rows = out.d[1], .out_row_stride = out.d[2],

@@ -131,6 +131,9 @@ LAYER_CASES = [
     ("conv_3x3_on_1x1", [4, 1, 1], "conv(5, 3, pad=1)", 1),
     ("conv_pad_gt_half", [3, 5, 5], "conv(4, 3, pad=3)", 1),
     ("conv_stride_gt_kernel", [3, 10, 10], "conv(4, 1, stride=3)", 1),
+    # one output row: a stride past the input reads nothing more (scalar: no phase planes)
+    ("conv_stride_past_input", [3, 9, 7], "conv(4, 3, stride=(500, 2), pad=1)", 1),
+    ("conv_strides_past_input", [2, 6, 5], "conv(3, 2, stride=1000)", 1),
     ("conv_stride2_dil2", [3, 11, 11], "conv(4, 3, stride=2, dilation=2, pad=2)", 1),
     ("conv_depthwise_dil2", [6, 9, 9], "conv(6, 3, pad=2, dilation=2, groups=6)", 1),
     ("conv_1x1_big_tail", [37, 3, 3], "conv(131, 1)", 1),
