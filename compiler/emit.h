@@ -91,6 +91,14 @@ static inline void channels(const Node *n, int64_t *c, int64_t *hw) {
     *hw = n->shape.rank == 3 ? n->shape.d[1] * n->shape.d[2] : 1;
 }
 
+/* How far an LRN window reaches below and above channel c: size/2 and
+ * (size-1)/2 as PyTorch has it, but never past the C channels there are
+ * (a size of 4294967297 would loop 4e9 times, past int). */
+static inline void lrn_reach(const Node *n, int64_t c, int64_t *below, int64_t *above) {
+    *below = n->a.size / 2 < c - 1 ? n->a.size / 2 : c - 1;
+    *above = (n->a.size - 1) / 2 < c - 1 ? (n->a.size - 1) / 2 : c - 1;
+}
+
 static inline Shape in_shape_of(const Node *n, int k) {
     return ((const Node *)n->inputs.items[k])->shape;
 }

@@ -1174,6 +1174,21 @@ static bool fits_int(const Graph *g, Diags *d) {
                        "than the generated C indexes", n->name);
             return false;
         }
+        /* a window's loops count rows and columns with int (maxpool(2^31,
+         * pad=2^30) has a [C,1,1] output but loops past it) */
+        const Attrs *a = &n->a;
+        for (int dim = 0; dim < 2 && a->kernel[0] > 0 && n->inputs.len > 0; dim++) {
+            Shape in = in_shape_of(n, 0);
+            int64_t padded = in.rank == 3 ? in.d[1 + dim] + a->pad_lo[dim] + a->pad_hi[dim] : 0;
+            if (padded >= INT32_MAX || a->stride[dim] >= INT32_MAX) {
+                diag_error(d, n->loc, "%s: %s %lld %s, 2^31 or more, more than the generated C "
+                           "indexes", n->name, padded >= INT32_MAX ? "its padded input is"
+                                                                   : "its stride is",
+                           (long long)(padded >= INT32_MAX ? padded : a->stride[dim]),
+                           dim ? "columns" : "rows");
+                return false;
+            }
+        }
     }
     return true;
 }

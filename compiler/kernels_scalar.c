@@ -532,13 +532,14 @@ static void emit_lrn(Emit *e, const Node *n) {
     const Attrs *a = &n->a;
     int64_t c, hw;
     channels(n, &c, &hw);
+    int64_t below, above;
+    lrn_reach(n, c, &below, &above);
     e->need_exp = e->need_log = true;
     open_batch(e, n);
     P(e, "        for (int i = 0; i < %lld; i++)\n", ll(hw));
     P(e, "            for (int c = 0; c < %lld; c++) {\n", ll(c));
     P(e, "                double sum = 0.0;\n");
-    P(e, "                for (int j = c - %lld; j <= c + %lld; j++)\n",
-      ll(a->size / 2), ll((a->size - 1) / 2));
+    P(e, "                for (int j = c - %lld; j <= c + %lld; j++)\n", ll(below), ll(above));
     P(e, "                    if (j >= 0 && j < %lld) {\n", ll(c));
     P(e, "                        double v = xb0[j * %lld + i];\n", ll(hw));
     P(e, "                        sum += v * v;\n");

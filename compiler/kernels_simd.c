@@ -1845,10 +1845,11 @@ static bool emit_lrn(Emit *e, const Node *n) {
     if (e->split && !e->plain)
         P(e, "        #pragma omp parallel for schedule(static)\n");
     P(e, "        for (int c = 0; c < %lld; c++) {\n", ll(c));
-    P(e, "            const int lo = c - %lld < 0 ? 0 : c - %lld;\n", ll(a->size / 2),
-      ll(a->size / 2));
-    P(e, "            const int hi = c + %lld >= %lld ? %lld : c + %lld;\n", ll((a->size - 1) / 2),
-      ll(c), ll(c - 1), ll((a->size - 1) / 2));
+    int64_t below, above;
+    lrn_reach(n, c, &below, &above);
+    P(e, "            const int lo = c - %lld < 0 ? 0 : c - %lld;\n", ll(below), ll(below));
+    P(e, "            const int hi = c + %lld >= %lld ? %lld : c + %lld;\n", ll(above),
+      ll(c), ll(c - 1), ll(above));
     P(e, "            for (int i = 0; i < %lld; i += W) {\n", ll(main));
     P(e, "                __m256 sum = _mm256_setzero_ps(), r;\n");
     P(e, "                for (int j = lo; j <= hi; j++) {\n");

@@ -993,7 +993,8 @@ static void emit_lrn_back(Emit *e, const BackSig *b) {
     if (!b->dx[0])
         return;
     e->need_exp = e->need_log = true;
-    int64_t lo = a->size / 2, hi = (a->size - 1) / 2;
+    int64_t lo, hi;
+    lrn_reach(n, c, &lo, &hi);
     open_back_batch(e, b, false);
     P(e, "        for (int i = 0; i < %lld; i++) {\n", ll(hw));
     P(e, "            for (int c = 0; c < %lld; c++) {\n", ll(c));

@@ -74,6 +74,29 @@ Test(cli, a_directory_is_not_a_weights_or_tune_file) {
     cr_expect(strstr(err, "the tune file 'build/cli' is a directory"), "got: %s", err);
 }
 
+/* What the language allows but int-indexed C cannot take is refused by
+ * build at the layer, never written out as loops past int (a pool window
+ * of 2^31 compiled to `for (int i = 0; i < 2147483648; i++)`). */
+Test(cli, build_refuses_what_int_cannot_index) {
+    const char *nets[] = {
+        "x -> maxpool(2147483648, pad=1073741824)", "its padded input is 2147483660 rows",
+        "x -> conv(4, 3, stride=(1, 2147483648), pad=1)", "its stride is 2147483648 columns",
+    };
+    for (int i = 0; i < 2; i++) {
+        FILE *f = fopen("build/cli/big.cnn", "w");
+        cr_assert(f);
+        fprintf(f, "network n {\n    input x: [8, 12, 12]\n    y = %s\n    output y\n}\n",
+                nets[2 * i]);
+        fclose(f);
+        char err[4096];
+        cr_expect_eq(cnnc(err, sizeof err, "check build/cli/big.cnn"), 0, "%s", err);
+        int rc = cnnc(err, sizeof err, "build build/cli/big.cnn -o build/cli/big --target scalar");
+        cr_expect_eq(rc, 1);
+        cr_expect(strstr(err, "big.cnn:3:14: error: ") && strstr(err, nets[2 * i + 1]),
+                  "got: %s", err);
+    }
+}
+
 Test(cli, run_refuses_an_input_of_the_wrong_size) {
     char err[4096];
     char args[512];
