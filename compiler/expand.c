@@ -336,6 +336,13 @@ static bool set_arg(Expander *x, Scope *s, Node *n, const ArgSpec *spec,
         int64_t got[2];
         for (int i = 0; i < 2; i++) {
             const Value *p = parts[i];
+            if (p->kind != V_INT && p != v) {   /* one of a pair */
+                expand_error(x, s, arg->loc, "%s's '%s' pair must hold two integers, got %s%s",
+                             lname, spec->name, describe(x, p),
+                             p->kind == V_SYMBOL && !strcmp(p->sym, "same")
+                                 ? " ('same' stands alone: pad=same)" : "");
+                return false;
+            }
             if (p->kind != V_INT) {
                 expand_error(x, s, arg->loc, "%s's '%s' must be %s, got %s",
                              lname, spec->name,

@@ -191,7 +191,9 @@ static int train_option(int argc, char **argv, int *i, CliOptions *o) {
 /* "bn,act": the fusion passes to turn off. */
 static bool parse_no_fuse(const char *list, FuseOptions *f) {
     char buf[64];
-    if (strlen(list) >= sizeof buf || !*list)
+    /* an empty item (bn,,add or a trailing comma) is a typo, not a pass */
+    if (strlen(list) >= sizeof buf || !*list || list[0] == ',' || strstr(list, ",,") ||
+        list[strlen(list) - 1] == ',')
         return false;
     strcpy(buf, list);
     for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {

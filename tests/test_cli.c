@@ -211,6 +211,9 @@ Test(cli, no_fuse_takes_only_known_passes) {
     char err[4096];
     cr_expect_eq(cnnc(err, sizeof err, "build examples/lenet5.cnn --no-fuse=bn,relu -o build/cli/t"), 2);
     cr_expect(strstr(err, "bn, add, act, concat, pool and chain"), "got: %s", err);
+    /* an empty item is a typo, not a pass */
+    cr_expect_eq(cnnc(err, sizeof err, "build examples/lenet5.cnn --no-fuse=bn,,add -o build/cli/t"), 2);
+    cr_expect_eq(cnnc(err, sizeof err, "build examples/lenet5.cnn --no-fuse=bn, -o build/cli/t"), 2);
     cr_expect_eq(cnnc(err, sizeof err, "build examples/resnet18.cnn --no-fuse=bn,add,act,concat,pool,chain "
                       "--target avx2 -o build/cli/nf"), 0, "got: %s", err);
 }
