@@ -1749,7 +1749,8 @@ static const char NINF[] =
 static void emit_maxpool(Emit *e, const Node *n, int w) {
     PoolGeo g = pool_geo(n);
     e->wide = w == 16;
-    simd_need_vmax(e);
+    if (n->a.kernel[0] * n->a.kernel[1] > 1)   /* a 1x1 window takes no max */
+        simd_need_vmax(e);
     if (g.sw == 2)
         simd_need_unzip(e);
     P(e, "    enum { W = %d }; /* floats a vector */\n", w);
@@ -1795,7 +1796,8 @@ void simd_emit_band_pool(Emit *e, const Node *conv, const char *name) {
     int w = pool_width(e->opt->target, n);
     PoolGeo g = pool_geo(n);
     e->wide = w == 16;
-    simd_need_vmax(e);
+    if (n->a.kernel[0] * n->a.kernel[1] > 1)
+        simd_need_vmax(e);
     if (g.sw == 2)
         simd_need_unzip(e);
     P(e, "/* %s — %s:%d: %s, taken by %s after each chunk of its tiles\n", name,

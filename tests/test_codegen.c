@@ -116,7 +116,8 @@ Test(codegen, avx512_and_training_code_is_clean, .timeout = 300) {
  * no weights or no layers left training's `grads` or `A` unused; so did an
  * input no layer reads (in_z), and batch norm on an input its `count`. A
  * concat whose first input a convolution wrote in place was passed the
- * output twice, to two restrict parameters. */
+ * output twice, to two restrict parameters. A 1x1 max pool left the vector
+ * max helper unused. */
 Test(codegen, unusual_networks_give_clean_c, .timeout = 300) {
     const char *nets[] = {
         "network n {\n input arena: [3]\n output arena\n}\n",
@@ -130,6 +131,7 @@ Test(codegen, unusual_networks_give_clean_c, .timeout = 300) {
         "network n {\n input x: [3, 4, 4]\n y = x -> bn -> dense(2)\n output y\n}\n",
         "network n {\n input x: [3, 16, 16]\n a = x -> conv(4, 1)\n y = concat(a, x)\n"
         " output y\n}\n",
+        "network n {\n input x: [3, 4, 4]\n y = x -> maxpool(1)\n output y\n}\n",
     };
     const char *flags[] = {"--target scalar", "--target avx2", "--target avx512 --openmp"};
     sh("mkdir -p build/names");
