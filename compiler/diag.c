@@ -26,14 +26,23 @@ enum { QUOTE_WIDTH = 160 };
 /* Prints source line `line` and a caret under byte column `col`. Control
  * bytes are shown as spaces so a corrupt file cannot garble the terminal;
  * tabs are kept, in the caret line too, so the caret lines up. */
+/* Where the line starting at p ends (its \n, \r\n or lone \r, as the
+ * lexer counts them), and in *next where the following one starts. */
+static const char *line_end(const char *p, const char *end, const char **next) {
+    while (p < end && *p != '\n' && *p != '\r')
+        p++;
+    *next = p < end ? p + 1 + (*p == '\r' && p + 1 < end && p[1] == '\n') : end;
+    return p;
+}
+
 static void quote_line(Diags *d, int line, int col) {
-    const char *p = d->src, *end = d->src + d->src_len;
+    const char *p = d->src, *end = d->src + d->src_len, *next;
     for (int l = 1; l < line && p < end; l++) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        p = nl ? nl + 1 : end;
+        line_end(p, end, &next);
+        p = next;
     }
-    const char *eol = memchr(p, '\n', (size_t)(end - p));
-    size_t len = (size_t)((eol ? eol : end) - p);
+    const char *eol = line_end(p, end, &next);
+    size_t len = (size_t)(eol - p);
     size_t caret = col > 1 ? (size_t)col - 1 : 0;
     if (caret > len)
         caret = len;
