@@ -218,32 +218,28 @@ def time_py(fn, samples, min_seconds):
     return statistics.median(ts), ts
 
 
-def peak(trials=5, workdir=None):
-    """Runs bench/peak.c; returns dict avx2_1core, avx2_all, threads (and avx512_* if any) and
-    the printed text."""
+def run_peak(args, tag, workdir=None):
+    """Compiles and runs bench/peak.c with `args`; returns the KEY=VALUE pairs of its last line
+    starting with `tag` (as floats) and the printed text."""
     workdir = workdir or "/tmp"
     exe = os.path.join(workdir, "peak")
     subprocess.run([os.environ.get("CC", "cc"), "-O2", "-mavx2", "-mfma", "-pthread",
                     os.path.join(HERE, "peak.c"), "-o", exe], check=True)
-    p = subprocess.run([exe, "--trials", str(trials)], check=True, stdout=subprocess.PIPE, text=True)
-    line = [l for l in p.stdout.splitlines() if l.startswith("PEAK ")][-1]
-    d = {}
-    for kv in line.split()[1:]:
-        k, v = kv.split("=")
-        d[k] = float(v)
-    return d, p.stdout
+    p = subprocess.run([exe] + args, check=True, stdout=subprocess.PIPE, text=True)
+    line = [l for l in p.stdout.splitlines() if l.startswith(tag + " ")][-1]
+    return {k: float(v) for k, v in (kv.split("=") for kv in line.split()[1:])}, p.stdout
+
+
+def peak(trials=5, workdir=None):
+    """Runs bench/peak.c; returns dict avx2_1core, avx2_all, threads (and avx512_* if any) and
+    the printed text."""
+    return run_peak(["--trials", str(trials)], "PEAK", workdir)
 
 
 def read_rates(workdir=None):
     """Runs bench/peak.c --read; returns dict l2_bytes, l2_gbs, beyond_l2_gbs: how fast one
     core reads from its L2 and from beyond it."""
-    workdir = workdir or "/tmp"
-    exe = os.path.join(workdir, "peak")
-    subprocess.run([os.environ.get("CC", "cc"), "-O2", "-mavx2", "-mfma", "-pthread",
-                    os.path.join(HERE, "peak.c"), "-o", exe], check=True)
-    p = subprocess.run([exe, "--read"], check=True, stdout=subprocess.PIPE, text=True)
-    line = [l for l in p.stdout.splitlines() if l.startswith("READ ")][-1]
-    return {k: float(v) for k, v in (kv.split("=") for kv in line.split()[1:])}
+    return run_peak(["--read"], "READ", workdir)[0]
 
 
 def loadavg():

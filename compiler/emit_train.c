@@ -278,10 +278,7 @@ static void emit_backward_entry(Emit *e, FILE *o) {
     fprintf(o, "float *grads, int batch, void *arena) {\n");
     checks(e, o, g);
     fprintf(o, "    (void)params;\n");
-    bool any_params = false;
-    for (int i = 0; i < g->nodes.len; i++)
-        any_params |= ((Node *)g->nodes.items[i])->nparams > 0;
-    if (!any_params)
+    if (g->param_count == 0)
         fprintf(o, "    (void)grads;\n");
     void_io(o, g, "dout");
     for (int i = 0; i < g->outputs.len; i++) {
